@@ -1,0 +1,119 @@
+#!/usr/bin/env node
+// fedns command line: serve, check, zone.
+import { watchFile, unwatchFile } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, resolve } from 'node:path';
+import { Command, Option } from 'commander';
+import { ConfigError, loadConfig, type Config } from './config/load.js';
+import { Fedns, loadFederation } from './app.js';
+import { createLogger } from './ops/log.js';
+import { masterFile } from './zone/masterfile.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** The embedded default: config/fedns.yaml of the installation. */
+export const DEFAULT_CONFIG = resolve(here, '..', '..', 'config', 'fedns.yaml');
+
+function load(file: string): Config {
+  try {
+    return loadConfig(file);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`fedns: invalid configuration\n${e.message}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
+}
+
+const program = new Command();
+program.name('fedns').description('Authoritative DNS for a federation of Kubernetes clusters').showHelpAfterError();
+const configOption = () => new Option('-c, --config <file>', 'configuration file').default(DEFAULT_CONFIG, 'config/fedns.yaml');
+
+program
+  .command('serve')
+  .description('answer DNS queries for the federation zone')
+  .addOption(configOption())
+  .option('--log-level <level>', 'override log.level')
+  .action(async (opts: { config: string; logLevel?: string }) => {
+    const config = load(opts.config);
+    const log = createLogger(opts.logLevel ?? config.log.level);
+    const server = new Fedns(config, log);
+    try {
+      await server.start();
+    } catch (e) {
+      log.fatal({ err: e }, 'cannot start');
+      process.exit(1);
+    }
+    log.info({ config: config.file, domain: config.domain, clusters: config.clusters.length }, 'fedns started');
+    let reloading = Promise.resolve();
+    const reload = (why: string) => {
+      reloading = reloading.then(async () => {
+        let next: Config;
+        try {
+          next = loadConfig(config.file);
+        } catch (e) {
+          log.error({ reason: why, error: (e as Error).message }, 'configuration rejected; keeping the running one');
+          return;
+        }
+        try {
+          await server.reload(next);
+        } catch (e) {
+          log.error({ err: e, reason: why }, 'reload failed; keeping the running configuration');
+        }
+      });
+    };
+    process.on('SIGHUP', () => reload('SIGHUP'));
+    watchFile(config.file, { interval: 500 }, (cur, prev) => {
+      if (cur.mtimeMs !== prev.mtimeMs) reload('file changed');
+    });
+    let stopping = false;
+    const stop = async (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, 'shutting down');
+      unwatchFile(config.file);
+      const force = setTimeout(() => process.exit(1), 5000);
+      force.unref();
+      await server.stop(2000);
+      log.info('stopped');
+      process.exit(0);
+    };
+    process.on('SIGTERM', () => void stop('SIGTERM'));
+    process.on('SIGINT', () => void stop('SIGINT'));
+  });
+
+program
+  .command('check')
+  .description('validate a configuration file and print a summary')
+  .addOption(configOption())
+  .action(async (opts: { config: string }) => {
+    const config = load(opts.config);
+    const log = createLogger('warn');
+    const fed = await loadFederation(config, log);
+    const snap = fed.snapshot;
+    const lines = [
+      `${config.file}: OK`,
+      `  zone ${config.domain} federation ${config.federation}, serial ${snap.serial}, ${snap.recordCount} records`,
+      `  listen ${config.listen.map((l) => `${l.host}:${l.port}`).join(', ')}; ops ${config.ops.listen ? `${config.ops.listen.host}:${config.ops.listen.port}` : 'off'}`,
+      `  selection ${config.selection.policy}${config.selection.labelSelector ? ` (${config.selection.labelSelector})` : ''}, address mode ${config.addressMode}`,
+      `  clusters (${config.clusters.length}):`,
+      ...[...fed.clusters.values()].map(
+        (c) => `    ${c.name}: region ${c.region ?? '-'}, zones ${c.zones.join(',') || '-'}, ${c.settings.addressMode}, ${c.health}, ${c.services.size} services${c.reason ? ` (${c.reason})` : ''}`,
+      ),
+    ];
+    process.stdout.write(lines.join('\n') + '\n');
+    fed.close();
+  });
+
+program
+  .command('zone')
+  .description('print the zone the server would serve, in master-file format')
+  .addOption(configOption())
+  .action(async (opts: { config: string }) => {
+    const config = load(opts.config);
+    const fed = await loadFederation(config, createLogger('warn'));
+    process.stdout.write(masterFile(fed.snapshot));
+    fed.close();
+  });
+
+await program.parseAsync(process.argv);

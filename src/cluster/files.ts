@@ -1,0 +1,155 @@
+// A member cluster read from a directory of Kubernetes manifests (what
+// `kubectl get services,endpointslices,serviceexports -A -o yaml` prints: a List, or
+// multi-document YAML). The directory is watched; a broken file keeps the last good state.
+import { readdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import type { Logger } from 'pino';
+import {
+  ObjectError,
+  slimEndpointSlice,
+  slimService,
+  slimServiceExport,
+} from './objects.js';
+import type { ClusterInventory, ClusterState } from './state.js';
+import type { ClusterSource } from './source.js';
+
+const MANIFEST = /\.(ya?ml|json)$/i;
+
+export class ManifestError extends Error {
+  constructor(
+    readonly file: string,
+    message: string,
+  ) {
+    super(`${file}: ${message}`);
+  }
+}
+
+/** Reads every manifest file of `dir` into slim objects. Throws ManifestError on the first bad file. */
+export function readManifestDir(dir: string): ClusterInventory {
+  const inv: ClusterInventory = { services: [], slices: [], exports: [] };
+  const files = listManifests(dir);
+  for (const file of files) {
+    const text = readFileSync(file, 'utf8');
+    const docs = parseAllDocuments(text);
+    const list = Array.isArray(docs) ? docs : [docs];
+    for (const doc of list) {
+      if (doc.errors.length) throw new ManifestError(file, `YAML: ${doc.errors[0].message.split('\n')[0]}`);
+      const obj = doc.toJS();
+      if (obj == null) continue;
+      collect(obj, file, inv);
+    }
+  }
+  return inv;
+}
+
+function listManifests(dir: string): string[] {
+  const out: string[] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+    const p = join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...listManifests(p));
+    else if (MANIFEST.test(entry.name) && !entry.name.startsWith('.')) out.push(p);
+  }
+  return out;
+}
+
+function collect(obj: unknown, file: string, inv: ClusterInventory): void {
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new ManifestError(file, 'expected a Kubernetes object or List');
+  const o = obj as Record<string, any>;
+  const kind = o.kind;
+  try {
+    if (typeof kind === 'string' && kind.endsWith('List') && Array.isArray(o.items)) {
+      const itemKind = kind === 'List' ? undefined : kind.slice(0, -4);
+      for (const item of o.items) collect(itemKind && item && !item.kind ? { ...item, kind: itemKind } : item, file, inv);
+    } else if (kind === 'Service') inv.services.push(slimService(o));
+    else if (kind === 'EndpointSlice') inv.slices.push(slimEndpointSlice(o));
+    else if (kind === 'ServiceExport') inv.exports.push(slimServiceExport(o));
+    else if (typeof kind !== 'string') throw new ManifestError(file, 'object without a kind');
+    // Other kinds (Nodes, Deployments, ...) are ignored.
+  } catch (e) {
+    if (e instanceof ObjectError) throw new ManifestError(file, e.message);
+    throw e;
+  }
+}
+
+/** Cheap fingerprint of the directory: names, sizes and modification times. */
+function fingerprint(dir: string): string {
+  try {
+    return listManifests(dir)
+      .map((f) => {
+        const s = statSync(f);
+        return `${f}:${s.size}:${s.mtimeMs}`;
+      })
+      .join('|');
+  } catch (e) {
+    return `error:${(e as Error).message}`;
+  }
+}
+
+export class FileClusterSource implements ClusterSource {
+  private watcher?: FSWatcher;
+  private poll?: NodeJS.Timeout;
+  private debounce?: NodeJS.Timeout;
+  private lastPrint = '';
+  private lastError = '';
+
+  constructor(
+    private readonly state: ClusterState,
+    private readonly dir: string,
+    private readonly log: Logger,
+    /** Fallback poll interval; fs.watch is the fast path. */
+    private readonly pollMs = 500,
+  ) {}
+
+  start(): void {
+    this.reload();
+    try {
+      this.watcher = watch(this.dir, { recursive: true }, () => this.soon());
+      this.watcher.on('error', (e) => this.log.warn({ err: e, dir: this.dir }, 'manifest directory watch failed; polling'));
+    } catch (e) {
+      this.log.warn({ err: e, dir: this.dir }, 'cannot watch manifest directory; polling');
+    }
+    this.poll = setInterval(() => {
+      if (fingerprint(this.dir) !== this.lastPrint) this.soon();
+    }, this.pollMs);
+    this.poll.unref();
+  }
+
+  private soon(): void {
+    if (this.debounce) clearTimeout(this.debounce);
+    // Editors write files in several steps; read once they are done.
+    this.debounce = setTimeout(() => this.reload(), 50);
+  }
+
+  /** Re-reads the directory and applies the difference. */
+  reload(): void {
+    this.lastPrint = fingerprint(this.dir);
+    let inv: ClusterInventory;
+    try {
+      inv = readManifestDir(this.dir);
+    } catch (e) {
+      const msg = (e as Error).message;
+      if (msg !== this.lastError) {
+        this.log.error({ error: msg }, 'cannot read cluster manifests; keeping the last good state');
+        this.lastError = msg;
+      }
+      this.state.reason = msg;
+      return;
+    }
+    this.lastError = '';
+    const before = this.state.health;
+    this.state.replaceAll(inv);
+    this.state.markLive();
+    this.state.flush();
+    this.log.info(
+      { services: inv.services.length, endpointSlices: inv.slices.length, serviceExports: inv.exports.length },
+      before === 'syncing' ? 'cluster synced from manifests' : 'cluster manifests changed',
+    );
+  }
+
+  stop(): void {
+    this.watcher?.close();
+    if (this.poll) clearInterval(this.poll);
+    if (this.debounce) clearTimeout(this.debounce);
+  }
+}

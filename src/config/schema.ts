@@ -1,0 +1,178 @@
+// The configuration file's schema: every field, its default, and what makes it valid.
+import { z } from 'zod';
+import { nameProblem, canonicalName } from '../dns/name.js';
+import { isAddress } from '../dns/writer.js';
+
+/** "30", 30, "30s", "5m", "2h", "500ms" -> seconds. */
+export function parseDuration(v: unknown): number | undefined {
+  if (typeof v === 'number') return v;
+  if (typeof v !== 'string') return undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(v);
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  const unit = m[2] ?? 's';
+  return unit === 'ms' ? n / 1000 : unit === 's' ? n : unit === 'm' ? n * 60 : n * 3600;
+}
+
+const duration = (what: string) =>
+  z.preprocess(
+    (v) => parseDuration(v) ?? v,
+    z.number({ error: `${what}: expected seconds as a number or a duration like "30s", "5m"` }).nonnegative(),
+  );
+
+const dnsName = z
+  .string()
+  .superRefine((s, ctx) => {
+    const p = nameProblem(s);
+    if (p) ctx.addIssue({ code: 'custom', message: `not a valid domain name: ${p}` });
+  })
+  .transform(canonicalName);
+
+/** A single DNS label as Kubernetes names use them (RFC 1123). */
+const dnsLabel = z
+  .string()
+  .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a lowercase DNS label (letters, digits, "-", at most 63)');
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+/** "127.0.0.1:1053", "[::1]:1053", ":53" (all IPv4 interfaces is not allowed implicitly). */
+export function parseListen(s: string): ListenAddress | string {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(s.trim());
+  if (!m) return `"${s}" is not HOST:PORT (write IPv6 as [::1]:53)`;
+  const host = m[1] ?? m[2];
+  const port = Number(m[3]);
+  if (!isAddress(host)) return `"${host}" is not an IP address`;
+  if (port > 65535) return `port ${port} is out of range`;
+  return { host, port };
+}
+
+const listenAddress = z.string().transform((s, ctx) => {
+  const r = parseListen(s);
+  if (typeof r === 'string') {
+    ctx.addIssue({ code: 'custom', message: r });
+    return z.NEVER;
+  }
+  return r;
+});
+
+const ipAddress = z.string().refine((s) => isAddress(s) !== 0, 'must be an IPv4 or IPv6 address');
+
+export const AddressMode = z.enum(['loadBalancer', 'endpoints']);
+export type AddressMode = z.infer<typeof AddressMode>;
+
+const filesSource = z.strictObject({
+  type: z.literal('files'),
+  /** Directory of manifests, relative to the config file. */
+  path: z.string().min(1),
+});
+
+const kubeSource = z.strictObject({
+  type: z.literal('kube'),
+  /** Kubeconfig path relative to the config file; absent with inCluster. */
+  kubeconfig: z.string().min(1).optional(),
+  context: z.string().min(1).optional(),
+  inCluster: z.boolean().default(false),
+});
+
+const clusterSchema = z.strictObject({
+  name: dnsLabel,
+  region: dnsLabel.optional(),
+  zones: z.array(dnsLabel).default([]),
+  addressMode: AddressMode.optional(),
+  source: z.discriminatedUnion('type', [filesSource, kubeSource]),
+});
+
+const selectionSchema = z
+  .strictObject({
+    policy: z.enum(['all', 'exported', 'labels']).default('all'),
+    /** Equality selector "a=b,c=d" (and "a!=b", "a", "!a"), used with policy "labels". */
+    labelSelector: z.string().optional(),
+  })
+  .refine((s) => s.policy !== 'labels' || !!s.labelSelector, {
+    message: 'policy "labels" needs a labelSelector such as "federation=yes"',
+    path: ['labelSelector'],
+  });
+
+const nameserverSchema = z.strictObject({
+  name: dnsName,
+  /** Glue, needed when the name server's name is inside the domain. */
+  addresses: z.array(ipAddress).default([]),
+});
+
+export const configSchema = z
+  .strictObject({
+    domain: dnsName.default('example.com.'),
+    federation: dnsLabel.default('fed'),
+    listen: z.array(listenAddress).min(1).default([{ host: '127.0.0.1', port: 1053 }]),
+    ttl: z
+      .strictObject({
+        default: z.number().int().min(0).max(86400).default(30),
+        /** TTL of answers built from a stale cluster's data. */
+        stale: z.number().int().min(0).max(86400).default(5),
+        /** TTL of the regional and zonal fallback CNAMEs. */
+        cname: z.number().int().min(0).max(86400).optional(),
+      })
+      .prefault({}),
+    soa: z
+      .strictObject({
+        mname: dnsName.optional(),
+        rname: dnsName.optional(),
+        ttl: z.number().int().min(0).default(3600),
+        refresh: z.number().int().min(1).default(3600),
+        retry: z.number().int().min(1).default(600),
+        expire: z.number().int().min(1).default(86400),
+        /** Negative-caching TTL (RFC 2308). */
+        minimum: z.number().int().min(0).default(30),
+      })
+      .prefault({}),
+    nameservers: z.array(nameserverSchema).default([]),
+    selection: selectionSchema.prefault({}),
+    addressMode: AddressMode.default('loadBalancer'),
+    health: z
+      .strictObject({
+        gracePeriod: duration('health.gracePeriod').default(300),
+        panicMode: z.boolean().default(true),
+      })
+      .prefault({}),
+    tcp: z
+      .strictObject({
+        idleTimeout: duration('tcp.idleTimeout').default(10),
+        maxConnections: z.number().int().min(1).default(1000),
+      })
+      .prefault({}),
+    ops: z
+      .strictObject({
+        listen: listenAddress.nullable().default({ host: '127.0.0.1', port: 9153 }),
+      })
+      .prefault({}),
+    log: z
+      .strictObject({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        queries: z.boolean().default(false),
+      })
+      .prefault({}),
+    clusters: z.array(clusterSchema).default([]),
+  })
+  .superRefine((c, ctx) => {
+    const seen = new Set<string>();
+    c.clusters.forEach((cl, i) => {
+      if (seen.has(cl.name)) ctx.addIssue({ code: 'custom', path: ['clusters', i, 'name'], message: `duplicate cluster name "${cl.name}"` });
+      seen.add(cl.name);
+      if (cl.zones.length > 0 && !cl.region)
+        ctx.addIssue({ code: 'custom', path: ['clusters', i, 'region'], message: 'a cluster with zones needs a region' });
+      if (cl.source.type === 'kube' && !cl.source.kubeconfig && !cl.source.inCluster)
+        ctx.addIssue({ code: 'custom', path: ['clusters', i, 'source', 'kubeconfig'], message: 'give a kubeconfig file, or inCluster: true' });
+    });
+    c.nameservers.forEach((ns, i) => {
+      const inside = ns.name === c.domain || ns.name.endsWith(`.${c.domain}`);
+      if (inside && ns.addresses.length === 0)
+        ctx.addIssue({ code: 'custom', path: ['nameservers', i, 'addresses'], message: `${ns.name} is inside ${c.domain} and needs glue addresses` });
+    });
+  });
+
+export type RawConfig = z.input<typeof configSchema>;
+export type ParsedConfig = z.output<typeof configSchema>;
+export type ClusterConfig = ParsedConfig['clusters'][number];

@@ -1,0 +1,250 @@
+// Bytes in, bytes out: answers one query from the current zone snapshot.
+// Positive answers are encoded once per (name, type, rotation) and cached; a response is the
+// query's header and question (case preserved) followed by the cached bytes, whose owner names
+// are compression pointers into that question.
+import type { Socket } from 'node:net';
+import { LRUCache } from 'lru-cache';
+import { CLASSIC_UDP_PAYLOAD, EdeCode, EdnsOption, MAX_UDP_PAYLOAD, Opcode, RRClass, RRType, Rcode } from './constants.js';
+import { keyIsInZone } from './name.js';
+import { newParsedQuery, parseQuery, ParseFailure, type ParsedQuery } from './query.js';
+import type { RR } from './records.js';
+import { Writer } from './writer.js';
+import type { Answer, ZoneNode } from '../zone/node.js';
+import type { ZoneSnapshot } from '../zone/snapshot.js';
+
+export type Transport = 'udp' | 'tcp';
+
+/** Encoded sections after the question: answer + authority, then additional RRsets. */
+interface Encoded {
+  bytes: Buffer;
+  ancount: number;
+  nscount: number;
+  /** Length of answer + authority. */
+  required: number;
+  /** End offset and record count of each additional RRset, in order. */
+  additional: { end: number; count: number }[];
+}
+
+export interface QueryObserver {
+  (transport: Transport, qtype: number, rcode: number, query: ParsedQuery | undefined): void;
+}
+
+/** Hook for zone transfers: returns true when it took over the query. */
+export type TransferHandler = (q: ParsedQuery, msg: Buffer, conn: Socket | undefined) => boolean;
+
+export interface ResponderOptions {
+  /** Nodes whose encoded answers stay cached. */
+  cacheSize?: number;
+  observer?: QueryObserver;
+}
+
+const OPT_BASE = 11; // root owner + type + class + ttl + rdlen
+const EDE_STALE = Buffer.from([0, EdnsOption.EDE, 0, 2, 0, EdeCode.STALE_ANSWER]);
+
+export class Responder {
+  private readonly q = newParsedQuery();
+  private readonly w = new Writer(65535 + 512);
+  private readonly cache: LRUCache<ZoneNode, Map<number, Encoded[]>>;
+  private negative = new Map<number, Encoded>();
+  private negativeFor?: ZoneSnapshot;
+  private rotation = 0;
+  cacheHits = 0;
+  cacheMisses = 0;
+  transferHandler?: TransferHandler;
+
+  constructor(
+    private zone: () => ZoneSnapshot,
+    private readonly opts: ResponderOptions = {},
+  ) {
+    this.cache = new LRUCache({ max: opts.cacheSize ?? 100_000 });
+  }
+
+  /** The response to `msg`, or null when the packet deserves no answer. */
+  answer(msg: Buffer, transport: Transport, conn?: Socket): Buffer | null {
+    const q = this.q;
+    const fail = parseQuery(msg, q);
+    if (fail === ParseFailure.Drop) return null;
+    if (fail === ParseFailure.FormErr) return this.finish(msg, q, transport, Rcode.FORMERR, false, undefined, q.questionEnd > 12);
+    if (q.edns && q.ednsVersion > 0) return this.finish(msg, q, transport, Rcode.BADVERS, false, undefined, true);
+    if (q.opcode !== Opcode.QUERY) return this.finish(msg, q, transport, Rcode.NOTIMP, false, undefined, true);
+    const qt = q.qtype;
+    if (qt === RRType.AXFR || qt === RRType.IXFR) {
+      if (this.transferHandler?.(q, msg, conn)) return null;
+      return this.finish(msg, q, transport, Rcode.REFUSED, false, undefined, true);
+    }
+    if (qt === RRType.OPT || qt === RRType.TSIG || qt === 0) return this.finish(msg, q, transport, Rcode.FORMERR, false, undefined, true);
+    if (q.qclass !== RRClass.IN) return this.finish(msg, q, transport, Rcode.REFUSED, false, undefined, true);
+    if (qt === RRType.MAILA || qt === RRType.MAILB || (qt >= 128 && qt < 255)) return this.finish(msg, q, transport, Rcode.NOTIMP, false, undefined, true);
+
+    const zone = this.zone();
+    if (!keyIsInZone(q.key, zone.apexKey)) return this.finish(msg, q, transport, Rcode.REFUSED, false, undefined, true);
+    const node = zone.names.get(q.key);
+    if (!zone.ready && (!node || node.owner !== '@')) {
+      // Nothing has synced: an answer from cluster data would be a guess (docs: SERVFAIL, not NXDOMAIN).
+      return this.finish(msg, q, transport, Rcode.SERVFAIL, false, undefined, true);
+    }
+    if (!node) return this.negativeAnswer(msg, q, transport, zone, Rcode.NXDOMAIN);
+    if (q.key === zone.apexKey && (qt === RRType.SOA || qt === RRType.ANY)) return this.apexSoa(msg, q, transport, zone);
+    let type = qt;
+    if (qt === RRType.ANY) {
+      // RFC 8482 4.2: answer with one RRset of the name rather than all of them.
+      const first = node.rrsets.keys().next();
+      if (first.done) return this.negativeAnswer(msg, q, transport, zone, Rcode.NOERROR);
+      type = first.value;
+    }
+    const ans = node.answerFor(type);
+    if (!ans) return this.negativeAnswer(msg, q, transport, zone, Rcode.NOERROR);
+    const enc = this.encoded(node, type, ans, q.qnameLen, zone);
+    return this.finish(msg, q, transport, Rcode.NOERROR, true, enc, true, node.stale);
+  }
+
+  private encoded(node: ZoneNode, type: number, ans: Answer, qnameLen: number, zone: ZoneSnapshot): Encoded {
+    let byType = this.cache.get(node);
+    if (!byType) this.cache.set(node, (byType = new Map()));
+    let variants = byType.get(type);
+    if (!variants) byType.set(type, (variants = []));
+    let turns = 1;
+    for (const set of ans.answer) if (set.length > turns) turns = set.length;
+    const r = turns > 1 ? this.rotation++ % turns : 0;
+    const hit = variants[r];
+    if (hit) {
+      this.cacheHits++;
+      return hit;
+    }
+    this.cacheMisses++;
+    const enc = this.encode(node.name, qnameLen, ans, r, ans.nodataAfterChain ? zone : undefined);
+    variants[r] = enc;
+    return enc;
+  }
+
+  /** Encodes the sections of an answer as they follow a question for `name`. */
+  private encode(name: string, qnameLen: number, ans: Answer, rotate: number, soaFrom?: ZoneSnapshot): Encoded {
+    const w = this.w;
+    w.reset();
+    w.off = 12;
+    w.name(name); // seeds compression with the question (same length in any letter case)
+    w.off = 12 + qnameLen + 4;
+    const start = w.off;
+    let ancount = 0;
+    for (const set of ans.answer) {
+      for (let i = 0; i < set.length; i++) w.rr(set[(i + rotate) % set.length]);
+      ancount += set.length;
+    }
+    let nscount = 0;
+    if (soaFrom) {
+      w.rr(negativeSoa(soaFrom));
+      nscount = 1;
+    }
+    const required = w.off - start;
+    const additional: Encoded['additional'] = [];
+    for (const set of ans.additional) {
+      for (const rr of set) w.rr(rr);
+      additional.push({ end: w.off - start, count: set.length });
+    }
+    return { bytes: Buffer.from(w.buf.subarray(start, w.off)), ancount, nscount, required, additional };
+  }
+
+  private negativeAnswer(msg: Buffer, q: ParsedQuery, transport: Transport, zone: ZoneSnapshot, rcode: number): Buffer {
+    if (this.negativeFor !== zone) {
+      this.negative = new Map();
+      this.negativeFor = zone;
+    }
+    let enc = this.negative.get(q.qnameLen);
+    if (!enc) {
+      const w = this.w;
+      w.reset();
+      w.off = 12;
+      // Only the zone suffix of the question matters for compression; pad the rest.
+      const apexLen = zone.apexKey.length;
+      w.remember(zone.domain, 12 + q.qnameLen - apexLen);
+      w.off = 12 + q.qnameLen + 4;
+      const start = w.off;
+      w.rr(negativeSoa(zone));
+      enc = { bytes: Buffer.from(w.buf.subarray(start, w.off)), ancount: 0, nscount: 1, required: w.off - start, additional: [] };
+      this.negative.set(q.qnameLen, enc);
+    }
+    return this.finish(msg, q, transport, rcode, true, enc, true);
+  }
+
+  private apexSoa(msg: Buffer, q: ParsedQuery, transport: Transport, zone: ZoneSnapshot): Buffer {
+    const w = this.w;
+    w.reset();
+    w.off = 12;
+    w.remember(zone.domain, 12);
+    w.off = 12 + q.qnameLen + 4;
+    const start = w.off;
+    w.rr(zone.soa);
+    const enc: Encoded = { bytes: Buffer.from(w.buf.subarray(start, w.off)), ancount: 1, nscount: 0, required: w.off - start, additional: [] };
+    return this.finish(msg, q, transport, Rcode.NOERROR, true, enc, true);
+  }
+
+  /** Assembles header, question, sections (truncating for UDP) and OPT. */
+  private finish(
+    msg: Buffer,
+    q: ParsedQuery,
+    transport: Transport,
+    rcode: number,
+    aa: boolean,
+    enc: Encoded | undefined,
+    withQuestion: boolean,
+    stale = false,
+  ): Buffer {
+    const qEnd = withQuestion ? q.questionEnd : 12;
+    const ede = stale && q.edns ? EDE_STALE : undefined;
+    const optLen = q.edns ? OPT_BASE + (ede ? ede.length : 0) : 0;
+    const limit =
+      transport === 'tcp' ? 65535 : q.edns ? Math.min(Math.max(q.udpSize, CLASSIC_UDP_PAYLOAD), MAX_UDP_PAYLOAD) : CLASSIC_UDP_PAYLOAD;
+    let body = 0;
+    let ancount = 0;
+    let nscount = 0;
+    let arcount = 0;
+    let tc = false;
+    if (enc) {
+      const room = limit - qEnd - optLen;
+      if (enc.required > room) {
+        tc = true;
+      } else {
+        body = enc.required;
+        ancount = enc.ancount;
+        nscount = enc.nscount;
+        for (const a of enc.additional) {
+          if (a.end > room) break;
+          body = a.end;
+          arcount += a.count;
+        }
+      }
+    }
+    const out = Buffer.allocUnsafe(qEnd + body + optLen);
+    msg.copy(out, 0, 0, qEnd);
+    if (body) enc!.bytes.copy(out, qEnd, 0, body);
+    const flags = 0x8000 | (q.opcode << 11) | (aa ? 0x0400 : 0) | (tc ? 0x0200 : 0) | (q.rd ? 0x0100 : 0) | (q.cd ? 0x0010 : 0) | (rcode & 0xf);
+    out.writeUInt16BE(flags, 2);
+    out.writeUInt16BE(withQuestion ? 1 : 0, 4);
+    out.writeUInt16BE(ancount, 6);
+    out.writeUInt16BE(nscount, 8);
+    out.writeUInt16BE(arcount + (q.edns ? 1 : 0), 10);
+    if (q.edns) {
+      let o = qEnd + body;
+      out[o] = 0;
+      out.writeUInt16BE(RRType.OPT, o + 1);
+      out.writeUInt16BE(MAX_UDP_PAYLOAD, o + 3);
+      out[o + 5] = (rcode >> 4) & 0xff;
+      out[o + 6] = 0;
+      out[o + 7] = q.dnssecOk ? 0x80 : 0;
+      out[o + 8] = 0;
+      out.writeUInt16BE(ede ? ede.length : 0, o + 9);
+      o += OPT_BASE;
+      if (ede) ede.copy(out, o);
+    }
+    this.opts.observer?.(transport, q.qtype, rcode, q);
+    return out;
+  }
+}
+
+/** SOA for negative answers: TTL bounded by its minimum field (RFC 2308 5). */
+function negativeSoa(zone: ZoneSnapshot): RR {
+  const soa = zone.soa;
+  const min = (soa.data as { minimum: number }).minimum;
+  return soa.ttl <= min ? soa : { ...soa, ttl: min };
+}
+

@@ -1,0 +1,182 @@
+// UDP and TCP listeners (RFC 1035 4.2, RFC 7766). Each listen address gets both.
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { createServer, isIPv6, type Server, type Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { Responder } from './responder.js';
+
+export interface ServerLimits {
+  /** Seconds a TCP connection may sit idle (RFC 7766 6.2.3). */
+  idleTimeout: number;
+  maxConnections: number;
+}
+
+export interface ListenAddr {
+  host: string;
+  port: number;
+}
+
+interface Listener {
+  addr: ListenAddr;
+  udp: UdpSocket;
+  tcp: Server;
+}
+
+const addrText = (a: ListenAddr) => (isIPv6(a.host) ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`);
+
+export class DnsServer {
+  private readonly listeners = new Map<string, Listener>();
+  private readonly connections = new Set<Socket>();
+  private closing = false;
+
+  constructor(
+    private readonly responder: Responder,
+    private limits: ServerLimits,
+    private readonly log: Logger,
+  ) {}
+
+  /** Addresses actually bound (port 0 resolved). */
+  addresses(): ListenAddr[] {
+    return [...this.listeners.values()].map((l) => {
+      const a = l.udp.address();
+      return { host: a.address, port: a.port };
+    });
+  }
+
+  setLimits(limits: ServerLimits): void {
+    this.limits = limits;
+    for (const l of this.listeners.values()) l.tcp.maxConnections = limits.maxConnections;
+  }
+
+  /** Makes the set of listen addresses exactly `addrs`: opens new ones first, then closes the rest. */
+  async listen(addrs: ListenAddr[]): Promise<void> {
+    const wanted = new Map(addrs.map((a) => [addrText(a), a]));
+    const opened: Listener[] = [];
+    try {
+      for (const [key, a] of wanted) {
+        if (this.listeners.has(key)) continue;
+        const l = await this.open(a);
+        opened.push(l);
+        this.listeners.set(key, l);
+      }
+    } catch (e) {
+      for (const l of opened) {
+        await closeListener(l);
+        this.listeners.delete(addrText(l.addr));
+      }
+      throw e;
+    }
+    for (const [key, l] of this.listeners) {
+      if (wanted.has(key)) continue;
+      this.listeners.delete(key);
+      await closeListener(l);
+      this.log.info({ address: key }, 'stopped listening');
+    }
+  }
+
+  private async open(a: ListenAddr): Promise<Listener> {
+    const udp = createSocket({ type: isIPv6(a.host) ? 'udp6' : 'udp4' });
+    udp.on('message', (msg, rinfo) => {
+      let out: Buffer | null;
+      try {
+        out = this.responder.answer(msg, 'udp');
+      } catch (e) {
+        this.log.error({ err: e, from: rinfo.address }, 'query failed');
+        return;
+      }
+      if (out) udp.send(out, rinfo.port, rinfo.address);
+    });
+    udp.on('error', (e) => this.log.error({ err: e, address: addrText(a) }, 'UDP socket error'));
+    await new Promise<void>((resolve, reject) => {
+      udp.once('error', reject);
+      udp.bind(a.port, a.host, () => {
+        udp.off('error', reject);
+        resolve();
+      });
+    });
+    const bound = udp.address().port;
+    const tcp = createServer((s) => this.accept(s));
+    tcp.maxConnections = this.limits.maxConnections;
+    tcp.on('error', (e) => this.log.error({ err: e, address: addrText(a) }, 'TCP listener error'));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        tcp.once('error', reject);
+        // Port 0: TCP takes the port UDP got, so one number serves both.
+        tcp.listen(bound, a.host, () => {
+          tcp.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (e) {
+      udp.close();
+      throw e;
+    }
+    this.log.info({ address: addrText({ host: a.host, port: bound }) }, 'listening on UDP and TCP');
+    return { addr: a, udp, tcp };
+  }
+
+  private accept(s: Socket): void {
+    if (this.closing) {
+      s.destroy();
+      return;
+    }
+    this.connections.add(s);
+    s.setNoDelay(true);
+    s.setTimeout(this.limits.idleTimeout * 1000, () => s.destroy());
+    let pending: Buffer = Buffer.alloc(0);
+    s.on('data', (chunk: Buffer) => {
+      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+      // Several queries per connection, answered as they complete (RFC 7766 6.2.1).
+      while (pending.length >= 2) {
+        const len = pending.readUInt16BE(0);
+        if (pending.length < 2 + len) break;
+        const msg = pending.subarray(2, 2 + len);
+        pending = pending.subarray(2 + len);
+        let out: Buffer | null = null;
+        try {
+          out = this.responder.answer(msg, 'tcp', s);
+        } catch (e) {
+          this.log.error({ err: e, from: s.remoteAddress }, 'query failed');
+        }
+        if (out) writeFramed(s, out);
+      }
+      if (this.closing && pending.length === 0) s.end();
+    });
+    s.on('error', () => s.destroy());
+    s.on('close', () => this.connections.delete(s));
+  }
+
+  get openConnections(): number {
+    return this.connections.size;
+  }
+
+  /** Stops accepting, lets connections finish what they have received, then closes them. */
+  async close(graceMs = 2000): Promise<void> {
+    this.closing = true;
+    const listeners = [...this.listeners.values()];
+    this.listeners.clear();
+    await Promise.all(listeners.map(closeListener));
+    for (const s of this.connections) if (!s.writableNeedDrain) s.end();
+    const deadline = Date.now() + graceMs;
+    while (this.connections.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const s of this.connections) s.destroy();
+  }
+}
+
+export function writeFramed(s: Socket, msg: Buffer): boolean {
+  const frame = Buffer.allocUnsafe(2 + msg.length);
+  frame.writeUInt16BE(msg.length, 0);
+  msg.copy(frame, 2);
+  return s.write(frame);
+}
+
+/** Stops accepting on both sockets; open TCP connections are left to finish (see close()). */
+function closeListener(l: Listener): Promise<void> {
+  l.tcp.close();
+  return new Promise((resolve) => {
+    try {
+      l.udp.close(() => resolve());
+    } catch {
+      resolve();
+    }
+  });
+}

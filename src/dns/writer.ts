@@ -1,0 +1,184 @@
+// Wire encoder: writes into one buffer with a name-compression table (RFC 1035 4.1.4).
+import { isIPv4, isIPv6 } from 'node:net';
+import { RRClass, RRType } from './constants.js';
+import { canonicalName } from './name.js';
+import type { RR, SoaData, SrvData } from './records.js';
+
+export class WriteOverflow extends Error {
+  constructor() {
+    super('DNS message does not fit its buffer');
+  }
+}
+
+export function ipv4Bytes(addr: string, out: Buffer, off: number): number {
+  const parts = addr.split('.');
+  for (let i = 0; i < 4; i++) out[off + i] = Number(parts[i]);
+  return off + 4;
+}
+
+/** RFC 4291 text form to 16 bytes (handles "::" and a trailing dotted quad). */
+export function ipv6Bytes(addr: string, out: Buffer, off: number): number {
+  let head = addr;
+  let tail4: number[] = [];
+  const lastColon = addr.lastIndexOf(':');
+  if (addr.indexOf('.', lastColon) !== -1) {
+    tail4 = addr.slice(lastColon + 1).split('.').map(Number);
+    head = addr.slice(0, lastColon + 1) + '0:0';
+  }
+  const halves = head.split('::');
+  const left = halves[0] ? halves[0].split(':') : [];
+  const right = halves.length > 1 && halves[1] ? halves[1].split(':') : [];
+  const groups = new Array<number>(8).fill(0);
+  left.forEach((g, i) => (groups[i] = parseInt(g, 16)));
+  right.forEach((g, i) => (groups[8 - right.length + i] = parseInt(g, 16)));
+  for (let i = 0; i < 8; i++) out.writeUInt16BE(groups[i], off + 2 * i);
+  if (tail4.length === 4) for (let i = 0; i < 4; i++) out[off + 12 + i] = tail4[i];
+  return off + 16;
+}
+
+export function isAddress(addr: string): 4 | 6 | 0 {
+  return isIPv4(addr) ? 4 : isIPv6(addr) ? 6 : 0;
+}
+
+export class Writer {
+  readonly buf: Buffer;
+  off = 0;
+  /** Lowercase presentation suffix -> offset of its first label. */
+  private readonly names = new Map<string, number>();
+
+  constructor(sizeOrBuf: number | Buffer = 65535) {
+    this.buf = typeof sizeOrBuf === 'number' ? Buffer.allocUnsafe(sizeOrBuf) : sizeOrBuf;
+  }
+
+  reset(): void {
+    this.off = 0;
+    this.names.clear();
+  }
+
+  private room(n: number): void {
+    if (this.off + n > this.buf.length) throw new WriteOverflow();
+  }
+
+  u8(v: number): void {
+    this.room(1);
+    this.buf[this.off++] = v;
+  }
+
+  u16(v: number): void {
+    this.room(2);
+    this.buf.writeUInt16BE(v, this.off);
+    this.off += 2;
+  }
+
+  u32(v: number): void {
+    this.room(4);
+    this.buf.writeUInt32BE(v >>> 0, this.off);
+    this.off += 4;
+  }
+
+  bytes(b: Uint8Array): void {
+    this.room(b.length);
+    this.buf.set(b, this.off);
+    this.off += b.length;
+  }
+
+  /** Registers a name already present in the buffer at `offset` (e.g. the question). */
+  remember(name: string, offset: number): void {
+    const n = canonicalName(name);
+    if (n === '.') return;
+    let o = offset;
+    let rest = n;
+    while (rest !== '' && o < 0x4000) {
+      if (!this.names.has(rest)) this.names.set(rest, o);
+      const dot = rest.indexOf('.');
+      o += dot + 1;
+      rest = rest.slice(dot + 1);
+    }
+  }
+
+  /** Writes a name; `compress` false for names RFC 3597 forbids compressing (SRV targets). */
+  name(name: string, compress = true): void {
+    const n = canonicalName(name);
+    let rest = n;
+    while (rest !== '.' && rest !== '') {
+      const known = compress ? this.names.get(rest) : undefined;
+      if (known !== undefined) {
+        this.u16(0xc000 | known);
+        return;
+      }
+      const dot = rest.indexOf('.');
+      const label = rest.slice(0, dot);
+      if (this.off < 0x4000 && !this.names.has(rest)) this.names.set(rest, this.off);
+      this.room(label.length + 1);
+      this.buf[this.off++] = label.length;
+      this.off += this.buf.write(label, this.off, 'latin1');
+      rest = rest.slice(dot + 1);
+    }
+    this.u8(0);
+  }
+
+  /** Writes one resource record; `owner` overrides the owner name (e.g. a pointer target offset). */
+  rr(rr: RR, ownerOffset?: number): void {
+    if (ownerOffset !== undefined) this.u16(0xc000 | ownerOffset);
+    else this.name(rr.name);
+    this.u16(rr.type);
+    this.u16(rr.class ?? RRClass.IN);
+    this.u32(rr.ttl);
+    const lenAt = this.off;
+    this.u16(0);
+    this.rdata(rr);
+    this.buf.writeUInt16BE(this.off - lenAt - 2, lenAt);
+  }
+
+  private rdata(rr: RR): void {
+    const d = rr.data;
+    switch (rr.type) {
+      case RRType.A:
+        this.room(4);
+        this.off = ipv4Bytes(d as string, this.buf, this.off);
+        return;
+      case RRType.AAAA:
+        this.room(16);
+        this.off = ipv6Bytes(d as string, this.buf, this.off);
+        return;
+      case RRType.NS:
+      case RRType.CNAME:
+      case RRType.PTR:
+        this.name(d as string);
+        return;
+      case RRType.SOA: {
+        const s = d as SoaData;
+        this.name(s.mname);
+        this.name(s.rname);
+        this.u32(s.serial);
+        this.u32(s.refresh);
+        this.u32(s.retry);
+        this.u32(s.expire);
+        this.u32(s.minimum);
+        return;
+      }
+      case RRType.SRV: {
+        const s = d as SrvData;
+        this.u16(s.priority);
+        this.u16(s.weight);
+        this.u16(s.port);
+        this.name(s.target, false);
+        return;
+      }
+      case RRType.TXT:
+        for (const t of d as string[]) {
+          const b = Buffer.from(t, 'utf8');
+          this.u8(b.length);
+          this.bytes(b);
+        }
+        return;
+      default:
+        this.bytes(d as Buffer);
+    }
+  }
+
+  /** A copy of what has been written. */
+  take(): Buffer {
+    return Buffer.from(this.buf.subarray(0, this.off));
+  }
+}

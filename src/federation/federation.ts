@@ -1,0 +1,166 @@
+// The federation: member clusters in, zone snapshots out. A change in one cluster rebuilds
+// only the federated services it touches; publishing is batched per event-loop turn.
+import { EventEmitter } from 'node:events';
+import { ClusterState, type ClusterListener, type ClusterSettings } from '../cluster/state.js';
+import { serviceNames, type RecordSettings, type Topology } from '../zone/service-records.js';
+import { ZoneBuilder, type ApexSettings, type ZoneChange, type ZoneSnapshot } from '../zone/snapshot.js';
+import { federate, type FederatedService, type FederationPolicy } from './model.js';
+
+export interface FederationEvents {
+  /** A new snapshot is current. `services` is how many federated services were rebuilt. */
+  published: [snapshot: ZoneSnapshot, change: ZoneChange, services: number];
+  clusterHealth: [cluster: ClusterState, previous: string];
+}
+
+export interface FederationSettings {
+  apex: ApexSettings;
+  naming: RecordSettings;
+  policy: FederationPolicy;
+  initialSerial?: number;
+}
+
+export class Federation extends EventEmitter<FederationEvents> implements ClusterListener {
+  readonly clusters = new Map<string, ClusterState>();
+  private readonly builder: ZoneBuilder;
+  /** Federated services that currently have names in the zone. */
+  private readonly present = new Set<string>();
+  private readonly dirty = new Set<string>();
+  private scheduled: NodeJS.Immediate | undefined;
+  private topology: Topology = { regions: new Map() };
+  private topologyText = '';
+  private readonly seenHealth = new Map<string, string>();
+  private current: ZoneSnapshot;
+
+  constructor(private settings: FederationSettings) {
+    super();
+    this.builder = new ZoneBuilder(settings.apex, settings.initialSerial);
+    this.current = this.builder.snapshotNow;
+  }
+
+  /** The snapshot queries read. Swapped whole on every publish. */
+  get snapshot(): ZoneSnapshot {
+    return this.current;
+  }
+
+  get policy(): FederationPolicy {
+    return this.settings.policy;
+  }
+
+  get naming(): RecordSettings {
+    return this.settings.naming;
+  }
+
+  addCluster(settings: ClusterSettings): ClusterState {
+    if (this.clusters.has(settings.name)) throw new Error(`cluster ${settings.name} already exists`);
+    const c = new ClusterState(settings, this);
+    this.clusters.set(settings.name, c);
+    this.seenHealth.set(c.name, c.health);
+    return c;
+  }
+
+  removeCluster(name: string): void {
+    const c = this.clusters.get(name);
+    if (!c) return;
+    c.dispose();
+    this.clusters.delete(name);
+    this.seenHealth.delete(name);
+    for (const k of c.serviceKeys()) this.dirty.add(k);
+    this.topologyMayChange();
+    this.schedule();
+  }
+
+  /** Applies new settings (TTLs, policy, apex) and rebuilds everything. */
+  reconfigure(settings: FederationSettings): void {
+    this.settings = settings;
+    this.builder.setApex(settings.apex);
+    for (const k of this.present) this.dirty.add(k);
+    this.topologyMayChange(true);
+    this.schedule();
+  }
+
+  servicesChanged(_c: ClusterState, keys: Set<string>): void {
+    for (const k of keys) this.dirty.add(k);
+    this.schedule();
+  }
+
+  clusterChanged(c: ClusterState): void {
+    const previous = this.seenHealth.get(c.name) ?? 'syncing';
+    if (previous !== c.health) {
+      this.seenHealth.set(c.name, c.health);
+      this.emit('clusterHealth', c, previous);
+    }
+    for (const k of c.serviceKeys()) this.dirty.add(k);
+    // A cluster that was syncing contributed nothing before: only its own services can change.
+    if (previous !== 'syncing') for (const k of this.present) this.dirty.add(k);
+    this.topologyMayChange();
+    this.schedule();
+  }
+
+  private topologyMayChange(force = false): void {
+    const regions = new Map<string, Set<string>>();
+    for (const c of this.clusters.values()) {
+      const r = c.region;
+      if (!r) continue;
+      let zs = regions.get(r);
+      if (!zs) regions.set(r, (zs = new Set()));
+      for (const z of c.zones) zs.add(z);
+    }
+    const sorted = new Map([...regions].sort(([a], [b]) => a.localeCompare(b)).map(([r, zs]) => [r, [...zs].sort()] as const));
+    const text = JSON.stringify([...sorted]);
+    if (text === this.topologyText && !force) return;
+    this.topologyText = text;
+    this.topology = { regions: sorted };
+    // Every service has a name per region and zone: a new region or zone touches all of them.
+    for (const k of this.present) this.dirty.add(k);
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = setImmediate(() => {
+      this.scheduled = undefined;
+      this.rebuild();
+    });
+  }
+
+  /** Rebuilds the dirty services and publishes; also callable directly (tests, CLI). */
+  rebuild(): ZoneSnapshot {
+    if (this.scheduled) {
+      clearImmediate(this.scheduled);
+      this.scheduled = undefined;
+    }
+    const keys = [...this.dirty];
+    this.dirty.clear();
+    for (const key of keys) {
+      const fs = this.federated(key);
+      if (fs) {
+        this.present.add(key);
+        this.builder.setOwner(key, serviceNames(fs, this.topology, this.settings.naming), fs.stale);
+      } else {
+        this.present.delete(key);
+        this.builder.setOwner(key, []);
+      }
+    }
+    this.builder.setReady([...this.clusters.values()].some((c) => c.health !== 'syncing'));
+    const result = this.builder.publish();
+    if (result) {
+      this.current = result.snapshot;
+      this.emit('published', result.snapshot, result.change, keys.length);
+    }
+    return this.current;
+  }
+
+  /** The federated service "namespace/name" as the current cluster data makes it. */
+  federated(key: string): FederatedService | undefined {
+    return federate(key, this.clusters.values(), this.settings.policy);
+  }
+
+  get topologyNow(): Topology {
+    return this.topology;
+  }
+
+  /** Stops timers of every cluster. */
+  close(): void {
+    if (this.scheduled) clearImmediate(this.scheduled);
+    for (const c of this.clusters.values()) c.dispose();
+  }
+}

@@ -1,0 +1,277 @@
+// Per-cluster state -> one federated service: which addresses answer at which level.
+// Pure: the same clusters give the same FederatedService, so a rebuild is safe at any time.
+import type { ClusterState } from '../cluster/state.js';
+import type { SlimPort, SlimService } from '../cluster/objects.js';
+import { isAddress } from '../dns/writer.js';
+import type { LabelSelector } from './selector.js';
+
+export interface AddressSet {
+  v4: string[];
+  v6: string[];
+}
+
+export interface HeadlessEndpoint {
+  /** Endpoint hostname, else a name derived from its address. */
+  host: string;
+  cluster: string;
+  v4: string[];
+  v6: string[];
+}
+
+export interface ClusterVerdict {
+  cluster: string;
+  health: string;
+  /** Seconds since the cluster's data last changed or was confirmed. */
+  dataAge: number | null;
+  region?: string;
+  mode: string;
+  used: boolean;
+  reason: string;
+  addresses: string[];
+  skipped: { address: string; reason: string }[];
+}
+
+export interface FederatedService {
+  key: string;
+  namespace: string;
+  name: string;
+  headless: boolean;
+  ttl: number;
+  /** Answers include data of stale clusters, or panic mode kept expired data. */
+  stale: boolean;
+  panic: boolean;
+  global: AddressSet;
+  /** region -> healthy addresses in that region (non-empty sets only). */
+  regions: Map<string, AddressSet>;
+  /** "region/zone" -> healthy addresses in that zone (non-empty sets only). */
+  zones: Map<string, AddressSet>;
+  /** Named ports, for SRV. */
+  ports: SlimPort[];
+  endpoints: HeadlessEndpoint[];
+  verdicts: ClusterVerdict[];
+}
+
+export interface FederationPolicy {
+  selection: 'all' | 'exported' | 'labels';
+  selector?: LabelSelector;
+  defaultTtl: number;
+  staleTtl: number;
+  panicMode: boolean;
+}
+
+class Collector {
+  readonly v4 = new Set<string>();
+  readonly v6 = new Set<string>();
+  add(addr: string): void {
+    const fam = isAddress(addr);
+    if (fam === 4) this.v4.add(addr);
+    else if (fam === 6) this.v6.add(addr);
+  }
+  get size(): number {
+    return this.v4.size + this.v6.size;
+  }
+  toSet(): AddressSet {
+    return { v4: [...this.v4].sort(), v6: [...this.v6].sort() };
+  }
+}
+
+function bucket(map: Map<string, Collector>, key: string): Collector {
+  let c = map.get(key);
+  if (!c) map.set(key, (c = new Collector()));
+  return c;
+}
+
+/** A stable DNS label for an endpoint without a hostname: its address with "-" separators. */
+export function addressLabel(addr: string): string {
+  return addr.toLowerCase().replace(/[.:]/g, '-');
+}
+
+interface Contribution {
+  cluster: ClusterState;
+  service: SlimService;
+  /** address -> zones it counts in (empty: the cluster's zones). */
+  addresses: Map<string, string[]>;
+  endpoints: HeadlessEndpoint[];
+  ports: SlimPort[];
+}
+
+function selected(policy: FederationPolicy, c: ClusterState, svc: SlimService, key: string): string | undefined {
+  if (policy.selection === 'exported' && !c.exports.has(key)) return 'no ServiceExport in this cluster';
+  if (policy.selection === 'labels' && policy.selector && !policy.selector.matches(svc.labels))
+    return 'labels do not match the selector';
+  return undefined;
+}
+
+function contribution(c: ClusterState, svc: SlimService, key: string, verdict: ClusterVerdict): Contribution {
+  const mode = svc.headless ? 'endpoints' : c.settings.addressMode;
+  verdict.mode = svc.headless ? 'endpoints (headless)' : mode;
+  const out: Contribution = { cluster: c, service: svc, addresses: new Map(), endpoints: [], ports: [] };
+  const readyZones = new Set<string>();
+  let ready = 0;
+  const hosts = new Map<string, HeadlessEndpoint>();
+  const portSeen = new Set<string>();
+  for (const sliceKey of c.slicesByService.get(key) ?? []) {
+    const slice = c.slices.get(sliceKey);
+    if (!slice || slice.addressType === 'FQDN') continue;
+    if (svc.headless) {
+      for (const p of slice.ports) {
+        const id = `${p.name}/${p.protocol}/${p.port}`;
+        if (p.name && !portSeen.has(id)) {
+          portSeen.add(id);
+          out.ports.push(p);
+        }
+      }
+    }
+    for (const ep of slice.endpoints) {
+      if (!ep.ready) {
+        for (const a of ep.addresses) verdict.skipped.push({ address: a, reason: 'endpoint not ready' });
+        continue;
+      }
+      if (ep.addresses.length === 0) continue;
+      ready++;
+      if (ep.zone) readyZones.add(ep.zone);
+      if (mode !== 'endpoints') continue;
+      for (const a of ep.addresses) {
+        if (!isAddress(a)) continue;
+        out.addresses.set(a, ep.zone ? [ep.zone] : []);
+        if (svc.headless) {
+          const host = ep.hostname ?? addressLabel(a);
+          let h = hosts.get(host);
+          if (!h) hosts.set(host, (h = { host, cluster: c.name, v4: [], v6: [] }));
+          (isAddress(a) === 4 ? h.v4 : h.v6).push(a);
+        }
+      }
+    }
+  }
+  if (!svc.headless) out.ports = svc.ports.filter((p) => p.name);
+  out.endpoints = [...hosts.values()];
+  if (mode === 'loadBalancer') {
+    if (ready === 0) {
+      verdict.reason = 'no ready endpoint in this cluster';
+      for (const a of svc.lbAddresses) verdict.skipped.push({ address: a, reason: 'cluster has no ready endpoint' });
+      return out;
+    }
+    if (svc.lbAddresses.length === 0) verdict.reason = 'no load-balancer address';
+    // A load balancer serves the zones where its ready endpoints are; without topology, all of the cluster's.
+    const zones = [...readyZones].filter((z) => c.zones.includes(z));
+    for (const a of svc.lbAddresses) out.addresses.set(a, zones);
+  } else if (out.addresses.size === 0) {
+    verdict.reason = 'no ready endpoint address';
+  }
+  return out;
+}
+
+/** Builds the federated service `key` ("namespace/name") from every member cluster. */
+export function federate(key: string, clusters: Iterable<ClusterState>, policy: FederationPolicy): FederatedService | undefined {
+  const now = Date.now();
+  const live: Contribution[] = [];
+  const expired: Contribution[] = [];
+  const verdicts: ClusterVerdict[] = [];
+  let existsSomewhere = false;
+  for (const c of clusters) {
+    const verdict: ClusterVerdict = {
+      cluster: c.name,
+      health: c.health,
+      dataAge: c.lastUpdate ? Math.round((now - c.lastUpdate) / 1000) : null,
+      region: c.region,
+      mode: c.settings.addressMode,
+      used: false,
+      reason: '',
+      addresses: [],
+      skipped: [],
+    };
+    verdicts.push(verdict);
+    const svc = c.services.get(key);
+    if (c.health === 'syncing') {
+      verdict.reason = 'cluster has not synced yet';
+      continue;
+    }
+    if (!svc) {
+      verdict.reason = 'service not in this cluster';
+      continue;
+    }
+    const why = selected(policy, c, svc, key);
+    if (why) {
+      verdict.reason = why;
+      continue;
+    }
+    const contrib = contribution(c, svc, key, verdict);
+    if (c.health === 'expired') {
+      verdict.reason = verdict.reason || 'cluster expired (grace period over)';
+      expired.push(contrib);
+      continue;
+    }
+    existsSomewhere = true;
+    live.push(contrib);
+  }
+  let used = live;
+  let panic = false;
+  const hasAddresses = (cs: Contribution[]) => cs.some((x) => x.addresses.size > 0 || x.endpoints.length > 0);
+  if (policy.panicMode && expired.length > 0 && !hasAddresses(live) && hasAddresses(expired)) {
+    // Panic mode: every cluster that still has addresses for this service expired; keep them.
+    used = [...live, ...expired];
+    panic = true;
+    existsSomewhere = true;
+  }
+  if (!existsSomewhere) return undefined;
+
+  const [namespace, name] = key.split('/');
+  const global = new Collector();
+  const regions = new Map<string, Collector>();
+  const zones = new Map<string, Collector>();
+  const ports = new Map<string, SlimPort>();
+  const endpoints: HeadlessEndpoint[] = [];
+  let ttl = policy.defaultTtl;
+  let stale = panic;
+  let headless = false;
+  for (const x of used) {
+    const c = x.cluster;
+    const verdict = verdicts.find((v) => v.cluster === c.name)!;
+    if (x.service.ttl !== undefined) ttl = Math.min(ttl, x.service.ttl);
+    headless ||= x.service.headless;
+    for (const p of x.ports) ports.set(`${p.name}/${p.protocol}/${p.port}`, p);
+    endpoints.push(...x.endpoints);
+    if (x.addresses.size === 0) continue;
+    verdict.used = true;
+    if (c.health === 'stale' || c.health === 'expired') stale = true;
+    verdict.reason = c.health === 'live' ? 'healthy' : c.health === 'stale' ? 'stale data within grace period' : 'expired, kept by panic mode';
+    for (const [addr, addrZones] of x.addresses) {
+      verdict.addresses.push(addr);
+      global.add(addr);
+      if (!c.region) continue;
+      bucket(regions, c.region).add(addr);
+      for (const z of addrZones.length ? addrZones : c.zones) bucket(zones, `${c.region}/${z}`).add(addr);
+    }
+  }
+  if (stale) ttl = Math.min(ttl, policy.staleTtl);
+  const nonEmpty = (m: Map<string, Collector>) => new Map([...m].filter(([, v]) => v.size > 0).map(([k, v]) => [k, v.toSet()]));
+  return {
+    key,
+    namespace,
+    name,
+    headless,
+    ttl,
+    stale,
+    panic,
+    global: global.toSet(),
+    regions: nonEmpty(regions),
+    zones: nonEmpty(zones),
+    ports: [...ports.values()].sort((a, b) => (a.name + a.protocol).localeCompare(b.name + b.protocol) || a.port - b.port),
+    endpoints: mergeEndpoints(endpoints),
+    verdicts,
+  };
+}
+
+function mergeEndpoints(eps: HeadlessEndpoint[]): HeadlessEndpoint[] {
+  const byName = new Map<string, HeadlessEndpoint>();
+  for (const e of eps) {
+    const id = `${e.host}.${e.cluster}`;
+    const cur = byName.get(id);
+    if (!cur) byName.set(id, { ...e, v4: [...e.v4], v6: [...e.v6] });
+    else {
+      cur.v4.push(...e.v4.filter((a) => !cur.v4.includes(a)));
+      cur.v6.push(...e.v6.filter((a) => !cur.v6.includes(a)));
+    }
+  }
+  return [...byName.values()].sort((a, b) => (a.cluster + a.host).localeCompare(b.cluster + b.host));
+}

@@ -1,0 +1,93 @@
+// The federation zone's name grammar, in one place.
+//
+//   <svc>.<ns>.<F>.<D>                              global set, short form
+//   <svc>.<ns>.<F>.svc.<D>                          global set, Federation v1 form
+//   <svc>.<ns>.<F>.svc.<region>.<D>                 region's healthy addresses, else CNAME -> global v1 name
+//   <svc>.<ns>.<F>.svc.<zone>.<region>.<D>          zone's healthy addresses, else CNAME -> regional name
+//   _<port>._<proto>.<svc>.<ns>.<F>[.svc].<D>       SRV per named port
+//   <host>.<cluster>.<svc>.<ns>.<F>.svc.<D>         one endpoint of a headless service
+//   <D>                                             SOA, NS (+ glue for name servers inside D)
+//
+// D is the configured domain, F the federation name. Every ancestor without records of its own
+// is an empty non-terminal (RFC 8020).
+
+export interface ZoneNaming {
+  /** Canonical domain, e.g. "example.com.". */
+  domain: string;
+  federation: string;
+}
+
+export interface ServiceRef {
+  namespace: string;
+  name: string;
+}
+
+export function shortName(z: ZoneNaming, s: ServiceRef): string {
+  return `${s.name}.${s.namespace}.${z.federation}.${z.domain}`;
+}
+
+export function globalName(z: ZoneNaming, s: ServiceRef): string {
+  return `${s.name}.${s.namespace}.${z.federation}.svc.${z.domain}`;
+}
+
+export function regionalName(z: ZoneNaming, s: ServiceRef, region: string): string {
+  return `${s.name}.${s.namespace}.${z.federation}.svc.${region}.${z.domain}`;
+}
+
+export function zonalName(z: ZoneNaming, s: ServiceRef, region: string, zone: string): string {
+  return `${s.name}.${s.namespace}.${z.federation}.svc.${zone}.${region}.${z.domain}`;
+}
+
+export function srvName(port: { name: string; protocol: string }, serviceName: string): string {
+  return `_${port.name}._${port.protocol}.${serviceName}`;
+}
+
+export function endpointName(z: ZoneNaming, s: ServiceRef, cluster: string, host: string): string {
+  return `${host}.${cluster}.${globalName(z, s)}`;
+}
+
+/** What a query name asks for, per the grammar above. */
+export type ParsedName =
+  | { kind: 'apex' }
+  | { kind: 'outside' }
+  | { kind: 'short' | 'global'; namespace: string; service: string }
+  | { kind: 'regional'; namespace: string; service: string; region: string }
+  | { kind: 'zonal'; namespace: string; service: string; region: string; zone: string }
+  | { kind: 'srv'; form: 'short' | 'global'; port: string; protocol: string; namespace: string; service: string }
+  | { kind: 'endpoint'; namespace: string; service: string; cluster: string; host: string }
+  /** A name in the zone that no rule gives records: an empty non-terminal or nothing. */
+  | { kind: 'other'; labels: string[] };
+
+/** Parses an absolute name (any case) against the zone's naming. */
+export function parseName(z: ZoneNaming, qname: string): ParsedName {
+  const name = qname.toLowerCase().endsWith('.') ? qname.toLowerCase() : `${qname.toLowerCase()}.`;
+  if (name === z.domain) return { kind: 'apex' };
+  if (!name.endsWith(`.${z.domain}`)) return { kind: 'outside' };
+  const labels = name.slice(0, -(z.domain.length + 1)).split('.');
+  const F = z.federation;
+  const n = labels.length;
+  // Short form: <svc>.<ns>.F  (and SRV _p._proto.<svc>.<ns>.F)
+  if (n === 3 && labels[2] === F) return { kind: 'short', service: labels[0], namespace: labels[1] };
+  if (n === 5 && labels[4] === F && isSrvLabels(labels[0], labels[1]))
+    return { kind: 'srv', form: 'short', port: labels[0].slice(1), protocol: labels[1].slice(1), service: labels[2], namespace: labels[3] };
+  // Federation v1 forms: <svc>.<ns>.F.svc[.<zone>][.<region>]
+  const svcAt = labels.lastIndexOf('svc');
+  if (svcAt >= 3 && labels[svcAt - 1] === F) {
+    const after = labels.slice(svcAt + 1);
+    const before = labels.slice(0, svcAt - 1);
+    if (after.length === 0) {
+      if (before.length === 2) return { kind: 'global', service: before[0], namespace: before[1] };
+      if (before.length === 4 && isSrvLabels(before[0], before[1]))
+        return { kind: 'srv', form: 'global', port: before[0].slice(1), protocol: before[1].slice(1), service: before[2], namespace: before[3] };
+      if (before.length === 4) return { kind: 'endpoint', host: before[0], cluster: before[1], service: before[2], namespace: before[3] };
+    } else if (before.length === 2) {
+      if (after.length === 1) return { kind: 'regional', service: before[0], namespace: before[1], region: after[0] };
+      if (after.length === 2) return { kind: 'zonal', service: before[0], namespace: before[1], zone: after[0], region: after[1] };
+    }
+  }
+  return { kind: 'other', labels };
+}
+
+function isSrvLabels(port: string, proto: string): boolean {
+  return port.startsWith('_') && port.length > 1 && proto.startsWith('_') && proto.length > 1;
+}

@@ -1,0 +1,68 @@
+// A federated service's names and records.
+import { RRType } from '../dns/constants.js';
+import type { RR } from '../dns/records.js';
+import type { AddressSet, FederatedService } from '../federation/model.js';
+import { endpointName, globalName, regionalName, shortName, srvName, zonalName, type ZoneNaming } from './names.js';
+import type { NameSpec } from './node.js';
+
+export interface Topology {
+  /** Every region known in the federation -> its zones (sorted). */
+  regions: ReadonlyMap<string, readonly string[]>;
+}
+
+export interface RecordSettings extends ZoneNaming {
+  /** TTL of fallback CNAMEs; the service's TTL when absent. */
+  cnameTtl?: number;
+}
+
+function addressSets(name: string, set: AddressSet, ttl: number): Map<number, RR[]> {
+  const m = new Map<number, RR[]>();
+  if (set.v4.length) m.set(RRType.A, set.v4.map((a) => ({ name, type: RRType.A, ttl, data: a })));
+  if (set.v6.length) m.set(RRType.AAAA, set.v6.map((a) => ({ name, type: RRType.AAAA, ttl, data: a })));
+  return m;
+}
+
+function cnameSet(name: string, target: string, ttl: number): Map<number, RR[]> {
+  return new Map([[RRType.CNAME, [{ name, type: RRType.CNAME, ttl, data: target }]]]);
+}
+
+export function serviceNames(fs: FederatedService, topo: Topology, z: RecordSettings): NameSpec[] {
+  const ttl = fs.ttl;
+  const cnameTtl = Math.min(z.cnameTtl ?? ttl, ttl);
+  const specs: NameSpec[] = [];
+  const short = shortName(z, fs);
+  const global = globalName(z, fs);
+  specs.push({ name: short, rrsets: addressSets(short, fs.global, ttl) });
+  specs.push({ name: global, rrsets: addressSets(global, fs.global, ttl) });
+  for (const [region, zones] of topo.regions) {
+    const rname = regionalName(z, fs, region);
+    const rset = fs.regions.get(region);
+    specs.push({ name: rname, rrsets: rset ? addressSets(rname, rset, ttl) : cnameSet(rname, global, cnameTtl) });
+    for (const zone of zones) {
+      const zname = zonalName(z, fs, region, zone);
+      const zset = fs.zones.get(`${region}/${zone}`);
+      specs.push({ name: zname, rrsets: zset ? addressSets(zname, zset, ttl) : cnameSet(zname, rname, cnameTtl) });
+    }
+  }
+  const endpointNames = fs.endpoints.map((e) => ({ e, name: endpointName(z, fs, e.cluster, e.host) }));
+  for (const { e, name } of endpointNames) specs.push({ name, rrsets: addressSets(name, e, ttl) });
+  if (fs.ports.length) {
+    for (const owner of [short, global]) {
+      const byName = new Map<string, RR[]>();
+      for (const p of fs.ports) {
+        const sname = srvName(p, owner);
+        let set = byName.get(sname);
+        if (!set) byName.set(sname, (set = []));
+        if (fs.headless) {
+          const weight = Math.max(1, Math.floor(100 / Math.max(1, endpointNames.length)));
+          for (const { name } of endpointNames)
+            set.push({ name: sname, type: RRType.SRV, ttl, data: { priority: 0, weight, port: p.port, target: name } });
+        } else {
+          set.push({ name: sname, type: RRType.SRV, ttl, data: { priority: 0, weight: 100, port: p.port, target: owner } });
+        }
+      }
+      for (const [name, set] of byName) if (set.length) specs.push({ name, rrsets: new Map([[RRType.SRV, set]]) });
+    }
+  }
+  return specs;
+}
