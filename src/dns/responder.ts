@@ -84,7 +84,7 @@ export class Responder {
       return this.finish(msg, q, transport, Rcode.SERVFAIL, false, undefined, true);
     }
     if (!node) return this.negativeAnswer(msg, q, transport, zone, Rcode.NXDOMAIN);
-    if (q.key === zone.apexKey && (qt === RRType.SOA || qt === RRType.ANY)) return this.apexSoa(msg, q, transport, zone);
+    if (q.key === zone.apexKey && qt === RRType.SOA) return this.apexSoa(msg, q, transport, zone);
     let type = qt;
     if (qt === RRType.ANY) {
       // RFC 8482 4.2: answer with one RRset of the name rather than all of them.

@@ -96,10 +96,14 @@ export class Writer {
     }
   }
 
-  /** Writes a name; `compress` false for names RFC 3597 forbids compressing (SRV targets). */
+  /**
+   * Writes a name, keeping its letter case; compression matches case-insensitively.
+   * `compress` false for names RFC 3597 forbids compressing (SRV targets).
+   */
   name(name: string, compress = true): void {
-    const n = canonicalName(name);
-    let rest = n;
+    const orig = name === '' || name === '.' ? '.' : name.endsWith('.') ? name : `${name}.`;
+    let rest = orig.toLowerCase();
+    let at = 0;
     while (rest !== '.' && rest !== '') {
       const known = compress ? this.names.get(rest) : undefined;
       if (known !== undefined) {
@@ -107,11 +111,11 @@ export class Writer {
         return;
       }
       const dot = rest.indexOf('.');
-      const label = rest.slice(0, dot);
       if (this.off < 0x4000 && !this.names.has(rest)) this.names.set(rest, this.off);
-      this.room(label.length + 1);
-      this.buf[this.off++] = label.length;
-      this.off += this.buf.write(label, this.off, 'latin1');
+      this.room(dot + 1);
+      this.buf[this.off++] = dot;
+      this.off += this.buf.write(orig.slice(at, at + dot), this.off, 'latin1');
+      at += dot + 1;
       rest = rest.slice(dot + 1);
     }
     this.u8(0);

@@ -1,0 +1,67 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config/load.js';
+import { DEMO_CONFIG } from '../support/demo.js';
+
+function errorsOf(yaml: string): string[] {
+  const dir = mkdtempSync(join(tmpdir(), 'fedns-cfg-'));
+  const file = join(dir, 'bad.yaml');
+  writeFileSync(file, yaml);
+  try {
+    loadConfig(file);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    expect((e as ConfigError).message.startsWith(`${file}: `)).toBe(true);
+    return (e as ConfigError).problems;
+  }
+  throw new Error('configuration was accepted');
+}
+
+describe('configuration', () => {
+  it('loads the demo with its defaults filled in', () => {
+    const c = loadConfig(DEMO_CONFIG);
+    expect(c.domain).toBe('example.com.');
+    expect(c.federation).toBe('fed');
+    expect(c.listen).toEqual([{ host: '127.0.0.1', port: 1053 }]);
+    expect(c.health.gracePeriod).toBe(300);
+    expect(c.soa.mname).toBe('ns1.example.com.');
+    expect(c.clusters.map((x) => x.name)).toEqual(['alpha', 'bravo', 'charlie']);
+    expect(c.clusters[0].source).toMatchObject({ type: 'files', path: expect.stringMatching(/config\/demo\/alpha$/) });
+  });
+
+  it('defaults everything for an empty file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedns-cfg-'));
+    writeFileSync(join(dir, 'empty.yaml'), '');
+    const c = loadConfig(join(dir, 'empty.yaml'));
+    expect(c.domain).toBe('example.com.');
+    expect(c.nameservers).toEqual([{ name: 'ns1.example.com.', addresses: ['127.0.0.1'] }]);
+    expect(c.ttl).toEqual({ default: 30, stale: 5 });
+  });
+
+  const cases: [string, string, RegExp][] = [
+    ['unknown field', 'domian: example.com.', /^\(top level\): unknown field "domian"/],
+    ['bad domain', 'domain: "exa mple.com"', /^domain: not a valid domain name/],
+    ['bad listen', 'listen: ["localhost:53"]', /^listen\[0\]: "localhost" is not an IP address/],
+    ['bad port', 'listen: ["127.0.0.1:99999"]', /^listen\[0\]: port 99999 is out of range/],
+    ['bad duration', 'health: { gracePeriod: soon }', /^health\.gracePeriod: health\.gracePeriod: expected seconds/],
+    ['cluster without source', 'clusters: [{ name: a }]', /^clusters\[0\]\.source: /],
+    ['bad cluster name', 'clusters: [{ name: A_B, source: { type: files, path: . } }]', /^clusters\[0\]\.name: must be a lowercase DNS label/],
+    ['duplicate cluster', 'clusters: [{ name: a, source: { type: files, path: . } }, { name: a, source: { type: files, path: . } }]', /^clusters\[1\]\.name: duplicate cluster name "a"/],
+    ['missing directory', 'clusters: [{ name: a, source: { type: files, path: nowhere } }]', /^clusters\[0\]\.source\.path: directory .*nowhere not found/],
+    ['zones without region', 'clusters: [{ name: a, zones: [z1], source: { type: files, path: . } }]', /^clusters\[0\]\.region: a cluster with zones needs a region/],
+    ['labels without selector', 'selection: { policy: labels }', /^selection\.labelSelector: policy "labels" needs a labelSelector/],
+    ['glue missing', 'nameservers: [{ name: ns.example.com. }]', /^nameservers\[0\]\.addresses: ns\.example\.com\. is inside example\.com\. and needs glue/],
+    ['yaml syntax', 'domain: [unclosed', /^YAML syntax: /],
+    ['bad ttl', 'ttl: { default: -1 }', /^ttl\.default: /],
+  ];
+  it.each(cases)('rejects %s, naming the field', (_what, yaml, want) => {
+    const problems = errorsOf(yaml);
+    expect(problems.some((p) => want.test(p)), problems.join('\n')).toBe(true);
+  });
+
+  it('reports a missing file by name', () => {
+    expect(() => loadConfig('/nonexistent/fedns.yaml')).toThrow(/\/nonexistent\/fedns\.yaml: cannot read the file: ENOENT/);
+  });
+});

@@ -1,0 +1,243 @@
+import { describe, expect, it } from 'vitest';
+import type { SlimEndpointSlice, SlimService } from '../../src/cluster/objects.js';
+import type { ClusterSettings } from '../../src/cluster/state.js';
+import { EdnsOption, Rcode, RRType } from '../../src/dns/constants.js';
+import { decodeMessage, encodeQuery, type Message } from '../../src/dns/message.js';
+import { Responder } from '../../src/dns/responder.js';
+import { Federation } from '../../src/federation/federation.js';
+import type { FederationPolicy } from '../../src/federation/model.js';
+import { parseLabelSelector } from '../../src/federation/selector.js';
+import { zoneRecords } from '../../src/zone/masterfile.js';
+
+function federation(policy: Partial<FederationPolicy> = {}): { fed: Federation; ask: (n: string, t: number, o?: Parameters<typeof encodeQuery>[2], tr?: 'udp' | 'tcp') => Message } {
+  const fed = new Federation({
+    apex: {
+      domain: 'example.com.',
+      soa: { mname: 'ns1.example.com.', rname: 'hostmaster.example.com.', refresh: 3600, retry: 600, expire: 86400, minimum: 30, ttl: 3600 },
+      nameservers: [{ name: 'ns1.example.com.', addresses: ['192.0.2.53'] }],
+      nsTtl: 3600,
+    },
+    naming: { domain: 'example.com.', federation: 'fed' },
+    policy: { selection: 'all', defaultTtl: 30, staleTtl: 5, panicMode: true, ...policy },
+  });
+  const responder = new Responder(() => fed.snapshot);
+  const ask = (n: string, t: number, o: Parameters<typeof encodeQuery>[2] = {}, tr: 'udp' | 'tcp' = 'udp') =>
+    decodeMessage(responder.answer(encodeQuery(n, t, o), tr)!);
+  return { fed, ask };
+}
+
+const settings = (name: string, over: Partial<ClusterSettings> = {}): ClusterSettings => ({
+  name,
+  region: 'r1',
+  zones: ['z1'],
+  addressMode: 'loadBalancer',
+  gracePeriod: 300,
+  ...over,
+});
+
+const svc = (name: string, lb: string[], over: Partial<SlimService> = {}): SlimService => ({
+  namespace: 'ns',
+  name,
+  headless: false,
+  ports: [{ name: 'http', port: 80, protocol: 'tcp' }],
+  lbAddresses: lb,
+  lbHostnames: [],
+  labels: {},
+  ...over,
+});
+
+const slice = (service: string, eps: { addr: string; ready?: boolean; zone?: string; hostname?: string }[], name = `${service}-s`): SlimEndpointSlice => ({
+  namespace: 'ns',
+  name,
+  service,
+  addressType: eps[0]?.addr.includes(':') ? 'IPv6' : 'IPv4',
+  ports: [{ name: 'http', port: 8080, protocol: 'tcp' }],
+  endpoints: eps.map((e) => ({ addresses: [e.addr], ready: e.ready ?? true, zone: e.zone, hostname: e.hostname })),
+});
+
+const addrs = (m: Message) => m.answers.filter((r) => r.type === RRType.A || r.type === RRType.AAAA).map((r) => r.data as string).sort();
+
+describe('federation changes', () => {
+  it('answers SERVFAIL for cluster names until a cluster has synced, apex meanwhile', () => {
+    const { fed, ask } = federation();
+    const c = fed.addCluster(settings('one'));
+    fed.rebuild();
+    expect(ask('a.ns.fed.example.com.', RRType.A).rcode).toBe(Rcode.SERVFAIL);
+    expect(ask('example.com.', RRType.SOA).rcode).toBe(Rcode.NOERROR);
+    c.upsert('Service', svc('a', ['192.0.2.1']));
+    c.upsert('EndpointSlice', slice('a', [{ addr: '10.0.0.1' }]));
+    c.markLive();
+    c.flush();
+    fed.rebuild();
+    expect(addrs(ask('a.ns.fed.example.com.', RRType.A))).toEqual(['192.0.2.1']);
+    expect(ask('b.ns.fed.example.com.', RRType.A).rcode).toBe(Rcode.NXDOMAIN);
+  });
+
+  it('follows endpoint readiness, keeps old snapshots intact, and moves the serial', () => {
+    const { fed, ask } = federation();
+    const c = fed.addCluster(settings('one'));
+    c.upsert('Service', svc('a', ['192.0.2.1']));
+    c.upsert('EndpointSlice', slice('a', [{ addr: '10.0.0.1' }]));
+    c.markLive();
+    c.flush();
+    const before = fed.rebuild();
+    expect(addrs(ask('a.ns.fed.svc.example.com.', RRType.A))).toEqual(['192.0.2.1']);
+    c.upsert('EndpointSlice', slice('a', [{ addr: '10.0.0.1', ready: false }]));
+    c.flush();
+    const after = fed.rebuild();
+    expect(after.serial).toBeGreaterThan(before.serial);
+    // No ready endpoint: the load balancer is not served; the name stays (NODATA).
+    const m = ask('a.ns.fed.svc.example.com.', RRType.A);
+    expect(m.rcode).toBe(Rcode.NOERROR);
+    expect(m.answers).toEqual([]);
+    // The old snapshot still holds the old answer.
+    expect(before.names.get(after.names.keySeq().find((k) => k.includes('\x01a\x02ns\x03fed\x03svc'))!)?.records().length).toBe(1);
+    // Nothing changed: no new serial.
+    c.upsert('EndpointSlice', slice('a', [{ addr: '10.0.0.1', ready: false }]));
+    c.flush();
+    expect(fed.rebuild().serial).toBe(after.serial);
+  });
+
+  it('removes a deleted service with its empty non-terminals', () => {
+    const { fed, ask } = federation();
+    const c = fed.addCluster(settings('one'));
+    c.upsert('Service', svc('a', ['192.0.2.1']));
+    c.upsert('EndpointSlice', slice('a', [{ addr: '10.0.0.1' }]));
+    c.markLive();
+    c.flush();
+    fed.rebuild();
+    expect(ask('ns.fed.svc.example.com.', RRType.A).rcode).toBe(Rcode.NOERROR);
+    expect(ask('_tcp.a.ns.fed.example.com.', RRType.A).rcode).toBe(Rcode.NOERROR);
+    c.remove('Service', 'ns', 'a');
+    c.flush();
+    fed.rebuild();
+    expect(ask('a.ns.fed.svc.example.com.', RRType.A).rcode).toBe(Rcode.NXDOMAIN);
+    expect(ask('ns.fed.svc.example.com.', RRType.A).rcode).toBe(Rcode.NXDOMAIN);
+    expect(ask('_tcp.a.ns.fed.example.com.', RRType.A).rcode).toBe(Rcode.NXDOMAIN);
+    expect(ask('r1.example.com.', RRType.A).rcode).toBe(Rcode.NXDOMAIN);
+    // Only apex data is left.
+    expect(zoneRecords(fed.snapshot).map((r) => r.name)).toEqual(['example.com.', 'example.com.', 'ns1.example.com.']);
+  });
+
+  it('truncates over UDP with the OPT kept, and answers in full over TCP', () => {
+    const { fed, ask } = federation();
+    const c = fed.addCluster(settings('one'));
+    const many = Array.from({ length: 60 }, (_, i) => `2001:db8::${(i + 1).toString(16)}`);
+    c.upsert('Service', svc('big', many));
+    c.upsert('EndpointSlice', slice('big', [{ addr: '10.0.0.1' }]));
+    c.markLive();
+    c.flush();
+    fed.rebuild();
+    const plain = ask('big.ns.fed.example.com.', RRType.AAAA);
+    expect(plain.tc).toBe(true);
+    expect(plain.answers).toEqual([]);
+    expect(plain.edns).toBeUndefined();
+    const edns = ask('big.ns.fed.example.com.', RRType.AAAA, { edns: { udpSize: 4096 } });
+    expect(edns.tc).toBe(true);
+    expect(edns.edns?.udpSize).toBe(1232);
+    const tcp = ask('big.ns.fed.example.com.', RRType.AAAA, {}, 'tcp');
+    expect(tcp.tc).toBe(false);
+    expect(addrs(tcp)).toEqual([...many].sort());
+  });
+
+  it('serves stale data with a short TTL and EDE 3, then expires it unless panic mode keeps it', async () => {
+    for (const panicMode of [true, false]) {
+      const { fed, ask } = federation({ panicMode });
+      const c = fed.addCluster(settings('one', { gracePeriod: 0.05 }));
+      c.upsert('Service', svc('a', ['192.0.2.1']));
+      c.upsert('EndpointSlice', slice('a', [{ addr: '10.0.0.1' }]));
+      c.markLive();
+      c.flush();
+      fed.rebuild();
+      expect(ask('a.ns.fed.example.com.', RRType.A).answers[0].ttl).toBe(30);
+      c.markBroken('watch failed');
+      fed.rebuild();
+      expect(c.health).toBe('stale');
+      const stale = ask('a.ns.fed.example.com.', RRType.A, { edns: {} });
+      expect(addrs(stale)).toEqual(['192.0.2.1']);
+      expect(stale.answers[0].ttl).toBe(5);
+      expect(stale.edns?.options).toEqual([{ code: EdnsOption.EDE, data: Buffer.from([0, 3]) }]);
+      await new Promise((r) => setTimeout(r, 120));
+      expect(c.health).toBe('expired');
+      fed.rebuild();
+      const late = ask('a.ns.fed.example.com.', RRType.A);
+      if (panicMode) expect(addrs(late)).toEqual(['192.0.2.1']);
+      else expect(late.rcode).toBe(Rcode.NXDOMAIN);
+      c.markLive();
+      fed.rebuild();
+      expect(ask('a.ns.fed.example.com.', RRType.A).answers[0].ttl).toBe(30);
+      fed.close();
+    }
+  });
+
+  it('does not let an expired cluster contribute while a live one serves the service', async () => {
+    const { fed, ask } = federation();
+    const a = fed.addCluster(settings('a', { gracePeriod: 0.01 }));
+    const b = fed.addCluster(settings('b'));
+    for (const [c, ip] of [[a, '192.0.2.1'], [b, '192.0.2.2']] as const) {
+      c.upsert('Service', svc('s', [ip]));
+      c.upsert('EndpointSlice', slice('s', [{ addr: '10.0.0.1' }]));
+      c.markLive();
+      c.flush();
+    }
+    fed.rebuild();
+    expect(addrs(ask('s.ns.fed.example.com.', RRType.A))).toEqual(['192.0.2.1', '192.0.2.2']);
+    a.markBroken('unreachable');
+    await new Promise((r) => setTimeout(r, 50));
+    fed.rebuild();
+    expect(addrs(ask('s.ns.fed.example.com.', RRType.A))).toEqual(['192.0.2.2']);
+    fed.close();
+  });
+
+  it('selects by ServiceExport and by label selector', () => {
+    for (const [policy, want] of [
+      [{ selection: 'exported' as const }, ['192.0.2.2']],
+      [{ selection: 'labels' as const, selector: parseLabelSelector('fed=yes') }, ['192.0.2.1']],
+    ] as const) {
+      const { fed, ask } = federation(policy);
+      const a = fed.addCluster(settings('a'));
+      a.upsert('Service', svc('s', ['192.0.2.1'], { labels: { fed: 'yes' } }));
+      a.upsert('EndpointSlice', slice('s', [{ addr: '10.0.0.1' }]));
+      const b = fed.addCluster(settings('b'));
+      b.upsert('Service', svc('s', ['192.0.2.2']));
+      b.upsert('EndpointSlice', slice('s', [{ addr: '10.0.0.2' }]));
+      b.upsert('ServiceExport', { namespace: 'ns', name: 's' });
+      for (const c of [a, b]) {
+        c.markLive();
+        c.flush();
+      }
+      fed.rebuild();
+      expect(addrs(ask('s.ns.fed.example.com.', RRType.A))).toEqual(want);
+    }
+  });
+
+  it('uses ready endpoint addresses in endpoints mode, per zone', () => {
+    const { fed, ask } = federation();
+    const c = fed.addCluster(settings('a', { addressMode: 'endpoints', zones: ['z1', 'z2'] }));
+    c.upsert('Service', svc('s', ['192.0.2.1']));
+    c.upsert('EndpointSlice', slice('s', [{ addr: '10.0.0.1', zone: 'z1' }, { addr: '10.0.0.2', zone: 'z2' }, { addr: '10.0.0.3', ready: false, zone: 'z2' }]));
+    c.markLive();
+    c.flush();
+    fed.rebuild();
+    expect(addrs(ask('s.ns.fed.example.com.', RRType.A))).toEqual(['10.0.0.1', '10.0.0.2']);
+    expect(addrs(ask('s.ns.fed.svc.z2.r1.example.com.', RRType.A))).toEqual(['10.0.0.2']);
+    expect(addrs(ask('s.ns.fed.svc.r1.example.com.', RRType.A))).toEqual(['10.0.0.1', '10.0.0.2']);
+  });
+
+  it('gives every service names for a region that appears later', () => {
+    const { fed, ask } = federation();
+    const a = fed.addCluster(settings('a'));
+    a.upsert('Service', svc('s', ['192.0.2.1']));
+    a.upsert('EndpointSlice', slice('s', [{ addr: '10.0.0.1' }]));
+    a.markLive();
+    a.flush();
+    fed.rebuild();
+    expect(ask('s.ns.fed.svc.r2.example.com.', RRType.A).rcode).toBe(Rcode.NXDOMAIN);
+    const b = fed.addCluster(settings('b', { region: 'r2', zones: ['z9'] }));
+    b.markLive();
+    b.flush();
+    fed.rebuild();
+    const m = ask('s.ns.fed.svc.z9.r2.example.com.', RRType.A);
+    expect(m.answers.map((r) => r.type)).toEqual([RRType.CNAME, RRType.CNAME, RRType.A]);
+  });
+});
