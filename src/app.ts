@@ -11,6 +11,8 @@ import { Responder, type QueryObserver } from './dns/responder.js';
 import { Federation, type FederationSettings } from './federation/federation.js';
 import { parseLabelSelector } from './federation/selector.js';
 import { typeName, rcodeName } from './dns/constants.js';
+import { Metrics } from './ops/metrics.js';
+import { OpsServer } from './ops/http.js';
 
 export function federationSettings(c: Config): FederationSettings {
   return {
@@ -71,6 +73,8 @@ export class Fedns {
   readonly federation: Federation;
   readonly responder: Responder;
   readonly dns: DnsServer;
+  readonly metrics: Metrics;
+  ops?: OpsServer;
   private readonly sources = new Map<string, { source: ClusterSource; config: string }>();
 
   constructor(
@@ -79,16 +83,23 @@ export class Fedns {
     observer?: QueryObserver,
   ) {
     this.federation = new Federation(federationSettings(config));
+    this.metrics = new Metrics(
+      () => this.federation,
+      () => ({ hits: this.responder.cacheHits, misses: this.responder.cacheMisses }),
+    );
+    const metrics = this.metrics;
     const queryLog = config.log.queries ? log.child({ component: 'query' }) : undefined;
-    const observe: QueryObserver | undefined =
-      queryLog || observer
-        ? (transport, qtype, rcode, q) => {
-            observer?.(transport, qtype, rcode, q);
-            queryLog?.info({ transport, qname: q?.key ? keyToName(q.key) : undefined, qtype: typeName(qtype), rcode: rcodeName(rcode) }, 'query');
-          }
-        : undefined;
+    const observe: QueryObserver = (transport, qtype, rcode, q) => {
+      metrics.query(transport, qtype, rcode);
+      observer?.(transport, qtype, rcode, q);
+      queryLog?.info({ transport, qname: q?.key ? keyToName(q.key) : undefined, qtype: typeName(qtype), rcode: rcodeName(rcode) }, 'query');
+    };
     this.responder = new Responder(() => this.federation.snapshot, { observer: observe });
     this.dns = new DnsServer(this.responder, { idleTimeout: config.tcp.idleTimeout, maxConnections: config.tcp.maxConnections }, log);
+    this.dns.onLatency = (transport, seconds) => metrics.latency.observe({ transport }, seconds);
+    this.federation.on('programmed', (cluster, seconds) => {
+      for (const s of seconds) metrics.programming.observe({ cluster }, s);
+    });
     this.federation.on('published', (snap, change, services) =>
       log.info({ serial: snap.serial, records: snap.recordCount, added: change.added.length, removed: change.removed.length, services }, 'zone published'),
     );
@@ -100,6 +111,13 @@ export class Fedns {
   async start(): Promise<void> {
     for (const cl of this.config.clusters) this.startCluster(cl);
     await this.dns.listen(this.config.listen);
+    await this.startOps(this.config);
+  }
+
+  private async startOps(c: Config): Promise<void> {
+    if (!c.ops.listen) return;
+    this.ops = new OpsServer(() => this.federation, this.metrics, this.log, { ...c.ops.listen, readyDeadline: c.ops.readyTimeout });
+    await this.ops.listen();
   }
 
   private startCluster(cl: ClusterConfigResolved): void {
@@ -122,6 +140,11 @@ export class Fedns {
   async reload(next: Config): Promise<void> {
     const prev = this.config;
     await this.dns.listen(next.listen);
+    if (JSON.stringify(prev.ops) !== JSON.stringify(next.ops)) {
+      await this.ops?.close();
+      this.ops = undefined;
+      await this.startOps(next);
+    }
     this.dns.setLimits({ idleTimeout: next.tcp.idleTimeout, maxConnections: next.tcp.maxConnections });
     this.config = next;
     const nextByName = new Map(next.clusters.map((c) => [c.name, c]));
@@ -136,6 +159,7 @@ export class Fedns {
   }
 
   async stop(graceMs = 2000): Promise<void> {
+    await this.ops?.close();
     await this.dns.close(graceMs);
     for (const name of [...this.sources.keys()]) await this.stopCluster(name);
     this.federation.close();

@@ -116,4 +116,48 @@ program
     fed.close();
   });
 
+program
+  .command('explain')
+  .description('show why NAME answers what it does: clusters considered, their health, fallbacks')
+  .argument('<name>', 'query name')
+  .argument('[type]', 'query type', 'A')
+  .addOption(configOption())
+  .option('--offline', 'compute from the configuration instead of asking the running server')
+  .option('--json', 'print JSON')
+  .action(async (name: string, type: string, opts: { config: string; offline?: boolean; json?: boolean }) => {
+    const config = load(opts.config);
+    const format = opts.json ? 'json' : 'text';
+    if (!opts.offline) {
+      if (!config.ops.listen) fail(`${config.file}: ops.listen is off; use --offline or enable the ops listener`);
+      const { host, port } = config.ops.listen!;
+      const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}/explain?name=${encodeURIComponent(name)}&type=${encodeURIComponent(type)}&format=${format}`;
+      let res: Response;
+      try {
+        res = await fetch(url);
+      } catch (e) {
+        fail(`cannot reach the running server at ${host}:${port} (${(e as Error).cause ?? (e as Error).message}); is it running? (or use --offline)`);
+      }
+      const body = await res!.text();
+      if (!res!.ok) fail(body.trim());
+      process.stdout.write(body);
+      return;
+    }
+    const fed = await loadFederation(config, createLogger('warn'));
+    const { explain, explanationText } = await import('./ops/explain.js');
+    const { Responder } = await import('./dns/responder.js');
+    try {
+      const ex = explain(fed, new Responder(() => fed.snapshot), name, type);
+      process.stdout.write(opts.json ? JSON.stringify(ex, null, 2) + '\n' : explanationText(ex));
+    } catch (e) {
+      fail((e as Error).message);
+    } finally {
+      fed.close();
+    }
+  });
+
+function fail(message: string): never {
+  process.stderr.write(`fedns: ${message}\n`);
+  process.exit(1);
+}
+
 await program.parseAsync(process.argv);

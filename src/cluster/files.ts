@@ -72,6 +72,12 @@ function collect(obj: unknown, file: string, inv: ClusterInventory): void {
   }
 }
 
+function newestMtime(dir: string): number {
+  let t = 0;
+  for (const f of listManifests(dir)) t = Math.max(t, statSync(f).mtimeMs);
+  return t || Date.now();
+}
+
 /** Cheap fingerprint of the directory: names, sizes and modification times. */
 function fingerprint(dir: string): string {
   try {
@@ -138,6 +144,8 @@ export class FileClusterSource implements ClusterSource {
     }
     this.lastError = '';
     const before = this.state.health;
+    // A file's modification is when its change began.
+    if (before !== 'syncing') this.state.noteChange(newestMtime(this.dir));
     this.state.replaceAll(inv);
     this.state.markLive();
     this.state.flush();

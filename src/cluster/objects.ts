@@ -41,6 +41,8 @@ export interface SlimEndpointSlice {
   addressType: 'IPv4' | 'IPv6' | 'FQDN';
   ports: SlimPort[];
   endpoints: SlimEndpoint[];
+  /** endpoints.kubernetes.io/last-change-trigger-time, ms since epoch: when the change began. */
+  triggerTime?: number;
   resourceVersion?: string;
 }
 
@@ -52,6 +54,7 @@ export interface SlimServiceExport {
 
 export const TTL_ANNOTATION = 'fedns.io/ttl';
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+export const TRIGGER_TIME_ANNOTATION = 'endpoints.kubernetes.io/last-change-trigger-time';
 
 export type Kind = 'Service' | 'EndpointSlice' | 'ServiceExport';
 
@@ -129,7 +132,17 @@ export function slimEndpointSlice(o: Obj): SlimEndpointSlice {
       zone: str(e.zone),
     };
   });
-  return { namespace, name, service, addressType, ports: ports(o.ports, 'port'), endpoints, resourceVersion };
+  const trigger = Date.parse(str(o.metadata.annotations?.[TRIGGER_TIME_ANNOTATION]) ?? '');
+  return {
+    namespace,
+    name,
+    service,
+    addressType,
+    ports: ports(o.ports, 'port'),
+    endpoints,
+    triggerTime: Number.isFinite(trigger) ? trigger : undefined,
+    resourceVersion,
+  };
 }
 
 export function slimServiceExport(o: Obj): SlimServiceExport {

@@ -54,6 +54,8 @@ export class ClusterState {
   readonly discoveredZones = new Set<string>();
   watchRestarts = 0;
   private expiry?: NodeJS.Timeout;
+  /** When the changes waiting to be published began (ms since epoch), for programming latency. */
+  private changeTimes: number[] = [];
   /** Batched dirty keys, flushed by flush() (sources call it at the end of a batch). */
   private pending = new Set<string>();
 
@@ -90,6 +92,7 @@ export class ClusterState {
       if (isDeepStrictEqual(old, s)) return;
       if (old && old.service !== s.service) this.unlinkSlice(old, key);
       this.slices.set(key, s);
+      if (s.triggerTime) this.noteChange(s.triggerTime);
       if (s.service) {
         const svc = serviceKey(s.namespace, s.service);
         let set = this.slicesByService.get(svc);
@@ -167,6 +170,18 @@ export class ClusterState {
     this.replaceKind('Service', inv.services);
     this.replaceKind('EndpointSlice', inv.slices);
     this.replaceKind('ServiceExport', inv.exports);
+  }
+
+  /** Records when a change began in the member cluster (for the programming-latency metric). */
+  noteChange(atMs: number): void {
+    if (this.changeTimes.length < 10_000) this.changeTimes.push(atMs);
+  }
+
+  /** Change start times handed over since the last call. */
+  takeChangeTimes(): number[] {
+    const t = this.changeTimes;
+    this.changeTimes = [];
+    return t;
   }
 
   setDiscoveredRegion(region: string | undefined): void {

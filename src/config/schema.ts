@@ -146,6 +146,8 @@ export const configSchema = z
     ops: z
       .strictObject({
         listen: listenAddress.nullable().default({ host: '127.0.0.1', port: 9153 }),
+        /** /readyz turns ready after this long even if a cluster has not synced. */
+        readyTimeout: duration('ops.readyTimeout').default(60),
       })
       .prefault({}),
     log: z

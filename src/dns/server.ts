@@ -28,6 +28,9 @@ export class DnsServer {
   private readonly connections = new Set<Socket>();
   private closing = false;
 
+  /** Called with each answered query's handling time in seconds. */
+  onLatency?: (transport: 'udp' | 'tcp', seconds: number) => void;
+
   constructor(
     private readonly responder: Responder,
     private limits: ServerLimits,
@@ -76,6 +79,7 @@ export class DnsServer {
   private async open(a: ListenAddr): Promise<Listener> {
     const udp = createSocket({ type: isIPv6(a.host) ? 'udp6' : 'udp4' });
     udp.on('message', (msg, rinfo) => {
+      const t0 = performance.now();
       let out: Buffer | null;
       try {
         out = this.responder.answer(msg, 'udp');
@@ -83,7 +87,9 @@ export class DnsServer {
         this.log.error({ err: e, from: rinfo.address }, 'query failed');
         return;
       }
-      if (out) udp.send(out, rinfo.port, rinfo.address);
+      if (!out) return;
+      udp.send(out, rinfo.port, rinfo.address);
+      this.onLatency?.('udp', (performance.now() - t0) / 1000);
     });
     udp.on('error', (e) => this.log.error({ err: e, address: addrText(a) }, 'UDP socket error'));
     await new Promise<void>((resolve, reject) => {
@@ -131,13 +137,17 @@ export class DnsServer {
         if (pending.length < 2 + len) break;
         const msg = pending.subarray(2, 2 + len);
         pending = pending.subarray(2 + len);
+        const t0 = performance.now();
         let out: Buffer | null = null;
         try {
           out = this.responder.answer(msg, 'tcp', s);
         } catch (e) {
           this.log.error({ err: e, from: s.remoteAddress }, 'query failed');
         }
-        if (out) writeFramed(s, out);
+        if (out) {
+          writeFramed(s, out);
+          this.onLatency?.('tcp', (performance.now() - t0) / 1000);
+        }
       }
       if (this.closing && pending.length === 0) s.end();
     });

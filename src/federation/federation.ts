@@ -10,6 +10,8 @@ export interface FederationEvents {
   /** A new snapshot is current. `services` is how many federated services were rebuilt. */
   published: [snapshot: ZoneSnapshot, change: ZoneChange, services: number];
   clusterHealth: [cluster: ClusterState, previous: string];
+  /** Changes of a cluster now answered: seconds from when each began. */
+  programmed: [cluster: string, seconds: number[]];
 }
 
 export interface FederationSettings {
@@ -29,6 +31,7 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
   private topology: Topology = { regions: new Map() };
   private topologyText = '';
   private readonly seenHealth = new Map<string, string>();
+  private readonly changeTimes = new Map<string, number[]>();
   private current: ZoneSnapshot;
 
   constructor(private settings: FederationSettings) {
@@ -78,12 +81,22 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     this.schedule();
   }
 
-  servicesChanged(_c: ClusterState, keys: Set<string>): void {
+  private collectChangeTimes(c: ClusterState): void {
+    const times = c.takeChangeTimes();
+    if (!times.length) return;
+    const list = this.changeTimes.get(c.name);
+    if (list) list.push(...times);
+    else this.changeTimes.set(c.name, times);
+  }
+
+  servicesChanged(c: ClusterState, keys: Set<string>): void {
+    this.collectChangeTimes(c);
     for (const k of keys) this.dirty.add(k);
     this.schedule();
   }
 
   clusterChanged(c: ClusterState): void {
+    this.collectChangeTimes(c);
     const previous = this.seenHealth.get(c.name) ?? 'syncing';
     if (previous !== c.health) {
       this.seenHealth.set(c.name, c.health);
@@ -145,6 +158,11 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     if (result) {
       this.current = result.snapshot;
       this.emit('published', result.snapshot, result.change, keys.length);
+    }
+    if (this.changeTimes.size) {
+      const now = Date.now();
+      for (const [cluster, times] of this.changeTimes) this.emit('programmed', cluster, times.map((t) => Math.max(0, (now - t) / 1000)));
+      this.changeTimes.clear();
     }
     return this.current;
   }

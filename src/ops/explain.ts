@@ -1,0 +1,151 @@
+// Why an answer is what it is: the parsed name, the answer the server gives right now, and for
+// cluster-backed names every member cluster's verdict and the fallback that fired.
+import { rcodeName, RRType, typeName, typeNumber } from '../dns/constants.js';
+import { decodeMessage, encodeQuery } from '../dns/message.js';
+import { canonicalName } from '../dns/name.js';
+import { rrText } from '../dns/records.js';
+import type { Responder } from '../dns/responder.js';
+import type { Federation } from '../federation/federation.js';
+import type { ClusterVerdict } from '../federation/model.js';
+import { parseName, type ParsedName } from '../zone/names.js';
+
+export interface Explanation {
+  name: string;
+  type: string;
+  parsed: ParsedName;
+  serial: number;
+  rcode: string;
+  answer: string[];
+  authority: string[];
+  additional: string[];
+  /** Extended DNS Error on the answer, if any. */
+  ede?: string;
+  service?: {
+    key: string;
+    exists: boolean;
+    headless?: boolean;
+    ttl?: number;
+    stale?: boolean;
+    panic?: boolean;
+    clusters: ClusterVerdict[];
+  };
+  /** Plain-language reasons: which level answered, which fallback fired. */
+  notes: string[];
+}
+
+export class ExplainError extends Error {}
+
+export function explain(fed: Federation, responder: Responder, name: string, type = 'A'): Explanation {
+  const qtype = typeNumber(type);
+  if (qtype === undefined) throw new ExplainError(`unknown record type "${type}"`);
+  const qname = canonicalName(name);
+  const naming = fed.naming;
+  const parsed = parseName(naming, qname);
+  const snap = fed.snapshot;
+  const wire = responder.answer(encodeQuery(qname, qtype, { id: 1, edns: { udpSize: 1232 } }), 'tcp');
+  const msg = wire ? decodeMessage(wire) : undefined;
+  const notes: string[] = [];
+  const ex: Explanation = {
+    name: qname,
+    type: typeName(qtype),
+    parsed,
+    serial: snap.serial,
+    rcode: msg ? rcodeName(msg.rcode) : 'no answer',
+    answer: msg?.answers.map(rrText) ?? [],
+    authority: msg?.authorities.map(rrText) ?? [],
+    additional: msg?.additionals.map(rrText) ?? [],
+    notes,
+  };
+  const ede = msg?.edns?.options.find((o) => o.code === 15);
+  if (ede) ex.ede = `code ${ede.data.readUInt16BE(0)} (Stale Answer): built from data of a cluster whose watch is broken`;
+
+  if (parsed.kind === 'outside') notes.push(`outside ${naming.domain}: REFUSED, fedns is not a resolver`);
+  if (parsed.kind === 'apex') notes.push('zone apex: SOA and NS from the configuration');
+  if (!snap.ready) notes.push('no member cluster has synced yet: names from cluster data get SERVFAIL');
+  if (parsed.kind === 'other') {
+    notes.push(
+      msg?.rcode === 0
+        ? 'an empty non-terminal (an ancestor of existing names): NODATA, never NXDOMAIN (RFC 8020)'
+        : 'no federated service, region or endpoint gives this name',
+    );
+  }
+  if ('service' in parsed && 'namespace' in parsed) {
+    const key = `${parsed.namespace}/${parsed.service}`;
+    const fs = fed.federated(key);
+    const clusters = fs?.verdicts ?? verdictsWithoutService(fed, key);
+    ex.service = fs
+      ? { key, exists: true, headless: fs.headless, ttl: fs.ttl, stale: fs.stale, panic: fs.panic, clusters }
+      : { key, exists: false, clusters };
+    if (!fs) notes.push(`service ${key} is not federated: no live or stale member cluster selects it`);
+    else {
+      if (fs.panic) notes.push('panic mode: every cluster with addresses for this service has expired; serving their last known addresses');
+      else if (fs.stale) notes.push(`some data comes from a stale cluster: TTL lowered to ${fs.ttl}s and EDE 3 added`);
+      if (parsed.kind === 'regional') {
+        const set = fs.regions.get(parsed.region);
+        notes.push(
+          set
+            ? `region ${parsed.region} has healthy addresses: answered at the regional level`
+            : fed.topologyNow.regions.has(parsed.region)
+              ? `region ${parsed.region} has no healthy address: CNAME to the global name`
+              : `region ${parsed.region} is not known in the federation`,
+        );
+      }
+      if (parsed.kind === 'zonal') {
+        const set = fs.zones.get(`${parsed.region}/${parsed.zone}`);
+        const known = fed.topologyNow.regions.get(parsed.region)?.includes(parsed.zone);
+        notes.push(
+          set
+            ? `zone ${parsed.zone} has healthy addresses: answered at the zonal level`
+            : known
+              ? `zone ${parsed.zone} has no healthy address: CNAME to the regional name${fs.regions.has(parsed.region) ? '' : `, and region ${parsed.region} has none either: on to the global name`}`
+              : `zone ${parsed.zone} of region ${parsed.region} is not known in the federation`,
+        );
+      }
+      if ((parsed.kind === 'short' || parsed.kind === 'global') && fs.global.v4.length + fs.global.v6.length === 0)
+        notes.push('no cluster has a healthy address for this service: the name exists with no addresses (NODATA)');
+    }
+  }
+  if (msg?.answers.some((r) => r.type === RRType.CNAME) && qtype !== RRType.CNAME) notes.push('CNAME chain followed inside the zone');
+  return ex;
+}
+
+function verdictsWithoutService(fed: Federation, key: string): ClusterVerdict[] {
+  return [...fed.clusters.values()].map((c) => ({
+    cluster: c.name,
+    health: c.health,
+    dataAge: c.lastUpdate ? Math.round((Date.now() - c.lastUpdate) / 1000) : null,
+    region: c.region,
+    mode: c.settings.addressMode,
+    used: false,
+    reason: c.services.has(key) ? `present, but ${c.health}` : 'service not in this cluster',
+    addresses: [],
+    skipped: [],
+  }));
+}
+
+/** Human-readable rendering for `fedns explain`. */
+export function explanationText(ex: Explanation): string {
+  const out: string[] = [];
+  out.push(`${ex.name} ${ex.type}: ${ex.rcode} (serial ${ex.serial})`);
+  const section = (title: string, rrs: string[]) => {
+    if (!rrs.length) return;
+    out.push(`  ${title}:`);
+    for (const r of rrs) out.push(`    ${r.replace(/\t/g, ' ')}`);
+  };
+  section('answer', ex.answer);
+  section('authority', ex.authority);
+  section('additional', ex.additional);
+  if (ex.ede) out.push(`  extended error: ${ex.ede}`);
+  if (ex.service) {
+    const s = ex.service;
+    out.push(`  service ${s.key}${s.exists ? `: ttl ${s.ttl}s${s.headless ? ', headless' : ''}${s.stale ? ', stale' : ''}${s.panic ? ', panic' : ''}` : ': not federated'}`);
+    for (const v of s.clusters) {
+      const age = v.dataAge === null ? 'never synced' : `data age ${v.dataAge}s`;
+      out.push(`    ${v.used ? '+' : '-'} ${v.cluster} [${v.health}, ${age}, region ${v.region ?? '-'}, ${v.mode}] ${v.reason}`);
+      if (v.addresses.length) out.push(`        took ${v.addresses.join(', ')}`);
+      for (const s2 of v.skipped) out.push(`        skipped ${s2.address}: ${s2.reason}`);
+    }
+  }
+  for (const n of ex.notes) out.push(`  why: ${n}`);
+  return out.join('\n') + '\n';
+}

@@ -1,0 +1,105 @@
+// The operations listener: /metrics, /healthz, /readyz, /explain, /zone.
+import { createServer, type Server } from 'node:http';
+import type { Logger } from 'pino';
+import { Responder } from '../dns/responder.js';
+import type { Federation } from '../federation/federation.js';
+import { masterFile } from '../zone/masterfile.js';
+import { explain, ExplainError, explanationText } from './explain.js';
+import type { Metrics } from './metrics.js';
+
+export interface OpsOptions {
+  host: string;
+  port: number;
+  /** Seconds after start when /readyz turns ready even if some cluster has not synced. */
+  readyDeadline: number;
+}
+
+export class OpsServer {
+  private server?: Server;
+  private readonly started = Date.now();
+  private readonly explainer: Responder;
+
+  constructor(
+    private readonly federation: () => Federation,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+    private opts: OpsOptions,
+  ) {
+    // A responder of its own, so explained queries do not count as served ones.
+    this.explainer = new Responder(() => this.federation().snapshot, { cacheSize: 1000 });
+  }
+
+  /** Ready once every configured cluster has synced, or the start-up deadline has passed. */
+  readiness(): { ready: boolean; waiting: string[] } {
+    const waiting = [...this.federation().clusters.values()].filter((c) => c.health === 'syncing').map((c) => c.name);
+    const deadline = (Date.now() - this.started) / 1000 >= this.opts.readyDeadline;
+    return { ready: waiting.length === 0 || deadline, waiting };
+  }
+
+  async listen(): Promise<{ host: string; port: number }> {
+    const server = createServer((req, res) => {
+      void this.handle(req.url ?? '/', req.headers.accept ?? '').then(
+        ({ status, type, body }) => {
+          res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
+          res.end(body);
+        },
+        (e) => {
+          this.log.error({ err: e, url: req.url }, 'ops request failed');
+          res.writeHead(500, { 'content-type': 'text/plain' });
+          res.end('internal error\n');
+        },
+      );
+    });
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.opts.port, this.opts.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const a = server.address() as { address: string; port: number };
+    this.log.info({ address: `${a.address}:${a.port}` }, 'ops listener up (/metrics /healthz /readyz /explain /zone)');
+    return { host: a.address, port: a.port };
+  }
+
+  private async handle(url: string, accept: string): Promise<{ status: number; type: string; body: string }> {
+    const u = new URL(url, 'http://fedns');
+    const text = (status: number, body: string) => ({ status, type: 'text/plain; charset=utf-8', body });
+    switch (u.pathname) {
+      case '/metrics':
+        return { status: 200, type: this.metrics.registry.contentType, body: await this.metrics.text() };
+      case '/healthz':
+        return text(200, 'ok\n');
+      case '/readyz': {
+        const r = this.readiness();
+        return r.ready ? text(200, 'ready\n') : text(503, `not ready: waiting for ${r.waiting.join(', ')}\n`);
+      }
+      case '/zone':
+        return text(200, masterFile(this.federation().snapshot));
+      case '/explain': {
+        const name = u.searchParams.get('name');
+        if (!name) return text(400, 'usage: /explain?name=NAME[&type=TYPE]\n');
+        try {
+          const ex = explain(this.federation(), this.explainer, name, u.searchParams.get('type') ?? 'A');
+          if (u.searchParams.get('format') === 'text' || (!accept.includes('json') && accept.includes('text/plain')))
+            return text(200, explanationText(ex));
+          return { status: 200, type: 'application/json', body: JSON.stringify(ex, null, 2) + '\n' };
+        } catch (e) {
+          if (e instanceof ExplainError) return text(400, `${e.message}\n`);
+          throw e;
+        }
+      }
+      default:
+        return text(404, 'not found: try /metrics /healthz /readyz /explain?name=... /zone\n');
+    }
+  }
+
+  async close(): Promise<void> {
+    const s = this.server;
+    if (!s) return;
+    this.server = undefined;
+    s.closeAllConnections();
+    await new Promise<void>((r) => s.close(() => r()));
+  }
+}

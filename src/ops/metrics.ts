@@ -1,0 +1,164 @@
+// Prometheus metrics. Label sets are bounded: query types outside a fixed list count as "other",
+// clusters are the configured ones. The query path only bumps integers; prom-client reads them
+// when scraped.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { HEALTH_STATES } from '../cluster/state.js';
+import { rcodeName, RRType, typeName } from '../dns/constants.js';
+import type { Transport } from '../dns/responder.js';
+import type { Federation } from '../federation/federation.js';
+
+const TYPES = [RRType.A, RRType.AAAA, RRType.SRV, RRType.CNAME, RRType.SOA, RRType.NS, RRType.TXT, RRType.ANY, RRType.AXFR, RRType.IXFR, RRType.PTR, RRType.MX];
+const TYPE_SLOT = new Map<number, number>(TYPES.map((t, i) => [t, i]));
+const OTHER = TYPES.length;
+const RCODES = 24;
+const TRANSPORTS: Transport[] = ['udp', 'tcp'];
+
+export class Metrics {
+  readonly registry = new Registry();
+  /** [transport][type slot][rcode] -> count since start. */
+  private readonly counts = new Float64Array(TRANSPORTS.length * (OTHER + 1) * RCODES);
+  private readonly reported = new Float64Array(this.counts.length);
+  readonly latency: Histogram;
+  readonly programming: Histogram;
+  readonly transfers: Counter<'type' | 'result'>;
+  readonly notifies: Counter<'result'>;
+  readonly watchRestarts: Counter<'cluster'>;
+
+  constructor(
+    private readonly federation: () => Federation,
+    cache: () => { hits: number; misses: number },
+  ) {
+    const registry = this.registry;
+    collectDefaultMetrics({ register: registry, prefix: 'fedns_' });
+    const counts = this.counts;
+    const reported = this.reported;
+    new Counter({
+      name: 'fedns_queries_total',
+      help: 'DNS queries answered, by transport, query type and response code',
+      labelNames: ['transport', 'type', 'rcode'],
+      registers: [registry],
+      collect() {
+        for (let i = 0; i < counts.length; i++) {
+          const delta = counts[i] - reported[i];
+          if (delta === 0) continue;
+          reported[i] = counts[i];
+          const rcode = i % RCODES;
+          const slot = Math.floor(i / RCODES) % (OTHER + 1);
+          const transport = TRANSPORTS[Math.floor(i / (RCODES * (OTHER + 1)))];
+          this.inc({ transport, type: slot === OTHER ? 'other' : typeName(TYPES[slot]), rcode: rcodeName(rcode) }, delta);
+        }
+      },
+    });
+    this.latency = new Histogram({
+      name: 'fedns_response_seconds',
+      help: 'Time from receiving a query to handing its answer to the socket',
+      labelNames: ['transport'],
+      buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05],
+      registers: [registry],
+    });
+    let lastHits = 0;
+    let lastMisses = 0;
+    new Counter({
+      name: 'fedns_answer_cache_hits_total',
+      help: 'Answers served from encoded bytes already in the answer cache',
+      registers: [registry],
+      collect() {
+        const c = cache();
+        this.inc(c.hits - lastHits);
+        lastHits = c.hits;
+      },
+    });
+    new Counter({
+      name: 'fedns_answer_cache_misses_total',
+      help: 'Answers that had to be encoded',
+      registers: [registry],
+      collect() {
+        const c = cache();
+        this.inc(c.misses - lastMisses);
+        lastMisses = c.misses;
+      },
+    });
+    new Gauge({
+      name: 'fedns_cluster_health',
+      help: 'Member cluster health: 1 for the current state',
+      labelNames: ['cluster', 'state'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const c of federation().clusters.values()) for (const s of HEALTH_STATES) this.set({ cluster: c.name, state: s }, c.health === s ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'fedns_cluster_data_age_seconds',
+      help: 'Seconds since the cluster data was last confirmed (list, event or bookmark)',
+      labelNames: ['cluster'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        const now = Date.now();
+        for (const c of federation().clusters.values()) if (c.lastUpdate) this.set({ cluster: c.name }, (now - c.lastUpdate) / 1000);
+      },
+    });
+    this.watchRestarts = new Counter({
+      name: 'fedns_cluster_watch_restarts_total',
+      help: 'Watches or lists restarted after a failure, per cluster',
+      labelNames: ['cluster'],
+      registers: [registry],
+    });
+    new Gauge({
+      name: 'fedns_cluster_services',
+      help: 'Services seen in each member cluster',
+      labelNames: ['cluster'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const c of federation().clusters.values()) this.set({ cluster: c.name }, c.services.size);
+      },
+    });
+    new Gauge({
+      name: 'fedns_zone_serial',
+      help: 'SOA serial of the zone being served',
+      registers: [registry],
+      collect() {
+        this.set(federation().snapshot.serial);
+      },
+    });
+    new Gauge({
+      name: 'fedns_zone_records',
+      help: 'Records in the zone being served',
+      registers: [registry],
+      collect() {
+        this.set(federation().snapshot.recordCount);
+      },
+    });
+    this.programming = new Histogram({
+      name: 'fedns_programming_latency_seconds',
+      help: 'From a change in a member cluster (EndpointSlice last-change-trigger-time, or file time) to fedns answering with it',
+      labelNames: ['cluster'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    });
+    this.transfers = new Counter({
+      name: 'fedns_zone_transfers_total',
+      help: 'Zone transfers by type (AXFR, IXFR) and result',
+      labelNames: ['type', 'result'],
+      registers: [registry],
+    });
+    this.notifies = new Counter({
+      name: 'fedns_notifies_total',
+      help: 'NOTIFY messages by result (sent, acknowledged, failed)',
+      labelNames: ['result'],
+      registers: [registry],
+    });
+  }
+
+  /** Counts one answered query; called on the query path, so it only bumps an integer. */
+  query(transport: Transport, qtype: number, rcode: number): void {
+    const slot = TYPE_SLOT.get(qtype) ?? OTHER;
+    this.counts[((transport === 'udp' ? 0 : 1) * (OTHER + 1) + slot) * RCODES + (rcode < RCODES ? rcode : 0)]++;
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
