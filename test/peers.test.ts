@@ -325,6 +325,12 @@ describe.skipIf(!hasKnot || !hasDig)('knotd peer', () => {
     expect(keys(axfr.answer)).toContain('_sip._tcp.example.com. 300 IN SRV 10 5 5060 sip.example.com.');
   });
 
+  it('refuses to query anything but loopback', async () => {
+    await expect(dig(['www.example.com', 'A'])).rejects.toThrow(/no @server/);
+    await expect(dig(['@192.0.2.1', 'www.example.com', 'A'])).rejects.toThrow(/non-loopback/);
+    await expect(digMany('192.0.2.1', 53, [{ name: 'www.example.com', type: 'A' }])).rejects.toThrow(/non-loopback/);
+  });
+
   it('reports a missing server as NO_RESPONSE', async () => {
     const port = await freePort();
     const [r] = await digMany('127.0.0.1', port, [{ name: 'www.example.com', type: 'A' }], ['+time=1']);

@@ -384,11 +384,24 @@ function parseXfr(text: string): DigResult {
 // Running dig
 // ---------------------------------------------------------------------------------------------
 
+const LOOPBACK_SERVERS = new Set(['127.0.0.1', 'localhost', '::1']);
+
+/** Tests must only ever query loopback: demand an explicit "@127.0.0.1"-style server argument. */
+function assertLoopbackServer(args: string[]): void {
+  const servers = args.filter((a) => a.startsWith('@')).map((a) => a.slice(1));
+  if (servers.length === 0) {
+    throw new Error(`dig: no @server given (dig would use /etc/resolv.conf); pass e.g. "@127.0.0.1": ${args.join(' ')}`);
+  }
+  const bad = servers.filter((s) => !LOOPBACK_SERVERS.has(s));
+  if (bad.length) throw new Error(`dig: refusing to query non-loopback server(s) ${bad.join(', ')}`);
+}
+
 /**
  * Run dig with DIG_DEFAULT_ARGS + args; returns the single result. (If the arguments make dig
  * run several queries, the first result is returned - use digMany for batches.)
  */
 export async function dig(args: string[], opts: { timeoutMs?: number } = {}): Promise<DigResult> {
+  assertLoopbackServer(args);
   const out = await runDig([...DIG_DEFAULT_ARGS, ...args], opts.timeoutMs ?? 30_000);
   const results = parseDigOutput(out);
   if (results.length === 0) throw new Error(`dig ${args.join(' ')}: could not parse output:\n${out}`);
@@ -397,6 +410,7 @@ export async function dig(args: string[], opts: { timeoutMs?: number } = {}): Pr
 
 /** Same as dig() but returns every result dig printed. */
 export async function digAll(args: string[], opts: { timeoutMs?: number } = {}): Promise<DigResult[]> {
+  assertLoopbackServer(args);
   const out = await runDig([...DIG_DEFAULT_ARGS, ...args], opts.timeoutMs ?? 120_000);
   return parseDigOutput(out);
 }
@@ -436,7 +450,7 @@ export async function digMany(
   extraArgs: string[] = [],
   opts: DigManyOptions = {},
 ): Promise<DigResult[]> {
-  if (server !== '127.0.0.1' && server !== 'localhost' && server !== '::1') {
+  if (!LOOPBACK_SERVERS.has(server)) {
     throw new Error(`digMany: refusing to query non-loopback server ${server}`);
   }
   const chunkSize = Math.max(1, opts.chunkSize ?? 200);
