@@ -5,7 +5,7 @@ import { mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { FakeApiServer, type KubeObject, type KubeconfigOptions } from './support/fake-apiserver.js';
 
 let server: FakeApiServer;
@@ -59,7 +59,7 @@ interface Seen {
 }
 
 /** Starts a raw client-node Watch and records its events and how it ended. */
-async function watchPath(kc: k8s.KubeConfig, apiPath: string, params: Record<string, unknown>) {
+async function watchPath(kc: k8s.KubeConfig, apiPath: string, params: Record<string, string | number | boolean | undefined>) {
   const events: Seen[] = [];
   let ended = false;
   let endErr: unknown = undefined;
@@ -92,6 +92,14 @@ async function watchPath(kc: k8s.KubeConfig, apiPath: string, params: Record<str
     stop() {
       handle.controller?.abort();
     },
+    /** The done() argument, or a rejection if the watch has not ended within ms. */
+    end(ms = 3000): Promise<unknown> {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`watch on ${apiPath} did not end within ${ms}ms`)), ms);
+      });
+      return Promise.race([done, timeout]).finally(() => clearTimeout(timer));
+    },
   };
   return handle;
 }
@@ -105,7 +113,7 @@ async function rejection(p: Promise<unknown>): Promise<Error & { code?: number |
   throw new Error('expected the promise to reject');
 }
 
-describe('fake kube-apiserver with @kubernetes/client-node', () => {
+describe('fake kube-apiserver with @kubernetes/client-node', { timeout: 10_000 }, () => {
   it('lists services with a valid token; built-in list items carry no kind/apiVersion', async () => {
     server.apply(svc('web', 'list-a'));
     server.apply(svc('api', 'list-a', { metadata: { name: 'api', namespace: 'list-a', labels: { tier: 'backend' } } }));
@@ -136,6 +144,7 @@ describe('fake kube-apiserver with @kubernetes/client-node', () => {
     const bad = await rejection(core({ token: 'wrong' }).listServiceForAllNamespaces());
     expect(bad).toBeInstanceOf(k8s.ApiException);
     expect(bad.code).toBe(401);
+    expect(bad.body).toBeUndefined(); // client-node drops the body of a 401 (it is in the OpenAPI spec)
     const none = await rejection(core({ token: '' }).listNamespacedService({ namespace: 'default' }));
     expect(none.code).toBe(401);
 
@@ -184,7 +193,7 @@ describe('fake kube-apiserver with @kubernetes/client-node', () => {
     expect((w.events[1].object.spec as { clusterIP: string }).clusterIP).toBe('10.0.0.11');
 
     w.stop();
-    await w.done;
+    await w.end();
     await server.waitFor(() => server.openWatches('Service') === 0, 2000, 'watch closed');
   });
 
@@ -198,7 +207,7 @@ describe('fake kube-apiserver with @kubernetes/client-node', () => {
     const bm = w.events.find((e) => e.type === 'BOOKMARK')!;
     expect(bm.object).toEqual({ kind: 'Service', apiVersion: 'v1', metadata: { resourceVersion: server.resourceVersion } });
     w.stop();
-    await w.done;
+    await w.end();
   });
 
   it('returns every item across pages with limit/continue, from a consistent snapshot', async () => {
@@ -219,7 +228,7 @@ describe('fake kube-apiserver with @kubernetes/client-node', () => {
         server.apply(svc('p99-late', 'paged')); // not part of this list's snapshot
       }
       cont = page.metadata?._continue;
-    } while (cont);
+    } while (cont && pages < 10);
     expect(pages).toBe(3);
     expect(names).toHaveLength(25);
     expect(new Set(names).size).toBe(25);
@@ -243,7 +252,7 @@ describe('fake kube-apiserver with @kubernetes/client-node', () => {
     server.apply(svc('c1', 'compacted'));
     server.compact();
     const w = await watchPath(kubeConfig(), '/api/v1/services', { resourceVersion: old });
-    const err = await w.done;
+    const err = await w.end();
     expect(err).toBeNull();
     expect(w.events).toHaveLength(1);
     expect(w.events[0].type).toBe('ERROR');
@@ -253,13 +262,13 @@ describe('fake kube-apiserver with @kubernetes/client-node', () => {
     const w2 = await watchPath(kubeConfig(), '/api/v1/services', { resourceVersion: server.resourceVersion });
     await server.waitForWatches('Service', 1);
     expect(server.expireOpenWatches('Service')).toBe(1);
-    expect(await w2.done).toBeNull();
+    expect(await w2.end()).toBeNull();
     expect(w2.events.map((e) => `${e.type} ${e.object.code}`)).toEqual(['ERROR 410']);
 
     // as an HTTP status on the watch request: done gets an Error with statusCode 410
     server.failWatch(410, { times: 1 });
     const w3 = await watchPath(kubeConfig(), '/api/v1/services', { resourceVersion: server.resourceVersion });
-    const httpErr = (await w3.done) as { statusCode?: number; message: string };
+    const httpErr = (await w3.end()) as { statusCode?: number; message: string };
     expect(httpErr.statusCode).toBe(410);
     expect(httpErr.message).toBe('Gone');
   });
@@ -298,6 +307,56 @@ describe('fake kube-apiserver with @kubernetes/client-node', () => {
       await until(() => log.includes('add i3'), 'add after relist');
       expect(informer.list().map((o) => o.metadata?.name).sort()).toEqual(['i1', 'i3']);
       expect(errors).toEqual([]);
+    } finally {
+      await informer.stop();
+    }
+    await server.waitFor(() => server.openWatches('Service') === 0, 2000, 'informer watch closed');
+  });
+
+  it('informer: a clean end rewatches, a 410 relists, any other error stops it until start()', async () => {
+    const kc = kubeConfig();
+    const api = kc.makeApiClient(k8s.CoreV1Api);
+    const informer = k8s.makeInformer(kc, '/api/v1/namespaces/inf2/services', () => api.listNamespacedService({ namespace: 'inf2' }));
+    const added: string[] = [];
+    const errors: Array<{ code?: string }> = [];
+    informer.on('add', (o) => added.push(o.metadata!.name!));
+    informer.on('error', (e) => errors.push(e as { code?: string }));
+    server.apply(svc('j1', 'inf2'));
+    const count = (verb: 'list' | 'watch') => server.requestCount({ kind: 'Service', verb });
+    try {
+      await informer.start();
+      await server.waitForWatches('Service', 1);
+      const lists = count('list');
+      const watches = count('watch');
+
+      // clean end of stream (e.g. timeoutSeconds): rewatch from the last resourceVersion, no relist
+      server.endOpenWatches('Service');
+      await server.waitForRequests({ kind: 'Service', verb: 'watch' }, watches + 1);
+      await server.waitForWatches('Service', 1);
+      expect(count('list')).toBe(lists);
+
+      // HTTP 410 on the watch request: relist
+      server.failWatch(410, { kind: 'Service', times: 1 });
+      server.endOpenWatches('Service');
+      await server.waitForRequests({ kind: 'Service', verb: 'list' }, lists + 1);
+      await server.waitForWatches('Service', 1);
+
+      // connection dropped: 'error' callback and the informer stays down
+      const watchesBeforeDrop = count('watch');
+      server.closeAllWatches('Service');
+      await until(() => errors.length === 1, 'informer error');
+      expect(errors[0].code).toBe('ERR_STREAM_PREMATURE_CLOSE');
+      server.apply(svc('j2', 'inf2'));
+      await new Promise((r) => setTimeout(r, 100));
+      expect(count('watch')).toBe(watchesBeforeDrop);
+      expect(server.openWatches('Service')).toBe(0);
+      expect(added).toEqual(['j1']);
+
+      // start() again resumes from the remembered resourceVersion (replayed, no relist)
+      const listsBeforeRestart = count('list');
+      await informer.start();
+      await until(() => added.includes('j2'), 'replayed add');
+      expect(count('list')).toBe(listsBeforeRestart);
     } finally {
       await informer.stop();
     }
@@ -359,11 +418,11 @@ describe('fake kube-apiserver with @kubernetes/client-node', () => {
 
     server.failWatch(500, { times: 1 });
     const w500 = await watchPath(kubeConfig(), '/api/v1/services', {});
-    expect(((await w500.done) as { statusCode: number }).statusCode).toBe(500);
+    expect(((await w500.end()) as { statusCode: number }).statusCode).toBe(500);
 
     server.closeWatchesImmediately({ kind: 'Service', times: 1 });
     const closed = await watchPath(kubeConfig(), '/api/v1/services', { resourceVersion: server.resourceVersion });
-    expect(await closed.done).toBeNull();
+    expect(await closed.end()).toBeNull();
     expect(closed.events).toEqual([]);
 
     // malformed line: client-node silently skips it, later events still arrive
@@ -384,14 +443,14 @@ describe('fake kube-apiserver with @kubernetes/client-node', () => {
 
     // abrupt close: done gets an error (premature close), not null
     expect(server.closeAllWatches()).toBe(1);
-    const abruptErr = (await bad.done) as Error & { code?: string };
+    const abruptErr = (await bad.end()) as Error & { code?: string };
     expect(abruptErr).toBeInstanceOf(Error);
     expect(abruptErr.code).toBe('ERR_STREAM_PREMATURE_CLOSE');
 
     // timeoutSeconds ends the stream cleanly
     const t0 = Date.now();
     const timed = await watchPath(kubeConfig(), '/api/v1/services', { resourceVersion: server.resourceVersion, timeoutSeconds: 1 });
-    expect(await timed.done).toBeNull();
+    expect(await timed.end()).toBeNull();
     expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
   });
 
@@ -400,7 +459,7 @@ describe('fake kube-apiserver with @kubernetes/client-node', () => {
     const w = await watchPath(kubeConfig(), '/api/v1/services', { resourceVersion: server.resourceVersion });
     await server.waitForWatches('Service', 1);
     server.breakAll();
-    expect(await w.done).toBeInstanceOf(Error);
+    expect(await w.end()).toBeInstanceOf(Error);
     const err = await rejection(api.listServiceForAllNamespaces());
     expect(String(err.message)).toMatch(/ECONNRESET|socket hang up|disconnected/i);
     server.restore();
@@ -422,6 +481,10 @@ describe('fake kube-apiserver with @kubernetes/client-node', () => {
       const loaded = await server.syncManifests(dir);
       expect(loaded.added.sort()).toEqual(['EndpointSlice/mf/m2-abc', 'Node//node-1', 'Service/mf/m1', 'Service/mf/m2']);
       expect(server.get('Node', undefined, 'node-1')?.metadata?.namespace).toBeUndefined();
+      const nodes = await core().listNode();
+      expect(nodes.items.map((n) => n.metadata?.name)).toEqual(['node-1']);
+      const slices = await kubeConfig().makeApiClient(k8s.DiscoveryV1Api).listEndpointSliceForAllNamespaces({ labelSelector: 'kubernetes.io/service-name=m2' });
+      expect(slices.items.map((e) => e.endpoints[0].addresses)).toEqual([['10.2.0.1']]);
 
       await writeFile(path.join(dir, 'a.yaml'), ['apiVersion: v1', 'kind: Service', 'metadata: {name: m1, namespace: mf}', 'spec: {clusterIP: 10.1.0.9}', ''].join('\n'));
       await unlink(path.join(dir, 'b.json'));
@@ -435,15 +498,31 @@ describe('fake kube-apiserver with @kubernetes/client-node', () => {
     }
   });
 
-  it('stop() does not hang with open watches', async () => {
-    const other = await FakeApiServer.start();
+  it('serves several clusters from one kubeconfig, and stop() does not hang with open watches', async () => {
+    const other = await FakeApiServer.start({ tokens: ['other-token'], serviceExports: false });
+    onTestFinished(() => other.stop());
+    other.apply({ apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: 'x-1', namespace: 'x' }, addressType: 'IPv4', endpoints: [] });
     const kc = new k8s.KubeConfig();
-    kc.loadFromString(other.kubeconfig());
+    kc.loadFromString(
+      FakeApiServer.combinedKubeconfig([
+        { server, context: 'east', token: 'good-token' },
+        { server: other, context: 'west', token: 'other-token' },
+      ]),
+    );
+    expect(kc.getContexts().map((c) => c.name)).toEqual(['east', 'west']);
+    kc.setCurrentContext('west');
+    const westSlices = await kc.makeApiClient(k8s.DiscoveryV1Api).listEndpointSliceForAllNamespaces();
+    expect(westSlices.items.map((e) => e.metadata?.name)).toEqual(['x-1']);
+    const noCrd = await rejection(
+      kc.makeApiClient(k8s.CustomObjectsApi).listClusterCustomObject({ group: 'multicluster.x-k8s.io', version: 'v1alpha1', plural: 'serviceexports' }),
+    );
+    expect(noCrd.code).toBe(404);
+
     const w = await watchPath(kc, '/apis/discovery.k8s.io/v1/endpointslices', { allowWatchBookmarks: true });
     await other.waitForWatches('EndpointSlice', 1);
     const t0 = Date.now();
     await other.stop();
     expect(Date.now() - t0).toBeLessThan(1000);
-    expect(await w.done).toBeInstanceOf(Error);
+    expect(await w.end()).toBeInstanceOf(Error);
   });
 });

@@ -546,7 +546,7 @@ export async function readManifests(dir: string): Promise<KubeObject[]> {
     const docs = parseAllDocuments(text);
     const list = Array.isArray(docs) ? docs : [docs];
     for (const doc of list) {
-      if ('errors' in doc && doc.errors.length > 0) throw new Error(`${file}: ${doc.errors[0].message}`);
+      if ('errors' in doc && doc.errors.length > 0) throw new Error(`${file}: ${doc.errors[0].message.split('\n')[0]}`);
       const js = doc.toJS() as unknown;
       if (js === null || js === undefined) continue;
       if (typeof js !== 'object' || Array.isArray(js)) throw new Error(`${file}: document is not an object`);
@@ -678,6 +678,7 @@ export class FakeApiServer extends EventEmitter {
     if (ns?.listening) await new Promise<void>((resolve) => ns.close(() => resolve()));
     if (this.tmpDir) await fs.rm(this.tmpDir, { recursive: true, force: true });
     this.changed();
+    this.emit('stopped');
     this.removeAllListeners();
   }
 
@@ -1060,7 +1061,7 @@ export class FakeApiServer extends EventEmitter {
   /** Writes a non-JSON line to open watches. Returns count. */
   sendMalformedLine(kind?: string): number {
     const ws = this.openWatchers(kind);
-    for (const w of ws) w.res.write('{"type":"MODIFIED","object":{this is not json\n');
+    for (const w of ws) if (!w.silent) w.res.write('{"type":"MODIFIED","object":{this is not json\n');
     return ws.length;
   }
 
@@ -1141,6 +1142,7 @@ export class FakeApiServer extends EventEmitter {
   /** Resolves once pred() holds (checked after every request/watch/store change), else rejects. */
   waitFor(pred: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
     if (pred()) return Promise.resolve();
+    if (this.stopped) return Promise.reject(new Error(`fake-apiserver: stopped; not waiting for ${what}`));
     return new Promise((resolve, reject) => {
       const check = () => {
         if (pred()) {
@@ -1152,11 +1154,17 @@ export class FakeApiServer extends EventEmitter {
         cleanup();
         reject(new Error(`fake-apiserver: timed out after ${timeoutMs}ms waiting for ${what}`));
       }, timeoutMs);
+      const onStop = () => {
+        cleanup();
+        reject(new Error(`fake-apiserver: stopped while waiting for ${what}`));
+      };
       const cleanup = () => {
         clearTimeout(timer);
         this.off('change', check);
+        this.off('stopped', onStop);
       };
       this.on('change', check);
+      this.once('stopped', onStop);
     });
   }
 
@@ -1622,7 +1630,7 @@ export class FakeApiServer extends EventEmitter {
       }
     } else {
       const from = Number(rvParam);
-      if (false) {
+      if (from < this.compactedRv) {
         this.writeEvent(w, { type: 'ERROR', object: this.expiredStatus(from) }, true);
         this.finishWatcher(w, true);
         return;
