@@ -25,6 +25,17 @@ interface Encoded {
   additional: { end: number; count: number }[];
 }
 
+/** Answer-cache entry for one query name (lookup key). */
+interface CacheEntry {
+  /** Snapshot this entry was last validated against. */
+  zone: ZoneSnapshot;
+  node: ZoneNode;
+  /** Query type -> encoded answer per rotation. */
+  byType: Map<number, Encoded[]>;
+  /** Types whose encoding includes the SOA (NODATA after a CNAME chain). */
+  withSoa: Set<number>;
+}
+
 export interface QueryObserver {
   (transport: Transport, qtype: number, rcode: number, query: ParsedQuery | undefined): void;
 }
@@ -44,7 +55,7 @@ const EDE_STALE = Buffer.from([0, EdnsOption.EDE, 0, 2, 0, EdeCode.STALE_ANSWER]
 export class Responder {
   private readonly q = newParsedQuery();
   private readonly w = new Writer(65535 + 512);
-  private readonly cache: LRUCache<ZoneNode, Map<number, Encoded[]>>;
+  private readonly cache: LRUCache<string, CacheEntry>;
   private negative = new Map<number, Encoded>();
   private negativeFor?: ZoneSnapshot;
   private rotation = 0;
@@ -77,13 +88,17 @@ export class Responder {
     if (qt === RRType.MAILA || qt === RRType.MAILB || (qt >= 128 && qt < 255)) return this.finish(msg, q, transport, Rcode.NOTIMP, false, undefined, true);
 
     const zone = this.zone();
-    if (!keyIsInZone(q.key, zone.apexKey)) return this.finish(msg, q, transport, Rcode.REFUSED, false, undefined, true);
-    const node = zone.names.get(q.key);
+    const entry = this.lookup(q.key, zone);
+    if (!entry) {
+      if (!keyIsInZone(q.key, zone.apexKey)) return this.finish(msg, q, transport, Rcode.REFUSED, false, undefined, true);
+      if (!zone.ready) return this.finish(msg, q, transport, Rcode.SERVFAIL, false, undefined, true);
+      return this.negativeAnswer(msg, q, transport, zone, Rcode.NXDOMAIN);
+    }
+    const node = entry.node;
     if (!zone.ready && (!node || node.owner !== '@')) {
       // Nothing has synced: an answer from cluster data would be a guess (docs: SERVFAIL, not NXDOMAIN).
       return this.finish(msg, q, transport, Rcode.SERVFAIL, false, undefined, true);
     }
-    if (!node) return this.negativeAnswer(msg, q, transport, zone, Rcode.NXDOMAIN);
     if (q.key === zone.apexKey && qt === RRType.SOA) return this.apexSoa(msg, q, transport, zone);
     let type = qt;
     if (qt === RRType.ANY) {
@@ -94,13 +109,36 @@ export class Responder {
     }
     const ans = node.answerFor(type);
     if (!ans) return this.negativeAnswer(msg, q, transport, zone, Rcode.NOERROR);
-    const enc = this.encoded(node, type, ans, q.qnameLen, zone);
+    const enc = this.encoded(entry, type, ans, q.qnameLen, zone);
     return this.finish(msg, q, transport, Rcode.NOERROR, true, enc, true, node.stale);
   }
 
-  private encoded(node: ZoneNode, type: number, ans: Answer, qnameLen: number, zone: ZoneSnapshot): Encoded {
-    let byType = this.cache.get(node);
-    if (!byType) this.cache.set(node, (byType = new Map()));
+  /**
+   * The node for a query name, through the answer cache. An entry made for an older snapshot is
+   * revalidated with one zone lookup: if the name's node is unchanged its encodings stay (except
+   * those carrying the SOA, whose serial moved).
+   */
+  private lookup(key: string, zone: ZoneSnapshot): CacheEntry | undefined {
+    let e = this.cache.get(key);
+    if (e !== undefined && e.zone === zone) return e;
+    const node = zone.names.get(key);
+    if (node === undefined) {
+      if (e !== undefined) this.cache.delete(key);
+      return undefined;
+    }
+    if (e !== undefined && e.node === node) {
+      e.zone = zone;
+      for (const t of e.withSoa) e.byType.delete(t);
+      e.withSoa.clear();
+      return e;
+    }
+    e = { zone, node, byType: new Map(), withSoa: new Set() };
+    this.cache.set(key, e);
+    return e;
+  }
+
+  private encoded(entry: CacheEntry, type: number, ans: Answer, qnameLen: number, zone: ZoneSnapshot): Encoded {
+    const byType = entry.byType;
     let variants = byType.get(type);
     if (!variants) byType.set(type, (variants = []));
     let turns = 1;
@@ -112,7 +150,8 @@ export class Responder {
       return hit;
     }
     this.cacheMisses++;
-    const enc = this.encode(node.name, qnameLen, ans, r, ans.nodataAfterChain ? zone : undefined);
+    const enc = this.encode(entry.node.name, qnameLen, ans, r, ans.nodataAfterChain ? zone : undefined);
+    if (ans.nodataAfterChain) entry.withSoa.add(type);
     variants[r] = enc;
     return enc;
   }
