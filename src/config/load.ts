@@ -53,6 +53,7 @@ export function buildConfig(raw: unknown, file: string, baseDir: string): Config
       if (!isFile(src.kubeconfig)) problems.push(`clusters[${i}].source.kubeconfig: file ${src.kubeconfig} not found`);
     }
   });
+  if (c.transfer.serialFile) c.transfer.serialFile = resolve(baseDir, c.transfer.serialFile);
   if (problems.length) throw new ConfigError(file, problems);
   if (c.nameservers.length === 0) {
     const host = c.listen[0].host;

@@ -102,6 +102,43 @@ const nameserverSchema = z.strictObject({
   addresses: z.array(ipAddress).default([]),
 });
 
+const cidr = z.string().refine((s) => {
+  const [addr, bits, extra] = s.split('/');
+  const fam = isAddress(addr);
+  if (!fam || extra !== undefined) return false;
+  return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (fam === 4 ? 32 : 128));
+}, 'must be an IP address or CIDR block such as 10.0.0.0/8');
+
+const tsigKeySchema = z.strictObject({
+  name: dnsName,
+  algorithm: z.literal('hmac-sha256').default('hmac-sha256'),
+  /** Base64 shared secret (as `tsig-keygen` or `keymgr -t` print it). */
+  secret: z.string().refine((s) => /^[A-Za-z0-9+/]+={0,2}$/.test(s) && Buffer.from(s, 'base64').length >= 16, 'must be a base64 secret of at least 16 bytes'),
+});
+
+const transferSchema = z
+  .strictObject({
+    /** Clients allowed to AXFR/IXFR (addresses or CIDR blocks). Empty: transfers refused. */
+    allow: z.array(cidr).default([]),
+    tsig: z.array(tsigKeySchema).default([]),
+    /** Require a valid TSIG; defaults to true when keys are configured. */
+    requireTsig: z.boolean().optional(),
+    /** Secondaries to NOTIFY when the serial changes. */
+    notify: z.array(listenAddress).default([]),
+    /** Name of the key that signs NOTIFY messages. */
+    notifyKey: dnsName.optional(),
+    notifyDelay: duration('transfer.notifyDelay').default(0.2),
+    journal: z
+      .strictObject({ deltas: z.number().int().min(0).default(100), records: z.number().int().min(0).default(100_000) })
+      .prefault({}),
+    /** File that keeps the last SOA serial across restarts (optional). */
+    serialFile: z.string().optional(),
+  })
+  .superRefine((t, ctx) => {
+    if (t.notifyKey && !t.tsig.some((k) => k.name === t.notifyKey))
+      ctx.addIssue({ code: 'custom', path: ['notifyKey'], message: `no key named ${t.notifyKey} in transfer.tsig` });
+  });
+
 export const configSchema = z
   .strictObject({
     domain: dnsName.default('example.com.'),
@@ -156,6 +193,7 @@ export const configSchema = z
         queries: z.boolean().default(false),
       })
       .prefault({}),
+    transfer: transferSchema.prefault({}),
     clusters: z.array(clusterSchema).default([]),
   })
   .superRefine((c, ctx) => {

@@ -40,8 +40,11 @@ export interface QueryObserver {
   (transport: Transport, qtype: number, rcode: number, query: ParsedQuery | undefined): void;
 }
 
-/** Hook for zone transfers: returns true when it took over the query. */
-export type TransferHandler = (q: ParsedQuery, msg: Buffer, conn: Socket | undefined) => boolean;
+/**
+ * Hook for zone transfers: returns the response to send, or null when it writes to the
+ * connection itself.
+ */
+export type TransferHandler = (q: ParsedQuery, msg: Buffer, conn: Socket | undefined, remote: string | undefined) => Buffer | null;
 
 export interface ResponderOptions {
   /** Nodes whose encoded answers stay cached. */
@@ -71,7 +74,7 @@ export class Responder {
   }
 
   /** The response to `msg`, or null when the packet deserves no answer. */
-  answer(msg: Buffer, transport: Transport, conn?: Socket): Buffer | null {
+  answer(msg: Buffer, transport: Transport, conn?: Socket, remote?: string): Buffer | null {
     const q = this.q;
     const fail = parseQuery(msg, q);
     if (fail === ParseFailure.Drop) return null;
@@ -80,7 +83,11 @@ export class Responder {
     if (q.opcode !== Opcode.QUERY) return this.finish(msg, q, transport, Rcode.NOTIMP, false, undefined, true);
     const qt = q.qtype;
     if (qt === RRType.AXFR || qt === RRType.IXFR) {
-      if (this.transferHandler?.(q, msg, conn)) return null;
+      if (this.transferHandler) {
+        const out = this.transferHandler(q, msg, conn, remote);
+        this.opts.observer?.(transport, q.qtype, out ? out[3] & 0xf : Rcode.NOERROR, q);
+        return out;
+      }
       return this.finish(msg, q, transport, Rcode.REFUSED, false, undefined, true);
     }
     if (qt === RRType.OPT || qt === RRType.TSIG || qt === 0) return this.finish(msg, q, transport, Rcode.FORMERR, false, undefined, true);

@@ -82,7 +82,7 @@ export class DnsServer {
       const t0 = performance.now();
       let out: Buffer | null;
       try {
-        out = this.responder.answer(msg, 'udp');
+        out = this.responder.answer(msg, 'udp', undefined, rinfo.address);
       } catch (e) {
         this.log.error({ err: e, from: rinfo.address }, 'query failed');
         return;

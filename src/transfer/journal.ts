@@ -1,0 +1,59 @@
+// A bounded journal of the differences between recent zone serials, for IXFR (RFC 1995).
+import type { RR } from '../dns/records.js';
+import type { ZoneChange } from '../zone/snapshot.js';
+
+export interface Delta extends ZoneChange {
+  from: number;
+  to: number;
+}
+
+export class Journal {
+  private deltas: Delta[] = [];
+  private records = 0;
+
+  constructor(
+    /** Most deltas kept. */
+    private readonly maxDeltas = 100,
+    /** Most records (removed + added) kept across all deltas. */
+    private readonly maxRecords = 100_000,
+  ) {}
+
+  /** Records the change that turned serial `from` into `to`. */
+  add(from: number, to: number, change: ZoneChange): void {
+    if (from === to) return;
+    const size = change.removed.length + change.added.length;
+    if (size > this.maxRecords) {
+      // Bigger than the whole journal: older clients get the full zone.
+      this.deltas = [];
+      this.records = 0;
+      return;
+    }
+    const last = this.deltas[this.deltas.length - 1];
+    if (last && last.to !== from) {
+      this.deltas = [];
+      this.records = 0;
+    }
+    this.deltas.push({ from, to, removed: change.removed, added: change.added });
+    this.records += size;
+    while (this.deltas.length > this.maxDeltas || this.records > this.maxRecords) {
+      const d = this.deltas.shift()!;
+      this.records -= d.removed.length + d.added.length;
+    }
+  }
+
+  /** The deltas leading from `serial` to the newest one, or undefined when `serial` is not kept. */
+  since(serial: number): Delta[] | undefined {
+    const i = this.deltas.findIndex((d) => d.from === serial);
+    return i < 0 ? undefined : this.deltas.slice(i);
+  }
+
+  get oldest(): number | undefined {
+    return this.deltas[0]?.from;
+  }
+
+  get size(): number {
+    return this.deltas.length;
+  }
+}
+
+export type { RR };

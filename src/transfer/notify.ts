@@ -1,0 +1,138 @@
+// NOTIFY (RFC 1996) to configured secondaries when the serial changes. A burst of changes is
+// coalesced into one notify per secondary; unacknowledged notifies are retried with backoff, and a
+// newer serial replaces an older one still being retried.
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { isIPv6 } from 'node:net';
+import type { Logger } from 'pino';
+import { Opcode, RRClass, RRType } from '../dns/constants.js';
+import { encodeMessage } from '../dns/message.js';
+import type { ZoneSnapshot } from '../zone/snapshot.js';
+import { signRequest, type TsigKey } from './tsig.js';
+
+export interface NotifyTarget {
+  host: string;
+  port: number;
+}
+
+export interface NotifyOptions {
+  targets: NotifyTarget[];
+  /** Wait this long after a change for more changes before notifying. */
+  coalesceMs: number;
+  /** First retry after this long; doubles per retry. */
+  retryMs: number;
+  retries: number;
+  key?: TsigKey;
+}
+
+export type NotifyStats = (result: 'sent' | 'acknowledged' | 'failed') => void;
+
+interface Pending {
+  id: number;
+  serial: number;
+  attempt: number;
+  timer?: NodeJS.Timeout;
+}
+
+export class Notifier {
+  private socket4?: UdpSocket;
+  private socket6?: UdpSocket;
+  private coalesce?: NodeJS.Timeout;
+  private readonly pending = new Map<string, Pending>();
+  private closed = false;
+
+  constructor(
+    private opts: NotifyOptions,
+    private readonly zone: () => ZoneSnapshot,
+    private readonly log: Logger,
+    private readonly stats?: NotifyStats,
+  ) {}
+
+  setOptions(opts: NotifyOptions): void {
+    this.opts = opts;
+  }
+
+  private socket(host: string): UdpSocket {
+    const v6 = isIPv6(host);
+    let s = v6 ? this.socket6 : this.socket4;
+    if (!s) {
+      s = createSocket(v6 ? 'udp6' : 'udp4');
+      s.on('message', (m, rinfo) => this.reply(m, rinfo.address, rinfo.port));
+      s.on('error', (e) => this.log.warn({ err: e }, 'NOTIFY socket error'));
+      s.unref();
+      if (v6) this.socket6 = s;
+      else this.socket4 = s;
+    }
+    return s;
+  }
+
+  /** The zone changed: notify every target once the burst is over. */
+  changed(): void {
+    if (this.closed || this.opts.targets.length === 0 || this.coalesce) return;
+    this.coalesce = setTimeout(() => {
+      this.coalesce = undefined;
+      for (const t of this.opts.targets) this.start(t);
+    }, this.opts.coalesceMs);
+    this.coalesce.unref();
+  }
+
+  private key(t: NotifyTarget): string {
+    return `${t.host}#${t.port}`;
+  }
+
+  private start(t: NotifyTarget): void {
+    const k = this.key(t);
+    const old = this.pending.get(k);
+    if (old?.timer) clearTimeout(old.timer);
+    const p: Pending = { id: Math.floor(Math.random() * 0x10000), serial: this.zone().serial, attempt: 0 };
+    this.pending.set(k, p);
+    this.send(t, p);
+  }
+
+  private send(t: NotifyTarget, p: Pending): void {
+    if (this.closed) return;
+    const zone = this.zone();
+    let msg = encodeMessage({
+      id: p.id,
+      opcode: Opcode.NOTIFY,
+      aa: true,
+      questions: [{ name: zone.domain, type: RRType.SOA, class: RRClass.IN }],
+      answers: [zone.soa],
+    });
+    if (this.opts.key) msg = signRequest(msg, this.opts.key);
+    this.socket(t.host).send(msg, t.port, t.host);
+    this.stats?.('sent');
+    this.log.debug({ target: this.key(t), serial: p.serial, attempt: p.attempt }, 'NOTIFY sent');
+    p.timer = setTimeout(() => {
+      if (this.pending.get(this.key(t)) !== p) return;
+      if (++p.attempt > this.opts.retries) {
+        this.pending.delete(this.key(t));
+        this.stats?.('failed');
+        this.log.warn({ target: this.key(t), serial: p.serial }, 'NOTIFY not acknowledged; the secondary will refresh on its own schedule');
+        return;
+      }
+      this.send(t, p);
+    }, this.opts.retryMs * 2 ** p.attempt);
+    p.timer.unref();
+  }
+
+  private reply(m: Buffer, host: string, port: number): void {
+    if (m.length < 12) return;
+    const k = this.key({ host: host.startsWith('::ffff:') ? host.slice(7) : host, port });
+    const p = this.pending.get(k);
+    const flags = m.readUInt16BE(2);
+    if (!p || m.readUInt16BE(0) !== p.id || !(flags & 0x8000) || ((flags >> 11) & 0xf) !== Opcode.NOTIFY) return;
+    if (p.timer) clearTimeout(p.timer);
+    this.pending.delete(k);
+    this.stats?.('acknowledged');
+    this.log.debug({ target: k, serial: p.serial, rcode: flags & 0xf }, 'NOTIFY acknowledged');
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.coalesce) clearTimeout(this.coalesce);
+    for (const p of this.pending.values()) if (p.timer) clearTimeout(p.timer);
+    this.pending.clear();
+    this.socket4?.close();
+    this.socket6?.close();
+  }
+}

@@ -1,0 +1,152 @@
+// TSIG with HMAC-SHA256 (RFC 8945): verifying requests and signing (multi-message) responses.
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { RRClass, RRType } from '../dns/constants.js';
+import { canonicalName, nameToWire } from '../dns/name.js';
+import { Reader } from '../dns/message.js';
+
+export const HMAC_SHA256 = 'hmac-sha256.';
+
+export interface TsigKey {
+  /** Key name, canonical ("xfr-key."). */
+  name: string;
+  algorithm: string;
+  secret: Buffer;
+}
+
+/** TSIG error codes (RFC 8945 3). */
+export const TsigError = { BADSIG: 16, BADKEY: 17, BADTIME: 18 } as const;
+
+export interface TsigRecord {
+  keyName: string;
+  algorithm: string;
+  timeSigned: number;
+  fudge: number;
+  mac: Buffer;
+  originalId: number;
+  error: number;
+  other: Buffer;
+  /** Offset of the TSIG RR in the message. */
+  offset: number;
+}
+
+/** Reads the TSIG RR at `offset` (the last additional record). */
+export function readTsig(msg: Buffer, offset: number): TsigRecord {
+  const r = new Reader(msg);
+  r.off = offset;
+  const keyName = r.name();
+  const type = r.u16();
+  const klass = r.u16();
+  r.u32();
+  const rdlen = r.u16();
+  const end = r.off + rdlen;
+  if (type !== RRType.TSIG || klass !== RRClass.ANY) throw new Error('not a TSIG record');
+  const algorithm = r.name();
+  const hi = r.u16();
+  const lo = r.u32();
+  const fudge = r.u16();
+  const mac = Buffer.from(r.bytes(r.u16()));
+  const originalId = r.u16();
+  const error = r.u16();
+  const other = Buffer.from(r.bytes(r.u16()));
+  if (r.off !== end || end !== msg.length) throw new Error('TSIG record malformed or not last');
+  return { keyName, algorithm, timeSigned: hi * 2 ** 32 + lo, fudge, mac, originalId, error, other, offset };
+}
+
+function u16(v: number): Buffer {
+  const b = Buffer.alloc(2);
+  b.writeUInt16BE(v);
+  return b;
+}
+
+function time48(t: number): Buffer {
+  const b = Buffer.alloc(6);
+  b.writeUInt16BE(Math.floor(t / 2 ** 32), 0);
+  b.writeUInt32BE(t % 2 ** 32, 2);
+  return b;
+}
+
+/** TSIG variables (RFC 8945 4.3.3); `timersOnly` for later messages of a transfer. */
+function variables(key: TsigKey, timeSigned: number, fudge: number, error: number, other: Buffer, timersOnly: boolean): Buffer {
+  if (timersOnly) return Buffer.concat([time48(timeSigned), u16(fudge)]);
+  return Buffer.concat([
+    nameToWire(key.name),
+    u16(RRClass.ANY),
+    Buffer.alloc(4),
+    nameToWire(key.algorithm),
+    time48(timeSigned),
+    u16(fudge),
+    u16(error),
+    u16(other.length),
+    other,
+  ]);
+}
+
+/** The message as it was before its TSIG was added: TSIG removed, ARCOUNT less one, original ID. */
+function unsigned(msg: Buffer, t: TsigRecord): Buffer {
+  const m = Buffer.from(msg.subarray(0, t.offset));
+  m.writeUInt16BE(t.originalId, 0);
+  m.writeUInt16BE(m.readUInt16BE(10) - 1, 10);
+  return m;
+}
+
+export type VerifyResult = { ok: true; key: TsigKey; tsig: TsigRecord } | { ok: false; error: number; reason: string; tsig?: TsigRecord; key?: TsigKey };
+
+export function verifyRequest(msg: Buffer, offset: number, keys: TsigKey[], nowSeconds = Math.floor(Date.now() / 1000)): VerifyResult {
+  let t: TsigRecord;
+  try {
+    t = readTsig(msg, offset);
+  } catch (e) {
+    return { ok: false, error: TsigError.BADSIG, reason: (e as Error).message };
+  }
+  const key = keys.find((k) => k.name === t.keyName && k.algorithm === t.algorithm);
+  if (!key) return { ok: false, error: TsigError.BADKEY, reason: `unknown key ${t.keyName} (${t.algorithm})`, tsig: t };
+  const expect = createHmac('sha256', key.secret)
+    .update(Buffer.concat([unsigned(msg, t), variables(key, t.timeSigned, t.fudge, t.error, t.other, false)]))
+    .digest();
+  if (t.mac.length !== expect.length || !timingSafeEqual(t.mac, expect)) return { ok: false, error: TsigError.BADSIG, reason: `bad signature with key ${key.name}`, tsig: t, key };
+  if (Math.abs(nowSeconds - t.timeSigned) > t.fudge) return { ok: false, error: TsigError.BADTIME, reason: 'signature time outside the fudge window', tsig: t, key };
+  return { ok: true, key, tsig: t };
+}
+
+/**
+ * Signs the messages of one response in order. The first MAC covers the request MAC; each later
+ * one covers the previous MAC and, with timers only, the messages since (RFC 8945 5.3.1).
+ */
+export class ResponseSigner {
+  private previousMac: Buffer;
+  private first = true;
+
+  constructor(
+    private readonly key: TsigKey,
+    request: TsigRecord,
+    private readonly fudge = 300,
+  ) {
+    this.previousMac = request.mac;
+  }
+
+  /** Returns `msg` with a TSIG RR appended (ARCOUNT bumped). */
+  sign(msg: Buffer, error = 0, nowSeconds = Math.floor(Date.now() / 1000)): Buffer {
+    const id = msg.readUInt16BE(0);
+    const mac = createHmac('sha256', this.key.secret)
+      .update(Buffer.concat([u16(this.previousMac.length), this.previousMac, msg, variables(this.key, nowSeconds, this.fudge, error, Buffer.alloc(0), !this.first)]))
+      .digest();
+    this.first = false;
+    this.previousMac = mac;
+    const rdata = Buffer.concat([nameToWire(this.key.algorithm), time48(nowSeconds), u16(this.fudge), u16(mac.length), mac, u16(id), u16(error), u16(0)]);
+    const rr = Buffer.concat([nameToWire(this.key.name), u16(RRType.TSIG), u16(RRClass.ANY), Buffer.alloc(4), u16(rdata.length), rdata]);
+    const out = Buffer.concat([msg, rr]);
+    out.writeUInt16BE(out.readUInt16BE(10) + 1, 10);
+    return out;
+  }
+}
+
+/** Signs a request (for tests and tools that act as a secondary). */
+export function signRequest(msg: Buffer, key: TsigKey, nowSeconds = Math.floor(Date.now() / 1000), fudge = 300): Buffer {
+  const id = msg.readUInt16BE(0);
+  const mac = createHmac('sha256', key.secret).update(Buffer.concat([msg, variables(key, nowSeconds, fudge, 0, Buffer.alloc(0), false)])).digest();
+  const rdata = Buffer.concat([nameToWire(key.algorithm), time48(nowSeconds), u16(fudge), u16(mac.length), mac, u16(id), u16(0), u16(0)]);
+  const rr = Buffer.concat([nameToWire(canonicalName(key.name)), u16(RRType.TSIG), u16(RRClass.ANY), Buffer.alloc(4), u16(rdata.length), rdata]);
+  const out = Buffer.concat([msg, rr]);
+  out.writeUInt16BE(out.readUInt16BE(10) + 1, 10);
+  return out;
+}
