@@ -16,6 +16,8 @@ export interface OpsOptions {
 
 export class OpsServer {
   private server?: Server;
+  /** Where the listener is bound, once listening. */
+  address?: { host: string; port: number };
   private readonly started = Date.now();
   private readonly explainer: Responder;
 
@@ -60,7 +62,8 @@ export class OpsServer {
     });
     const a = server.address() as { address: string; port: number };
     this.log.info({ address: `${a.address}:${a.port}` }, 'ops listener up (/metrics /healthz /readyz /explain /zone)');
-    return { host: a.address, port: a.port };
+    this.address = { host: a.address, port: a.port };
+    return this.address;
   }
 
   private async handle(url: string, accept: string): Promise<{ status: number; type: string; body: string }> {

@@ -1,0 +1,131 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { createSocket } from 'node:dgram';
+import { afterEach, describe, expect, it } from 'vitest';
+import { RRType } from '../../src/dns/constants.js';
+import { decodeMessage, encodeQuery, type Message } from '../../src/dns/message.js';
+import { startFedns, type FednsProcess } from '../support/fedns.js';
+import { freePort } from '../support/peers.js';
+
+let f: FednsProcess | undefined;
+afterEach(async () => {
+  await f?.stop();
+  f = undefined;
+});
+
+function udpAsk(port: number, name: string, type = RRType.A, timeoutMs = 1000): Promise<Message | undefined> {
+  return new Promise((resolve) => {
+    const s = createSocket('udp4');
+    const t = setTimeout(() => {
+      s.close();
+      resolve(undefined);
+    }, timeoutMs);
+    s.on('message', (m) => {
+      clearTimeout(t);
+      s.close();
+      resolve(decodeMessage(m));
+    });
+    s.on('error', () => {
+      clearTimeout(t);
+      s.close();
+      resolve(undefined);
+    });
+    s.send(encodeQuery(name, type), port, '127.0.0.1');
+  });
+}
+
+async function until<T>(f: () => Promise<T>, ok: (v: T) => boolean, ms = 5000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (ok(v) || Date.now() > end) return v;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const ttlOf = (m?: Message) => m?.answers[0]?.ttl;
+
+describe('change without restart', () => {
+  it('applies a valid config on SIGHUP and keeps the running one when the new one is invalid', async () => {
+    f = await startFedns();
+    expect(ttlOf(await udpAsk(f.port, 'nginx.default.fed.example.com.'))).toBe(30);
+    const yaml = readFileSync(f.config, 'utf8');
+    // Invalid: rejected with the field named, still serving the old configuration.
+    writeFileSync(f.config, yaml.replace('default: 30', 'default: -5'));
+    f.process.kill('SIGHUP');
+    const rejected = await f.waitForLog((r) => r.msg === 'configuration rejected; keeping the running one');
+    expect(String(rejected.error)).toMatch(/ttl\.default/);
+    expect(ttlOf(await udpAsk(f.port, 'nginx.default.fed.example.com.'))).toBe(30);
+    // Valid: TTL 60 and cluster charlie removed (its db endpoints leave the answer).
+    const without = yaml.replace('default: 30', 'default: 60').replace(/  - name: charlie\n(?:    .*\n)+/, '');
+    expect(without).not.toContain('charlie');
+    writeFileSync(f.config, without);
+    f.process.kill('SIGHUP');
+    await f.waitForLog((r) => r.msg === 'configuration reloaded');
+    const m = await until(() => udpAsk(f!.port, 'db.data.fed.example.com.'), (m) => m?.answers.length === 2);
+    expect(m?.answers.map((r) => r.data).sort()).toEqual(['192.0.2.101', '192.0.2.102']);
+    expect(ttlOf(await udpAsk(f.port, 'nginx.default.fed.example.com.'))).toBe(60);
+  });
+
+  it('reloads when the config file changes, moving the listen address without dropping queries', async () => {
+    f = await startFedns();
+    const oldPort = f.port;
+    const newPort = await freePort();
+    const yaml = readFileSync(f.config, 'utf8');
+    // Keep asking on the old port while the reload happens: every query answered until it closes.
+    let answered = 0;
+    let asking = true;
+    const loop = (async () => {
+      while (asking) {
+        const m = await udpAsk(oldPort, 'nginx.default.fed.example.com.', RRType.A, 300);
+        if (!m) break;
+        expect(m.answers.length).toBe(2);
+        answered++;
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 200));
+    writeFileSync(f.config, yaml.replace('127.0.0.1:0', `127.0.0.1:${newPort}`));
+    await f.waitForLog((r) => r.msg === 'configuration reloaded');
+    const m = await udpAsk(newPort, 'nginx.default.fed.example.com.');
+    expect(m?.answers.length).toBe(2);
+    asking = false;
+    await loop;
+    expect(answered).toBeGreaterThan(0);
+    expect(await udpAsk(oldPort, 'nginx.default.fed.example.com.', RRType.A, 300)).toBeUndefined();
+  });
+});
+
+describe('graceful shutdown', () => {
+  it('answers what a TCP client already sent, stops accepting and exits 0 on SIGTERM', async () => {
+    f = await startFedns();
+    const sock = connect(f.port, '127.0.0.1');
+    await new Promise((r) => sock.once('connect', r));
+    const frames: Buffer[] = [];
+    let buf = Buffer.alloc(0);
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+        frames.push(buf.subarray(2, 2 + buf.readUInt16BE(0)));
+        buf = buf.subarray(2 + buf.readUInt16BE(0));
+      }
+    });
+    const q = encodeQuery('web.shop.fed.example.com.', RRType.AAAA, { id: 77 });
+    const framed = Buffer.concat([Buffer.from([q.length >> 8, q.length & 255]), q]);
+    sock.write(framed);
+    f.process.kill('SIGTERM');
+    const exit = await new Promise<number | null>((r) => f!.process.once('exit', (code) => r(code)));
+    expect(exit).toBe(0);
+    expect(frames.length).toBe(1);
+    expect(decodeMessage(frames[0]).answers.length).toBe(2);
+    const refused = await new Promise<boolean>((r) => {
+      const c = connect(f!.port, '127.0.0.1');
+      c.on('error', () => r(true));
+      c.on('connect', () => {
+        c.destroy();
+        r(false);
+      });
+    });
+    expect(refused).toBe(true);
+    sock.destroy();
+  });
+});

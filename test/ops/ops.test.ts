@@ -1,0 +1,118 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createSocket } from 'node:dgram';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Fedns } from '../../src/app.js';
+import { loadConfig } from '../../src/config/load.js';
+import { RRType } from '../../src/dns/constants.js';
+import { encodeQuery } from '../../src/dns/message.js';
+import { createLogger } from '../../src/ops/log.js';
+import { demoCopy } from '../support/demo.js';
+
+const running: { server: Fedns; cleanup(): void }[] = [];
+afterEach(async () => {
+  for (const r of running.splice(0)) {
+    await r.server.stop(100);
+    r.cleanup();
+  }
+});
+
+async function start(edit: (y: string) => string = (y) => y) {
+  const copy = demoCopy((y) =>
+    edit(y.replace('127.0.0.1:1053', '127.0.0.1:0').replace('listen: 127.0.0.1:9153', 'listen: 127.0.0.1:0')),
+  );
+  mkdirSync(join(copy.dir, 'demo', 'broken'), { recursive: true });
+  writeFileSync(join(copy.dir, 'demo', 'broken', 'bad.yaml'), 'kind: [unclosed\n');
+  const server = new Fedns(loadConfig(copy.config), createLogger('silent'));
+  running.push({ server, cleanup: copy.cleanup });
+  await server.start();
+  const ops = server.ops!.address!;
+  const get = async (path: string, accept = '*/*') => {
+    const res = await fetch(`http://127.0.0.1:${ops.port}${path}`, { headers: { accept } });
+    return { status: res.status, body: await res.text(), type: res.headers.get('content-type') ?? '' };
+  };
+  return { server, get, dir: copy.dir };
+}
+
+async function until<T>(f: () => Promise<T> | T, ok: (v: T) => boolean, ms = 5000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (ok(v) || Date.now() > end) return v;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+function metric(text: string, name: string, labels = ''): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `) || (labels === '' && l.startsWith(`${name} `)));
+  return line ? Number(line.split(' ').pop()) : undefined;
+}
+
+describe('ops listener', () => {
+  it('serves /healthz, /readyz and Prometheus metrics with query counts, serial and cluster health', async () => {
+    const { server, get } = await start();
+    expect((await get('/healthz')).status).toBe(200);
+    const ready = await until(() => get('/readyz'), (r) => r.status === 200);
+    expect(ready.body).toBe('ready\n');
+    const { port } = server.dns.addresses()[0];
+    const sock = createSocket('udp4');
+    for (let i = 0; i < 3; i++) {
+      const answered = new Promise((r) => sock.once('message', r));
+      sock.send(encodeQuery('nginx.default.fed.example.com.', RRType.A), port, '127.0.0.1');
+      await answered;
+    }
+    sock.close();
+    server.responder.answer(encodeQuery('missing.default.fed.example.com.', RRType.AAAA), 'tcp');
+    const m = await get('/metrics');
+    expect(m.type).toContain('text/plain');
+    expect(metric(m.body, 'fedns_queries_total', 'transport="udp",type="A",rcode="NOERROR"')).toBe(3);
+    expect(metric(m.body, 'fedns_queries_total', 'transport="tcp",type="AAAA",rcode="NXDOMAIN"')).toBe(1);
+    expect(metric(m.body, 'fedns_zone_serial')).toBe(server.federation.snapshot.serial);
+    expect(metric(m.body, 'fedns_zone_records')).toBe(server.federation.snapshot.recordCount);
+    expect(metric(m.body, 'fedns_cluster_health', 'cluster="charlie",state="live"')).toBe(1);
+    expect(metric(m.body, 'fedns_cluster_health', 'cluster="charlie",state="syncing"')).toBe(0);
+    expect(metric(m.body, 'fedns_answer_cache_misses_total')).toBeGreaterThan(0);
+    expect(m.body).toContain('fedns_nodejs_eventloop_lag_seconds');
+    expect(metric(m.body, 'fedns_response_seconds_count', 'transport="udp"')).toBe(3);
+  });
+
+  it('reports programming latency after a change in a member cluster', async () => {
+    const { get, dir } = await start();
+    await until(() => get('/readyz'), (r) => r.status === 200);
+    const file = join(dir, 'demo', 'bravo', 'services.yaml');
+    const { readFileSync } = await import('node:fs');
+    writeFileSync(file, readFileSync(file, 'utf8').replace('198.51.100.30', '198.51.100.31'));
+    const m = await until(
+      () => get('/metrics'),
+      (r) => (metric(r.body, 'fedns_programming_latency_seconds_count', 'cluster="bravo"') ?? 0) >= 1,
+    );
+    expect(metric(m.body, 'fedns_programming_latency_seconds_count', 'cluster="bravo"')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('is not ready while a cluster has never synced, until the start-up deadline', async () => {
+    const { get } = await start((y) => y.replace('ops:\n  listen: 127.0.0.1:0', 'ops:\n  readyTimeout: 1\n  listen: 127.0.0.1:0').replace('demo/charlie', 'demo/broken'));
+    // charlie's directory holds a broken file (created below), so charlie stays syncing.
+    const first = await get('/readyz');
+    expect(first.status === 503 ? first.body : 'ready early').toMatch(/not ready: waiting for charlie/);
+    const later = await until(() => get('/readyz'), (r) => r.status === 200, 3000);
+    expect(later.status).toBe(200);
+  });
+
+  it('explains an answer: clusters, health, skipped addresses and the fallback that fired', async () => {
+    const { get } = await start();
+    await until(() => get('/readyz'), (r) => r.status === 200);
+    const res = await get('/explain?name=nginx.default.fed.svc.eu-west.example.com&type=A', 'application/json');
+    expect(res.status).toBe(200);
+    const ex = JSON.parse(res.body);
+    expect(ex.rcode).toBe('NOERROR');
+    expect(ex.parsed).toEqual({ kind: 'regional', namespace: 'default', service: 'nginx', region: 'eu-west' });
+    const charlie = ex.service.clusters.find((c: { cluster: string }) => c.cluster === 'charlie');
+    expect(charlie).toMatchObject({ used: false, health: 'live', reason: 'no ready endpoint in this cluster' });
+    expect(charlie.skipped).toContainEqual({ address: '203.0.113.10', reason: 'cluster has no ready endpoint' });
+    expect(ex.notes.join('\n')).toMatch(/region eu-west has no healthy address: CNAME to the global name/);
+    const text = await get('/explain?name=missing.example.org&format=text');
+    expect(text.body).toMatch(/REFUSED/);
+    expect((await get('/explain?name=x.example.com&type=BOGUS')).status).toBe(400);
+    expect((await get('/explain')).status).toBe(400);
+  });
+});
