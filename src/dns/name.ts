@@ -55,9 +55,18 @@ export function nameToWire(name: string): Buffer {
   return out;
 }
 
-/** Zone lookup key of a presentation name. */
+/** Zone lookup key of a presentation name: its lowercase wire form as latin1, built without a buffer. */
 export function nameKey(name: string): string {
-  return nameToWire(canonicalName(name)).toString('latin1');
+  const n = canonicalName(name);
+  let out = '';
+  let start = 0;
+  for (;;) {
+    const dot = n.indexOf('.', start);
+    if (dot < 0 || n === '.') break;
+    out += String.fromCharCode(dot - start) + n.slice(start, dot);
+    start = dot + 1;
+  }
+  return out + '\0';
 }
 
 /** Presentation form of a lookup key (lowercase wire bytes as latin1). */

@@ -69,3 +69,12 @@ export function rrText(rr: RR): string {
 export function rrIdentity(rr: RR): string {
   return `${rr.name} ${rr.type} ${rdataText(rr).toLowerCase()}`;
 }
+
+/** Same record data and TTL (owner and type already known to match). */
+export function sameRecord(a: RR, b: RR): boolean {
+  if (a.ttl !== b.ttl) return false;
+  const x = a.data;
+  const y = b.data;
+  if (typeof x === 'string' || typeof y === 'string') return x === y;
+  return rdataText(a) === rdataText(b);
+}

@@ -102,9 +102,8 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
       this.seenHealth.set(c.name, c.health);
       this.emit('clusterHealth', c, previous);
     }
+    // Health changes what this cluster contributes, and it contributes only to its own services.
     for (const k of c.serviceKeys()) this.dirty.add(k);
-    // A cluster that was syncing contributed nothing before: only its own services can change.
-    if (previous !== 'syncing') for (const k of this.present) this.dirty.add(k);
     this.topologyMayChange();
     this.schedule();
   }

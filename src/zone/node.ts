@@ -1,6 +1,6 @@
 // One owner name of the zone, immutable once published, with the answers it gives.
 import { RRType } from '../dns/constants.js';
-import type { RR } from '../dns/records.js';
+import { sameRecord, type RR } from '../dns/records.js';
 
 /** What a query for one type at one name answers (positive answers only). */
 export interface Answer {
@@ -24,8 +24,6 @@ export class ZoneNode {
     readonly answers: ReadonlyMap<number, Answer>,
     /** Federated service ("ns/name") that owns this name; "@" for apex data; "" for an empty non-terminal. */
     readonly owner: string,
-    /** Number of child names, which keep an empty non-terminal alive. */
-    readonly children: number,
     /** Built from stale cluster data (adds EDE 3 to answers). */
     readonly stale: boolean,
   ) {}
@@ -38,13 +36,22 @@ export class ZoneNode {
     return this.rrsets.get(RRType.CNAME)?.[0];
   }
 
-  withChildren(children: number): ZoneNode {
-    return new ZoneNode(this.key, this.name, this.rrsets, this.answers, this.owner, children, this.stale);
-  }
-
   /** The answer for a query type; undefined is NODATA. */
   answerFor(qtype: number): Answer | undefined {
     return this.answers.get(qtype) ?? (this.rrsets.has(RRType.CNAME) && qtype !== RRType.CNAME ? this.answers.get(0) : undefined);
+  }
+
+  /** Whether `rrsets` (as a builder produced them) hold exactly this node's records. */
+  sameRecords(rrsets: ReadonlyMap<number, RR[]>): boolean {
+    let types = 0;
+    for (const [type, set] of rrsets) {
+      if (set.length === 0) continue;
+      types++;
+      const mine = this.rrsets.get(type);
+      if (!mine || mine.length !== set.length) return false;
+      for (let i = 0; i < set.length; i++) if (!sameRecord(mine[i], set[i])) return false;
+    }
+    return types === this.rrsets.size;
   }
 
   /** Every record at this name, in type order. */

@@ -2,7 +2,7 @@
 // Names live in a persistent map (structural sharing): a change rewrites only the names it
 // touches plus O(log n) map nodes, and publishing swaps one reference. Readers keep whatever
 // snapshot they started with.
-import { Map as PMap } from 'immutable';
+import { PersistentMap, type MapDraft } from './pmap.js';
 import { RRType } from '../dns/constants.js';
 import { canonicalName, keyToName, nameKey, parentKey } from '../dns/name.js';
 import { rrIdentity, type RR, type SoaData } from '../dns/records.js';
@@ -12,7 +12,7 @@ export interface ZoneSnapshot {
   readonly serial: number;
   readonly domain: string;
   readonly apexKey: string;
-  readonly names: PMap<string, ZoneNode>;
+  readonly names: PersistentMap<ZoneNode>;
   readonly soa: RR;
   /** Number of records (not counting empty non-terminals). */
   readonly recordCount: number;
@@ -44,10 +44,12 @@ function recordKey(rr: RR): string {
 }
 
 export class ZoneBuilder {
-  private names: PMap<string, ZoneNode>;
-  private draft?: PMap<string, ZoneNode>;
-  /** Owner ("ns/name", "@") -> its names' keys. Bookkeeping for rebuilds; never read by queries. */
-  private readonly owned = new Map<string, string[]>();
+  private names: PersistentMap<ZoneNode>;
+  private draft?: MapDraft<ZoneNode>;
+  /** Owner ("ns/name", "@") -> its names' keys and their ancestors. Bookkeeping; never read by queries. */
+  private readonly owned = new Map<string, { keys: string[]; ancestors: string[] }>();
+  /** Ancestor key -> how many owners have names below it (it is an empty non-terminal unless it has records). */
+  private readonly entRefs = new Map<string, number>();
   private recordCount = 0;
   private serial: number;
   private current: ZoneSnapshot;
@@ -61,7 +63,7 @@ export class ZoneBuilder {
     initialSerial = nextSerial(0),
   ) {
     this.apexKey = nameKey(apex.domain);
-    this.names = PMap<string, ZoneNode>();
+    this.names = PersistentMap.empty<ZoneNode>();
     this.serial = initialSerial;
     this.current = this.snapshot();
     this.setApex(apex);
@@ -72,8 +74,8 @@ export class ZoneBuilder {
     return this.current;
   }
 
-  private get map(): PMap<string, ZoneNode> {
-    if (!this.draft) this.draft = this.names.asMutable();
+  private get map(): MapDraft<ZoneNode> {
+    if (!this.draft) this.draft = this.names.edit();
     return this.draft;
   }
 
@@ -105,30 +107,75 @@ export class ZoneBuilder {
 
   /**
    * Replaces every name of one owner (a federated service "ns/name") with `specs` (none: removed).
-   * `stale` marks answers built from stale cluster data (EDE 3).
+   * `stale` marks answers built from stale cluster data (EDE 3). An owner whose records did not
+   * change keeps its nodes, so their encoded answers stay cached.
    */
   setOwner(owner: string, specs: NameSpec[], stale = false): void {
-    const answers = prepareAnswers(specs);
-    const oldKeys = this.owned.get(owner) ?? [];
-    const newKeys: string[] = [];
+    const prev = this.owned.get(owner);
     const m = this.map;
-    const keep = new Set<string>();
-    for (const spec of specs) {
-      const key = nameKey(spec.name);
-      keep.add(key);
-      newKeys.push(key);
-      const old = m.get(key);
-      if (old && old.owner !== owner && old.owner !== '') continue; // another owner's name: first one wins
-      const node = new ZoneNode(key, spec.name, sortByType(spec.rrsets), answers.get(spec.name)!, owner, old?.children ?? 0, stale);
-      this.diffRecords(old, node);
-      m.set(key, node);
-      if (!old) this.linkParent(key);
+    const keys = specs.map((s) => nameKey(s.name));
+    // Answers chase CNAMEs and SRV targets across the owner's names: if any name changed, all are rebuilt.
+    const unchanged =
+      prev !== undefined &&
+      specs.every((spec, i) => {
+        const old = m.get(keys[i]);
+        return old !== undefined && old.owner === owner && old.stale === stale && old.sameRecords(spec.rrsets);
+      });
+    if (!unchanged) {
+      const answers = prepareAnswers(specs);
+      specs.forEach((spec, i) => {
+        const key = keys[i];
+        const old = m.get(key);
+        if (old && old.owner !== owner && old.owner !== '') return; // another owner's name: first one wins
+        const node = new ZoneNode(key, spec.name, sortByType(spec.rrsets), answers.get(spec.name)!, owner, stale);
+        this.diffRecords(old, node);
+        m.set(key, node);
+      });
     }
-    // Remove names that this owner no longer has, deepest first so parents see their children go.
-    const gone = oldKeys.filter((k) => !keep.has(k)).sort((a, b) => b.length - a.length);
-    for (const key of gone) this.removeName(key, owner);
-    if (newKeys.length) this.owned.set(owner, newKeys);
+    if (prev) {
+      const keep = new Set(keys);
+      for (const key of prev.keys) if (!keep.has(key)) this.removeName(key, owner);
+    }
+    // Empty non-terminals: every ancestor of an owner's names, counted per owner.
+    const sameNames = prev !== undefined && prev.keys.length === keys.length && prev.keys.every((k, i) => k === keys[i]);
+    const ancestors = sameNames ? prev.ancestors : this.ancestorsOf(keys);
+    if (!sameNames) {
+      const before = new Set(prev?.ancestors ?? []);
+      const after = new Set(ancestors);
+      for (const a of after) if (!before.has(a)) this.needEnt(a);
+      for (const a of before) if (!after.has(a)) this.releaseEnt(a);
+    }
+    if (keys.length) this.owned.set(owner, { keys, ancestors });
     else this.owned.delete(owner);
+  }
+
+  private ancestorsOf(keys: string[]): string[] {
+    const out = new Set<string>();
+    for (const key of keys) {
+      let k = key;
+      while (k.length > this.apexKey.length) {
+        k = parentKey(k);
+        if (k === this.apexKey || out.has(k)) break;
+        out.add(k);
+      }
+    }
+    return [...out];
+  }
+
+  private needEnt(key: string): void {
+    const n = this.entRefs.get(key) ?? 0;
+    this.entRefs.set(key, n + 1);
+    if (n === 0 && !this.map.has(key)) this.map.set(key, new ZoneNode(key, keyToName(key), new Map(), new Map(), '', false));
+  }
+
+  private releaseEnt(key: string): void {
+    const n = (this.entRefs.get(key) ?? 1) - 1;
+    if (n > 0) {
+      this.entRefs.set(key, n);
+      return;
+    }
+    this.entRefs.delete(key);
+    if (this.map.get(key)?.isEmptyNonTerminal) this.map.delete(key);
   }
 
   private diffRecords(old: ZoneNode | undefined, node: ZoneNode | undefined): void {
@@ -142,43 +189,14 @@ export class ZoneBuilder {
     this.recordCount += after.length - before.length;
   }
 
-  private linkParent(key: string): void {
-    const m = this.map;
-    let child = key;
-    while (child !== this.apexKey && child.length > this.apexKey.length) {
-      const pk = parentKey(child);
-      const parent = m.get(pk);
-      if (parent) {
-        m.set(pk, parent.withChildren(parent.children + 1));
-        return;
-      }
-      m.set(pk, new ZoneNode(pk, keyToName(pk), new Map(), new Map(), '', 1, false));
-      child = pk;
-    }
-  }
-
+  /** Removes one of the owner's names; it stays as an empty non-terminal while names lie below it. */
   private removeName(key: string, owner: string): void {
     const m = this.map;
     const node = m.get(key);
     if (!node || node.owner !== owner) return;
     this.diffRecords(node, undefined);
-    if (node.children > 0) {
-      m.set(key, new ZoneNode(key, node.name, new Map(), new Map(), '', node.children, false));
-      return;
-    }
-    m.delete(key);
-    let child = key;
-    while (child !== this.apexKey) {
-      const pk = parentKey(child);
-      const parent = m.get(pk);
-      if (!parent) return;
-      if (parent.children > 1 || !parent.isEmptyNonTerminal || pk === this.apexKey) {
-        m.set(pk, parent.withChildren(parent.children - 1));
-        return;
-      }
-      m.delete(pk);
-      child = pk;
-    }
+    if (this.entRefs.has(key)) m.set(key, new ZoneNode(key, node.name, new Map(), new Map(), '', false));
+    else m.delete(key);
   }
 
   /** Publishes the changes made since the last publish as a new snapshot; returns its change set. */
@@ -186,7 +204,7 @@ export class ZoneBuilder {
     const records = this.pendingAdded.length + this.pendingRemoved.length > 0;
     const touched = this.draft !== undefined;
     if (this.draft) {
-      this.names = this.draft.asImmutable();
+      this.names = this.draft.done();
       this.draft = undefined;
     }
     if (!records && !touched && this.ready === this.current.ready) return undefined;

@@ -1,0 +1,275 @@
+// A persistent (immutable, structurally shared) map from string to value: a hash array mapped
+// trie (Bagwell 2001) with 32-way branching. Updating one key copies only the path to it, so a
+// zone of a million names changes one name in O(log32 n) without touching the rest, and every
+// published version stays valid for whoever still reads it.
+//
+// Written for fedns's lookup keys (50-byte latin1 strings, fresh on every query): general-purpose
+// persistent maps spend most of their time hashing such keys through a small shared cache.
+
+class Leaf<V> {
+  constructor(
+    readonly key: string,
+    readonly hash: number,
+    readonly value: V,
+  ) {}
+}
+
+class Collision<V> {
+  constructor(
+    public edit: object | null,
+    readonly hash: number,
+    public leaves: Leaf<V>[],
+  ) {}
+}
+
+class Branch<V> {
+  constructor(
+    public edit: object | null,
+    public bitmap: number,
+    public slots: Slot<V>[],
+  ) {}
+}
+
+type Slot<V> = Leaf<V> | Collision<V> | Branch<V>;
+
+/** FNV-1a over the key's char codes. */
+export function hashKey(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    h ^= key.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+function popcount(x: number): number {
+  x -= (x >>> 1) & 0x55555555;
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  x = (x + (x >>> 4)) & 0x0f0f0f0f;
+  return Math.imul(x, 0x01010101) >>> 24;
+}
+
+function lookup<V>(root: Branch<V>, key: string, hash: number): V | undefined {
+  let node: Slot<V> = root;
+  let shift = 0;
+  for (;;) {
+    if (node instanceof Branch) {
+      const bit = 1 << ((hash >>> shift) & 31);
+      if ((node.bitmap & bit) === 0) return undefined;
+      node = node.slots[popcount(node.bitmap & (bit - 1))];
+      shift += 5;
+    } else if (node instanceof Leaf) {
+      return node.key === key ? node.value : undefined;
+    } else {
+      for (const l of node.leaves) if (l.key === key) return l.value;
+      return undefined;
+    }
+  }
+}
+
+interface Change {
+  added: boolean;
+  removed: boolean;
+}
+
+function branchOf<V>(edit: object, shift: number, a: Slot<V> & { hash?: number }, aHash: number, b: Leaf<V>): Branch<V> | Collision<V> {
+  if (shift >= 32) {
+    const leaves = a instanceof Collision ? [...a.leaves, b] : [a as Leaf<V>, b];
+    return new Collision(edit, aHash, leaves);
+  }
+  const ia = (aHash >>> shift) & 31;
+  const ib = (b.hash >>> shift) & 31;
+  if (ia === ib) return new Branch(edit, 1 << ia, [branchOf(edit, shift + 5, a, aHash, b)]);
+  return new Branch(edit, (1 << ia) | (1 << ib), ia < ib ? [a, b] : [b, a]);
+}
+
+function slotHash<V>(s: Leaf<V> | Collision<V>): number {
+  return s.hash;
+}
+
+function insert<V>(node: Branch<V>, shift: number, leaf: Leaf<V>, edit: object, ch: Change): Branch<V> {
+  const bit = 1 << ((leaf.hash >>> shift) & 31);
+  const idx = popcount(node.bitmap & (bit - 1));
+  const own = node.edit === edit;
+  if ((node.bitmap & bit) === 0) {
+    ch.added = true;
+    const slots = own ? node.slots : node.slots.slice();
+    slots.splice(idx, 0, leaf);
+    if (own) {
+      node.bitmap |= bit;
+      return node;
+    }
+    return new Branch(edit, node.bitmap | bit, slots);
+  }
+  const cur = node.slots[idx];
+  let next: Slot<V>;
+  if (cur instanceof Branch) {
+    next = insert(cur, shift + 5, leaf, edit, ch);
+  } else if (cur instanceof Leaf) {
+    if (cur.key === leaf.key) {
+      if (cur.value === leaf.value) return node;
+      next = leaf;
+    } else if (cur.hash === leaf.hash) {
+      ch.added = true;
+      next = new Collision(edit, leaf.hash, [cur, leaf]);
+    } else {
+      ch.added = true;
+      next = branchOf(edit, shift + 5, cur, cur.hash, leaf);
+    }
+  } else if (cur.hash === leaf.hash) {
+    const i = cur.leaves.findIndex((l) => l.key === leaf.key);
+    const leaves = cur.leaves.slice();
+    if (i >= 0) leaves[i] = leaf;
+    else {
+      leaves.push(leaf);
+      ch.added = true;
+    }
+    next = new Collision(edit, cur.hash, leaves);
+  } else {
+    ch.added = true;
+    next = branchOf(edit, shift + 5, cur, slotHash(cur), leaf);
+  }
+  if (next === cur) return node;
+  if (own) {
+    node.slots[idx] = next;
+    return node;
+  }
+  const slots = node.slots.slice();
+  slots[idx] = next;
+  return new Branch(edit, node.bitmap, slots);
+}
+
+function remove<V>(node: Branch<V>, shift: number, key: string, hash: number, edit: object, ch: Change): Branch<V> | null {
+  const bit = 1 << ((hash >>> shift) & 31);
+  if ((node.bitmap & bit) === 0) return node;
+  const idx = popcount(node.bitmap & (bit - 1));
+  const cur = node.slots[idx];
+  let next: Slot<V> | null;
+  if (cur instanceof Branch) {
+    next = remove(cur, shift + 5, key, hash, edit, ch);
+    if (next === cur) return node;
+  } else if (cur instanceof Leaf) {
+    if (cur.key !== key) return node;
+    ch.removed = true;
+    next = null;
+  } else {
+    const leaves = cur.leaves.filter((l) => l.key !== key);
+    if (leaves.length === cur.leaves.length) return node;
+    ch.removed = true;
+    next = leaves.length === 1 ? leaves[0] : new Collision(edit, cur.hash, leaves);
+  }
+  const own = node.edit === edit;
+  if (next === null) {
+    if (node.bitmap === bit) return null;
+    const slots = own ? node.slots : node.slots.slice();
+    slots.splice(idx, 1);
+    if (own) {
+      node.bitmap &= ~bit;
+      return node;
+    }
+    return new Branch(edit, node.bitmap & ~bit, slots);
+  }
+  if (own) {
+    node.slots[idx] = next;
+    return node;
+  }
+  const slots = node.slots.slice();
+  slots[idx] = next;
+  return new Branch(edit, node.bitmap, slots);
+}
+
+function* walk<V>(node: Slot<V>): Generator<Leaf<V>> {
+  if (node instanceof Leaf) yield node;
+  else if (node instanceof Collision) yield* node.leaves;
+  else for (const s of node.slots) yield* walk(s);
+}
+
+const EMPTY_ROOT = new Branch<never>(null, 0, []);
+
+/** An immutable map version. */
+export class PersistentMap<V> {
+  private constructor(
+    private readonly root: Branch<V>,
+    readonly size: number,
+  ) {}
+
+  static empty<V>(): PersistentMap<V> {
+    return new PersistentMap<V>(EMPTY_ROOT as Branch<V>, 0);
+  }
+
+  /** @internal */
+  static of<V>(root: Branch<V>, size: number): PersistentMap<V> {
+    return new PersistentMap(root, size);
+  }
+
+  get(key: string): V | undefined {
+    return lookup(this.root, key, hashKey(key));
+  }
+
+  has(key: string): boolean {
+    return this.get(key) !== undefined;
+  }
+
+  /** A draft for a batch of changes; `done()` seals it into a new version. This one is untouched. */
+  edit(): MapDraft<V> {
+    return new MapDraft(this.root, this.size);
+  }
+
+  *entries(): Generator<[string, V]> {
+    for (const l of walk(this.root)) yield [l.key, l.value];
+  }
+
+  *keys(): Generator<string> {
+    for (const l of walk(this.root)) yield l.key;
+  }
+
+  *values(): Generator<V> {
+    for (const l of walk(this.root)) yield l.value;
+  }
+}
+
+/** A map being changed: nodes it created are updated in place until it is sealed. */
+export class MapDraft<V> {
+  private token: object = {};
+  private readonly ch: Change = { added: false, removed: false };
+
+  constructor(
+    private root: Branch<V>,
+    private count: number,
+  ) {}
+
+  get size(): number {
+    return this.count;
+  }
+
+  get(key: string): V | undefined {
+    return lookup(this.root, key, hashKey(key));
+  }
+
+  has(key: string): boolean {
+    return this.get(key) !== undefined;
+  }
+
+  /** Values are never undefined: a stored undefined could not be told from a missing key. */
+  set(key: string, value: V): this {
+    const ch = this.ch;
+    ch.added = false;
+    this.root = insert(this.root, 0, new Leaf(key, hashKey(key), value), this.token, ch);
+    if (ch.added) this.count++;
+    return this;
+  }
+
+  delete(key: string): this {
+    const ch = this.ch;
+    ch.removed = false;
+    this.root = remove(this.root, 0, key, hashKey(key), this.token, ch) ?? (EMPTY_ROOT as Branch<V>);
+    if (ch.removed) this.count--;
+    return this;
+  }
+
+  /** The new version. The draft stays usable; later edits copy instead of touching this version. */
+  done(): PersistentMap<V> {
+    this.token = {};
+    return PersistentMap.of(this.root, this.count);
+  }
+}

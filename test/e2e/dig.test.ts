@@ -1,0 +1,375 @@
+/**
+ * End to end: the built CLI (`fedns serve`) on a scratch copy of the demo configuration,
+ * queried with dig over UDP and TCP, plus raw TCP clients for RFC 7766 behaviour (pipelining,
+ * idle timeout, connection cap) and the manifest directory watch.
+ */
+import * as net from 'node:net';
+import { writeFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RRType } from '../../src/dns/constants.js';
+import { decodeMessage, encodeQuery } from '../../src/dns/message.js';
+import { dig, summarise, type DigResult } from '../support/dig.js';
+import { startFedns, withYaml, type FednsProcess } from '../support/fedns.js';
+import { requirePeer } from '../support/peers.js';
+
+const hasDig = requirePeer('dig');
+
+const SOA_RE = /^ns1\.example\.com\. hostmaster\.example\.com\. \d+ 3600 600 86400 30$/;
+
+function q(port: number, name: string, type: string, ...opts: string[]): Promise<DigResult> {
+  return dig(['@127.0.0.1', '-p', String(port), '+norec', ...opts, name, type]);
+}
+
+const datas = (r: DigResult, section: 'answer' | 'authority' | 'additional' = 'answer', type?: string) =>
+  r[section]
+    .filter((x) => !type || x.type === type)
+    .map((x) => x.data)
+    .sort();
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Sends `msgs` framed (RFC 7766) in ONE write, returns the first `expect` framed replies. */
+function tcpExchange(port: number, msgs: Buffer[], expectCount = msgs.length, timeoutMs = 5000): Promise<Buffer[]> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    const got: Buffer[] = [];
+    let buf = Buffer.alloc(0);
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`tcpExchange: ${got.length}/${expectCount} replies within ${timeoutMs} ms`));
+    }, timeoutMs);
+    s.on('connect', () => s.write(Buffer.concat(msgs.map(frame))));
+    s.on('data', (chunk) => {
+      buf = Buffer.concat([buf, chunk]);
+      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+        got.push(buf.subarray(2, 2 + buf.readUInt16BE(0)));
+        buf = buf.subarray(2 + buf.readUInt16BE(0));
+      }
+      if (got.length >= expectCount) {
+        clearTimeout(timer);
+        s.destroy();
+        resolve(got);
+      }
+    });
+    s.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    s.on('close', () => {
+      clearTimeout(timer);
+      if (got.length < expectCount) reject(new Error(`tcpExchange: closed after ${got.length}/${expectCount} replies`));
+    });
+  });
+}
+
+function frame(msg: Buffer): Buffer {
+  const out = Buffer.alloc(2 + msg.length);
+  out.writeUInt16BE(msg.length, 0);
+  msg.copy(out, 2);
+  return out;
+}
+
+/** A TCP connection kept open, with helpers to ask one query at a time and to see it close. */
+class Conn {
+  readonly sock: net.Socket;
+  private buf = Buffer.alloc(0);
+  private replies: Buffer[] = [];
+  private waiters: (() => void)[] = [];
+  closed = false;
+  closedAt = 0;
+  readonly opened = Date.now();
+  readonly connected: Promise<void>;
+  readonly closing: Promise<void>;
+
+  constructor(port: number) {
+    this.sock = net.connect({ host: '127.0.0.1', port });
+    this.connected = new Promise((resolve, reject) => {
+      this.sock.once('connect', () => resolve());
+      this.sock.once('error', reject);
+    });
+    this.closing = new Promise((resolve) =>
+      this.sock.once('close', () => {
+        this.closed = true;
+        this.closedAt = Date.now();
+        this.poke();
+        resolve();
+      }),
+    );
+    this.sock.on('error', () => {});
+    this.sock.on('data', (chunk) => {
+      this.buf = Buffer.concat([this.buf, chunk]);
+      while (this.buf.length >= 2 && this.buf.length >= 2 + this.buf.readUInt16BE(0)) {
+        this.replies.push(this.buf.subarray(2, 2 + this.buf.readUInt16BE(0)));
+        this.buf = this.buf.subarray(2 + this.buf.readUInt16BE(0));
+      }
+      this.poke();
+    });
+  }
+
+  private poke(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** Sends a query; resolves with the reply, or null if the connection closes / times out first. */
+  async ask(name: string, type: number, timeoutMs = 3000): Promise<Buffer | null> {
+    const id = Math.floor(Math.random() * 0x10000);
+    if (this.closed) return null;
+    this.sock.write(frame(encodeQuery(name, type, { id })));
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const i = this.replies.findIndex((r) => r.readUInt16BE(0) === id);
+      if (i >= 0) return this.replies.splice(i, 1)[0];
+      if (this.closed || Date.now() > deadline) return null;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.max(1, deadline - Date.now()));
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  get received(): number {
+    return this.replies.length;
+  }
+
+  destroy(): void {
+    this.sock.destroy();
+  }
+}
+
+describe.skipIf(!hasDig)('dig against the CLI server (demo configuration)', () => {
+  let f: FednsProcess;
+  beforeAll(async () => {
+    f = await startFedns();
+  });
+  afterAll(async () => {
+    await f?.stop();
+  });
+
+  for (const transport of ['+notcp', '+tcp']) {
+    describe(`over ${transport === '+tcp' ? 'TCP' : 'UDP'}`, () => {
+      it('nginx: global short and v1 names answer both healthy clusters', async () => {
+        for (const name of ['nginx.default.fed.example.com', 'nginx.default.fed.svc.example.com']) {
+          const r = await q(f.port, name, 'A', transport);
+          expect(r.status, summarise(r)).toBe('NOERROR');
+          expect(r.flags.has('aa')).toBe(true);
+          expect(r.flags.has('ra')).toBe(false);
+          expect(r.transport).toBe(transport === '+tcp' ? 'TCP' : 'UDP');
+          expect(datas(r)).toEqual(['192.0.2.10', '198.51.100.10']);
+          expect(r.answer.every((x) => x.ttl === 30 && x.type === 'A' && x.name === `${name}.`)).toBe(true);
+          expect(r.authority).toEqual([]);
+        }
+      });
+
+      it('web.shop AAAA: both clusters\' IPv6 addresses', async () => {
+        const r = await q(f.port, 'web.shop.fed.example.com', 'AAAA', transport);
+        expect(r.status).toBe('NOERROR');
+        expect(r.flags.has('aa')).toBe(true);
+        expect(datas(r, 'answer', 'AAAA')).toEqual(['2001:db8:a::20', '2001:db8:b::20']);
+        expect(r.answer).toHaveLength(2);
+      });
+
+      it('SRV with the target addresses in the additional section', async () => {
+        const r = await q(f.port, '_http._tcp.nginx.default.fed.svc.example.com', 'SRV', transport);
+        expect(r.status).toBe('NOERROR');
+        expect(r.flags.has('aa')).toBe(true);
+        expect(datas(r)).toEqual(['0 100 80 nginx.default.fed.svc.example.com.']);
+        expect(r.additional.map((x) => `${x.name} ${x.type} ${x.data}`).sort()).toEqual([
+          'nginx.default.fed.svc.example.com. A 192.0.2.10',
+          'nginx.default.fed.svc.example.com. A 198.51.100.10',
+        ]);
+      });
+
+      it('zonal name without a local address: CNAME to the regional name, chased', async () => {
+        const r = await q(f.port, 'billing.finance.fed.svc.us-east-a.us-east.example.com', 'A', transport);
+        expect(r.status).toBe('NOERROR');
+        expect(r.flags.has('aa')).toBe(true);
+        expect(r.answer.map((x) => `${x.name} ${x.type} ${x.data}`)).toEqual([
+          'billing.finance.fed.svc.us-east-a.us-east.example.com. CNAME billing.finance.fed.svc.us-east.example.com.',
+          'billing.finance.fed.svc.us-east.example.com. A 198.51.100.30',
+        ]);
+      });
+
+      it('NXDOMAIN with the SOA (TTL = minimum) in the authority section', async () => {
+        const r = await q(f.port, 'nosuch.default.fed.example.com', 'A', transport);
+        expect(r.status).toBe('NXDOMAIN');
+        expect(r.flags.has('aa')).toBe(true);
+        expect(r.answer).toEqual([]);
+        expect(r.authority).toHaveLength(1);
+        expect(r.authority[0]).toMatchObject({ name: 'example.com.', ttl: 30, type: 'SOA' });
+        expect(r.authority[0].data).toMatch(SOA_RE);
+      });
+
+      it('empty non-terminal: NODATA, not NXDOMAIN', async () => {
+        const r = await q(f.port, 'default.fed.svc.example.com', 'A', transport);
+        expect(r.status).toBe('NOERROR');
+        expect(r.answer).toEqual([]);
+        expect(r.authority.map((x) => x.type)).toEqual(['SOA']);
+      });
+
+      it('names outside the zone: REFUSED, not authoritative', async () => {
+        for (const name of ['example.org', 'com', 'xexample.com']) {
+          const r = await q(f.port, name, 'A', transport);
+          expect(r.status, name).toBe('REFUSED');
+          expect(r.flags.has('aa')).toBe(false);
+          expect(r.answer).toEqual([]);
+        }
+      });
+    });
+  }
+
+  it('answers keep the case of the question', async () => {
+    const r = await q(f.port, 'NGINX.Default.FED.example.COM', 'A');
+    expect(r.status).toBe('NOERROR');
+    expect(r.raw).toMatch(/^NGINX\.Default\.FED\.example\.COM\.\s+30\s+IN\s+A\s/m);
+  });
+
+  it('three queries pipelined in one TCP write get three framed answers', async () => {
+    const queries = [
+      encodeQuery('nginx.default.fed.example.com.', RRType.A, { id: 101 }),
+      encodeQuery('web.shop.fed.example.com.', RRType.AAAA, { id: 202, edns: {} }),
+      encodeQuery('nosuch.example.com.', RRType.A, { id: 303 }),
+    ];
+    const replies = (await tcpExchange(f.port, queries)).map(decodeMessage);
+    const byId = new Map(replies.map((m) => [m.id, m]));
+    expect([...byId.keys()].sort()).toEqual([101, 202, 303]);
+    const a = byId.get(101)!;
+    expect(a.qr && a.aa).toBe(true);
+    expect(a.answers.map((r) => r.data).sort()).toEqual(['192.0.2.10', '198.51.100.10']);
+    const b = byId.get(202)!;
+    expect(b.answers.map((r) => r.data).sort()).toEqual(['2001:db8:a::20', '2001:db8:b::20']);
+    expect(b.edns?.udpSize).toBe(1232);
+    const c = byId.get(303)!;
+    expect(c.rcode).toBe(3);
+    expect(c.authorities.map((r) => r.type)).toEqual([RRType.SOA]);
+  });
+
+  it('a query split across TCP segments is reassembled', async () => {
+    const c = new Conn(f.port);
+    try {
+      await c.connected;
+      const msg = frame(encodeQuery('billing.finance.fed.example.com.', RRType.A, { id: 77 }));
+      c.sock.write(msg.subarray(0, 1));
+      await sleep(50);
+      c.sock.write(msg.subarray(1, 9));
+      await sleep(50);
+      c.sock.write(msg.subarray(9));
+      await sleep(300);
+      expect(c.received).toBe(1);
+      const reply = await c.ask('billing.finance.fed.example.com.', RRType.A);
+      expect(reply && decodeMessage(reply).answers.map((r) => r.data)).toEqual(['198.51.100.30']);
+    } finally {
+      c.destroy();
+    }
+  });
+});
+
+describe('TCP limits', () => {
+  it('an idle connection is closed after tcp.idleTimeout', async () => {
+    const f = await startFedns({ edit: withYaml('tcp: { idleTimeout: 1 }') });
+    try {
+      const silent = new Conn(f.port);
+      const used = new Conn(f.port);
+      await Promise.all([silent.connected, used.connected]);
+      const reply = await used.ask('nginx.default.fed.example.com.', RRType.A);
+      expect(reply).not.toBeNull();
+      const answeredAt = Date.now();
+      const deadline = sleep(6000).then(() => 'timeout');
+      expect(await Promise.race([silent.closing.then(() => 'closed'), deadline])).toBe('closed');
+      expect(await Promise.race([used.closing.then(() => 'closed'), deadline])).toBe('closed');
+      // Closed by the timeout, not at once: roughly a second of silence first.
+      expect(silent.closedAt - silent.opened).toBeGreaterThanOrEqual(800);
+      expect(used.closedAt - answeredAt).toBeGreaterThanOrEqual(800);
+      expect(f.exited()).toBe(false);
+    } finally {
+      await f.stop();
+    }
+  });
+
+  it('connections over tcp.maxConnections are closed unserved; the others keep working', async () => {
+    const f = await startFedns({ edit: withYaml('tcp: { maxConnections: 2 }') });
+    const conns: Conn[] = [];
+    try {
+      const c1 = new Conn(f.port);
+      const c2 = new Conn(f.port);
+      conns.push(c1, c2);
+      await Promise.all([c1.connected, c2.connected]);
+      // Both accepted and served.
+      expect(await c1.ask('nginx.default.fed.example.com.', RRType.A)).not.toBeNull();
+      expect(await c2.ask('nginx.default.fed.example.com.', RRType.A)).not.toBeNull();
+
+      const c3 = new Conn(f.port);
+      conns.push(c3);
+      await c3.connected.catch(() => undefined); // the kernel may complete the handshake first
+      const third = await c3.ask('nginx.default.fed.example.com.', RRType.A, 3000);
+      expect(third).toBeNull();
+      await Promise.race([c3.closing, sleep(3000)]);
+      expect(c3.closed).toBe(true);
+      expect(c3.received).toBe(0);
+
+      // The first two still answer.
+      const r1 = await c1.ask('web.shop.fed.example.com.', RRType.AAAA);
+      const r2 = await c2.ask('billing.finance.fed.example.com.', RRType.A);
+      expect(r1 && decodeMessage(r1).answers).toHaveLength(2);
+      expect(r2 && decodeMessage(r2).answers.map((r) => r.data)).toEqual(['198.51.100.30']);
+
+      // A slot freed is usable again (once the server has seen c1 go: retry for a while).
+      c1.destroy();
+      await c1.closing;
+      let served = false;
+      for (const until = Date.now() + 5000; !served && Date.now() < until; ) {
+        await sleep(100);
+        const c4 = new Conn(f.port);
+        conns.push(c4);
+        await c4.connected.catch(() => undefined);
+        served = (await c4.ask('nginx.default.fed.example.com.', RRType.A, 1000)) !== null;
+      }
+      expect(served).toBe(true);
+    } finally {
+      for (const c of conns) c.destroy();
+      await f.stop();
+    }
+  });
+});
+
+describe.skipIf(!hasDig)('manifest directory watch', () => {
+  it('an edited manifest changes the answer; a broken file keeps the last good state and is logged', async () => {
+    const f = await startFedns();
+    try {
+      const ask = async () => datas(await q(f.port, 'nginx.default.fed.example.com', 'A'));
+      expect(await ask()).toEqual(['192.0.2.10', '198.51.100.10']);
+
+      const services = join(f.dir, 'demo', 'alpha', 'services.yaml');
+      const text = readFileSync(services, 'utf8');
+      expect(text).toContain('{ ip: 192.0.2.10 }');
+      writeFileSync(services, text.replace('{ ip: 192.0.2.10 }', '{ ip: 192.0.2.99 }'));
+      const want = ['192.0.2.99', '198.51.100.10'];
+      let got: string[] = [];
+      const until = Date.now() + 5000;
+      while (Date.now() < until) {
+        got = await ask();
+        if (JSON.stringify(got) === JSON.stringify(want)) break;
+        await sleep(100);
+      }
+      expect(got).toEqual(want);
+      // Other names of the service follow (regional us-east-a has only alpha's address).
+      expect(datas(await q(f.port, 'nginx.default.fed.svc.us-east-a.us-east.example.com', 'A'))).toEqual(['192.0.2.99']);
+
+      const broken = join(f.dir, 'demo', 'alpha', 'zz-broken.yaml');
+      writeFileSync(broken, 'apiVersion: v1\nkind: Service\nmetadata: { name: [unclosed\n  spec: :\n');
+      const rec = await f.waitForLog((r) => JSON.stringify(r).includes('zz-broken.yaml'), 5000, 'a log line naming zz-broken.yaml');
+      expect(rec.level).toBeGreaterThanOrEqual(40);
+      // Give the server time to (wrongly) act on the broken file, then check nothing changed.
+      await sleep(700);
+      expect(await ask()).toEqual(want);
+      expect(datas(await q(f.port, 'web.shop.fed.example.com', 'AAAA'))).toEqual(['2001:db8:a::20', '2001:db8:b::20']);
+      expect(datas(await q(f.port, 'db-0.alpha.db.data.fed.svc.example.com', 'A'))).toEqual(['192.0.2.101']);
+      expect(f.exited()).toBe(false);
+    } finally {
+      await f.stop();
+    }
+  });
+});

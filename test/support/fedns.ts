@@ -1,0 +1,234 @@
+/**
+ * Runs the built fedns CLI (`node dist/src/cli.js serve`) as a child process for end-to-end
+ * tests, on a scratch copy of the demo configuration listening on 127.0.0.1 with a port the
+ * kernel picks (the actual port is read from the "listening on UDP and TCP" log line).
+ *
+ *   const f = await startFedns({ edit: withYaml('tcp: { idleTimeout: 1 }') });
+ *   await dig(['@127.0.0.1', '-p', String(f.port), 'nginx.default.fed.example.com', 'A']);
+ *   await f.stop();
+ *
+ * dist/ must be current: `npm test` runs tsc before vitest (so does the documented
+ * `npx tsc -p tsconfig.json && npx vitest run FILE`).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { CLI, demoCopy } from './demo.js';
+
+export interface FednsOptions {
+  /** Use this configuration file as it is (no copy, no edits). Default: a scratch copy of the demo. */
+  config?: string;
+  /**
+   * Text edit applied to the demo YAML after the defaults (listen 127.0.0.1:0, ops listener off).
+   * Ignored when `config` is given.
+   */
+  edit?: (yaml: string) => string;
+  /** Extra environment for the server process. */
+  env?: NodeJS.ProcessEnv;
+  /** Extra CLI arguments after `serve --config FILE`, e.g. ["--log-level", "debug"]. */
+  args?: string[];
+  /**
+   * What "started" means: 'listening' (the listening log line) or 'published' (also a
+   * "zone published" line, i.e. the member clusters' data is being served). Default 'published'.
+   */
+  waitFor?: 'listening' | 'published';
+  /** Bound on the wait for start-up (default 10 s). */
+  timeoutMs?: number;
+}
+
+export interface FednsProcess {
+  /** DNS port on 127.0.0.1 (UDP and TCP). */
+  readonly port: number;
+  /** Directory holding the configuration (the scratch copy: config at DIR/fedns.yaml, manifests under DIR/demo/). */
+  readonly dir: string;
+  /** Path of the configuration file the server runs with. */
+  readonly config: string;
+  readonly process: ChildProcess;
+  /** Everything the server wrote to stderr so far (pino JSON lines). */
+  stderr(): string;
+  /** stderr parsed as JSON log records (non-JSON lines skipped). */
+  logs(): Record<string, unknown>[];
+  /** Waits (bounded) for a log record matching `pred`; rejects with the stderr on timeout or exit. */
+  waitForLog(pred: (rec: Record<string, unknown>) => boolean, timeoutMs?: number, what?: string): Promise<Record<string, unknown>>;
+  /** True once the process has exited. */
+  exited(): boolean;
+  /** Exit code / signal, once exited. */
+  exitInfo(): { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  /** SIGTERM, wait for exit (SIGKILL after 5 s), remove the scratch copy. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Default edits of the demo YAML: kernel-chosen port on loopback, no ops listener. */
+export function testListen(yaml: string): string {
+  const out = yaml.replace(/^listen:\n(?:[ \t]+- .*\n)+/m, 'listen:\n  - 127.0.0.1:0\n').replace(/^ops:\n(?:[ \t]+.*\n)+/m, 'ops: { listen: null }\n');
+  if (!/^ {2}- 127\.0\.0\.1:0$/m.test(out) || !/^ops: \{ listen: null \}$/m.test(out)) {
+    throw new Error('startFedns: the demo YAML no longer has the expected "listen:" / "ops:" blocks; update testListen()');
+  }
+  return out;
+}
+
+/** An edit that appends top-level YAML (e.g. 'tcp: { idleTimeout: 1 }') to the configuration. */
+export function withYaml(extra: string): (yaml: string) => string {
+  return (yaml) => `${yaml.replace(/\s*$/, '\n')}${extra.replace(/\s*$/, '\n')}`;
+}
+
+const live = new Set<ChildProcess>();
+let hooked = false;
+
+function hookExit(): void {
+  if (hooked) return;
+  hooked = true;
+  const kill = () => {
+    for (const c of live) {
+      try {
+        c.kill('SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+    live.clear();
+  };
+  process.once('exit', kill);
+  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      kill();
+      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+    });
+  }
+}
+
+function parseLines(text: string): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      out.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      /* partial or non-JSON line */
+    }
+  }
+  return out;
+}
+
+const LIMIT = 4 * 1024 * 1024;
+
+/** Spawns `fedns serve` and resolves once it listens (and, by default, has published the zone). */
+export async function startFedns(opts: FednsOptions = {}): Promise<FednsProcess> {
+  if (!existsSync(CLI)) throw new Error(`startFedns: ${CLI} not found; build first (npx tsc -p tsconfig.json)`);
+  hookExit();
+  let scratch: { dir: string; config: string; cleanup(): void } | undefined;
+  let config: string;
+  let dir: string;
+  if (opts.config) {
+    config = opts.config;
+    dir = dirname(config);
+  } else {
+    const user = opts.edit ?? ((y: string) => y);
+    scratch = demoCopy((y) => user(testListen(y)));
+    config = scratch.config;
+    dir = scratch.dir;
+  }
+  const child = spawn(process.execPath, [CLI, 'serve', '--config', config, ...(opts.args ?? [])], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...opts.env },
+  });
+  live.add(child);
+  let err = '';
+  let out = '';
+  let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  const waiters = new Set<() => void>();
+  const poke = () => {
+    for (const w of [...waiters]) w();
+  };
+  child.stderr!.on('data', (b: Buffer) => {
+    err += b.toString('utf8');
+    if (err.length > LIMIT) err = err.slice(err.length - LIMIT);
+    poke();
+  });
+  child.stdout!.on('data', (b: Buffer) => {
+    out += b.toString('utf8');
+    if (out.length > LIMIT) out = out.slice(out.length - LIMIT);
+  });
+  const exited = new Promise<void>((resolve) => {
+    child.once('error', (e) => {
+      err += `\n[spawn error] ${e.message}\n`;
+      exit ??= { code: null, signal: null };
+      live.delete(child);
+      poke();
+      resolve();
+    });
+    child.once('close', (code, signal) => {
+      exit = { code, signal };
+      live.delete(child);
+      poke();
+      resolve();
+    });
+  });
+
+  const waitForLog: FednsProcess['waitForLog'] = (pred, timeoutMs = 10_000, what = 'a matching log line') =>
+    new Promise((resolve, reject) => {
+      const check = () => {
+        const hit = parseLines(err).find(pred);
+        if (hit) {
+          done();
+          resolve(hit);
+        } else if (exit) {
+          done();
+          reject(new Error(`fedns exited (code ${exit.code}, signal ${exit.signal}) while waiting for ${what}\n--- stderr ---\n${err}${out ? `\n--- stdout ---\n${out}` : ''}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`fedns: no ${what} within ${timeoutMs} ms\n--- stderr ---\n${err}`));
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        waiters.delete(check);
+      };
+      waiters.add(check);
+      check();
+    });
+
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= (async () => {
+      if (!exit) {
+        child.kill('SIGTERM');
+        const t = setTimeout(() => {
+          if (!exit) child.kill('SIGKILL');
+        }, 5000);
+        await exited;
+        clearTimeout(t);
+      }
+      scratch?.cleanup();
+    })();
+    return stopping;
+  };
+
+  try {
+    const timeoutMs = opts.timeoutMs ?? 10_000;
+    const started = Date.now();
+    const rec = await waitForLog((r) => r.msg === 'listening on UDP and TCP' && typeof r.address === 'string', timeoutMs, '"listening on UDP and TCP" log line');
+    const m = /^127\.0\.0\.1:(\d+)$/.exec(rec.address as string);
+    if (!m) throw new Error(`fedns listens on ${String(rec.address)}, not on 127.0.0.1; tests only use loopback\n--- stderr ---\n${err}`);
+    const port = Number(m[1]);
+    if ((opts.waitFor ?? 'published') === 'published') {
+      await waitForLog((r) => r.msg === 'zone published', Math.max(1000, timeoutMs - (Date.now() - started)), '"zone published" log line');
+    }
+    return {
+      port,
+      dir,
+      config,
+      process: child,
+      stderr: () => err,
+      logs: () => parseLines(err),
+      waitForLog,
+      exited: () => exit !== undefined,
+      exitInfo: () => exit,
+      stop,
+    };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}

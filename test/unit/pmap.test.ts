@@ -1,0 +1,83 @@
+import { describe, expect, it } from 'vitest';
+import { hashKey, PersistentMap } from '../../src/zone/pmap.js';
+
+function rng(seed: number) {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Two different keys with the same hash, found by the birthday bound. */
+function collidingPair(): [string, string] {
+  const seen = new Map<number, string>();
+  for (let i = 0; ; i++) {
+    const k = `k${i}`;
+    const h = hashKey(k);
+    const other = seen.get(h);
+    if (other !== undefined) return [other, k];
+    seen.set(h, k);
+  }
+}
+
+describe('PersistentMap', () => {
+  it('matches a native Map through random sets and deletes, and keeps every sealed version intact', () => {
+    const rand = rng(7);
+    const model = new Map<string, number>();
+    let map = PersistentMap.empty<number>();
+    const versions: [PersistentMap<number>, Map<string, number>][] = [];
+    for (let round = 0; round < 40; round++) {
+      const d = map.edit();
+      for (let i = 0; i < 500; i++) {
+        const k = `name${Math.floor(rand() * 3000)}.example.com.`;
+        if (rand() < 0.3) {
+          d.delete(k);
+          model.delete(k);
+        } else {
+          const v = Math.floor(rand() * 1e6);
+          d.set(k, v);
+          model.set(k, v);
+        }
+      }
+      map = d.done();
+      versions.push([map, new Map(model)]);
+      expect(map.size).toBe(model.size);
+    }
+    for (const [v, m] of versions) {
+      expect(v.size).toBe(m.size);
+      for (const [k, val] of m) expect(v.get(k)).toBe(val);
+      expect(new Map(v.entries())).toEqual(m);
+    }
+    expect(map.get('absent')).toBeUndefined();
+  });
+
+  it('keeps keys whose hashes collide apart', () => {
+    const [a, b] = collidingPair();
+    expect(hashKey(a)).toBe(hashKey(b));
+    const d = PersistentMap.empty<string>().edit();
+    d.set(a, 'A').set(b, 'B').set('other', 'O');
+    const v1 = d.done();
+    expect([v1.get(a), v1.get(b), v1.size]).toEqual(['A', 'B', 3]);
+    const d2 = v1.edit();
+    d2.set(b, 'B2').delete(a);
+    const v2 = d2.done();
+    expect([v2.get(a), v2.get(b), v2.size]).toEqual([undefined, 'B2', 2]);
+    expect([v1.get(a), v1.get(b)]).toEqual(['A', 'B']);
+  });
+
+  it('does not change a sealed version through a draft that goes on editing', () => {
+    const d = PersistentMap.empty<number>().edit();
+    for (let i = 0; i < 100; i++) d.set(`k${i}`, i);
+    const sealed = d.done();
+    for (let i = 0; i < 100; i++) d.set(`k${i}`, -i);
+    d.delete('k5');
+    const later = d.done();
+    expect(sealed.get('k7')).toBe(7);
+    expect(sealed.get('k5')).toBe(5);
+    expect(later.get('k7')).toBe(-7);
+    expect(later.has('k5')).toBe(false);
+    expect([sealed.size, later.size]).toEqual([100, 99]);
+  });
+});
