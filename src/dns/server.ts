@@ -77,7 +77,8 @@ export class DnsServer {
   }
 
   private async open(a: ListenAddr): Promise<Listener> {
-    const udp = createSocket({ type: isIPv6(a.host) ? 'udp6' : 'udp4' });
+    // A deep receive buffer absorbs bursts instead of dropping them (the kernel may cap it lower).
+    const udp = createSocket({ type: isIPv6(a.host) ? 'udp6' : 'udp4', recvBufferSize: 4 << 20 });
     udp.on('message', (msg, rinfo) => {
       const t0 = performance.now();
       let out: Buffer | null;
