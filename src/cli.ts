@@ -8,6 +8,7 @@ import { ConfigError, loadConfig, type Config } from './config/load.js';
 import { Fedns, loadFederation } from './app.js';
 import { createLogger } from './ops/log.js';
 import { masterFile } from './zone/masterfile.js';
+import { runJoinCommand, runUnjoinCommand } from './join/command.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The embedded default: config/fedns.yaml of the installation. */
@@ -154,6 +155,30 @@ program
       fed.close();
     }
   });
+
+program
+  .command('join')
+  .description("add a member cluster: a clusters[] entry in the configuration, and its cluster DNS (kube-dns / CoreDNS) forwarding the federation domain to fedns")
+  .argument('<cluster>', 'cluster name (clusters[].name)')
+  .requiredOption('--kubeconfig <file>', 'kubeconfig of the member cluster (fedns reads the cluster with it too)')
+  .option('--context <name>', "kubeconfig context (default: the kubeconfig's current-context)")
+  .requiredOption('--nameserver <ip[:port]>', 'fedns address as the member cluster reaches it, e.g. 192.0.2.53 or 192.0.2.53:1053 (IPv6: [addr]:port; comma-separated for several)')
+  .addOption(configOption())
+  .option('--region <region>', 'region of the cluster')
+  .option('--zones <a,b>', 'zones of the cluster (comma-separated; needs a region)')
+  .option('--dry-run', 'print the exact changes and apply nothing')
+  .action(runJoinCommand);
+
+program
+  .command('unjoin')
+  .description('remove a member cluster: its clusters[] entry and what join added to its cluster DNS')
+  .argument('<cluster>', 'cluster name (clusters[].name)')
+  .addOption(configOption())
+  .option('--kubeconfig <file>', "member kubeconfig (default: the cluster entry's)")
+  .option('--context <name>', "kubeconfig context (default: the cluster entry's)")
+  .option('--skip-cluster', 'only remove the configuration entry (the member cluster is gone or unreachable)')
+  .option('--dry-run', 'print the exact changes and apply nothing')
+  .action(runUnjoinCommand);
 
 function fail(message: string): never {
   process.stderr.write(`fedns: ${message}\n`);

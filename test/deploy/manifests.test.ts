@@ -1,0 +1,300 @@
+/**
+ * The deployment manifests (config/deploy/*.yaml) are consistent with each other and with fedns:
+ * the embedded configuration validates (schema, and fully with buildConfig on the file layout
+ * the pod gets), the ports/probes/Service agree with its listen and ops addresses, the
+ * Deployment is spread and protected by a PDB, the pod is locked down, and the RBAC grants
+ * exactly what fedns (and `fedns join`) use.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, posix } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parse, parseAllDocuments } from 'yaml';
+import { buildConfig } from '../../src/config/load.js';
+import { configSchema } from '../../src/config/schema.js';
+import { join as fednsJoin, unjoin as fednsUnjoin } from '../../src/join/join.js';
+import { loadMemberKubeConfig } from '../../src/join/kube.js';
+import { ROOT, demoCopy } from '../support/demo.js';
+import { FakeApiServer } from '../support/fake-apiserver.js';
+
+type Obj = Record<string, any>; // manifests are free-form JSON; the tests check the shape
+
+const DIR = join(ROOT, 'config', 'deploy');
+const FILES = readdirSync(DIR).filter((f) => /\.ya?ml$/.test(f)).sort();
+
+function load(file: string): Obj[] {
+  const text = readFileSync(join(DIR, file), 'utf8');
+  // kubectl reads YAML 1.1 (sigs.k8s.io/yaml): make sure nothing means something else there
+  // (0644, yes/no, on/off, ...) than in YAML 1.2.
+  const v12 = parseAllDocuments(text);
+  const v11 = parseAllDocuments(text, { version: '1.1' });
+  const out: Obj[] = [];
+  (Array.isArray(v12) ? v12 : [v12]).forEach((doc, i) => {
+    expect(doc.errors, `${file} document ${i + 1}`).toEqual([]);
+    const js = doc.toJS() as Obj | null;
+    const js11 = (Array.isArray(v11) ? v11 : [v11])[i].toJS() as Obj | null;
+    expect(js11, `${file} document ${i + 1} reads the same as YAML 1.1`).toEqual(js);
+    if (js) out.push({ ...js, __file: file });
+  });
+  return out;
+}
+
+const DOCS = FILES.flatMap(load);
+const find = (kind: string, name: string, file?: string): Obj => {
+  const o = DOCS.find((d) => d.kind === kind && d.metadata?.name === name && (!file || d.__file === file));
+  if (!o) throw new Error(`no ${kind} ${name} in config/deploy`);
+  return o;
+};
+const all = (kind: string, file?: string) => DOCS.filter((d) => d.kind === kind && (!file || d.__file === file));
+
+const matches = (selector: Record<string, string>, labels: Record<string, string>) =>
+  Object.keys(selector).length > 0 && Object.entries(selector).every(([k, v]) => labels?.[k] === v);
+
+const deployment = find('Deployment', 'fedns');
+const pod = deployment.spec.template.spec as Obj;
+const podLabels = deployment.spec.template.metadata.labels as Record<string, string>;
+const container = (pod.containers as Obj[]).find((c) => c.name === 'fedns')!;
+const containerPorts = container.ports as Array<{ name?: string; containerPort: number; protocol?: string }>;
+
+/** The embedded configuration the container is started with, following args -> mount -> volume -> ConfigMap. */
+function embeddedConfig(): { path: string; text: string; volume: Obj; mountPath: string } {
+  const args = container.args as string[];
+  const path = args[args.indexOf('--config') + 1];
+  const mount = (container.volumeMounts as Obj[]).find((m) => path.startsWith(`${m.mountPath}/`))!;
+  expect(mount, `a volume mounted above ${path}`).toBeDefined();
+  const volume = (pod.volumes as Obj[]).find((v) => v.name === mount.name)!;
+  const rel = posix.relative(mount.mountPath, path);
+  const sources = (volume.projected?.sources ?? [{ configMap: volume.configMap }]) as Obj[];
+  for (const s of sources) {
+    const item = (s.configMap?.items as Obj[] | undefined)?.find((i) => i.path === rel);
+    if (item) {
+      const cm = find('ConfigMap', s.configMap.name);
+      return { path, text: cm.data[item.key], volume, mountPath: mount.mountPath };
+    }
+  }
+  throw new Error(`${path} is not provided by a ConfigMap in volume ${volume.name}`);
+}
+
+const EMBEDDED = embeddedConfig();
+const RAW = parse(EMBEDDED.text) as Obj;
+const PARSED = configSchema.parse(RAW);
+
+function resolvePort(target: number | string, protocol = 'TCP'): number | undefined {
+  const p = containerPorts.find((c) => (typeof target === 'number' ? c.containerPort === target : c.name === target) && (c.protocol ?? 'TCP') === protocol);
+  return p?.containerPort;
+}
+
+describe('config/deploy manifests', () => {
+  it('parse, have apiVersion/kind/name, and no object is defined twice', () => {
+    expect(FILES).toEqual(expect.arrayContaining(['fedns.yaml', 'member.yaml']));
+    const keys = DOCS.map((d) => {
+      expect(typeof d.apiVersion, JSON.stringify(d).slice(0, 80)).toBe('string');
+      expect(typeof d.kind).toBe('string');
+      expect(typeof d.metadata?.name).toBe('string');
+      return `${d.__file} ${d.kind} ${d.metadata.namespace ?? ''}/${d.metadata.name}`;
+    });
+    expect(new Set(keys).size).toBe(keys.length);
+    // everything namespaced in fedns.yaml lives in the fedns namespace
+    for (const d of DOCS.filter((x) => x.__file === 'fedns.yaml' && x.kind !== 'Namespace')) expect(d.metadata.namespace, `${d.kind} ${d.metadata.name}`).toBe('fedns');
+    find('Namespace', 'fedns');
+  });
+
+  it('Deployment: at least 2 replicas, hard spread over nodes, selector = pod labels', () => {
+    expect(deployment.spec.replicas).toBeGreaterThanOrEqual(2);
+    expect(matches(deployment.spec.selector.matchLabels, podLabels)).toBe(true);
+    const spread = (pod.topologySpreadConstraints ?? []) as Obj[];
+    const byNode = spread.find((c) => c.topologyKey === 'kubernetes.io/hostname');
+    const anti = (pod.affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution ?? []) as Obj[];
+    const antiByNode = anti.find((t) => t.topologyKey === 'kubernetes.io/hostname');
+    expect(byNode ?? antiByNode, 'topologySpreadConstraints or podAntiAffinity on kubernetes.io/hostname').toBeDefined();
+    if (byNode) {
+      expect(byNode.whenUnsatisfiable).toBe('DoNotSchedule');
+      expect(byNode.maxSkew).toBe(1);
+      expect(matches(byNode.labelSelector.matchLabels, podLabels)).toBe(true);
+    }
+    expect(deployment.spec.strategy.rollingUpdate.maxUnavailable).toBe(0);
+    expect(container.image).toBe('ghcr.io/fedns/fedns:0.1.0');
+    expect(container.args).toEqual(['serve', '--config', '/etc/fedns/fedns.yaml']);
+  });
+
+  it('the embedded configuration passes the schema, and buildConfig on the pod\'s file layout', () => {
+    const r = configSchema.safeParse(RAW);
+    expect(r.success, r.success ? '' : JSON.stringify(r.error.issues)).toBe(true);
+    // Rebuild /etc/fedns as the projected volume lays it out, then validate completely:
+    // every clusters[].source.kubeconfig must be a file the Secret provides.
+    const root = mkdtempSync(join(tmpdir(), 'fedns-deploy-'));
+    try {
+      for (const s of EMBEDDED.volume.projected.sources as Obj[]) {
+        const src = s.configMap ?? s.secret;
+        const obj = s.configMap ? find('ConfigMap', src.name) : find('Secret', src.name);
+        const data: Record<string, string> = { ...(obj.stringData ?? {}) };
+        for (const [k, v] of Object.entries((obj.data ?? {}) as Record<string, string>)) data[k] = s.secret ? Buffer.from(v, 'base64').toString('utf8') : v;
+        for (const item of src.items as Obj[]) {
+          expect(data[item.key], `${obj.kind} ${src.name} has key ${item.key}`).toBeDefined();
+          const f = join(root, item.path);
+          mkdirSync(dirname(f), { recursive: true });
+          writeFileSync(f, data[item.key]);
+        }
+      }
+      const file = join(root, posix.relative(EMBEDDED.mountPath, EMBEDDED.path));
+      const config = buildConfig(parse(readFileSync(file, 'utf8')), file, root);
+      expect(config.clusters.length).toBeGreaterThan(0);
+      for (const c of config.clusters) expect(c.source.type, `cluster ${c.name}`).toBe('kube');
+      expect(config.nameservers.every((n) => n.addresses.length > 0)).toBe(true);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('the Secret\'s placeholder kubeconfigs load and have the contexts the configuration names', async () => {
+    const secret = find('Secret', 'fedns-kubeconfigs');
+    const root = mkdtempSync(join(tmpdir(), 'fedns-deploy-kc-'));
+    try {
+      for (const c of PARSED.clusters) {
+        if (c.source.type !== 'kube') continue;
+        const key = posix.basename(c.source.kubeconfig!);
+        const f = join(root, key);
+        writeFileSync(f, secret.stringData[key]);
+        const kc = await loadMemberKubeConfig(f, c.source.context);
+        expect(kc.getCurrentContext()).toBe(c.source.context);
+      }
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('listen: 0.0.0.0:1053, matching container ports 1053/UDP and 1053/TCP (the Service maps 53 to them)', () => {
+    expect(PARSED.listen.length).toBeGreaterThan(0);
+    for (const l of PARSED.listen) {
+      expect(l.host).toBe('0.0.0.0'); // reachable through the pod IP
+      expect(resolvePort(l.port, 'UDP')).toBe(l.port);
+      expect(resolvePort(l.port, 'TCP')).toBe(l.port);
+      expect(l.port).toBeGreaterThan(1023); // non-root without NET_BIND_SERVICE
+    }
+    const dnsPort = PARSED.listen[0].port;
+    const svc = all('Service').find((s) => (s.spec.ports as Obj[]).some((p) => p.port === 53))!;
+    expect(svc, 'a Service with port 53').toBeDefined();
+    expect(matches(svc.spec.selector, podLabels)).toBe(true);
+    const ports = svc.spec.ports as Obj[];
+    expect(ports.map((p) => `${p.port}/${p.protocol ?? 'TCP'}`).sort()).toEqual(['53/TCP', '53/UDP']);
+    for (const p of ports) expect(resolvePort(p.targetPort, p.protocol ?? 'TCP'), `targetPort of ${p.name}`).toBe(dnsPort);
+  });
+
+  it('ops: probes hit /readyz and /healthz on the ops port; a separate metrics port 9153', () => {
+    const ops = PARSED.ops.listen!;
+    expect(ops).not.toBeNull();
+    expect(ops.host).toBe('0.0.0.0'); // the kubelet probes the pod IP
+    expect(ops.port).toBe(9153);
+    expect(container.readinessProbe.httpGet.path).toBe('/readyz');
+    expect(container.livenessProbe.httpGet.path).toBe('/healthz');
+    for (const probe of [container.readinessProbe, container.livenessProbe]) expect(resolvePort(probe.httpGet.port)).toBe(ops.port);
+    const metrics = all('Service').find((s) => (s.spec.ports as Obj[]).some((p) => p.port === 9153))!;
+    expect(metrics).toBeDefined();
+    expect(matches(metrics.spec.selector, podLabels)).toBe(true);
+    const mp = (metrics.spec.ports as Obj[]).find((p) => p.port === 9153)!;
+    expect(resolvePort(mp.targetPort)).toBe(ops.port);
+    // metrics never share the public DNS load balancer
+    expect((metrics.spec.type ?? 'ClusterIP')).toBe('ClusterIP');
+    const dnsSvc = all('Service').find((s) => (s.spec.ports as Obj[]).some((p) => p.port === 53))!;
+    expect((dnsSvc.spec.ports as Obj[]).some((p) => p.port === 9153)).toBe(false);
+  });
+
+  it('PodDisruptionBudget: minAvailable 1 and selects the Deployment\'s pods', () => {
+    const pdbs = all('PodDisruptionBudget').filter((p) => matches(p.spec.selector.matchLabels, podLabels));
+    expect(pdbs).toHaveLength(1);
+    expect(pdbs[0].apiVersion).toBe('policy/v1');
+    expect(pdbs[0].spec.minAvailable).toBe(1);
+    expect(pdbs[0].spec.minAvailable).toBeLessThan(deployment.spec.replicas); // a node drain can proceed
+  });
+
+  it('pod security: non-root 65532, read-only root, no privilege escalation, no capabilities, RuntimeDefault seccomp', () => {
+    const sc = container.securityContext as Obj;
+    expect(pod.securityContext.runAsNonRoot).toBe(true);
+    expect(sc.runAsNonRoot).toBe(true);
+    expect(sc.runAsUser ?? pod.securityContext.runAsUser).toBe(65532);
+    expect(sc.readOnlyRootFilesystem).toBe(true);
+    expect(sc.allowPrivilegeEscalation).toBe(false);
+    expect(sc.capabilities.drop).toEqual(['ALL']);
+    expect(sc.capabilities.add).toBeUndefined();
+    expect(sc.privileged).toBeUndefined();
+    expect((sc.seccompProfile ?? pod.securityContext.seccompProfile).type).toBe('RuntimeDefault');
+    expect(pod.hostNetwork).toBeUndefined();
+    expect(container.resources.requests.cpu).toBeDefined();
+    expect(container.resources.requests.memory).toBeDefined();
+    expect(container.resources.limits.memory).toBeDefined();
+    // every mount read-only except scratch space
+    for (const m of container.volumeMounts as Obj[]) {
+      const v = (pod.volumes as Obj[]).find((x) => x.name === m.name)!;
+      if (!v.emptyDir) expect(m.readOnly, m.name).toBe(true);
+    }
+  });
+});
+
+describe('member RBAC', () => {
+  const RULE_SET = (rules: Obj[]) =>
+    rules.flatMap((r) => (r.apiGroups as string[]).flatMap((g) => (r.resources as string[]).map((res) => `${g || 'core'}/${res}`))).sort();
+
+  it('fedns-reader: exactly get/list/watch on services, endpointslices, serviceexports, nodes; no wildcards', () => {
+    const role = find('ClusterRole', 'fedns-reader', 'member.yaml');
+    const rules = role.rules as Obj[];
+    expect(RULE_SET(rules)).toEqual(['core/nodes', 'core/services', 'discovery.k8s.io/endpointslices', 'multicluster.x-k8s.io/serviceexports']);
+    for (const r of rules) {
+      expect([...r.verbs].sort()).toEqual(['get', 'list', 'watch']);
+      expect(r.resourceNames).toBeUndefined();
+      expect(r.nonResourceURLs).toBeUndefined();
+    }
+    expect(JSON.stringify(rules)).not.toContain('*');
+    expect(role.aggregationRule).toBeUndefined();
+    const binding = find('ClusterRoleBinding', 'fedns-reader', 'member.yaml');
+    expect(binding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'fedns-reader' });
+    const subjects = binding.subjects as Obj[];
+    expect(subjects).toHaveLength(1);
+    const sa = find('ServiceAccount', subjects[0].name, 'member.yaml');
+    expect(subjects[0]).toEqual({ kind: 'ServiceAccount', name: sa.metadata.name, namespace: sa.metadata.namespace });
+  });
+
+  it('fedns-join Role: get/update of the kube-dns and coredns ConfigMaps only (resourceNames), in kube-system', () => {
+    const role = find('Role', 'fedns-join', 'member.yaml');
+    expect(role.metadata.namespace).toBe('kube-system');
+    expect(role.rules).toHaveLength(1);
+    const [rule] = role.rules as Obj[];
+    expect(rule.apiGroups).toEqual(['']);
+    expect(rule.resources).toEqual(['configmaps']);
+    expect([...rule.resourceNames].sort()).toEqual(['coredns', 'kube-dns']);
+    expect([...rule.verbs].sort()).toEqual(['get', 'update']);
+    expect(JSON.stringify(role.rules)).not.toContain('*');
+    const binding = find('RoleBinding', 'fedns-join', 'member.yaml');
+    expect(binding.metadata.namespace).toBe('kube-system');
+    expect(binding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'fedns-join' });
+    // the long-running reader never gets write access to the cluster DNS
+    expect((binding.subjects as Obj[]).some((s) => s.name === 'fedns-reader')).toBe(false);
+  });
+
+  it('every request fedns join/unjoin make is allowed by that Role', async () => {
+    const rule = (find('Role', 'fedns-join', 'member.yaml').rules as Obj[])[0];
+    const server = await FakeApiServer.start();
+    const scratch = demoCopy();
+    try {
+      server.apply({ kind: 'ConfigMap', metadata: { name: 'kube-dns', namespace: 'kube-system' }, data: {} });
+      server.apply({ kind: 'ConfigMap', metadata: { name: 'coredns', namespace: 'kube-system' }, data: { Corefile: '.:53 {\n    forward . /etc/resolv.conf\n}\n' } });
+      const kubeconfig = server.writeKubeconfig(join(scratch.dir, 'member.yaml'));
+      server.resetRequestLog();
+      await fednsJoin({ cluster: 'member', kubeconfig, nameserver: '192.0.2.53', config: scratch.config, dryRun: true });
+      await fednsJoin({ cluster: 'member', kubeconfig, nameserver: '192.0.2.53', config: scratch.config });
+      await fednsUnjoin({ cluster: 'member', config: scratch.config });
+      const used = server.requestLog.map((q) => `${q.verb} ${q.kind} ${q.namespace}/${q.name}`);
+      expect(used.length).toBeGreaterThan(0);
+      for (const q of server.requestLog) {
+        expect(q.kind, `${q.method} ${q.path}`).toBe('ConfigMap');
+        expect(q.namespace).toBe('kube-system');
+        expect(rule.resourceNames).toContain(q.name);
+        expect(rule.verbs).toContain(q.verb);
+      }
+      expect(new Set(server.requestLog.map((q) => q.verb))).toEqual(new Set(['get', 'update']));
+    } finally {
+      await server.stop();
+      scratch.cleanup();
+    }
+  });
+});
+

@@ -1,0 +1,152 @@
+/**
+ * The clusters[] edit of fedns's configuration file: only the joined cluster's lines change
+ * (comments and the formatting of everything else are kept byte for byte), join is idempotent,
+ * an existing entry is updated in place, unjoin after join gives back the original file, and the
+ * result validates with buildConfig.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { addCluster, findCluster, kubeconfigRef, removeCluster, validateConfigText, writeFileAtomic, type JoinEntry } from '../../src/join/config-file.js';
+import { DEMO_CONFIG, ROOT } from '../support/demo.js';
+
+const DEMO = readFileSync(DEMO_CONFIG, 'utf8');
+let dir: string;
+let file: string;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'fedns-join-cfg-'));
+  file = join(dir, 'fedns.yaml');
+  mkdirSync(join(dir, 'kubeconfigs'));
+  writeFileSync(join(dir, 'kubeconfigs', 'delta.yaml'), 'apiVersion: v1\nkind: Config\n');
+  // the demo's clusters read manifests from demo/<name>; buildConfig checks they exist
+  for (const c of ['alpha', 'bravo', 'charlie']) mkdirSync(join(dir, 'demo', c), { recursive: true });
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const DELTA: JoinEntry = { name: 'delta', region: 'eu-west', zones: ['eu-west-b'], kubeconfig: 'kubeconfigs/delta.yaml', context: 'delta-ctx' };
+
+describe('addCluster', () => {
+  it('appends one item after the last cluster; every other byte of the file is kept', () => {
+    const e = addCluster(DEMO, file, DELTA);
+    expect(e.action).toBe('added');
+    expect(e.after).toBe(
+      DEMO +
+        '  - name: delta\n    region: eu-west\n    zones: [ eu-west-b ]\n    source: { type: kube, kubeconfig: kubeconfigs/delta.yaml, context: delta-ctx }\n',
+    );
+    const cfg = validateConfigText(e.after, file);
+    const delta = cfg.clusters.find((c) => c.name === 'delta')!;
+    expect(delta.source).toMatchObject({ type: 'kube', kubeconfig: join(dir, 'kubeconfigs', 'delta.yaml'), context: 'delta-ctx' });
+    expect(delta.zones).toEqual(['eu-west-b']);
+    expect(cfg.clusters.map((c) => c.name)).toEqual(['alpha', 'bravo', 'charlie', 'delta']);
+  });
+
+  it('is idempotent: the same settings give the same text', () => {
+    const once = addCluster(DEMO, file, DELTA).after;
+    const twice = addCluster(once, file, DELTA);
+    expect(twice.action).toBe('unchanged');
+    expect(twice.after).toBe(once);
+    // options not given leave what is there
+    expect(addCluster(once, file, { ...DELTA, region: undefined, zones: undefined }).action).toBe('unchanged');
+  });
+
+  it('updates an existing entry in place, keeping its comments and other fields', () => {
+    const text = `${DEMO}  # delta is our newest member
+  - name: delta # joined by hand
+    region: eu-west
+    addressMode: endpoints
+    source: {type: kube, kubeconfig: old.yaml}
+# trailing comment
+`;
+    const e = addCluster(text, file, DELTA);
+    expect(e.action).toBe('updated');
+    expect(e.after).toBe(`${DEMO}  # delta is our newest member
+  - name: delta # joined by hand
+    region: eu-west
+    addressMode: endpoints
+    source: { type: kube, kubeconfig: kubeconfigs/delta.yaml, context: delta-ctx }
+    zones: [ eu-west-b ]
+# trailing comment
+`);
+    expect(validateConfigText(e.after, file).clusters.find((c) => c.name === 'delta')?.addressMode).toBe('endpoints');
+    // a files-backed entry of that name becomes a kube one
+    const files = addCluster(DEMO, file, { ...DELTA, name: 'charlie', region: undefined, zones: undefined });
+    expect(files.action).toBe('updated');
+    expect(findCluster(files.after, file, 'charlie')).toEqual({
+      name: 'charlie',
+      region: 'eu-west',
+      zones: ['eu-west-a'],
+      source: { type: 'kube', kubeconfig: 'kubeconfigs/delta.yaml', context: 'delta-ctx' },
+    });
+    expect(files.after.replace(/^ {4}source: .*charlie.*$|^ {4}source: \{ type: kube.*$/gm, '')).toBe(DEMO.replace(/^ {4}source: .*charlie.*$/m, ''));
+  });
+
+  it('a changed region is replaced where it is; --zones "" removes the zones line', () => {
+    const joined = addCluster(DEMO, file, DELTA).after;
+    const moved = addCluster(joined, file, { ...DELTA, region: 'us-east', zones: [] });
+    expect(moved.action).toBe('updated');
+    expect(moved.after).toBe(DEMO + '  - name: delta\n    region: us-east\n    source: { type: kube, kubeconfig: kubeconfigs/delta.yaml, context: delta-ctx }\n');
+    validateConfigText(moved.after, file);
+  });
+
+  it('unjoin after join gives back the original file exactly', () => {
+    const joined = addCluster(DEMO, file, DELTA).after;
+    const r = removeCluster(joined, file, 'delta');
+    expect(r.action).toBe('removed');
+    expect(r.after).toBe(DEMO);
+    expect(removeCluster(DEMO, file, 'delta')).toEqual({ before: DEMO, after: DEMO, action: 'absent' });
+  });
+
+  it('works on "clusters: []", on a file without clusters, keeps CRLF', () => {
+    const empty = 'domain: example.com.\nlisten: [127.0.0.1:1053]\nclusters: []  # none yet\nlog: { level: info }\n';
+    const e = addCluster(empty, file, DELTA);
+    expect(e.after).toBe(
+      'domain: example.com.\nlisten: [127.0.0.1:1053]\nclusters:\n  - name: delta\n    region: eu-west\n    zones: [ eu-west-b ]\n    source: { type: kube, kubeconfig: kubeconfigs/delta.yaml, context: delta-ctx }  # none yet\nlog: { level: info }\n',
+    );
+    validateConfigText(e.after, file);
+    const back = removeCluster(e.after, file, 'delta').after;
+    expect(parse(back)).toEqual(parse(empty));
+    validateConfigText(back, file); // "clusters: []", not a null that would not validate
+
+    const none = '# minimal\ndomain: example.com.\nlisten: [127.0.0.1:1053]\n';
+    const n = addCluster(none, file, { ...DELTA, zones: [], region: undefined });
+    expect(n.after).toBe(`${none}clusters:\n  - name: delta\n    source: { type: kube, kubeconfig: kubeconfigs/delta.yaml, context: delta-ctx }\n`);
+    validateConfigText(n.after, file);
+
+    const crlf = DEMO.replace(/\n/g, '\r\n');
+    const c = addCluster(crlf, file, DELTA).after;
+    expect(c.startsWith(crlf)).toBe(true);
+    expect(c.replace(/\r\n/g, '')).not.toContain('\n');
+    expect(removeCluster(c, file, 'delta').after).toBe(crlf);
+  });
+
+  it('the result is validated: zones without a region, a missing kubeconfig', () => {
+    const bad = addCluster(DEMO, file, { ...DELTA, region: undefined }).after;
+    expect(() => validateConfigText(bad, file)).toThrow(/clusters\[3\]\.region: a cluster with zones needs a region/);
+    const missing = addCluster(DEMO, file, { ...DELTA, kubeconfig: 'nope.yaml' }).after;
+    expect(() => validateConfigText(missing, file)).toThrow(/clusters\[3\]\.source\.kubeconfig: file .*nope\.yaml not found/);
+  });
+});
+
+describe('kubeconfigRef', () => {
+  it('relative to the configuration inside its directory tree, absolute outside', () => {
+    expect(kubeconfigRef('/etc/fedns/fedns.yaml', '/etc/fedns/kubeconfigs/a')).toBe('kubeconfigs/a');
+    expect(kubeconfigRef('fedns.yaml', 'kubeconfigs/a', '/etc/fedns')).toBe('kubeconfigs/a');
+    expect(kubeconfigRef('/etc/fedns/fedns.yaml', '/home/me/.kube/config')).toBe('/home/me/.kube/config');
+    expect(kubeconfigRef('config/fedns.yaml', '../k', ROOT)).toBe(join(ROOT, '..', 'k'));
+  });
+});
+
+describe('writeFileAtomic', () => {
+  it('replaces the file, keeps its mode, leaves no temp file', () => {
+    const f = join(dir, 'atomic.yaml');
+    writeFileSync(f, 'old\n');
+    chmodSync(f, 0o600);
+    writeFileAtomic(f, 'new\n');
+    expect(readFileSync(f, 'utf8')).toBe('new\n');
+    expect(statSync(f).mode & 0o777).toBe(0o600);
+    expect(readdirSync(dir).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+  });
+});
