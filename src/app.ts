@@ -4,6 +4,7 @@ import type { Config } from './config/load.js';
 import type { ClusterConfig as ClusterConfigResolved } from './config/schema.js';
 import { keyToName } from './dns/name.js';
 import { FileClusterSource } from './cluster/files.js';
+import { KubeClusterSource } from './cluster/kube.js';
 import type { ClusterSource } from './cluster/source.js';
 import type { ClusterSettings, ClusterState } from './cluster/state.js';
 import { DnsServer } from './dns/server.js';
@@ -12,6 +13,12 @@ import { Federation, type FederationSettings } from './federation/federation.js'
 import { parseLabelSelector } from './federation/selector.js';
 import { typeName, rcodeName } from './dns/constants.js';
 import { Metrics } from './ops/metrics.js';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { Journal } from './transfer/journal.js';
+import { Notifier, type NotifyOptions } from './transfer/notify.js';
+import { HMAC_SHA256, type TsigKey } from './transfer/tsig.js';
+import { ZoneTransfers, type TransferPolicy } from './transfer/xfr.js';
+import { nextSerial } from './zone/snapshot.js';
 import { OpsServer } from './ops/http.js';
 
 export function federationSettings(c: Config): FederationSettings {
@@ -33,6 +40,36 @@ export function federationSettings(c: Config): FederationSettings {
   };
 }
 
+function tsigKeys(c: Config): TsigKey[] {
+  return c.transfer.tsig.map((k) => ({ name: k.name, algorithm: HMAC_SHA256, secret: Buffer.from(k.secret, 'base64') }));
+}
+
+export function transferPolicy(c: Config): TransferPolicy {
+  const keys = tsigKeys(c);
+  return { allow: c.transfer.allow, keys, requireTsig: c.transfer.requireTsig ?? keys.length > 0 };
+}
+
+export function notifyOptions(c: Config): NotifyOptions {
+  return {
+    targets: c.transfer.notify,
+    coalesceMs: c.transfer.notifyDelay * 1000,
+    retryMs: 1000,
+    retries: 5,
+    key: tsigKeys(c).find((k) => k.name === c.transfer.notifyKey),
+  };
+}
+
+/** The serial saved by a previous run, so a restart never goes backwards. */
+function savedSerial(file: string | undefined): number | undefined {
+  if (!file) return undefined;
+  try {
+    const n = Number(readFileSync(file, 'utf8').trim());
+    return Number.isInteger(n) && n > 0 && n < 2 ** 32 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function clusterSettings(c: Config, cl: ClusterConfigResolved): ClusterSettings {
   return {
     name: cl.name,
@@ -44,12 +81,16 @@ export function clusterSettings(c: Config, cl: ClusterConfigResolved): ClusterSe
 }
 
 /** Factory for the source of one cluster; the kube source registers itself here. */
-export type SourceFactory = (state: ClusterState, cluster: ClusterConfigResolved, log: Logger) => ClusterSource;
+export type SourceFactory = (state: ClusterState, cluster: ClusterConfigResolved, log: Logger, config: Config) => ClusterSource;
 
 const sourceFactories: Record<string, SourceFactory> = {
   files: (state, cluster, log) => {
     if (cluster.source.type !== 'files') throw new Error('not a files source');
     return new FileClusterSource(state, cluster.source.path, log);
+  },
+  kube: (state, cluster, log, config) => {
+    if (cluster.source.type !== 'kube') throw new Error('not a kube source');
+    return new KubeClusterSource(state, cluster.source, log, { policy: config.selection.policy });
   },
 };
 
@@ -74,6 +115,9 @@ export class Fedns {
   readonly responder: Responder;
   readonly dns: DnsServer;
   readonly metrics: Metrics;
+  readonly journal: Journal;
+  readonly transfers: ZoneTransfers;
+  readonly notifier: Notifier;
   ops?: OpsServer;
   private readonly sources = new Map<string, { source: ClusterSource; config: string }>();
 
@@ -82,7 +126,8 @@ export class Fedns {
     readonly log: Logger,
     observer?: QueryObserver,
   ) {
-    this.federation = new Federation(federationSettings(config));
+    const saved = savedSerial(config.transfer.serialFile);
+    this.federation = new Federation({ ...federationSettings(config), initialSerial: saved === undefined ? undefined : nextSerial(saved) });
     this.metrics = new Metrics(
       () => this.federation,
       () => ({ hits: this.responder.cacheHits, misses: this.responder.cacheMisses }),
@@ -96,7 +141,23 @@ export class Fedns {
     };
     this.responder = new Responder(() => this.federation.snapshot, { observer: observe });
     this.dns = new DnsServer(this.responder, { idleTimeout: config.tcp.idleTimeout, maxConnections: config.tcp.maxConnections }, log);
-    this.dns.onLatency = (transport, seconds) => metrics.latency.observe({ transport }, seconds);
+    this.dns.onLatency = (transport, seconds) => metrics.latency.observe(transport === 'udp' ? 0 : 1, seconds);
+    this.journal = new Journal(config.transfer.journal.deltas, config.transfer.journal.records);
+    this.transfers = new ZoneTransfers(transferPolicy(config), () => this.federation.snapshot, this.journal, log.child({ component: 'xfr' }), (type, result) =>
+      metrics.transfers.inc({ type, result }),
+    );
+    this.responder.transferHandler = (q, msg, conn, remote) => this.transfers.handle(q, msg, conn, remote);
+    this.notifier = new Notifier(notifyOptions(config), () => this.federation.snapshot, log.child({ component: 'notify' }), (result) =>
+      metrics.notifies.inc({ result }),
+    );
+    let lastSerial = this.federation.snapshot.serial;
+    this.federation.on('published', (snap, change) => {
+      if (snap.serial === lastSerial) return;
+      this.journal.add(lastSerial, snap.serial, change);
+      lastSerial = snap.serial;
+      this.notifier.changed();
+      this.saveSerial();
+    });
     this.federation.on('programmed', (cluster, seconds) => {
       for (const s of seconds) metrics.programming.observe({ cluster }, s);
     });
@@ -106,6 +167,23 @@ export class Fedns {
     this.federation.on('clusterHealth', (c, previous) =>
       log.info({ cluster: c.name, health: c.health, previous, reason: c.reason || undefined }, 'cluster health changed'),
     );
+  }
+
+  private serialTimer?: NodeJS.Timeout;
+
+  /** Persists the serial (coalesced to one write per second). */
+  private saveSerial(): void {
+    const file = this.config.transfer.serialFile;
+    if (!file || this.serialTimer) return;
+    this.serialTimer = setTimeout(() => {
+      this.serialTimer = undefined;
+      try {
+        writeFileSync(file, `${this.federation.snapshot.serial}\n`);
+      } catch (e) {
+        this.log.error({ err: e, file }, 'cannot save the SOA serial');
+      }
+    }, 1000);
+    this.serialTimer.unref();
   }
 
   async start(): Promise<void> {
@@ -124,7 +202,7 @@ export class Fedns {
     const state = this.federation.addCluster(clusterSettings(this.config, cl));
     const factory = sourceFactories[cl.source.type];
     if (!factory) throw new Error(`no source for type ${cl.source.type}`);
-    const source = factory(state, cl, this.log.child({ cluster: cl.name }));
+    const source = factory(state, cl, this.log.child({ cluster: cl.name }), this.config);
     this.sources.set(cl.name, { source, config: JSON.stringify(cl) });
     void Promise.resolve(source.start()).catch((e) => this.log.error({ err: e, cluster: cl.name }, 'cluster source failed to start'));
   }
@@ -145,12 +223,21 @@ export class Fedns {
       this.ops = undefined;
       await this.startOps(next);
     }
+    this.transfers.setPolicy(transferPolicy(next));
+    this.notifier.setOptions(notifyOptions(next));
     this.dns.setLimits({ idleTimeout: next.tcp.idleTimeout, maxConnections: next.tcp.maxConnections });
     this.config = next;
     const nextByName = new Map(next.clusters.map((c) => [c.name, c]));
     for (const name of [...this.sources.keys()]) {
       const want = nextByName.get(name);
-      if (!want || JSON.stringify(want) !== this.sources.get(name)!.config || JSON.stringify(prev.health) !== JSON.stringify(next.health) || prev.addressMode !== next.addressMode)
+      const restart =
+        !want ||
+        JSON.stringify(want) !== this.sources.get(name)!.config ||
+        JSON.stringify(prev.health) !== JSON.stringify(next.health) ||
+        prev.addressMode !== next.addressMode ||
+        // The kube source watches ServiceExports only for the "exported" policy.
+        prev.selection.policy !== next.selection.policy;
+      if (restart)
         await this.stopCluster(name);
     }
     this.federation.reconfigure(federationSettings(next));
@@ -159,6 +246,12 @@ export class Fedns {
   }
 
   async stop(graceMs = 2000): Promise<void> {
+    this.notifier.close();
+    if (this.serialTimer) {
+      clearTimeout(this.serialTimer);
+      this.serialTimer = undefined;
+      if (this.config.transfer.serialFile) writeFileSync(this.config.transfer.serialFile, `${this.federation.snapshot.serial}\n`);
+    }
     await this.ops?.close();
     await this.dns.close(graceMs);
     for (const name of [...this.sources.keys()]) await this.stopCluster(name);

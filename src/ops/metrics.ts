@@ -13,16 +13,73 @@ const OTHER = TYPES.length;
 const RCODES = 24;
 const TRANSPORTS: Transport[] = ['udp', 'tcp'];
 
+/**
+ * A histogram for the query path: observing is a bucket search and three array writes, with no
+ * label hashing. It registers with prom-client as an ordinary histogram.
+ */
+export class QueryHistogram<L extends string> {
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  private readonly counts: Float64Array;
+  private readonly sums: Float64Array;
+  private readonly totals: Float64Array;
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly labelName: string,
+    private readonly labelValues: readonly L[],
+    private readonly buckets: readonly number[],
+    registry: Registry,
+  ) {
+    this.counts = new Float64Array(labelValues.length * buckets.length);
+    this.sums = new Float64Array(labelValues.length);
+    this.totals = new Float64Array(labelValues.length);
+    registry.registerMetric(this as never);
+  }
+
+  observe(labelIndex: number, value: number): void {
+    const b = this.buckets;
+    let i = 0;
+    while (i < b.length && value > b[i]) i++;
+    if (i < b.length) this.counts[labelIndex * b.length + i]++;
+    this.sums[labelIndex] += value;
+    this.totals[labelIndex]++;
+  }
+
+  async get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: { labels: Record<string, string | number>; value: number; metricName: string }[] }> {
+    const values: { labels: Record<string, string | number>; value: number; metricName: string }[] = [];
+    this.labelValues.forEach((lv, li) => {
+      if (this.totals[li] === 0) return;
+      let acc = 0;
+      this.buckets.forEach((le, bi) => {
+        acc += this.counts[li * this.buckets.length + bi];
+        values.push({ labels: { le, [this.labelName]: lv }, value: acc, metricName: `${this.name}_bucket` });
+      });
+      values.push({ labels: { le: '+Inf', [this.labelName]: lv }, value: this.totals[li], metricName: `${this.name}_bucket` });
+      values.push({ labels: { [this.labelName]: lv }, value: this.sums[li], metricName: `${this.name}_sum` });
+      values.push({ labels: { [this.labelName]: lv }, value: this.totals[li], metricName: `${this.name}_count` });
+    });
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+  }
+
+  reset(): void {
+    this.counts.fill(0);
+    this.sums.fill(0);
+    this.totals.fill(0);
+  }
+}
+
 export class Metrics {
   readonly registry = new Registry();
   /** [transport][type slot][rcode] -> count since start. */
   private readonly counts = new Float64Array(TRANSPORTS.length * (OTHER + 1) * RCODES);
   private readonly reported = new Float64Array(this.counts.length);
-  readonly latency: Histogram;
+  /** Response latency, by transport index (0 udp, 1 tcp). */
+  readonly latency: QueryHistogram<Transport>;
   readonly programming: Histogram;
   readonly transfers: Counter<'type' | 'result'>;
   readonly notifies: Counter<'result'>;
-  readonly watchRestarts: Counter<'cluster'>;
 
   constructor(
     private readonly federation: () => Federation,
@@ -49,13 +106,14 @@ export class Metrics {
         }
       },
     });
-    this.latency = new Histogram({
-      name: 'fedns_response_seconds',
-      help: 'Time from receiving a query to handing its answer to the socket',
-      labelNames: ['transport'],
-      buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05],
-      registers: [registry],
-    });
+    this.latency = new QueryHistogram(
+      'fedns_response_seconds',
+      'Time from receiving a query to handing its answer to the socket',
+      'transport',
+      TRANSPORTS,
+      [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05],
+      registry,
+    );
     let lastHits = 0;
     let lastMisses = 0;
     new Counter({
@@ -99,11 +157,19 @@ export class Metrics {
         for (const c of federation().clusters.values()) if (c.lastUpdate) this.set({ cluster: c.name }, (now - c.lastUpdate) / 1000);
       },
     });
-    this.watchRestarts = new Counter({
+    const restartsSeen = new WeakMap<object, number>();
+    new Counter({
       name: 'fedns_cluster_watch_restarts_total',
       help: 'Watches or lists restarted after a failure, per cluster',
       labelNames: ['cluster'],
       registers: [registry],
+      collect() {
+        for (const c of federation().clusters.values()) {
+          const delta = c.watchRestarts - (restartsSeen.get(c) ?? 0);
+          restartsSeen.set(c, c.watchRestarts);
+          if (delta > 0) this.inc({ cluster: c.name }, delta);
+        }
+      },
     });
     new Gauge({
       name: 'fedns_cluster_services',

@@ -1,0 +1,547 @@
+// The list+watch loop of one resource of one member cluster, and the supervision around it.
+//
+// @kubernetes/client-node's informer is not usable as is (1.4.0: it stops for good after any
+// error but a 410, re-watches without backoff, never notices a silent watch, does not ask for
+// bookmarks, does not follow list pagination). A Reflector does it itself:
+//
+//   LIST (limit/continue until complete) -> apply as a diff -> WATCH from the list's
+//   resourceVersion (allowWatchBookmarks, timeoutSeconds with jitter) -> ...
+//
+// and decides, for each way a watch can end, what comes next:
+//
+//   clean end of the stream          re-watch from the last resourceVersion seen (bookmarks too)
+//   410 Gone (HTTP or ERROR event)   re-LIST, applied as a diff once complete (never cleared first)
+//   malformed line                   re-LIST (an event may have been lost)
+//   no event/bookmark for idleLimit  watchdog: abort, re-LIST (also proves the server answers)
+//   anything else                    failure: reported (cluster turns stale), exponential backoff
+//                                    with jitter, then re-LIST; the next complete LIST is healthy
+//   many restarts in a short window  reconnect storm: logged once, restarts are backed off
+//
+// Nothing here knows HTTP or Kubernetes credentials: a Transport opens requests.
+import type { IncomingMessage } from 'node:http';
+import type { Logger } from 'pino';
+
+/** Why a request failed, precisely enough for an operator (cluster health reason). */
+export class ApiError extends Error {
+  constructor(
+    message: string,
+    /** 'http': the server answered with an error status; the others: no usable answer. */
+    readonly category: 'http' | 'tls' | 'network' | 'timeout' | 'protocol' | 'config' | 'aborted',
+    /** HTTP status (or the code of an in-stream ERROR Status). */
+    readonly status?: number,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+export interface OpenStream {
+  response: IncomingMessage;
+  /** Aborts the request and its response stream. */
+  abort(): void;
+}
+
+/** Opens GET requests against one API server. Non-2xx answers throw ApiError with the status. */
+export interface Transport {
+  /** GETs a JSON document (bounded size and time). */
+  getJson(path: string, query: Record<string, string>, signal: AbortSignal): Promise<unknown>;
+  /** Opens a streaming GET; resolves once a 200 response head has arrived. */
+  openStream(path: string, query: Record<string, string>, signal: AbortSignal): Promise<OpenStream>;
+}
+
+export interface SupervisorTiming {
+  /** LIST page size (limit). */
+  pageSize: number;
+  /** timeoutSeconds asked of each watch. */
+  watchTimeoutSeconds: number;
+  /** Jitter of the watch timeout, as a fraction (0.1: ±10 %). */
+  watchTimeoutJitter: number;
+  /** A watch that delivers no event or bookmark for this long is considered dead. */
+  idleLimitMs: number;
+  /** First retry delay after a failure. */
+  backoffBaseMs: number;
+  /** Largest retry delay. */
+  backoffCapMs: number;
+  /** After this long healthy, the backoff starts again from its base. */
+  backoffResetMs: number;
+  /** More restarts than this within stormWindowMs is a reconnect storm. */
+  stormRestarts: number;
+  stormWindowMs: number;
+  /** How often a missing optional kind (a CRD that is not installed) is looked for again. */
+  missingKindRecheckMs: number;
+}
+
+export const DEFAULT_TIMING: SupervisorTiming = {
+  pageSize: 500,
+  watchTimeoutSeconds: 300,
+  watchTimeoutJitter: 0.1,
+  idleLimitMs: 90_000,
+  backoffBaseMs: 200,
+  backoffCapMs: 30_000,
+  backoffResetMs: 60_000,
+  stormRestarts: 10,
+  stormWindowMs: 30_000,
+  missingKindRecheckMs: 300_000,
+};
+
+export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
+type Obj = Record<string, unknown>;
+
+/** Where a Reflector delivers objects and reports its condition. */
+export interface ReflectorSink {
+  /** A complete list (every page): replace this kind's objects by these, as a diff. */
+  replace(items: Obj[]): void;
+  /** One watch event. */
+  event(type: WatchEventType, object: Obj): void;
+  /** End of a batch of events: publish. */
+  flush(): void;
+  /** A complete list has been applied: this resource is healthy. */
+  synced(): void;
+  /** The connection broke; `reason` says how (`error` is the request's error, when there is one). */
+  failed(reason: string, error?: ApiError): void;
+  /** A list or watch is being restarted, for the given reason. */
+  restarted(reason: string): void;
+}
+
+export interface ResourceSpec {
+  /** For logs, e.g. "Service". */
+  kind: string;
+  /** Collection path, e.g. "/api/v1/services". */
+  path: string;
+  /** Short name for reasons, e.g. "services". */
+  plural: string;
+  /** A CRD that may not be installed: 404 means "no objects", not a failure. */
+  optional?: boolean;
+}
+
+type WatchEnd =
+  | { how: 'clean'; routine: boolean }
+  | { how: 'expired' }
+  | { how: 'malformed' }
+  | { how: 'idle' }
+  | { how: 'missing' };
+
+const MAX_LINE = 64 * 1024 * 1024;
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+function isExpired(e: unknown): boolean {
+  return e instanceof ApiError && e.status === 410;
+}
+
+/** Repeated identical messages are logged once, then summarised. */
+export class QuietLog {
+  private last = '';
+  private lastAt = 0;
+  private repeats = 0;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly everyMs = 60_000,
+  ) {}
+
+  /** `fields` identify the message (with `msg`); `extra` is logged but does not count. */
+  warn(fields: Obj, msg: string, extra: Obj = {}): void {
+    const key = `${msg}|${JSON.stringify(fields)}`;
+    const now = Date.now();
+    if (key === this.last && now - this.lastAt < this.everyMs) {
+      this.repeats++;
+      this.log.debug({ ...fields, ...extra }, msg);
+      return;
+    }
+    if (key === this.last && this.repeats) this.log.warn({ ...fields, ...extra, repeated: this.repeats }, msg);
+    else this.log.warn({ ...fields, ...extra }, msg);
+    this.last = key;
+    this.lastAt = now;
+    this.repeats = 0;
+  }
+
+  reset(): void {
+    this.last = '';
+    this.repeats = 0;
+  }
+}
+
+export class Reflector {
+  /** resourceVersion to watch from (from the last list, event or bookmark). */
+  resourceVersion = '';
+  /** The last complete list is current and no failure happened since. */
+  healthy = false;
+  /** A complete list was applied at least once. */
+  synced = false;
+  /** Restarts (of any kind) so far. */
+  restarts = 0;
+
+  private readonly abort = new AbortController();
+  private stopped = false;
+  private failures = 0;
+  private healthySince = 0;
+  private restartTimes: number[] = [];
+  private storm = false;
+  private stormLevel = 0;
+  private missingLogged = false;
+  private running?: Promise<void>;
+  private sleeper?: { timer: NodeJS.Timeout; resolve: () => void };
+  private readonly quiet: QuietLog;
+
+  constructor(
+    private readonly spec: ResourceSpec,
+    private readonly transport: Transport,
+    private readonly sink: ReflectorSink,
+    private readonly timing: SupervisorTiming,
+    private readonly log: Logger,
+  ) {
+    this.quiet = new QuietLog(log);
+  }
+
+  start(): void {
+    this.running ??= this.loop().catch((e) => this.log.error({ err: e, kind: this.spec.kind }, 'list/watch loop crashed'));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.abort.abort();
+    this.wake();
+    await this.running;
+  }
+
+  // ---- the loop -------------------------------------------------------------------------
+
+  private async loop(): Promise<void> {
+    let needList = true;
+    while (!this.stopped) {
+      try {
+        if (needList) {
+          const found = await this.list();
+          if (this.stopped) return;
+          if (!found) {
+            await this.sleep(this.timing.missingKindRecheckMs);
+            continue;
+          }
+          needList = false;
+        }
+        const started = Date.now();
+        const end = await this.watch();
+        if (this.stopped) return;
+        switch (end.how) {
+          case 'clean':
+            // A watch that ended by its own timeout is routine; one that ends at once is not.
+            if (!end.routine) this.restarted('watch ended early');
+            else this.log.debug({ kind: this.spec.kind, resourceVersion: this.resourceVersion }, 'watch ended; re-watching');
+            break;
+          case 'expired':
+            needList = true;
+            this.restarted('resourceVersion expired (410); re-listing');
+            break;
+          case 'malformed':
+            needList = true;
+            this.restarted('malformed watch event; re-listing');
+            break;
+          case 'idle':
+            needList = true;
+            this.restarted(`watch silent for ${this.timing.idleLimitMs} ms; re-listing`);
+            break;
+          case 'missing':
+            needList = true;
+            break;
+        }
+        if (this.storm && Date.now() - started >= this.timing.stormWindowMs) this.endStorm();
+        const delay = this.stormDelay();
+        if (delay > 0) {
+          // While storming, refresh from a list: watches that end at once may deliver nothing.
+          needList = true;
+          await this.sleep(delay);
+        }
+      } catch (e) {
+        if (this.stopped) return;
+        if (isExpired(e)) {
+          // 410 on the watch request itself, or a list continue token that expired.
+          needList = true;
+          this.restarted('resourceVersion expired (410); re-listing');
+          const delay = this.stormDelay();
+          if (delay > 0) await this.sleep(delay);
+          continue;
+        }
+        needList = true;
+        const reason = this.describe(e);
+        this.fail(reason, e instanceof ApiError ? e : undefined);
+        await this.sleep(this.backoff());
+      }
+    }
+  }
+
+  private describe(e: unknown): string {
+    if (e instanceof ApiError) return e.message;
+    return `unexpected error: ${errorText(e)}`;
+  }
+
+  private fail(reason: string, error?: ApiError): void {
+    const now = Date.now();
+    if (this.healthySince && now - this.healthySince >= this.timing.backoffResetMs) this.failures = 0;
+    this.healthySince = 0;
+    this.healthy = false;
+    this.restarts++;
+    this.quiet.warn({ kind: this.spec.kind, reason }, 'list/watch failed; retrying with backoff', { failures: this.failures + 1 });
+    this.sink.failed(reason, error);
+    this.sink.restarted(reason);
+  }
+
+  private restarted(reason: string): void {
+    const now = Date.now();
+    this.restarts++;
+    // A whole storm window without a restart ends a storm.
+    const last = this.restartTimes.at(-1);
+    if (this.storm && (last === undefined || now - last >= this.timing.stormWindowMs)) this.endStorm();
+    this.restartTimes.push(now);
+    this.log.debug({ kind: this.spec.kind, reason }, 'restarting list/watch');
+    this.sink.restarted(reason);
+  }
+
+  /** Next delay after a failure: base doubling to cap, with jitter (half fixed, half random). */
+  private backoff(): number {
+    const d = Math.min(this.timing.backoffCapMs, this.timing.backoffBaseMs * 2 ** Math.min(this.failures, 30));
+    this.failures++;
+    return Math.round(d / 2 + Math.random() * (d / 2));
+  }
+
+  /**
+   * 0 normally. Once restarts come faster than the storm threshold: a storm, logged once, and a
+   * growing delay before every restart until a watch stays up for a whole storm window (or a
+   * whole window passes without a restart).
+   */
+  private stormDelay(): number {
+    const since = Date.now() - this.timing.stormWindowMs;
+    this.restartTimes = this.restartTimes.filter((t) => t > since);
+    if (!this.storm) {
+      if (this.restartTimes.length <= this.timing.stormRestarts) return 0;
+      this.storm = true;
+      this.stormLevel = 0;
+      this.log.warn(
+        { kind: this.spec.kind, restarts: this.restartTimes.length, windowMs: this.timing.stormWindowMs },
+        'reconnect storm: watches keep ending; backing off',
+      );
+    }
+    const d = Math.min(this.timing.backoffCapMs, this.timing.backoffBaseMs * 2 ** Math.min(this.stormLevel++, 30));
+    return Math.round(d / 2 + Math.random() * (d / 2));
+  }
+
+  private endStorm(): void {
+    if (!this.storm) return;
+    this.storm = false;
+    this.stormLevel = 0;
+    this.log.info({ kind: this.spec.kind }, 'reconnect storm over');
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (this.stopped || ms <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.sleeper = undefined;
+        resolve();
+      }, ms);
+      this.sleeper = { timer, resolve };
+    });
+  }
+
+  private wake(): void {
+    const s = this.sleeper;
+    this.sleeper = undefined;
+    if (s) {
+      clearTimeout(s.timer);
+      s.resolve();
+    }
+  }
+
+  // ---- LIST -----------------------------------------------------------------------------
+
+  /** Lists every page; applies the complete list. False when an optional kind is not served. */
+  private async list(): Promise<boolean> {
+    const items: Obj[] = [];
+    let cont: string | undefined;
+    let rv: string | undefined;
+    let pages = 0;
+    do {
+      const query: Record<string, string> = { limit: String(this.timing.pageSize) };
+      if (cont) query.continue = cont;
+      let body: unknown;
+      try {
+        body = await this.transport.getJson(this.spec.path, query, this.abort.signal);
+      } catch (e) {
+        if (this.spec.optional && e instanceof ApiError && e.status === 404) {
+          this.kindMissing();
+          return false;
+        }
+        throw e;
+      }
+      if (!body || typeof body !== 'object' || !Array.isArray((body as Obj).items)) {
+        throw new ApiError(`list ${this.spec.plural}: the answer is not a list`, 'protocol');
+      }
+      const list = body as { items: unknown[]; metadata?: { resourceVersion?: unknown; continue?: unknown } };
+      for (const it of list.items) if (it && typeof it === 'object' && !Array.isArray(it)) items.push(it as Obj);
+      const pageRv = list.metadata?.resourceVersion;
+      if (typeof pageRv === 'string' && pageRv) rv ??= pageRv;
+      cont = typeof list.metadata?.continue === 'string' && list.metadata.continue ? list.metadata.continue : undefined;
+      if (++pages > 100_000) throw new ApiError(`list ${this.spec.plural}: more than 100000 pages`, 'protocol');
+    } while (cont && !this.stopped);
+    if (this.stopped) return true;
+    if (!rv) throw new ApiError(`list ${this.spec.plural}: no resourceVersion in the answer`, 'protocol');
+    if (this.missingLogged) {
+      this.missingLogged = false;
+      this.log.info({ kind: this.spec.kind }, `${this.spec.kind} is served now`);
+    }
+    this.sink.replace(items);
+    this.sink.flush();
+    this.resourceVersion = rv;
+    this.markSynced();
+    this.log.debug({ kind: this.spec.kind, items: items.length, pages, resourceVersion: rv }, 'listed');
+    return true;
+  }
+
+  private kindMissing(): void {
+    if (!this.missingLogged) {
+      this.missingLogged = true;
+      this.log.warn(
+        { kind: this.spec.kind, path: this.spec.path },
+        `${this.spec.kind} is not served by this cluster (404: CRD not installed?); treating the cluster as having none`,
+      );
+    }
+    this.sink.replace([]);
+    this.sink.flush();
+    this.resourceVersion = '';
+    this.markSynced();
+  }
+
+  private markSynced(): void {
+    if (!this.healthy) this.healthySince = Date.now();
+    this.healthy = true;
+    this.synced = true;
+    this.quiet.reset();
+    this.sink.synced();
+  }
+
+  // ---- WATCH ----------------------------------------------------------------------------
+
+  private watchTimeout(): number {
+    const t = this.timing.watchTimeoutSeconds;
+    const j = this.timing.watchTimeoutJitter;
+    return Math.max(1, Math.round(t * (1 - j + Math.random() * 2 * j)));
+  }
+
+  private async watch(): Promise<WatchEnd> {
+    const timeoutSeconds = this.watchTimeout();
+    const query: Record<string, string> = {
+      watch: 'true',
+      resourceVersion: this.resourceVersion,
+      allowWatchBookmarks: 'true',
+      timeoutSeconds: String(timeoutSeconds),
+    };
+    let stream: OpenStream;
+    try {
+      stream = await this.transport.openStream(this.spec.path, query, this.abort.signal);
+    } catch (e) {
+      if (this.spec.optional && e instanceof ApiError && e.status === 404) return { how: 'missing' };
+      throw e;
+    }
+    const opened = Date.now();
+    const { response, abort } = stream;
+    return new Promise<WatchEnd>((resolve, reject) => {
+      let buf = '';
+      let settled = false;
+      let streamError: unknown;
+      const finish = (end: WatchEnd | ApiError, abortIt: boolean) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(watchdog);
+        this.abort.signal.removeEventListener('abort', onStop);
+        if (abortIt) abort();
+        if (end instanceof ApiError) reject(end);
+        else resolve(end);
+      };
+      const onStop = () => finish(new ApiError('stopped', 'aborted'), true);
+      this.abort.signal.addEventListener('abort', onStop, { once: true });
+      const watchdog = setTimeout(() => finish({ how: 'idle' }, true), this.timing.idleLimitMs);
+
+      /** Handles complete lines; returns an end when the watch must stop here. */
+      const handle = (line: string): WatchEnd | ApiError | undefined => {
+        if (line.trim() === '') return undefined;
+        let ev: { type?: unknown; object?: unknown };
+        try {
+          ev = JSON.parse(line) as typeof ev;
+          if (!ev || typeof ev !== 'object' || typeof ev.type !== 'string' || !ev.object || typeof ev.object !== 'object') throw new Error('not a watch event');
+        } catch (e) {
+          this.quiet.warn({ kind: this.spec.kind }, 'malformed watch line; re-listing', { line: line.slice(0, 120), error: errorText(e) });
+          return { how: 'malformed' };
+        }
+        const obj = ev.object as Obj;
+        const rv = (obj.metadata as Obj | undefined)?.resourceVersion;
+        switch (ev.type) {
+          case 'ADDED':
+          case 'MODIFIED':
+          case 'DELETED':
+            this.sink.event(ev.type, obj);
+            if (typeof rv === 'string' && rv) this.resourceVersion = rv;
+            return undefined;
+          case 'BOOKMARK':
+            if (typeof rv === 'string' && rv) this.resourceVersion = rv;
+            return undefined;
+          case 'ERROR': {
+            const code = Number(obj.code);
+            if (code === 410) return { how: 'expired' };
+            const message = typeof obj.message === 'string' ? obj.message : 'no message';
+            return new ApiError(`watch ${this.spec.plural}: error event ${Number.isFinite(code) ? code : '?'}: ${message}`, 'http', Number.isFinite(code) ? code : undefined);
+          }
+          default:
+            this.log.debug({ kind: this.spec.kind, type: ev.type }, 'ignoring watch event of unknown type');
+            return undefined;
+        }
+      };
+
+      const drain = (final: boolean): WatchEnd | ApiError | undefined => {
+        let end: WatchEnd | ApiError | undefined;
+        let from = 0;
+        let nl: number;
+        while (!end && (nl = buf.indexOf('\n', from)) >= 0) {
+          end = handle(buf.slice(from, nl));
+          from = nl + 1;
+        }
+        buf = from ? buf.slice(from) : buf;
+        if (!end && final && buf.trim() !== '') {
+          const line = buf;
+          buf = '';
+          end = handle(line);
+        }
+        // A line that never ends: treat it as malformed rather than buffer without bound.
+        if (!end && buf.length > MAX_LINE) end = handle(buf.slice(0, 200));
+        this.sink.flush();
+        return end;
+      };
+
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => {
+        if (settled) return;
+        watchdog.refresh();
+        buf += chunk;
+        const end = drain(false);
+        if (end) finish(end, true);
+      });
+      response.on('end', () => {
+        if (settled) return;
+        const end = drain(true);
+        if (end) return finish(end, false);
+        // The server ended the stream: routine when it ran for about the asked timeout.
+        const routine = Date.now() - opened >= timeoutSeconds * 1000 * 0.5;
+        finish({ how: 'clean', routine }, false);
+      });
+      response.on('error', (e) => {
+        streamError = e;
+      });
+      response.on('close', () => {
+        if (settled) return;
+        const code = (streamError as NodeJS.ErrnoException | undefined)?.code;
+        finish(new ApiError(`watch ${this.spec.plural}: connection lost${code ? `: ${code}` : streamError ? `: ${errorText(streamError)}` : ''}`, 'network'), false);
+      });
+    });
+  }
+}
