@@ -5,20 +5,12 @@
 // usage: node dist/benchmarks/change-cost.js [changes=2000]
 import type { SlimEndpointSlice, SlimService } from '../src/cluster/objects.js';
 import { Federation } from '../src/federation/federation.js';
+import { seed, testFederationSettings } from '../test/support/federation.js';
 
 const CHANGES = Number(process.argv[2] ?? 2000);
 
 function build(services: number): { fed: Federation; flip: (i: number) => void } {
-  const fed = new Federation({
-    apex: {
-      domain: 'example.com.',
-      soa: { mname: 'ns1.example.com.', rname: 'hostmaster.example.com.', refresh: 3600, retry: 600, expire: 86400, minimum: 30, ttl: 3600 },
-      nameservers: [{ name: 'ns1.example.com.', addresses: ['192.0.2.53'] }],
-      nsTtl: 3600,
-    },
-    naming: { domain: 'example.com.', federation: 'fed' },
-    policy: { selection: 'all', defaultTtl: 30, staleTtl: 5, panicMode: true },
-  });
+  const fed = new Federation(testFederationSettings());
   const c = fed.addCluster({ name: 'c1', region: 'r1', zones: ['z1', 'z2'], addressMode: 'endpoints', gracePeriod: 300 });
   const slice = (i: number, readyFirst: boolean): SlimEndpointSlice => ({
     namespace: `ns${i % 50}`,
@@ -32,21 +24,16 @@ function build(services: number): { fed: Federation; flip: (i: number) => void }
       zone: k === 2 ? 'z2' : 'z1',
     })),
   });
-  for (let i = 0; i < services; i++) {
-    const svc: SlimService = {
-      namespace: `ns${i % 50}`,
-      name: `svc${i}`,
-      headless: false,
-      ports: [{ name: 'http', port: 80, protocol: 'tcp' }],
-      lbAddresses: [],
-      lbHostnames: [],
-      labels: {},
-    };
-    c.upsert('Service', svc);
-    c.upsert('EndpointSlice', slice(i, true));
-  }
-  c.markLive();
-  c.flush();
+  const svc = (i: number): SlimService => ({
+    namespace: `ns${i % 50}`,
+    name: `svc${i}`,
+    headless: false,
+    ports: [{ name: 'http', port: 80, protocol: 'tcp' }],
+    lbAddresses: [],
+    lbHostnames: [],
+    labels: {},
+  });
+  seed(c, Array.from({ length: services }, (_, i) => [svc(i), slice(i, true)]).flat());
   fed.rebuild();
   let state = false;
   return {

@@ -18,6 +18,7 @@ import {
   stubDomainsEmpty,
   upsertCorefileBlock,
 } from '../../src/join/edit.js';
+import { FED_COREFILE_BLOCK } from './fixtures.js';
 
 const D = 'example.com.';
 const NS = ['192.0.2.53:1053'];
@@ -157,13 +158,7 @@ const COREFILE = `.:53 {
 }
 `;
 
-const BLOCK = `# fedns:begin fed
-example.com:53 {
-    errors
-    cache 30
-    forward . 192.0.2.53:1053
-}
-# fedns:end fed`;
+const BLOCK = FED_COREFILE_BLOCK;
 
 describe('upsertCorefileBlock / removeCorefileBlock', () => {
   it('appends the marked block and leaves the rest untouched', () => {

@@ -13,6 +13,7 @@ import { CREATED_KEYS_ANNOTATION, JoinError, join, unjoin } from '../../src/join
 import { KubeError } from '../../src/join/kube.js';
 import { CLI, demoCopy } from '../support/demo.js';
 import { FakeApiServer, type KubeObject } from '../support/fake-apiserver.js';
+import { FED_COREFILE_BLOCK } from './fixtures.js';
 
 const STUB = '{"acme.local": ["10.0.0.10"]}';
 const COREFILE = `.:53 {
@@ -29,14 +30,7 @@ const COREFILE = `.:53 {
     loadbalance
 }
 `;
-const BLOCK = `# fedns:begin fed
-example.com:53 {
-    errors
-    cache 30
-    forward . 192.0.2.53:1053
-}
-# fedns:end fed
-`;
+const BLOCK = `${FED_COREFILE_BLOCK}\n`;
 
 const KUBE_DNS: KubeObject = {
   apiVersion: 'v1',

@@ -1,17 +1,23 @@
 // A real Fedns whose member clusters are fake API servers driven through the real
 // @kubernetes/client-node configuration: changes in a cluster show up in DNS answers.
-import * as dgram from 'node:dgram';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino, type Logger } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { Fedns, registerSource } from '../../src/app.js';
-import { KubeClusterSource, type KubeSourceOptions } from '../../src/cluster/kube.js';
-import { buildConfig } from '../../src/config/load.js';
-import { Rcode, RRType } from '../../src/dns/constants.js';
-import { decodeMessage, encodeQuery, type Message } from '../../src/dns/message.js';
-import { FakeApiServer, type KubeObject } from '../support/fake-apiserver.js';
+import type { KubeSourceOptions } from '../../src/cluster/kube.js';
+import { Rcode } from '../../src/dns/constants.js';
+import { FakeApiServer } from '../support/fake-apiserver.js';
+import {
+  aRecords,
+  eventuallyWith,
+  kubeHarness,
+  publish,
+  rcodeText,
+  same,
+  serviceExport,
+  sleep,
+  slice,
+  svc,
+  useKubeTiming,
+  type Running,
+} from '../support/kube-harness.js';
 
 // ---- helpers ----------------------------------------------------------------------------
 
@@ -27,196 +33,14 @@ const TIMING: KubeSourceOptions = {
   missingKindRecheckMs: 500,
 };
 
-registerSource('kube', (state, cluster, log, config) => {
-  if (cluster.source.type !== 'kube') throw new Error('not a kube source');
-  return new KubeClusterSource(state, cluster.source, log, { ...TIMING, policy: config.selection.policy });
-});
+useKubeTiming(TIMING);
 
-let dir: string;
-let fileSeq = 0;
-
-interface LogRecord {
-  level: number;
-  msg: string;
-  [k: string]: unknown;
-}
-
-class DnsClient {
-  private readonly sock = dgram.createSocket('udp4');
-  private readonly pending = new Map<number, (m: Message) => void>();
-  private id = 0;
-  constructor(private readonly port: number) {
-    this.sock.on('message', (buf) => {
-      let m: Message;
-      try {
-        m = decodeMessage(buf);
-      } catch {
-        return;
-      }
-      const cb = this.pending.get(m.id);
-      if (cb) {
-        this.pending.delete(m.id);
-        cb(m);
-      }
-    });
-  }
-  bind(): Promise<void> {
-    return new Promise((resolve) => this.sock.bind(0, '127.0.0.1', () => resolve()));
-  }
-  query(name: string, type: number = RRType.A, timeoutMs = 1000): Promise<Message | undefined> {
-    this.id = (this.id % 0xffff) + 1;
-    const id = this.id;
-    return new Promise((resolve) => {
-      const t = setTimeout(() => {
-        this.pending.delete(id);
-        resolve(undefined);
-      }, timeoutMs);
-      this.pending.set(id, (m) => {
-        clearTimeout(t);
-        resolve(m);
-      });
-      this.sock.send(encodeQuery(name, type, { id }), this.port, '127.0.0.1');
-    });
-  }
-  close(): void {
-    this.sock.close();
-  }
-}
-
-interface Running {
-  fedns: Fedns;
-  dns: DnsClient;
-  logs: LogRecord[];
-  ask(name: string, type?: number): Promise<Message>;
-  /** Sorted A addresses, or the rcode name when not NOERROR. */
-  answer(name: string): Promise<string[] | string>;
-  health(cluster: string): string;
-  stop(): Promise<void>;
-}
-
-interface ClusterSpec {
-  name: string;
-  server: FakeApiServer;
-  region?: string;
-  kubeconfig?: string;
-}
-
-async function startFedns(clusters: ClusterSpec[], extra: Record<string, unknown> = {}): Promise<Running> {
-  const raw = {
-    listen: ['127.0.0.1:0'],
-    ops: { listen: null },
-    health: { gracePeriod: 60 },
-    ...extra,
-    clusters: clusters.map((c) => {
-      const file = join(dir, `${c.name}-${++fileSeq}.kubeconfig`);
-      writeFileSync(file, c.kubeconfig ?? c.server.kubeconfig(), { mode: 0o600 });
-      return { name: c.name, ...(c.region ? { region: c.region } : {}), source: { type: 'kube', kubeconfig: file } };
-    }),
-  };
-  const config = buildConfig(raw, join(dir, 'fedns.yaml'), dir);
-  const logs: LogRecord[] = [];
-  const logger: Logger = pino({ level: 'debug' }, { write: (s: string) => void logs.push(JSON.parse(s) as LogRecord) });
-  const fedns = new Fedns(config, logger);
-  await fedns.start();
-  const port = fedns.dns.addresses()[0].port;
-  const dns = new DnsClient(port);
-  await dns.bind();
-  const ask = async (name: string, type: number = RRType.A) => {
-    for (let i = 0; i < 3; i++) {
-      const m = await dns.query(name, type);
-      if (m) return m;
-    }
-    throw new Error(`no answer for ${name}`);
-  };
-  let stopped = false;
-  return {
-    fedns,
-    dns,
-    logs,
-    ask,
-    async answer(name: string) {
-      const m = await ask(name);
-      if (m.rcode !== Rcode.NOERROR) return rcodeText(m.rcode);
-      return aRecords(m);
-    },
-    health: (c) => fedns.federation.clusters.get(c)?.health ?? 'none',
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      dns.close();
-      await fedns.stop(100);
-    },
-  };
-}
-
-function rcodeText(r: number): string {
-  return r === Rcode.NXDOMAIN ? 'NXDOMAIN' : r === Rcode.SERVFAIL ? 'SERVFAIL' : `rcode ${r}`;
-}
-
-function aRecords(m: Message): string[] {
-  return m.answers
-    .filter((r) => r.type === RRType.A)
-    .map((r) => r.data as string)
-    .sort();
-}
-
-async function eventually<T>(get: () => Promise<T> | T, ok: (v: T) => boolean, what: string, timeoutMs = 8000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  for (;;) {
-    last = await get();
-    if (ok(last)) return last;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last value: ${JSON.stringify(last)}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const same = (want: string[] | string) => (got: string[] | string) => JSON.stringify(got) === JSON.stringify(want);
-
-function svc(ns: string, name: string, lb: string[], extra: Partial<KubeObject> = {}): KubeObject {
-  return {
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: { name, namespace: ns },
-    spec: { type: 'LoadBalancer', clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80, protocol: 'TCP' }] },
-    status: { loadBalancer: { ingress: lb.map((ip) => ({ ip })) } },
-    ...extra,
-  };
-}
-
-function slice(ns: string, service: string, eps: Array<{ ip: string; ready?: boolean; zone?: string }>, name = `${service}-abcde`): KubeObject {
-  return {
-    apiVersion: 'discovery.k8s.io/v1',
-    kind: 'EndpointSlice',
-    metadata: { name, namespace: ns, labels: { 'kubernetes.io/service-name': service } },
-    addressType: 'IPv4',
-    ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
-    endpoints: eps.map((e) => ({ addresses: [e.ip], conditions: { ready: e.ready ?? true }, ...(e.zone ? { zone: e.zone } : {}) })),
-  };
-}
-
-function serviceExport(ns: string, name: string): KubeObject {
-  return { apiVersion: 'multicluster.x-k8s.io/v1alpha1', kind: 'ServiceExport', metadata: { name, namespace: ns } };
-}
-
-/** A ready service: Service with an LB address plus an EndpointSlice with one ready endpoint. */
-function publish(server: FakeApiServer, ns: string, name: string, lb: string, podIp = '10.1.0.1'): void {
-  server.apply(svc(ns, name, [lb]));
-  server.apply(slice(ns, name, [{ ip: podIp }]));
-}
+const { startFedns, startRaw, writeKubeconfig } = kubeHarness('fedns-kube-conv-');
+const eventually = eventuallyWith({ timeoutMs: 8000, pollMs: 20 });
 
 const name = (svcName: string, ns = 'shop') => `${svcName}.${ns}.fed.example.com.`;
 
 // ---- tests ------------------------------------------------------------------------------
-
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'fedns-kube-conv-'));
-});
-
-afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
-});
 
 describe('kube source: changes in member clusters converge into answers', () => {
   let east: FakeApiServer;
@@ -347,25 +171,16 @@ describe('kube source: credentials', () => {
       { server: a, context: 'alpha', token: 'token-a' },
       { server: b, context: 'bravo', token: 'token-b' },
     ]);
-    const file = join(dir, `combined-${++fileSeq}.kubeconfig`);
-    writeFileSync(file, combined, { mode: 0o600 });
-    const raw = {
+    const file = writeKubeconfig('combined', combined);
+    const { fedns, dns, logs, stop } = await startRaw({
       listen: ['127.0.0.1:0'],
       ops: { listen: null },
       clusters: [
         { name: 'bravo', region: 'r1', source: { type: 'kube', kubeconfig: file, context: 'bravo' } },
         { name: 'nowhere', region: 'r2', source: { type: 'kube', kubeconfig: file, context: 'charlie' } },
       ],
-    };
-    const logs: LogRecord[] = [];
-    const fedns = new Fedns(buildConfig(raw, join(dir, 'fedns.yaml'), dir), pino({ level: 'debug' }, { write: (s: string) => void logs.push(JSON.parse(s) as LogRecord) }));
-    await fedns.start();
-    const dns = new DnsClient(fedns.dns.addresses()[0].port);
-    await dns.bind();
-    onTestFinished(async () => {
-      dns.close();
-      await fedns.stop(100);
     });
+    onTestFinished(stop);
     const answer = async () => {
       const m = await dns.query(name('web', 'ctx'));
       return m ? (m.rcode === Rcode.NOERROR ? aRecords(m) : rcodeText(m.rcode)) : 'timeout';

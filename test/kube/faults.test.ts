@@ -2,18 +2,12 @@
 // queries every existing name over UDP without pause. No name that exists may ever answer
 // NXDOMAIN or an empty answer, and the cluster must come back to `live` once the fault ends.
 // Then expiry: a cluster unreachable past its grace period stops contributing (panic mode aside).
-import * as dgram from 'node:dgram';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino, type Logger } from 'pino';
+import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { Fedns, registerSource } from '../../src/app.js';
-import { KubeClusterSource, type KubeSourceOptions } from '../../src/cluster/kube.js';
-import { buildConfig } from '../../src/config/load.js';
+import type { KubeSourceOptions } from '../../src/cluster/kube.js';
 import { Rcode, RRType } from '../../src/dns/constants.js';
-import { decodeMessage, encodeQuery, type Message } from '../../src/dns/message.js';
-import { FakeApiServer, type FaultHandle, type KubeObject } from '../support/fake-apiserver.js';
+import { FakeApiServer, type FaultHandle } from '../support/fake-apiserver.js';
+import { aRecords, eventuallyWith, kubeHarness, publish, rcodeText, same, sleep, unpublish, useKubeTiming, type Running } from '../support/kube-harness.js';
 
 // ---- helpers ----------------------------------------------------------------------------
 
@@ -29,203 +23,10 @@ const TIMING: KubeSourceOptions = {
   missingKindRecheckMs: 1000,
 };
 
-registerSource('kube', (state, cluster, log, config) => {
-  if (cluster.source.type !== 'kube') throw new Error('not a kube source');
-  return new KubeClusterSource(state, cluster.source, log, { ...TIMING, policy: config.selection.policy });
-});
+useKubeTiming(TIMING);
 
-let dir: string;
-let fileSeq = 0;
-
-interface LogRecord {
-  level: number;
-  msg: string;
-  [k: string]: unknown;
-}
-
-class DnsClient {
-  private readonly sock = dgram.createSocket('udp4');
-  private readonly pending = new Map<number, (m: Message) => void>();
-  private id = 0;
-  constructor(private readonly port: number) {
-    this.sock.on('message', (buf) => {
-      let m: Message;
-      try {
-        m = decodeMessage(buf);
-      } catch {
-        return;
-      }
-      const cb = this.pending.get(m.id);
-      if (cb) {
-        this.pending.delete(m.id);
-        cb(m);
-      }
-    });
-  }
-  bind(): Promise<void> {
-    return new Promise((resolve) => this.sock.bind(0, '127.0.0.1', () => resolve()));
-  }
-  query(name: string, type: number = RRType.A, timeoutMs = 1000): Promise<Message | undefined> {
-    this.id = (this.id % 0xffff) + 1;
-    const id = this.id;
-    return new Promise((resolve) => {
-      const t = setTimeout(() => {
-        this.pending.delete(id);
-        resolve(undefined);
-      }, timeoutMs);
-      this.pending.set(id, (m) => {
-        clearTimeout(t);
-        resolve(m);
-      });
-      this.sock.send(encodeQuery(name, type, { id }), this.port, '127.0.0.1');
-    });
-  }
-  close(): void {
-    this.sock.close();
-  }
-}
-
-interface ClusterSpec {
-  name: string;
-  server: FakeApiServer;
-  region?: string;
-  /** kubeconfig text (default: the server's own). */
-  kubeconfig?: string;
-}
-
-interface HealthChange {
-  at: number;
-  cluster: string;
-  health: string;
-  reason: string;
-}
-
-interface Running {
-  fedns: Fedns;
-  dns: DnsClient;
-  logs: LogRecord[];
-  history: HealthChange[];
-  /** Path of each cluster's kubeconfig file. */
-  files: Map<string, string>;
-  answer(name: string): Promise<string[] | string>;
-  health(cluster: string): string;
-  /** Applies a configuration with these clusters (existing ones keep their files). */
-  setClusters(clusters: ClusterSpec[]): Promise<void>;
-  stop(): Promise<void>;
-}
-
-async function startFedns(clusters: ClusterSpec[], extra: Record<string, unknown> = {}): Promise<Running> {
-  const files = new Map<string, string>();
-  const configFor = (cs: ClusterSpec[]) => {
-    const raw = {
-      listen: ['127.0.0.1:0'],
-      ops: { listen: null },
-      health: { gracePeriod: 60 },
-      ...extra,
-      clusters: cs.map((c) => {
-        let file = files.get(c.name);
-        if (!file) {
-          file = join(dir, `${c.name}-${++fileSeq}.kubeconfig`);
-          writeFileSync(file, c.kubeconfig ?? c.server.kubeconfig(), { mode: 0o600 });
-          files.set(c.name, file);
-        }
-        return { name: c.name, ...(c.region ? { region: c.region } : {}), source: { type: 'kube', kubeconfig: file } };
-      }),
-    };
-    return buildConfig(raw, join(dir, 'fedns.yaml'), dir);
-  };
-  const logs: LogRecord[] = [];
-  const logger: Logger = pino({ level: 'debug' }, { write: (s: string) => void logs.push(JSON.parse(s) as LogRecord) });
-  const fedns = new Fedns(configFor(clusters), logger);
-  const history: HealthChange[] = [];
-  fedns.federation.on('clusterHealth', (c) => history.push({ at: Date.now(), cluster: c.name, health: c.health, reason: c.reason }));
-  await fedns.start();
-  const dns = new DnsClient(fedns.dns.addresses()[0].port);
-  await dns.bind();
-  let stopped = false;
-  const running: Running = {
-    fedns,
-    dns,
-    logs,
-    history,
-    files,
-    async answer(name: string) {
-      for (let i = 0; i < 3; i++) {
-        const m = await dns.query(name);
-        if (m) return m.rcode === Rcode.NOERROR ? aRecords(m) : rcodeText(m.rcode);
-      }
-      throw new Error(`no answer for ${name}`);
-    },
-    health: (c) => fedns.federation.clusters.get(c)?.health ?? 'none',
-    async setClusters(cs) {
-      // Same listen setting (127.0.0.1:0) as at the start: the listener is kept as it is.
-      await fedns.reload(configFor(cs));
-    },
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      dns.close();
-      await fedns.stop(100);
-    },
-  };
-  return running;
-}
-
-function rcodeText(r: number): string {
-  return r === Rcode.NXDOMAIN ? 'NXDOMAIN' : r === Rcode.SERVFAIL ? 'SERVFAIL' : `rcode ${r}`;
-}
-
-function aRecords(m: Message): string[] {
-  return m.answers
-    .filter((r) => r.type === RRType.A)
-    .map((r) => r.data as string)
-    .sort();
-}
-
-async function eventually<T>(get: () => Promise<T> | T, ok: (v: T) => boolean, what: string, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  for (;;) {
-    last = await get();
-    if (ok(last)) return last;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last value: ${JSON.stringify(last)}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-const same = (want: string[] | string) => (got: string[] | string) => JSON.stringify(got) === JSON.stringify(want);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function svc(ns: string, name: string, lb: string[]): KubeObject {
-  return {
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: { name, namespace: ns },
-    spec: { type: 'LoadBalancer', clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80, protocol: 'TCP' }] },
-    status: { loadBalancer: { ingress: lb.map((ip) => ({ ip })) } },
-  };
-}
-
-function slice(ns: string, service: string, ip: string): KubeObject {
-  return {
-    apiVersion: 'discovery.k8s.io/v1',
-    kind: 'EndpointSlice',
-    metadata: { name: `${service}-abcde`, namespace: ns, labels: { 'kubernetes.io/service-name': service } },
-    addressType: 'IPv4',
-    ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
-    endpoints: [{ addresses: [ip], conditions: { ready: true } }],
-  };
-}
-
-function publish(server: FakeApiServer, ns: string, name: string, lb: string, podIp = '10.1.0.1'): void {
-  server.apply(svc(ns, name, [lb]));
-  server.apply(slice(ns, name, podIp));
-}
-
-function unpublish(server: FakeApiServer, ns: string, name: string): void {
-  server.remove('Service', ns, name);
-  server.remove('EndpointSlice', ns, `${name}-abcde`);
-}
+const { startFedns } = kubeHarness('fedns-kube-faults-');
+const eventually = eventuallyWith({ timeoutMs: 10_000, pollMs: 10 });
 
 const fqdn = (svcName: string, ns = 'f') => `${svcName}.${ns}.fed.example.com.`;
 
@@ -278,14 +79,6 @@ async function hits(server: FakeApiServer, h: FaultHandle, n: number, what: stri
 }
 
 // ---- the fault matrix -------------------------------------------------------------------
-
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'fedns-kube-faults-'));
-});
-
-afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
-});
 
 describe('kube source: fault matrix under continuous queries', () => {
   let east: FakeApiServer;

@@ -9,18 +9,10 @@ import type { FederationPolicy } from '../../src/federation/model.js';
 import { parseLabelSelector } from '../../src/federation/selector.js';
 import { zoneRecords } from '../../src/zone/masterfile.js';
 import { nameKey } from '../../src/dns/name.js';
+import { seed, testFederationSettings } from '../support/federation.js';
 
 function federation(policy: Partial<FederationPolicy> = {}): { fed: Federation; ask: (n: string, t: number, o?: Parameters<typeof encodeQuery>[2], tr?: 'udp' | 'tcp') => Message } {
-  const fed = new Federation({
-    apex: {
-      domain: 'example.com.',
-      soa: { mname: 'ns1.example.com.', rname: 'hostmaster.example.com.', refresh: 3600, retry: 600, expire: 86400, minimum: 30, ttl: 3600 },
-      nameservers: [{ name: 'ns1.example.com.', addresses: ['192.0.2.53'] }],
-      nsTtl: 3600,
-    },
-    naming: { domain: 'example.com.', federation: 'fed' },
-    policy: { selection: 'all', defaultTtl: 30, staleTtl: 5, panicMode: true, ...policy },
-  });
+  const fed = new Federation(testFederationSettings(policy));
   const responder = new Responder(() => fed.snapshot);
   const ask = (n: string, t: number, o: Parameters<typeof encodeQuery>[2] = {}, tr: 'udp' | 'tcp' = 'udp') =>
     decodeMessage(responder.answer(encodeQuery(n, t, o), tr)!);
@@ -65,10 +57,7 @@ describe('federation changes', () => {
     fed.rebuild();
     expect(ask('a.ns.fed.example.com.', RRType.A).rcode).toBe(Rcode.SERVFAIL);
     expect(ask('example.com.', RRType.SOA).rcode).toBe(Rcode.NOERROR);
-    c.upsert('Service', svc('a', ['192.0.2.1']));
-    c.upsert('EndpointSlice', slice('a', [{ addr: '10.0.0.1' }]));
-    c.markLive();
-    c.flush();
+    seed(c, [svc('a', ['192.0.2.1']), slice('a', [{ addr: '10.0.0.1' }])]);
     fed.rebuild();
     expect(addrs(ask('a.ns.fed.example.com.', RRType.A))).toEqual(['192.0.2.1']);
     expect(ask('b.ns.fed.example.com.', RRType.A).rcode).toBe(Rcode.NXDOMAIN);
@@ -77,10 +66,7 @@ describe('federation changes', () => {
   it('follows endpoint readiness, keeps old snapshots intact, and moves the serial', () => {
     const { fed, ask } = federation();
     const c = fed.addCluster(settings('one'));
-    c.upsert('Service', svc('a', ['192.0.2.1']));
-    c.upsert('EndpointSlice', slice('a', [{ addr: '10.0.0.1' }]));
-    c.markLive();
-    c.flush();
+    seed(c, [svc('a', ['192.0.2.1']), slice('a', [{ addr: '10.0.0.1' }])]);
     const before = fed.rebuild();
     expect(addrs(ask('a.ns.fed.svc.example.com.', RRType.A))).toEqual(['192.0.2.1']);
     c.upsert('EndpointSlice', slice('a', [{ addr: '10.0.0.1', ready: false }]));
@@ -104,10 +90,7 @@ describe('federation changes', () => {
   it('removes a deleted service with its empty non-terminals', () => {
     const { fed, ask } = federation();
     const c = fed.addCluster(settings('one'));
-    c.upsert('Service', svc('a', ['192.0.2.1']));
-    c.upsert('EndpointSlice', slice('a', [{ addr: '10.0.0.1' }]));
-    c.markLive();
-    c.flush();
+    seed(c, [svc('a', ['192.0.2.1']), slice('a', [{ addr: '10.0.0.1' }])]);
     fed.rebuild();
     expect(ask('ns.fed.svc.example.com.', RRType.A).rcode).toBe(Rcode.NOERROR);
     expect(ask('_tcp.a.ns.fed.example.com.', RRType.A).rcode).toBe(Rcode.NOERROR);
@@ -126,10 +109,7 @@ describe('federation changes', () => {
     const { fed, ask } = federation();
     const c = fed.addCluster(settings('one'));
     const many = Array.from({ length: 60 }, (_, i) => `2001:db8::${(i + 1).toString(16)}`);
-    c.upsert('Service', svc('big', many));
-    c.upsert('EndpointSlice', slice('big', [{ addr: '10.0.0.1' }]));
-    c.markLive();
-    c.flush();
+    seed(c, [svc('big', many), slice('big', [{ addr: '10.0.0.1' }])]);
     fed.rebuild();
     const plain = ask('big.ns.fed.example.com.', RRType.AAAA);
     expect(plain.tc).toBe(true);
@@ -147,10 +127,7 @@ describe('federation changes', () => {
     for (const panicMode of [true, false]) {
       const { fed, ask } = federation({ panicMode });
       const c = fed.addCluster(settings('one', { gracePeriod: 0.05 }));
-      c.upsert('Service', svc('a', ['192.0.2.1']));
-      c.upsert('EndpointSlice', slice('a', [{ addr: '10.0.0.1' }]));
-      c.markLive();
-      c.flush();
+      seed(c, [svc('a', ['192.0.2.1']), slice('a', [{ addr: '10.0.0.1' }])]);
       fed.rebuild();
       expect(ask('a.ns.fed.example.com.', RRType.A).answers[0].ttl).toBe(30);
       c.markBroken('watch failed');
@@ -178,10 +155,7 @@ describe('federation changes', () => {
     const a = fed.addCluster(settings('a', { gracePeriod: 0.01 }));
     const b = fed.addCluster(settings('b'));
     for (const [c, ip] of [[a, '192.0.2.1'], [b, '192.0.2.2']] as const) {
-      c.upsert('Service', svc('s', [ip]));
-      c.upsert('EndpointSlice', slice('s', [{ addr: '10.0.0.1' }]));
-      c.markLive();
-      c.flush();
+      seed(c, [svc('s', [ip]), slice('s', [{ addr: '10.0.0.1' }])]);
     }
     fed.rebuild();
     expect(addrs(ask('s.ns.fed.example.com.', RRType.A))).toEqual(['192.0.2.1', '192.0.2.2']);
@@ -217,10 +191,7 @@ describe('federation changes', () => {
   it('uses ready endpoint addresses in endpoints mode, per zone', () => {
     const { fed, ask } = federation();
     const c = fed.addCluster(settings('a', { addressMode: 'endpoints', zones: ['z1', 'z2'] }));
-    c.upsert('Service', svc('s', ['192.0.2.1']));
-    c.upsert('EndpointSlice', slice('s', [{ addr: '10.0.0.1', zone: 'z1' }, { addr: '10.0.0.2', zone: 'z2' }, { addr: '10.0.0.3', ready: false, zone: 'z2' }]));
-    c.markLive();
-    c.flush();
+    seed(c, [svc('s', ['192.0.2.1']), slice('s', [{ addr: '10.0.0.1', zone: 'z1' }, { addr: '10.0.0.2', zone: 'z2' }, { addr: '10.0.0.3', ready: false, zone: 'z2' }])]);
     fed.rebuild();
     expect(addrs(ask('s.ns.fed.example.com.', RRType.A))).toEqual(['10.0.0.1', '10.0.0.2']);
     expect(addrs(ask('s.ns.fed.svc.z2.r1.example.com.', RRType.A))).toEqual(['10.0.0.2']);
@@ -230,10 +201,7 @@ describe('federation changes', () => {
   it('updates the chased answer of a fallback CNAME when the target changes', () => {
     const { fed, ask } = federation();
     const c = fed.addCluster(settings('a', { zones: ['z1', 'z2'] }));
-    c.upsert('Service', svc('s', ['192.0.2.1']));
-    c.upsert('EndpointSlice', slice('s', [{ addr: '10.0.0.1', zone: 'z1' }]));
-    c.markLive();
-    c.flush();
+    seed(c, [svc('s', ['192.0.2.1']), slice('s', [{ addr: '10.0.0.1', zone: 'z1' }])]);
     fed.rebuild();
     expect(addrs(ask('s.ns.fed.svc.z2.r1.example.com.', RRType.A))).toEqual(['192.0.2.1']);
     c.upsert('Service', svc('s', ['192.0.2.9']));
@@ -247,15 +215,11 @@ describe('federation changes', () => {
   it('gives every service names for a region that appears later', () => {
     const { fed, ask } = federation();
     const a = fed.addCluster(settings('a'));
-    a.upsert('Service', svc('s', ['192.0.2.1']));
-    a.upsert('EndpointSlice', slice('s', [{ addr: '10.0.0.1' }]));
-    a.markLive();
-    a.flush();
+    seed(a, [svc('s', ['192.0.2.1']), slice('s', [{ addr: '10.0.0.1' }])]);
     fed.rebuild();
     expect(ask('s.ns.fed.svc.r2.example.com.', RRType.A).rcode).toBe(Rcode.NXDOMAIN);
     const b = fed.addCluster(settings('b', { region: 'r2', zones: ['z9'] }));
-    b.markLive();
-    b.flush();
+    seed(b);
     fed.rebuild();
     const m = ask('s.ns.fed.svc.z9.r2.example.com.', RRType.A);
     expect(m.answers.map((r) => r.type)).toEqual([RRType.CNAME, RRType.CNAME, RRType.A]);

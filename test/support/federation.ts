@@ -1,0 +1,45 @@
+/**
+ * The in-memory federation the unit tests and the benchmarks build: apex example.com. with
+ * ns1.example.com. (glue 192.0.2.53), names under "fed", selection "all" and panic mode on.
+ *
+ *   const fed = new Federation(testFederationSettings({ panicMode: false }));
+ *   const c = fed.addCluster({ name: 'one', region: 'r1', zones: ['z1'], addressMode: 'loadBalancer', gracePeriod: 300 });
+ *   seed(c, [service, endpointSlice]);
+ *   fed.rebuild();
+ */
+import type { SlimEndpointSlice, SlimService, SlimServiceExport } from '../../src/cluster/objects.js';
+import type { ClusterState } from '../../src/cluster/state.js';
+import type { FederationSettings } from '../../src/federation/federation.js';
+import type { FederationPolicy } from '../../src/federation/model.js';
+
+/** Federation settings for tests and benchmarks; `policy` overrides the default policy's fields. */
+export function testFederationSettings(policy: Partial<FederationPolicy> = {}): FederationSettings {
+  return {
+    apex: {
+      domain: 'example.com.',
+      soa: { mname: 'ns1.example.com.', rname: 'hostmaster.example.com.', refresh: 3600, retry: 600, expire: 86400, minimum: 30, ttl: 3600 },
+      nameservers: [{ name: 'ns1.example.com.', addresses: ['192.0.2.53'] }],
+      nsTtl: 3600,
+    },
+    naming: { domain: 'example.com.', federation: 'fed' },
+    policy: { selection: 'all', defaultTtl: 30, staleTtl: 5, panicMode: true, ...policy },
+  };
+}
+
+export type SeedObject = SlimService | SlimEndpointSlice | SlimServiceExport;
+
+/**
+ * Applies these objects to a cluster in order (an object with `endpoints` is an EndpointSlice,
+ * one with `lbAddresses` a Service, anything else a ServiceExport), then marks the cluster live
+ * and flushes its changes to the federation, as a completed initial list would. The caller
+ * rebuilds the federation (`fed.rebuild()`) when it wants the new snapshot.
+ */
+export function seed(cluster: ClusterState, objects: Iterable<SeedObject> = []): void {
+  for (const o of objects) {
+    if ('endpoints' in o) cluster.upsert('EndpointSlice', o);
+    else if ('lbAddresses' in o) cluster.upsert('Service', o);
+    else cluster.upsert('ServiceExport', o);
+  }
+  cluster.markLive();
+  cluster.flush();
+}
