@@ -35,12 +35,13 @@ function build(services: number): { fed: Federation; flip: (i: number) => void }
   });
   seed(c, Array.from({ length: services }, (_, i) => [svc(i), slice(i, true)]).flat());
   fed.rebuild();
-  let state = false;
+  // Each service's own readiness flag, so every flip really changes that service.
+  const ready = new Uint8Array(services).fill(1);
   return {
     fed,
     flip: (i: number) => {
-      c.upsert('EndpointSlice', slice(i, state));
-      state = !state;
+      ready[i] ^= 1;
+      c.upsert('EndpointSlice', slice(i, ready[i] === 1));
       c.flush();
       fed.rebuild();
     },

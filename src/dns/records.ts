@@ -76,5 +76,10 @@ export function sameRecord(a: RR, b: RR): boolean {
   const x = a.data;
   const y = b.data;
   if (typeof x === 'string' || typeof y === 'string') return x === y;
+  if (a.type === RRType.SRV) {
+    const p = x as SrvData;
+    const q = y as SrvData;
+    return p.priority === q.priority && p.weight === q.weight && p.port === q.port && p.target === q.target;
+  }
   return rdataText(a) === rdataText(b);
 }

@@ -5,7 +5,7 @@
 import { PersistentMap, type MapDraft } from './pmap.js';
 import { RRType } from '../dns/constants.js';
 import { canonicalName, keyToName, nameKey, parentKey } from '../dns/name.js';
-import { rrIdentity, type RR, type SoaData } from '../dns/records.js';
+import { sameRecord, type RR, type SoaData } from '../dns/records.js';
 import { prepareAnswers, ZoneNode, type NameSpec } from './node.js';
 
 export interface ZoneSnapshot {
@@ -39,8 +39,18 @@ export function nextSerial(prev: number, nowSeconds = Math.floor(Date.now() / 10
   return next === 0 ? 1 : next;
 }
 
-function recordKey(rr: RR): string {
-  return `${rrIdentity(rr)} ${rr.ttl}`;
+/**
+ * Pushes the records of `set` that `other` lacks (same data and TTL) onto `out`; returns the size
+ * of `set`. Sets are small and sorted, so a linear scan beats building keys.
+ */
+function missing(set: RR[], other: RR[] | undefined, out: RR[]): number {
+  if (!other) {
+    for (const r of set) out.push(r);
+    return set.length;
+  }
+  if (set.length === other.length && set.every((r, i) => sameRecord(r, other[i]))) return set.length;
+  for (const r of set) if (!other.some((o) => sameRecord(o, r))) out.push(r);
+  return set.length;
 }
 
 export class ZoneBuilder {
@@ -178,15 +188,12 @@ export class ZoneBuilder {
     if (this.map.get(key)?.isEmptyNonTerminal) this.map.delete(key);
   }
 
+  /** Records what changed between a name's old and new node, for IXFR and the serial. */
   private diffRecords(old: ZoneNode | undefined, node: ZoneNode | undefined): void {
-    const before = old ? old.records() : [];
-    const after = node ? node.records() : [];
-    if (before.length === 0 && after.length === 0) return;
-    const a = new Set(after.map(recordKey));
-    const b = new Set(before.map(recordKey));
-    for (const r of before) if (!a.has(recordKey(r))) this.pendingRemoved.push(r);
-    for (const r of after) if (!b.has(recordKey(r))) this.pendingAdded.push(r);
-    this.recordCount += after.length - before.length;
+    const before = old?.rrsets;
+    const after = node?.rrsets;
+    if (before) for (const [type, set] of before) this.recordCount -= missing(set, after?.get(type), this.pendingRemoved);
+    if (after) for (const [type, set] of after) this.recordCount += missing(set, before?.get(type), this.pendingAdded);
   }
 
   /** Removes one of the owner's names; it stays as an empty non-terminal while names lie below it. */
