@@ -124,20 +124,38 @@ export class ResponseSigner {
     this.previousMac = request.mac;
   }
 
-  /** Returns `msg` with a TSIG RR appended (ARCOUNT bumped). */
-  sign(msg: Buffer, error = 0, nowSeconds = Math.floor(Date.now() / 1000)): Buffer {
+  /** Returns `msg` with a TSIG RR appended (ARCOUNT bumped). `other`: Other Data (BADTIME: server time). */
+  sign(msg: Buffer, error = 0, nowSeconds = Math.floor(Date.now() / 1000), other: Buffer = Buffer.alloc(0)): Buffer {
     const id = msg.readUInt16BE(0);
     const mac = createHmac('sha256', this.key.secret)
-      .update(Buffer.concat([u16(this.previousMac.length), this.previousMac, msg, variables(this.key, nowSeconds, this.fudge, error, Buffer.alloc(0), !this.first)]))
+      .update(Buffer.concat([u16(this.previousMac.length), this.previousMac, msg, variables(this.key, nowSeconds, this.fudge, error, other, !this.first)]))
       .digest();
     this.first = false;
     this.previousMac = mac;
-    const rdata = Buffer.concat([nameToWire(this.key.algorithm), time48(nowSeconds), u16(this.fudge), u16(mac.length), mac, u16(id), u16(error), u16(0)]);
-    const rr = Buffer.concat([nameToWire(this.key.name), u16(RRType.TSIG), u16(RRClass.ANY), Buffer.alloc(4), u16(rdata.length), rdata]);
-    const out = Buffer.concat([msg, rr]);
-    out.writeUInt16BE(out.readUInt16BE(10) + 1, 10);
-    return out;
+    const rdata = Buffer.concat([nameToWire(this.key.algorithm), time48(nowSeconds), u16(this.fudge), u16(mac.length), mac, u16(id), u16(error), u16(other.length), other]);
+    return appendRR(msg, nameToWire(this.key.name), rdata);
   }
+}
+
+function appendRR(msg: Buffer, owner: Buffer, rdata: Buffer): Buffer {
+  const rr = Buffer.concat([owner, u16(RRType.TSIG), u16(RRClass.ANY), Buffer.alloc(4), u16(rdata.length), rdata]);
+  const out = Buffer.concat([msg, rr]);
+  out.writeUInt16BE(out.readUInt16BE(10) + 1, 10);
+  return out;
+}
+
+/**
+ * The TSIG of an error response to a request whose TSIG failed (RFC 8945 5.2, 5.3.2): the error
+ * code travels in the TSIG RR, so one must be there. BADKEY and BADSIG: unsigned (MAC size 0),
+ * key name, algorithm, time and fudge as the request had them. BADTIME: signed with the (known)
+ * key, Time Signed copied from the request and the server's time as Other Data (5.2.3), so the
+ * client can verify it and see the clock difference.
+ */
+export function tsigErrorResponse(msg: Buffer, request: TsigRecord, error: number, key?: TsigKey, nowSeconds = Math.floor(Date.now() / 1000)): Buffer {
+  if (error === TsigError.BADTIME && key) return new ResponseSigner(key, request, request.fudge).sign(msg, error, request.timeSigned, time48(nowSeconds));
+  const id = msg.readUInt16BE(0);
+  const rdata = Buffer.concat([nameToWire(request.algorithm), time48(request.timeSigned), u16(request.fudge), u16(0), u16(id), u16(error), u16(0)]);
+  return appendRR(msg, nameToWire(request.keyName), rdata);
 }
 
 /** Signs a request (for tests and tools that act as a secondary). */
@@ -145,8 +163,5 @@ export function signRequest(msg: Buffer, key: TsigKey, nowSeconds = Math.floor(D
   const id = msg.readUInt16BE(0);
   const mac = createHmac('sha256', key.secret).update(Buffer.concat([msg, variables(key, nowSeconds, fudge, 0, Buffer.alloc(0), false)])).digest();
   const rdata = Buffer.concat([nameToWire(key.algorithm), time48(nowSeconds), u16(fudge), u16(mac.length), mac, u16(id), u16(0), u16(0)]);
-  const rr = Buffer.concat([nameToWire(canonicalName(key.name)), u16(RRType.TSIG), u16(RRClass.ANY), Buffer.alloc(4), u16(rdata.length), rdata]);
-  const out = Buffer.concat([msg, rr]);
-  out.writeUInt16BE(out.readUInt16BE(10) + 1, 10);
-  return out;
+  return appendRR(msg, nameToWire(canonicalName(key.name)), rdata);
 }

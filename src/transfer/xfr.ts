@@ -9,10 +9,10 @@ import type { ParsedQuery } from '../dns/query.js';
 import type { RR, SoaData } from '../dns/records.js';
 import { writeFramed } from '../dns/server.js';
 import { Writer, WriteOverflow } from '../dns/writer.js';
-import { zoneRecords } from '../zone/masterfile.js';
+import type { ZoneNode } from '../zone/node.js';
 import type { ZoneSnapshot } from '../zone/snapshot.js';
 import type { Journal } from './journal.js';
-import { ResponseSigner, verifyRequest, type TsigKey } from './tsig.js';
+import { ResponseSigner, tsigErrorResponse, verifyRequest, type TsigKey } from './tsig.js';
 
 export interface TransferPolicy {
   /** Addresses and CIDR blocks allowed to transfer. */
@@ -47,7 +47,9 @@ export interface TransferStats {
 
 export class ZoneTransfers {
   private allow: BlockList;
-  private readonly sorted = new WeakMap<ZoneSnapshot, RR[]>();
+  private readonly sorted = new WeakMap<ZoneSnapshot, Promise<ZoneNode[]>>();
+  /** The last transfer queued on each connection. */
+  private readonly busy = new WeakMap<Socket, Promise<void>>();
 
   constructor(
     private policy: TransferPolicy,
@@ -78,20 +80,28 @@ export class ZoneTransfers {
     const type = q.qtype === RRType.AXFR ? 'AXFR' : 'IXFR';
     const from = conn?.remoteAddress ?? remote;
     const zone = this.zone();
+    let signer: ResponseSigner | undefined;
     const refuse = (why: string, rcode: number = Rcode.REFUSED) => {
       this.log.warn({ client: from, type, reason: why }, 'zone transfer refused');
       this.stats?.(type, 'refused');
-      return errorResponse(msg, q, rcode);
+      const err = errorResponse(msg, q, rcode);
+      // Once the request's TSIG has verified, every answer to it is signed (RFC 8945 5.3).
+      return signer ? signer.sign(err) : err;
     };
     if (q.key !== zone.apexKey || q.qclass !== RRClass.IN) return refuse('not a zone served here', Rcode.NOTAUTH);
     if (!this.allowed(from)) return refuse('client not in transfer.allow');
-    let signer: ResponseSigner | undefined;
     if (q.tsigOffset >= 0) {
       const v = verifyRequest(msg, q.tsigOffset, this.policy.keys);
       if (!v.ok) {
         this.log.warn({ client: from, type, reason: v.reason }, 'zone transfer refused: TSIG');
         this.stats?.(type, 'badtsig');
-        return errorResponse(msg, q, Rcode.NOTAUTH);
+        // NOTAUTH with the TSIG error (BADKEY, BADSIG, BADTIME) in a TSIG RR (RFC 8945 5.2).
+        const err = errorResponse(msg, q, Rcode.NOTAUTH);
+        try {
+          return v.tsig ? tsigErrorResponse(err, v.tsig, v.error, v.key) : err;
+        } catch {
+          return err; // a key or algorithm name that cannot be written back as it was read
+        }
       }
       signer = new ResponseSigner(v.key, v.tsig);
     } else if (this.policy.requireTsig) {
@@ -110,14 +120,16 @@ export class ZoneTransfers {
       if (clientSerial === undefined) return refuse('IXFR query without an SOA in the authority section', Rcode.FORMERR);
     }
 
+    const head = requestHead(msg, q);
     if (!conn) {
       // IXFR over UDP: the current SOA tells the client whether to come over TCP (RFC 1995 2).
       if (type === 'AXFR') return refuse('AXFR over UDP');
       this.stats?.(type, 'udp-soa');
-      return finishSigned(buildMessages(msg, q, zone.domain, [zone.soa]), signer)[0];
+      const only = messagesOf(head, zone.domain, [zone.soa]).next().value as Buffer;
+      return signer ? signer.sign(only) : only;
     }
 
-    let records: RR[];
+    let records: RR[] | undefined;
     let kind: string;
     if (type === 'IXFR' && clientSerial !== undefined && !serialLess(clientSerial, zone.serial)) {
       records = [zone.soa];
@@ -126,24 +138,41 @@ export class ZoneTransfers {
       records = this.incremental(zone, clientSerial);
       kind = 'incremental';
     } else {
-      records = this.full(zone);
       kind = type === 'IXFR' ? 'full (serial not in journal)' : 'full';
     }
-    const messages = finishSigned(buildMessages(msg, q, zone.domain, records), signer);
-    this.log.info({ client: from, type, kind, serial: zone.serial, clientSerial, records: records.length, messages: messages.length }, 'zone transfer');
     this.stats?.(type, kind === 'incremental' ? 'incremental' : kind === 'up to date' ? 'uptodate' : 'full');
-    void send(conn, messages);
+    const started = performance.now();
+    const counted = { records: 0 };
+    // One snapshot's records, chosen now: changes published while they stream are not in them.
+    const stream = async () => {
+      const rs = records ?? fullRecords(zone, await this.order(zone));
+      return send(conn, messagesOf(head, zone.domain, rs, counted), signer);
+    };
+    // Transfers asked for on one connection go out one after the other, never interleaved.
+    const run = (this.busy.get(conn) ?? Promise.resolve()).then(stream);
+    this.busy.set(conn, run.then(() => undefined, () => undefined));
+    void run.then(
+      ({ messages, complete }) =>
+        this.log.info(
+          { client: from, type, kind, serial: zone.serial, clientSerial, records: counted.records, messages, complete, ms: Math.round(performance.now() - started) },
+          'zone transfer',
+        ),
+      (e: unknown) => {
+        this.log.warn({ err: e, client: from, type }, 'zone transfer failed');
+        conn.destroy();
+      },
+    );
     return null;
   }
 
-  /** SOA, every record, SOA (RFC 5936 2.2). */
-  private full(zone: ZoneSnapshot): RR[] {
-    let rs = this.sorted.get(zone);
-    if (!rs) {
-      rs = zoneRecords(zone);
-      this.sorted.set(zone, rs);
+  /** The snapshot's names in transfer order, computed once per snapshot. */
+  private order(zone: ZoneSnapshot): Promise<ZoneNode[]> {
+    let p = this.sorted.get(zone);
+    if (!p) {
+      p = transferOrder(zone);
+      this.sorted.set(zone, p);
     }
-    return [...rs, zone.soa];
+    return p;
   }
 
   /** RFC 1995 4: SOA(new), then per delta SOA(old) removed SOA(next) added, then SOA(new). */
@@ -158,6 +187,40 @@ export class ZoneTransfers {
   }
 }
 
+/** Canonical sort key of a node's name; nodes are shared between snapshots, so is the key. */
+const sortKeys = new WeakMap<ZoneNode, string>();
+
+/** Names visited between two turns of the event loop while ordering a zone. */
+const NAMES_PER_TURN = 5000;
+
+/**
+ * The names that have records, in canonical order (RFC 4034 6.1), as `fedns zone` prints them.
+ * Each name's sort key (labels right to left, joined by NUL, which sorts below any label byte) is
+ * computed once per node, and the names are collected a few thousand per turn of the event loop:
+ * comparing split names on every comparison, all at once (zoneRecords), held up every query for
+ * seconds on a 100,000-record zone. (The snapshot is persistent: walking it across turns is safe.)
+ */
+async function transferOrder(zone: ZoneSnapshot): Promise<ZoneNode[]> {
+  const keyed: { key: string; node: ZoneNode }[] = [];
+  let n = 0;
+  for (const node of zone.names.values()) {
+    if (++n % NAMES_PER_TURN === 0) await new Promise((r) => setImmediate(r));
+    if (node.isEmptyNonTerminal) continue;
+    let key = sortKeys.get(node);
+    if (key === undefined) sortKeys.set(node, (key = node.name.split('.').reverse().join('\0')));
+    keyed.push({ key, node });
+  }
+  keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return keyed.map((k) => k.node);
+}
+
+/** SOA, every record, SOA (RFC 5936 2.2), read from the nodes as the messages are encoded. */
+function* fullRecords(zone: ZoneSnapshot, nodes: ZoneNode[]): Generator<RR> {
+  yield zone.soa;
+  for (const node of nodes) for (const rr of node.records()) if (rr.type !== RRType.SOA) yield rr;
+  yield zone.soa;
+}
+
 function stripTsig(msg: Buffer, q: ParsedQuery): Buffer {
   if (q.tsigOffset < 0) return msg;
   const m = Buffer.from(msg.subarray(0, q.tsigOffset));
@@ -165,59 +228,99 @@ function stripTsig(msg: Buffer, q: ParsedQuery): Buffer {
   return m;
 }
 
-function header(w: Writer, msg: Buffer, q: ParsedQuery, ancount: number, rcode: number, aa: boolean, withQuestion: boolean): void {
-  w.u16(q.id);
-  w.u16(0x8000 | (q.opcode << 11) | (aa ? 0x0400 : 0) | (q.rd ? 0x0100 : 0) | rcode);
+/**
+ * What the responses copy from the query, taken when it arrives: the parsed query object is the
+ * responder's and is reused for the next query while a transfer is still streaming.
+ */
+interface RequestHead {
+  id: number;
+  opcode: number;
+  rd: boolean;
+  question: Buffer;
+}
+
+function requestHead(msg: Buffer, q: ParsedQuery): RequestHead {
+  return { id: q.id, opcode: q.opcode, rd: q.rd, question: Buffer.from(msg.subarray(12, q.questionEnd)) };
+}
+
+function header(w: Writer, h: RequestHead, ancount: number, rcode: number, aa: boolean, withQuestion: boolean): void {
+  w.u16(h.id);
+  w.u16(0x8000 | (h.opcode << 11) | (aa ? 0x0400 : 0) | (h.rd ? 0x0100 : 0) | rcode);
   w.u16(withQuestion ? 1 : 0);
   w.u16(ancount);
   w.u16(0);
   w.u16(0);
-  if (withQuestion) w.bytes(msg.subarray(12, q.questionEnd));
+  if (withQuestion) w.bytes(h.question);
 }
 
 function errorResponse(msg: Buffer, q: ParsedQuery, rcode: number): Buffer {
   const w = new Writer(512 + q.questionEnd);
-  header(w, msg, q, 0, rcode, false, true);
+  header(w, requestHead(msg, q), 0, rcode, false, true);
   return w.take();
 }
 
-/** Packs records into as few messages as the budget allows; the question goes in the first. */
-function buildMessages(msg: Buffer, q: ParsedQuery, apex: string, records: RR[]): Buffer[] {
-  const out: Buffer[] = [];
-  let i = 0;
-  while (i < records.length || out.length === 0) {
+/**
+ * Packs records into as few messages as the budget allows, one message at a time; the question
+ * goes in the first. `counted.records` grows by each message's records.
+ */
+function* messagesOf(h: RequestHead, apex: string, records: Iterable<RR>, counted?: { records: number }): Generator<Buffer> {
+  const it = records[Symbol.iterator]();
+  let next = it.next();
+  let first = true;
+  while (!next.done || first) {
     const w = new Writer(65535);
-    const first = out.length === 0;
-    header(w, msg, q, 0, Rcode.NOERROR, true, first);
+    header(w, h, 0, Rcode.NOERROR, true, first);
     if (first) w.remember(apex, 12); // the question is the apex
+    first = false;
     let count = 0;
-    while (i < records.length) {
+    while (!next.done) {
       const mark = w.off;
       try {
-        w.rr(records[i]);
+        w.rr(next.value);
       } catch (e) {
         if (!(e instanceof WriteOverflow) || count === 0) throw e;
-        w.off = mark;
+        w.off = mark; // this record opens the next message
         break;
       }
       count++;
-      i++;
+      next = it.next();
       if (w.off >= MESSAGE_BUDGET) break;
     }
     const m = w.take();
     m.writeUInt16BE(count, 6);
-    out.push(m);
+    if (counted) counted.records += count;
+    yield m;
   }
-  return out;
 }
 
-function finishSigned(messages: Buffer[], signer: ResponseSigner | undefined): Buffer[] {
-  return signer ? messages.map((m) => signer.sign(m)) : messages;
-}
+/** Messages encoded between two turns of the event loop: queries wait at most for this many. */
+const MESSAGES_PER_TURN = 4;
 
-async function send(conn: Socket, messages: Buffer[]): Promise<void> {
+/**
+ * Encodes, signs and writes the messages one by one, waiting for the socket to drain and letting
+ * the event loop run between batches, so that a big transfer neither piles up in memory nor holds
+ * up queries while it is encoded.
+ */
+async function send(conn: Socket, messages: Iterable<Buffer>, signer: ResponseSigner | undefined): Promise<{ messages: number; complete: boolean }> {
+  let n = 0;
   for (const m of messages) {
-    if (conn.destroyed) return;
-    if (!writeFramed(conn, m)) await new Promise((r) => conn.once('drain', r));
+    if (conn.destroyed) return { messages: n, complete: false }; // the client went away
+    n++;
+    if (!writeFramed(conn, signer ? signer.sign(m) : m)) await drained(conn);
+    else if (n % MESSAGES_PER_TURN === 0) await new Promise((r) => setImmediate(r));
   }
+  return { messages: n, complete: true };
+}
+
+/** Resolves on 'drain', or when the connection goes away (no listener is left behind). */
+function drained(conn: Socket): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      conn.off('drain', done);
+      conn.off('close', done);
+      resolve();
+    };
+    conn.on('drain', done);
+    conn.on('close', done);
+  });
 }
