@@ -147,6 +147,7 @@ export class Fedns {
       metrics.transfers.inc({ type, result }),
     );
     this.responder.transferHandler = (q, msg, conn, remote) => this.transfers.handle(q, msg, conn, remote);
+    this.responder.tsigKeys = transferPolicy(config).keys;
     this.notifier = new Notifier(notifyOptions(config), () => this.federation.snapshot, log.child({ component: 'notify' }), (result) =>
       metrics.notifies.inc({ result }),
     );
@@ -224,6 +225,7 @@ export class Fedns {
       await this.startOps(next);
     }
     this.transfers.setPolicy(transferPolicy(next));
+    this.responder.tsigKeys = transferPolicy(next).keys;
     this.notifier.setOptions(notifyOptions(next));
     this.dns.setLimits({ idleTimeout: next.tcp.idleTimeout, maxConnections: next.tcp.maxConnections });
     this.config = next;

@@ -11,6 +11,7 @@ import type { RR } from './records.js';
 import { Writer } from './writer.js';
 import type { Answer, ZoneNode } from '../zone/node.js';
 import type { ZoneSnapshot } from '../zone/snapshot.js';
+import { ResponseSigner, tsigErrorResponse, verifyRequest, type TsigKey } from '../transfer/tsig.js';
 
 export type Transport = 'udp' | 'tcp';
 
@@ -65,6 +66,9 @@ export class Responder {
   cacheHits = 0;
   cacheMisses = 0;
   transferHandler?: TransferHandler;
+  /** Keys that TSIG-signed queries may use (transfer.tsig). */
+  tsigKeys: TsigKey[] = [];
+  private verifiedTsig = false;
 
   constructor(
     private zone: () => ZoneSnapshot,
@@ -82,6 +86,7 @@ export class Responder {
     if (q.edns && q.ednsVersion > 0) return this.finish(msg, q, transport, Rcode.BADVERS, false, undefined, true);
     if (q.opcode !== Opcode.QUERY) return this.finish(msg, q, transport, Rcode.NOTIMP, false, undefined, true);
     const qt = q.qtype;
+    if (q.tsigOffset >= 0 && qt !== RRType.AXFR && qt !== RRType.IXFR && !this.verifiedTsig) return this.answerSigned(msg, q, transport, conn, remote);
     if (qt === RRType.AXFR || qt === RRType.IXFR) {
       if (this.transferHandler) {
         const out = this.transferHandler(q, msg, conn, remote);
@@ -118,6 +123,25 @@ export class Responder {
     if (!ans) return this.negativeAnswer(msg, q, transport, zone, Rcode.NOERROR);
     const enc = this.encoded(entry, type, ans, q.qnameLen, zone);
     return this.finish(msg, q, transport, Rcode.NOERROR, true, enc, true, node.stale);
+  }
+
+  /**
+   * A query signed with TSIG (RFC 8945) gets a signed answer when its signature verifies with a
+   * configured key, else NOTAUTH with the TSIG error (secondaries sign their SOA checks).
+   */
+  private answerSigned(msg: Buffer, q: ParsedQuery, transport: Transport, conn?: Socket, remote?: string): Buffer | null {
+    const v = verifyRequest(msg, q.tsigOffset, this.tsigKeys);
+    if (!v.ok) {
+      const refusal = this.finish(msg, q, transport, Rcode.NOTAUTH, false, undefined, true);
+      return v.tsig ? tsigErrorResponse(refusal, v.tsig, v.error, v.key) : refusal;
+    }
+    this.verifiedTsig = true;
+    try {
+      const out = this.answer(msg, transport, conn, remote);
+      return out && new ResponseSigner(v.key, v.tsig).sign(out);
+    } finally {
+      this.verifiedTsig = false;
+    }
   }
 
   /**
