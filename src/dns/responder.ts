@@ -133,8 +133,9 @@ export class Responder {
   private answerSigned(msg: Buffer, q: ParsedQuery, transport: Transport, conn?: Socket, remote?: string): Buffer | null {
     const v = verifyRequest(msg, q.tsigOffset, this.tsigKeys);
     if (!v.ok) {
-      const refusal = this.finish(msg, q, transport, Rcode.NOTAUTH, false, undefined, true);
-      return v.tsig ? tsigErrorResponse(refusal, v.tsig, v.error, v.key) : refusal;
+      // A TSIG record that cannot even be read is a malformed query (RFC 8945 5.2).
+      if (!v.tsig) return this.finish(msg, q, transport, Rcode.FORMERR, false, undefined, true);
+      return tsigErrorResponse(this.finish(msg, q, transport, Rcode.NOTAUTH, false, undefined, true), v.tsig, v.error, v.key);
     }
     this.verifiedTsig = true;
     try {
