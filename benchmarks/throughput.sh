@@ -15,7 +15,7 @@ CONFIG=$(node "$ROOT/benchmarks/bench-data.mjs" "$BENCH_DIR" "$PORT")
 # Same answers as Knot for the benchmark's names (A, SRV with additional A, NXDOMAIN).
 node "$ROOT/dist/src/cli.js" check --config "$CONFIG" | head -2
 export EXTRA_CMD="node $ROOT/dist/src/cli.js serve --config $CONFIG" EXTRA_PORT=$PORT EXTRA_THREADS="1 (event loop)"
-bash "$PEERS" "$@" knot-1 extra | tee "$BENCH_DIR/fedns-throughput.txt"
+bash "$PEERS" "$@" knot-1 node-raw extra | tee "$BENCH_DIR/fedns-throughput.txt"
 echo
 # The medians table (after "== medians"): server threads(2 words) QPS lat lost xKnot cpu% us/query xKnot ...
 awk '/^== medians/{m=1} m && $1=="extra"{printf "fedns: %s queries/s (%s x Knot), %s us CPU per query (%s x Knot)\n", $5, $8, $10, $11}' "$BENCH_DIR/fedns-throughput.txt"

@@ -9,6 +9,7 @@ import type { ParsedQuery } from '../dns/query.js';
 import type { RR, SoaData } from '../dns/records.js';
 import { writeFramed } from '../dns/server.js';
 import { Writer, WriteOverflow } from '../dns/writer.js';
+import { canonicalKey, recordsOf, sortCanonically } from '../zone/masterfile.js';
 import type { ZoneNode } from '../zone/node.js';
 import type { ZoneSnapshot } from '../zone/snapshot.js';
 import type { Journal } from './journal.js';
@@ -187,37 +188,31 @@ export class ZoneTransfers {
   }
 }
 
-/** Canonical sort key of a node's name; nodes are shared between snapshots, so is the key. */
-const sortKeys = new WeakMap<ZoneNode, string>();
-
 /** Names visited between two turns of the event loop while ordering a zone. */
 const NAMES_PER_TURN = 5000;
 
 /**
- * The names that have records, in canonical order (RFC 4034 6.1), as `fedns zone` prints them.
- * Each name's sort key (labels right to left, joined by NUL, which sorts below any label byte) is
- * computed once per node, and the names are collected a few thousand per turn of the event loop:
- * comparing split names on every comparison, all at once (zoneRecords), held up every query for
- * seconds on a 100,000-record zone. (The snapshot is persistent: walking it across turns is safe.)
+ * The names that have records, in canonical order, as `fedns zone` prints them, collected a few
+ * thousand per turn of the event loop so that a big zone does not hold up queries. (The snapshot
+ * is persistent: walking it across turns is safe.)
  */
 async function transferOrder(zone: ZoneSnapshot): Promise<ZoneNode[]> {
-  const keyed: { key: string; node: ZoneNode }[] = [];
+  const nodes: ZoneNode[] = [];
   let n = 0;
   for (const node of zone.names.values()) {
     if (++n % NAMES_PER_TURN === 0) await new Promise((r) => setImmediate(r));
-    if (node.isEmptyNonTerminal) continue;
-    let key = sortKeys.get(node);
-    if (key === undefined) sortKeys.set(node, (key = node.name.split('.').reverse().join('\0')));
-    keyed.push({ key, node });
+    if (!node.isEmptyNonTerminal) {
+      canonicalKey(node);
+      nodes.push(node);
+    }
   }
-  keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  return keyed.map((k) => k.node);
+  return sortCanonically(nodes);
 }
 
 /** SOA, every record, SOA (RFC 5936 2.2), read from the nodes as the messages are encoded. */
 function* fullRecords(zone: ZoneSnapshot, nodes: ZoneNode[]): Generator<RR> {
   yield zone.soa;
-  for (const node of nodes) for (const rr of node.records()) if (rr.type !== RRType.SOA) yield rr;
+  yield* recordsOf(nodes);
   yield zone.soa;
 }
 

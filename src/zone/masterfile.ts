@@ -1,26 +1,39 @@
 // The zone in RFC 1035 master-file format: every name, absolute, so another server can load it.
+// Zone transfers send the same records in the same order.
 import { RRType } from '../dns/constants.js';
 import { rrText, type RR } from '../dns/records.js';
+import type { ZoneNode } from './node.js';
 import type { ZoneSnapshot } from './snapshot.js';
 
-/** Every record of the snapshot: SOA first, then names in canonical order (RFC 4034 6.1). */
-export function zoneRecords(z: ZoneSnapshot): RR[] {
-  const out: RR[] = [z.soa];
-  const nodes = [...z.names.values()].filter((n) => !n.isEmptyNonTerminal);
-  nodes.sort((a, b) => canonicalCompare(a.name, b.name));
-  for (const n of nodes) for (const rr of n.records()) if (rr.type !== RRType.SOA) out.push(rr);
-  return out;
+/** Canonical sort key of a node's name; nodes are shared between snapshots, so is the key. */
+const sortKeys = new WeakMap<ZoneNode, string>();
+
+/**
+ * Labels right to left, joined by NUL (which sorts below any label byte): comparing these keys
+ * orders names canonically (RFC 4034 6.1). Computed once per node.
+ */
+export function canonicalKey(node: ZoneNode): string {
+  let key = sortKeys.get(node);
+  if (key === undefined) sortKeys.set(node, (key = node.name.split('.').reverse().join('\0')));
+  return key;
 }
 
-/** Orders names by their labels compared right to left. */
-export function canonicalCompare(a: string, b: string): number {
-  const la = a.split('.').reverse();
-  const lb = b.split('.').reverse();
-  const n = Math.min(la.length, lb.length);
-  for (let i = 0; i < n; i++) {
-    if (la[i] !== lb[i]) return la[i] < lb[i] ? -1 : 1;
-  }
-  return la.length - lb.length;
+/** Sorts nodes (those with records) into canonical order. */
+export function sortCanonically(nodes: ZoneNode[]): ZoneNode[] {
+  const keyed = nodes.map((node) => ({ key: canonicalKey(node), node }));
+  keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return keyed.map((k) => k.node);
+}
+
+/** The records of `nodes` after the SOA, in order (the SOA lives in the snapshot, not a node). */
+export function* recordsOf(nodes: Iterable<ZoneNode>): Generator<RR> {
+  for (const node of nodes) for (const rr of node.records()) if (rr.type !== RRType.SOA) yield rr;
+}
+
+/** Every record of the snapshot: SOA first, then names in canonical order. */
+export function zoneRecords(z: ZoneSnapshot): RR[] {
+  const nodes = sortCanonically([...z.names.values()].filter((n) => !n.isEmptyNonTerminal));
+  return [z.soa, ...recordsOf(nodes)];
 }
 
 export function masterFile(z: ZoneSnapshot): string {
