@@ -130,7 +130,12 @@ function insert<V>(node: Branch<V>, shift: number, leaf: Leaf<V>, edit: object, 
     next = branchOf(edit, shift + 5, cur, slotHash(cur), leaf);
   }
   if (next === cur) return node;
-  if (own) {
+  return replaceSlot(node, idx, next, edit);
+}
+
+/** `node` with slot `idx` holding `next`: changed in place when this edit owns it, else copied. */
+function replaceSlot<V>(node: Branch<V>, idx: number, next: Slot<V>, edit: object): Branch<V> {
+  if (node.edit === edit) {
     node.slots[idx] = next;
     return node;
   }
@@ -169,13 +174,7 @@ function remove<V>(node: Branch<V>, shift: number, key: string, hash: number, ed
     }
     return new Branch(edit, node.bitmap & ~bit, slots);
   }
-  if (own) {
-    node.slots[idx] = next;
-    return node;
-  }
-  const slots = node.slots.slice();
-  slots[idx] = next;
-  return new Branch(edit, node.bitmap, slots);
+  return replaceSlot(node, idx, next, edit);
 }
 
 function* walk<V>(node: Slot<V>): Generator<Leaf<V>> {

@@ -11,6 +11,7 @@
  * `npx tsc -p tsconfig.json && npx vitest run FILE`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { killOnExit } from './children.js';
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { CLI, demoCopy } from './demo.js';
@@ -72,30 +73,6 @@ export function withYaml(extra: string): (yaml: string) => string {
   return (yaml) => `${yaml.replace(/\s*$/, '\n')}${extra.replace(/\s*$/, '\n')}`;
 }
 
-const live = new Set<ChildProcess>();
-let hooked = false;
-
-function hookExit(): void {
-  if (hooked) return;
-  hooked = true;
-  const kill = () => {
-    for (const c of live) {
-      try {
-        c.kill('SIGKILL');
-      } catch {
-        /* already gone */
-      }
-    }
-    live.clear();
-  };
-  process.once('exit', kill);
-  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
-    process.once(sig, () => {
-      kill();
-      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
-    });
-  }
-}
 
 function parseLines(text: string): Record<string, unknown>[] {
   const out: Record<string, unknown>[] = [];
@@ -115,7 +92,6 @@ const LIMIT = 4 * 1024 * 1024;
 /** Spawns `fedns serve` and resolves once it listens (and, by default, has published the zone). */
 export async function startFedns(opts: FednsOptions = {}): Promise<FednsProcess> {
   if (!existsSync(CLI)) throw new Error(`startFedns: ${CLI} not found; build first (npx tsc -p tsconfig.json)`);
-  hookExit();
   let scratch: { dir: string; config: string; cleanup(): void } | undefined;
   let config: string;
   let dir: string;
@@ -132,7 +108,7 @@ export async function startFedns(opts: FednsOptions = {}): Promise<FednsProcess>
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...opts.env },
   });
-  live.add(child);
+  killOnExit(child);
   let err = '';
   let out = '';
   let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
@@ -153,13 +129,11 @@ export async function startFedns(opts: FednsOptions = {}): Promise<FednsProcess>
     child.once('error', (e) => {
       err += `\n[spawn error] ${e.message}\n`;
       exit ??= { code: null, signal: null };
-      live.delete(child);
       poke();
       resolve();
     });
     child.once('close', (code, signal) => {
       exit = { code, signal };
-      live.delete(child);
       poke();
       resolve();
     });

@@ -23,6 +23,7 @@
  * Environment: FEDNS_KEEP_PEER_DIRS=1 keeps scratch directories (their paths are printed).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { killOnExit } from './children.js';
 import * as dgram from 'node:dgram';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -292,30 +293,6 @@ const SPECS: Record<SecondaryKind, KindSpec> = {
 // Process handling
 // ---------------------------------------------------------------------------------------------
 
-const live = new Set<ChildProcess>();
-let hooked = false;
-
-function hookExit(): void {
-  if (hooked) return;
-  hooked = true;
-  const kill = () => {
-    for (const c of live) {
-      try {
-        c.kill('SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
-    live.clear();
-  };
-  process.once('exit', kill);
-  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
-    process.once(sig, () => {
-      kill();
-      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
-    });
-  }
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
@@ -331,7 +308,6 @@ export async function startSecondary(kind: SecondaryKind, opts: SecondaryOptions
   const binName = SECONDARY_BINARY[kind];
   const bin = findBinary(binName);
   if (!bin) throw new Error(`${binName} is not installed; guard the test with requireSecondary('${kind}')`);
-  hookExit();
   const spec = SPECS[kind];
   const port = opts.port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), `fedns-${kind}-secondary-`));
@@ -339,7 +315,7 @@ export async function startSecondary(kind: SecondaryKind, opts: SecondaryOptions
   const configFile = join(dir, spec.configName);
   writeFileSync(configFile, spec.config({ dir, port, opts }));
   const child = spawn(bin, spec.args(configFile), { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
-  live.add(child);
+  killOnExit(child);
   let out = '';
   const append = (b: Buffer) => {
     out += b.toString('utf8');
@@ -352,12 +328,10 @@ export async function startSecondary(kind: SecondaryKind, opts: SecondaryOptions
     child.once('error', (e) => {
       append(Buffer.from(`\n[spawn error] ${e.message}\n`));
       exit ??= { code: null, signal: null };
-      live.delete(child);
       resolve();
     });
     child.once('close', (code, signal) => {
       exit = { code, signal };
-      live.delete(child);
       resolve();
     });
   });
