@@ -13,10 +13,6 @@ export function canonicalName(name: string): string {
   return lower.endsWith('.') ? lower : `${lower}.`;
 }
 
-export function labelsOf(name: string): string[] {
-  const n = canonicalName(name);
-  return n === '.' ? [] : n.slice(0, -1).split('.');
-}
 
 /** Why a name cannot be used as a DNS name, or undefined when it can. */
 export function nameProblem(name: string): string | undefined {
@@ -89,11 +85,6 @@ export function parentKey(key: string): string {
   return len === 0 ? '' : key.slice(len + 1);
 }
 
-/** True when `name` equals `zone` or lies below it (both canonical). */
-export function isInZone(name: string, zone: string): boolean {
-  if (zone === '.') return true;
-  return name === zone || name.endsWith(`.${zone}`);
-}
 
 /** Same test on lookup keys: the key ends with the zone's key at a label boundary. */
 export function keyIsInZone(key: string, zoneKey: string): boolean {

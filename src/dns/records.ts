@@ -65,10 +65,6 @@ export function rrText(rr: RR): string {
   return `${rr.name}\t${rr.ttl}\tIN\t${typeName(rr.type)}\t${rdataText(rr)}`;
 }
 
-/** Identity of a record regardless of TTL, for set comparisons and journals. */
-export function rrIdentity(rr: RR): string {
-  return `${rr.name} ${rr.type} ${rdataText(rr).toLowerCase()}`;
-}
 
 /** Same record data and TTL (owner and type already known to match). */
 export function sameRecord(a: RR, b: RR): boolean {
