@@ -143,11 +143,12 @@ export class Fedns {
     this.dns = new DnsServer(this.responder, { idleTimeout: config.tcp.idleTimeout, maxConnections: config.tcp.maxConnections }, log);
     this.dns.onLatency = (transport, seconds) => metrics.latency.observe(transport === 'udp' ? 0 : 1, seconds);
     this.journal = new Journal(config.transfer.journal.deltas, config.transfer.journal.records);
-    this.transfers = new ZoneTransfers(transferPolicy(config), () => this.federation.snapshot, this.journal, log.child({ component: 'xfr' }), (type, result) =>
+    const policy = transferPolicy(config);
+    this.transfers = new ZoneTransfers(policy, () => this.federation.snapshot, this.journal, log.child({ component: 'xfr' }), (type, result) =>
       metrics.transfers.inc({ type, result }),
     );
     this.responder.transferHandler = (q, msg, conn, remote) => this.transfers.handle(q, msg, conn, remote);
-    this.responder.tsigKeys = transferPolicy(config).keys;
+    this.responder.tsigKeys = policy.keys;
     this.notifier = new Notifier(notifyOptions(config), () => this.federation.snapshot, log.child({ component: 'notify' }), (result) =>
       metrics.notifies.inc({ result }),
     );
@@ -224,8 +225,9 @@ export class Fedns {
       this.ops = undefined;
       await this.startOps(next);
     }
-    this.transfers.setPolicy(transferPolicy(next));
-    this.responder.tsigKeys = transferPolicy(next).keys;
+    const policy = transferPolicy(next);
+    this.transfers.setPolicy(policy);
+    this.responder.tsigKeys = policy.keys;
     this.notifier.setOptions(notifyOptions(next));
     this.dns.setLimits({ idleTimeout: next.tcp.idleTimeout, maxConnections: next.tcp.maxConnections });
     this.config = next;
