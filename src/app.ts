@@ -11,6 +11,7 @@ import { DnsServer } from './dns/server.js';
 import { Responder, type QueryObserver } from './dns/responder.js';
 import { Federation, type FederationSettings } from './federation/federation.js';
 import { parseLabelSelector } from './federation/selector.js';
+import { dnsResolver } from './federation/hostnames.js';
 import { typeName, rcodeName } from './dns/constants.js';
 import { Metrics } from './ops/metrics.js';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -189,6 +190,8 @@ export class Fedns {
   }
 
   async start(): Promise<void> {
+    const h = this.config.hostnames;
+    this.federation.resolveHostnames(dnsResolver(h.resolvers), h.refresh, this.log.child({ component: 'hostnames' }));
     for (const cl of this.config.clusters) this.startCluster(cl);
     await this.dns.listen(this.config.listen);
     await this.startOps(this.config);
@@ -244,6 +247,8 @@ export class Fedns {
       if (restart)
         await this.stopCluster(name);
     }
+    if (JSON.stringify(prev.hostnames) !== JSON.stringify(next.hostnames))
+      this.federation.resolveHostnames(dnsResolver(next.hostnames.resolvers), next.hostnames.refresh, this.log.child({ component: 'hostnames' }));
     this.federation.reconfigure(federationSettings(next));
     for (const cl of next.clusters) if (!this.sources.has(cl.name)) this.startCluster(cl);
     this.log.info({ file: next.file, clusters: next.clusters.length }, 'configuration reloaded');

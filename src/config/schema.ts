@@ -194,6 +194,16 @@ export const configSchema = z
       })
       .prefault({}),
     transfer: transferSchema.prefault({}),
+    /** Load balancers that publish a hostname instead of an IP are re-resolved periodically. */
+    hostnames: z
+      .strictObject({
+        refresh: duration('hostnames.refresh').default(30),
+        /** DNS servers to resolve them with ("192.0.2.1", "192.0.2.1:5353", "[2001:db8::1]:53"); default: the system's. */
+        resolvers: z
+          .array(z.string().refine((s) => isAddress(s) !== 0 || typeof parseListen(s) !== 'string', 'must be IP or IP:PORT'))
+          .default([]),
+      })
+      .prefault({}),
     clusters: z.array(clusterSchema).default([]),
   })
   .superRefine((c, ctx) => {

@@ -4,6 +4,8 @@ import { EventEmitter } from 'node:events';
 import { ClusterState, type ClusterListener, type ClusterSettings } from '../cluster/state.js';
 import { serviceNames, type RecordSettings, type Topology } from '../zone/service-records.js';
 import { ZoneBuilder, type ApexSettings, type ZoneChange, type ZoneSnapshot } from '../zone/snapshot.js';
+import type { Logger } from 'pino';
+import { HostnameAddresses, type ResolveHostname } from './hostnames.js';
 import { federate, type FederatedService, type FederationPolicy } from './model.js';
 
 export interface FederationEvents {
@@ -33,6 +35,7 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
   private readonly seenHealth = new Map<string, string>();
   private readonly changeTimes = new Map<string, number[]>();
   private current: ZoneSnapshot;
+  private hostnames?: HostnameAddresses;
 
   constructor(private settings: FederationSettings) {
     super();
@@ -89,8 +92,8 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     else this.changeTimes.set(c.name, times);
   }
 
-  servicesChanged(c: ClusterState, keys: Set<string>): void {
-    this.collectChangeTimes(c);
+  servicesChanged(c: ClusterState | undefined, keys: Set<string>): void {
+    if (c) this.collectChangeTimes(c);
     for (const k of keys) this.dirty.add(k);
     this.schedule();
   }
@@ -168,7 +171,22 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
 
   /** The federated service "namespace/name" as the current cluster data makes it. */
   federated(key: string): FederatedService | undefined {
-    return federate(key, this.clusters.values(), this.settings.policy);
+    const hostnames = this.hostnames;
+    if (!hostnames) return federate(key, this.clusters.values(), this.settings.policy);
+    const used = new Set<string>();
+    const fs = federate(key, this.clusters.values(), this.settings.policy, (h) => {
+      used.add(h);
+      return hostnames.addresses(h);
+    });
+    hostnames.use(key, used);
+    return fs;
+  }
+
+  /** Resolves load-balancer hostnames; services whose addresses move are rebuilt. */
+  resolveHostnames(resolve: ResolveHostname, refreshSeconds: number, log: Logger): void {
+    this.hostnames?.stop();
+    this.hostnames = new HostnameAddresses(resolve, refreshSeconds * 1000, (keys) => this.servicesChanged(undefined, keys), log);
+    this.hostnames.start();
   }
 
   get topologyNow(): Topology {
@@ -178,6 +196,7 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
   /** Stops timers of every cluster. */
   close(): void {
     if (this.scheduled) clearImmediate(this.scheduled);
+    this.hostnames?.stop();
     for (const c of this.clusters.values()) c.dispose();
   }
 }

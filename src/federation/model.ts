@@ -102,7 +102,10 @@ function selected(policy: FederationPolicy, c: ClusterState, svc: SlimService, k
   return undefined;
 }
 
-function contribution(c: ClusterState, svc: SlimService, key: string, verdict: ClusterVerdict): Contribution {
+/** Current addresses of a load balancer's hostname. */
+export type HostnameLookup = (hostname: string) => string[];
+
+function contribution(c: ClusterState, svc: SlimService, key: string, verdict: ClusterVerdict, lookup?: HostnameLookup): Contribution {
   const mode = svc.headless ? 'endpoints' : c.settings.addressMode;
   verdict.mode = svc.headless ? 'endpoints (headless)' : mode;
   const out: Contribution = { cluster: c, service: svc, addresses: new Map(), endpoints: [], ports: [] };
@@ -151,10 +154,15 @@ function contribution(c: ClusterState, svc: SlimService, key: string, verdict: C
       for (const a of svc.lbAddresses) verdict.skipped.push({ address: a, reason: 'cluster has no ready endpoint' });
       return out;
     }
-    if (svc.lbAddresses.length === 0) verdict.reason = 'no load-balancer address';
     // A load balancer serves the zones where its ready endpoints are; without topology, all of the cluster's.
     const zones = [...readyZones].filter((z) => c.zones.includes(z));
     for (const a of svc.lbAddresses) out.addresses.set(a, zones);
+    for (const h of svc.lbHostnames) {
+      const addrs = lookup?.(h) ?? [];
+      if (addrs.length === 0) verdict.skipped.push({ address: h, reason: 'load-balancer hostname not resolved (yet)' });
+      for (const a of addrs) out.addresses.set(a, zones);
+    }
+    if (out.addresses.size === 0) verdict.reason = 'no load-balancer address';
   } else if (out.addresses.size === 0) {
     verdict.reason = 'no ready endpoint address';
   }
@@ -162,7 +170,7 @@ function contribution(c: ClusterState, svc: SlimService, key: string, verdict: C
 }
 
 /** Builds the federated service `key` ("namespace/name") from every member cluster. */
-export function federate(key: string, clusters: Iterable<ClusterState>, policy: FederationPolicy): FederatedService | undefined {
+export function federate(key: string, clusters: Iterable<ClusterState>, policy: FederationPolicy, lookup?: HostnameLookup): FederatedService | undefined {
   const now = Date.now();
   const live: Contribution[] = [];
   const expired: Contribution[] = [];
@@ -195,7 +203,7 @@ export function federate(key: string, clusters: Iterable<ClusterState>, policy: 
       verdict.reason = why;
       continue;
     }
-    const contrib = contribution(c, svc, key, verdict);
+    const contrib = contribution(c, svc, key, verdict, lookup);
     if (c.health === 'expired') {
       verdict.reason = verdict.reason || 'cluster expired (grace period over)';
       expired.push(contrib);

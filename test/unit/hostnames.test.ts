@@ -1,0 +1,87 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Fedns } from '../../src/app.js';
+import { loadConfig } from '../../src/config/load.js';
+import { RRType } from '../../src/dns/constants.js';
+import { decodeMessage, encodeQuery } from '../../src/dns/message.js';
+import { Responder } from '../../src/dns/responder.js';
+import { Federation } from '../../src/federation/federation.js';
+import { dnsResolver } from '../../src/federation/hostnames.js';
+import { createLogger } from '../../src/ops/log.js';
+import { demoCopy } from '../support/demo.js';
+import { seed, testFederationSettings } from '../support/federation.js';
+
+const until = async (ok: () => boolean, ms = 3000) => {
+  const end = Date.now() + ms;
+  while (!ok() && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+};
+
+describe('load balancers that publish a hostname', () => {
+  it('are resolved, re-resolved when their addresses move, and keep the last addresses when a lookup fails', async () => {
+    const dnsAnswers = new Map<string, string[] | Error>([['lb-123.elb.example.net', ['192.0.2.77']]]);
+    let lookups = 0;
+    const fed = new Federation(testFederationSettings());
+    fed.resolveHostnames(
+      async (h) => {
+        lookups++;
+        const a = dnsAnswers.get(h);
+        if (a instanceof Error) throw a;
+        return a ?? [];
+      },
+      0.05,
+      createLogger('silent'),
+    );
+    const responder = new Responder(() => fed.snapshot);
+    const addrs = () =>
+      decodeMessage(responder.answer(encodeQuery('web.ns.fed.example.com.', RRType.A), 'udp')!)
+        .answers.map((r) => r.data as string)
+        .sort();
+    const c = fed.addCluster({ name: 'a', region: 'r1', zones: ['z1'], addressMode: 'loadBalancer', gracePeriod: 300 });
+    seed(c, [
+      { namespace: 'ns', name: 'web', headless: false, ports: [], lbAddresses: [], lbHostnames: ['LB-123.elb.example.net'], labels: {} },
+      { namespace: 'ns', name: 'web-x', service: 'web', addressType: 'IPv4', ports: [], endpoints: [{ addresses: ['10.0.0.1'], ready: true }] },
+    ]);
+    fed.rebuild();
+    await until(() => addrs().length > 0);
+    expect(addrs()).toEqual(['192.0.2.77']);
+    // The load balancer moves: the next refresh serves the new address (never frozen).
+    dnsAnswers.set('lb-123.elb.example.net', ['192.0.2.78', '192.0.2.79']);
+    await until(() => addrs()[0] === '192.0.2.78');
+    expect(addrs()).toEqual(['192.0.2.78', '192.0.2.79']);
+    // A failing lookup is not an empty answer: the last addresses stay.
+    dnsAnswers.set('lb-123.elb.example.net', new Error('timeout'));
+    const before = lookups;
+    await until(() => lookups > before + 2);
+    expect(addrs()).toEqual(['192.0.2.78', '192.0.2.79']);
+    // The hostname is gone from the cluster: no more lookups for it.
+    seed(c, [{ namespace: 'ns', name: 'web', headless: false, ports: [], lbAddresses: ['192.0.2.1'], lbHostnames: [], labels: {} }]);
+    fed.rebuild();
+    expect(addrs()).toEqual(['192.0.2.1']);
+    const after = lookups;
+    await new Promise((r) => setTimeout(r, 150));
+    expect(lookups).toBe(after);
+    fed.close();
+  });
+});
+
+describe('dnsResolver', () => {
+  let server: Fedns;
+  let cleanup: () => void;
+  beforeAll(async () => {
+    const copy = demoCopy((y) => y.replace('127.0.0.1:1053', '127.0.0.1:0').replace('listen: 127.0.0.1:9153', 'listen: null'));
+    cleanup = copy.cleanup;
+    server = new Fedns(loadConfig(copy.config), createLogger('silent'));
+    await server.start();
+    await until(() => server.federation.snapshot.ready);
+  });
+  afterAll(async () => {
+    await server.stop(100);
+    cleanup();
+  });
+
+  it('resolves A and AAAA through the given server; a missing name is no addresses; a refusal is a failure', async () => {
+    const resolve = dnsResolver([`127.0.0.1:${server.dns.addresses()[0].port}`]);
+    expect(await resolve('web.shop.fed.example.com')).toEqual(['192.0.2.20', '198.51.100.20', '2001:db8:a::20', '2001:db8:b::20']);
+    expect(await resolve('missing.default.fed.example.com')).toEqual([]);
+    await expect(resolve('www.example.org')).rejects.toThrow(/cannot resolve www\.example\.org/);
+  });
+});
