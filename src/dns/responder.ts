@@ -48,7 +48,7 @@ export interface QueryObserver {
 export type TransferHandler = (q: ParsedQuery, msg: Buffer, conn: Socket | undefined, remote: string | undefined) => Buffer | null;
 
 export interface ResponderOptions {
-  /** Nodes whose encoded answers stay cached. */
+  /** Query names whose encoded answers stay cached. */
   cacheSize?: number;
   observer?: QueryObserver;
 }
