@@ -31,8 +31,6 @@ export const enum ParseFailure {
   FormErr = 2,
 }
 
-const scratch = Buffer.allocUnsafe(256);
-
 /** Skips a (possibly compressed) name in a record; returns the offset after it, or -1. */
 function skipName(buf: Buffer, off: number): number {
   for (let i = 0; i < 128; i++) {
@@ -73,29 +71,24 @@ export function parseQuery(buf: Buffer, out: ParsedQuery): number {
   const ns = buf.readUInt16BE(8);
   const ar = buf.readUInt16BE(10);
   if (qd !== 1) return ParseFailure.FormErr;
-  // Question name: plain labels only, lowercased into the scratch buffer.
+  // Question name: plain labels only (no compression), at most 255 bytes.
   let off = 12;
-  let n = 0;
   for (;;) {
     if (off >= buf.length) return ParseFailure.FormErr;
     const len = buf[off];
     if (len === 0) {
-      scratch[n++] = 0;
       off++;
       break;
     }
-    if (len > 63) return ParseFailure.FormErr;
-    if (n + len + 2 > 255 || off + 1 + len > buf.length) return ParseFailure.FormErr;
-    scratch[n++] = len;
-    for (let i = 1; i <= len; i++) {
-      const c = buf[off + i];
-      scratch[n++] = c >= 0x41 && c <= 0x5a ? c | 0x20 : c;
-    }
+    if (len > 63 || off + 1 + len - 12 > 254 || off + 1 + len > buf.length) return ParseFailure.FormErr;
     off += len + 1;
   }
   if (off + 4 > buf.length) return ParseFailure.FormErr;
-  out.qnameLen = n;
-  out.key = scratch.toString('latin1', 0, n);
+  out.qnameLen = off - 12;
+  // The lookup key: the wire name in lowercase. Length bytes are at most 63, below 'A', so
+  // lowercasing the latin1 string only changes letters (zone names are ASCII; a non-ASCII byte
+  // lowercased by JS cannot turn into one of them).
+  out.key = buf.toString('latin1', 12, off).toLowerCase();
   out.qtype = buf.readUInt16BE(off);
   out.qclass = buf.readUInt16BE(off + 2);
   off += 4;
