@@ -1,32 +1,24 @@
 // An answer built from a stale cluster's data carries Extended DNS Error 3 (Stale Answer,
 // RFC 8914) and the stale TTL, as dig shows it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Fedns } from '../../src/app.js';
-import { loadConfig } from '../../src/config/load.js';
-import { createLogger } from '../../src/ops/log.js';
-import { demoCopy } from '../support/demo.js';
+import { startDemo } from '../support/demo.js';
 import { dig } from '../support/dig.js';
 import { requirePeer } from '../support/peers.js';
 
 const hasDig = requirePeer('dig');
 
 describe.skipIf(!hasDig)('stale answers through dig', () => {
-  let server: Fedns;
-  let cleanup: () => void;
+  let demo: Awaited<ReturnType<typeof startDemo>>;
   beforeAll(async () => {
-    const copy = demoCopy((y) => y.replace('127.0.0.1:1053', '127.0.0.1:0').replace('listen: 127.0.0.1:9153', 'listen: null'));
-    cleanup = copy.cleanup;
-    server = new Fedns(loadConfig(copy.config), createLogger('silent'));
-    await server.start();
-    while (!server.federation.snapshot.ready) await new Promise((r) => setTimeout(r, 10));
+    demo = await startDemo();
   });
   afterAll(async () => {
-    await server.stop(100);
-    cleanup();
+    await demo.stop();
   });
 
   it('shows EDE 3 and the stale TTL once a contributing cluster turns stale, and neither while live', async () => {
-    const port = String(server.dns.addresses()[0].port);
+    const server = demo.server;
+    const port = String(demo.port);
     const ask = () => dig(['@127.0.0.1', '-p', port, 'billing.finance.fed.example.com', 'A']);
     const live = await ask();
     expect(live.edeCode).toBeUndefined();

@@ -35,3 +35,14 @@ export function killOnExit(child: ChildProcess): void {
   child.once('error', forget);
   child.once('close', forget);
 }
+
+/** SIGTERM, then SIGKILL after `graceMs` if the child is still running; resolves once it exited. */
+export async function terminate(child: ChildProcess, exited: Promise<void>, hasExited: () => boolean, graceMs = 5000): Promise<void> {
+  if (hasExited()) return;
+  child.kill('SIGTERM');
+  const t = setTimeout(() => {
+    if (!hasExited()) child.kill('SIGKILL');
+  }, graceMs);
+  await exited;
+  clearTimeout(t);
+}

@@ -3,6 +3,9 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Fedns } from '../../src/app.js';
+import { loadConfig } from '../../src/config/load.js';
+import { createLogger } from '../../src/ops/log.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const DEMO_CONFIG = join(ROOT, 'config', 'fedns.yaml');
@@ -15,4 +18,24 @@ export function demoCopy(edit: (yaml: string) => string = (y) => y): { dir: stri
   const config = join(dir, 'fedns.yaml');
   writeFileSync(config, edit(readFileSync(DEMO_CONFIG, 'utf8')));
   return { dir, config, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * The demo served in-process on a port the kernel picks, without the ops listener, once every
+ * cluster has synced. `edit` changes the YAML further.
+ */
+export async function startDemo(edit: (yaml: string) => string = (y) => y): Promise<{ server: Fedns; port: number; dir: string; stop(): Promise<void> }> {
+  const copy = demoCopy((y) => edit(y.replace('127.0.0.1:1053', '127.0.0.1:0').replace('listen: 127.0.0.1:9153', 'listen: null')));
+  const server = new Fedns(loadConfig(copy.config), createLogger('silent'));
+  await server.start();
+  while (!server.federation.snapshot.ready) await new Promise((r) => setTimeout(r, 10));
+  return {
+    server,
+    port: server.dns.addresses()[0].port,
+    dir: copy.dir,
+    async stop() {
+      await server.stop(100);
+      copy.cleanup();
+    },
+  };
 }

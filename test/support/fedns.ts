@@ -11,7 +11,7 @@
  * `npx tsc -p tsconfig.json && npx vitest run FILE`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { killOnExit } from './children.js';
+import { killOnExit, terminate } from './children.js';
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { CLI, demoCopy } from './demo.js';
@@ -166,14 +166,7 @@ export async function startFedns(opts: FednsOptions = {}): Promise<FednsProcess>
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= (async () => {
-      if (!exit) {
-        child.kill('SIGTERM');
-        const t = setTimeout(() => {
-          if (!exit) child.kill('SIGKILL');
-        }, 5000);
-        await exited;
-        clearTimeout(t);
-      }
+      await terminate(child, exited, () => exit !== undefined);
       scratch?.cleanup();
     })();
     return stopping;

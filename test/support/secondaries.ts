@@ -23,7 +23,7 @@
  * Environment: FEDNS_KEEP_PEER_DIRS=1 keeps scratch directories (their paths are printed).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { killOnExit } from './children.js';
+import { killOnExit, terminate } from './children.js';
 import * as dgram from 'node:dgram';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -339,14 +339,7 @@ export async function startSecondary(kind: SecondaryKind, opts: SecondaryOptions
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= (async () => {
-      if (!exit) {
-        child.kill('SIGTERM');
-        const t = setTimeout(() => {
-          if (!exit) child.kill('SIGKILL');
-        }, 5000);
-        await exited;
-        clearTimeout(t);
-      }
+      await terminate(child, exited, () => exit !== undefined);
       if (process.env.FEDNS_KEEP_PEER_DIRS === '1') process.stderr.write(`[fedns secondaries] keeping ${dir}\n`);
       else rmSync(dir, { recursive: true, force: true });
     })();

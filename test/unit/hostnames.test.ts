@@ -1,13 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Fedns } from '../../src/app.js';
-import { loadConfig } from '../../src/config/load.js';
 import { RRType } from '../../src/dns/constants.js';
 import { decodeMessage, encodeQuery } from '../../src/dns/message.js';
 import { Responder } from '../../src/dns/responder.js';
 import { Federation } from '../../src/federation/federation.js';
 import { dnsResolver } from '../../src/federation/hostnames.js';
 import { createLogger } from '../../src/ops/log.js';
-import { demoCopy } from '../support/demo.js';
+import { startDemo } from '../support/demo.js';
 import { seed, testFederationSettings } from '../support/federation.js';
 
 const until = async (ok: () => boolean, ms = 3000) => {
@@ -64,22 +62,16 @@ describe('load balancers that publish a hostname', () => {
 });
 
 describe('dnsResolver', () => {
-  let server: Fedns;
-  let cleanup: () => void;
+  let demo: Awaited<ReturnType<typeof startDemo>>;
   beforeAll(async () => {
-    const copy = demoCopy((y) => y.replace('127.0.0.1:1053', '127.0.0.1:0').replace('listen: 127.0.0.1:9153', 'listen: null'));
-    cleanup = copy.cleanup;
-    server = new Fedns(loadConfig(copy.config), createLogger('silent'));
-    await server.start();
-    await until(() => server.federation.snapshot.ready);
+    demo = await startDemo();
   });
   afterAll(async () => {
-    await server.stop(100);
-    cleanup();
+    await demo.stop();
   });
 
   it('resolves A and AAAA through the given server; a missing name is no addresses; a refusal is a failure', async () => {
-    const resolve = dnsResolver([`127.0.0.1:${server.dns.addresses()[0].port}`]);
+    const resolve = dnsResolver([`127.0.0.1:${demo.port}`]);
     expect(await resolve('web.shop.fed.example.com')).toEqual(['192.0.2.20', '198.51.100.20', '2001:db8:a::20', '2001:db8:b::20']);
     expect(await resolve('missing.default.fed.example.com')).toEqual([]);
     await expect(resolve('www.example.org')).rejects.toThrow(/cannot resolve www\.example\.org/);
