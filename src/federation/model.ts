@@ -93,6 +93,8 @@ interface Contribution {
   addresses: Map<string, string[]>;
   endpoints: HeadlessEndpoint[];
   ports: SlimPort[];
+  /** What explain says of this cluster for this service. */
+  verdict: ClusterVerdict;
 }
 
 function selected(policy: FederationPolicy, c: ClusterState, svc: SlimService, key: string): string | undefined {
@@ -108,7 +110,7 @@ export type HostnameLookup = (hostname: string) => string[];
 function contribution(c: ClusterState, svc: SlimService, key: string, verdict: ClusterVerdict, lookup?: HostnameLookup): Contribution {
   const mode = svc.headless ? 'endpoints' : c.settings.addressMode;
   verdict.mode = svc.headless ? 'endpoints (headless)' : mode;
-  const out: Contribution = { cluster: c, service: svc, addresses: new Map(), endpoints: [], ports: [] };
+  const out: Contribution = { cluster: c, service: svc, addresses: new Map(), endpoints: [], ports: [], verdict };
   const readyZones = new Set<string>();
   let ready = 0;
   const hosts = new Map<string, HeadlessEndpoint>();
@@ -234,7 +236,7 @@ export function federate(key: string, clusters: Iterable<ClusterState>, policy: 
   let headless = false;
   for (const x of used) {
     const c = x.cluster;
-    const verdict = verdicts.find((v) => v.cluster === c.name)!;
+    const verdict = x.verdict;
     if (x.service.ttl !== undefined) ttl = Math.min(ttl, x.service.ttl);
     headless ||= x.service.headless;
     for (const p of x.ports) ports.set(`${p.name}/${p.protocol}/${p.port}`, p);
