@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // fedns command line: serve, check, zone.
-import { watchFile, unwatchFile } from 'node:fs';
+import { readFileSync, watchFile, unwatchFile } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
 import { Command, Option } from 'commander';
@@ -27,7 +27,8 @@ function load(file: string): Config {
 }
 
 const program = new Command();
-program.name('fedns').description('Authoritative DNS for a federation of Kubernetes clusters').showHelpAfterError();
+const pkg = JSON.parse(readFileSync(resolve(here, '..', '..', 'package.json'), 'utf8')) as { version: string };
+program.name('fedns').description('Authoritative DNS for a federation of Kubernetes clusters').version(pkg.version).showHelpAfterError();
 const configOption = () => new Option('-c, --config <file>', 'configuration file').default(DEFAULT_CONFIG, 'config/fedns.yaml');
 
 program
