@@ -77,6 +77,18 @@ export class DnsServer {
   }
 
   private async open(a: ListenAddr): Promise<Listener> {
+    // Port 0: UDP picks a free port and TCP takes the same number, which another socket may
+    // already hold for TCP: then try again with a fresh one.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.openOnce(a);
+      } catch (e) {
+        if (a.port !== 0 || (e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 20) throw e;
+      }
+    }
+  }
+
+  private async openOnce(a: ListenAddr): Promise<Listener> {
     // A deep receive buffer absorbs bursts instead of dropping them (the kernel may cap it lower).
     const udp = createSocket({ type: isIPv6(a.host) ? 'udp6' : 'udp4', recvBufferSize: 4 << 20 });
     udp.on('message', (msg, rinfo) => {
@@ -103,7 +115,6 @@ export class DnsServer {
     const bound = udp.address().port;
     const tcp = createServer((s) => this.accept(s));
     tcp.maxConnections = this.limits.maxConnections;
-    tcp.on('error', (e) => this.log.error({ err: e, address: addrText(a) }, 'TCP listener error'));
     try {
       await new Promise<void>((resolve, reject) => {
         tcp.once('error', reject);
@@ -117,6 +128,7 @@ export class DnsServer {
       udp.close();
       throw e;
     }
+    tcp.on('error', (e) => this.log.error({ err: e, address: addrText(a) }, 'TCP listener error'));
     this.log.info({ address: addrText({ host: a.host, port: bound }) }, 'listening on UDP and TCP');
     return { addr: a, udp, tcp };
   }
