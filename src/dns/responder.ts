@@ -35,6 +35,10 @@ interface CacheEntry {
   byType: Map<number, Encoded[]>;
   /** Types whose encoding includes the SOA (NODATA after a CNAME chain). */
   withSoa: Set<number>;
+  /** The query type last answered for this name, with its variants: most names see one type. */
+  fastType: number;
+  fastVariants: Encoded[];
+  fastTurns: number;
 }
 
 export interface QueryObserver {
@@ -113,6 +117,16 @@ export class Responder {
       return this.finish(msg, q, transport, Rcode.SERVFAIL, false, undefined, true);
     }
     if (q.key === zone.apexKey && qt === RRType.SOA) return this.apexSoa(msg, q, transport, zone);
+    // The rotation picked here is the one encoded below when this variant is not cached yet.
+    let rotation = -1;
+    if (qt === entry.fastType) {
+      rotation = entry.fastTurns > 1 ? this.rotation++ % entry.fastTurns : 0;
+      const hit = entry.fastVariants[rotation];
+      if (hit !== undefined) {
+        this.cacheHits++;
+        return this.finish(msg, q, transport, Rcode.NOERROR, true, hit, true, node.stale);
+      }
+    }
     let type = qt;
     if (qt === RRType.ANY) {
       // RFC 8482 4.2: answer with one RRset of the name rather than all of them.
@@ -122,7 +136,7 @@ export class Responder {
     }
     const ans = node.answerFor(type);
     if (!ans) return this.negativeAnswer(msg, q, transport, zone, Rcode.NOERROR);
-    const enc = this.encoded(entry, type, ans, q.qnameLen, zone);
+    const enc = this.encoded(entry, qt, type, ans, q.qnameLen, zone, rotation);
     return this.finish(msg, q, transport, Rcode.NOERROR, true, enc, true, node.stale);
   }
 
@@ -166,20 +180,24 @@ export class Responder {
       e.zone = zone;
       for (const t of e.withSoa) e.byType.delete(t);
       e.withSoa.clear();
+      e.fastType = -1;
       return e;
     }
-    e = { zone, node, byType: new Map(), withSoa: new Set() };
+    e = { zone, node, byType: new Map(), withSoa: new Set(), fastType: -1, fastVariants: [], fastTurns: 1 };
     this.cache.set(key, e);
     return e;
   }
 
-  private encoded(entry: CacheEntry, type: number, ans: Answer, qnameLen: number, zone: ZoneSnapshot): Encoded {
+  private encoded(entry: CacheEntry, qtype: number, type: number, ans: Answer, qnameLen: number, zone: ZoneSnapshot, rotation: number): Encoded {
     const byType = entry.byType;
     let variants = byType.get(type);
     if (!variants) byType.set(type, (variants = []));
     let turns = 1;
     for (const set of ans.answer) if (set.length > turns) turns = set.length;
-    const r = turns > 1 ? this.rotation++ % turns : 0;
+    entry.fastType = qtype;
+    entry.fastVariants = variants;
+    entry.fastTurns = turns;
+    const r = rotation >= 0 && rotation < turns ? rotation : turns > 1 ? this.rotation++ % turns : 0;
     const hit = variants[r];
     if (hit) {
       this.cacheHits++;
