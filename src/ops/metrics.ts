@@ -114,28 +114,22 @@ export class Metrics {
       [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05],
       registry,
     );
-    let lastHits = 0;
-    let lastMisses = 0;
-    new Counter({
-      name: 'fedns_answer_cache_hits_total',
-      help: 'Answers served from encoded bytes already in the answer cache',
-      registers: [registry],
-      collect() {
-        const c = cache();
-        this.inc(c.hits - lastHits);
-        lastHits = c.hits;
-      },
-    });
-    new Counter({
-      name: 'fedns_answer_cache_misses_total',
-      help: 'Answers that had to be encoded',
-      registers: [registry],
-      collect() {
-        const c = cache();
-        this.inc(c.misses - lastMisses);
-        lastMisses = c.misses;
-      },
-    });
+    // Counters the query path keeps as plain numbers, brought up to date when scraped.
+    const mirror = (name: string, help: string, read: () => number) => {
+      let seen = 0;
+      new Counter({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          const now = read();
+          this.inc(now - seen);
+          seen = now;
+        },
+      });
+    };
+    mirror('fedns_answer_cache_hits_total', 'Answers served from encoded bytes already in the answer cache', () => cache().hits);
+    mirror('fedns_answer_cache_misses_total', 'Answers that had to be encoded', () => cache().misses);
     new Gauge({
       name: 'fedns_cluster_health',
       help: 'Member cluster health: 1 for the current state',
