@@ -54,6 +54,8 @@ export class ClusterState {
   readonly discoveredZones = new Set<string>();
   watchRestarts = 0;
   private expiry?: NodeJS.Timeout;
+  /** Region or zones changed since the last flush: every service of the cluster is affected. */
+  private topologyChanged = false;
   /** When the changes waiting to be published began (ms since epoch), for programming latency. */
   private changeTimes: number[] = [];
   /** Batched dirty keys, flushed by flush() (sources call it at the end of a batch). */
@@ -146,8 +148,6 @@ export class ClusterState {
     }
     if (grew) this.topologyChanged = true;
   }
-
-  private topologyChanged = false;
 
   /** Replaces every object of one kind with a complete new list, applying only the difference. */
   replaceKind(kind: Kind, items: Array<SlimService | SlimEndpointSlice | SlimServiceExport>): void {

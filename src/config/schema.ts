@@ -223,6 +223,5 @@ export const configSchema = z
     });
   });
 
-export type RawConfig = z.input<typeof configSchema>;
 export type ParsedConfig = z.output<typeof configSchema>;
 export type ClusterConfig = ParsedConfig['clusters'][number];

@@ -32,10 +32,6 @@ export class ZoneNode {
     return this.rrsets.size === 0;
   }
 
-  get cname(): RR | undefined {
-    return this.rrsets.get(RRType.CNAME)?.[0];
-  }
-
   /** The answer for a query type; undefined is NODATA. */
   answerFor(qtype: number): Answer | undefined {
     return this.answers.get(qtype) ?? (this.rrsets.has(RRType.CNAME) && qtype !== RRType.CNAME ? this.answers.get(0) : undefined);
