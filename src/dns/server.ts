@@ -178,7 +178,10 @@ export class DnsServer {
     const listeners = [...this.listeners.values()];
     this.listeners.clear();
     await Promise.all(listeners.map(closeListener));
-    for (const s of this.connections) if (!s.writableNeedDrain) s.end();
+    // A query may already sit in a connection's receive buffer, unread: keep each connection
+    // open until it has been quiet for a moment, answer what arrives, then close our side.
+    const quietMs = Math.min(250, graceMs);
+    for (const s of this.connections) s.setTimeout(quietMs, () => s.end());
     const deadline = Date.now() + graceMs;
     while (this.connections.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const s of this.connections) s.destroy();

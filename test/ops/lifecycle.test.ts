@@ -109,14 +109,21 @@ describe('graceful shutdown', () => {
         buf = buf.subarray(2 + buf.readUInt16BE(0));
       }
     });
-    const q = encodeQuery('web.shop.fed.example.com.', RRType.AAAA, { id: 77 });
-    const framed = Buffer.concat([Buffer.from([q.length >> 8, q.length & 255]), q]);
-    sock.write(framed);
+    const frame = (id: number) => {
+      const q = encodeQuery('web.shop.fed.example.com.', RRType.AAAA, { id });
+      return Buffer.concat([Buffer.from([q.length >> 8, q.length & 255]), q]);
+    };
+    // One round trip first, so the server has certainly accepted the connection.
+    sock.write(frame(76));
+    while (frames.length < 1) await new Promise((r) => setTimeout(r, 5));
+    // Then a query written right before the signal: it may still be unread when SIGTERM lands.
+    sock.write(frame(77));
     f.process.kill('SIGTERM');
     const exit = await new Promise<number | null>((r) => f!.process.once('exit', (code) => r(code)));
     expect(exit).toBe(0);
-    expect(frames.length).toBe(1);
-    expect(decodeMessage(frames[0]).answers.length).toBe(2);
+    expect(frames.length).toBe(2);
+    expect(decodeMessage(frames[1]).id).toBe(77);
+    expect(decodeMessage(frames[1]).answers.length).toBe(2);
     const refused = await new Promise<boolean>((r) => {
       const c = connect(f!.port, '127.0.0.1');
       c.on('error', () => r(true));
