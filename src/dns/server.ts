@@ -1,5 +1,6 @@
 // UDP and TCP listeners (RFC 1035 4.2, RFC 7766). Each listen address gets both.
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
 import { createServer, isIPv6, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Responder } from './responder.js';
@@ -90,7 +91,15 @@ export class DnsServer {
 
   private async openOnce(a: ListenAddr): Promise<Listener> {
     // A deep receive buffer absorbs bursts instead of dropping them (the kernel may cap it lower).
-    const udp = createSocket({ type: isIPv6(a.host) ? 'udp6' : 'udp4', recvBufferSize: 4 << 20 });
+    // Replies go to rinfo's address, always an IP literal: once bound, skip dgram's per-send
+    // dns.lookup (option parsing plus a nextTick per datagram, ~15% of the UDP path's CPU).
+    let literal = false;
+    const family = isIPv6(a.host) ? 6 : 4;
+    const lookup = (host: string, options: LookupOneOptions, cb: (err: Error | null, address: string, family: number) => void) => {
+      if (literal) cb(null, host, family);
+      else dnsLookup(host, options, cb);
+    };
+    const udp = createSocket({ type: family === 6 ? 'udp6' : 'udp4', recvBufferSize: 4 << 20, lookup });
     udp.on('message', (msg, rinfo) => {
       const t0 = performance.now();
       let out: Buffer | null;
@@ -112,6 +121,7 @@ export class DnsServer {
         resolve();
       });
     });
+    literal = true;
     const bound = udp.address().port;
     const tcp = createServer((s) => this.accept(s));
     tcp.maxConnections = this.limits.maxConnections;

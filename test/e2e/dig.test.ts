@@ -335,6 +335,24 @@ describe('TCP limits', () => {
   });
 });
 
+describe.skipIf(!hasDig)('IPv6 listen address', () => {
+  it('answers on [::1] over UDP and TCP, next to 127.0.0.1', async () => {
+    const f = await startFedns({ edit: (y) => y.replace('  - 127.0.0.1:0\n', '  - 127.0.0.1:0\n  - "[::1]:0"\n') });
+    try {
+      const rec = f.logs().find((r) => r.msg === 'listening on UDP and TCP' && String(r.address).startsWith('[::1]:'));
+      expect(rec, 'a "listening on UDP and TCP" line for [::1]').toBeDefined();
+      const port = Number(/:(\d+)$/.exec(String(rec!.address))![1]);
+      for (const transport of ['+notcp', '+tcp']) {
+        const r = await dig(['@::1', '-p', String(port), 'nginx.default.fed.example.com', 'A', transport]);
+        expect(r.status, summarise(r)).toBe('NOERROR');
+        expect(r.answer.map((a) => a.data).sort()).toEqual(['192.0.2.10', '198.51.100.10']);
+      }
+    } finally {
+      await f.stop();
+    }
+  });
+});
+
 describe.skipIf(!hasDig)('manifest directory watch', () => {
   it('an edited manifest changes the answer; a broken file keeps the last good state and is logged', async () => {
     const f = await startFedns();
