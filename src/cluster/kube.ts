@@ -143,6 +143,23 @@ export function describeStatus(status: number, body: string): ApiError {
   return new ApiError(text, 'http', status);
 }
 
+/** Retry-After as milliseconds: delay-seconds or an HTTP date (RFC 9110 10.2.3); else undefined. */
+export function retryAfterMs(value: string | undefined, now = Date.now()): number | undefined {
+  if (value === undefined) return undefined;
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  // HTTP dates end in "GMT" (IMF-fixdate and the obsolete forms); Date.parse alone takes "1.5".
+  const at = / GMT$/.test(v) ? Date.parse(v) : NaN;
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/** A non-200 answer to `what` as an ApiError, with the server's Retry-After when it sent one. */
+function statusError(what: string, res: http.IncomingMessage, body: string): ApiError {
+  const err = describeStatus(res.statusCode ?? 0, body);
+  const after = res.headers['retry-after'];
+  return new ApiError(`${what}: ${err.message}`, 'http', err.status, retryAfterMs(Array.isArray(after) ? after[0] : after));
+}
+
 function readBody(res: http.IncomingMessage, limit: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -321,10 +338,7 @@ export class KubeTransport implements Transport {
         const err = e instanceof ApiError ? e : describeNetworkError(e);
         throw new ApiError(`${what}: ${err.message}`, err.category);
       }
-      if (res.statusCode !== 200) {
-        const err = describeStatus(res.statusCode ?? 0, body);
-        throw new ApiError(`${what}: ${err.message}`, 'http', err.status);
-      }
+      if (res.statusCode !== 200) throw statusError(what, res, body);
       try {
         return JSON.parse(body) as unknown;
       } catch {
@@ -345,8 +359,7 @@ export class KubeTransport implements Transport {
       } catch {
         /* the status is what matters */
       }
-      const err = describeStatus(res.statusCode ?? 0, body);
-      throw new ApiError(`${what}: ${err.message}`, 'http', err.status);
+      throw statusError(what, res, body);
     }
     return { response: res, abort: () => req.destroy() };
   }
@@ -546,6 +559,7 @@ export class KubeClusterSource implements ClusterSource {
         if (this.stopped) return;
         this.loadedStamp = stamp;
         this.transport?.setConfig(kc);
+        for (const r of this.reflectors.values()) r.forgetPosition();
         this.log.info({ kubeconfig: this.src.kubeconfig, context: kc.getCurrentContext() }, 'kubeconfig changed on disk; using the new credentials');
       })
       .catch((e: unknown) => {

@@ -14,7 +14,10 @@
 //   malformed line                   re-LIST (an event may have been lost)
 //   no event/bookmark for idleLimit  watchdog: abort, re-LIST (also proves the server answers)
 //   anything else                    failure: reported (cluster turns stale), exponential backoff
-//                                    with jitter, then re-LIST; the next complete LIST is healthy
+//                                    with jitter (at least the server's Retry-After), then:
+//                                    a failed WATCH resumes from the last resourceVersion (the
+//                                    server replays what was missed, or answers 410), healthy
+//                                    again once it opens; a failed LIST is listed again
 //   many restarts in a short window  reconnect storm: logged once, restarts are backed off
 //
 // Nothing here knows HTTP or Kubernetes credentials: a Transport opens requests.
@@ -29,6 +32,8 @@ export class ApiError extends Error {
     readonly category: 'http' | 'tls' | 'network' | 'timeout' | 'protocol' | 'config' | 'aborted',
     /** HTTP status (or the code of an in-stream ERROR Status). */
     readonly status?: number,
+    /** The server's Retry-After (429, 503), in milliseconds. */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
     this.name = 'ApiError';
@@ -122,6 +127,8 @@ type WatchEnd =
   | { how: 'missing' };
 
 const MAX_LINE = 64 * 1024 * 1024;
+/** A Retry-After longer than this is taken as this (a misconfigured server must not park us for hours). */
+const MAX_RETRY_AFTER_MS = 10 * 60_000;
 
 function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
@@ -167,7 +174,7 @@ export class QuietLog {
 export class Reflector {
   /** resourceVersion to watch from (from the last list, event or bookmark). */
   resourceVersion = '';
-  /** The last complete list is current and no failure happened since. */
+  /** The data is current: a complete list, then no failure (or a watch resumed since). */
   healthy = false;
   /** A complete list was applied at least once. */
   synced = false;
@@ -184,6 +191,8 @@ export class Reflector {
   private missingLogged = false;
   private running?: Promise<void>;
   private sleeper?: { timer: NodeJS.Timeout; resolve: () => void };
+  /** The next start must LIST: the position (resourceVersion) means nothing any more. */
+  private positionLost = false;
   private readonly quiet: QuietLog;
 
   constructor(
@@ -200,6 +209,14 @@ export class Reflector {
     this.running ??= this.loop().catch((e) => this.log.error({ err: e, kind: this.spec.kind }, 'list/watch loop crashed'));
   }
 
+  /**
+   * The credentials or the server changed: a resourceVersion from before may not be a position
+   * on the new server's history, so the next restart lists instead of resuming.
+   */
+  forgetPosition(): void {
+    this.positionLost = true;
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     this.abort.abort();
@@ -212,8 +229,10 @@ export class Reflector {
   private async loop(): Promise<void> {
     let needList = true;
     while (!this.stopped) {
+      let watching = false;
       try {
-        if (needList) {
+        if (needList || this.positionLost) {
+          this.positionLost = false;
           const found = await this.list();
           if (this.stopped) return;
           if (!found) {
@@ -223,6 +242,7 @@ export class Reflector {
           needList = false;
         }
         const started = Date.now();
+        watching = true;
         const end = await this.watch();
         if (this.stopped) return;
         switch (end.how) {
@@ -264,10 +284,15 @@ export class Reflector {
           if (delay > 0) await this.sleep(delay);
           continue;
         }
-        needList = true;
+        // A watch that failed resumes from where it was: the server either replays every
+        // change since that resourceVersion or answers 410 (then we list). No re-list storm
+        // against an API server that is already struggling.
+        needList = !(watching && this.resourceVersion !== '' && !this.positionLost);
         const reason = this.describe(e);
-        this.fail(reason, e instanceof ApiError ? e : undefined);
-        await this.sleep(this.backoff());
+        const err = e instanceof ApiError ? e : undefined;
+        const delay = Math.max(this.backoff(), Math.min(err?.retryAfterMs ?? 0, MAX_RETRY_AFTER_MS));
+        this.fail(reason, err, needList ? 'list' : `watch from resourceVersion ${this.resourceVersion}`, delay);
+        await this.sleep(delay);
       }
     }
   }
@@ -277,13 +302,11 @@ export class Reflector {
     return `unexpected error: ${errorText(e)}`;
   }
 
-  private fail(reason: string, error?: ApiError): void {
-    const now = Date.now();
-    if (this.healthySince && now - this.healthySince >= this.timing.backoffResetMs) this.failures = 0;
+  private fail(reason: string, error: ApiError | undefined, next: string, delayMs: number): void {
     this.healthySince = 0;
     this.healthy = false;
     this.restarts++;
-    this.quiet.warn({ kind: this.spec.kind, reason }, 'list/watch failed; retrying with backoff', { failures: this.failures + 1 });
+    this.quiet.warn({ kind: this.spec.kind, reason }, 'list/watch failed; retrying with backoff', { failures: this.failures, next, delayMs });
     this.sink.failed(reason, error);
     this.sink.restarted(reason);
   }
@@ -301,6 +324,8 @@ export class Reflector {
 
   /** Next delay after a failure: base doubling to cap, with jitter (half fixed, half random). */
   private backoff(): number {
+    // A long healthy spell since the last failure starts the doubling over.
+    if (this.healthySince && Date.now() - this.healthySince >= this.timing.backoffResetMs) this.failures = 0;
     const d = Math.min(this.timing.backoffCapMs, this.timing.backoffBaseMs * 2 ** Math.min(this.failures, 30));
     this.failures++;
     return Math.round(d / 2 + Math.random() * (d / 2));
@@ -445,6 +470,8 @@ export class Reflector {
       throw e;
     }
     const opened = Date.now();
+    // A watch resumed after a failure: what was missed arrives first on this stream.
+    if (!this.healthy) this.markSynced();
     const { response, abort } = stream;
     return new Promise<WatchEnd>((resolve, reject) => {
       let buf = '';

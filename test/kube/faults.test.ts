@@ -186,11 +186,33 @@ describe('kube source: fault matrix under continuous queries', () => {
     expect(warned.length).toBeLessThan(10);
   });
 
-  it('5xx on watch: stale, backoff, re-list, live again', async () => {
+  it('5xx on watch: stale, backoff, the watch resumes from its resourceVersion (no re-list), live again', async () => {
     const h = east.failWatch(500, { times: 20 });
     east.endOpenWatches();
     await hits(east, h, 20, 'watch 500');
     await afterFault({ stale: true, reason: /^watch (services|endpointslices): API server error \(500\)/ });
+    // Twenty failed watches, and (almost) no list: each retry asked to watch from where it was.
+    expect(east.requestCount({ verb: 'list' })).toBeLessThanOrEqual(2);
+    const watches = east.requestLog.filter((r) => r.verb === 'watch');
+    expect(watches.length).toBeGreaterThan(20);
+    expect(watches.every((r) => Number(r.query.resourceVersion) > 0)).toBe(true);
+  });
+
+  it("429 with Retry-After: waits as long as the server asks (not the 10 ms backoff), then resumes the watch", async () => {
+    const h = east.failWatch(429, { times: 3, kind: 'Service' });
+    east.endOpenWatches();
+    await hits(east, h, 3, 'watch 429', 15_000);
+    await afterFault({ stale: true, reason: /^watch services: throttled by the API server \(429\)/ });
+    const watches = east.requestLog.filter((r) => r.verb === 'watch' && r.kind === 'Service');
+    const throttled = watches.filter((r) => r.status === 429);
+    expect(throttled.length).toBe(3);
+    // The fake server sends "Retry-After: 1": every next Service watch came at least ~1 s later.
+    for (const t of throttled) {
+      const next = watches.find((r) => r.seq > t.seq);
+      expect(next, 'a watch after each 429').toBeDefined();
+      expect(next!.time - t.time).toBeGreaterThanOrEqual(950);
+    }
+    expect(east.requestCount({ verb: 'list', kind: 'Service' })).toBe(0);
   });
 
   it('watches that close at once (reconnect storm): detected, backed off, never stale', async () => {
@@ -245,6 +267,18 @@ describe('kube source: fault matrix under continuous queries', () => {
     await afterFault({ stale: true, reason: /credentials rejected \(401\)/ });
   });
 
+  it('credentials rotated on disk after a 401: picked up, and the old watch position dropped (a re-list)', async () => {
+    const h = east.denyAll(401, { times: 20 });
+    east.endOpenWatches();
+    await hits(east, h, 1, '401');
+    writeFileSync(f.files.get('east')!, `${east.kubeconfig()}# rotated\n`, { mode: 0o600 });
+    await eventually(() => f.logs.some((l) => l.cluster === 'east' && l.msg === 'kubeconfig changed on disk; using the new credentials'), (b) => b, 'the new kubeconfig');
+    await hits(east, h, 20, '401');
+    await afterFault({ stale: true, reason: /credentials rejected \(401\)/ });
+    // A resourceVersion of the old credentials' server is no position on the new one.
+    expect(east.requestLog.some((r) => r.verb === 'list' && r.status === 200)).toBe(true);
+  });
+
   it('403 Forbidden: stale with the reason, live again once allowed', async () => {
     const h = east.denyAll(403, { times: 20 });
     east.endOpenWatches();
@@ -252,13 +286,14 @@ describe('kube source: fault matrix under continuous queries', () => {
     await afterFault({ stale: true, reason: /access forbidden \(403\)/ });
   });
 
-  it('watch connections dropped abruptly: stale briefly, live again', async () => {
+  it('watch connections dropped abruptly: stale briefly, the watches resume, live again', async () => {
     for (let i = 0; i < 20; i++) {
       await east.waitForWatches('Service', 1);
       await east.waitForWatches('EndpointSlice', 1);
       east.closeAllWatches();
     }
     await afterFault({ stale: true, reason: /connection lost/ });
+    expect(east.requestCount({ verb: 'list' })).toBeLessThanOrEqual(2);
   });
 
   it('paginated re-lists (pages of 2, some continue tokens expired): nothing is ever dropped', async () => {
@@ -357,7 +392,7 @@ describe('kube source: expiry after the grace period', () => {
         expect(east1[0].reason).toMatch(mode === 'reset' ? /API server unreachable: ECONNRESET|connection lost/ : /did not answer within|watch silent|connection lost/);
         expect(panicOn.health('west')).toBe('live');
         // The latest reason says precisely what is wrong.
-        const precise = mode === 'reset' ? /^(list|watch) \w+: API server unreachable: ECONNRESET/ : /^list \w+: API server did not answer within 2 s/;
+        const precise = mode === 'reset' ? /^(list|watch) \w+: API server unreachable: ECONNRESET/ : /^(list|watch) \w+: API server did not answer within 2 s/;
         await eventually(() => panicOn.fedns.federation.clusters.get('east')!.reason, (r) => precise.test(r), 'a precise reason');
       } finally {
         east.restore();
