@@ -10,13 +10,14 @@
 import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import * as https from 'node:https';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { TLSSocket } from 'node:tls';
 import { promisify } from 'node:util';
 import { parseAllDocuments, stringify as yamlStringify } from 'yaml';
 
@@ -88,6 +89,8 @@ export interface RequestRecord {
   name?: string;
   /** Bearer token presented, if any. */
   token?: string;
+  /** Common name of a client certificate the server verified, if one was presented. */
+  clientCert?: string;
   /** HTTP status sent (for watches: the status of the response head). */
   status: number;
 }
@@ -133,6 +136,12 @@ export interface KubeconfigOptions {
   insecure?: boolean;
   /** CA to embed instead of the server's own. */
   caPem?: string;
+  /**
+   * How the user authenticates: 'token' (default), 'clientCert' (a certificate the server's CA
+   * signed, embedded as data), 'wrongClientCert' (one from an unrelated CA), or 'exec' (an
+   * exec credential plugin, client.authentication.k8s.io/v1, that prints the token).
+   */
+  auth?: 'token' | 'clientCert' | 'wrongClientCert' | 'exec';
 }
 
 export interface FaultOptions {
@@ -446,6 +455,12 @@ function nowTimestamp(): string {
   return new Date().toISOString().replace(/\.\d+Z$/, 'Z');
 }
 
+/** Common name of the client certificate, when one was presented and verified against the CA. */
+function verifiedClient(req: IncomingMessage): string | undefined {
+  const sock = req.socket as TLSSocket;
+  return sock.authorized ? String(sock.getPeerCertificate().subject?.CN ?? '') : undefined;
+}
+
 function bearerToken(req: IncomingMessage): string | undefined {
   const h = req.headers.authorization;
   if (!h) return undefined;
@@ -486,6 +501,12 @@ interface Certs {
   certPem: string;
   keyPem: string;
   wrongCaPem: string;
+  /** Client certificate (CN fedns-client) signed by the server's CA, and its key. */
+  clientCertPem: string;
+  clientKeyPem: string;
+  /** Client certificate (CN intruder) signed by the unrelated CA, and its key. */
+  wrongClientCertPem: string;
+  wrongClientKeyPem: string;
 }
 
 async function generateCerts(dir: string): Promise<Certs> {
@@ -510,6 +531,12 @@ async function generateCerts(dir: string): Promise<Certs> {
       'subjectAltName = IP:127.0.0.1, DNS:localhost',
       'subjectKeyIdentifier = hash',
       'authorityKeyIdentifier = keyid',
+      '[v3_client]',
+      'basicConstraints = critical, CA:FALSE',
+      'keyUsage = critical, digitalSignature, keyEncipherment',
+      'extendedKeyUsage = clientAuth',
+      'subjectKeyIdentifier = hash',
+      'authorityKeyIdentifier = keyid',
       '',
     ].join('\n'),
   );
@@ -520,17 +547,22 @@ async function generateCerts(dir: string): Promise<Certs> {
   await Promise.all([
     selfSigned('ca', `fake-apiserver-ca-${randomBytes(4).toString('hex')}`),
     selfSigned('wrong-ca', `unrelated-ca-${randomBytes(4).toString('hex')}`),
-    execFileP(openssl, ['req', '-new', '-config', cnf, ...ec, '-keyout', p('server.key'), '-out', p('server.csr'), '-subj', '/CN=127.0.0.1']),
+    ...[['server', '127.0.0.1'], ['client', 'fedns-client'], ['wrong-client', 'intruder']].map(([name, cn]) =>
+      execFileP(openssl, ['req', '-new', '-config', cnf, ...ec, '-keyout', p(`${name}.key`), '-out', p(`${name}.csr`), '-subj', `/CN=${cn}`]),
+    ),
   ]);
-  await execFileP(openssl, [
-    'x509', '-req', '-in', p('server.csr'), '-CA', p('ca.crt'), '-CAkey', p('ca.key'),
-    '-set_serial', `0x${randomBytes(12).toString('hex')}`, '-days', '2',
-    '-extfile', cnf, '-extensions', 'v3_server', '-out', p('server.crt'),
-  ]);
-  const [caPem, certPem, keyPem, wrongCaPem] = await Promise.all(
-    ['ca.crt', 'server.crt', 'server.key', 'wrong-ca.crt'].map((f) => fs.readFile(p(f), 'utf8')),
+  const sign = (name: string, ca: string, ext: string) =>
+    execFileP(openssl, [
+      'x509', '-req', '-in', p(`${name}.csr`), '-CA', p(`${ca}.crt`), '-CAkey', p(`${ca}.key`),
+      '-set_serial', `0x${randomBytes(12).toString('hex')}`, '-days', '2',
+      '-extfile', cnf, '-extensions', ext, '-out', p(`${name}.crt`),
+    ]);
+  await Promise.all([sign('server', 'ca', 'v3_server'), sign('client', 'ca', 'v3_client'), sign('wrong-client', 'wrong-ca', 'v3_client')]);
+  const files = ['ca.crt', 'server.crt', 'server.key', 'wrong-ca.crt', 'client.crt', 'client.key', 'wrong-client.crt', 'wrong-client.key'];
+  const [caPem, certPem, keyPem, wrongCaPem, clientCertPem, clientKeyPem, wrongClientCertPem, wrongClientKeyPem] = await Promise.all(
+    files.map((f) => fs.readFile(p(f), 'utf8')),
   );
-  return { caPem, certPem, keyPem, wrongCaPem };
+  return { caPem, certPem, keyPem, wrongCaPem, clientCertPem, clientKeyPem, wrongClientCertPem, wrongClientKeyPem };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -637,7 +669,9 @@ export class FakeApiServer extends EventEmitter {
     this.tmpDir = await fs.mkdtemp(path.join(os.tmpdir(), 'fake-apiserver-'));
     try {
       this.certs = await generateCerts(this.tmpDir);
-      const httpsServer = https.createServer({ key: this.certs.keyPem, cert: this.certs.certPem }, (req, resp) => {
+      // Like kube-apiserver with --client-ca-file: a client certificate is asked for and, when it
+      // verifies against the CA, authenticates; without one, bearer tokens still work.
+      const httpsServer = https.createServer({ key: this.certs.keyPem, cert: this.certs.certPem, ca: this.certs.caPem, requestCert: true, rejectUnauthorized: false }, (req, resp) => {
         this.handle(req, resp).catch((err: unknown) => {
           if (!resp.headersSent) this.sendJson(resp, 500, statusObject(500, `fake-apiserver: ${String(err)}`));
           else resp.destroy();
@@ -709,12 +743,51 @@ export class FakeApiServer extends EventEmitter {
     else cluster['certificate-authority-data'] = Buffer.from(o.caPem ?? this.caPem).toString('base64');
     const ctx: Record<string, unknown> = { cluster: clusterName, user: userName };
     if (o.namespace) ctx.namespace = o.namespace;
+    const b64 = (pem: string) => Buffer.from(pem).toString('base64');
+    const certs = this.certs!;
+    let user: Record<string, unknown> = token ? { token } : {};
+    if (o.auth === 'clientCert') user = { 'client-certificate-data': b64(certs.clientCertPem), 'client-key-data': b64(certs.clientKeyPem) };
+    else if (o.auth === 'wrongClientCert') user = { 'client-certificate-data': b64(certs.wrongClientCertPem), 'client-key-data': b64(certs.wrongClientKeyPem) };
+    else if (o.auth === 'exec') {
+      user = {
+        exec: { apiVersion: 'client.authentication.k8s.io/v1', command: process.execPath, args: [this.execPluginPath(), token], interactiveMode: 'Never' },
+      };
+    }
     return {
       context,
       cluster: { name: clusterName, cluster },
-      user: { name: userName, user: token ? { token } : {} },
+      user: { name: userName, user },
       ctx: { name: context, context: ctx },
     };
+  }
+
+  /**
+   * A credential plugin (client.authentication.k8s.io/v1) that prints an ExecCredential with the
+   * token given as its argument (or fails, when that token is 'fail'), and counts its runs in
+   * `<script>.runs`.
+   */
+  private execPluginPath(): string {
+    const file = path.join(this.tmpDir!, 'exec-credential.cjs');
+    writeFileSync(
+      file,
+      [
+        "const fs = require('node:fs');",
+        'fs.appendFileSync(__filename + ".runs", "x");',
+        "if (process.argv[2] === 'fail') { console.error('plugin: login required'); process.exit(1); }",
+        "process.stdout.write(JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v1', kind: 'ExecCredential', status: { token: process.argv[2] } }));",
+        '',
+      ].join('\n'),
+    );
+    return file;
+  }
+
+  /** How many times the exec credential plugin ran. */
+  get execPluginRuns(): number {
+    try {
+      return readFileSync(path.join(this.tmpDir!, 'exec-credential.cjs.runs'), 'utf8').length;
+    } catch {
+      return 0;
+    }
   }
 
   /** kubeconfig YAML for this server (CA data + bearer token user). */
@@ -1228,6 +1301,7 @@ export class FakeApiServer extends EventEmitter {
       namespace: route.namespace,
       name: route.name,
       token,
+      clientCert: verifiedClient(req),
       status,
     };
     this.requestLog.push(rec);
@@ -1351,7 +1425,8 @@ export class FakeApiServer extends EventEmitter {
       this.consume(deny);
       return fail(deny.status!, defaultStatus(deny.status!, route));
     }
-    if (!route.public) {
+    const certUser = verifiedClient(req);
+    if (!route.public && certUser === undefined) {
       if (token === undefined || (!this.tokens.has(token) && !this.forbiddenTokens.has(token))) {
         return fail(401, defaultStatus(401, route));
       }

@@ -1,0 +1,84 @@
+// Member-cluster credentials other than a bearer token, as a kubeconfig says: a client
+// certificate (mutual TLS) and an exec credential plugin. The fake API server verifies client
+// certificates against its CA, the way kube-apiserver does with --client-ca-file.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { KubeSourceOptions } from '../../src/cluster/kube.js';
+import { FakeApiServer } from '../support/fake-apiserver.js';
+import { eventuallyWith, kubeHarness, publish, same, useKubeTiming, type Running } from '../support/kube-harness.js';
+
+const TIMING: KubeSourceOptions = {
+  idleLimitMs: 1500,
+  backoffBaseMs: 10,
+  backoffCapMs: 200,
+  backoffResetMs: 1000,
+  requestTimeoutMs: 2000,
+  watchTimeoutSeconds: 30,
+};
+
+useKubeTiming(TIMING);
+
+const { startFedns } = kubeHarness('fedns-kube-creds-');
+const eventually = eventuallyWith({ timeoutMs: 8000, pollMs: 20 });
+const web = 'web.shop.fed.example.com.';
+
+describe('kube source: client certificate and exec plugin credentials', () => {
+  let server: FakeApiServer;
+  let f: Running | undefined;
+
+  beforeAll(async () => {
+    server = await FakeApiServer.start({ bookmarkIntervalMs: 200 });
+    publish(server, 'shop', 'web', '192.0.2.1');
+  });
+
+  afterAll(async () => {
+    await f?.stop();
+    await server?.stop();
+  });
+
+  const run = async (kubeconfig: string): Promise<Running> => {
+    await f?.stop();
+    server.resetRequestLog();
+    f = await startFedns([{ name: 'east', server, region: 'r1', kubeconfig }]);
+    return f;
+  };
+
+  it('a client certificate authenticates every request (no token sent); changes flow', async () => {
+    const r = await run(server.kubeconfig({ auth: 'clientCert' }));
+    await eventually(() => r.answer(web), same(['192.0.2.1']), 'synced with a client certificate');
+    publish(server, 'shop', 'web', '192.0.2.2');
+    await eventually(() => r.answer(web), same(['192.0.2.2']), 'a change through the watch');
+    const requests = server.requestLog.filter((q) => q.verb === 'list' || q.verb === 'watch');
+    expect(requests.length).toBeGreaterThan(0);
+    expect(requests.every((q) => q.clientCert === 'fedns-client' && q.token === undefined && q.status === 200)).toBe(true);
+    expect(r.health('east')).toBe('live');
+  });
+
+  it('a client certificate from another CA is rejected: 401 as the health reason, never live', async () => {
+    const r = await run(server.kubeconfig({ auth: 'wrongClientCert' }));
+    await server.waitForRequests({ verb: 'list' }, 3);
+    expect(r.health('east')).toBe('syncing');
+    expect(r.fedns.federation.clusters.get('east')!.reason).toMatch(/credentials rejected \(401\)/);
+    expect(server.requestLog.every((q) => q.clientCert === undefined && q.status === 401)).toBe(true);
+  });
+
+  it('an exec credential plugin supplies the token; its token is what the server sees', async () => {
+    server.tokens.add('from-exec-plugin');
+    const runsBefore = server.execPluginRuns;
+    const r = await run(server.kubeconfig({ auth: 'exec', token: 'from-exec-plugin' }));
+    publish(server, 'shop', 'web', '192.0.2.3');
+    await eventually(() => r.answer(web), same(['192.0.2.3']), 'synced with the exec plugin token');
+    expect(server.execPluginRuns).toBeGreaterThan(runsBefore);
+    const requests = server.requestLog.filter((q) => q.verb === 'list' || q.verb === 'watch');
+    expect(requests.length).toBeGreaterThan(0);
+    expect(requests.every((q) => q.token === 'from-exec-plugin')).toBe(true);
+  });
+
+  it('an exec plugin that fails: its error is the health reason, and it is run again', async () => {
+    const r = await run(server.kubeconfig({ auth: 'exec', token: 'fail' }));
+    const runsBefore = server.execPluginRuns;
+    await eventually(() => r.fedns.federation.clusters.get('east')!.reason, (reason) => /^credentials: .*plugin: login required/s.test(reason), 'the plugin error as the reason');
+    await eventually(() => server.execPluginRuns, (n) => n >= runsBefore + 3, 'the plugin retried');
+    expect(r.health('east')).toBe('syncing');
+    expect(server.requestLog.filter((q) => q.verb === 'list' || q.verb === 'watch')).toEqual([]);
+  });
+});
