@@ -102,12 +102,15 @@ export function registerSource(type: string, factory: SourceFactory): void {
 /** Loads every member cluster once, without serving: for `fedns zone` and `fedns check`. */
 export async function loadFederation(config: Config, log: Logger): Promise<Federation> {
   const fed = new Federation(federationSettings(config));
+  // Load-balancer hostnames are resolved once, as the server would before answering.
+  fed.resolveHostnames(dnsResolver(config.hostnames.resolvers), config.hostnames.refresh, log.child({ component: 'hostnames' }));
   for (const cl of config.clusters) {
     const state = fed.addCluster(clusterSettings(config, cl));
     if (cl.source.type === 'files') new FileClusterSource(state, cl.source.path, log.child({ cluster: cl.name })).reload();
     else log.warn({ cluster: cl.name }, 'cluster is read from a Kubernetes API server; not contacted for an offline zone');
   }
   fed.rebuild();
+  await fed.settleHostnames();
   return fed;
 }
 

@@ -189,6 +189,12 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     this.hostnames.start();
   }
 
+  /** Waits for hostnames first seen by the last rebuild to resolve, and rebuilds with them. */
+  async settleHostnames(): Promise<ZoneSnapshot> {
+    await this.hostnames?.settle();
+    return this.rebuild();
+  }
+
   get topologyNow(): Topology {
     return this.topology;
   }

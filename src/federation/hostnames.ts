@@ -105,6 +105,15 @@ export class HostnameAddresses {
     if (dirty.size) this.changed(dirty);
   }
 
+  /** Resolves, now, every hostname that has no addresses yet (one-shot use: `fedns zone`). */
+  async settle(): Promise<void> {
+    if (this.pending) {
+      clearImmediate(this.pending);
+      this.pending = undefined;
+    }
+    await this.refresh((e) => e.addresses.length === 0);
+  }
+
   start(): void {
     this.timer = setInterval(() => void this.refresh(), this.refreshMs);
     this.timer.unref();

@@ -1,0 +1,65 @@
+// `fedns zone` prints what the server would serve: load balancers that publish a hostname are
+// resolved (through `hostnames.resolvers`, here a demo fedns on loopback) before printing.
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI, startDemo } from '../support/demo.js';
+
+const run = promisify(execFile);
+
+describe('fedns zone with load-balancer hostnames', () => {
+  let demo: Awaited<ReturnType<typeof startDemo>>;
+  let dir: string;
+  beforeAll(async () => {
+    demo = await startDemo();
+    dir = mkdtempSync(join(tmpdir(), 'fedns-cli-zone-'));
+    mkdirSync(join(dir, 'edge'));
+    writeFileSync(
+      join(dir, 'edge', 'lb.yaml'),
+      `apiVersion: v1
+kind: Service
+metadata: { name: shop, namespace: edge }
+spec: { type: LoadBalancer, ports: [{ name: https, port: 443, protocol: TCP }] }
+status: { loadBalancer: { ingress: [{ hostname: web.shop.fed.example.com }] } }
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: shop-1, namespace: edge, labels: { kubernetes.io/service-name: shop } }
+addressType: IPv4
+ports: [{ name: https, port: 8443, protocol: TCP }]
+endpoints: [{ addresses: [10.9.0.1], conditions: { ready: true } }]
+`,
+    );
+    writeFileSync(
+      join(dir, 'fedns.yaml'),
+      `domain: example.net.
+listen: [127.0.0.1:0]
+ops: { listen: null }
+nameservers: [{ name: ns1.example.net., addresses: [192.0.2.53] }]
+hostnames: { resolvers: ["127.0.0.1:${demo.port}"] }
+clusters:
+  - { name: edge, region: r1, source: { type: files, path: edge } }
+`,
+    );
+  });
+  afterAll(async () => {
+    await demo?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('resolves the hostname and prints its addresses as the service records', async () => {
+    const { stdout } = await run(process.execPath, [CLI, 'zone', '--config', join(dir, 'fedns.yaml')], { timeout: 20_000 });
+    const records = (owner: string, type: string) =>
+      stdout
+        .split('\n')
+        .map((l) => l.trim().split(/\s+/))
+        .filter((f) => f[0] === owner && f[3] === type)
+        .map((f) => f[4])
+        .sort();
+    expect(records('shop.edge.fed.example.net.', 'A')).toEqual(['192.0.2.20', '198.51.100.20']);
+    expect(records('shop.edge.fed.example.net.', 'AAAA')).toEqual(['2001:db8:a::20', '2001:db8:b::20']);
+  });
+});
