@@ -153,6 +153,7 @@ export class Fedns {
     );
     this.responder.transferHandler = (q, msg, conn, remote) => this.transfers.handle(q, msg, conn, remote);
     this.responder.tsigKeys = policy.keys;
+    this.responder.setIdentity(config.identity);
     this.notifier = new Notifier(notifyOptions(config), () => this.federation.snapshot, log.child({ component: 'notify' }), (result) =>
       metrics.notifies.inc({ result }),
     );
@@ -234,6 +235,7 @@ export class Fedns {
     const policy = transferPolicy(next);
     this.transfers.setPolicy(policy);
     this.responder.tsigKeys = policy.keys;
+    this.responder.setIdentity(next.identity);
     this.notifier.setOptions(notifyOptions(next));
     this.dns.setLimits({ idleTimeout: next.tcp.idleTimeout, maxConnections: next.tcp.maxConnections });
     this.config = next;

@@ -7,6 +7,7 @@ import { Command, Option } from 'commander';
 import { ConfigError, loadConfig, type Config } from './config/load.js';
 import { Fedns, loadFederation } from './app.js';
 import { createLogger } from './ops/log.js';
+import { VERSION } from './version.js';
 import { masterFile } from './zone/masterfile.js';
 import { runJoinCommand, runUnjoinCommand } from './join/command.js';
 
@@ -27,8 +28,7 @@ function load(file: string): Config {
 }
 
 const program = new Command();
-const pkg = JSON.parse(readFileSync(resolve(here, '..', '..', 'package.json'), 'utf8')) as { version: string };
-program.name('fedns').description('Authoritative DNS for a federation of Kubernetes clusters').version(pkg.version).showHelpAfterError();
+program.name('fedns').description('Authoritative DNS for a federation of Kubernetes clusters').version(VERSION).showHelpAfterError();
 const configOption = () => new Option('-c, --config <file>', 'configuration file').default(DEFAULT_CONFIG, 'config/fedns.yaml');
 
 program

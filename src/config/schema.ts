@@ -1,7 +1,9 @@
 // The configuration file's schema: every field, its default, and what makes it valid.
+import { hostname } from 'node:os';
 import { z } from 'zod';
 import { nameProblem, canonicalName } from '../dns/name.js';
 import { isAddress } from '../dns/writer.js';
+import { VERSION } from '../version.js';
 
 /** "30", 30, "30s", "5m", "2h", "500ms" -> seconds. */
 export function parseDuration(v: unknown): number | undefined {
@@ -19,6 +21,9 @@ const duration = (what: string) =>
     (v) => parseDuration(v) ?? v,
     z.number({ error: `${what}: expected seconds as a number or a duration like "30s", "5m"` }).nonnegative(),
   );
+
+/** A TXT string: printable ASCII, at most 255 bytes. */
+const chaosText = z.string().regex(/^[\x20-\x7e]{1,255}$/, '1 to 255 printable ASCII characters (or null to not answer)');
 
 const dnsName = z
   .string()
@@ -202,6 +207,17 @@ export const configSchema = z
         resolvers: z
           .array(z.string().refine((s) => isAddress(s) !== 0 || typeof parseListen(s) !== 'string', 'must be IP or IP:PORT'))
           .default([]),
+      })
+      .prefault({}),
+    /**
+     * Which server answered: `id.server`/`hostname.bind` (class CH, TXT) and the EDNS NSID option
+     * (RFC 5001) give `server`; `version.server`/`version.bind` give `version`. null: not answered.
+     */
+    identity: z
+      .strictObject({
+        server: chaosText.nullable().default(() => hostname()),
+        version: chaosText.nullable().default(`fedns ${VERSION}`),
+        nsid: z.boolean().default(true),
       })
       .prefault({}),
     clusters: z.array(clusterSchema).default([]),

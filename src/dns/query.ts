@@ -1,7 +1,7 @@
 // Allocation-light parser for incoming queries. Reads only what the responder needs and
 // rejects anything it cannot read safely: bounds are checked before every read, names in the
 // question may not use compression, and no loop runs longer than the packet.
-import { RRType } from './constants.js';
+import { EdnsOption, RRType } from './constants.js';
 
 export interface ParsedQuery {
   id: number;
@@ -22,6 +22,8 @@ export interface ParsedQuery {
   dnssecOk: boolean;
   /** Offset of a TSIG record (always last, RFC 8945), or -1. */
   tsigOffset: number;
+  /** The OPT record asked for the server's NSID (RFC 5001). */
+  nsid: boolean;
 }
 
 export const enum ParseFailure {
@@ -66,6 +68,7 @@ export function parseQuery(buf: Buffer, out: ParsedQuery): number {
   out.udpSize = 512;
   out.dnssecOk = false;
   out.tsigOffset = -1;
+  out.nsid = false;
   const qd = buf.readUInt16BE(4);
   const an = buf.readUInt16BE(6);
   const ns = buf.readUInt16BE(8);
@@ -113,6 +116,11 @@ export function parseQuery(buf: Buffer, out: ParsedQuery): number {
       out.udpSize = buf.readUInt16BE(off + 2);
       out.ednsVersion = buf[off + 5];
       out.dnssecOk = (buf[off + 6] & 0x80) !== 0;
+      // Options: only NSID matters; the others are ignored (RFC 6891 6.1.2).
+      const end = off + 10 + rdlen;
+      for (let o = off + 10; o + 4 <= end && end <= buf.length; o += 4 + buf.readUInt16BE(o + 2)) {
+        if (buf.readUInt16BE(o) === EdnsOption.NSID) out.nsid = true;
+      }
     } else if (type === RRType.TSIG) {
       if (i !== ar - 1) return ParseFailure.FormErr; // RFC 8945 5.1: TSIG must be the last record
       out.tsigOffset = start;
@@ -139,5 +147,6 @@ export function newParsedQuery(): ParsedQuery {
     udpSize: 512,
     dnssecOk: false,
     tsigOffset: -1,
+    nsid: false,
   };
 }

@@ -5,7 +5,7 @@
 import type { Socket } from 'node:net';
 import { LRUCache } from 'lru-cache';
 import { CLASSIC_UDP_PAYLOAD, EdeCode, EdnsOption, MAX_UDP_PAYLOAD, Opcode, RRClass, RRType, Rcode } from './constants.js';
-import { keyIsInZone } from './name.js';
+import { keyIsInZone, nameKey } from './name.js';
 import { newParsedQuery, parseQuery, ParseFailure, type ParsedQuery } from './query.js';
 import type { RR } from './records.js';
 import { Writer } from './writer.js';
@@ -51,6 +51,24 @@ export interface QueryObserver {
  */
 export type TransferHandler = (q: ParsedQuery, msg: Buffer, conn: Socket | undefined, remote: string | undefined) => Buffer | null;
 
+/** Who answers: see the configuration's `identity`. */
+export interface Identity {
+  /** id.server / hostname.bind (CH TXT) and NSID; null: not answered. */
+  server: string | null;
+  /** version.server / version.bind (CH TXT); null: not answered. */
+  version: string | null;
+  /** Answer the EDNS NSID option with `server`. */
+  nsid: boolean;
+}
+
+/** CH-class names (lookup keys) an identity answers, and with which of its strings. */
+const CHAOS_NAMES: [string, keyof Identity][] = [
+  ['id.server.', 'server'],
+  ['hostname.bind.', 'server'],
+  ['version.server.', 'version'],
+  ['version.bind.', 'version'],
+];
+
 export interface ResponderOptions {
   /** Query names whose encoded answers stay cached. */
   cacheSize?: number;
@@ -74,12 +92,29 @@ export class Responder {
   /** Keys that TSIG-signed queries may use (transfer.tsig). */
   tsigKeys: TsigKey[] = [];
   private verifiedTsig = false;
+  /** NSID option bytes (code, length, identity), when NSID is answered. */
+  private nsid?: Buffer;
+  /** Lookup key -> TXT record (class CH) of the identity names. */
+  private chaos = new Map<string, RR>();
 
   constructor(
     private zone: () => ZoneSnapshot,
     private readonly opts: ResponderOptions = {},
   ) {
     this.cache = new LRUCache({ max: opts.cacheSize ?? 100_000 });
+  }
+
+  setIdentity(id: Identity): void {
+    this.nsid = undefined;
+    if (id.nsid && id.server !== null) {
+      const text = Buffer.from(id.server, 'latin1');
+      this.nsid = Buffer.concat([Buffer.from([0, EdnsOption.NSID, text.length >> 8, text.length & 255]), text]);
+    }
+    this.chaos = new Map();
+    for (const [name, field] of CHAOS_NAMES) {
+      const value = id[field];
+      if (typeof value === 'string') this.chaos.set(nameKey(name), { name, type: RRType.TXT, class: RRClass.CH, ttl: 0, data: [value] });
+    }
   }
 
   /** The response to `msg`, or null when the packet deserves no answer. */
@@ -101,7 +136,7 @@ export class Responder {
       return this.finish(msg, q, transport, Rcode.REFUSED, false, undefined, true);
     }
     if (qt === RRType.OPT || qt === RRType.TSIG || qt === 0) return this.finish(msg, q, transport, Rcode.FORMERR, false, undefined, true);
-    if (q.qclass !== RRClass.IN) return this.finish(msg, q, transport, Rcode.REFUSED, false, undefined, true);
+    if (q.qclass !== RRClass.IN) return this.chaosAnswer(msg, q, transport);
     if (qt === RRType.MAILA || qt === RRType.MAILB || (qt >= 128 && qt < 255)) return this.finish(msg, q, transport, Rcode.NOTIMP, false, undefined, true);
 
     const zone = this.zone();
@@ -259,6 +294,22 @@ export class Responder {
     return this.finish(msg, q, transport, rcode, true, enc, true);
   }
 
+  /** Class CH: the server's identity and version as TXT (when configured); else REFUSED. */
+  private chaosAnswer(msg: Buffer, q: ParsedQuery, transport: Transport): Buffer {
+    const rr = q.qclass === RRClass.CH ? this.chaos.get(q.key) : undefined;
+    if (!rr) return this.finish(msg, q, transport, Rcode.REFUSED, false, undefined, true);
+    if (q.qtype !== RRType.TXT && q.qtype !== RRType.ANY) return this.finish(msg, q, transport, Rcode.NOERROR, true, undefined, true);
+    const w = this.w;
+    w.reset();
+    w.off = 12;
+    w.name(rr.name);
+    w.off = 12 + q.qnameLen + 4;
+    const start = w.off;
+    w.rr(rr);
+    const enc: Encoded = { bytes: Buffer.from(w.buf.subarray(start, w.off)), ancount: 1, nscount: 0, required: w.off - start, additional: [] };
+    return this.finish(msg, q, transport, Rcode.NOERROR, true, enc, true);
+  }
+
   private apexSoa(msg: Buffer, q: ParsedQuery, transport: Transport, zone: ZoneSnapshot): Buffer {
     const w = this.w;
     w.reset();
@@ -284,7 +335,9 @@ export class Responder {
   ): Buffer {
     const qEnd = withQuestion ? q.questionEnd : 12;
     const ede = stale && q.edns ? EDE_STALE : undefined;
-    const optLen = q.edns ? OPT_BASE + (ede ? ede.length : 0) : 0;
+    const nsid = q.nsid ? this.nsid : undefined;
+    const optionsLen = (ede ? ede.length : 0) + (nsid ? nsid.length : 0);
+    const optLen = q.edns ? OPT_BASE + optionsLen : 0;
     const limit =
       transport === 'tcp' ? 65535 : q.edns ? Math.min(Math.max(q.udpSize, CLASSIC_UDP_PAYLOAD), MAX_UDP_PAYLOAD) : CLASSIC_UDP_PAYLOAD;
     let body = 0;
@@ -325,8 +378,9 @@ export class Responder {
       out[o + 6] = 0;
       out[o + 7] = q.dnssecOk ? 0x80 : 0;
       out[o + 8] = 0;
-      out.writeUInt16BE(ede ? ede.length : 0, o + 9);
+      out.writeUInt16BE(optionsLen, o + 9);
       o += OPT_BASE;
+      if (nsid) o += nsid.copy(out, o);
       if (ede) ede.copy(out, o);
     }
     this.opts.observer?.(transport, q.qtype, rcode, q);

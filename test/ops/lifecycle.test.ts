@@ -13,7 +13,7 @@ afterEach(async () => {
   f = undefined;
 });
 
-function udpAsk(port: number, name: string, type = RRType.A, timeoutMs = 1000): Promise<Message | undefined> {
+function udpAsk(port: number, name: string, type: number = RRType.A, timeoutMs = 1000, qclass = 1): Promise<Message | undefined> {
   return new Promise((resolve) => {
     const s = createSocket('udp4');
     const t = setTimeout(() => {
@@ -30,7 +30,7 @@ function udpAsk(port: number, name: string, type = RRType.A, timeoutMs = 1000): 
       s.close();
       resolve(undefined);
     });
-    s.send(encodeQuery(name, type), port, '127.0.0.1');
+    s.send(encodeQuery(name, type, { class: qclass }), port, '127.0.0.1');
   });
 }
 
@@ -56,8 +56,12 @@ describe('change without restart', () => {
     const rejected = await f.waitForLog((r) => r.msg === 'configuration rejected; keeping the running one');
     expect(String(rejected.error)).toMatch(/ttl\.default/);
     expect(ttlOf(await udpAsk(f.port, 'nginx.default.fed.example.com.'))).toBe(30);
-    // Valid: TTL 60 and cluster charlie removed (its db endpoints leave the answer).
-    const without = yaml.replace('default: 30', 'default: 60').replace(/  - name: charlie\n(?:    .*\n)+/, '');
+    // Valid: TTL 60, a new identity, and cluster charlie removed (its db endpoints leave the answer).
+    const without = yaml
+      .replace('default: 30', 'default: 60')
+      .replace('server: fedns-demo', 'server: fedns-reloaded')
+      .replace(/  - name: charlie\n(?:    .*\n)+/, '');
+    expect(without).toContain('fedns-reloaded');
     expect(without).not.toContain('charlie');
     writeFileSync(f.config, without);
     f.process.kill('SIGHUP');
@@ -65,6 +69,8 @@ describe('change without restart', () => {
     const m = await until(() => udpAsk(f!.port, 'db.data.fed.example.com.'), (m) => m?.answers.length === 2);
     expect(m?.answers.map((r) => r.data).sort()).toEqual(['192.0.2.101', '192.0.2.102']);
     expect(ttlOf(await udpAsk(f.port, 'nginx.default.fed.example.com.'))).toBe(60);
+    const id = await udpAsk(f.port, 'id.server.', RRType.TXT, 1000, 3);
+    expect(id?.answers[0]?.data).toEqual(['fedns-reloaded']);
   });
 
   it('reloads when the config file changes, moving the listen address without dropping queries', async () => {

@@ -1,5 +1,5 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
@@ -38,6 +38,7 @@ describe('configuration', () => {
     expect(c.domain).toBe('example.com.');
     expect(c.nameservers).toEqual([{ name: 'ns1.example.com.', addresses: ['127.0.0.1'] }]);
     expect(c.ttl).toEqual({ default: 30, stale: 5 });
+    expect(c.identity).toEqual({ server: hostname(), version: expect.stringMatching(/^fedns \d+\.\d+\.\d+/), nsid: true });
   });
 
   const cases: [string, string, RegExp][] = [
@@ -55,6 +56,8 @@ describe('configuration', () => {
     ['glue missing', 'nameservers: [{ name: ns.example.com. }]', /^nameservers\[0\]\.addresses: ns\.example\.com\. is inside example\.com\. and needs glue/],
     ['yaml syntax', 'domain: [unclosed', /^YAML syntax: /],
     ['bad ttl', 'ttl: { default: -1 }', /^ttl\.default: /],
+    ['identity not ASCII', 'identity: { server: "dns-ü" }', /^identity\.server: 1 to 255 printable ASCII/],
+    ['identity too long', `identity: { version: "${'v'.repeat(256)}" }`, /^identity\.version: 1 to 255 printable ASCII/],
   ];
   it.each(cases)('rejects %s, naming the field', (_what, yaml, want) => {
     const problems = errorsOf(yaml);

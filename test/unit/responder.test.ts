@@ -201,3 +201,61 @@ describe('protocol rules', () => {
     expect(big.additionals.length).toBe(4);
   });
 });
+
+describe('server identity: CH TXT names and NSID', () => {
+  const CH = 3;
+  const withIdentity = (id: Parameters<Responder['setIdentity']>[0]) => {
+    const r = new Responder(() => fed.snapshot);
+    r.setIdentity(id);
+    return (name: string, type: number, opts: Parameters<typeof encodeQuery>[2] = {}) => decodeMessage(r.answer(encodeQuery(name, type, { id: 7, ...opts }), 'udp')!);
+  };
+  const full = withIdentity({ server: 'fedns-a', version: 'fedns 1.2.3', nsid: true });
+
+  it.each([
+    ['id.server.', 'fedns-a'],
+    ['HOSTNAME.bind.', 'fedns-a'],
+    ['version.server.', 'fedns 1.2.3'],
+    ['Version.Bind.', 'fedns 1.2.3'],
+  ])('%s CH TXT answers %j', (name, text) => {
+    const m = full(name, RRType.TXT, { class: CH });
+    expect(m.rcode).toBe(Rcode.NOERROR);
+    expect(m.aa).toBe(true);
+    expect(m.answers).toHaveLength(1);
+    expect(m.answers[0]).toMatchObject({ type: RRType.TXT, class: CH, data: [text] });
+  });
+
+  it('keeps the case of the question', () => {
+    const r = new Responder(() => fed.snapshot);
+    r.setIdentity({ server: 'x', version: null, nsid: false });
+    const out = r.answer(encodeQuery('HOSTNAME.Bind.', RRType.TXT, { class: CH }), 'udp')!;
+    expect(out.includes(Buffer.from([8, ...Buffer.from('HOSTNAME'), 4, ...Buffer.from('Bind')]))).toBe(true);
+  });
+
+  it('other CH names are refused; other types of a known name are NODATA; IN is not affected', () => {
+    expect(full('authors.bind.', RRType.TXT, { class: CH }).rcode).toBe(Rcode.REFUSED);
+    const nodata = full('id.server.', RRType.A, { class: CH });
+    expect([nodata.rcode, nodata.answers.length]).toEqual([Rcode.NOERROR, 0]);
+    expect(full('id.server.', RRType.TXT).rcode).toBe(Rcode.REFUSED); // class IN, out of the zone
+  });
+
+  it('null turns a name off', () => {
+    const quiet = withIdentity({ server: 'fedns-a', version: null, nsid: true });
+    expect(quiet('version.bind.', RRType.TXT, { class: CH }).rcode).toBe(Rcode.REFUSED);
+    expect(quiet('id.server.', RRType.TXT, { class: CH }).answers[0].data).toEqual(['fedns-a']);
+  });
+
+  it('NSID is answered only when asked, with the server identity, next to the rest of the OPT', () => {
+    const nsidOpt = { code: 3, data: Buffer.alloc(0) };
+    const asked = full('nginx.default.fed.example.com.', RRType.A, { edns: { options: [nsidOpt] } });
+    expect(asked.answers).toHaveLength(2);
+    expect(asked.edns?.options).toEqual([{ code: 3, data: Buffer.from('fedns-a') }]);
+    expect(full('nginx.default.fed.example.com.', RRType.A, { edns: {} }).edns?.options).toEqual([]);
+    // Unknown options next to it are ignored; NSID is still found.
+    const mixed = full('missing.default.fed.example.com.', RRType.A, { edns: { options: [{ code: 65001, data: Buffer.from('xyz') }, nsidOpt] } });
+    expect(mixed.rcode).toBe(Rcode.NXDOMAIN);
+    expect(mixed.edns?.options).toEqual([{ code: 3, data: Buffer.from('fedns-a') }]);
+    // Turned off: no NSID even when asked.
+    const off = withIdentity({ server: 'fedns-a', version: null, nsid: false });
+    expect(off('nginx.default.fed.example.com.', RRType.A, { edns: { options: [nsidOpt] } }).edns?.options).toEqual([]);
+  });
+});
