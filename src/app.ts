@@ -17,7 +17,7 @@ import { Metrics } from './ops/metrics.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Journal } from './transfer/journal.js';
 import { Notifier, type NotifyOptions } from './transfer/notify.js';
-import { HMAC_SHA256, type TsigKey } from './transfer/tsig.js';
+import type { TsigKey } from './transfer/tsig.js';
 import { ZoneTransfers, type TransferPolicy } from './transfer/xfr.js';
 import { nextSerial } from './zone/snapshot.js';
 import { OpsServer } from './ops/http.js';
@@ -42,7 +42,7 @@ export function federationSettings(c: Config): FederationSettings {
 }
 
 function tsigKeys(c: Config): TsigKey[] {
-  return c.transfer.tsig.map((k) => ({ name: k.name, algorithm: HMAC_SHA256, secret: Buffer.from(k.secret, 'base64') }));
+  return c.transfer.tsig.map((k) => ({ name: k.name, algorithm: `${k.algorithm}.`, secret: Buffer.from(k.secret, 'base64') }));
 }
 
 export function transferPolicy(c: Config): TransferPolicy {

@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { nameProblem, canonicalName } from '../dns/name.js';
 import { isAddress } from '../dns/writer.js';
+import { TSIG_ALGORITHMS, type TsigAlgorithm } from '../transfer/tsig.js';
 import { VERSION } from '../version.js';
 
 /** "30", 30, "30s", "5m", "2h", "500ms" -> seconds. */
@@ -116,7 +117,7 @@ const cidr = z.string().refine((s) => {
 
 const tsigKeySchema = z.strictObject({
   name: dnsName,
-  algorithm: z.literal('hmac-sha256').default('hmac-sha256'),
+  algorithm: z.enum(Object.keys(TSIG_ALGORITHMS) as [TsigAlgorithm, ...TsigAlgorithm[]]).default('hmac-sha256'),
   /** Base64 shared secret (as `tsig-keygen` or `keymgr -t` print it). */
   secret: z.string().refine((s) => /^[A-Za-z0-9+/]+={0,2}$/.test(s) && Buffer.from(s, 'base64').length >= 16, 'must be a base64 secret of at least 16 bytes'),
 });

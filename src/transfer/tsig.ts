@@ -1,4 +1,5 @@
-// TSIG with HMAC-SHA256 (RFC 8945): verifying requests and signing (multi-message) responses.
+// TSIG (RFC 8945) with HMAC-SHA1/224/256/384/512: verifying requests and signing
+// (multi-message) responses.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { RRClass, RRType } from '../dns/constants.js';
 import { canonicalName, nameToWire } from '../dns/name.js';
@@ -6,9 +7,26 @@ import { Reader } from '../dns/message.js';
 
 export const HMAC_SHA256 = 'hmac-sha256.';
 
+/** TSIG algorithm names (RFC 8945 6, RFC 4635) -> node:crypto HMAC hash. MD5 is not offered. */
+export const TSIG_ALGORITHMS = {
+  'hmac-sha1': 'sha1',
+  'hmac-sha224': 'sha224',
+  'hmac-sha256': 'sha256',
+  'hmac-sha384': 'sha384',
+  'hmac-sha512': 'sha512',
+} as const;
+export type TsigAlgorithm = keyof typeof TSIG_ALGORITHMS;
+
+function hmac(key: TsigKey) {
+  const hash = TSIG_ALGORITHMS[key.algorithm.replace(/\.$/, '') as TsigAlgorithm];
+  if (!hash) throw new Error(`unsupported TSIG algorithm ${key.algorithm}`);
+  return createHmac(hash, key.secret);
+}
+
 export interface TsigKey {
   /** Key name, canonical ("xfr-key."). */
   name: string;
+  /** Algorithm name, canonical ("hmac-sha256."). */
   algorithm: string;
   secret: Buffer;
 }
@@ -100,7 +118,7 @@ export function verifyRequest(msg: Buffer, offset: number, keys: TsigKey[], nowS
   }
   const key = keys.find((k) => k.name === t.keyName && k.algorithm === t.algorithm);
   if (!key) return { ok: false, error: TsigError.BADKEY, reason: `unknown key ${t.keyName} (${t.algorithm})`, tsig: t };
-  const expect = createHmac('sha256', key.secret)
+  const expect = hmac(key)
     .update(Buffer.concat([unsigned(msg, t), variables(key, t.timeSigned, t.fudge, t.error, t.other, false)]))
     .digest();
   if (t.mac.length !== expect.length || !timingSafeEqual(t.mac, expect)) return { ok: false, error: TsigError.BADSIG, reason: `bad signature with key ${key.name}`, tsig: t, key };
@@ -127,7 +145,7 @@ export class ResponseSigner {
   /** Returns `msg` with a TSIG RR appended (ARCOUNT bumped). `other`: Other Data (BADTIME: server time). */
   sign(msg: Buffer, error = 0, nowSeconds = Math.floor(Date.now() / 1000), other: Buffer = Buffer.alloc(0)): Buffer {
     const id = msg.readUInt16BE(0);
-    const mac = createHmac('sha256', this.key.secret)
+    const mac = hmac(this.key)
       .update(Buffer.concat([u16(this.previousMac.length), this.previousMac, msg, variables(this.key, nowSeconds, this.fudge, error, other, !this.first)]))
       .digest();
     this.first = false;
@@ -161,7 +179,7 @@ export function tsigErrorResponse(msg: Buffer, request: TsigRecord, error: numbe
 /** Signs a request (for tests and tools that act as a secondary). */
 export function signRequest(msg: Buffer, key: TsigKey, nowSeconds = Math.floor(Date.now() / 1000), fudge = 300): Buffer {
   const id = msg.readUInt16BE(0);
-  const mac = createHmac('sha256', key.secret).update(Buffer.concat([msg, variables(key, nowSeconds, fudge, 0, Buffer.alloc(0), false)])).digest();
+  const mac = hmac(key).update(Buffer.concat([msg, variables(key, nowSeconds, fudge, 0, Buffer.alloc(0), false)])).digest();
   const rdata = Buffer.concat([nameToWire(key.algorithm), time48(nowSeconds), u16(fudge), u16(mac.length), mac, u16(id), u16(0), u16(0)]);
   return appendRR(msg, nameToWire(canonicalName(key.name)), rdata);
 }

@@ -367,6 +367,43 @@ describe('access control', () => {
   });
 });
 
+describe('TSIG algorithms', () => {
+  const ALGS = ['hmac-sha1', 'hmac-sha224', 'hmac-sha256', 'hmac-sha384', 'hmac-sha512'] as const;
+  const secret = (alg: string) => Buffer.from(`fedns-${alg}-secret-0123456789abcdef`).toString('base64');
+  let p: Primary;
+  beforeAll(async () => {
+    p = await startPrimary({
+      transfer: { allow: ['127.0.0.1'], tsig: ALGS.map((algorithm) => ({ name: `${algorithm}-key.`, algorithm, secret: secret(algorithm) })), requireTsig: true },
+    });
+    fillCluster(addCluster(p), 0, 50);
+    await p.waitForZone((z) => z.ready && z.recordCount > 300, 30_000, 'the zone');
+    await p.settled(200);
+  });
+  afterAll(async () => {
+    await p?.stop();
+  });
+
+  it.skipIf(!KDIG).each(ALGS)('%s: kdig -y verifies a signed AXFR; the same key under another algorithm is refused', async (alg) => {
+    const { lines, text } = await kdigTransfer(p.port, 'AXFR', ['-y', `${alg}:${alg}-key.:${secret(alg)}`]);
+    expect(text).not.toMatch(/ERROR|WARNING|BADSIG|BADKEY|failed/i);
+    expect(lines.filter((l) => !l.includes(' tsig ')).length).toBe(p.zone().recordCount + 1);
+    const other = alg === 'hmac-sha256' ? 'hmac-sha512' : 'hmac-sha256';
+    const wrong = await kdigTransfer(p.port, 'AXFR', ['-y', `${other}:${alg}-key.:${secret(alg)}`]).catch((e: { stdout?: string; stderr?: string }) => ({
+      lines: [],
+      text: `${e.stdout ?? ''}${e.stderr ?? ''}`,
+    }));
+    expect(wrong.lines.length).toBe(0);
+    expect(wrong.text).toMatch(/NOTAUTH|BADKEY/);
+  });
+
+  it.skipIf(!DIG).each(ALGS)('%s: a TSIG-signed ordinary query (dig -y) gets a signed answer', async (alg) => {
+    const { stdout } = await run(DIG!, ['@127.0.0.1', '-p', String(p.port), ZONE, 'SOA', '-y', `${alg}:${alg}-key.:${secret(alg)}`], { timeout: 20_000 });
+    expect(stdout).toMatch(/status: NOERROR/);
+    expect(stdout).toMatch(new RegExp(`TSIG\\s+${alg}\\.?\\s+`, 'i'));
+    expect(stdout).not.toMatch(/tsig verify failure|BADSIG|BADKEY/i);
+  });
+});
+
 describe('TSIG', () => {
   let p: Primary;
   beforeAll(async () => {

@@ -56,6 +56,7 @@ describe('configuration', () => {
     ['glue missing', 'nameservers: [{ name: ns.example.com. }]', /^nameservers\[0\]\.addresses: ns\.example\.com\. is inside example\.com\. and needs glue/],
     ['yaml syntax', 'domain: [unclosed', /^YAML syntax: /],
     ['bad ttl', 'ttl: { default: -1 }', /^ttl\.default: /],
+    ['TSIG algorithm', 'transfer: { tsig: [{ name: k., algorithm: hmac-md5, secret: ZmVkbnMtdGVzdC1zZWNyZXQtMDEyMw== }] }', /^transfer\.tsig\[0\]\.algorithm: .*hmac-sha1.*hmac-sha512/],
     ['identity not ASCII', 'identity: { server: "dns-ü" }', /^identity\.server: 1 to 255 printable ASCII/],
     ['identity too long', `identity: { version: "${'v'.repeat(256)}" }`, /^identity\.version: 1 to 255 printable ASCII/],
   ];
