@@ -1,6 +1,6 @@
 // How API-server answers become health reasons and retry delays.
 import { describe, expect, it } from 'vitest';
-import { describeStatus, retryAfterMs } from '../../src/cluster/kube.js';
+import { describeStatus, retryAfterMs } from '../../src/cluster/kube-http.js';
 
 describe('Retry-After', () => {
   const now = Date.parse('2026-11-26T12:00:00Z');
