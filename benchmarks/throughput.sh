@@ -18,4 +18,9 @@ export EXTRA_CMD="node $ROOT/dist/src/cli.js serve --config $CONFIG" EXTRA_PORT=
 bash "$PEERS" "$@" knot-1 node-raw extra | tee "$BENCH_DIR/fedns-throughput.txt"
 echo
 # The medians table (after "== medians"): server threads(2 words) QPS lat lost xKnot cpu% us/query xKnot ...
-awk '/^== medians/{m=1} m && $1=="extra"{printf "fedns: %s queries/s (%s x Knot), %s us CPU per query (%s x Knot)\n", $5, $8, $10, $11}' "$BENCH_DIR/fedns-throughput.txt"
+# node-raw is a minimal Node 20 dgram server replaying precomputed answers: fedns against it shows
+# what is fedns's own cost and what is Node's.
+awk '/^== medians/{m=1}
+  m && $1=="node-raw"{rq=$5; ru=$10}
+  m && $1=="extra"{printf "fedns: %s queries/s (%s x Knot), %s us CPU per query (%s x Knot)\n", $5, $8, $10, $11; fq=$5; fu=$10}
+  END{if (rq && fq) printf "fedns vs the raw node:dgram anchor: %.2f x its queries/s, %.2f x its CPU per query\n", fq/rq, fu/ru}' "$BENCH_DIR/fedns-throughput.txt"
