@@ -7,6 +7,7 @@ import { Command, Option } from 'commander';
 import { ConfigError, loadConfig, type Config } from './config/load.js';
 import { Fedns, loadFederation } from './app.js';
 import { createLogger } from './ops/log.js';
+import { ListenError } from './listen-error.js';
 import { VERSION } from './version.js';
 import { masterFile } from './zone/masterfile.js';
 import { runJoinCommand, runUnjoinCommand } from './join/command.js';
@@ -44,6 +45,9 @@ program
       await server.start();
     } catch (e) {
       log.fatal({ err: e }, 'cannot start');
+      // Also in plain words, for whoever started it by hand.
+      const hint = e instanceof ListenError ? `; change "${e.field}" in ${config.file}` : '';
+      process.stderr.write(`fedns: cannot start: ${e instanceof Error ? e.message : String(e)}${hint}\n`);
       process.exit(1);
     }
     log.info({ config: config.file, domain: config.domain, clusters: config.clusters.length }, 'fedns started');

@@ -4,6 +4,7 @@ import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
 import { createServer, isIPv6, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Responder } from './responder.js';
+import { listenError } from '../listen-error.js';
 
 export interface ServerLimits {
   /** Seconds a TCP connection may sit idle (RFC 7766 6.2.3). */
@@ -84,7 +85,7 @@ export class DnsServer {
       try {
         return await this.openOnce(a);
       } catch (e) {
-        if (a.port !== 0 || (e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 20) throw e;
+        if (a.port !== 0 || (e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 20) throw listenError('DNS (UDP and TCP)', 'listen', addrText(a), e);
       }
     }
   }
@@ -113,7 +114,6 @@ export class DnsServer {
       udp.send(out, rinfo.port, rinfo.address);
       this.onLatency?.('udp', (performance.now() - t0) / 1000);
     });
-    udp.on('error', (e) => this.log.error({ err: e, address: addrText(a) }, 'UDP socket error'));
     await new Promise<void>((resolve, reject) => {
       udp.once('error', reject);
       udp.bind(a.port, a.host, () => {
@@ -121,6 +121,7 @@ export class DnsServer {
         resolve();
       });
     });
+    udp.on('error', (e) => this.log.error({ err: e, address: addrText(a) }, 'UDP socket error'));
     literal = true;
     const bound = udp.address().port;
     const tcp = createServer((s) => this.accept(s));

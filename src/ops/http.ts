@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { Responder } from '../dns/responder.js';
 import type { Federation } from '../federation/federation.js';
 import { masterFile } from '../zone/masterfile.js';
+import { listenError } from '../listen-error.js';
 import { explain, ExplainError, explanationText } from './explain.js';
 import type { Metrics } from './metrics.js';
 
@@ -54,9 +55,10 @@ export class OpsServer {
     });
     this.server = server;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      const failed = (e: Error) => reject(listenError('ops HTTP', 'ops.listen', `${this.opts.host}:${this.opts.port}`, e));
+      server.once('error', failed);
       server.listen(this.opts.port, this.opts.host, () => {
-        server.off('error', reject);
+        server.off('error', failed);
         resolve();
       });
     });

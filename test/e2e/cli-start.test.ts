@@ -1,0 +1,48 @@
+// `fedns serve` that cannot open a listener stops with one plain line that names the address,
+// the reason in words and the configuration field to change (and exit code 1).
+import { execFile } from 'node:child_process';
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { createServer, type Server } from 'node:net';
+import { promisify } from 'node:util';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CLI, demoCopy } from '../support/demo.js';
+
+const run = promisify(execFile);
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  for (const c of cleanups.splice(0)) c();
+});
+
+async function serve(edit: (yaml: string) => string): Promise<{ code: number; plain: string[]; config: string }> {
+  const copy = demoCopy(edit);
+  cleanups.push(copy.cleanup);
+  const r = await run(process.execPath, [CLI, 'serve', '--config', copy.config], { timeout: 15_000 }).then(
+    () => ({ code: 0, stderr: '' }),
+    (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
+  );
+  return { code: r.code, plain: r.stderr.split('\n').filter((l) => l.startsWith('fedns: ')), config: copy.config };
+}
+
+describe('a listener that cannot open', () => {
+  it('DNS port held by another program: exit 1, the address, why, and "listen" to change', async () => {
+    const holder: UdpSocket = createSocket('udp4');
+    await new Promise<void>((r) => holder.bind(0, '127.0.0.1', r));
+    cleanups.push(() => holder.close());
+    const port = holder.address().port;
+    const r = await serve((y) => y.replace('127.0.0.1:1053', `127.0.0.1:${port}`).replace('listen: 127.0.0.1:9153', 'listen: null'));
+    expect(r.code).toBe(1);
+    expect(r.plain).toEqual([
+      `fedns: cannot start: cannot listen for DNS (UDP and TCP) on 127.0.0.1:${port}: the address is already in use (by another fedns, or another program?); change "listen" in ${r.config}`,
+    ]);
+  });
+
+  it('ops port held by another program: exit 1 and "ops.listen" to change', async () => {
+    const holder: Server = createServer();
+    await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+    cleanups.push(() => holder.close());
+    const port = (holder.address() as { port: number }).port;
+    const r = await serve((y) => y.replace('127.0.0.1:1053', '127.0.0.1:0').replace('listen: 127.0.0.1:9153', `listen: 127.0.0.1:${port}`));
+    expect(r.code).toBe(1);
+    expect(r.plain).toEqual([`fedns: cannot start: cannot listen for ops HTTP on 127.0.0.1:${port}: the address is already in use (by another fedns, or another program?); change "ops.listen" in ${r.config}`]);
+  });
+});
