@@ -152,15 +152,27 @@ export class DnsServer {
     this.connections.add(s);
     s.setNoDelay(true);
     s.setTimeout(this.limits.idleTimeout * 1000, () => s.destroy());
-    let pending: Buffer = Buffer.alloc(0);
+    // Received bytes not yet a whole message, kept as chunks: joined once a message is complete,
+    // so a client sending one byte at a time costs linear, not quadratic, copying.
+    let parts: Buffer[] = [];
+    let have = 0;
+    // A message must arrive whole within the idle timeout of its first byte: a client trickling
+    // bytes would otherwise hold the connection open forever (each byte resets the idle timer).
+    let partial: NodeJS.Timeout | undefined;
     s.on('data', (chunk: Buffer) => {
-      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+      parts.push(chunk);
+      have += chunk.length;
+      let answered = false;
       // Several queries per connection, answered as they complete (RFC 7766 6.2.1).
-      while (pending.length >= 2) {
-        const len = pending.readUInt16BE(0);
-        if (pending.length < 2 + len) break;
-        const msg = pending.subarray(2, 2 + len);
-        pending = pending.subarray(2 + len);
+      while (have >= 2) {
+        if (parts[0].length < 2) parts = [Buffer.concat(parts, have)];
+        const end = 2 + parts[0].readUInt16BE(0);
+        if (have < end) break;
+        const buf = parts.length === 1 ? parts[0] : Buffer.concat(parts, have);
+        const msg = buf.subarray(2, end);
+        parts = have > end ? [buf.subarray(end)] : [];
+        have -= end;
+        answered = true;
         const t0 = performance.now();
         let out: Buffer | null = null;
         try {
@@ -173,10 +185,18 @@ export class DnsServer {
           this.onLatency?.('tcp', (performance.now() - t0) / 1000);
         }
       }
-      if (this.closing && pending.length === 0) s.end();
+      if (answered && partial) {
+        clearTimeout(partial);
+        partial = undefined;
+      }
+      if (have > 0) partial ??= setTimeout(() => s.destroy(), this.limits.idleTimeout * 1000);
+      else if (this.closing) s.end();
     });
     s.on('error', () => s.destroy());
-    s.on('close', () => this.connections.delete(s));
+    s.on('close', () => {
+      if (partial) clearTimeout(partial);
+      this.connections.delete(s);
+    });
   }
 
   get openConnections(): number {

@@ -289,6 +289,43 @@ describe('TCP limits', () => {
     }
   });
 
+  it('a message trickled a byte at a time is cut off tcp.idleTimeout after its first byte; one sent byte by byte at once is answered', async () => {
+    const f = await startFedns({ edit: withYaml('tcp: { idleTimeout: 1 }') });
+    try {
+      // Byte by byte, but promptly: reassembled and answered.
+      const quick = new Conn(f.port);
+      await quick.connected;
+      const q1 = frame(encodeQuery('nginx.default.fed.example.com.', RRType.A, { id: 11 }));
+      for (let i = 0; i < q1.length; i++) {
+        quick.sock.write(q1.subarray(i, i + 1));
+        await sleep(2);
+      }
+      const deadline = Date.now() + 3000;
+      while (quick.received < 1 && Date.now() < deadline) await sleep(10);
+      expect(quick.received).toBe(1);
+      quick.destroy();
+      // One byte every 200 ms: each resets the idle timer, but the message never completes in time.
+      const slow = new Conn(f.port);
+      await slow.connected;
+      const q2 = frame(encodeQuery('billing.finance.fed.example.com.', RRType.A, { id: 12 }));
+      const firstByte = Date.now();
+      let sent = 0;
+      while (!slow.closedAt && sent < q2.length && Date.now() - firstByte < 6000) {
+        slow.sock.write(q2.subarray(sent, sent + 1));
+        sent++;
+        await sleep(200);
+      }
+      expect(slow.closedAt, 'closed by the server before the message was complete').toBeGreaterThan(0);
+      expect(sent).toBeLessThan(q2.length);
+      expect(slow.closedAt - firstByte).toBeGreaterThanOrEqual(900);
+      expect(slow.closedAt - firstByte).toBeLessThan(2500);
+      expect(slow.received).toBe(0);
+      expect(f.exited()).toBe(false);
+    } finally {
+      await f.stop();
+    }
+  });
+
   it('connections over tcp.maxConnections are closed unserved; the others keep working', async () => {
     const f = await startFedns({ edit: withYaml('tcp: { maxConnections: 2 }') });
     const conns: Conn[] = [];
