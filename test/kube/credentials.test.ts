@@ -1,7 +1,7 @@
 // Member-cluster credentials other than a bearer token, as a kubeconfig says: a client
 // certificate (mutual TLS) and an exec credential plugin. The fake API server verifies client
 // certificates against its CA, the way kube-apiserver does with --client-ca-file.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { KubeSourceOptions } from '../../src/cluster/kube.js';
 import { FakeApiServer } from '../support/fake-apiserver.js';
 import { eventuallyWith, kubeHarness, publish, same, useKubeTiming, type Running } from '../support/kube-harness.js';
@@ -22,28 +22,25 @@ const eventually = eventuallyWith({ timeoutMs: 8000, pollMs: 20 });
 const web = 'web.shop.fed.example.com.';
 
 describe('kube source: client certificate and exec plugin credentials', () => {
+  // A fresh API server per test: no request of one test's fedns can land in another's log.
   let server: FakeApiServer;
   let f: Running | undefined;
 
-  beforeAll(async () => {
-    server = await FakeApiServer.start({ bookmarkIntervalMs: 200 });
-    publish(server, 'shop', 'web', '192.0.2.1');
-  });
-
-  afterAll(async () => {
+  afterEach(async () => {
     await f?.stop();
     await server?.stop();
+    f = undefined;
   });
 
-  const run = async (kubeconfig: string): Promise<Running> => {
-    await f?.stop();
-    server.resetRequestLog();
-    f = await startFedns([{ name: 'east', server, region: 'r1', kubeconfig }]);
+  const run = async (kubeconfig: (s: FakeApiServer) => string, tokens: string[] = []): Promise<Running> => {
+    server = await FakeApiServer.start({ bookmarkIntervalMs: 200, tokens: ['test-token', ...tokens] });
+    publish(server, 'shop', 'web', '192.0.2.1');
+    f = await startFedns([{ name: 'east', server, region: 'r1', kubeconfig: kubeconfig(server) }]);
     return f;
   };
 
   it('a client certificate authenticates every request (no token sent); changes flow', async () => {
-    const r = await run(server.kubeconfig({ auth: 'clientCert' }));
+    const r = await run((s) => s.kubeconfig({ auth: 'clientCert' }));
     await eventually(() => r.answer(web), same(['192.0.2.1']), 'synced with a client certificate');
     publish(server, 'shop', 'web', '192.0.2.2');
     await eventually(() => r.answer(web), same(['192.0.2.2']), 'a change through the watch');
@@ -54,7 +51,7 @@ describe('kube source: client certificate and exec plugin credentials', () => {
   });
 
   it('a client certificate from another CA is rejected: 401 as the health reason, never live', async () => {
-    const r = await run(server.kubeconfig({ auth: 'wrongClientCert' }));
+    const r = await run((s) => s.kubeconfig({ auth: 'wrongClientCert' }));
     await server.waitForRequests({ verb: 'list' }, 3);
     expect(r.health('east')).toBe('syncing');
     expect(r.fedns.federation.clusters.get('east')!.reason).toMatch(/credentials rejected \(401\)/);
@@ -62,19 +59,17 @@ describe('kube source: client certificate and exec plugin credentials', () => {
   });
 
   it('an exec credential plugin supplies the token; its token is what the server sees', async () => {
-    server.tokens.add('from-exec-plugin');
-    const runsBefore = server.execPluginRuns;
-    const r = await run(server.kubeconfig({ auth: 'exec', token: 'from-exec-plugin' }));
+    const r = await run((s) => s.kubeconfig({ auth: 'exec', token: 'from-exec-plugin' }), ['from-exec-plugin']);
     publish(server, 'shop', 'web', '192.0.2.3');
     await eventually(() => r.answer(web), same(['192.0.2.3']), 'synced with the exec plugin token');
-    expect(server.execPluginRuns).toBeGreaterThan(runsBefore);
+    expect(server.execPluginRuns).toBeGreaterThan(0);
     const requests = server.requestLog.filter((q) => q.verb === 'list' || q.verb === 'watch');
     expect(requests.length).toBeGreaterThan(0);
     expect(requests.every((q) => q.token === 'from-exec-plugin')).toBe(true);
   });
 
   it('an exec plugin that fails: its error is the health reason, and it is run again', async () => {
-    const r = await run(server.kubeconfig({ auth: 'exec', token: 'fail' }));
+    const r = await run((s) => s.kubeconfig({ auth: 'exec', token: 'fail' }));
     const runsBefore = server.execPluginRuns;
     await eventually(() => r.fedns.federation.clusters.get('east')!.reason, (reason) => /^credentials: .*plugin: login required/s.test(reason), 'the plugin error as the reason');
     await eventually(() => server.execPluginRuns, (n) => n >= runsBefore + 3, 'the plugin retried');
