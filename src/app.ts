@@ -124,6 +124,8 @@ export class Fedns {
   readonly notifier: Notifier;
   ops?: OpsServer;
   private readonly sources = new Map<string, { source: ClusterSource; config: string }>();
+  /** For the readiness deadline, which counts from start and not from the last reload. */
+  private readonly startedAt = Date.now();
 
   constructor(
     public config: Config,
@@ -198,13 +200,14 @@ export class Fedns {
     this.federation.resolveHostnames(dnsResolver(h.resolvers), h.refresh, this.log.child({ component: 'hostnames' }));
     for (const cl of this.config.clusters) this.startCluster(cl);
     await this.dns.listen(this.config.listen);
-    await this.startOps(this.config);
+    this.ops = await this.openOps(this.config);
   }
 
-  private async startOps(c: Config): Promise<void> {
-    if (!c.ops.listen) return;
-    this.ops = new OpsServer(() => this.federation, this.metrics, this.log, { ...c.ops.listen, readyDeadline: c.ops.readyTimeout });
-    await this.ops.listen();
+  private async openOps(c: Config): Promise<OpsServer | undefined> {
+    if (!c.ops.listen) return undefined;
+    const ops = new OpsServer(() => this.federation, this.metrics, this.log, { ...c.ops.listen, readyDeadline: c.ops.readyTimeout, startedAt: this.startedAt });
+    await ops.listen();
+    return ops;
   }
 
   private startCluster(cl: ClusterConfigResolved): void {
@@ -226,11 +229,23 @@ export class Fedns {
   /** Applies a new, already validated configuration without dropping queries. */
   async reload(next: Config): Promise<void> {
     const prev = this.config;
-    await this.dns.listen(next.listen);
-    if (JSON.stringify(prev.ops) !== JSON.stringify(next.ops)) {
+    // Listeners first, all or nothing: a new ops address opens before the DNS listeners move, and
+    // if either cannot open, the running listeners stay as they are.
+    const opsChanged = JSON.stringify(prev.ops) !== JSON.stringify(next.ops);
+    const a = prev.ops.listen;
+    const b = next.ops.listen;
+    const opsMoves = opsChanged && b !== null && (a === null || a.host !== b.host || a.port !== b.port);
+    const newOps = opsMoves ? await this.openOps(next) : undefined;
+    try {
+      await this.dns.listen(next.listen);
+    } catch (e) {
+      await newOps?.close();
+      throw e;
+    }
+    if (opsChanged) {
       await this.ops?.close();
-      this.ops = undefined;
-      await this.startOps(next);
+      // Same address (only readyTimeout changed) or turned off: reopened here, or not at all.
+      this.ops = opsMoves ? newOps : await this.openOps(next);
     }
     const policy = transferPolicy(next);
     this.transfers.setPolicy(policy);

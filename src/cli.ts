@@ -59,12 +59,15 @@ program
           next = loadConfig(config.file);
         } catch (e) {
           log.error({ reason: why, error: (e as Error).message }, 'configuration rejected; keeping the running one');
+          server.metrics.configReload('rejected');
           return;
         }
         try {
           await server.reload(next);
+          server.metrics.configReload('applied');
         } catch (e) {
           log.error({ err: e, reason: why }, 'reload failed; keeping the running configuration');
+          server.metrics.configReload('failed');
         }
       });
     };

@@ -13,13 +13,14 @@ export interface OpsOptions {
   port: number;
   /** Seconds after start when /readyz turns ready even if some cluster has not synced. */
   readyDeadline: number;
+  /** When the process started (ms since the epoch): the deadline counts from there. */
+  startedAt: number;
 }
 
 export class OpsServer {
   private server?: Server;
   /** Where the listener is bound, once listening. */
   address?: { host: string; port: number };
-  private readonly started = Date.now();
   private readonly explainer: Responder;
 
   constructor(
@@ -35,7 +36,7 @@ export class OpsServer {
   /** Ready once every configured cluster has synced, or the start-up deadline has passed. */
   readiness(): { ready: boolean; waiting: string[] } {
     const waiting = [...this.federation().clusters.values()].filter((c) => c.health === 'syncing').map((c) => c.name);
-    const deadline = (Date.now() - this.started) / 1000 >= this.opts.readyDeadline;
+    const deadline = (Date.now() - this.opts.startedAt) / 1000 >= this.opts.readyDeadline;
     return { ready: waiting.length === 0 || deadline, waiting };
   }
 

@@ -6,6 +6,7 @@ import { HEALTH_STATES } from '../cluster/state.js';
 import { rcodeName, RRType, typeName } from '../dns/constants.js';
 import type { Transport } from '../dns/responder.js';
 import type { Federation } from '../federation/federation.js';
+import { VERSION } from '../version.js';
 
 const TYPES = [RRType.A, RRType.AAAA, RRType.SRV, RRType.CNAME, RRType.SOA, RRType.NS, RRType.TXT, RRType.ANY, RRType.AXFR, RRType.IXFR, RRType.PTR, RRType.MX];
 const TYPE_SLOT = new Map<number, number>(TYPES.map((t, i) => [t, i]));
@@ -80,6 +81,8 @@ export class Metrics {
   readonly programming: Histogram;
   readonly transfers: Counter<'type' | 'result'>;
   readonly notifies: Counter<'result'>;
+  private readonly reloads: Counter<'result'>;
+  private readonly reloadOk: Gauge;
 
   constructor(
     private readonly federation: () => Federation,
@@ -210,6 +213,31 @@ export class Metrics {
       labelNames: ['result'],
       registers: [registry],
     });
+    new Gauge({
+      name: 'fedns_build_info',
+      help: 'Always 1; the fedns and Node.js versions running',
+      labelNames: ['version', 'nodejs'],
+      registers: [registry],
+    }).set({ version: VERSION, nodejs: process.versions.node }, 1);
+    this.reloads = new Counter({
+      name: 'fedns_config_reloads_total',
+      help: 'Configuration reloads (SIGHUP or file change) by result: applied, rejected (invalid file), failed (could not be applied)',
+      labelNames: ['result'],
+      registers: [registry],
+    });
+    for (const result of ['applied', 'rejected', 'failed']) this.reloads.inc({ result }, 0);
+    this.reloadOk = new Gauge({
+      name: 'fedns_config_last_reload_successful',
+      help: '1 when the last configuration reload was applied (or none was tried), 0 when it was rejected or failed',
+      registers: [registry],
+    });
+    this.reloadOk.set(1);
+  }
+
+  /** Counts a configuration reload; the running configuration is the new one only when applied. */
+  configReload(result: 'applied' | 'rejected' | 'failed'): void {
+    this.reloads.inc({ result });
+    this.reloadOk.set(result === 'applied' ? 1 : 0);
   }
 
   /** Counts one answered query; called on the query path, so it only bumps an integer. */

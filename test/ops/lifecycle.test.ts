@@ -1,5 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RRType } from '../../src/dns/constants.js';
@@ -98,6 +98,46 @@ describe('change without restart', () => {
     await loop;
     expect(answered).toBeGreaterThan(0);
     expect(await udpAsk(oldPort, 'nginx.default.fed.example.com.', RRType.A, 300)).toBeUndefined();
+  });
+});
+
+describe('reload of the ops listener', () => {
+  it('an ops address that cannot open changes nothing (old listener kept, counted as failed); a valid reload counts as applied', async () => {
+    f = await startFedns({ edit: (y) => y.replace('ops: { listen: null }', 'ops: { listen: 127.0.0.1:0 }') });
+    const up = await f.waitForLog((r) => typeof r.msg === 'string' && r.msg.startsWith('ops listener up'));
+    const opsPort = Number(/:(\d+)$/.exec(String(up.address))![1]);
+    const get = async (path: string) => {
+      const res = await fetch(`http://127.0.0.1:${opsPort}${path}`);
+      return { status: res.status, body: await res.text() };
+    };
+    const metric = (body: string, line: string) => Number(body.split('\n').find((l) => l.startsWith(`${line} `))?.split(' ')[1]);
+    expect(metric((await get('/metrics')).body, 'fedns_config_last_reload_successful')).toBe(1);
+    const holder = createServer();
+    await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+    try {
+      const taken = (holder.address() as { port: number }).port;
+      const yaml = readFileSync(f.config, 'utf8');
+      writeFileSync(f.config, yaml.replace('ops: { listen: 127.0.0.1:0 }', `ops: { listen: 127.0.0.1:${taken} }`).replace('default: 30', 'default: 45'));
+      f.process.kill('SIGHUP');
+      const failed = await f.waitForLog((r) => r.msg === 'reload failed; keeping the running configuration');
+      expect(JSON.stringify(failed.err)).toContain(`cannot listen for ops HTTP on 127.0.0.1:${taken}`);
+      // Nothing changed: the old ops listener answers, the TTL is the old one.
+      expect((await get('/healthz')).status).toBe(200);
+      expect(ttlOf(await udpAsk(f.port, 'nginx.default.fed.example.com.'))).toBe(30);
+      let m = (await get('/metrics')).body;
+      expect(metric(m, 'fedns_config_reloads_total{result="failed"}')).toBe(1);
+      expect(metric(m, 'fedns_config_last_reload_successful')).toBe(0);
+      writeFileSync(f.config, yaml.replace('default: 30', 'default: 45'));
+      f.process.kill('SIGHUP');
+      await f.waitForLog((r) => r.msg === 'configuration reloaded');
+      expect(ttlOf(await udpAsk(f.port, 'nginx.default.fed.example.com.'))).toBe(45);
+      m = (await get('/metrics')).body;
+      expect(metric(m, 'fedns_config_reloads_total{result="applied"}')).toBe(1);
+      expect(metric(m, 'fedns_config_last_reload_successful')).toBe(1);
+      expect(m).toMatch(/^fedns_build_info\{version="\d+\.\d+\.\d+[^"]*",nodejs="\d+\.\d+\.\d+"\} 1$/m);
+    } finally {
+      holder.close();
+    }
   });
 });
 
