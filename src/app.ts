@@ -14,7 +14,8 @@ import { parseLabelSelector } from './federation/selector.js';
 import { dnsResolver } from './federation/hostnames.js';
 import { typeName, rcodeName } from './dns/constants.js';
 import { Metrics } from './ops/metrics.js';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from './atomic-file.js';
 import { Journal } from './transfer/journal.js';
 import { Notifier, type NotifyOptions } from './transfer/notify.js';
 import type { TsigKey } from './transfer/tsig.js';
@@ -187,7 +188,7 @@ export class Fedns {
     this.serialTimer = setTimeout(() => {
       this.serialTimer = undefined;
       try {
-        writeFileSync(file, `${this.federation.snapshot.serial}\n`);
+        writeFileAtomic(file, `${this.federation.snapshot.serial}\n`);
       } catch (e) {
         this.log.error({ err: e, file }, 'cannot save the SOA serial');
       }
@@ -279,7 +280,7 @@ export class Fedns {
     if (this.serialTimer) {
       clearTimeout(this.serialTimer);
       this.serialTimer = undefined;
-      if (this.config.transfer.serialFile) writeFileSync(this.config.transfer.serialFile, `${this.federation.snapshot.serial}\n`);
+      if (this.config.transfer.serialFile) writeFileAtomic(this.config.transfer.serialFile, `${this.federation.snapshot.serial}\n`);
     }
     await this.ops?.close();
     await this.dns.close(graceMs);

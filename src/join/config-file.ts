@@ -7,9 +7,8 @@
 // equal the Document API's result, otherwise the Document API's own output is used. Either
 // way the result is validated with buildConfig before anything is written, and it is written
 // atomically (temp file in the same directory + rename).
-import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
-import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { Document, YAMLMap, YAMLSeq, isMap, isScalar, isSeq, parseDocument, type Node, type Pair } from 'yaml';
 import { ConfigError, buildConfig, type Config } from '../config/load.js';
@@ -348,40 +347,4 @@ export function removeCluster(text: string, file: string, name: string): ConfigE
     return out.endsWith('\n') || tail !== '' ? out : out + eol;
   });
   return { before: text, after, action: 'removed' };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Writing
-
-/** Replaces `file` with `text` atomically (temp file + fsync + rename), keeping its mode. */
-export function writeFileAtomic(file: string, text: string): void {
-  let target = file;
-  try {
-    target = realpathSync(file); // a symlinked config: replace the file it points to, not the link
-  } catch {
-    /* new file */
-  }
-  let mode = 0o644;
-  try {
-    mode = statSync(target).mode & 0o7777;
-  } catch {
-    /* new file */
-  }
-  const tmp = join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const fd = openSync(tmp, 'wx', mode);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } catch (e) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  closeSync(fd);
-  try {
-    renameSync(tmp, target);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
-  }
 }

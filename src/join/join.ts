@@ -39,9 +39,9 @@ import {
   readConfigText,
   removeCluster,
   validateConfigText,
-  writeFileAtomic,
   type ConfigEdit,
 } from './config-file.js';
+import { writeFileAtomic } from '../atomic-file.js';
 import { KubeError, MemberClient, type ConfigMap } from './kube.js';
 
 export const DNS_NAMESPACE = 'kube-system';

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { addCluster, findCluster, kubeconfigRef, removeCluster, validateConfigText, writeFileAtomic, type JoinEntry } from '../../src/join/config-file.js';
+import { writeFileAtomic } from '../../src/atomic-file.js';
+import { addCluster, findCluster, kubeconfigRef, removeCluster, validateConfigText, type JoinEntry } from '../../src/join/config-file.js';
 import { DEMO_CONFIG, ROOT } from '../support/demo.js';
 
 const DEMO = readFileSync(DEMO_CONFIG, 'utf8');
