@@ -15,6 +15,7 @@ import { killOnExit, terminate } from './children.js';
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { CLI, demoCopy } from './demo.js';
+import { Waiters } from './waiters.js';
 
 export interface FednsOptions {
   /** Use this configuration file as it is (no copy, no edits). Default: a scratch copy of the demo. */
@@ -112,10 +113,8 @@ export async function startFedns(opts: FednsOptions = {}): Promise<FednsProcess>
   let err = '';
   let out = '';
   let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  const waiters = new Set<() => void>();
-  const poke = () => {
-    for (const w of [...waiters]) w();
-  };
+  const waiters = new Waiters();
+  const poke = () => waiters.poke();
   child.stderr!.on('data', (b: Buffer) => {
     err += b.toString('utf8');
     if (err.length > LIMIT) err = err.slice(err.length - LIMIT);
@@ -140,28 +139,16 @@ export async function startFedns(opts: FednsOptions = {}): Promise<FednsProcess>
   });
 
   const waitForLog: FednsProcess['waitForLog'] = (pred, timeoutMs = 10_000, what = 'a matching log line') =>
-    new Promise((resolve, reject) => {
-      const check = () => {
+    waiters.until(
+      () => {
         const hit = parseLines(err).find(pred);
-        if (hit) {
-          done();
-          resolve(hit);
-        } else if (exit) {
-          done();
-          reject(new Error(`fedns exited (code ${exit.code}, signal ${exit.signal}) while waiting for ${what}\n--- stderr ---\n${err}${out ? `\n--- stdout ---\n${out}` : ''}`));
-        }
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`fedns: no ${what} within ${timeoutMs} ms\n--- stderr ---\n${err}`));
-      }, timeoutMs);
-      const done = () => {
-        clearTimeout(timer);
-        waiters.delete(check);
-      };
-      waiters.add(check);
-      check();
-    });
+        if (hit) return hit;
+        if (exit) throw new Error(`fedns exited (code ${exit.code}, signal ${exit.signal}) while waiting for ${what}\n--- stderr ---\n${err}${out ? `\n--- stdout ---\n${out}` : ''}`);
+        return undefined;
+      },
+      timeoutMs,
+      () => new Error(`fedns: no ${what} within ${timeoutMs} ms\n--- stderr ---\n${err}`),
+    );
 
   let stopping: Promise<void> | undefined;
   const stop = () => {

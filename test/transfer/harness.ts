@@ -25,6 +25,7 @@ import { zoneRecords } from '../../src/zone/masterfile.js';
 import type { ZoneSnapshot } from '../../src/zone/snapshot.js';
 import { DEMO_CONFIG, ROOT } from '../support/demo.js';
 import { freePort } from '../support/peers.js';
+import { Waiters } from '../support/waiters.js';
 
 export const ZONE = 'example.com.';
 export const LOOPBACK = '127.0.0.1';
@@ -109,7 +110,7 @@ export async function startPrimary(opts: PrimaryOptions = {}): Promise<Primary> 
   }
   const logs = captureLogs(opts.logLevel ?? 'info');
   const history = new Map<number, ZoneSnapshot>();
-  const waiters = new Set<() => void>();
+  const waiters = new Waiters();
   // A port from freePort() (below the ephemeral range, free for UDP and TCP), and a few attempts:
   // with port 0, fedns binds UDP first and TCP on the same number, which a TCP connection of
   // another process may hold (EADDRINUSE).
@@ -123,7 +124,7 @@ export async function startPrimary(opts: PrimaryOptions = {}): Promise<Primary> 
     const f = new Fedns(config, logs.log);
     f.federation.on('published', (snap) => {
       history.set(snap.serial, snap);
-      for (const w of [...waiters]) w();
+      waiters.poke();
     });
     history.clear();
     history.set(f.federation.snapshot.serial, f.federation.snapshot);
@@ -145,24 +146,11 @@ export async function startPrimary(opts: PrimaryOptions = {}): Promise<Primary> 
   };
   const zone = () => fedns.federation.snapshot;
   const waitForZone: Primary['waitForZone'] = (pred, timeoutMs = 10_000, what = 'a matching zone') =>
-    new Promise((resolve, reject) => {
-      const check = () => {
-        if (pred(zone())) {
-          done();
-          resolve(zone());
-        }
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`fedns: no ${what} within ${timeoutMs} ms (serial ${zone().serial}, ready ${zone().ready})`));
-      }, timeoutMs);
-      const done = () => {
-        clearTimeout(timer);
-        waiters.delete(check);
-      };
-      waiters.add(check);
-      check();
-    });
+    waiters.until(
+      () => (pred(zone()) ? zone() : undefined),
+      timeoutMs,
+      () => new Error(`fedns: no ${what} within ${timeoutMs} ms (serial ${zone().serial}, ready ${zone().ready})`),
+    );
   let stopped: Promise<void> | undefined;
   return {
     fedns,
