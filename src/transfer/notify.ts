@@ -24,7 +24,9 @@ export interface NotifyOptions {
   key?: TsigKey;
 }
 
-export type NotifyStats = (result: 'sent' | 'acknowledged' | 'failed') => void;
+/** Values of fedns_notifies_total's `result` label. */
+export const NOTIFY_RESULTS = ['sent', 'acknowledged', 'failed'] as const;
+export type NotifyStats = (result: (typeof NOTIFY_RESULTS)[number]) => void;
 
 interface Pending {
   id: number;

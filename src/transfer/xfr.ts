@@ -42,8 +42,12 @@ export function buildAllowList(entries: string[]): BlockList {
   return list;
 }
 
+/** Values of fedns_zone_transfers_total's `result` label. */
+export const TRANSFER_RESULTS = ['full', 'incremental', 'uptodate', 'udp-soa', 'refused', 'badtsig'] as const;
+export type TransferResult = (typeof TRANSFER_RESULTS)[number];
+
 export interface TransferStats {
-  (type: 'AXFR' | 'IXFR', result: string): void;
+  (type: 'AXFR' | 'IXFR', result: TransferResult): void;
 }
 
 export class ZoneTransfers {

@@ -14,7 +14,11 @@ import { buildConfig } from '../../src/config/load.js';
 import { configSchema } from '../../src/config/schema.js';
 import { join as fednsJoin, unjoin as fednsUnjoin } from '../../src/join/join.js';
 import { loadMemberKubeConfig } from '../../src/join/kube.js';
-import { ROOT, demoCopy } from '../support/demo.js';
+import { HEALTH_STATES } from '../../src/cluster/state.js';
+import { Rcode } from '../../src/dns/constants.js';
+import { NOTIFY_RESULTS } from '../../src/transfer/notify.js';
+import { TRANSFER_RESULTS } from '../../src/transfer/xfr.js';
+import { ROOT, demoCopy, startDemo } from '../support/demo.js';
 import { FakeApiServer } from '../support/fake-apiserver.js';
 
 type Obj = Record<string, any>; // manifests are free-form JSON; the tests check the shape
@@ -298,3 +302,51 @@ describe('member RBAC', () => {
   });
 });
 
+
+describe('monitoring.yaml (Prometheus Operator)', () => {
+  it('scrapes the fedns-metrics Service by its port name', () => {
+    const sm = find('ServiceMonitor', 'fedns', 'monitoring.yaml');
+    const svc = find('Service', 'fedns-metrics', 'fedns.yaml');
+    for (const [k, v] of Object.entries(sm.spec.selector.matchLabels as Record<string, string>)) expect(svc.metadata.labels[k], k).toBe(v);
+    expect(svc.spec.ports.map((p: Obj) => p.name)).toContain(sm.spec.endpoints[0].port);
+  });
+
+  it('alerts only on metrics a running fedns exports, with label values it uses', async () => {
+    const demo = await startDemo();
+    let text: string;
+    try {
+      text = await demo.server.metrics.text();
+    } finally {
+      await demo.stop();
+    }
+    // Every series name fedns exports (histograms also as _bucket/_sum/_count).
+    const exported = new Set<string>();
+    for (const m of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
+      exported.add(m[1]);
+      if (m[2] === 'histogram') for (const s of ['_bucket', '_sum', '_count']) exported.add(m[1] + s);
+    }
+    const allowed: Record<string, Record<string, readonly string[]>> = {
+      fedns_cluster_health: { state: HEALTH_STATES },
+      fedns_queries_total: { rcode: Object.keys(Rcode) },
+      fedns_notifies_total: { result: NOTIFY_RESULTS },
+      fedns_zone_transfers_total: { result: TRANSFER_RESULTS },
+    };
+    const rules = find('PrometheusRule', 'fedns', 'monitoring.yaml').spec.groups.flatMap((g: Obj) => g.rules) as Obj[];
+    expect(rules.length).toBeGreaterThanOrEqual(8);
+    for (const r of rules) {
+      const expr = String(r.expr);
+      const names = [...expr.matchAll(/\bfedns_[a-z0-9_]+/g)].map((m) => m[0]);
+      expect(names.length, `${r.alert}: uses a fedns metric`).toBeGreaterThan(0);
+      for (const n of names) expect(exported.has(n), `${r.alert}: ${n} is exported`).toBe(true);
+      for (const sel of expr.matchAll(/\b(fedns_[a-z0-9_]+)\{([^}]*)\}/g)) {
+        for (const m of sel[2].matchAll(/(\w+)\s*(=~|=)\s*"([^"]*)"/g)) {
+          const values = allowed[sel[1]]?.[m[1]];
+          expect(values, `${r.alert}: ${sel[1]} has a known label ${m[1]}`).toBeDefined();
+          for (const v of m[2] === '=~' ? m[3].split('|') : [m[3]]) expect(values, `${r.alert}: ${sel[1]}{${m[1]}="${v}"}`).toContain(v);
+        }
+      }
+      expect(r.labels?.severity, r.alert).toMatch(/^(warning|critical)$/);
+      expect(r.annotations?.summary, r.alert).toBeTruthy();
+    }
+  });
+});
