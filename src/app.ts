@@ -16,6 +16,7 @@ import { typeName, rcodeName } from './dns/constants.js';
 import { Metrics } from './ops/metrics.js';
 import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from './atomic-file.js';
+import { AddressAcl } from './acl.js';
 import { Journal } from './transfer/journal.js';
 import { Notifier, type NotifyOptions } from './transfer/notify.js';
 import type { TsigKey } from './transfer/tsig.js';
@@ -59,6 +60,10 @@ export function notifyOptions(c: Config): NotifyOptions {
     retries: 5,
     key: tsigKeys(c).find((k) => k.name === c.transfer.notifyKey),
   };
+}
+
+function queryAcl(c: Config): AddressAcl | undefined {
+  return c.queries.allow === null ? undefined : new AddressAcl(c.queries.allow);
 }
 
 /** The serial saved by a previous run, so a restart never goes backwards. */
@@ -157,6 +162,7 @@ export class Fedns {
     this.responder.transferHandler = (q, msg, conn, remote) => this.transfers.handle(q, msg, conn, remote);
     this.responder.tsigKeys = policy.keys;
     this.responder.setIdentity(config.identity);
+    this.responder.queryAcl = queryAcl(config);
     this.notifier = new Notifier(notifyOptions(config), () => this.federation.snapshot, log.child({ component: 'notify' }), (result) =>
       metrics.notifies.inc({ result }),
     );
@@ -252,6 +258,7 @@ export class Fedns {
     this.transfers.setPolicy(policy);
     this.responder.tsigKeys = policy.keys;
     this.responder.setIdentity(next.identity);
+    this.responder.queryAcl = queryAcl(next);
     this.notifier.setOptions(notifyOptions(next));
     this.dns.setLimits({ idleTimeout: next.tcp.idleTimeout, maxConnections: next.tcp.maxConnections });
     this.config = next;

@@ -211,6 +211,15 @@ export const configSchema = z
       })
       .prefault({}),
     /**
+     * Who may query (every query, transfers and the secondaries' SOA checks included): addresses
+     * and CIDR blocks; others get REFUSED. null (default): everyone.
+     */
+    queries: z
+      .strictObject({
+        allow: z.array(cidr).nullable().default(null),
+      })
+      .prefault({}),
+    /**
      * Which server answered: `id.server`/`hostname.bind` (class CH, TXT) and the EDNS NSID option
      * (RFC 5001) give `server`; `version.server`/`version.bind` give `version`. null: not answered.
      */

@@ -3,6 +3,7 @@
 // query's header and question (case preserved) followed by the cached bytes, whose owner names
 // are compression pointers into that question.
 import type { Socket } from 'node:net';
+import type { AddressAcl } from '../acl.js';
 import { LRUCache } from 'lru-cache';
 import { CLASSIC_UDP_PAYLOAD, EdeCode, EdnsOption, MAX_UDP_PAYLOAD, Opcode, RRClass, RRType, Rcode } from './constants.js';
 import { keyIsInZone, nameKey } from './name.js';
@@ -89,6 +90,8 @@ export class Responder {
   cacheHits = 0;
   cacheMisses = 0;
   transferHandler?: TransferHandler;
+  /** Who may query (queries.allow); undefined: everyone. */
+  queryAcl?: AddressAcl;
   /** Keys that TSIG-signed queries may use (transfer.tsig). */
   tsigKeys: TsigKey[] = [];
   private verifiedTsig = false;
@@ -122,6 +125,9 @@ export class Responder {
     const q = this.q;
     const fail = parseQuery(msg, q);
     if (fail === ParseFailure.Drop) return null;
+    if (this.queryAcl !== undefined && !this.queryAcl.allows(remote ?? conn?.remoteAddress)) {
+      return this.finish(msg, q, transport, Rcode.REFUSED, false, undefined, fail === 0);
+    }
     if (fail === ParseFailure.FormErr) return this.finish(msg, q, transport, Rcode.FORMERR, false, undefined, q.questionEnd > 12);
     if (q.edns && q.ednsVersion > 0) return this.finish(msg, q, transport, Rcode.BADVERS, false, undefined, true);
     if (q.opcode !== Opcode.QUERY) return this.finish(msg, q, transport, Rcode.NOTIMP, false, undefined, true);

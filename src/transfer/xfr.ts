@@ -1,7 +1,8 @@
 // Outgoing zone transfers: AXFR (RFC 5936) and IXFR (RFC 1995), TCP only, to allowed clients,
 // optionally only with TSIG (RFC 8945). A transfer streams one immutable snapshot, so changes that
 // arrive meanwhile cannot corrupt it.
-import { BlockList, isIPv6, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { AddressAcl } from '../acl.js';
 import type { Logger } from 'pino';
 import { Rcode, RRClass, RRType } from '../dns/constants.js';
 import { decodeMessage } from '../dns/message.js';
@@ -31,17 +32,6 @@ export function serialLess(a: number, b: number): boolean {
   return a !== b && ((b - a) >>> 0) < 0x80000000;
 }
 
-export function buildAllowList(entries: string[]): BlockList {
-  const list = new BlockList();
-  for (const e of entries) {
-    const [addr, bits] = e.split('/');
-    const type = isIPv6(addr) ? 'ipv6' : 'ipv4';
-    if (bits !== undefined) list.addSubnet(addr, Number(bits), type);
-    else list.addAddress(addr, type);
-  }
-  return list;
-}
-
 /** Values of fedns_zone_transfers_total's `result` label. */
 export const TRANSFER_RESULTS = ['full', 'incremental', 'uptodate', 'udp-soa', 'refused', 'badtsig'] as const;
 export type TransferResult = (typeof TRANSFER_RESULTS)[number];
@@ -51,7 +41,7 @@ export interface TransferStats {
 }
 
 export class ZoneTransfers {
-  private allow: BlockList;
+  private allow: AddressAcl;
   private readonly sorted = new WeakMap<ZoneSnapshot, Promise<ZoneNode[]>>();
   /** The last transfer queued on each connection. */
   private readonly busy = new WeakMap<Socket, Promise<void>>();
@@ -63,18 +53,12 @@ export class ZoneTransfers {
     private readonly log: Logger,
     private readonly stats?: TransferStats,
   ) {
-    this.allow = buildAllowList(policy.allow);
+    this.allow = new AddressAcl(policy.allow);
   }
 
   setPolicy(p: TransferPolicy): void {
     this.policy = p;
-    this.allow = buildAllowList(p.allow);
-  }
-
-  private allowed(address: string | undefined): boolean {
-    if (!address) return false;
-    const a = address.startsWith('::ffff:') ? address.slice(7) : address;
-    return this.allow.check(a, isIPv6(a) ? 'ipv6' : 'ipv4');
+    this.allow = new AddressAcl(p.allow);
   }
 
   /**
@@ -94,7 +78,7 @@ export class ZoneTransfers {
       return signer ? signer.sign(err) : err;
     };
     if (q.key !== zone.apexKey || q.qclass !== RRClass.IN) return refuse('not a zone served here', Rcode.NOTAUTH);
-    if (!this.allowed(from)) return refuse('client not in transfer.allow');
+    if (!this.allow.allows(from)) return refuse('client not in transfer.allow');
     if (q.tsigOffset >= 0) {
       const v = verifyRequest(msg, q.tsigOffset, this.policy.keys);
       if (!v.ok) {

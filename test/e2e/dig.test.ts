@@ -372,6 +372,26 @@ describe('TCP limits', () => {
   });
 });
 
+describe.skipIf(!hasDig)('queries.allow', () => {
+  it('refuses sources outside the list (also over TCP); a reload that adds loopback lets dig in', async () => {
+    const f = await startFedns({ edit: withYaml('queries: { allow: [10.0.0.0/8] }') });
+    try {
+      for (const transport of ['+notcp', '+tcp']) {
+        const r = await q(f.port, 'nginx.default.fed.example.com', 'A', transport);
+        expect(r.status, summarise(r)).toBe('REFUSED');
+        expect(r.flags.has('aa')).toBe(false);
+      }
+      writeFileSync(f.config, readFileSync(f.config, 'utf8').replace('allow: [10.0.0.0/8]', 'allow: [10.0.0.0/8, 127.0.0.1]'));
+      await f.waitForLog((r) => r.msg === 'configuration reloaded');
+      const r = await q(f.port, 'nginx.default.fed.example.com', 'A');
+      expect(r.status, summarise(r)).toBe('NOERROR');
+      expect(r.answer.map((a) => a.data).sort()).toEqual(['192.0.2.10', '198.51.100.10']);
+    } finally {
+      await f.stop();
+    }
+  });
+});
+
 describe.skipIf(!hasDig)('IPv6 listen address', () => {
   it('answers on [::1] over UDP and TCP, next to 127.0.0.1', async () => {
     const f = await startFedns({ edit: (y) => y.replace('  - 127.0.0.1:0\n', '  - 127.0.0.1:0\n  - "[::1]:0"\n') });
