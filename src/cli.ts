@@ -40,6 +40,9 @@ program
   .action(async (opts: { config: string; logLevel?: string }) => {
     const config = load(opts.config);
     const log = createLogger(opts.logLevel ?? config.log.level);
+    // A promise nobody awaited that failed is a bug somewhere off the query path: log it and go
+    // on answering rather than take the DNS down with it (Node's default is to exit).
+    process.on('unhandledRejection', (e) => log.error({ err: e }, 'unhandled promise rejection; serving on'));
     const server = new Fedns(config, log);
     try {
       await server.start();

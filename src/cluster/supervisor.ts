@@ -206,7 +206,26 @@ export class Reflector {
   }
 
   start(): void {
-    this.running ??= this.loop().catch((e) => this.log.error({ err: e, kind: this.spec.kind }, 'list/watch loop crashed'));
+    this.running ??= this.supervise();
+  }
+
+  /** Runs the loop; should it ever throw (a bug), reports the resource broken and starts it over. */
+  private async supervise(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        await this.loop();
+        return;
+      } catch (e) {
+        this.log.error({ err: e, kind: this.spec.kind }, 'list/watch loop crashed; restarting it');
+        this.healthy = false;
+        try {
+          this.sink.failed(`internal error: ${errorText(e)}`);
+        } catch {
+          /* already logged above */
+        }
+        await this.sleep(this.backoff());
+      }
+    }
   }
 
   /**
