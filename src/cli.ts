@@ -108,6 +108,8 @@ program
       `  zone ${config.domain} federation ${config.federation}, serial ${snap.serial}, ${snap.recordCount} records`,
       `  listen ${config.listen.map((l) => `${l.host}:${l.port}`).join(', ')}; ops ${config.ops.listen ? `${config.ops.listen.host}:${config.ops.listen.port}` : 'off'}`,
       `  selection ${config.selection.policy}${config.selection.labelSelector ? ` (${config.selection.labelSelector})` : ''}, address mode ${config.addressMode}`,
+      `  queries from ${config.queries.allow === null ? 'everyone' : config.queries.allow.join(', ') || 'nobody'}; transfers to ${config.transfer.allow.join(', ') || 'nobody'}${config.transfer.tsig.length ? ` (TSIG ${config.transfer.requireTsig === false ? 'optional' : 'required'})` : ''}`,
+      `  identity ${config.identity.server ?? 'off'}, version ${config.identity.version ?? 'off'}, NSID ${config.identity.nsid && config.identity.server !== null ? 'on' : 'off'}`,
       `  clusters (${config.clusters.length}):`,
       ...[...fed.clusters.values()].map(
         (c) => `    ${c.name}: region ${c.region ?? '-'}, zones ${c.zones.join(',') || '-'}, ${c.settings.addressMode}, ${c.health}, ${c.services.size} services${c.reason ? ` (${c.reason})` : ''}`,

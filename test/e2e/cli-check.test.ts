@@ -1,0 +1,45 @@
+// `fedns check`: a valid configuration prints a summary of what would be served; an invalid one
+// exits 2 with every problem as "file: field: what is wrong".
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CLI, demoCopy } from '../support/demo.js';
+
+const run = promisify(execFile);
+const copies: { cleanup(): void }[] = [];
+afterAll(() => {
+  for (const c of copies) c.cleanup();
+});
+
+async function check(edit: (y: string) => string): Promise<{ code: number; out: string; err: string; config: string }> {
+  const copy = demoCopy(edit);
+  copies.push(copy);
+  return run(process.execPath, [CLI, 'check', '--config', copy.config], { timeout: 15_000 }).then(
+    (r) => ({ code: 0, out: r.stdout, err: r.stderr, config: copy.config }),
+    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, out: e.stdout, err: e.stderr, config: copy.config }),
+  );
+}
+
+describe('fedns check', () => {
+  it('summarises a valid configuration: zone, listeners, access, identity, every cluster', async () => {
+    const r = await check((y) => y.replace('ops:\n  listen: 127.0.0.1:9153', 'ops:\n  listen: null\nqueries: { allow: [10.0.0.0/8] }'));
+    expect(r.code).toBe(0);
+    const lines = r.out.trimEnd().split('\n');
+    expect(lines[0]).toBe(`${r.config}: OK`);
+    expect(lines[1]).toMatch(/^ {2}zone example\.com\. federation fed, serial \d+, \d+ records$/);
+    expect(lines).toContain('  listen 127.0.0.1:1053; ops off');
+    expect(lines).toContain('  queries from 10.0.0.0/8; transfers to nobody');
+    expect(lines.some((l) => /^ {2}identity fedns-demo, version fedns \d+\.\d+\.\d+\S*, NSID on$/.test(l))).toBe(true);
+    expect(lines).toContain('  clusters (3):');
+    expect(lines.filter((l) => /^ {4}(alpha|bravo|charlie): region [a-z-]+, zones [a-z0-9-]+, loadBalancer, live, \d services$/.test(l))).toHaveLength(3);
+  });
+
+  it('an invalid configuration: exit 2, each problem with the file and the field', async () => {
+    const r = await check((y) => y.replace('default: 30', 'default: -1').replace('127.0.0.1:1053', 'localhost:1053'));
+    expect(r.code).toBe(2);
+    expect(r.out).toBe('');
+    expect(r.err).toContain('fedns: invalid configuration');
+    expect(r.err).toContain(`${r.config}: ttl.default: `);
+    expect(r.err).toContain(`${r.config}: listen[0]: "localhost" is not an IP address`);
+  });
+});
