@@ -43,3 +43,16 @@ describe('fedns check', () => {
     expect(r.err).toContain(`${r.config}: listen[0]: "localhost" is not an IP address`);
   });
 });
+
+describe('fedns --version', () => {
+  it("prints package.json's version, the one identity.version and fedns_build_info report", async () => {
+    const { readFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { ROOT } = await import('../support/demo.js');
+    const { VERSION } = await import('../../src/version.js');
+    const want = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+    const { stdout } = await run(process.execPath, [CLI, '--version'], { timeout: 15_000 });
+    expect(stdout.trim()).toBe(want);
+    expect(VERSION).toBe(want);
+  });
+});
