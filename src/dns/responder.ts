@@ -300,11 +300,13 @@ export class Responder {
     return this.finish(msg, q, transport, rcode, true, enc, true);
   }
 
-  /** Class CH: the server's identity and version as TXT (when configured); else REFUSED. */
+  /**
+   * Class CH: the server's identity and version as TXT (when configured), not authoritative (no
+   * zone behind them), as Knot DNS answers them; any other CH question is REFUSED.
+   */
   private chaosAnswer(msg: Buffer, q: ParsedQuery, transport: Transport): Buffer {
-    const rr = q.qclass === RRClass.CH ? this.chaos.get(q.key) : undefined;
+    const rr = q.qclass === RRClass.CH && q.qtype === RRType.TXT ? this.chaos.get(q.key) : undefined;
     if (!rr) return this.finish(msg, q, transport, Rcode.REFUSED, false, undefined, true);
-    if (q.qtype !== RRType.TXT && q.qtype !== RRType.ANY) return this.finish(msg, q, transport, Rcode.NOERROR, true, undefined, true);
     const w = this.w;
     w.reset();
     w.off = 12;
@@ -313,7 +315,7 @@ export class Responder {
     const start = w.off;
     w.rr(rr);
     const enc: Encoded = { bytes: Buffer.from(w.buf.subarray(start, w.off)), ancount: 1, nscount: 0, required: w.off - start, additional: [] };
-    return this.finish(msg, q, transport, Rcode.NOERROR, true, enc, true);
+    return this.finish(msg, q, transport, Rcode.NOERROR, false, enc, true);
   }
 
   private apexSoa(msg: Buffer, q: ParsedQuery, transport: Transport, zone: ZoneSnapshot): Buffer {

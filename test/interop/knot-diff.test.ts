@@ -22,6 +22,7 @@ import { CLI, demoCopy } from '../support/demo.js';
 import { compareResults, dig, digMany, summarise, type DigResult } from '../support/dig.js';
 import { startFedns, testListen, type FednsProcess } from '../support/fedns.js';
 import { requirePeers, startKnot, type KnotPeer } from '../support/peers.js';
+import { VERSION } from '../../src/version.js';
 
 const run = promisify(execFile);
 const ready = requirePeers('knotd', 'dig');
@@ -103,7 +104,12 @@ describe.skipIf(!ready)('fedns vs knotd on the same zone', () => {
     const printed = await run(process.execPath, [CLI, 'zone', '--config', fedns.config], { timeout: 30_000 });
     serial = await servedSerial(fedns.port);
     zoneText = withSerial(printed.stdout, serial);
-    knot = await startKnot({ origin: 'example.com.', zoneText });
+    // The same identity as the demo's fedns, so that CH names and NSID can be compared too.
+    knot = await startKnot({
+      origin: 'example.com.',
+      zoneText,
+      serverOptions: [`    identity: "fedns-demo"`, `    version: "fedns ${VERSION}"`, `    nsid: "fedns-demo"`].join('\n'),
+    });
     corpus = buildCorpus(zoneText, { seed: SEED });
   });
 
@@ -123,6 +129,23 @@ describe.skipIf(!ready)('fedns vs knotd on the same zone', () => {
     // Every owner name of the zone is asked.
     const asked = new Set(corpus.map((q) => q.name.toLowerCase()));
     for (const r of parseZoneText(zoneText).records) expect(asked.has(r.name), r.name).toBe(true);
+  });
+
+  it('answers the identity names (CH TXT) and NSID exactly like knotd', async () => {
+    const queries: string[][] = [];
+    for (const name of ['id.server', 'hostname.bind', 'version.server', 'version.bind', 'ID.Server'])
+      for (const type of ['TXT', 'A']) for (const edns of ['+edns', '+noedns']) queries.push([name, 'CH', type, edns]);
+    queries.push(['authors.bind', 'CH', 'TXT'], ['nginx.default.fed.example.com', 'A', '+nsid'], ['id.server', 'CH', 'TXT', '+nsid', '+tcp']);
+    const diffs: string[] = [];
+    for (const q of queries) {
+      const [a, b] = await Promise.all([fedns.port, knot.port].map((port) => dig(['@127.0.0.1', '-p', String(port), '+tries=1', '+time=2', ...q])));
+      const d = compareResults(a, b, { labels: ['fedns', 'knotd'], flags: ['aa', 'tc', 'ra'] });
+      if (JSON.stringify(a.ednsOptions.filter((o) => o.startsWith('NSID'))) !== JSON.stringify(b.ednsOptions.filter((o) => o.startsWith('NSID')))) {
+        d.push(`NSID: fedns=${JSON.stringify(a.ednsOptions)} knotd=${JSON.stringify(b.ednsOptions)}`);
+      }
+      if (d.length) diffs.push(`${q.join(' ')}: ${d.join('; ')} [fedns ${summarise(a)}] [knotd ${summarise(b)}]`);
+    }
+    expect(diffs).toEqual([]);
   });
 
   it('answers the corpus exactly like knotd (rcode, flags, sections as sets, TTLs)', async () => {

@@ -601,6 +601,8 @@ export interface KnotOptions {
   zoneText?: string;
   /** Fixed port; default: freePort(). */
   port?: number;
+  /** Extra lines for the `server:` section (4-space indent), e.g. '    identity: "ns1"'. */
+  serverOptions?: string;
   /** Raw top-level config text inserted before `zone:` (e.g. `remote:`, `acl:`, `template:` sections). */
   extraConfig?: string | ((ctx: KnotContext) => string);
   /** Extra lines appended to the default zone entry, e.g. "    acl: [xfr]" (4-space indent). */
@@ -657,6 +659,7 @@ export function knotConfig(opts: KnotOptions, ctx: KnotContext): string {
     '    udp-workers: 1',
     '    tcp-workers: 1',
     '    background-workers: 1',
+    (opts.serverOptions ?? '').replace(/\s+$/, ''),
     'log:',
     '  - target: stderr',
     `    any: ${opts.logLevel ?? 'warning'}`,
