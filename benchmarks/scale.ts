@@ -5,6 +5,7 @@
 // usage: node dist/benchmarks/scale.js [clusters=20] [services=5000]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
+import { createServer } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -72,9 +73,15 @@ async function main(): Promise<void> {
     await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
     const port = s.address().port;
     s.close();
+    const opsPort = await new Promise<number>((r) => {
+      const t = createServer().listen(0, '127.0.0.1', () => {
+        const p = (t.address() as { port: number }).port;
+        t.close(() => r(p));
+      });
+    });
     writeFileSync(
       join(dir, 'fedns.yaml'),
-      `listen: [127.0.0.1:${port}]\nops: { listen: null }\nlog: { level: warn }\naddressMode: endpoints\nclusters:\n${clusters}`,
+      `listen: [127.0.0.1:${port}]\nops: { listen: 127.0.0.1:${opsPort} }\nlog: { level: warn }\naddressMode: endpoints\nclusters:\n${clusters}`,
     );
     const t0 = performance.now();
     fedns = spawn(process.execPath, ['--max-old-space-size=8192', join(ROOT, 'dist', 'src', 'cli.js'), 'serve', '--config', join(dir, 'fedns.yaml')], {
@@ -93,7 +100,11 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 2000));
     console.log(`${CLUSTERS} clusters x ${SERVICES} services x 3 endpoints (${CLUSTERS * SERVICES} Services, ${CLUSTERS * SERVICES * 3} endpoints)`);
     console.log(`  initial sync: ${(syncMs / 1000).toFixed(1)} s from process start to the last service answering from all clusters`);
-    console.log(`  resident memory after sync: ${rssMiB(fedns.pid!).toFixed(0)} MiB`);
+    // RSS includes heap V8 has not given back; the live JavaScript heap is what the data costs.
+    const metrics = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
+    const heapUsed = Number(/^fedns_nodejs_heap_size_used_bytes (\S+)$/m.exec(metrics)?.[1]) / 1048576;
+    const records = Number(/^fedns_zone_records (\S+)$/m.exec(metrics)?.[1]);
+    console.log(`  resident memory after sync: ${rssMiB(fedns.pid!).toFixed(0)} MiB; JavaScript heap in use: ${heapUsed.toFixed(0)} MiB; zone: ${records} records`);
   } finally {
     fedns?.kill('SIGTERM');
     if (fedns) await new Promise((r) => fedns!.once('exit', r));
