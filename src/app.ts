@@ -62,10 +62,6 @@ export function notifyOptions(c: Config): NotifyOptions {
   };
 }
 
-function queryAcl(c: Config): AddressAcl | undefined {
-  return c.queries.allow === null ? undefined : new AddressAcl(c.queries.allow);
-}
-
 /** The serial saved by a previous run, so a restart never goes backwards. */
 function savedSerial(file: string | undefined): number | undefined {
   if (!file) return undefined;
@@ -160,9 +156,7 @@ export class Fedns {
       metrics.transfers.inc({ type, result }),
     );
     this.responder.transferHandler = (q, msg, conn, remote) => this.transfers.handle(q, msg, conn, remote);
-    this.responder.tsigKeys = policy.keys;
-    this.responder.setIdentity(config.identity);
-    this.responder.queryAcl = queryAcl(config);
+    this.configureResponder(config, policy);
     this.notifier = new Notifier(notifyOptions(config), () => this.federation.snapshot, log.child({ component: 'notify' }), (result) =>
       metrics.notifies.inc({ result }),
     );
@@ -208,6 +202,13 @@ export class Fedns {
     for (const cl of this.config.clusters) this.startCluster(cl);
     await this.dns.listen(this.config.listen);
     this.ops = await this.openOps(this.config);
+  }
+
+  /** What the responder takes from the configuration: access, TSIG keys, identity. */
+  private configureResponder(c: Config, policy: TransferPolicy): void {
+    this.responder.queryAcl = c.queries.allow === null ? undefined : new AddressAcl(c.queries.allow);
+    this.responder.tsigKeys = policy.keys;
+    this.responder.setIdentity(c.identity);
   }
 
   private async openOps(c: Config): Promise<OpsServer | undefined> {
@@ -256,9 +257,7 @@ export class Fedns {
     }
     const policy = transferPolicy(next);
     this.transfers.setPolicy(policy);
-    this.responder.tsigKeys = policy.keys;
-    this.responder.setIdentity(next.identity);
-    this.responder.queryAcl = queryAcl(next);
+    this.configureResponder(next, policy);
     this.notifier.setOptions(notifyOptions(next));
     this.dns.setLimits({ idleTimeout: next.tcp.idleTimeout, maxConnections: next.tcp.maxConnections });
     this.config = next;
