@@ -225,6 +225,9 @@ export function nsdSecondaryConfig({ dir, port, opts }: ConfigContext): string {
     `    xfrdir: "${dir}"`,
     '    verbosity: 2',
     '    rrl-ratelimit: 0',
+    // NSD reloads zones at most once a second by default, which alone holds a change back for up
+    // to a second when changes come faster than that; a secondary kept current by NOTIFY wants 0.
+    '    xfrd-reload-timeout: 0',
     // "no" would add the zone's NS RRset (authority) and glue (additional) to every positive answer,
     // which fedns (like Knot) does not; "yes" also leaves out additional addresses for SRV targets.
     '    minimal-responses: yes',

@@ -1,0 +1,98 @@
+// Reading a cluster's manifest directory: JSON and YAML, Lists and multi-document files, and only
+// the files that changed parsed again.
+import { mkdtempSync, rmSync, writeFileSync, renameSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FileClusterSource, ManifestReader } from '../../src/cluster/files.js';
+import { Federation } from '../../src/federation/federation.js';
+import { createLogger } from '../../src/ops/log.js';
+import { testFederationSettings } from '../support/federation.js';
+
+const svc = (name: string, ip: string) => ({
+  apiVersion: 'v1',
+  kind: 'Service',
+  metadata: { name, namespace: 'shop' },
+  spec: { type: 'LoadBalancer', ports: [{ name: 'http', port: 80, protocol: 'TCP' }] },
+  status: { loadBalancer: { ingress: [{ ip }] } },
+});
+
+describe('ManifestReader', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'fedns-manifests-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('reads JSON Lists, multi-document YAML and subdirectories; an empty file is no objects', () => {
+    writeFileSync(join(dir, 'a.json'), JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [svc('a', '192.0.2.1'), svc('b', '192.0.2.2')] }));
+    mkdirSync(join(dir, 'more'));
+    writeFileSync(join(dir, 'more', 'c.yaml'), `apiVersion: v1\nkind: Service\nmetadata: { name: c, namespace: shop }\n---\napiVersion: v1\nkind: ServiceList\nitems:\n  - metadata: { name: d, namespace: shop }\n`);
+    writeFileSync(join(dir, 'empty.json'), '\n');
+    const inv = new ManifestReader().read(dir);
+    expect(inv.services.map((s) => s.name).sort()).toEqual(['a', 'b', 'c', 'd']);
+  });
+
+  it('parses again only the files that changed (others keep their objects); a rename over a file counts', () => {
+    writeFileSync(join(dir, 'base.json'), JSON.stringify(svc('base', '192.0.2.1')));
+    writeFileSync(join(dir, 'bench.json'), JSON.stringify(svc('bench', '192.0.2.2')));
+    const reader = new ManifestReader();
+    const first = reader.read(dir);
+    const byName = (inv: typeof first, n: string) => inv.services.find((s) => s.name === n)!;
+    writeFileSync(join(dir, 'bench.json.tmp'), JSON.stringify(svc('bench', '192.0.2.3')));
+    renameSync(join(dir, 'bench.json.tmp'), join(dir, 'bench.json'));
+    const second = reader.read(dir);
+    expect(byName(second, 'base')).toBe(byName(first, 'base')); // not parsed again
+    expect(byName(second, 'bench')).not.toBe(byName(first, 'bench'));
+    expect(byName(second, 'bench').lbAddresses).toEqual(['192.0.2.3']);
+  });
+
+  it('a broken file fails the read with its name, and the reader recovers once it is fixed', () => {
+    writeFileSync(join(dir, 'good.yaml'), `apiVersion: v1\nkind: Service\nmetadata: { name: good, namespace: shop }\n`);
+    writeFileSync(join(dir, 'bad.json'), '{"kind": "Service",');
+    const reader = new ManifestReader();
+    expect(() => reader.read(dir)).toThrow(new RegExp(`^${join(dir, 'bad.json').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: JSON: `));
+    writeFileSync(join(dir, 'bad.yaml'), 'kind: [unclosed\n');
+    rmSync(join(dir, 'bad.json'));
+    expect(() => reader.read(dir)).toThrow(/bad\.yaml: YAML: /);
+    rmSync(join(dir, 'bad.yaml'));
+    expect(reader.read(dir).services.map((s) => s.name)).toEqual(['good']);
+  });
+});
+
+describe('FileClusterSource watching', () => {
+  it('follows files replaced by rename, new subdirectories and files in them, and deletions', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedns-watch-'));
+    const fed = new Federation(testFederationSettings());
+    const state = fed.addCluster({ name: 'one', region: 'r1', zones: [], addressMode: 'loadBalancer', gracePeriod: 300 });
+    writeFileSync(join(dir, 'a.json'), JSON.stringify(svc('a', '192.0.2.1')));
+    const source = new FileClusterSource(state, dir, createLogger('silent'), 60_000); // no poll: watchers only
+    const names = () => [...state.services.values()].map((x) => `${x.name}=${x.lbAddresses.join(',')}`).sort();
+    const until = async (want: string[]) => {
+      const end = Date.now() + 5000;
+      while (JSON.stringify(names()) !== JSON.stringify(want)) {
+        if (Date.now() > end) throw new Error(`have ${JSON.stringify(names())}, want ${JSON.stringify(want)}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
+    try {
+      source.start();
+      expect(names()).toEqual(['a=192.0.2.1']);
+      for (let i = 2; i < 5; i++) {
+        writeFileSync(join(dir, 'a.json.tmp'), JSON.stringify(svc('a', `192.0.2.${i}`)));
+        renameSync(join(dir, 'a.json.tmp'), join(dir, 'a.json'));
+        await until([`a=192.0.2.${i}`]);
+      }
+      mkdirSync(join(dir, 'sub'));
+      await new Promise((r) => setTimeout(r, 200)); // the new directory gets its watcher
+      writeFileSync(join(dir, 'sub', 'b.json'), JSON.stringify(svc('b', '198.51.100.1')));
+      await until(['a=192.0.2.4', 'b=198.51.100.1']);
+      rmSync(join(dir, 'a.json'));
+      await until(['b=198.51.100.1']);
+    } finally {
+      source.stop();
+      fed.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
