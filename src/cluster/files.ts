@@ -204,6 +204,7 @@ export class FileClusterSource implements ClusterSource {
 
   /** Re-reads the directory and applies the difference. */
   reload(): void {
+    // Watchers before reading: a file written meanwhile is either read now or seen by a watcher.
     if (this.watching) this.syncWatchers();
     this.lastPrint = fingerprint(this.dir);
     let inv: ClusterInventory;

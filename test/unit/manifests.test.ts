@@ -83,12 +83,16 @@ describe('FileClusterSource watching', () => {
         renameSync(join(dir, 'a.json.tmp'), join(dir, 'a.json'));
         await until([`a=192.0.2.${i}`]);
       }
+      // A new directory and a file in it at once: the file lands before the directory's watcher
+      // exists, and is still read.
       mkdirSync(join(dir, 'sub'));
-      await new Promise((r) => setTimeout(r, 200)); // the new directory gets its watcher
       writeFileSync(join(dir, 'sub', 'b.json'), JSON.stringify(svc('b', '198.51.100.1')));
       await until(['a=192.0.2.4', 'b=198.51.100.1']);
+      // And the new directory is watched from then on.
+      writeFileSync(join(dir, 'sub', 'b.json'), JSON.stringify(svc('b', '198.51.100.2')));
+      await until(['a=192.0.2.4', 'b=198.51.100.2']);
       rmSync(join(dir, 'a.json'));
-      await until(['b=198.51.100.1']);
+      await until(['b=198.51.100.2']);
     } finally {
       source.stop();
       fed.close();
