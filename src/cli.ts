@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// fedns command line: serve, check, zone.
-import { readFileSync, watchFile, unwatchFile } from 'node:fs';
+// fedns command line: serve, check, zone, explain, join, unjoin.
+import { watchFile, unwatchFile } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
 import { Command, Option } from 'commander';

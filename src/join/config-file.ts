@@ -8,7 +8,7 @@
 // way the result is validated with buildConfig before anything is written, and it is written
 // atomically (temp file in the same directory + rename).
 import { readFileSync } from 'node:fs';
-import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { Document, YAMLMap, YAMLSeq, isMap, isScalar, isSeq, parseDocument, type Node, type Pair } from 'yaml';
 import { ConfigError, buildConfig, type Config } from '../config/load.js';

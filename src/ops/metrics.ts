@@ -85,7 +85,7 @@ export class Metrics {
   private readonly reloadOk: Gauge;
 
   constructor(
-    private readonly federation: () => Federation,
+    federation: () => Federation,
     cache: () => { hits: number; misses: number },
   ) {
     const registry = this.registry;

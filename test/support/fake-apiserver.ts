@@ -248,9 +248,6 @@ function apiVersionOf(def: ResourceDef): string {
   return def.group ? `${def.group}/${def.version}` : def.version;
 }
 
-function basePath(def: ResourceDef): string {
-  return def.group ? `/apis/${def.group}/${def.version}` : `/api/${def.version}`;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Status objects

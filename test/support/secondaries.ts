@@ -22,7 +22,7 @@
  *
  * Environment: FEDNS_KEEP_PEER_DIRS=1 keeps scratch directories (their paths are printed).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { killOnExit, terminate } from './children.js';
 import * as dgram from 'node:dgram';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
