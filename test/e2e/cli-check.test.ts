@@ -1,11 +1,8 @@
 // `fedns check`: a valid configuration prints a summary of what would be served; an invalid one
 // exits 2 with every problem as "file: field: what is wrong".
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLI, demoCopy } from '../support/demo.js';
+import { demoCopy, runCli } from '../support/demo.js';
 
-const run = promisify(execFile);
 const copies: { cleanup(): void }[] = [];
 afterAll(() => {
   for (const c of copies) c.cleanup();
@@ -14,10 +11,7 @@ afterAll(() => {
 async function check(edit: (y: string) => string): Promise<{ code: number; out: string; err: string; config: string }> {
   const copy = demoCopy(edit);
   copies.push(copy);
-  return run(process.execPath, [CLI, 'check', '--config', copy.config], { timeout: 15_000 }).then(
-    (r) => ({ code: 0, out: r.stdout, err: r.stderr, config: copy.config }),
-    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, out: e.stdout, err: e.stderr, config: copy.config }),
-  );
+  return { ...(await runCli(['check', '--config', copy.config])), config: copy.config };
 }
 
 describe('fedns check', () => {
@@ -51,8 +45,9 @@ describe('fedns --version', () => {
     const { ROOT } = await import('../support/demo.js');
     const { VERSION } = await import('../../src/version.js');
     const want = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
-    const { stdout } = await run(process.execPath, [CLI, '--version'], { timeout: 15_000 });
-    expect(stdout.trim()).toBe(want);
+    const r = await runCli(['--version']);
+    expect(r.code).toBe(0);
+    expect(r.out.trim()).toBe(want);
     expect(VERSION).toBe(want);
   });
 });

@@ -1,20 +1,13 @@
 // `fedns explain`: asks the running server over its ops listener, or computes the same
 // explanation from the configuration with --offline; says what to do when the server is not there.
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI } from '../support/demo.js';
+import { runCli } from '../support/demo.js';
 import { startFedns, type FednsProcess } from '../support/fedns.js';
 import { freePort } from '../support/peers.js';
 
-const run = promisify(execFile);
 const NAME = 'nginx.default.fed.svc.eu-west-a.eu-west.example.com';
 
-const explain = (config: string, ...args: string[]) =>
-  run(process.execPath, [CLI, 'explain', '--config', config, ...args], { timeout: 15_000 }).then(
-    (r) => ({ code: 0, out: r.stdout, err: r.stderr }),
-    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, out: e.stdout, err: e.stderr }),
-  );
+const explain = (config: string, ...args: string[]) => runCli(['explain', '--config', config, ...args]);
 
 // Data age and serial differ between two computations; everything else must not.
 const stable = (text: string) => text.replace(/data age \d+s/g, 'data age Ns').replace(/serial \d+/, 'serial N');

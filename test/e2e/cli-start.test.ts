@@ -1,13 +1,10 @@
 // `fedns serve` that cannot open a listener stops with one plain line that names the address,
 // the reason in words and the configuration field to change (and exit code 1).
-import { execFile } from 'node:child_process';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server } from 'node:net';
-import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CLI, demoCopy } from '../support/demo.js';
+import { demoCopy, runCli } from '../support/demo.js';
 
-const run = promisify(execFile);
 const cleanups: (() => void)[] = [];
 afterEach(() => {
   for (const c of cleanups.splice(0)) c();
@@ -16,11 +13,8 @@ afterEach(() => {
 async function serve(edit: (yaml: string) => string): Promise<{ code: number; plain: string[]; config: string }> {
   const copy = demoCopy(edit);
   cleanups.push(copy.cleanup);
-  const r = await run(process.execPath, [CLI, 'serve', '--config', copy.config], { timeout: 15_000 }).then(
-    () => ({ code: 0, stderr: '' }),
-    (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
-  );
-  return { code: r.code, plain: r.stderr.split('\n').filter((l) => l.startsWith('fedns: ')), config: copy.config };
+  const r = await runCli(['serve', '--config', copy.config]);
+  return { code: r.code, plain: r.err.split('\n').filter((l) => l.startsWith('fedns: ')), config: copy.config };
 }
 
 describe('a listener that cannot open', () => {

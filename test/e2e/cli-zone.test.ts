@@ -1,14 +1,10 @@
 // `fedns zone` prints what the server would serve: load balancers that publish a hostname are
 // resolved (through `hostnames.resolvers`, here a demo fedns on loopback) before printing.
-import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, startDemo } from '../support/demo.js';
-
-const run = promisify(execFile);
+import { runCli, startDemo } from '../support/demo.js';
 
 describe('fedns zone with load-balancer hostnames', () => {
   let demo: Awaited<ReturnType<typeof startDemo>>;
@@ -51,7 +47,9 @@ clusters:
   });
 
   it('resolves the hostname and prints its addresses as the service records', async () => {
-    const { stdout } = await run(process.execPath, [CLI, 'zone', '--config', join(dir, 'fedns.yaml')], { timeout: 20_000 });
+    const r = await runCli(['zone', '--config', join(dir, 'fedns.yaml')], 20_000);
+    expect(r.code, r.err).toBe(0);
+    const stdout = r.out;
     const records = (owner: string, type: string) =>
       stdout
         .split('\n')

@@ -1,4 +1,5 @@
 // The demo configuration as tests use it: loaded in-process, or copied to a scratch directory.
+import { execFile } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -10,6 +11,15 @@ import { createLogger } from '../../src/ops/log.js';
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const DEMO_CONFIG = join(ROOT, 'config', 'fedns.yaml');
 export const CLI = join(ROOT, 'dist', 'src', 'cli.js');
+
+/** Runs the built `fedns` with `args` to its end: exit code, stdout and stderr (a failure is a result, not a throw). */
+export function runCli(args: string[], timeoutMs = 15_000): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { timeout: timeoutMs }, (e, stdout, stderr) => {
+      resolve({ code: e ? (typeof e.code === 'number' ? e.code : 1) : 0, out: stdout, err: stderr });
+    });
+  });
+}
 
 /** Copies config/ to a scratch directory, with `edit` applied to the YAML text. */
 export function demoCopy(edit: (yaml: string) => string = (y) => y): { dir: string; config: string; cleanup(): void } {
