@@ -1,7 +1,6 @@
 // A real Fedns whose member clusters are fake API servers driven through the real
 // @kubernetes/client-node configuration: changes in a cluster show up in DNS answers.
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import type { KubeSourceOptions } from '../../src/cluster/kube.js';
 import { Rcode } from '../../src/dns/constants.js';
 import { FakeApiServer } from '../support/fake-apiserver.js';
 import {
@@ -9,6 +8,7 @@ import {
   eventuallyWith,
   kubeHarness,
   publish,
+  QUICK_TIMING,
   rcodeText,
   same,
   serviceExport,
@@ -21,19 +21,7 @@ import {
 
 // ---- helpers ----------------------------------------------------------------------------
 
-const TIMING: KubeSourceOptions = {
-  idleLimitMs: 1500,
-  backoffBaseMs: 10,
-  backoffCapMs: 200,
-  backoffResetMs: 1000,
-  requestTimeoutMs: 2000,
-  watchTimeoutSeconds: 30,
-  stormRestarts: 20,
-  stormWindowMs: 2000,
-  missingKindRecheckMs: 500,
-};
-
-useKubeTiming(TIMING);
+useKubeTiming(QUICK_TIMING);
 
 const { startFedns, startRaw, writeKubeconfig } = kubeHarness('fedns-kube-conv-');
 const eventually = eventuallyWith({ timeoutMs: 8000, pollMs: 20 });

@@ -2,20 +2,10 @@
 // certificate (mutual TLS) and an exec credential plugin. The fake API server verifies client
 // certificates against its CA, the way kube-apiserver does with --client-ca-file.
 import { afterEach, describe, expect, it } from 'vitest';
-import type { KubeSourceOptions } from '../../src/cluster/kube.js';
 import { FakeApiServer } from '../support/fake-apiserver.js';
-import { eventuallyWith, kubeHarness, publish, same, useKubeTiming, type Running } from '../support/kube-harness.js';
+import { eventuallyWith, kubeHarness, publish, QUICK_TIMING, same, useKubeTiming, type Running } from '../support/kube-harness.js';
 
-const TIMING: KubeSourceOptions = {
-  idleLimitMs: 1500,
-  backoffBaseMs: 10,
-  backoffCapMs: 200,
-  backoffResetMs: 1000,
-  requestTimeoutMs: 2000,
-  watchTimeoutSeconds: 30,
-};
-
-useKubeTiming(TIMING);
+useKubeTiming(QUICK_TIMING);
 
 const { startFedns } = kubeHarness('fedns-kube-creds-');
 const eventually = eventuallyWith({ timeoutMs: 8000, pollMs: 20 });

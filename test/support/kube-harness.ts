@@ -25,6 +25,19 @@ import type { FakeApiServer, KubeObject } from './fake-apiserver.js';
 
 // ---- kube source timing -----------------------------------------------------------------
 
+/** Supervisor timings for tests that want quick retries but no fault-matrix tuning. */
+export const QUICK_TIMING: KubeSourceOptions = {
+  idleLimitMs: 1500,
+  backoffBaseMs: 10,
+  backoffCapMs: 200,
+  backoffResetMs: 1000,
+  requestTimeoutMs: 2000,
+  watchTimeoutSeconds: 30,
+  stormRestarts: 20,
+  stormWindowMs: 2000,
+  missingKindRecheckMs: 500,
+};
+
 /**
  * Makes the "kube" source type use these supervisor timings (and the federation's selection
  * policy). The source registry is module-global: call it once at the top of a test file.
