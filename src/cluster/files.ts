@@ -32,14 +32,23 @@ export class ManifestError extends Error {
  */
 export class ManifestReader {
   private parsed = new Map<string, { stamp: string; inv: ClusterInventory }>();
+  /** Of the last read (also a failed one): the directory's fingerprint and newest file time. */
+  print = '';
+  newestMtimeMs = 0;
 
   read(dir: string): ClusterInventory {
     const inv: ClusterInventory = { services: [], slices: [], exports: [] };
     const next = new Map<string, { stamp: string; inv: ClusterInventory }>();
-    for (const file of listManifests(dir)) {
-      const st = statSync(file);
-      // A rewrite in place or a rename over the file changes one of these.
-      const stamp = `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+    let files: ReturnType<typeof scan>;
+    try {
+      files = scan(dir);
+    } catch (e) {
+      this.print = `error:${(e as Error).message}`;
+      throw e;
+    }
+    this.print = fingerprintOf(files);
+    this.newestMtimeMs = files.reduce((t, f) => Math.max(t, f.mtimeMs), 0);
+    for (const { file, stamp } of files) {
       let p = this.parsed.get(file);
       if (p?.stamp !== stamp) p = { stamp, inv: parseManifestFile(file) };
       next.set(file, p);
@@ -111,21 +120,22 @@ function collect(obj: unknown, file: string, inv: ClusterInventory): void {
   }
 }
 
-function newestMtime(dir: string): number {
-  let t = 0;
-  for (const f of listManifests(dir)) t = Math.max(t, statSync(f).mtimeMs);
-  return t || Date.now();
+/** Every manifest file with a stamp that a rewrite in place or a rename over it changes. */
+function scan(dir: string): { file: string; stamp: string; mtimeMs: number }[] {
+  return listManifests(dir).map((file) => {
+    const st = statSync(file);
+    return { file, stamp: `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`, mtimeMs: st.mtimeMs };
+  });
 }
 
-/** Cheap fingerprint of the directory: names, sizes and modification times. */
+function fingerprintOf(files: { file: string; stamp: string }[]): string {
+  return files.map((f) => `${f.file}:${f.stamp}`).join('|');
+}
+
+/** Cheap fingerprint of the directory (names and stamps), for the fallback poll. */
 function fingerprint(dir: string): string {
   try {
-    return listManifests(dir)
-      .map((f) => {
-        const s = statSync(f);
-        return `${f}:${s.size}:${s.mtimeMs}`;
-      })
-      .join('|');
+    return fingerprintOf(scan(dir));
   } catch (e) {
     return `error:${(e as Error).message}`;
   }
@@ -206,11 +216,11 @@ export class FileClusterSource implements ClusterSource {
   reload(): void {
     // Watchers before reading: a file written meanwhile is either read now or seen by a watcher.
     if (this.watching) this.syncWatchers();
-    this.lastPrint = fingerprint(this.dir);
     let inv: ClusterInventory;
     try {
       inv = this.reader.read(this.dir);
     } catch (e) {
+      this.lastPrint = this.reader.print;
       const msg = (e as Error).message;
       if (msg !== this.lastError) {
         this.log.error({ error: msg }, 'cannot read cluster manifests; keeping the last good state');
@@ -219,10 +229,11 @@ export class FileClusterSource implements ClusterSource {
       this.state.reason = msg;
       return;
     }
+    this.lastPrint = this.reader.print;
     this.lastError = '';
     const before = this.state.health;
     // A file's modification is when its change began.
-    if (before !== 'syncing') this.state.noteChange(newestMtime(this.dir));
+    if (before !== 'syncing') this.state.noteChange(this.reader.newestMtimeMs || Date.now());
     this.state.replaceAll(inv);
     this.state.markLive();
     this.state.flush();
