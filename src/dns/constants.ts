@@ -39,7 +39,7 @@ export const Rcode = {
   BADVERS: 16,
 } as const;
 
-export const EdnsOption = { NSID: 3, EDE: 15 } as const;
+export const EdnsOption = { NSID: 3, CLIENT_SUBNET: 8, COOKIE: 10, EDE: 15 } as const;
 
 /** Extended DNS Error codes (RFC 8914). */
 export const EdeCode = { STALE_ANSWER: 3 } as const;

@@ -47,6 +47,35 @@ function skipName(buf: Buffer, off: number): number {
 }
 
 /**
+ * Reads the EDNS options in [o, end): every option must fit the OPT record exactly, and the
+ * options fedns knows must be well formed; the others are ignored (RFC 6891 6.1.2).
+ */
+function readOptions(buf: Buffer, o: number, end: number, out: ParsedQuery): boolean {
+  while (o < end) {
+    if (o + 4 > end) return false;
+    const code = buf.readUInt16BE(o);
+    const len = buf.readUInt16BE(o + 2);
+    o += 4;
+    if (o + len > end) return false; // runs past the OPT record (RFC 6891 6.1.2)
+    if (code === EdnsOption.NSID) out.nsid = true;
+    else if (code === EdnsOption.COOKIE && len !== 8 && (len < 16 || len > 40)) return false; // RFC 7873 5.2.2
+    else if (code === EdnsOption.CLIENT_SUBNET && !clientSubnetOk(buf, o, len)) return false; // RFC 7871 6
+    o += len;
+  }
+  return true;
+}
+
+/** RFC 7871 6: family 1 or 2, a prefix the family can hold, a scope of 0 in queries, and exactly the prefix's bytes. */
+function clientSubnetOk(buf: Buffer, o: number, len: number): boolean {
+  if (len < 4) return false;
+  const family = buf.readUInt16BE(o);
+  const source = buf[o + 2];
+  const scope = buf[o + 3];
+  const bits = family === 1 ? 32 : family === 2 ? 128 : -1;
+  return bits > 0 && source <= bits && scope === 0 && len - 4 === Math.ceil(source / 8);
+}
+
+/**
  * Parses `buf` into `out`. Returns 0 on success or a ParseFailure. On FormErr, `out.questionEnd`
  * is 12 when the question itself was unreadable.
  */
@@ -96,10 +125,13 @@ export function parseQuery(buf: Buffer, out: ParsedQuery): number {
   out.qclass = buf.readUInt16BE(off + 2);
   off += 4;
   out.questionEnd = off;
-  // Answer and authority records of a query are skipped (an IXFR query carries an SOA there).
+  // Answer and authority records of a query are skipped (an IXFR query carries an SOA there);
+  // OPT and TSIG belong in the additional section only (RFC 6891 6.1.1, RFC 8945 5.1).
   for (let i = 0; i < an + ns; i++) {
     off = skipName(buf, off);
     if (off < 0 || off + 10 > buf.length) return ParseFailure.FormErr;
+    const type = buf.readUInt16BE(off);
+    if (type === RRType.OPT || type === RRType.TSIG) return ParseFailure.FormErr;
     off += 10 + buf.readUInt16BE(off + 8);
     if (off > buf.length) return ParseFailure.FormErr;
   }
@@ -116,11 +148,9 @@ export function parseQuery(buf: Buffer, out: ParsedQuery): number {
       out.udpSize = buf.readUInt16BE(off + 2);
       out.ednsVersion = buf[off + 5];
       out.dnssecOk = (buf[off + 6] & 0x80) !== 0;
-      // Options: only NSID matters; the others are ignored (RFC 6891 6.1.2).
+      // The OPT (and so an answer with one) is known from here on: a FORMERR below carries it.
       const end = off + 10 + rdlen;
-      for (let o = off + 10; o + 4 <= end && end <= buf.length; o += 4 + buf.readUInt16BE(o + 2)) {
-        if (buf.readUInt16BE(o) === EdnsOption.NSID) out.nsid = true;
-      }
+      if (end > buf.length || !readOptions(buf, off + 10, end, out)) return ParseFailure.FormErr;
     } else if (type === RRType.TSIG) {
       if (i !== ar - 1) return ParseFailure.FormErr; // RFC 8945 5.1: TSIG must be the last record
       out.tsigOffset = start;

@@ -259,3 +259,70 @@ describe('server identity: CH TXT names and NSID', () => {
     expect(off('nginx.default.fed.example.com.', RRType.A, { edns: { options: [nsidOpt] } }).edns?.options).toEqual([]);
   });
 });
+
+describe('strict parsing (RFC 6891, RFC 8945)', () => {
+  const opt = (code: number, data: Buffer) => ({ code, data });
+  /** A query with one EDNS option whose length field is rewritten to `len`. */
+  function optionWithLength(len: number): Buffer {
+    const q = encodeQuery('nginx.default.fed.example.com.', RRType.A, { id: 4242, edns: { options: [opt(65001, Buffer.from('abc'))] } });
+    q.writeUInt16BE(len, q.length - 3 - 2);
+    return q;
+  }
+  const raw = (q: Buffer) => decodeMessage(responder.answer(q, 'udp')!);
+
+  it('an option whose length runs past the OPT record is FORMERR, with an OPT in the answer', () => {
+    const m = raw(optionWithLength(10));
+    expect(m.rcode).toBe(Rcode.FORMERR);
+    expect(m.answers).toEqual([]);
+    expect(m.edns).toBeDefined();
+    // The same within the packet: the OPT record's own length stops short of the option.
+    const q = encodeQuery('nginx.default.fed.example.com.', RRType.A, { id: 4242, edns: { options: [opt(65001, Buffer.from('abcdef'))] } });
+    q.writeUInt16BE(q.readUInt16BE(q.length - 12) - 2, q.length - 12); // OPT RDLENGTH: 2 bytes short
+    const extra = Buffer.concat([q, Buffer.alloc(2)]);
+    expect(raw(extra).rcode).toBe(Rcode.FORMERR);
+    // A well-formed one is still answered.
+    expect(raw(optionWithLength(3)).rcode).toBe(Rcode.NOERROR);
+  });
+
+  it('OPT data that ends inside an option header is FORMERR', () => {
+    const q = encodeQuery('nginx.default.fed.example.com.', RRType.A, { id: 4242, edns: {} });
+    const bad = Buffer.concat([q, Buffer.from([0, 3])]);
+    bad.writeUInt16BE(2, q.length - 2); // OPT RDLENGTH 2: half an option header
+    expect(raw(bad).rcode).toBe(Rcode.FORMERR);
+  });
+
+  it('malformed COOKIE and CLIENT-SUBNET options are FORMERR (RFC 7873 5.2.2, RFC 7871 6)', () => {
+    const ask1 = (code: number, data: Buffer) => raw(encodeQuery('nginx.default.fed.example.com.', RRType.A, { id: 4242, edns: { options: [opt(code, data)] } }));
+    expect(ask1(10, Buffer.alloc(5)).rcode).toBe(Rcode.FORMERR);
+    expect(ask1(10, Buffer.alloc(41)).rcode).toBe(Rcode.FORMERR);
+    expect(ask1(10, Buffer.alloc(8)).rcode).toBe(Rcode.NOERROR);
+    expect(ask1(10, Buffer.alloc(24)).rcode).toBe(Rcode.NOERROR);
+    expect(ask1(8, Buffer.from([0, 1, 24, 0, 192, 0, 2])).rcode).toBe(Rcode.NOERROR);
+    expect(ask1(8, Buffer.from([0, 1, 24, 0, 192, 0, 2, 0])).rcode).toBe(Rcode.FORMERR); // more bytes than the prefix
+    expect(ask1(8, Buffer.from([0, 1, 33, 0, 192, 0, 2, 0, 0])).rcode).toBe(Rcode.FORMERR); // prefix longer than IPv4
+    expect(ask1(8, Buffer.from([0, 3, 0, 0])).rcode).toBe(Rcode.FORMERR); // unknown family
+    expect(ask1(8, Buffer.from([0, 1, 24, 8, 192, 0, 2])).rcode).toBe(Rcode.FORMERR); // scope set in a query
+  });
+
+  it('TSIG must be the last record, and OPT or TSIG outside the additional section is FORMERR', () => {
+    const tsig: Parameters<typeof encodeMessage>[0]['additionals'] = [{ name: 'k.', type: RRType.TSIG, class: 255, ttl: 0, data: Buffer.alloc(0) }];
+    const notLast = encodeMessage({ id: 1, questions: [{ name: 'example.com.', type: RRType.SOA, class: 1 }], additionals: [...tsig!, { name: 'x.', type: RRType.TXT, ttl: 0, data: ['x'] }] });
+    expect(raw(notLast).rcode).toBe(Rcode.FORMERR);
+    const inAnswer = encodeMessage({ id: 1, questions: [{ name: 'example.com.', type: RRType.SOA, class: 1 }], answers: tsig });
+    expect(raw(inAnswer).rcode).toBe(Rcode.FORMERR);
+    const optInAuthority = encodeMessage({ id: 1, questions: [{ name: 'example.com.', type: RRType.SOA, class: 1 }], authorities: [{ name: '.', type: RRType.OPT, class: 1232, ttl: 0, data: Buffer.alloc(0) }] });
+    expect(raw(optInAuthority).rcode).toBe(Rcode.FORMERR);
+  });
+
+  it('question names over 255 bytes or with labels over 63 are FORMERR', () => {
+    const q = encodeQuery('example.com.', RRType.A, { id: 4242 });
+    const question = (labels: number[]) => {
+      const name = Buffer.concat([...labels.map((n) => Buffer.concat([Buffer.from([n]), Buffer.alloc(n, 0x61)])), Buffer.from([0])]);
+      return Buffer.concat([q.subarray(0, 12), name, Buffer.from([0, 1, 0, 1])]);
+    };
+    expect(raw(question([64])).rcode).toBe(Rcode.FORMERR);
+    expect(raw(question([63, 63, 63, 61])).rcode).toBe(Rcode.REFUSED); // 255 bytes: a name, outside the zone
+    expect(raw(question([63, 63, 63, 63])).rcode).toBe(Rcode.FORMERR); // 257 bytes
+    expect(raw(question([63, 63, 63, 61, 1])).rcode).toBe(Rcode.FORMERR); // 257 bytes in more labels
+  });
+});
