@@ -138,7 +138,7 @@ export class Fedns {
     this.federation = new Federation({ ...federationSettings(config), initialSerial: saved === undefined ? undefined : nextSerial(saved) });
     this.metrics = new Metrics(
       () => this.federation,
-      () => ({ hits: this.responder.cacheHits, misses: this.responder.cacheMisses }),
+      () => ({ hits: this.responder.cacheHits, misses: this.responder.cacheMisses, errors: this.responder.answerErrors }),
     );
     const metrics = this.metrics;
     const queryLog = config.log.queries ? log.child({ component: 'query' }) : undefined;
@@ -147,7 +147,8 @@ export class Fedns {
       observer?.(transport, qtype, rcode, q);
       queryLog?.info({ transport, qname: q?.key ? keyToName(q.key) : undefined, qtype: typeName(qtype), rcode: rcodeName(rcode) }, 'query');
     };
-    this.responder = new Responder(() => this.federation.snapshot, { observer: observe });
+    const answerLog = log.child({ component: 'responder' });
+    this.responder = new Responder(() => this.federation.snapshot, { observer: observe, log: (obj, msg) => answerLog.error(obj, msg) });
     this.dns = new DnsServer(this.responder, { idleTimeout: config.tcp.idleTimeout, maxConnections: config.tcp.maxConnections }, log);
     this.dns.onLatency = (transport, seconds) => metrics.latency.observe(transport === 'udp' ? 0 : 1, seconds);
     this.journal = new Journal(config.transfer.journal.deltas, config.transfer.journal.records);

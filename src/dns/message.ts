@@ -1,6 +1,7 @@
 // Whole DNS messages as plain data: decode and encode. Used off the hot path (tests, zone
 // transfer, NOTIFY, TSIG); the responder parses queries with its own allocation-free reader.
 import { RRClass, RRType } from './constants.js';
+import { escapeLabel } from './name.js';
 import type { RR, SoaData, SrvData } from './records.js';
 import { Writer } from './writer.js';
 
@@ -89,10 +90,11 @@ export class Reader {
       if (pos + 1 + len > this.buf.length) throw new DecodeError('label runs past the message');
       total += len + 1;
       if (total > 255) throw new DecodeError('name longer than 255 bytes');
-      labels.push(this.buf.toString('latin1', pos + 1, pos + 1 + len));
+      labels.push(escapeLabel(this.buf.toString('latin1', pos + 1, pos + 1 + len)));
       pos += 1 + len;
     }
     if (!jumped) this.off = pos;
+    // Escaped (RFC 1035 5.1): a label holding "." stays one label; only ASCII is left to lowercase.
     return labels.length ? labels.join('.').toLowerCase() + '.' : '.';
   }
 }

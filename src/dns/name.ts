@@ -1,5 +1,6 @@
 // Domain names: presentation form <-> wire form, and the lookup keys the zone uses.
-// fedns keeps names as absolute, lowercase presentation strings ("a.b.example.com.") and
+// fedns keeps names as absolute, lowercase presentation strings ("a.b.example.com.", with
+// RFC 1035 5.1 escapes for a label holding "." or "\" or other bytes: "a\.b.") and
 // looks them up by the latin1 string of their lowercase wire bytes, which the query parser
 // can produce without building label arrays.
 
@@ -10,9 +11,85 @@ export const MAX_LABEL_LENGTH = 63;
 export function canonicalName(name: string): string {
   const lower = name.toLowerCase();
   if (lower === '' || lower === '.') return '.';
-  return lower.endsWith('.') ? lower : `${lower}.`;
+  return endsWithRoot(lower) ? lower : `${lower}.`;
 }
 
+/** The name ends with an unescaped dot ("a\\." does, "a\." does not). */
+function endsWithRoot(name: string): boolean {
+  if (!name.endsWith('.')) return false;
+  let slashes = 0;
+  for (let i = name.length - 2; i >= 0 && name.charCodeAt(i) === 0x5c; i--) slashes++;
+  return slashes % 2 === 0;
+}
+
+/**
+ * RFC 1035 5.1 presentation of one label's bytes (a latin1 string): "." and "\" escaped with a
+ * backslash, bytes outside printable ASCII as \DDD, so that the text reads back as the same labels.
+ */
+export function escapeLabel(label: string): string {
+  let plain = true;
+  for (let i = 0; i < label.length && plain; i++) {
+    const c = label.charCodeAt(i);
+    plain = c > 0x20 && c < 0x7f && c !== 0x2e && c !== 0x5c;
+  }
+  if (plain) return label;
+  let out = '';
+  for (let i = 0; i < label.length; i++) {
+    const c = label.charCodeAt(i);
+    if (c === 0x2e || c === 0x5c) out += '\\' + label[i];
+    else if (c <= 0x20 || c >= 0x7f) out += '\\' + String(c).padStart(3, '0');
+    else out += label[i];
+  }
+  return out;
+}
+
+/** Lowercases ASCII letters only (DNS case-insensitivity, RFC 4343), in a latin1 string. */
+export function asciiLower(s: string): string {
+  return /[\u0080-\u00ff]/.test(s) ? s.replace(/[A-Z]/g, (c) => c.toLowerCase()) : s.toLowerCase();
+}
+
+/**
+ * The labels of a presentation name as latin1 byte strings, escapes undone (RFC 1035 5.1), the
+ * root left out. Throws on an empty label, a dangling backslash or a \DDD above 255.
+ */
+export function labelsOf(name: string): string[] {
+  if (name === '' || name === '.') return [];
+  const labels: string[] = [];
+  let label = '';
+  let i = 0;
+  const n = name.length;
+  while (i < n) {
+    const c = name.charCodeAt(i);
+    if (c === 0x2e) {
+      if (label === '') throw new Error(`empty label in name "${name}"`);
+      labels.push(label);
+      label = '';
+      i++;
+      continue;
+    }
+    if (c !== 0x5c) {
+      label += name[i++];
+      continue;
+    }
+    if (i + 1 >= n) throw new Error(`name "${name}" ends with a lone backslash`);
+    if (/^[0-9]{3}$/.test(name.slice(i + 1, i + 4))) {
+      const v = Number(name.slice(i + 1, i + 4));
+      if (v > 255) throw new Error(`escape \\${name.slice(i + 1, i + 4)} in name "${name}" is not a byte`);
+      label += String.fromCharCode(v);
+      i += 4;
+    } else {
+      label += name[i + 1];
+      i += 2;
+    }
+  }
+  if (label !== '') labels.push(label);
+  return labels;
+}
+
+/** Presentation form of labels (latin1 byte strings), escaped, absolute. */
+export function labelsToName(labels: string[]): string {
+  return labels.length ? labels.map(escapeLabel).join('.') + '.' : '.';
+}
 
 /** Why a name cannot be used as a DNS name, or undefined when it can. */
 export function nameProblem(name: string): string | undefined {
@@ -30,11 +107,11 @@ export function nameProblem(name: string): string | undefined {
   return undefined;
 }
 
-/** Wire form of a presentation name (no compression). Throws on invalid names. */
+/** Wire form of a presentation name (no compression), lowercase. Throws on invalid names. */
 export function nameToWire(name: string): Buffer {
   const n = canonicalName(name);
   if (n === '.') return Buffer.from([0]);
-  const labels = n.slice(0, -1).split('.');
+  const labels = name.includes('\\') ? labelsOf(name).map(asciiLower) : n.slice(0, -1).split('.');
   let len = 1;
   for (const l of labels) {
     if (l.length === 0 || l.length > MAX_LABEL_LENGTH) throw new Error(`invalid label in name "${name}"`);
@@ -54,6 +131,7 @@ export function nameToWire(name: string): Buffer {
 /** Zone lookup key of a presentation name: its lowercase wire form as latin1, built without a buffer. */
 export function nameKey(name: string): string {
   const n = canonicalName(name);
+  if (n.includes('\\')) return labelsOf(name).map((l) => String.fromCharCode(l.length) + asciiLower(l)).join('') + '\0';
   let out = '';
   let start = 0;
   for (;;) {
@@ -65,7 +143,7 @@ export function nameKey(name: string): string {
   return out + '\0';
 }
 
-/** Presentation form of a lookup key (lowercase wire bytes as latin1). */
+/** Presentation form of a lookup key (lowercase wire bytes as latin1), escaped (RFC 1035 5.1). */
 export function keyToName(key: string): string {
   if (key.length <= 1) return '.';
   let out = '';
@@ -73,7 +151,7 @@ export function keyToName(key: string): string {
   while (i < key.length) {
     const len = key.charCodeAt(i);
     if (len === 0) break;
-    out += key.slice(i + 1, i + 1 + len) + '.';
+    out += escapeLabel(key.slice(i + 1, i + 1 + len)) + '.';
     i += len + 1;
   }
   return out;

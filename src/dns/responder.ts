@@ -74,6 +74,37 @@ export interface ResponderOptions {
   /** Query names whose encoded answers stay cached. */
   cacheSize?: number;
   observer?: QueryObserver;
+  /** Where exceptions on the answer path are reported (rate-limited); default: nowhere. */
+  log?: (obj: Record<string, unknown>, msg: string) => void;
+}
+
+/** Lines a minute ErrorLog lets through; a flood of bad packets must not become a flood of logs. */
+const ERROR_LINES_PER_MINUTE = 3;
+
+/** Logs answer-path exceptions at most a few lines a minute, with the count of those left out. */
+class ErrorLog {
+  private windowStart = 0;
+  private lines = 0;
+  private suppressed = 0;
+
+  constructor(private readonly log?: ResponderOptions['log']) {}
+
+  note(err: unknown, client: string | undefined): void {
+    if (!this.log) return;
+    const now = Date.now();
+    if (now - this.windowStart >= 60_000) {
+      this.windowStart = now;
+      this.lines = 0;
+    }
+    if (this.lines >= ERROR_LINES_PER_MINUTE) {
+      this.suppressed++;
+      return;
+    }
+    this.lines++;
+    const suppressed = this.suppressed;
+    this.suppressed = 0;
+    this.log({ err, client, suppressed }, 'answering a query failed (a bug): answered SERVFAIL');
+  }
 }
 
 const OPT_BASE = 11; // root owner + type + class + ttl + rdlen
@@ -89,6 +120,11 @@ export class Responder {
   private touches = 0;
   cacheHits = 0;
   cacheMisses = 0;
+  /** Exceptions caught on the answer path (each one a bug, answered SERVFAIL). */
+  answerErrors = 0;
+  private readonly errorLog: ErrorLog;
+  /** parseQuery's result for the packet being answered; -1 before it returned. */
+  private parsed = -1;
   transferHandler?: TransferHandler;
   /** Who may query (queries.allow); undefined: everyone. */
   queryAcl?: AddressAcl;
@@ -105,6 +141,7 @@ export class Responder {
     private readonly opts: ResponderOptions = {},
   ) {
     this.cache = new LRUCache({ max: opts.cacheSize ?? 100_000 });
+    this.errorLog = new ErrorLog(opts.log);
   }
 
   setIdentity(id: Identity): void {
@@ -120,10 +157,36 @@ export class Responder {
     }
   }
 
-  /** The response to `msg`, or null when the packet deserves no answer. */
+  /**
+   * The response to `msg`, or null when the packet deserves no answer. Never throws: an exception
+   * while answering is a bug, counted (answerErrors), logged a few times a minute, and answered
+   * SERVFAIL, with the question and OPT when they could be read.
+   */
   answer(msg: Buffer, transport: Transport, conn?: Socket, remote?: string): Buffer | null {
+    this.parsed = -1;
+    try {
+      return this.respond(msg, transport, conn, remote);
+    } catch (e) {
+      this.answerErrors++;
+      this.verifiedTsig = false;
+      this.errorLog.note(e, remote ?? conn?.remoteAddress);
+      if (this.parsed === ParseFailure.Drop) return null;
+      // Question and OPT only from a parse that completed (the parsed query is reused across packets).
+      const ok = this.parsed === 0 && this.q.questionEnd <= msg.length;
+      if (!ok && msg.length < 12) return null;
+      if (!ok) this.q.edns = false;
+      try {
+        return this.finish(msg, this.q, transport, Rcode.SERVFAIL, false, undefined, ok);
+      } catch {
+        return null;
+      }
+    }
+  }
+
+  private respond(msg: Buffer, transport: Transport, conn?: Socket, remote?: string): Buffer | null {
     const q = this.q;
     const fail = parseQuery(msg, q);
+    this.parsed = fail;
     if (fail === ParseFailure.Drop) return null;
     if (this.queryAcl !== undefined && !this.queryAcl.allows(remote ?? conn?.remoteAddress)) {
       return this.finish(msg, q, transport, Rcode.REFUSED, false, undefined, fail === 0);
@@ -194,7 +257,7 @@ export class Responder {
     }
     this.verifiedTsig = true;
     try {
-      const out = this.answer(msg, transport, conn, remote);
+      const out = this.respond(msg, transport, conn, remote);
       return out && new ResponseSigner(v.key, v.tsig).sign(out);
     } finally {
       this.verifiedTsig = false;

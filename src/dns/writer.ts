@@ -1,7 +1,7 @@
 // Wire encoder: writes into one buffer with a name-compression table (RFC 1035 4.1.4).
 import { isIPv4, isIPv6 } from 'node:net';
 import { RRClass, RRType } from './constants.js';
-import { canonicalName } from './name.js';
+import { asciiLower, canonicalName, escapeLabel, labelsOf } from './name.js';
 import type { RR, SoaData, SrvData } from './records.js';
 
 export class WriteOverflow extends Error {
@@ -86,6 +86,16 @@ export class Writer {
   remember(name: string, offset: number): void {
     const n = canonicalName(name);
     if (n === '.') return;
+    if (n.includes('\\')) {
+      const labels = labelsOf(n);
+      let o = offset;
+      for (let i = 0; i < labels.length && o < 0x4000; i++) {
+        const rest = suffixKey(labels, i);
+        if (!this.names.has(rest)) this.names.set(rest, o);
+        o += labels[i].length + 1;
+      }
+      return;
+    }
     let o = offset;
     let rest = n;
     while (rest !== '' && o < 0x4000) {
@@ -101,6 +111,7 @@ export class Writer {
    * `compress` false for names RFC 3597 forbids compressing (SRV targets).
    */
   name(name: string, compress = true): void {
+    if (name.includes('\\')) return this.escapedName(name, compress);
     const orig = name === '' || name === '.' ? '.' : name.endsWith('.') ? name : `${name}.`;
     let rest = orig.toLowerCase();
     let at = 0;
@@ -117,6 +128,26 @@ export class Writer {
       this.off += this.buf.write(orig.slice(at, at + dot), this.off, 'latin1');
       at += dot + 1;
       rest = rest.slice(dot + 1);
+    }
+    this.u8(0);
+  }
+
+  /** name() for a name with RFC 1035 5.1 escapes: written as its labels, compressed by their canonical text. */
+  private escapedName(name: string, compress: boolean): void {
+    const labels = labelsOf(name);
+    for (let i = 0; i < labels.length; i++) {
+      const rest = suffixKey(labels, i);
+      const known = compress ? this.names.get(rest) : undefined;
+      if (known !== undefined) {
+        this.u16(0xc000 | known);
+        return;
+      }
+      const l = labels[i];
+      if (l.length > 63) throw new Error(`label longer than 63 bytes in name "${name}"`);
+      if (this.off < 0x4000 && !this.names.has(rest)) this.names.set(rest, this.off);
+      this.room(l.length + 1);
+      this.buf[this.off++] = l.length;
+      this.off += this.buf.write(l, this.off, 'latin1');
     }
     this.u8(0);
   }
@@ -185,4 +216,11 @@ export class Writer {
   take(): Buffer {
     return Buffer.from(this.buf.subarray(0, this.off));
   }
+}
+
+/** Compression key of the labels from `i` on: their canonical lowercase presentation text. */
+function suffixKey(labels: string[], i: number): string {
+  let out = '';
+  for (let j = i; j < labels.length; j++) out += escapeLabel(asciiLower(labels[j])) + '.';
+  return out;
 }

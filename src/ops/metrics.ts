@@ -86,7 +86,7 @@ export class Metrics {
 
   constructor(
     federation: () => Federation,
-    cache: () => { hits: number; misses: number },
+    responder: () => { hits: number; misses: number; errors: number },
   ) {
     const registry = this.registry;
     collectDefaultMetrics({ register: registry, prefix: 'fedns_' });
@@ -131,8 +131,9 @@ export class Metrics {
         },
       });
     };
-    mirror('fedns_answer_cache_hits_total', 'Answers served from encoded bytes already in the answer cache', () => cache().hits);
-    mirror('fedns_answer_cache_misses_total', 'Answers that had to be encoded', () => cache().misses);
+    mirror('fedns_answer_cache_hits_total', 'Answers served from encoded bytes already in the answer cache', () => responder().hits);
+    mirror('fedns_answer_cache_misses_total', 'Answers that had to be encoded', () => responder().misses);
+    mirror('fedns_answer_errors_total', 'Exceptions while answering a query (a bug; each was answered SERVFAIL)', () => responder().errors);
     new Gauge({
       name: 'fedns_cluster_health',
       help: 'Member cluster health: 1 for the current state',

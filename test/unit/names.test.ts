@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { decodeMessage, encodeMessage } from '../../src/dns/message.js';
+import { keyToName, nameKey, nameToWire } from '../../src/dns/name.js';
 import { parseName } from '../../src/zone/names.js';
 
 const z = { domain: 'example.com.', federation: 'fed' };
@@ -32,5 +34,54 @@ describe('parseName: query name -> request', () => {
   ];
   it.each(table)('%s', (name, want) => {
     expect(parseName(z, name)).toEqual(want);
+  });
+});
+
+describe('names from the wire keep their labels (RFC 1035 5.1 escapes)', () => {
+  /** A query whose question name is made of these raw labels. */
+  const wire = (labels: number[][]) => Buffer.concat([...labels.map((l) => Buffer.from([l.length, ...l])), Buffer.from([0])]);
+  const query = (labels: number[][]) => Buffer.concat([Buffer.from([0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]), wire(labels), Buffer.from([0, 1, 0, 1])]);
+  const dot = 0x2e;
+  const backslash = 0x5c;
+  const a = 0x61;
+  const b = 0x62;
+  const cases: [string, number[][], string][] = [
+    ['a label holding a dot', [[a, dot, b]], 'a\\.b.'],
+    ['a label that is only a dot', [[dot]], '\\..'],
+    ['a backslash', [[a, backslash, b]], 'a\\\\b.'],
+    ['bytes outside printable ASCII', [[0, 0xff, 0x20, a]], '\\000\\255\\032a.'],
+    ['upper case is lowered, escapes are not', [[0x41, dot], [0x42]], 'a\\..b.'],
+  ];
+  it.each(cases)('%s', (_, labels, text) => {
+    const m = decodeMessage(query(labels));
+    expect(m.questions[0].name).toBe(text);
+    // Back to the wire: the same labels (lowercased), not a different name.
+    const lower = labels.map((l) => l.map((c) => (c >= 0x41 && c <= 0x5a ? c + 32 : c)));
+    expect(nameToWire(text)).toEqual(wire(lower));
+    expect(encodeMessage({ id: 1, questions: m.questions })).toEqual(query(lower));
+    expect(keyToName(wire(lower).toString('latin1'))).toBe(text);
+    expect(nameKey(text)).toBe(wire(lower).toString('latin1'));
+  });
+
+  it('"a.b" as one label and as two labels are different names', () => {
+    const one = decodeMessage(query([[a, dot, b]])).questions[0].name;
+    const two = decodeMessage(query([[a], [b]])).questions[0].name;
+    expect(one).not.toBe(two);
+    expect(nameToWire(two)).toEqual(wire([[a], [b]]));
+  });
+
+  it('the writer compresses escaped names and keeps them apart from their unescaped look-alikes', () => {
+    const names = ['x.a\\.b.', 'y.a\\.b.', 'x.a.b.', 'a\\.b.'];
+    const out = encodeMessage({ id: 1, questions: names.map((name) => ({ name, type: 1, class: 1 })) });
+    expect(out.includes(Buffer.from([3, a, dot, b]))).toBe(true); // one label "a.b", not "a\\" then "b"
+    const m = decodeMessage(out);
+    expect(m.questions.map((q) => q.name)).toEqual(names);
+  });
+
+  it('presentation input: \\DDD above 255, a dangling backslash and empty labels are rejected', () => {
+    expect(() => nameToWire('a\\256.')).toThrow();
+    expect(() => nameToWire('a\\')).toThrow();
+    expect(() => nameToWire('a..b.')).toThrow();
+    expect(nameToWire('\\065.')).toEqual(wire([[a]]));
   });
 });

@@ -3,10 +3,12 @@ import { loadFederation } from '../../src/app.js';
 import { loadConfig } from '../../src/config/load.js';
 import { Rcode, RRType } from '../../src/dns/constants.js';
 import { decodeMessage, encodeMessage, encodeQuery, type Message } from '../../src/dns/message.js';
+import { nameToWire } from '../../src/dns/name.js';
 import { rdataText } from '../../src/dns/records.js';
 import { Responder } from '../../src/dns/responder.js';
 import type { Federation } from '../../src/federation/federation.js';
 import { createLogger } from '../../src/ops/log.js';
+import { readTsig, signRequest } from '../../src/transfer/tsig.js';
 import { DEMO_CONFIG } from '../support/demo.js';
 
 let fed: Federation;
@@ -324,5 +326,65 @@ describe('strict parsing (RFC 6891, RFC 8945)', () => {
     expect(raw(question([63, 63, 63, 61])).rcode).toBe(Rcode.REFUSED); // 255 bytes: a name, outside the zone
     expect(raw(question([63, 63, 63, 63])).rcode).toBe(Rcode.FORMERR); // 257 bytes
     expect(raw(question([63, 63, 63, 61, 1])).rcode).toBe(Rcode.FORMERR); // 257 bytes in more labels
+  });
+});
+
+describe('hostile names and failures on the answer path', () => {
+  const KEY = { name: 'xfr-key.', algorithm: 'hmac-sha256.', secret: Buffer.from('0123456789abcdef0123456789abcdef') };
+  /** A signed SOA query whose TSIG key name is replaced by these wire bytes. */
+  function withKeyName(owner: number[]): Buffer {
+    const q = signRequest(encodeMessage({ id: 77, questions: [{ name: 'example.com.', type: RRType.SOA, class: 1 }] }), KEY);
+    const at = q.indexOf(nameToWire('xfr-key.'), 12 + 13 + 4);
+    return Buffer.concat([q.subarray(0, at), Buffer.from(owner), q.subarray(at + nameToWire('xfr-key.').length)]);
+  }
+
+  it('a TSIG key name of one label holding a dot gets NOTAUTH/BADKEY, with that key name echoed', () => {
+    const r = new Responder(() => fed.snapshot);
+    r.tsigKeys = [KEY];
+    for (const owner of [[1, 0x2e, 0], [3, 0x61, 0x2e, 0x62, 0], [1, 0x5c, 0], [2, 0, 0xff, 0]]) {
+      const out = r.answer(withKeyName(owner), 'udp');
+      expect(out, `key name ${JSON.stringify(owner)}`).not.toBeNull();
+      expect(decodeMessage(out!).rcode).toBe(Rcode.NOTAUTH);
+      const t = readTsig(out!, out!.length - (10 + 13 + 6 + 2 + 2 + 2 + 2 + 2) - owner.length);
+      expect(t.error).toBe(17); // BADKEY
+      expect(nameToWire(t.keyName)).toEqual(Buffer.from(owner));
+    }
+    expect(r.answerErrors).toBe(0);
+  });
+
+  it('a key configured as "a.b." is not matched by one label "a.b"', () => {
+    const r = new Responder(() => fed.snapshot);
+    const ab = { ...KEY, name: 'a.b.' };
+    r.tsigKeys = [ab];
+    const q = signRequest(encodeMessage({ id: 77, questions: [{ name: 'example.com.', type: RRType.SOA, class: 1 }] }), ab);
+    expect(decodeMessage(r.answer(q, 'udp')!).rcode).toBe(Rcode.NOERROR);
+    const at = q.indexOf(Buffer.from([1, 0x61, 1, 0x62, 0]), 12 + 13 + 4);
+    const oneLabel = Buffer.concat([q.subarray(0, at), Buffer.from([3, 0x61, 0x2e, 0x62, 0]), q.subarray(at + 5)]);
+    expect(decodeMessage(r.answer(oneLabel, 'udp')!).rcode).toBe(Rcode.NOTAUTH);
+  });
+
+  it('an exception while answering is counted, logged a few times a minute, and answered SERVFAIL with question and OPT', () => {
+    const lines: unknown[] = [];
+    let broken = true;
+    const r = new Responder(
+      () => {
+        if (broken) throw new Error('boom');
+        return fed.snapshot;
+      },
+      { log: (obj, msg) => lines.push([obj, msg]) },
+    );
+    for (let i = 0; i < 100; i++) {
+      const out = r.answer(encodeQuery('nginx.default.fed.example.com.', RRType.A, { id: i, edns: {} }), i % 2 ? 'udp' : 'tcp');
+      expect(out).not.toBeNull();
+      const m = decodeMessage(out!);
+      expect(m).toMatchObject({ id: i, rcode: Rcode.SERVFAIL, questions: [{ name: 'nginx.default.fed.example.com.', type: RRType.A }] });
+      expect(m.edns).toBeDefined();
+    }
+    expect(r.answerErrors).toBe(100);
+    expect(lines.length).toBeGreaterThanOrEqual(1);
+    expect(lines.length).toBeLessThanOrEqual(5);
+    expect(((lines[0] as [{ err: Error }])[0].err as Error).message).toBe('boom');
+    broken = false;
+    expect(decodeMessage(r.answer(encodeQuery('nginx.default.fed.example.com.', RRType.A), 'udp')!).rcode).toBe(Rcode.NOERROR);
   });
 });
