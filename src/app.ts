@@ -156,7 +156,7 @@ export class Fedns {
     this.transfers = new ZoneTransfers(policy, () => this.federation.snapshot, this.journal, log.child({ component: 'xfr' }), (type, result) =>
       metrics.transfers.inc({ type, result }),
     );
-    this.responder.transferHandler = (q, msg, conn, remote) => this.transfers.handle(q, msg, conn, remote);
+    this.responder.transferHandler = (q, msg, conn, remote, responder) => this.transfers.handle(q, msg, conn, remote, responder);
     this.configureResponder(config, policy);
     this.notifier = new Notifier(notifyOptions(config), () => this.federation.snapshot, log.child({ component: 'notify' }), (result) =>
       metrics.notifies.inc({ result }),

@@ -1,7 +1,9 @@
 // Bytes in, bytes out: answers one query from the current zone snapshot.
-// Positive answers are encoded once per (name, type, rotation) and cached; a response is the
-// query's header and question (case preserved) followed by the cached bytes, whose owner names
-// are compression pointers into that question.
+// Positive answers are encoded once per (name, type) and cached, within a byte budget; a response
+// is the query's header and question (case preserved) followed by the cached bytes, whose owner
+// names are compression pointers into that question, with the records of each RRset copied in
+// rotated order. build() assembles every response fedns sends, zone transfers included: header
+// flags, OPT, size limits and TC, then the TSIG in the room kept for it.
 import type { Socket } from 'node:net';
 import type { AddressAcl } from '../acl.js';
 import { LRUCache } from 'lru-cache';
@@ -12,12 +14,12 @@ import type { RR } from './records.js';
 import { Writer } from './writer.js';
 import type { Answer, ZoneNode } from '../zone/node.js';
 import type { ZoneSnapshot } from '../zone/snapshot.js';
-import { ResponseSigner, tsigErrorResponse, verifyRequest, type TsigKey } from '../transfer/tsig.js';
+import { ResponseSigner, tsigErrorTail, verifyRequest, type TsigKey } from '../transfer/tsig.js';
 
 export type Transport = 'udp' | 'tcp';
 
 /** Encoded sections after the question: answer + authority, then additional RRsets. */
-interface Encoded {
+export interface Encoded {
   bytes: Buffer;
   ancount: number;
   nscount: number;
@@ -25,21 +27,61 @@ interface Encoded {
   required: number;
   /** End offset and record count of each additional RRset, in order. */
   additional: { end: number; count: number }[];
+  /**
+   * Answer RRsets that rotate: the offset of each record, then the set's end. Nothing points
+   * into them (Writer.freeze), so their records can be copied in any order.
+   */
+  rotate?: number[][];
+  /** Rotations giving distinct orders: the largest rotating RRset's size, else 1. */
+  turns: number;
 }
 
 /** Answer-cache entry for one query name (lookup key). */
 interface CacheEntry {
+  key: string;
   /** Snapshot this entry was last validated against. */
   zone: ZoneSnapshot;
   node: ZoneNode;
-  /** Query type -> encoded answer per rotation. */
-  byType: Map<number, Encoded[]>;
+  /** Query type -> encoded answer. */
+  byType: Map<number, Encoded>;
   /** Types whose encoding includes the SOA (NODATA after a CNAME chain). */
   withSoa: Set<number>;
-  /** The query type last answered for this name, with its variants: most names see one type. */
+  /** The query type last answered for this name, with its encoding: most names see one type. */
   fastType: number;
-  fastVariants: Encoded[];
-  fastTurns: number;
+  fast?: Encoded;
+  /** What the entry holds, as the cache's byte budget counts it. */
+  bytes: number;
+}
+
+/** Bytes an entry and an encoding cost beyond their buffers (objects, maps, the key), roughly. */
+const ENTRY_OVERHEAD = 300;
+const ENCODED_OVERHEAD = 100;
+
+function encodedBytes(e: Encoded): number {
+  let n = ENCODED_OVERHEAD + e.bytes.length + 16 * e.additional.length;
+  if (e.rotate) for (const r of e.rotate) n += 8 * r.length;
+  return n;
+}
+
+/** What a response copies from its query. ParsedQuery has it; a streaming transfer keeps a copy. */
+export interface RequestHead {
+  opcode: number;
+  rd: boolean;
+  cd: boolean;
+  /** Offset just past the question in the query (12 when it has none). */
+  questionEnd: number;
+  qtype: number;
+  edns: boolean;
+  udpSize: number;
+  dnssecOk: boolean;
+  nsid: boolean;
+}
+
+/** Appended to a response once it is sized, in the room kept for it: a TSIG (RFC 8945 5.3). */
+export interface ResponseTail {
+  /** Bytes append() adds. */
+  readonly size: number;
+  append(msg: Buffer): Buffer;
 }
 
 export interface QueryObserver {
@@ -48,9 +90,9 @@ export interface QueryObserver {
 
 /**
  * Hook for zone transfers: returns the response to send, or null when it writes to the
- * connection itself.
+ * connection itself. Every message is built with `responder.build`.
  */
-export type TransferHandler = (q: ParsedQuery, msg: Buffer, conn: Socket | undefined, remote: string | undefined) => Buffer | null;
+export type TransferHandler = (q: ParsedQuery, msg: Buffer, conn: Socket | undefined, remote: string | undefined, responder: Responder) => Buffer | null;
 
 /** Who answers: see the configuration's `identity`. */
 export interface Identity {
@@ -73,6 +115,8 @@ const CHAOS_NAMES: [string, keyof Identity][] = [
 export interface ResponderOptions {
   /** Query names whose encoded answers stay cached. */
   cacheSize?: number;
+  /** Bytes the answer cache may hold (default 64 MiB). */
+  cacheBytes?: number;
   observer?: QueryObserver;
   /** Where exceptions on the answer path are reported (rate-limited); default: nowhere. */
   log?: (obj: Record<string, unknown>, msg: string) => void;
@@ -130,7 +174,8 @@ export class Responder {
   queryAcl?: AddressAcl;
   /** Keys that TSIG-signed queries may use (transfer.tsig). */
   tsigKeys: TsigKey[] = [];
-  private verifiedTsig = false;
+  /** The signer of the verified TSIG query being answered: every response to it is signed. */
+  private signer?: ResponseSigner;
   /** NSID option bytes (code, length, identity), when NSID is answered. */
   private nsid?: Buffer;
   /** Lookup key -> TXT record (class CH) of the identity names. */
@@ -140,7 +185,7 @@ export class Responder {
     private zone: () => ZoneSnapshot,
     private readonly opts: ResponderOptions = {},
   ) {
-    this.cache = new LRUCache({ max: opts.cacheSize ?? 100_000 });
+    this.cache = new LRUCache({ max: opts.cacheSize ?? 100_000, maxSize: opts.cacheBytes ?? 64 * 1024 * 1024, sizeCalculation: (e) => e.bytes });
     this.errorLog = new ErrorLog(opts.log);
   }
 
@@ -168,7 +213,7 @@ export class Responder {
       return this.respond(msg, transport, conn, remote);
     } catch (e) {
       this.answerErrors++;
-      this.verifiedTsig = false;
+      this.signer = undefined;
       this.errorLog.note(e, remote ?? conn?.remoteAddress);
       if (this.parsed === ParseFailure.Drop) return null;
       // Question and OPT only from a parse that completed (the parsed query is reused across packets).
@@ -195,10 +240,10 @@ export class Responder {
     if (q.edns && q.ednsVersion > 0) return this.finish(msg, q, transport, Rcode.BADVERS, false, undefined, true);
     if (q.opcode !== Opcode.QUERY) return this.finish(msg, q, transport, Rcode.NOTIMP, false, undefined, true);
     const qt = q.qtype;
-    if (q.tsigOffset >= 0 && qt !== RRType.AXFR && qt !== RRType.IXFR && !this.verifiedTsig) return this.answerSigned(msg, q, transport, conn, remote);
+    if (q.tsigOffset >= 0 && qt !== RRType.AXFR && qt !== RRType.IXFR && !this.signer) return this.answerSigned(msg, q, transport, conn, remote);
     if (qt === RRType.AXFR || qt === RRType.IXFR) {
       if (this.transferHandler) {
-        const out = this.transferHandler(q, msg, conn, remote);
+        const out = this.transferHandler(q, msg, conn, remote, this);
         this.opts.observer?.(transport, q.qtype, out ? out[3] & 0xf : Rcode.NOERROR, q);
         return out;
       }
@@ -221,15 +266,10 @@ export class Responder {
       return this.finish(msg, q, transport, Rcode.SERVFAIL, false, undefined, true);
     }
     if (q.key === zone.apexKey && qt === RRType.SOA) return this.apexSoa(msg, q, transport, zone);
-    // The rotation picked here is the one encoded below when this variant is not cached yet.
-    let rotation = -1;
     if (qt === entry.fastType) {
-      rotation = entry.fastTurns > 1 ? this.rotation++ % entry.fastTurns : 0;
-      const hit = entry.fastVariants[rotation];
-      if (hit !== undefined) {
-        this.cacheHits++;
-        return this.finish(msg, q, transport, Rcode.NOERROR, true, hit, true, node.stale);
-      }
+      const hit = entry.fast!;
+      this.cacheHits++;
+      return this.finish(msg, q, transport, Rcode.NOERROR, true, hit, true, node.stale, hit.turns > 1 ? this.rotation++ % hit.turns : 0);
     }
     let type = qt;
     if (qt === RRType.ANY) {
@@ -240,8 +280,8 @@ export class Responder {
     }
     const ans = node.answerFor(type);
     if (!ans) return this.negativeAnswer(msg, q, transport, zone, Rcode.NOERROR);
-    const enc = this.encoded(entry, qt, type, ans, q.qnameLen, zone, rotation);
-    return this.finish(msg, q, transport, Rcode.NOERROR, true, enc, true, node.stale);
+    const enc = this.encoded(entry, qt, type, ans, q.qnameLen, zone);
+    return this.finish(msg, q, transport, Rcode.NOERROR, true, enc, true, node.stale, enc.turns > 1 ? this.rotation++ % enc.turns : 0);
   }
 
   /**
@@ -253,14 +293,13 @@ export class Responder {
     if (!v.ok) {
       // A TSIG record that cannot even be read is a malformed query (RFC 8945 5.2).
       if (!v.tsig) return this.finish(msg, q, transport, Rcode.FORMERR, false, undefined, true);
-      return tsigErrorResponse(this.finish(msg, q, transport, Rcode.NOTAUTH, false, undefined, true), v.tsig, v.error, v.key);
+      return this.finish(msg, q, transport, Rcode.NOTAUTH, false, undefined, true, false, 0, tsigErrorTail(v.tsig, v.error, v.key));
     }
-    this.verifiedTsig = true;
+    this.signer = new ResponseSigner(v.key, v.tsig);
     try {
-      const out = this.respond(msg, transport, conn, remote);
-      return out && new ResponseSigner(v.key, v.tsig).sign(out);
+      return this.respond(msg, transport, conn, remote);
     } finally {
-      this.verifiedTsig = false;
+      this.signer = undefined;
     }
   }
 
@@ -285,37 +324,53 @@ export class Responder {
       for (const t of e.withSoa) e.byType.delete(t);
       e.withSoa.clear();
       e.fastType = -1;
+      e.fast = undefined;
+      this.resize(e);
       return e;
     }
-    e = { zone, node, byType: new Map(), withSoa: new Set(), fastType: -1, fastVariants: [], fastTurns: 1 };
+    e = { key, zone, node, byType: new Map(), withSoa: new Set(), fastType: -1, bytes: ENTRY_OVERHEAD + key.length };
     this.cache.set(key, e);
     return e;
   }
 
-  private encoded(entry: CacheEntry, qtype: number, type: number, ans: Answer, qnameLen: number, zone: ZoneSnapshot, rotation: number): Encoded {
-    const byType = entry.byType;
-    let variants = byType.get(type);
-    if (!variants) byType.set(type, (variants = []));
-    let turns = 1;
-    for (const set of ans.answer) if (set.length > turns) turns = set.length;
-    entry.fastType = qtype;
-    entry.fastVariants = variants;
-    entry.fastTurns = turns;
-    const r = rotation >= 0 && rotation < turns ? rotation : turns > 1 ? this.rotation++ % turns : 0;
-    const hit = variants[r];
-    if (hit) {
+  /** Bytes the answer cache holds, as its budget (ResponderOptions.cacheBytes) counts them. */
+  get cachedBytes(): number {
+    return this.cache.calculatedSize;
+  }
+
+  /** Recounts an entry's bytes; lru-cache only sizes an entry when it is set, so set it again. */
+  private resize(e: CacheEntry): void {
+    let bytes = ENTRY_OVERHEAD + e.key.length;
+    for (const enc of e.byType.values()) bytes += encodedBytes(enc);
+    if (bytes === e.bytes) return;
+    e.bytes = bytes;
+    if (this.cache.peek(e.key) !== e) return;
+    this.cache.delete(e.key);
+    this.cache.set(e.key, e);
+  }
+
+  private encoded(entry: CacheEntry, qtype: number, type: number, ans: Answer, qnameLen: number, zone: ZoneSnapshot): Encoded {
+    let enc = entry.byType.get(type);
+    if (enc) {
       this.cacheHits++;
-      return hit;
+    } else {
+      this.cacheMisses++;
+      enc = this.encode(entry.node.name, qnameLen, ans, ans.nodataAfterChain ? zone : undefined);
+      if (ans.nodataAfterChain) entry.withSoa.add(type);
+      entry.byType.set(type, enc);
+      this.resize(entry);
     }
-    this.cacheMisses++;
-    const enc = this.encode(entry.node.name, qnameLen, ans, r, ans.nodataAfterChain ? zone : undefined);
-    if (ans.nodataAfterChain) entry.withSoa.add(type);
-    variants[r] = enc;
+    entry.fastType = qtype;
+    entry.fast = enc;
     return enc;
   }
 
-  /** Encodes the sections of an answer as they follow a question for `name`. */
-  private encode(name: string, qnameLen: number, ans: Answer, rotate: number, soaFrom?: ZoneSnapshot): Encoded {
+  /**
+   * Encodes the sections of an answer as they follow a question for `name`. RRsets of several
+   * records are written frozen (see Writer.freeze) and their record offsets kept, so that build()
+   * can rotate them: one encoding serves every rotation.
+   */
+  private encode(name: string, qnameLen: number, ans: Answer, soaFrom?: ZoneSnapshot): Encoded {
     const w = this.w;
     w.reset();
     w.off = 12;
@@ -323,8 +378,22 @@ export class Responder {
     w.off = 12 + qnameLen + 4;
     const start = w.off;
     let ancount = 0;
+    let turns = 1;
+    let rotate: number[][] | undefined;
     for (const set of ans.answer) {
-      for (let i = 0; i < set.length; i++) w.rr(set[(i + rotate) % set.length]);
+      if (set.length > 1) {
+        const offsets = [w.off - start];
+        w.freeze = true;
+        for (const rr of set) {
+          w.rr(rr);
+          offsets.push(w.off - start);
+        }
+        w.freeze = false;
+        (rotate ??= []).push(offsets);
+        if (set.length > turns) turns = set.length;
+      } else if (set.length === 1) {
+        w.rr(set[0]);
+      }
       ancount += set.length;
     }
     let nscount = 0;
@@ -338,7 +407,7 @@ export class Responder {
       for (const rr of set) w.rr(rr);
       additional.push({ end: w.off - start, count: set.length });
     }
-    return { bytes: Buffer.from(w.buf.subarray(start, w.off)), ancount, nscount, required, additional };
+    return { bytes: Buffer.from(w.buf.subarray(start, w.off)), ancount, nscount, required, additional, rotate, turns };
   }
 
   private negativeAnswer(msg: Buffer, q: ParsedQuery, transport: Transport, zone: ZoneSnapshot, rcode: number): Buffer {
@@ -357,7 +426,7 @@ export class Responder {
       w.off = 12 + q.qnameLen + 4;
       const start = w.off;
       w.rr(negativeSoa(zone));
-      enc = { bytes: Buffer.from(w.buf.subarray(start, w.off)), ancount: 0, nscount: 1, required: w.off - start, additional: [] };
+      enc = { bytes: Buffer.from(w.buf.subarray(start, w.off)), ancount: 0, nscount: 1, required: w.off - start, additional: [], turns: 1 };
       this.negative.set(q.qnameLen, enc);
     }
     return this.finish(msg, q, transport, rcode, true, enc, true);
@@ -377,7 +446,7 @@ export class Responder {
     w.off = 12 + q.qnameLen + 4;
     const start = w.off;
     w.rr(rr);
-    const enc: Encoded = { bytes: Buffer.from(w.buf.subarray(start, w.off)), ancount: 1, nscount: 0, required: w.off - start, additional: [] };
+    const enc: Encoded = { bytes: Buffer.from(w.buf.subarray(start, w.off)), ancount: 1, nscount: 0, required: w.off - start, additional: [], turns: 1 };
     return this.finish(msg, q, transport, Rcode.NOERROR, false, enc, true);
   }
 
@@ -389,11 +458,11 @@ export class Responder {
     w.off = 12 + q.qnameLen + 4;
     const start = w.off;
     w.rr(zone.soa);
-    const enc: Encoded = { bytes: Buffer.from(w.buf.subarray(start, w.off)), ancount: 1, nscount: 0, required: w.off - start, additional: [] };
+    const enc: Encoded = { bytes: Buffer.from(w.buf.subarray(start, w.off)), ancount: 1, nscount: 0, required: w.off - start, additional: [], turns: 1 };
     return this.finish(msg, q, transport, Rcode.NOERROR, true, enc, true);
   }
 
-  /** Assembles header, question, sections (truncating for UDP) and OPT. */
+  /** build(), counted by the observer: the response to the query being answered. */
   private finish(
     msg: Buffer,
     q: ParsedQuery,
@@ -403,21 +472,60 @@ export class Responder {
     enc: Encoded | undefined,
     withQuestion: boolean,
     stale = false,
+    rotation = 0,
+    tail: ResponseTail | undefined = this.signer,
+  ): Buffer {
+    const out = this.build(msg, q, transport, rcode, aa, enc, withQuestion, stale, rotation, tail);
+    this.opts.observer?.(transport, q.qtype, rcode, q);
+    return out;
+  }
+
+  /** Size limit of a response: 64 KiB over TCP, the client's EDNS size bounded by 512..1232 over UDP. */
+  private limit(q: RequestHead, transport: Transport): number {
+    return transport === 'tcp' ? 65535 : q.edns ? Math.min(Math.max(q.udpSize, CLASSIC_UDP_PAYLOAD), MAX_UDP_PAYLOAD) : CLASSIC_UDP_PAYLOAD;
+  }
+
+  /** Bytes of the OPT record a response to `q` carries (0 without EDNS). */
+  private optLength(q: RequestHead, stale: boolean): number {
+    if (!q.edns) return 0;
+    return OPT_BASE + (stale ? EDE_STALE.length : 0) + (q.nsid && this.nsid ? this.nsid.length : 0);
+  }
+
+  /** Room for the sections of a response: what build() keeps of a body of this size. */
+  room(q: RequestHead, transport: Transport, withQuestion: boolean, tail?: ResponseTail): number {
+    return this.limit(q, transport) - (withQuestion ? q.questionEnd : 12) - this.optLength(q, false) - (tail ? tail.size : 0);
+  }
+
+  /**
+   * Assembles a response: the query's header and question (`msg` up to q.questionEnd), the
+   * sections of `enc` (RRsets rotated by `rotation`) as far as they fit, OPT when the query had
+   * one, then `tail` (a TSIG) in the room kept for it. Answer and authority that do not fit give
+   * TC=1 with no records (RFC 2181 9); additional RRsets that do not fit are left out.
+   */
+  build(
+    msg: Buffer,
+    q: RequestHead,
+    transport: Transport,
+    rcode: number,
+    aa: boolean,
+    enc: Encoded | undefined,
+    withQuestion: boolean,
+    stale = false,
+    rotation = 0,
+    tail?: ResponseTail,
   ): Buffer {
     const qEnd = withQuestion ? q.questionEnd : 12;
     const ede = stale && q.edns ? EDE_STALE : undefined;
     const nsid = q.nsid ? this.nsid : undefined;
     const optionsLen = (ede ? ede.length : 0) + (nsid ? nsid.length : 0);
     const optLen = q.edns ? OPT_BASE + optionsLen : 0;
-    const limit =
-      transport === 'tcp' ? 65535 : q.edns ? Math.min(Math.max(q.udpSize, CLASSIC_UDP_PAYLOAD), MAX_UDP_PAYLOAD) : CLASSIC_UDP_PAYLOAD;
     let body = 0;
     let ancount = 0;
     let nscount = 0;
     let arcount = 0;
     let tc = false;
     if (enc) {
-      const room = limit - qEnd - optLen;
+      const room = this.limit(q, transport) - qEnd - optLen - (tail ? tail.size : 0);
       if (enc.required > room) {
         tc = true;
       } else {
@@ -433,7 +541,10 @@ export class Responder {
     }
     const out = Buffer.allocUnsafe(qEnd + body + optLen);
     msg.copy(out, 0, 0, qEnd);
-    if (body) enc!.bytes.copy(out, qEnd, 0, body);
+    if (body) {
+      if (rotation === 0 || enc!.rotate === undefined) enc!.bytes.copy(out, qEnd, 0, body);
+      else copyRotated(enc!.bytes, enc!.rotate, rotation, out, qEnd, body);
+    }
     const flags = 0x8000 | (q.opcode << 11) | (aa ? 0x0400 : 0) | (tc ? 0x0200 : 0) | (q.rd ? 0x0100 : 0) | (q.cd ? 0x0010 : 0) | (rcode & 0xf);
     out.writeUInt16BE(flags, 2);
     out.writeUInt16BE(withQuestion ? 1 : 0, 4);
@@ -454,9 +565,27 @@ export class Responder {
       if (nsid) o += nsid.copy(out, o);
       if (ede) ede.copy(out, o);
     }
-    this.opts.observer?.(transport, q.qtype, rcode, q);
-    return out;
+    return tail ? tail.append(out) : out;
   }
+}
+
+/**
+ * Copies body bytes [0, end) to out at `at`, the records of each rotating RRset starting from
+ * record `rotation` (modulo the set's size) and wrapping around: two slices per set.
+ */
+function copyRotated(src: Buffer, sets: number[][], rotation: number, out: Buffer, at: number, end: number): void {
+  let pos = 0;
+  for (const offsets of sets) {
+    const n = offsets.length - 1;
+    const first = offsets[0];
+    const last = offsets[n];
+    const from = offsets[rotation % n];
+    at += src.copy(out, at, pos, first);
+    at += src.copy(out, at, from, last);
+    at += src.copy(out, at, first, from);
+    pos = last;
+  }
+  src.copy(out, at, pos, end);
 }
 
 /** SOA for negative answers: TTL bounded by its minimum field (RFC 2308 5). */

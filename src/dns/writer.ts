@@ -45,6 +45,11 @@ export class Writer {
   off = 0;
   /** Lowercase presentation suffix -> offset of its first label. */
   private readonly names = new Map<string, number>();
+  /**
+   * While set, names written are not offered for compression: nothing written later points into
+   * them, so the records written meanwhile can be moved (rotated) as byte slices.
+   */
+  freeze = false;
 
   constructor(sizeOrBuf: number | Buffer = 65535) {
     this.buf = typeof sizeOrBuf === 'number' ? Buffer.allocUnsafe(sizeOrBuf) : sizeOrBuf;
@@ -52,6 +57,7 @@ export class Writer {
 
   reset(): void {
     this.off = 0;
+    this.freeze = false;
     this.names.clear();
   }
 
@@ -122,7 +128,7 @@ export class Writer {
         return;
       }
       const dot = rest.indexOf('.');
-      if (this.off < 0x4000 && !this.names.has(rest)) this.names.set(rest, this.off);
+      if (!this.freeze && this.off < 0x4000 && !this.names.has(rest)) this.names.set(rest, this.off);
       this.room(dot + 1);
       this.buf[this.off++] = dot;
       this.off += this.buf.write(orig.slice(at, at + dot), this.off, 'latin1');
@@ -144,7 +150,7 @@ export class Writer {
       }
       const l = labels[i];
       if (l.length > 63) throw new Error(`label longer than 63 bytes in name "${name}"`);
-      if (this.off < 0x4000 && !this.names.has(rest)) this.names.set(rest, this.off);
+      if (!this.freeze && this.off < 0x4000 && !this.names.has(rest)) this.names.set(rest, this.off);
       this.room(l.length + 1);
       this.buf[this.off++] = l.length;
       this.off += this.buf.write(l, this.off, 'latin1');

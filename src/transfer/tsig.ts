@@ -23,6 +23,11 @@ function hmac(key: TsigKey) {
   return createHmac(hash, key.secret);
 }
 
+/** Bytes of a TSIG RR (RFC 8945 4.2): owner, type to RDLENGTH, algorithm, time, fudge, MAC, id, error, other. */
+function tsigLength(owner: number, algorithm: number, mac: number, other: number): number {
+  return owner + 10 + algorithm + 6 + 2 + 2 + mac + 2 + 2 + 2 + other;
+}
+
 export interface TsigKey {
   /** Key name, canonical ("xfr-key."). */
   name: string;
@@ -133,6 +138,8 @@ export function verifyRequest(msg: Buffer, offset: number, keys: TsigKey[], nowS
 export class ResponseSigner {
   private previousMac: Buffer;
   private first = true;
+  /** Bytes sign() adds without Other Data: responses keep this much room for it (RFC 8945 5.3). */
+  readonly size: number;
 
   constructor(
     private readonly key: TsigKey,
@@ -140,6 +147,12 @@ export class ResponseSigner {
     private readonly fudge = 300,
   ) {
     this.previousMac = request.mac;
+    this.size = tsigLength(nameToWire(key.name).length, nameToWire(key.algorithm).length, hmac(key).digest().length, 0);
+  }
+
+  /** sign() with no error: the signer as a response tail. */
+  append(msg: Buffer): Buffer {
+    return this.sign(msg);
   }
 
   /** Returns `msg` with a TSIG RR appended (ARCOUNT bumped). `other`: Other Data (BADTIME: server time). */
@@ -174,6 +187,15 @@ export function tsigErrorResponse(msg: Buffer, request: TsigRecord, error: numbe
   const id = msg.readUInt16BE(0);
   const rdata = Buffer.concat([nameToWire(request.algorithm), time48(request.timeSigned), u16(request.fudge), u16(0), u16(id), u16(error), u16(0)]);
   return appendRR(msg, nameToWire(request.keyName), rdata);
+}
+
+/** tsigErrorResponse() as a response tail, sized before the response is built. */
+export function tsigErrorTail(request: TsigRecord, error: number, key?: TsigKey): { size: number; append(msg: Buffer): Buffer } {
+  const size =
+    error === TsigError.BADTIME && key
+      ? new ResponseSigner(key, request, request.fudge).size + 6
+      : tsigLength(nameToWire(request.keyName).length, nameToWire(request.algorithm).length, 0, 0);
+  return { size, append: (msg) => tsigErrorResponse(msg, request, error, key) };
 }
 
 /** Signs a request (for tests and tools that act as a secondary). */

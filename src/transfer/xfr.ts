@@ -8,13 +8,14 @@ import { Rcode, RRClass, RRType } from '../dns/constants.js';
 import { decodeMessage } from '../dns/message.js';
 import type { ParsedQuery } from '../dns/query.js';
 import type { RR, SoaData } from '../dns/records.js';
+import type { Encoded, RequestHead, Responder, ResponseTail, Transport } from '../dns/responder.js';
 import { writeFramed } from '../dns/server.js';
 import { Writer, WriteOverflow } from '../dns/writer.js';
 import { canonicalKey, recordsOf, sortCanonically } from '../zone/masterfile.js';
 import type { ZoneNode } from '../zone/node.js';
 import type { ZoneSnapshot } from '../zone/snapshot.js';
 import type { Journal } from './journal.js';
-import { ResponseSigner, tsigErrorResponse, verifyRequest, type TsigKey } from './tsig.js';
+import { ResponseSigner, tsigErrorTail, verifyRequest, type TsigKey } from './tsig.js';
 
 export interface TransferPolicy {
   /** Addresses and CIDR blocks allowed to transfer. */
@@ -63,19 +64,19 @@ export class ZoneTransfers {
 
   /**
    * Handles an AXFR or IXFR query. Returns a response to send as usual, or null when the
-   * transfer writes to the connection itself.
+   * transfer writes to the connection itself. Every message is built by `responder.build`.
    */
-  handle(q: ParsedQuery, msg: Buffer, conn: Socket | undefined, remote?: string): Buffer | null {
+  handle(q: ParsedQuery, msg: Buffer, conn: Socket | undefined, remote: string | undefined, responder: Responder): Buffer | null {
     const type = q.qtype === RRType.AXFR ? 'AXFR' : 'IXFR';
     const from = conn?.remoteAddress ?? remote;
     const zone = this.zone();
+    const transport: Transport = conn ? 'tcp' : 'udp';
     let signer: ResponseSigner | undefined;
     const refuse = (why: string, rcode: number = Rcode.REFUSED) => {
       this.log.warn({ client: from, type, reason: why }, 'zone transfer refused');
       this.stats?.(type, 'refused');
-      const err = errorResponse(msg, q, rcode);
       // Once the request's TSIG has verified, every answer to it is signed (RFC 8945 5.3).
-      return signer ? signer.sign(err) : err;
+      return responder.build(msg, q, transport, rcode, false, undefined, true, false, 0, signer);
     };
     if (q.key !== zone.apexKey || q.qclass !== RRClass.IN) return refuse('not a zone served here', Rcode.NOTAUTH);
     if (!this.allow.allows(from)) return refuse('client not in transfer.allow');
@@ -85,12 +86,7 @@ export class ZoneTransfers {
         this.log.warn({ client: from, type, reason: v.reason }, 'zone transfer refused: TSIG');
         this.stats?.(type, 'badtsig');
         // NOTAUTH with the TSIG error (BADKEY, BADSIG, BADTIME) in a TSIG RR (RFC 8945 5.2).
-        const err = errorResponse(msg, q, Rcode.NOTAUTH);
-        try {
-          return v.tsig ? tsigErrorResponse(err, v.tsig, v.error, v.key) : err;
-        } catch {
-          return err; // a key or algorithm name that cannot be written back as it was read
-        }
+        return responder.build(msg, q, transport, Rcode.NOTAUTH, false, undefined, true, false, 0, v.tsig && tsigErrorTail(v.tsig, v.error, v.key));
       }
       signer = new ResponseSigner(v.key, v.tsig);
     } else if (this.policy.requireTsig) {
@@ -109,14 +105,13 @@ export class ZoneTransfers {
       if (clientSerial === undefined) return refuse('IXFR query without an SOA in the authority section', Rcode.FORMERR);
     }
 
-    const head = requestHead(msg, q);
     if (!conn) {
       // IXFR over UDP: the current SOA tells the client whether to come over TCP (RFC 1995 2).
       if (type === 'AXFR') return refuse('AXFR over UDP');
       this.stats?.(type, 'udp-soa');
-      const only = messagesOf(head, zone.domain, [zone.soa]).next().value as Buffer;
-      return signer ? signer.sign(only) : only;
+      return responder.build(msg, q, 'udp', Rcode.NOERROR, true, soaSection(q, zone), true, false, 0, signer);
     }
+    const req = requestOf(msg, q, responder, signer);
 
     let records: RR[] | undefined;
     let kind: string;
@@ -135,7 +130,7 @@ export class ZoneTransfers {
     // One snapshot's records, chosen now: changes published while they stream are not in them.
     const stream = async () => {
       const rs = records ?? fullRecords(zone, await this.order(zone));
-      return send(conn, messagesOf(head, zone.domain, rs, counted), signer);
+      return send(conn, messagesOf(req, zone.domain, rs, counted), undefined);
     };
     // Transfers asked for on one connection go out one after the other, never interleaved.
     const run = (this.busy.get(conn) ?? Promise.resolve()).then(stream);
@@ -212,48 +207,46 @@ function stripTsig(msg: Buffer, q: ParsedQuery): Buffer {
 }
 
 /**
- * What the responses copy from the query, taken when it arrives: the parsed query object is the
- * responder's and is reused for the next query while a transfer is still streaming.
+ * What the messages of a transfer are built from, copied when the query arrives: the parsed
+ * query object is the responder's and is reused for the next query while a transfer streams.
  */
-interface RequestHead {
-  id: number;
-  opcode: number;
-  rd: boolean;
-  question: Buffer;
+interface TransferRequest {
+  /** The query's header and question. */
+  msg: Buffer;
+  head: RequestHead;
+  responder: Responder;
+  signer?: ResponseTail;
 }
 
-function requestHead(msg: Buffer, q: ParsedQuery): RequestHead {
-  return { id: q.id, opcode: q.opcode, rd: q.rd, question: Buffer.from(msg.subarray(12, q.questionEnd)) };
+function requestOf(msg: Buffer, q: ParsedQuery, responder: Responder, signer?: ResponseTail): TransferRequest {
+  const { opcode, rd, cd, questionEnd, qtype, edns, udpSize, dnssecOk, nsid } = q;
+  return { msg: Buffer.from(msg.subarray(0, questionEnd)), head: { opcode, rd, cd, questionEnd, qtype, edns, udpSize, dnssecOk, nsid }, responder, signer };
 }
 
-function header(w: Writer, h: RequestHead, ancount: number, rcode: number, aa: boolean, withQuestion: boolean): void {
-  w.u16(h.id);
-  w.u16(0x8000 | (h.opcode << 11) | (aa ? 0x0400 : 0) | (h.rd ? 0x0100 : 0) | rcode);
-  w.u16(withQuestion ? 1 : 0);
-  w.u16(ancount);
-  w.u16(0);
-  w.u16(0);
-  if (withQuestion) w.bytes(h.question);
-}
-
-function errorResponse(msg: Buffer, q: ParsedQuery, rcode: number): Buffer {
-  const w = new Writer(512 + q.questionEnd);
-  header(w, requestHead(msg, q), 0, rcode, false, true);
-  return w.take();
+/** The zone's SOA as the answer section after the question (the apex). */
+function soaSection(q: ParsedQuery, zone: ZoneSnapshot): Encoded {
+  const w = new Writer(65535);
+  w.remember(zone.domain, 12);
+  w.off = q.questionEnd;
+  w.rr(zone.soa);
+  return { bytes: w.buf.subarray(q.questionEnd, w.off), ancount: 1, nscount: 0, required: w.off - q.questionEnd, additional: [], turns: 1 };
 }
 
 /**
- * Packs records into as few messages as the budget allows, one message at a time; the question
- * goes in the first. `counted.records` grows by each message's records.
+ * Packs records into as few messages as the budget allows, one message at a time, each built
+ * (and signed, in order) by the responder with room kept for its OPT and TSIG; the question goes
+ * in the first. `counted.records` grows by each message's records.
  */
-function* messagesOf(h: RequestHead, apex: string, records: Iterable<RR>, counted?: { records: number }): Generator<Buffer> {
+function* messagesOf(req: TransferRequest, apex: string, records: Iterable<RR>, counted?: { records: number }): Generator<Buffer> {
   const it = records[Symbol.iterator]();
   let next = it.next();
   let first = true;
   while (!next.done || first) {
-    const w = new Writer(65535);
-    header(w, h, 0, Rcode.NOERROR, true, first);
+    const withQuestion = first;
+    const start = withQuestion ? req.head.questionEnd : 12;
+    const w = new Writer(start + req.responder.room(req.head, 'tcp', withQuestion, req.signer));
     if (first) w.remember(apex, 12); // the question is the apex
+    w.off = start;
     first = false;
     let count = 0;
     while (!next.done) {
@@ -269,10 +262,9 @@ function* messagesOf(h: RequestHead, apex: string, records: Iterable<RR>, counte
       next = it.next();
       if (w.off >= MESSAGE_BUDGET) break;
     }
-    const m = w.take();
-    m.writeUInt16BE(count, 6);
     if (counted) counted.records += count;
-    yield m;
+    const body: Encoded = { bytes: w.buf.subarray(start, w.off), ancount: count, nscount: 0, required: w.off - start, additional: [], turns: 1 };
+    yield req.responder.build(req.msg, req.head, 'tcp', Rcode.NOERROR, true, body, withQuestion, false, 0, req.signer);
   }
 }
 

@@ -319,6 +319,8 @@ export interface XfrOptions {
   timeoutMs?: number;
   /** The query id (default random). */
   id?: number;
+  /** Ask with EDNS (an OPT record, UDP size 1232). */
+  edns?: boolean;
 }
 
 export interface XfrResult {
@@ -350,6 +352,7 @@ export function xfrQuery(qtype: 'AXFR' | 'IXFR', opts: XfrOptions): Buffer {
     id: opts.id ?? Math.floor(Math.random() * 0x10000),
     questions: [{ name: zone, type: qtype === 'AXFR' ? RRType.AXFR : RRType.IXFR, class: RRClass.IN }],
     authorities: soa ? [soa] : [],
+    edns: opts.edns ? { udpSize: 1232 } : undefined,
   });
   if (opts.key) q = signRequest(q, opts.key);
   return q;

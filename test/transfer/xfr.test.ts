@@ -625,3 +625,63 @@ describe('NOTIFY', () => {
     expect((last.answers[0].data as SoaData).serial).toBe(p.zone().serial);
   });
 });
+
+describe('EDNS on transfers and their errors (RFC 6891 7)', () => {
+  let p: Primary;
+  beforeAll(async () => {
+    p = await startPrimary({ transfer: { allow: ['127.0.0.1'], tsig: [{ name: 'xfr-key.', secret: SECRET }], requireTsig: false } });
+    fillCluster(addCluster(p), 0, 3000); // ~18,000 records: dozens of messages
+    await p.waitForZone((z) => z.ready && z.recordCount > 18_000, 30_000, 'the zone');
+    await p.settled(200);
+  });
+  afterAll(async () => {
+    await p?.stop();
+  });
+
+  it('an AXFR asked with EDNS has an OPT in every message, signed or not; without EDNS none', async () => {
+    for (const key of [undefined, KEY]) {
+      const r = await tcpTransfer(p.port, 'AXFR', { edns: true, key });
+      expect(r.rcode).toBe(Rcode.NOERROR);
+      expect(r.messages.length).toBeGreaterThan(10);
+      expect(r.records.length).toBe(p.zone().recordCount + 1);
+      expect(r.messages.every((m) => m.edns !== undefined && m.edns.version === 0)).toBe(true);
+      if (key) expect(r.tsigVerified, r.tsigProblem).toBe(true);
+    }
+    const plain = await tcpTransfer(p.port, 'AXFR');
+    expect(plain.messages.some((m) => m.edns !== undefined)).toBe(false);
+  });
+
+  it('IXFR answers asked with EDNS carry the OPT: over UDP (SOA, signed or not), up to date over TCP', async () => {
+    const serial = p.zone().serial;
+    const udp = header((await udpExchange(p.port, xfrQuery('IXFR', { serial: 1, edns: true })))!);
+    expect(udp.rcode).toBe(Rcode.NOERROR);
+    expect(udp.answers).toHaveLength(1);
+    expect(udp.edns).toBeDefined();
+    const signedQ = xfrQuery('IXFR', { serial: 1, edns: true, key: KEY });
+    const signed = (await udpExchange(p.port, signedQ))!;
+    expect(header(signed).edns).toBeDefined();
+    expect(verifyResponseTsig(readTsig(signedQ, lastAdditionalOffset(signedQ)).mac, [signed], KEY)).toBeUndefined();
+    const upToDate = await tcpTransfer(p.port, 'IXFR', { serial, edns: true });
+    expect(upToDate.records).toHaveLength(1);
+    expect(upToDate.messages[0].edns).toBeDefined();
+  });
+
+  it('refusals and TSIG errors asked with EDNS carry the OPT, with the TSIG last', async () => {
+    const refusedUdp = header((await udpExchange(p.port, xfrQuery('AXFR', { edns: true })))!);
+    expect(refusedUdp.rcode).toBe(Rcode.REFUSED);
+    expect(refusedUdp.edns).toBeDefined();
+    const noSoa = header((await tcpExchange(p.port, xfrQuery('IXFR', { edns: true })))!);
+    expect(noSoa.rcode).toBe(Rcode.FORMERR);
+    expect(noSoa.edns).toBeDefined();
+    const wrong = tsigKey('xfr-key.', Buffer.from('not-the-secret-at-all-0123456789').toString('base64'));
+    const bad = (await tcpExchange(p.port, xfrQuery('AXFR', { edns: true, key: wrong })))!;
+    expect(header(bad).rcode).toBe(Rcode.NOTAUTH);
+    expect(header(bad).edns).toBeDefined();
+    expect(readTsig(bad, lastAdditionalOffset(bad)).error).toBe(TsigError.BADSIG);
+    const signedRefusal = xfrQuery('AXFR', { edns: true, key: KEY });
+    const reply = (await udpExchange(p.port, signedRefusal))!;
+    expect(header(reply).rcode).toBe(Rcode.REFUSED);
+    expect(header(reply).edns).toBeDefined();
+    expect(verifyResponseTsig(readTsig(signedRefusal, lastAdditionalOffset(signedRefusal)).mac, [reply], KEY)).toBeUndefined();
+  });
+});

@@ -6,10 +6,12 @@ import { decodeMessage, encodeMessage, encodeQuery, type Message } from '../../s
 import { nameToWire } from '../../src/dns/name.js';
 import { rdataText } from '../../src/dns/records.js';
 import { Responder } from '../../src/dns/responder.js';
-import type { Federation } from '../../src/federation/federation.js';
+import { Federation } from '../../src/federation/federation.js';
 import { createLogger } from '../../src/ops/log.js';
 import { readTsig, signRequest } from '../../src/transfer/tsig.js';
 import { DEMO_CONFIG } from '../support/demo.js';
+import { seed, testFederationSettings, type SeedObject } from '../support/federation.js';
+import { lastAdditionalOffset, verifyResponseTsig } from '../transfer/harness.js';
 
 let fed: Federation;
 let responder: Responder;
@@ -386,5 +388,96 @@ describe('hostile names and failures on the answer path', () => {
     expect(((lines[0] as [{ err: Error }])[0].err as Error).message).toBe('boom');
     broken = false;
     expect(decodeMessage(r.answer(encodeQuery('nginx.default.fed.example.com.', RRType.A), 'udp')!).rcode).toBe(Rcode.NOERROR);
+  });
+});
+
+/** A federation of one-cluster services, name -> number of IPv4 endpoints (service i: <10 + i / 256>.<i % 256>.x.y). */
+function federationOf(sizes: Record<string, number>): Federation {
+  const f = new Federation(testFederationSettings());
+  const c = f.addCluster({ name: 'one', region: 'r1', zones: ['z1'], addressMode: 'endpoints', gracePeriod: 300 });
+  const objects: SeedObject[] = [];
+  Object.entries(sizes).forEach(([name, count], i) => {
+    objects.push({ namespace: 'ns', name, headless: false, ports: [{ name: 'http', port: 80, protocol: 'tcp' }], lbAddresses: [], lbHostnames: [], labels: {} });
+    objects.push({
+      namespace: 'ns',
+      name: `${name}-s`,
+      service: name,
+      addressType: 'IPv4',
+      ports: [{ name: 'http', port: 80, protocol: 'tcp' }],
+      endpoints: Array.from({ length: count }, (_, j) => ({ addresses: [`${10 + (i >> 8)}.${i & 255}.${j >> 8}.${j & 255}`], ready: true, zone: 'z1' })),
+    });
+  });
+  seed(c, objects);
+  f.rebuild();
+  return f;
+}
+
+describe('one response builder: TSIG room, OPT everywhere', () => {
+  // A long key name makes the TSIG record big (133 bytes with HMAC-SHA256).
+  const LONG = { name: `${'k'.repeat(60)}.`, algorithm: 'hmac-sha256.', secret: Buffer.from('0123456789abcdef0123456789abcdef') };
+
+  it.each([
+    ['no EDNS (512)', undefined, 512],
+    ['EDNS 600', { udpSize: 600 }, 600],
+  ])('a signed UDP answer fits the client buffer with its TSIG (RFC 8945 5.3), %s', (_, edns, limit) => {
+    // Answers of 12 to 36 addresses: from well under the limit to well over it, signed or not.
+    const sizes: Record<string, number> = {};
+    for (let n = 12; n <= 36; n++) sizes[`n${n}`] = n;
+    const f = federationOf(sizes);
+    const r = new Responder(() => f.snapshot);
+    r.tsigKeys = [LONG];
+    for (const name of Object.keys(sizes)) {
+      const type = RRType.A;
+      const q = signRequest(encodeQuery(`${name}.ns.fed.example.com.`, type, { id: 5, edns }), LONG);
+      const out = r.answer(q, 'udp')!;
+      expect(out.length, `${name} ${type}`).toBeLessThanOrEqual(limit);
+      const m = decodeMessage(out);
+      expect(m.rcode).toBe(Rcode.NOERROR);
+      expect(m.answers.length + (m.tc ? 1 : 0)).toBeGreaterThan(0);
+      expect(verifyResponseTsig(readTsig(q, lastAdditionalOffset(q)).mac, [out], LONG), `${name} ${type}`).toBeUndefined();
+    }
+  });
+
+  it('errors carry the OPT too: FORMERR, NOTIMP (NOTIFY included), REFUSED, BADVERS', () => {
+    const opt = { edns: { udpSize: 1232 } };
+    expect(ask('example.com.', RRType.SOA, { ...opt, opcode: 4 }).edns).toBeDefined();
+    expect(ask('example.com.', RRType.SOA, { ...opt, opcode: 4 }).rcode).toBe(Rcode.NOTIMP);
+    expect(ask('example.org.', RRType.A, opt).edns).toBeDefined();
+    expect(ask('example.com.', RRType.AXFR, opt).edns).toBeDefined();
+    expect(ask('example.com.', RRType.A, { edns: { version: 1 } }).edns).toBeDefined();
+  });
+});
+
+describe('answer cache: memory bounded in bytes', () => {
+  it('a name with 300 addresses costs about one encoding, not one per rotation, and still rotates', () => {
+    const f = federationOf({ big: 300 });
+    const r = new Responder(() => f.snapshot);
+    const firsts = new Set<string>();
+    let size = 0;
+    for (let i = 0; i < 600; i++) {
+      const m = decodeMessage(r.answer(encodeQuery('big.ns.fed.example.com.', RRType.A, { id: i }), 'tcp')!);
+      expect(m.answers).toHaveLength(300);
+      expect(new Set(m.answers.map((a) => a.data)).size).toBe(300);
+      firsts.add(m.answers[0].data as string);
+      size = m.answers.length * 16;
+    }
+    expect(firsts.size).toBe(300); // every address leads in turn
+    expect(r.cachedBytes).toBeGreaterThanOrEqual(size);
+    expect(r.cachedBytes).toBeLessThan(4 * size);
+  });
+
+  it('the cache holds at most its byte budget, and answers stay right when names are evicted', () => {
+    const sizes: Record<string, number> = {};
+    for (let i = 0; i < 500; i++) sizes[`s${i}`] = 1;
+    const f = federationOf(sizes);
+    const r = new Responder(() => f.snapshot, { cacheBytes: 16 * 1024 });
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 500; i++) {
+        const m = decodeMessage(r.answer(encodeQuery(`s${i}.ns.fed.example.com.`, RRType.A), 'udp')!);
+        expect(m.answers.map((a) => a.data)).toEqual([`${10 + (i >> 8)}.${i & 255}.0.0`]);
+      }
+      expect(r.cachedBytes).toBeGreaterThan(0);
+      expect(r.cachedBytes).toBeLessThanOrEqual(16 * 1024);
+    }
   });
 });
