@@ -2,7 +2,7 @@
 // cluster-backed names every member cluster's verdict and the fallback that fired.
 import { rcodeName, RRType, typeName, typeNumber } from '../dns/constants.js';
 import { decodeMessage, encodeQuery } from '../dns/message.js';
-import { canonicalName } from '../dns/name.js';
+import { canonicalName, nameToWire } from '../dns/name.js';
 import { rrText } from '../dns/records.js';
 import type { Responder } from '../dns/responder.js';
 import type { Federation } from '../federation/federation.js';
@@ -39,6 +39,11 @@ export function explain(fed: Federation, responder: Responder, name: string, typ
   const qtype = typeNumber(type);
   if (qtype === undefined) throw new ExplainError(`unknown record type "${type}"`);
   const qname = canonicalName(name);
+  try {
+    nameToWire(name);
+  } catch (e) {
+    throw new ExplainError(`"${name}" is not a domain name: ${(e as Error).message}`);
+  }
   const naming = fed.naming;
   const parsed = parseName(naming, qname);
   const snap = fed.snapshot;

@@ -114,6 +114,9 @@ describe('ops listener', () => {
     const text = await get('/explain?name=missing.example.org&format=text');
     expect(text.body).toMatch(/REFUSED/);
     expect((await get('/explain?name=x.example.com&type=BOGUS')).status).toBe(400);
+    // Not a name: an empty label, a lone backslash (RFC 1035 5.1 escapes), a label over 63 bytes.
+    for (const bad of ['a..example.com', 'a%5C', `${'x'.repeat(64)}.example.com`]) expect((await get(`/explain?name=${bad}`)).status, bad).toBe(400);
+    expect((await get('/explain?name=a%5C.b.example.com&format=text')).status).toBe(200);
     expect((await get('/explain')).status).toBe(400);
   });
 });
