@@ -4,6 +4,7 @@ import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
 import { createServer, isIPv6, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Responder } from './responder.js';
+import type { ResponseRateLimiter } from './rrl.js';
 import { listenError } from '../listen-error.js';
 
 export interface ServerLimits {
@@ -29,6 +30,9 @@ export class DnsServer {
   private readonly listeners = new Map<string, Listener>();
   private readonly connections = new Set<Socket>();
   private closing = false;
+
+  /** Response rate limiting of UDP answers; undefined: off. */
+  rrl?: ResponseRateLimiter;
 
   /** Called with each answered query's handling time in seconds. */
   onLatency?: (transport: 'udp' | 'tcp', seconds: number) => void;
@@ -111,6 +115,7 @@ export class DnsServer {
         return;
       }
       if (!out) return;
+      if (this.rrl !== undefined && (out = this.rrl.filter(out, rinfo.address)) === null) return;
       udp.send(out, rinfo.port, rinfo.address);
       this.onLatency?.('udp', (performance.now() - t0) / 1000);
     });

@@ -76,6 +76,27 @@ describe('ops listener', () => {
     expect(metric(m.body, 'fedns_response_seconds_count', 'transport="udp"')).toBe(3);
   });
 
+  it('counts rate-limited UDP responses by kind and action', async () => {
+    const { server, get } = await start((y) => `${y}rateLimit: { responsesPerSecond: 5, slip: 2 }\n`);
+    expect(metric((await get('/metrics')).body, 'fedns_rrl_responses_total', 'kind="nxdomain",action="dropped"')).toBe(0);
+    const { port } = server.dns.addresses()[0];
+    const sock = createSocket('udp4');
+    let replies = 0;
+    sock.on('message', () => replies++);
+    for (let i = 0; i < 25; i++) sock.send(encodeQuery(`missing-${i}.default.fed.example.com.`, RRType.A), port, '127.0.0.1');
+    await until(() => replies, (n) => n >= 15);
+    await new Promise((r) => setTimeout(r, 100));
+    sock.close();
+    const m = await get('/metrics');
+    // A burst of 5 answered (one more per 200 ms the burst took), the rest limited: half dropped, half slipped.
+    const dropped = metric(m.body, 'fedns_rrl_responses_total', 'kind="nxdomain",action="dropped"')!;
+    const slipped = metric(m.body, 'fedns_rrl_responses_total', 'kind="nxdomain",action="slipped"')!;
+    expect(dropped + slipped).toBeGreaterThanOrEqual(15);
+    expect(slipped).toBe(Math.floor((dropped + slipped) / 2));
+    expect(replies).toBe(25 - dropped);
+    expect(metric(m.body, 'fedns_rrl_responses_total', 'kind="answer",action="dropped"')).toBe(0);
+  });
+
   it('reports programming latency after a change in a member cluster', async () => {
     const { get, dir } = await start();
     await until(() => get('/readyz'), (r) => r.status === 200);
