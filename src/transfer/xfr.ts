@@ -4,6 +4,7 @@
 import type { Socket } from 'node:net';
 import { AddressAcl } from '../acl.js';
 import type { Logger } from 'pino';
+import { ThrottledLog } from '../ops/log.js';
 import { Rcode, RRClass, RRType } from '../dns/constants.js';
 import { decodeMessage } from '../dns/message.js';
 import type { ParsedQuery } from '../dns/query.js';
@@ -45,6 +46,8 @@ export class ZoneTransfers {
   private readonly sorted = new WeakMap<ZoneSnapshot, Promise<ZoneNode[]>>();
   /** The last transfer queued on each connection. */
   private readonly busy = new WeakMap<Socket, Promise<void>>();
+  /** Refusals are unauthenticated and as frequent as anyone likes: a few lines a minute. */
+  private readonly problems: ThrottledLog;
 
   constructor(
     private policy: TransferPolicy,
@@ -54,6 +57,7 @@ export class ZoneTransfers {
     private readonly stats?: TransferStats,
   ) {
     this.allow = new AddressAcl(policy.allow);
+    this.problems = new ThrottledLog(log);
   }
 
   setPolicy(p: TransferPolicy): void {
@@ -71,7 +75,7 @@ export class ZoneTransfers {
     const zone = this.zone();
     let signer: ResponseSigner | undefined;
     const refuse = (why: string, rcode: number = Rcode.REFUSED) => {
-      this.log.warn({ client: from, type, reason: why }, 'zone transfer refused');
+      this.problems.warn('transfer-refused', { client: from, type, reason: why }, 'zone transfer refused');
       this.stats?.(type, 'refused');
       const err = errorResponse(msg, q, rcode);
       // Once the request's TSIG has verified, every answer to it is signed (RFC 8945 5.3).
@@ -82,7 +86,7 @@ export class ZoneTransfers {
     if (q.tsigOffset >= 0) {
       const v = verifyRequest(msg, q.tsigOffset, this.policy.keys);
       if (!v.ok) {
-        this.log.warn({ client: from, type, reason: v.reason }, 'zone transfer refused: TSIG');
+        this.problems.warn('transfer-badtsig', { client: from, type, reason: v.reason }, 'zone transfer refused: TSIG');
         this.stats?.(type, 'badtsig');
         // NOTAUTH with the TSIG error (BADKEY, BADSIG, BADTIME) in a TSIG RR (RFC 8945 5.2).
         const err = errorResponse(msg, q, Rcode.NOTAUTH);
@@ -147,7 +151,7 @@ export class ZoneTransfers {
           'zone transfer',
         ),
       (e: unknown) => {
-        this.log.warn({ err: e, client: from, type }, 'zone transfer failed');
+        this.problems.warn('transfer-failed', { err: e, client: from, type }, 'zone transfer failed');
         conn.destroy();
       },
     );
