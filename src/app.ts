@@ -257,7 +257,12 @@ export class Fedns {
 
   private async openOps(c: Config): Promise<OpsServer | undefined> {
     if (!c.ops.listen) return undefined;
-    const ops = new OpsServer(() => this.federation, this.metrics, this.log, { ...c.ops.listen, readyDeadline: c.ops.readyTimeout, startedAt: this.startedAt });
+    const ops = new OpsServer(() => this.federation, this.metrics, this.log, {
+      ...c.ops.listen,
+      readyDeadline: c.ops.readyTimeout,
+      startedAt: this.startedAt,
+      zoneRefusal: (client) => this.transfers.zoneRefusal(client),
+    });
     await ops.listen();
     return ops;
   }

@@ -65,6 +65,13 @@ export class ZoneTransfers {
     this.allow = new AddressAcl(p.allow);
   }
 
+  /** Why `client` may not have the whole zone over HTTP (no TSIG there), or undefined if it may. */
+  zoneRefusal(client: string | undefined): string | undefined {
+    if (this.policy.requireTsig) return 'transfer.requireTsig is on; transfer the zone by AXFR with a TSIG key';
+    if (!this.allow.allows(client)) return `${client ?? 'this client'} is not in transfer.allow`;
+    return undefined;
+  }
+
   /**
    * Handles an AXFR or IXFR query. Returns a response to send as usual, or null when the
    * transfer writes to the connection itself.

@@ -1,5 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
+import { get as httpGet } from 'node:http';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Fedns } from '../../src/app.js';
@@ -41,6 +42,18 @@ async function until<T>(f: () => Promise<T> | T, ok: (v: T) => boolean, ms = 500
     if (ok(v) || Date.now() > end) return v;
     await new Promise((r) => setTimeout(r, 25));
   }
+}
+
+/** GET over plain HTTP from a chosen loopback address. */
+function getFrom(localAddress: string, port: number, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    httpGet({ host: '127.0.0.1', port, path, localAddress }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    }).on('error', reject);
+  });
 }
 
 function metric(text: string, name: string, labels = ''): number | undefined {
@@ -95,6 +108,35 @@ describe('ops listener', () => {
     expect(slipped).toBe(Math.floor((dropped + slipped) / 2));
     expect(replies).toBe(25 - dropped);
     expect(metric(m.body, 'fedns_rrl_responses_total', 'kind="answer",action="dropped"')).toBe(0);
+  });
+
+  it('gives /zone only to clients allowed to transfer the zone', async () => {
+    const { server } = await start((y) => `${y}transfer: { allow: [127.0.0.1, 127.0.1.0/24] }\n`);
+    const port = server.ops!.address!.port;
+    for (const allowed of ['127.0.0.1', '127.0.1.9']) {
+      const r = await getFrom(allowed, port, '/zone');
+      expect(r.status, allowed).toBe(200);
+      expect(r.body).toMatch(/^example\.com\.\s+\d+\s+IN\s+SOA\s/m);
+    }
+    const refused = await getFrom('127.0.0.9', port, '/zone');
+    expect(refused.status).toBe(403);
+    expect(refused.body).toBe('forbidden: 127.0.0.9 is not in transfer.allow\n');
+    expect(refused.body).not.toContain('IN');
+    // Other paths stay open to everyone who reaches the listener.
+    expect((await getFrom('127.0.0.9', port, '/healthz')).status).toBe(200);
+  });
+
+  it('refuses /zone to everyone by default, and when transfers need TSIG', async () => {
+    const { get } = await start();
+    const r = await get('/zone');
+    expect(r.status).toBe(403);
+    expect(r.body).toBe('forbidden: 127.0.0.1 is not in transfer.allow\n');
+    const { server } = await start(
+      (y) => `${y}transfer: { allow: [127.0.0.1], tsig: [{ name: xfr-key., secret: "${Buffer.alloc(32, 7).toString('base64')}" }] }\n`,
+    );
+    const signed = await getFrom('127.0.0.1', server.ops!.address!.port, '/zone');
+    expect(signed.status).toBe(403);
+    expect(signed.body).toBe('forbidden: transfer.requireTsig is on; transfer the zone by AXFR with a TSIG key\n');
   });
 
   it('reports programming latency after a change in a member cluster', async () => {
