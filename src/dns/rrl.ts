@@ -88,8 +88,8 @@ export class ResponseRateLimiter {
     // BIND's keys: an answer by name and type, so one hot name does not limit the others; NODATA by
     // name; NXDOMAIN and errors by prefix alone, so random names cannot dodge the limit.
     let key: string;
-    if (kind === ANSWER) key = `${prefix}|a|${out.toString('latin1', 12, qend).toLowerCase()}`;
-    else if (kind === NODATA) key = `${prefix}|d|${out.toString('latin1', 12, Math.max(12, qend - 4)).toLowerCase()}`;
+    if (kind === ANSWER) key = `${prefix}|a|${nameText(out, qend)}|${qend > 12 ? out.readUInt16BE(qend - 4) : 0}`;
+    else if (kind === NODATA) key = `${prefix}|d|${nameText(out, qend)}`;
     else key = kind === NXDOMAIN ? `${prefix}|n` : `${prefix}|e`;
     const now = this.now();
     let a = this.table.get(key);
@@ -168,6 +168,11 @@ function questionEnd(m: Buffer): number {
     i += l + 1;
   }
   return i + 4 <= m.length ? i + 4 : 12;
+}
+
+/** The question name's wire bytes as a case-folded string (RFC 4343: names compare without case). */
+function nameText(m: Buffer, qend: number): string {
+  return qend > 12 ? m.toString('latin1', 12, qend - 4).toLowerCase() : '';
 }
 
 /** Header and question only, TC=1: the client learns to ask again over TCP (RFC 7766 5). */

@@ -143,6 +143,9 @@ describe('response rate limiting', () => {
     expect(burst(response('web.shop.fed.example.com.', Rcode.NOERROR), '192.0.2.7', 5).sent).toBe(5);
     expect(burst(response('NGINX.default.fed.example.com.', Rcode.NOERROR), '192.0.2.7', 1).sent).toBe(0); // case does not matter
     expect(burst(response('nginx.default.fed.example.com.', Rcode.NOERROR, RRType.AAAA), '192.0.2.7', 5).sent).toBe(5);
+    // Types whose low byte is an ASCII letter stay apart (65 "A" and 97 "a").
+    expect(burst(response('nginx.default.fed.example.com.', Rcode.NOERROR, 65), '192.0.2.7', 6).sent).toBe(5);
+    expect(burst(response('nginx.default.fed.example.com.', Rcode.NOERROR, 97), '192.0.2.7', 5).sent).toBe(5);
     // NXDOMAIN and errors have accounts of their own, per prefix whatever the name.
     expect(burst(NXDOMAIN, '192.0.2.7', 5).sent).toBe(5);
     expect(burst(response('other.fed.example.com.', Rcode.NXDOMAIN), '192.0.2.7', 1).sent).toBe(0);
