@@ -8,6 +8,7 @@ import { KubeClusterSource } from './cluster/kube.js';
 import type { ClusterSource } from './cluster/source.js';
 import type { ClusterSettings, ClusterState } from './cluster/state.js';
 import { DnsServer } from './dns/server.js';
+import { ResponseRateLimiter, type RateLimitSettings } from './dns/rrl.js';
 import { Responder, type QueryObserver } from './dns/responder.js';
 import { Federation, type FederationSettings } from './federation/federation.js';
 import { parseLabelSelector } from './federation/selector.js';
@@ -60,6 +61,37 @@ export function notifyOptions(c: Config): NotifyOptions {
     retries: 5,
     key: tsigKeys(c).find((k) => k.name === c.transfer.notifyKey),
   };
+}
+
+/** Rate limiting as configured, or undefined when it is off. */
+export function rateLimitSettings(c: Config): RateLimitSettings | undefined {
+  const r = c.rateLimit;
+  if (!r.responsesPerSecond) return undefined;
+  const rps = r.responsesPerSecond;
+  return {
+    responsesPerSecond: rps,
+    nodataPerSecond: r.nodataPerSecond ?? rps,
+    nxdomainsPerSecond: r.nxdomainsPerSecond ?? rps,
+    errorsPerSecond: r.errorsPerSecond ?? rps,
+    slip: r.slip,
+    window: r.window,
+    ipv4PrefixLength: r.ipv4PrefixLength,
+    ipv6PrefixLength: r.ipv6PrefixLength,
+    exempt: r.exempt,
+    tableSize: r.tableSize,
+  };
+}
+
+/** One line for `fedns check`: what is limited, per what, and who is exempt. */
+export function rateLimitSummary(c: Config): string {
+  const r = rateLimitSettings(c);
+  if (!r) return 'off';
+  const rate = (n: number) => (n > 0 ? `${n}/s` : 'unlimited');
+  return (
+    `answers ${rate(r.responsesPerSecond)}, NODATA ${rate(r.nodataPerSecond)}, NXDOMAIN ${rate(r.nxdomainsPerSecond)}, errors ${rate(r.errorsPerSecond)} ` +
+    `per /${r.ipv4PrefixLength} and /${r.ipv6PrefixLength}, slip ${r.slip}, window ${r.window}s, ` +
+    `exempt ${r.exempt.join(', ') || 'nobody'}, table ${r.tableSize}`
+  );
 }
 
 /** The serial saved by a previous run, so a restart never goes backwards. */
@@ -124,6 +156,8 @@ export class Fedns {
   readonly journal: Journal;
   readonly transfers: ZoneTransfers;
   readonly notifier: Notifier;
+  /** Kept across reloads (its counts feed the metrics); the DNS server uses it only when on. */
+  private rrl?: ResponseRateLimiter;
   ops?: OpsServer;
   private readonly sources = new Map<string, { source: ClusterSource; config: string }>();
   /** For the readiness deadline, which counts from start and not from the last reload. */
@@ -151,6 +185,8 @@ export class Fedns {
     this.responder = new Responder(() => this.federation.snapshot, { observer: observe, log: (obj, msg) => answerLog.error(obj, msg) });
     this.dns = new DnsServer(this.responder, { idleTimeout: config.tcp.idleTimeout, maxConnections: config.tcp.maxConnections }, log);
     this.dns.onLatency = (transport, seconds) => metrics.latency.observe(transport === 'udp' ? 0 : 1, seconds);
+    this.configureRateLimit(config);
+    metrics.rateLimit(() => this.rrl?.counts);
     this.journal = new Journal(config.transfer.journal.deltas, config.transfer.journal.records);
     const policy = transferPolicy(config);
     this.transfers = new ZoneTransfers(policy, () => this.federation.snapshot, this.journal, log.child({ component: 'xfr' }), (type, result) =>
@@ -212,9 +248,22 @@ export class Fedns {
     this.responder.setIdentity(c.identity);
   }
 
+  /** Turns rate limiting on, off or to new settings (a change starts from an empty table). */
+  private configureRateLimit(c: Config): void {
+    const settings = rateLimitSettings(c);
+    if (settings && !this.rrl) this.rrl = new ResponseRateLimiter(settings);
+    else if (settings && JSON.stringify(c.rateLimit) !== JSON.stringify(this.config.rateLimit)) this.rrl!.configure(settings);
+    this.dns.rrl = settings ? this.rrl : undefined;
+  }
+
   private async openOps(c: Config): Promise<OpsServer | undefined> {
     if (!c.ops.listen) return undefined;
-    const ops = new OpsServer(() => this.federation, this.metrics, this.log, { ...c.ops.listen, readyDeadline: c.ops.readyTimeout, startedAt: this.startedAt });
+    const ops = new OpsServer(() => this.federation, this.metrics, this.log, {
+      ...c.ops.listen,
+      readyDeadline: c.ops.readyTimeout,
+      startedAt: this.startedAt,
+      zoneRefusal: (client) => this.transfers.zoneRefusal(client),
+    });
     await ops.listen();
     return ops;
   }
@@ -261,6 +310,7 @@ export class Fedns {
     this.configureResponder(next, policy);
     this.notifier.setOptions(notifyOptions(next));
     this.dns.setLimits({ idleTimeout: next.tcp.idleTimeout, maxConnections: next.tcp.maxConnections });
+    this.configureRateLimit(next);
     this.config = next;
     const nextByName = new Map(next.clusters.map((c) => [c.name, c]));
     for (const name of [...this.sources.keys()]) {

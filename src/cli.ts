@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfig, type Config } from './config/load.js';
-import { Fedns, loadFederation } from './app.js';
+import { Fedns, loadFederation, rateLimitSummary } from './app.js';
 import { createLogger } from './ops/log.js';
 import { ListenError } from './listen-error.js';
 import { VERSION } from './version.js';
@@ -109,6 +109,7 @@ program
       `  listen ${config.listen.map((l) => `${l.host}:${l.port}`).join(', ')}; ops ${config.ops.listen ? `${config.ops.listen.host}:${config.ops.listen.port}` : 'off'}`,
       `  selection ${config.selection.policy}${config.selection.labelSelector ? ` (${config.selection.labelSelector})` : ''}, address mode ${config.addressMode}`,
       `  queries from ${config.queries.allow === null ? 'everyone' : config.queries.allow.join(', ') || 'nobody'}; transfers to ${config.transfer.allow.join(', ') || 'nobody'}${config.transfer.tsig.length ? ` (TSIG ${config.transfer.requireTsig === false ? 'optional' : 'required'})` : ''}`,
+      `  rate limit ${rateLimitSummary(config)}`,
       `  identity ${config.identity.server ?? 'off'}, version ${config.identity.version ?? 'off'}, NSID ${config.identity.nsid && config.identity.server !== null ? 'on' : 'off'}`,
       `  clusters (${config.clusters.length}):`,
       ...[...fed.clusters.values()].map(

@@ -220,6 +220,25 @@ export const configSchema = z
       })
       .prefault({}),
     /**
+     * Response rate limiting over UDP (see src/dns/rrl.ts). responsesPerSecond null or 0: off.
+     * The other rates default to responsesPerSecond; 0 leaves that kind unlimited.
+     */
+    rateLimit: z
+      .strictObject({
+        responsesPerSecond: z.number().min(0).nullable().default(null),
+        nodataPerSecond: z.number().min(0).optional(),
+        nxdomainsPerSecond: z.number().min(0).optional(),
+        errorsPerSecond: z.number().min(0).optional(),
+        slip: z.number().int().min(0).max(10).default(2),
+        window: duration('rateLimit.window').pipe(z.number().min(1, 'at least 1s').max(3600, 'at most 1h')).default(15),
+        ipv4PrefixLength: z.number().int().min(0).max(32).default(24),
+        ipv6PrefixLength: z.number().int().min(0).max(128).default(56),
+        /** Never limited: member clusters' DNS servers, secondaries. */
+        exempt: z.array(cidr).default([]),
+        tableSize: z.number().int().min(1).default(100_000),
+      })
+      .prefault({}),
+    /**
      * Which server answered: `id.server`/`hostname.bind` (class CH, TXT) and the EDNS NSID option
      * (RFC 5001) give `server`; `version.server`/`version.bind` give `version`. null: not answered.
      */

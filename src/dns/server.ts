@@ -4,7 +4,9 @@ import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
 import { createServer, isIPv6, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Responder } from './responder.js';
+import type { ResponseRateLimiter } from './rrl.js';
 import { listenError } from '../listen-error.js';
+import { ThrottledLog } from '../ops/log.js';
 
 export interface ServerLimits {
   /** Seconds a TCP connection may sit idle (RFC 7766 6.2.3). */
@@ -29,6 +31,11 @@ export class DnsServer {
   private readonly listeners = new Map<string, Listener>();
   private readonly connections = new Set<Socket>();
   private closing = false;
+  /** Per-packet problems: a few log lines a minute, whatever clients send. */
+  private readonly problems: ThrottledLog;
+
+  /** Response rate limiting of UDP answers; undefined: off. */
+  rrl?: ResponseRateLimiter;
 
   /** Called with each answered query's handling time in seconds. */
   onLatency?: (transport: 'udp' | 'tcp', seconds: number) => void;
@@ -37,7 +44,9 @@ export class DnsServer {
     private readonly responder: Responder,
     private limits: ServerLimits,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.problems = new ThrottledLog(log);
+  }
 
   /** Addresses actually bound (port 0 resolved). */
   addresses(): ListenAddr[] {
@@ -107,10 +116,11 @@ export class DnsServer {
       try {
         out = this.responder.answer(msg, 'udp', undefined, rinfo.address);
       } catch (e) {
-        this.log.error({ err: e, from: rinfo.address }, 'query failed');
+        this.problems.error('query-failed', { err: e, from: rinfo.address }, 'query failed');
         return;
       }
       if (!out) return;
+      if (this.rrl !== undefined && (out = this.rrl.filter(out, rinfo.address)) === null) return;
       udp.send(out, rinfo.port, rinfo.address);
       this.onLatency?.('udp', (performance.now() - t0) / 1000);
     });
@@ -121,7 +131,7 @@ export class DnsServer {
         resolve();
       });
     });
-    udp.on('error', (e) => this.log.error({ err: e, address: addrText(a) }, 'UDP socket error'));
+    udp.on('error', (e) => this.problems.error('udp-socket-error', { err: e, address: addrText(a) }, 'UDP socket error'));
     literal = true;
     const bound = udp.address().port;
     const tcp = createServer((s) => this.accept(s));

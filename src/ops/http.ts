@@ -15,6 +15,8 @@ export interface OpsOptions {
   readyDeadline: number;
   /** When the process started (ms since the epoch): the deadline counts from there. */
   startedAt: number;
+  /** Why a client may not read /zone (the whole zone, as AXFR would give it), or undefined if it may. */
+  zoneRefusal: (client: string | undefined) => string | undefined;
 }
 
 export class OpsServer {
@@ -42,7 +44,7 @@ export class OpsServer {
 
   async listen(): Promise<{ host: string; port: number }> {
     const server = createServer((req, res) => {
-      void this.handle(req.url ?? '/', req.headers.accept ?? '').then(
+      void this.handle(req.url ?? '/', req.headers.accept ?? '', req.socket.remoteAddress).then(
         ({ status, type, body }) => {
           res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
           res.end(body);
@@ -69,7 +71,7 @@ export class OpsServer {
     return this.address;
   }
 
-  private async handle(url: string, accept: string): Promise<{ status: number; type: string; body: string }> {
+  private async handle(url: string, accept: string, client: string | undefined): Promise<{ status: number; type: string; body: string }> {
     const u = new URL(url, 'http://fedns');
     const text = (status: number, body: string) => ({ status, type: 'text/plain; charset=utf-8', body });
     switch (u.pathname) {
@@ -81,8 +83,11 @@ export class OpsServer {
         const r = this.readiness();
         return r.ready ? text(200, 'ready\n') : text(503, `not ready: waiting for ${r.waiting.join(', ')}\n`);
       }
-      case '/zone':
-        return text(200, masterFile(this.federation().snapshot));
+      case '/zone': {
+        // The same access as AXFR: the zone lists every service of every member cluster.
+        const refusal = this.opts.zoneRefusal(client);
+        return refusal ? text(403, `forbidden: ${refusal}\n`) : text(200, masterFile(this.federation().snapshot));
+      }
       case '/explain': {
         const name = u.searchParams.get('name');
         if (!name) return text(400, 'usage: /explain?name=NAME[&type=TYPE]\n');

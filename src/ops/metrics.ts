@@ -6,6 +6,7 @@ import { HEALTH_STATES } from '../cluster/state.js';
 import { rcodeName, RRType, typeName } from '../dns/constants.js';
 import type { Transport } from '../dns/responder.js';
 import type { Federation } from '../federation/federation.js';
+import { RRL_ACTIONS, RRL_KINDS } from '../dns/rrl.js';
 import { VERSION } from '../version.js';
 
 const TYPES = [RRType.A, RRType.AAAA, RRType.SRV, RRType.CNAME, RRType.SOA, RRType.NS, RRType.TXT, RRType.ANY, RRType.AXFR, RRType.IXFR, RRType.PTR, RRType.MX];
@@ -233,6 +234,26 @@ export class Metrics {
       registers: [registry],
     });
     this.reloadOk.set(1);
+  }
+
+  /** Exports the rate limiter's counts of limited responses (read when scraped). */
+  rateLimit(counts: () => Float64Array | undefined): void {
+    let seen: Float64Array | undefined;
+    new Counter({
+      name: 'fedns_rrl_responses_total',
+      help: 'UDP responses held back by response rate limiting, by response kind and action (dropped, or slipped: sent truncated)',
+      labelNames: ['kind', 'action'],
+      registers: [this.registry],
+      collect() {
+        const now = counts();
+        if (!now) return;
+        if (seen?.length !== now.length) seen = new Float64Array(now.length);
+        for (let i = 0; i < now.length; i++) {
+          this.inc({ kind: RRL_KINDS[i >> 1], action: RRL_ACTIONS[i & 1] }, now[i] - seen[i]);
+          seen[i] = now[i];
+        }
+      },
+    });
   }
 
   /** Counts a configuration reload; the running configuration is the new one only when applied. */

@@ -4,6 +4,7 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
+import { ThrottledLog } from '../ops/log.js';
 import { Opcode, RRClass, RRType } from '../dns/constants.js';
 import { encodeMessage } from '../dns/message.js';
 import type { ZoneSnapshot } from '../zone/snapshot.js';
@@ -41,13 +42,16 @@ export class Notifier {
   private coalesce?: NodeJS.Timeout;
   private readonly pending = new Map<string, Pending>();
   private closed = false;
+  private readonly problems: ThrottledLog;
 
   constructor(
     private opts: NotifyOptions,
     private readonly zone: () => ZoneSnapshot,
     private readonly log: Logger,
     private readonly stats?: NotifyStats,
-  ) {}
+  ) {
+    this.problems = new ThrottledLog(log);
+  }
 
   setOptions(opts: NotifyOptions): void {
     this.opts = opts;
@@ -59,7 +63,7 @@ export class Notifier {
     if (!s) {
       s = createSocket(v6 ? 'udp6' : 'udp4');
       s.on('message', (m, rinfo) => this.reply(m, rinfo.address, rinfo.port));
-      s.on('error', (e) => this.log.warn({ err: e }, 'NOTIFY socket error'));
+      s.on('error', (e) => this.problems.warn('notify-socket-error', { err: e }, 'NOTIFY socket error'));
       s.unref();
       if (v6) this.socket6 = s;
       else this.socket4 = s;
@@ -109,7 +113,7 @@ export class Notifier {
       if (++p.attempt > this.opts.retries) {
         this.pending.delete(this.key(t));
         this.stats?.('failed');
-        this.log.warn({ target: this.key(t), serial: p.serial }, 'NOTIFY not acknowledged; the secondary will refresh on its own schedule');
+        this.problems.warn('notify-unacknowledged', { target: this.key(t), serial: p.serial }, 'NOTIFY not acknowledged; the secondary will refresh on its own schedule');
         return;
       }
       this.send(t, p);

@@ -4,6 +4,7 @@
 import type { Socket } from 'node:net';
 import { AddressAcl } from '../acl.js';
 import type { Logger } from 'pino';
+import { ThrottledLog } from '../ops/log.js';
 import { Rcode, RRClass, RRType } from '../dns/constants.js';
 import { decodeMessage } from '../dns/message.js';
 import type { ParsedQuery } from '../dns/query.js';
@@ -46,6 +47,8 @@ export class ZoneTransfers {
   private readonly sorted = new WeakMap<ZoneSnapshot, Promise<ZoneNode[]>>();
   /** The last transfer queued on each connection. */
   private readonly busy = new WeakMap<Socket, Promise<void>>();
+  /** Refusals are unauthenticated and as frequent as anyone likes: a few lines a minute. */
+  private readonly problems: ThrottledLog;
 
   constructor(
     private policy: TransferPolicy,
@@ -55,11 +58,19 @@ export class ZoneTransfers {
     private readonly stats?: TransferStats,
   ) {
     this.allow = new AddressAcl(policy.allow);
+    this.problems = new ThrottledLog(log);
   }
 
   setPolicy(p: TransferPolicy): void {
     this.policy = p;
     this.allow = new AddressAcl(p.allow);
+  }
+
+  /** Why `client` may not have the whole zone over HTTP (no TSIG there), or undefined if it may. */
+  zoneRefusal(client: string | undefined): string | undefined {
+    if (this.policy.requireTsig) return 'transfer.requireTsig is on; transfer the zone by AXFR with a TSIG key';
+    if (!this.allow.allows(client)) return `${client ?? 'this client'} is not in transfer.allow`;
+    return undefined;
   }
 
   /**
@@ -73,7 +84,7 @@ export class ZoneTransfers {
     const transport: Transport = conn ? 'tcp' : 'udp';
     let signer: ResponseSigner | undefined;
     const refuse = (why: string, rcode: number = Rcode.REFUSED) => {
-      this.log.warn({ client: from, type, reason: why }, 'zone transfer refused');
+      this.problems.warn('transfer-refused', { client: from, type, reason: why }, 'zone transfer refused');
       this.stats?.(type, 'refused');
       // Once the request's TSIG has verified, every answer to it is signed (RFC 8945 5.3).
       return responder.build(msg, q, transport, rcode, false, undefined, true, false, 0, signer);
@@ -83,7 +94,7 @@ export class ZoneTransfers {
     if (q.tsigOffset >= 0) {
       const v = verifyRequest(msg, q.tsigOffset, this.policy.keys);
       if (!v.ok) {
-        this.log.warn({ client: from, type, reason: v.reason }, 'zone transfer refused: TSIG');
+        this.problems.warn('transfer-badtsig', { client: from, type, reason: v.reason }, 'zone transfer refused: TSIG');
         this.stats?.(type, 'badtsig');
         // NOTAUTH with the TSIG error (BADKEY, BADSIG, BADTIME) in a TSIG RR (RFC 8945 5.2).
         return responder.build(msg, q, transport, Rcode.NOTAUTH, false, undefined, true, false, 0, v.tsig && tsigErrorTail(v.tsig, v.error, v.key));
@@ -142,7 +153,7 @@ export class ZoneTransfers {
           'zone transfer',
         ),
       (e: unknown) => {
-        this.log.warn({ err: e, client: from, type }, 'zone transfer failed');
+        this.problems.warn('transfer-failed', { err: e, client: from, type }, 'zone transfer failed');
         conn.destroy();
       },
     );

@@ -203,6 +203,31 @@ describe('config/deploy manifests', () => {
     expect((dnsSvc.spec.ports as Obj[]).some((p) => p.port === 9153)).toBe(false);
   });
 
+  it('NetworkPolicy: DNS open to everyone, the ops port only to the monitoring namespace', () => {
+    const policies = all('NetworkPolicy').filter((p) => p.metadata.namespace === deployment.metadata.namespace && matches(p.spec.podSelector.matchLabels, podLabels));
+    expect(policies).toHaveLength(1);
+    const np = policies[0];
+    expect(np.apiVersion).toBe('networking.k8s.io/v1');
+    expect(np.spec.policyTypes).toEqual(['Ingress']);
+    const rules = np.spec.ingress as Obj[];
+    const portsOf = (r: Obj) => (r.ports as Obj[]).map((p) => `${resolvePort(p.port, p.protocol ?? 'TCP')}/${p.protocol ?? 'TCP'}`).sort();
+    // Every rule names its ports: no rule opens the whole pod.
+    for (const r of rules) expect(r.ports?.length, 'a rule without ports opens every port').toBeGreaterThan(0);
+    const dnsPort = PARSED.listen[0].port;
+    const opsPort = PARSED.ops.listen!.port;
+    const dns = rules.filter((r) => portsOf(r).includes(`${dnsPort}/UDP`));
+    expect(dns).toHaveLength(1);
+    expect(portsOf(dns[0])).toEqual([`${dnsPort}/TCP`, `${dnsPort}/UDP`]);
+    expect(dns[0].from, 'DNS from anywhere').toBeUndefined();
+    const ops = rules.filter((r) => portsOf(r).includes(`${opsPort}/TCP`));
+    expect(ops).toHaveLength(1);
+    expect(portsOf(ops[0])).toEqual([`${opsPort}/TCP`]);
+    expect(ops[0].from).toEqual([{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }]);
+    // The ports the policy opens are the container's, by number and protocol.
+    const opened = rules.flatMap(portsOf).sort();
+    expect(opened).toEqual(containerPorts.map((p) => `${p.containerPort}/${p.protocol ?? 'TCP'}`).sort());
+  });
+
   it('PodDisruptionBudget: minAvailable 1 and selects the Deployment\'s pods', () => {
     const pdbs = all('PodDisruptionBudget').filter((p) => matches(p.spec.selector.matchLabels, podLabels));
     expect(pdbs).toHaveLength(1);

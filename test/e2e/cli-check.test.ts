@@ -23,9 +23,18 @@ describe('fedns check', () => {
     expect(lines[1]).toMatch(/^ {2}zone example\.com\. federation fed, serial \d+, \d+ records$/);
     expect(lines).toContain('  listen 127.0.0.1:1053; ops off');
     expect(lines).toContain('  queries from 10.0.0.0/8; transfers to nobody');
+    expect(lines).toContain('  rate limit off');
     expect(lines.some((l) => /^ {2}identity fedns-demo, version fedns \d+\.\d+\.\d+\S*, NSID on$/.test(l))).toBe(true);
     expect(lines).toContain('  clusters (3):');
     expect(lines.filter((l) => /^ {4}(alpha|bravo|charlie): region [a-z-]+, zones [a-z0-9-]+, loadBalancer, live, \d services$/.test(l))).toHaveLength(3);
+  });
+
+  it('summarises response rate limiting when it is on', async () => {
+    const r = await check((y) => `${y}rateLimit: { responsesPerSecond: 20, nxdomainsPerSecond: 5, errorsPerSecond: 0, window: 1m, exempt: [10.0.0.0/8, 192.0.2.53] }\n`);
+    expect(r.code).toBe(0);
+    expect(r.out.split('\n')).toContain(
+      '  rate limit answers 20/s, NODATA 20/s, NXDOMAIN 5/s, errors unlimited per /24 and /56, slip 2, window 60s, exempt 10.0.0.0/8, 192.0.2.53, table 100000',
+    );
   });
 
   it('an invalid configuration: exit 2, each problem with the file and the field', async () => {
@@ -35,6 +44,12 @@ describe('fedns check', () => {
     expect(r.err).toContain('fedns: invalid configuration');
     expect(r.err).toContain(`${r.config}: ttl.default: `);
     expect(r.err).toContain(`${r.config}: listen[0]: "localhost" is not an IP address`);
+  });
+
+  it('an invalid rateLimit names each field', async () => {
+    const r = await check((y) => `${y}rateLimit: { responsesPerSecond: -1, slip: 11, window: 2h, ipv4PrefixLength: 33, exempt: [nobody] }\n`);
+    expect(r.code).toBe(2);
+    for (const field of ['responsesPerSecond', 'slip', 'window', 'ipv4PrefixLength', 'exempt[0]']) expect(r.err).toContain(`${r.config}: rateLimit.${field}: `);
   });
 });
 

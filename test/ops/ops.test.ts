@@ -1,5 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
+import { get as httpGet } from 'node:http';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Fedns } from '../../src/app.js';
@@ -43,6 +44,18 @@ async function until<T>(f: () => Promise<T> | T, ok: (v: T) => boolean, ms = 500
   }
 }
 
+/** GET over plain HTTP from a chosen loopback address. */
+function getFrom(localAddress: string, port: number, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    httpGet({ host: '127.0.0.1', port, path, localAddress }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    }).on('error', reject);
+  });
+}
+
 function metric(text: string, name: string, labels = ''): number | undefined {
   const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `) || (labels === '' && l.startsWith(`${name} `)));
   return line ? Number(line.split(' ').pop()) : undefined;
@@ -75,6 +88,56 @@ describe('ops listener', () => {
     expect(metric(m.body, 'fedns_answer_errors_total')).toBe(0);
     expect(m.body).toContain('fedns_nodejs_eventloop_lag_seconds');
     expect(metric(m.body, 'fedns_response_seconds_count', 'transport="udp"')).toBe(3);
+  });
+
+  it('counts rate-limited UDP responses by kind and action', async () => {
+    const { server, get } = await start((y) => `${y}rateLimit: { responsesPerSecond: 5, slip: 2 }\n`);
+    expect(metric((await get('/metrics')).body, 'fedns_rrl_responses_total', 'kind="nxdomain",action="dropped"')).toBe(0);
+    const { port } = server.dns.addresses()[0];
+    const sock = createSocket('udp4');
+    let replies = 0;
+    sock.on('message', () => replies++);
+    for (let i = 0; i < 25; i++) sock.send(encodeQuery(`missing-${i}.default.fed.example.com.`, RRType.A), port, '127.0.0.1');
+    await until(() => replies, (n) => n >= 15);
+    await new Promise((r) => setTimeout(r, 100));
+    sock.close();
+    const m = await get('/metrics');
+    // A burst of 5 answered (one more per 200 ms the burst took), the rest limited: half dropped, half slipped.
+    const dropped = metric(m.body, 'fedns_rrl_responses_total', 'kind="nxdomain",action="dropped"')!;
+    const slipped = metric(m.body, 'fedns_rrl_responses_total', 'kind="nxdomain",action="slipped"')!;
+    expect(dropped + slipped).toBeGreaterThanOrEqual(15);
+    expect(slipped).toBe(Math.floor((dropped + slipped) / 2));
+    expect(replies).toBe(25 - dropped);
+    expect(metric(m.body, 'fedns_rrl_responses_total', 'kind="answer",action="dropped"')).toBe(0);
+  });
+
+  it('gives /zone only to clients allowed to transfer the zone', async () => {
+    const { server } = await start((y) => `${y}transfer: { allow: [127.0.0.1, 127.0.1.0/24] }\n`);
+    const port = server.ops!.address!.port;
+    for (const allowed of ['127.0.0.1', '127.0.1.9']) {
+      const r = await getFrom(allowed, port, '/zone');
+      expect(r.status, allowed).toBe(200);
+      expect(r.body).toMatch(/^example\.com\.\s+\d+\s+IN\s+SOA\s/m);
+    }
+    const refused = await getFrom('127.0.0.9', port, '/zone');
+    expect(refused.status).toBe(403);
+    expect(refused.body).toBe('forbidden: 127.0.0.9 is not in transfer.allow\n');
+    expect(refused.body).not.toContain('IN');
+    // Other paths stay open to everyone who reaches the listener.
+    expect((await getFrom('127.0.0.9', port, '/healthz')).status).toBe(200);
+  });
+
+  it('refuses /zone to everyone by default, and when transfers need TSIG', async () => {
+    const { get } = await start();
+    const r = await get('/zone');
+    expect(r.status).toBe(403);
+    expect(r.body).toBe('forbidden: 127.0.0.1 is not in transfer.allow\n');
+    const { server } = await start(
+      (y) => `${y}transfer: { allow: [127.0.0.1], tsig: [{ name: xfr-key., secret: "${Buffer.alloc(32, 7).toString('base64')}" }] }\n`,
+    );
+    const signed = await getFrom('127.0.0.1', server.ops!.address!.port, '/zone');
+    expect(signed.status).toBe(403);
+    expect(signed.body).toBe('forbidden: transfer.requireTsig is on; transfer the zone by AXFR with a TSIG key\n');
   });
 
   it('reports programming latency after a change in a member cluster', async () => {

@@ -14,7 +14,7 @@
 import { execFile } from 'node:child_process';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ClusterState } from '../../src/cluster/state.js';
 import { Opcode, Rcode, RRClass, RRType } from '../../src/dns/constants.js';
 import { decodeMessage, encodeMessage, type Message } from '../../src/dns/message.js';
@@ -355,6 +355,29 @@ describe('access control', () => {
     // Ordinary queries are not affected.
     const soa = await udpExchange(p.port, encodeMessage({ id: 7, questions: [{ name: ZONE, type: RRType.SOA, class: RRClass.IN }] }));
     expect(header(soa!).rcode).toBe(Rcode.NOERROR);
+  });
+
+  it('10,000 refused transfers log a handful of lines, then one with the count of the others', async () => {
+    const p = await primary(['192.0.2.1']);
+    const axfr = xfrQuery('AXFR', {});
+    for (let i = 0; i < 10_000; i++) {
+      const out = p.fedns.responder.answer(axfr, 'udp', undefined, `198.51.100.${i & 255}`);
+      expect(out![3] & 0xf).toBe(Rcode.REFUSED);
+    }
+    const lines = () => p.logs.find('zone transfer refused');
+    expect(lines().length).toBeGreaterThan(0);
+    expect(lines().length).toBeLessThanOrEqual(5);
+    expect(await p.transfers('AXFR', 'refused')).toBe(10_000);
+    // A minute later, the next one is logged with the count of those that were not.
+    vi.setSystemTime(Date.now() + 61_000);
+    try {
+      p.fedns.responder.answer(axfr, 'udp', undefined, '198.51.100.1');
+    } finally {
+      vi.useRealTimers();
+    }
+    const last = lines().at(-1)!;
+    expect(last.kind).toBe('transfer-refused');
+    expect(last.suppressed).toBe(10_000 - (lines().length - 1));
   });
 
   it('no transfer.allow at all refuses everyone; a CIDR block containing the client allows it', async () => {

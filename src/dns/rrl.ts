@@ -1,0 +1,186 @@
+// Response rate limiting (RRL) for UDP, as BIND, Knot and NSD do it: a spoofed-source flood must
+// not turn fedns into an amplifier. Responses are counted per client prefix and response kind in
+// BIND's credit window; over the rate they are dropped, and every `slip`th dropped one goes out as
+// a bare TC=1 header + question so a real client behind that prefix retries over TCP.
+import { LRUCache } from 'lru-cache';
+import { isIPv6 } from 'node:net';
+import { AddressAcl } from '../acl.js';
+
+export interface RateLimitSettings {
+  /** Answers per second per prefix, name and type. */
+  responsesPerSecond: number;
+  /** NODATA per second per prefix and name; 0: not limited. */
+  nodataPerSecond: number;
+  /** NXDOMAIN per second per prefix (the zone's names share one account, as in BIND). */
+  nxdomainsPerSecond: number;
+  /** Other rcodes (REFUSED, FORMERR, SERVFAIL, ...) per second per prefix. */
+  errorsPerSecond: number;
+  /** Every slip-th dropped response is sent truncated; 0: never, 1: always. */
+  slip: number;
+  /** Seconds: a prefix over its rate stays limited until its debt of `window` seconds is repaid. */
+  window: number;
+  ipv4PrefixLength: number;
+  ipv6PrefixLength: number;
+  /** Addresses and CIDR blocks never limited. */
+  exempt: string[];
+  /** Accounts kept; the least recently used goes first, so a spoofed flood cannot grow memory. */
+  tableSize: number;
+}
+
+/** Response kinds, each with its own rate: values of fedns_rrl_responses_total's `kind`. */
+export const RRL_KINDS = ['answer', 'nodata', 'nxdomain', 'error'] as const;
+export type RrlKind = (typeof RRL_KINDS)[number];
+const ANSWER = 0;
+const NODATA = 1;
+const NXDOMAIN = 2;
+const ERROR = 3;
+/** What happened to a limited response: values of fedns_rrl_responses_total's `action`. */
+export const RRL_ACTIONS = ['dropped', 'slipped'] as const;
+export type RrlAction = (typeof RRL_ACTIONS)[number];
+
+interface Account {
+  /** Credit in responses: at most one second's worth, at least -window seconds' worth. */
+  balance: number;
+  /** Clock (ms) of the last update. */
+  at: number;
+  /** Responses limited so far, for slip. */
+  limited: number;
+}
+
+export class ResponseRateLimiter {
+  /** Limited responses by [kind * 2 + action]: read by the metrics when scraped. */
+  readonly counts = new Float64Array(RRL_KINDS.length * RRL_ACTIONS.length);
+  private settings!: RateLimitSettings;
+  private rates!: number[];
+  private exempt?: AddressAcl;
+  private table!: LRUCache<string, Account>;
+
+  constructor(
+    settings: RateLimitSettings,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.configure(settings);
+  }
+
+  /** New settings start from an empty table; the counts go on. */
+  configure(s: RateLimitSettings): void {
+    this.settings = s;
+    this.rates = [s.responsesPerSecond, s.nodataPerSecond, s.nxdomainsPerSecond, s.errorsPerSecond];
+    this.exempt = s.exempt.length ? new AddressAcl(s.exempt) : undefined;
+    this.table = new LRUCache({ max: s.tableSize });
+  }
+
+  /** Accounts held (bounded by tableSize). */
+  get size(): number {
+    return this.table.size;
+  }
+
+  /** The UDP response to send to `address`: `out` itself, a truncated slip, or null to drop it. */
+  filter(out: Buffer, address: string): Buffer | null {
+    if (out.length < 12) return out;
+    const rcode = out[3] & 0xf;
+    const kind = rcode === 0 ? (out[6] | out[7] ? ANSWER : NODATA) : rcode === 3 ? NXDOMAIN : ERROR;
+    const rate = this.rates[kind];
+    if (!(rate > 0)) return out;
+    if (this.exempt?.allows(address)) return out;
+    const prefix = prefixOf(address, this.settings.ipv4PrefixLength, this.settings.ipv6PrefixLength);
+    const qend = questionEnd(out);
+    // BIND's keys: an answer by name and type, so one hot name does not limit the others; NODATA by
+    // name; NXDOMAIN and errors by prefix alone, so random names cannot dodge the limit.
+    let key: string;
+    if (kind === ANSWER) key = `${prefix}|a|${nameText(out, qend)}|${qend > 12 ? out.readUInt16BE(qend - 4) : 0}`;
+    else if (kind === NODATA) key = `${prefix}|d|${nameText(out, qend)}`;
+    else key = kind === NXDOMAIN ? `${prefix}|n` : `${prefix}|e`;
+    const now = this.now();
+    let a = this.table.get(key);
+    if (a === undefined) {
+      a = { balance: rate, at: now, limited: 0 };
+      this.table.set(key, a);
+    } else if (now > a.at) {
+      a.balance = Math.min(rate, a.balance + ((now - a.at) / 1000) * rate);
+      a.at = now;
+    }
+    a.balance = Math.max(a.balance - 1, -this.settings.window * rate);
+    if (a.balance >= 0) return out;
+    const slip = this.settings.slip;
+    if (slip > 0 && ++a.limited % slip === 0) {
+      this.counts[kind * 2 + 1]++;
+      return truncated(out, qend);
+    }
+    this.counts[kind * 2]++;
+    return null;
+  }
+}
+
+/** The account key of an address's prefix ("192.0.2.0/24", "2001:db8::/56" as hex groups). */
+export function prefixOf(address: string, v4bits: number, v6bits: number): string {
+  let a = address;
+  if (a.startsWith('::ffff:') && a.includes('.')) a = a.slice(7);
+  if (!isIPv6(a)) {
+    const p = a.split('.');
+    const n = ((+p[0] << 24) | (+p[1] << 16) | (+p[2] << 8) | +p[3]) >>> 0;
+    const masked = v4bits === 0 ? 0 : (n & (0xffffffff << (32 - v4bits))) >>> 0;
+    return `${masked >>> 24}.${(masked >>> 16) & 255}.${(masked >>> 8) & 255}.${masked & 255}/${v4bits}`;
+  }
+  const groups = ipv6Groups(a);
+  const out: string[] = [];
+  for (let i = 0, bits = v6bits; i < 8; i++, bits -= 16) {
+    const keep = bits >= 16 ? 0xffff : bits <= 0 ? 0 : (0xffff << (16 - bits)) & 0xffff;
+    out.push((groups[i] & keep).toString(16));
+  }
+  return `${out.join(':')}/${v6bits}`;
+}
+
+/** The eight 16-bit groups of an IPv6 address ("::" expanded, an embedded IPv4 tail read). */
+function ipv6Groups(address: string): number[] {
+  const a = address.split('%')[0];
+  const [head, tail] = a.includes('::') ? a.split('::') : [a, undefined];
+  const parse = (s: string | undefined) => {
+    if (!s) return [];
+    const out: number[] = [];
+    for (const g of s.split(':')) {
+      if (g.includes('.')) {
+        const p = g.split('.').map(Number);
+        out.push((p[0] << 8) | p[1], (p[2] << 8) | p[3]);
+      } else out.push(parseInt(g, 16));
+    }
+    return out;
+  };
+  const h = parse(head);
+  const t = parse(tail);
+  return [...h, ...new Array<number>(Math.max(0, 8 - h.length - t.length)).fill(0), ...t].slice(0, 8);
+}
+
+/** Offset just past the first question (12 when there is none or it cannot be walked). */
+function questionEnd(m: Buffer): number {
+  if (m[4] === 0 && m[5] === 0) return 12;
+  let i = 12;
+  while (i < m.length) {
+    const l = m[i];
+    if (l === 0) {
+      i++;
+      break;
+    }
+    if (l & 0xc0) {
+      i += 2;
+      break;
+    }
+    i += l + 1;
+  }
+  return i + 4 <= m.length ? i + 4 : 12;
+}
+
+/** The question name's wire bytes as a case-folded string (RFC 4343: names compare without case). */
+function nameText(m: Buffer, qend: number): string {
+  return qend > 12 ? m.toString('latin1', 12, qend - 4).toLowerCase() : '';
+}
+
+/** Header and question only, TC=1: the client learns to ask again over TCP (RFC 7766 5). */
+function truncated(out: Buffer, qend: number): Buffer {
+  const s = Buffer.allocUnsafe(qend);
+  out.copy(s, 0, 0, qend);
+  s[2] |= 0x02;
+  s.writeUInt16BE(qend > 12 ? 1 : 0, 4);
+  s.fill(0, 6, 12);
+  return s;
+}
