@@ -231,13 +231,14 @@ export function federate(key: string, clusters: Iterable<ClusterState>, policy: 
   const zones = new Map<string, Collector>();
   const ports = new Map<string, SlimPort>();
   const endpoints: HeadlessEndpoint[] = [];
-  let ttl = policy.defaultTtl;
+  // The annotation sets the TTL (the lowest where clusters disagree); the default applies without one.
+  let annotated: number | undefined;
   let stale = panic;
   let headless = false;
   for (const x of used) {
     const c = x.cluster;
     const verdict = x.verdict;
-    if (x.service.ttl !== undefined) ttl = Math.min(ttl, x.service.ttl);
+    if (x.service.ttl !== undefined) annotated = Math.min(annotated ?? x.service.ttl, x.service.ttl);
     headless ||= x.service.headless;
     for (const p of x.ports) ports.set(`${p.name}/${p.protocol}/${p.port}`, p);
     endpoints.push(...x.endpoints);
@@ -253,6 +254,7 @@ export function federate(key: string, clusters: Iterable<ClusterState>, policy: 
       for (const z of addrZones.length ? addrZones : c.zones) bucket(zones, `${c.region}/${z}`).add(addr);
     }
   }
+  let ttl = annotated ?? policy.defaultTtl;
   if (stale) ttl = Math.min(ttl, policy.staleTtl);
   const nonEmpty = (m: Map<string, Collector>) => new Map([...m].filter(([, v]) => v.size > 0).map(([k, v]) => [k, v.toSet()]));
   return {

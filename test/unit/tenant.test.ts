@@ -1,0 +1,219 @@
+// What tenants write (Services, EndpointSlices, their annotations and topology) is hostile input:
+// it is validated, ignored with a counted warning when it cannot be used, and it can never make
+// the zone hold a name or a TTL the wire format does not allow. Deletions always apply.
+import { describe, expect, it } from 'vitest';
+import { slimEndpointSlice, slimService, type SlimEndpointSlice, type SlimService } from '../../src/cluster/objects.js';
+import type { ClusterSettings } from '../../src/cluster/state.js';
+import { Rcode, RRType } from '../../src/dns/constants.js';
+import { decodeMessage, encodeQuery, type Message } from '../../src/dns/message.js';
+import { nameProblem } from '../../src/dns/name.js';
+import { Responder } from '../../src/dns/responder.js';
+import { Federation } from '../../src/federation/federation.js';
+import type { FederationPolicy } from '../../src/federation/model.js';
+import { captureLogs } from '../transfer/harness.js';
+import { seed, testFederationSettings } from '../support/federation.js';
+
+function federation(policy: Partial<FederationPolicy> = {}) {
+  const logs = captureLogs('debug');
+  const fed = new Federation(testFederationSettings(policy), logs.log);
+  const responder = new Responder(() => fed.snapshot);
+  const ask = (n: string, t: number = RRType.A): Message => decodeMessage(responder.answer(encodeQuery(n, t), 'tcp')!);
+  return { fed, ask, logs };
+}
+
+const settings = (name: string, over: Partial<ClusterSettings> = {}): ClusterSettings => ({
+  name,
+  region: 'r1',
+  zones: [],
+  addressMode: 'loadBalancer',
+  gracePeriod: 300,
+  ...over,
+});
+
+const svc = (name: string, lb: string[], over: Partial<SlimService> = {}): SlimService => ({
+  namespace: 'ns',
+  name,
+  headless: false,
+  ports: [{ name: 'http', port: 80, protocol: 'tcp' }],
+  lbAddresses: lb,
+  lbHostnames: [],
+  labels: {},
+  ...over,
+});
+
+const slice = (service: string, zone: string | undefined, addr = '10.0.0.1', name = `${service}-${zone ?? 'none'}`): SlimEndpointSlice => ({
+  namespace: 'ns',
+  name,
+  service,
+  addressType: 'IPv4',
+  ports: [],
+  endpoints: [{ addresses: [addr], ready: true, zone }],
+});
+
+const addrs = (m: Message) => m.answers.filter((r) => r.type === RRType.A || r.type === RRType.AAAA).map((r) => r.data as string).sort();
+const names = (fed: Federation) => [...fed.snapshot.names.values()].map((n) => n.name);
+
+describe('deletions always apply (no ghosts)', () => {
+  it('a Service deleted in the batch that changes its cluster zone list stops answering', () => {
+    const { fed, ask } = federation();
+    // Cluster b already names zone z2: a learns it too, so the federation topology does not move.
+    const a = fed.addCluster(settings('a'));
+    const b = fed.addCluster(settings('b', { zones: ['z1', 'z2'] }));
+    seed(a, [svc('gone', ['192.0.2.1']), slice('gone', 'z1'), svc('other', ['192.0.2.2']), slice('other', 'z1')]);
+    seed(b);
+    fed.rebuild();
+    expect(addrs(ask('gone.ns.fed.example.com.'))).toEqual(['192.0.2.1']);
+    a.remove('Service', 'ns', 'gone');
+    a.upsert('EndpointSlice', slice('other', 'z2', '10.0.0.9'));
+    a.flush();
+    fed.rebuild();
+    expect(a.zones).toEqual(['z1', 'z2']);
+    expect(ask('gone.ns.fed.example.com.').rcode).toBe(Rcode.NXDOMAIN);
+    expect(fed.federated('ns/gone')).toBeUndefined();
+  });
+
+  it('a Service deleted while its cluster was stale stops answering when the re-list brings it back to live', () => {
+    const { fed, ask } = federation();
+    const a = fed.addCluster(settings('a', { zones: ['z1'] }));
+    seed(a, [svc('gone', ['192.0.2.1']), slice('gone', 'z1')]);
+    fed.rebuild();
+    a.markBroken('watch failed');
+    fed.rebuild();
+    a.replaceAll({ services: [], slices: [], exports: [] });
+    a.markLive();
+    a.flush();
+    fed.rebuild();
+    expect(ask('gone.ns.fed.example.com.').rcode).toBe(Rcode.NXDOMAIN);
+  });
+});
+
+describe('zones and regions from cluster data', () => {
+  it('are DNS labels or ignored, with a counted, rate-limited warning', () => {
+    const { fed, logs } = federation();
+    const a = fed.addCluster(settings('a'));
+    const bad = ['Bad..Zone', 'z'.repeat(70), 'under_score', '-dash', 'ünïcode', ''];
+    // As a source hands them over: converted from the API objects.
+    const raw = (zone: string, addr: string, name: string) =>
+      slimEndpointSlice({
+        metadata: { namespace: 'ns', name, labels: { 'kubernetes.io/service-name': 's' } },
+        endpoints: [{ addresses: [addr], zone }],
+      });
+    seed(a, [svc('s', ['192.0.2.1']), ...bad.map((z, i) => raw(z, `10.0.1.${i}`, `s-${i}`)), raw('US-East-1A', '10.0.2.1', 's-up')]);
+    fed.rebuild();
+    // Upper case is folded (DNS is case-insensitive); the others are no zone at all.
+    expect(a.zones).toEqual(['us-east-1a']);
+    for (const n of names(fed)) expect(nameProblem(n)).toBeUndefined();
+    expect(fed.ignored.count('zone')).toBe(bad.length - 1); // "" is no zone, not a bad one
+    // Many more bad slices: still only a few warning lines.
+    for (let i = 0; i < 200; i++) a.upsert('EndpointSlice', raw(`Bad..${i}`, '10.0.3.1', `flood-${i}`));
+    a.flush();
+    fed.rebuild();
+    expect(fed.ignored.count('zone')).toBe(bad.length - 1 + 200);
+    expect(logs.records.filter((r) => r.level === 40 && r.reason === 'zone').length).toBeLessThanOrEqual(5);
+  });
+
+  it('a discovered region that is no DNS label is ignored', () => {
+    const { fed } = federation();
+    const a = fed.addCluster(settings('a', { region: undefined }));
+    a.setDiscoveredRegion('Bad..Region');
+    seed(a, [svc('s', ['192.0.2.1']), slice('s', 'z1')]);
+    fed.rebuild();
+    expect(a.region).toBeUndefined();
+    expect(fed.ignored.count('region')).toBe(1);
+    for (const n of names(fed)) expect(nameProblem(n)).toBeUndefined();
+  });
+
+  it('are recomputed from the slices that exist now: a zone no slice names any more disappears', () => {
+    const { fed, ask } = federation();
+    const a = fed.addCluster(settings('a'));
+    seed(a, [svc('s', ['192.0.2.1']), slice('s', 'z1'), slice('s', 'z2', '10.0.0.2')]);
+    fed.rebuild();
+    expect(ask('s.ns.fed.svc.z2.r1.example.com.').rcode).toBe(Rcode.NOERROR);
+    // The slice moves its endpoint to z1: z2 is named by nothing.
+    a.upsert('EndpointSlice', slice('s', 'z1', '10.0.0.2', 's-z2'));
+    a.flush();
+    fed.rebuild();
+    expect(a.zones).toEqual(['z1']);
+    expect(ask('s.ns.fed.svc.z2.r1.example.com.').rcode).toBe(Rcode.NXDOMAIN);
+    expect(ask('s.ns.fed.svc.z1.r1.example.com.').rcode).toBe(Rcode.NOERROR);
+    a.remove('EndpointSlice', 'ns', 's-z1');
+    a.remove('EndpointSlice', 'ns', 's-z2');
+    a.flush();
+    fed.rebuild();
+    expect(a.zones).toEqual([]);
+    expect(ask('s.ns.fed.svc.z1.r1.example.com.').rcode).toBe(Rcode.NXDOMAIN);
+  });
+});
+
+describe('names longer than 255 bytes', () => {
+  it('are left out; the service keeps its other names, the rest of the zone is unaffected, explain and logs say why', () => {
+    const { fed, ask, logs } = federation();
+    const [s63, n63, r63, z63] = ['s', 'n', 'r', 'z'].map((c) => c.repeat(63));
+    const a = fed.addCluster(settings('a', { region: r63, zones: [z63] }));
+    seed(a, [
+      svc(s63, ['192.0.2.1'], { namespace: n63 }),
+      { ...slice(s63, z63), namespace: n63 },
+      svc('small', ['192.0.2.2']),
+      slice('small', z63),
+    ]);
+    fed.rebuild();
+    for (const n of names(fed)) expect(nameProblem(n)).toBeUndefined();
+    // The long service: short, global and regional names (all under 255 bytes), no zonal name.
+    expect(addrs(ask(`${s63}.${n63}.fed.example.com.`))).toEqual(['192.0.2.1']);
+    expect(addrs(ask(`${s63}.${n63}.fed.svc.${r63}.example.com.`))).toEqual(['192.0.2.1']);
+    // Another service has its zonal name in that zone.
+    expect(addrs(ask(`small.ns.fed.svc.${z63}.${r63}.example.com.`))).toEqual(['192.0.2.2']);
+    const omitted = fed.omittedNames(`${n63}/${s63}`);
+    expect(omitted.length).toBe(1);
+    expect(omitted[0]).toMatch(new RegExp(`^${s63}\\.${n63}\\.fed\\.svc\\.${z63}\\.${r63}\\.example\\.com\\.$`));
+    expect(fed.omittedNames('ns/small')).toEqual([]);
+    expect(logs.records.some((r) => r.level === 40 && r.reason === 'name too long')).toBe(true);
+    expect(fed.ignored.count('name too long')).toBe(1);
+  });
+});
+
+describe('slim objects keep only what answers need', () => {
+  const rawService = (rv: string, extra: Record<string, unknown> = {}) => ({
+    metadata: { namespace: 'ns', name: 's', resourceVersion: rv, annotations: { 'kubectl.kubernetes.io/last-applied-configuration': rv }, ...extra },
+    spec: { ports: [{ name: 'http', port: 80 }] },
+    status: { loadBalancer: { ingress: [{ ip: '192.0.2.1' }] }, conditions: [{ type: 'x', status: rv }] },
+  });
+  const rawSlice = (rv: string) => ({
+    metadata: { namespace: 'ns', name: 's-1', resourceVersion: rv, generation: Number(rv), labels: { 'kubernetes.io/service-name': 's' } },
+    addressType: 'IPv4',
+    endpoints: [{ addresses: ['10.0.0.1'], conditions: { ready: true, serving: true }, zone: 'z1', nodeName: `node-${rv}` }],
+  });
+
+  it('an update that only bumps resourceVersion or changes an irrelevant field publishes nothing', () => {
+    const { fed } = federation();
+    const a = fed.addCluster(settings('a'));
+    const times: number[][] = [];
+    fed.on('programmed', (_c, s) => times.push(s));
+    seed(a, [slimService(rawService('1')), slimEndpointSlice(rawSlice('1'))]);
+    const before = fed.rebuild();
+    times.length = 0;
+    let published = 0;
+    fed.on('published', () => published++);
+    a.upsert('Service', slimService(rawService('2')));
+    a.upsert('EndpointSlice', slimEndpointSlice(rawSlice('2')));
+    a.flush();
+    const after = fed.rebuild();
+    expect(after).toBe(before);
+    expect(published).toBe(0);
+    expect(times).toEqual([]);
+  });
+});
+
+describe('TTLs', () => {
+  it('the fedns.io/ttl annotation sets the TTL; an invalid one is ignored with a counted warning', () => {
+    const { fed, ask } = federation();
+    const a = fed.addCluster(settings('a'));
+    const withTtl = (name: string, ttl: string) =>
+      slimService({ metadata: { namespace: 'ns', name, annotations: { 'fedns.io/ttl': ttl } }, status: { loadBalancer: { ingress: [{ ip: '192.0.2.1' }] } } });
+    seed(a, [withTtl('t60', '60'), withTtl('tbig', '4294967296'), withTtl('tneg', '-5'), withTtl('tword', 'soon'), ...['t60', 'tbig', 'tneg', 'tword'].map((s) => slice(s, 'z1'))]);
+    fed.rebuild();
+    expect(ask('t60.ns.fed.example.com.').answers[0].ttl).toBe(60);
+    for (const s of ['tbig', 'tneg', 'tword']) expect(ask(`${s}.ns.fed.example.com.`).answers[0].ttl).toBe(30);
+    expect(fed.ignored.count('ttl annotation')).toBe(3);
+  });
+});
