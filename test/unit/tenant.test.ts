@@ -9,6 +9,7 @@ import { decodeMessage, encodeQuery, type Message } from '../../src/dns/message.
 import { nameProblem } from '../../src/dns/name.js';
 import { Responder } from '../../src/dns/responder.js';
 import { Federation } from '../../src/federation/federation.js';
+import { explain, explanationText } from '../../src/ops/explain.js';
 import type { FederationPolicy } from '../../src/federation/model.js';
 import { captureLogs } from '../transfer/harness.js';
 import { seed, testFederationSettings } from '../support/federation.js';
@@ -18,7 +19,7 @@ function federation(policy: Partial<FederationPolicy> = {}) {
   const fed = new Federation(testFederationSettings(policy), logs.log);
   const responder = new Responder(() => fed.snapshot);
   const ask = (n: string, t: number = RRType.A): Message => decodeMessage(responder.answer(encodeQuery(n, t), 'tcp')!);
-  return { fed, ask, logs };
+  return { fed, ask, logs, responder };
 }
 
 const settings = (name: string, over: Partial<ClusterSettings> = {}): ClusterSettings => ({
@@ -147,7 +148,7 @@ describe('zones and regions from cluster data', () => {
 
 describe('names longer than 255 bytes', () => {
   it('are left out; the service keeps its other names, the rest of the zone is unaffected, explain and logs say why', () => {
-    const { fed, ask, logs } = federation();
+    const { fed, ask, logs, responder } = federation();
     const [s63, n63, r63, z63] = ['s', 'n', 'r', 'z'].map((c) => c.repeat(63));
     const a = fed.addCluster(settings('a', { region: r63, zones: [z63] }));
     seed(a, [
@@ -168,6 +169,20 @@ describe('names longer than 255 bytes', () => {
     expect(omitted[0]).toMatch(new RegExp(`^${s63}\\.${n63}\\.fed\\.svc\\.${z63}\\.${r63}\\.example\\.com\\.$`));
     expect(fed.omittedNames('ns/small')).toEqual([]);
     expect(logs.records.some((r) => r.level === 40 && r.reason === 'name too long')).toBe(true);
+    expect(fed.ignored.count('name too long')).toBe(1);
+    // Explained, from a name that answers and from the one left out (which no query can carry).
+    for (const name of [`${s63}.${n63}.fed.example.com.`, omitted[0]]) {
+      const ex = explain(fed, responder, name);
+      expect(ex.service?.omittedNames).toEqual(omitted);
+      expect(ex.notes.some((n) => /1 name of .* would be longer than 255 bytes and is left out/.test(n))).toBe(true);
+      expect(explanationText(ex)).toContain(`left out (over 255 bytes): ${omitted[0]}`);
+    }
+    expect(explain(fed, responder, omitted[0]).rcode).toMatch(/longer than 255 bytes/);
+    expect(() => explain(fed, responder, 'bad..example.com.')).toThrow(/not a domain name: empty label/);
+    // Rebuilt again without change: counted once.
+    a.upsert('Service', svc(s63, ['192.0.2.3'], { namespace: n63 }));
+    a.flush();
+    fed.rebuild();
     expect(fed.ignored.count('name too long')).toBe(1);
   });
 });
@@ -215,5 +230,6 @@ describe('TTLs', () => {
     expect(ask('t60.ns.fed.example.com.').answers[0].ttl).toBe(60);
     for (const s of ['tbig', 'tneg', 'tword']) expect(ask(`${s}.ns.fed.example.com.`).answers[0].ttl).toBe(30);
     expect(fed.ignored.count('ttl annotation')).toBe(3);
+    expect(explain(fed, new Responder(() => fed.snapshot), 'tword.ns.fed.example.com.').service?.ignored).toEqual(['a: ttl annotation "soon" ignored']);
   });
 });
