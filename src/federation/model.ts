@@ -104,8 +104,8 @@ function selected(policy: FederationPolicy, c: ClusterState, svc: SlimService, k
   return undefined;
 }
 
-/** Current addresses of a load balancer's hostname. */
-export type HostnameLookup = (hostname: string) => string[];
+/** Current addresses of a load balancer's hostname; undefined before any lookup answered. */
+export type HostnameLookup = (hostname: string) => string[] | undefined;
 
 function contribution(c: ClusterState, svc: SlimService, key: string, verdict: ClusterVerdict, lookup?: HostnameLookup): Contribution {
   const mode = svc.headless ? 'endpoints' : c.settings.addressMode;
@@ -160,9 +160,10 @@ function contribution(c: ClusterState, svc: SlimService, key: string, verdict: C
     const zones = [...readyZones].filter((z) => c.zones.includes(z));
     for (const a of svc.lbAddresses) out.addresses.set(a, zones);
     for (const h of svc.lbHostnames) {
-      const addrs = lookup?.(h) ?? [];
-      if (addrs.length === 0) verdict.skipped.push({ address: h, reason: 'load-balancer hostname not resolved (yet)' });
-      for (const a of addrs) out.addresses.set(a, zones);
+      const addrs = lookup?.(h);
+      if (!addrs) verdict.skipped.push({ address: h, reason: 'load-balancer hostname not resolved (yet)' });
+      else if (addrs.length === 0) verdict.skipped.push({ address: h, reason: 'load-balancer hostname has no addresses' });
+      for (const a of addrs ?? []) out.addresses.set(a, zones);
     }
     if (out.addresses.size === 0) verdict.reason = 'no load-balancer address';
   } else if (out.addresses.size === 0) {

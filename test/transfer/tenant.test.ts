@@ -98,5 +98,8 @@ describe.skipIf(!KDIG)('hostile EndpointSlice zones and the AXFR', () => {
     expect(after.owners.has(zonal)).toBe(true);
     expect([...after.owners].filter((o) => o.includes('us-east-q'))).toEqual([]);
     expect(p.fedns.federation.clusters.get('alpha')!.zones).toEqual(['us-east-a']);
+    // Counted by reason in the metrics: the two bad zones.
+    expect(await p.fedns.metrics.text()).toMatch(/^fedns_ignored_objects_total\{reason="zone"\} 2$/m);
+    expect(await p.fedns.metrics.text()).toMatch(/^fedns_ignored_objects_total\{reason="name too long"\} 0$/m);
   });
 });

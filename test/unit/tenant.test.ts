@@ -233,3 +233,77 @@ describe('TTLs', () => {
     expect(explain(fed, new Responder(() => fed.snapshot), 'tword.ns.fed.example.com.').service?.ignored).toEqual(['a: ttl annotation "soon" ignored']);
   });
 });
+
+describe('what Services and EndpointSlices say, as sources hand them over', () => {
+  const raw = (name: string, spec: Record<string, unknown>, ingress: Record<string, unknown>[] = []) =>
+    slimService({ metadata: { namespace: 'ns', name }, spec, status: { loadBalancer: { ingress } } });
+  const rawSlice = (service: string, endpoints: Record<string, unknown>[]) =>
+    slimEndpointSlice({ metadata: { namespace: 'ns', name: `${service}-1`, labels: { 'kubernetes.io/service-name': service } }, addressType: 'IPv4', endpoints });
+
+  it('spec.externalIPs are served beside load-balancer IPs, only while the cluster has a ready endpoint', () => {
+    const { fed, ask } = federation();
+    const a = fed.addCluster(settings('a'));
+    seed(a, [
+      raw('ext', { externalIPs: ['198.51.100.7', '2001:db8::7', 'not-an-ip'] }, [{ ip: '192.0.2.1' }]),
+      rawSlice('ext', [{ addresses: ['10.0.0.1'], conditions: { ready: true } }]),
+      raw('down', { externalIPs: ['198.51.100.8'] }),
+      rawSlice('down', [{ addresses: ['10.0.0.2'], conditions: { ready: false } }]),
+    ]);
+    fed.rebuild();
+    expect(addrs(ask('ext.ns.fed.example.com.'))).toEqual(['192.0.2.1', '198.51.100.7']);
+    expect(addrs(ask('ext.ns.fed.example.com.', RRType.AAAA))).toEqual(['2001:db8::7']);
+    const down = ask('down.ns.fed.example.com.');
+    expect(down.rcode).toBe(Rcode.NOERROR);
+    expect(down.answers).toEqual([]);
+  });
+
+  it('an endpoint without a ready condition is ready; ready false or terminating is not', () => {
+    const { fed, ask } = federation();
+    const a = fed.addCluster(settings('a', { addressMode: 'endpoints' }));
+    seed(a, [
+      raw('s', {}),
+      rawSlice('s', [
+        { addresses: ['10.0.0.1'] },
+        { addresses: ['10.0.0.2'], conditions: {} },
+        { addresses: ['10.0.0.3'], conditions: { serving: true } },
+        { addresses: ['10.0.0.4'], conditions: { ready: false } },
+        { addresses: ['10.0.0.5'], conditions: { terminating: true } },
+        { addresses: ['10.0.0.6'], conditions: { ready: true, terminating: true } },
+        { addresses: ['10.0.0.7'], conditions: { ready: true } },
+      ]),
+    ]);
+    fed.rebuild();
+    expect(addrs(ask('s.ns.fed.example.com.'))).toEqual(['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.7']);
+  });
+
+  it('headless endpoint hostnames and port names that cannot be labels are not used', () => {
+    const { fed, ask } = federation();
+    const a = fed.addCluster(settings('a', { addressMode: 'endpoints' }));
+    const db = slimService({
+      metadata: { namespace: 'ns', name: 'db' },
+      spec: { clusterIP: 'None', ports: [{ name: 'pg', port: 5432 }] },
+    });
+    const slice = slimEndpointSlice({
+      metadata: { namespace: 'ns', name: 'db-1', labels: { 'kubernetes.io/service-name': 'db' } },
+      ports: [{ name: 'pg', port: 5432 }, { name: 'bad.port', port: 1 }, { name: 'x'.repeat(63), port: 2 }, { name: 'odd', port: 3, protocol: 'T.CP' }],
+      endpoints: [
+        { addresses: ['10.0.0.1'], hostname: 'db-0' },
+        { addresses: ['10.0.0.2'], hostname: 'Bad..Host' },
+      ],
+    });
+    seed(a, [db, slice]);
+    fed.rebuild();
+    expect(addrs(ask('db-0.a.db.ns.fed.svc.example.com.'))).toEqual(['10.0.0.1']);
+    expect(addrs(ask('10-0-0-2.a.db.ns.fed.svc.example.com.'))).toEqual(['10.0.0.2']);
+    expect(ask('_pg._tcp.db.ns.fed.example.com.', RRType.SRV).answers.length).toBe(2);
+    for (const n of names(fed)) expect(nameProblem(n)).toBeUndefined();
+    expect(fed.ignored.count('hostname')).toBe(1);
+    expect(fed.ignored.count('port name')).toBe(3);
+  });
+
+  it('a Service or namespace name that is no DNS label is refused at conversion', () => {
+    expect(() => slimService({ metadata: { namespace: 'ns', name: 'a.b' } })).toThrow(/not a DNS label/);
+    expect(() => slimService({ metadata: { namespace: 'Bad..ns', name: 'a' } })).toThrow(/namespace is not a DNS label/);
+    expect(() => slimService({ metadata: { namespace: 'ns', name: 'a'.repeat(64) } })).toThrow(/not a DNS label/);
+  });
+});
