@@ -7,7 +7,7 @@ import { asDnsLabel, MAX_LABEL_LENGTH, nameProblem } from '../dns/name.js';
 import { MAX_TTL } from '../dns/writer.js';
 
 /** Why a tenant-written value was not used (a bounded set: metric label values). */
-export const IGNORE_REASONS = ['zone', 'region', 'hostname', 'port name', 'ttl annotation', 'lb hostname', 'name too long'] as const;
+export const IGNORE_REASONS = ['zone', 'zone limit', 'region', 'hostname', 'port name', 'ttl annotation', 'lb hostname', 'name too long'] as const;
 export type IgnoreReason = (typeof IGNORE_REASONS)[number];
 
 export interface IgnoredValue {

@@ -31,6 +31,12 @@ export interface ClusterListener {
   valuesIgnored(cluster: ClusterState, kind: Kind | 'Node', key: string, values: IgnoredValue[]): void;
 }
 
+/**
+ * Most zones learned from EndpointSlices per cluster: every zone gives every service a name, so
+ * tenant-written zones must not multiply the zone without bound. Real clusters have a handful.
+ */
+export const MAX_DISCOVERED_ZONES = 32;
+
 export interface ClusterSettings {
   name: string;
   region?: string;
@@ -57,6 +63,8 @@ export class ClusterState {
   discoveredRegion?: string;
   /** Zone -> how many EndpointSlices name it now: a zone no slice names is gone. */
   readonly discoveredZones = new Map<string, number>();
+  /** The discovered zones in use (sorted), computed when the zone list changed. */
+  private zoneList?: string[];
   watchRestarts = 0;
   private expiry?: NodeJS.Timeout;
   /** Region or zones changed since the last flush: every service of the cluster is affected. */
@@ -79,7 +87,21 @@ export class ClusterState {
   }
   /** Zones from configuration, else those seen in topology. */
   get zones(): string[] {
-    return this.settings.zones.length ? this.settings.zones : [...this.discoveredZones.keys()].sort();
+    if (this.settings.zones.length) return this.settings.zones;
+    this.zoneList ??= this.topZones();
+    return this.zoneList;
+  }
+
+  /** Past the limit, the zones most slices name (then by name): a few stray slices cannot push real zones out. */
+  private topZones(): string[] {
+    const all = [...this.discoveredZones];
+    if (all.length <= MAX_DISCOVERED_ZONES) return all.map(([z]) => z).sort();
+    const kept = all.sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).slice(0, MAX_DISCOVERED_ZONES);
+    const left = all.slice(MAX_DISCOVERED_ZONES).map(([z]) => z);
+    this.listener.valuesIgnored(this, 'EndpointSlice', `${left.length} zones over the limit of ${MAX_DISCOVERED_ZONES}`, [
+      { reason: 'zone limit', value: left.slice(0, 5).join(',') },
+    ]);
+    return kept.map(([z]) => z).sort();
   }
 
   // ---- object changes -------------------------------------------------------------------
@@ -156,7 +178,10 @@ export class ClusterState {
       const n = (this.discoveredZones.get(z) ?? 0) + by;
       if (n > 0) this.discoveredZones.set(z, n);
       else this.discoveredZones.delete(z);
-      if (n === 0 || (n === 1 && by > 0)) this.topologyChanged = true;
+      if (n === 0 || (n === 1 && by > 0)) {
+        this.topologyChanged = true;
+        this.zoneList = undefined;
+      }
     }
   }
 

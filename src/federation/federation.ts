@@ -247,6 +247,7 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
 
 const IGNORED_WHY: Record<IgnoredValue['reason'], string> = {
   zone: 'endpoint zone is not a DNS label (RFC 1123, at most 63 characters); the endpoint counts as having no zone',
+  'zone limit': 'more zones in EndpointSlices than a cluster may have; the zones fewest slices name are ignored (configure the zones to not depend on them)',
   region: 'region is not a DNS label (RFC 1123, at most 63 characters); ignored',
   hostname: 'endpoint hostname is not a DNS label; the endpoint is named by its address',
   'port name': 'port name or protocol cannot make an SRV label; no SRV record for this port',

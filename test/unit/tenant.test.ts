@@ -3,7 +3,7 @@
 // the zone hold a name or a TTL the wire format does not allow. Deletions always apply.
 import { describe, expect, it } from 'vitest';
 import { slimEndpointSlice, slimService, type SlimEndpointSlice, type SlimService } from '../../src/cluster/objects.js';
-import type { ClusterSettings } from '../../src/cluster/state.js';
+import { MAX_DISCOVERED_ZONES, type ClusterSettings } from '../../src/cluster/state.js';
 import { Rcode, RRType } from '../../src/dns/constants.js';
 import { decodeMessage, encodeQuery, type Message } from '../../src/dns/message.js';
 import { nameProblem } from '../../src/dns/name.js';
@@ -122,6 +122,29 @@ describe('zones and regions from cluster data', () => {
     expect(a.region).toBeUndefined();
     expect(fed.ignored.count('region')).toBe(1);
     for (const n of names(fed)) expect(nameProblem(n)).toBeUndefined();
+  });
+
+  it('at most MAX_DISCOVERED_ZONES per cluster: a flood of tenant zones cannot multiply every service\'s names', () => {
+    const { fed } = federation();
+    const a = fed.addCluster(settings('a'));
+    const real = ['us-east-1a', 'us-east-1b', 'us-east-1c'];
+    const objects: (SlimService | SlimEndpointSlice)[] = [svc('s', ['192.0.2.1'])];
+    real.forEach((z, i) => {
+      for (let k = 0; k < 3; k++) objects.push(slice('s', z, `10.0.${i}.${k}`, `s-${z}-${k}`));
+    });
+    for (let i = 0; i < 100; i++) objects.push(slice('s', `junk-${String(i).padStart(3, '0')}`, '10.1.0.1'));
+    seed(a, objects);
+    fed.rebuild();
+    expect(a.zones.length).toBe(MAX_DISCOVERED_ZONES);
+    for (const z of real) expect(a.zones).toContain(z);
+    expect(fed.ignored.count('zone limit')).toBeGreaterThan(0);
+    const zonal = names(fed).filter((n) => n.startsWith('s.ns.fed.svc.') && n.endsWith('.r1.example.com.') && n.split('.').length === 9);
+    expect(zonal.length).toBe(MAX_DISCOVERED_ZONES);
+    // The junk goes: every real zone, nothing else.
+    for (let i = 0; i < 100; i++) a.remove('EndpointSlice', 'ns', `s-junk-${String(i).padStart(3, '0')}`);
+    a.flush();
+    fed.rebuild();
+    expect(a.zones).toEqual(real);
   });
 
   it('are recomputed from the slices that exist now: a zone no slice names any more disappears', () => {
