@@ -42,8 +42,9 @@ export function ipv6Bytes(addr: string, out: Buffer, off: number): number {
   return off + 16;
 }
 
+/** 4 or 6 for an IP address DNS can carry (an IPv6 zone index such as "%eth0" cannot), else 0. */
 export function isAddress(addr: string): 4 | 6 | 0 {
-  return isIPv4(addr) ? 4 : isIPv6(addr) ? 6 : 0;
+  return isIPv4(addr) ? 4 : isIPv6(addr) && !addr.includes('%') ? 6 : 0;
 }
 
 /** Throws unless `name` (absolute, presentation form) fits the wire format (RFC 1035 2.3.4). */

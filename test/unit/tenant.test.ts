@@ -312,6 +312,7 @@ describe('what Services and EndpointSlices say, as sources hand them over', () =
       endpoints: [
         { addresses: ['10.0.0.1'], hostname: 'db-0' },
         { addresses: ['10.0.0.2'], hostname: 'Bad..Host' },
+        { addresses: ['fe80::1%eth0'] }, // a zone index: no AAAA record, and no "fe80--1%eth0" label
       ],
     });
     seed(a, [db, slice]);
