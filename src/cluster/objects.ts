@@ -17,7 +17,7 @@ export interface IgnoredValue {
 }
 
 export interface SlimPort {
-  /** Port name; "" for an unnamed port (no SRV record). */
+  /** Port name, a DNS label (an unnamed port gives no SRV record and is not kept). */
   name: string;
   port: number;
   /** "tcp" | "udp" | "sctp" (lowercase, as in SRV owner names). */
