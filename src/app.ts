@@ -135,7 +135,7 @@ export function registerSource(type: string, factory: SourceFactory): void {
 
 /** Loads every member cluster once, without serving: for `fedns zone` and `fedns check`. */
 export async function loadFederation(config: Config, log: Logger): Promise<Federation> {
-  const fed = new Federation(federationSettings(config));
+  const fed = new Federation(federationSettings(config), log.child({ component: 'federation' }));
   // Load-balancer hostnames are resolved once, as the server would before answering.
   fed.resolveHostnames(dnsResolver(config.hostnames.resolvers), config.hostnames.refresh, log.child({ component: 'hostnames' }));
   for (const cl of config.clusters) {
@@ -169,7 +169,10 @@ export class Fedns {
     observer?: QueryObserver,
   ) {
     const saved = savedSerial(config.transfer.serialFile);
-    this.federation = new Federation({ ...federationSettings(config), initialSerial: saved === undefined ? undefined : nextSerial(saved) });
+    this.federation = new Federation(
+      { ...federationSettings(config), initialSerial: saved === undefined ? undefined : nextSerial(saved) },
+      log.child({ component: 'federation' }),
+    );
     this.metrics = new Metrics(
       () => this.federation,
       () => ({ hits: this.responder.cacheHits, misses: this.responder.cacheMisses, errors: this.responder.answerErrors }),

@@ -103,8 +103,18 @@ program
     const log = createLogger('warn');
     const fed = await loadFederation(config, log);
     const snap = fed.snapshot;
+    // Cluster data fedns cannot use in full: the configuration is valid, the zone misses something.
+    const warnings = [
+      ...[...fed.servicesWithOmittedNames].map(
+        ([key, names]) => `    service ${key}: ${names.length} name${names.length > 1 ? 's' : ''} longer than 255 bytes left out, e.g. ${names[0]}`,
+      ),
+      ...fed.ignored
+        .entries()
+        .filter(([reason, n]) => n > 0 && reason !== 'name too long')
+        .map(([reason, n]) => `    ${n} ${reason} value${n > 1 ? 's' : ''} in cluster objects ignored (the log names each object)`),
+    ];
     const lines = [
-      `${config.file}: OK`,
+      warnings.length ? `${config.file}: OK, with ${warnings.length} warning${warnings.length > 1 ? 's' : ''}` : `${config.file}: OK`,
       `  zone ${config.domain} federation ${config.federation}, serial ${snap.serial}, ${snap.recordCount} records`,
       `  listen ${config.listen.map((l) => `${l.host}:${l.port}`).join(', ')}; ops ${config.ops.listen ? `${config.ops.listen.host}:${config.ops.listen.port}` : 'off'}`,
       `  selection ${config.selection.policy}${config.selection.labelSelector ? ` (${config.selection.labelSelector})` : ''}, address mode ${config.addressMode}`,
@@ -115,6 +125,7 @@ program
       ...[...fed.clusters.values()].map(
         (c) => `    ${c.name}: region ${c.region ?? '-'}, zones ${c.zones.join(',') || '-'}, ${c.settings.addressMode}, ${c.health}, ${c.services.size} services${c.reason ? ` (${c.reason})` : ''}`,
       ),
+      ...(warnings.length ? [`  warnings (${warnings.length}):`, ...warnings] : []),
     ];
     process.stdout.write(lines.join('\n') + '\n');
     fed.close();

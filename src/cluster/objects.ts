@@ -1,8 +1,23 @@
 // Slim copies of the Kubernetes objects fedns reads: only what answers need, converted once
-// when a source hands the object over. Nothing else of the original is kept.
+// when a source hands the object over. Nothing else of the original is kept (no
+// resourceVersion: an update that changes nothing answers depend on is no change). Tenants
+// write these objects: a value that cannot become part of a DNS name or record is dropped here
+// and listed in `ignored`, so the cluster state can count and report it.
+import { asDnsLabel, MAX_LABEL_LENGTH, nameProblem } from '../dns/name.js';
+import { MAX_TTL } from '../dns/writer.js';
+
+/** Why a tenant-written value was not used (a bounded set: metric label values). */
+export const IGNORE_REASONS = ['zone', 'zone limit', 'region', 'hostname', 'port name', 'ttl annotation', 'lb hostname', 'name too long'] as const;
+export type IgnoreReason = (typeof IGNORE_REASONS)[number];
+
+export interface IgnoredValue {
+  reason: IgnoreReason;
+  /** The value as written (cut to 80 characters). */
+  value: string;
+}
 
 export interface SlimPort {
-  /** Port name; "" for an unnamed port (no SRV record). */
+  /** Port name, a DNS label (an unnamed port gives no SRV record and is not kept). */
   name: string;
   port: number;
   /** "tcp" | "udp" | "sctp" (lowercase, as in SRV owner names). */
@@ -21,7 +36,8 @@ export interface SlimService {
   labels: Record<string, string>;
   /** TTL from the `fedns.io/ttl` annotation. */
   ttl?: number;
-  resourceVersion?: string;
+  /** Values of the object that were not used, and why. */
+  ignored?: IgnoredValue[];
 }
 
 export interface SlimEndpoint {
@@ -43,13 +59,12 @@ export interface SlimEndpointSlice {
   endpoints: SlimEndpoint[];
   /** endpoints.kubernetes.io/last-change-trigger-time, ms since epoch: when the change began. */
   triggerTime?: number;
-  resourceVersion?: string;
+  ignored?: IgnoredValue[];
 }
 
 export interface SlimServiceExport {
   namespace: string;
   name: string;
-  resourceVersion?: string;
 }
 
 export const TTL_ANNOTATION = 'fedns.io/ttl';
@@ -73,76 +88,125 @@ function arr(v: unknown): Obj[] {
   return Array.isArray(v) ? (v.filter((x) => x && typeof x === 'object') as Obj[]) : [];
 }
 
-function ports(v: unknown, field: 'port'): SlimPort[] {
+const PROTOCOLS = new Set(['tcp', 'udp', 'sctp']);
+
+/** Collects the values an object had that fedns does not use. */
+class Ignored {
+  list: IgnoredValue[] = [];
+  add(reason: IgnoreReason, value: string): undefined {
+    if (this.list.length < 20) this.list.push({ reason, value: value.length > 80 ? `${value.slice(0, 77)}...` : value });
+    return undefined;
+  }
+  /** A DNS label, or undefined (noted as ignored unless absent or empty). */
+  label(reason: IgnoreReason, v: unknown): string | undefined {
+    if (typeof v !== 'string' || v === '') return undefined;
+    return asDnsLabel(v) ?? this.add(reason, v);
+  }
+  attach<T extends { ignored?: IgnoredValue[] }>(o: T): T {
+    if (this.list.length) o.ignored = this.list;
+    return o;
+  }
+}
+
+/** Named ports only (the others give no SRV record): the name and protocol become labels. */
+function ports(v: unknown, ignored: Ignored): SlimPort[] {
   const out: SlimPort[] = [];
   for (const p of arr(v)) {
-    const port = Number(p[field]);
-    if (!Number.isInteger(port) || port < 1 || port > 65535) continue;
-    out.push({ name: str(p.name) ?? '', port, protocol: (str(p.protocol) ?? 'TCP').toLowerCase() });
+    const port = Number(p.port);
+    if (!Number.isInteger(port) || port < 1 || port > 65535 || !str(p.name)) continue;
+    // "_<name>" is one label: at most 62 characters of name.
+    const name = ignored.label('port name', p.name);
+    const protocol = (str(p.protocol) ?? 'TCP').toLowerCase();
+    if (!name || name.length >= MAX_LABEL_LENGTH || !PROTOCOLS.has(protocol)) {
+      if (name) ignored.add('port name', `${p.name}/${protocol}`);
+      continue;
+    }
+    out.push({ name, port, protocol });
   }
   return out;
 }
 
 export class ObjectError extends Error {}
 
-function meta(o: Obj, kind: string): { namespace: string; name: string; resourceVersion?: string } {
+function meta(o: Obj, kind: string): { namespace: string; name: string } {
   const m = o.metadata;
   if (!m || typeof m !== 'object') throw new ObjectError(`${kind} without metadata`);
   const name = str(m.name);
   if (!name) throw new ObjectError(`${kind} without metadata.name`);
-  return { namespace: str(m.namespace) ?? 'default', name, resourceVersion: str(m.resourceVersion) };
+  const namespace = str(m.namespace) ?? 'default';
+  // Both are labels of every name of the service (the API server checks them; a file may not).
+  if (kind !== 'EndpointSlice' && !asDnsLabel(name)) throw new ObjectError(`${kind} ${namespace}/${name}: the name is not a DNS label`);
+  if (!asDnsLabel(namespace)) throw new ObjectError(`${kind} ${namespace}/${name}: the namespace is not a DNS label`);
+  return { namespace: namespace.toLowerCase(), name: kind === 'EndpointSlice' ? name : name.toLowerCase() };
+}
+
+/** The `fedns.io/ttl` annotation: whole seconds, 0..2^31-1 (RFC 2181 8). */
+function ttlAnnotation(v: unknown, ignored: Ignored): number | undefined {
+  if (v === undefined) return undefined;
+  const text = typeof v === 'string' ? v.trim() : String(v);
+  const n = /^\d{1,10}$/.test(text) ? Number(text) : NaN;
+  return n <= MAX_TTL ? n : ignored.add('ttl annotation', text);
 }
 
 export function slimService(o: Obj): SlimService {
-  const { namespace, name, resourceVersion } = meta(o, 'Service');
+  const { namespace, name } = meta(o, 'Service');
+  const ignored = new Ignored();
   const spec: Obj = o.spec ?? {};
   const ingress = arr(o.status?.loadBalancer?.ingress);
   const lbAddresses = [...ingress.map((i) => str(i.ip)), ...(Array.isArray(spec.externalIPs) ? spec.externalIPs.map(str) : [])].filter(
     (x): x is string => !!x,
   );
+  const lbHostnames: string[] = [];
+  for (const i of ingress) {
+    const h = str(i.hostname);
+    if (!h) continue;
+    if (nameProblem(h)) ignored.add('lb hostname', h);
+    else lbHostnames.push(h.toLowerCase());
+  }
   const annotations: Obj = o.metadata.annotations ?? {};
-  const ttlText = str(annotations[TTL_ANNOTATION]);
-  const ttl = ttlText !== undefined && /^\d{1,6}$/.test(ttlText) ? Number(ttlText) : undefined;
   const labels: Record<string, string> = {};
   for (const [k, v] of Object.entries((o.metadata.labels ?? {}) as Obj)) if (typeof v === 'string') labels[k] = v;
-  return {
+  return ignored.attach<SlimService>({
     namespace,
     name,
     headless: spec.clusterIP === 'None',
-    ports: ports(spec.ports, 'port'),
+    ports: ports(spec.ports, ignored),
     lbAddresses: [...new Set(lbAddresses)],
-    lbHostnames: ingress.map((i) => str(i.hostname)).filter((x): x is string => !!x),
+    lbHostnames,
     labels,
-    ttl,
-    resourceVersion,
-  };
+    ttl: ttlAnnotation(annotations[TTL_ANNOTATION], ignored),
+  });
 }
 
 export function slimEndpointSlice(o: Obj): SlimEndpointSlice {
-  const { namespace, name, resourceVersion } = meta(o, 'EndpointSlice');
-  const service = str(o.metadata.labels?.[SERVICE_NAME_LABEL]) ?? '';
+  const { namespace, name } = meta(o, 'EndpointSlice');
+  const ignored = new Ignored();
+  const service = str(o.metadata.labels?.[SERVICE_NAME_LABEL])?.toLowerCase() ?? '';
   const at = str(o.addressType);
   const addressType = at === 'IPv6' ? 'IPv6' : at === 'FQDN' ? 'FQDN' : 'IPv4';
   const endpoints: SlimEndpoint[] = arr(o.endpoints).map((e) => {
     const c: Obj = e.conditions ?? {};
-    return {
+    const ep: SlimEndpoint = {
       addresses: (Array.isArray(e.addresses) ? e.addresses : []).filter((a: unknown): a is string => typeof a === 'string'),
       ready: c.ready !== false && c.terminating !== true,
-      hostname: str(e.hostname),
-      zone: str(e.zone),
     };
+    // Optional fields stay absent rather than undefined, so equal slices compare equal.
+    const hostname = ignored.label('hostname', e.hostname);
+    if (hostname) ep.hostname = hostname;
+    const zone = ignored.label('zone', e.zone);
+    if (zone) ep.zone = zone;
+    return ep;
   });
   const trigger = Date.parse(str(o.metadata.annotations?.[TRIGGER_TIME_ANNOTATION]) ?? '');
-  return {
+  return ignored.attach<SlimEndpointSlice>({
     namespace,
     name,
     service,
     addressType,
-    ports: ports(o.ports, 'port'),
+    ports: ports(o.ports, ignored),
     endpoints,
     triggerTime: Number.isFinite(trigger) ? trigger : undefined,
-    resourceVersion,
-  };
+  });
 }
 
 export function slimServiceExport(o: Obj): SlimServiceExport {

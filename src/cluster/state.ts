@@ -1,9 +1,11 @@
 // One member cluster as fedns knows it: slim objects, health, and which federated services a
 // change touches. Sources (files, kube) write here; the federation model reads.
 import { isDeepStrictEqual } from 'node:util';
+import { asDnsLabel } from '../dns/name.js';
 import {
   serviceKey,
   sliceKey,
+  type IgnoredValue,
   type Kind,
   type SlimEndpointSlice,
   type SlimService,
@@ -25,7 +27,15 @@ export interface ClusterListener {
   servicesChanged(cluster: ClusterState, keys: Set<string>): void;
   /** Health, region or zones changed: every service of the cluster may answer differently. */
   clusterChanged(cluster: ClusterState): void;
+  /** An object (changed or new) had values fedns does not use: to count and report. */
+  valuesIgnored(cluster: ClusterState, kind: Kind | 'Node', key: string, values: IgnoredValue[]): void;
 }
+
+/**
+ * Most zones learned from EndpointSlices per cluster: every zone gives every service a name, so
+ * tenant-written zones must not multiply the zone without bound. Real clusters have a handful.
+ */
+export const MAX_DISCOVERED_ZONES = 32;
 
 export interface ClusterSettings {
   name: string;
@@ -51,7 +61,10 @@ export class ClusterState {
   brokenSince = 0;
   /** Region and zones learned from the cluster (nodes, EndpointSlices) when config has none. */
   discoveredRegion?: string;
-  readonly discoveredZones = new Set<string>();
+  /** Zone -> how many EndpointSlices name it now: a zone no slice names is gone. */
+  readonly discoveredZones = new Map<string, number>();
+  /** The discovered zones in use (sorted), computed when the zone list changed. */
+  private zoneList?: string[];
   watchRestarts = 0;
   private expiry?: NodeJS.Timeout;
   /** Region or zones changed since the last flush: every service of the cluster is affected. */
@@ -74,7 +87,21 @@ export class ClusterState {
   }
   /** Zones from configuration, else those seen in topology. */
   get zones(): string[] {
-    return this.settings.zones.length ? this.settings.zones : [...this.discoveredZones].sort();
+    if (this.settings.zones.length) return this.settings.zones;
+    this.zoneList ??= this.topZones();
+    return this.zoneList;
+  }
+
+  /** Past the limit, the zones most slices name (then by name): a few stray slices cannot push real zones out. */
+  private topZones(): string[] {
+    const all = [...this.discoveredZones];
+    if (all.length <= MAX_DISCOVERED_ZONES) return all.map(([z]) => z).sort();
+    const kept = all.sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).slice(0, MAX_DISCOVERED_ZONES);
+    const left = all.slice(MAX_DISCOVERED_ZONES).map(([z]) => z);
+    this.listener.valuesIgnored(this, 'EndpointSlice', `${left.length} zones over the limit of ${MAX_DISCOVERED_ZONES}`, [
+      { reason: 'zone limit', value: left.slice(0, 5).join(',') },
+    ]);
+    return kept.map(([z]) => z).sort();
   }
 
   // ---- object changes -------------------------------------------------------------------
@@ -87,14 +114,17 @@ export class ClusterState {
       if (isDeepStrictEqual(this.services.get(key), s)) return;
       this.services.set(key, s);
       this.pending.add(key);
+      if (s.ignored) this.listener.valuesIgnored(this, kind, key, s.ignored);
     } else if (kind === 'EndpointSlice') {
       const s = obj as SlimEndpointSlice;
       const key = sliceKey(s);
       const old = this.slices.get(key);
-      if (isDeepStrictEqual(old, s)) return;
+      // The trigger time alone is no change: it moves with changes, and is counted with them.
+      if (old && old.triggerTime !== s.triggerTime ? isDeepStrictEqual({ ...old, triggerTime: s.triggerTime }, s) : isDeepStrictEqual(old, s)) return;
       if (old && old.service !== s.service) this.unlinkSlice(old, key);
       this.slices.set(key, s);
       if (s.triggerTime) this.noteChange(s.triggerTime);
+      if (s.ignored) this.listener.valuesIgnored(this, kind, key, s.ignored);
       if (s.service) {
         const svc = serviceKey(s.namespace, s.service);
         let set = this.slicesByService.get(svc);
@@ -102,7 +132,8 @@ export class ClusterState {
         set.add(key);
         this.pending.add(svc);
       }
-      this.learnZones(s);
+      this.countZones(old, -1);
+      this.countZones(s, +1);
     } else {
       const e = obj as SlimServiceExport;
       const key = serviceKey(e.namespace, e.name);
@@ -122,6 +153,7 @@ export class ClusterState {
       if (old) {
         this.slices.delete(key);
         this.unlinkSlice(old, key);
+        this.countZones(old, -1);
       }
     } else if (this.exports.delete(key)) {
       this.pending.add(key);
@@ -137,16 +169,20 @@ export class ClusterState {
     this.pending.add(svc);
   }
 
-  private learnZones(s: SlimEndpointSlice): void {
-    if (this.settings.zones.length) return;
-    let grew = false;
-    for (const e of s.endpoints) {
-      if (e.zone && !this.discoveredZones.has(e.zone)) {
-        this.discoveredZones.add(e.zone);
-        grew = true;
+  /** Adds (+1) or takes away (-1) a slice's zones; a zone appearing or going changes the topology. */
+  private countZones(s: SlimEndpointSlice | undefined, by: 1 | -1): void {
+    if (!s) return;
+    const zones = new Set<string>();
+    for (const e of s.endpoints) if (e.zone) zones.add(e.zone);
+    for (const z of zones) {
+      const n = (this.discoveredZones.get(z) ?? 0) + by;
+      if (n > 0) this.discoveredZones.set(z, n);
+      else this.discoveredZones.delete(z);
+      if (n === 0 || (n === 1 && by > 0)) {
+        this.topologyChanged = true;
+        this.zoneList = undefined;
       }
     }
-    if (grew) this.topologyChanged = true;
   }
 
   /** Replaces every object of one kind with a complete new list, applying only the difference. */
@@ -184,7 +220,12 @@ export class ClusterState {
     return t;
   }
 
-  setDiscoveredRegion(region: string | undefined): void {
+  setDiscoveredRegion(value: string | undefined): void {
+    const region = value === undefined ? undefined : asDnsLabel(value);
+    if (value !== undefined && !region) {
+      this.listener.valuesIgnored(this, 'Node', 'topology.kubernetes.io/region', [{ reason: 'region', value: value.slice(0, 80) }]);
+      return;
+    }
     if (region === this.discoveredRegion) return;
     this.discoveredRegion = region;
     this.topologyChanged = true;
@@ -192,12 +233,16 @@ export class ClusterState {
 
   /** Hands the batched changes to the federation. */
   flush(): void {
+    // The keys go first, always: a service deleted in this batch is no longer among the
+    // cluster's services that a topology or health change rebuilds.
+    this.handOver();
     if (this.topologyChanged) {
       this.topologyChanged = false;
-      this.pending.clear();
       this.listener.clusterChanged(this);
-      return;
     }
+  }
+
+  private handOver(): void {
     if (this.pending.size === 0) return;
     const keys = this.pending;
     this.pending = new Set();
@@ -229,7 +274,7 @@ export class ClusterState {
   private setHealth(h: ClusterHealth): void {
     if (this.health === h) return;
     this.health = h;
-    this.pending.clear();
+    this.handOver();
     this.topologyChanged = false;
     this.listener.clusterChanged(this);
   }
@@ -244,8 +289,8 @@ export class ClusterState {
     this.clearExpiry();
   }
 
-  /** Services of this cluster (by key) that could be federated. */
+  /** Services of this cluster (by key) that could be federated, and those changed since the last flush (deleted ones too). */
   serviceKeys(): Iterable<string> {
-    return this.services.keys();
+    return this.pending.size ? new Set([...this.services.keys(), ...this.pending]) : this.services.keys();
   }
 }

@@ -1,8 +1,8 @@
 // The configuration file's schema: every field, its default, and what makes it valid.
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { nameProblem, canonicalName } from '../dns/name.js';
-import { isAddress } from '../dns/writer.js';
+import { nameProblem, canonicalName, MAX_NAME_LENGTH, wireLength } from '../dns/name.js';
+import { isAddress, MAX_TTL } from '../dns/writer.js';
 import { TSIG_ALGORITHMS, type TsigAlgorithm } from '../transfer/tsig.js';
 import { VERSION } from '../version.js';
 
@@ -25,6 +25,14 @@ const duration = (what: string) =>
 
 /** A TXT string: printable ASCII, at most 255 bytes. */
 const chaosText = z.string().regex(/^[\x20-\x7e]{1,255}$/, '1 to 255 printable ASCII characters (or null to not answer)');
+
+/** A TTL or SOA timer: 32-bit, but only 0..2^31-1 (RFC 2181 8). */
+const seconds = (min: number, max = MAX_TTL) =>
+  z
+    .number()
+    .int()
+    .min(min, `must be whole seconds from ${min} to ${max}`)
+    .max(max, `must be whole seconds from ${min} to ${max}${max === MAX_TTL ? ' (RFC 2181 8)' : ''}`);
 
 const dnsName = z
   .string()
@@ -152,23 +160,23 @@ export const configSchema = z
     listen: z.array(listenAddress).min(1).default([{ host: '127.0.0.1', port: 1053 }]),
     ttl: z
       .strictObject({
-        default: z.number().int().min(0).max(86400).default(30),
+        default: seconds(0, 86400).default(30),
         /** TTL of answers built from a stale cluster's data. */
-        stale: z.number().int().min(0).max(86400).default(5),
+        stale: seconds(0, 86400).default(5),
         /** TTL of the regional and zonal fallback CNAMEs. */
-        cname: z.number().int().min(0).max(86400).optional(),
+        cname: seconds(0, 86400).optional(),
       })
       .prefault({}),
     soa: z
       .strictObject({
         mname: dnsName.optional(),
         rname: dnsName.optional(),
-        ttl: z.number().int().min(0).default(3600),
-        refresh: z.number().int().min(1).default(3600),
-        retry: z.number().int().min(1).default(600),
-        expire: z.number().int().min(1).default(86400),
+        ttl: seconds(0).default(3600),
+        refresh: seconds(1).default(3600),
+        retry: seconds(1).default(600),
+        expire: seconds(1).default(86400),
         /** Negative-caching TTL (RFC 2308). */
-        minimum: z.number().int().min(0).default(30),
+        minimum: seconds(0).default(30),
       })
       .prefault({}),
     nameservers: z.array(nameserverSchema).default([]),
@@ -261,6 +269,25 @@ export const configSchema = z
       if (cl.source.type === 'kube' && !cl.source.kubeconfig && !cl.source.inCluster)
         ctx.addIssue({ code: 'custom', path: ['clusters', i, 'source', 'kubeconfig'], message: 'give a kubeconfig file, or inCluster: true' });
     });
+    // The shortest names the configuration allows (one-letter service and namespace) must fit in
+    // 255 bytes; each field is blamed where it first makes them too long.
+    const tooLong = (name: string) => wireLength(name) > MAX_NAME_LENGTH;
+    const room = (what: string) => `every service name would be longer than ${MAX_NAME_LENGTH} bytes (${what}); use a shorter one`;
+    if (tooLong(`a.a.f.svc.${c.domain}`)) ctx.addIssue({ code: 'custom', path: ['domain'], message: room(`"a.a.f.svc.${c.domain}" is the shortest`) });
+    else if (tooLong(`a.a.${c.federation}.svc.${c.domain}`))
+      ctx.addIssue({ code: 'custom', path: ['federation'], message: room(`with domain ${c.domain}`) });
+    else {
+      c.clusters.forEach((cl, i) => {
+        if (!cl.region) return;
+        const regional = `a.a.${c.federation}.svc.${cl.region}.${c.domain}`;
+        if (tooLong(regional)) ctx.addIssue({ code: 'custom', path: ['clusters', i, 'region'], message: room(`in region ${cl.region}`) });
+        else
+          cl.zones.forEach((zone, j) => {
+            if (tooLong(`a.a.${c.federation}.svc.${zone}.${cl.region}.${c.domain}`))
+              ctx.addIssue({ code: 'custom', path: ['clusters', i, 'zones', j], message: room(`in zone ${zone} of region ${cl.region}`) });
+          });
+      });
+    }
     c.nameservers.forEach((ns, i) => {
       const inside = ns.name === c.domain || ns.name.endsWith(`.${c.domain}`);
       if (inside && ns.addresses.length === 0)

@@ -91,6 +91,20 @@ export function labelsToName(labels: string[]): string {
   return labels.length ? labels.map(escapeLabel).join('.') + '.' : '.';
 }
 
+/** A DNS label as Kubernetes names and topology use them (RFC 1123): lowercase letters, digits, "-". */
+export const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** `value` as a DNS label (case folded: DNS is case-insensitive), or undefined when it is none. */
+export function asDnsLabel(value: string): string | undefined {
+  const l = value.toLowerCase();
+  return DNS_LABEL.test(l) ? l : undefined;
+}
+
+/** Wire length of an absolute presentation name without escapes ("a.b." is 5 bytes). */
+export function wireLength(name: string): number {
+  return name === '.' ? 1 : name.length + (name.endsWith('.') ? 1 : 2);
+}
+
 /** Why a name cannot be used as a DNS name, or undefined when it can. */
 export function nameProblem(name: string): string | undefined {
   const n = canonicalName(name);

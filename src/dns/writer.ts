@@ -1,7 +1,7 @@
 // Wire encoder: writes into one buffer with a name-compression table (RFC 1035 4.1.4).
 import { isIPv4, isIPv6 } from 'node:net';
 import { RRClass, RRType } from './constants.js';
-import { asciiLower, canonicalName, escapeLabel, labelsOf } from './name.js';
+import { asciiLower, canonicalName, escapeLabel, labelsOf, MAX_LABEL_LENGTH, MAX_NAME_LENGTH, wireLength } from './name.js';
 import type { RR, SoaData, SrvData } from './records.js';
 
 export class WriteOverflow extends Error {
@@ -9,6 +9,12 @@ export class WriteOverflow extends Error {
     super('DNS message does not fit its buffer');
   }
 }
+
+/** Largest TTL (RFC 2181 8): values with the top bit set are not TTLs. */
+export const MAX_TTL = 2 ** 31 - 1;
+
+/** Data the wire format cannot carry (a bad name or TTL): refused rather than written wrong. */
+export class IllegalRecord extends Error {}
 
 export function ipv4Bytes(addr: string, out: Buffer, off: number): number {
   const parts = addr.split('.');
@@ -36,8 +42,22 @@ export function ipv6Bytes(addr: string, out: Buffer, off: number): number {
   return off + 16;
 }
 
+/** 4 or 6 for an IP address DNS can carry (an IPv6 zone index such as "%eth0" cannot), else 0. */
 export function isAddress(addr: string): 4 | 6 | 0 {
-  return isIPv4(addr) ? 4 : isIPv6(addr) ? 6 : 0;
+  return isIPv4(addr) ? 4 : isIPv6(addr) && !addr.includes('%') ? 6 : 0;
+}
+
+/** Throws unless `name` (absolute, presentation form) fits the wire format (RFC 1035 2.3.4). */
+function checkName(name: string): void {
+  if (name === '.') return;
+  if (wireLength(name) > MAX_NAME_LENGTH) throw new IllegalRecord(`name "${name}" is longer than ${MAX_NAME_LENGTH} bytes in wire form`);
+  let start = 0;
+  for (let i = 0; i < name.length; i++) {
+    if (name.charCodeAt(i) !== 46) continue;
+    if (i === start) throw new IllegalRecord(`empty label in name "${name}"`);
+    if (i - start > MAX_LABEL_LENGTH) throw new IllegalRecord(`label "${name.slice(start, i)}" of "${name}" is longer than ${MAX_LABEL_LENGTH} bytes`);
+    start = i + 1;
+  }
 }
 
 export class Writer {
@@ -119,6 +139,7 @@ export class Writer {
   name(name: string, compress = true): void {
     if (name.includes('\\')) return this.escapedName(name, compress);
     const orig = name === '' || name === '.' ? '.' : name.endsWith('.') ? name : `${name}.`;
+    checkName(orig);
     let rest = orig.toLowerCase();
     let at = 0;
     while (rest !== '.' && rest !== '') {
@@ -164,6 +185,7 @@ export class Writer {
     else this.name(rr.name);
     this.u16(rr.type);
     this.u16(rr.class ?? RRClass.IN);
+    if (!(Number.isInteger(rr.ttl) && rr.ttl >= 0 && rr.ttl <= MAX_TTL)) throw new IllegalRecord(`TTL ${rr.ttl} of ${rr.name} is outside 0..${MAX_TTL} (RFC 2181 8)`);
     this.u32(rr.ttl);
     const lenAt = this.off;
     this.u16(0);

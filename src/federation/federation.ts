@@ -2,10 +2,12 @@
 // only the federated services it touches; publishing is batched per event-loop turn.
 import { EventEmitter } from 'node:events';
 import { ClusterState, type ClusterListener, type ClusterSettings } from '../cluster/state.js';
-import { serviceNames, type RecordSettings, type Topology } from '../zone/service-records.js';
+import type { IgnoredValue, Kind } from '../cluster/objects.js';
+import { serviceNames, withoutLongNames, type RecordSettings, type Topology } from '../zone/service-records.js';
 import { ZoneBuilder, type ApexSettings, type ZoneChange, type ZoneSnapshot } from '../zone/snapshot.js';
 import type { Logger } from 'pino';
 import { HostnameAddresses, type ResolveHostname } from './hostnames.js';
+import { IgnoredInputs } from './ignored.js';
 import { federate, type FederatedService, type FederationPolicy } from './model.js';
 
 export interface FederationEvents {
@@ -36,9 +38,17 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
   private readonly changeTimes = new Map<string, number[]>();
   private current: ZoneSnapshot;
   private hostnames?: HostnameAddresses;
+  /** Tenant-written values not used, counted per reason and logged rate-limited. */
+  readonly ignored: IgnoredInputs;
+  /** Service -> its names left out for being longer than 255 bytes (explain, check). */
+  private readonly omitted = new Map<string, string[]>();
 
-  constructor(private settings: FederationSettings) {
+  constructor(
+    private settings: FederationSettings,
+    log?: Logger,
+  ) {
     super();
+    this.ignored = new IgnoredInputs(log);
     this.builder = new ZoneBuilder(settings.apex, settings.initialSerial);
     this.current = this.builder.snapshotNow;
   }
@@ -98,6 +108,10 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     this.schedule();
   }
 
+  valuesIgnored(c: ClusterState, kind: Kind | 'Node', key: string, values: IgnoredValue[]): void {
+    for (const v of values) this.ignored.note(v.reason, { cluster: c.name, kind, object: key, value: v.value }, IGNORED_WHY[v.reason]);
+  }
+
   clusterChanged(c: ClusterState): void {
     this.collectChangeTimes(c);
     const previous = this.seenHealth.get(c.name) ?? 'syncing';
@@ -149,9 +163,12 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
       const fs = this.federated(key);
       if (fs) {
         this.present.add(key);
-        this.builder.setOwner(key, serviceNames(fs, this.topology, this.settings.naming), fs.stale);
+        const { specs, omitted } = withoutLongNames(serviceNames(fs, this.topology, this.settings.naming));
+        this.noteOmitted(key, omitted);
+        this.builder.setOwner(key, specs, fs.stale);
       } else {
         this.present.delete(key);
+        this.omitted.delete(key);
         this.builder.setOwner(key, []);
       }
     }
@@ -167,6 +184,27 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
       this.changeTimes.clear();
     }
     return this.current;
+  }
+
+  private noteOmitted(key: string, names: string[]): void {
+    if (names.length === 0) {
+      this.omitted.delete(key);
+      return;
+    }
+    const prev = this.omitted.get(key);
+    if (prev && prev.length === names.length && prev.every((n, i) => n === names[i])) return;
+    this.omitted.set(key, names);
+    this.ignored.note('name too long', { service: key, names: names.length, example: names[0] }, IGNORED_WHY['name too long']);
+  }
+
+  /** Names of the service "namespace/name" left out because they would be longer than 255 bytes. */
+  omittedNames(key: string): string[] {
+    return this.omitted.get(key) ?? [];
+  }
+
+  /** Every service with names left out for their length. */
+  get servicesWithOmittedNames(): ReadonlyMap<string, string[]> {
+    return this.omitted;
   }
 
   /** The federated service "namespace/name" as the current cluster data makes it. */
@@ -206,3 +244,14 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     for (const c of this.clusters.values()) c.dispose();
   }
 }
+
+const IGNORED_WHY: Record<IgnoredValue['reason'], string> = {
+  zone: 'endpoint zone is not a DNS label (RFC 1123, at most 63 characters); the endpoint counts as having no zone',
+  'zone limit': 'more zones in EndpointSlices than a cluster may have; the zones fewest slices name are ignored (configure the zones to not depend on them)',
+  region: 'region is not a DNS label (RFC 1123, at most 63 characters); ignored',
+  hostname: 'endpoint hostname is not a DNS label; the endpoint is named by its address',
+  'port name': 'port name or protocol cannot make an SRV label; no SRV record for this port',
+  'ttl annotation': 'fedns.io/ttl is not whole seconds from 0 to 2147483647; the default TTL applies',
+  'lb hostname': 'load-balancer hostname is not a domain name; ignored',
+  'name too long': 'names of this service would be longer than 255 bytes; they are left out, its other names answer',
+};

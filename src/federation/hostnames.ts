@@ -8,7 +8,8 @@ import type { Logger } from 'pino';
 export type ResolveHostname = (hostname: string) => Promise<string[]>;
 
 interface Entry {
-  addresses: string[];
+  /** Undefined until a lookup has answered; [] when the name has no addresses (or no longer exists). */
+  addresses?: string[];
   /** Federated services ("ns/name") whose load balancer has this hostname. */
   services: Set<string>;
 }
@@ -51,12 +52,12 @@ export class HostnameAddresses {
     private readonly log: Logger,
   ) {}
 
-  /** Last known addresses of `hostname`; a new hostname is resolved right away. */
-  addresses(hostname: string): string[] {
+  /** Last known addresses of `hostname`, undefined before any lookup answered; a new hostname is resolved right away. */
+  addresses(hostname: string): string[] | undefined {
     const h = hostname.toLowerCase();
     let e = this.entries.get(h);
     if (!e) {
-      this.entries.set(h, (e = { addresses: [], services: new Set() }));
+      this.entries.set(h, (e = { services: new Set() }));
       this.resolveSoon();
     }
     return e.addresses;
@@ -79,7 +80,7 @@ export class HostnameAddresses {
   private resolveSoon(): void {
     this.pending ??= setImmediate(() => {
       this.pending = undefined;
-      void this.refresh((e) => e.addresses.length === 0);
+      void this.refresh((e) => e.addresses === undefined);
     });
   }
 
@@ -96,7 +97,7 @@ export class HostnameAddresses {
           this.log.warn({ hostname: host, err: (err as Error).message }, 'load-balancer hostname not resolved; keeping its last addresses');
           return;
         }
-        if (addrs.join(',') === e.addresses.join(',')) return;
+        if (e.addresses !== undefined && addrs.join(',') === e.addresses.join(',')) return;
         this.log.info({ hostname: host, addresses: addrs, previous: e.addresses }, 'load-balancer hostname resolves to new addresses');
         e.addresses = addrs;
         for (const s of e.services) dirty.add(s);
@@ -105,13 +106,13 @@ export class HostnameAddresses {
     if (dirty.size) this.changed(dirty);
   }
 
-  /** Resolves, now, every hostname that has no addresses yet (one-shot use: `fedns zone`). */
+  /** Resolves, now, every hostname no lookup has answered yet (one-shot use: `fedns zone`). */
   async settle(): Promise<void> {
     if (this.pending) {
       clearImmediate(this.pending);
       this.pending = undefined;
     }
-    await this.refresh((e) => e.addresses.length === 0);
+    await this.refresh((e) => e.addresses === undefined);
   }
 
   start(): void {

@@ -104,8 +104,8 @@ function selected(policy: FederationPolicy, c: ClusterState, svc: SlimService, k
   return undefined;
 }
 
-/** Current addresses of a load balancer's hostname. */
-export type HostnameLookup = (hostname: string) => string[];
+/** Current addresses of a load balancer's hostname; undefined before any lookup answered. */
+export type HostnameLookup = (hostname: string) => string[] | undefined;
 
 function contribution(c: ClusterState, svc: SlimService, key: string, verdict: ClusterVerdict, lookup?: HostnameLookup): Contribution {
   const mode = svc.headless ? 'endpoints' : c.settings.addressMode;
@@ -160,9 +160,10 @@ function contribution(c: ClusterState, svc: SlimService, key: string, verdict: C
     const zones = [...readyZones].filter((z) => c.zones.includes(z));
     for (const a of svc.lbAddresses) out.addresses.set(a, zones);
     for (const h of svc.lbHostnames) {
-      const addrs = lookup?.(h) ?? [];
-      if (addrs.length === 0) verdict.skipped.push({ address: h, reason: 'load-balancer hostname not resolved (yet)' });
-      for (const a of addrs) out.addresses.set(a, zones);
+      const addrs = lookup?.(h);
+      if (!addrs) verdict.skipped.push({ address: h, reason: 'load-balancer hostname not resolved (yet)' });
+      else if (addrs.length === 0) verdict.skipped.push({ address: h, reason: 'load-balancer hostname has no addresses' });
+      for (const a of addrs ?? []) out.addresses.set(a, zones);
     }
     if (out.addresses.size === 0) verdict.reason = 'no load-balancer address';
   } else if (out.addresses.size === 0) {
@@ -231,13 +232,14 @@ export function federate(key: string, clusters: Iterable<ClusterState>, policy: 
   const zones = new Map<string, Collector>();
   const ports = new Map<string, SlimPort>();
   const endpoints: HeadlessEndpoint[] = [];
-  let ttl = policy.defaultTtl;
+  // The annotation sets the TTL (the lowest where clusters disagree); the default applies without one.
+  let annotated: number | undefined;
   let stale = panic;
   let headless = false;
   for (const x of used) {
     const c = x.cluster;
     const verdict = x.verdict;
-    if (x.service.ttl !== undefined) ttl = Math.min(ttl, x.service.ttl);
+    if (x.service.ttl !== undefined) annotated = Math.min(annotated ?? x.service.ttl, x.service.ttl);
     headless ||= x.service.headless;
     for (const p of x.ports) ports.set(`${p.name}/${p.protocol}/${p.port}`, p);
     endpoints.push(...x.endpoints);
@@ -253,6 +255,7 @@ export function federate(key: string, clusters: Iterable<ClusterState>, policy: 
       for (const z of addrZones.length ? addrZones : c.zones) bucket(zones, `${c.region}/${z}`).add(addr);
     }
   }
+  let ttl = annotated ?? policy.defaultTtl;
   if (stale) ttl = Math.min(ttl, policy.staleTtl);
   const nonEmpty = (m: Map<string, Collector>) => new Map([...m].filter(([, v]) => v.size > 0).map(([k, v]) => [k, v.toSet()]));
   return {

@@ -2,7 +2,7 @@
 // cluster-backed names every member cluster's verdict and the fallback that fired.
 import { rcodeName, RRType, typeName, typeNumber } from '../dns/constants.js';
 import { decodeMessage, encodeQuery } from '../dns/message.js';
-import { canonicalName, nameToWire } from '../dns/name.js';
+import { canonicalName, MAX_NAME_LENGTH, nameToWire, wireLength } from '../dns/name.js';
 import { rrText } from '../dns/records.js';
 import type { Responder } from '../dns/responder.js';
 import type { Federation } from '../federation/federation.js';
@@ -28,6 +28,10 @@ export interface Explanation {
     stale?: boolean;
     panic?: boolean;
     clusters: ClusterVerdict[];
+    /** Names of the service left out: longer than 255 bytes. */
+    omittedNames?: string[];
+    /** Values of the service's objects not used ("cluster: reason "value""). */
+    ignored?: string[];
   };
   /** Plain-language reasons: which level answered, which fallback fired. */
   notes: string[];
@@ -39,15 +43,21 @@ export function explain(fed: Federation, responder: Responder, name: string, typ
   const qtype = typeNumber(type);
   if (qtype === undefined) throw new ExplainError(`unknown record type "${type}"`);
   const qname = canonicalName(name);
+  // A name too long for DNS is still explained (which service it would belong to), but not asked.
+  const tooLong = wireLength(qname) > MAX_NAME_LENGTH;
+  let query: Buffer | undefined;
   try {
-    nameToWire(name);
+    if (!tooLong) {
+      nameToWire(name);
+      query = encodeQuery(qname, qtype, { id: 1, edns: { udpSize: 1232 } });
+    }
   } catch (e) {
     throw new ExplainError(`"${name}" is not a domain name: ${(e as Error).message}`);
   }
   const naming = fed.naming;
   const parsed = parseName(naming, qname);
   const snap = fed.snapshot;
-  const wire = responder.answer(encodeQuery(qname, qtype, { id: 1, edns: { udpSize: 1232 } }), 'tcp');
+  const wire = query ? responder.answer(query, 'tcp') : null;
   const msg = wire ? decodeMessage(wire) : undefined;
   const notes: string[] = [];
   const ex: Explanation = {
@@ -55,7 +65,7 @@ export function explain(fed: Federation, responder: Responder, name: string, typ
     type: typeName(qtype),
     parsed,
     serial: snap.serial,
-    rcode: msg ? rcodeName(msg.rcode) : 'no answer',
+    rcode: msg ? rcodeName(msg.rcode) : tooLong ? `none: longer than ${MAX_NAME_LENGTH} bytes, no query can ask for it` : 'no answer',
     answer: msg?.answers.map(rrText) ?? [],
     authority: msg?.authorities.map(rrText) ?? [],
     additional: msg?.additionals.map(rrText) ?? [],
@@ -81,6 +91,13 @@ export function explain(fed: Federation, responder: Responder, name: string, typ
     ex.service = fs
       ? { key, exists: true, headless: fs.headless, ttl: fs.ttl, stale: fs.stale, panic: fs.panic, clusters }
       : { key, exists: false, clusters };
+    const omitted = fed.omittedNames(key);
+    if (omitted.length) {
+      ex.service.omittedNames = omitted;
+      notes.push(`${omitted.length} name${omitted.length > 1 ? 's' : ''} of ${key} would be longer than ${MAX_NAME_LENGTH} bytes and ${omitted.length > 1 ? 'are' : 'is'} left out; its other names answer`);
+    }
+    const ignored = ignoredValues(fed, key);
+    if (ignored.length) ex.service.ignored = ignored;
     if (!fs) notes.push(`service ${key} is not federated: no live or stale member cluster selects it`);
     else {
       if (fs.panic) notes.push('panic mode: every cluster with addresses for this service has expired; serving their last known addresses');
@@ -112,6 +129,16 @@ export function explain(fed: Federation, responder: Responder, name: string, typ
   }
   if (msg?.answers.some((r) => r.type === RRType.CNAME) && qtype !== RRType.CNAME) notes.push('CNAME chain followed inside the zone');
   return ex;
+}
+
+/** What the service's objects (Service, EndpointSlices) hold that fedns does not use. */
+function ignoredValues(fed: Federation, key: string): string[] {
+  const out: string[] = [];
+  for (const c of fed.clusters.values()) {
+    const objects = [c.services.get(key), ...[...(c.slicesByService.get(key) ?? [])].map((k) => c.slices.get(k))];
+    for (const o of objects) for (const v of o?.ignored ?? []) out.push(`${c.name}: ${v.reason} ${JSON.stringify(v.value)} ignored`);
+  }
+  return out;
 }
 
 function verdictsWithoutService(fed: Federation, key: string): ClusterVerdict[] {
@@ -150,6 +177,8 @@ export function explanationText(ex: Explanation): string {
       if (v.addresses.length) out.push(`        took ${v.addresses.join(', ')}`);
       for (const s2 of v.skipped) out.push(`        skipped ${s2.address}: ${s2.reason}`);
     }
+    for (const n of s.omittedNames ?? []) out.push(`    left out (over ${MAX_NAME_LENGTH} bytes): ${n}`);
+    for (const i of s.ignored ?? []) out.push(`    ${i}`);
   }
   for (const n of ex.notes) out.push(`  why: ${n}`);
   return out.join('\n') + '\n';

@@ -180,6 +180,19 @@ export class Metrics {
         for (const c of federation().clusters.values()) this.set({ cluster: c.name }, c.services.size);
       },
     });
+    const ignoredSeen = new Map<string, number>();
+    new Counter({
+      name: 'fedns_ignored_objects_total',
+      help: 'Values in member-cluster objects not used, by reason: a zone, region or hostname that is no DNS label, a bad port name or fedns.io/ttl, a name over 255 bytes',
+      labelNames: ['reason'],
+      registers: [registry],
+      collect() {
+        for (const [reason, n] of federation().ignored.entries()) {
+          this.inc({ reason }, n - (ignoredSeen.get(reason) ?? 0));
+          ignoredSeen.set(reason, n);
+        }
+      },
+    });
     new Gauge({
       name: 'fedns_zone_serial',
       help: 'SOA serial of the zone being served',

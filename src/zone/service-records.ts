@@ -1,6 +1,7 @@
 // A federated service's names and records.
 import { RRType } from '../dns/constants.js';
-import type { RR } from '../dns/records.js';
+import { MAX_NAME_LENGTH, wireLength } from '../dns/name.js';
+import type { RR, SrvData } from '../dns/records.js';
 import type { AddressSet, FederatedService } from '../federation/model.js';
 import { endpointName, globalName, regionalName, shortName, srvName, zonalName, type ZoneNaming } from './names.js';
 import type { NameSpec } from './node.js';
@@ -65,4 +66,28 @@ export function serviceNames(fs: FederatedService, topo: Topology, z: RecordSett
     }
   }
   return specs;
+}
+
+/**
+ * Leaves out the names longer than 255 bytes in wire form (RFC 1035 2.3.4), which long service,
+ * namespace, region and zone labels together can make, and the SRV records that target them.
+ * CNAMEs always point at a shorter name of the same service, so none points at a name left out.
+ */
+export function withoutLongNames(specs: NameSpec[]): { specs: NameSpec[]; omitted: string[] } {
+  const omitted = specs.filter((s) => wireLength(s.name) > MAX_NAME_LENGTH).map((s) => s.name);
+  if (omitted.length === 0) return { specs, omitted };
+  const gone = new Set(omitted);
+  const out: NameSpec[] = [];
+  for (const spec of specs) {
+    if (gone.has(spec.name)) continue;
+    const srv = spec.rrsets.get(RRType.SRV);
+    if (srv?.some((r) => gone.has((r.data as SrvData).target))) {
+      const kept = srv.filter((r) => !gone.has((r.data as SrvData).target));
+      if (kept.length === 0 && spec.rrsets.size === 1) continue;
+      out.push({ name: spec.name, rrsets: new Map(spec.rrsets).set(RRType.SRV, kept) });
+    } else {
+      out.push(spec);
+    }
+  }
+  return { specs: out, omitted };
 }

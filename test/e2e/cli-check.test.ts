@@ -1,5 +1,7 @@
 // `fedns check`: a valid configuration prints a summary of what would be served; an invalid one
 // exits 2 with every problem as "file: field: what is wrong".
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { demoCopy, runCli } from '../support/demo.js';
 
@@ -8,9 +10,10 @@ afterAll(() => {
   for (const c of copies) c.cleanup();
 });
 
-async function check(edit: (y: string) => string): Promise<{ code: number; out: string; err: string; config: string }> {
+async function check(edit: (y: string) => string, files?: (dir: string) => void): Promise<{ code: number; out: string; err: string; config: string }> {
   const copy = demoCopy(edit);
   copies.push(copy);
+  files?.(copy.dir);
   return { ...(await runCli(['check', '--config', copy.config])), config: copy.config };
 }
 
@@ -35,6 +38,31 @@ describe('fedns check', () => {
     expect(r.out.split('\n')).toContain(
       '  rate limit answers 20/s, NODATA 20/s, NXDOMAIN 5/s, errors unlimited per /24 and /56, slip 2, window 60s, exempt 10.0.0.0/8, 192.0.2.53, table 100000',
     );
+  });
+
+  it('reports names over 255 bytes left out and ignored tenant values as warnings; the rest is served', async () => {
+    const [s63, n63, r63, z63] = ['s', 'n', 'r', 'z'].map((c) => c.repeat(63));
+    const r = await check((y) => `${y}  - { name: delta, region: ${r63}, zones: [${z63}], source: { type: files, path: demo/delta } }\n`, (dir) => {
+      mkdirSync(join(dir, 'demo', 'delta'));
+      const manifest = [
+        { apiVersion: 'v1', kind: 'Service', metadata: { name: s63, namespace: n63 }, status: { loadBalancer: { ingress: [{ ip: '192.0.2.200' }] } } },
+        {
+          apiVersion: 'discovery.k8s.io/v1',
+          kind: 'EndpointSlice',
+          metadata: { name: `${s63.slice(0, 50)}-x`, namespace: n63, labels: { 'kubernetes.io/service-name': s63 } },
+          addressType: 'IPv4',
+          endpoints: [{ addresses: ['10.9.0.1'], conditions: { ready: true }, zone: 'Bad..Zone' }],
+        },
+      ];
+      writeFileSync(join(dir, 'demo', 'delta', 'long.yaml'), JSON.stringify({ apiVersion: 'v1', kind: 'List', items: manifest }));
+    });
+    expect(r.code).toBe(0);
+    const lines = r.out.trimEnd().split('\n');
+    expect(lines[0]).toBe(`${r.config}: OK, with 2 warnings`);
+    expect(lines).toContain('  warnings (2):');
+    expect(lines).toContain(`    service ${n63}/${s63}: 1 name longer than 255 bytes left out, e.g. ${s63}.${n63}.fed.svc.${z63}.${r63}.example.com.`);
+    expect(lines).toContain('    1 zone value in cluster objects ignored (the log names each object)');
+    expect(lines.some((l) => /^ {4}delta: region r{63}, zones z{63}, loadBalancer, live, 1 services$/.test(l))).toBe(true);
   });
 
   it('an invalid configuration: exit 2, each problem with the file and the field', async () => {

@@ -59,6 +59,16 @@ describe('configuration', () => {
     ['TSIG algorithm', 'transfer: { tsig: [{ name: k., algorithm: hmac-md5, secret: ZmVkbnMtdGVzdC1zZWNyZXQtMDEyMw== }] }', /^transfer\.tsig\[0\]\.algorithm: .*hmac-sha1.*hmac-sha512/],
     ['query ACL', 'queries: { allow: [10.0.0.0/33] }', /^queries\.allow\[0\]: must be an IP address or CIDR block/],
     ['identity not ASCII', 'identity: { server: "dns-ü" }', /^identity\.server: 1 to 255 printable ASCII/],
+    ['SOA TTL past 2^31-1 (RFC 2181 8)', 'soa: { ttl: 2147483648 }', /^soa\.ttl: .*2147483647/],
+    ['SOA expire past 2^31-1', 'soa: { expire: 4294967296 }', /^soa\.expire: .*2147483647/],
+    ['SOA refresh past 2^31-1', 'soa: { refresh: 99999999999 }', /^soa\.refresh: .*2147483647/],
+    ['SOA minimum past 2^31-1', 'soa: { minimum: 2147483648 }', /^soa\.minimum: .*2147483647/],
+    ['SOA retry negative', 'soa: { retry: -1 }', /^soa\.retry: /],
+    ['cname TTL past 86400', 'ttl: { cname: 4294967296 }', /^ttl\.cname: /],
+    ['a domain too long for any service name', `domain: "${Array.from({ length: 4 }, () => 'd'.repeat(61)).join('.')}."`, /^domain: .*255 bytes/],
+    ['a federation name too long with the domain', `domain: "${Array.from({ length: 3 }, () => 'd'.repeat(61)).join('.')}."\nfederation: "${'f'.repeat(60)}"`, /^federation: .*255 bytes/],
+    ['a zone too long with the domain', `domain: "${Array.from({ length: 2 }, () => 'd'.repeat(60)).join('.')}."\nclusters: [{ name: a, region: "${'r'.repeat(60)}", zones: ["${'z'.repeat(60)}"], source: { type: files, path: . } }]`, /^clusters\[0\]\.zones\[0\]: .*255 bytes/],
+    ['a region too long with the domain', `domain: "${Array.from({ length: 3 }, () => 'd'.repeat(60)).join('.')}."\nclusters: [{ name: a, region: "${'r'.repeat(60)}", source: { type: files, path: . } }]`, /^clusters\[0\]\.region: .*255 bytes/],
     ['identity too long', `identity: { version: "${'v'.repeat(256)}" }`, /^identity\.version: 1 to 255 printable ASCII/],
   ];
   it.each(cases)('rejects %s, naming the field', (_what, yaml, want) => {

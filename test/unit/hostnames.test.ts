@@ -61,6 +61,46 @@ describe('load balancers that publish a hostname', () => {
   });
 });
 
+describe('a load-balancer hostname that stops existing', () => {
+  it('takes its addresses away (NODATA), unlike a lookup that fails; it comes back when the name does', async () => {
+    // undefined: the name does not exist (NXDOMAIN: dnsResolver answers no addresses); Error: no answer.
+    let answer: string[] | Error = ['192.0.2.90'];
+    const fed = new Federation(testFederationSettings());
+    fed.resolveHostnames(
+      async () => {
+        if (answer instanceof Error) throw answer;
+        return answer;
+      },
+      0.05,
+      createLogger('silent'),
+    );
+    const responder = new Responder(() => fed.snapshot);
+    const ask = () => decodeMessage(responder.answer(encodeQuery('web.ns.fed.example.com.', RRType.A), 'udp')!);
+    const c = fed.addCluster({ name: 'a', region: 'r1', zones: ['z1'], addressMode: 'loadBalancer', gracePeriod: 300 });
+    seed(c, [
+      { namespace: 'ns', name: 'web', headless: false, ports: [], lbAddresses: [], lbHostnames: ['lb-9.elb.example.net'], labels: {} },
+      { namespace: 'ns', name: 'web-x', service: 'web', addressType: 'IPv4', ports: [], endpoints: [{ addresses: ['10.0.0.1'], ready: true }] },
+    ]);
+    fed.rebuild();
+    await until(() => ask().answers.length > 0);
+    expect(ask().answers.map((r) => r.data)).toEqual(['192.0.2.90']);
+    answer = new Error('timeout');
+    await new Promise((r) => setTimeout(r, 150));
+    expect(ask().answers.map((r) => r.data)).toEqual(['192.0.2.90']);
+    // The load balancer is deleted and its name with it: no stale address is served.
+    answer = [];
+    await until(() => ask().answers.length === 0);
+    const gone = ask();
+    expect(gone.rcode).toBe(0);
+    expect(gone.answers).toEqual([]);
+    expect(fed.federated('ns/web')?.verdicts[0].skipped).toEqual([{ address: 'lb-9.elb.example.net', reason: 'load-balancer hostname has no addresses' }]);
+    answer = ['192.0.2.91'];
+    await until(() => ask().answers.length > 0);
+    expect(ask().answers.map((r) => r.data)).toEqual(['192.0.2.91']);
+    fed.close();
+  });
+});
+
 describe('dnsResolver', () => {
   let demo: Awaited<ReturnType<typeof startDemo>>;
   beforeAll(async () => {

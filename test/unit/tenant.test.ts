@@ -1,0 +1,333 @@
+// What tenants write (Services, EndpointSlices, their annotations and topology) is hostile input:
+// it is validated, ignored with a counted warning when it cannot be used, and it can never make
+// the zone hold a name or a TTL the wire format does not allow. Deletions always apply.
+import { describe, expect, it } from 'vitest';
+import { slimEndpointSlice, slimService, type SlimEndpointSlice, type SlimService } from '../../src/cluster/objects.js';
+import { MAX_DISCOVERED_ZONES, type ClusterSettings } from '../../src/cluster/state.js';
+import { Rcode, RRType } from '../../src/dns/constants.js';
+import { decodeMessage, encodeQuery, type Message } from '../../src/dns/message.js';
+import { nameProblem } from '../../src/dns/name.js';
+import { Responder } from '../../src/dns/responder.js';
+import { Federation } from '../../src/federation/federation.js';
+import { explain, explanationText } from '../../src/ops/explain.js';
+import type { FederationPolicy } from '../../src/federation/model.js';
+import { captureLogs } from '../transfer/harness.js';
+import { seed, testFederationSettings } from '../support/federation.js';
+
+function federation(policy: Partial<FederationPolicy> = {}) {
+  const logs = captureLogs('debug');
+  const fed = new Federation(testFederationSettings(policy), logs.log);
+  const responder = new Responder(() => fed.snapshot);
+  const ask = (n: string, t: number = RRType.A): Message => decodeMessage(responder.answer(encodeQuery(n, t), 'tcp')!);
+  return { fed, ask, logs, responder };
+}
+
+const settings = (name: string, over: Partial<ClusterSettings> = {}): ClusterSettings => ({
+  name,
+  region: 'r1',
+  zones: [],
+  addressMode: 'loadBalancer',
+  gracePeriod: 300,
+  ...over,
+});
+
+const svc = (name: string, lb: string[], over: Partial<SlimService> = {}): SlimService => ({
+  namespace: 'ns',
+  name,
+  headless: false,
+  ports: [{ name: 'http', port: 80, protocol: 'tcp' }],
+  lbAddresses: lb,
+  lbHostnames: [],
+  labels: {},
+  ...over,
+});
+
+const slice = (service: string, zone: string | undefined, addr = '10.0.0.1', name = `${service}-${zone ?? 'none'}`): SlimEndpointSlice => ({
+  namespace: 'ns',
+  name,
+  service,
+  addressType: 'IPv4',
+  ports: [],
+  endpoints: [{ addresses: [addr], ready: true, zone }],
+});
+
+const addrs = (m: Message) => m.answers.filter((r) => r.type === RRType.A || r.type === RRType.AAAA).map((r) => r.data as string).sort();
+const names = (fed: Federation) => [...fed.snapshot.names.values()].map((n) => n.name);
+
+describe('deletions always apply (no ghosts)', () => {
+  it('a Service deleted in the batch that changes its cluster zone list stops answering', () => {
+    const { fed, ask } = federation();
+    // Cluster b already names zone z2: a learns it too, so the federation topology does not move.
+    const a = fed.addCluster(settings('a'));
+    const b = fed.addCluster(settings('b', { zones: ['z1', 'z2'] }));
+    seed(a, [svc('gone', ['192.0.2.1']), slice('gone', 'z1'), svc('other', ['192.0.2.2']), slice('other', 'z1')]);
+    seed(b);
+    fed.rebuild();
+    expect(addrs(ask('gone.ns.fed.example.com.'))).toEqual(['192.0.2.1']);
+    a.remove('Service', 'ns', 'gone');
+    a.upsert('EndpointSlice', slice('other', 'z2', '10.0.0.9'));
+    a.flush();
+    fed.rebuild();
+    expect(a.zones).toEqual(['z1', 'z2']);
+    expect(ask('gone.ns.fed.example.com.').rcode).toBe(Rcode.NXDOMAIN);
+    expect(fed.federated('ns/gone')).toBeUndefined();
+  });
+
+  it('a Service deleted while its cluster was stale stops answering when the re-list brings it back to live', () => {
+    const { fed, ask } = federation();
+    const a = fed.addCluster(settings('a', { zones: ['z1'] }));
+    seed(a, [svc('gone', ['192.0.2.1']), slice('gone', 'z1')]);
+    fed.rebuild();
+    a.markBroken('watch failed');
+    fed.rebuild();
+    a.replaceAll({ services: [], slices: [], exports: [] });
+    a.markLive();
+    a.flush();
+    fed.rebuild();
+    expect(ask('gone.ns.fed.example.com.').rcode).toBe(Rcode.NXDOMAIN);
+  });
+});
+
+describe('zones and regions from cluster data', () => {
+  it('are DNS labels or ignored, with a counted, rate-limited warning', () => {
+    const { fed, logs } = federation();
+    const a = fed.addCluster(settings('a'));
+    const bad = ['Bad..Zone', 'z'.repeat(70), 'under_score', '-dash', 'ünïcode', ''];
+    // As a source hands them over: converted from the API objects.
+    const raw = (zone: string, addr: string, name: string) =>
+      slimEndpointSlice({
+        metadata: { namespace: 'ns', name, labels: { 'kubernetes.io/service-name': 's' } },
+        endpoints: [{ addresses: [addr], zone }],
+      });
+    seed(a, [svc('s', ['192.0.2.1']), ...bad.map((z, i) => raw(z, `10.0.1.${i}`, `s-${i}`)), raw('US-East-1A', '10.0.2.1', 's-up')]);
+    fed.rebuild();
+    // Upper case is folded (DNS is case-insensitive); the others are no zone at all.
+    expect(a.zones).toEqual(['us-east-1a']);
+    for (const n of names(fed)) expect(nameProblem(n)).toBeUndefined();
+    expect(fed.ignored.count('zone')).toBe(bad.length - 1); // "" is no zone, not a bad one
+    // Many more bad slices: still only a few warning lines.
+    for (let i = 0; i < 200; i++) a.upsert('EndpointSlice', raw(`Bad..${i}`, '10.0.3.1', `flood-${i}`));
+    a.flush();
+    fed.rebuild();
+    expect(fed.ignored.count('zone')).toBe(bad.length - 1 + 200);
+    expect(logs.records.filter((r) => r.level === 40 && r.reason === 'zone').length).toBeLessThanOrEqual(5);
+  });
+
+  it('a discovered region that is no DNS label is ignored', () => {
+    const { fed } = federation();
+    const a = fed.addCluster(settings('a', { region: undefined }));
+    a.setDiscoveredRegion('Bad..Region');
+    seed(a, [svc('s', ['192.0.2.1']), slice('s', 'z1')]);
+    fed.rebuild();
+    expect(a.region).toBeUndefined();
+    expect(fed.ignored.count('region')).toBe(1);
+    for (const n of names(fed)) expect(nameProblem(n)).toBeUndefined();
+  });
+
+  it('at most MAX_DISCOVERED_ZONES per cluster: a flood of tenant zones cannot multiply every service\'s names', () => {
+    const { fed } = federation();
+    const a = fed.addCluster(settings('a'));
+    const real = ['us-east-1a', 'us-east-1b', 'us-east-1c'];
+    const objects: (SlimService | SlimEndpointSlice)[] = [svc('s', ['192.0.2.1'])];
+    real.forEach((z, i) => {
+      for (let k = 0; k < 3; k++) objects.push(slice('s', z, `10.0.${i}.${k}`, `s-${z}-${k}`));
+    });
+    for (let i = 0; i < 100; i++) objects.push(slice('s', `junk-${String(i).padStart(3, '0')}`, '10.1.0.1'));
+    seed(a, objects);
+    fed.rebuild();
+    expect(a.zones.length).toBe(MAX_DISCOVERED_ZONES);
+    for (const z of real) expect(a.zones).toContain(z);
+    expect(fed.ignored.count('zone limit')).toBeGreaterThan(0);
+    const zonal = names(fed).filter((n) => n.startsWith('s.ns.fed.svc.') && n.endsWith('.r1.example.com.') && n.split('.').length === 9);
+    expect(zonal.length).toBe(MAX_DISCOVERED_ZONES);
+    // The junk goes: every real zone, nothing else.
+    for (let i = 0; i < 100; i++) a.remove('EndpointSlice', 'ns', `s-junk-${String(i).padStart(3, '0')}`);
+    a.flush();
+    fed.rebuild();
+    expect(a.zones).toEqual(real);
+  });
+
+  it('are recomputed from the slices that exist now: a zone no slice names any more disappears', () => {
+    const { fed, ask } = federation();
+    const a = fed.addCluster(settings('a'));
+    seed(a, [svc('s', ['192.0.2.1']), slice('s', 'z1'), slice('s', 'z2', '10.0.0.2')]);
+    fed.rebuild();
+    expect(ask('s.ns.fed.svc.z2.r1.example.com.').rcode).toBe(Rcode.NOERROR);
+    // The slice moves its endpoint to z1: z2 is named by nothing.
+    a.upsert('EndpointSlice', slice('s', 'z1', '10.0.0.2', 's-z2'));
+    a.flush();
+    fed.rebuild();
+    expect(a.zones).toEqual(['z1']);
+    expect(ask('s.ns.fed.svc.z2.r1.example.com.').rcode).toBe(Rcode.NXDOMAIN);
+    expect(ask('s.ns.fed.svc.z1.r1.example.com.').rcode).toBe(Rcode.NOERROR);
+    a.remove('EndpointSlice', 'ns', 's-z1');
+    a.remove('EndpointSlice', 'ns', 's-z2');
+    a.flush();
+    fed.rebuild();
+    expect(a.zones).toEqual([]);
+    expect(ask('s.ns.fed.svc.z1.r1.example.com.').rcode).toBe(Rcode.NXDOMAIN);
+  });
+});
+
+describe('names longer than 255 bytes', () => {
+  it('are left out; the service keeps its other names, the rest of the zone is unaffected, explain and logs say why', () => {
+    const { fed, ask, logs, responder } = federation();
+    const [s63, n63, r63, z63] = ['s', 'n', 'r', 'z'].map((c) => c.repeat(63));
+    const a = fed.addCluster(settings('a', { region: r63, zones: [z63] }));
+    seed(a, [
+      svc(s63, ['192.0.2.1'], { namespace: n63 }),
+      { ...slice(s63, z63), namespace: n63 },
+      svc('small', ['192.0.2.2']),
+      slice('small', z63),
+    ]);
+    fed.rebuild();
+    for (const n of names(fed)) expect(nameProblem(n)).toBeUndefined();
+    // The long service: short, global and regional names (all under 255 bytes), no zonal name.
+    expect(addrs(ask(`${s63}.${n63}.fed.example.com.`))).toEqual(['192.0.2.1']);
+    expect(addrs(ask(`${s63}.${n63}.fed.svc.${r63}.example.com.`))).toEqual(['192.0.2.1']);
+    // Another service has its zonal name in that zone.
+    expect(addrs(ask(`small.ns.fed.svc.${z63}.${r63}.example.com.`))).toEqual(['192.0.2.2']);
+    const omitted = fed.omittedNames(`${n63}/${s63}`);
+    expect(omitted.length).toBe(1);
+    expect(omitted[0]).toMatch(new RegExp(`^${s63}\\.${n63}\\.fed\\.svc\\.${z63}\\.${r63}\\.example\\.com\\.$`));
+    expect(fed.omittedNames('ns/small')).toEqual([]);
+    expect(logs.records.some((r) => r.level === 40 && r.reason === 'name too long')).toBe(true);
+    expect(fed.ignored.count('name too long')).toBe(1);
+    // Explained, from a name that answers and from the one left out (which no query can carry).
+    for (const name of [`${s63}.${n63}.fed.example.com.`, omitted[0]]) {
+      const ex = explain(fed, responder, name);
+      expect(ex.service?.omittedNames).toEqual(omitted);
+      expect(ex.notes.some((n) => /1 name of .* would be longer than 255 bytes and is left out/.test(n))).toBe(true);
+      expect(explanationText(ex)).toContain(`left out (over 255 bytes): ${omitted[0]}`);
+    }
+    expect(explain(fed, responder, omitted[0]).rcode).toMatch(/longer than 255 bytes/);
+    expect(() => explain(fed, responder, 'bad..example.com.')).toThrow(/not a domain name: empty label/);
+    // Rebuilt again without change: counted once.
+    a.upsert('Service', svc(s63, ['192.0.2.3'], { namespace: n63 }));
+    a.flush();
+    fed.rebuild();
+    expect(fed.ignored.count('name too long')).toBe(1);
+  });
+});
+
+describe('slim objects keep only what answers need', () => {
+  const rawService = (rv: string, extra: Record<string, unknown> = {}) => ({
+    metadata: { namespace: 'ns', name: 's', resourceVersion: rv, annotations: { 'kubectl.kubernetes.io/last-applied-configuration': rv }, ...extra },
+    spec: { ports: [{ name: 'http', port: 80 }] },
+    status: { loadBalancer: { ingress: [{ ip: '192.0.2.1' }] }, conditions: [{ type: 'x', status: rv }] },
+  });
+  const rawSlice = (rv: string) => ({
+    metadata: { namespace: 'ns', name: 's-1', resourceVersion: rv, generation: Number(rv), labels: { 'kubernetes.io/service-name': 's' } },
+    addressType: 'IPv4',
+    endpoints: [{ addresses: ['10.0.0.1'], conditions: { ready: true, serving: true }, zone: 'z1', nodeName: `node-${rv}` }],
+  });
+
+  it('an update that only bumps resourceVersion or changes an irrelevant field publishes nothing', () => {
+    const { fed } = federation();
+    const a = fed.addCluster(settings('a'));
+    const times: number[][] = [];
+    fed.on('programmed', (_c, s) => times.push(s));
+    seed(a, [slimService(rawService('1')), slimEndpointSlice(rawSlice('1'))]);
+    const before = fed.rebuild();
+    times.length = 0;
+    let published = 0;
+    fed.on('published', () => published++);
+    a.upsert('Service', slimService(rawService('2')));
+    a.upsert('EndpointSlice', slimEndpointSlice(rawSlice('2')));
+    a.flush();
+    const after = fed.rebuild();
+    expect(after).toBe(before);
+    expect(published).toBe(0);
+    expect(times).toEqual([]);
+  });
+});
+
+describe('TTLs', () => {
+  it('the fedns.io/ttl annotation sets the TTL; an invalid one is ignored with a counted warning', () => {
+    const { fed, ask } = federation();
+    const a = fed.addCluster(settings('a'));
+    const withTtl = (name: string, ttl: string) =>
+      slimService({ metadata: { namespace: 'ns', name, annotations: { 'fedns.io/ttl': ttl } }, status: { loadBalancer: { ingress: [{ ip: '192.0.2.1' }] } } });
+    seed(a, [withTtl('t60', '60'), withTtl('tbig', '4294967296'), withTtl('tneg', '-5'), withTtl('tword', 'soon'), ...['t60', 'tbig', 'tneg', 'tword'].map((s) => slice(s, 'z1'))]);
+    fed.rebuild();
+    expect(ask('t60.ns.fed.example.com.').answers[0].ttl).toBe(60);
+    for (const s of ['tbig', 'tneg', 'tword']) expect(ask(`${s}.ns.fed.example.com.`).answers[0].ttl).toBe(30);
+    expect(fed.ignored.count('ttl annotation')).toBe(3);
+    expect(explain(fed, new Responder(() => fed.snapshot), 'tword.ns.fed.example.com.').service?.ignored).toEqual(['a: ttl annotation "soon" ignored']);
+  });
+});
+
+describe('what Services and EndpointSlices say, as sources hand them over', () => {
+  const raw = (name: string, spec: Record<string, unknown>, ingress: Record<string, unknown>[] = []) =>
+    slimService({ metadata: { namespace: 'ns', name }, spec, status: { loadBalancer: { ingress } } });
+  const rawSlice = (service: string, endpoints: Record<string, unknown>[]) =>
+    slimEndpointSlice({ metadata: { namespace: 'ns', name: `${service}-1`, labels: { 'kubernetes.io/service-name': service } }, addressType: 'IPv4', endpoints });
+
+  it('spec.externalIPs are served beside load-balancer IPs, only while the cluster has a ready endpoint', () => {
+    const { fed, ask } = federation();
+    const a = fed.addCluster(settings('a'));
+    seed(a, [
+      raw('ext', { externalIPs: ['198.51.100.7', '2001:db8::7', 'not-an-ip'] }, [{ ip: '192.0.2.1' }]),
+      rawSlice('ext', [{ addresses: ['10.0.0.1'], conditions: { ready: true } }]),
+      raw('down', { externalIPs: ['198.51.100.8'] }),
+      rawSlice('down', [{ addresses: ['10.0.0.2'], conditions: { ready: false } }]),
+    ]);
+    fed.rebuild();
+    expect(addrs(ask('ext.ns.fed.example.com.'))).toEqual(['192.0.2.1', '198.51.100.7']);
+    expect(addrs(ask('ext.ns.fed.example.com.', RRType.AAAA))).toEqual(['2001:db8::7']);
+    const down = ask('down.ns.fed.example.com.');
+    expect(down.rcode).toBe(Rcode.NOERROR);
+    expect(down.answers).toEqual([]);
+  });
+
+  it('an endpoint without a ready condition is ready; ready false or terminating is not', () => {
+    const { fed, ask } = federation();
+    const a = fed.addCluster(settings('a', { addressMode: 'endpoints' }));
+    seed(a, [
+      raw('s', {}),
+      rawSlice('s', [
+        { addresses: ['10.0.0.1'] },
+        { addresses: ['10.0.0.2'], conditions: {} },
+        { addresses: ['10.0.0.3'], conditions: { serving: true } },
+        { addresses: ['10.0.0.4'], conditions: { ready: false } },
+        { addresses: ['10.0.0.5'], conditions: { terminating: true } },
+        { addresses: ['10.0.0.6'], conditions: { ready: true, terminating: true } },
+        { addresses: ['10.0.0.7'], conditions: { ready: true } },
+      ]),
+    ]);
+    fed.rebuild();
+    expect(addrs(ask('s.ns.fed.example.com.'))).toEqual(['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.7']);
+  });
+
+  it('headless endpoint hostnames and port names that cannot be labels are not used', () => {
+    const { fed, ask } = federation();
+    const a = fed.addCluster(settings('a', { addressMode: 'endpoints' }));
+    const db = slimService({
+      metadata: { namespace: 'ns', name: 'db' },
+      spec: { clusterIP: 'None', ports: [{ name: 'pg', port: 5432 }] },
+    });
+    const slice = slimEndpointSlice({
+      metadata: { namespace: 'ns', name: 'db-1', labels: { 'kubernetes.io/service-name': 'db' } },
+      ports: [{ name: 'pg', port: 5432 }, { name: 'bad.port', port: 1 }, { name: 'x'.repeat(63), port: 2 }, { name: 'odd', port: 3, protocol: 'T.CP' }],
+      endpoints: [
+        { addresses: ['10.0.0.1'], hostname: 'db-0' },
+        { addresses: ['10.0.0.2'], hostname: 'Bad..Host' },
+        { addresses: ['fe80::1%eth0'] }, // a zone index: no AAAA record, and no "fe80--1%eth0" label
+      ],
+    });
+    seed(a, [db, slice]);
+    fed.rebuild();
+    expect(addrs(ask('db-0.a.db.ns.fed.svc.example.com.'))).toEqual(['10.0.0.1']);
+    expect(addrs(ask('10-0-0-2.a.db.ns.fed.svc.example.com.'))).toEqual(['10.0.0.2']);
+    expect(ask('_pg._tcp.db.ns.fed.example.com.', RRType.SRV).answers.length).toBe(2);
+    for (const n of names(fed)) expect(nameProblem(n)).toBeUndefined();
+    expect(fed.ignored.count('hostname')).toBe(1);
+    expect(fed.ignored.count('port name')).toBe(3);
+  });
+
+  it('a Service or namespace name that is no DNS label is refused at conversion', () => {
+    expect(() => slimService({ metadata: { namespace: 'ns', name: 'a.b' } })).toThrow(/not a DNS label/);
+    expect(() => slimService({ metadata: { namespace: 'Bad..ns', name: 'a' } })).toThrow(/namespace is not a DNS label/);
+    expect(() => slimService({ metadata: { namespace: 'ns', name: 'a'.repeat(64) } })).toThrow(/not a DNS label/);
+  });
+});
