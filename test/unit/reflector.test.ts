@@ -48,7 +48,7 @@ describe('Reflector supervision', () => {
     };
     const logs: string[] = [];
     const log = pino({ level: 'error' }, new Writable({ write: (line, _enc, cb) => (logs.push(JSON.parse(String(line)).msg), cb()) }));
-    const r = new Reflector({ kind: 'Service', path: '/api/v1/services', plural: 'services' }, transport, sink, { ...DEFAULT_TIMING, backoffBaseMs: 5, backoffCapMs: 20 }, log);
+    const r = new Reflector({ kind: 'Service', path: '/api/v1/services', plural: 'services' }, transport, sink, { ...DEFAULT_TIMING, restartIntervalMs: 5 }, log);
     r.start();
     await until(() => synced > 0 && streams.length > 0);
     expect(logs).toContain('list/watch loop crashed; restarting it');
