@@ -35,8 +35,10 @@ export function describeNetworkError(e: unknown): ApiError {
   const err = e as NodeJS.ErrnoException & { reason?: string; host?: string; hostname?: string };
   const code = typeof err?.code === 'string' ? err.code : '';
   const message = err instanceof Error ? err.message : String(e);
-  if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_|HOSTNAME_MISMATCH|EPROTO/.test(code) || /certificate|SSL routines|tls/i.test(message))
-    return new ApiError(`TLS: ${message}`, 'tls');
+  if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_|HOSTNAME_MISMATCH|EPROTO/.test(code)) return new ApiError(`TLS: ${message}`, 'tls');
+  // Before the message test: a connection reset during the handshake ("... before secure TLS
+  // connection was established") is a server gone or hung, not a certificate problem.
+  if (!NETWORK_CODES.has(code) && /certificate|SSL routines|tls/i.test(message)) return new ApiError(`TLS: ${message}`, 'tls');
   if (NETWORK_CODES.has(code)) {
     const host = code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? ` (${err.hostname ?? err.host ?? 'host'})` : '';
     return new ApiError(`API server unreachable: ${code}${host}`, 'network');
