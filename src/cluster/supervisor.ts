@@ -132,7 +132,7 @@ type WatchEnd =
 
 const MAX_LINE = 64 * 1024 * 1024;
 /** A Retry-After longer than this is taken as this (a misconfigured server must not park us for hours). */
-export const MAX_RETRY_AFTER_MS = 60_000;
+const MAX_RETRY_AFTER_MS = 60_000;
 /** A watch open this long (or that delivered a line) works; capped by staleAfterMs / 3. */
 const WATCH_PROOF_MS = 1000;
 
@@ -270,6 +270,7 @@ export class Reflector {
         if (needList || this.positionLost) {
           this.positionLost = false;
           const found = await this.list();
+          this.lastTrouble = 'listed; the watch has not answered';
           if (this.stopped) return;
           if (!found) {
             await this.sleep(this.timing.missingKindRecheckMs);
@@ -279,6 +280,8 @@ export class Reflector {
         }
         const started = Date.now();
         watching = true;
+        // A list proves the data current when it ends; the watch must work within staleAfterMs of that.
+        this.notWorking(this.lastTrouble);
         const end = await this.watch();
         if (this.stopped) return;
         switch (end.how) {

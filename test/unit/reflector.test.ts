@@ -140,3 +140,25 @@ describe('Reflector pacing and blind spells', () => {
     for (const s of open) s.destroy();
   });
 });
+
+describe('Reflector: a watch that never answers', () => {
+  it('after a good list, a watch request left hanging makes the resource blind within staleAfterMs (not the request timeout)', async () => {
+    const transport: Transport = {
+      async getJson() {
+        return { items: [], metadata: { resourceVersion: '7' } };
+      },
+      openStream(_path, _query, signal) {
+        return new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(new ApiError('stopped', 'aborted'))));
+      },
+    };
+    const failed: string[] = [];
+    const sink: ReflectorSink = { replace: () => {}, event: () => {}, flush: () => {}, synced: () => {}, failed: (r) => failed.push(r), restarted: () => {} };
+    const r = new Reflector({ kind: 'Service', path: '/api/v1/services', plural: 'services' }, transport, sink, { ...DEFAULT_TIMING, staleAfterMs: 300 }, pino({ level: 'silent' }));
+    const started = Date.now();
+    r.start();
+    await until(() => failed.length > 0, 3000);
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(failed).toEqual(['services: no working list or watch for 0.3 s (last: listed; the watch has not answered)']);
+    await r.stop();
+  });
+});
