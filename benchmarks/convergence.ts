@@ -1,8 +1,10 @@
 // Convergence latency: from the (fake) API server writing a watch event to fedns answering with
-// it, measured by a client polling fedns over UDP. p50 and p99 over CHANGES changes, idle and
-// while dnsperf loads the server. fedns runs as its own process (the CLI), the fake API server in
-// this one.
-// usage: node dist/benchmarks/convergence.js [changes=1000] [services=1000]
+// it, measured by a client polling fedns over UDP. p50 and p99 over CHANGES changes, idle, while
+// the API server flaps (every 3.5 s it ends every watch with a fault: 410, in-stream 410, a
+// dropped connection, watches closed at once, 500, a malformed line, a failed list, 429, an
+// unreachable or a hung server for 1 s) and while dnsperf loads the server. fedns runs as its own
+// process (the CLI, default timings), the fake API server in this one.
+// usage: node dist/benchmarks/convergence.js [changes=1000] [services=1000] [churn seconds=70]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,6 +17,7 @@ import { FakeApiServer } from '../test/support/fake-apiserver.js';
 
 const CHANGES = Number(process.argv[2] ?? 1000);
 const SERVICES = Number(process.argv[3] ?? 1000);
+const CHURN_SECONDS = Number(process.argv[4] ?? 70);
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 const service = (i: number, ip: string) => ({
@@ -101,6 +104,73 @@ async function run(api: FakeApiServer, port: number, label: string): Promise<voi
   );
 }
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The flapping API server's faults, one every 3.5 s in turn; each resolves when it is over. */
+function faults(api: FakeApiServer): Array<[string, () => Promise<void>]> {
+  const kinds = ['Service', 'EndpointSlice'];
+  const brokenFor = async (mode: 'reset' | 'hang') => {
+    api.breakAll(mode);
+    await sleep(1000);
+    api.restore();
+  };
+  return [
+    ['410 on watch', async () => (kinds.forEach((kind) => api.failWatch(410, { times: 1, kind })), void api.endOpenWatches())],
+    ['in-stream 410', async () => void api.expireOpenWatches()],
+    ['connection dropped', async () => void api.closeAllWatches()],
+    ['watch closed at once', async () => (kinds.forEach((kind) => api.closeWatchesImmediately({ times: 1, kind })), void api.endOpenWatches())],
+    ['500 on watch', async () => (kinds.forEach((kind) => api.failWatch(500, { times: 1, kind })), void api.endOpenWatches())],
+    ['malformed line', async () => void api.sendMalformedLine()],
+    ['failed list', async () => (kinds.forEach((kind) => api.failList(500, { times: 1, kind })), void api.expireOpenWatches())],
+    ['429', async () => (kinds.forEach((kind) => api.failWatch(429, { times: 1, kind })), void api.endOpenWatches())],
+    ['unreachable 1 s', () => brokenFor('reset')],
+    ['hung 1 s', () => brokenFor('hang')],
+  ];
+}
+
+/** Changes one service after another while the API server flaps; every change's latency. */
+async function churn(api: FakeApiServer, port: number): Promise<void> {
+  const poll = new Poller(port);
+  const list = faults(api);
+  let flapping = true;
+  let injected = 0;
+  const flapper = (async () => {
+    while (flapping) {
+      const cycle = performance.now();
+      await list[injected++ % list.length][1]();
+      await sleep(Math.max(0, cycle + 3500 - performance.now()));
+    }
+  })();
+  const lat: number[] = [];
+  let timeouts = 0;
+  const end = performance.now() + CHURN_SECONDS * 1000;
+  for (let k = 0; performance.now() < end; k++) {
+    const i = (k * 37) % SERVICES;
+    const ip = ipFor(i, 100_000 + k);
+    const name = `svc${i}.bench.fed.example.com.`;
+    const t0 = performance.now();
+    api.apply(service(i, ip));
+    for (;;) {
+      const got = await poll.ask(name);
+      if (got?.includes(ip)) break;
+      if (performance.now() - t0 > 30_000) {
+        timeouts++;
+        break;
+      }
+      await sleep(5);
+    }
+    lat.push(performance.now() - t0);
+    await sleep(100);
+  }
+  flapping = false;
+  await flapper;
+  api.clearFaults();
+  poll.close();
+  console.log(
+    `churn (a fault every 3.5 s, ${injected} faults): ${lat.length} changes, p50 ${percentile(lat, 0.5).toFixed(0)} ms, p99 ${percentile(lat, 0.99).toFixed(0)} ms, max ${Math.max(...lat).toFixed(0)} ms${timeouts ? `, ${timeouts} not seen within 30 s` : ''}`,
+  );
+}
+
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'fedns-conv-'));
   const api = await FakeApiServer.start({ bookmarkIntervalMs: 5000 });
@@ -126,6 +196,7 @@ async function main(): Promise<void> {
     poll.close();
     console.log(`fedns synced ${SERVICES} services in ${(performance.now() - start).toFixed(0)} ms (from process start)`);
     await run(api, port, 'idle');
+    if (CHURN_SECONDS > 0) await churn(api, port);
     const hasDnsperf = spawnSync('sh', ['-c', 'command -v dnsperf']).status === 0;
     if (!hasDnsperf) {
       console.log('under load: skipped (dnsperf not installed)');

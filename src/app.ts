@@ -197,8 +197,8 @@ export class Fedns {
     );
     this.responder.transferHandler = (q, msg, conn, remote, responder) => this.transfers.handle(q, msg, conn, remote, responder);
     this.configureResponder(config, policy);
-    this.notifier = new Notifier(notifyOptions(config), () => this.federation.snapshot, log.child({ component: 'notify' }), (result) =>
-      metrics.notifies.inc({ result }),
+    this.notifier = new Notifier(notifyOptions(config), () => this.federation.snapshot, log.child({ component: 'notify' }), (result, rcode) =>
+      metrics.notifies.inc(rcode ? { result, rcode } : { result }),
     );
     let lastSerial = this.federation.snapshot.serial;
     this.federation.on('published', (snap, change) => {

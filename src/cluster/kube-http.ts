@@ -35,8 +35,10 @@ export function describeNetworkError(e: unknown): ApiError {
   const err = e as NodeJS.ErrnoException & { reason?: string; host?: string; hostname?: string };
   const code = typeof err?.code === 'string' ? err.code : '';
   const message = err instanceof Error ? err.message : String(e);
-  if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_|HOSTNAME_MISMATCH|EPROTO/.test(code) || /certificate|SSL routines|tls/i.test(message))
-    return new ApiError(`TLS: ${message}`, 'tls');
+  if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_|HOSTNAME_MISMATCH|EPROTO/.test(code)) return new ApiError(`TLS: ${message}`, 'tls');
+  // Before the message test: a connection reset during the handshake ("... before secure TLS
+  // connection was established") is a server gone or hung, not a certificate problem.
+  if (!NETWORK_CODES.has(code) && /certificate|SSL routines|tls/i.test(message)) return new ApiError(`TLS: ${message}`, 'tls');
   if (NETWORK_CODES.has(code)) {
     const host = code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? ` (${err.hostname ?? err.host ?? 'host'})` : '';
     return new ApiError(`API server unreachable: ${code}${host}`, 'network');
@@ -121,11 +123,16 @@ interface Prepared {
   auth?: string;
 }
 
-/** GETs against the current cluster of a KubeConfig, one keep-alive agent per TLS identity. */
+/**
+ * GETs against the current cluster of a KubeConfig, one keep-alive agent per TLS identity. An
+ * identity that rotates (exec-plugin certificates) gets a new agent; the old one is destroyed
+ * as soon as no request uses it (a watch opened with it keeps it until it ends).
+ */
 export class KubeTransport implements Transport {
   private agent?: http.Agent;
   private agentKey = '';
-  private readonly agents = new Set<http.Agent>();
+  /** Every agent held, with its requests in flight. */
+  private readonly agents = new Map<http.Agent, number>();
 
   constructor(
     private kc: KubeConfig,
@@ -177,13 +184,26 @@ export class KubeTransport implements Transport {
       fresh?.destroy();
       if (!this.agent || key !== this.agentKey) {
         const clean = Object.fromEntries(Object.entries(tls).filter(([, v]) => v !== undefined));
+        const old = this.agent;
         this.agent = base.protocol === 'http:' ? new http.Agent({ keepAlive: true }) : new https.Agent({ ...clean, keepAlive: true });
         this.agentKey = key;
-        this.agents.add(this.agent);
+        this.agents.set(this.agent, 0);
+        if (old) this.release(old, 0);
       }
       agent = this.agent;
     }
     return { base, agent, headers: (opts.headers ?? {}) as http.OutgoingHttpHeaders, auth: typeof opts.auth === 'string' ? opts.auth : undefined };
+  }
+
+  /** One request fewer on `agent` (`by` 0: none ended); an agent no longer current and unused is destroyed. */
+  private release(agent: http.Agent, by: number): void {
+    const n = this.agents.get(agent);
+    if (n === undefined) return;
+    if (n - by > 0 || agent === this.agent) this.agents.set(agent, n - by);
+    else {
+      this.agents.delete(agent);
+      agent.destroy();
+    }
   }
 
   private url(base: URL, path: string, query: Record<string, string>): URL {
@@ -223,6 +243,11 @@ export class KubeTransport implements Transport {
         auth: p.auth,
         headers: { ...p.headers, Accept: 'application/json', 'User-Agent': 'fedns' },
       });
+      // Proxy agents (not ours) are not counted.
+      if (this.agents.has(p.agent)) {
+        this.agents.set(p.agent, this.agents.get(p.agent)! + 1);
+        req.once('close', () => this.release(p.agent, 1));
+      }
       const timer = setTimeout(
         () => req.destroy(new ApiError(`${what}: API server did not answer within ${Math.round(this.timeoutMs / 100) / 10} s`, 'timeout')),
         this.timeoutMs,
@@ -294,9 +319,14 @@ export class KubeTransport implements Transport {
     return { response: res, abort: () => req.destroy() };
   }
 
+  /** HTTPS (or HTTP) agents held now (tests). */
+  agentCount(): number {
+    return this.agents.size;
+  }
+
   /** Closes every connection. */
   close(): void {
-    for (const a of this.agents) a.destroy();
+    for (const a of this.agents.keys()) a.destroy();
     this.agents.clear();
     this.agent = undefined;
   }

@@ -104,7 +104,6 @@ export class KubeClusterSource implements ClusterSource {
   private transport?: KubeTransport;
   private stopped = false;
   private loadTimer?: NodeJS.Timeout;
-  private loadFailures = 0;
   private regionPending: boolean;
   private regionRunning = false;
   private readonly quiet: QuietLog;
@@ -145,8 +144,8 @@ export class KubeClusterSource implements ClusterSource {
       const reason = `kubeconfig: ${(e as Error).message ?? String(e)}`;
       this.quiet.warn({ kubeconfig: this.src.kubeconfig, inCluster: this.src.inCluster, reason }, 'cannot load the cluster credentials; retrying');
       this.state.markBroken(reason);
-      const d = Math.min(this.timing.backoffCapMs, this.timing.backoffBaseMs * 2 ** Math.min(this.loadFailures++, 30));
-      this.loadTimer = setTimeout(() => void this.load(), Math.max(d, 1000));
+      // Paced like the list/watch loops, and never faster than once a second (a file to re-read).
+      this.loadTimer = setTimeout(() => void this.load(), Math.max(this.timing.restartIntervalMs, 1000));
       return;
     }
     if (this.stopped) return;

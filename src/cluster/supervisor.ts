@@ -13,12 +13,19 @@
 //   410 Gone (HTTP or ERROR event)   re-LIST, applied as a diff once complete (never cleared first)
 //   malformed line                   re-LIST (an event may have been lost)
 //   no event/bookmark for idleLimit  watchdog: abort, re-LIST (also proves the server answers)
-//   anything else                    failure: reported (cluster turns stale), exponential backoff
-//                                    with jitter (at least the server's Retry-After), then:
-//                                    a failed WATCH resumes from the last resourceVersion (the
-//                                    server replays what was missed, or answers 410), healthy
-//                                    again once it opens; a failed LIST is listed again
-//   many restarts in a short window  reconnect storm: logged once, restarts are backed off
+//   anything else                    failure: reported (cluster turns stale), then after the
+//                                    pace (at least the server's Retry-After): a failed WATCH
+//                                    resumes from the last resourceVersion (the server replays
+//                                    what was missed, or answers 410), healthy again once it
+//                                    works; a failed LIST is listed again
+//   many restarts in a short window  reconnect storm: logged once
+//
+// Every restart is paced: at most one per restartIntervalMs (with jitter) per resource, however
+// the last attempt ended, and never more than that: a flapping API server is followed within a
+// second or two instead of being backed off from for half a minute. A resource without a working
+// list or watch for staleAfterMs makes its cluster stale, so what fedns cannot know shows in
+// every answer (stale TTL, Extended DNS Error 3), even when nothing failed outright (watches
+// that end at once, a server that accepts and never answers).
 //
 // Nothing here knows HTTP or Kubernetes credentials: a Transport opens requests.
 import type { IncomingMessage } from 'node:http';
@@ -63,13 +70,11 @@ export interface SupervisorTiming {
   watchTimeoutJitter: number;
   /** A watch that delivers no event or bookmark for this long is considered dead. */
   idleLimitMs: number;
-  /** First retry delay after a failure. */
-  backoffBaseMs: number;
-  /** Largest retry delay. */
-  backoffCapMs: number;
-  /** After this long healthy, the backoff starts again from its base. */
-  backoffResetMs: number;
-  /** More restarts than this within stormWindowMs is a reconnect storm. */
+  /** Two starts of a list or watch are at least this far apart (plus up to 25 % jitter); 0: no pacing. */
+  restartIntervalMs: number;
+  /** A resource without a working list or watch for this long makes its cluster stale. */
+  staleAfterMs: number;
+  /** More restarts than this within stormWindowMs is a reconnect storm (logged). */
   stormRestarts: number;
   stormWindowMs: number;
   /** How often a missing optional kind (a CRD that is not installed) is looked for again. */
@@ -81,9 +86,8 @@ export const DEFAULT_TIMING: SupervisorTiming = {
   watchTimeoutSeconds: 300,
   watchTimeoutJitter: 0.1,
   idleLimitMs: 90_000,
-  backoffBaseMs: 200,
-  backoffCapMs: 30_000,
-  backoffResetMs: 60_000,
+  restartIntervalMs: 1000,
+  staleAfterMs: 3000,
   stormRestarts: 10,
   stormWindowMs: 30_000,
   missingKindRecheckMs: 300_000,
@@ -128,7 +132,9 @@ type WatchEnd =
 
 const MAX_LINE = 64 * 1024 * 1024;
 /** A Retry-After longer than this is taken as this (a misconfigured server must not park us for hours). */
-const MAX_RETRY_AFTER_MS = 10 * 60_000;
+const MAX_RETRY_AFTER_MS = 60_000;
+/** A watch open this long (or that delivered a line) works; capped by staleAfterMs / 3. */
+const WATCH_PROOF_MS = 1000;
 
 function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
@@ -174,7 +180,7 @@ export class QuietLog {
 export class Reflector {
   /** resourceVersion to watch from (from the last list, event or bookmark). */
   resourceVersion = '';
-  /** The data is current: a complete list, then no failure (or a watch resumed since). */
+  /** The data is current: a complete list, then no failure and no blind spell (or a watch works again since). */
   healthy = false;
   /** A complete list was applied at least once. */
   synced = false;
@@ -183,11 +189,14 @@ export class Reflector {
 
   private readonly abort = new AbortController();
   private stopped = false;
-  private failures = 0;
-  private healthySince = 0;
+  /** When the last list or watch was started (ms since epoch), for pacing. */
+  private lastStart = 0;
+  /** Armed while no list or watch works; fires after staleAfterMs. */
+  private blindTimer?: NodeJS.Timeout;
+  /** Why the last list or watch ended, for the reason of a blind spell. */
+  private lastTrouble = 'not listed yet';
   private restartTimes: number[] = [];
   private storm = false;
-  private stormLevel = 0;
   private missingLogged = false;
   private running?: Promise<void>;
   private sleeper?: { timer: NodeJS.Timeout; resolve: () => void };
@@ -218,12 +227,12 @@ export class Reflector {
       } catch (e) {
         this.log.error({ err: e, kind: this.spec.kind }, 'list/watch loop crashed; restarting it');
         this.healthy = false;
+        this.notWorking(`internal error: ${errorText(e)}`);
         try {
           this.sink.failed(`internal error: ${errorText(e)}`);
         } catch {
           /* already logged above */
         }
-        await this.sleep(this.backoff());
       }
     }
   }
@@ -240,6 +249,7 @@ export class Reflector {
     this.stopped = true;
     this.abort.abort();
     this.wake();
+    this.clearBlind();
     await this.running;
   }
 
@@ -247,12 +257,20 @@ export class Reflector {
 
   private async loop(): Promise<void> {
     let needList = true;
+    /** The server asked to wait at least this long (Retry-After). */
+    let retryAfter = 0;
     while (!this.stopped) {
+      this.notWorking(this.lastTrouble);
+      await this.pace(retryAfter);
+      retryAfter = 0;
+      if (this.stopped) return;
+      this.lastStart = Date.now();
       let watching = false;
       try {
         if (needList || this.positionLost) {
           this.positionLost = false;
           const found = await this.list();
+          this.lastTrouble = 'listed; the watch has not answered';
           if (this.stopped) return;
           if (!found) {
             await this.sleep(this.timing.missingKindRecheckMs);
@@ -262,13 +280,18 @@ export class Reflector {
         }
         const started = Date.now();
         watching = true;
+        // A list proves the data current when it ends; the watch must work within staleAfterMs of that.
+        this.notWorking(this.lastTrouble);
         const end = await this.watch();
         if (this.stopped) return;
         switch (end.how) {
           case 'clean':
             // A watch that ended by its own timeout is routine; one that ends at once is not.
             if (!end.routine) this.restarted('watch ended early');
-            else this.log.debug({ kind: this.spec.kind, resourceVersion: this.resourceVersion }, 'watch ended; re-watching');
+            else {
+              this.lastTrouble = 'watch ended';
+              this.log.debug({ kind: this.spec.kind, resourceVersion: this.resourceVersion }, 'watch ended; re-watching');
+            }
             break;
           case 'expired':
             needList = true;
@@ -287,20 +310,12 @@ export class Reflector {
             break;
         }
         if (this.storm && Date.now() - started >= this.timing.stormWindowMs) this.endStorm();
-        const delay = this.stormDelay();
-        if (delay > 0) {
-          // While storming, refresh from a list: watches that end at once may deliver nothing.
-          needList = true;
-          await this.sleep(delay);
-        }
       } catch (e) {
         if (this.stopped) return;
         if (isExpired(e)) {
           // 410 on the watch request itself, or a list continue token that expired.
           needList = true;
           this.restarted('resourceVersion expired (410); re-listing');
-          const delay = this.stormDelay();
-          if (delay > 0) await this.sleep(delay);
           continue;
         }
         // A watch that failed resumes from where it was: the server either replays every
@@ -309,9 +324,8 @@ export class Reflector {
         needList = !(watching && this.resourceVersion !== '' && !this.positionLost);
         const reason = this.describe(e);
         const err = e instanceof ApiError ? e : undefined;
-        const delay = Math.max(this.backoff(), Math.min(err?.retryAfterMs ?? 0, MAX_RETRY_AFTER_MS));
-        this.fail(reason, err, needList ? 'list' : `watch from resourceVersion ${this.resourceVersion}`, delay);
-        await this.sleep(delay);
+        retryAfter = Math.min(err?.retryAfterMs ?? 0, MAX_RETRY_AFTER_MS);
+        this.fail(reason, err, needList ? 'list' : `watch from resourceVersion ${this.resourceVersion}`, retryAfter);
       }
     }
   }
@@ -321,11 +335,14 @@ export class Reflector {
     return `unexpected error: ${errorText(e)}`;
   }
 
-  private fail(reason: string, error: ApiError | undefined, next: string, delayMs: number): void {
-    this.healthySince = 0;
+  private fail(reason: string, error: ApiError | undefined, next: string, retryAfterMs: number): void {
     this.healthy = false;
+    this.lastTrouble = reason;
     this.restarts++;
-    this.quiet.warn({ kind: this.spec.kind, reason }, 'list/watch failed; retrying with backoff', { failures: this.failures, next, delayMs });
+    this.quiet.warn({ kind: this.spec.kind, reason }, 'list/watch failed; retrying', {
+      next,
+      delayMs: Math.max(retryAfterMs, this.paceDelay(this.timing.restartIntervalMs)),
+    });
     this.sink.failed(reason, error);
     this.sink.restarted(reason);
   }
@@ -333,49 +350,68 @@ export class Reflector {
   private restarted(reason: string): void {
     const now = Date.now();
     this.restarts++;
+    this.lastTrouble = reason;
     // A whole storm window without a restart ends a storm.
     const last = this.restartTimes.at(-1);
     if (this.storm && (last === undefined || now - last >= this.timing.stormWindowMs)) this.endStorm();
     this.restartTimes.push(now);
-    this.log.debug({ kind: this.spec.kind, reason }, 'restarting list/watch');
-    this.sink.restarted(reason);
-  }
-
-  /** Next delay after a failure: base doubling to cap, with jitter (half fixed, half random). */
-  private backoff(): number {
-    // A long healthy spell since the last failure starts the doubling over.
-    if (this.healthySince && Date.now() - this.healthySince >= this.timing.backoffResetMs) this.failures = 0;
-    const d = Math.min(this.timing.backoffCapMs, this.timing.backoffBaseMs * 2 ** Math.min(this.failures, 30));
-    this.failures++;
-    return Math.round(d / 2 + Math.random() * (d / 2));
-  }
-
-  /**
-   * 0 normally. Once restarts come faster than the storm threshold: a storm, logged once, and a
-   * growing delay before every restart until a watch stays up for a whole storm window (or a
-   * whole window passes without a restart).
-   */
-  private stormDelay(): number {
-    const since = Date.now() - this.timing.stormWindowMs;
+    const since = now - this.timing.stormWindowMs;
     this.restartTimes = this.restartTimes.filter((t) => t > since);
-    if (!this.storm) {
-      if (this.restartTimes.length <= this.timing.stormRestarts) return 0;
+    if (!this.storm && this.restartTimes.length > this.timing.stormRestarts) {
       this.storm = true;
-      this.stormLevel = 0;
       this.log.warn(
-        { kind: this.spec.kind, restarts: this.restartTimes.length, windowMs: this.timing.stormWindowMs },
-        'reconnect storm: watches keep ending; backing off',
+        { kind: this.spec.kind, restarts: this.restartTimes.length, windowMs: this.timing.stormWindowMs, restartIntervalMs: this.timing.restartIntervalMs },
+        'reconnect storm: watches keep ending; restarts stay paced',
       );
     }
-    const d = Math.min(this.timing.backoffCapMs, this.timing.backoffBaseMs * 2 ** Math.min(this.stormLevel++, 30));
-    return Math.round(d / 2 + Math.random() * (d / 2));
+    this.log.debug({ kind: this.spec.kind, reason }, 'restarting list/watch');
+    this.sink.restarted(reason);
   }
 
   private endStorm(): void {
     if (!this.storm) return;
     this.storm = false;
-    this.stormLevel = 0;
     this.log.info({ kind: this.spec.kind }, 'reconnect storm over');
+  }
+
+  /** Milliseconds until the next start may happen, for an interval of `interval`. */
+  private paceDelay(interval: number): number {
+    return Math.max(0, this.lastStart + interval - Date.now());
+  }
+
+  /** Waits until the pace allows the next start (one per restartIntervalMs, jittered), and at least `minMs`. */
+  private pace(minMs: number): Promise<void> {
+    const interval = this.timing.restartIntervalMs * (1 + Math.random() * 0.25);
+    return this.sleep(Math.max(minMs, this.paceDelay(interval)));
+  }
+
+  // ---- blind spells -----------------------------------------------------------------------
+
+  /** No list or watch works now: unless one does within staleAfterMs, the resource is broken. */
+  private notWorking(why: string): void {
+    this.lastTrouble = why;
+    if (this.blindTimer || this.stopped) return;
+    this.blindTimer = setTimeout(() => {
+      this.blindTimer = undefined;
+      // A failure already reported says more than "no working watch".
+      if (!this.healthy || this.stopped) return;
+      this.healthy = false;
+      const reason = `${this.spec.plural}: no working list or watch for ${Math.round(this.timing.staleAfterMs / 100) / 10} s (last: ${this.lastTrouble})`;
+      this.quiet.warn({ kind: this.spec.kind }, 'no working list or watch; the cluster is stale', { reason });
+      this.sink.failed(reason);
+    }, this.timing.staleAfterMs);
+    this.blindTimer.unref();
+  }
+
+  /** A list or a watch works: the blind spell (if any) is over, and the resource healthy again. */
+  private working(): void {
+    this.clearBlind();
+    if (!this.healthy) this.markSynced();
+  }
+
+  private clearBlind(): void {
+    if (this.blindTimer) clearTimeout(this.blindTimer);
+    this.blindTimer = undefined;
   }
 
   private sleep(ms: number): Promise<void> {
@@ -428,6 +464,8 @@ export class Reflector {
       if (typeof pageRv === 'string' && pageRv) rv ??= pageRv;
       cont = typeof list.metadata?.continue === 'string' && list.metadata.continue ? list.metadata.continue : undefined;
       if (++pages > 100_000) throw new ApiError(`list ${this.spec.plural}: more than 100000 pages`, 'protocol');
+      // A long list that keeps delivering pages is working.
+      this.blindTimer?.refresh();
     } while (cont && !this.stopped);
     if (this.stopped) return true;
     if (!rv) throw new ApiError(`list ${this.spec.plural}: no resourceVersion in the answer`, 'protocol');
@@ -458,7 +496,7 @@ export class Reflector {
   }
 
   private markSynced(): void {
-    if (!this.healthy) this.healthySince = Date.now();
+    this.clearBlind();
     this.healthy = true;
     this.synced = true;
     this.quiet.reset();
@@ -489,17 +527,19 @@ export class Reflector {
       throw e;
     }
     const opened = Date.now();
-    // A watch resumed after a failure: what was missed arrives first on this stream.
-    if (!this.healthy) this.markSynced();
     const { response, abort } = stream;
     return new Promise<WatchEnd>((resolve, reject) => {
       let buf = '';
       let settled = false;
       let streamError: unknown;
+      // The watch works once it delivers a line or stays open a moment: one that ends at once
+      // (a reconnect storm) does not. A watch resumed after a failure replays what was missed first.
+      const proof = setTimeout(() => this.working(), Math.min(WATCH_PROOF_MS, this.timing.staleAfterMs / 3));
       const finish = (end: WatchEnd | ApiError, abortIt: boolean) => {
         if (settled) return;
         settled = true;
         clearTimeout(watchdog);
+        clearTimeout(proof);
         this.abort.signal.removeEventListener('abort', onStop);
         if (abortIt) abort();
         if (end instanceof ApiError) reject(end);
@@ -571,6 +611,7 @@ export class Reflector {
         buf += chunk;
         const end = drain(false);
         if (end) finish(end, true);
+        else this.working();
       });
       response.on('end', () => {
         if (settled) return;

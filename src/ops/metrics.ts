@@ -81,7 +81,7 @@ export class Metrics {
   readonly latency: QueryHistogram<Transport>;
   readonly programming: Histogram;
   readonly transfers: Counter<'type' | 'result'>;
-  readonly notifies: Counter<'result'>;
+  readonly notifies: Counter<'result' | 'rcode'>;
   private readonly reloads: Counter<'result'>;
   private readonly reloadOk: Gauge;
 
@@ -224,8 +224,8 @@ export class Metrics {
     });
     this.notifies = new Counter({
       name: 'fedns_notifies_total',
-      help: 'NOTIFY messages by result (sent, acknowledged, failed)',
-      labelNames: ['result'],
+      help: 'NOTIFY messages by result (sent, acknowledged, rejected with the rcode, failed after every retry)',
+      labelNames: ['result', 'rcode'],
       registers: [registry],
     });
     new Gauge({

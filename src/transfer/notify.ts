@@ -1,11 +1,14 @@
 // NOTIFY (RFC 1996) to configured secondaries when the serial changes. A burst of changes is
 // coalesced into one notify per secondary; unacknowledged notifies are retried with backoff, and a
-// newer serial replaces an older one still being retried.
+// newer serial replaces an older one still being retried. Only a NOERROR reply acknowledges: an
+// error rcode (REFUSED from a secondary that does not know fedns as its primary, NOTAUTH on a
+// bad key) is counted by rcode, logged and retried like no reply at all.
+import { randomInt } from 'node:crypto';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
 import { ThrottledLog } from '../ops/log.js';
-import { Opcode, RRClass, RRType } from '../dns/constants.js';
+import { Opcode, Rcode, RRClass, RRType } from '../dns/constants.js';
 import { encodeMessage } from '../dns/message.js';
 import type { ZoneSnapshot } from '../zone/snapshot.js';
 import { signRequest, type TsigKey } from './tsig.js';
@@ -25,15 +28,26 @@ export interface NotifyOptions {
   key?: TsigKey;
 }
 
-/** Values of fedns_notifies_total's `result` label. */
-export const NOTIFY_RESULTS = ['sent', 'acknowledged', 'failed'] as const;
-export type NotifyStats = (result: (typeof NOTIFY_RESULTS)[number]) => void;
+/**
+ * Values of fedns_notifies_total's `result` label: `rejected` is a reply with an error rcode
+ * (its `rcode` label names it), `failed` a NOTIFY given up after every retry.
+ */
+export const NOTIFY_RESULTS = ['sent', 'acknowledged', 'rejected', 'failed'] as const;
+export type NotifyStats = (result: (typeof NOTIFY_RESULTS)[number], rcode?: string) => void;
+
+const RCODE_NAMES = new Map<number, string>(Object.entries(Rcode).map(([name, code]) => [code, name]));
+/** The name of a header rcode (4 bits: a bounded label set). */
+export function rcodeName(rcode: number): string {
+  return RCODE_NAMES.get(rcode) ?? `RCODE${rcode}`;
+}
 
 interface Pending {
   id: number;
   serial: number;
   attempt: number;
   timer?: NodeJS.Timeout;
+  /** The last error rcode the secondary answered, if any. */
+  rejected?: string;
 }
 
 export class Notifier {
@@ -89,7 +103,8 @@ export class Notifier {
     const k = this.key(t);
     const old = this.pending.get(k);
     if (old?.timer) clearTimeout(old.timer);
-    const p: Pending = { id: Math.floor(Math.random() * 0x10000), serial: this.zone().serial, attempt: 0 };
+    // An unpredictable id (RFC 5452 spirit): a spoofed reply must not acknowledge it.
+    const p: Pending = { id: randomInt(0x10000), serial: this.zone().serial, attempt: 0 };
     this.pending.set(k, p);
     this.send(t, p);
   }
@@ -113,7 +128,7 @@ export class Notifier {
       if (++p.attempt > this.opts.retries) {
         this.pending.delete(this.key(t));
         this.stats?.('failed');
-        this.problems.warn('notify-unacknowledged', { target: this.key(t), serial: p.serial }, 'NOTIFY not acknowledged; the secondary will refresh on its own schedule');
+        this.problems.warn('notify-unacknowledged', { target: this.key(t), serial: p.serial, lastAnswer: p.rejected ?? 'none' }, 'NOTIFY not acknowledged; the secondary will refresh on its own schedule');
         return;
       }
       this.send(t, p);
@@ -127,10 +142,18 @@ export class Notifier {
     const p = this.pending.get(k);
     const flags = m.readUInt16BE(2);
     if (!p || m.readUInt16BE(0) !== p.id || !(flags & 0x8000) || ((flags >> 11) & 0xf) !== Opcode.NOTIFY) return;
+    const rcode = flags & 0xf;
+    if (rcode !== Rcode.NOERROR) {
+      // Not an acknowledgement: the pending retry stays armed.
+      p.rejected = rcodeName(rcode);
+      this.stats?.('rejected', p.rejected);
+      this.problems.warn('notify-rejected', { target: k, rcode: p.rejected, serial: p.serial, attempt: p.attempt }, 'NOTIFY rejected by the secondary; retrying');
+      return;
+    }
     if (p.timer) clearTimeout(p.timer);
     this.pending.delete(k);
     this.stats?.('acknowledged');
-    this.log.debug({ target: k, serial: p.serial, rcode: flags & 0xf }, 'NOTIFY acknowledged');
+    this.log.debug({ target: k, serial: p.serial }, 'NOTIFY acknowledged');
   }
 
   close(): void {

@@ -1,7 +1,9 @@
 // Member-cluster credentials other than a bearer token, as a kubeconfig says: a client
 // certificate (mutual TLS) and an exec credential plugin. The fake API server verifies client
 // certificates against its CA, the way kube-apiserver does with --client-ca-file.
+import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
+import { KubeTransport } from '../../src/cluster/kube-http.js';
 import { FakeApiServer } from '../support/fake-apiserver.js';
 import { eventuallyWith, kubeHarness, publish, QUICK_TIMING, same, useKubeTiming, type Running } from '../support/kube-harness.js';
 
@@ -65,5 +67,48 @@ describe('kube source: client certificate and exec plugin credentials', () => {
     await eventually(() => server.execPluginRuns, (n) => n >= runsBefore + 3, 'the plugin retried');
     expect(r.health('east')).toBe('syncing');
     expect(server.requestLog.filter((q) => q.verb === 'list' || q.verb === 'watch')).toEqual([]);
+  });
+});
+
+describe('kube transport: TLS identities that rotate (exec-plugin client certificates)', () => {
+  let server: FakeApiServer | undefined;
+  afterEach(async () => {
+    await server?.stop();
+    server = undefined;
+  });
+
+  it('keeps one HTTPS agent per identity in use: the old ones are destroyed once their requests end', async () => {
+    server = await FakeApiServer.start({ bookmarkIntervalMs: 200 });
+    publish(server, 'shop', 'web', '192.0.2.1');
+    const kc = new KubeConfig();
+    kc.loadFromString(server.kubeconfig());
+    // Every call hands out a new TLS identity, as an exec plugin that rotates its certificate
+    // does (here the same CA with a different trailing comment: another identity to the agent).
+    let rotation = 0;
+    const apply = kc.applyToHTTPSOptions.bind(kc);
+    kc.applyToHTTPSOptions = async (opts) => {
+      await apply(opts);
+      opts.ca = `${String(opts.ca)}\n# rotation ${++rotation}\n`;
+    };
+    const transport = new KubeTransport(kc, 5000);
+    const stop = new AbortController();
+    try {
+      // A watch opened with the first identity stays open across the rotations.
+      const watch = await transport.openStream('/api/v1/services', { watch: 'true', resourceVersion: '0' }, stop.signal);
+      for (let i = 0; i < 30; i++) {
+        const list = (await transport.getJson('/api/v1/services', {}, stop.signal)) as { items: unknown[] };
+        expect(list.items).toHaveLength(1);
+        // The watch's identity (in use) and the current one: never more.
+        expect(transport.agentCount()).toBeLessThanOrEqual(2);
+      }
+      expect(rotation).toBeGreaterThanOrEqual(31);
+      watch.abort();
+      await new Promise((r) => setTimeout(r, 50));
+      expect(transport.agentCount()).toBe(1);
+    } finally {
+      stop.abort();
+      transport.close();
+    }
+    expect(transport.agentCount()).toBe(0);
   });
 });

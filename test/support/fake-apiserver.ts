@@ -606,6 +606,8 @@ export class FakeApiServer extends EventEmitter {
   readonly requestLog: RequestRecord[] = [];
   /** TLS handshakes that failed (e.g. client did not trust the CA). */
   tlsErrors = 0;
+  /** Connections turned away (reset, or accepted and left hanging) while breakAll() was in force. */
+  brokenConnections = 0;
 
   private readonly opts: Required<Pick<FakeApiServerOptions, 'bookmarkIntervalMs' | 'maxHistory' | 'maxRequestLog' | 'listItemsTypeMeta'>>;
   private readonly defs: ResourceDef[];
@@ -1256,6 +1258,10 @@ export class FakeApiServer extends EventEmitter {
 
   private onConnection(socket: net.Socket): void {
     socket.on('error', () => {});
+    if (this.broken) {
+      this.brokenConnections++;
+      this.changed();
+    }
     if (this.stopped || this.broken === 'reset') {
       socket.resetAndDestroy();
       return;

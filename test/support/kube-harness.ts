@@ -28,9 +28,8 @@ import type { FakeApiServer, KubeObject } from './fake-apiserver.js';
 /** Supervisor timings for tests that want quick retries but no fault-matrix tuning. */
 export const QUICK_TIMING: KubeSourceOptions = {
   idleLimitMs: 1500,
-  backoffBaseMs: 10,
-  backoffCapMs: 200,
-  backoffResetMs: 1000,
+  restartIntervalMs: 50,
+  staleAfterMs: 1500,
   requestTimeoutMs: 2000,
   watchTimeoutSeconds: 30,
   stormRestarts: 20,
@@ -73,8 +72,8 @@ export class DnsClient {
   bind(): Promise<void> {
     return new Promise((resolve) => this.sock.bind(0, '127.0.0.1', () => resolve()));
   }
-  /** One query over UDP to 127.0.0.1; undefined when no answer came within `timeoutMs`. */
-  query(name: string, type: number = RRType.A, timeoutMs = 1000): Promise<Message | undefined> {
+  /** One query over UDP to 127.0.0.1 (with EDNS when `edns`); undefined when no answer came within `timeoutMs`. */
+  query(name: string, type: number = RRType.A, timeoutMs = 1000, edns = false): Promise<Message | undefined> {
     this.id = (this.id % 0xffff) + 1;
     const id = this.id;
     return new Promise((resolve) => {
@@ -86,7 +85,7 @@ export class DnsClient {
         clearTimeout(t);
         resolve(m);
       });
-      this.sock.send(encodeQuery(name, type, { id }), this.port, '127.0.0.1');
+      this.sock.send(encodeQuery(name, type, { id, ...(edns ? { edns: {} } : {}) }), this.port, '127.0.0.1');
     });
   }
   close(): void {

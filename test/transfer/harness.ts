@@ -89,7 +89,7 @@ export interface Primary {
   /** fedns_zone_transfers_total{type,result}. */
   transfers(type: 'AXFR' | 'IXFR', result: string): Promise<number>;
   /** fedns_notifies_total{result}. */
-  notifies(result: 'sent' | 'acknowledged' | 'failed'): Promise<number>;
+  notifies(result: 'sent' | 'acknowledged' | 'rejected' | 'failed'): Promise<number>;
   /** Resolves with the first log record with this msg matching `pred` (bounded wait). */
   waitForLog(msg: string, pred?: (r: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
   /** Resolves once the zone is ready and has not changed for `quietMs`. */

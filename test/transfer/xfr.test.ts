@@ -708,3 +708,63 @@ describe('EDNS on transfers and their errors (RFC 6891 7)', () => {
     expect(verifyResponseTsig(readTsig(signedRefusal, lastAdditionalOffset(signedRefusal)).mac, [reply], KEY)).toBeUndefined();
   });
 });
+
+describe('NOTIFY answered with an error', () => {
+  let p: Primary | undefined;
+  let secondary: UdpSocket | undefined;
+  afterAll(async () => {
+    await p?.stop();
+    secondary?.close();
+  });
+
+  it('REFUSED is no acknowledgement: counted by rcode, logged, retried until NOERROR; ids do not come from Math.random', async () => {
+    let rcode: number = Rcode.REFUSED;
+    const heard: { id: number; rcode: number }[] = [];
+    secondary = createSocket('udp4');
+    const s = secondary;
+    s.on('message', (msg, rinfo) => {
+      const q = decodeMessage(msg);
+      heard.push({ id: q.id, rcode });
+      s.send(encodeMessage({ id: q.id, qr: true, aa: true, opcode: Opcode.NOTIFY, rcode, questions: q.questions }), rinfo.port, rinfo.address);
+    });
+    const port = await new Promise<number>((resolve) => s.bind(0, '127.0.0.1', () => resolve(s.address().port)));
+    p = await startPrimary({ transfer: { notify: [`127.0.0.1:${port}`], notifyDelay: 0.1 } });
+    const primary = p;
+    const rejected = async () => {
+      const v = (await primary.fedns.metrics.notifies.get()).values.find((x) => x.labels.result === 'rejected' && x.labels.rcode === 'REFUSED');
+      return v?.value ?? 0;
+    };
+    const c = addCluster(primary);
+    fillCluster(c, 0, 5);
+    await primary.settled(200);
+    // Refused, then retried (the first retry a second later): never acknowledged meanwhile.
+    const deadline = Date.now() + 8000;
+    while (heard.length < 2 && Date.now() < deadline) await sleep(20);
+    expect(heard.length).toBeGreaterThanOrEqual(2);
+    expect(await primary.notifies('acknowledged')).toBe(0);
+    expect(await rejected()).toBeGreaterThanOrEqual(2);
+    const warned = await primary.waitForLog('NOTIFY rejected by the secondary; retrying', (r) => r.rcode === 'REFUSED');
+    expect(warned.target).toBe(`127.0.0.1#${port}`);
+    // The secondary accepts now: the next retry is acknowledged, and no retry follows.
+    rcode = Rcode.NOERROR;
+    while ((await primary.notifies('acknowledged')) < 1 && Date.now() < deadline + 8000) await sleep(20);
+    expect(await primary.notifies('acknowledged')).toBe(1);
+    const after = heard.length;
+    await sleep(2500);
+    expect(heard.length).toBe(after);
+    expect(await primary.notifies('failed')).toBe(0);
+    // Ids come from node:crypto: two NOTIFYs differ even with Math.random stuck on one value.
+    const random = vi.spyOn(Math, 'random').mockReturnValue(0.5);
+    try {
+      for (let i = 0; i < 2; i++) {
+        const n = heard.length;
+        readdress(c, 1, 10 + i);
+        while (heard.length === n && Date.now() < deadline + 20_000) await sleep(20);
+      }
+    } finally {
+      random.mockRestore();
+    }
+    const [a, b] = heard.slice(-2);
+    expect(a.id).not.toBe(b.id);
+  }, 30_000);
+});

@@ -1,6 +1,6 @@
 // How API-server answers become health reasons and retry delays.
 import { describe, expect, it } from 'vitest';
-import { describeStatus, retryAfterMs } from '../../src/cluster/kube-http.js';
+import { describeNetworkError, describeStatus, retryAfterMs } from '../../src/cluster/kube-http.js';
 
 describe('Retry-After', () => {
   const now = Date.parse('2026-11-26T12:00:00Z');
@@ -31,5 +31,19 @@ describe('HTTP status as a health reason', () => {
     expect(e.message).toBe(text);
     expect(e.status).toBe(status);
     expect(e.category).toBe('http');
+  });
+});
+
+describe('connection errors as health reasons', () => {
+  const err = (code: string, message: string) => Object.assign(new Error(message), { code });
+  it('a connection dropped during the TLS handshake (a hung or restarting server) is unreachable, not a TLS problem', () => {
+    const e = describeNetworkError(err('ECONNRESET', 'Client network socket disconnected before secure TLS connection was established'));
+    expect(e.category).toBe('network');
+    expect(e.message).toBe('API server unreachable: ECONNRESET');
+  });
+  it('a certificate that does not verify is TLS', () => {
+    const e = describeNetworkError(err('UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'unable to verify the first certificate'));
+    expect(e.category).toBe('tls');
+    expect(e.message).toBe('TLS: unable to verify the first certificate');
   });
 });

@@ -48,13 +48,117 @@ describe('Reflector supervision', () => {
     };
     const logs: string[] = [];
     const log = pino({ level: 'error' }, new Writable({ write: (line, _enc, cb) => (logs.push(JSON.parse(String(line)).msg), cb()) }));
-    const r = new Reflector({ kind: 'Service', path: '/api/v1/services', plural: 'services' }, transport, sink, { ...DEFAULT_TIMING, backoffBaseMs: 5, backoffCapMs: 20 }, log);
+    const r = new Reflector({ kind: 'Service', path: '/api/v1/services', plural: 'services' }, transport, sink, { ...DEFAULT_TIMING, restartIntervalMs: 5 }, log);
     r.start();
     await until(() => synced > 0 && streams.length > 0);
     expect(logs).toContain('list/watch loop crashed; restarting it');
     expect(failures).toEqual(['list services: API server error (503)', 'internal error: sink broke']);
     expect(lists).toBe(2);
     expect(r.healthy).toBe(true);
+    await r.stop();
+  });
+});
+
+describe('Reflector pacing and blind spells', () => {
+  const silentLog = pino({ level: 'silent' });
+
+  /** A transport that lists fine and whose watches end as soon as they open (no line, no error). */
+  function closingWatches() {
+    const calls = { lists: 0, watches: [] as number[] };
+    const transport: Transport = {
+      async getJson() {
+        calls.lists++;
+        return { items: [], metadata: { resourceVersion: '7' } };
+      },
+      async openStream() {
+        calls.watches.push(Date.now());
+        const s = new PassThrough();
+        setImmediate(() => s.end());
+        return { response: s as unknown as IncomingMessage, abort: () => s.destroy() };
+      },
+    };
+    return { calls, transport };
+  }
+
+  function recordingSink() {
+    const events = { failed: [] as string[], synced: 0 };
+    const sink: ReflectorSink = {
+      replace: () => {},
+      event: () => {},
+      flush: () => {},
+      synced: () => events.synced++,
+      failed: (reason) => events.failed.push(reason),
+      restarted: () => {},
+    };
+    return { events, sink };
+  }
+
+  it('watches that end at once are restarted no faster than restartIntervalMs, and the resource turns blind after staleAfterMs', async () => {
+    const { calls, transport } = closingWatches();
+    const { events, sink } = recordingSink();
+    const r = new Reflector({ kind: 'Service', path: '/api/v1/services', plural: 'services' }, transport, sink, { ...DEFAULT_TIMING, restartIntervalMs: 100, staleAfterMs: 600 }, silentLog);
+    r.start();
+    await until(() => events.failed.length > 0, 3000);
+    await r.stop();
+    expect(events.synced).toBe(1); // the list; no watch ever worked
+    expect(events.failed[0]).toMatch(/^services: no working list or watch for 0\.6 s \(last: watch ended early\)$/);
+    expect(r.healthy).toBe(false);
+    // About 600 ms at one restart per 100-125 ms: 5 to 7 watches, where no pacing makes thousands.
+    expect(calls.watches.length).toBeGreaterThanOrEqual(3);
+    expect(calls.watches.length).toBeLessThanOrEqual(9);
+    const gaps = calls.watches.slice(1).map((t, i) => t - calls.watches[i]);
+    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(95);
+    expect(calls.lists).toBe(1); // a watch that ends resumes from its resourceVersion
+  });
+
+  it('a watch that stays open works: never blind, and healthy again after a blind spell', async () => {
+    let closeAtOnce = true;
+    const open: PassThrough[] = [];
+    const transport: Transport = {
+      async getJson() {
+        return { items: [], metadata: { resourceVersion: '7' } };
+      },
+      async openStream() {
+        const s = new PassThrough();
+        if (closeAtOnce) setImmediate(() => s.end());
+        else open.push(s);
+        return { response: s as unknown as IncomingMessage, abort: () => s.destroy() };
+      },
+    };
+    const { events, sink } = recordingSink();
+    const r = new Reflector({ kind: 'Service', path: '/api/v1/services', plural: 'services' }, transport, sink, { ...DEFAULT_TIMING, restartIntervalMs: 50, staleAfterMs: 300 }, silentLog);
+    r.start();
+    await until(() => events.failed.length > 0, 3000);
+    closeAtOnce = false;
+    // Open for a third of staleAfterMs without a line: it works.
+    await until(() => r.healthy, 3000);
+    expect(events.synced).toBe(2);
+    await new Promise((res) => setTimeout(res, 600));
+    expect(events.failed).toHaveLength(1);
+    expect(r.healthy).toBe(true);
+    await r.stop();
+    for (const s of open) s.destroy();
+  });
+});
+
+describe('Reflector: a watch that never answers', () => {
+  it('after a good list, a watch request left hanging makes the resource blind within staleAfterMs (not the request timeout)', async () => {
+    const transport: Transport = {
+      async getJson() {
+        return { items: [], metadata: { resourceVersion: '7' } };
+      },
+      openStream(_path, _query, signal) {
+        return new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(new ApiError('stopped', 'aborted'))));
+      },
+    };
+    const failed: string[] = [];
+    const sink: ReflectorSink = { replace: () => {}, event: () => {}, flush: () => {}, synced: () => {}, failed: (r) => failed.push(r), restarted: () => {} };
+    const r = new Reflector({ kind: 'Service', path: '/api/v1/services', plural: 'services' }, transport, sink, { ...DEFAULT_TIMING, staleAfterMs: 300 }, pino({ level: 'silent' }));
+    const started = Date.now();
+    r.start();
+    await until(() => failed.length > 0, 3000);
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(failed).toEqual(['services: no working list or watch for 0.3 s (last: listed; the watch has not answered)']);
     await r.stop();
   });
 });
