@@ -85,11 +85,12 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     if (nameKey(settings.apex.domain) !== this.builder.apexKey) {
       this.builder = new ZoneBuilder(settings.apex, nextSerial(this.current.serial));
       this.present.clear();
-      for (const c of this.clusters.values()) for (const k of c.serviceKeys()) this.dirty.add(k);
     } else {
       this.builder.setApex(settings.apex);
     }
+    // Every service, not only those with names now: a new selection may bring some back.
     for (const k of this.present) this.dirty.add(k);
+    for (const c of this.clusters.values()) for (const k of c.serviceKeys()) this.dirty.add(k);
     this.topologyMayChange(true);
     this.schedule();
   }

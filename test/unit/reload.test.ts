@@ -162,3 +162,19 @@ describe('load-balancer hostnames across a reload', () => {
     fed.close();
   });
 });
+
+describe('a new selection policy', () => {
+  it('brings back services the old one left out', () => {
+    const settings = testFederationSettings({ selection: 'exported' });
+    const fed = new Federation(settings);
+    const c = fed.addCluster({ name: 'a', region: 'r1', zones: ['z1'], addressMode: 'loadBalancer', gracePeriod: 300 });
+    seed(c, web);
+    fed.rebuild();
+    const responder = new Responder(() => fed.snapshot);
+    const ask = () => decodeMessage(responder.answer(encodeQuery('web.ns.fed.example.com.', RRType.A), 'udp')!);
+    expect(ask().rcode).toBe(Rcode.NXDOMAIN);
+    fed.reconfigure(testFederationSettings({ selection: 'all' }));
+    fed.rebuild();
+    expect(ask().answers.map((r) => r.data)).toEqual(['192.0.2.1']);
+  });
+});
