@@ -47,14 +47,22 @@ function tsigKeys(c: Config): TsigKey[] {
   return c.transfer.tsig.map((k) => ({ name: k.name, algorithm: `${k.algorithm}.`, secret: Buffer.from(k.secret, 'base64') }));
 }
 
+/** Why this replica does not serve transfers (transfer.primary names another), or undefined. */
+function notPrimary(c: Config): string | undefined {
+  const p = c.transfer.primary;
+  if (p === undefined || p === c.identity.server) return undefined;
+  return `not the transfer primary (transfer.primary: ${p}, this replica: ${c.identity.server})`;
+}
+
 export function transferPolicy(c: Config): TransferPolicy {
   const keys = tsigKeys(c);
-  return { allow: c.transfer.allow, keys, requireTsig: c.transfer.requireTsig ?? keys.length > 0 };
+  return { allow: c.transfer.allow, keys, requireTsig: c.transfer.requireTsig ?? keys.length > 0, notPrimary: notPrimary(c) };
 }
 
 export function notifyOptions(c: Config): NotifyOptions {
   return {
-    targets: c.transfer.notify,
+    // Only the transfer primary tells secondaries about its serials.
+    targets: notPrimary(c) ? [] : c.transfer.notify,
     coalesceMs: c.transfer.notifyDelay * 1000,
     retryMs: 1000,
     retries: 5,
@@ -164,10 +172,14 @@ export class Fedns {
       metrics.notifies.inc({ result }),
     );
     let lastSerial = this.federation.snapshot.serial;
+    let lastDomain = this.federation.snapshot.domain;
     this.federation.on('published', (snap, change) => {
       if (snap.serial === lastSerial) return;
-      this.journal.add(lastSerial, snap.serial, change);
+      // A new domain is a new zone: no IXFR delta leads into it from the old one.
+      if (snap.domain !== lastDomain) this.journal.clear();
+      else this.journal.add(lastSerial, snap.serial, change);
       lastSerial = snap.serial;
+      lastDomain = snap.domain;
       this.notifier.changed();
       this.saveSerial();
     });
