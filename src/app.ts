@@ -48,14 +48,22 @@ function tsigKeys(c: Config): TsigKey[] {
   return c.transfer.tsig.map((k) => ({ name: k.name, algorithm: `${k.algorithm}.`, secret: Buffer.from(k.secret, 'base64') }));
 }
 
+/** Why this replica does not serve transfers (transfer.primary names another), or undefined. */
+function notPrimary(c: Config): string | undefined {
+  const p = c.transfer.primary;
+  if (p === undefined || p === c.identity.server) return undefined;
+  return `not the transfer primary (transfer.primary: ${p}, this replica: ${c.identity.server})`;
+}
+
 export function transferPolicy(c: Config): TransferPolicy {
   const keys = tsigKeys(c);
-  return { allow: c.transfer.allow, keys, requireTsig: c.transfer.requireTsig ?? keys.length > 0 };
+  return { allow: c.transfer.allow, keys, requireTsig: c.transfer.requireTsig ?? keys.length > 0, notPrimary: notPrimary(c) };
 }
 
 export function notifyOptions(c: Config): NotifyOptions {
   return {
-    targets: c.transfer.notify,
+    // Only the transfer primary tells secondaries about its serials.
+    targets: notPrimary(c) ? [] : c.transfer.notify,
     coalesceMs: c.transfer.notifyDelay * 1000,
     retryMs: 1000,
     retries: 5,
@@ -129,6 +137,9 @@ const sourceFactories: Record<string, SourceFactory> = {
   },
 };
 
+/** Longest a reload waits for clusters to read what a new selection policy needs. */
+const POLICY_WAIT_MS = 10_000;
+
 export function registerSource(type: string, factory: SourceFactory): void {
   sourceFactories[type] = factory;
 }
@@ -201,10 +212,14 @@ export class Fedns {
       metrics.notifies.inc(rcode ? { result, rcode } : { result }),
     );
     let lastSerial = this.federation.snapshot.serial;
+    let lastDomain = this.federation.snapshot.domain;
     this.federation.on('published', (snap, change) => {
       if (snap.serial === lastSerial) return;
-      this.journal.add(lastSerial, snap.serial, change);
+      // A new domain is a new zone: no IXFR delta leads into it from the old one.
+      if (snap.domain !== lastDomain) this.journal.clear();
+      else this.journal.add(lastSerial, snap.serial, change);
       lastSerial = snap.serial;
+      lastDomain = snap.domain;
       this.notifier.changed();
       this.saveSerial();
     });
@@ -273,21 +288,42 @@ export class Fedns {
 
   private startCluster(cl: ClusterConfigResolved): void {
     const state = this.federation.addCluster(clusterSettings(this.config, cl));
+    this.startSource(cl, state);
+  }
+
+  private startSource(cl: ClusterConfigResolved, state: ClusterState): void {
     const factory = sourceFactories[cl.source.type];
     if (!factory) throw new Error(`no source for type ${cl.source.type}`);
     const source = factory(state, cl, this.log.child({ cluster: cl.name }), this.config);
-    this.sources.set(cl.name, { source, config: JSON.stringify(cl) });
+    this.sources.set(cl.name, { source, config: JSON.stringify(cl.source) });
     void Promise.resolve(source.start()).catch((e) => this.log.error({ err: e, cluster: cl.name }, 'cluster source failed to start'));
   }
 
   private async stopCluster(name: string): Promise<void> {
     const s = this.sources.get(name);
     this.sources.delete(name);
-    if (s) await s.source.stop();
     this.federation.removeCluster(name);
+    if (s) await s.source.stop();
   }
 
-  /** Applies a new, already validated configuration without dropping queries. */
+  /**
+   * Tells every source the new selection policy (the kube source starts or stops its ServiceExport
+   * watch), and waits, bounded, until what the policy needs has been read.
+   */
+  private async applyPolicy(policy: Config['selection']['policy']): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), POLICY_WAIT_MS)));
+    const all = Promise.all([...this.sources.values()].map((s) => s.source.setPolicy?.(policy))).then(() => true);
+    const done = await Promise.race([all, bound]);
+    clearTimeout(timer);
+    if (!done) this.log.warn({ policy, waitedMs: POLICY_WAIT_MS }, 'not every cluster has listed its ServiceExports yet; applying the new selection anyway');
+  }
+
+  /**
+   * Applies a new, already validated configuration without dropping queries or data: settings
+   * that change answers are applied to the clusters' data in place, and a source is replaced only
+   * when its own settings changed (its cluster's data is served until the new source has read).
+   */
   async reload(next: Config): Promise<void> {
     const prev = this.config;
     // Listeners first, all or nothing: a new ops address opens before the DNS listeners move, and
@@ -308,6 +344,9 @@ export class Fedns {
       // Same address (only readyTimeout changed) or turned off: reopened here, or not at all.
       this.ops = opsMoves ? newOps : await this.openOps(next);
     }
+    // A new selection applies once the clusters have read what it needs (ServiceExports), so
+    // that services do not vanish meanwhile.
+    if (prev.selection.policy !== next.selection.policy) await this.applyPolicy(next.selection.policy);
     const policy = transferPolicy(next);
     this.transfers.setPolicy(policy);
     this.configureResponder(next, policy);
@@ -315,23 +354,30 @@ export class Fedns {
     this.dns.setLimits({ idleTimeout: next.tcp.idleTimeout, maxConnections: next.tcp.maxConnections });
     this.configureRateLimit(next);
     this.config = next;
+    // Everything that changes answers is applied before the next rebuild, all at once.
     const nextByName = new Map(next.clusters.map((c) => [c.name, c]));
-    for (const name of [...this.sources.keys()]) {
-      const want = nextByName.get(name);
-      const restart =
-        !want ||
-        JSON.stringify(want) !== this.sources.get(name)!.config ||
-        JSON.stringify(prev.health) !== JSON.stringify(next.health) ||
-        prev.addressMode !== next.addressMode ||
-        // The kube source watches ServiceExports only for the "exported" policy.
-        prev.selection.policy !== next.selection.policy;
-      if (restart)
-        await this.stopCluster(name);
+    const gone = [...this.sources.keys()].filter((name) => !nextByName.has(name));
+    const replaced: ClusterConfigResolved[] = [];
+    for (const name of gone) this.federation.removeCluster(name);
+    for (const cl of next.clusters) {
+      const state = this.federation.clusters.get(cl.name);
+      const running = this.sources.get(cl.name);
+      if (!state || !running) continue;
+      state.reconfigure(clusterSettings(next, cl));
+      if (running.config !== JSON.stringify(cl.source)) replaced.push(cl);
     }
     if (JSON.stringify(prev.hostnames) !== JSON.stringify(next.hostnames))
       this.federation.resolveHostnames(dnsResolver(next.hostnames.resolvers), next.hostnames.refresh, this.log.child({ component: 'hostnames' }));
     this.federation.reconfigure(federationSettings(next));
     for (const cl of next.clusters) if (!this.sources.has(cl.name)) this.startCluster(cl);
+    this.federation.rebuild();
+    for (const name of gone) await this.stopCluster(name);
+    for (const cl of replaced) {
+      const old = this.sources.get(cl.name)!;
+      await old.source.stop();
+      this.log.info({ cluster: cl.name }, 'cluster source settings changed; reading the cluster with the new ones, serving its last data meanwhile');
+      this.startSource(cl, this.federation.clusters.get(cl.name)!);
+    }
     this.log.info({ file: next.file, clusters: next.clusters.length }, 'configuration reloaded');
   }
 

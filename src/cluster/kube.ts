@@ -297,6 +297,30 @@ export class KubeClusterSource implements ClusterSource {
     }
   }
 
+  /** ServiceExports are watched for the "exported" policy only: started or stopped in place, nothing else is listed again. */
+  async setPolicy(policy: 'all' | 'exported' | 'labels'): Promise<void> {
+    const want = policy === 'exported';
+    if (want === this.kinds.includes('ServiceExport')) return;
+    if (!want) {
+      this.kinds.splice(this.kinds.indexOf('ServiceExport'), 1);
+      const r = this.reflectors.get('ServiceExport');
+      this.reflectors.delete('ServiceExport');
+      await r?.stop();
+      this.state.replaceKind('ServiceExport', []);
+      this.state.flush();
+      return;
+    }
+    this.kinds.push('ServiceExport');
+    if (!this.transport || this.stopped) return; // load() starts every kind
+    const spec = RESOURCES.ServiceExport;
+    const sink = this.sink('ServiceExport');
+    await new Promise<void>((settled) => {
+      const r = new Reflector(spec, new LabelledTransport(this.transport!, spec.plural), { ...sink, synced: () => (sink.synced(), settled()), failed: (why, e) => (sink.failed(why, e), settled()) }, this.timing, this.log);
+      this.reflectors.set('ServiceExport', r);
+      r.start();
+    });
+  }
+
   /** Restarts so far, per kind (for tests and explain). */
   restarts(): Record<string, number> {
     return Object.fromEntries([...this.reflectors].map(([k, r]) => [k, r.restarts]));

@@ -3,6 +3,11 @@
 export interface ClusterSource {
   /** Starts reading; the first complete read marks the cluster live. */
   start(): void | Promise<void>;
+  /**
+   * The selection policy changed (a reload): read what it needs (ServiceExports for "exported")
+   * without reading the rest again. Resolves once that is read, or has failed.
+   */
+  setPolicy?(policy: 'all' | 'exported' | 'labels'): void | Promise<void>;
   /** Stops every timer, watch and connection. */
   stop(): void | Promise<void>;
 }

@@ -284,6 +284,28 @@ export class ClusterState {
     this.expiry = undefined;
   }
 
+  /**
+   * New settings from a reload, applied in place: the data and the health stay (a reload never
+   * sends a cluster back to syncing); every service of the cluster is rebuilt with them.
+   */
+  reconfigure(settings: ClusterSettings): void {
+    const old = this.settings;
+    this.settings = settings;
+    // Discovered zones are counted all along: without configured zones, they are the zones again.
+    if (old.zones.length && !settings.zones.length) this.zoneList = undefined;
+    if (settings.gracePeriod !== old.gracePeriod && this.brokenSince && (this.health === 'stale' || this.health === 'expired')) {
+      // The grace period counts from when the cluster broke, not from the reload.
+      this.clearExpiry();
+      const left = this.brokenSince + settings.gracePeriod * 1000 - Date.now();
+      if (left > 0) {
+        this.expiry = setTimeout(() => this.setHealth('expired'), left);
+        this.expiry.unref();
+      }
+      this.setHealth(left > 0 ? 'stale' : 'expired');
+    }
+    if (!isDeepStrictEqual(old, settings)) this.listener.clusterChanged(this);
+  }
+
   /** Releases timers; the state is no longer used. */
   dispose(): void {
     this.clearExpiry();

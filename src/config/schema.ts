@@ -147,6 +147,12 @@ const transferSchema = z
       .prefault({}),
     /** File that keeps the last SOA serial across restarts (optional). */
     serialFile: z.string().optional(),
+    /**
+     * identity.server of the one replica that serves AXFR/IXFR and sends NOTIFY (a StatefulSet
+     * pod's name), so that secondaries never get two zones under one serial; the other replicas
+     * refuse transfers. Unset: every replica serves them.
+     */
+    primary: chaosText.optional(),
   })
   .superRefine((t, ctx) => {
     if (t.notifyKey && !t.tsig.some((k) => k.name === t.notifyKey))
@@ -288,6 +294,8 @@ export const configSchema = z
           });
       });
     }
+    if (c.transfer.primary !== undefined && c.identity.server === null)
+      ctx.addIssue({ code: 'custom', path: ['transfer', 'primary'], message: 'needs identity.server (this replica\'s name, compared with it); it is null' });
     c.nameservers.forEach((ns, i) => {
       const inside = ns.name === c.domain || ns.name.endsWith(`.${c.domain}`);
       if (inside && ns.addresses.length === 0)

@@ -25,6 +25,9 @@ interface Listener {
   tcp: Server;
 }
 
+/** How long a UDP socket of a listen address removed by a reload keeps answering. */
+const UDP_LINGER_MS = 1000;
+
 const addrText = (a: ListenAddr) => (isIPv6(a.host) ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`);
 
 export class DnsServer {
@@ -82,7 +85,9 @@ export class DnsServer {
     for (const [key, l] of this.listeners) {
       if (wanted.has(key)) continue;
       this.listeners.delete(key);
-      await closeListener(l);
+      // Datagrams already sent to this address (or queued in its socket) are still answered.
+      l.tcp.close();
+      setTimeout(() => void closeListener(l), UDP_LINGER_MS).unref();
       this.log.info({ address: key }, 'stopped listening');
     }
   }

@@ -4,7 +4,8 @@ import { EventEmitter } from 'node:events';
 import { ClusterState, type ClusterListener, type ClusterSettings } from '../cluster/state.js';
 import type { IgnoredValue, Kind } from '../cluster/objects.js';
 import { serviceNames, withoutLongNames, type RecordSettings, type Topology } from '../zone/service-records.js';
-import { ZoneBuilder, type ApexSettings, type ZoneChange, type ZoneSnapshot } from '../zone/snapshot.js';
+import { nameKey } from '../dns/name.js';
+import { nextSerial, ZoneBuilder, type ApexSettings, type ZoneChange, type ZoneSnapshot } from '../zone/snapshot.js';
 import type { Logger } from 'pino';
 import { HostnameAddresses, type ResolveHostname } from './hostnames.js';
 import { IgnoredInputs } from './ignored.js';
@@ -27,7 +28,7 @@ export interface FederationSettings {
 
 export class Federation extends EventEmitter<FederationEvents> implements ClusterListener {
   readonly clusters = new Map<string, ClusterState>();
-  private readonly builder: ZoneBuilder;
+  private builder: ZoneBuilder;
   /** Federated services that currently have names in the zone. */
   private readonly present = new Set<string>();
   private readonly dirty = new Set<string>();
@@ -85,11 +86,21 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     this.schedule();
   }
 
-  /** Applies new settings (TTLs, policy, apex) and rebuilds everything. */
+  /**
+   * Applies new settings (TTLs, policy, apex) and rebuilds everything. A new domain is a new zone:
+   * every name is built again under the new apex, with a serial that goes on from the old one.
+   */
   reconfigure(settings: FederationSettings): void {
     this.settings = settings;
-    this.builder.setApex(settings.apex);
+    if (nameKey(settings.apex.domain) !== this.builder.apexKey) {
+      this.builder = new ZoneBuilder(settings.apex, nextSerial(this.current.serial));
+      this.present.clear();
+    } else {
+      this.builder.setApex(settings.apex);
+    }
+    // Every service, not only those with names now: a new selection may bring some back.
     for (const k of this.present) this.dirty.add(k);
+    for (const c of this.clusters.values()) for (const k of c.serviceKeys()) this.dirty.add(k);
     this.topologyMayChange(true);
     this.schedule();
   }
@@ -222,7 +233,8 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
 
   /** Resolves load-balancer hostnames; services whose addresses move are rebuilt. */
   resolveHostnames(resolve: ResolveHostname, refreshSeconds: number, log: Logger): void {
-    this.hostnames?.stop();
+    // Known addresses stay served while the new resolvers look them up again.
+    if (this.hostnames) return this.hostnames.reconfigure(resolve, refreshSeconds * 1000);
     this.hostnames = new HostnameAddresses(resolve, refreshSeconds * 1000, (keys) => this.servicesChanged(undefined, keys), log);
     this.hostnames.start();
   }

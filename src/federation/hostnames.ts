@@ -43,10 +43,12 @@ export class HostnameAddresses {
   private readonly used = new Map<string, Set<string>>();
   private timer?: NodeJS.Timeout;
   private pending?: NodeJS.Immediate;
+  /** Bumped by reconfigure: answers of the old resolvers that arrive later are dropped. */
+  private generation = 0;
 
   constructor(
-    private readonly resolve: ResolveHostname,
-    private readonly refreshMs: number,
+    private resolve: ResolveHostname,
+    private refreshMs: number,
     /** Services whose hostname addresses changed. */
     private readonly changed: (services: Set<string>) => void,
     private readonly log: Logger,
@@ -87,12 +89,15 @@ export class HostnameAddresses {
   /** Re-resolves hostnames (all, or those matching `which`). */
   async refresh(which: (e: Entry) => boolean = () => true): Promise<void> {
     const dirty = new Set<string>();
+    const generation = this.generation;
     await Promise.all(
       [...this.entries].filter(([, e]) => which(e)).map(async ([host, e]) => {
         let addrs: string[];
         try {
           addrs = await this.resolve(host);
+          if (generation !== this.generation) return;
         } catch (err) {
+          if (generation !== this.generation) return;
           // Keep the last known addresses: an unanswered lookup is not an empty answer.
           this.log.warn({ hostname: host, err: (err as Error).message }, 'load-balancer hostname not resolved; keeping its last addresses');
           return;
@@ -113,6 +118,17 @@ export class HostnameAddresses {
       this.pending = undefined;
     }
     await this.refresh((e) => e.addresses === undefined);
+  }
+
+  /** New resolvers or refresh interval: every hostname is resolved again, its addresses kept meanwhile. */
+  reconfigure(resolve: ResolveHostname, refreshMs: number): void {
+    this.resolve = resolve;
+    this.refreshMs = refreshMs;
+    this.generation++;
+    this.stop();
+    this.pending = undefined;
+    this.start();
+    void this.refresh();
   }
 
   start(): void {

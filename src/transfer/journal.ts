@@ -41,6 +41,12 @@ export class Journal {
     }
   }
 
+  /** Forgets every delta: clients get the whole zone. */
+  clear(): void {
+    this.deltas = [];
+    this.records = 0;
+  }
+
   /** The deltas leading from `serial` to the newest one, or undefined when `serial` is not kept. */
   since(serial: number): Delta[] | undefined {
     const i = this.deltas.findIndex((d) => d.from === serial);

@@ -24,6 +24,8 @@ export interface TransferPolicy {
   keys: TsigKey[];
   /** Transfers need a valid TSIG from one of `keys`. */
   requireTsig: boolean;
+  /** Set on replicas that are not the transfer primary: why every transfer is refused. */
+  notPrimary?: string;
 }
 
 /** Target size of one transfer message; well under 64 KiB leaves room for TSIG. */
@@ -103,6 +105,8 @@ export class ZoneTransfers {
     } else if (this.policy.requireTsig) {
       return refuse('TSIG required');
     }
+    // One replica numbers the serials secondaries see (RFC 1982 needs one zone per serial).
+    if (this.policy.notPrimary) return refuse(this.policy.notPrimary);
     if (!zone.ready) return refuse('no member cluster has synced yet', Rcode.SERVFAIL);
 
     let clientSerial: number | undefined;

@@ -66,6 +66,8 @@ export class ZoneBuilder {
   private pendingRemoved: RR[] = [];
   private pendingAdded: RR[] = [];
   private ready = false;
+  /** SOA fields changed since the last publish: secondaries must see a new serial (RFC 1996 3.1). */
+  private soaChanged = false;
   readonly apexKey: string;
 
   constructor(
@@ -91,6 +93,8 @@ export class ZoneBuilder {
 
   /** Apex data: SOA (serial set at publish), NS and in-zone glue. */
   setApex(apex: ApexSettings): void {
+    if (nameKey(apex.domain) !== this.apexKey) throw new Error(`the apex is ${this.apexKey}; a new domain needs a new zone`);
+    if (JSON.stringify(apex.soa) !== JSON.stringify(this.apex.soa)) this.soaChanged = true;
     this.apex = apex;
     const d = canonicalName(apex.domain);
     const ns: RR[] = apex.nameservers.map((n) => ({ name: d, type: RRType.NS, ttl: apex.nsTtl, data: canonicalName(n.name) }));
@@ -214,11 +218,13 @@ export class ZoneBuilder {
       this.names = this.draft.done();
       this.draft = undefined;
     }
-    if (!records && !touched && this.ready === this.current.ready) return undefined;
+    const soa = this.soaChanged;
+    if (!records && !touched && !soa && this.ready === this.current.ready) return undefined;
     const change: ZoneChange = { removed: this.pendingRemoved, added: this.pendingAdded };
     this.pendingAdded = [];
     this.pendingRemoved = [];
-    if (records) this.serial = nextSerial(this.serial);
+    this.soaChanged = false;
+    if (records || soa) this.serial = nextSerial(this.serial);
     this.current = this.snapshot();
     return { snapshot: this.current, change };
   }

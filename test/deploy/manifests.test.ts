@@ -259,6 +259,64 @@ describe('config/deploy manifests', () => {
   });
 });
 
+describe('the transfer primary (one zone per serial)', () => {
+  const sts = find('StatefulSet', 'fedns-transfer');
+  const stsPod = sts.spec.template.spec as Obj;
+  const stsLabels = sts.spec.template.metadata.labels as Record<string, string>;
+  const stsContainer = (stsPod.containers as Obj[]).find((c) => c.name === 'fedns')!;
+
+  it('one replica whose pod name is transfer.primary; the query replicas refuse transfers', () => {
+    expect(sts.apiVersion).toBe('apps/v1');
+    expect(sts.spec.replicas).toBe(1);
+    expect(matches(sts.spec.selector.matchLabels, stsLabels)).toBe(true);
+    // Pod name = host name = identity.server by default: the one replica that matches.
+    expect(PARSED.transfer.primary).toBe(`${sts.metadata.name}-0`);
+    expect(RAW.identity?.server).toBeUndefined();
+    // The Deployment's pods (host names fedns-<hash>-<id>) can never be that name, and the two
+    // controllers never select each other's pods.
+    expect(matches(deployment.spec.selector.matchLabels, stsLabels)).toBe(false);
+    expect(matches(sts.spec.selector.matchLabels, podLabels)).toBe(false);
+    find('Service', sts.spec.serviceName);
+  });
+
+  it('runs the same fedns, configuration and lock-down as the query replicas', () => {
+    for (const k of ['image', 'args', 'ports', 'readinessProbe', 'livenessProbe', 'resources', 'securityContext']) expect(stsContainer[k], k).toEqual(container[k]);
+    expect(stsPod.securityContext).toEqual(pod.securityContext);
+    expect(stsPod.automountServiceAccountToken).toBe(false);
+    const volume = (p: Obj, name: string) => (p.volumes as Obj[]).find((v) => v.name === name);
+    expect(volume(stsPod, EMBEDDED.volume.name)).toEqual(EMBEDDED.volume);
+  });
+
+  it('keeps transfer.serialFile on a volume that outlives the pod; the query replicas on scratch space', () => {
+    const file = PARSED.transfer.serialFile!;
+    expect(file).toBeDefined();
+    const mountFor = (c: Obj) => (c.volumeMounts as Obj[]).find((m) => file.startsWith(`${m.mountPath}/`));
+    const stsMount = mountFor(stsContainer)!;
+    expect(stsMount, 'a mount above the serial file').toBeDefined();
+    expect(stsMount.readOnly).toBeFalsy();
+    const claim = (sts.spec.volumeClaimTemplates as Obj[]).find((t) => t.metadata.name === stsMount.name)!;
+    expect(claim, `a volumeClaimTemplate named ${stsMount.name}`).toBeDefined();
+    expect(claim.spec.accessModes).toEqual(['ReadWriteOnce']);
+    const depMount = mountFor(container)!;
+    expect(depMount, 'the query replicas can write the serial file too').toBeDefined();
+    expect((pod.volumes as Obj[]).find((v) => v.name === depMount.name)?.emptyDir).toBeDefined();
+  });
+
+  it('secondaries reach it, and only it, on port 53 UDP and TCP; metrics are scraped from it too', () => {
+    const svc = find('Service', 'fedns-transfer');
+    expect(matches(svc.spec.selector, stsLabels)).toBe(true);
+    expect(matches(svc.spec.selector, podLabels)).toBe(false);
+    const ports = svc.spec.ports as Obj[];
+    expect(ports.map((p) => `${p.port}/${p.protocol ?? 'TCP'}`).sort()).toEqual(['53/TCP', '53/UDP']);
+    for (const p of ports) expect(p.targetPort).toBe(PARSED.listen[0].port);
+    expect(svc.spec.externalTrafficPolicy).toBe('Local'); // transfer.allow sees the secondaries' addresses
+    expect(PARSED.transfer.allow.length).toBeGreaterThan(0);
+    const metrics = find('Service', 'fedns-metrics');
+    expect(matches(metrics.spec.selector, stsLabels)).toBe(true);
+    expect(matches(metrics.spec.selector, podLabels)).toBe(true);
+  });
+});
+
 describe('member RBAC', () => {
   const RULE_SET = (rules: Obj[]) =>
     rules.flatMap((r) => (r.apiGroups as string[]).flatMap((g) => (r.resources as string[]).map((res) => `${g || 'core'}/${res}`))).sort();
