@@ -42,6 +42,8 @@ export const PEER_PACKAGES: Readonly<Record<string, string>> = {
   nsd: 'nsd',
   named: 'bind9',
   dnsperf: 'dnsperf',
+  'dnssec-verify': 'bind9-utils',
+  promtool: 'prometheus',
 };
 
 /**
@@ -730,6 +732,12 @@ export interface UnboundOptions {
   verbosity?: number;
   /** Extra raw lines for the `server:` clause (4-space indented), e.g. "    minimal-responses: no". */
   extraServerConfig?: string;
+  /**
+   * Validate DOMAIN from these trust anchors (records in presentation format, e.g. the zone's KSK
+   * "example.com. DNSKEY 257 3 13 ..."): module-config "validator iterator" instead of "iterator"
+   * and DOMAIN no longer declared insecure. Default: no validation.
+   */
+  trustAnchors?: string[];
   readyTimeoutMs?: number;
 }
 
@@ -761,8 +769,14 @@ export function unboundConfig(opts: UnboundOptions, port: number, dir: string): 
     `    qname-minimisation: ${opts.qnameMinimisation === false ? 'no' : 'yes'}`,
     '    harden-below-nxdomain: yes',
     `    access-control: 127.0.0.0/8 allow`,
-    '    module-config: "iterator"',
-    `    domain-insecure: "${domain}"`,
+    ...(opts.trustAnchors?.length
+      ? [
+          '    module-config: "validator iterator"',
+          ...opts.trustAnchors.map((ta) => `    trust-anchor: "${ta.replace(/\s+/g, ' ').trim()}"`),
+          // No RFC 8145 key-tag queries (they would go to the "." stub and be REFUSED).
+          '    trust-anchor-signaling: no',
+        ]
+      : ['    module-config: "iterator"', `    domain-insecure: "${domain}"`]),
     `    outgoing-interface: ${LOOPBACK}`,
     '    do-ip6: no',
     '    local-zone: "." refuse',
