@@ -35,6 +35,7 @@ import * as path from 'node:path';
 export const PEER_PACKAGES: Readonly<Record<string, string>> = {
   knotd: 'knot',
   knotc: 'knot',
+  keymgr: 'knot',
   kdig: 'knot-dnsutils',
   dig: 'dnsutils',
   unbound: 'unbound',

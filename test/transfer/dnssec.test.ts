@@ -12,9 +12,11 @@
  * seconds (fedns's SOA refresh stays at an hour: only its NOTIFY can have made Knot follow).
  */
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nameToWire } from '../../src/dns/name.js';
 import { dig, rrKey, type DigResult, type RR } from '../support/dig.js';
 import { startFedns, withYaml, type FednsProcess } from '../support/fedns.js';
 import { eventually } from '../support/kube-harness.js';
@@ -23,7 +25,7 @@ import { knotSignerConfig, startSecondary, type Secondary } from '../support/sec
 import { writeAtomic } from './harness.js';
 
 const ZONE = 'example.com.';
-const available = requirePeers('dig', 'kdig', 'knotd', 'unbound', 'dnssec-verify');
+const available = requirePeers('dig', 'kdig', 'knotd', 'knotc', 'keymgr', 'unbound', 'dnssec-verify');
 
 /** Record types the signer adds (RFC 4034, RFC 5155, RFC 7344). */
 const DNSSEC_TYPES = new Set(['RRSIG', 'NSEC', 'NSEC3', 'NSEC3PARAM', 'DNSKEY', 'CDS', 'CDNSKEY']);
@@ -45,6 +47,23 @@ async function readKsk(port: number): Promise<string | undefined> {
   const { code, out } = await run('kdig', ['@127.0.0.1', '-p', String(port), '+short', '+norec', '+retry=2', '+time=2', ZONE, 'DNSKEY']);
   const ksk = code === 0 ? out.split('\n').find((l) => /^257 3 \d+ \S+/.test(l.trim())) : undefined;
   return ksk ? `${ZONE} DNSKEY ${ksk.trim()}` : undefined;
+}
+
+/** RFC 4034 appendix B: the key tag of a DNSKEY given as "FLAGS PROTOCOL ALGORITHM BASE64". */
+function keyTag(rdata: Buffer): number {
+  let ac = 0;
+  for (let i = 0; i < rdata.length; i++) ac += i & 1 ? rdata[i] : rdata[i] << 8;
+  return (ac + ((ac >> 16) & 0xffff)) & 0xffff;
+}
+
+/** DNSKEY RDATA in wire format (RFC 4034 2.2) from "FLAGS PROTOCOL ALGORITHM BASE64...". */
+function dnskeyWire(text: string): Buffer {
+  const [flags, protocol, algorithm, ...key] = text.trim().split(/\s+/);
+  const head = Buffer.alloc(4);
+  head.writeUInt16BE(Number(flags), 0);
+  head.writeUInt8(Number(protocol), 2);
+  head.writeUInt8(Number(algorithm), 3);
+  return Buffer.concat([head, Buffer.from(key.join(''), 'base64')]);
 }
 
 const axfr = (port: number) => dig(['@127.0.0.1', '-p', String(port), ZONE, 'AXFR']);
@@ -147,6 +166,38 @@ describe.skipIf(!available)('DNSSEC: fedns -> Knot signing secondary (config/exa
     const bad = await run('dnssec-verify', ['-o', ZONE, file]);
     expect(bad.code).not.toBe(0);
     expect(bad.out).toMatch(/No correct .* signature for nginx\.default\.fed\.example\.com A/);
+  });
+
+  it("the README's operator commands: conf-check, the DS for the parent, KSK submitted", async () => {
+    const check = await run('knotc', ['-c', knot.configFile, 'conf-check']);
+    expect(check.out).toMatch(/Configuration is valid/);
+    expect(check.code, check.out).toBe(0);
+
+    // The DS to publish at the parent is the one of the KSK the resolver trusts (RFC 4509: SHA-256).
+    const ds = await run('keymgr', ['-c', knot.configFile, ZONE, 'ds']);
+    expect(ds.code, ds.out).toBe(0);
+    const sha256 = ds.out.split('\n').map((l) => l.trim().split(/\s+/)).find((f) => f[1] === 'DS' && f[4] === '2');
+    expect(sha256, ds.out).toBeDefined();
+    const [owner, , tag, algorithm, , digest] = sha256!;
+    const rdata = dnskeyWire(ksk.split(' DNSKEY ')[1]);
+    expect(owner).toBe(ZONE);
+    expect(Number(tag)).toBe(keyTag(rdata));
+    expect(Number(algorithm)).toBe(rdata[3]);
+    expect(digest.toLowerCase()).toBe(createHash('sha256').update(Buffer.concat([nameToWire(ZONE), rdata])).digest('hex'));
+
+    // Once the DS is at the parent: the KSK leaves "ready" for "active" (keymgr list).
+    const submitted = await run('knotc', ['-s', join(knot.dir, 'knot.sock'), 'zone-ksk-submitted', ZONE]);
+    expect(submitted.code, submitted.out).toBe(0);
+    await eventually(
+      async () => (await run('keymgr', ['-c', knot.configFile, ZONE, 'list'])).out,
+      (list) => list.split('\n').some((l) => l.includes(` ${tag} KSK `) && /\bactive=/.test(l)),
+      'the KSK to become active',
+      10_000,
+      200,
+    );
+    // ... and the zone keeps validating.
+    const r = await resolve('nginx.default.fed.example.com', 'A');
+    expect(r.flags.has('ad'), r.raw).toBe(true);
   });
 
   it("answers through the validating resolver carry AD and equal fedns's answers", async () => {
