@@ -19,7 +19,7 @@
  *   FEDNS_HIDE_PEERS=a,b   pretend these binaries are not installed (to exercise the skip/strict paths).
  *   FEDNS_KEEP_PEER_DIRS=1 do not delete scratch dirs (configs, logs) on cleanup; their paths are printed.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import * as dgram from 'node:dgram';
 import { accessSync, constants as fsConstants, readFileSync, rmSync, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -461,6 +461,20 @@ function requireBinary(binary: string): string {
     throw new Error(`${binary} is not installed (${installHint(binary)}); guard the test with requirePeer('${binary}')`);
   }
   return bin;
+}
+
+/**
+ * Runs a peer tool to its end (no shell, LC_ALL=C, killed after `timeoutMs`): its exit code (1 when
+ * killed) and stdout followed by stderr. A non-zero exit is a result, not an error.
+ */
+export function runPeer(binary: string, args: string[], opts: { cwd?: string; timeoutMs?: number } = {}): Promise<{ code: number; out: string }> {
+  const bin = requireBinary(binary);
+  return new Promise((resolve) => {
+    execFile(bin, args, { cwd: opts.cwd, timeout: opts.timeoutMs ?? 30_000, env: { ...process.env, LC_ALL: 'C' } }, (err, stdout, stderr) => {
+      const code = err ? Number((err as { code?: unknown }).code) || 1 : 0;
+      resolve({ code, out: `${stdout}${stderr}` });
+    });
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

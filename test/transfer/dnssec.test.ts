@@ -11,7 +11,6 @@
  * SERVFAIL; a member-cluster change (a manifest edited) is served signed and validated within
  * seconds (fedns's SOA refresh stays at an hour: only its NOTIFY can have made Knot follow).
  */
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,7 +19,7 @@ import { nameToWire } from '../../src/dns/name.js';
 import { dig, rrKey, type DigResult, type RR } from '../support/dig.js';
 import { startFedns, withYaml, type FednsProcess } from '../support/fedns.js';
 import { eventually } from '../support/kube-harness.js';
-import { findBinary, freePort, requirePeers, startUnbound, tmpDir, type PeerHandle, type TmpDir } from '../support/peers.js';
+import { freePort, requirePeers, runPeer, startUnbound, tmpDir, type PeerHandle, type TmpDir } from '../support/peers.js';
 import { knotSignerConfig, startSecondary, type Secondary } from '../support/secondaries.js';
 import { writeAtomic } from './harness.js';
 
@@ -30,21 +29,9 @@ const available = requirePeers('dig', 'kdig', 'knotd', 'knotc', 'keymgr', 'unbou
 /** Record types the signer adds (RFC 4034, RFC 5155, RFC 7344). */
 const DNSSEC_TYPES = new Set(['RRSIG', 'NSEC', 'NSEC3', 'NSEC3PARAM', 'DNSKEY', 'CDS', 'CDNSKEY']);
 
-/** Runs a peer binary (no shell); resolves with its exit code and output. */
-function run(binary: string, args: string[]): Promise<{ code: number; out: string }> {
-  const bin = findBinary(binary);
-  if (!bin) throw new Error(`${binary} is not installed`);
-  return new Promise((resolve) => {
-    execFile(bin, args, { timeout: 30_000, env: { ...process.env, LC_ALL: 'C' } }, (err, stdout, stderr) => {
-      const code = err ? Number((err as { code?: unknown }).code ?? 1) || 1 : 0;
-      resolve({ code, out: `${stdout}${stderr}` });
-    });
-  });
-}
-
 /** The zone's KSK as Knot serves it, as a trust anchor ("example.com. DNSKEY 257 3 13 ..."), read with kdig. */
 async function readKsk(port: number): Promise<string | undefined> {
-  const { code, out } = await run('kdig', ['@127.0.0.1', '-p', String(port), '+short', '+norec', '+retry=2', '+time=2', ZONE, 'DNSKEY']);
+  const { code, out } = await runPeer('kdig', ['@127.0.0.1', '-p', String(port), '+short', '+norec', '+retry=2', '+time=2', ZONE, 'DNSKEY']);
   const ksk = code === 0 ? out.split('\n').find((l) => /^257 3 \d+ \S+/.test(l.trim())) : undefined;
   return ksk ? `${ZONE} DNSKEY ${ksk.trim()}` : undefined;
 }
@@ -104,7 +91,7 @@ describe.skipIf(!available)('DNSSEC: fedns -> Knot signing secondary (config/exa
     expect(r.xfr, r.raw).toBe(true);
     const file = join(scratch.path, 'signed.zone');
     writeFileSync(file, r.raw);
-    return { ...(await run('dnssec-verify', ['-o', ZONE, file])), text: r.raw };
+    return { ...(await runPeer('dnssec-verify', ['-o', ZONE, file])), text: r.raw };
   }
 
   const resolve = (name: string, type: string, extra: string[] = []) =>
@@ -163,18 +150,18 @@ describe.skipIf(!available)('DNSSEC: fedns -> Knot signing secondary (config/exa
     expect(tampered).not.toBe(verified.text);
     const file = join(scratch.path, 'tampered.zone');
     writeFileSync(file, tampered);
-    const bad = await run('dnssec-verify', ['-o', ZONE, file]);
+    const bad = await runPeer('dnssec-verify', ['-o', ZONE, file]);
     expect(bad.code).not.toBe(0);
     expect(bad.out).toMatch(/No correct .* signature for nginx\.default\.fed\.example\.com A/);
   });
 
   it("the README's operator commands: conf-check, the DS for the parent, KSK submitted", async () => {
-    const check = await run('knotc', ['-c', knot.configFile, 'conf-check']);
+    const check = await runPeer('knotc', ['-c', knot.configFile, 'conf-check']);
     expect(check.out).toMatch(/Configuration is valid/);
     expect(check.code, check.out).toBe(0);
 
     // The DS to publish at the parent is the one of the KSK the resolver trusts (RFC 4509: SHA-256).
-    const ds = await run('keymgr', ['-c', knot.configFile, ZONE, 'ds']);
+    const ds = await runPeer('keymgr', ['-c', knot.configFile, ZONE, 'ds']);
     expect(ds.code, ds.out).toBe(0);
     const sha256 = ds.out.split('\n').map((l) => l.trim().split(/\s+/)).find((f) => f[1] === 'DS' && f[4] === '2');
     expect(sha256, ds.out).toBeDefined();
@@ -186,10 +173,10 @@ describe.skipIf(!available)('DNSSEC: fedns -> Knot signing secondary (config/exa
     expect(digest.toLowerCase()).toBe(createHash('sha256').update(Buffer.concat([nameToWire(ZONE), rdata])).digest('hex'));
 
     // Once the DS is at the parent: the KSK leaves "ready" for "active" (keymgr list).
-    const submitted = await run('knotc', ['-s', join(knot.dir, 'knot.sock'), 'zone-ksk-submitted', ZONE]);
+    const submitted = await runPeer('knotc', ['-s', join(knot.dir, 'knot.sock'), 'zone-ksk-submitted', ZONE]);
     expect(submitted.code, submitted.out).toBe(0);
     await eventually(
-      async () => (await run('keymgr', ['-c', knot.configFile, ZONE, 'list'])).out,
+      async () => (await runPeer('keymgr', ['-c', knot.configFile, ZONE, 'list'])).out,
       (list) => list.split('\n').some((l) => l.includes(` ${tag} KSK `) && /\bactive=/.test(l)),
       'the KSK to become active',
       10_000,
