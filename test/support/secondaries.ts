@@ -216,15 +216,16 @@ export const KNOT_SIGNER_EXAMPLE = join(ROOT, 'config', 'examples', 'knot-signer
 
 /**
  * config/examples/knot-signer.conf with loopback addresses, the test's ports and the scratch
- * directory in place of its deployment values (and logs on stderr); everything else is the example
- * as shipped. Throws when a value to replace is not found exactly once (the example changed).
+ * directory in place of its deployment values (and logs on stderr); with `tsig` (named xfr-key.),
+ * its commented-out TSIG lines uncommented. Everything else is the example as shipped. Throws when
+ * a value to replace is not found exactly once (the example changed).
  */
 export function knotSignerConfig({ dir, port, opts }: ConfigContext): string {
   let text = readFileSync(KNOT_SIGNER_EXAMPLE, 'utf8');
   const put = (from: string, to: string) => {
     const n = text.split(from).length - 1;
     if (n !== 1) throw new Error(`${KNOT_SIGNER_EXAMPLE}: expected "${from}" once, found it ${n} times; update knotSignerConfig()`);
-    text = text.replace(from, to);
+    text = text.replace(from, () => to);
   };
   put('rundir: "/run/knot"', `rundir: "${dir}"`);
   put('listen: [ 0.0.0.0@53, ::@53 ]', `listen: ${LOOPBACK}@${port}`);
@@ -233,7 +234,14 @@ export function knotSignerConfig({ dir, port, opts }: ConfigContext): string {
   put('address: 192.0.2.53@53', `address: ${LOOPBACK}@${opts.primaryPort}`);
   put('address: 192.0.2.53\n', `address: ${LOOPBACK}\n`);
   put('domain: example.com.', `domain: ${fqdn(opts.zone)}`);
-  if (opts.tsig || opts.extraServerConfig) throw new Error('knotSignerConfig: tsig and extraServerConfig are not supported');
+  if (opts.tsig) {
+    // The example's own commented-out TSIG lines, uncommented as its comment tells operators to.
+    if (fqdn(opts.tsig.name) !== 'xfr-key.') throw new Error('knotSignerConfig: the example names its key "xfr-key."');
+    put('#key:\n#  - id: xfr-key.\n#    algorithm: hmac-sha256\n#    secret: "base64 secret, as in fedns.yaml"\n', `key:\n  - id: xfr-key.\n    algorithm: hmac-sha256\n    secret: "${opts.tsig.secret}"\n`);
+    put('action: notify\n#    key: xfr-key.\n', 'action: notify\n    key: xfr-key.\n');
+    put('#    key: xfr-key.\n', '    key: xfr-key.\n');
+  }
+  if (opts.extraServerConfig) throw new Error('knotSignerConfig: extraServerConfig is not supported');
   return text;
 }
 
