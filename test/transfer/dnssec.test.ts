@@ -38,7 +38,7 @@ async function readKsk(port: number): Promise<string | undefined> {
   return ksk ? `${ZONE} DNSKEY ${ksk.trim()}` : undefined;
 }
 
-/** RFC 4034 appendix B: the key tag of a DNSKEY given as "FLAGS PROTOCOL ALGORITHM BASE64". */
+/** RFC 4034 appendix B: the key tag of a DNSKEY, from its RDATA in wire format. */
 function keyTag(rdata: Buffer): number {
   let ac = 0;
   for (let i = 0; i < rdata.length; i++) ac += i & 1 ? rdata[i] : rdata[i] << 8;
