@@ -19,7 +19,7 @@
  *   FEDNS_HIDE_PEERS=a,b   pretend these binaries are not installed (to exercise the skip/strict paths).
  *   FEDNS_KEEP_PEER_DIRS=1 do not delete scratch dirs (configs, logs) on cleanup; their paths are printed.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import * as dgram from 'node:dgram';
 import { accessSync, constants as fsConstants, readFileSync, rmSync, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -35,6 +35,7 @@ import * as path from 'node:path';
 export const PEER_PACKAGES: Readonly<Record<string, string>> = {
   knotd: 'knot',
   knotc: 'knot',
+  keymgr: 'knot',
   kdig: 'knot-dnsutils',
   dig: 'dnsutils',
   unbound: 'unbound',
@@ -42,6 +43,8 @@ export const PEER_PACKAGES: Readonly<Record<string, string>> = {
   nsd: 'nsd',
   named: 'bind9',
   dnsperf: 'dnsperf',
+  'dnssec-verify': 'bind9-utils',
+  promtool: 'prometheus',
 };
 
 /**
@@ -460,6 +463,20 @@ function requireBinary(binary: string): string {
   return bin;
 }
 
+/**
+ * Runs a peer tool to its end (no shell, LC_ALL=C, killed after `timeoutMs`): its exit code (1 when
+ * killed) and stdout followed by stderr. A non-zero exit is a result, not an error.
+ */
+export function runPeer(binary: string, args: string[], opts: { cwd?: string; timeoutMs?: number } = {}): Promise<{ code: number; out: string }> {
+  const bin = requireBinary(binary);
+  return new Promise((resolve) => {
+    execFile(bin, args, { cwd: opts.cwd, timeout: opts.timeoutMs ?? 30_000, env: { ...process.env, LC_ALL: 'C' } }, (err, stdout, stderr) => {
+      const code = err ? Number((err as { code?: unknown }).code) || 1 : 0;
+      resolve({ code, out: `${stdout}${stderr}` });
+    });
+  });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Minimal hand-made DNS probe (for readiness checks; never leaves 127.0.0.1)
 // ---------------------------------------------------------------------------------------------
@@ -730,6 +747,12 @@ export interface UnboundOptions {
   verbosity?: number;
   /** Extra raw lines for the `server:` clause (4-space indented), e.g. "    minimal-responses: no". */
   extraServerConfig?: string;
+  /**
+   * Validate DOMAIN from these trust anchors (records in presentation format, e.g. the zone's KSK
+   * "example.com. DNSKEY 257 3 13 ..."): module-config "validator iterator" instead of "iterator"
+   * and DOMAIN no longer declared insecure. Default: no validation.
+   */
+  trustAnchors?: string[];
   readyTimeoutMs?: number;
 }
 
@@ -761,8 +784,14 @@ export function unboundConfig(opts: UnboundOptions, port: number, dir: string): 
     `    qname-minimisation: ${opts.qnameMinimisation === false ? 'no' : 'yes'}`,
     '    harden-below-nxdomain: yes',
     `    access-control: 127.0.0.0/8 allow`,
-    '    module-config: "iterator"',
-    `    domain-insecure: "${domain}"`,
+    ...(opts.trustAnchors?.length
+      ? [
+          '    module-config: "validator iterator"',
+          ...opts.trustAnchors.map((ta) => `    trust-anchor: "${ta.replace(/\s+/g, ' ').trim()}"`),
+          // No RFC 8145 key-tag queries (they would go to the "." stub and be REFUSED).
+          '    trust-anchor-signaling: no',
+        ]
+      : ['    module-config: "iterator"', `    domain-insecure: "${domain}"`]),
     `    outgoing-interface: ${LOOPBACK}`,
     '    do-ip6: no',
     '    local-zone: "." refuse',

@@ -25,12 +25,13 @@
 import { spawn } from 'node:child_process';
 import { killOnExit, terminate } from './children.js';
 import * as dgram from 'node:dgram';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RRType } from '../../src/dns/constants.js';
 import { decodeMessage, encodeQuery, type Message } from '../../src/dns/message.js';
 import type { SoaData } from '../../src/dns/records.js';
+import { ROOT } from './demo.js';
 import { findBinary, freePort, requirePeer } from './peers.js';
 
 export type SecondaryKind = 'knot' | 'nsd' | 'bind';
@@ -64,6 +65,11 @@ export interface SecondaryOptions {
   extraServerConfig?: string;
   /** Bound on start-up (process listening), default 15 s. */
   readyTimeoutMs?: number;
+  /**
+   * The whole configuration instead of the generated one (e.g. knotSignerConfig, derived from an
+   * operator's example file); everything it writes must go under ctx.dir.
+   */
+  config?: (ctx: ConfigContext) => string;
 }
 
 export interface Secondary {
@@ -158,7 +164,8 @@ export async function soaSerial(port: number, zone: string, timeoutMs = 500): Pr
 // Configs
 // ---------------------------------------------------------------------------------------------
 
-interface ConfigContext {
+export interface ConfigContext {
+  /** Scratch directory (it has an empty db/ subdirectory). */
   dir: string;
   port: number;
   opts: SecondaryOptions;
@@ -202,6 +209,40 @@ export function knotSecondaryConfig({ dir, port, opts }: ConfigContext): string 
     '    zonefile-sync: -1',
     '',
   ].join('\n');
+}
+
+/** The operators' example of Knot as the DNSSEC signer of the fedns zone (README: DNSSEC). */
+export const KNOT_SIGNER_EXAMPLE = join(ROOT, 'config', 'examples', 'knot-signer.conf');
+
+/**
+ * config/examples/knot-signer.conf with loopback addresses, the test's ports and the scratch
+ * directory in place of its deployment values (and logs on stderr); with `tsig` (named xfr-key.),
+ * its commented-out TSIG lines uncommented. Everything else is the example as shipped. Throws when
+ * a value to replace is not found exactly once (the example changed).
+ */
+export function knotSignerConfig({ dir, port, opts }: ConfigContext): string {
+  let text = readFileSync(KNOT_SIGNER_EXAMPLE, 'utf8');
+  const put = (from: string, to: string) => {
+    const n = text.split(from).length - 1;
+    if (n !== 1) throw new Error(`${KNOT_SIGNER_EXAMPLE}: expected "${from}" once, found it ${n} times; update knotSignerConfig()`);
+    text = text.replace(from, () => to);
+  };
+  put('rundir: "/run/knot"', `rundir: "${dir}"`);
+  put('listen: [ 0.0.0.0@53, ::@53 ]', `listen: ${LOOPBACK}@${port}`);
+  put('target: syslog', 'target: stderr');
+  put('storage: "/var/lib/knot"', `storage: "${dir}/db"`);
+  put('address: 192.0.2.53@53', `address: ${LOOPBACK}@${opts.primaryPort}`);
+  put('address: 192.0.2.53\n', `address: ${LOOPBACK}\n`);
+  put('domain: example.com.', `domain: ${fqdn(opts.zone)}`);
+  if (opts.tsig) {
+    // The example's own commented-out TSIG lines, uncommented as its comment tells operators to.
+    if (fqdn(opts.tsig.name) !== 'xfr-key.') throw new Error('knotSignerConfig: the example names its key "xfr-key."');
+    put('#key:\n#  - id: xfr-key.\n#    algorithm: hmac-sha256\n#    secret: "base64 secret, as in fedns.yaml"\n', `key:\n  - id: xfr-key.\n    algorithm: hmac-sha256\n    secret: "${opts.tsig.secret}"\n`);
+    put('action: notify\n#    key: xfr-key.\n', 'action: notify\n    key: xfr-key.\n');
+    put('#    key: xfr-key.\n', '    key: xfr-key.\n');
+  }
+  if (opts.extraServerConfig) throw new Error('knotSignerConfig: extraServerConfig is not supported');
+  return text;
 }
 
 /** NSD 4.x, foreground (-d), no privilege drop, no chroot, no database, logs on stderr. */
@@ -316,7 +357,7 @@ export async function startSecondary(kind: SecondaryKind, opts: SecondaryOptions
   const dir = mkdtempSync(join(tmpdir(), `fedns-${kind}-secondary-`));
   mkdirSync(join(dir, 'db'));
   const configFile = join(dir, spec.configName);
-  writeFileSync(configFile, spec.config({ dir, port, opts }));
+  writeFileSync(configFile, (opts.config ?? spec.config)({ dir, port, opts }));
   const child = spawn(bin, spec.args(configFile), { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
   killOnExit(child);
   let out = '';
