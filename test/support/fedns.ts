@@ -36,6 +36,10 @@ export interface FednsOptions {
   waitFor?: 'listening' | 'published';
   /** Bound on the wait for start-up (default 10 s). */
   timeoutMs?: number;
+  /** The fedns entry point to run (default: this checkout's dist/src/cli.js). */
+  cli?: string;
+  /** Run as this user and group (needs root), e.g. the container image's 65532. */
+  user?: { uid: number; gid: number };
 }
 
 export interface FednsProcess {
@@ -92,7 +96,8 @@ const LIMIT = 4 * 1024 * 1024;
 
 /** Spawns `fedns serve` and resolves once it listens (and, by default, has published the zone). */
 export async function startFedns(opts: FednsOptions = {}): Promise<FednsProcess> {
-  if (!existsSync(CLI)) throw new Error(`startFedns: ${CLI} not found; build first (npx tsc -p tsconfig.json)`);
+  const cli = opts.cli ?? CLI;
+  if (!existsSync(cli)) throw new Error(`startFedns: ${cli} not found; build first (npx tsc -p tsconfig.json)`);
   let scratch: { dir: string; config: string; cleanup(): void } | undefined;
   let config: string;
   let dir: string;
@@ -105,9 +110,10 @@ export async function startFedns(opts: FednsOptions = {}): Promise<FednsProcess>
     config = scratch.config;
     dir = scratch.dir;
   }
-  const child = spawn(process.execPath, [CLI, 'serve', '--config', config, ...(opts.args ?? [])], {
+  const child = spawn(process.execPath, [cli, 'serve', '--config', config, ...(opts.args ?? [])], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...opts.env },
+    ...opts.user,
   });
   killOnExit(child);
   let err = '';

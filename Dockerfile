@@ -1,0 +1,26 @@
+# fedns container image: docker build -t ghcr.io/fedns/fedns:0.1.0 .
+# Build stage: compile with the dev dependencies, then stage the runtime (scripts/stage-runtime.sh,
+# the same script test/deploy/image.test.ts runs) into /app.
+FROM node:24-bookworm-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json ./
+COPY src ./src
+COPY test/support ./test/support
+COPY benchmarks ./benchmarks
+COPY config ./config
+COPY scripts ./scripts
+RUN npm run build && scripts/stage-runtime.sh /app
+
+# Runtime: Node.js 24 (LTS), the staged directory only, as a non-root user. fedns writes nothing
+# to its own files, so a read-only root file system works (the serial file, if configured, goes to
+# a mounted volume such as /tmp in config/deploy/fedns.yaml).
+FROM node:24-bookworm-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build /app /app
+USER 65532:65532
+EXPOSE 1053/udp 1053/tcp 9153/tcp
+ENTRYPOINT ["node", "/app/dist/src/cli.js"]
+CMD ["serve", "--config", "/app/config/fedns.yaml"]

@@ -1,0 +1,14 @@
+#!/bin/sh
+# Stages fedns's runtime into DEST: the built code, the embedded default configuration and the
+# production dependencies, nothing else. The Dockerfile's final stage is exactly this directory,
+# and test/deploy/image.test.ts serves from it, so the image and its test cannot drift.
+# Run from the repository root after `npm run build`.
+set -eu
+dest=${1:?usage: scripts/stage-runtime.sh DEST}
+[ -f dist/src/cli.js ] || { echo "stage-runtime: dist/src/cli.js not found: run npm run build first" >&2; exit 1; }
+mkdir -p "$dest/dist" "$dest/config"
+cp package.json package-lock.json "$dest/"
+cp -R dist/src "$dest/dist/src"
+cp -R config/fedns.yaml config/demo "$dest/config/"
+# No dev dependencies, no install scripts, no source maps' sources needed at run time.
+(cd "$dest" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error)

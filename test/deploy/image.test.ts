@@ -1,0 +1,124 @@
+/**
+ * The container image, without a container engine: the Dockerfile's final stage is the directory
+ * scripts/stage-runtime.sh produces, so this test runs that script into a scratch directory and
+ * serves the embedded demo from there, as the image's user (65532) when the tests run as root,
+ * from files that user cannot write (the pod's read-only root file system).
+ */
+import { execFile } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { dig } from '../support/dig.js';
+import { ROOT } from '../support/demo.js';
+import { startFedns, testListen } from '../support/fedns.js';
+
+const IMAGE_USER = 65532;
+const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+  version: string;
+  dependencies: Record<string, string>;
+  devDependencies: Record<string, string>;
+};
+
+/** Dockerfile instructions per stage: [instruction, arguments] with continuation lines joined. */
+function dockerfileStages(): [string, string][][] {
+  const lines = readFileSync(join(ROOT, 'Dockerfile'), 'utf8')
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
+  const stages: [string, string][][] = [];
+  for (const l of lines) {
+    const m = /^(\S+)\s+(.*)$/.exec(l)!;
+    const ins: [string, string] = [m[1].toUpperCase(), m[2]];
+    if (ins[0] === 'FROM') stages.push([]);
+    stages[stages.length - 1].push(ins);
+  }
+  return stages;
+}
+
+let dir: string;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'fedns-image-'));
+  chmodSync(dir, 0o755); // the image's user must reach it
+  await new Promise<void>((resolve, reject) =>
+    execFile('sh', ['scripts/stage-runtime.sh', dir], { cwd: ROOT, timeout: 180_000 }, (e, _out, err) => (e ? reject(new Error(`stage-runtime.sh failed: ${err}`)) : resolve())),
+  );
+}, 200_000);
+
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('Dockerfile', () => {
+  const stages = dockerfileStages();
+  const final = stages[stages.length - 1];
+
+  it('builds on Node.js 24 and stages the runtime with scripts/stage-runtime.sh', () => {
+    expect(stages.length).toBe(2);
+    for (const s of stages) expect(s[0][1]).toMatch(/^node:24[-.\w]*(\s+AS\s+\w+)?$/i);
+    const build = stages[0];
+    expect(build.some(([i, a]) => i === 'RUN' && /\bscripts\/stage-runtime\.sh \/app\b/.test(a))).toBe(true);
+    // Every path the build needs is copied in: what tsconfig.json compiles and what the script reads.
+    const copied = build.filter(([i]) => i === 'COPY').map(([, a]) => a.split(/\s+/)[0]);
+    for (const p of ['package.json', 'tsconfig.json', 'src', 'test/support', 'benchmarks', 'config', 'scripts']) expect(copied).toContain(p);
+  });
+
+  it('final stage: the staged directory only, as user 65532, running dist/src/cli.js', () => {
+    const copies = final.filter(([i]) => i === 'COPY').map(([, a]) => a);
+    expect(copies).toEqual(['--from=build /app /app']);
+    expect(final.some(([i]) => i === 'RUN')).toBe(false);
+    expect(final.find(([i]) => i === 'USER')?.[1]).toBe(`${IMAGE_USER}:${IMAGE_USER}`);
+    const entry = JSON.parse(final.find(([i]) => i === 'ENTRYPOINT')![1]) as string[];
+    expect(entry).toEqual(['node', '/app/dist/src/cli.js']);
+    expect(existsSync(join(dir, 'dist', 'src', 'cli.js'))).toBe(true);
+  });
+
+  it('the deploy manifest runs this image, tagged with the package version, as the same user', () => {
+    const docs = parseAllDocuments(readFileSync(join(ROOT, 'config', 'deploy', 'fedns.yaml'), 'utf8')).map((d) => d.toJS() as Record<string, any>);
+    const pods = docs.filter((d) => d?.spec?.template?.spec?.containers).map((d) => d.spec.template.spec);
+    const containers = pods.flatMap((p) => p.containers as Record<string, any>[]).filter((c) => c.name === 'fedns');
+    expect(containers.length).toBeGreaterThan(0);
+    for (const c of containers) {
+      expect(c.image).toBe(`ghcr.io/fedns/fedns:${pkg.version}`);
+      expect(c.securityContext?.readOnlyRootFilesystem).toBe(true);
+      expect(c.securityContext?.runAsUser ?? IMAGE_USER).toBe(IMAGE_USER);
+    }
+  });
+});
+
+describe('staged runtime (the image contents)', () => {
+  it('holds the built code, the default configuration and production dependencies only', () => {
+    expect(readdirSync(dir).sort()).toEqual(['config', 'dist', 'node_modules', 'package-lock.json', 'package.json']);
+    expect(readdirSync(join(dir, 'dist'))).toEqual(['src']);
+    expect(readdirSync(join(dir, 'config')).sort()).toEqual(['demo', 'fedns.yaml']);
+    for (const dep of Object.keys(pkg.dependencies)) expect(existsSync(join(dir, 'node_modules', dep, 'package.json')), dep).toBe(true);
+    // What the lock file marks dev-only (vitest, typescript and what only they need) is left out.
+    const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> };
+    const devOnly = Object.entries(lock.packages).filter(([path, p]) => path && p.dev).map(([path]) => path);
+    for (const dep of Object.keys(pkg.devDependencies)) expect(devOnly.some((p) => p === `node_modules/${dep}`) || dep.startsWith('@types/'), dep).toBe(true);
+    expect(devOnly.length).toBeGreaterThan(0);
+    for (const path of devOnly) expect(existsSync(join(dir, path)), `dev-only ${path}`).toBe(false);
+  });
+
+  it('serves the embedded demo from there, as the image user, without writing to its files', async () => {
+    const cli = join(dir, 'dist', 'src', 'cli.js');
+    // The embedded default on a port the kernel picks (the image's own listen comes from the pod's ConfigMap).
+    const config = join(dir, 'config', 'test-listen.yaml');
+    writeFileSync(config, testListen(readFileSync(join(dir, 'config', 'fedns.yaml'), 'utf8')));
+    const asRoot = process.getuid?.() === 0;
+    const f = await startFedns({ cli, config, user: asRoot ? { uid: IMAGE_USER, gid: IMAGE_USER } : undefined });
+    try {
+      const r = await dig(['@127.0.0.1', '-p', String(f.port), 'nginx.default.fed.example.com', 'A']);
+      expect(r.status).toBe('NOERROR');
+      expect(r.answer.map((rr) => rr.data).sort()).toEqual(['192.0.2.10', '198.51.100.10']);
+      const version = await dig(['@127.0.0.1', '-p', String(f.port), 'version.bind', 'CH', 'TXT']);
+      expect(version.answer.map((rr) => rr.data)).toEqual([`"fedns ${pkg.version}"`]);
+      expect(f.stderr()).not.toMatch(/EACCES|EROFS/);
+    } finally {
+      await f.stop();
+    }
+  });
+});
