@@ -1,8 +1,7 @@
 // vitest's JSON report plus what its own JSON reporter leaves out: errors thrown or rejected
 // outside any test. They fail the run (non-zero exit), yet every test in the plain report passed;
 // .ci/run counts them from `numUnhandledErrors`.
-import type { SerializedError, TestModule } from 'vitest/node';
-import { JsonReporter } from 'vitest/reporters';
+import { JsonReporter, type SerializedError, type TestModule } from 'vitest/node';
 
 export default class JsonWithUnhandledErrors extends JsonReporter {
   private unhandled: readonly SerializedError[] = [];
