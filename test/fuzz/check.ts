@@ -218,7 +218,7 @@ export function decodeIndependently(out: Buffer, limitations: Map<string, number
     return { via: 'dns2', id: h.id, qr: h.qr === 1, opcode: h.opcode, tc: h.tc === 1, ra: h.ra === 1, rcode: h.rcode, qd: h.qdcount, opts, lastType: last ? last.type : -1, walk: w };
   }
   if (w.error || out.length < 12) return `undecodable: dns2: ${dns2Error}; by hand: ${w.error}`;
-  const kind = `dns2: ${dns2Error}`.replace(/\d+/g, 'N').slice(0, 100);
+  const kind = `dns2: ${String(dns2Error).replace(/\d+/g, 'N')}`.slice(0, 100);
   limitations.set(kind, (limitations.get(kind) ?? 0) + 1);
   const flags = out.readUInt16BE(2);
   const opts = w.records.filter((r) => r.type === RRType.OPT);
