@@ -12,6 +12,7 @@ const { Packet } = dns2;
 
 export interface WireRecord {
   section: 'an' | 'ns' | 'ar';
+  /** The owner is the root written as one zero byte (not a pointer to it). */
   ownerRoot: boolean;
   type: number;
   klass: number;
@@ -96,7 +97,7 @@ export function walk(buf: Buffer): Walk {
       const rdLen = buf.readUInt16BE(n.end + 8);
       const rdStart = n.end + 10;
       if (rdStart + rdLen > buf.length) return { ...w, error: `${section}[${i}]: RDATA runs past the message`, end: off };
-      w.records.push({ section, ownerRoot: n.labels.length === 0, type: buf.readUInt16BE(n.end), klass: buf.readUInt16BE(n.end + 2), ttl: buf.readUInt32BE(n.end + 4), rdStart, rdLen });
+      w.records.push({ section, ownerRoot: n.end === off + 1, type: buf.readUInt16BE(n.end), klass: buf.readUInt16BE(n.end + 2), ttl: buf.readUInt32BE(n.end + 4), rdStart, rdLen });
       off = rdStart + rdLen;
     }
   }
@@ -129,6 +130,8 @@ export interface QueryFacts {
   opcode: number;
   /** Every record readable and exactly one plain question. */
   sound: boolean;
+  /** Every record readable (fedns may read past a record the walker rejects, e.g. a pointer into a label). */
+  complete: boolean;
   qtype: number;
   /** The query's OPT: none, one well-formed, one with options running past its end, ... */
   opt: OptState;
@@ -158,6 +161,7 @@ export function analyseQuery(buf: Buffer): QueryFacts {
     id: buf.length >= 2 ? buf.readUInt16BE(0) : -1,
     opcode: buf.length >= 3 ? (buf[2] >> 3) & 0xf : -1,
     sound: !w.error && w.qd === 1 && w.questionEnd > 0,
+    complete: !w.error,
     qtype: w.qtype,
     opt,
     ednsVersion: first ? (first.ttl >> 16) & 0xff : 0,
@@ -271,9 +275,11 @@ export function checkResponse(q: QueryFacts, query: Buffer, out: Buffer, transpo
     if (end > query.length || !out.subarray(12, end).equals(query.subarray(12, end))) return 'question not echoed byte for byte';
   } else if (!ctx.continuation && d.rcode !== Rcode.FORMERR) return `no question in a response with RCODE ${d.rcode}`;
   const allowed: number[] = [Rcode.NOERROR, Rcode.FORMERR, Rcode.SERVFAIL, Rcode.NXDOMAIN, Rcode.NOTIMP, Rcode.REFUSED];
-  // NOTAUTH: a TSIG that does not verify (RFC 8945 5.2), or a transfer of a zone not served here (RFC 5936 2.2.1).
-  if (q.tsig || TRANSFER_TYPES.includes(q.qtype)) allowed.push(Rcode.NOTAUTH);
-  if (q.ednsVersion > 0) allowed.push(Rcode.BADVERS);
+  // NOTAUTH: a TSIG that does not verify (RFC 8945 5.2), or a transfer of a zone not served here
+  // (RFC 5936 2.2.1); BADVERS: an EDNS version above 0. Either may come from a record after one
+  // the walker could not read.
+  if (q.tsig || TRANSFER_TYPES.includes(q.qtype) || !q.complete) allowed.push(Rcode.NOTAUTH);
+  if (q.ednsVersion > 0 || !q.complete) allowed.push(Rcode.BADVERS);
   if (!allowed.includes(d.rcode)) return `RCODE ${d.rcode}`;
   // EDNS (RFC 6891): one OPT, owned by the root, in the additional section, version 0.
   if (d.opts.length > 1) return `${d.opts.length} OPT records`;
