@@ -89,7 +89,7 @@ function fuzzResponder(fed: Federation): Responder {
   responder.setIdentity({ server: 'fedns-fuzz', version: 'fedns fuzz', nsid: true });
   responder.tsigKeys = FUZZ_KEYS;
   const transfers = new ZoneTransfers({ allow: ['127.0.0.1'], keys: FUZZ_KEYS, requireTsig: false }, () => fed.snapshot, new Journal(), createLogger('silent'));
-  responder.transferHandler = (q, msg, conn, remote) => transfers.handle(q, msg, conn, remote);
+  responder.transferHandler = (q, msg, conn, remote, r) => transfers.handle(q, msg, conn, remote, r);
   return responder;
 }
 
