@@ -1,27 +1,37 @@
-// Prints the CI summary line, "N passed, N failed", from vitest's JSON report (see
-// test/support/json-reporter.ts) and vitest's exit status; exits 1 when anything failed.
-//   node .ci/summary.mjs test-results.json STATUS
+// Prints the CI summary line, "N passed, N failed", from vitest's JSON reports (see
+// test/support/json-reporter.ts) and vitest's exit statuses, summed over every run (one per
+// Node.js version); exits 1 when anything failed.
+//   node .ci/summary.mjs REPORT STATUS [REPORT STATUS ...]
 // Failures: failed tests, files that failed outside their tests (an import error, a failing hook,
-// a missing peer in strict mode), and errors thrown or rejected outside any test. A non-zero exit
-// status with none of these still fails, as one failure.
+// a missing peer in strict mode), and errors thrown or rejected outside any test. A run whose
+// exit status is non-zero with none of these still fails, as one failure; so does a run with no
+// report.
 import { existsSync, readFileSync } from 'node:fs';
 
-const [file = 'test-results.json', statusArg = '0'] = process.argv.slice(2);
-const status = Number(statusArg);
-if (!existsSync(file)) {
-  console.log('0 passed, 1 failed');
-  console.error(`no JSON report (${file}): vitest did not finish (exit status ${status})`);
-  process.exit(1);
+const args = process.argv.slice(2);
+if (args.length === 0) args.push('test-results.json', '0');
+let passed = 0;
+let failed = 0;
+for (let i = 0; i < args.length; i += 2) {
+  const file = args[i];
+  const status = Number(args[i + 1] ?? '0');
+  if (!existsSync(file)) {
+    console.error(`no JSON report (${file}): vitest did not finish (exit status ${status})`);
+    failed += 1;
+    continue;
+  }
+  const r = JSON.parse(readFileSync(file, 'utf8'));
+  const brokenFiles = r.testResults.filter((f) => f.status === 'failed' && f.assertionResults.every((a) => a.status !== 'failed'));
+  const unhandled = r.numUnhandledErrors ?? 0;
+  let runFailed = r.numFailedTests + brokenFiles.length + unhandled;
+  for (const f of brokenFiles) console.error(`${file}: failed outside its tests: ${f.name}: ${f.message}`);
+  for (const e of r.unhandledErrors ?? []) console.error(`${file}: unhandled error: ${e.name}: ${e.message}`);
+  if (status !== 0 && runFailed === 0) {
+    console.error(`${file}: vitest exited with status ${status} although its report counts no failure`);
+    runFailed = 1;
+  }
+  passed += r.numPassedTests;
+  failed += runFailed;
 }
-const r = JSON.parse(readFileSync(file, 'utf8'));
-const brokenFiles = r.testResults.filter((f) => f.status === 'failed' && f.assertionResults.every((a) => a.status !== 'failed'));
-const unhandled = r.numUnhandledErrors ?? 0;
-let failed = r.numFailedTests + brokenFiles.length + unhandled;
-for (const f of brokenFiles) console.error(`failed outside its tests: ${f.name}: ${f.message}`);
-for (const e of r.unhandledErrors ?? []) console.error(`unhandled error: ${e.name}: ${e.message}`);
-if (status !== 0 && failed === 0) {
-  console.error(`vitest exited with status ${status} although its report counts no failure`);
-  failed = 1;
-}
-console.log(`${r.numPassedTests} passed, ${failed} failed`);
+console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed > 0 ? 1 : 0);
