@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // fedns command line: serve, check, zone, explain, join, unjoin.
-import { watchFile, unwatchFile } from 'node:fs';
+import { readFileSync, watchFile, unwatchFile } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
 import { Command, Option } from 'commander';
@@ -55,8 +55,14 @@ program
     }
     log.info({ config: config.file, domain: config.domain, clusters: config.clusters.length }, 'fedns started');
     let reloading = Promise.resolve();
+    // The text of the file as last loaded (or attempted): an edit announced twice (SIGHUP and the
+    // file watcher, or a watcher that fires twice for one write) is applied once.
+    let lastText = readText(config.file);
     const reload = (why: string) => {
       reloading = reloading.then(async () => {
+        const text = readText(config.file);
+        if (why === 'file changed' && text !== undefined && text === lastText) return;
+        lastText = text;
         let next: Config;
         try {
           next = loadConfig(config.file);
@@ -211,3 +217,12 @@ function fail(message: string): never {
 }
 
 await program.parseAsync(process.argv);
+
+/** A file's text, or undefined when it cannot be read (loadConfig then says why). */
+function readText(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}

@@ -142,6 +142,26 @@ describe('reload of the ops listener', () => {
   });
 });
 
+describe('one edit, one reload', () => {
+  it('an edit announced by SIGHUP and by the file watcher is applied once', async () => {
+    f = await startFedns({ edit: (y) => y.replace('ops: { listen: null }', 'ops: { listen: 127.0.0.1:0 }') });
+    const up = await f.waitForLog((r) => typeof r.msg === 'string' && r.msg.startsWith('ops listener up'));
+    const opsPort = Number(/:(\d+)$/.exec(String(up.address))![1]);
+    const applied = async () => {
+      const body = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
+      return Number(body.split('\n').find((l) => l.startsWith('fedns_config_reloads_total{result="applied"} '))?.split(' ')[1] ?? 0);
+    };
+    writeFileSync(f.config, readFileSync(f.config, 'utf8').replace('default: 30', 'default: 45'));
+    f.process.kill('SIGHUP');
+    await until(applied, (n) => n >= 1);
+    expect(ttlOf(await udpAsk(f.port, 'nginx.default.fed.example.com.'))).toBe(45);
+    // The watcher polls twice a second: give it several polls to notice the same edit.
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(await applied()).toBe(1);
+    expect(f.logs().filter((r) => r.msg === 'configuration reloaded')).toHaveLength(1);
+  });
+});
+
 describe('graceful shutdown', () => {
   it('answers what a TCP client already sent, stops accepting and exits 0 on SIGTERM', async () => {
     f = await startFedns();
