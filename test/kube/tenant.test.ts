@@ -1,14 +1,15 @@
-// Updates that change nothing answers depend on (a new resourceVersion, status conditions, other
-// annotations, node names) arrive by watch from a real API-server protocol and change nothing:
-// the service is not rebuilt, no snapshot or serial is published, no programming latency is
-// observed. A real change behind them is served as usual.
+// Tenant data from a real API-server protocol. Updates that change nothing answers depend on (a
+// new resourceVersion, status conditions, other annotations, node names) change nothing: the
+// service is not rebuilt, no snapshot or serial is published, no programming latency is
+// observed; a real change behind them is served as usual. A node region label that is no DNS
+// label is not used, and counted.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeApiServer } from '../support/fake-apiserver.js';
 import { eventuallyWith, kubeHarness, publish, QUICK_TIMING, same, slice, svc, useKubeTiming, type Running } from '../support/kube-harness.js';
 
 useKubeTiming(QUICK_TIMING);
 
-const { startFedns } = kubeHarness('fedns-kube-status-');
+const { startFedns } = kubeHarness('fedns-kube-tenant-');
 const eventually = eventuallyWith({ timeoutMs: 8000, pollMs: 20 });
 
 describe('kube source: status-only updates', () => {
@@ -63,5 +64,26 @@ describe('kube source: status-only updates', () => {
     // One change timed: the probe's Service (its slice carries no trigger time); none of web's.
     expect(programmed.length).toBe(1);
     expect(await f.answer('web.shop.fed.example.com.')).toEqual(['192.0.2.1']);
+  });
+});
+
+describe('kube source: a node region that is no DNS label', () => {
+  let south: FakeApiServer;
+  let f: Running;
+
+  afterAll(async () => {
+    await f?.stop();
+    await south?.stop();
+  });
+
+  it('is not used as the region, and is counted; the cluster serves without one', async () => {
+    south = await FakeApiServer.start({ bookmarkIntervalMs: 200 });
+    publish(south, 'shop', 'web', '192.0.2.7');
+    south.apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1', labels: { 'topology.kubernetes.io/region': 'Bad..Region' } } });
+    f = await startFedns([{ name: 'south', server: south }]);
+    await eventually(() => f.answer('web.shop.fed.example.com.'), same(['192.0.2.7']), 'web answering');
+    await eventually(() => f.fedns.federation.ignored.count('region'), (n) => n === 1, 'the region counted as ignored');
+    expect(f.fedns.federation.clusters.get('south')!.region).toBeUndefined();
+    expect(await f.fedns.metrics.text()).toMatch(/^fedns_ignored_objects_total\{reason="region"\} 1$/m);
   });
 });
