@@ -278,6 +278,7 @@ export class KubeClusterSource implements ClusterSource {
       const region = best.toLowerCase();
       if (!DNS_LABEL.test(region)) {
         this.log.warn({ region: best }, 'the nodes\' region label is not a DNS label; set the region in the configuration');
+        this.state.setDiscoveredRegion(best); // refused there too, and counted
         return;
       }
       this.log.info({ region, nodes: counts.get(best) }, 'region learned from node labels');
