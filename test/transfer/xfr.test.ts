@@ -695,5 +695,10 @@ describe('EDNS on transfers and their errors (RFC 6891 7)', () => {
     expect(header(reply).rcode).toBe(Rcode.REFUSED);
     expect(header(reply).edns).toBeDefined();
     expect(verifyResponseTsig(readTsig(signedRefusal, lastAdditionalOffset(signedRefusal)).mac, [reply], KEY)).toBeUndefined();
+    // A validly signed transfer of a zone not served here: NOTAUTH, signed too (RFC 8945 5.3).
+    const otherZone = xfrQuery('AXFR', { edns: true, key: KEY, zone: 'other.example.' });
+    const notHere = (await tcpExchange(p.port, otherZone))!;
+    expect(header(notHere).rcode).toBe(Rcode.NOTAUTH);
+    expect(verifyResponseTsig(readTsig(otherZone, lastAdditionalOffset(otherZone)).mac, [notHere], KEY)).toBeUndefined();
   });
 });
