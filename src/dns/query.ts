@@ -135,6 +135,9 @@ export function parseQuery(buf: Buffer, out: ParsedQuery): number {
     off += 10 + buf.readUInt16BE(off + 8);
     if (off > buf.length) return ParseFailure.FormErr;
   }
+  // A TSIG that is not the last record is FORMERR (RFC 8945 5.1), but only once every record has
+  // been read, so that an OPT after it is known and the FORMERR carries one.
+  let misplacedTsig = false;
   for (let i = 0; i < ar; i++) {
     const start = off;
     off = skipName(buf, off);
@@ -152,13 +155,13 @@ export function parseQuery(buf: Buffer, out: ParsedQuery): number {
       const end = off + 10 + rdlen;
       if (end > buf.length || !readOptions(buf, off + 10, end, out)) return ParseFailure.FormErr;
     } else if (type === RRType.TSIG) {
-      if (i !== ar - 1) return ParseFailure.FormErr; // RFC 8945 5.1: TSIG must be the last record
-      out.tsigOffset = start;
+      if (i !== ar - 1) misplacedTsig = true;
+      else out.tsigOffset = start;
     }
     off += 10 + rdlen;
     if (off > buf.length) return ParseFailure.FormErr;
   }
-  return 0;
+  return misplacedTsig ? ParseFailure.FormErr : 0;
 }
 
 export function newParsedQuery(): ParsedQuery {

@@ -28,12 +28,22 @@ export interface Encoded {
   /** End offset and record count of each additional RRset, in order. */
   additional: { end: number; count: number }[];
   /**
-   * Answer RRsets that rotate: the offset of each record, then the set's end. Nothing points
-   * into them (Writer.freeze), so their records can be copied in any order.
+   * Answer RRsets that rotate, in order. Nothing points into them (Writer.freeze), so their
+   * records can be copied in any order.
    */
-  rotate?: number[][];
+  rotate?: RotatingSet[];
   /** Rotations giving distinct orders: the largest rotating RRset's size, else 1. */
   turns: number;
+}
+
+/** An RRset at [first, last) of Encoded.bytes whose records a response copies in rotated order. */
+interface RotatingSet {
+  first: number;
+  last: number;
+  /** The set's bytes twice over: rotation k is the one slice from starts[k], set length long. */
+  twice: Buffer;
+  /** Where each record starts, relative to `first`. */
+  starts: number[];
 }
 
 /** Answer-cache entry for one query name (lookup key). */
@@ -59,7 +69,7 @@ const ENCODED_OVERHEAD = 100;
 
 function encodedBytes(e: Encoded): number {
   let n = ENCODED_OVERHEAD + e.bytes.length + 16 * e.additional.length;
-  if (e.rotate) for (const r of e.rotate) n += 8 * r.length;
+  if (e.rotate) for (const r of e.rotate) n += r.twice.length + 8 * r.starts.length;
   return n;
 }
 
@@ -379,17 +389,19 @@ export class Responder {
     const start = w.off;
     let ancount = 0;
     let turns = 1;
-    let rotate: number[][] | undefined;
+    let rotate: RotatingSet[] | undefined;
     for (const set of ans.answer) {
       if (set.length > 1) {
-        const offsets = [w.off - start];
+        const at = w.off;
+        const starts: number[] = [];
         w.freeze = true;
         for (const rr of set) {
+          starts.push(w.off - at);
           w.rr(rr);
-          offsets.push(w.off - start);
         }
         w.freeze = false;
-        (rotate ??= []).push(offsets);
+        const one = w.buf.subarray(at, w.off);
+        (rotate ??= []).push({ first: at - start, last: w.off - start, twice: Buffer.concat([one, one]), starts });
         if (set.length > turns) turns = set.length;
       } else if (set.length === 1) {
         w.rr(set[0]);
@@ -570,22 +582,25 @@ export class Responder {
 }
 
 /**
- * Copies body bytes [0, end) to out at `at`, the records of each rotating RRset starting from
- * record `rotation` (modulo the set's size) and wrapping around: two slices per set.
+ * Copies body bytes [0, end) to out at `at`, each rotating RRset as the one slice of its doubled
+ * copy that starts at record `rotation` (modulo the set's size): few copies per response.
  */
-function copyRotated(src: Buffer, sets: number[][], rotation: number, out: Buffer, at: number, end: number): void {
+function copyRotated(src: Buffer, sets: RotatingSet[], rotation: number, out: Buffer, at: number, end: number): void {
   let pos = 0;
-  for (const offsets of sets) {
-    const n = offsets.length - 1;
-    const first = offsets[0];
-    const last = offsets[n];
-    const from = offsets[rotation % n];
-    at += src.copy(out, at, pos, first);
-    at += src.copy(out, at, from, last);
-    at += src.copy(out, at, first, from);
-    pos = last;
+  for (const r of sets) {
+    const from = r.starts[rotation % r.starts.length];
+    at = copyBytes(src, pos, r.first, out, at);
+    at = copyBytes(r.twice, from, from + r.last - r.first, out, at);
+    pos = r.last;
   }
-  src.copy(out, at, pos, end);
+  copyBytes(src, pos, end, out, at);
+}
+
+/** src[from, to) to out at `at`; returns the offset after it. A loop beats Buffer.copy's fixed cost on a record or two. */
+function copyBytes(src: Buffer, from: number, to: number, out: Buffer, at: number): number {
+  if (to - from > 32) return at + src.copy(out, at, from, to);
+  for (let i = from; i < to; i++) out[at++] = src[i];
+  return at;
 }
 
 /** SOA for negative answers: TTL bounded by its minimum field (RFC 2308 5). */

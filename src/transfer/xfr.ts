@@ -91,8 +91,7 @@ export class ZoneTransfers {
       // Once the request's TSIG has verified, every answer to it is signed (RFC 8945 5.3).
       return responder.build(msg, q, transport, rcode, false, undefined, true, false, 0, signer);
     };
-    if (q.key !== zone.apexKey || q.qclass !== RRClass.IN) return refuse('not a zone served here', Rcode.NOTAUTH);
-    if (!this.allow.allows(from)) return refuse('client not in transfer.allow');
+    // The TSIG is verified first: once it has, every answer to the request is signed, refusals too.
     if (q.tsigOffset >= 0) {
       const v = verifyRequest(msg, q.tsigOffset, this.policy.keys);
       if (!v.ok) {
@@ -102,9 +101,10 @@ export class ZoneTransfers {
         return responder.build(msg, q, transport, Rcode.NOTAUTH, false, undefined, true, false, 0, v.tsig && tsigErrorTail(v.tsig, v.error, v.key));
       }
       signer = new ResponseSigner(v.key, v.tsig);
-    } else if (this.policy.requireTsig) {
-      return refuse('TSIG required');
     }
+    if (q.key !== zone.apexKey || q.qclass !== RRClass.IN) return refuse('not a zone served here', Rcode.NOTAUTH);
+    if (!this.allow.allows(from)) return refuse('client not in transfer.allow');
+    if (!signer && this.policy.requireTsig) return refuse('TSIG required');
     // One replica numbers the serials secondaries see (RFC 1982 needs one zone per serial).
     if (this.policy.notPrimary) return refuse(this.policy.notPrimary);
     if (!zone.ready) return refuse('no member cluster has synced yet', Rcode.SERVFAIL);

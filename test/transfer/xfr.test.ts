@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ClusterState } from '../../src/cluster/state.js';
 import { Opcode, Rcode, RRClass, RRType } from '../../src/dns/constants.js';
 import { decodeMessage, encodeMessage, type Message } from '../../src/dns/message.js';
+import { nameToWire } from '../../src/dns/name.js';
 import type { RR, SoaData } from '../../src/dns/records.js';
 import { readTsig, signRequest, TsigError, verifyRequest } from '../../src/transfer/tsig.js';
 import { masterFile } from '../../src/zone/masterfile.js';
@@ -701,11 +702,27 @@ describe('EDNS on transfers and their errors (RFC 6891 7)', () => {
     expect(header(bad).rcode).toBe(Rcode.NOTAUTH);
     expect(header(bad).edns).toBeDefined();
     expect(readTsig(bad, lastAdditionalOffset(bad)).error).toBe(TsigError.BADSIG);
+    // A key name of one label holding a dot (\x01.) once made the answer path throw: no answer at all.
+    for (const qtype of ['AXFR', 'SOA'] as const) {
+      const q = qtype === 'AXFR' ? xfrQuery('AXFR', { key: KEY }) : signRequest(encodeMessage({ id: 9, questions: [{ name: ZONE, type: RRType.SOA, class: RRClass.IN }] }), KEY);
+      const at = lastAdditionalOffset(q);
+      const hostile = Buffer.concat([q.subarray(0, at), Buffer.from([1, 0x2e, 0]), q.subarray(at + nameToWire(KEY.name).length)]);
+      for (const reply of [await tcpExchange(p.port, hostile), await udpExchange(p.port, hostile)]) {
+        expect(reply, qtype).not.toBeNull();
+        expect(header(reply!).rcode).toBe(Rcode.NOTAUTH);
+        expect(readTsig(reply!, lastAdditionalOffset(reply!))).toMatchObject({ keyName: '\\..', error: TsigError.BADKEY });
+      }
+    }
     const signedRefusal = xfrQuery('AXFR', { edns: true, key: KEY });
     const reply = (await udpExchange(p.port, signedRefusal))!;
     expect(header(reply).rcode).toBe(Rcode.REFUSED);
     expect(header(reply).edns).toBeDefined();
     expect(verifyResponseTsig(readTsig(signedRefusal, lastAdditionalOffset(signedRefusal)).mac, [reply], KEY)).toBeUndefined();
+    // A validly signed transfer of a zone not served here: NOTAUTH, signed too (RFC 8945 5.3).
+    const otherZone = xfrQuery('AXFR', { edns: true, key: KEY, zone: 'other.example.' });
+    const notHere = (await tcpExchange(p.port, otherZone))!;
+    expect(header(notHere).rcode).toBe(Rcode.NOTAUTH);
+    expect(verifyResponseTsig(readTsig(otherZone, lastAdditionalOffset(otherZone)).mac, [notHere], KEY)).toBeUndefined();
   });
 });
 

@@ -312,6 +312,10 @@ describe('strict parsing (RFC 6891, RFC 8945)', () => {
     const tsig: Parameters<typeof encodeMessage>[0]['additionals'] = [{ name: 'k.', type: RRType.TSIG, class: 255, ttl: 0, data: Buffer.alloc(0) }];
     const notLast = encodeMessage({ id: 1, questions: [{ name: 'example.com.', type: RRType.SOA, class: 1 }], additionals: [...tsig!, { name: 'x.', type: RRType.TXT, ttl: 0, data: ['x'] }] });
     expect(raw(notLast).rcode).toBe(Rcode.FORMERR);
+    // An OPT after the misplaced TSIG is still read: the FORMERR carries it (RFC 6891 7).
+    const optAfter = encodeMessage({ id: 1, questions: [{ name: 'example.com.', type: RRType.SOA, class: 1 }], additionals: [...tsig!, { name: '.', type: RRType.OPT, class: 1232, ttl: 0, data: Buffer.alloc(0) }] });
+    expect(raw(optAfter).rcode).toBe(Rcode.FORMERR);
+    expect(raw(optAfter).edns).toBeDefined();
     const inAnswer = encodeMessage({ id: 1, questions: [{ name: 'example.com.', type: RRType.SOA, class: 1 }], answers: tsig });
     expect(raw(inAnswer).rcode).toBe(Rcode.FORMERR);
     const optInAuthority = encodeMessage({ id: 1, questions: [{ name: 'example.com.', type: RRType.SOA, class: 1 }], authorities: [{ name: '.', type: RRType.OPT, class: 1232, ttl: 0, data: Buffer.alloc(0) }] });
