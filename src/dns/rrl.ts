@@ -3,8 +3,7 @@
 // BIND's credit window; over the rate they are dropped, and every `slip`th dropped one goes out as
 // a bare TC=1 header + question so a real client behind that prefix retries over TCP.
 import { LRUCache } from 'lru-cache';
-import { isIPv6 } from 'node:net';
-import { AddressAcl } from '../acl.js';
+import { AddressAcl, ipv4Number, ipv6Groups, unmapped } from '../acl.js';
 
 export interface RateLimitSettings {
   /** Answers per second per prefix, name and type. */
@@ -82,8 +81,19 @@ export class ResponseRateLimiter {
     const kind = rcode === 0 ? (out[6] | out[7] ? ANSWER : NODATA) : rcode === 3 ? NXDOMAIN : ERROR;
     const rate = this.rates[kind];
     if (!(rate > 0)) return out;
-    if (this.exempt?.allows(address)) return out;
-    const prefix = prefixOf(address, this.settings.ipv4PrefixLength, this.settings.ipv6PrefixLength);
+    // Parsed once, for the exemption and the prefix.
+    const addr = unmapped(address);
+    const n = ipv4Number(addr);
+    let prefix: string;
+    if (n >= 0) {
+      if (this.exempt?.allowsV4(n)) return out;
+      prefix = v4Prefix(n, this.settings.ipv4PrefixLength);
+    } else {
+      const g = ipv6Groups(addr);
+      if (g === undefined) return out;
+      if (this.exempt?.allowsV6(g)) return out;
+      prefix = v6Prefix(g, this.settings.ipv6PrefixLength);
+    }
     const qend = questionEnd(out);
     // BIND's keys: an answer by name and type, so one hot name does not limit the others; NODATA by
     // name; NXDOMAIN and errors by prefix alone, so random names cannot dodge the limit.
@@ -112,43 +122,27 @@ export class ResponseRateLimiter {
   }
 }
 
-/** The account key of an address's prefix ("192.0.2.0/24", "2001:db8::/56" as hex groups). */
-export function prefixOf(address: string, v4bits: number, v6bits: number): string {
-  let a = address;
-  if (a.startsWith('::ffff:') && a.includes('.')) a = a.slice(7);
-  if (!isIPv6(a)) {
-    const p = a.split('.');
-    const n = ((+p[0] << 24) | (+p[1] << 16) | (+p[2] << 8) | +p[3]) >>> 0;
-    const masked = v4bits === 0 ? 0 : (n & (0xffffffff << (32 - v4bits))) >>> 0;
-    return `${masked >>> 24}.${(masked >>> 16) & 255}.${(masked >>> 8) & 255}.${masked & 255}/${v4bits}`;
-  }
-  const groups = ipv6Groups(a);
-  const out: string[] = [];
-  for (let i = 0, bits = v6bits; i < 8; i++, bits -= 16) {
-    const keep = bits >= 16 ? 0xffff : bits <= 0 ? 0 : (0xffff << (16 - bits)) & 0xffff;
-    out.push((groups[i] & keep).toString(16));
-  }
-  return `${out.join(':')}/${v6bits}`;
+/** The account key of an address's prefix ("192.0.2.0/24", "2001:db8:1:200:0:0:0:0/56"). */
+export function prefixOf(address: string, v4bits: number, v6bits: number): string | undefined {
+  const a = unmapped(address);
+  const n = ipv4Number(a);
+  if (n >= 0) return v4Prefix(n, v4bits);
+  const g = ipv6Groups(a);
+  return g && v6Prefix(g, v6bits);
 }
 
-/** The eight 16-bit groups of an IPv6 address ("::" expanded, an embedded IPv4 tail read). */
-function ipv6Groups(address: string): number[] {
-  const a = address.split('%')[0];
-  const [head, tail] = a.includes('::') ? a.split('::') : [a, undefined];
-  const parse = (s: string | undefined) => {
-    if (!s) return [];
-    const out: number[] = [];
-    for (const g of s.split(':')) {
-      if (g.includes('.')) {
-        const p = g.split('.').map(Number);
-        out.push((p[0] << 8) | p[1], (p[2] << 8) | p[3]);
-      } else out.push(parseInt(g, 16));
-    }
-    return out;
-  };
-  const h = parse(head);
-  const t = parse(tail);
-  return [...h, ...new Array<number>(Math.max(0, 8 - h.length - t.length)).fill(0), ...t].slice(0, 8);
+function v4Prefix(n: number, bits: number): string {
+  const m = bits === 0 ? 0 : (n & (0xffffffff << (32 - bits))) >>> 0;
+  return `${m >>> 24}.${(m >>> 16) & 255}.${(m >>> 8) & 255}.${m & 255}/${bits}`;
+}
+
+function v6Prefix(g: number[], bits: number): string {
+  let out = '';
+  for (let i = 0, left = bits; i < 8; i++, left -= 16) {
+    const keep = left >= 16 ? 0xffff : left <= 0 ? 0 : (0xffff << (16 - left)) & 0xffff;
+    out += `${(g[i] & keep).toString(16)}${i < 7 ? ':' : ''}`;
+  }
+  return `${out}/${bits}`;
 }
 
 /** Offset just past the first question (12 when there is none or it cannot be walked). */

@@ -161,6 +161,7 @@ export class Notifier {
     if (this.coalesce) clearTimeout(this.coalesce);
     for (const p of this.pending.values()) if (p.timer) clearTimeout(p.timer);
     this.pending.clear();
+    this.problems.flush();
     this.socket4?.close();
     this.socket6?.close();
   }

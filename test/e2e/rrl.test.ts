@@ -1,14 +1,19 @@
 /**
  * Response rate limiting against the built fedns: a flood of NXDOMAIN queries from one loopback
  * address is limited (most responses dropped, every 2nd dropped one slipped as TC=1), another
- * address keeps every answer, an exempt address is never limited, and a reload turns it on.
+ * address keeps every answer, an exempt address is never limited, dig behind a limited address
+ * gets its answer over TCP after a slip, and a reload turns it off and on.
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rcode, RRType } from '../../src/dns/constants.js';
 import { decodeMessage, encodeQuery, type Message } from '../../src/dns/message.js';
+import { dig } from '../support/dig.js';
 import { startFedns, withYaml, type FednsProcess } from '../support/fedns.js';
+import { requirePeer } from '../support/peers.js';
+
+const hasDig = requirePeer('dig');
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -139,6 +144,15 @@ describe('response rate limiting (UDP)', () => {
     const exempt = client('127.0.0.9');
     const ids = await exempt.paced(missing, 1000);
     expect(tally(exempt, ids)).toEqual({ full: 1000, slipped: 0, none: 0 });
+  });
+
+  it.skipIf(!hasDig)('a real client behind a limited address gets its answer: dig retries over TCP after a slip', async () => {
+    await client('127.0.0.8').flood(missing, 500);
+    await sleep(100);
+    const r = await dig(['-b', '127.0.0.8', '@127.0.0.1', '-p', String(f.port), '+tries=3', '+time=1', missing(1), 'A']);
+    expect(r.retriedOverTcp).toBe(true);
+    expect(r.transport).toBe('TCP');
+    expect(r.status).toBe('NXDOMAIN');
   });
 
   it('is off by default, and a reload turns it off and on', async () => {

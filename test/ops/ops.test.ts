@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { get as httpGet } from 'node:http';
 import { join } from 'node:path';
@@ -112,7 +112,7 @@ describe('ops listener', () => {
   });
 
   it('gives /zone only to clients allowed to transfer the zone', async () => {
-    const { server } = await start((y) => `${y}transfer: { allow: [127.0.0.1, 127.0.1.0/24] }\n`);
+    const { server, dir } = await start((y) => `${y}transfer: { allow: [127.0.0.1, 127.0.1.0/24] }\n`);
     const port = server.ops!.address!.port;
     for (const allowed of ['127.0.0.1', '127.0.1.9']) {
       const r = await getFrom(allowed, port, '/zone');
@@ -125,6 +125,12 @@ describe('ops listener', () => {
     expect(refused.body).not.toContain('IN');
     // Other paths stay open to everyone who reaches the listener.
     expect((await getFrom('127.0.0.9', port, '/healthz')).status).toBe(200);
+    // A reload of transfer.allow applies to /zone at once.
+    const file = join(dir, 'fedns.yaml');
+    writeFileSync(file, readFileSync(file, 'utf8').replace('allow: [127.0.0.1, 127.0.1.0/24]', 'allow: [127.0.0.9]'));
+    await server.reload(loadConfig(file));
+    expect((await getFrom('127.0.0.9', port, '/zone')).status).toBe(200);
+    expect((await getFrom('127.0.0.1', port, '/zone')).status).toBe(403);
   });
 
   it('refuses /zone to everyone by default, and when transfers need TSIG', async () => {

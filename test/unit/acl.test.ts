@@ -28,6 +28,32 @@ describe('AddressAcl', () => {
   it('an empty list allows nobody', () => {
     expect(new AddressAcl([]).allows('127.0.0.1')).toBe(false);
   });
+  it.each([
+    [['0.0.0.0/0'], '203.0.113.9', true],
+    [['0.0.0.0/0'], '2001:db8::1', false],
+    [['::/0'], '2001:db8::1', true],
+    [['::/0'], '192.0.2.1', false],
+    [['10.1.2.3/8'], '10.200.0.1', true], // host bits in the entry are ignored
+    [['192.0.2.128/25'], '192.0.2.127', false],
+    [['192.0.2.128/25'], '192.0.2.255', true],
+    [['255.255.255.255'], '255.255.255.255', true],
+    [['2001:db8:0:100::/56'], '2001:db8:0:1ff:ffff::1', true],
+    [['2001:db8:0:100::/56'], '2001:db8:0:200::1', false],
+    [['2001:DB8::1'], '2001:db8:0:0:0:0:0:1', true],
+    [['fe80::/10'], 'fe80::1%eth0', true],
+    [['::1'], '::1', true],
+    [['::ffff:0:0/96'], '::ffff:192.0.2.1', false], // matched as the IPv4 address it is
+    [['2001:db8::c000:201'], '2001:db8::192.0.2.1', true],
+    [['192.0.2.0/24'], '192.0.2', false],
+    [['192.0.2.0/24'], '192.0.2.256', false],
+    [['192.0.2.0/24'], '192.0.2.1.5', false],
+    [['::/0'], '2001:db8::1::2', false],
+    [['::/0'], '2001:db8:::1', false],
+    [['::/0'], '1:2:3:4:5:6:7:8:9', false],
+    [['::/0'], 'not-an-address', false],
+  ])('%j allows %s: %s', (entries, addr, ok) => {
+    expect(new AddressAcl(entries).allows(addr)).toBe(ok);
+  });
 });
 
 describe('queries.allow in the responder', () => {
