@@ -302,6 +302,7 @@ export class Fedns {
     this.config = next;
     // Everything that changes answers is applied before the next rebuild, all at once.
     const nextByName = new Map(next.clusters.map((c) => [c.name, c]));
+    const prevByName = new Map(prev.clusters.map((c) => [c.name, c]));
     const gone = [...this.sources.keys()].filter((name) => !nextByName.has(name));
     const replaced: ClusterConfigResolved[] = [];
     for (const name of gone) this.federation.removeCluster(name);
@@ -310,7 +311,9 @@ export class Fedns {
       const running = this.sources.get(cl.name);
       if (!state || !running) continue;
       state.reconfigure(clusterSettings(next, cl));
-      if (running.config !== JSON.stringify(cl.source)) replaced.push(cl);
+      // A region no longer configured is learned from the nodes, which a new source does.
+      const regionDropped = prevByName.get(cl.name)?.region !== undefined && cl.region === undefined;
+      if (running.config !== JSON.stringify(cl.source) || regionDropped) replaced.push(cl);
     }
     if (JSON.stringify(prev.hostnames) !== JSON.stringify(next.hostnames))
       this.federation.resolveHostnames(dnsResolver(next.hostnames.resolvers), next.hostnames.refresh, this.log.child({ component: 'hostnames' }));
@@ -321,7 +324,7 @@ export class Fedns {
     for (const cl of replaced) {
       const old = this.sources.get(cl.name)!;
       await old.source.stop();
-      this.log.info({ cluster: cl.name }, 'cluster source settings changed; reading the cluster with the new ones, serving its last data meanwhile');
+      this.log.info({ cluster: cl.name }, 'cluster source settings changed; reading the cluster anew, serving its last data meanwhile');
       this.startSource(cl, this.federation.clusters.get(cl.name)!);
     }
     this.log.info({ file: next.file, clusters: next.clusters.length }, 'configuration reloaded');

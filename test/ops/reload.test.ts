@@ -265,8 +265,12 @@ describe('reloads of every kind under continuous queries', () => {
       serialAfterHealth = running.fedns.federation.snapshot.serial;
       await reload({ addressMode: 'endpoints' });
       await reload({ bravoMode: 'loadBalancer' });
+      expect(alpha.openWatches('ServiceExport')).toBe(0);
       await reload({ selection: 'exported' });
+      // The ServiceExport watch runs on the existing sources, and stops again with the policy.
+      await eventually(() => alpha.openWatches('ServiceExport') + bravo.openWatches('ServiceExport'), (n) => n === 2, 'ServiceExport watches open');
       await reload({ selection: 'all', addressMode: 'loadBalancer', bravoMode: undefined });
+      await eventually(() => alpha.openWatches('ServiceExport') + bravo.openWatches('ServiceExport'), (n) => n === 0, 'ServiceExport watches closed');
       await reload({ resolvers: ['127.0.0.1:9'] });
       await reload({ listen: [p1, p2] });
       await reload({ listen: [p2] });
@@ -300,4 +304,31 @@ describe('reloads of every kind under continuous queries', () => {
     // A health reload changes nothing in the zone: no new serial, so secondaries get no transfer.
     expect(serialAfterHealth).toBe(serialBeforeHealth);
   }, 60_000);
+
+  it('a region dropped from the configuration is learned from the nodes, the cluster live and answering throughout', async () => {
+    const server = await FakeApiServer.start({ bookmarkIntervalMs: 200 });
+    let g: Running | undefined;
+    try {
+      server.apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1', labels: { 'topology.kubernetes.io/region': 'r9' } } });
+      server.apply(svc('shop', 'web', ['192.0.2.9']));
+      server.apply(slice('shop', 'web', [{ ip: '10.9.0.1' }]));
+      const kubeconfig = h.writeKubeconfig('solo', server.kubeconfig());
+      const raw = (region?: string) => ({
+        listen: ['127.0.0.1:0'],
+        ops: { listen: null },
+        clusters: [{ name: 'solo', ...(region ? { region } : {}), source: { type: 'kube', kubeconfig } }],
+      });
+      g = await h.startRaw(raw('r1'));
+      const running = g;
+      await eventually(() => running.answer('web.shop.fed.svc.r1.example.com.'), (v) => JSON.stringify(v) === '["192.0.2.9"]', 'the configured region');
+      const changes = g.history.length;
+      await g.fedns.reload(buildConfig(raw(), join(h.dir(), 'fedns.yaml'), h.dir()));
+      for (let i = 0; i < 50; i++) expect(await running.answer('web.shop.fed.example.com.')).toEqual(['192.0.2.9']);
+      await eventually(() => running.answer('web.shop.fed.svc.r9.example.com.'), (v) => JSON.stringify(v) === '["192.0.2.9"]', 'the region of the nodes');
+      expect(g.history.slice(changes)).toEqual([]);
+    } finally {
+      await g?.stop();
+      await server.stop();
+    }
+  });
 });
