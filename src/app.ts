@@ -291,9 +291,11 @@ export class Fedns {
       // Same address (only readyTimeout changed) or turned off: reopened here, or not at all.
       this.ops = opsMoves ? newOps : await this.openOps(next);
     }
-    // A new selection applies once the clusters have read what it needs (ServiceExports), so
-    // that services do not vanish meanwhile.
-    if (prev.selection.policy !== next.selection.policy) await this.applyPolicy(next.selection.policy);
+    // "exported" applies once the clusters have listed their ServiceExports, so that exported
+    // services do not vanish meanwhile; away from it, the watches stop once it no longer applies.
+    const policyChanged = prev.selection.policy !== next.selection.policy;
+    const toExported = policyChanged && next.selection.policy === 'exported';
+    if (toExported) await this.applyPolicy(next.selection.policy);
     const policy = transferPolicy(next);
     this.transfers.setPolicy(policy);
     this.configureResponder(next, policy);
@@ -320,6 +322,7 @@ export class Fedns {
     this.federation.reconfigure(federationSettings(next));
     for (const cl of next.clusters) if (!this.sources.has(cl.name)) this.startCluster(cl);
     this.federation.rebuild();
+    if (policyChanged && !toExported) await this.applyPolicy(next.selection.policy);
     for (const name of gone) await this.stopCluster(name);
     for (const cl of replaced) {
       const old = this.sources.get(cl.name)!;
