@@ -246,7 +246,11 @@ export class ClusterState {
   reconfigure(settings: ClusterSettings): void {
     const old = this.settings;
     this.settings = settings;
-    if (old.zones.length && !settings.zones.length) for (const s of this.slices.values()) this.learnZones(s);
+    if (old.zones.length && !settings.zones.length) {
+      // Learned again from the slices there are now.
+      this.discoveredZones.clear();
+      for (const s of this.slices.values()) this.learnZones(s);
+    }
     if (settings.gracePeriod !== old.gracePeriod && this.brokenSince && (this.health === 'stale' || this.health === 'expired')) {
       // The grace period counts from when the cluster broke, not from the reload.
       this.clearExpiry();

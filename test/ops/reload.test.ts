@@ -331,4 +331,25 @@ describe('reloads of every kind under continuous queries', () => {
       await server.stop();
     }
   });
+
+  it('an address removed by one reload can be listened on again by the next, at once', async () => {
+    const [p1, p2] = [await freePort(), await freePort()];
+    const raw = (ports: number[]) => ({ listen: ports.map((p) => `127.0.0.1:${p}`), ops: { listen: null }, clusters: [] });
+    const g = await h.startRaw(raw([p1]));
+    try {
+      await g.fedns.reload(buildConfig(raw([p2]), join(h.dir(), 'fedns.yaml'), h.dir()));
+      await g.fedns.reload(buildConfig(raw([p1]), join(h.dir(), 'fedns.yaml'), h.dir()));
+      expect(g.fedns.dns.addresses().map((a) => a.port)).toEqual([p1]);
+      const sock = createSocket('udp4');
+      const reply = await new Promise<Message | undefined>((resolve) => {
+        const t = setTimeout(() => resolve(undefined), 2000);
+        sock.on('message', (m) => (clearTimeout(t), resolve(decodeMessage(m))));
+        sock.send(encodeQuery('example.com.', RRType.SOA), p1, '127.0.0.1');
+      });
+      sock.close();
+      expect(reply?.answers[0]?.type).toBe(RRType.SOA);
+    } finally {
+      await g.stop();
+    }
+  });
 });
