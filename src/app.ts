@@ -319,7 +319,9 @@ export class Fedns {
     }
     if (JSON.stringify(prev.hostnames) !== JSON.stringify(next.hostnames))
       this.federation.resolveHostnames(dnsResolver(next.hostnames.resolvers), next.hostnames.refresh, this.log.child({ component: 'hostnames' }));
-    this.federation.reconfigure(federationSettings(next));
+    // Zone-wide settings rebuild every service; a reload that leaves them alone costs nothing.
+    const settings = federationSettings(next);
+    if (JSON.stringify(settings) !== JSON.stringify(federationSettings(prev))) this.federation.reconfigure(settings);
     for (const cl of next.clusters) if (!this.sources.has(cl.name)) this.startCluster(cl);
     this.federation.rebuild();
     if (policyChanged && !toExported) await this.applyPolicy(next.selection.policy);
