@@ -98,7 +98,7 @@ export class ZoneTransfers {
     } else if (this.policy.requireTsig) {
       return refuse('TSIG required');
     }
-    // One replica numbers the serials secondaries see (RFC 1982 needs one zone per serial).
+    // One replica numbers the serials secondaries see: one zone per serial (RFC 1034 4.3.5).
     if (this.policy.notPrimary) return refuse(this.policy.notPrimary);
     if (!zone.ready) return refuse('no member cluster has synced yet', Rcode.SERVFAIL);
 
