@@ -172,14 +172,14 @@ export class Fedns {
       metrics.notifies.inc({ result }),
     );
     let lastSerial = this.federation.snapshot.serial;
-    let lastDomain = this.federation.snapshot.domain;
+    let lastSoa = this.federation.snapshot.soa;
     this.federation.on('published', (snap, change) => {
       if (snap.serial === lastSerial) return;
       // A new domain is a new zone: no IXFR delta leads into it from the old one.
-      if (snap.domain !== lastDomain) this.journal.clear();
-      else this.journal.add(lastSerial, snap.serial, change);
+      if (snap.domain !== lastSoa.name) this.journal.clear();
+      else this.journal.add(lastSerial, snap.serial, change, lastSoa);
       lastSerial = snap.serial;
-      lastDomain = snap.domain;
+      lastSoa = snap.soa;
       this.notifier.changed();
       this.saveSerial();
     });

@@ -172,9 +172,13 @@ export class ZoneTransfers {
   private incremental(zone: ZoneSnapshot, clientSerial: number): RR[] {
     const soaAt = (serial: number): RR => ({ ...zone.soa, data: { ...(zone.soa.data as SoaData), serial } });
     const out: RR[] = [zone.soa];
-    for (const d of this.journal.since(clientSerial) ?? []) {
-      out.push(soaAt(d.from), ...d.removed, soaAt(d.to), ...d.added);
-    }
+    const deltas = this.journal.since(clientSerial) ?? [];
+    deltas.forEach((d, i) => {
+      // Each SOA as it was at that serial: an SOA change shows as old SOA out, new SOA in.
+      const next = deltas[i + 1];
+      const toSoa = next ? (next.fromSoa ?? soaAt(d.to)) : d.to === zone.serial ? zone.soa : soaAt(d.to);
+      out.push(d.fromSoa ?? soaAt(d.from), ...d.removed, toSoa, ...d.added);
+    });
     out.push(zone.soa);
     return out;
   }
