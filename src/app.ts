@@ -212,14 +212,14 @@ export class Fedns {
       metrics.notifies.inc(rcode ? { result, rcode } : { result }),
     );
     let lastSerial = this.federation.snapshot.serial;
-    let lastDomain = this.federation.snapshot.domain;
+    let lastSoa = this.federation.snapshot.soa;
     this.federation.on('published', (snap, change) => {
       if (snap.serial === lastSerial) return;
       // A new domain is a new zone: no IXFR delta leads into it from the old one.
-      if (snap.domain !== lastDomain) this.journal.clear();
-      else this.journal.add(lastSerial, snap.serial, change);
+      if (snap.domain !== lastSoa.name) this.journal.clear();
+      else this.journal.add(lastSerial, snap.serial, change, lastSoa);
       lastSerial = snap.serial;
-      lastDomain = snap.domain;
+      lastSoa = snap.soa;
       this.notifier.changed();
       this.saveSerial();
     });
@@ -344,9 +344,11 @@ export class Fedns {
       // Same address (only readyTimeout changed) or turned off: reopened here, or not at all.
       this.ops = opsMoves ? newOps : await this.openOps(next);
     }
-    // A new selection applies once the clusters have read what it needs (ServiceExports), so
-    // that services do not vanish meanwhile.
-    if (prev.selection.policy !== next.selection.policy) await this.applyPolicy(next.selection.policy);
+    // "exported" applies once the clusters have listed their ServiceExports, so that exported
+    // services do not vanish meanwhile; away from it, the watches stop once it no longer applies.
+    const policyChanged = prev.selection.policy !== next.selection.policy;
+    const toExported = policyChanged && next.selection.policy === 'exported';
+    if (toExported) await this.applyPolicy(next.selection.policy);
     const policy = transferPolicy(next);
     this.transfers.setPolicy(policy);
     this.configureResponder(next, policy);
@@ -356,6 +358,7 @@ export class Fedns {
     this.config = next;
     // Everything that changes answers is applied before the next rebuild, all at once.
     const nextByName = new Map(next.clusters.map((c) => [c.name, c]));
+    const prevByName = new Map(prev.clusters.map((c) => [c.name, c]));
     const gone = [...this.sources.keys()].filter((name) => !nextByName.has(name));
     const replaced: ClusterConfigResolved[] = [];
     for (const name of gone) this.federation.removeCluster(name);
@@ -364,18 +367,23 @@ export class Fedns {
       const running = this.sources.get(cl.name);
       if (!state || !running) continue;
       state.reconfigure(clusterSettings(next, cl));
-      if (running.config !== JSON.stringify(cl.source)) replaced.push(cl);
+      // A region no longer configured is learned from the nodes, which a new source does.
+      const regionDropped = prevByName.get(cl.name)?.region !== undefined && cl.region === undefined;
+      if (running.config !== JSON.stringify(cl.source) || regionDropped) replaced.push(cl);
     }
     if (JSON.stringify(prev.hostnames) !== JSON.stringify(next.hostnames))
       this.federation.resolveHostnames(dnsResolver(next.hostnames.resolvers), next.hostnames.refresh, this.log.child({ component: 'hostnames' }));
-    this.federation.reconfigure(federationSettings(next));
+    // Zone-wide settings rebuild every service; a reload that leaves them alone costs nothing.
+    const settings = federationSettings(next);
+    if (JSON.stringify(settings) !== JSON.stringify(federationSettings(prev))) this.federation.reconfigure(settings);
     for (const cl of next.clusters) if (!this.sources.has(cl.name)) this.startCluster(cl);
     this.federation.rebuild();
+    if (policyChanged && !toExported) await this.applyPolicy(next.selection.policy);
     for (const name of gone) await this.stopCluster(name);
     for (const cl of replaced) {
       const old = this.sources.get(cl.name)!;
       await old.source.stop();
-      this.log.info({ cluster: cl.name }, 'cluster source settings changed; reading the cluster with the new ones, serving its last data meanwhile');
+      this.log.info({ cluster: cl.name }, 'cluster source settings changed; reading the cluster anew, serving its last data meanwhile');
       this.startSource(cl, this.federation.clusters.get(cl.name)!);
     }
     this.log.info({ file: next.file, clusters: next.clusters.length }, 'configuration reloaded');

@@ -100,6 +100,13 @@ program
     process.on('SIGINT', () => void stop('SIGINT'));
   });
 
+/** Which replica serves transfers (transfer.primary), as `fedns check` says it. */
+function primaryText(c: Config): string {
+  const p = c.transfer.primary;
+  if (p === undefined) return '';
+  return `, served by ${p} only (${p === c.identity.server ? 'this replica' : `not this replica, ${c.identity.server}`})`;
+}
+
 program
   .command('check')
   .description('validate a configuration file and print a summary')
@@ -124,7 +131,7 @@ program
       `  zone ${config.domain} federation ${config.federation}, serial ${snap.serial}, ${snap.recordCount} records`,
       `  listen ${config.listen.map((l) => `${l.host}:${l.port}`).join(', ')}; ops ${config.ops.listen ? `${config.ops.listen.host}:${config.ops.listen.port}` : 'off'}`,
       `  selection ${config.selection.policy}${config.selection.labelSelector ? ` (${config.selection.labelSelector})` : ''}, address mode ${config.addressMode}`,
-      `  queries from ${config.queries.allow === null ? 'everyone' : config.queries.allow.join(', ') || 'nobody'}; transfers to ${config.transfer.allow.join(', ') || 'nobody'}${config.transfer.tsig.length ? ` (TSIG ${config.transfer.requireTsig === false ? 'optional' : 'required'})` : ''}`,
+      `  queries from ${config.queries.allow === null ? 'everyone' : config.queries.allow.join(', ') || 'nobody'}; transfers to ${config.transfer.allow.join(', ') || 'nobody'}${config.transfer.tsig.length ? ` (TSIG ${config.transfer.requireTsig === false ? 'optional' : 'required'})` : ''}${primaryText(config)}`,
       `  rate limit ${rateLimitSummary(config)}`,
       `  identity ${config.identity.server ?? 'off'}, version ${config.identity.version ?? 'off'}, NSID ${config.identity.nsid && config.identity.server !== null ? 'on' : 'off'}`,
       `  clusters (${config.clusters.length}):`,

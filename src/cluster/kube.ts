@@ -309,6 +309,7 @@ export class KubeClusterSource implements ClusterSource {
       await r?.stop();
       this.state.replaceKind('ServiceExport', []);
       this.state.flush();
+      if (this.reflectors.size) this.resourceSynced(); // a failing ServiceExport watch no longer counts
       return;
     }
     this.kinds.push('ServiceExport');

@@ -33,6 +33,8 @@ const addrText = (a: ListenAddr) => (isIPv6(a.host) ? `[${a.host}]:${a.port}` : 
 export class DnsServer {
   private readonly listeners = new Map<string, Listener>();
   private readonly connections = new Set<Socket>();
+  /** Removed addresses whose UDP socket still answers for a moment: key -> close it now. */
+  private readonly lingering = new Map<string, () => Promise<void>>();
   private closing = false;
   /** Per-packet problems: a few log lines a minute, whatever clients send. */
   private readonly problems: ThrottledLog;
@@ -71,6 +73,7 @@ export class DnsServer {
     try {
       for (const [key, a] of wanted) {
         if (this.listeners.has(key)) continue;
+        await this.lingering.get(key)?.();
         const l = await this.open(a);
         opened.push(l);
         this.listeners.set(key, l);
@@ -87,7 +90,9 @@ export class DnsServer {
       this.listeners.delete(key);
       // Datagrams already sent to this address (or queued in its socket) are still answered.
       l.tcp.close();
-      setTimeout(() => void closeListener(l), UDP_LINGER_MS).unref();
+      const end = () => (clearTimeout(timer), this.lingering.delete(key), closeListener(l));
+      const timer = setTimeout(end, UDP_LINGER_MS).unref();
+      this.lingering.set(key, end);
       this.log.info({ address: key }, 'stopped listening');
     }
   }
@@ -223,7 +228,7 @@ export class DnsServer {
     this.closing = true;
     const listeners = [...this.listeners.values()];
     this.listeners.clear();
-    await Promise.all(listeners.map(closeListener));
+    await Promise.all([...listeners.map(closeListener), ...[...this.lingering.values()].map((end) => end())]);
     // A query may already sit in a connection's receive buffer, unread: keep each connection
     // open until it has been quiet for a moment, answer what arrives, then close our side.
     const quietMs = Math.min(250, graceMs);

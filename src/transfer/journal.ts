@@ -5,6 +5,8 @@ import type { ZoneChange } from '../zone/snapshot.js';
 export interface Delta extends ZoneChange {
   from: number;
   to: number;
+  /** The SOA as it was at `from` (its other fields may differ from the current SOA's). */
+  fromSoa?: RR;
 }
 
 export class Journal {
@@ -19,7 +21,7 @@ export class Journal {
   ) {}
 
   /** Records the change that turned serial `from` into `to`. */
-  add(from: number, to: number, change: ZoneChange): void {
+  add(from: number, to: number, change: ZoneChange, fromSoa?: RR): void {
     if (from === to) return;
     const size = change.removed.length + change.added.length;
     if (size > this.maxRecords) {
@@ -33,7 +35,7 @@ export class Journal {
       this.deltas = [];
       this.records = 0;
     }
-    this.deltas.push({ from, to, removed: change.removed, added: change.added });
+    this.deltas.push({ from, to, removed: change.removed, added: change.added, fromSoa });
     this.records += size;
     while (this.deltas.length > this.maxDeltas || this.records > this.maxRecords) {
       const d = this.deltas.shift()!;

@@ -105,7 +105,7 @@ export class ZoneTransfers {
     if (q.key !== zone.apexKey || q.qclass !== RRClass.IN) return refuse('not a zone served here', Rcode.NOTAUTH);
     if (!this.allow.allows(from)) return refuse('client not in transfer.allow');
     if (!signer && this.policy.requireTsig) return refuse('TSIG required');
-    // One replica numbers the serials secondaries see (RFC 1982 needs one zone per serial).
+    // One replica numbers the serials secondaries see: one zone per serial (RFC 1034 4.3.5).
     if (this.policy.notPrimary) return refuse(this.policy.notPrimary);
     if (!zone.ready) return refuse('no member cluster has synced yet', Rcode.SERVFAIL);
 
@@ -178,9 +178,13 @@ export class ZoneTransfers {
   private incremental(zone: ZoneSnapshot, clientSerial: number): RR[] {
     const soaAt = (serial: number): RR => ({ ...zone.soa, data: { ...(zone.soa.data as SoaData), serial } });
     const out: RR[] = [zone.soa];
-    for (const d of this.journal.since(clientSerial) ?? []) {
-      out.push(soaAt(d.from), ...d.removed, soaAt(d.to), ...d.added);
-    }
+    const deltas = this.journal.since(clientSerial) ?? [];
+    deltas.forEach((d, i) => {
+      // Each SOA as it was at that serial: an SOA change shows as old SOA out, new SOA in.
+      const next = deltas[i + 1];
+      const toSoa = next ? (next.fromSoa ?? soaAt(d.to)) : d.to === zone.serial ? zone.soa : soaAt(d.to);
+      out.push(d.fromSoa ?? soaAt(d.from), ...d.removed, toSoa, ...d.added);
+    });
     out.push(zone.soa);
     return out;
   }

@@ -66,7 +66,7 @@ export class ZoneBuilder {
   private pendingRemoved: RR[] = [];
   private pendingAdded: RR[] = [];
   private ready = false;
-  /** SOA fields changed since the last publish: secondaries must see a new serial (RFC 1996 3.1). */
+  /** SOA fields changed since the last publish: secondaries must see a new serial (RFC 1034 4.3.5). */
   private soaChanged = false;
   readonly apexKey: string;
 
@@ -93,7 +93,7 @@ export class ZoneBuilder {
 
   /** Apex data: SOA (serial set at publish), NS and in-zone glue. */
   setApex(apex: ApexSettings): void {
-    if (nameKey(apex.domain) !== this.apexKey) throw new Error(`the apex is ${this.apexKey}; a new domain needs a new zone`);
+    if (nameKey(apex.domain) !== this.apexKey) throw new Error(`the apex is ${keyToName(this.apexKey)}; a new domain needs a new zone`);
     if (JSON.stringify(apex.soa) !== JSON.stringify(this.apex.soa)) this.soaChanged = true;
     this.apex = apex;
     const d = canonicalName(apex.domain);

@@ -65,6 +65,14 @@ describe('fedns check', () => {
     expect(lines.some((l) => /^ {4}delta: region r{63}, zones z{63}, loadBalancer, live, 1 services$/.test(l))).toBe(true);
   });
 
+  it('says which replica serves transfers with transfer.primary, and whether it is this one', async () => {
+    const other = await check((y) => `${y}\ntransfer: { allow: [192.0.2.0/24], primary: fedns-transfer-0 }\n`);
+    expect(other.code, other.err).toBe(0);
+    expect(other.out).toContain('  queries from everyone; transfers to 192.0.2.0/24, served by fedns-transfer-0 only (not this replica, fedns-demo)\n');
+    const self = await check((y) => `${y}\ntransfer: { allow: [192.0.2.0/24], primary: fedns-demo }\n`);
+    expect(self.out).toContain('  queries from everyone; transfers to 192.0.2.0/24, served by fedns-demo only (this replica)\n');
+  });
+
   it('an invalid configuration: exit 2, each problem with the file and the field', async () => {
     const r = await check((y) => y.replace('default: 30', 'default: -1').replace('127.0.0.1:1053', 'localhost:1053'));
     expect(r.code).toBe(2);

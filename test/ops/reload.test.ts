@@ -38,6 +38,8 @@ interface Settings {
   bravoMode?: 'loadBalancer' | 'endpoints';
   selection: 'all' | 'exported';
   resolvers: string[];
+  /** Which of bravo's two kubeconfig files (same API server) its source reads. */
+  bravoKubeconfig: 'bravo' | 'bravo2';
 }
 
 interface Expected {
@@ -195,7 +197,11 @@ describe('reloads of every kind under continuous queries', () => {
   });
 
   it('answers every query in full, with the answer of the configuration in force, and never re-lists a cluster', async () => {
-    const files = { alpha: h.writeKubeconfig('alpha', alpha.kubeconfig()), bravo: h.writeKubeconfig('bravo', bravo.kubeconfig()) };
+    const files = {
+      alpha: h.writeKubeconfig('alpha', alpha.kubeconfig()),
+      bravo: h.writeKubeconfig('bravo', bravo.kubeconfig()),
+      bravo2: h.writeKubeconfig('bravo2', bravo.kubeconfig()),
+    };
     const raw = (s: Settings) => ({
       domain: s.domain,
       federation: 'fed',
@@ -209,7 +215,7 @@ describe('reloads of every kind under continuous queries', () => {
       hostnames: { resolvers: s.resolvers },
       clusters: [
         { name: 'alpha', region: 'r1', source: { type: 'kube', kubeconfig: files.alpha } },
-        { name: 'bravo', region: 'r2', ...(s.bravoMode ? { addressMode: s.bravoMode } : {}), source: { type: 'kube', kubeconfig: files.bravo } },
+        { name: 'bravo', region: 'r2', ...(s.bravoMode ? { addressMode: s.bravoMode } : {}), source: { type: 'kube', kubeconfig: files[s.bravoKubeconfig] } },
       ],
     });
     const build = (s: Settings): Config => buildConfig(raw(s), join(h.dir(), 'fedns.yaml'), h.dir());
@@ -222,6 +228,7 @@ describe('reloads of every kind under continuous queries', () => {
       addressMode: 'loadBalancer',
       selection: 'all',
       resolvers: [],
+      bravoKubeconfig: 'bravo',
     };
     f = await h.startRaw(raw(s));
     const running = f;
@@ -258,8 +265,12 @@ describe('reloads of every kind under continuous queries', () => {
       serialAfterHealth = running.fedns.federation.snapshot.serial;
       await reload({ addressMode: 'endpoints' });
       await reload({ bravoMode: 'loadBalancer' });
+      expect(alpha.openWatches('ServiceExport')).toBe(0);
       await reload({ selection: 'exported' });
+      // The ServiceExport watch runs on the existing sources, and stops again with the policy.
+      await eventually(() => alpha.openWatches('ServiceExport') + bravo.openWatches('ServiceExport'), (n) => n === 2, 'ServiceExport watches open');
       await reload({ selection: 'all', addressMode: 'loadBalancer', bravoMode: undefined });
+      await eventually(() => alpha.openWatches('ServiceExport') + bravo.openWatches('ServiceExport'), (n) => n === 0, 'ServiceExport watches closed');
       await reload({ resolvers: ['127.0.0.1:9'] });
       await reload({ listen: [p1, p2] });
       await reload({ listen: [p2] });
@@ -274,6 +285,11 @@ describe('reloads of every kind under continuous queries', () => {
       await reload({ listen: [p3] });
       await reload({ domain: 'example.net.' });
       await reload({ ttl: 20, selection: 'exported' });
+      // bravo's source settings change: a new source reads it, its data served meanwhile.
+      expect(lists()).toEqual(listsAtStart);
+      await reload({ bravoKubeconfig: 'bravo2' });
+      await eventually(() => lists()[1], (n) => n >= listsAtStart[1] + 2, 'bravo listed by its new source');
+      await sleep(300);
     } finally {
       for (const a of askers) await a.stop();
     }
@@ -281,11 +297,59 @@ describe('reloads of every kind under continuous queries', () => {
     expect(failures.slice(0, 10), `${failures.length} of ${answered} queries without the full answer`).toEqual([]);
     // Every configuration was asked under, many times.
     for (let i = 0; i < phases.length; i++) expect(perPhase[i] ?? 0, `answers under ${JSON.stringify(phases[i].settings)}`).toBeGreaterThan(10);
-    // No source was restarted: no cluster went back to syncing, nothing was listed again.
+    // No cluster left live; only bravo's new source listed again.
     expect(f.history.slice(healthChanges)).toEqual([]);
-    expect(lists()).toEqual(listsAtStart);
+    expect(lists()[0]).toBe(listsAtStart[0]);
     expect(new Set(serials).size).toBeGreaterThan(1);
     // A health reload changes nothing in the zone: no new serial, so secondaries get no transfer.
     expect(serialAfterHealth).toBe(serialBeforeHealth);
   }, 60_000);
+
+  it('a region dropped from the configuration is learned from the nodes, the cluster live and answering throughout', async () => {
+    const server = await FakeApiServer.start({ bookmarkIntervalMs: 200 });
+    let g: Running | undefined;
+    try {
+      server.apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1', labels: { 'topology.kubernetes.io/region': 'r9' } } });
+      server.apply(svc('shop', 'web', ['192.0.2.9']));
+      server.apply(slice('shop', 'web', [{ ip: '10.9.0.1' }]));
+      const kubeconfig = h.writeKubeconfig('solo', server.kubeconfig());
+      const raw = (region?: string) => ({
+        listen: ['127.0.0.1:0'],
+        ops: { listen: null },
+        clusters: [{ name: 'solo', ...(region ? { region } : {}), source: { type: 'kube', kubeconfig } }],
+      });
+      g = await h.startRaw(raw('r1'));
+      const running = g;
+      await eventually(() => running.answer('web.shop.fed.svc.r1.example.com.'), (v) => JSON.stringify(v) === '["192.0.2.9"]', 'the configured region');
+      const changes = g.history.length;
+      await g.fedns.reload(buildConfig(raw(), join(h.dir(), 'fedns.yaml'), h.dir()));
+      for (let i = 0; i < 50; i++) expect(await running.answer('web.shop.fed.example.com.')).toEqual(['192.0.2.9']);
+      await eventually(() => running.answer('web.shop.fed.svc.r9.example.com.'), (v) => JSON.stringify(v) === '["192.0.2.9"]', 'the region of the nodes');
+      expect(g.history.slice(changes)).toEqual([]);
+    } finally {
+      await g?.stop();
+      await server.stop();
+    }
+  });
+
+  it('an address removed by one reload can be listened on again by the next, at once', async () => {
+    const [p1, p2] = [await freePort(), await freePort()];
+    const raw = (ports: number[]) => ({ listen: ports.map((p) => `127.0.0.1:${p}`), ops: { listen: null }, clusters: [] });
+    const g = await h.startRaw(raw([p1]));
+    try {
+      await g.fedns.reload(buildConfig(raw([p2]), join(h.dir(), 'fedns.yaml'), h.dir()));
+      await g.fedns.reload(buildConfig(raw([p1]), join(h.dir(), 'fedns.yaml'), h.dir()));
+      expect(g.fedns.dns.addresses().map((a) => a.port)).toEqual([p1]);
+      const sock = createSocket('udp4');
+      const reply = await new Promise<Message | undefined>((resolve) => {
+        const t = setTimeout(() => resolve(undefined), 2000);
+        sock.on('message', (m) => (clearTimeout(t), resolve(decodeMessage(m))));
+        sock.send(encodeQuery('example.com.', RRType.SOA), p1, '127.0.0.1');
+      });
+      sock.close();
+      expect(reply?.answers[0]?.type).toBe(RRType.SOA);
+    } finally {
+      await g.stop();
+    }
+  });
 });

@@ -95,7 +95,14 @@ describe('reloads as secondaries see them', () => {
     const inc = parseIncremental(r.records);
     expect(inc.complete).toBe(true);
     expect(inc.deltas.map((d) => [d.from, d.to])).toEqual([[before.serial, after.serial]]);
-    expect((r.records[0].data as SoaData).refresh).toBe(1234);
+    // RFC 1995 4: each difference sequence opens with the old SOA as it was, and closes with the new one.
+    const soas = r.records.filter((x) => x.type === RRType.SOA).map((x) => [(x.data as SoaData).serial, (x.data as SoaData).refresh]);
+    expect(soas).toEqual([
+      [after.serial, 1234],
+      [before.serial, 3600],
+      [after.serial, 1234],
+      [after.serial, 1234],
+    ]);
   });
 
   it('a new domain is a new zone: IXFR from a serial of the old one gets the whole new zone', async () => {

@@ -288,5 +288,19 @@ for (const sc of SCENARIOS) {
       expect(ours.some((r) => r.additional.length > 0)).toBe(true);
       expect(await secondary.serial()).toBe(primary.zone().serial);
     });
+
+    it('follows an SOA change made by a reload, incrementally: a new serial, the new SOA served', async () => {
+      const before = primary.zone().serial;
+      const c = primary.fedns.config;
+      await primary.fedns.reload({ ...c, soa: { ...c.soa, refresh: 1800, minimum: 20 } });
+      const after = primary.zone().serial;
+      expect(after).not.toBe(before);
+      expect(await secondary.waitForSerial(after, 20_000)).toBe(after);
+      const soa = [{ name: ZONE, type: 'SOA' }];
+      const [[ours], [theirs]] = await Promise.all([digMany('127.0.0.1', primary.port, soa), digMany('127.0.0.1', secondary.port, soa)]);
+      expect(compareResults(ours, theirs, { labels: ['fedns', sc.kind], flags: FLAGS })).toEqual([]);
+      expect(ours.answer.map((r) => r.data).join(' ')).toMatch(/ 1800 600 86400 20$/);
+      await primary.waitForLog('zone transfer', (r) => r.type === 'IXFR' && r.kind === 'incremental' && r.clientSerial === before);
+    });
   });
 }

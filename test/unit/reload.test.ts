@@ -163,6 +163,30 @@ describe('load-balancer hostnames across a reload', () => {
   });
 });
 
+describe('load-balancer hostnames: a late answer of the old resolvers', () => {
+  it('does not overwrite what the new ones said', async () => {
+    const fed = new Federation(testFederationSettings());
+    const log = createLogger('silent');
+    let lateOld!: (a: string[]) => void;
+    fed.resolveHostnames(() => new Promise<string[]>((r) => (lateOld = r)), 60, log);
+    const responder = new Responder(() => fed.snapshot);
+    const addrs = () => decodeMessage(responder.answer(encodeQuery('web.ns.fed.example.com.', RRType.A), 'udp')!).answers.map((r) => r.data);
+    const c = fed.addCluster({ name: 'a', region: 'r1', zones: ['z1'], addressMode: 'loadBalancer', gracePeriod: 300 });
+    seed(c, [{ ...web[0], lbAddresses: [], lbHostnames: ['lb.example.net'] }, web[1]]);
+    fed.rebuild();
+    for (let i = 0; i < 50 && !lateOld; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(lateOld, 'the old resolvers were asked').toBeDefined();
+    fed.resolveHostnames(async () => ['192.0.2.88'], 60, log);
+    for (let i = 0; i < 100 && addrs()[0] !== '192.0.2.88'; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(addrs()).toEqual(['192.0.2.88']);
+    lateOld(['192.0.2.66']);
+    await new Promise((r) => setTimeout(r, 50));
+    fed.rebuild();
+    expect(addrs()).toEqual(['192.0.2.88']);
+    fed.close();
+  });
+});
+
 describe('a new selection policy', () => {
   it('brings back services the old one left out', () => {
     const settings = testFederationSettings({ selection: 'exported' });
