@@ -178,8 +178,8 @@ describe('join', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const out = r.stdout;
-    expect(out).toContain('--- kube-system/kube-dns data.stubDomains (before)\n+++ kube-system/kube-dns data.stubDomains (after)\n@@ -1,1 +1,1 @@\n-{"acme.local": ["10.0.0.10"]}\n+{"acme.local": ["10.0.0.10"], "example.com": ["192.0.2.53:1053"]}\n');
-    expect(out).toContain('--- (absent)\n+++ kube-system/kube-dns data.federations (after)\n@@ -0,0 +1,1 @@\n+fed=example.com\n');
+    expect(out).toContain('--- kube-system/kube-dns data.stubDomains (before)\n+++ kube-system/kube-dns data.stubDomains (after)\n@@ -1,1 +1,1 @@\n-{"acme.local": ["10.0.0.10"]}\n\\ No newline at end of file\n+{"acme.local": ["10.0.0.10"], "example.com": ["192.0.2.53:1053"]}\n\\ No newline at end of file\n');
+    expect(out).toContain('--- (absent)\n+++ kube-system/kube-dns data.federations (after)\n@@ -0,0 +1,1 @@\n+fed=example.com\n\\ No newline at end of file\n');
     expect(out).toContain(' loadbalance\n }\n+# fedns:begin fed\n+example.com:53 {\n+    errors\n+    cache 30\n+    forward . 192.0.2.53:1053\n+}\n+# fedns:end fed\n');
     expect(out).toContain('+  - name: delta\n+    region: eu-west\n+    zones: [ eu-west-b ]\n');
     expect(out).toMatch(/dry run: nothing was changed\n$/);
