@@ -114,13 +114,19 @@ export class MemberClient {
   /** A client for the current context of `kc` (from loadMemberKubeConfig). */
   static async forConfig(kc: KubeConfig, file: string, timeoutMs = 15_000): Promise<MemberClient> {
     const k8s = await import('@kubernetes/client-node');
-    const server = kc.getCurrentCluster()!.server.replace(/\/+$/, '');
+    const cluster = kc.getCurrentCluster()!;
+    const server = cluster.server.replace(/\/+$/, '');
     const ctx = kc.getCurrentContext();
+    let protocol = '';
     try {
-      if (!/^https?:$/.test(new URL(server).protocol)) throw new Error('not http(s)');
+      protocol = new URL(server).protocol;
     } catch {
-      throw new KubeError(`kubeconfig ${file}: server "${server}" is not an http(s) URL`);
+      /* reported below */
     }
+    if (protocol !== 'https:' && protocol !== 'http:') throw new KubeError(`kubeconfig ${file}: server "${server}" is not an http(s) URL`);
+    // The library refuses plain HTTP unless TLS is explicitly off for the cluster.
+    if (protocol === 'http:' && !cluster.skipTLSVerify)
+      throw new KubeError(`kubeconfig ${file}: server "${server}" is plain HTTP, which needs insecure-skip-tls-verify: true on cluster "${cluster.name}"; better, use the API server's https address`);
     // KubeConfig is the library's authentication method; wrapped so that a failing credential
     // source (an exec plugin, a missing key file) is reported as such, not as a network error.
     const auth = {

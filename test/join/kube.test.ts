@@ -140,11 +140,14 @@ describe('MemberClient', () => {
     expect(hang.message).toMatch(/^cannot reach .*: ETIMEDOUT no answer within 2 s;/);
   });
 
-  it('a server address that is not an http(s) URL is reported before any request', async () => {
+  it('a server address that is not an http(s) URL, or plain HTTP with TLS verification on, is reported before any request', async () => {
     const kc = parse(server.kubeconfig({ context: 'odd' })) as { clusters: Array<{ cluster: { server: string } }> };
     kc.clusters[0].cluster.server = 'ftp://127.0.0.1:1';
     const f = join(dir, 'odd.yaml');
     writeFileSync(f, stringify(kc));
     await expect(MemberClient.open(f)).rejects.toThrow(`kubeconfig ${f}: server "ftp://127.0.0.1:1" is not an http(s) URL`);
+    kc.clusters[0].cluster.server = 'http://127.0.0.1:1';
+    writeFileSync(f, stringify(kc));
+    await expect(MemberClient.open(f)).rejects.toThrow(`kubeconfig ${f}: server "http://127.0.0.1:1" is plain HTTP, which needs insecure-skip-tls-verify: true on cluster "odd"`);
   });
 });
