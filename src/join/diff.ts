@@ -1,7 +1,7 @@
 // The unified diff `--dry-run` prints for what join/unjoin would change, made by jsdiff (`diff`):
 // standard hunks, and "\ No newline at end of file" where a value has no final line ending
 // (most ConfigMap values), so the output is the exact change.
-import { FILE_HEADERS_ONLY, createTwoFilesPatch } from 'diff';
+import { OMIT_HEADERS, createTwoFilesPatch } from 'diff';
 
 /**
  * Unified diff of `before` -> `after` with `context` lines around changes; '' when equal.
@@ -11,5 +11,7 @@ export function unifiedDiff(before: string | undefined, after: string | undefine
   if (before === after) return '';
   const from = before === undefined ? '(absent)' : `${label} (before)`;
   const to = after === undefined ? '(absent)' : `${label} (after)`;
-  return createTwoFilesPatch(from, to, before ?? '', after ?? '', undefined, undefined, { context, headerOptions: FILE_HEADERS_ONLY });
+  // Labels as they are: jsdiff would C-quote one with a '"' (an annotation key) like a file name.
+  const hunks = createTwoFilesPatch(from, to, before ?? '', after ?? '', undefined, undefined, { context, headerOptions: OMIT_HEADERS });
+  return `--- ${from}\n+++ ${to}\n${hunks}`;
 }

@@ -240,6 +240,8 @@ describe('unifiedDiff', () => {
     expect(unifiedDiff(undefined, 'new\n', 'k')).toBe(['--- (absent)', '+++ k (after)', '@@ -0,0 +1,1 @@', '+new', ''].join('\n'));
     expect(unifiedDiff('same', 'same', 'k')).toBe('');
     expect(unifiedDiff('gone\n', undefined, 'k')).toBe(['--- k (before)', '+++ (absent)', '@@ -1,1 +0,0 @@', '-gone', ''].join('\n'));
+    // a label with quotes (an annotation key) is printed as it is
+    expect(unifiedDiff(undefined, 'v\n', 'cm metadata.annotations["a/b"]')).toBe(['--- (absent)', '+++ cm metadata.annotations["a/b"] (after)', '@@ -0,0 +1,1 @@', '+v', ''].join('\n'));
   });
 
   it('marks a missing final line ending, as diff(1) and patch(1) do: only the ending may differ', () => {
