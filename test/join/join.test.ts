@@ -172,6 +172,19 @@ describe('join', () => {
     expect(readFileSync(scratch.config, 'utf8')).toBe(original);
   });
 
+  it('a server error on the update is not retried like a conflict: reported, config file untouched', async () => {
+    server.failRequests(500, { verb: 'update', times: 1 });
+    const err = await join(joinOpts()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(KubeError);
+    expect((err as KubeError).status).toBe(500);
+    expect((err as Error).message).toMatch(/^PUT \/api\/v1\/namespaces\/kube-system\/configmaps\/kube-dns on https:\/\/127\.0\.0\.1:\d+ \(context "delta-ctx" .*\): HTTP 500: /);
+    expect(server.requestCount({ verb: 'update' })).toBe(1);
+    expect(readFileSync(scratch.config, 'utf8')).toBe(original);
+    // a rerun finishes the job
+    await join(joinOpts());
+    expectJoined();
+  });
+
   it('--dry-run (CLI) prints the exact changes and applies nothing', async () => {
     const rvs = [rv('kube-dns'), rv('coredns')];
     const r = await cli(['join', 'delta', '--kubeconfig', kubeconfig, '--nameserver', '192.0.2.53:1053', '--config', scratch.config, '--region', 'eu-west', '--zones', 'eu-west-b', '--dry-run']);
