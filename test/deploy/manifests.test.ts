@@ -92,9 +92,11 @@ function resolvePort(target: number | string, protocol = 'TCP'): number | undefi
 
 // ---------------------------------------------------------------------------------------------
 // Kubernetes schemas: every object is checked by the OpenAPI schema validators of the
-// kubernetes-models packages (types, formats, required fields, enums) and, since those allow
-// unknown fields, field names are checked against the model classes of @kubernetes/client-node
-// (as kubectl's default strict field validation would refuse a misspelt field).
+// kubernetes-models packages (types, formats, required fields, enums). Those let unknown fields
+// through, which kubectl's default strict field validation refuses, so field names are checked
+// too: every field must be one the validator looked at (it reads the properties its schema
+// defines, and walks maps), and for built-in kinds one the model classes of
+// @kubernetes/client-node define.
 
 /** The kubernetes-models class for an apiVersion/kind ("apps/v1" Deployment -> kubernetes-models/apps/v1/Deployment). */
 async function schemaModel(apiVersion: string, kind: string): Promise<{ validate(): void } & (new (o: Obj) => { validate(): void })> {
@@ -102,6 +104,32 @@ async function schemaModel(apiVersion: string, kind: string): Promise<{ validate
   const pkg = group === 'monitoring.coreos.com' ? '@kubernetes-models/prometheus-operator' : 'kubernetes-models';
   const mod = (await import(`${pkg}/${group ? `${group}/` : ''}${version}/${kind}`)) as Obj;
   return mod[kind];
+}
+
+/**
+ * Validates `obj` with `Model` and returns the paths of its fields the validator never read
+ * (below the top level, which the model copies: apiVersion, kind, metadata, spec, ...).
+ */
+function validateFields(Model: new (o: Obj) => { validate(): void }, obj: Obj): string[] {
+  const read = new Set<string>();
+  const child = (parent: object, key: string, path: string) => (Array.isArray(parent) ? `${path}[${key}]` : `${path}.${key}`);
+  const tracked = (value: unknown, path: string): unknown =>
+    value !== null && typeof value === 'object'
+      ? new Proxy(value, {
+          get(t, k, r) {
+            const v = Reflect.get(t, k, r) as unknown;
+            if (typeof k !== 'string' || !Object.hasOwn(t, k)) return v;
+            read.add(child(t, k, path));
+            return tracked(v, child(t, k, path));
+          },
+        })
+      : value;
+  const m = new Model(obj) as unknown as Obj;
+  for (const k of Object.keys(obj)) m[k] = tracked(m[k], k);
+  m.validate();
+  const fields = (v: unknown, path: string): string[] =>
+    v !== null && typeof v === 'object' ? Object.entries(v).flatMap(([k, x]) => [child(v, k, path), ...fields(x, child(v, k, path))]) : [];
+  return Object.entries(obj).flatMap(([k, v]) => fields(v, k)).filter((p) => !read.has(p));
 }
 
 type AttributeMap = Array<{ baseName: string; type: string }>;
@@ -134,7 +162,7 @@ describe('config/deploy against the Kubernetes schemas', () => {
     const { __file, ...obj } = doc;
     const Model = await schemaModel(obj.apiVersion, obj.kind);
     expect(Model, `a schema for ${obj.apiVersion} ${obj.kind}`).toBeDefined();
-    expect(() => new Model(obj).validate()).not.toThrow();
+    expect(validateFields(Model, obj), 'fields the schema does not define').toEqual([]);
     if (BUILT_IN.test(obj.apiVersion)) {
       const type = clientModel(obj.apiVersion, obj.kind);
       expect(type, `client-node model for ${obj.apiVersion} ${obj.kind}`).toBeDefined();
@@ -161,6 +189,12 @@ describe('config/deploy against the Kubernetes schemas', () => {
     delete rule.__file;
     rule.spec.groups[0].rules[0].for = 'five minutes';
     expect(() => new PrometheusRule(rule).validate()).toThrow(/for must match pattern/);
+    const ServiceMonitor = await schemaModel('monitoring.coreos.com/v1', 'ServiceMonitor');
+    const sm = structuredClone(find('ServiceMonitor', 'fedns'));
+    delete sm.__file;
+    sm.spec.endpoints[0].intervall = '15s';
+    expect(validateFields(ServiceMonitor, sm)).toEqual(['spec.endpoints[0].intervall']);
+    expect(validateFields(Deployment, bad((d) => (d.spec.template.spec.hostnetwork = true)))).toEqual(['spec.template.spec.hostnetwork']);
   });
 });
 
