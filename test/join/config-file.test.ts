@@ -4,7 +4,7 @@
  * an existing entry is updated in place, unjoin after join gives back the original file, and the
  * result validates with buildConfig.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync, readdirSync, symlinkSync, lstatSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync, readdirSync, symlinkSync, lstatSync, chownSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -150,6 +150,16 @@ describe('writeFileAtomic', () => {
     expect(readFileSync(f, 'utf8')).toBe('new\n');
     expect(statSync(f).mode & 0o777).toBe(0o600);
     expect(readdirSync(dir).sort()).toEqual(before);
+  });
+
+  // (only root can give a file to another owner)
+  it.skipIf(process.getuid?.() !== 0)('keeps the owner of a file written by root (a configuration owned by its operator)', () => {
+    const f = join(dir, 'owned.yaml');
+    writeFileSync(f, 'old\n');
+    chownSync(f, 4321, 4321);
+    writeFileAtomic(f, 'new\n');
+    expect(readFileSync(f, 'utf8')).toBe('new\n');
+    expect([statSync(f).uid, statSync(f).gid]).toEqual([4321, 4321]);
   });
 
   it('through a symlink: the file it points to is replaced, the link stays a link', () => {
