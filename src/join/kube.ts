@@ -1,11 +1,9 @@
-// The little of the Kubernetes API that `fedns join` needs: GET and PUT of a ConfigMap in a
-// member cluster, with the credentials of a kubeconfig context (whatever
-// @kubernetes/client-node supports: tokens, client certificates, exec plugins, ...), and errors
-// that say which input is wrong and how to fix it.
-import * as http from 'node:http';
-import * as https from 'node:https';
+// The little of the Kubernetes API that `fedns join` needs: read and replace a ConfigMap in a
+// member cluster through @kubernetes/client-node's CoreV1Api, with the credentials of a
+// kubeconfig context (whatever the library supports: tokens, client certificates, exec
+// plugins, ...), and errors that say which input is wrong and how to fix it.
 import { statSync } from 'node:fs';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { ApiException, CoreV1Api, KubeConfig, RequestContext, ResponseContext, V1ConfigMap } from '@kubernetes/client-node';
 
 export interface ConfigMap {
   apiVersion?: string;
@@ -78,23 +76,83 @@ export async function loadMemberKubeConfig(file: string, context?: string): Prom
   return kc;
 }
 
-/** ConfigMap GET/PUT against the current context of a KubeConfig. */
+/** The Status message of an error answer (the library keeps the body as text, or drops it). */
+function statusMessage(body: unknown): string {
+  if (typeof body !== 'string') return '';
+  try {
+    const m = (JSON.parse(body) as { message?: unknown }).message;
+    if (typeof m === 'string') return m;
+  } catch {
+    /* not a Status */
+  }
+  return body.trim().slice(0, 200);
+}
+
+/** ConfigMap read/replace against the current context of a KubeConfig. */
 export class MemberClient {
   readonly server: string;
   readonly context: string;
 
-  constructor(
-    private readonly kc: KubeConfig,
+  private constructor(
+    private readonly api: CoreV1Api,
+    /** The library's error class for HTTP error answers (imported lazily, like the library). */
+    private readonly apiException: typeof ApiException,
+    server: string,
+    context: string,
     /** Where the kubeconfig came from (for messages). */
     readonly kubeconfigFile: string,
-    private readonly timeoutMs = 15_000,
+    private readonly timeoutMs: number,
   ) {
-    this.server = kc.getCurrentCluster()!.server.replace(/\/+$/, '');
-    this.context = kc.getCurrentContext();
+    this.server = server;
+    this.context = context;
   }
 
-  static async open(file: string, context?: string, timeoutMs?: number): Promise<MemberClient> {
-    return new MemberClient(await loadMemberKubeConfig(file, context), file, timeoutMs);
+  static async open(file: string, context?: string, timeoutMs = 15_000): Promise<MemberClient> {
+    return MemberClient.forConfig(await loadMemberKubeConfig(file, context), file, timeoutMs);
+  }
+
+  /** A client for the current context of `kc` (from loadMemberKubeConfig). */
+  static async forConfig(kc: KubeConfig, file: string, timeoutMs = 15_000): Promise<MemberClient> {
+    const k8s = await import('@kubernetes/client-node');
+    const cluster = kc.getCurrentCluster()!;
+    const server = cluster.server.replace(/\/+$/, '');
+    const ctx = kc.getCurrentContext();
+    let protocol = '';
+    try {
+      protocol = new URL(server).protocol;
+    } catch {
+      /* reported below */
+    }
+    if (protocol !== 'https:' && protocol !== 'http:') throw new KubeError(`kubeconfig ${file}: server "${server}" is not an http(s) URL`);
+    // The library refuses plain HTTP unless TLS is explicitly off for the cluster.
+    if (protocol === 'http:' && !cluster.skipTLSVerify)
+      throw new KubeError(`kubeconfig ${file}: server "${server}" is plain HTTP, which needs insecure-skip-tls-verify: true on cluster "${cluster.name}"; better, use the API server's https address`);
+    // KubeConfig is the library's authentication method; wrapped so that a failing credential
+    // source (an exec plugin, a missing key file) is reported as such, not as a network error.
+    const auth = {
+      getName: () => kc.getName(),
+      applySecurityAuthentication: async (rc: RequestContext) => {
+        try {
+          await kc.applySecurityAuthentication(rc);
+        } catch (e) {
+          throw new KubeError(`kubeconfig ${file}: cannot get credentials for context "${ctx}" (${(e as Error).message})`);
+        }
+      },
+    };
+    const perRequest = {
+      pre: async (rc: RequestContext) => {
+        rc.setHeaderParam('User-Agent', 'fedns-join');
+        rc.setSignal(AbortSignal.timeout(timeoutMs));
+        return rc;
+      },
+      post: async (r: ResponseContext) => r,
+    };
+    const config = k8s.createConfiguration({
+      baseServer: new k8s.ServerConfiguration(server, {}),
+      authMethods: { default: auth },
+      promiseMiddleware: [perRequest],
+    });
+    return new MemberClient(new k8s.CoreV1Api(config), k8s.ApiException, server, ctx, file, timeoutMs);
   }
 
   private where(): string {
@@ -104,7 +162,7 @@ export class MemberClient {
   /** The ConfigMap, or undefined when it does not exist. */
   async getConfigMap(namespace: string, name: string): Promise<ConfigMap | undefined> {
     try {
-      return (await this.request('GET', cmPath(namespace, name))) as ConfigMap;
+      return await this.call('GET', namespace, name, () => this.api.readNamespacedConfigMap({ name, namespace }));
     } catch (e) {
       if (e instanceof KubeError && e.status === 404) return undefined;
       throw e;
@@ -114,70 +172,47 @@ export class MemberClient {
   /** PUT (replace) carrying the object's metadata.resourceVersion: 409 if it changed meanwhile. */
   async replaceConfigMap(cm: ConfigMap): Promise<ConfigMap> {
     if (!cm.metadata.resourceVersion) throw new Error('replaceConfigMap: metadata.resourceVersion is required (no blind overwrites)');
-    return (await this.request('PUT', cmPath(cm.metadata.namespace ?? 'default', cm.metadata.name), cm)) as ConfigMap;
+    const namespace = cm.metadata.namespace ?? 'default';
+    const name = cm.metadata.name;
+    return this.call('PUT', namespace, name, () => this.api.replaceNamespacedConfigMap({ name, namespace, body: cm as V1ConfigMap }));
   }
 
-  private async request(method: 'GET' | 'PUT', path: string, body?: unknown): Promise<unknown> {
-    let base: URL;
+  /** One request, its failure turned into a KubeError that names the cause and the fix. */
+  private async call(method: 'GET' | 'PUT', namespace: string, name: string, f: () => Promise<V1ConfigMap>): Promise<ConfigMap> {
+    const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/configmaps/${encodeURIComponent(name)}`;
+    let cm: V1ConfigMap;
     try {
-      base = new URL(this.server);
-    } catch {
-      throw new KubeError(`kubeconfig ${this.kubeconfigFile}: server "${this.server}" is not a URL`);
-    }
-    const opts: https.RequestOptions = {};
-    try {
-      await this.kc.applyToHTTPSOptions(opts);
+      cm = await f();
     } catch (e) {
-      throw new KubeError(`kubeconfig ${this.kubeconfigFile}: cannot get credentials for context "${this.context}" (${(e as Error).message})`);
+      throw this.explain(e, method, path);
     }
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const headers: http.OutgoingHttpHeaders = {
-      ...((opts.headers ?? {}) as http.OutgoingHttpHeaders),
-      Accept: 'application/json',
-      'User-Agent': 'fedns-join',
-    };
-    if (payload !== undefined) {
-      headers['Content-Type'] = 'application/json';
-      headers['Content-Length'] = Buffer.byteLength(payload);
-    }
-    const url = new URL(base.pathname.replace(/\/+$/, '') + path, base);
-    const mod = url.protocol === 'http:' ? http : https;
-    const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = mod.request(url, { ...opts, method, headers }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
-      });
-      req.setTimeout(this.timeoutMs, () => req.destroy(Object.assign(new Error(`no answer within ${this.timeoutMs / 1000} s`), { code: 'ETIMEDOUT' })));
-      req.on('error', reject);
-      req.end(payload);
-    }).catch((e: NodeJS.ErrnoException) => {
-      const code = e.code ?? '';
-      if (TLS_CODES.has(code) || /certificate/i.test(e.message))
-        throw new KubeError(`TLS verification of ${this.where()} failed (${code || e.message}): check certificate-authority(-data) / the server name in the kubeconfig`);
-      throw new KubeError(`cannot reach ${this.where()}: ${code ? `${code} ` : ''}${e.message}; check the kubeconfig's server address and that the cluster is up`);
-    });
-    let json: unknown;
-    try {
-      json = text ? JSON.parse(text) : undefined;
-    } catch {
-      json = undefined;
-    }
-    if (status >= 200 && status < 300) {
-      if (json === undefined) throw new KubeError(`${method} ${url.pathname} on ${this.where()}: the answer is not JSON`, status);
-      return json;
-    }
-    const message = (json as { message?: string } | undefined)?.message ?? text.trim().slice(0, 200);
-    if (status === 401 || status === 403)
-      throw new KubeError(
-        `credentials rejected by ${this.where()} (HTTP ${status}${message ? `: ${message}` : ''}): check the kubeconfig user / RBAC (needs get/update on configmaps in kube-system)`,
-        status,
-      );
-    throw new KubeError(`${method} ${url.pathname} on ${this.where()}: HTTP ${status}${message ? `: ${message}` : ''}`, status);
+    if (!cm?.metadata?.name) throw new KubeError(`${method} ${path} on ${this.where()}: the answer is not a ConfigMap`, 200);
+    return cm as ConfigMap;
   }
-}
 
-function cmPath(namespace: string, name: string): string {
-  return `/api/v1/namespaces/${encodeURIComponent(namespace)}/configmaps/${encodeURIComponent(name)}`;
+  private explain(e: unknown, method: string, path: string): Error {
+    if (e instanceof KubeError) return e;
+    if (e instanceof this.apiException) {
+      const status = e.code;
+      const message = statusMessage(e.body);
+      const detail = `HTTP ${status}${message ? `: ${message}` : ''}`;
+      if (status === 401 || status === 403)
+        return new KubeError(`credentials rejected by ${this.where()} (${detail}): check the kubeconfig user / RBAC (needs get/update on configmaps in kube-system)`, status);
+      return new KubeError(`${method} ${path} on ${this.where()}: ${detail}`, status);
+    }
+    const err = e as NodeJS.ErrnoException & { type?: string };
+    // node-fetch (the library's HTTP client): AbortError for our timeout, FetchError (with the
+    // system or TLS error code) when there was no answer.
+    if (err?.name === 'AbortError' || err?.name === 'TimeoutError')
+      return new KubeError(`cannot reach ${this.where()}: ETIMEDOUT no answer within ${this.timeoutMs / 1000} s; check the kubeconfig's server address and that the cluster is up`);
+    if (err?.name === 'FetchError') {
+      const code = err.code ?? '';
+      if (TLS_CODES.has(code) || /certificate/i.test(err.message))
+        return new KubeError(`TLS verification of ${this.where()} failed (${code || err.message}): check certificate-authority(-data) / the server name in the kubeconfig`);
+      const reason = err.message.replace(/^request to \S+ failed, reason: /, '');
+      return new KubeError(`cannot reach ${this.where()}: ${code ? `${code} ` : ''}${reason}; check the kubeconfig's server address and that the cluster is up`);
+    }
+    if (err instanceof SyntaxError) return new KubeError(`${method} ${path} on ${this.where()}: the answer is not JSON`, 200);
+    return err instanceof Error ? err : new Error(String(err));
+  }
 }

@@ -19,7 +19,9 @@ import { Rcode } from '../../src/dns/constants.js';
 import { NOTIFY_RESULTS } from '../../src/transfer/notify.js';
 import { TRANSFER_RESULTS } from '../../src/transfer/xfr.js';
 import { ROOT, demoCopy, startDemo } from '../support/demo.js';
-import { FakeApiServer } from '../support/fake-apiserver.js';
+import { FakeApiServer, type RequestRecord } from '../support/fake-apiserver.js';
+import { eventuallyWith, kubeHarness, publish, same, serviceExport } from '../support/kube-harness.js';
+import * as k8s from '@kubernetes/client-node';
 
 type Obj = Record<string, any>; // manifests are free-form JSON; the tests check the shape
 
@@ -87,6 +89,114 @@ function resolvePort(target: number | string, protocol = 'TCP'): number | undefi
   const p = containerPorts.find((c) => (typeof target === 'number' ? c.containerPort === target : c.name === target) && (c.protocol ?? 'TCP') === protocol);
   return p?.containerPort;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Kubernetes schemas: every object is checked by the OpenAPI schema validators of the
+// kubernetes-models packages (types, formats, required fields, enums). Those let unknown fields
+// through, which kubectl's default strict field validation refuses, so field names are checked
+// too: every field must be one the validator looked at (it reads the properties its schema
+// defines, and walks maps), and for built-in kinds one the model classes of
+// @kubernetes/client-node define.
+
+/** The kubernetes-models class for an apiVersion/kind ("apps/v1" Deployment -> kubernetes-models/apps/v1/Deployment). */
+async function schemaModel(apiVersion: string, kind: string): Promise<{ validate(): void } & (new (o: Obj) => { validate(): void })> {
+  const [group, version] = apiVersion.includes('/') ? apiVersion.split('/') : ['', apiVersion];
+  const pkg = group === 'monitoring.coreos.com' ? '@kubernetes-models/prometheus-operator' : 'kubernetes-models';
+  const mod = (await import(`${pkg}/${group ? `${group}/` : ''}${version}/${kind}`)) as Obj;
+  return mod[kind];
+}
+
+/**
+ * Validates `obj` with `Model` and returns the paths of its fields the validator never read
+ * (below the top level, which the model copies: apiVersion, kind, metadata, spec, ...).
+ */
+function validateFields(Model: new (o: Obj) => { validate(): void }, obj: Obj): string[] {
+  const read = new Set<string>();
+  const child = (parent: object, key: string, path: string) => (Array.isArray(parent) ? `${path}[${key}]` : `${path}.${key}`);
+  const tracked = (value: unknown, path: string): unknown =>
+    value !== null && typeof value === 'object'
+      ? new Proxy(value, {
+          get(t, k, r) {
+            const v = Reflect.get(t, k, r) as unknown;
+            if (typeof k !== 'string' || !Object.hasOwn(t, k)) return v;
+            read.add(child(t, k, path));
+            return tracked(v, child(t, k, path));
+          },
+        })
+      : value;
+  const m = new Model(obj) as unknown as Obj;
+  for (const k of Object.keys(obj)) m[k] = tracked(m[k], k);
+  m.validate();
+  const fields = (v: unknown, path: string): string[] =>
+    v !== null && typeof v === 'object' ? Object.entries(v).flatMap(([k, x]) => [child(v, k, path), ...fields(x, child(v, k, path))]) : [];
+  return Object.entries(obj).flatMap(([k, v]) => fields(v, k)).filter((p) => !read.has(p));
+}
+
+type AttributeMap = Array<{ baseName: string; type: string }>;
+const models = k8s as unknown as Record<string, { getAttributeTypeMap?: () => AttributeMap } | undefined>;
+
+/** Field paths of `value` that the client-node model `type` does not have. */
+function unknownFields(value: unknown, type: string, path: string): string[] {
+  if (value === null || value === undefined) return [];
+  const arr = /^Array<(.+)>$/.exec(type);
+  if (arr) return Array.isArray(value) ? value.flatMap((v, i) => unknownFields(v, arr[1], `${path}[${i}]`)) : [];
+  const map = /^\{ \[key: string\]: (.+); \}$/.exec(type);
+  if (map) return typeof value === 'object' ? Object.entries(value as Obj).flatMap(([k, v]) => unknownFields(v, map[1], `${path}.${k}`)) : [];
+  const attrs = models[type]?.getAttributeTypeMap?.();
+  if (!attrs || typeof value !== 'object') return []; // a scalar, IntOrString, Date, any: the schema validators check those
+  const byName = new Map(attrs.map((a) => [a.baseName, a.type]));
+  return Object.entries(value as Obj).flatMap(([k, v]) => (byName.has(k) ? unknownFields(v, byName.get(k)!, `${path}.${k}`) : [`${path}.${k}`]));
+}
+
+/** The client-node model class of a built-in kind ("policy/v1" PodDisruptionBudget -> V1PodDisruptionBudget). */
+function clientModel(apiVersion: string, kind: string): string | undefined {
+  const version = apiVersion.split('/').pop()!;
+  const name = `${version[0].toUpperCase()}${version.slice(1)}${kind}`;
+  return models[name]?.getAttributeTypeMap ? name : undefined;
+}
+
+describe('config/deploy against the Kubernetes schemas', () => {
+  const BUILT_IN = /^(v1|(apps|policy|networking\.k8s\.io|rbac\.authorization\.k8s\.io)\/v1)$/;
+
+  it.each(DOCS.map((d) => [`${d.__file} ${d.kind} ${d.metadata?.name}`, d] as const))('%s validates', async (_, doc) => {
+    const { __file, ...obj } = doc;
+    const Model = await schemaModel(obj.apiVersion, obj.kind);
+    expect(Model, `a schema for ${obj.apiVersion} ${obj.kind}`).toBeDefined();
+    expect(validateFields(Model, obj), 'fields the schema does not define').toEqual([]);
+    if (BUILT_IN.test(obj.apiVersion)) {
+      const type = clientModel(obj.apiVersion, obj.kind);
+      expect(type, `client-node model for ${obj.apiVersion} ${obj.kind}`).toBeDefined();
+      expect(unknownFields(obj, type!, obj.kind)).toEqual([]);
+    }
+  });
+
+  it('the checks can fail: a wrong type, a missing required field, a misspelt field, a bad quantity', async () => {
+    const bad = (f: (d: Obj) => void) => {
+      const d = structuredClone(deployment);
+      delete d.__file;
+      f(d);
+      return d;
+    };
+    const Deployment = await schemaModel('apps/v1', 'Deployment');
+    expect(() => new Deployment(bad((d) => (d.spec.replicas = '2'))).validate()).toThrow(/spec\/replicas must be integer/);
+    expect(() => new Deployment(bad((d) => delete d.spec.selector)).validate()).toThrow(/spec must have required property selector/);
+    expect(() => new Deployment(bad((d) => (d.spec.template.spec.containers[0].resources.limits.memory = '64 MB'))).validate()).toThrow(/memory/);
+    expect(unknownFields(bad((d) => (d.spec.template.spec.containers[0].readOnlyRootFilesystem = true)), 'V1Deployment', 'Deployment')).toEqual([
+      'Deployment.spec.template.spec.containers[0].readOnlyRootFilesystem',
+    ]);
+    const PrometheusRule = await schemaModel('monitoring.coreos.com/v1', 'PrometheusRule');
+    const rule = structuredClone(find('PrometheusRule', 'fedns'));
+    delete rule.__file;
+    rule.spec.groups[0].rules[0].for = 'five minutes';
+    expect(() => new PrometheusRule(rule).validate()).toThrow(/for must match pattern/);
+    const ServiceMonitor = await schemaModel('monitoring.coreos.com/v1', 'ServiceMonitor');
+    const sm = structuredClone(find('ServiceMonitor', 'fedns'));
+    delete sm.__file;
+    sm.spec.endpoints[0].intervall = '15s';
+    expect(validateFields(ServiceMonitor, sm)).toEqual(['spec.endpoints[0].intervall']);
+    expect(validateFields(Deployment, bad((d) => (d.spec.template.spec.hostnetwork = true)))).toEqual(['spec.template.spec.hostnetwork']);
+  });
+});
 
 describe('config/deploy manifests', () => {
   it('parse, have apiVersion/kind/name, and no object is defined twice', () => {
@@ -317,21 +427,65 @@ describe('the transfer primary (one zone per serial)', () => {
   });
 });
 
-describe('member RBAC', () => {
-  const RULE_SET = (rules: Obj[]) =>
-    rules.flatMap((r) => (r.apiGroups as string[]).flatMap((g) => (r.resources as string[]).map((res) => `${g || 'core'}/${res}`))).sort();
+// ---------------------------------------------------------------------------------------------
+// RBAC checked against what fedns really asks for: the requests the fake API server sees while
+// the kube source syncs a member (with the settings that read the most: the "exported"
+// selection policy, and no region in the configuration, so the nodes are read) and while
+// `fedns join` / `fedns unjoin` run (dry run, join, join again, a conflict, unjoin). Every request
+// must be granted by member.yaml, and every grant must be used by one of them.
 
-  it('fedns-reader: exactly get/list/watch on services, endpointslices, serviceexports, nodes; no wildcards', () => {
-    const role = find('ClusterRole', 'fedns-reader', 'member.yaml');
-    const rules = role.rules as Obj[];
-    expect(RULE_SET(rules)).toEqual(['core/nodes', 'core/services', 'discovery.k8s.io/endpointslices', 'multicluster.x-k8s.io/serviceexports']);
+interface Rule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+  resourceNames?: string[];
+}
+/** One resource request: "verb group/resource" on an object (name) in a namespace. */
+interface Access {
+  verb: string;
+  group: string;
+  resource: string;
+  namespace?: string;
+  name?: string;
+}
+
+function accessesOf(server: FakeApiServer): Access[] {
+  return server.requestLog.map((q: RequestRecord) => {
+    expect(q.kind, `${q.method} ${q.path}: a request for a resource (nothing else is granted)`).toBeDefined();
+    const d = server.def(q.kind!);
+    return { verb: q.verb, group: d.group, resource: d.plural, namespace: q.namespace, name: q.name };
+  });
+}
+
+/** Each grant of the rules as "verb group/resource[/name]". */
+function grantsOf(rules: Rule[]): string[] {
+  return rules.flatMap((r) =>
+    r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.flatMap((v) => (r.resourceNames ?? ['']).map((n) => `${v} ${g}/${res}${n ? `/${n}` : ''}`)))),
+  );
+}
+
+/** The grants of `rules` that allow `a` (a list or watch cannot be limited to names). */
+function grantsFor(rules: Rule[], a: Access): string[] {
+  const base = `${a.verb} ${a.group}/${a.resource}`;
+  return grantsOf(rules).filter((g) => g === base || (a.name !== undefined && g === `${base}/${a.name}`));
+}
+
+const show = (a: Access) => `${a.verb} ${a.group || 'core'}/${a.resource} ${a.namespace ?? ''}/${a.name ?? ''}`;
+
+describe('member RBAC', () => {
+  const { startFedns } = kubeHarness('fedns-deploy-rbac-');
+  const eventually = eventuallyWith({ timeoutMs: 15_000, pollMs: 50 });
+  const reader = find('ClusterRole', 'fedns-reader', 'member.yaml');
+  const joinRole = find('Role', 'fedns-join', 'member.yaml');
+
+  it('fedns-reader: bound to its ServiceAccount only; no wildcards, names or non-resource URLs', () => {
+    const rules = reader.rules as Obj[];
     for (const r of rules) {
-      expect([...r.verbs].sort()).toEqual(['get', 'list', 'watch']);
       expect(r.resourceNames).toBeUndefined();
       expect(r.nonResourceURLs).toBeUndefined();
     }
     expect(JSON.stringify(rules)).not.toContain('*');
-    expect(role.aggregationRule).toBeUndefined();
+    expect(reader.aggregationRule).toBeUndefined();
     const binding = find('ClusterRoleBinding', 'fedns-reader', 'member.yaml');
     expect(binding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'fedns-reader' });
     const subjects = binding.subjects as Obj[];
@@ -340,16 +494,35 @@ describe('member RBAC', () => {
     expect(subjects[0]).toEqual({ kind: 'ServiceAccount', name: sa.metadata.name, namespace: sa.metadata.namespace });
   });
 
-  it('fedns-join Role: get/update of the kube-dns and coredns ConfigMaps only (resourceNames), in kube-system', () => {
-    const role = find('Role', 'fedns-join', 'member.yaml');
-    expect(role.metadata.namespace).toBe('kube-system');
-    expect(role.rules).toHaveLength(1);
-    const [rule] = role.rules as Obj[];
-    expect(rule.apiGroups).toEqual(['']);
-    expect(rule.resources).toEqual(['configmaps']);
-    expect([...rule.resourceNames].sort()).toEqual(['coredns', 'kube-dns']);
-    expect([...rule.verbs].sort()).toEqual(['get', 'update']);
-    expect(JSON.stringify(role.rules)).not.toContain('*');
+  it('fedns-reader grants exactly what the kube source uses to sync a member', async () => {
+    const server = await FakeApiServer.start();
+    try {
+      publish(server, 'shop', 'web', '192.0.2.1');
+      server.apply(serviceExport('shop', 'web'));
+      server.apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1', labels: { 'topology.kubernetes.io/region': 'eu-west' } } });
+      const f = await startFedns([{ name: 'member', server }], { selection: { policy: 'exported' } });
+      try {
+        await eventually(() => f.answer('web.shop.fed.svc.eu-west.example.com.'), same(['192.0.2.1']), 'synced, and the region learned from the nodes');
+        for (const kind of ['Service', 'EndpointSlice', 'ServiceExport']) await server.waitForWatches(kind, 1, 15_000);
+      } finally {
+        await f.stop();
+      }
+      const rules = reader.rules as Rule[];
+      const used = new Set<string>();
+      for (const a of accessesOf(server)) {
+        const g = grantsFor(rules, a);
+        expect(g, `${show(a)} is granted by ClusterRole fedns-reader`).not.toEqual([]);
+        g.forEach((x) => used.add(x));
+      }
+      expect([...used].sort(), 'every grant is used').toEqual([...new Set(grantsOf(rules))].sort());
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('fedns-join Role: in kube-system, not bound to the reader', () => {
+    expect(joinRole.metadata.namespace).toBe('kube-system');
+    expect(JSON.stringify(joinRole.rules)).not.toContain('*');
     const binding = find('RoleBinding', 'fedns-join', 'member.yaml');
     expect(binding.metadata.namespace).toBe('kube-system');
     expect(binding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'fedns-join' });
@@ -357,8 +530,7 @@ describe('member RBAC', () => {
     expect((binding.subjects as Obj[]).some((s) => s.name === 'fedns-reader')).toBe(false);
   });
 
-  it('every request fedns join/unjoin make is allowed by that Role', async () => {
-    const rule = (find('Role', 'fedns-join', 'member.yaml').rules as Obj[])[0];
+  it('fedns-join grants exactly what fedns join/unjoin use', async () => {
     const server = await FakeApiServer.start();
     const scratch = demoCopy();
     try {
@@ -366,25 +538,28 @@ describe('member RBAC', () => {
       server.apply({ kind: 'ConfigMap', metadata: { name: 'coredns', namespace: 'kube-system' }, data: { Corefile: '.:53 {\n    forward . /etc/resolv.conf\n}\n' } });
       const kubeconfig = server.writeKubeconfig(join(scratch.dir, 'member.yaml'));
       server.resetRequestLog();
-      await fednsJoin({ cluster: 'member', kubeconfig, nameserver: '192.0.2.53', config: scratch.config, dryRun: true });
-      await fednsJoin({ cluster: 'member', kubeconfig, nameserver: '192.0.2.53', config: scratch.config });
+      const opts = { cluster: 'member', kubeconfig, nameserver: '192.0.2.53', config: scratch.config };
+      await fednsJoin({ ...opts, dryRun: true });
+      server.forceConflicts(1);
+      await fednsJoin(opts);
+      await fednsJoin(opts);
+      await fednsUnjoin({ cluster: 'member', config: scratch.config, dryRun: true });
       await fednsUnjoin({ cluster: 'member', config: scratch.config });
-      const used = server.requestLog.map((q) => `${q.verb} ${q.kind} ${q.namespace}/${q.name}`);
-      expect(used.length).toBeGreaterThan(0);
-      for (const q of server.requestLog) {
-        expect(q.kind, `${q.method} ${q.path}`).toBe('ConfigMap');
-        expect(q.namespace).toBe('kube-system');
-        expect(rule.resourceNames).toContain(q.name);
-        expect(rule.verbs).toContain(q.verb);
+      const rules = joinRole.rules as Rule[];
+      const used = new Set<string>();
+      for (const a of accessesOf(server)) {
+        expect(a.namespace, show(a)).toBe(joinRole.metadata.namespace);
+        const g = grantsFor(rules, a);
+        expect(g, `${show(a)} is granted by Role fedns-join`).not.toEqual([]);
+        g.forEach((x) => used.add(x));
       }
-      expect(new Set(server.requestLog.map((q) => q.verb))).toEqual(new Set(['get', 'update']));
+      expect([...used].sort(), 'every grant is used').toEqual([...new Set(grantsOf(rules))].sort());
     } finally {
       await server.stop();
       scratch.cleanup();
     }
   });
 });
-
 
 describe('monitoring.yaml (Prometheus Operator)', () => {
   it('scrapes the fedns-metrics Service by its port name', () => {

@@ -4,7 +4,7 @@
  * an existing entry is updated in place, unjoin after join gives back the original file, and the
  * result validates with buildConfig.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync, readdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync, readdirSync, symlinkSync, lstatSync, chownSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -145,9 +145,39 @@ describe('writeFileAtomic', () => {
     const f = join(dir, 'atomic.yaml');
     writeFileSync(f, 'old\n');
     chmodSync(f, 0o600);
+    const before = readdirSync(dir).sort();
     writeFileAtomic(f, 'new\n');
     expect(readFileSync(f, 'utf8')).toBe('new\n');
     expect(statSync(f).mode & 0o777).toBe(0o600);
-    expect(readdirSync(dir).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+    expect(readdirSync(dir).sort()).toEqual(before);
+  });
+
+  // (only root can give a file to another owner)
+  it.skipIf(process.getuid?.() !== 0)('keeps the owner of a file written by root (a configuration owned by its operator)', () => {
+    const f = join(dir, 'owned.yaml');
+    writeFileSync(f, 'old\n');
+    chownSync(f, 4321, 4321);
+    writeFileAtomic(f, 'new\n');
+    expect(readFileSync(f, 'utf8')).toBe('new\n');
+    expect([statSync(f).uid, statSync(f).gid]).toEqual([4321, 4321]);
+  });
+
+  it('through a symlink: the file it points to is replaced, the link stays a link', () => {
+    const target = join(dir, 'real.yaml');
+    const link = join(dir, 'link.yaml');
+    writeFileSync(target, 'old\n');
+    symlinkSync(target, link);
+    writeFileAtomic(link, 'new\n');
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(readFileSync(target, 'utf8')).toBe('new\n');
+  });
+
+  it('a failed rename leaves the target as it was and no temp file behind', () => {
+    const sub = join(dir, 'failing');
+    mkdirSync(join(sub, 'target'), { recursive: true });
+    writeFileSync(join(sub, 'target', 'keep'), 'x');
+    expect(() => writeFileAtomic(join(sub, 'target'), 'new\n')).toThrow(/EISDIR|ENOTEMPTY|EEXIST/);
+    expect(readdirSync(sub)).toEqual(['target']);
+    expect(readdirSync(join(sub, 'target'))).toEqual(['keep']);
   });
 });

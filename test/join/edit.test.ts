@@ -239,5 +239,24 @@ describe('unifiedDiff', () => {
     expect(d).toBe(['--- x (before)', '+++ x (after)', '@@ -1,3 +1,4 @@', ' a', '-b', '+B', ' c', '+d', ''].join('\n'));
     expect(unifiedDiff(undefined, 'new\n', 'k')).toBe(['--- (absent)', '+++ k (after)', '@@ -0,0 +1,1 @@', '+new', ''].join('\n'));
     expect(unifiedDiff('same', 'same', 'k')).toBe('');
+    expect(unifiedDiff('gone\n', undefined, 'k')).toBe(['--- k (before)', '+++ (absent)', '@@ -1,1 +0,0 @@', '-gone', ''].join('\n'));
+    // a label with quotes (an annotation key) is printed as it is
+    expect(unifiedDiff(undefined, 'v\n', 'cm metadata.annotations["a/b"]')).toBe(['--- (absent)', '+++ cm metadata.annotations["a/b"] (after)', '@@ -0,0 +1,1 @@', '+v', ''].join('\n'));
+  });
+
+  it('marks a missing final line ending, as diff(1) and patch(1) do: only the ending may differ', () => {
+    expect(unifiedDiff('{"a": 1}', '{"a": 1, "b": 2}', 'k')).toBe(
+      ['--- k (before)', '+++ k (after)', '@@ -1,1 +1,1 @@', '-{"a": 1}', '\\ No newline at end of file', '+{"a": 1, "b": 2}', '\\ No newline at end of file', ''].join('\n'),
+    );
+    expect(unifiedDiff('x', 'x\n', 'k')).toBe(['--- k (before)', '+++ k (after)', '@@ -1,1 +1,1 @@', '-x', '\\ No newline at end of file', '+x', ''].join('\n'));
+  });
+
+  it('keeps hunks apart when the changes are more than twice the context apart', () => {
+    const a = Array.from({ length: 20 }, (_, i) => `l${i + 1}`).join('\n') + '\n';
+    const b = a.replace('l2\n', 'L2\n').replace('l18\n', 'L18\n');
+    const d = unifiedDiff(a, b, 'x', 2);
+    expect(d.match(/^@@ .* @@$/gm)).toEqual(['@@ -1,4 +1,4 @@', '@@ -16,5 +16,5 @@']);
+    expect(d).toContain('\n-l2\n+L2\n');
+    expect(d).toContain('\n-l18\n+L18\n');
   });
 });

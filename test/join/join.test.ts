@@ -172,14 +172,27 @@ describe('join', () => {
     expect(readFileSync(scratch.config, 'utf8')).toBe(original);
   });
 
+  it('a server error on the update is not retried like a conflict: reported, config file untouched', async () => {
+    server.failRequests(500, { verb: 'update', times: 1 });
+    const err = await join(joinOpts()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(KubeError);
+    expect((err as KubeError).status).toBe(500);
+    expect((err as Error).message).toMatch(/^PUT \/api\/v1\/namespaces\/kube-system\/configmaps\/kube-dns on https:\/\/127\.0\.0\.1:\d+ \(context "delta-ctx" .*\): HTTP 500: /);
+    expect(server.requestCount({ verb: 'update' })).toBe(1);
+    expect(readFileSync(scratch.config, 'utf8')).toBe(original);
+    // a rerun finishes the job
+    await join(joinOpts());
+    expectJoined();
+  });
+
   it('--dry-run (CLI) prints the exact changes and applies nothing', async () => {
     const rvs = [rv('kube-dns'), rv('coredns')];
     const r = await cli(['join', 'delta', '--kubeconfig', kubeconfig, '--nameserver', '192.0.2.53:1053', '--config', scratch.config, '--region', 'eu-west', '--zones', 'eu-west-b', '--dry-run']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const out = r.stdout;
-    expect(out).toContain('--- kube-system/kube-dns data.stubDomains (before)\n+++ kube-system/kube-dns data.stubDomains (after)\n@@ -1,1 +1,1 @@\n-{"acme.local": ["10.0.0.10"]}\n+{"acme.local": ["10.0.0.10"], "example.com": ["192.0.2.53:1053"]}\n');
-    expect(out).toContain('--- (absent)\n+++ kube-system/kube-dns data.federations (after)\n@@ -0,0 +1,1 @@\n+fed=example.com\n');
+    expect(out).toContain('--- kube-system/kube-dns data.stubDomains (before)\n+++ kube-system/kube-dns data.stubDomains (after)\n@@ -1,1 +1,1 @@\n-{"acme.local": ["10.0.0.10"]}\n\\ No newline at end of file\n+{"acme.local": ["10.0.0.10"], "example.com": ["192.0.2.53:1053"]}\n\\ No newline at end of file\n');
+    expect(out).toContain('--- (absent)\n+++ kube-system/kube-dns data.federations (after)\n@@ -0,0 +1,1 @@\n+fed=example.com\n\\ No newline at end of file\n');
     expect(out).toContain(' loadbalance\n }\n+# fedns:begin fed\n+example.com:53 {\n+    errors\n+    cache 30\n+    forward . 192.0.2.53:1053\n+}\n+# fedns:end fed\n');
     expect(out).toContain('+  - name: delta\n+    region: eu-west\n+    zones: [ eu-west-b ]\n');
     expect(out).toMatch(/dry run: nothing was changed\n$/);
