@@ -128,7 +128,8 @@ export function nameToWire(name: string): Buffer {
   const labels = name.includes('\\') ? labelsOf(name).map(asciiLower) : n.slice(0, -1).split('.');
   let len = 1;
   for (const l of labels) {
-    if (l.length === 0 || l.length > MAX_LABEL_LENGTH) throw new Error(`invalid label in name "${name}"`);
+    if (l.length === 0) throw new Error(`empty label in "${name}"`);
+    if (l.length > MAX_LABEL_LENGTH) throw new Error(`label longer than ${MAX_LABEL_LENGTH} bytes in "${name}"`);
     len += l.length + 1;
   }
   if (len > MAX_NAME_LENGTH) throw new Error(`name "${name}" is too long`);
