@@ -30,7 +30,7 @@
 #define M_TEXT 5     // address text (uv_ip4_name / uv_ip6_name, as node:dgram's rinfo.address)
 #define TEXT_MAX ((META_WORDS - M_TEXT) * 4)
 
-enum { S_RECEIVED, S_SENT, S_DROPPED, S_SEND_ERRORS, S_TRUNCATED, S_RECV_ERRORS, S_COUNT };
+enum { S_RECEIVED, S_SENT, S_DROPPED, S_SEND_ERRORS, S_TRUNCATED, S_RECV_ERRORS, S_BATCHES, S_COUNT };
 
 typedef struct {
   uv_poll_t poll;
@@ -145,6 +145,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
     return;
   }
   u->stats[S_RECEIVED] += n;
+  u->stats[S_BATCHES]++;
   for (int i = 0; i < n; i++) {
     int32_t *m = u->meta + i * META_WORDS;
     memset(m, 0, META_WORDS * sizeof *m);
@@ -362,7 +363,7 @@ static napi_value Close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// stats(handle) -> [received, sent, dropped, sendErrors, truncated, recvErrors]
+// stats(handle) -> [received, sent, dropped, sendErrors, truncated, recvErrors, batches]
 static napi_value Stats(napi_env env, napi_callback_info info) {
   udp_t *u = arg_handle(env, info);
   if (u == NULL) return NULL;

@@ -2,6 +2,7 @@
 // datagrams and one JavaScript call per batch, instead of node:dgram's system calls and callback
 // per datagram. The answers come from the same code as on the dgram path (DnsServer.answerUdp).
 import { createRequire } from 'node:module';
+import { sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export type UdpBatchMode = 'auto' | 'on' | 'off';
@@ -18,7 +19,7 @@ interface Addon {
 }
 
 /** What the addon counts per socket, in the order stats() returns them. */
-export const UDP_STATS = ['received', 'sent', 'dropped', 'sendErrors', 'truncated', 'receiveErrors'] as const;
+export const UDP_STATS = ['received', 'sent', 'dropped', 'sendErrors', 'truncated', 'receiveErrors', 'batches'] as const;
 export type UdpStats = Record<(typeof UDP_STATS)[number], number>;
 
 // Per-datagram record in the meta buffer (int32 words; see native/fedns_udp.c).
@@ -38,7 +39,10 @@ const ADDRESS_CACHE = 4096;
 
 /** The addon's file: FEDNS_UDP_ADDON overrides it (a missing file forces the dgram path). */
 export function addonPath(): string {
-  return process.env.FEDNS_UDP_ADDON || fileURLToPath(new URL('../../../native/build/Release/fedns_udp.node', import.meta.url));
+  if (process.env.FEDNS_UDP_ADDON) return process.env.FEDNS_UDP_ADDON;
+  // Built code runs from dist/src/dns/, the sources (under vitest) from src/dns/.
+  const up = fileURLToPath(import.meta.url).includes(`${sep}dist${sep}src${sep}`) ? '../../../' : '../../';
+  return fileURLToPath(new URL(`${up}native/build/Release/fedns_udp.node`, import.meta.url));
 }
 
 let loaded: { addon?: Addon; error?: string } | undefined;

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rcode, RRType } from '../../src/dns/constants.js';
 import { decodeMessage, encodeQuery, type Message } from '../../src/dns/message.js';
 import { startFedns, withYaml, type FednsProcess } from '../support/fedns.js';
+import { UDP_PATHS, udpBatch } from '../support/udp-paths.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -91,7 +92,7 @@ function tally(c: Client, ids: number[]) {
 const RRL = 'rateLimit: { responsesPerSecond: 20, slip: 2, window: 5s, ipv4PrefixLength: 32, exempt: [127.0.0.9] }';
 const missing = (i: number) => `missing-${i}.default.fed.example.com.`;
 
-describe('response rate limiting (UDP)', () => {
+describe.each(UDP_PATHS)('response rate limiting (UDP $name)', ({ batch }) => {
   let f: FednsProcess;
   const clients: Client[] = [];
   const client = (address: string) => {
@@ -100,7 +101,7 @@ describe('response rate limiting (UDP)', () => {
     return c;
   };
   beforeAll(async () => {
-    f = await startFedns({ edit: withYaml(RRL) });
+    f = await startFedns({ edit: udpBatch(batch, withYaml(RRL)) });
   }, 20_000);
   afterAll(async () => {
     for (const c of clients) c.close();
