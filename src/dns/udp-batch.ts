@@ -100,7 +100,8 @@ export class BatchSocket {
   ) {
     const batch = addon.batch;
     const words = addon.metaWords;
-    const inBuf = Buffer.alloc(batch * IN_SLOT);
+    // Not zeroed, so untouched pages cost no memory; only bytes the kernel wrote are ever read.
+    const inBuf = Buffer.allocUnsafeSlow(batch * IN_SLOT);
     const outBuf = Buffer.alloc(batch * OUT_SLOT);
     const metaBuf = Buffer.alloc(batch * words * 4);
     const meta = new Int32Array(metaBuf.buffer, metaBuf.byteOffset, batch * words);
