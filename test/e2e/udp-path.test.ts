@@ -105,19 +105,20 @@ describe('udp.batch with the native addon built', () => {
     cleanups.push(() => d.stop());
     const dns = d.server.dns;
     // In process, the server cannot read while this loop sends: the burst waits in the socket.
-    const sock = createSocket('udp4');
+    const sock = createSocket({ type: 'udp4', recvBufferSize: 1 << 20 });
     cleanups.push(() => sock.close());
     const replies = new Map<number, number>();
     sock.on('message', (m) => replies.set(m.readUInt16BE(0), (replies.get(m.readUInt16BE(0)) ?? 0) + 1));
     await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
-    for (let id = 1; id <= 300; id++) sock.send(encodeQuery('nginx.default.fed.example.com.', RRType.A, { id }), d.port, '127.0.0.1');
-    for (let i = 0; i < 100 && replies.size < 300; i++) await sleep(20);
-    expect(replies.size).toBe(300);
+    // 200 small datagrams fit the server's receive buffer even where the kernel caps it at 208 KiB.
+    for (let id = 1; id <= 200; id++) sock.send(encodeQuery('nginx.default.fed.example.com.', RRType.A, { id }), d.port, '127.0.0.1');
+    for (let i = 0; i < 100 && replies.size < 200; i++) await sleep(20);
+    expect(replies.size).toBe(200);
     expect([...replies.values()].every((n) => n === 1)).toBe(true);
     const s = dns.udpStats();
-    expect(s.received).toBe(300);
-    expect(s.sent).toBe(300);
-    expect(s.batches).toBeLessThan(300 / 4);
+    expect(s.received).toBe(200);
+    expect(s.sent).toBe(200);
+    expect(s.batches).toBeLessThan(200 / 4);
 
     // Reload to another address: the new listener answers at once, the old one lingers, then closes.
     const old = d.port;
@@ -128,7 +129,7 @@ describe('udp.batch with the native addon built', () => {
     expect(await ask('127.0.0.1', old, 500), 'the old listener still answers for a moment').toEqual(NGINX);
     await sleep(1500);
     expect(await ask('127.0.0.1', old, 500), 'then it is closed').toBeNull();
-    // Counts of the closed socket are kept: the totals never go backwards.
-    expect(dns.udpStats().received).toBeGreaterThanOrEqual(300);
+    // Counts of the closed socket are kept (201 queries), plus the new one's: the totals never go backwards.
+    expect(dns.udpStats().received).toBe(202);
   });
 });
