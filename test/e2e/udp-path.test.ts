@@ -133,3 +133,44 @@ describe('udp.batch with the native addon built', () => {
     expect(dns.udpStats().received).toBe(202);
   });
 });
+
+describe.runIf(hasUdpAddon)('both UDP paths on hostile datagram sizes', () => {
+  /** The reply to `pkt` from 127.0.0.1@port as bytes, or null when none comes within timeoutMs. */
+  const exchange = (port: number, pkt: Buffer, timeoutMs = 1000) =>
+    new Promise<Buffer | null>((resolve) => {
+      const sock = createSocket('udp4');
+      const done = (v: Buffer | null) => {
+        clearTimeout(timer);
+        sock.close();
+        resolve(v);
+      };
+      const timer = setTimeout(() => done(null), timeoutMs);
+      sock.on('error', () => done(null));
+      sock.on('message', (m) => done(m));
+      sock.send(pkt, port, '127.0.0.1');
+    });
+
+  it('empty, short, header-only and 65,507-byte datagrams get the same reply (or none) from both', async () => {
+    const query = encodeQuery('nginx.default.fed.example.com.', RRType.A, { id: 0x4242 });
+    const packets = [
+      Buffer.alloc(0),
+      Buffer.from([0x42]),
+      query.subarray(0, 11),
+      query.subarray(0, 12),
+      Buffer.concat([query, Buffer.alloc(65_507 - query.length, 0xa5)]), // the largest IPv4 datagram
+      Buffer.alloc(65_507, 0xff),
+      query,
+    ];
+    const replies: Record<string, (string | null)[]> = {};
+    for (const batch of ['off', 'on'] as const) {
+      const d = await startDemo(udpBatch(batch));
+      cleanups.push(() => d.stop());
+      replies[batch] = [];
+      for (const p of packets) replies[batch].push((await exchange(d.port, p))?.toString('hex') ?? null);
+      if (batch === 'on') expect(d.server.dns.udpStats().received).toBe(packets.length);
+    }
+    expect(replies.on).toEqual(replies.off);
+    // The last one is a plain query: answered, so the server went on after the others.
+    expect(replies.on[packets.length - 1]).not.toBeNull();
+  });
+});
