@@ -1,7 +1,9 @@
 # fedns container image: docker build -t ghcr.io/fedns/fedns:0.1.0 .
-# Build stage: compile with the dev dependencies, then stage the runtime (scripts/stage-runtime.sh,
-# the same script test/deploy/image.test.ts runs) into /app.
+# Build stage: compile with the dev dependencies and the toolchain of the batched UDP addon
+# (native/), then stage the runtime (scripts/stage-runtime.sh, the same script
+# test/deploy/image.test.ts runs) into /app.
 FROM node:24-bookworm-slim AS build
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -11,7 +13,9 @@ COPY test/support ./test/support
 COPY benchmarks ./benchmarks
 COPY config ./config
 COPY scripts ./scripts
-RUN npm run build && scripts/stage-runtime.sh /app
+COPY native ./native
+# The image's Node.js headers (no download); the image always ships the addon, so a failed build fails here.
+RUN npm_config_nodedir=/usr/local npm run build && test -f native/build/Release/fedns_udp.node && scripts/stage-runtime.sh /app
 
 # Runtime: Node.js 24 (LTS), the staged directory only, as a non-root user. fedns writes nothing
 # to its own files, so a read-only root file system works (the serial file, if configured, goes to

@@ -1,6 +1,6 @@
 #!/bin/sh
-# Stages fedns's runtime into DEST: the built code, the embedded default configuration and the
-# production dependencies, nothing else. The Dockerfile's final stage is exactly this directory,
+# Stages fedns's runtime into DEST: the built code, the batched UDP addon when it was built, the
+# embedded default configuration and the production dependencies, nothing else. The Dockerfile's final stage is exactly this directory,
 # and test/deploy/image.test.ts serves from it, so the image and its test cannot drift.
 # Run from the repository root after `npm run build`.
 set -eu
@@ -10,5 +10,11 @@ mkdir -p "$dest/dist" "$dest/config"
 cp package.json package-lock.json "$dest/"
 cp -R dist/src "$dest/dist/src"
 cp -R config/fedns.yaml config/demo "$dest/config/"
+# The addon where dist/src/dns/udp-batch.js looks for it; without it, fedns uses node:dgram.
+addon=native/build/Release/fedns_udp.node
+if [ -f "$addon" ]; then
+  mkdir -p "$dest/$(dirname "$addon")"
+  cp "$addon" "$dest/$addon"
+fi
 # No dev dependencies, no install scripts, no source maps' sources needed at run time.
 (cd "$dest" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error)

@@ -8,6 +8,7 @@ import { KubeClusterSource } from './cluster/kube.js';
 import type { ClusterSource } from './cluster/source.js';
 import type { ClusterSettings, ClusterState } from './cluster/state.js';
 import { DnsServer } from './dns/server.js';
+import { chooseUdpPath } from './dns/udp-batch.js';
 import { ResponseRateLimiter, type RateLimitSettings } from './dns/rrl.js';
 import { Responder, type QueryObserver } from './dns/responder.js';
 import { Federation, type FederationSettings } from './federation/federation.js';
@@ -201,6 +202,7 @@ export class Fedns {
     this.dns.onLatency = (transport, seconds) => metrics.latency.observe(transport === 'udp' ? 0 : 1, seconds);
     this.configureRateLimit(config);
     metrics.rateLimit(() => this.rrl?.counts);
+    metrics.udp(() => this.dns.udpPath.path, () => this.dns.udpStats());
     this.journal = new Journal(config.transfer.journal.deltas, config.transfer.journal.records);
     const policy = transferPolicy(config);
     this.transfers = new ZoneTransfers(policy, () => this.federation.snapshot, this.journal, log.child({ component: 'xfr' }), (type, result) =>
@@ -252,6 +254,9 @@ export class Fedns {
   }
 
   async start(): Promise<void> {
+    // Before anything starts: udp.batch on without the addon is a start-up error.
+    this.dns.udpPath = chooseUdpPath(this.config.udp.batch);
+    this.log.info({ udp: this.dns.udpPath.path, reason: this.dns.udpPath.reason }, `UDP path: ${this.dns.udpPath.path}`);
     const h = this.config.hostnames;
     this.federation.resolveHostnames(dnsResolver(h.resolvers), h.refresh, this.log.child({ component: 'hostnames' }));
     for (const cl of this.config.clusters) this.startCluster(cl);
@@ -354,6 +359,8 @@ export class Fedns {
     this.configureResponder(next, policy);
     this.notifier.setOptions(notifyOptions(next));
     this.dns.setLimits({ idleTimeout: next.tcp.idleTimeout, maxConnections: next.tcp.maxConnections });
+    // Every listener uses one UDP path, chosen at start.
+    if (next.udp.batch !== prev.udp.batch) this.log.warn({ udp: this.dns.udpPath.path }, 'udp.batch changed: it takes effect at the next restart');
     this.configureRateLimit(next);
     this.config = next;
     // Everything that changes answers is applied before the next rebuild, all at once.

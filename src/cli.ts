@@ -8,6 +8,7 @@ import { ConfigError, loadConfig, type Config } from './config/load.js';
 import { Fedns, loadFederation, rateLimitSummary } from './app.js';
 import { createLogger } from './ops/log.js';
 import { ListenError } from './listen-error.js';
+import { chooseUdpPath, loadUdpBatch, type UdpBatchMode } from './dns/udp-batch.js';
 import { VERSION } from './version.js';
 import { masterFile } from './zone/masterfile.js';
 import { runJoinCommand, runUnjoinCommand } from './join/command.js';
@@ -133,6 +134,7 @@ program
       `  selection ${config.selection.policy}${config.selection.labelSelector ? ` (${config.selection.labelSelector})` : ''}, address mode ${config.addressMode}`,
       `  queries from ${config.queries.allow === null ? 'everyone' : config.queries.allow.join(', ') || 'nobody'}; transfers to ${config.transfer.allow.join(', ') || 'nobody'}${config.transfer.tsig.length ? ` (TSIG ${config.transfer.requireTsig === false ? 'optional' : 'required'})` : ''}${primaryText(config)}`,
       `  rate limit ${rateLimitSummary(config)}`,
+      `  udp ${udpSummary(config.udp.batch)}`,
       `  identity ${config.identity.server ?? 'off'}, version ${config.identity.version ?? 'off'}, NSID ${config.identity.nsid && config.identity.server !== null ? 'on' : 'off'}`,
       `  clusters (${config.clusters.length}):`,
       ...[...fed.clusters.values()].map(
@@ -142,7 +144,19 @@ program
     ];
     process.stdout.write(lines.join('\n') + '\n');
     fed.close();
+    // udp.batch on without the addon: valid syntax, but the server would not start.
+    if (config.udp.batch === 'on' && !loadUdpBatch().addon) process.exitCode = 1;
   });
+
+/** Which UDP path `serve` would take, and why. */
+function udpSummary(mode: UdpBatchMode): string {
+  try {
+    const c = chooseUdpPath(mode);
+    return `${c.path} (${c.reason})`;
+  } catch (e) {
+    return `error: ${(e as Error).message}`;
+  }
+}
 
 program
   .command('zone')

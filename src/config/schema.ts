@@ -194,6 +194,12 @@ export const configSchema = z
         panicMode: z.boolean().default(true),
       })
       .prefault({}),
+    udp: z
+      .strictObject({
+        /** Batched UDP through the native addon: auto (when it loads), on (required), off (node:dgram). */
+        batch: z.enum(['auto', 'on', 'off'], { error: 'udp.batch: expected auto, on or off' }).default('auto'),
+      })
+      .prefault({}),
     tcp: z
       .strictObject({
         idleTimeout: duration('tcp.idleTimeout').default(10),

@@ -1,10 +1,12 @@
 // UDP and TCP listeners (RFC 1035 4.2, RFC 7766). Each listen address gets both.
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
-import { createServer, isIPv6, type Server, type Socket } from 'node:net';
+import { lookup as dnsLookupAsync } from 'node:dns/promises';
+import { createServer, isIP, isIPv6, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Responder } from './responder.js';
 import type { ResponseRateLimiter } from './rrl.js';
+import { BatchSocket, UDP_STATS, type UdpChoice, type UdpStats } from './udp-batch.js';
 import { listenError } from '../listen-error.js';
 import { ThrottledLog } from '../ops/log.js';
 
@@ -21,7 +23,7 @@ export interface ListenAddr {
 
 interface Listener {
   addr: ListenAddr;
-  udp: UdpSocket;
+  udp: UdpSocket | BatchSocket;
   tcp: Server;
 }
 
@@ -45,6 +47,11 @@ export class DnsServer {
   /** Called with each answered query's handling time in seconds. */
   onLatency?: (transport: 'udp' | 'tcp', seconds: number) => void;
 
+  /** UDP through node:dgram, or batched through the native addon (udp-batch.ts); set before listen(). */
+  udpPath: UdpChoice = { path: 'dgram', reason: 'default' };
+  /** Counts of batched sockets already closed, so the totals never go backwards. */
+  private readonly retiredUdp = Object.fromEntries(UDP_STATS.map((k) => [k, 0])) as UdpStats;
+
   constructor(
     private readonly responder: Responder,
     private limits: ServerLimits,
@@ -59,6 +66,33 @@ export class DnsServer {
       const a = l.udp.address();
       return { host: a.address, port: a.port };
     });
+  }
+
+  /** What the batched UDP sockets counted, open and closed ones (all zero on the dgram path). */
+  udpStats(): UdpStats {
+    const total = { ...this.retiredUdp };
+    for (const l of this.listeners.values()) {
+      if (!(l.udp instanceof BatchSocket)) continue;
+      const s = l.udp.stats();
+      for (const k of UDP_STATS) total[k] += s[k];
+    }
+    return total;
+  }
+
+  /** One UDP query, on either path: the answer to send, or null (none, or held back by rate limiting). */
+  private answerUdp(msg: Buffer, address: string): Buffer | null {
+    const t0 = performance.now();
+    let out: Buffer | null;
+    try {
+      out = this.responder.answer(msg, 'udp', undefined, address);
+    } catch (e) {
+      this.problems.error('query-failed', { err: e, from: address }, 'query failed');
+      return null;
+    }
+    if (!out) return null;
+    if (this.rrl !== undefined && (out = this.rrl.filter(out, address)) === null) return null;
+    this.onLatency?.('udp', (performance.now() - t0) / 1000);
+    return out;
   }
 
   setLimits(limits: ServerLimits): void {
@@ -109,7 +143,7 @@ export class DnsServer {
     }
   }
 
-  private async openOnce(a: ListenAddr): Promise<Listener> {
+  private async openDgram(a: ListenAddr): Promise<UdpSocket> {
     // A deep receive buffer absorbs bursts instead of dropping them (the kernel may cap it lower).
     // Replies go to rinfo's address, always an IP literal: once bound, skip dgram's per-send
     // dns.lookup (option parsing plus a nextTick per datagram, ~15% of the UDP path's CPU).
@@ -121,18 +155,8 @@ export class DnsServer {
     };
     const udp = createSocket({ type: family === 6 ? 'udp6' : 'udp4', recvBufferSize: 4 << 20, lookup });
     udp.on('message', (msg, rinfo) => {
-      const t0 = performance.now();
-      let out: Buffer | null;
-      try {
-        out = this.responder.answer(msg, 'udp', undefined, rinfo.address);
-      } catch (e) {
-        this.problems.error('query-failed', { err: e, from: rinfo.address }, 'query failed');
-        return;
-      }
-      if (!out) return;
-      if (this.rrl !== undefined && (out = this.rrl.filter(out, rinfo.address)) === null) return;
-      udp.send(out, rinfo.port, rinfo.address);
-      this.onLatency?.('udp', (performance.now() - t0) / 1000);
+      const out = this.answerUdp(msg, rinfo.address);
+      if (out) udp.send(out, rinfo.port, rinfo.address);
     });
     await new Promise<void>((resolve, reject) => {
       udp.once('error', reject);
@@ -143,6 +167,11 @@ export class DnsServer {
     });
     udp.on('error', (e) => this.problems.error('udp-socket-error', { err: e, address: addrText(a) }, 'UDP socket error'));
     literal = true;
+    return udp;
+  }
+
+  private async openOnce(a: ListenAddr): Promise<Listener> {
+    const udp = this.udpPath.addon ? await this.openBatched(a) : await this.openDgram(a);
     const bound = udp.address().port;
     const tcp = createServer((s) => this.accept(s));
     tcp.maxConnections = this.limits.maxConnections;
@@ -160,8 +189,23 @@ export class DnsServer {
       throw e;
     }
     tcp.on('error', (e) => this.log.error({ err: e, address: addrText(a) }, 'TCP listener error'));
-    this.log.info({ address: addrText({ host: a.host, port: bound }) }, 'listening on UDP and TCP');
+    this.log.info({ address: addrText({ host: a.host, port: bound }), udp: this.udpPath.path }, 'listening on UDP and TCP');
     return { addr: a, udp, tcp };
+  }
+
+  private async openBatched(a: ListenAddr): Promise<BatchSocket> {
+    // The addon binds IP literals only: resolve a host name once, as dgram's bind() would.
+    const host = isIP(a.host) ? a.host : (await dnsLookupAsync(a.host)).address;
+    return new BatchSocket(
+      this.udpPath.addon!,
+      host,
+      a.port,
+      (msg, address) => this.answerUdp(msg, address),
+      (e, from) => this.problems.error('query-failed', { err: e, from }, 'query failed'),
+      (final) => {
+        for (const k of UDP_STATS) this.retiredUdp[k] += final[k];
+      },
+    );
   }
 
   private accept(s: Socket): void {

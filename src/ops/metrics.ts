@@ -7,6 +7,7 @@ import { rcodeName, RRType, typeName } from '../dns/constants.js';
 import type { Transport } from '../dns/responder.js';
 import type { Federation } from '../federation/federation.js';
 import { RRL_ACTIONS, RRL_KINDS } from '../dns/rrl.js';
+import type { UdpPath, UdpStats } from '../dns/udp-batch.js';
 import { VERSION } from '../version.js';
 
 const TYPES = [RRType.A, RRType.AAAA, RRType.SRV, RRType.CNAME, RRType.SOA, RRType.NS, RRType.TXT, RRType.ANY, RRType.AXFR, RRType.IXFR, RRType.PTR, RRType.MX];
@@ -265,6 +266,34 @@ export class Metrics {
           this.inc({ kind: RRL_KINDS[i >> 1], action: RRL_ACTIONS[i & 1] }, now[i] - seen[i]);
           seen[i] = now[i];
         }
+      },
+    });
+  }
+
+  /** Exports which UDP path answers, and what the batched path's sockets counted (read when scraped). */
+  udp(path: () => UdpPath, stats: () => UdpStats): void {
+    new Gauge({
+      name: 'fedns_udp_path',
+      help: 'Always 1, labelled with the UDP path answering: batched (native recvmmsg/sendmmsg) or dgram (node:dgram)',
+      labelNames: ['path'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.set({ path: path() }, 1);
+      },
+    });
+    const seen = { dropped: 0, sendErrors: 0 };
+    new Counter({
+      name: 'fedns_udp_answers_dropped_total',
+      help: 'UDP answers the batched path did not send, by reason: send_buffer_full (dropped, as authoritative servers do) or send_error',
+      labelNames: ['reason'],
+      registers: [this.registry],
+      collect() {
+        const s = stats();
+        this.inc({ reason: 'send_buffer_full' }, s.dropped - seen.dropped);
+        this.inc({ reason: 'send_error' }, s.sendErrors - seen.sendErrors);
+        seen.dropped = s.dropped;
+        seen.sendErrors = s.sendErrors;
       },
     });
   }

@@ -13,6 +13,7 @@ import { parseAllDocuments } from 'yaml';
 import { dig } from '../support/dig.js';
 import { ROOT } from '../support/demo.js';
 import { startFedns, testListen } from '../support/fedns.js';
+import { hasUdpAddon } from '../support/udp-paths.js';
 
 const IMAGE_USER = 65532;
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
@@ -63,7 +64,11 @@ describe('Dockerfile', () => {
     expect(build.some(([i, a]) => i === 'RUN' && /\bscripts\/stage-runtime\.sh \/app\b/.test(a))).toBe(true);
     // Every path the build needs is copied in: what tsconfig.json compiles and what the script reads.
     const copied = build.filter(([i]) => i === 'COPY').map(([, a]) => a.split(/\s+/)[0]);
-    for (const p of ['package.json', 'tsconfig.json', 'src', 'test/support', 'benchmarks', 'config', 'scripts']) expect(copied).toContain(p);
+    for (const p of ['package.json', 'tsconfig.json', 'src', 'test/support', 'benchmarks', 'config', 'scripts', 'native']) expect(copied).toContain(p);
+    // The batched UDP addon: toolchain in this stage only, and the image always has the addon.
+    const runs = build.filter(([i]) => i === 'RUN').map(([, a]) => a);
+    expect(runs.some((a) => /apt-get install .*\bpython3\b.*\bmake\b.*\bg\+\+/.test(a))).toBe(true);
+    expect(runs.some((a) => /npm run build && test -f native\/build\/Release\/fedns_udp\.node/.test(a))).toBe(true);
   });
 
   it('final stage: the staged directory only, as user 65532, running dist/src/cli.js', () => {
@@ -91,7 +96,9 @@ describe('Dockerfile', () => {
 
 describe('staged runtime (the image contents)', () => {
   it('holds the built code, the default configuration and production dependencies only', () => {
-    expect(readdirSync(dir).sort()).toEqual(['config', 'dist', 'node_modules', 'package-lock.json', 'package.json']);
+    // native/: the batched UDP addon, staged when this checkout built it (the image always does).
+    expect(readdirSync(dir).sort()).toEqual(['config', 'dist', ...(hasUdpAddon ? ['native'] : []), 'node_modules', 'package-lock.json', 'package.json']);
+    if (hasUdpAddon) expect(readdirSync(join(dir, 'native', 'build', 'Release'))).toEqual(['fedns_udp.node']);
     expect(readdirSync(join(dir, 'dist'))).toEqual(['src']);
     expect(readdirSync(join(dir, 'config')).sort()).toEqual(['demo', 'fedns.yaml']);
     for (const dep of Object.keys(pkg.dependencies)) expect(existsSync(join(dir, 'node_modules', dep, 'package.json')), dep).toBe(true);
@@ -117,6 +124,8 @@ describe('staged runtime (the image contents)', () => {
       const version = await dig(['@127.0.0.1', '-p', String(f.port), 'version.bind', 'CH', 'TXT']);
       expect(version.answer.map((rr) => rr.data)).toEqual([`"fedns ${pkg.version}"`]);
       expect(f.stderr()).not.toMatch(/EACCES|EROFS/);
+      // The staged addon loads for the image's user (the default udp.batch is auto).
+      expect(f.logs().find((r) => r.msg === 'UDP path: batched' || r.msg === 'UDP path: dgram')?.msg).toBe(hasUdpAddon ? 'UDP path: batched' : 'UDP path: dgram');
     } finally {
       await f.stop();
     }

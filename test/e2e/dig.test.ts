@@ -12,6 +12,7 @@ import { decodeMessage, encodeQuery } from '../../src/dns/message.js';
 import { dig, summarise, type DigResult } from '../support/dig.js';
 import { startFedns, withYaml, type FednsProcess } from '../support/fedns.js';
 import { requirePeer } from '../support/peers.js';
+import { UDP_PATHS, udpBatch } from '../support/udp-paths.js';
 
 const hasDig = requirePeer('dig');
 
@@ -140,13 +141,18 @@ class Conn {
   }
 }
 
-describe.skipIf(!hasDig)('dig against the CLI server (demo configuration)', () => {
+describe.skipIf(!hasDig).each(UDP_PATHS)('dig against the CLI server (demo configuration, UDP $name)', ({ name: udpPath, batch }) => {
   let f: FednsProcess;
   beforeAll(async () => {
-    f = await startFedns();
+    f = await startFedns({ edit: udpBatch(batch) });
   });
   afterAll(async () => {
     await f?.stop();
+  });
+
+  it(`answers UDP on the ${udpPath} path and says so`, () => {
+    expect(f.logs().find((r) => r.msg === `UDP path: ${udpPath}`), f.stderr()).toBeDefined();
+    expect(f.logs().find((r) => r.msg === 'listening on UDP and TCP')?.udp).toBe(udpPath);
   });
 
   for (const transport of ['+notcp', '+tcp']) {
@@ -372,9 +378,9 @@ describe('TCP limits', () => {
   });
 });
 
-describe.skipIf(!hasDig)('queries.allow', () => {
+describe.skipIf(!hasDig).each(UDP_PATHS)('queries.allow (UDP $name)', ({ batch }) => {
   it('refuses sources outside the list (also over TCP); a reload that adds loopback lets dig in', async () => {
-    const f = await startFedns({ edit: withYaml('queries: { allow: [10.0.0.0/8] }') });
+    const f = await startFedns({ edit: udpBatch(batch, withYaml('queries: { allow: [10.0.0.0/8] }')) });
     try {
       for (const transport of ['+notcp', '+tcp']) {
         const r = await q(f.port, 'nginx.default.fed.example.com', 'A', transport);
@@ -392,9 +398,9 @@ describe.skipIf(!hasDig)('queries.allow', () => {
   });
 });
 
-describe.skipIf(!hasDig)('IPv6 listen address', () => {
+describe.skipIf(!hasDig).each(UDP_PATHS)('IPv6 listen address (UDP $name)', ({ batch }) => {
   it('answers on [::1] over UDP and TCP, next to 127.0.0.1', async () => {
-    const f = await startFedns({ edit: (y) => y.replace('  - 127.0.0.1:0\n', '  - 127.0.0.1:0\n  - "[::1]:0"\n') });
+    const f = await startFedns({ edit: udpBatch(batch, (y) => y.replace('  - 127.0.0.1:0\n', '  - 127.0.0.1:0\n  - "[::1]:0"\n')) });
     try {
       const rec = f.logs().find((r) => r.msg === 'listening on UDP and TCP' && String(r.address).startsWith('[::1]:'));
       expect(rec, 'a "listening on UDP and TCP" line for [::1]').toBeDefined();

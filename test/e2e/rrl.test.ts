@@ -12,6 +12,7 @@ import { decodeMessage, encodeQuery, type Message } from '../../src/dns/message.
 import { dig } from '../support/dig.js';
 import { startFedns, withYaml, type FednsProcess } from '../support/fedns.js';
 import { requirePeer } from '../support/peers.js';
+import { UDP_PATHS, udpBatch } from '../support/udp-paths.js';
 
 const hasDig = requirePeer('dig');
 
@@ -96,7 +97,7 @@ function tally(c: Client, ids: number[]) {
 const RRL = 'rateLimit: { responsesPerSecond: 20, slip: 2, window: 5s, ipv4PrefixLength: 32, exempt: [127.0.0.9] }';
 const missing = (i: number) => `missing-${i}.default.fed.example.com.`;
 
-describe('response rate limiting (UDP)', () => {
+describe.each(UDP_PATHS)('response rate limiting (UDP $name)', ({ batch }) => {
   let f: FednsProcess;
   const clients: Client[] = [];
   const client = (address: string) => {
@@ -105,7 +106,7 @@ describe('response rate limiting (UDP)', () => {
     return c;
   };
   beforeAll(async () => {
-    f = await startFedns({ edit: withYaml(RRL) });
+    f = await startFedns({ edit: udpBatch(batch, withYaml(RRL)) });
   }, 20_000);
   afterAll(async () => {
     for (const c of clients) c.close();

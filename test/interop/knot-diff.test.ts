@@ -21,6 +21,7 @@ import { buildCorpus, corpusSummary, parseZoneText, type CorpusQuery } from '../
 import { CLI, demoCopy } from '../support/demo.js';
 import { compareResults, dig, digMany, summarise, type DigResult } from '../support/dig.js';
 import { startFedns, testListen, type FednsProcess } from '../support/fedns.js';
+import { UDP_PATHS, udpBatch } from '../support/udp-paths.js';
 import { requirePeers, startKnot, type KnotPeer } from '../support/peers.js';
 import { VERSION } from '../../src/version.js';
 
@@ -89,7 +90,7 @@ function withSerial(zoneText: string, serial: number): string {
   return out;
 }
 
-describe.skipIf(!ready)('fedns vs knotd on the same zone', () => {
+describe.skipIf(!ready).each(UDP_PATHS)('fedns vs knotd on the same zone (UDP $name)', ({ batch }) => {
   let fedns: FednsProcess;
   let knot: KnotPeer;
   let zoneText: string;
@@ -98,7 +99,7 @@ describe.skipIf(!ready)('fedns vs knotd on the same zone', () => {
   let copy: ReturnType<typeof demoCopy> | undefined;
 
   beforeAll(async () => {
-    copy = demoCopy(testListen);
+    copy = demoCopy(udpBatch(batch, testListen));
     writeFileSync(join(copy.dir, 'demo', 'alpha', 'zz-big.yaml'), bigService());
     fedns = await startFedns({ config: copy.config });
     const printed = await run(process.execPath, [CLI, 'zone', '--config', fedns.config], { timeout: 30_000 });

@@ -13,9 +13,9 @@ export const DEMO_CONFIG = join(ROOT, 'config', 'fedns.yaml');
 export const CLI = join(ROOT, 'dist', 'src', 'cli.js');
 
 /** Runs the built `fedns` with `args` to its end: exit code, stdout and stderr (a failure is a result, not a throw). */
-export function runCli(args: string[], timeoutMs = 15_000): Promise<{ code: number; out: string; err: string }> {
+export function runCli(args: string[], timeoutMs = 15_000, env?: NodeJS.ProcessEnv): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { timeout: timeoutMs }, (e, stdout, stderr) => {
+    execFile(process.execPath, [CLI, ...args], { timeout: timeoutMs, env: env && { ...process.env, ...env } }, (e, stdout, stderr) => {
       resolve({ code: e ? (typeof e.code === 'number' ? e.code : 1) : 0, out: stdout, err: stderr });
     });
   });

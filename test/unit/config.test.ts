@@ -39,6 +39,7 @@ describe('configuration', () => {
     expect(c.nameservers).toEqual([{ name: 'ns1.example.com.', addresses: ['127.0.0.1'] }]);
     expect(c.ttl).toEqual({ default: 30, stale: 5 });
     expect(c.identity).toEqual({ server: hostname(), version: expect.stringMatching(/^fedns \d+\.\d+\.\d+/), nsid: true });
+    expect(c.udp).toEqual({ batch: 'auto' });
   });
 
   const cases: [string, string, RegExp][] = [
@@ -70,6 +71,7 @@ describe('configuration', () => {
     ['a zone too long with the domain', `domain: "${Array.from({ length: 2 }, () => 'd'.repeat(60)).join('.')}."\nclusters: [{ name: a, region: "${'r'.repeat(60)}", zones: ["${'z'.repeat(60)}"], source: { type: files, path: . } }]`, /^clusters\[0\]\.zones\[0\]: .*255 bytes/],
     ['a region too long with the domain', `domain: "${Array.from({ length: 3 }, () => 'd'.repeat(60)).join('.')}."\nclusters: [{ name: a, region: "${'r'.repeat(60)}", source: { type: files, path: . } }]`, /^clusters\[0\]\.region: .*255 bytes/],
     ['identity too long', `identity: { version: "${'v'.repeat(256)}" }`, /^identity\.version: 1 to 255 printable ASCII/],
+    ['udp.batch not a mode', 'udp: { batch: yes }', /^udp\.batch: udp\.batch: expected auto, on or off/],
   ];
   it.each(cases)('rejects %s, naming the field', (_what, yaml, want) => {
     const problems = errorsOf(yaml);
