@@ -125,19 +125,19 @@ export function parseQuery(buf: Buffer, out: ParsedQuery): number {
   out.qclass = buf.readUInt16BE(off + 2);
   off += 4;
   out.questionEnd = off;
-  // Answer and authority records of a query are skipped (an IXFR query carries an SOA there);
-  // OPT and TSIG belong in the additional section only (RFC 6891 6.1.1, RFC 8945 5.1).
+  // OPT and TSIG belong in the additional section only, TSIG last (RFC 6891 6.1.1, RFC 8945 5.1).
+  // A misplaced one is FORMERR, but only once every record has been read, so that an OPT in the
+  // additional section is known and the FORMERR carries one (RFC 6891 7).
+  let misplaced = false;
+  // Answer and authority records of a query are skipped (an IXFR query carries an SOA there).
   for (let i = 0; i < an + ns; i++) {
     off = skipName(buf, off);
     if (off < 0 || off + 10 > buf.length) return ParseFailure.FormErr;
     const type = buf.readUInt16BE(off);
-    if (type === RRType.OPT || type === RRType.TSIG) return ParseFailure.FormErr;
+    if (type === RRType.OPT || type === RRType.TSIG) misplaced = true;
     off += 10 + buf.readUInt16BE(off + 8);
     if (off > buf.length) return ParseFailure.FormErr;
   }
-  // A TSIG that is not the last record is FORMERR (RFC 8945 5.1), but only once every record has
-  // been read, so that an OPT after it is known and the FORMERR carries one.
-  let misplacedTsig = false;
   for (let i = 0; i < ar; i++) {
     const start = off;
     off = skipName(buf, off);
@@ -155,13 +155,13 @@ export function parseQuery(buf: Buffer, out: ParsedQuery): number {
       const end = off + 10 + rdlen;
       if (end > buf.length || !readOptions(buf, off + 10, end, out)) return ParseFailure.FormErr;
     } else if (type === RRType.TSIG) {
-      if (i !== ar - 1) misplacedTsig = true;
+      if (i !== ar - 1) misplaced = true;
       else out.tsigOffset = start;
     }
     off += 10 + rdlen;
     if (off > buf.length) return ParseFailure.FormErr;
   }
-  return misplacedTsig ? ParseFailure.FormErr : 0;
+  return misplaced ? ParseFailure.FormErr : 0;
 }
 
 export function newParsedQuery(): ParsedQuery {

@@ -320,6 +320,10 @@ describe('strict parsing (RFC 6891, RFC 8945)', () => {
     expect(raw(inAnswer).rcode).toBe(Rcode.FORMERR);
     const optInAuthority = encodeMessage({ id: 1, questions: [{ name: 'example.com.', type: RRType.SOA, class: 1 }], authorities: [{ name: '.', type: RRType.OPT, class: 1232, ttl: 0, data: Buffer.alloc(0) }] });
     expect(raw(optInAuthority).rcode).toBe(Rcode.FORMERR);
+    // A TSIG in the answer section, then an OPT where it belongs: FORMERR with the OPT echoed.
+    const tsigInAnswerOptAfter = encodeMessage({ id: 1, questions: [{ name: 'example.com.', type: RRType.SOA, class: 1 }], answers: tsig, additionals: [{ name: '.', type: RRType.OPT, class: 1232, ttl: 0, data: Buffer.alloc(0) }] });
+    expect(raw(tsigInAnswerOptAfter).rcode).toBe(Rcode.FORMERR);
+    expect(raw(tsigInAnswerOptAfter).edns).toBeDefined();
   });
 
   it('question names over 255 bytes or with labels over 63 are FORMERR', () => {
