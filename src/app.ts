@@ -148,7 +148,7 @@ export class Fedns {
       queryLog?.info({ transport, qname: q?.key ? keyToName(q.key) : undefined, qtype: typeName(qtype), rcode: rcodeName(rcode) }, 'query');
     };
     this.responder = new Responder(() => this.federation.snapshot, { observer: observe });
-    this.dns = new DnsServer(this.responder, { idleTimeout: config.tcp.idleTimeout, maxConnections: config.tcp.maxConnections }, log);
+    this.dns = new DnsServer(this.responder, config.tcp, log);
     this.dns.onLatency = (transport, seconds) => metrics.latency.observe(transport === 'udp' ? 0 : 1, seconds);
     this.journal = new Journal(config.transfer.journal.deltas, config.transfer.journal.records);
     const policy = transferPolicy(config);
@@ -259,7 +259,7 @@ export class Fedns {
     this.transfers.setPolicy(policy);
     this.configureResponder(next, policy);
     this.notifier.setOptions(notifyOptions(next));
-    this.dns.setLimits({ idleTimeout: next.tcp.idleTimeout, maxConnections: next.tcp.maxConnections });
+    this.dns.setLimits(next.tcp);
     this.config = next;
     const nextByName = new Map(next.clusters.map((c) => [c.name, c]));
     for (const name of [...this.sources.keys()]) {

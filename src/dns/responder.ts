@@ -2,7 +2,7 @@
 // Positive answers are encoded once per (name, type, rotation) and cached; a response is the
 // query's header and question (case preserved) followed by the cached bytes, whose owner names
 // are compression pointers into that question.
-import type { Socket } from 'node:net';
+import type { ConnectionWriter } from './connection.js';
 import type { AddressAcl } from '../acl.js';
 import { LRUCache } from 'lru-cache';
 import { CLASSIC_UDP_PAYLOAD, EdeCode, EdnsOption, MAX_UDP_PAYLOAD, Opcode, RRClass, RRType, Rcode } from './constants.js';
@@ -50,7 +50,7 @@ export interface QueryObserver {
  * Hook for zone transfers: returns the response to send, or null when it writes to the
  * connection itself.
  */
-export type TransferHandler = (q: ParsedQuery, msg: Buffer, conn: Socket | undefined, remote: string | undefined) => Buffer | null;
+export type TransferHandler = (q: ParsedQuery, msg: Buffer, conn: ConnectionWriter | undefined, remote: string | undefined) => Buffer | null;
 
 /** Who answers: see the configuration's `identity`. */
 export interface Identity {
@@ -121,7 +121,7 @@ export class Responder {
   }
 
   /** The response to `msg`, or null when the packet deserves no answer. */
-  answer(msg: Buffer, transport: Transport, conn?: Socket, remote?: string): Buffer | null {
+  answer(msg: Buffer, transport: Transport, conn?: ConnectionWriter, remote?: string): Buffer | null {
     const q = this.q;
     const fail = parseQuery(msg, q);
     if (fail === ParseFailure.Drop) return null;
@@ -185,7 +185,7 @@ export class Responder {
    * A query signed with TSIG (RFC 8945) gets a signed answer when its signature verifies with a
    * configured key, else NOTAUTH with the TSIG error (secondaries sign their SOA checks).
    */
-  private answerSigned(msg: Buffer, q: ParsedQuery, transport: Transport, conn?: Socket, remote?: string): Buffer | null {
+  private answerSigned(msg: Buffer, q: ParsedQuery, transport: Transport, conn?: ConnectionWriter, remote?: string): Buffer | null {
     const v = verifyRequest(msg, q.tsigOffset, this.tsigKeys);
     if (!v.ok) {
       // A TSIG record that cannot even be read is a malformed query (RFC 8945 5.2).
