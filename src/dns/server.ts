@@ -3,7 +3,7 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
 import { createServer, isIPv6, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { ConnectionWriter } from './connection.js';
+import { ConnectionWriter, UNSENT_BOUND } from './connection.js';
 import type { Responder } from './responder.js';
 import { listenError } from '../listen-error.js';
 
@@ -25,6 +25,9 @@ interface Listener {
   udp: UdpSocket;
   tcp: Server;
 }
+
+/** Queries one TCP connection may have answered per turn of the event loop. */
+const QUERIES_PER_TURN = 8;
 
 const addrText = (a: ListenAddr) => (isIPv6(a.host) ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`);
 
@@ -162,13 +165,14 @@ export class DnsServer {
       s.destroy();
       return;
     }
-    let mine = this.perClient.get(client);
     // Over a cap, an idle connection makes room (the client's own first, then anyone's): idle
     // connections cannot lock others out, and a busy one is never cut short.
-    if (!this.makeRoom(mine, this.limits.maxConnectionsPerClient) || !this.makeRoom(this.connections, this.limits.maxConnections)) {
+    if (!this.makeRoom(this.perClient.get(client), this.limits.maxConnectionsPerClient) || !this.makeRoom(this.connections, this.limits.maxConnections)) {
       s.destroy();
       return;
     }
+    // Looked up after making room, which may have emptied and dropped the client's set.
+    let mine = this.perClient.get(client);
     if (!mine) this.perClient.set(client, (mine = new Set()));
     const c = new ConnectionWriter(s, this.limits.idleTimeout * 1000);
     this.connections.add(c);
@@ -183,11 +187,24 @@ export class DnsServer {
     // A message must arrive whole within the idle timeout of its first byte: a client trickling
     // bytes would otherwise hold the connection open forever (each byte resets the idle timer).
     let partial: NodeJS.Timeout | undefined;
+    // A turn of processing is scheduled: received data waits for it.
+    let scheduled = false;
     const read = () => {
+      scheduled = false;
+      if (s.destroyed) return;
       let answered = false;
+      let budget = QUERIES_PER_TURN;
+      // The answers of one turn leave in one write.
+      s.cork();
       // Several queries per connection, answered as they complete (RFC 7766 6.2.1), as long as
       // the client reads its answers: a connection never holds more than one answer past the bound.
-      while (have >= 2 && c.ready && !s.destroyed) {
+      while (have >= 2 && c.ready) {
+        if (budget-- === 0) {
+          // A pipelining client gets turns, not the event loop: UDP and other connections go between.
+          scheduled = true;
+          setImmediate(read);
+          break;
+        }
         if (parts[0].length < 2) parts = [Buffer.concat(parts, have)];
         const end = 2 + parts[0].readUInt16BE(0);
         if (have < end) break;
@@ -196,7 +213,6 @@ export class DnsServer {
         parts = have > end ? [buf.subarray(end)] : [];
         have -= end;
         answered = true;
-        this.touch(c, mine);
         const t0 = performance.now();
         let out: Buffer | null = null;
         try {
@@ -209,8 +225,10 @@ export class DnsServer {
           this.onLatency?.('tcp', (performance.now() - t0) / 1000);
         }
       }
-      if (answered && partial) {
-        clearTimeout(partial);
+      s.uncork();
+      if (answered) {
+        this.touch(c, mine);
+        if (partial) clearTimeout(partial);
         partial = undefined;
       }
       if (!c.ready) {
@@ -220,18 +238,20 @@ export class DnsServer {
         partial = undefined;
         return;
       }
+      if (scheduled) return;
+      if (have <= UNSENT_BOUND) s.resume();
       if (have > 0) partial ??= setTimeout(() => s.destroy(), this.limits.idleTimeout * 1000);
       else if (this.closing) s.end();
     };
     c.onReady = () => {
-      if (s.destroyed) return;
-      s.resume();
-      read();
+      if (!scheduled) read();
     };
     s.on('data', (chunk: Buffer) => {
       parts.push(chunk);
       have += chunk.length;
-      read();
+      // Received queries not yet answered are bounded too.
+      if (have > UNSENT_BOUND) s.pause();
+      if (!scheduled) read();
     });
     s.on('error', () => s.destroy());
     s.on('close', () => {

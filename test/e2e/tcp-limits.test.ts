@@ -161,6 +161,30 @@ describe('connection caps', () => {
     }
   });
 
+  it('a client whose connections were all closed to make room still counts against its own cap afterwards', async () => {
+    const f = await startFedns({ edit: withYaml('tcp: { maxConnections: 3, maxConnectionsPerClient: 2 }') });
+    const a = new IdleConnections(f.port, '127.0.1.1');
+    const b = new IdleConnections(f.port, '127.0.1.2');
+    try {
+      await a.open(1, 1);
+      await b.open(2, 1);
+      await sleep(100);
+      // Each of a's next connections finds the total cap reached: the longest idle makes room
+      // (a's first, then b's), but a may never hold more than two.
+      for (let i = 0; i < 3; i++) {
+        await a.open(1, 1);
+        await sleep(100);
+      }
+      await sleep(300);
+      expect(a.open_).toBeLessThanOrEqual(2);
+      expect(a.open_ + b.open_).toBeLessThanOrEqual(3);
+    } finally {
+      a.stop();
+      b.stop();
+      await f.stop();
+    }
+  });
+
   it('a reload applies the new caps and idle timeout to open connections', async () => {
     const f = await startFedns({ edit: withYaml('tcp: { idleTimeout: 60, maxConnections: 50 }') });
     const idle = new IdleConnections(f.port, '127.0.0.5');

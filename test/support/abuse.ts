@@ -5,11 +5,17 @@
  * fedns sees them as different clients. Every load is bounded by a count or a rate and stops on
  * stop().
  */
+import { spawn } from 'node:child_process';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import * as net from 'node:net';
+import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { RRType } from '../../src/dns/constants.js';
 import { decodeMessage, encodeQuery } from '../../src/dns/message.js';
+import { killOnExit } from './children.js';
+import { ROOT } from './demo.js';
+import { Waiters } from './waiters.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -107,14 +113,43 @@ export class IdleConnections {
     await Promise.all(Array.from({ length: parallel }, worker));
   }
 
+  /**
+   * Keeps `count` connections trying to stay open: each one closed by the server (or refused) is
+   * opened again after `reconnectMs`.
+   */
+  keep(count: number, reconnectMs = 2000): this {
+    const slot = async (delay: number) => {
+      await sleep(delay);
+      while (!this.stopped) {
+        try {
+          const s = await connectFrom(this.port, this.from);
+          this.live.add(s);
+          await new Promise((r) => s.once('close', r));
+          this.live.delete(s);
+          if (!this.stopped) this.closedByServer++;
+        } catch {
+          this.failed++;
+        }
+        if (!this.stopped) await sleep(reconnectMs);
+      }
+    };
+    // Ramped up over four seconds: 2,000 SYNs at once overflow the kernel's accept queue, a SYN
+    // flood (the kernel's business, not the server's) that drops other clients' SYNs too.
+    for (let i = 0; i < count; i++) void slot((i * 4000) / count);
+    return this;
+  }
+
+  private readonly live = new Set<net.Socket>();
+
   /** Connections still open. */
   get open_(): number {
-    return this.sockets.filter((s) => !s.destroyed && !s.closed).length;
+    return this.sockets.filter((s) => !s.destroyed && !s.closed).length + this.live.size;
   }
 
   stop(): void {
     this.stopped = true;
     for (const s of this.sockets) s.destroy();
+    for (const s of this.live) s.destroy();
   }
 }
 
@@ -159,15 +194,22 @@ export class Pipeliner {
       this.connections++;
       s.pause(); // never read: the answers pile up at the server, or should not
       await new Promise<void>((resolve) => {
+        // A few batches per turn: the kernel may take everything at once for a long while, and
+        // a loop writing until it refuses would hold up every other client in this process.
+        let scheduled = false;
         const pump = () => {
-          // Keep a little in our own buffer so the kernel always has more to take.
-          while (!this.stopped && !s.destroyed && s.writableLength < 64 * 1024) {
+          scheduled = false;
+          for (let i = 0; i < 4 && !this.stopped && !s.destroyed && s.writableLength < 64 * 1024; i++) {
             s.write(this.batch, (err) => {
               if (!err) this.sent += this.batch.length;
             });
           }
+          if (!scheduled && !this.stopped && !s.destroyed && s.writableLength < 64 * 1024) {
+            scheduled = true;
+            setImmediate(pump);
+          }
         };
-        s.on('drain', pump);
+        s.on('drain', () => scheduled || pump());
         s.once('close', () => {
           if (!this.stopped) this.closedByServer++;
           resolve();
@@ -303,12 +345,17 @@ export class NxdomainFlood {
   }
 
   start(): this {
-    const perTick = this.perSecond / 100;
-    let owed = 0;
+    // One name per query: the first label's eight characters are the query's number in hex.
+    const template = encodeQuery('nx00000000.default.fed.example.com.', RRType.A);
+    const t0 = performance.now();
     this.timer = setInterval(() => {
-      for (owed += perTick; owed >= 1; owed--) {
-        this.sock.send(encodeQuery(`nx${this.n++}.default.fed.example.com.`, RRType.A, { id: this.n & 0xffff }), this.port, '127.0.0.1');
-        this.sent++;
+      // By the clock, not by ticks: a late tick sends what is due.
+      for (const due = Math.floor(((performance.now() - t0) / 1000) * this.perSecond); this.sent < due; this.sent++) {
+        const q = Buffer.from(template);
+        const n = this.n++;
+        q.writeUInt16BE(n & 0xffff, 0);
+        q.write((n >>> 0).toString(16).padStart(8, '0'), 15, 'latin1');
+        this.sock.send(q, this.port, '127.0.0.1');
       }
     }, 10);
     return this;
@@ -328,6 +375,15 @@ export const DEMO_ANSWERS: { name: string; type: number; data: string[] }[] = [
   { name: 'missing.default.fed.example.com.', type: RRType.A, data: [] },
 ];
 
+/** DEMO_ANSWERS's queries, encoded once (encoding a message allocates 64 KiB). */
+const QUERIES = DEMO_ANSWERS.map((q) => encodeQuery(q.name, q.type, { id: 0 }));
+
+function withId(query: Buffer, id: number): Buffer {
+  const q = Buffer.from(query);
+  q.writeUInt16BE(id, 0);
+  return q;
+}
+
 /** True when `reply` is the right answer to DEMO_ANSWERS[which] asked with `id`. */
 function isRight(reply: Buffer, id: number, which: number): boolean {
   try {
@@ -345,7 +401,7 @@ function isRight(reply: Buffer, id: number, which: number): boolean {
 /**
  * The well-behaved client: `udpPerSecond` queries over UDP and `tcpPerSecond` over TCP (a new
  * connection each, as dig does), cycling through DEMO_ANSWERS; an answer counts when it is right
- * and arrives within `timeoutMs`.
+ * and arrives in time. No retries: every query lost counts.
  */
 export class GoodClient {
   readonly udp = { asked: 0, right: 0, wrong: 0 };
@@ -355,13 +411,19 @@ export class GoodClient {
   private timers: NodeJS.Timeout[] = [];
   private readonly inflight = new Set<Promise<void>>();
   private nextId = 0;
+  private t0 = 0;
+  /** When (ms after start) each unanswered UDP query was asked, plus the timeout. */
+  readonly lostAt: number[] = [];
 
   constructor(
     private readonly port: number,
     private readonly from: string,
     private readonly udpPerSecond: number,
     private readonly tcpPerSecond: number,
+    /** UDP answers must come within this (a resolver's first retry comes sooner). */
     private readonly timeoutMs = 2000,
+    /** TCP answers within this, connection included, as dig's +time=5: one SYN retransmit fits. */
+    private readonly tcpTimeoutMs = 5000,
   ) {
     this.sock = createSocket({ type: 'udp4', recvBufferSize: 1 << 20 });
     this.sock.on('error', () => {});
@@ -378,22 +440,19 @@ export class GoodClient {
 
   async start(): Promise<this> {
     await new Promise<void>((r) => this.sock.bind(0, this.from, () => r()));
-    const perTick = this.udpPerSecond / 100;
-    let owed = 0;
+    // By the clock, not by ticks: a late tick asks what is due.
+    const t0 = (this.t0 = performance.now());
     this.timers.push(
       setInterval(() => {
-        for (owed += perTick; owed >= 1; owed--) this.askUdp();
-      }, 10),
-    );
-    if (this.tcpPerSecond > 0) {
-      this.timers.push(
-        setInterval(() => {
+        const s = (performance.now() - t0) / 1000;
+        while (this.udp.asked < Math.floor(s * this.udpPerSecond)) this.askUdp();
+        while (this.tcp.asked < Math.floor(s * this.tcpPerSecond)) {
           const p = this.askTcp();
           this.inflight.add(p);
           void p.finally(() => this.inflight.delete(p));
-        }, 1000 / this.tcpPerSecond),
-      );
-    }
+        }
+      }, 10),
+    );
     return this;
   }
 
@@ -402,17 +461,18 @@ export class GoodClient {
     const which = this.udp.asked++ % DEMO_ANSWERS.length;
     const old = this.pending.get(id);
     if (old) clearTimeout(old.timer); // 65,536 queries ago: long counted as lost
-    const timer = setTimeout(() => this.pending.delete(id), this.timeoutMs);
+    const timer = setTimeout(() => {
+      this.pending.delete(id);
+      this.lostAt.push(Math.round(performance.now() - this.t0));
+    }, this.timeoutMs);
     this.pending.set(id, { which, timer });
-    const q = DEMO_ANSWERS[which];
-    this.sock.send(encodeQuery(q.name, q.type, { id }), this.port, '127.0.0.1');
+    this.sock.send(withId(QUERIES[which], id), this.port, '127.0.0.1');
   }
 
   private async askTcp(): Promise<void> {
     const id = this.nextId++ & 0xffff;
     const which = this.tcp.asked++ % DEMO_ANSWERS.length;
-    const q = DEMO_ANSWERS[which];
-    const reply = await tcpQuery(this.port, this.from, encodeQuery(q.name, q.type, { id }), this.timeoutMs);
+    const reply = await tcpQuery(this.port, this.from, withId(QUERIES[which], id), this.tcpTimeoutMs);
     if (reply && isRight(reply, id, which)) this.tcp.right++;
     else if (reply) this.tcp.wrong++;
   }
@@ -448,4 +508,156 @@ export function tcpQuery(port: number, from: string, query: Buffer, timeoutMs = 
     s.on('error', () => done(null));
     s.on('close', () => done(null));
   });
+}
+
+/** The abuse run: how many of each client, and for how long. */
+export interface AbuseMix {
+  seconds: number;
+  /** Non-reading pipeliners (127.0.0.2). */
+  pipeliners: number;
+  /** Slowloris connections (127.0.0.3). */
+  slowloris: number;
+  /** Byte-trickling connections (127.0.0.4). */
+  tricklers: number;
+  /** Idle connections from one address (127.0.0.5), each reopened 10 s after it is closed. */
+  idle: number;
+  /** UDP NXDOMAIN queries per second from one address (127.0.0.7). */
+  floodPerSecond: number;
+  /** The well-behaved client (127.0.0.1). */
+  goodUdpPerSecond: number;
+  goodTcpPerSecond: number;
+}
+
+export const ABUSE_MIX: AbuseMix = {
+  seconds: 60,
+  pipeliners: 3,
+  slowloris: 40,
+  tricklers: 20,
+  idle: 2000,
+  floodPerSecond: 3000,
+  goodUdpPerSecond: 1000,
+  goodTcpPerSecond: 10,
+};
+
+/**
+ * What the abuse run adds to the demo configuration, in one place (the test and the benchmark
+ * both use it): a short idle timeout so that stalled clients are cut off within the run, and a
+ * total cap the abusers together exceed, so that idle connections must make room.
+ */
+export const ABUSE_CONFIG = ['tcp: { idleTimeout: 3, maxConnections: 120, maxConnectionsPerClient: 64 }'].join('\n');
+
+/** What the abusive clients did (counted on their side). */
+export interface AbuserStats {
+  pipeliners: { sentBytes: number; connections: number; closedByServer: number };
+  slowloris: { connections: number; closedByServer: number };
+  tricklers: { connections: number; closedByServer: number };
+  idle: { closedByServer: number; failed: number; openAtEnd: number };
+  flood: { sent: number; answers: number };
+}
+
+export interface AbuseResult extends AbuserStats {
+  seconds: number;
+  rss: { start: number; peak: number; samples: number };
+  good: { udp: GoodClient['udp']; tcp: GoodClient['tcp'] };
+  /** Share of the good client's queries answered right. */
+  goodRate: number;
+  /** The good client's unanswered UDP queries per second of the run (when they were asked). */
+  udpLostBySecond: Record<number, number>;
+  /** Longest the good client's own event loop was held up (its timeouts fire late by as much). */
+  clientLagMaxMs: number;
+}
+
+/** Runs every abusive client of `mix` in this process against 127.0.0.1:`port` for mix.seconds. */
+export async function runAbusers(port: number, mix: AbuseMix, started?: () => void): Promise<AbuserStats> {
+  const pipeliners = Array.from({ length: mix.pipeliners }, () => new Pipeliner(port, '127.0.0.2', 1000).start());
+  const slowloris = new Slowloris(port, '127.0.0.3', mix.slowloris).start();
+  const tricklers = new Trickler(port, '127.0.0.4', mix.tricklers).start();
+  const idle = new IdleConnections(port, '127.0.0.5').keep(mix.idle, 10_000);
+  const flood = new NxdomainFlood(port, '127.0.0.7', mix.floodPerSecond).start();
+  started?.();
+  try {
+    await sleep(mix.seconds * 1000);
+  } finally {
+    for (const p of pipeliners) p.stop();
+    slowloris.stop();
+    tricklers.stop();
+    flood.stop();
+  }
+  const openAtEnd = idle.open_;
+  idle.stop();
+  return {
+    pipeliners: {
+      sentBytes: pipeliners.reduce((n, p) => n + p.sent, 0),
+      connections: pipeliners.reduce((n, p) => n + p.connections, 0),
+      closedByServer: pipeliners.reduce((n, p) => n + p.closedByServer, 0),
+    },
+    slowloris: { connections: slowloris.connections, closedByServer: slowloris.closedByServer },
+    tricklers: { connections: tricklers.connections, closedByServer: tricklers.closedByServer },
+    idle: { closedByServer: idle.closedByServer, failed: idle.failed, openAtEnd },
+    flood: { sent: flood.sent, answers: flood.answers },
+  };
+}
+
+/** The compiled abusers-cli.ts, which runs runAbusers() in a process of its own. */
+const ABUSERS_CLI = join(ROOT, 'dist', 'test', 'support', 'abusers-cli.js');
+
+/**
+ * Runs the abuse mix against a fedns listening on 127.0.0.1:`port` (process `pid`, whose RSS is
+ * sampled every 100 ms from just before the abusers start), and the good client beside it. The
+ * abusers run in a child process: their own CPU (thousands of connects) must not delay the good
+ * client's clock and make it count fedns's answers as late.
+ */
+export async function runAbuse(port: number, pid: number, mix: AbuseMix = ABUSE_MIX): Promise<AbuseResult> {
+  if (!existsSync(ABUSERS_CLI)) throw new Error(`runAbuse: ${ABUSERS_CLI} not found; build first (npx tsc -p tsconfig.json)`);
+  const rss = new RssSampler(pid, 100);
+  const child = spawn(process.execPath, [ABUSERS_CLI, String(port), JSON.stringify(mix)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  killOnExit(child);
+  const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
+  // Line one: the abusers have started; line two: what they did, once they have stopped.
+  const lines: string[] = [];
+  const waiters = new Waiters();
+  let out = '';
+  child.stdout!.on('data', (b: Buffer) => {
+    out += b.toString('utf8');
+    lines.splice(0, lines.length, ...out.split('\n').slice(0, -1));
+    waiters.poke();
+  });
+  void exited.then(() => waiters.poke());
+  const line = (n: number) =>
+    waiters.until(
+      () => {
+        if (lines.length > n) return lines[n];
+        if (child.exitCode !== null) throw new Error(`abusers-cli exited with ${child.exitCode}: ${out}`);
+        return undefined;
+      },
+      mix.seconds * 1000 + 30_000,
+      () => new Error(`abusers-cli: no line ${n + 1} in time: ${out}`),
+    );
+  let good: GoodClient | undefined;
+  const lag = monitorEventLoopDelay({ resolution: 20 });
+  try {
+    await line(0);
+    lag.enable();
+    good = await new GoodClient(port, '127.0.0.1', mix.goodUdpPerSecond, mix.goodTcpPerSecond).start();
+    const started = Date.now();
+    const stats = JSON.parse(await line(1)) as AbuserStats;
+    const seconds = (Date.now() - started) / 1000;
+    const totals = await good.stop();
+    rss.stop();
+    lag.disable();
+    const asked = totals.udp.asked + totals.tcp.asked;
+    return {
+      seconds,
+      rss: { start: rss.start, peak: rss.peak, samples: rss.samples },
+      good: totals,
+      goodRate: asked ? (totals.udp.right + totals.tcp.right) / asked : 0,
+      clientLagMaxMs: Math.round(lag.max / 1e6),
+      udpLostBySecond: good.lostAt.reduce<Record<number, number>>((m, t) => ((m[Math.floor(t / 1000)] = (m[Math.floor(t / 1000)] ?? 0) + 1), m), {}),
+      ...stats,
+    };
+  } finally {
+    rss.stop();
+    child.kill();
+    await exited;
+  }
 }
