@@ -24,6 +24,8 @@ try {
     `good client: ${pct(r.good.udp.right + r.good.tcp.right, r.good.udp.asked + r.good.tcp.asked)} % right ` +
       `(UDP ${r.good.udp.right}/${r.good.udp.asked}, TCP ${r.good.tcp.right}/${r.good.tcp.asked}, wrong ${r.good.udp.wrong + r.good.tcp.wrong})`,
   );
+  const lost = Object.entries(r.udpLostBySecond);
+  console.log(`good client's UDP queries lost, by second of the run: ${lost.length ? lost.map(([s, n]) => `${s}s: ${n}`).join(', ') : 'none'}; its own event loop held up at most ${r.clientLagMaxMs} ms`);
   console.log(
     `abusers: pipeliners sent ${(r.pipeliners.sentBytes / MiB).toFixed(1)} MiB on ${r.pipeliners.connections} connections (${r.pipeliners.closedByServer} closed by fedns); ` +
       `slowloris ${r.slowloris.closedByServer}/${r.slowloris.connections} and tricklers ${r.tricklers.closedByServer}/${r.tricklers.connections} closed by fedns; ` +

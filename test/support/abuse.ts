@@ -133,9 +133,10 @@ export class IdleConnections {
         if (!this.stopped) await sleep(reconnectMs);
       }
     };
-    // Ramped up over four seconds: 2,000 SYNs at once overflow the kernel's accept queue, a SYN
-    // flood (the kernel's business, not the server's) that drops other clients' SYNs too.
-    for (let i = 0; i < count; i++) void slot((i * 4000) / count);
+    // Ramped up over ten seconds (as they are reopened: 200 a second): 2,000 SYNs at once
+    // overflow the kernel's accept queue, a SYN flood (the kernel's business, not the server's)
+    // that drops other clients' SYNs too.
+    for (let i = 0; i < count; i++) void slot((i * 10_000) / count);
     return this;
   }
 
@@ -534,7 +535,7 @@ export const ABUSE_MIX: AbuseMix = {
   slowloris: 40,
   tricklers: 20,
   idle: 2000,
-  floodPerSecond: 3000,
+  floodPerSecond: 2000,
   goodUdpPerSecond: 1000,
   goodTcpPerSecond: 10,
 };
