@@ -11,6 +11,8 @@ export class ConnectionWriter {
   lastActive = performance.now();
   /** Called when the connection is ready again: drained under the bound, transfers done. */
   onReady?: () => void;
+  /** Whole queries received and not yet answered (the reader set them aside for its next turn). */
+  pending = false;
   /** Transfers streaming (or queued) on this connection. */
   private held = 0;
   private stall?: NodeJS.Timeout;
@@ -42,7 +44,7 @@ export class ConnectionWriter {
 
   /** No query in progress, nothing unsent: closing it loses no answer. */
   get idle(): boolean {
-    return this.held === 0 && this.socket.writableLength === 0;
+    return !this.pending && this.held === 0 && this.socket.writableLength === 0;
   }
 
   get destroyed(): boolean {

@@ -226,6 +226,7 @@ export class DnsServer {
         }
       }
       s.uncork();
+      c.pending = scheduled;
       if (answered) {
         this.touch(c, mine);
         if (partial) clearTimeout(partial);

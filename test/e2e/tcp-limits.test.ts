@@ -147,6 +147,36 @@ describe('connection caps', () => {
     }
   });
 
+  it('a connection with received queries still to answer is never closed to make room', async () => {
+    const f = await startFedns({ edit: withYaml('tcp: { maxConnections: 1 }') });
+    try {
+      // A reads its answers (nothing stays unsent for long) but has 20,000 queries to work through.
+      const a = await connectFrom(f.port, '127.0.0.2');
+      const N = 20_000;
+      let answers = 0;
+      let buf = Buffer.alloc(0);
+      a.on('data', (chunk: Buffer) => {
+        buf = Buffer.concat([buf, chunk]);
+        while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+          buf = buf.subarray(2 + buf.readUInt16BE(0));
+          answers++;
+        }
+      });
+      a.write(Buffer.concat(Array.from({ length: N }, (_, i) => frame(encodeQuery('nginx.default.fed.example.com.', RRType.A, { id: i & 0xffff })))));
+      expect(await until(() => answers > 0, 5000)).toBe(true);
+      const refused: boolean[] = [];
+      while (answers < N / 2 && !a.closed) refused.push(!(await answersOverTcp(f, '127.0.0.3')));
+      expect(await until(() => answers === N || a.closed, 20_000)).toBe(true);
+      expect(a.closed, `closed after ${answers}/${N} answers`).toBe(false);
+      expect(answers).toBe(N);
+      expect(refused.length).toBeGreaterThan(0);
+      expect(refused.every((r) => r)).toBe(true);
+      a.destroy();
+    } finally {
+      await f.stop();
+    }
+  });
+
   it('tcp.maxConnectionsPerClient bounds one address: its longest-idle connection makes room for its next', async () => {
     const f = await startFedns({ edit: withYaml('tcp: { maxConnectionsPerClient: 4 }') });
     const idle = new IdleConnections(f.port, '127.0.0.5');
