@@ -19,6 +19,12 @@ import { Waiters } from './waiters.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The soft limit on open files of this process (children inherit it), from /proc/self/limits. */
+export function openFilesLimit(): number {
+  const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+  return !m || m[1] === 'unlimited' ? Infinity : Number(m[1]);
+}
+
 /** Resident memory of process `pid` in bytes (VmRSS of /proc/PID/status), or undefined once it is gone. */
 export function rssOf(pid: number): number | undefined {
   try {
@@ -542,8 +548,9 @@ export const ABUSE_MIX: AbuseMix = {
 
 /**
  * What the abuse run adds to the demo configuration, in one place (the test and the benchmark
- * both use it): a short idle timeout so that stalled clients are cut off within the run, and a
- * total cap the abusers together exceed, so that idle connections must make room.
+ * both use it; response rate limiting, a `rateLimit:` block, belongs in this list): a short idle
+ * timeout so that stalled clients are cut off within the run, and a total cap the abusers
+ * together exceed, so that idle connections must make room.
  */
 export const ABUSE_CONFIG = ['tcp: { idleTimeout: 3, maxConnections: 120, maxConnectionsPerClient: 64 }'].join('\n');
 
