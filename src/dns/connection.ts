@@ -7,8 +7,6 @@ export const UNSENT_BOUND = 64 * 1024;
 
 export class ConnectionWriter {
   readonly remoteAddress: string | undefined;
-  /** performance.now() of the last message received whole, or of the connection's opening. */
-  lastActive = performance.now();
   /** Called when the connection is ready again: drained under the bound, transfers done. */
   onReady?: () => void;
   /** Whole queries received and not yet answered (the reader set them aside for its next turn). */
@@ -25,11 +23,6 @@ export class ConnectionWriter {
     this.remoteAddress = socket.remoteAddress;
     socket.on('drain', () => this.drained());
     socket.once('close', () => this.clearStall());
-  }
-
-  /** Bytes written but not yet taken by the kernel. */
-  get unsent(): number {
-    return this.socket.writableLength;
   }
 
   /** Past the bound: the client is not reading fast enough. */
