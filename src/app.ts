@@ -198,7 +198,7 @@ export class Fedns {
     };
     const answerLog = log.child({ component: 'responder' });
     this.responder = new Responder(() => this.federation.snapshot, { observer: observe, log: (obj, msg) => answerLog.error(obj, msg) });
-    this.dns = new DnsServer(this.responder, { idleTimeout: config.tcp.idleTimeout, maxConnections: config.tcp.maxConnections }, log);
+    this.dns = new DnsServer(this.responder, config.tcp, log);
     this.dns.onLatency = (transport, seconds) => metrics.latency.observe(transport === 'udp' ? 0 : 1, seconds);
     this.configureRateLimit(config);
     metrics.rateLimit(() => this.rrl?.counts);
@@ -358,7 +358,7 @@ export class Fedns {
     this.transfers.setPolicy(policy);
     this.configureResponder(next, policy);
     this.notifier.setOptions(notifyOptions(next));
-    this.dns.setLimits({ idleTimeout: next.tcp.idleTimeout, maxConnections: next.tcp.maxConnections });
+    this.dns.setLimits(next.tcp);
     // Every listener uses one UDP path, chosen at start.
     if (next.udp.batch !== prev.udp.batch) this.log.warn({ udp: this.dns.udpPath.path }, 'udp.batch changed: it takes effect at the next restart');
     this.configureRateLimit(next);

@@ -204,6 +204,8 @@ export const configSchema = z
       .strictObject({
         idleTimeout: duration('tcp.idleTimeout').default(10),
         maxConnections: z.number().int().min(1).default(1000),
+        /** Per source address: one client cannot take every connection. */
+        maxConnectionsPerClient: z.number().int().min(1).default(64),
       })
       .prefault({}),
     ops: z

@@ -4,7 +4,7 @@
 // names are compression pointers into that question, with the records of each RRset copied in
 // rotated order. build() assembles every response fedns sends, zone transfers included: header
 // flags, OPT, size limits and TC, then the TSIG in the room kept for it.
-import type { Socket } from 'node:net';
+import type { ConnectionWriter } from './connection.js';
 import type { AddressAcl } from '../acl.js';
 import { LRUCache } from 'lru-cache';
 import { CLASSIC_UDP_PAYLOAD, EdeCode, EdnsOption, MAX_UDP_PAYLOAD, Opcode, RRClass, RRType, Rcode } from './constants.js';
@@ -102,7 +102,7 @@ export interface QueryObserver {
  * Hook for zone transfers: returns the response to send, or null when it writes to the
  * connection itself. Every message is built with `responder.build`.
  */
-export type TransferHandler = (q: ParsedQuery, msg: Buffer, conn: Socket | undefined, remote: string | undefined, responder: Responder) => Buffer | null;
+export type TransferHandler = (q: ParsedQuery, msg: Buffer, conn: ConnectionWriter | undefined, remote: string | undefined, responder: Responder) => Buffer | null;
 
 /** Who answers: see the configuration's `identity`. */
 export interface Identity {
@@ -217,7 +217,7 @@ export class Responder {
    * while answering is a bug, counted (answerErrors), logged a few times a minute, and answered
    * SERVFAIL, with the question and OPT when they could be read.
    */
-  answer(msg: Buffer, transport: Transport, conn?: Socket, remote?: string): Buffer | null {
+  answer(msg: Buffer, transport: Transport, conn?: ConnectionWriter, remote?: string): Buffer | null {
     this.parsed = -1;
     try {
       return this.respond(msg, transport, conn, remote);
@@ -238,7 +238,7 @@ export class Responder {
     }
   }
 
-  private respond(msg: Buffer, transport: Transport, conn?: Socket, remote?: string): Buffer | null {
+  private respond(msg: Buffer, transport: Transport, conn?: ConnectionWriter, remote?: string): Buffer | null {
     const q = this.q;
     const fail = parseQuery(msg, q);
     this.parsed = fail;
@@ -298,7 +298,7 @@ export class Responder {
    * A query signed with TSIG (RFC 8945) gets a signed answer when its signature verifies with a
    * configured key, else NOTAUTH with the TSIG error (secondaries sign their SOA checks).
    */
-  private answerSigned(msg: Buffer, q: ParsedQuery, transport: Transport, conn?: Socket, remote?: string): Buffer | null {
+  private answerSigned(msg: Buffer, q: ParsedQuery, transport: Transport, conn?: ConnectionWriter, remote?: string): Buffer | null {
     const v = verifyRequest(msg, q.tsigOffset, this.tsigKeys);
     if (!v.ok) {
       // A TSIG record that cannot even be read is a malformed query (RFC 8945 5.2).

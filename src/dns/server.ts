@@ -4,6 +4,7 @@ import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
 import { lookup as dnsLookupAsync } from 'node:dns/promises';
 import { createServer, isIP, isIPv6, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
+import { ConnectionWriter, UNSENT_BOUND } from './connection.js';
 import type { Responder } from './responder.js';
 import type { ResponseRateLimiter } from './rrl.js';
 import { BatchSocket, UDP_STATS, type UdpChoice, type UdpStats } from './udp-batch.js';
@@ -11,9 +12,11 @@ import { listenError } from '../listen-error.js';
 import { ThrottledLog } from '../ops/log.js';
 
 export interface ServerLimits {
-  /** Seconds a TCP connection may sit idle (RFC 7766 6.2.3). */
+  /** Seconds a TCP connection may sit idle, or stall with answers unread (RFC 7766 6.2.3). */
   idleTimeout: number;
   maxConnections: number;
+  /** Connections one source address may hold. */
+  maxConnectionsPerClient: number;
 }
 
 export interface ListenAddr {
@@ -30,11 +33,17 @@ interface Listener {
 /** How long a UDP socket of a listen address removed by a reload keeps answering. */
 const UDP_LINGER_MS = 1000;
 
+/** Queries one TCP connection may have answered per turn of the event loop. */
+const QUERIES_PER_TURN = 8;
+
 const addrText = (a: ListenAddr) => (isIPv6(a.host) ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`);
 
 export class DnsServer {
   private readonly listeners = new Map<string, Listener>();
-  private readonly connections = new Set<Socket>();
+  /** Open TCP connections, least recently active first (the order eviction reads). */
+  private readonly connections = new Set<ConnectionWriter>();
+  /** The same, per source address. */
+  private readonly perClient = new Map<string, Set<ConnectionWriter>>();
   /** Removed addresses whose UDP socket still answers for a moment: key -> close it now. */
   private readonly lingering = new Map<string, () => Promise<void>>();
   private closing = false;
@@ -95,9 +104,16 @@ export class DnsServer {
     return out;
   }
 
+  /** New limits hold for open connections too: the new timeouts, and idle ones over a lowered cap are closed. */
   setLimits(limits: ServerLimits): void {
     this.limits = limits;
-    for (const l of this.listeners.values()) l.tcp.maxConnections = limits.maxConnections;
+    const ms = limits.idleTimeout * 1000;
+    for (const c of this.connections) {
+      c.socket.setTimeout(ms);
+      c.setDrainTimeout(ms);
+    }
+    this.makeRoom(this.connections, limits.maxConnections + 1);
+    for (const mine of [...this.perClient.values()]) this.makeRoom(mine, limits.maxConnectionsPerClient + 1);
   }
 
   /** Makes the set of listen addresses exactly `addrs`: opens new ones first, then closes the rest. */
@@ -174,7 +190,6 @@ export class DnsServer {
     const udp = this.udpPath.addon ? await this.openBatched(a) : await this.openDgram(a);
     const bound = udp.address().port;
     const tcp = createServer((s) => this.accept(s));
-    tcp.maxConnections = this.limits.maxConnections;
     try {
       await new Promise<void>((resolve, reject) => {
         tcp.once('error', reject);
@@ -209,13 +224,26 @@ export class DnsServer {
   }
 
   private accept(s: Socket): void {
-    if (this.closing) {
+    const client = s.remoteAddress;
+    if (this.closing || client === undefined) {
       s.destroy();
       return;
     }
-    this.connections.add(s);
+    // Over a cap, an idle connection makes room (the client's own first, then anyone's): idle
+    // connections cannot lock others out, and a busy one is never cut short.
+    if (!this.makeRoom(this.perClient.get(client), this.limits.maxConnectionsPerClient) || !this.makeRoom(this.connections, this.limits.maxConnections)) {
+      s.destroy();
+      return;
+    }
+    // Looked up after making room, which may have emptied and dropped the client's set.
+    let mine = this.perClient.get(client);
+    if (!mine) this.perClient.set(client, (mine = new Set()));
+    const c = new ConnectionWriter(s, this.limits.idleTimeout * 1000);
+    this.connections.add(c);
+    mine.add(c);
     s.setNoDelay(true);
-    s.setTimeout(this.limits.idleTimeout * 1000, () => s.destroy());
+    s.setTimeout(this.limits.idleTimeout * 1000);
+    s.on('timeout', () => (this.closing ? s.end() : s.destroy()));
     // Received bytes not yet a whole message, kept as chunks: joined once a message is complete,
     // so a client sending one byte at a time costs linear, not quadratic, copying.
     let parts: Buffer[] = [];
@@ -223,12 +251,24 @@ export class DnsServer {
     // A message must arrive whole within the idle timeout of its first byte: a client trickling
     // bytes would otherwise hold the connection open forever (each byte resets the idle timer).
     let partial: NodeJS.Timeout | undefined;
-    s.on('data', (chunk: Buffer) => {
-      parts.push(chunk);
-      have += chunk.length;
+    // A turn of processing is scheduled: received data waits for it.
+    let scheduled = false;
+    const read = () => {
+      scheduled = false;
+      if (s.destroyed) return;
       let answered = false;
-      // Several queries per connection, answered as they complete (RFC 7766 6.2.1).
-      while (have >= 2) {
+      let budget = QUERIES_PER_TURN;
+      // The answers of one turn leave in one write.
+      s.cork();
+      // Several queries per connection, answered as they complete (RFC 7766 6.2.1), as long as
+      // the client reads its answers: a connection never holds more than one answer past the bound.
+      while (have >= 2 && c.ready) {
+        if (budget-- === 0) {
+          // A pipelining client gets turns, not the event loop: UDP and other connections go between.
+          scheduled = true;
+          setImmediate(read);
+          break;
+        }
         if (parts[0].length < 2) parts = [Buffer.concat(parts, have)];
         const end = 2 + parts[0].readUInt16BE(0);
         if (have < end) break;
@@ -240,27 +280,86 @@ export class DnsServer {
         const t0 = performance.now();
         let out: Buffer | null = null;
         try {
-          out = this.responder.answer(msg, 'tcp', s);
+          out = this.responder.answer(msg, 'tcp', c);
         } catch (e) {
-          this.log.error({ err: e, from: s.remoteAddress }, 'query failed');
+          this.log.error({ err: e, from: client }, 'query failed');
         }
         if (out) {
-          writeFramed(s, out);
+          c.send(out);
           this.onLatency?.('tcp', (performance.now() - t0) / 1000);
         }
       }
-      if (answered && partial) {
-        clearTimeout(partial);
+      s.uncork();
+      c.pending = scheduled;
+      if (answered) {
+        this.touch(c, mine);
+        if (partial) clearTimeout(partial);
         partial = undefined;
       }
+      if (!c.ready) {
+        // Waiting for the client to read (or for a transfer), not for it to send: stop reading.
+        s.pause();
+        if (partial) clearTimeout(partial);
+        partial = undefined;
+        return;
+      }
+      if (scheduled) return;
+      if (have <= UNSENT_BOUND) s.resume();
       if (have > 0) partial ??= setTimeout(() => s.destroy(), this.limits.idleTimeout * 1000);
       else if (this.closing) s.end();
+    };
+    c.onReady = () => {
+      if (!scheduled) read();
+    };
+    s.on('data', (chunk: Buffer) => {
+      parts.push(chunk);
+      have += chunk.length;
+      // Received queries not yet answered are bounded too.
+      if (have > UNSENT_BOUND) s.pause();
+      if (!scheduled) read();
     });
     s.on('error', () => s.destroy());
     s.on('close', () => {
       if (partial) clearTimeout(partial);
-      this.connections.delete(s);
+      this.forget(c);
     });
+  }
+
+  /** Moves `c` to the most recently active end of the orders eviction reads. */
+  private touch(c: ConnectionWriter, mine: Set<ConnectionWriter>): void {
+    this.connections.delete(c);
+    this.connections.add(c);
+    mine.delete(c);
+    mine.add(c);
+  }
+
+  private forget(c: ConnectionWriter): void {
+    if (!this.connections.delete(c)) return;
+    const key = c.remoteAddress!;
+    const mine = this.perClient.get(key);
+    mine?.delete(c);
+    if (mine?.size === 0) this.perClient.delete(key);
+  }
+
+  /**
+   * Closes idle connections of `set` (least recently active first) until it holds fewer than
+   * `cap`; false when too few are idle.
+   */
+  private makeRoom(set: Set<ConnectionWriter> | undefined, cap: number): boolean {
+    if (!set) return true;
+    while (set.size >= cap) {
+      let victim: ConnectionWriter | undefined;
+      for (const c of set) {
+        if (c.idle) {
+          victim = c;
+          break;
+        }
+      }
+      if (!victim) return false;
+      this.forget(victim);
+      victim.destroy();
+    }
+    return true;
   }
 
   get openConnections(): number {
@@ -276,18 +375,11 @@ export class DnsServer {
     // A query may already sit in a connection's receive buffer, unread: keep each connection
     // open until it has been quiet for a moment, answer what arrives, then close our side.
     const quietMs = Math.min(250, graceMs);
-    for (const s of this.connections) s.setTimeout(quietMs, () => s.end());
+    for (const c of this.connections) c.socket.setTimeout(quietMs);
     const deadline = Date.now() + graceMs;
     while (this.connections.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    for (const s of this.connections) s.destroy();
+    for (const c of [...this.connections]) c.destroy();
   }
-}
-
-export function writeFramed(s: Socket, msg: Buffer): boolean {
-  const frame = Buffer.allocUnsafe(2 + msg.length);
-  frame.writeUInt16BE(msg.length, 0);
-  msg.copy(frame, 2);
-  return s.write(frame);
 }
 
 /** Stops accepting on both sockets; open TCP connections are left to finish (see close()). */

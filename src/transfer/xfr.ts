@@ -1,8 +1,8 @@
 // Outgoing zone transfers: AXFR (RFC 5936) and IXFR (RFC 1995), TCP only, to allowed clients,
 // optionally only with TSIG (RFC 8945). A transfer streams one immutable snapshot, so changes that
 // arrive meanwhile cannot corrupt it.
-import type { Socket } from 'node:net';
 import { AddressAcl } from '../acl.js';
+import type { ConnectionWriter } from '../dns/connection.js';
 import type { Logger } from 'pino';
 import { ThrottledLog } from '../ops/log.js';
 import { Rcode, RRClass, RRType } from '../dns/constants.js';
@@ -10,7 +10,6 @@ import { decodeMessage } from '../dns/message.js';
 import type { ParsedQuery } from '../dns/query.js';
 import type { RR, SoaData } from '../dns/records.js';
 import type { Encoded, RequestHead, Responder, ResponseTail, Transport } from '../dns/responder.js';
-import { writeFramed } from '../dns/server.js';
 import { Writer, WriteOverflow } from '../dns/writer.js';
 import { canonicalKey, recordsOf, sortCanonically } from '../zone/masterfile.js';
 import type { ZoneNode } from '../zone/node.js';
@@ -48,7 +47,7 @@ export class ZoneTransfers {
   private allow: AddressAcl;
   private readonly sorted = new WeakMap<ZoneSnapshot, Promise<ZoneNode[]>>();
   /** The last transfer queued on each connection. */
-  private readonly busy = new WeakMap<Socket, Promise<void>>();
+  private readonly busy = new WeakMap<ConnectionWriter, Promise<void>>();
   /** Refusals are unauthenticated and as frequent as anyone likes: a few lines a minute. */
   private readonly problems: ThrottledLog;
 
@@ -79,7 +78,7 @@ export class ZoneTransfers {
    * Handles an AXFR or IXFR query. Returns a response to send as usual, or null when the
    * transfer writes to the connection itself. Every message is built by `responder.build`.
    */
-  handle(q: ParsedQuery, msg: Buffer, conn: Socket | undefined, remote: string | undefined, responder: Responder): Buffer | null {
+  handle(q: ParsedQuery, msg: Buffer, conn: ConnectionWriter | undefined, remote: string | undefined, responder: Responder): Buffer | null {
     const type = q.qtype === RRType.AXFR ? 'AXFR' : 'IXFR';
     const from = conn?.remoteAddress ?? remote;
     const zone = this.zone();
@@ -145,11 +144,12 @@ export class ZoneTransfers {
     // One snapshot's records, chosen now: changes published while they stream are not in them.
     const stream = async () => {
       const rs = records ?? fullRecords(zone, await this.order(zone));
-      return send(conn, messagesOf(req, zone.domain, rs, counted), undefined);
+      return send(conn, messagesOf(req, zone.domain, rs, counted));
     };
     // Transfers asked for on one connection go out one after the other, never interleaved.
     const run = (this.busy.get(conn) ?? Promise.resolve()).then(stream);
     this.busy.set(conn, run.then(() => undefined, () => undefined));
+    conn.hold(run); // the connection reads no more queries until the transfer is out
     void run.then(
       ({ messages, complete }) =>
         this.log.info(
@@ -291,30 +291,17 @@ function* messagesOf(req: TransferRequest, apex: string, records: Iterable<RR>, 
 const MESSAGES_PER_TURN = 4;
 
 /**
- * Encodes, signs and writes the messages one by one, waiting for the socket to drain and letting
- * the event loop run between batches, so that a big transfer neither piles up in memory nor holds
- * up queries while it is encoded.
+ * Encodes, signs and writes the messages one by one through the connection's writer, waiting
+ * while the client has too much unread and letting the event loop run between batches, so that a
+ * big transfer neither piles up in memory nor holds up queries while it is encoded.
  */
-async function send(conn: Socket, messages: Iterable<Buffer>, signer: ResponseSigner | undefined): Promise<{ messages: number; complete: boolean }> {
+async function send(conn: ConnectionWriter, messages: Iterable<Buffer>): Promise<{ messages: number; complete: boolean }> {
   let n = 0;
   for (const m of messages) {
     if (conn.destroyed) return { messages: n, complete: false }; // the client went away
     n++;
-    if (!writeFramed(conn, signer ? signer.sign(m) : m)) await drained(conn);
+    if (!conn.send(m)) await conn.writable();
     else if (n % MESSAGES_PER_TURN === 0) await new Promise((r) => setImmediate(r));
   }
   return { messages: n, complete: true };
-}
-
-/** Resolves on 'drain', or when the connection goes away (no listener is left behind). */
-function drained(conn: Socket): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      conn.off('drain', done);
-      conn.off('close', done);
-      resolve();
-    };
-    conn.on('drain', done);
-    conn.on('close', done);
-  });
 }

@@ -28,6 +28,7 @@ import { loadFederation } from '../../src/app.js';
 import { loadConfig } from '../../src/config/load.js';
 import { Rcode, RRType } from '../../src/dns/constants.js';
 import { decodeMessage, encodeQuery } from '../../src/dns/message.js';
+import { ConnectionWriter } from '../../src/dns/connection.js';
 import { Responder } from '../../src/dns/responder.js';
 import type { Federation } from '../../src/federation/federation.js';
 import { createLogger } from '../../src/ops/log.js';
@@ -76,12 +77,15 @@ class StandInConnection {
   off(): this {
     return this;
   }
+  readonly writableLength = 0;
+  once(): this {
+    return this;
+  }
   destroy(): void {
     this.destroyed = true;
   }
-  get socket(): Socket {
-    return this as unknown as Socket;
-  }
+  /** The connection writer the server would put over this socket. */
+  readonly writer = new ConnectionWriter(this as unknown as Socket, 10_000);
 }
 
 /** A responder wired as the server wires it: transfers allowed to 127.0.0.1, FUZZ_KEYS known, NSID on. */
@@ -138,7 +142,7 @@ async function answerAndCheck(responder: Responder, pkt: Buffer, transport: 'udp
   let out: Buffer | null;
   const errors = responder.answerErrors;
   try {
-    out = responder.answer(pkt, transport, transport === 'tcp' ? conn.socket : undefined, transport === 'udp' ? '127.0.0.1' : undefined);
+    out = responder.answer(pkt, transport, transport === 'tcp' ? conn.writer : undefined, transport === 'udp' ? '127.0.0.1' : undefined);
   } catch (e) {
     return [`threw ${(e as Error).message}`];
   }
@@ -204,7 +208,7 @@ describe('Responder.answer on mutated packets (in process)', () => {
         let out: Buffer | null;
         const errors = responder.answerErrors;
         try {
-          out = responder.answer(pkt, transport, conn?.socket, conn ? undefined : '127.0.0.1');
+          out = responder.answer(pkt, transport, conn?.writer, conn ? undefined : '127.0.0.1');
         } catch (e) {
           fail.add(`threw ${(e as Error).message}`, `${where} (${(e as Error).stack?.split('\n').slice(1, 3).join(' ').replace(/\s+/g, ' ')})`, pkt);
           continue;

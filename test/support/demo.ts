@@ -2,13 +2,15 @@
 import { execFile } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Fedns } from '../../src/app.js';
 import { loadConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/ops/log.js';
 
-export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const above = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The repository, whether this file runs from test/support or compiled, from dist/test/support (benchmarks). */
+export const ROOT = basename(above) === 'dist' ? dirname(above) : above;
 export const DEMO_CONFIG = join(ROOT, 'config', 'fedns.yaml');
 export const CLI = join(ROOT, 'dist', 'src', 'cli.js');
 

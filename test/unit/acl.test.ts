@@ -7,7 +7,7 @@ import { loadFederation } from '../../src/app.js';
 import { loadConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/ops/log.js';
 import { DEMO_CONFIG } from '../support/demo.js';
-import type { Socket } from 'node:net';
+import type { ConnectionWriter } from '../../src/dns/connection.js';
 
 describe('AddressAcl', () => {
   const acl = new AddressAcl(['192.0.2.0/24', '198.51.100.7', '2001:db8::/32']);
@@ -64,7 +64,7 @@ describe('queries.allow in the responder', () => {
       decodeMessage(
         transport === 'udp'
           ? r.answer(encodeQuery('nginx.default.fed.example.com.', RRType.A), 'udp', undefined, from)!
-          : r.answer(encodeQuery('nginx.default.fed.example.com.', RRType.A), 'tcp', { remoteAddress: from } as Socket)!,
+          : r.answer(encodeQuery('nginx.default.fed.example.com.', RRType.A), 'tcp', { remoteAddress: from } as ConnectionWriter)!,
       );
     expect(ask('203.0.113.50').answers).toHaveLength(2); // no ACL: everyone
     r.queryAcl = new AddressAcl(['10.0.0.0/8']);

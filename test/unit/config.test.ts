@@ -58,6 +58,7 @@ describe('configuration', () => {
     ['yaml syntax', 'domain: [unclosed', /^YAML syntax: /],
     ['bad ttl', 'ttl: { default: -1 }', /^ttl\.default: /],
     ['TSIG algorithm', 'transfer: { tsig: [{ name: k., algorithm: hmac-md5, secret: ZmVkbnMtdGVzdC1zZWNyZXQtMDEyMw== }] }', /^transfer\.tsig\[0\]\.algorithm: .*hmac-sha1.*hmac-sha512/],
+    ['per-client connection cap', 'tcp: { maxConnectionsPerClient: 0 }', /^tcp\.maxConnectionsPerClient: /],
     ['query ACL', 'queries: { allow: [10.0.0.0/33] }', /^queries\.allow\[0\]: must be an IP address or CIDR block/],
     ['identity not ASCII', 'identity: { server: "dns-ü" }', /^identity\.server: 1 to 255 printable ASCII/],
     ['SOA TTL past 2^31-1 (RFC 2181 8)', 'soa: { ttl: 2147483648 }', /^soa\.ttl: .*2147483647/],
