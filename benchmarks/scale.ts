@@ -10,8 +10,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { RRType } from '../src/dns/constants.js';
-import { decodeMessage, encodeQuery } from '../src/dns/message.js';
+import { RRType } from '../src/wire/constants.js';
+import { decodeMessage, encodeQuery } from '../src/wire/message.js';
 import { FakeApiServer } from '../test/support/fake-apiserver.js';
 
 const CLUSTERS = Number(process.argv[2] ?? 20);

@@ -24,8 +24,8 @@ import { Worker } from 'node:worker_threads';
 import { pino } from 'pino';
 import { Fedns } from '../src/app.js';
 import { buildConfig } from '../src/config/load.js';
-import { RRClass, RRType } from '../src/dns/constants.js';
-import { decodeMessage, encodeMessage, encodeQuery } from '../src/dns/message.js';
+import { RRClass, RRType } from '../src/wire/constants.js';
+import { decodeMessage, encodeMessage, encodeQuery } from '../src/wire/message.js';
 import { freePort } from '../test/support/peers.js';
 import { requireSecondary, SECONDARY_KINDS, startSecondary, type Secondary } from '../test/support/secondaries.js';
 

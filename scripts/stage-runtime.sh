@@ -10,7 +10,7 @@ mkdir -p "$dest/dist" "$dest/config"
 cp package.json package-lock.json "$dest/"
 cp -R dist/src "$dest/dist/src"
 cp -R config/fedns.yaml config/demo "$dest/config/"
-# The addon where dist/src/dns/udp-batch.js looks for it; without it, fedns uses node:dgram.
+# The addon where dist/src/server/udp-batch.js looks for it; without it, fedns uses node:dgram.
 addon=native/build/Release/fedns_udp.node
 if [ -f "$addon" ]; then
   mkdir -p "$dest/$(dirname "$addon")"

@@ -8,7 +8,7 @@ import { ConfigError, loadConfig, type Config } from './config/load.js';
 import { Fedns, loadFederation, rateLimitSummary } from './app.js';
 import { createLogger } from './ops/log.js';
 import { ListenError } from './listen-error.js';
-import { chooseUdpPath, loadUdpBatch, type UdpBatchMode } from './dns/udp-batch.js';
+import { chooseUdpPath, loadUdpBatch, type UdpBatchMode } from './server/udp-batch.js';
 import { VERSION } from './version.js';
 import { masterFile } from './zone/masterfile.js';
 import { runJoinCommand, runUnjoinCommand } from './join/command.js';
@@ -197,7 +197,7 @@ program
     }
     const fed = await loadFederation(config, createLogger('warn'));
     const { explain, explanationText } = await import('./ops/explain.js');
-    const { Responder } = await import('./dns/responder.js');
+    const { Responder } = await import('./server/responder.js');
     try {
       const ex = explain(fed, new Responder(() => fed.snapshot), name, type);
       process.stdout.write(opts.json ? JSON.stringify(ex, null, 2) + '\n' : explanationText(ex));

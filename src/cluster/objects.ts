@@ -3,8 +3,8 @@
 // resourceVersion: an update that changes nothing answers depend on is no change). Tenants
 // write these objects: a value that cannot become part of a DNS name or record is dropped here
 // and listed in `ignored`, so the cluster state can count and report it.
-import { asDnsLabel, MAX_LABEL_LENGTH, nameProblem } from '../dns/name.js';
-import { MAX_TTL } from '../dns/writer.js';
+import { asDnsLabel, MAX_LABEL_LENGTH, nameProblem } from '../wire/name.js';
+import { MAX_TTL } from '../wire/writer.js';
 
 /** Why a tenant-written value was not used (a bounded set: metric label values). */
 export const IGNORE_REASONS = ['zone', 'zone limit', 'region', 'hostname', 'port name', 'ttl annotation', 'lb hostname', 'name too long'] as const;

@@ -1,7 +1,7 @@
 // One member cluster as fedns knows it: slim objects, health, and which federated services a
 // change touches. Sources (files, kube) write here; the federation model reads.
 import { isDeepStrictEqual } from 'node:util';
-import { asDnsLabel } from '../dns/name.js';
+import { asDnsLabel } from '../wire/name.js';
 import {
   serviceKey,
   sliceKey,

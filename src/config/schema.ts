@@ -1,9 +1,10 @@
 // The configuration file's schema: every field, its default, and what makes it valid.
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { nameProblem, canonicalName, MAX_NAME_LENGTH, wireLength } from '../dns/name.js';
-import { isAddress, MAX_TTL } from '../dns/writer.js';
-import { TSIG_ALGORITHMS, type TsigAlgorithm } from '../transfer/tsig.js';
+import { nameProblem, canonicalName, MAX_NAME_LENGTH, wireLength } from '../wire/name.js';
+import { isAddress } from '../address.js';
+import { MAX_TTL } from '../wire/writer.js';
+import { TSIG_ALGORITHMS, type TsigAlgorithm } from '../wire/tsig.js';
 import { VERSION } from '../version.js';
 
 /** "30", 30, "30s", "5m", "2h", "500ms" -> seconds. */
@@ -242,7 +243,7 @@ export const configSchema = z
       })
       .prefault({}),
     /**
-     * Response rate limiting over UDP (see src/dns/rrl.ts). responsesPerSecond null or 0: off.
+     * Response rate limiting over UDP (see src/server/rrl.ts). responsesPerSecond null or 0: off.
      * The other rates default to responsesPerSecond; 0 leaves that kind unlimited.
      */
     rateLimit: z

@@ -3,8 +3,8 @@
 import { EventEmitter } from 'node:events';
 import { ClusterState, type ClusterListener, type ClusterSettings } from '../cluster/state.js';
 import type { IgnoredValue, Kind } from '../cluster/objects.js';
-import { serviceNames, withoutLongNames, type RecordSettings, type Topology } from '../zone/service-records.js';
-import { nameKey } from '../dns/name.js';
+import { serviceNames, withoutLongNames, type RecordSettings, type Topology } from './service-records.js';
+import { nameKey } from '../wire/name.js';
 import { nextSerial, ZoneBuilder, type ApexSettings, type ZoneChange, type ZoneSnapshot } from '../zone/snapshot.js';
 import type { Logger } from 'pino';
 import { HostnameAddresses, type ResolveHostname } from './hostnames.js';

@@ -2,7 +2,7 @@
 // Pure: the same clusters give the same FederatedService, so a rebuild is safe at any time.
 import type { ClusterState } from '../cluster/state.js';
 import type { SlimPort, SlimService } from '../cluster/objects.js';
-import { isAddress } from '../dns/writer.js';
+import { isAddress } from '../address.js';
 import type { LabelSelector } from './selector.js';
 
 export interface AddressSet {

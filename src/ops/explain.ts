@@ -1,10 +1,10 @@
 // Why an answer is what it is: the parsed name, the answer the server gives right now, and for
 // cluster-backed names every member cluster's verdict and the fallback that fired.
-import { rcodeName, RRType, typeName, typeNumber } from '../dns/constants.js';
-import { decodeMessage, encodeQuery } from '../dns/message.js';
-import { canonicalName, MAX_NAME_LENGTH, nameToWire, wireLength } from '../dns/name.js';
-import { rrText } from '../dns/records.js';
-import type { Responder } from '../dns/responder.js';
+import { rcodeName, RRType, typeName, typeNumber } from '../wire/constants.js';
+import { decodeMessage, encodeQuery } from '../wire/message.js';
+import { canonicalName, MAX_NAME_LENGTH, nameToWire, wireLength } from '../wire/name.js';
+import { rrText } from '../wire/records.js';
+import type { Responder } from '../server/responder.js';
 import type { Federation } from '../federation/federation.js';
 import type { ClusterVerdict } from '../federation/model.js';
 import { parseName, type ParsedName } from '../zone/names.js';

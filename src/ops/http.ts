@@ -1,7 +1,7 @@
 // The operations listener: /metrics, /healthz, /readyz, /explain, /zone.
 import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
-import { Responder } from '../dns/responder.js';
+import { Responder } from '../server/responder.js';
 import type { Federation } from '../federation/federation.js';
 import { masterFile } from '../zone/masterfile.js';
 import { listenError } from '../listen-error.js';

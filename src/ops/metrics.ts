@@ -3,11 +3,11 @@
 // when scraped.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { HEALTH_STATES } from '../cluster/state.js';
-import { rcodeName, RRType, typeName } from '../dns/constants.js';
-import type { Transport } from '../dns/responder.js';
+import { rcodeName, RRType, typeName } from '../wire/constants.js';
+import type { Transport } from '../server/responder.js';
 import type { Federation } from '../federation/federation.js';
-import { RRL_ACTIONS, RRL_KINDS } from '../dns/rrl.js';
-import type { UdpPath, UdpStats } from '../dns/udp-batch.js';
+import { RRL_ACTIONS, RRL_KINDS } from '../server/rrl.js';
+import type { UdpPath, UdpStats } from '../server/udp-batch.js';
 import { VERSION } from '../version.js';
 
 const TYPES = [RRType.A, RRType.AAAA, RRType.SRV, RRType.CNAME, RRType.SOA, RRType.NS, RRType.TXT, RRType.ANY, RRType.AXFR, RRType.IXFR, RRType.PTR, RRType.MX];

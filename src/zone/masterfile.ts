@@ -1,7 +1,7 @@
 // The zone in RFC 1035 master-file format: every name, absolute, so another server can load it.
 // Zone transfers send the same records in the same order.
-import { RRType } from '../dns/constants.js';
-import { rrText, type RR } from '../dns/records.js';
+import { RRType } from '../wire/constants.js';
+import { rrText, type RR } from '../wire/records.js';
 import type { ZoneNode } from './node.js';
 import type { ZoneSnapshot } from './snapshot.js';
 

@@ -1,6 +1,6 @@
 // One owner name of the zone, immutable once published, with the answers it gives.
-import { RRType } from '../dns/constants.js';
-import { sameRecord, type RR } from '../dns/records.js';
+import { RRType } from '../wire/constants.js';
+import { sameRecord, type RR } from '../wire/records.js';
 
 /** What a query for one type at one name answers (positive answers only). */
 export interface Answer {

@@ -3,9 +3,9 @@
 // touches plus O(log n) map nodes, and publishing swaps one reference. Readers keep whatever
 // snapshot they started with.
 import { PersistentMap, type MapDraft } from './pmap.js';
-import { RRType } from '../dns/constants.js';
-import { canonicalName, keyToName, nameKey, parentKey } from '../dns/name.js';
-import { sameRecord, type RR, type SoaData } from '../dns/records.js';
+import { RRType } from '../wire/constants.js';
+import { canonicalName, keyToName, nameKey, parentKey } from '../wire/name.js';
+import { sameRecord, type RR, type SoaData } from '../wire/records.js';
 import { prepareAnswers, ZoneNode, type NameSpec } from './node.js';
 
 export interface ZoneSnapshot {

@@ -7,8 +7,8 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Rcode, RRType } from '../../src/dns/constants.js';
-import { decodeMessage, encodeQuery, type Message } from '../../src/dns/message.js';
+import { Rcode, RRType } from '../../src/wire/constants.js';
+import { decodeMessage, encodeQuery, type Message } from '../../src/wire/message.js';
 import { dig } from '../support/dig.js';
 import { startFedns, withYaml, type FednsProcess } from '../support/fedns.js';
 import { requirePeer } from '../support/peers.js';

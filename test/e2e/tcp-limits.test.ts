@@ -7,8 +7,8 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { RRType } from '../../src/dns/constants.js';
-import { decodeMessage, encodeQuery } from '../../src/dns/message.js';
+import { RRType } from '../../src/wire/constants.js';
+import { decodeMessage, encodeQuery } from '../../src/wire/message.js';
 import { IdleConnections, Pipeliner, RssSampler, connectFrom, frame, tcpQuery } from '../support/abuse.js';
 import { startFedns, withYaml, type FednsProcess } from '../support/fedns.js';
 

@@ -3,8 +3,8 @@
 import { createSocket } from 'node:dgram';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RRType } from '../../src/dns/constants.js';
-import { decodeMessage, encodeQuery } from '../../src/dns/message.js';
+import { RRType } from '../../src/wire/constants.js';
+import { decodeMessage, encodeQuery } from '../../src/wire/message.js';
 import { demoCopy, runCli, startDemo } from '../support/demo.js';
 import { startFedns, testListen } from '../support/fedns.js';
 import { udpQuery } from '../support/secondaries.js';

@@ -2,11 +2,11 @@
  * What the fuzz test demands of every response, judged without fedns's own parser: the query is
  * read by a small wire walker here, the response by the `dns2` package's packet parser (an
  * independent implementation), with the walker as the fallback where dns2 cannot decode a message
- * (each such case is tallied as a dns2 limitation, not hidden), and by src/dns/message.ts too.
+ * (each such case is tallied as a dns2 limitation, not hidden), and by src/wire/message.ts too.
  */
 import dns2 from 'dns2';
-import { Rcode, RRType } from '../../src/dns/constants.js';
-import { decodeMessage } from '../../src/dns/message.js';
+import { Rcode, RRType } from '../../src/wire/constants.js';
+import { decodeMessage } from '../../src/wire/message.js';
 
 const { Packet } = dns2;
 
@@ -259,7 +259,7 @@ export function checkResponse(q: QueryFacts, query: Buffer, out: Buffer, transpo
   try {
     decodeMessage(out);
   } catch (e) {
-    return `src/dns/message.ts cannot decode it: ${(e as Error).message}`;
+    return `src/wire/message.ts cannot decode it: ${(e as Error).message}`;
   }
   if (d.walk.end !== out.length) return `${out.length - d.walk.end} bytes after the last record`;
   if (!d.qr) return 'QR=0 in a response';

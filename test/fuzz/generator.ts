@@ -3,9 +3,9 @@
  * hostile one, built byte by byte (names with escapes cannot be written as dotted strings).
  * Deterministic for a seed, except that validly signed queries carry the signing time.
  */
-import { encodeQuery, type QueryOptions } from '../../src/dns/message.js';
-import { RRType } from '../../src/dns/constants.js';
-import { signRequest, type TsigKey } from '../../src/transfer/tsig.js';
+import { encodeQuery, type QueryOptions } from '../../src/wire/message.js';
+import { RRType } from '../../src/wire/constants.js';
+import { signRequest, type TsigKey } from '../../src/wire/tsig.js';
 
 export type Rand = () => number;
 

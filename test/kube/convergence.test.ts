@@ -1,7 +1,7 @@
 // A real Fedns whose member clusters are fake API servers driven through the real
 // @kubernetes/client-node configuration: changes in a cluster show up in DNS answers.
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { Rcode } from '../../src/dns/constants.js';
+import { Rcode } from '../../src/wire/constants.js';
 import { FakeApiServer } from '../support/fake-apiserver.js';
 import {
   aRecords,

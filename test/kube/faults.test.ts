@@ -5,8 +5,8 @@
 import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { KubeSourceOptions } from '../../src/cluster/kube.js';
-import { Rcode, RRType } from '../../src/dns/constants.js';
-import type { Message } from '../../src/dns/message.js';
+import { Rcode, RRType } from '../../src/wire/constants.js';
+import type { Message } from '../../src/wire/message.js';
 import { FakeApiServer, type FaultHandle } from '../support/fake-apiserver.js';
 import { aRecords, eventuallyWith, kubeHarness, publish, rcodeText, same, sleep, unpublish, useKubeTiming, type Running } from '../support/kube-harness.js';
 

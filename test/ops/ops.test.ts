@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Fedns } from '../../src/app.js';
 import { loadConfig } from '../../src/config/load.js';
-import { RRType } from '../../src/dns/constants.js';
-import { encodeQuery } from '../../src/dns/message.js';
+import { RRType } from '../../src/wire/constants.js';
+import { encodeQuery } from '../../src/wire/message.js';
 import { createLogger } from '../../src/ops/log.js';
 import { demoCopy } from '../support/demo.js';
 

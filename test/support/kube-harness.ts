@@ -19,8 +19,8 @@ import { afterAll, beforeAll } from 'vitest';
 import { Fedns, registerSource } from '../../src/app.js';
 import { KubeClusterSource, type KubeSourceOptions } from '../../src/cluster/kube.js';
 import { buildConfig, type Config } from '../../src/config/load.js';
-import { Rcode, RRType } from '../../src/dns/constants.js';
-import { decodeMessage, encodeQuery, type Message } from '../../src/dns/message.js';
+import { Rcode, RRType } from '../../src/wire/constants.js';
+import { decodeMessage, encodeQuery, type Message } from '../../src/wire/message.js';
 import type { FakeApiServer, KubeObject } from './fake-apiserver.js';
 
 // ---- kube source timing -----------------------------------------------------------------

@@ -28,9 +28,9 @@ import * as dgram from 'node:dgram';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RRType } from '../../src/dns/constants.js';
-import { decodeMessage, encodeQuery, type Message } from '../../src/dns/message.js';
-import type { SoaData } from '../../src/dns/records.js';
+import { RRType } from '../../src/wire/constants.js';
+import { decodeMessage, encodeQuery, type Message } from '../../src/wire/message.js';
+import type { SoaData } from '../../src/wire/records.js';
 import { ROOT } from './demo.js';
 import { findBinary, freePort, requirePeer } from './peers.js';
 

@@ -7,7 +7,7 @@
  * it the batched cases are skipped with a warning, and FEDNS_STRICT_PEERS=1 (CI, which has a
  * compiler) makes a missing addon a failure instead, so the batched path is really exercised.
  */
-import { loadUdpBatch, type UdpBatchMode } from '../../src/dns/udp-batch.js';
+import { loadUdpBatch, type UdpBatchMode } from '../../src/server/udp-batch.js';
 import { withYaml } from './fedns.js';
 import { strictPeers } from './peers.js';
 

@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nameToWire } from '../../src/dns/name.js';
+import { nameToWire } from '../../src/wire/name.js';
 import { dig, rrKey, type DigResult, type RR } from '../support/dig.js';
 import { startFedns, withYaml, type FednsProcess } from '../support/fedns.js';
 import { eventually } from '../support/kube-harness.js';

@@ -3,8 +3,8 @@
  * the journal gets the whole zone, AXFR-style; one still in it gets the differences.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { Rcode, RRType } from '../../src/dns/constants.js';
-import { Journal } from '../../src/transfer/journal.js';
+import { Rcode, RRType } from '../../src/wire/constants.js';
+import { Journal } from '../../src/server/journal.js';
 import type { ClusterState } from '../../src/cluster/state.js';
 import { addCluster, fillCluster, parseIncremental, readdress, soaSerialOf, startPrimary, tcpTransfer, type Primary } from './harness.js';
 

@@ -7,10 +7,10 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildConfig, ConfigError, type Config } from '../../src/config/load.js';
-import { Rcode, RRType } from '../../src/dns/constants.js';
-import type { SoaData } from '../../src/dns/records.js';
+import { Rcode, RRType } from '../../src/wire/constants.js';
+import type { SoaData } from '../../src/wire/records.js';
 import { addCluster, fillCluster, parseIncremental, readdress, sleep, soaSerialOf, startPrimary, tcpTransfer, udpExchange, xfrQuery, type Primary } from './harness.js';
-import { decodeMessage } from '../../src/dns/message.js';
+import { decodeMessage } from '../../src/wire/message.js';
 
 let p: Primary | undefined;
 let secondary: UdpSocket | undefined;

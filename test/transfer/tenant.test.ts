@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { slimEndpointSlice, slimService } from '../../src/cluster/objects.js';
 import type { ClusterState } from '../../src/cluster/state.js';
-import { Rcode } from '../../src/dns/constants.js';
+import { Rcode } from '../../src/wire/constants.js';
 import { findBinary, requirePeer } from '../support/peers.js';
 import { startPrimary, tcpTransfer, ZONE, type Primary } from './harness.js';
 

@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { AddressAcl } from '../../src/acl.js';
-import { Rcode, RRType } from '../../src/dns/constants.js';
-import { decodeMessage, encodeQuery } from '../../src/dns/message.js';
-import { Responder } from '../../src/dns/responder.js';
+import { Rcode, RRType } from '../../src/wire/constants.js';
+import { decodeMessage, encodeQuery } from '../../src/wire/message.js';
+import { Responder } from '../../src/server/responder.js';
 import { loadFederation } from '../../src/app.js';
 import { loadConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/ops/log.js';
 import { DEMO_CONFIG } from '../support/demo.js';
-import type { ConnectionWriter } from '../../src/dns/connection.js';
+import type { ConnectionWriter } from '../../src/server/connection.js';
 
 describe('AddressAcl', () => {
   const acl = new AddressAcl(['192.0.2.0/24', '198.51.100.7', '2001:db8::/32']);

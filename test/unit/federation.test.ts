@@ -1,14 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import type { SlimEndpointSlice, SlimService } from '../../src/cluster/objects.js';
 import type { ClusterSettings } from '../../src/cluster/state.js';
-import { EdnsOption, Rcode, RRType } from '../../src/dns/constants.js';
-import { decodeMessage, encodeQuery, type Message } from '../../src/dns/message.js';
-import { Responder } from '../../src/dns/responder.js';
+import { EdnsOption, Rcode, RRType } from '../../src/wire/constants.js';
+import { decodeMessage, encodeQuery, type Message } from '../../src/wire/message.js';
+import { Responder } from '../../src/server/responder.js';
 import { Federation } from '../../src/federation/federation.js';
 import type { FederationPolicy } from '../../src/federation/model.js';
 import { parseLabelSelector } from '../../src/federation/selector.js';
 import { zoneRecords } from '../../src/zone/masterfile.js';
-import { nameKey } from '../../src/dns/name.js';
+import { nameKey } from '../../src/wire/name.js';
 import { seed, testFederationSettings } from '../support/federation.js';
 
 function federation(policy: Partial<FederationPolicy> = {}): { fed: Federation; ask: (n: string, t: number, o?: Parameters<typeof encodeQuery>[2], tr?: 'udp' | 'tcp') => Message } {

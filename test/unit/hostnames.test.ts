@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RRType } from '../../src/dns/constants.js';
-import { decodeMessage, encodeQuery } from '../../src/dns/message.js';
-import { Responder } from '../../src/dns/responder.js';
+import { RRType } from '../../src/wire/constants.js';
+import { decodeMessage, encodeQuery } from '../../src/wire/message.js';
+import { Responder } from '../../src/server/responder.js';
 import { Federation } from '../../src/federation/federation.js';
 import { dnsResolver } from '../../src/federation/hostnames.js';
 import { createLogger } from '../../src/ops/log.js';

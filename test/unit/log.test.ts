@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ThrottledLog } from '../../src/ops/log.js';
+import { ThrottledLog } from '../../src/throttled-log.js';
 import { captureLogs } from '../transfer/harness.js';
 
 afterEach(() => {

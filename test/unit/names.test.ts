@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { decodeMessage, encodeMessage } from '../../src/dns/message.js';
-import { keyToName, nameKey, nameToWire } from '../../src/dns/name.js';
+import { decodeMessage, encodeMessage } from '../../src/wire/message.js';
+import { keyToName, nameKey, nameToWire } from '../../src/wire/name.js';
 import { parseName } from '../../src/zone/names.js';
 
 const z = { domain: 'example.com.', federation: 'fed' };

@@ -4,9 +4,9 @@
  * load-balancer hostname cache survives new resolver settings.
  */
 import { describe, expect, it } from 'vitest';
-import { Rcode, RRType } from '../../src/dns/constants.js';
-import { decodeMessage, encodeQuery } from '../../src/dns/message.js';
-import { Responder } from '../../src/dns/responder.js';
+import { Rcode, RRType } from '../../src/wire/constants.js';
+import { decodeMessage, encodeQuery } from '../../src/wire/message.js';
+import { Responder } from '../../src/server/responder.js';
 import { Federation, type FederationSettings } from '../../src/federation/federation.js';
 import { createLogger } from '../../src/ops/log.js';
 import { seed, testFederationSettings } from '../support/federation.js';

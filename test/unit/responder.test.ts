@@ -1,14 +1,14 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadFederation } from '../../src/app.js';
 import { loadConfig } from '../../src/config/load.js';
-import { Rcode, RRType } from '../../src/dns/constants.js';
-import { decodeMessage, encodeMessage, encodeQuery, type Message } from '../../src/dns/message.js';
-import { nameToWire } from '../../src/dns/name.js';
-import { rdataText } from '../../src/dns/records.js';
-import { Responder } from '../../src/dns/responder.js';
+import { Rcode, RRType } from '../../src/wire/constants.js';
+import { decodeMessage, encodeMessage, encodeQuery, type Message } from '../../src/wire/message.js';
+import { nameToWire } from '../../src/wire/name.js';
+import { rdataText } from '../../src/wire/records.js';
+import { Responder } from '../../src/server/responder.js';
 import { Federation } from '../../src/federation/federation.js';
 import { createLogger } from '../../src/ops/log.js';
-import { readTsig, signRequest } from '../../src/transfer/tsig.js';
+import { readTsig, signRequest } from '../../src/wire/tsig.js';
 import { DEMO_CONFIG } from '../support/demo.js';
 import { seed, testFederationSettings, type SeedObject } from '../support/federation.js';
 import { lastAdditionalOffset, verifyResponseTsig } from '../transfer/harness.js';
@@ -381,7 +381,7 @@ describe('hostile names and failures on the answer path', () => {
         if (broken) throw new Error('boom');
         return fed.snapshot;
       },
-      { log: (obj, msg) => lines.push([obj, msg]) },
+      { log: { warn: (obj, msg) => lines.push([obj, msg]), error: (obj, msg) => lines.push([obj, msg]) } },
     );
     for (let i = 0; i < 100; i++) {
       const out = r.answer(encodeQuery('nginx.default.fed.example.com.', RRType.A, { id: i, edns: {} }), i % 2 ? 'udp' : 'tcp');

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { Rcode, RRClass, RRType } from '../../src/dns/constants.js';
-import { decodeMessage, encodeMessage } from '../../src/dns/message.js';
-import { prefixOf, ResponseRateLimiter, RRL_ACTIONS, RRL_KINDS, type RateLimitSettings } from '../../src/dns/rrl.js';
+import { Rcode, RRClass, RRType } from '../../src/wire/constants.js';
+import { decodeMessage, encodeMessage } from '../../src/wire/message.js';
+import { prefixOf, ResponseRateLimiter, RRL_ACTIONS, RRL_KINDS, type RateLimitSettings } from '../../src/server/rrl.js';
 
 const BASE: RateLimitSettings = {
   responsesPerSecond: 5,

@@ -4,10 +4,10 @@
 import { describe, expect, it } from 'vitest';
 import { slimEndpointSlice, slimService, type SlimEndpointSlice, type SlimService } from '../../src/cluster/objects.js';
 import { MAX_DISCOVERED_ZONES, type ClusterSettings } from '../../src/cluster/state.js';
-import { Rcode, RRType } from '../../src/dns/constants.js';
-import { decodeMessage, encodeQuery, type Message } from '../../src/dns/message.js';
-import { nameProblem } from '../../src/dns/name.js';
-import { Responder } from '../../src/dns/responder.js';
+import { Rcode, RRType } from '../../src/wire/constants.js';
+import { decodeMessage, encodeQuery, type Message } from '../../src/wire/message.js';
+import { nameProblem } from '../../src/wire/name.js';
+import { Responder } from '../../src/server/responder.js';
 import { Federation } from '../../src/federation/federation.js';
 import { explain, explanationText } from '../../src/ops/explain.js';
 import type { FederationPolicy } from '../../src/federation/model.js';

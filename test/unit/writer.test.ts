@@ -1,7 +1,7 @@
 // The wire writer refuses what the wire format does not allow, rather than writing it wrong.
 import { describe, expect, it } from 'vitest';
-import { RRType } from '../../src/dns/constants.js';
-import { Writer } from '../../src/dns/writer.js';
+import { RRType } from '../../src/wire/constants.js';
+import { Writer } from '../../src/wire/writer.js';
 
 describe('Writer', () => {
   it('writes legal names and TTLs', () => {

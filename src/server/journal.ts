@@ -1,5 +1,5 @@
 // A bounded journal of the differences between recent zone serials, for IXFR (RFC 1995).
-import type { RR } from '../dns/records.js';
+import type { RR } from '../wire/records.js';
 import type { ZoneChange } from '../zone/snapshot.js';
 
 export interface Delta extends ZoneChange {

@@ -1,9 +1,9 @@
 // TSIG (RFC 8945) with HMAC-SHA1/224/256/384/512: verifying requests and signing
 // (multi-message) responses.
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { RRClass, RRType } from '../dns/constants.js';
-import { canonicalName, nameToWire } from '../dns/name.js';
-import { Reader } from '../dns/message.js';
+import { RRClass, RRType } from './constants.js';
+import { canonicalName, nameToWire } from './name.js';
+import { Reader } from './message.js';
 
 export const HMAC_SHA256 = 'hmac-sha256.';
 

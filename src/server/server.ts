@@ -9,7 +9,7 @@ import type { Responder } from './responder.js';
 import type { ResponseRateLimiter } from './rrl.js';
 import { BatchSocket, UDP_STATS, type UdpChoice, type UdpStats } from './udp-batch.js';
 import { listenError } from '../listen-error.js';
-import { ThrottledLog } from '../ops/log.js';
+import { ThrottledLog } from '../throttled-log.js';
 
 export interface ServerLimits {
   /** Seconds a TCP connection may sit idle, or stall with answers unread (RFC 7766 6.2.3). */

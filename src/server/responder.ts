@@ -7,14 +7,15 @@
 import type { ConnectionWriter } from './connection.js';
 import type { AddressAcl } from '../acl.js';
 import { LRUCache } from 'lru-cache';
-import { CLASSIC_UDP_PAYLOAD, EdeCode, EdnsOption, MAX_UDP_PAYLOAD, Opcode, RRClass, RRType, Rcode } from './constants.js';
-import { keyIsInZone, nameKey } from './name.js';
-import { newParsedQuery, parseQuery, ParseFailure, type ParsedQuery } from './query.js';
-import type { RR } from './records.js';
-import { Writer } from './writer.js';
+import { ThrottledLog, type LogTarget } from '../throttled-log.js';
+import { CLASSIC_UDP_PAYLOAD, EdeCode, EdnsOption, MAX_UDP_PAYLOAD, Opcode, RRClass, RRType, Rcode } from '../wire/constants.js';
+import { keyIsInZone, nameKey } from '../wire/name.js';
+import { newParsedQuery, parseQuery, ParseFailure, type ParsedQuery } from '../wire/query.js';
+import type { RR } from '../wire/records.js';
+import { Writer } from '../wire/writer.js';
 import type { Answer, ZoneNode } from '../zone/node.js';
 import type { ZoneSnapshot } from '../zone/snapshot.js';
-import { ResponseSigner, tsigErrorTail, verifyRequest, type TsigKey } from '../transfer/tsig.js';
+import { ResponseSigner, tsigErrorTail, verifyRequest, type TsigKey } from '../wire/tsig.js';
 
 export type Transport = 'udp' | 'tcp';
 
@@ -128,37 +129,8 @@ export interface ResponderOptions {
   /** Bytes the answer cache may hold (default 64 MiB). */
   cacheBytes?: number;
   observer?: QueryObserver;
-  /** Where exceptions on the answer path are reported (rate-limited); default: nowhere. */
-  log?: (obj: Record<string, unknown>, msg: string) => void;
-}
-
-/** Lines a minute ErrorLog lets through; a flood of bad packets must not become a flood of logs. */
-const ERROR_LINES_PER_MINUTE = 3;
-
-/** Logs answer-path exceptions at most a few lines a minute, with the count of those left out. */
-class ErrorLog {
-  private windowStart = 0;
-  private lines = 0;
-  private suppressed = 0;
-
-  constructor(private readonly log?: ResponderOptions['log']) {}
-
-  note(err: unknown, client: string | undefined): void {
-    if (!this.log) return;
-    const now = Date.now();
-    if (now - this.windowStart >= 60_000) {
-      this.windowStart = now;
-      this.lines = 0;
-    }
-    if (this.lines >= ERROR_LINES_PER_MINUTE) {
-      this.suppressed++;
-      return;
-    }
-    this.lines++;
-    const suppressed = this.suppressed;
-    this.suppressed = 0;
-    this.log({ err, client, suppressed }, 'answering a query failed (a bug): answered SERVFAIL');
-  }
+  /** Where exceptions on the answer path are reported (three lines a minute); default: nowhere. */
+  log?: LogTarget;
 }
 
 const OPT_BASE = 11; // root owner + type + class + ttl + rdlen
@@ -176,7 +148,7 @@ export class Responder {
   cacheMisses = 0;
   /** Exceptions caught on the answer path (each one a bug, answered SERVFAIL). */
   answerErrors = 0;
-  private readonly errorLog: ErrorLog;
+  private readonly errorLog?: ThrottledLog;
   /** parseQuery's result for the packet being answered; -1 before it returned. */
   private parsed = -1;
   transferHandler?: TransferHandler;
@@ -196,7 +168,7 @@ export class Responder {
     private readonly opts: ResponderOptions = {},
   ) {
     this.cache = new LRUCache({ max: opts.cacheSize ?? 100_000, maxSize: opts.cacheBytes ?? 64 * 1024 * 1024, sizeCalculation: (e) => e.bytes });
-    this.errorLog = new ErrorLog(opts.log);
+    this.errorLog = opts.log && new ThrottledLog(opts.log, { lines: 3 });
   }
 
   setIdentity(id: Identity): void {
@@ -224,7 +196,7 @@ export class Responder {
     } catch (e) {
       this.answerErrors++;
       this.signer = undefined;
-      this.errorLog.note(e, remote ?? conn?.remoteAddress);
+      this.errorLog?.error('answer-failed', { err: e, client: remote ?? conn?.remoteAddress }, 'answering a query failed (a bug): answered SERVFAIL');
       if (this.parsed === ParseFailure.Drop) return null;
       // Question and OPT only from a parse that completed (the parsed query is reused across packets).
       const ok = this.parsed === 0 && this.q.questionEnd <= msg.length;

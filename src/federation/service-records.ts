@@ -1,10 +1,10 @@
 // A federated service's names and records.
-import { RRType } from '../dns/constants.js';
-import { MAX_NAME_LENGTH, wireLength } from '../dns/name.js';
-import type { RR, SrvData } from '../dns/records.js';
-import type { AddressSet, FederatedService } from '../federation/model.js';
-import { endpointName, globalName, regionalName, shortName, srvName, zonalName, type ZoneNaming } from './names.js';
-import type { NameSpec } from './node.js';
+import { RRType } from '../wire/constants.js';
+import { MAX_NAME_LENGTH, wireLength } from '../wire/name.js';
+import type { RR, SrvData } from '../wire/records.js';
+import type { AddressSet, FederatedService } from './model.js';
+import { endpointName, globalName, regionalName, shortName, srvName, zonalName, type ZoneNaming } from '../zone/names.js';
+import type { NameSpec } from '../zone/node.js';
 
 export interface Topology {
   /** Every region known in the federation -> its zones (sorted). */

@@ -40,7 +40,7 @@ const ADDRESS_CACHE = 4096;
 /** The addon's file: FEDNS_UDP_ADDON overrides it (a missing file forces the dgram path). */
 export function addonPath(): string {
   if (process.env.FEDNS_UDP_ADDON) return process.env.FEDNS_UDP_ADDON;
-  // Built code runs from dist/src/dns/, the sources (under vitest) from src/dns/.
+  // Built code runs from dist/src/server/, the sources (under vitest) from src/server/.
   const up = fileURLToPath(import.meta.url).includes(`${sep}dist${sep}src${sep}`) ? '../../../' : '../../';
   return fileURLToPath(new URL(`${up}native/build/Release/fedns_udp.node`, import.meta.url));
 }

@@ -7,11 +7,11 @@ import { randomInt } from 'node:crypto';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
-import { ThrottledLog } from '../ops/log.js';
-import { Opcode, Rcode, RRClass, RRType } from '../dns/constants.js';
-import { encodeMessage } from '../dns/message.js';
+import { ThrottledLog } from '../throttled-log.js';
+import { Opcode, Rcode, RRClass, RRType } from '../wire/constants.js';
+import { encodeMessage } from '../wire/message.js';
 import type { ZoneSnapshot } from '../zone/snapshot.js';
-import { signRequest, type TsigKey } from './tsig.js';
+import { signRequest, type TsigKey } from '../wire/tsig.js';
 
 export interface NotifyTarget {
   host: string;

@@ -1,5 +1,4 @@
 // Wire encoder: writes into one buffer with a name-compression table (RFC 1035 4.1.4).
-import { isIPv4, isIPv6 } from 'node:net';
 import { RRClass, RRType } from './constants.js';
 import { asciiLower, canonicalName, escapeLabel, labelsOf, MAX_LABEL_LENGTH, MAX_NAME_LENGTH, wireLength } from './name.js';
 import type { RR, SoaData, SrvData } from './records.js';
@@ -40,11 +39,6 @@ export function ipv6Bytes(addr: string, out: Buffer, off: number): number {
   for (let i = 0; i < 8; i++) out.writeUInt16BE(groups[i], off + 2 * i);
   if (tail4.length === 4) for (let i = 0; i < 4; i++) out[off + 12 + i] = tail4[i];
   return off + 16;
-}
-
-/** 4 or 6 for an IP address DNS can carry (an IPv6 zone index such as "%eth0" cannot), else 0. */
-export function isAddress(addr: string): 4 | 6 | 0 {
-  return isIPv4(addr) ? 4 : isIPv6(addr) && !addr.includes('%') ? 6 : 0;
 }
 
 /** Throws unless `name` (absolute, presentation form) fits the wire format (RFC 1035 2.3.4). */

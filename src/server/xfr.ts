@@ -2,20 +2,20 @@
 // optionally only with TSIG (RFC 8945). A transfer streams one immutable snapshot, so changes that
 // arrive meanwhile cannot corrupt it.
 import { AddressAcl } from '../acl.js';
-import type { ConnectionWriter } from '../dns/connection.js';
+import type { ConnectionWriter } from './connection.js';
 import type { Logger } from 'pino';
-import { ThrottledLog } from '../ops/log.js';
-import { Rcode, RRClass, RRType } from '../dns/constants.js';
-import { decodeMessage } from '../dns/message.js';
-import type { ParsedQuery } from '../dns/query.js';
-import type { RR, SoaData } from '../dns/records.js';
-import type { Encoded, RequestHead, Responder, ResponseTail, Transport } from '../dns/responder.js';
-import { Writer, WriteOverflow } from '../dns/writer.js';
+import { ThrottledLog } from '../throttled-log.js';
+import { Rcode, RRClass, RRType } from '../wire/constants.js';
+import { decodeMessage } from '../wire/message.js';
+import type { ParsedQuery } from '../wire/query.js';
+import type { RR, SoaData } from '../wire/records.js';
+import type { Encoded, RequestHead, Responder, ResponseTail, Transport } from './responder.js';
+import { Writer, WriteOverflow } from '../wire/writer.js';
 import { canonicalKey, recordsOf, sortCanonically } from '../zone/masterfile.js';
 import type { ZoneNode } from '../zone/node.js';
 import type { ZoneSnapshot } from '../zone/snapshot.js';
 import type { Journal } from './journal.js';
-import { ResponseSigner, tsigErrorTail, verifyRequest, type TsigKey } from './tsig.js';
+import { ResponseSigner, tsigErrorTail, verifyRequest, type TsigKey } from '../wire/tsig.js';
 
 export interface TransferPolicy {
   /** Addresses and CIDR blocks allowed to transfer. */
