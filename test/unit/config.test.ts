@@ -56,6 +56,7 @@ describe('configuration', () => {
     ['labels without selector', 'selection: { policy: labels }', /^selection\.labelSelector: policy "labels" needs a labelSelector/],
     ['glue missing', 'nameservers: [{ name: ns.example.com. }]', /^nameservers\[0\]\.addresses: ns\.example\.com\. is inside example\.com\. and needs glue/],
     ['yaml syntax', 'domain: [unclosed', /^YAML syntax: /],
+    ['duplicate key, with its place and no dangling colon', 'federation: a\nfederation: b', /^YAML syntax: Map keys must be unique at line 2, column 1$/],
     ['bad ttl', 'ttl: { default: -1 }', /^ttl\.default: /],
     ['TSIG algorithm', 'transfer: { tsig: [{ name: k., algorithm: hmac-md5, secret: ZmVkbnMtdGVzdC1zZWNyZXQtMDEyMw== }] }', /^transfer\.tsig\[0\]\.algorithm: .*hmac-sha1.*hmac-sha512/],
     ['per-client connection cap', 'tcp: { maxConnectionsPerClient: 0 }', /^tcp\.maxConnectionsPerClient: /],
