@@ -19,7 +19,7 @@ RUN npm_config_nodedir=/usr/local npm run build && test -f native/build/Release/
 
 # Runtime: Node.js 24 (LTS), the staged directory only, as a non-root user. fedns writes nothing
 # to its own files, so a read-only root file system works (the serial file, if configured, goes to
-# a mounted volume such as /tmp in config/deploy/fedns.yaml).
+# a mounted volume: /var/lib/fedns in config/deploy/fedns.yaml).
 FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app

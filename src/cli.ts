@@ -8,7 +8,7 @@ import { ConfigError, loadConfig, type Config } from './config/load.js';
 import { Fedns, loadFederation, rateLimitSummary } from './app.js';
 import { createLogger } from './ops/log.js';
 import { ListenError } from './listen-error.js';
-import { chooseUdpPath, loadUdpBatch, type UdpBatchMode } from './server/udp-batch.js';
+import { chooseUdpPath, type UdpBatchMode } from './server/udp-batch.js';
 import { VERSION } from './version.js';
 import { masterFile } from './zone/masterfile.js';
 import { runJoinCommand, runUnjoinCommand } from './join/command.js';
@@ -127,14 +127,22 @@ program
         .filter(([reason, n]) => n > 0 && reason !== 'name too long')
         .map(([reason, n]) => `    ${n} ${reason} value${n > 1 ? 's' : ''} in cluster objects ignored (the log names each object)`),
     ];
+    // udp.batch on without the addon: valid syntax, but the server would not start.
+    const udp = udpSummary(config.udp.batch);
+    const cannotStart = udp.startsWith('error: ');
+    const verdict = cannotStart
+      ? 'valid, but fedns would not start (udp below)'
+      : warnings.length
+        ? `OK, with ${warnings.length} warning${warnings.length > 1 ? 's' : ''}`
+        : 'OK';
     const lines = [
-      warnings.length ? `${config.file}: OK, with ${warnings.length} warning${warnings.length > 1 ? 's' : ''}` : `${config.file}: OK`,
+      `${config.file}: ${verdict}`,
       `  zone ${config.domain} federation ${config.federation}, serial ${snap.serial}, ${snap.recordCount} records`,
       `  listen ${config.listen.map((l) => `${l.host}:${l.port}`).join(', ')}; ops ${config.ops.listen ? `${config.ops.listen.host}:${config.ops.listen.port}` : 'off'}`,
       `  selection ${config.selection.policy}${config.selection.labelSelector ? ` (${config.selection.labelSelector})` : ''}, address mode ${config.addressMode}`,
       `  queries from ${config.queries.allow === null ? 'everyone' : config.queries.allow.join(', ') || 'nobody'}; transfers to ${config.transfer.allow.join(', ') || 'nobody'}${config.transfer.tsig.length ? ` (TSIG ${config.transfer.requireTsig === false ? 'optional' : 'required'})` : ''}${primaryText(config)}`,
       `  rate limit ${rateLimitSummary(config)}`,
-      `  udp ${udpSummary(config.udp.batch)}`,
+      `  udp ${udp}`,
       `  identity ${config.identity.server ?? 'off'}, version ${config.identity.version ?? 'off'}, NSID ${config.identity.nsid && config.identity.server !== null ? 'on' : 'off'}`,
       `  clusters (${config.clusters.length}):`,
       ...[...fed.clusters.values()].map(
@@ -144,8 +152,7 @@ program
     ];
     process.stdout.write(lines.join('\n') + '\n');
     fed.close();
-    // udp.batch on without the addon: valid syntax, but the server would not start.
-    if (config.udp.batch === 'on' && !loadUdpBatch().addon) process.exitCode = 1;
+    if (cannotStart) process.exitCode = 1;
   });
 
 /** Which UDP path `serve` would take, and why. */

@@ -95,6 +95,6 @@ export function loadConfig(path: string): Config {
     throw new ConfigError(file, [`cannot read the file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`]);
   }
   const doc = parseDocument(text, { prettyErrors: true });
-  if (doc.errors.length) throw new ConfigError(file, doc.errors.map((e) => `YAML syntax: ${e.message.split('\n')[0]}`));
+  if (doc.errors.length) throw new ConfigError(file, doc.errors.map((e) => `YAML syntax: ${e.message.split('\n')[0].replace(/:$/, '')}`));
   return buildConfig(doc.toJS(), file, dirname(file));
 }

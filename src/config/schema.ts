@@ -18,10 +18,11 @@ export function parseDuration(v: unknown): number | undefined {
   return unit === 'ms' ? n / 1000 : unit === 's' ? n : unit === 'm' ? n * 60 : n * 3600;
 }
 
-const duration = (what: string) =>
+/** A duration in seconds; errors are reported under the field's path, so the message names no field. */
+const duration = () =>
   z.preprocess(
     (v) => parseDuration(v) ?? v,
-    z.number({ error: `${what}: expected seconds as a number or a duration like "30s", "5m"` }).nonnegative(),
+    z.number({ error: 'expected seconds as a number or a duration like "30s", "5m"' }).nonnegative(),
   );
 
 /** A TXT string: printable ASCII, at most 255 bytes. */
@@ -142,7 +143,7 @@ const transferSchema = z
     notify: z.array(listenAddress).default([]),
     /** Name of the key that signs NOTIFY messages. */
     notifyKey: dnsName.optional(),
-    notifyDelay: duration('transfer.notifyDelay').default(0.2),
+    notifyDelay: duration().default(0.2),
     journal: z
       .strictObject({ deltas: z.number().int().min(0).default(100), records: z.number().int().min(0).default(100_000) })
       .prefault({}),
@@ -191,19 +192,19 @@ export const configSchema = z
     addressMode: AddressMode.default('loadBalancer'),
     health: z
       .strictObject({
-        gracePeriod: duration('health.gracePeriod').default(300),
+        gracePeriod: duration().default(300),
         panicMode: z.boolean().default(true),
       })
       .prefault({}),
     udp: z
       .strictObject({
         /** Batched UDP through the native addon: auto (when it loads), on (required), off (node:dgram). */
-        batch: z.enum(['auto', 'on', 'off'], { error: 'udp.batch: expected auto, on or off' }).default('auto'),
+        batch: z.enum(['auto', 'on', 'off'], { error: 'expected auto, on or off' }).default('auto'),
       })
       .prefault({}),
     tcp: z
       .strictObject({
-        idleTimeout: duration('tcp.idleTimeout').default(10),
+        idleTimeout: duration().default(10),
         maxConnections: z.number().int().min(1).default(1000),
         /** Per source address: one client cannot take every connection. */
         maxConnectionsPerClient: z.number().int().min(1).default(64),
@@ -213,7 +214,7 @@ export const configSchema = z
       .strictObject({
         listen: listenAddress.nullable().default({ host: '127.0.0.1', port: 9153 }),
         /** /readyz turns ready after this long even if a cluster has not synced. */
-        readyTimeout: duration('ops.readyTimeout').default(60),
+        readyTimeout: duration().default(60),
       })
       .prefault({}),
     log: z
@@ -226,7 +227,7 @@ export const configSchema = z
     /** Load balancers that publish a hostname instead of an IP are re-resolved periodically. */
     hostnames: z
       .strictObject({
-        refresh: duration('hostnames.refresh').default(30),
+        refresh: duration().default(30),
         /** DNS servers to resolve them with ("192.0.2.1", "192.0.2.1:5353", "[2001:db8::1]:53"); default: the system's. */
         resolvers: z
           .array(z.string().refine((s) => isAddress(s) !== 0 || typeof parseListen(s) !== 'string', 'must be IP or IP:PORT'))
@@ -253,7 +254,7 @@ export const configSchema = z
         nxdomainsPerSecond: z.number().min(0).optional(),
         errorsPerSecond: z.number().min(0).optional(),
         slip: z.number().int().min(0).max(10).default(2),
-        window: duration('rateLimit.window').pipe(z.number().min(1, 'at least 1s').max(3600, 'at most 1h')).default(15),
+        window: duration().pipe(z.number().min(1, 'at least 1s').max(3600, 'at most 1h')).default(15),
         ipv4PrefixLength: z.number().int().min(0).max(32).default(24),
         ipv6PrefixLength: z.number().int().min(0).max(128).default(56),
         /** Never limited: member clusters' DNS servers, secondaries. */

@@ -54,7 +54,7 @@ export function readConfigText(file: string): string {
 
 function parse(text: string, file: string): Document.Parsed {
   const doc = parseDocument(text, { prettyErrors: true });
-  if (doc.errors.length) throw new ConfigError(file, doc.errors.map((e) => `YAML syntax: ${e.message.split('\n')[0]}`));
+  if (doc.errors.length) throw new ConfigError(file, doc.errors.map((e) => `YAML syntax: ${e.message.split('\n')[0].replace(/:$/, '')}`));
   return doc;
 }
 

@@ -412,6 +412,12 @@ describe('the transfer primary (one zone per serial)', () => {
     expect((pod.volumes as Obj[]).find((v) => v.name === depMount.name)?.emptyDir).toBeDefined();
   });
 
+  it('the NetworkPolicy covers it as it covers the query replicas: DNS open, the ops port only to monitoring', () => {
+    const policies = all('NetworkPolicy').filter((p) => p.metadata.namespace === sts.metadata.namespace && matches(p.spec.podSelector.matchLabels, stsLabels));
+    expect(policies).toHaveLength(1);
+    expect(matches(policies[0].spec.podSelector.matchLabels, podLabels)).toBe(true);
+  });
+
   it('secondaries reach it, and only it, on port 53 UDP and TCP; metrics are scraped from it too', () => {
     const svc = find('Service', 'fedns-transfer');
     expect(matches(svc.spec.selector, stsLabels)).toBe(true);

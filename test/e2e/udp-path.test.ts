@@ -72,6 +72,7 @@ describe('udp.batch without the native addon', () => {
     expect(a.out).toMatch(/^ {2}udp dgram \(udp\.batch is auto and the native addon did not load \(\/nonexistent\/fedns_udp\.node: /m);
     const o = await runCli(['check', '--config', on.config], 15_000, { FEDNS_UDP_ADDON: MISSING });
     expect(o.code).toBe(1);
+    expect(o.out.split('\n')[0], 'the verdict line does not say OK').toBe(`${on.config}: valid, but fedns would not start (udp below)`);
     expect(o.out).toMatch(/^ {2}udp error: udp\.batch is on but the native UDP addon cannot be loaded/m);
   });
 });

@@ -47,7 +47,7 @@ describe('configuration', () => {
     ['bad domain', 'domain: "exa mple.com"', /^domain: not a valid domain name/],
     ['bad listen', 'listen: ["localhost:53"]', /^listen\[0\]: "localhost" is not an IP address/],
     ['bad port', 'listen: ["127.0.0.1:99999"]', /^listen\[0\]: port 99999 is out of range/],
-    ['bad duration', 'health: { gracePeriod: soon }', /^health\.gracePeriod: health\.gracePeriod: expected seconds/],
+    ['bad duration', 'health: { gracePeriod: soon }', /^health\.gracePeriod: expected seconds/],
     ['cluster without source', 'clusters: [{ name: a }]', /^clusters\[0\]\.source: /],
     ['bad cluster name', 'clusters: [{ name: A_B, source: { type: files, path: . } }]', /^clusters\[0\]\.name: must be a lowercase DNS label/],
     ['duplicate cluster', 'clusters: [{ name: a, source: { type: files, path: . } }, { name: a, source: { type: files, path: . } }]', /^clusters\[1\]\.name: duplicate cluster name "a"/],
@@ -56,6 +56,7 @@ describe('configuration', () => {
     ['labels without selector', 'selection: { policy: labels }', /^selection\.labelSelector: policy "labels" needs a labelSelector/],
     ['glue missing', 'nameservers: [{ name: ns.example.com. }]', /^nameservers\[0\]\.addresses: ns\.example\.com\. is inside example\.com\. and needs glue/],
     ['yaml syntax', 'domain: [unclosed', /^YAML syntax: /],
+    ['duplicate key, with its place and no dangling colon', 'federation: a\nfederation: b', /^YAML syntax: Map keys must be unique at line 2, column 1$/],
     ['bad ttl', 'ttl: { default: -1 }', /^ttl\.default: /],
     ['TSIG algorithm', 'transfer: { tsig: [{ name: k., algorithm: hmac-md5, secret: ZmVkbnMtdGVzdC1zZWNyZXQtMDEyMw== }] }', /^transfer\.tsig\[0\]\.algorithm: .*hmac-sha1.*hmac-sha512/],
     ['per-client connection cap', 'tcp: { maxConnectionsPerClient: 0 }', /^tcp\.maxConnectionsPerClient: /],
@@ -72,7 +73,7 @@ describe('configuration', () => {
     ['a zone too long with the domain', `domain: "${Array.from({ length: 2 }, () => 'd'.repeat(60)).join('.')}."\nclusters: [{ name: a, region: "${'r'.repeat(60)}", zones: ["${'z'.repeat(60)}"], source: { type: files, path: . } }]`, /^clusters\[0\]\.zones\[0\]: .*255 bytes/],
     ['a region too long with the domain', `domain: "${Array.from({ length: 3 }, () => 'd'.repeat(60)).join('.')}."\nclusters: [{ name: a, region: "${'r'.repeat(60)}", source: { type: files, path: . } }]`, /^clusters\[0\]\.region: .*255 bytes/],
     ['identity too long', `identity: { version: "${'v'.repeat(256)}" }`, /^identity\.version: 1 to 255 printable ASCII/],
-    ['udp.batch not a mode', 'udp: { batch: yes }', /^udp\.batch: udp\.batch: expected auto, on or off/],
+    ['udp.batch not a mode', 'udp: { batch: yes }', /^udp\.batch: expected auto, on or off/],
   ];
   it.each(cases)('rejects %s, naming the field', (_what, yaml, want) => {
     const problems = errorsOf(yaml);
