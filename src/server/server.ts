@@ -282,7 +282,7 @@ export class DnsServer {
         try {
           out = this.responder.answer(msg, 'tcp', c);
         } catch (e) {
-          this.log.error({ err: e, from: client }, 'query failed');
+          this.problems.error('query-failed', { err: e, from: client }, 'query failed');
         }
         if (out) {
           c.send(out);
