@@ -247,10 +247,16 @@ export class Responder {
       return this.finish(msg, q, transport, Rcode.REFUSED, false, undefined, fail === 0);
     }
     if (fail === ParseFailure.FormErr) return this.finish(msg, q, transport, Rcode.FORMERR, false, undefined, q.questionEnd > 12);
-    if (q.edns && q.ednsVersion > 0) return this.finish(msg, q, transport, Rcode.BADVERS, false, undefined, true);
-    if (q.opcode !== Opcode.QUERY) return this.finish(msg, q, transport, Rcode.NOTIMP, false, undefined, true);
+    const badVersion = q.edns && q.ednsVersion > 0;
     const qt = q.qtype;
-    if (q.tsigOffset >= 0 && qt !== RRType.AXFR && qt !== RRType.IXFR && !this.signer) return this.answerSigned(msg, q, transport, conn, remote);
+    // A signed query is verified before anything else is decided, so that every answer to a valid
+    // signature is signed, BADVERS and NOTIMP included (RFC 8945 5.3). Zone transfers verify
+    // their own (the transfer handler signs every message of the stream).
+    if (q.tsigOffset >= 0 && !this.signer && (badVersion || q.opcode !== Opcode.QUERY || (qt !== RRType.AXFR && qt !== RRType.IXFR))) {
+      return this.answerSigned(msg, q, transport, conn, remote);
+    }
+    if (badVersion) return this.finish(msg, q, transport, Rcode.BADVERS, false, undefined, true);
+    if (q.opcode !== Opcode.QUERY) return this.finish(msg, q, transport, Rcode.NOTIMP, false, undefined, true);
     if (qt === RRType.AXFR || qt === RRType.IXFR) {
       if (this.transferHandler) {
         const out = this.transferHandler(q, msg, conn, remote, this);

@@ -446,6 +446,24 @@ describe('one response builder: TSIG room, OPT everywhere', () => {
     }
   });
 
+  it('a validly signed query gets a signed answer whatever its rcode: BADVERS, NOTIMP, REFUSED, FORMERR (RFC 8945 5.3)', () => {
+    const r = new Responder(() => fed.snapshot);
+    r.tsigKeys = [LONG];
+    const cases: [string, Buffer, number][] = [
+      ['BADVERS', encodeQuery('example.com.', RRType.SOA, { id: 9, edns: { version: 1 } }), Rcode.BADVERS],
+      ['NOTIMP (STATUS)', encodeQuery('example.com.', RRType.SOA, { id: 9, opcode: 2 }), Rcode.NOTIMP],
+      ['NOTIMP (NOTIFY)', encodeQuery('example.com.', RRType.SOA, { id: 9, opcode: 4, edns: {} }), Rcode.NOTIMP],
+      ['REFUSED', encodeQuery('example.org.', RRType.A, { id: 9 }), Rcode.REFUSED],
+      ['FORMERR (type 0)', encodeQuery('example.com.', 0, { id: 9 }), Rcode.FORMERR],
+    ];
+    for (const [what, unsigned, rcode] of cases) {
+      const q = signRequest(unsigned, LONG);
+      const out = r.answer(q, 'udp')!;
+      expect(decodeMessage(out).rcode, what).toBe(rcode);
+      expect(verifyResponseTsig(readTsig(q, lastAdditionalOffset(q)).mac, [out], LONG), what).toBeUndefined();
+    }
+  });
+
   it('errors carry the OPT too: FORMERR, NOTIMP (NOTIFY included), REFUSED, BADVERS', () => {
     const opt = { edns: { udpSize: 1232 } };
     expect(ask('example.com.', RRType.SOA, { ...opt, opcode: 4 }).edns).toBeDefined();
