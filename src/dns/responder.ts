@@ -534,7 +534,11 @@ export class Responder {
   ): Buffer {
     const qEnd = withQuestion ? q.questionEnd : 12;
     const ede = stale && q.edns ? EDE_STALE : undefined;
-    const nsid = q.nsid ? this.nsid : undefined;
+    const limit = this.limit(q, transport);
+    const tailSize = tail ? tail.size : 0;
+    // NSID is optional (RFC 5001 2.3): left out when header, question and OPT with it would not fit.
+    let nsid = q.nsid && q.edns ? this.nsid : undefined;
+    if (nsid && qEnd + OPT_BASE + (ede ? ede.length : 0) + nsid.length + tailSize > limit) nsid = undefined;
     const optionsLen = (ede ? ede.length : 0) + (nsid ? nsid.length : 0);
     const optLen = q.edns ? OPT_BASE + optionsLen : 0;
     let body = 0;
@@ -543,7 +547,7 @@ export class Responder {
     let arcount = 0;
     let tc = false;
     if (enc) {
-      const room = this.limit(q, transport) - qEnd - optLen - (tail ? tail.size : 0);
+      const room = limit - qEnd - optLen - tailSize;
       if (enc.required > room) {
         tc = true;
       } else {

@@ -464,6 +464,25 @@ describe('one response builder: TSIG room, OPT everywhere', () => {
     }
   });
 
+  it('a UDP answer stays within the client buffer with a long NSID and a long question: the NSID is left out when it does not fit', () => {
+    const r = new Responder(() => fed.snapshot);
+    r.setIdentity({ server: 's'.repeat(255), version: null, nsid: true });
+    const long = `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(57)}.`; // 253 bytes in wire form
+    const nsid = { udpSize: 512, options: [{ code: 3, data: Buffer.alloc(0) }] };
+    for (const [name, type] of [
+      [long, RRType.A], // REFUSED: not in the zone
+      [`${'x'.repeat(63)}.${'y'.repeat(63)}.${'z'.repeat(63)}.${'w'.repeat(41)}.example.com.`, RRType.A], // NXDOMAIN
+      ['nginx.default.fed.example.com.', RRType.A],
+    ] as const) {
+      const out = r.answer(encodeQuery(name, type, { id: 3, edns: nsid }), 'udp')!;
+      expect(out.length, name).toBeLessThanOrEqual(512);
+      expect(decodeMessage(out).edns, name).toBeDefined();
+    }
+    // With room for it, the NSID is answered.
+    const m = decodeMessage(r.answer(encodeQuery('nginx.default.fed.example.com.', RRType.A, { id: 3, edns: { ...nsid, udpSize: 1232 } }), 'udp')!);
+    expect(m.edns!.options.find((o) => o.code === 3)?.data.toString()).toBe('s'.repeat(255));
+  });
+
   it('errors carry the OPT too: FORMERR, NOTIMP (NOTIFY included), REFUSED, BADVERS', () => {
     const opt = { edns: { udpSize: 1232 } };
     expect(ask('example.com.', RRType.SOA, { ...opt, opcode: 4 }).edns).toBeDefined();
