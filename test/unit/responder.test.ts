@@ -336,6 +336,13 @@ describe('strict parsing (RFC 6891, RFC 8945)', () => {
     expect(raw(question([63, 63, 63, 61])).rcode).toBe(Rcode.REFUSED); // 255 bytes: a name, outside the zone
     expect(raw(question([63, 63, 63, 63])).rcode).toBe(Rcode.FORMERR); // 257 bytes
     expect(raw(question([63, 63, 63, 61, 1])).rcode).toBe(Rcode.FORMERR); // 257 bytes in more labels
+    // With an OPT after the over-long question: FORMERR carrying the OPT (RFC 6891 7), without the question.
+    const withOpt = Buffer.concat([question([63, 63, 63, 63]), Buffer.from([0, 0, 41, 4, 208, 0, 0, 0, 0, 0, 0])]);
+    withOpt.writeUInt16BE(1, 10);
+    const m = raw(withOpt);
+    expect(m.rcode).toBe(Rcode.FORMERR);
+    expect(m.edns).toBeDefined();
+    expect(m.questions).toEqual([]);
   });
 });
 
