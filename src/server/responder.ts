@@ -219,10 +219,16 @@ export class Responder {
       return this.finish(msg, q, transport, Rcode.REFUSED, false, undefined, fail === 0);
     }
     if (fail === ParseFailure.FormErr) return this.finish(msg, q, transport, Rcode.FORMERR, false, undefined, q.questionEnd > 12);
-    if (q.edns && q.ednsVersion > 0) return this.finish(msg, q, transport, Rcode.BADVERS, false, undefined, true);
-    if (q.opcode !== Opcode.QUERY) return this.finish(msg, q, transport, Rcode.NOTIMP, false, undefined, true);
+    const badVersion = q.edns && q.ednsVersion > 0;
     const qt = q.qtype;
-    if (q.tsigOffset >= 0 && qt !== RRType.AXFR && qt !== RRType.IXFR && !this.signer) return this.answerSigned(msg, q, transport, conn, remote);
+    // A signed query is verified before anything else is decided, so that every answer to a valid
+    // signature is signed, BADVERS and NOTIMP included (RFC 8945 5.3). Zone transfers verify
+    // their own (the transfer handler signs every message of the stream).
+    if (q.tsigOffset >= 0 && !this.signer && (badVersion || q.opcode !== Opcode.QUERY || (qt !== RRType.AXFR && qt !== RRType.IXFR))) {
+      return this.answerSigned(msg, q, transport, conn, remote);
+    }
+    if (badVersion) return this.finish(msg, q, transport, Rcode.BADVERS, false, undefined, true);
+    if (q.opcode !== Opcode.QUERY) return this.finish(msg, q, transport, Rcode.NOTIMP, false, undefined, true);
     if (qt === RRType.AXFR || qt === RRType.IXFR) {
       if (this.transferHandler) {
         const out = this.transferHandler(q, msg, conn, remote, this);
@@ -500,7 +506,11 @@ export class Responder {
   ): Buffer {
     const qEnd = withQuestion ? q.questionEnd : 12;
     const ede = stale && q.edns ? EDE_STALE : undefined;
-    const nsid = q.nsid ? this.nsid : undefined;
+    const limit = this.limit(q, transport);
+    const tailSize = tail ? tail.size : 0;
+    // NSID is optional (RFC 5001 2.3): left out when header, question and OPT with it would not fit.
+    let nsid = q.nsid && q.edns ? this.nsid : undefined;
+    if (nsid && qEnd + OPT_BASE + (ede ? ede.length : 0) + nsid.length + tailSize > limit) nsid = undefined;
     const optionsLen = (ede ? ede.length : 0) + (nsid ? nsid.length : 0);
     const optLen = q.edns ? OPT_BASE + optionsLen : 0;
     let body = 0;
@@ -509,7 +519,7 @@ export class Responder {
     let arcount = 0;
     let tc = false;
     if (enc) {
-      const room = this.limit(q, transport) - qEnd - optLen - (tail ? tail.size : 0);
+      const room = limit - qEnd - optLen - tailSize;
       if (enc.required > room) {
         tc = true;
       } else {

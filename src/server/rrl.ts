@@ -169,12 +169,48 @@ function nameText(m: Buffer, qend: number): string {
   return qend > 12 ? m.toString('latin1', 12, qend - 4).toLowerCase() : '';
 }
 
-/** Header and question only, TC=1: the client learns to ask again over TCP (RFC 7766 5). */
+/**
+ * Header, question and OPT only, TC=1: the client learns to ask again over TCP (RFC 7766 5). The
+ * OPT of a response to an EDNS query stays (RFC 6891 7), and with it an extended rcode (BADVERS).
+ */
 function truncated(out: Buffer, qend: number): Buffer {
-  const s = Buffer.allocUnsafe(qend);
+  const opt = optRecord(out, qend);
+  const s = Buffer.allocUnsafe(qend + (opt ? opt[1] - opt[0] : 0));
   out.copy(s, 0, 0, qend);
+  if (opt) out.copy(s, qend, opt[0], opt[1]);
   s[2] |= 0x02;
   s.writeUInt16BE(qend > 12 ? 1 : 0, 4);
   s.fill(0, 6, 12);
+  if (opt) s[11] = 1;
   return s;
+}
+
+/** [start, end) of the response's OPT record, or undefined (none, or the records cannot be walked). */
+function optRecord(m: Buffer, qend: number): [number, number] | undefined {
+  const records = m.readUInt16BE(6) + m.readUInt16BE(8) + m.readUInt16BE(10);
+  let o = qend > 12 ? qend : 12;
+  for (let i = 0; i < records; i++) {
+    const start = o;
+    // Owner name: labels, ended by a root byte or a compression pointer.
+    for (;;) {
+      if (o >= m.length) return undefined;
+      const l = m[o];
+      if (l === 0) {
+        o++;
+        break;
+      }
+      if ((l & 0xc0) === 0xc0) {
+        o += 2;
+        break;
+      }
+      if (l & 0xc0) return undefined;
+      o += l + 1;
+    }
+    if (o + 10 > m.length) return undefined;
+    const end = o + 10 + m.readUInt16BE(o + 8);
+    if (end > m.length) return undefined;
+    if (m.readUInt16BE(o) === 41 && i >= records - m.readUInt16BE(10)) return [start, end];
+    o = end;
+  }
+  return undefined;
 }

@@ -103,8 +103,11 @@ export function parseQuery(buf: Buffer, out: ParsedQuery): number {
   const ns = buf.readUInt16BE(8);
   const ar = buf.readUInt16BE(10);
   if (qd !== 1) return ParseFailure.FormErr;
-  // Question name: plain labels only (no compression), at most 255 bytes.
+  // Question name: plain labels only (no compression), at most 255 bytes. A longer one is FORMERR,
+  // but its labels can be walked: the records after it are still read, so that the FORMERR
+  // carries the query's OPT (RFC 6891 7), without the question.
   let off = 12;
+  let tooLong = false;
   for (;;) {
     if (off >= buf.length) return ParseFailure.FormErr;
     const len = buf[off];
@@ -112,10 +115,15 @@ export function parseQuery(buf: Buffer, out: ParsedQuery): number {
       off++;
       break;
     }
-    if (len > 63 || off + 1 + len - 12 > 254 || off + 1 + len > buf.length) return ParseFailure.FormErr;
+    if (len > 63 || off + 1 + len > buf.length) return ParseFailure.FormErr;
+    if (off + 1 + len - 12 > 254) tooLong = true;
     off += len + 1;
   }
   if (off + 4 > buf.length) return ParseFailure.FormErr;
+  if (tooLong) {
+    readRecords(buf, off + 4, an, ns, ar, out);
+    return ParseFailure.FormErr; // out.questionEnd stays 12: the question is not echoed
+  }
   out.qnameLen = off - 12;
   // The lookup key: the wire name in lowercase. Length bytes are at most 63, below 'A', so
   // lowercasing the latin1 string only changes letters (zone names are ASCII; a non-ASCII byte
@@ -125,6 +133,11 @@ export function parseQuery(buf: Buffer, out: ParsedQuery): number {
   out.qclass = buf.readUInt16BE(off + 2);
   off += 4;
   out.questionEnd = off;
+  return readRecords(buf, off, an, ns, ar, out);
+}
+
+/** Reads the answer, authority and additional records from `off`: 0, or FormErr. */
+function readRecords(buf: Buffer, off: number, an: number, ns: number, ar: number, out: ParsedQuery): number {
   // OPT and TSIG belong in the additional section only, TSIG last (RFC 6891 6.1.1, RFC 8945 5.1).
   // A misplaced one is FORMERR, but only once every record has been read, so that an OPT in the
   // additional section is known and the FORMERR carries one (RFC 6891 7).

@@ -336,6 +336,13 @@ describe('strict parsing (RFC 6891, RFC 8945)', () => {
     expect(raw(question([63, 63, 63, 61])).rcode).toBe(Rcode.REFUSED); // 255 bytes: a name, outside the zone
     expect(raw(question([63, 63, 63, 63])).rcode).toBe(Rcode.FORMERR); // 257 bytes
     expect(raw(question([63, 63, 63, 61, 1])).rcode).toBe(Rcode.FORMERR); // 257 bytes in more labels
+    // With an OPT after the over-long question: FORMERR carrying the OPT (RFC 6891 7), without the question.
+    const withOpt = Buffer.concat([question([63, 63, 63, 63]), Buffer.from([0, 0, 41, 4, 208, 0, 0, 0, 0, 0, 0])]);
+    withOpt.writeUInt16BE(1, 10);
+    const m = raw(withOpt);
+    expect(m.rcode).toBe(Rcode.FORMERR);
+    expect(m.edns).toBeDefined();
+    expect(m.questions).toEqual([]);
   });
 });
 
@@ -444,6 +451,43 @@ describe('one response builder: TSIG room, OPT everywhere', () => {
       expect(m.answers.length + (m.tc ? 1 : 0)).toBeGreaterThan(0);
       expect(verifyResponseTsig(readTsig(q, lastAdditionalOffset(q)).mac, [out], LONG), `${name} ${type}`).toBeUndefined();
     }
+  });
+
+  it('a validly signed query gets a signed answer whatever its rcode: BADVERS, NOTIMP, REFUSED, FORMERR (RFC 8945 5.3)', () => {
+    const r = new Responder(() => fed.snapshot);
+    r.tsigKeys = [LONG];
+    const cases: [string, Buffer, number][] = [
+      ['BADVERS', encodeQuery('example.com.', RRType.SOA, { id: 9, edns: { version: 1 } }), Rcode.BADVERS],
+      ['NOTIMP (STATUS)', encodeQuery('example.com.', RRType.SOA, { id: 9, opcode: 2 }), Rcode.NOTIMP],
+      ['NOTIMP (NOTIFY)', encodeQuery('example.com.', RRType.SOA, { id: 9, opcode: 4, edns: {} }), Rcode.NOTIMP],
+      ['REFUSED', encodeQuery('example.org.', RRType.A, { id: 9 }), Rcode.REFUSED],
+      ['FORMERR (type 0)', encodeQuery('example.com.', 0, { id: 9 }), Rcode.FORMERR],
+    ];
+    for (const [what, unsigned, rcode] of cases) {
+      const q = signRequest(unsigned, LONG);
+      const out = r.answer(q, 'udp')!;
+      expect(decodeMessage(out).rcode, what).toBe(rcode);
+      expect(verifyResponseTsig(readTsig(q, lastAdditionalOffset(q)).mac, [out], LONG), what).toBeUndefined();
+    }
+  });
+
+  it('a UDP answer stays within the client buffer with a long NSID and a long question: the NSID is left out when it does not fit', () => {
+    const r = new Responder(() => fed.snapshot);
+    r.setIdentity({ server: 's'.repeat(255), version: null, nsid: true });
+    const long = `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(57)}.`; // 253 bytes in wire form
+    const nsid = { udpSize: 512, options: [{ code: 3, data: Buffer.alloc(0) }] };
+    for (const [name, type] of [
+      [long, RRType.A], // REFUSED: not in the zone
+      [`${'x'.repeat(63)}.${'y'.repeat(63)}.${'z'.repeat(63)}.${'w'.repeat(41)}.example.com.`, RRType.A], // NXDOMAIN
+      ['nginx.default.fed.example.com.', RRType.A],
+    ] as const) {
+      const out = r.answer(encodeQuery(name, type, { id: 3, edns: nsid }), 'udp')!;
+      expect(out.length, name).toBeLessThanOrEqual(512);
+      expect(decodeMessage(out).edns, name).toBeDefined();
+    }
+    // With room for it, the NSID is answered.
+    const m = decodeMessage(r.answer(encodeQuery('nginx.default.fed.example.com.', RRType.A, { id: 3, edns: { ...nsid, udpSize: 1232 } }), 'udp')!);
+    expect(m.edns!.options.find((o) => o.code === 3)?.data.toString()).toBe('s'.repeat(255));
   });
 
   it('errors carry the OPT too: FORMERR, NOTIMP (NOTIFY included), REFUSED, BADVERS', () => {

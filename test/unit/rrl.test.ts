@@ -97,6 +97,21 @@ describe('response rate limiting', () => {
     expect(slip.length).toBe(12 + 'missing.fed.example.com.'.length + 1 + 4);
   });
 
+  it('a slip keeps the OPT of a response to an EDNS query (RFC 6891 7), and with it an extended rcode', () => {
+    const soa = { name: 'fed.example.com.', type: RRType.SOA, class: RRClass.IN, ttl: 30, data: { mname: 'ns1.example.com.', rname: 'h.example.com.', serial: 1, refresh: 1, retry: 1, expire: 1, minimum: 1 } };
+    const nx = encodeMessage({ id: 7, qr: true, aa: true, rcode: Rcode.NXDOMAIN, questions: [{ name: 'missing.fed.example.com.', type: RRType.A, class: RRClass.IN }], authorities: [soa], edns: { udpSize: 1232, do: true } });
+    const badvers = encodeMessage({ id: 8, qr: true, rcode: Rcode.BADVERS, questions: [{ name: 'x.fed.example.com.', type: RRType.A, class: RRClass.IN }], edns: { udpSize: 1232 } });
+    for (const [out, rcode] of [[nx, Rcode.NXDOMAIN], [badvers, Rcode.BADVERS]] as const) {
+      const { rrl } = limiter({ slip: 1 });
+      let slip: Buffer | null = out;
+      while (slip === out) slip = rrl.filter(out, '192.0.2.7');
+      const m = decodeMessage(slip!);
+      expect(m).toMatchObject({ tc: true, rcode, answers: [], authorities: [], additionals: [] });
+      expect(m.edns).toMatchObject({ udpSize: 1232, version: 0 });
+      expect(m.questions).toHaveLength(1);
+    }
+  });
+
   it.each([
     [0, 0],
     [1, 100],
