@@ -244,7 +244,16 @@ describe('Responder.answer on mutated packets (in process)', () => {
       expect(g.kindNames().filter((k) => !g.made.get(k))).toEqual([]);
       // Bounded work per packet (generous: the box is shared; a loop over 0xFFFF counts or a
       // pointer chase would blow far past these).
-      expect(slowest, `slowest packet ${slowestPacket}`).toBeLessThan(250);
+      // A pause of the whole process (garbage collection, a busy machine) can land on any packet:
+      // the slowest one is timed again alone, and its best of three must be quick too.
+      const again = Buffer.from(slowestPacket, 'hex');
+      let best = Infinity;
+      for (let i = 0; i < 3; i++) {
+        const t0 = process.hrtime.bigint();
+        responder.answer(again, 'udp', undefined, '127.0.0.1');
+        best = Math.min(best, Number(process.hrtime.bigint() - t0) / 1e6);
+      }
+      expect(best, `slowest packet ${slowestPacket} (${slowest.toFixed(1)} ms in the run)`).toBeLessThan(250);
       expect(ms / total).toBeLessThan(1);
       // Sanity: the generator produced both answerable and malformed traffic.
       expect(rcodes.get(Rcode.NOERROR) ?? 0).toBeGreaterThan(1000);
