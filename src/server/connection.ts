@@ -5,6 +5,9 @@ import type { Socket } from 'node:net';
 /** Unsent bytes past which a connection stops being read until the client reads its answers. */
 export const UNSENT_BOUND = 64 * 1024;
 
+/** How long past the bound makes a connection stalled, so that it may be closed to make room. */
+const STALLED_MS = 1000;
+
 export class ConnectionWriter {
   readonly remoteAddress: string | undefined;
   /** Called when the connection is ready again: drained under the bound, transfers done. */
@@ -14,6 +17,7 @@ export class ConnectionWriter {
   /** Transfers streaming (or queued) on this connection. */
   private held = 0;
   private stall?: NodeJS.Timeout;
+  private stalledSince = 0;
 
   constructor(
     readonly socket: Socket,
@@ -33,6 +37,14 @@ export class ConnectionWriter {
   /** Under the bound and no transfer running: more queries may be read and answered. */
   get ready(): boolean {
     return !this.full && this.held === 0;
+  }
+
+  /**
+   * Stopped: past the bound for a second (the client does not read its answers; a client that
+   * reads and is only briefly behind is not stalled), and no transfer streams (a slow secondary).
+   */
+  get stalled(): boolean {
+    return this.stall !== undefined && Date.now() - this.stalledSince >= STALLED_MS && this.held === 0;
   }
 
   /** No query in progress, nothing unsent: closing it loses no answer. */
@@ -62,7 +74,10 @@ export class ConnectionWriter {
     msg.copy(frame, 2);
     this.socket.write(frame);
     if (!this.full) return true;
-    this.stall ??= setTimeout(() => this.socket.destroy(), this.drainMs);
+    if (this.stall === undefined) {
+      this.stall = setTimeout(() => this.socket.destroy(), this.drainMs);
+      this.stalledSince = Date.now();
+    }
     return false;
   }
 

@@ -342,8 +342,9 @@ export class DnsServer {
   }
 
   /**
-   * Closes idle connections of `set` (least recently active first) until it holds fewer than
-   * `cap`; false when too few are idle.
+   * Closes connections of `set` until it holds fewer than `cap`: idle ones first, then stalled ones
+   * (their clients do not read what they asked for), least recently active first; false when too
+   * few are either. A connection still working through its queries is never closed.
    */
   private makeRoom(set: Set<ConnectionWriter> | undefined, cap: number): boolean {
     if (!set) return true;
@@ -354,6 +355,7 @@ export class DnsServer {
           victim = c;
           break;
         }
+        if (!victim && c.stalled) victim = c;
       }
       if (!victim) return false;
       this.forget(victim);

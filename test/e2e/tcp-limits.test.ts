@@ -125,7 +125,7 @@ describe('connection caps', () => {
     }
   });
 
-  it('a connection that is not idle (answers unsent) is never closed to make room: the new one is refused', async () => {
+  it('with none idle, a stalled connection (its client does not read its answers) makes room for a new one', async () => {
     const f = await startFedns({ edit: withYaml('tcp: { maxConnections: 2, idleTimeout: 30 }') });
     const busy = [new Pipeliner(f.port, '127.0.0.2', 60_000).start(), new Pipeliner(f.port, '127.0.0.3', 60_000).start()];
     try {
@@ -139,8 +139,10 @@ describe('connection caps', () => {
         stalled = busy.every((b, i) => b.sent === before[i]);
       }
       expect(stalled, 'both pipeliners stalled').toBe(true);
-      expect(await answersOverTcp(f)).toBe(false);
-      expect(busy.every((b) => b.connected && b.closedByServer === 0)).toBe(true);
+      // Many addresses that never read could otherwise hold every slot and lock everyone out.
+      expect(await answersOverTcp(f)).toBe(true);
+      expect(await until(() => busy.some((b) => b.closedByServer > 0), 2000)).toBe(true);
+      expect(busy.filter((b) => b.closedByServer > 0)).toHaveLength(1);
     } finally {
       for (const b of busy) b.stop();
       await f.stop();
