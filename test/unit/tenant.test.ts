@@ -11,6 +11,7 @@ import { Responder } from '../../src/dns/responder.js';
 import { Federation } from '../../src/federation/federation.js';
 import { explain, explanationText } from '../../src/ops/explain.js';
 import type { FederationPolicy } from '../../src/federation/model.js';
+import type { ZoneChange } from '../../src/zone/snapshot.js';
 import { captureLogs } from '../transfer/harness.js';
 import { seed, testFederationSettings } from '../support/federation.js';
 
@@ -278,6 +279,35 @@ describe('what Services and EndpointSlices say, as sources hand them over', () =
     const down = ask('down.ns.fed.example.com.');
     expect(down.rcode).toBe(Rcode.NOERROR);
     expect(down.answers).toEqual([]);
+  });
+
+  it('an IPv6 address is one address however it is spelled: one record, one endpoint name, and a removed spelling removes nothing still served', () => {
+    const { fed, ask } = federation();
+    const a = fed.addCluster(settings('a'));
+    const headless = (addresses: string[]) =>
+      slimEndpointSlice({
+        metadata: { namespace: 'ns', name: 'hl-1', labels: { 'kubernetes.io/service-name': 'hl' } },
+        addressType: 'IPv6',
+        endpoints: addresses.map((x) => ({ addresses: [x] })),
+      });
+    seed(a, [
+      raw('v6', { externalIPs: ['2001:DB8::77', '2001:db8:0:0::78'] }, [{ ip: '2001:db8::77' }, { ip: '2001:0db8::78' }]),
+      rawSlice('v6', [{ addresses: ['10.0.0.1'] }]),
+      raw('hl', { clusterIP: 'None' }),
+      headless(['2001:db8::1', '2001:DB8::1', '2001:db8:0::1']),
+    ]);
+    fed.rebuild();
+    expect(addrs(ask('v6.ns.fed.example.com.', RRType.AAAA))).toEqual(['2001:db8::77', '2001:db8::78']);
+    expect(addrs(ask('hl.ns.fed.example.com.', RRType.AAAA))).toEqual(['2001:db8::1']);
+    expect(names(fed).filter((n) => n.endsWith('.a.hl.ns.fed.svc.example.com.'))).toEqual(['2001-db8--1.a.hl.ns.fed.svc.example.com.']);
+    // One spelling goes, the address stays: the change a secondary gets (IXFR) removes nothing.
+    let change: ZoneChange | undefined;
+    fed.on('published', (_s, c) => (change = c));
+    a.upsert('Service', raw('v6', { externalIPs: [] }, [{ ip: '2001:db8::77' }, { ip: '2001:0db8::78' }]));
+    a.flush();
+    fed.rebuild();
+    expect(addrs(ask('v6.ns.fed.example.com.', RRType.AAAA))).toEqual(['2001:db8::77', '2001:db8::78']);
+    expect(change?.removed ?? []).toEqual([]);
   });
 
   it('an endpoint without a ready condition is ready; ready false or terminating is not', () => {
