@@ -49,6 +49,8 @@ describe('transfer.primary', () => {
     const udp = await udpExchange(p.port, xfrQuery('IXFR', { serial: z.serial - 1 }));
     expect(decodeMessage(udp!).rcode).toBe(Rcode.REFUSED);
     await p.waitForLog('zone transfer refused', (r) => String(r.reason).includes('not the transfer primary (transfer.primary: fedns-transfer-0, this replica: fedns-7d9f-abcde)'));
+    // The zone over HTTP (/zone) is a transfer too: not from this replica either.
+    expect(p.fedns.transfers.zoneRefusal('127.0.0.1')).toMatch(/not the transfer primary/);
     expect(await p.transfers('AXFR', 'refused')).toBe(1);
     readdress(c, 1, 7);
     await p.waitForZone((x) => x.serial !== z.serial);
@@ -67,6 +69,7 @@ describe('transfer.primary', () => {
     const z = await p.settled(100);
     const r = await tcpTransfer(p.port, 'AXFR');
     expect(r.rcode).toBe(Rcode.NOERROR);
+    expect(p.fedns.transfers.zoneRefusal('127.0.0.1')).toBeUndefined();
     expect(soaSerialOf(r.records[0])).toBe(z.serial);
     readdress(c, 1, 7);
     await p.waitForZone((x) => x.serial !== z.serial);
