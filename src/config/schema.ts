@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { nameProblem, canonicalName, MAX_NAME_LENGTH, wireLength } from '../dns/name.js';
 import { isAddress, MAX_TTL } from '../dns/writer.js';
+import { parseLabelSelector } from '../federation/selector.js';
 import { TSIG_ALGORITHMS, type TsigAlgorithm } from '../transfer/tsig.js';
 import { VERSION } from '../version.js';
 
@@ -108,6 +109,16 @@ const selectionSchema = z
   .refine((s) => s.policy !== 'labels' || !!s.labelSelector, {
     message: 'policy "labels" needs a labelSelector such as "federation=yes"',
     path: ['labelSelector'],
+  })
+  .superRefine((s, ctx) => {
+    // Checked here, so that a selector fedns cannot read stops start-up and check with the
+    // field named, and a reload is rejected before anything of it applies.
+    if (s.labelSelector === undefined) return;
+    try {
+      parseLabelSelector(s.labelSelector);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: (e as Error).message, path: ['labelSelector'] });
+    }
   });
 
 const nameserverSchema = z.strictObject({
