@@ -310,6 +310,28 @@ describe('what Services and EndpointSlices say, as sources hand them over', () =
     expect(change?.removed ?? []).toEqual([]);
   });
 
+  it('an RRset too big for any message (a headless service with many endpoints and ports of one name) is truncated, not an error', () => {
+    const { fed, ask, responder } = federation();
+    const a = fed.addCluster(settings('a'));
+    seed(a, [
+      raw('big', { clusterIP: 'None' }),
+      slimEndpointSlice({
+        metadata: { namespace: 'ns', name: 'big-1', labels: { 'kubernetes.io/service-name': 'big' } },
+        addressType: 'IPv4',
+        ports: Array.from({ length: 10 }, (_, k) => ({ name: 'p', port: 1000 + k })),
+        endpoints: Array.from({ length: 1000 }, (_, i) => ({ addresses: [`10.${50 + Math.floor(i / 250)}.${i % 250}.1`] })),
+      }),
+    ]);
+    fed.rebuild();
+    const srv = ask('_p._tcp.big.ns.fed.example.com.', RRType.SRV);
+    expect(srv.rcode).toBe(Rcode.NOERROR);
+    expect(srv.tc).toBe(true);
+    expect(srv.answers).toEqual([]);
+    expect(responder.answerErrors).toBe(0);
+    // The rest of the service still answers.
+    expect(addrs(ask('big.ns.fed.example.com.')).length).toBe(1000);
+  });
+
   it('an endpoint without a ready condition is ready; ready false or terminating is not', () => {
     const { fed, ask } = federation();
     const a = fed.addCluster(settings('a', { addressMode: 'endpoints' }));
