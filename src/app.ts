@@ -415,6 +415,16 @@ export class Fedns {
     await this.dns.close(graceMs);
     for (const name of [...this.sources.keys()]) await this.stopCluster(name);
     this.federation.close();
+    // Nothing is served any more: the next run continues from the serial served last rather
+    // than from the reservation (only a crash skips the serials reserved).
+    const file = this.config.transfer.serialFile;
+    if (file && this.reservedSerial) {
+      try {
+        writeFileAtomic(file, `${this.federation.snapshot.serial}\n`);
+      } catch (e) {
+        this.log.error({ err: e, file }, 'cannot save the SOA serial');
+      }
+    }
   }
 }
 
