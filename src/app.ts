@@ -253,9 +253,10 @@ export class Fedns {
     const file = this.config.transfer.serialFile;
     if (!file || (this.reservedSerial && !serialLess(this.reservedSerial, serial))) return;
     const reserved = (serial + SERIAL_RESERVE) >>> 0 || 1;
+    // Tried again (and logged) once the serial passes this reservation, not at every change.
+    this.reservedSerial = reserved;
     try {
       writeFileAtomic(file, `${reserved}\n`);
-      this.reservedSerial = reserved;
     } catch (e) {
       this.log.error({ err: e, file }, 'cannot save the SOA serial');
     }
