@@ -332,6 +332,30 @@ describe('what Services and EndpointSlices say, as sources hand them over', () =
     expect(addrs(ask('big.ns.fed.example.com.')).length).toBe(1000);
   });
 
+  it('an endpoint in two slices at once (as EndpointSlices may hold it while they are rebalanced) is one record at its name', () => {
+    const { fed, ask } = federation();
+    const a = fed.addCluster(settings('a'));
+    const headlessSlice = (name: string) =>
+      slimEndpointSlice({
+        metadata: { namespace: 'ns', name, labels: { 'kubernetes.io/service-name': 'hl' } },
+        addressType: 'IPv4',
+        endpoints: [{ addresses: ['10.0.0.1'] }, { addresses: ['10.0.0.2'], hostname: 'db-0' }],
+      });
+    seed(a, [raw('hl', { clusterIP: 'None' }), headlessSlice('hl-1'), headlessSlice('hl-2')]);
+    fed.rebuild();
+    expect(ask('10-0-0-1.a.hl.ns.fed.svc.example.com.').answers.length).toBe(1);
+    expect(ask('db-0.a.hl.ns.fed.svc.example.com.').answers.length).toBe(1);
+    // Its removal is one record too: an IXFR never deletes a record twice.
+    let change: ZoneChange | undefined;
+    fed.on('published', (_s, c) => (change = c));
+    a.remove('EndpointSlice', 'ns', 'hl-1');
+    a.remove('EndpointSlice', 'ns', 'hl-2');
+    a.flush();
+    fed.rebuild();
+    const removed = (change?.removed ?? []).filter((r) => r.name.endsWith('.a.hl.ns.fed.svc.example.com.')).map((r) => `${r.name} ${String(r.data)}`);
+    expect(removed.sort()).toEqual(['10-0-0-1.a.hl.ns.fed.svc.example.com. 10.0.0.1', 'db-0.a.hl.ns.fed.svc.example.com. 10.0.0.2']);
+  });
+
   it('an endpoint without a ready condition is ready; ready false or terminating is not', () => {
     const { fed, ask } = federation();
     const a = fed.addCluster(settings('a', { addressMode: 'endpoints' }));
