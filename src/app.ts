@@ -368,6 +368,7 @@ export class Fedns {
     this.configureResponder(next, policy);
     this.notifier.setOptions(notifyOptions(next));
     this.dns.setLimits(next.tcp);
+    this.journal.setLimits(next.transfer.journal.deltas, next.transfer.journal.records);
     // Every listener uses one UDP path, chosen at start.
     if (next.udp.batch !== prev.udp.batch) this.log.warn({ udp: this.dns.udpPath.path }, 'udp.batch changed: it takes effect at the next restart');
     this.configureRateLimit(next);
