@@ -193,11 +193,11 @@ export class Fedns {
       () => ({ hits: this.responder.cacheHits, misses: this.responder.cacheMisses, errors: this.responder.answerErrors }),
     );
     const metrics = this.metrics;
-    const queryLog = config.log.queries ? log.child({ component: 'query' }) : undefined;
+    this.queryLog = config.log.queries ? log.child({ component: 'query' }) : undefined;
     const observe: QueryObserver = (transport, qtype, rcode, q) => {
       metrics.query(transport, qtype, rcode);
       observer?.(transport, qtype, rcode, q);
-      queryLog?.info({ transport, qname: q?.key ? keyToName(q.key) : undefined, qtype: typeName(qtype), rcode: rcodeName(rcode) }, 'query');
+      this.queryLog?.info({ transport, qname: q?.key ? keyToName(q.key) : undefined, qtype: typeName(qtype), rcode: rcodeName(rcode) }, 'query');
     };
     const answerLog = log.child({ component: 'responder' });
     this.responder = new Responder(() => this.federation.snapshot, { observer: observe, log: (obj, msg) => answerLog.error(obj, msg) });
@@ -239,6 +239,9 @@ export class Fedns {
       log.info({ cluster: c.name, health: c.health, previous, reason: c.reason || undefined }, 'cluster health changed'),
     );
   }
+
+  /** One log line per query (log.queries), or undefined; a reload turns it on or off. */
+  private queryLog?: Logger;
 
   /** The serial the file on disk is ahead of: serials up to it may be published without a write. */
   private reservedSerial = 0;
@@ -371,6 +374,8 @@ export class Fedns {
     this.journal.setLimits(next.transfer.journal.deltas, next.transfer.journal.records);
     // Every listener uses one UDP path, chosen at start.
     if (next.udp.batch !== prev.udp.batch) this.log.warn({ udp: this.dns.udpPath.path }, 'udp.batch changed: it takes effect at the next restart');
+    if (next.log.level !== prev.log.level) this.log.warn({ running: prev.log.level, configured: next.log.level }, 'log.level changed: it takes effect at the next restart');
+    if (next.log.queries !== prev.log.queries) this.queryLog = next.log.queries ? this.log.child({ component: 'query' }) : undefined;
     this.configureRateLimit(next);
     this.config = next;
     if (next.transfer.serialFile !== prev.transfer.serialFile) {
