@@ -22,7 +22,7 @@ import { AddressAcl } from './acl.js';
 import { Journal } from './server/journal.js';
 import { Notifier, type NotifyOptions } from './server/notify.js';
 import type { TsigKey } from './wire/tsig.js';
-import { ZoneTransfers, type TransferPolicy } from './server/xfr.js';
+import { serialLess, ZoneTransfers, type TransferPolicy } from './server/xfr.js';
 import { nextSerial } from './zone/snapshot.js';
 import { OpsServer } from './ops/http.js';
 
@@ -102,6 +102,9 @@ export function rateLimitSummary(c: Config): string {
     `exempt ${r.exempt.join(', ') || 'nobody'}, table ${r.tableSize}`
   );
 }
+
+/** Serials reserved on disk at a time (transfer.serialFile): one write per this many changes at most. */
+const SERIAL_RESERVE = 1000;
 
 /** The serial saved by a previous run, so a restart never goes backwards. */
 function savedSerial(file: string | undefined): number | undefined {
@@ -190,11 +193,11 @@ export class Fedns {
       () => ({ hits: this.responder.cacheHits, misses: this.responder.cacheMisses, errors: this.responder.answerErrors }),
     );
     const metrics = this.metrics;
-    const queryLog = config.log.queries ? log.child({ component: 'query' }) : undefined;
+    this.queryLog = config.log.queries ? log.child({ component: 'query' }) : undefined;
     const observe: QueryObserver = (transport, qtype, rcode, q) => {
       metrics.query(transport, qtype, rcode);
       observer?.(transport, qtype, rcode, q);
-      queryLog?.info({ transport, qname: q?.key ? keyToName(q.key) : undefined, qtype: typeName(qtype), rcode: rcodeName(rcode) }, 'query');
+      this.queryLog?.info({ transport, qname: q?.key ? keyToName(q.key) : undefined, qtype: typeName(qtype), rcode: rcodeName(rcode) }, 'query');
     };
     const answerLog = log.child({ component: 'responder' });
     this.responder = new Responder(() => this.federation.snapshot, { observer: observe, log: answerLog });
@@ -213,6 +216,7 @@ export class Fedns {
     this.notifier = new Notifier(notifyOptions(config), () => this.federation.snapshot, log.child({ component: 'notify' }), (result, rcode) =>
       metrics.notifies.inc(rcode ? { result, rcode } : { result }),
     );
+    this.reserveSerial(this.federation.snapshot.serial);
     let lastSerial = this.federation.snapshot.serial;
     let lastSoa = this.federation.snapshot.soa;
     this.federation.on('published', (snap, change) => {
@@ -222,8 +226,8 @@ export class Fedns {
       else this.journal.add(lastSerial, snap.serial, change, lastSoa);
       lastSerial = snap.serial;
       lastSoa = snap.soa;
+      this.reserveSerial(snap.serial);
       this.notifier.changed();
-      this.saveSerial();
     });
     this.federation.on('programmed', (cluster, seconds) => {
       for (const s of seconds) metrics.programming.observe({ cluster }, s);
@@ -236,21 +240,29 @@ export class Fedns {
     );
   }
 
-  private serialTimer?: NodeJS.Timeout;
+  /** One log line per query (log.queries), or undefined; a reload turns it on or off. */
+  private queryLog?: Logger;
 
-  /** Persists the serial (coalesced to one write per second). */
-  private saveSerial(): void {
+  /** The serial the file on disk is ahead of: serials up to it may be published without a write. */
+  private reservedSerial = 0;
+
+  /**
+   * Keeps transfer.serialFile ahead of every serial published: before a serial past the last
+   * reservation is served, SERIAL_RESERVE more are reserved on disk (a synchronous, atomic write).
+   * A run that ends in any way, a crash included, restarts past every serial it served, so a
+   * secondary never sees an older serial, or one it had with other contents.
+   */
+  private reserveSerial(serial: number): void {
     const file = this.config.transfer.serialFile;
-    if (!file || this.serialTimer) return;
-    this.serialTimer = setTimeout(() => {
-      this.serialTimer = undefined;
-      try {
-        writeFileAtomic(file, `${this.federation.snapshot.serial}\n`);
-      } catch (e) {
-        this.log.error({ err: e, file }, 'cannot save the SOA serial');
-      }
-    }, 1000);
-    this.serialTimer.unref();
+    if (!file || (this.reservedSerial && !serialLess(this.reservedSerial, serial))) return;
+    const reserved = (serial + SERIAL_RESERVE) >>> 0 || 1;
+    // Tried again (and logged) once the serial passes this reservation, not at every change.
+    this.reservedSerial = reserved;
+    try {
+      writeFileAtomic(file, `${reserved}\n`);
+    } catch (e) {
+      this.log.error({ err: e, file }, 'cannot save the SOA serial');
+    }
   }
 
   async start(): Promise<void> {
@@ -359,10 +371,18 @@ export class Fedns {
     this.configureResponder(next, policy);
     this.notifier.setOptions(notifyOptions(next));
     this.dns.setLimits(next.tcp);
+    this.journal.setLimits(next.transfer.journal.deltas, next.transfer.journal.records);
     // Every listener uses one UDP path, chosen at start.
     if (next.udp.batch !== prev.udp.batch) this.log.warn({ udp: this.dns.udpPath.path }, 'udp.batch changed: it takes effect at the next restart');
+    if (next.log.level !== prev.log.level) this.log.warn({ running: prev.log.level, configured: next.log.level }, 'log.level changed: it takes effect at the next restart');
+    if (next.log.queries !== prev.log.queries) this.queryLog = next.log.queries ? this.log.child({ component: 'query' }) : undefined;
     this.configureRateLimit(next);
     this.config = next;
+    if (next.transfer.serialFile !== prev.transfer.serialFile) {
+      // A new file starts ahead of the serial served now.
+      this.reservedSerial = 0;
+      this.reserveSerial(this.federation.snapshot.serial);
+    }
     // Everything that changes answers is applied before the next rebuild, all at once.
     const nextByName = new Map(next.clusters.map((c) => [c.name, c]));
     const prevByName = new Map(prev.clusters.map((c) => [c.name, c]));
@@ -398,15 +418,20 @@ export class Fedns {
 
   async stop(graceMs = 2000): Promise<void> {
     this.notifier.close();
-    if (this.serialTimer) {
-      clearTimeout(this.serialTimer);
-      this.serialTimer = undefined;
-      if (this.config.transfer.serialFile) writeFileAtomic(this.config.transfer.serialFile, `${this.federation.snapshot.serial}\n`);
-    }
     await this.ops?.close();
     await this.dns.close(graceMs);
     for (const name of [...this.sources.keys()]) await this.stopCluster(name);
     this.federation.close();
+    // Nothing is served any more: the next run continues from the serial served last rather
+    // than from the reservation (only a crash skips the serials reserved).
+    const file = this.config.transfer.serialFile;
+    if (file && this.reservedSerial) {
+      try {
+        writeFileAtomic(file, `${this.federation.snapshot.serial}\n`);
+      } catch (e) {
+        this.log.error({ err: e, file }, 'cannot save the SOA serial');
+      }
+    }
   }
 }
 

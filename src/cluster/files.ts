@@ -226,7 +226,9 @@ export class FileClusterSource implements ClusterSource {
         this.log.error({ error: msg }, 'cannot read cluster manifests; keeping the last good state');
         this.lastError = msg;
       }
-      this.state.reason = msg;
+      // What the cluster holds now is unknown: its last data is served as stale, then expires.
+      this.state.markBroken(msg);
+      this.state.flush();
       return;
     }
     this.lastPrint = this.reader.print;

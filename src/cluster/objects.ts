@@ -3,6 +3,7 @@
 // resourceVersion: an update that changes nothing answers depend on is no change). Tenants
 // write these objects: a value that cannot become part of a DNS name or record is dropped here
 // and listed in `ignored`, so the cluster state can count and report it.
+import { isAddress } from '../address.js';
 import { asDnsLabel, MAX_LABEL_LENGTH, nameProblem } from '../wire/name.js';
 import { MAX_TTL } from '../wire/writer.js';
 
@@ -84,6 +85,20 @@ function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
+/**
+ * One spelling per address: IPv6 in its RFC 5952 form ("2001:DB8:0::1" is "2001:db8::1"), so an
+ * address written two ways is one record and one endpoint name, and a spelling that goes away
+ * does not take the address out of a transfer's delta. Anything else is kept as written (and
+ * skipped where addresses are used).
+ */
+export function canonicalAddress(a: string): string {
+  return isAddress(a) === 6 ? new URL(`http://[${a}]/`).hostname.slice(1, -1) : a;
+}
+
+function addresses(v: unknown): string[] {
+  return Array.isArray(v) ? [...new Set(v.filter((a: unknown): a is string => typeof a === 'string').map(canonicalAddress))] : [];
+}
+
 function arr(v: unknown): Obj[] {
   return Array.isArray(v) ? (v.filter((x) => x && typeof x === 'object') as Obj[]) : [];
 }
@@ -153,9 +168,7 @@ export function slimService(o: Obj): SlimService {
   const ignored = new Ignored();
   const spec: Obj = o.spec ?? {};
   const ingress = arr(o.status?.loadBalancer?.ingress);
-  const lbAddresses = [...ingress.map((i) => str(i.ip)), ...(Array.isArray(spec.externalIPs) ? spec.externalIPs.map(str) : [])].filter(
-    (x): x is string => !!x,
-  );
+  const lbAddresses = addresses([...ingress.map((i) => i.ip), ...(Array.isArray(spec.externalIPs) ? spec.externalIPs : [])]);
   const lbHostnames: string[] = [];
   for (const i of ingress) {
     const h = str(i.hostname);
@@ -171,7 +184,7 @@ export function slimService(o: Obj): SlimService {
     name,
     headless: spec.clusterIP === 'None',
     ports: ports(spec.ports, ignored),
-    lbAddresses: [...new Set(lbAddresses)],
+    lbAddresses,
     lbHostnames,
     labels,
     ttl: ttlAnnotation(annotations[TTL_ANNOTATION], ignored),
@@ -187,7 +200,7 @@ export function slimEndpointSlice(o: Obj): SlimEndpointSlice {
   const endpoints: SlimEndpoint[] = arr(o.endpoints).map((e) => {
     const c: Obj = e.conditions ?? {};
     const ep: SlimEndpoint = {
-      addresses: (Array.isArray(e.addresses) ? e.addresses : []).filter((a: unknown): a is string => typeof a === 'string'),
+      addresses: addresses(e.addresses),
       ready: c.ready !== false && c.terminating !== true,
     };
     // Optional fields stay absent rather than undefined, so equal slices compare equal.

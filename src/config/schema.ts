@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { nameProblem, canonicalName, MAX_NAME_LENGTH, wireLength } from '../wire/name.js';
 import { isAddress } from '../address.js';
 import { MAX_TTL } from '../wire/writer.js';
+import { parseLabelSelector } from '../federation/selector.js';
 import { TSIG_ALGORITHMS, type TsigAlgorithm } from '../wire/tsig.js';
 import { VERSION } from '../version.js';
 
@@ -110,6 +111,16 @@ const selectionSchema = z
   .refine((s) => s.policy !== 'labels' || !!s.labelSelector, {
     message: 'policy "labels" needs a labelSelector such as "federation=yes"',
     path: ['labelSelector'],
+  })
+  .superRefine((s, ctx) => {
+    // Checked here, so that a selector fedns cannot read stops start-up and check with the
+    // field named, and a reload is rejected before anything of it applies.
+    if (s.labelSelector === undefined) return;
+    try {
+      parseLabelSelector(s.labelSelector);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: (e as Error).message, path: ['labelSelector'] });
+    }
   });
 
 const nameserverSchema = z.strictObject({

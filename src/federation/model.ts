@@ -143,7 +143,9 @@ function contribution(c: ClusterState, svc: SlimService, key: string, verdict: C
           const host = ep.hostname ?? addressLabel(a);
           let h = hosts.get(host);
           if (!h) hosts.set(host, (h = { host, cluster: c.name, v4: [], v6: [] }));
-          (isAddress(a) === 4 ? h.v4 : h.v6).push(a);
+          // The same endpoint may be in two slices at once (while slices are rebalanced): one record.
+          const list = isAddress(a) === 4 ? h.v4 : h.v6;
+          if (!list.includes(a)) list.push(a);
         }
       }
     }

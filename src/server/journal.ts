@@ -15,10 +15,24 @@ export class Journal {
 
   constructor(
     /** Most deltas kept. */
-    private readonly maxDeltas = 100,
+    private maxDeltas = 100,
     /** Most records (removed + added) kept across all deltas. */
-    private readonly maxRecords = 100_000,
+    private maxRecords = 100_000,
   ) {}
+
+  /** New limits (a reload): the oldest deltas go until the journal is within them. */
+  setLimits(maxDeltas: number, maxRecords: number): void {
+    this.maxDeltas = maxDeltas;
+    this.maxRecords = maxRecords;
+    this.trim();
+  }
+
+  private trim(): void {
+    while (this.deltas.length > this.maxDeltas || this.records > this.maxRecords) {
+      const d = this.deltas.shift()!;
+      this.records -= d.removed.length + d.added.length;
+    }
+  }
 
   /** Records the change that turned serial `from` into `to`. */
   add(from: number, to: number, change: ZoneChange, fromSoa?: RR): void {
@@ -37,10 +51,7 @@ export class Journal {
     }
     this.deltas.push({ from, to, removed: change.removed, added: change.added, fromSoa });
     this.records += size;
-    while (this.deltas.length > this.maxDeltas || this.records > this.maxRecords) {
-      const d = this.deltas.shift()!;
-      this.records -= d.removed.length + d.added.length;
-    }
+    this.trim();
   }
 
   /** Forgets every delta: clients get the whole zone. */

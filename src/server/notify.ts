@@ -69,6 +69,18 @@ export class Notifier {
 
   setOptions(opts: NotifyOptions): void {
     this.opts = opts;
+    // A target no longer named (or every target, on a replica that stopped being the transfer
+    // primary) hears nothing more: its pending retries end here.
+    const keep = new Set(opts.targets.map((t) => this.key(t)));
+    for (const [k, p] of this.pending) {
+      if (keep.has(k)) continue;
+      if (p.timer) clearTimeout(p.timer);
+      this.pending.delete(k);
+    }
+    if (opts.targets.length === 0 && this.coalesce) {
+      clearTimeout(this.coalesce);
+      this.coalesce = undefined;
+    }
   }
 
   private socket(host: string): UdpSocket {

@@ -12,7 +12,7 @@ import { CLASSIC_UDP_PAYLOAD, EdeCode, EdnsOption, MAX_UDP_PAYLOAD, Opcode, RRCl
 import { keyIsInZone, nameKey } from '../wire/name.js';
 import { newParsedQuery, parseQuery, ParseFailure, type ParsedQuery } from '../wire/query.js';
 import type { RR } from '../wire/records.js';
-import { Writer } from '../wire/writer.js';
+import { Writer, WriteOverflow } from '../wire/writer.js';
 import type { Answer, ZoneNode } from '../zone/node.js';
 import type { ZoneSnapshot } from '../zone/snapshot.js';
 import { ResponseSigner, tsigErrorTail, verifyRequest, type TsigKey } from '../wire/tsig.js';
@@ -368,34 +368,48 @@ export class Responder {
     let ancount = 0;
     let turns = 1;
     let rotate: RotatingSet[] | undefined;
-    for (const set of ans.answer) {
-      if (set.length > 1) {
-        const at = w.off;
-        const starts: number[] = [];
-        w.freeze = true;
-        for (const rr of set) {
-          starts.push(w.off - at);
-          w.rr(rr);
-        }
-        w.freeze = false;
-        const one = w.buf.subarray(at, w.off);
-        (rotate ??= []).push({ first: at - start, last: w.off - start, twice: Buffer.concat([one, one]), starts });
-        if (set.length > turns) turns = set.length;
-      } else if (set.length === 1) {
-        w.rr(set[0]);
-      }
-      ancount += set.length;
-    }
     let nscount = 0;
-    if (soaFrom) {
-      w.rr(negativeSoa(soaFrom));
-      nscount = 1;
+    try {
+      for (const set of ans.answer) {
+        if (set.length > 1) {
+          const at = w.off;
+          const starts: number[] = [];
+          w.freeze = true;
+          for (const rr of set) {
+            starts.push(w.off - at);
+            w.rr(rr);
+          }
+          w.freeze = false;
+          const one = w.buf.subarray(at, w.off);
+          (rotate ??= []).push({ first: at - start, last: w.off - start, twice: Buffer.concat([one, one]), starts });
+          if (set.length > turns) turns = set.length;
+        } else if (set.length === 1) {
+          w.rr(set[0]);
+        }
+        ancount += set.length;
+      }
+      if (soaFrom) {
+        w.rr(negativeSoa(soaFrom));
+        nscount = 1;
+      }
+    } catch (e) {
+      if (!(e instanceof WriteOverflow)) throw e;
+      // An answer bigger than any message (one RRset of thousands of records): TC=1 on every
+      // transport, as build() does for an answer that does not fit.
+      w.freeze = false;
+      return { bytes: Buffer.alloc(0), ancount: 0, nscount: 0, required: Infinity, additional: [], turns: 1 };
     }
     const required = w.off - start;
     const additional: Encoded['additional'] = [];
-    for (const set of ans.additional) {
-      for (const rr of set) w.rr(rr);
-      additional.push({ end: w.off - start, count: set.length });
+    try {
+      for (const set of ans.additional) {
+        for (const rr of set) w.rr(rr);
+        additional.push({ end: w.off - start, count: set.length });
+      }
+    } catch (e) {
+      // Additional RRsets past the largest message are left out, as build() leaves out those that do not fit.
+      if (!(e instanceof WriteOverflow)) throw e;
+      w.off = start + (additional.at(-1)?.end ?? required);
     }
     return { bytes: Buffer.from(w.buf.subarray(start, w.off)), ancount, nscount, required, additional, rotate, turns };
   }

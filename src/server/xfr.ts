@@ -69,6 +69,8 @@ export class ZoneTransfers {
 
   /** Why `client` may not have the whole zone over HTTP (no TSIG there), or undefined if it may. */
   zoneRefusal(client: string | undefined): string | undefined {
+    // One zone per serial: only the transfer primary hands out the zone, by HTTP as by AXFR.
+    if (this.policy.notPrimary) return this.policy.notPrimary;
     if (this.policy.requireTsig) return 'transfer.requireTsig is on; transfer the zone by AXFR with a TSIG key';
     if (!this.allow.allows(client)) return `${client ?? 'this client'} is not in transfer.allow`;
     return undefined;

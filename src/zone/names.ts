@@ -70,20 +70,18 @@ export function parseName(z: ZoneNaming, qname: string): ParsedName {
   if (n === 3 && labels[2] === F) return { kind: 'short', service: labels[0], namespace: labels[1] };
   if (n === 5 && labels[4] === F && isSrvLabels(labels[0], labels[1]))
     return { kind: 'srv', form: 'short', port: labels[0].slice(1), protocol: labels[1].slice(1), service: labels[2], namespace: labels[3] };
-  // Federation v1 forms: <svc>.<ns>.F.svc[.<zone>][.<region>]
-  const svcAt = labels.lastIndexOf('svc');
-  if (svcAt >= 3 && labels[svcAt - 1] === F) {
-    const after = labels.slice(svcAt + 1);
-    const before = labels.slice(0, svcAt - 1);
-    if (after.length === 0) {
-      if (before.length === 2) return { kind: 'global', service: before[0], namespace: before[1] };
-      if (before.length === 4 && isSrvLabels(before[0], before[1]))
-        return { kind: 'srv', form: 'global', port: before[0].slice(1), protocol: before[1].slice(1), service: before[2], namespace: before[3] };
-      if (before.length === 4) return { kind: 'endpoint', host: before[0], cluster: before[1], service: before[2], namespace: before[3] };
-    } else if (before.length === 2) {
-      if (after.length === 1) return { kind: 'regional', service: before[0], namespace: before[1], region: after[0] };
-      if (after.length === 2) return { kind: 'zonal', service: before[0], namespace: before[1], zone: after[0], region: after[1] };
-    }
+  // Federation v1 forms: <svc>.<ns>.F.svc[.<zone>][.<region>], by position: zones come from
+  // tenants, so "svc" or F may appear again after the first "F.svc".
+  if (n === 6 && labels[4] === F && labels[5] === 'svc') {
+    if (isSrvLabels(labels[0], labels[1]))
+      return { kind: 'srv', form: 'global', port: labels[0].slice(1), protocol: labels[1].slice(1), service: labels[2], namespace: labels[3] };
+    return { kind: 'endpoint', host: labels[0], cluster: labels[1], service: labels[2], namespace: labels[3] };
+  }
+  if (n >= 4 && labels[2] === F && labels[3] === 'svc') {
+    const after = labels.slice(4);
+    if (after.length === 0) return { kind: 'global', service: labels[0], namespace: labels[1] };
+    if (after.length === 1) return { kind: 'regional', service: labels[0], namespace: labels[1], region: after[0] };
+    if (after.length === 2) return { kind: 'zonal', service: labels[0], namespace: labels[1], zone: after[0], region: after[1] };
   }
   return { kind: 'other', labels };
 }

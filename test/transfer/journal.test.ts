@@ -89,3 +89,24 @@ describe('Journal', () => {
     expect(j.since(11)?.map((d) => d.to)).toEqual([12]);
   });
 });
+
+describe('journal limits on reload', () => {
+  it('a reload applies new transfer.journal limits to the journal in use (lowered: the oldest deltas go)', async () => {
+    const q = await startPrimary({ transfer: { allow: ['127.0.0.1'], journal: { deltas: 10, records: 1000 } } });
+    try {
+      const c = addCluster(q);
+      fillCluster(c, 0, 4);
+      await q.settled(100);
+      for (let i = 0; i < 4; i++) {
+        const before = q.zone().serial;
+        readdress(c, i, 50 + i);
+        await q.waitForZone((z) => z.serial !== before);
+      }
+      expect(q.fedns.journal.size).toBeGreaterThanOrEqual(4);
+      await q.fedns.reload({ ...q.fedns.config, transfer: { ...q.fedns.config.transfer, journal: { deltas: 2, records: 1000 } } });
+      expect(q.fedns.journal.size).toBe(2);
+    } finally {
+      await q.stop();
+    }
+  });
+});

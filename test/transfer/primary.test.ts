@@ -9,8 +9,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { buildConfig, ConfigError, type Config } from '../../src/config/load.js';
 import { Rcode, RRType } from '../../src/wire/constants.js';
 import type { SoaData } from '../../src/wire/records.js';
-import { addCluster, fillCluster, parseIncremental, readdress, sleep, soaSerialOf, startPrimary, tcpTransfer, udpExchange, xfrQuery, type Primary } from './harness.js';
+import { addCluster, captureLogs, fillCluster, parseIncremental, readdress, sleep, soaSerialOf, startPrimary, tcpTransfer, udpExchange, xfrQuery, type Primary } from './harness.js';
 import { decodeMessage } from '../../src/wire/message.js';
+import { Notifier } from '../../src/server/notify.js';
+import type { ZoneSnapshot } from '../../src/zone/snapshot.js';
 
 let p: Primary | undefined;
 let secondary: UdpSocket | undefined;
@@ -49,6 +51,8 @@ describe('transfer.primary', () => {
     const udp = await udpExchange(p.port, xfrQuery('IXFR', { serial: z.serial - 1 }));
     expect(decodeMessage(udp!).rcode).toBe(Rcode.REFUSED);
     await p.waitForLog('zone transfer refused', (r) => String(r.reason).includes('not the transfer primary (transfer.primary: fedns-transfer-0, this replica: fedns-7d9f-abcde)'));
+    // The zone over HTTP (/zone) is a transfer too: not from this replica either.
+    expect(p.fedns.transfers.zoneRefusal('127.0.0.1')).toMatch(/not the transfer primary/);
     expect(await p.transfers('AXFR', 'refused')).toBe(1);
     readdress(c, 1, 7);
     await p.waitForZone((x) => x.serial !== z.serial);
@@ -67,6 +71,7 @@ describe('transfer.primary', () => {
     const z = await p.settled(100);
     const r = await tcpTransfer(p.port, 'AXFR');
     expect(r.rcode).toBe(Rcode.NOERROR);
+    expect(p.fedns.transfers.zoneRefusal('127.0.0.1')).toBeUndefined();
     expect(soaSerialOf(r.records[0])).toBe(z.serial);
     readdress(c, 1, 7);
     await p.waitForZone((x) => x.serial !== z.serial);
@@ -126,5 +131,25 @@ describe('reloads as secondaries see them', () => {
     for (const rr of r.records) expect(rr.name.endsWith('example.net.'), rr.name).toBe(true);
     // The old zone is not served any more.
     expect((await tcpTransfer(p.port, 'AXFR', { zone: 'example.com.' })).rcode).toBe(Rcode.NOTAUTH);
+  });
+});
+
+describe('NOTIFY after a reload', () => {
+  it('stops, retries included, for targets the new settings no longer name (a replica that stopped being the primary)', async () => {
+    const target = await notifyTarget();
+    const zone = { serial: 7, domain: 'example.com.', soa: { name: 'example.com.', type: RRType.SOA, ttl: 3600, data: { mname: 'ns1.example.com.', rname: 'h.example.com.', serial: 7, refresh: 1, retry: 1, expire: 1, minimum: 1 } } };
+    const base = { coalesceMs: 10, retryMs: 60, retries: 5 };
+    const n = new Notifier({ ...base, targets: [{ host: '127.0.0.1', port: target.port }] }, () => zone as unknown as ZoneSnapshot, captureLogs('silent').log);
+    try {
+      n.changed();
+      for (let i = 0; i < 100 && target.heard.length === 0; i++) await sleep(10);
+      expect(target.heard.length).toBe(1); // sent, never acknowledged: retries are armed
+      n.setOptions({ ...base, targets: [] });
+      n.changed();
+      await sleep(600); // past 60 + 120 + 240 ms of retries
+      expect(target.heard.length).toBe(1);
+    } finally {
+      n.close();
+    }
   });
 });

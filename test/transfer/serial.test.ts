@@ -56,6 +56,30 @@ describe('SOA serial', () => {
     }
   });
 
+  it('keeps increasing across a crash right after changes (no orderly stop): the file is ahead of every serial served', async () => {
+    const copy = demoCopy((y) =>
+      y
+        .replace('127.0.0.1:1053', '127.0.0.1:0')
+        .replace('listen: 127.0.0.1:9153', 'listen: null')
+        .replace(/^clusters:/m, 'transfer:\n  serialFile: state/serial\nclusters:'),
+    );
+    const running: Fedns[] = [];
+    try {
+      mkdirSync(join(copy.dir, 'state'));
+      const first = await start(copy.config);
+      running.push(first);
+      churn(first, 20);
+      const last = first.federation.snapshot.serial;
+      // The process dies here (SIGKILL, OOM, a lost node): what is on disk is all the next run has.
+      const second = await start(copy.config);
+      running.push(second);
+      expect(second.federation.snapshot.serial).toBeGreaterThan(last);
+    } finally {
+      for (const f of running) await f.stop(100);
+      copy.cleanup();
+    }
+  });
+
   it('is comparable across replicas of the same clusters (time-based)', async () => {
     const a = demoCopy((y) => y.replace('127.0.0.1:1053', '127.0.0.1:0').replace('listen: 127.0.0.1:9153', 'listen: null'));
     const b = demoCopy((y) => y.replace('127.0.0.1:1053', '127.0.0.1:0').replace('listen: 127.0.0.1:9153', 'listen: null'));

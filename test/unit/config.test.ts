@@ -54,6 +54,7 @@ describe('configuration', () => {
     ['missing directory', 'clusters: [{ name: a, source: { type: files, path: nowhere } }]', /^clusters\[0\]\.source\.path: directory .*nowhere not found/],
     ['zones without region', 'clusters: [{ name: a, zones: [z1], source: { type: files, path: . } }]', /^clusters\[0\]\.region: a cluster with zones needs a region/],
     ['labels without selector', 'selection: { policy: labels }', /^selection\.labelSelector: policy "labels" needs a labelSelector/],
+    ['a set-based label selector', 'selection: { policy: labels, labelSelector: "tier notin (db)" }', /^selection\.labelSelector: cannot parse label selector term "tier notin \(db\)"/],
     ['glue missing', 'nameservers: [{ name: ns.example.com. }]', /^nameservers\[0\]\.addresses: ns\.example\.com\. is inside example\.com\. and needs glue/],
     ['yaml syntax', 'domain: [unclosed', /^YAML syntax: /],
     ['duplicate key, with its place and no dangling colon', 'federation: a\nfederation: b', /^YAML syntax: Map keys must be unique at line 2, column 1$/],

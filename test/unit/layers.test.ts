@@ -17,7 +17,7 @@ const MAY_IMPORT: Record<string, string[]> = {
   zone: ['wire', 'shared'],
   federation: ['cluster', 'zone', 'wire', 'shared'],
   server: ['zone', 'wire', 'shared'],
-  config: ['wire', 'shared'],
+  config: ['federation', 'wire', 'shared'],
   ops: ['server', 'federation', 'zone', 'cluster', 'wire', 'config', 'shared'],
   join: ['config', 'wire', 'shared'],
   shared: ['wire'],

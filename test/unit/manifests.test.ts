@@ -100,3 +100,31 @@ describe('FileClusterSource watching', () => {
     }
   });
 });
+
+describe('FileClusterSource health', () => {
+  it('a directory that cannot be read makes the cluster stale (its last data kept), and live again once it reads', () => {
+    const root = mkdtempSync(join(tmpdir(), 'fedns-manifests-'));
+    const dir = join(root, 'alpha');
+    try {
+      mkdirSync(dir);
+      writeFileSync(join(dir, 'a.json'), JSON.stringify(svc('a', '192.0.2.1')));
+      const fed = new Federation(testFederationSettings());
+      const state = fed.addCluster({ name: 'alpha', region: 'r1', zones: ['z1'], addressMode: 'loadBalancer', gracePeriod: 300 });
+      const source = new FileClusterSource(state, dir, createLogger('silent'));
+      source.reload();
+      expect(state.health).toBe('live');
+      renameSync(dir, join(root, 'gone'));
+      source.reload();
+      expect(state.health).toBe('stale');
+      expect(state.reason).toMatch(/ENOENT/);
+      expect(state.services.has('shop/a')).toBe(true);
+      renameSync(join(root, 'gone'), dir);
+      source.reload();
+      expect(state.health).toBe('live');
+      state.dispose();
+      fed.close();
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});

@@ -28,6 +28,11 @@ describe('parseName: query name -> request', () => {
       { kind: 'srv', form: 'global', port: 'http', protocol: 'tcp', service: 'nginx', namespace: 'default' },
     ],
     ['db-0.alpha.db.data.fed.svc.example.com.', { kind: 'endpoint', host: 'db-0', cluster: 'alpha', service: 'db', namespace: 'data' }],
+    // Zones come from tenants: one called "svc" (or "fed") is still a zone.
+    ['s.n.fed.svc.svc.us-east.example.com.', { kind: 'zonal', service: 's', namespace: 'n', region: 'us-east', zone: 'svc' }],
+    ['s.n.fed.svc.fed.us-east.example.com.', { kind: 'zonal', service: 's', namespace: 'n', region: 'us-east', zone: 'fed' }],
+    ['s.svc.fed.svc.svc.us-east.example.com.', { kind: 'zonal', service: 's', namespace: 'svc', region: 'us-east', zone: 'svc' }],
+    ['svc.svc.fed.svc.example.com.', { kind: 'global', service: 'svc', namespace: 'svc' }],
     ['default.fed.svc.example.com.', { kind: 'other', labels: ['default', 'fed', 'svc'] }],
     ['fed.example.com.', { kind: 'other', labels: ['fed'] }],
     ['a.b.c.d.e.fed.example.com.', { kind: 'other', labels: ['a', 'b', 'c', 'd', 'e', 'fed'] }],

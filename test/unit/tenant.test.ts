@@ -11,6 +11,7 @@ import { Responder } from '../../src/server/responder.js';
 import { Federation } from '../../src/federation/federation.js';
 import { explain, explanationText } from '../../src/ops/explain.js';
 import type { FederationPolicy } from '../../src/federation/model.js';
+import type { ZoneChange } from '../../src/zone/snapshot.js';
 import { captureLogs } from '../transfer/harness.js';
 import { seed, testFederationSettings } from '../support/federation.js';
 
@@ -278,6 +279,81 @@ describe('what Services and EndpointSlices say, as sources hand them over', () =
     const down = ask('down.ns.fed.example.com.');
     expect(down.rcode).toBe(Rcode.NOERROR);
     expect(down.answers).toEqual([]);
+  });
+
+  it('an IPv6 address is one address however it is spelled: one record, one endpoint name, and a removed spelling removes nothing still served', () => {
+    const { fed, ask } = federation();
+    const a = fed.addCluster(settings('a'));
+    const headless = (addresses: string[]) =>
+      slimEndpointSlice({
+        metadata: { namespace: 'ns', name: 'hl-1', labels: { 'kubernetes.io/service-name': 'hl' } },
+        addressType: 'IPv6',
+        endpoints: addresses.map((x) => ({ addresses: [x] })),
+      });
+    seed(a, [
+      raw('v6', { externalIPs: ['2001:DB8::77', '2001:db8:0:0::78'] }, [{ ip: '2001:db8::77' }, { ip: '2001:0db8::78' }]),
+      rawSlice('v6', [{ addresses: ['10.0.0.1'] }]),
+      raw('hl', { clusterIP: 'None' }),
+      headless(['2001:db8::1', '2001:DB8::1', '2001:db8:0::1']),
+    ]);
+    fed.rebuild();
+    expect(addrs(ask('v6.ns.fed.example.com.', RRType.AAAA))).toEqual(['2001:db8::77', '2001:db8::78']);
+    expect(addrs(ask('hl.ns.fed.example.com.', RRType.AAAA))).toEqual(['2001:db8::1']);
+    expect(names(fed).filter((n) => n.endsWith('.a.hl.ns.fed.svc.example.com.'))).toEqual(['2001-db8--1.a.hl.ns.fed.svc.example.com.']);
+    // One spelling goes, the address stays: the change a secondary gets (IXFR) removes nothing.
+    let change: ZoneChange | undefined;
+    fed.on('published', (_s, c) => (change = c));
+    a.upsert('Service', raw('v6', { externalIPs: [] }, [{ ip: '2001:db8::77' }, { ip: '2001:0db8::78' }]));
+    a.flush();
+    fed.rebuild();
+    expect(addrs(ask('v6.ns.fed.example.com.', RRType.AAAA))).toEqual(['2001:db8::77', '2001:db8::78']);
+    expect(change?.removed ?? []).toEqual([]);
+  });
+
+  it('an RRset too big for any message (a headless service with many endpoints and ports of one name) is truncated, not an error', () => {
+    const { fed, ask, responder } = federation();
+    const a = fed.addCluster(settings('a'));
+    seed(a, [
+      raw('big', { clusterIP: 'None' }),
+      slimEndpointSlice({
+        metadata: { namespace: 'ns', name: 'big-1', labels: { 'kubernetes.io/service-name': 'big' } },
+        addressType: 'IPv4',
+        ports: Array.from({ length: 10 }, (_, k) => ({ name: 'p', port: 1000 + k })),
+        endpoints: Array.from({ length: 1000 }, (_, i) => ({ addresses: [`10.${50 + Math.floor(i / 250)}.${i % 250}.1`] })),
+      }),
+    ]);
+    fed.rebuild();
+    const srv = ask('_p._tcp.big.ns.fed.example.com.', RRType.SRV);
+    expect(srv.rcode).toBe(Rcode.NOERROR);
+    expect(srv.tc).toBe(true);
+    expect(srv.answers).toEqual([]);
+    expect(responder.answerErrors).toBe(0);
+    // The rest of the service still answers.
+    expect(addrs(ask('big.ns.fed.example.com.')).length).toBe(1000);
+  });
+
+  it('an endpoint in two slices at once (as EndpointSlices may hold it while they are rebalanced) is one record at its name', () => {
+    const { fed, ask } = federation();
+    const a = fed.addCluster(settings('a'));
+    const headlessSlice = (name: string) =>
+      slimEndpointSlice({
+        metadata: { namespace: 'ns', name, labels: { 'kubernetes.io/service-name': 'hl' } },
+        addressType: 'IPv4',
+        endpoints: [{ addresses: ['10.0.0.1'] }, { addresses: ['10.0.0.2'], hostname: 'db-0' }],
+      });
+    seed(a, [raw('hl', { clusterIP: 'None' }), headlessSlice('hl-1'), headlessSlice('hl-2')]);
+    fed.rebuild();
+    expect(ask('10-0-0-1.a.hl.ns.fed.svc.example.com.').answers.length).toBe(1);
+    expect(ask('db-0.a.hl.ns.fed.svc.example.com.').answers.length).toBe(1);
+    // Its removal is one record too: an IXFR never deletes a record twice.
+    let change: ZoneChange | undefined;
+    fed.on('published', (_s, c) => (change = c));
+    a.remove('EndpointSlice', 'ns', 'hl-1');
+    a.remove('EndpointSlice', 'ns', 'hl-2');
+    a.flush();
+    fed.rebuild();
+    const removed = (change?.removed ?? []).filter((r) => r.name.endsWith('.a.hl.ns.fed.svc.example.com.')).map((r) => `${r.name} ${String(r.data)}`);
+    expect(removed.sort()).toEqual(['10-0-0-1.a.hl.ns.fed.svc.example.com. 10.0.0.1', 'db-0.a.hl.ns.fed.svc.example.com. 10.0.0.2']);
   });
 
   it('an endpoint without a ready condition is ready; ready false or terminating is not', () => {
