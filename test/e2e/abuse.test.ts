@@ -9,6 +9,7 @@
 import { describe, expect, it } from 'vitest';
 import { ABUSE_CONFIG, ABUSE_MIX, openFilesLimit, runAbuse } from '../support/abuse.js';
 import { startFedns, withYaml } from '../support/fedns.js';
+import { UDP_PATHS, udpBatch } from '../support/udp-paths.js';
 
 const MiB = 1024 * 1024;
 /** Shorter than the benchmark's run, to keep the suite near a minute for this file. */
@@ -20,9 +21,9 @@ const SECONDS = 40;
 const IDLE = Math.min(ABUSE_MIX.idle, openFilesLimit() - 300);
 if (IDLE < ABUSE_MIX.idle) console.warn(`abuse run: ${IDLE} idle connections instead of ${ABUSE_MIX.idle} (ulimit -n ${openFilesLimit()})`);
 
-describe('abuse run', () => {
+describe.each(UDP_PATHS)('abuse run (UDP $name)', ({ batch }) => {
   it('the well-behaved client gets at least 99.9 % of its answers right and fedns stays under start + 100 MiB', { timeout: 150_000 }, async () => {
-    const f = await startFedns({ edit: withYaml(ABUSE_CONFIG) });
+    const f = await startFedns({ edit: udpBatch(batch, withYaml(ABUSE_CONFIG)) });
     try {
       const r = await runAbuse(f.port, f.process.pid!, { ...ABUSE_MIX, idle: IDLE, seconds: SECONDS });
       const summary = JSON.stringify(r);
