@@ -43,3 +43,15 @@ export function seed(cluster: ClusterState, objects: Iterable<SeedObject> = []):
   cluster.markLive();
   cluster.flush();
 }
+
+/** A Service of namespace "ns" with one named port and these load-balancer addresses. */
+export const svc = (name: string, lb: string[], over: Partial<SlimService> = {}): SlimService => ({
+  namespace: 'ns',
+  name,
+  headless: false,
+  ports: [{ name: 'http', port: 80, protocol: 'tcp' }],
+  lbAddresses: lb,
+  lbHostnames: [],
+  labels: {},
+  ...over,
+});

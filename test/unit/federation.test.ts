@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { SlimEndpointSlice, SlimService } from '../../src/cluster/objects.js';
+import type { SlimEndpointSlice } from '../../src/cluster/objects.js';
 import type { ClusterSettings } from '../../src/cluster/state.js';
 import { EdnsOption, Rcode, RRType } from '../../src/wire/constants.js';
 import { decodeMessage, encodeQuery, type Message } from '../../src/wire/message.js';
@@ -9,7 +9,7 @@ import type { FederationPolicy } from '../../src/federation/model.js';
 import { parseLabelSelector } from '../../src/federation/selector.js';
 import { zoneRecords } from '../../src/zone/masterfile.js';
 import { nameKey } from '../../src/wire/name.js';
-import { seed, testFederationSettings } from '../support/federation.js';
+import { seed, svc, testFederationSettings } from '../support/federation.js';
 
 function federation(policy: Partial<FederationPolicy> = {}): { fed: Federation; ask: (n: string, t: number, o?: Parameters<typeof encodeQuery>[2], tr?: 'udp' | 'tcp') => Message } {
   const fed = new Federation(testFederationSettings(policy));
@@ -25,17 +25,6 @@ const settings = (name: string, over: Partial<ClusterSettings> = {}): ClusterSet
   zones: ['z1'],
   addressMode: 'loadBalancer',
   gracePeriod: 300,
-  ...over,
-});
-
-const svc = (name: string, lb: string[], over: Partial<SlimService> = {}): SlimService => ({
-  namespace: 'ns',
-  name,
-  headless: false,
-  ports: [{ name: 'http', port: 80, protocol: 'tcp' }],
-  lbAddresses: lb,
-  lbHostnames: [],
-  labels: {},
   ...over,
 });
 

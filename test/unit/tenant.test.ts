@@ -13,7 +13,7 @@ import { explain, explanationText } from '../../src/ops/explain.js';
 import type { FederationPolicy } from '../../src/federation/model.js';
 import type { ZoneChange } from '../../src/zone/snapshot.js';
 import { captureLogs } from '../transfer/harness.js';
-import { seed, testFederationSettings } from '../support/federation.js';
+import { seed, svc, testFederationSettings } from '../support/federation.js';
 
 function federation(policy: Partial<FederationPolicy> = {}) {
   const logs = captureLogs('debug');
@@ -29,17 +29,6 @@ const settings = (name: string, over: Partial<ClusterSettings> = {}): ClusterSet
   zones: [],
   addressMode: 'loadBalancer',
   gracePeriod: 300,
-  ...over,
-});
-
-const svc = (name: string, lb: string[], over: Partial<SlimService> = {}): SlimService => ({
-  namespace: 'ns',
-  name,
-  headless: false,
-  ports: [{ name: 'http', port: 80, protocol: 'tcp' }],
-  lbAddresses: lb,
-  lbHostnames: [],
-  labels: {},
   ...over,
 });
 
