@@ -78,25 +78,32 @@ class Poller {
   }
 }
 
+/**
+ * Change number `k`: gives service k*37 a new address (address number `addr`), then asks for it
+ * (`pauseMs` between asks) until the answer has it or `limitMs` passed.
+ */
+async function changeAndWait(api: FakeApiServer, poll: Poller, k: number, addr: number, limitMs: number, pauseMs: number): Promise<{ ms: number; seen: boolean }> {
+  const i = (k * 37) % SERVICES;
+  const ip = ipFor(i, addr);
+  const name = `svc${i}.bench.fed.example.com.`;
+  const t0 = performance.now();
+  api.apply(service(i, ip));
+  for (;;) {
+    const got = await poll.ask(name);
+    if (got?.includes(ip)) return { ms: performance.now() - t0, seen: true };
+    if (performance.now() - t0 > limitMs) return { ms: performance.now() - t0, seen: false };
+    if (pauseMs) await sleep(pauseMs);
+  }
+}
+
 async function run(api: FakeApiServer, port: number, label: string): Promise<void> {
   const poll = new Poller(port);
   const lat: number[] = [];
   let timeouts = 0;
   for (let k = 0; k < CHANGES; k++) {
-    const i = (k * 37) % SERVICES;
-    const ip = ipFor(i, k + 1);
-    const name = `svc${i}.bench.fed.example.com.`;
-    const t0 = performance.now();
-    api.apply(service(i, ip));
-    for (;;) {
-      const got = await poll.ask(name);
-      if (got?.includes(ip)) break;
-      if (performance.now() - t0 > 5000) {
-        timeouts++;
-        break;
-      }
-    }
-    lat.push(performance.now() - t0);
+    const c = await changeAndWait(api, poll, k, k + 1, 5000, 0);
+    if (!c.seen) timeouts++;
+    lat.push(c.ms);
   }
   poll.close();
   console.log(
@@ -145,21 +152,9 @@ async function churn(api: FakeApiServer, port: number): Promise<void> {
   let timeouts = 0;
   const end = performance.now() + CHURN_SECONDS * 1000;
   for (let k = 0; performance.now() < end; k++) {
-    const i = (k * 37) % SERVICES;
-    const ip = ipFor(i, 100_000 + k);
-    const name = `svc${i}.bench.fed.example.com.`;
-    const t0 = performance.now();
-    api.apply(service(i, ip));
-    for (;;) {
-      const got = await poll.ask(name);
-      if (got?.includes(ip)) break;
-      if (performance.now() - t0 > 30_000) {
-        timeouts++;
-        break;
-      }
-      await sleep(5);
-    }
-    lat.push(performance.now() - t0);
+    const c = await changeAndWait(api, poll, k, 100_000 + k, 30_000, 5);
+    if (!c.seen) timeouts++;
+    lat.push(c.ms);
     await sleep(100);
   }
   flapping = false;
