@@ -27,6 +27,8 @@ export interface ClusterListener {
   servicesChanged(cluster: ClusterState, keys: Set<string>): void;
   /** Health, region or zones changed: every service of the cluster may answer differently. */
   clusterChanged(cluster: ClusterState): void;
+  /** The networks learned from the cluster's Node objects changed (clientNetworks: auto). */
+  clientNetworksChanged(cluster: ClusterState): void;
   /** An object (changed or new) had values fedns does not use: to count and report. */
   valuesIgnored(cluster: ClusterState, kind: Kind | 'Node', key: string, values: IgnoredValue[]): void;
 }
@@ -65,6 +67,11 @@ export class ClusterState {
   readonly discoveredZones = new Map<string, number>();
   /** The discovered zones in use (sorted), computed when the zone list changed. */
   private zoneList?: string[];
+  /**
+   * Networks the cluster's DNS queries come from, learned from its Node objects (podCIDRs and
+   * InternalIP addresses) when the configuration says clientNetworks: auto. Sorted, no repeats.
+   */
+  learnedNetworks: readonly string[] = [];
   watchRestarts = 0;
   private expiry?: NodeJS.Timeout;
   /** Region or zones changed since the last flush: every service of the cluster is affected. */
@@ -229,6 +236,14 @@ export class ClusterState {
     if (region === this.discoveredRegion) return;
     this.discoveredRegion = region;
     this.topologyChanged = true;
+  }
+
+  /** Replaces the learned client networks (see learnedNetworks); tells the listener when they changed. */
+  setLearnedNetworks(networks: Iterable<string>): void {
+    const next = [...new Set(networks)].sort();
+    if (next.length === this.learnedNetworks.length && next.every((n, i) => n === this.learnedNetworks[i])) return;
+    this.learnedNetworks = next;
+    this.listener.clientNetworksChanged(this);
   }
 
   /** Hands the batched changes to the federation. */

@@ -94,13 +94,38 @@ const kubeSource = z.strictObject({
   inCluster: z.boolean().default(false),
 });
 
+const cidr = z.string().refine((s) => {
+  const [addr, bits, extra] = s.split('/');
+  const fam = isAddress(addr);
+  if (!fam || extra !== undefined) return false;
+  return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (fam === 4 ? 32 : 128));
+}, 'must be an IP address or CIDR block such as 10.0.0.0/8');
+
 const clusterSchema = z.strictObject({
   name: dnsLabel,
   region: dnsLabel.optional(),
   zones: z.array(dnsLabel).default([]),
   addressMode: AddressMode.optional(),
   source: z.discriminatedUnion('type', [filesSource, kubeSource]),
+  /**
+   * Where this member's cluster DNS queries come from (traffic policies, README "Traffic
+   * policy"): CIDR blocks, or "auto" to learn them from the member's Node objects (their
+   * spec.podCIDRs and InternalIP addresses).
+   */
+  clientNetworks: z.union([z.literal('auto'), z.array(cidr)], { error: 'expected "auto" or a list of CIDR blocks such as 10.8.0.0/14' }).default([]),
 });
+
+/** Clients that are not member clusters (an office, a VPC): where they are, for the traffic policies. */
+const clientSchema = z
+  .strictObject({
+    networks: z.array(cidr).min(1, 'give at least one CIDR block'),
+    region: dnsLabel.optional(),
+    zone: dnsLabel.optional(),
+  })
+  .refine((c) => c.zone === undefined || c.region !== undefined, { message: 'a client with a zone needs a region', path: ['region'] });
+
+export const TRAFFIC_POLICIES = ['all', 'nearest', 'failover', 'weighted'] as const;
+export type TrafficPolicy = (typeof TRAFFIC_POLICIES)[number];
 
 const selectionSchema = z
   .strictObject({
@@ -128,13 +153,6 @@ const nameserverSchema = z.strictObject({
   /** Glue, needed when the name server's name is inside the domain. */
   addresses: z.array(ipAddress).default([]),
 });
-
-const cidr = z.string().refine((s) => {
-  const [addr, bits, extra] = s.split('/');
-  const fam = isAddress(addr);
-  if (!fam || extra !== undefined) return false;
-  return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (fam === 4 ? 32 : 128));
-}, 'must be an IP address or CIDR block such as 10.0.0.0/8');
 
 const tsigKeySchema = z.strictObject({
   name: dnsName,
@@ -285,6 +303,17 @@ export const configSchema = z
       })
       .prefault({}),
     clusters: z.array(clusterSchema).default([]),
+    /** Traffic policy of services without a `fedns.io/policy` annotation. */
+    policy: z.enum(TRAFFIC_POLICIES, { error: `expected one of ${TRAFFIC_POLICIES.join(', ')}` }).default('all'),
+    /** Most addresses in one answer (per address family); null: no cap. `fedns.io/max-addresses` overrides it. */
+    maxAddresses: z.number().int().min(1).max(1000).nullable().default(null),
+    locality: z
+      .strictObject({
+        /** Identify clients by EDNS Client Subnet (RFC 7871) when a query carries it. */
+        ecs: z.boolean().default(false),
+      })
+      .prefault({}),
+    clients: z.array(clientSchema).default([]),
   })
   .superRefine((c, ctx) => {
     const seen = new Set<string>();

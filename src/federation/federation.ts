@@ -15,6 +15,8 @@ export interface FederationEvents {
   /** A new snapshot is current. `services` is how many federated services were rebuilt. */
   published: [snapshot: ZoneSnapshot, change: ZoneChange, services: number];
   clusterHealth: [cluster: ClusterState, previous: string];
+  /** A cluster's learned client networks changed (ClusterState.learnedNetworks). */
+  clientNetworks: [cluster: ClusterState];
   /** Changes of a cluster now answered: seconds from when each began. */
   programmed: [cluster: string, seconds: number[]];
 }
@@ -121,6 +123,10 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
 
   valuesIgnored(c: ClusterState, kind: Kind | 'Node', key: string, values: IgnoredValue[]): void {
     for (const v of values) this.ignored.note(v.reason, { cluster: c.name, kind, object: key, value: v.value }, IGNORED_WHY[v.reason]);
+  }
+
+  clientNetworksChanged(c: ClusterState): void {
+    this.emit('clientNetworks', c);
   }
 
   clusterChanged(c: ClusterState): void {
