@@ -25,6 +25,27 @@ import type { TsigKey } from './wire/tsig.js';
 import { serialLess, ZoneTransfers, type TransferPolicy } from './server/xfr.js';
 import { nextSerial } from './zone/snapshot.js';
 import { OpsServer } from './ops/http.js';
+import { ClientMap, type ClientNetwork } from './client-map.js';
+import type { ClientPlace } from './traffic-policy.js';
+
+/**
+ * Client networks -> places, for the traffic policies: each member's networks (configured, or
+ * learned from its nodes with "auto") in cluster order, then the configured clients.
+ */
+export function clientMap(c: Config, clusters: ReadonlyMap<string, ClusterState>): ClientMap {
+  const networks: ClientNetwork[] = [];
+  for (const cl of c.clusters) {
+    const state = clusters.get(cl.name);
+    const list = cl.clientNetworks === 'auto' ? (state?.learnedNetworks ?? []) : cl.clientNetworks;
+    const place: ClientPlace = { cluster: cl.name, region: state?.region ?? cl.region, zones: state?.zones ?? cl.zones, via: `cluster ${cl.name}` };
+    for (const network of list) networks.push({ network, place });
+  }
+  c.clients.forEach((client, i) => {
+    const place: ClientPlace = { region: client.region, zones: client.zone ? [client.zone] : [], via: `clients[${i}]` };
+    for (const network of client.networks) networks.push({ network, place });
+  });
+  return new ClientMap(networks);
+}
 
 export function federationSettings(c: Config): FederationSettings {
   return {
@@ -36,6 +57,7 @@ export function federationSettings(c: Config): FederationSettings {
     },
     naming: { domain: c.domain, federation: c.federation, cnameTtl: c.ttl.cname },
     policy: {
+      traffic: { policy: c.policy, maxAddresses: c.maxAddresses ?? undefined },
       selection: c.selection.policy,
       selector: c.selection.labelSelector ? parseLabelSelector(c.selection.labelSelector) : undefined,
       defaultTtl: c.ttl.default,
@@ -235,9 +257,12 @@ export class Fedns {
     this.federation.on('published', (snap, change, services) =>
       log.info({ serial: snap.serial, records: snap.recordCount, added: change.added.length, removed: change.removed.length, services }, 'zone published'),
     );
-    this.federation.on('clusterHealth', (c, previous) =>
-      log.info({ cluster: c.name, health: c.health, previous, reason: c.reason || undefined }, 'cluster health changed'),
-    );
+    this.federation.on('clusterHealth', (c, previous) => {
+      log.info({ cluster: c.name, health: c.health, previous, reason: c.reason || undefined }, 'cluster health changed');
+      // A first sync may teach the cluster's region and zones, which its clients are placed in.
+      this.clientsChanged();
+    });
+    this.federation.on('clientNetworks', () => this.clientsChanged());
   }
 
   /** One log line per query (log.queries), or undefined; a reload turns it on or off. */
@@ -276,11 +301,25 @@ export class Fedns {
     this.ops = await this.openOps(this.config);
   }
 
-  /** What the responder takes from the configuration: access, TSIG keys, identity. */
+  /** What the responder takes from the configuration: access, TSIG keys, identity, who the clients are. */
   private configureResponder(c: Config, policy: TransferPolicy): void {
     this.responder.queryAcl = c.queries.allow === null ? undefined : new AddressAcl(c.queries.allow);
     this.responder.tsigKeys = policy.keys;
     this.responder.setIdentity(c.identity);
+    this.responder.traffic = { clients: clientMap(c, this.federation.clusters), ecs: c.locality.ecs };
+  }
+
+  private clientMapPending = false;
+
+  /** Rebuilds the client map once the current burst of changes (learned networks, topology) is over. */
+  private clientsChanged(): void {
+    if (this.clientMapPending) return;
+    this.clientMapPending = true;
+    setImmediate(() => {
+      this.clientMapPending = false;
+      const t = this.responder.traffic;
+      if (t) this.responder.traffic = { ...t, clients: clientMap(this.config, this.federation.clusters) };
+    });
   }
 
   /** Turns rate limiting on, off or to new settings (a change starts from an empty table). */

@@ -6,9 +6,20 @@
 import { isAddress } from '../address.js';
 import { asDnsLabel, MAX_LABEL_LENGTH, nameProblem } from '../wire/name.js';
 import { MAX_TTL } from '../wire/writer.js';
+import {
+  FAILOVER_ANNOTATION,
+  MAX_ADDRESSES_ANNOTATION,
+  parseFailover,
+  parseMaxAddresses,
+  parsePolicy,
+  parseWeights,
+  POLICY_ANNOTATION,
+  WEIGHTS_ANNOTATION,
+  type TrafficAnnotations,
+} from '../traffic-policy.js';
 
 /** Why a tenant-written value was not used (a bounded set: metric label values). */
-export const IGNORE_REASONS = ['zone', 'zone limit', 'region', 'hostname', 'port name', 'ttl annotation', 'lb hostname', 'name too long'] as const;
+export const IGNORE_REASONS = ['zone', 'zone limit', 'region', 'hostname', 'port name', 'ttl annotation', 'lb hostname', 'name too long', 'policy annotation'] as const;
 export type IgnoreReason = (typeof IGNORE_REASONS)[number];
 
 export interface IgnoredValue {
@@ -37,6 +48,8 @@ export interface SlimService {
   labels: Record<string, string>;
   /** TTL from the `fedns.io/ttl` annotation. */
   ttl?: number;
+  /** Traffic-policy annotations that read (README, "Traffic policy"); absent when there are none. */
+  traffic?: TrafficAnnotations;
   /** Values of the object that were not used, and why. */
   ignored?: IgnoredValue[];
 }
@@ -163,6 +176,26 @@ function ttlAnnotation(v: unknown, ignored: Ignored): number | undefined {
   return n <= MAX_TTL ? n : ignored.add('ttl annotation', text);
 }
 
+/** The traffic-policy annotations; a value that does not read is ignored (and noted), as if absent. */
+function trafficAnnotations(annotations: Obj, ignored: Ignored): TrafficAnnotations | undefined {
+  const out: TrafficAnnotations = {};
+  const read = <T>(key: string, parse: (text: string) => T | undefined): T | undefined => {
+    const v = annotations[key];
+    if (v === undefined) return undefined;
+    const parsed = typeof v === 'string' && v.length <= 4096 ? parse(v) : undefined;
+    return parsed ?? ignored.add('policy annotation', `${key}: ${String(v)}`);
+  };
+  const policy = read(POLICY_ANNOTATION, parsePolicy);
+  const failover = read(FAILOVER_ANNOTATION, parseFailover);
+  const weights = read(WEIGHTS_ANNOTATION, parseWeights);
+  const maxAddresses = read(MAX_ADDRESSES_ANNOTATION, parseMaxAddresses);
+  if (policy !== undefined) out.policy = policy;
+  if (failover !== undefined) out.failover = failover;
+  if (weights !== undefined) out.weights = weights;
+  if (maxAddresses !== undefined) out.maxAddresses = maxAddresses;
+  return Object.keys(out).length ? out : undefined;
+}
+
 export function slimService(o: Obj): SlimService {
   const { namespace, name } = meta(o, 'Service');
   const ignored = new Ignored();
@@ -188,6 +221,7 @@ export function slimService(o: Obj): SlimService {
     lbHostnames,
     labels,
     ttl: ttlAnnotation(annotations[TTL_ANNOTATION], ignored),
+    traffic: trafficAnnotations(annotations, ignored),
   });
 }
 

@@ -7,6 +7,7 @@ import { MAX_TTL } from '../wire/writer.js';
 import { parseLabelSelector } from '../federation/selector.js';
 import { TSIG_ALGORITHMS, type TsigAlgorithm } from '../wire/tsig.js';
 import { VERSION } from '../version.js';
+import { MAX_ADDRESSES, TRAFFIC_POLICIES } from '../traffic-policy.js';
 
 /** "30", 30, "30s", "5m", "2h", "500ms" -> seconds. */
 export function parseDuration(v: unknown): number | undefined {
@@ -124,8 +125,6 @@ const clientSchema = z
   })
   .refine((c) => c.zone === undefined || c.region !== undefined, { message: 'a client with a zone needs a region', path: ['region'] });
 
-export const TRAFFIC_POLICIES = ['all', 'nearest', 'failover', 'weighted'] as const;
-export type TrafficPolicy = (typeof TRAFFIC_POLICIES)[number];
 
 const selectionSchema = z
   .strictObject({
@@ -306,7 +305,7 @@ export const configSchema = z
     /** Traffic policy of services without a `fedns.io/policy` annotation. */
     policy: z.enum(TRAFFIC_POLICIES, { error: `expected one of ${TRAFFIC_POLICIES.join(', ')}` }).default('all'),
     /** Most addresses in one answer (per address family); null: no cap. `fedns.io/max-addresses` overrides it. */
-    maxAddresses: z.number().int().min(1).max(1000).nullable().default(null),
+    maxAddresses: z.number().int().min(1).max(MAX_ADDRESSES).nullable().default(null),
     locality: z
       .strictObject({
         /** Identify clients by EDNS Client Subnet (RFC 7871) when a query carries it. */

@@ -272,4 +272,6 @@ const IGNORED_WHY: Record<IgnoredValue['reason'], string> = {
   'ttl annotation': 'fedns.io/ttl is not whole seconds from 0 to 2147483647; the default TTL applies',
   'lb hostname': 'load-balancer hostname is not a domain name; ignored',
   'name too long': 'names of this service would be longer than 255 bytes; they are left out, its other names answer',
+  'policy annotation':
+    'a traffic-policy annotation does not read (fedns.io/policy: all|nearest|failover|weighted; fedns.io/failover: a,b; fedns.io/weights: a=3,b=1; fedns.io/max-addresses: 1-1000); it is ignored',
 };

@@ -4,6 +4,8 @@ import type { ClusterState } from '../cluster/state.js';
 import type { SlimPort, SlimService } from '../cluster/objects.js';
 import { isAddress } from '../address.js';
 import type { LabelSelector } from './selector.js';
+import type { AddressGroup } from '../zone/locality.js';
+import { FAILOVER_ANNOTATION, MAX_ADDRESSES_ANNOTATION, POLICY_ANNOTATION, WEIGHTS_ANNOTATION, type TrafficAnnotations, type TrafficPolicy } from '../traffic-policy.js';
 
 export interface AddressSet {
   v4: string[];
@@ -49,9 +51,28 @@ export interface FederatedService {
   ports: SlimPort[];
   endpoints: HeadlessEndpoint[];
   verdicts: ClusterVerdict[];
+  /** The healthy addresses by cluster and zones, in cluster order: what traffic policies choose from. */
+  groups: AddressGroup[];
+  traffic: ServiceTraffic;
+}
+
+/** A service's traffic policy, as its copies' annotations and the configuration decide it. */
+export interface ServiceTraffic {
+  policy: TrafficPolicy;
+  /** failover: clusters in order. */
+  order: string[];
+  /** weighted: cluster -> weight (not listed: 0). */
+  weights: Map<string, number>;
+  maxAddresses?: number;
+  /** Where each setting came from: "annotation" or "configuration". */
+  source: { policy: string; order: string; weights: string; maxAddresses: string };
+  /** Annotations the service's copies do not agree on, with each cluster's value ("-": none). */
+  disagreements: { annotation: string; values: Record<string, string>; chosen: string }[];
 }
 
 export interface FederationPolicy {
+  /** Traffic policy and address cap of services without annotations. */
+  traffic?: { policy: TrafficPolicy; maxAddresses?: number };
   selection: 'all' | 'exported' | 'labels';
   selector?: LabelSelector;
   defaultTtl: number;
@@ -234,6 +255,7 @@ export function federate(key: string, clusters: Iterable<ClusterState>, policy: 
   const zones = new Map<string, Collector>();
   const ports = new Map<string, SlimPort>();
   const endpoints: HeadlessEndpoint[] = [];
+  const groups: AddressGroup[] = [];
   // The annotation sets the TTL (the lowest where clusters disagree); the default applies without one.
   let annotated: number | undefined;
   let stale = panic;
@@ -249,6 +271,21 @@ export function federate(key: string, clusters: Iterable<ClusterState>, policy: 
     verdict.used = true;
     if (c.health === 'stale' || c.health === 'expired') stale = true;
     verdict.reason = c.health === 'live' ? 'healthy' : c.health === 'stale' ? 'stale data within grace period' : 'expired, kept by panic mode';
+    const byZones = new Map<string, { cluster: string; region?: string; zones: string[]; v4: string[]; v6: string[] }>();
+    for (const [addr, addrZones] of x.addresses) {
+      const gz = addrZones.length ? addrZones : c.zones;
+      const gk = gz.join(',');
+      let g = byZones.get(gk);
+      if (!g) byZones.set(gk, (g = { cluster: c.name, region: c.region, zones: [...gz].sort(), v4: [], v6: [] }));
+      const fam = isAddress(addr);
+      if (fam === 4) g.v4.push(addr);
+      else if (fam === 6) g.v6.push(addr);
+    }
+    for (const g of byZones.values()) {
+      g.v4.sort();
+      g.v6.sort();
+      groups.push(g);
+    }
     for (const [addr, addrZones] of x.addresses) {
       verdict.addresses.push(addr);
       global.add(addr);
@@ -274,6 +311,58 @@ export function federate(key: string, clusters: Iterable<ClusterState>, policy: 
     ports: [...ports.values()].sort((a, b) => (a.name + a.protocol).localeCompare(b.name + b.protocol) || a.port - b.port),
     endpoints: mergeEndpoints(endpoints),
     verdicts,
+    groups,
+    traffic: decideTraffic(policy, [...live, ...expired], verdicts.map((v) => v.cluster)),
+  };
+}
+
+/**
+ * The traffic policy of a service from its copies' annotations. Each annotation is decided on its
+ * own: the value most copies hold wins, ties going to the first cluster in configuration order;
+ * copies without it do not vote, but count as disagreeing. Without any, the configuration decides.
+ */
+function decideTraffic(policy: FederationPolicy, copies: Contribution[], clusterOrder: string[]): ServiceTraffic {
+  const disagreements: ServiceTraffic['disagreements'] = [];
+  const decide = <K extends keyof TrafficAnnotations>(field: K, annotation: string, show: (v: NonNullable<TrafficAnnotations[K]>) => string) => {
+    const votes = new Map<string, { count: number; value: NonNullable<TrafficAnnotations[K]> }>();
+    const values: Record<string, string> = {};
+    for (const x of copies) {
+      const v = x.service.traffic?.[field];
+      if (v === undefined) {
+        values[x.cluster.name] = '-';
+        continue;
+      }
+      const text = show(v as NonNullable<TrafficAnnotations[K]>);
+      values[x.cluster.name] = text;
+      const cur = votes.get(text);
+      if (cur) cur.count++;
+      else votes.set(text, { count: 1, value: v as NonNullable<TrafficAnnotations[K]> });
+    }
+    if (votes.size === 0) return undefined;
+    // Map order is first-seen order, which is cluster order: a strict > keeps the first on ties.
+    let best: { text: string; count: number; value: NonNullable<TrafficAnnotations[K]> } | undefined;
+    for (const [text, v] of votes) if (!best || v.count > best.count) best = { text, ...v };
+    if (new Set(Object.values(values)).size > 1) disagreements.push({ annotation, values, chosen: best!.text });
+    return best!.value;
+  };
+  const p = decide('policy', POLICY_ANNOTATION, (v) => v);
+  const order = decide('failover', FAILOVER_ANNOTATION, (v) => v.join(','));
+  const weights = decide('weights', WEIGHTS_ANNOTATION, (v) => v.map(([c, w]) => `${c}=${w}`).join(','));
+  const max = decide('maxAddresses', MAX_ADDRESSES_ANNOTATION, (v) => String(v));
+  const fallback = policy.traffic;
+  const maxAddresses = max ?? fallback?.maxAddresses;
+  return {
+    policy: p ?? fallback?.policy ?? 'all',
+    order: order ?? clusterOrder,
+    weights: new Map(weights ?? clusterOrder.map((c) => [c, 1] as [string, number])),
+    ...(maxAddresses !== undefined ? { maxAddresses } : {}),
+    source: {
+      policy: p ? 'annotation' : 'configuration',
+      order: order ? 'annotation' : 'configuration (cluster order)',
+      weights: weights ? 'annotation' : 'configuration (every cluster 1)',
+      maxAddresses: max !== undefined ? 'annotation' : 'configuration',
+    },
+    disagreements,
   };
 }
 

@@ -5,6 +5,14 @@ import type { RR, SrvData } from '../wire/records.js';
 import type { AddressSet, FederatedService } from './model.js';
 import { endpointName, globalName, regionalName, shortName, srvName, zonalName, type ZoneNaming } from '../zone/names.js';
 import type { NameSpec } from '../zone/node.js';
+import type { ServiceLocality } from '../zone/locality.js';
+
+/** The locality of a service's short and global names, or undefined when everyone gets every address. */
+export function serviceLocality(fs: FederatedService): ServiceLocality | undefined {
+  const t = fs.traffic;
+  if (t.policy === 'all' && t.maxAddresses === undefined) return undefined;
+  return { policy: t.policy, order: t.order, weights: t.weights, maxAddresses: t.maxAddresses, groups: fs.groups };
+}
 
 export interface Topology {
   /** Every region known in the federation -> its zones (sorted). */
@@ -33,8 +41,9 @@ export function serviceNames(fs: FederatedService, topo: Topology, z: RecordSett
   const specs: NameSpec[] = [];
   const short = shortName(z, fs);
   const global = globalName(z, fs);
-  specs.push({ name: short, rrsets: addressSets(short, fs.global, ttl) });
-  specs.push({ name: global, rrsets: addressSets(global, fs.global, ttl) });
+  const locality = serviceLocality(fs);
+  specs.push({ name: short, rrsets: addressSets(short, fs.global, ttl), locality });
+  specs.push({ name: global, rrsets: addressSets(global, fs.global, ttl), locality });
   for (const [region, zones] of topo.regions) {
     const rname = regionalName(z, fs, region);
     const rset = fs.regions.get(region);
@@ -62,7 +71,7 @@ export function serviceNames(fs: FederatedService, topo: Topology, z: RecordSett
           set.push({ name: sname, type: RRType.SRV, ttl, data: { priority: 0, weight: 100, port: p.port, target: owner } });
         }
       }
-      for (const [name, set] of byName) if (set.length) specs.push({ name, rrsets: new Map([[RRType.SRV, set]]) });
+      for (const [name, set] of byName) if (set.length) specs.push({ name, rrsets: new Map([[RRType.SRV, set]]), locality });
     }
   }
   return specs;
@@ -84,7 +93,7 @@ export function withoutLongNames(specs: NameSpec[]): { specs: NameSpec[]; omitte
     if (srv?.some((r) => gone.has((r.data as SrvData).target))) {
       const kept = srv.filter((r) => !gone.has((r.data as SrvData).target));
       if (kept.length === 0 && spec.rrsets.size === 1) continue;
-      out.push({ name: spec.name, rrsets: new Map(spec.rrsets).set(RRType.SRV, kept) });
+      out.push({ ...spec, rrsets: new Map(spec.rrsets).set(RRType.SRV, kept) });
     } else {
       out.push(spec);
     }

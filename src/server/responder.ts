@@ -16,6 +16,8 @@ import { Writer, WriteOverflow } from '../wire/writer.js';
 import type { Answer, ZoneNode } from '../zone/node.js';
 import type { ZoneSnapshot } from '../zone/snapshot.js';
 import { ResponseSigner, tsigErrorTail, verifyRequest, type TsigKey } from '../wire/tsig.js';
+import { pick, planFor, type Choice, type ServiceLocality } from '../zone/locality.js';
+import type { ClientMap, ClientMatch } from '../client-map.js';
 
 export type Transport = 'udp' | 'tcp';
 
@@ -60,8 +62,20 @@ interface CacheEntry {
   /** The query type last answered for this name, with its encoding: most names see one type. */
   fastType: number;
   fast?: Encoded;
+  /** Per-client answers of a name with a traffic policy: choice key -> encoded answer. */
+  views?: Map<string, Encoded>;
   /** What the entry holds, as the cache's byte budget counts it. */
   bytes: number;
+}
+
+/** Most per-client answers kept per name; past it they are encoded again as asked. */
+const MAX_VIEWS = 256;
+
+/** How the traffic policies learn who asks (README, "Traffic policy"). */
+export interface TrafficSettings {
+  clients: ClientMap;
+  /** Identify clients by EDNS Client Subnet (RFC 7871) and echo it with a scope. */
+  ecs: boolean;
 }
 
 /** Bytes an entry and an encoding cost beyond their buffers (objects, maps, the key), roughly. */
@@ -162,6 +176,14 @@ export class Responder {
   private nsid?: Buffer;
   /** Lookup key -> TXT record (class CH) of the identity names. */
   private chaos = new Map<string, RR>();
+  /** Client networks and ECS use; undefined: no client is known (nearest answers everyone alike). */
+  traffic?: TrafficSettings;
+  /** The ECS option of the query being answered, to echo (RFC 7871 7.2.1), its scope byte set. */
+  private ecsEcho?: Buffer;
+  /** Answers by "policy tier" (bounded: 4 policies x 10 tiers), for the metrics. */
+  readonly trafficAnswers = new Map<string, number>();
+  /** Windows of capped answers taken in turn. */
+  private turn = 0;
 
   constructor(
     private zone: () => ZoneSnapshot,
@@ -191,9 +213,11 @@ export class Responder {
    */
   answer(msg: Buffer, transport: Transport, conn?: ConnectionWriter, remote?: string): Buffer | null {
     this.parsed = -1;
+    this.ecsEcho = undefined;
     try {
       return this.respond(msg, transport, conn, remote);
     } catch (e) {
+      this.ecsEcho = undefined;
       this.answerErrors++;
       this.signer = undefined;
       this.errorLog?.error('answer-failed', { err: e, client: remote ?? conn?.remoteAddress }, 'answering a query failed (a bug): answered SERVFAIL');
@@ -207,6 +231,8 @@ export class Responder {
       } catch {
         return null;
       }
+    } finally {
+      this.ecsEcho = undefined;
     }
   }
 
@@ -240,6 +266,7 @@ export class Responder {
     if (qt === RRType.OPT || qt === RRType.TSIG || qt === 0) return this.finish(msg, q, transport, Rcode.FORMERR, false, undefined, true);
     if (q.qclass !== RRClass.IN) return this.chaosAnswer(msg, q, transport);
     if (qt === RRType.MAILA || qt === RRType.MAILB || (qt >= 128 && qt < 255)) return this.finish(msg, q, transport, Rcode.NOTIMP, false, undefined, true);
+    if (q.ecsOffset >= 0 && q.edns && this.traffic?.ecs) this.ecsEcho = ecsOption(msg, q.ecsOffset);
 
     const zone = this.zone();
     const entry = this.lookup(q.key, zone);
@@ -254,6 +281,10 @@ export class Responder {
       return this.finish(msg, q, transport, Rcode.SERVFAIL, false, undefined, true);
     }
     if (q.key === zone.apexKey && qt === RRType.SOA) return this.apexSoa(msg, q, transport, zone);
+    if (node.locality !== undefined && (qt === RRType.A || qt === RRType.AAAA || qt === RRType.SRV)) {
+      const ans = node.answerFor(qt);
+      if (ans) return this.localAnswer(msg, q, transport, entry, node.locality, ans, conn, remote);
+    }
     if (qt === entry.fastType) {
       const hit = entry.fast!;
       this.cacheHits++;
@@ -270,6 +301,60 @@ export class Responder {
     if (!ans) return this.negativeAnswer(msg, q, transport, zone, Rcode.NOERROR);
     const enc = this.encoded(entry, qt, type, ans, q.qnameLen, zone);
     return this.finish(msg, q, transport, Rcode.NOERROR, true, enc, true, node.stale, enc.turns > 1 ? this.rotation++ % enc.turns : 0);
+  }
+
+  /**
+   * Who asks: the ECS option's subnet when ECS is on and the query has one, else the source
+   * address. `source` is the ECS source prefix length (-1 without ECS).
+   */
+  private identify(msg: Buffer, q: ParsedQuery, conn?: ConnectionWriter, remote?: string): { match?: ClientMatch; source: number } {
+    const t = this.traffic;
+    if (!t) return { source: -1 };
+    if (this.ecsEcho !== undefined) {
+      const o = q.ecsOffset;
+      const family = msg.readUInt16BE(o) as 1 | 2;
+      const source = msg[o + 2];
+      return { match: t.clients.lookupSubnet(family, msg.subarray(o + 4, o + 4 + Math.ceil(source / 8)), source), source };
+    }
+    const from = remote ?? conn?.remoteAddress;
+    return { match: from === undefined ? undefined : t.clients.lookup(from), source: -1 };
+  }
+
+  /**
+   * A/AAAA/SRV at a name whose service has a traffic policy: the choice for this client (drawn,
+   * for weighted), one window of it when addresses are capped, encoded once per choice.
+   */
+  private localAnswer(msg: Buffer, q: ParsedQuery, transport: Transport, entry: CacheEntry, loc: ServiceLocality, ans: Answer, conn?: ConnectionWriter, remote?: string): Buffer {
+    const who = this.identify(msg, q, conn, remote);
+    const place = who.match?.place;
+    const draw = Math.random();
+    const qt = q.qtype;
+    const c4 = qt !== RRType.AAAA ? pick(planFor(loc, place, 4), draw) : undefined;
+    const c6 = qt !== RRType.A ? pick(planFor(loc, place, 6), draw) : undefined;
+    const turn = this.turn++;
+    const w4 = c4 ? turn % c4.windows.length : 0;
+    const w6 = c6 ? turn % c6.windows.length : 0;
+    const key = `${qt}|${c4 ? c4.keys[w4] : ''}|${c6 ? c6.keys[w6] : ''}`;
+    const chosen = (c4 ?? c6) as Choice | undefined;
+    const tierKey = `${loc.policy} ${chosen ? chosen.tier : 'all'}`;
+    this.trafficAnswers.set(tierKey, (this.trafficAnswers.get(tierKey) ?? 0) + 1);
+    if (this.ecsEcho !== undefined) {
+      // The scope: how far the answer holds (RFC 7871 7.2.1). Only nearest depends on the client.
+      const scope = loc.policy !== 'nearest' ? 0 : who.match ? who.match.scope : who.source;
+      this.ecsEcho[7] = scope;
+    }
+    const views = (entry.views ??= new Map());
+    let enc = views.get(key);
+    if (enc) this.cacheHits++;
+    else {
+      this.cacheMisses++;
+      const keep = (addr: string) => (c4 !== undefined && c4.windows[w4].has(addr)) || (c6 !== undefined && c6.windows[w6].has(addr));
+      enc = this.encode(entry.node.name, q.qnameLen, narrowed(ans, keep));
+      if (views.size >= MAX_VIEWS) views.clear();
+      views.set(key, enc);
+      this.resize(entry);
+    }
+    return this.finish(msg, q, transport, Rcode.NOERROR, true, enc, true, entry.node.stale, enc.turns > 1 ? this.rotation++ % enc.turns : 0);
   }
 
   /**
@@ -330,6 +415,7 @@ export class Responder {
   private resize(e: CacheEntry): void {
     let bytes = ENTRY_OVERHEAD + e.key.length;
     for (const enc of e.byType.values()) bytes += encodedBytes(enc);
+    if (e.views) for (const [k, enc] of e.views) bytes += k.length + encodedBytes(enc);
     if (bytes === e.bytes) return;
     e.bytes = bytes;
     if (this.cache.peek(e.key) !== e) return;
@@ -492,7 +578,7 @@ export class Responder {
   /** Bytes of the OPT record a response to `q` carries (0 without EDNS). */
   private optLength(q: RequestHead, stale: boolean): number {
     if (!q.edns) return 0;
-    return OPT_BASE + (stale ? EDE_STALE.length : 0) + (q.nsid && this.nsid ? this.nsid.length : 0);
+    return OPT_BASE + (stale ? EDE_STALE.length : 0) + (q.nsid && this.nsid ? this.nsid.length : 0) + (this.ecsEcho ? this.ecsEcho.length : 0);
   }
 
   /** Room for the sections of a response: what build() keeps of a body of this size. */
@@ -520,12 +606,13 @@ export class Responder {
   ): Buffer {
     const qEnd = withQuestion ? q.questionEnd : 12;
     const ede = stale && q.edns ? EDE_STALE : undefined;
+    const ecs = q.edns ? this.ecsEcho : undefined;
     const limit = this.limit(q, transport);
     const tailSize = tail ? tail.size : 0;
     // NSID is optional (RFC 5001 2.3): left out when header, question and OPT with it would not fit.
     let nsid = q.nsid && q.edns ? this.nsid : undefined;
-    if (nsid && qEnd + OPT_BASE + (ede ? ede.length : 0) + nsid.length + tailSize > limit) nsid = undefined;
-    const optionsLen = (ede ? ede.length : 0) + (nsid ? nsid.length : 0);
+    if (nsid && qEnd + OPT_BASE + (ede ? ede.length : 0) + (ecs ? ecs.length : 0) + nsid.length + tailSize > limit) nsid = undefined;
+    const optionsLen = (ede ? ede.length : 0) + (nsid ? nsid.length : 0) + (ecs ? ecs.length : 0);
     const optLen = q.edns ? OPT_BASE + optionsLen : 0;
     let body = 0;
     let ancount = 0;
@@ -571,6 +658,7 @@ export class Responder {
       out.writeUInt16BE(optionsLen, o + 9);
       o += OPT_BASE;
       if (nsid) o += nsid.copy(out, o);
+      if (ecs) o += ecs.copy(out, o);
       if (ede) ede.copy(out, o);
     }
     return tail ? tail.append(out) : out;
@@ -597,6 +685,30 @@ function copyBytes(src: Buffer, from: number, to: number, out: Buffer, at: numbe
   if (to - from > 32) return at + src.copy(out, at, from, to);
   for (let i = from; i < to; i++) out[at++] = src[i];
   return at;
+}
+
+/** The ECS option of a query at `o` (its data), copied whole for the response, scope 0 until set. */
+function ecsOption(msg: Buffer, o: number): Buffer {
+  const len = msg.readUInt16BE(o - 2);
+  const out = Buffer.allocUnsafe(4 + len);
+  msg.copy(out, 0, o - 4, o + len);
+  out[7] = 0;
+  return out;
+}
+
+/**
+ * An answer narrowed to the addresses `keep` accepts: address records outside it go, and so do
+ * SRV records whose targets keep none (headless services: per-endpoint targets).
+ */
+function narrowed(ans: Answer, keep: (addr: string) => boolean): Answer {
+  const isAddr = (rr: RR) => rr.type === RRType.A || rr.type === RRType.AAAA;
+  const filter = (set: RR[]) => (set.length && isAddr(set[0]) ? set.filter((rr) => keep(rr.data as string)) : set);
+  const additional = ans.additional.map(filter).filter((set) => set.length > 0);
+  const targets = new Set(additional.flatMap((set) => set.map((rr) => rr.name)));
+  const answer = ans.answer
+    .map((set) => (set.length && set[0].type === RRType.SRV ? set.filter((rr) => targets.has((rr.data as { target: string }).target)) : filter(set)))
+    .filter((set) => set.length > 0);
+  return { ...ans, answer, additional };
 }
 
 /** SOA for negative answers: TTL bounded by its minimum field (RFC 2308 5). */

@@ -24,6 +24,8 @@ export interface ParsedQuery {
   tsigOffset: number;
   /** The OPT record asked for the server's NSID (RFC 5001). */
   nsid: boolean;
+  /** Offset of a well-formed EDNS Client Subnet option's data (RFC 7871 6), or -1. */
+  ecsOffset: number;
 }
 
 export const enum ParseFailure {
@@ -59,20 +61,28 @@ function readOptions(buf: Buffer, o: number, end: number, out: ParsedQuery): boo
     if (o + len > end) return false; // runs past the OPT record (RFC 6891 6.1.2)
     if (code === EdnsOption.NSID) out.nsid = true;
     else if (code === EdnsOption.COOKIE && len !== 8 && (len < 16 || len > 40)) return false; // RFC 7873 5.2.2
-    else if (code === EdnsOption.CLIENT_SUBNET && !clientSubnetOk(buf, o, len)) return false; // RFC 7871 6
+    else if (code === EdnsOption.CLIENT_SUBNET) {
+      if (out.ecsOffset >= 0 || !clientSubnetOk(buf, o, len)) return false; // RFC 7871 6, 7.1.2
+      out.ecsOffset = o;
+    }
     o += len;
   }
   return true;
 }
 
-/** RFC 7871 6: family 1 or 2, a prefix the family can hold, a scope of 0 in queries, and exactly the prefix's bytes. */
+/**
+ * RFC 7871 6: family 1 or 2, a prefix the family can hold, a scope of 0 in queries, exactly the
+ * prefix's bytes, and no address bits set past the prefix.
+ */
 function clientSubnetOk(buf: Buffer, o: number, len: number): boolean {
   if (len < 4) return false;
   const family = buf.readUInt16BE(o);
   const source = buf[o + 2];
   const scope = buf[o + 3];
   const bits = family === 1 ? 32 : family === 2 ? 128 : -1;
-  return bits > 0 && source <= bits && scope === 0 && len - 4 === Math.ceil(source / 8);
+  if (!(bits > 0 && source <= bits && scope === 0 && len - 4 === Math.ceil(source / 8))) return false;
+  const spare = (8 - (source % 8)) % 8;
+  return spare === 0 || (buf[o + len - 1] & ((1 << spare) - 1)) === 0;
 }
 
 /**
@@ -98,6 +108,7 @@ export function parseQuery(buf: Buffer, out: ParsedQuery): number {
   out.dnssecOk = false;
   out.tsigOffset = -1;
   out.nsid = false;
+  out.ecsOffset = -1;
   const qd = buf.readUInt16BE(4);
   const an = buf.readUInt16BE(6);
   const ns = buf.readUInt16BE(8);
@@ -194,5 +205,6 @@ export function newParsedQuery(): ParsedQuery {
     dnssecOk: false,
     tsigOffset: -1,
     nsid: false,
+    ecsOffset: -1,
   };
 }

@@ -1,6 +1,7 @@
 // One owner name of the zone, immutable once published, with the answers it gives.
 import { RRType } from '../wire/constants.js';
 import { sameRecord, type RR } from '../wire/records.js';
+import type { ServiceLocality } from './locality.js';
 
 /** What a query for one type at one name answers (positive answers only). */
 export interface Answer {
@@ -26,6 +27,8 @@ export class ZoneNode {
     readonly owner: string,
     /** Built from stale cluster data (adds EDE 3 to answers). */
     readonly stale: boolean,
+    /** Per-client answers for A, AAAA and SRV (see locality.ts); absent: everyone gets the records. */
+    readonly locality?: ServiceLocality,
   ) {}
 
   get isEmptyNonTerminal(): boolean {
@@ -62,6 +65,8 @@ export class ZoneNode {
 export interface NameSpec {
   name: string;
   rrsets: Map<number, RR[]>;
+  /** The service's traffic policy and address groups, on the names it applies to. */
+  locality?: ServiceLocality;
 }
 
 /**

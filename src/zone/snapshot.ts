@@ -7,6 +7,7 @@ import { RRType } from '../wire/constants.js';
 import { canonicalName, keyToName, nameKey, parentKey } from '../wire/name.js';
 import { sameRecord, type RR, type SoaData } from '../wire/records.js';
 import { prepareAnswers, ZoneNode, type NameSpec } from './node.js';
+import { sameLocality } from './locality.js';
 
 export interface ZoneSnapshot {
   readonly serial: number;
@@ -133,7 +134,9 @@ export class ZoneBuilder {
       prev !== undefined &&
       specs.every((spec, i) => {
         const old = m.get(keys[i]);
-        return old !== undefined && old.owner === owner && old.stale === stale && old.sameRecords(spec.rrsets);
+        return (
+          old !== undefined && old.owner === owner && old.stale === stale && old.sameRecords(spec.rrsets) && sameLocality(old.locality, spec.locality)
+        );
       });
     if (!unchanged) {
       const answers = prepareAnswers(specs);
@@ -141,7 +144,7 @@ export class ZoneBuilder {
         const key = keys[i];
         const old = m.get(key);
         if (old && old.owner !== owner && old.owner !== '') return; // another owner's name: first one wins
-        const node = new ZoneNode(key, spec.name, sortByType(spec.rrsets), answers.get(spec.name)!, owner, stale);
+        const node = new ZoneNode(key, spec.name, sortByType(spec.rrsets), answers.get(spec.name)!, owner, stale, spec.locality);
         this.diffRecords(old, node);
         m.set(key, node);
       });
