@@ -212,7 +212,7 @@ export class Fedns {
     );
     this.metrics = new Metrics(
       () => this.federation,
-      () => ({ hits: this.responder.cacheHits, misses: this.responder.cacheMisses, errors: this.responder.answerErrors }),
+      () => ({ hits: this.responder.cacheHits, misses: this.responder.cacheMisses, errors: this.responder.answerErrors, traffic: this.responder.trafficAnswers }),
     );
     const metrics = this.metrics;
     this.queryLog = config.log.queries ? log.child({ component: 'query' }) : undefined;
@@ -337,6 +337,7 @@ export class Fedns {
       readyDeadline: c.ops.readyTimeout,
       startedAt: this.startedAt,
       zoneRefusal: (client) => this.transfers.zoneRefusal(client),
+      traffic: () => this.responder.traffic,
     });
     await ops.listen();
     return ops;

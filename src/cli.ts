@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfig, type Config } from './config/load.js';
-import { Fedns, loadFederation, rateLimitSummary } from './app.js';
+import { clientMap, Fedns, loadFederation, rateLimitSummary } from './app.js';
 import { createLogger } from './ops/log.js';
 import { ListenError } from './listen-error.js';
 import { chooseUdpPath, type UdpBatchMode } from './server/udp-batch.js';
@@ -117,8 +117,13 @@ program
     const log = createLogger('warn');
     const fed = await loadFederation(config, log);
     const snap = fed.snapshot;
+    const clients = clientMap(config, fed.clusters);
     // Cluster data fedns cannot use in full: the configuration is valid, the zone misses something.
     const warnings = [
+      ...[...fed.policyDisagreements].map(
+        ([key, annotations]) => `    service ${key}: its copies disagree on ${annotations.join(', ')} (fedns explain names the value used)`,
+      ),
+      ...clients.duplicates.map((n) => `    client network ${n} is listed twice; the first listing (cluster order, then clients) places it`),
       ...[...fed.servicesWithOmittedNames].map(
         ([key, names]) => `    service ${key}: ${names.length} name${names.length > 1 ? 's' : ''} longer than 255 bytes left out, e.g. ${names[0]}`,
       ),
@@ -143,6 +148,7 @@ program
       `  queries from ${config.queries.allow === null ? 'everyone' : config.queries.allow.join(', ') || 'nobody'}; transfers to ${config.transfer.allow.join(', ') || 'nobody'}${config.transfer.tsig.length ? ` (TSIG ${config.transfer.requireTsig === false ? 'optional' : 'required'})` : ''}${primaryText(config)}`,
       `  rate limit ${rateLimitSummary(config)}`,
       `  udp ${udp}`,
+      `  traffic policy ${config.policy}${config.maxAddresses !== null ? `, at most ${config.maxAddresses} addresses per answer` : ''}; ${clients.size} client networks${config.clusters.some((c) => c.clientNetworks === 'auto') ? ' (and those learned from nodes)' : ''}; ECS ${config.locality.ecs ? 'on' : 'off'}`,
       `  identity ${config.identity.server ?? 'off'}, version ${config.identity.version ?? 'off'}, NSID ${config.identity.nsid && config.identity.server !== null ? 'on' : 'off'}`,
       `  clusters (${config.clusters.length}):`,
       ...[...fed.clusters.values()].map(
@@ -184,13 +190,14 @@ program
   .addOption(configOption())
   .option('--offline', 'compute from the configuration instead of asking the running server')
   .option('--json', 'print JSON')
-  .action(async (name: string, type: string, opts: { config: string; offline?: boolean; json?: boolean }) => {
+  .option('--client <ip>', 'answer as this client gets it (traffic policies): its source address')
+  .action(async (name: string, type: string, opts: { config: string; offline?: boolean; json?: boolean; client?: string }) => {
     const config = load(opts.config);
     const format = opts.json ? 'json' : 'text';
     if (!opts.offline) {
       if (!config.ops.listen) fail(`${config.file}: ops.listen is off; use --offline or enable the ops listener`);
       const { host, port } = config.ops.listen!;
-      const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}/explain?name=${encodeURIComponent(name)}&type=${encodeURIComponent(type)}&format=${format}`;
+      const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}/explain?name=${encodeURIComponent(name)}&type=${encodeURIComponent(type)}&format=${format}${opts.client ? `&client=${encodeURIComponent(opts.client)}` : ''}`;
       let res: Response;
       try {
         res = await fetch(url);
@@ -206,7 +213,9 @@ program
     const { explain, explanationText } = await import('./ops/explain.js');
     const { Responder } = await import('./server/responder.js');
     try {
-      const ex = explain(fed, new Responder(() => fed.snapshot), name, type);
+      const responder = new Responder(() => fed.snapshot);
+      responder.traffic = { clients: clientMap(config, fed.clusters), ecs: config.locality.ecs };
+      const ex = explain(fed, responder, name, type, opts.client);
       process.stdout.write(opts.json ? JSON.stringify(ex, null, 2) + '\n' : explanationText(ex));
     } catch (e) {
       fail((e as Error).message);

@@ -45,6 +45,8 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
   readonly ignored: IgnoredInputs;
   /** Service -> its names left out for being longer than 255 bytes (explain, check). */
   private readonly omitted = new Map<string, string[]>();
+  /** Service -> the traffic-policy annotations its copies disagree on (metrics, check). */
+  private readonly disagreeing = new Map<string, string[]>();
 
   constructor(
     private settings: FederationSettings,
@@ -182,10 +184,13 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
         this.present.add(key);
         const { specs, omitted } = withoutLongNames(serviceNames(fs, this.topology, this.settings.naming));
         this.noteOmitted(key, omitted);
+        if (fs.traffic.disagreements.length) this.disagreeing.set(key, fs.traffic.disagreements.map((d) => d.annotation));
+        else this.disagreeing.delete(key);
         this.builder.setOwner(key, specs, fs.stale);
       } else {
         this.present.delete(key);
         this.omitted.delete(key);
+        this.disagreeing.delete(key);
         this.builder.setOwner(key, []);
       }
     }
@@ -217,6 +222,11 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
   /** Names of the service "namespace/name" left out because they would be longer than 255 bytes. */
   omittedNames(key: string): string[] {
     return this.omitted.get(key) ?? [];
+  }
+
+  /** Services whose copies disagree on traffic-policy annotations, with those annotations. */
+  get policyDisagreements(): ReadonlyMap<string, string[]> {
+    return this.disagreeing;
   }
 
   /** Every service with names left out for their length. */

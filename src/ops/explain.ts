@@ -6,8 +6,11 @@ import { canonicalName, MAX_NAME_LENGTH, nameToWire, wireLength } from '../wire/
 import { rrText } from '../wire/records.js';
 import type { Responder } from '../server/responder.js';
 import type { Federation } from '../federation/federation.js';
-import type { ClusterVerdict } from '../federation/model.js';
+import type { ClusterVerdict, FederatedService } from '../federation/model.js';
 import { parseName, type ParsedName } from '../zone/names.js';
+import { isAddress } from '../address.js';
+import { plan } from '../zone/locality.js';
+import { serviceLocality } from '../federation/service-records.js';
 
 export interface Explanation {
   name: string;
@@ -33,15 +36,41 @@ export interface Explanation {
     /** Values of the service's objects not used ("cluster: reason "value""). */
     ignored?: string[];
   };
+  /** The traffic policy of the service, and what it gives the client asked about. */
+  traffic?: {
+    policy: string;
+    /** Where each setting came from (annotation or configuration). */
+    source: Record<string, string>;
+    order?: string[];
+    weights?: Record<string, number>;
+    maxAddresses?: number;
+    /** Annotations the service's copies disagree on, each cluster's value, and the one used. */
+    disagreements: { annotation: string; values: Record<string, string>; chosen: string }[];
+    client?: {
+      address: string;
+      /** How the client was identified: the network that matched and whose it is, or "unknown". */
+      identified: string;
+      cluster?: string;
+      region?: string;
+      zones?: string[];
+      /** Per address family: the tier that answers and the choices (several: drawn by weight). */
+      choices: { family: string; tier: string; cluster?: string; weight: number; chance: string; addresses: string[]; perAnswer: number }[];
+    };
+  };
   /** Plain-language reasons: which level answered, which fallback fired. */
   notes: string[];
 }
 
 export class ExplainError extends Error {}
 
-export function explain(fed: Federation, responder: Responder, name: string, type = 'A'): Explanation {
+/**
+ * Explains NAME TYPE as the server answers it now; `client` (an IP address) asks as that client
+ * would, for the traffic policies (the responder's traffic settings identify it).
+ */
+export function explain(fed: Federation, responder: Responder, name: string, type = 'A', client?: string): Explanation {
   const qtype = typeNumber(type);
   if (qtype === undefined) throw new ExplainError(`unknown record type "${type}"`);
+  if (client !== undefined && !isAddress(client)) throw new ExplainError(`client "${client}" is not an IP address`);
   const qname = canonicalName(name);
   // A name too long for DNS is still explained (which service it would belong to), but not asked.
   const tooLong = wireLength(qname) > MAX_NAME_LENGTH;
@@ -57,7 +86,7 @@ export function explain(fed: Federation, responder: Responder, name: string, typ
   const naming = fed.naming;
   const parsed = parseName(naming, qname);
   const snap = fed.snapshot;
-  const wire = query ? responder.answer(query, 'tcp') : null;
+  const wire = query ? responder.answer(query, 'tcp', undefined, client) : null;
   const msg = wire ? decodeMessage(wire) : undefined;
   const notes: string[] = [];
   const ex: Explanation = {
@@ -123,12 +152,59 @@ export function explain(fed: Federation, responder: Responder, name: string, typ
               : `zone ${parsed.zone} of region ${parsed.region} is not known in the federation`,
         );
       }
+      if (parsed.kind === 'short' || parsed.kind === 'global' || parsed.kind === 'srv') explainTraffic(ex, fs, responder, client);
       if ((parsed.kind === 'short' || parsed.kind === 'global') && fs.global.v4.length + fs.global.v6.length === 0)
         notes.push('no cluster has a healthy address for this service: the name exists with no addresses (NODATA)');
     }
   }
   if (msg?.answers.some((r) => r.type === RRType.CNAME) && qtype !== RRType.CNAME) notes.push('CNAME chain followed inside the zone');
   return ex;
+}
+
+/** The service's traffic policy, and for a client which tier and choices answer it. */
+function explainTraffic(ex: Explanation, fs: FederatedService, responder: Responder, client: string | undefined): void {
+  const t = fs.traffic;
+  const notes = ex.notes;
+  ex.traffic = {
+    policy: t.policy,
+    source: t.source,
+    ...(t.policy === 'failover' ? { order: t.order } : {}),
+    ...(t.policy === 'weighted' ? { weights: Object.fromEntries(t.weights) } : {}),
+    ...(t.maxAddresses !== undefined ? { maxAddresses: t.maxAddresses } : {}),
+    disagreements: t.disagreements,
+  };
+  for (const d of t.disagreements)
+    notes.push(`the copies disagree on ${d.annotation} (${Object.entries(d.values).map(([c, v]) => `${c}: ${v}`).join(', ')}): ${d.chosen} is used, the value most copies hold (ties: the first cluster in configuration order)`);
+  const loc = serviceLocality(fs);
+  if (!loc) return;
+  if (client === undefined) {
+    notes.push(`traffic policy ${t.policy}${t.maxAddresses !== undefined ? `, at most ${t.maxAddresses} addresses per answer` : ''}: the answer depends on who asks; give a client (--client IP, &client=IP) to see theirs`);
+    return;
+  }
+  const match = responder.traffic?.clients.lookup(client);
+  const place = match?.place;
+  const choices: NonNullable<NonNullable<Explanation['traffic']>['client']>['choices'] = [];
+  for (const family of [4, 6] as const) {
+    const p = plan(loc, place, family);
+    for (const c of p.choices)
+      choices.push({
+        family: family === 4 ? 'A' : 'AAAA',
+        tier: c.tier,
+        cluster: c.cluster,
+        weight: c.weight,
+        chance: `${((100 * c.weight) / p.total).toFixed(1)}%`,
+        addresses: [...new Set(c.windows.flatMap((w) => [...w]))].sort(),
+        perAnswer: c.windows[0].size,
+      });
+  }
+  ex.traffic.client = {
+    address: client,
+    identified: match ? `${place!.via}, network ${match.network}` : 'unknown: in no client network',
+    ...(place ? { cluster: place.cluster, region: place.region, zones: [...place.zones] } : {}),
+    choices,
+  };
+  const tiers = [...new Set(choices.map((c) => c.tier))].join(', ');
+  notes.push(`traffic policy ${t.policy} (${t.source.policy}): client ${client} is ${match ? place!.via : 'unknown'}; answered by tier ${tiers || 'none'}`);
 }
 
 /** What the service's objects (Service, EndpointSlices) hold that fedns does not use. */
@@ -179,6 +255,20 @@ export function explanationText(ex: Explanation): string {
     }
     for (const n of s.omittedNames ?? []) out.push(`    left out (over ${MAX_NAME_LENGTH} bytes): ${n}`);
     for (const i of s.ignored ?? []) out.push(`    ${i}`);
+  }
+  if (ex.traffic) {
+    const t = ex.traffic;
+    const extra = [
+      t.order ? `order ${t.order.join(',')}` : '',
+      t.weights ? `weights ${Object.entries(t.weights).map(([c, w]) => `${c}=${w}`).join(',')}` : '',
+      t.maxAddresses !== undefined ? `at most ${t.maxAddresses} addresses per answer` : '',
+    ].filter(Boolean);
+    out.push(`  traffic policy ${t.policy} (${t.source.policy})${extra.length ? `: ${extra.join('; ')}` : ''}`);
+    if (t.client) {
+      out.push(`    client ${t.client.address}: ${t.client.identified}${t.client.region ? ` [region ${t.client.region}${t.client.zones?.length ? `, zones ${t.client.zones.join(',')}` : ''}]` : ''}`);
+      for (const c of t.client.choices)
+        out.push(`      ${c.family} tier ${c.tier}${c.cluster ? ` (${c.cluster})` : ''}${c.chance !== '100.0%' ? ` ${c.chance} of answers` : ''}: ${c.addresses.join(', ')}${c.perAnswer < c.addresses.length ? ` (${c.perAnswer} per answer, in turn)` : ''}`);
+    }
   }
   for (const n of ex.notes) out.push(`  why: ${n}`);
   return out.join('\n') + '\n';

@@ -1,7 +1,7 @@
 // The operations listener: /metrics, /healthz, /readyz, /explain, /zone.
 import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
-import { Responder } from '../server/responder.js';
+import { Responder, type TrafficSettings } from '../server/responder.js';
 import type { Federation } from '../federation/federation.js';
 import { masterFile } from '../zone/masterfile.js';
 import { listenError } from '../listen-error.js';
@@ -17,6 +17,8 @@ export interface OpsOptions {
   startedAt: number;
   /** Why a client may not read /zone (the whole zone, as AXFR would give it), or undefined if it may. */
   zoneRefusal: (client: string | undefined) => string | undefined;
+  /** Who the clients are (the serving responder's), so /explain&client=IP answers as they get it. */
+  traffic?: () => TrafficSettings | undefined;
 }
 
 export class OpsServer {
@@ -90,9 +92,10 @@ export class OpsServer {
       }
       case '/explain': {
         const name = u.searchParams.get('name');
-        if (!name) return text(400, 'usage: /explain?name=NAME[&type=TYPE]\n');
+        if (!name) return text(400, 'usage: /explain?name=NAME[&type=TYPE][&client=IP]\n');
         try {
-          const ex = explain(this.federation(), this.explainer, name, u.searchParams.get('type') ?? 'A');
+          this.explainer.traffic = this.opts.traffic?.();
+          const ex = explain(this.federation(), this.explainer, name, u.searchParams.get('type') ?? 'A', u.searchParams.get('client') ?? undefined);
           if (u.searchParams.get('format') === 'text' || (!accept.includes('json') && accept.includes('text/plain')))
             return text(200, explanationText(ex));
           return { status: 200, type: 'application/json', body: JSON.stringify(ex, null, 2) + '\n' };

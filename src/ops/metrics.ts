@@ -2,6 +2,9 @@
 // clusters are the configured ones. The query path only bumps integers; prom-client reads them
 // when scraped.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { FAILOVER_ANNOTATION, MAX_ADDRESSES_ANNOTATION, POLICY_ANNOTATION, WEIGHTS_ANNOTATION } from '../traffic-policy.js';
+
+const TRAFFIC_ANNOTATIONS = [POLICY_ANNOTATION, FAILOVER_ANNOTATION, WEIGHTS_ANNOTATION, MAX_ADDRESSES_ANNOTATION];
 import { HEALTH_STATES } from '../cluster/state.js';
 import { rcodeName, RRType, typeName } from '../wire/constants.js';
 import type { Transport } from '../server/responder.js';
@@ -88,7 +91,7 @@ export class Metrics {
 
   constructor(
     federation: () => Federation,
-    responder: () => { hits: number; misses: number; errors: number },
+    responder: () => { hits: number; misses: number; errors: number; traffic?: ReadonlyMap<string, number> },
   ) {
     const registry = this.registry;
     collectDefaultMetrics({ register: registry, prefix: 'fedns_' });
@@ -136,6 +139,32 @@ export class Metrics {
     mirror('fedns_answer_cache_hits_total', 'Answers served from encoded bytes already in the answer cache', () => responder().hits);
     mirror('fedns_answer_cache_misses_total', 'Answers that had to be encoded', () => responder().misses);
     mirror('fedns_answer_errors_total', 'Exceptions while answering a query (a bug; each was answered SERVFAIL)', () => responder().errors);
+    const trafficSeen = new Map<string, number>();
+    new Counter({
+      name: 'fedns_policy_answers_total',
+      help: 'Answers narrowed by a traffic policy, by policy and the tier that answered (cluster, zone, region, all, unknown, first, next, unlisted, weighted, zero-weight)',
+      labelNames: ['policy', 'tier'],
+      registers: [registry],
+      collect() {
+        for (const [key, n] of responder().traffic ?? []) {
+          const [policy, tier] = key.split(' ');
+          this.inc({ policy, tier }, n - (trafficSeen.get(key) ?? 0));
+          trafficSeen.set(key, n);
+        }
+      },
+    });
+    new Gauge({
+      name: 'fedns_policy_disagreements',
+      help: 'Federated services whose copies in different clusters disagree on a traffic-policy annotation (see fedns explain)',
+      labelNames: ['annotation'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        const counts = new Map<string, number>(TRAFFIC_ANNOTATIONS.map((a) => [a, 0]));
+        for (const list of federation().policyDisagreements.values()) for (const a of list) counts.set(a, (counts.get(a) ?? 0) + 1);
+        for (const [annotation, n] of counts) this.set({ annotation }, n);
+      },
+    });
     new Gauge({
       name: 'fedns_cluster_health',
       help: 'Member cluster health: 1 for the current state',
