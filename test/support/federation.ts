@@ -55,3 +55,13 @@ export const svc = (name: string, lb: string[], over: Partial<SlimService> = {})
   labels: {},
   ...over,
 });
+
+/** An EndpointSlice of namespace "ns" for `service`, one port "http", one endpoint per entry (ready unless said). */
+export const slice = (service: string, eps: { addr: string; ready?: boolean; zone?: string; hostname?: string }[], name = `${service}-s`): SlimEndpointSlice => ({
+  namespace: 'ns',
+  name,
+  service,
+  addressType: eps[0]?.addr.includes(':') ? 'IPv6' : 'IPv4',
+  ports: [{ name: 'http', port: 8080, protocol: 'tcp' }],
+  endpoints: eps.map((e) => ({ addresses: [e.addr], ready: e.ready ?? true, zone: e.zone, hostname: e.hostname })),
+});

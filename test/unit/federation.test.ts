@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import type { SlimEndpointSlice } from '../../src/cluster/objects.js';
 import type { ClusterSettings } from '../../src/cluster/state.js';
 import { EdnsOption, Rcode, RRType } from '../../src/wire/constants.js';
 import { decodeMessage, encodeQuery, type Message } from '../../src/wire/message.js';
@@ -9,7 +8,7 @@ import type { FederationPolicy } from '../../src/federation/model.js';
 import { parseLabelSelector } from '../../src/federation/selector.js';
 import { zoneRecords } from '../../src/zone/masterfile.js';
 import { nameKey } from '../../src/wire/name.js';
-import { seed, svc, testFederationSettings } from '../support/federation.js';
+import { seed, slice, svc, testFederationSettings } from '../support/federation.js';
 
 function federation(policy: Partial<FederationPolicy> = {}): { fed: Federation; ask: (n: string, t: number, o?: Parameters<typeof encodeQuery>[2], tr?: 'udp' | 'tcp') => Message } {
   const fed = new Federation(testFederationSettings(policy));
@@ -26,15 +25,6 @@ const settings = (name: string, over: Partial<ClusterSettings> = {}): ClusterSet
   addressMode: 'loadBalancer',
   gracePeriod: 300,
   ...over,
-});
-
-const slice = (service: string, eps: { addr: string; ready?: boolean; zone?: string; hostname?: string }[], name = `${service}-s`): SlimEndpointSlice => ({
-  namespace: 'ns',
-  name,
-  service,
-  addressType: eps[0]?.addr.includes(':') ? 'IPv6' : 'IPv4',
-  ports: [{ name: 'http', port: 8080, protocol: 'tcp' }],
-  endpoints: eps.map((e) => ({ addresses: [e.addr], ready: e.ready ?? true, zone: e.zone, hostname: e.hostname })),
 });
 
 const addrs = (m: Message) => m.answers.filter((r) => r.type === RRType.A || r.type === RRType.AAAA).map((r) => r.data as string).sort();
