@@ -50,7 +50,7 @@ describe.skipIf(!hasDig)('README dig examples', () => {
 
   it.each(all.map((e) => [e.command, e] as const))('%s', async (_c, ex) => {
     const [digPart, grep] = ex.command.split(' | grep ');
-    expect(digPart).toMatch(/^dig @127\.0\.0\.1 -p 1053 /);
+    expect(digPart).toMatch(/^dig (-b 127\.0\.0\.[2-4] )?@127\.0\.0\.1 -p 1053 /);
     const args = digPart.split(/\s+/).slice(1).map((a) => (a === '1053' ? String(f.port) : a));
     const { stdout } = await run('dig', ['+tries=1', '+time=2', ...args]);
     let got = stdout.split('\n').filter((l) => l.trim());

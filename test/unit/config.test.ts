@@ -75,6 +75,13 @@ describe('configuration', () => {
     ['a region too long with the domain', `domain: "${Array.from({ length: 3 }, () => 'd'.repeat(60)).join('.')}."\nclusters: [{ name: a, region: "${'r'.repeat(60)}", source: { type: files, path: . } }]`, /^clusters\[0\]\.region: .*255 bytes/],
     ['identity too long', `identity: { version: "${'v'.repeat(256)}" }`, /^identity\.version: 1 to 255 printable ASCII/],
     ['udp.batch not a mode', 'udp: { batch: yes }', /^udp\.batch: expected auto, on or off/],
+    ['unknown traffic policy', 'policy: closest', /^policy: expected one of all, nearest, failover, weighted/],
+    ['address cap of 0', 'maxAddresses: 0', /^maxAddresses: /],
+    ['client networks neither auto nor CIDRs', 'clusters: [{ name: a, clientNetworks: everything, source: { type: files, path: . } }]', /^clusters\[0\]\.clientNetworks: expected "auto" or a list of CIDR blocks/],
+    ['a client network that is no CIDR', 'clusters: [{ name: a, clientNetworks: [10.0.0.0/40], source: { type: files, path: . } }]', /^clusters\[0\]\.clientNetworks/],
+    ['a client zone without a region', 'clients: [{ networks: [192.0.2.0/24], zone: z1 }]', /^clients\[0\]\.region: a client with a zone needs a region/],
+    ['a client without networks', 'clients: [{ networks: [], region: r1 }]', /^clients\[0\]\.networks: give at least one CIDR block/],
+    ['locality.ecs not a boolean', 'locality: { ecs: maybe }', /^locality\.ecs: /],
   ];
   it.each(cases)('rejects %s, naming the field', (_what, yaml, want) => {
     const problems = errorsOf(yaml);

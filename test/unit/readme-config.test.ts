@@ -30,8 +30,8 @@ describe('README configuration blocks', () => {
   });
 
   it('the main example spells out the defaults of every section it shows but clusters and identity', () => {
-    const main = configSchema.parse(filled(blocks[0]));
-    for (const k of ['domain', 'federation', 'listen', 'ttl', 'selection', 'addressMode', 'health', 'tcp', 'udp', 'ops', 'log', 'hostnames', 'queries', 'rateLimit'] as const)
+    const main = configSchema.parse(filled(blocks.find((b) => b.startsWith('domain:'))!));
+    for (const k of ['domain', 'federation', 'listen', 'ttl', 'selection', 'addressMode', 'health', 'tcp', 'udp', 'ops', 'log', 'hostnames', 'queries', 'rateLimit', 'policy', 'maxAddresses', 'locality', 'clients'] as const)
       expect(main[k], k).toEqual(defaults[k]);
     const { mname: _m, rname: _r, ...soaTimers } = main.soa;
     const { mname: _dm, rname: _dr, ...defaultTimers } = defaults.soa;
@@ -44,6 +44,12 @@ describe('README configuration blocks', () => {
     expect([responsesPerSecond, nodataPerSecond, nxdomainsPerSecond, errorsPerSecond]).toEqual([20, 20, 20, 20]);
     const { responsesPerSecond: _r, nodataPerSecond: _n, nxdomainsPerSecond: _x, errorsPerSecond: _e, ...restDefaults } = defaults.rateLimit;
     expect(rest).toEqual(restDefaults);
+  });
+
+  it('the traffic-policy block: the global settings shown are the defaults', () => {
+    const t = configSchema.parse(filled(blocks.find((b) => b.includes('clientNetworks: [10.8.0.0/14]   #'))!));
+    expect([t.policy, t.maxAddresses, t.locality]).toEqual([defaults.policy, defaults.maxAddresses, defaults.locality]);
+    expect(t.clusters[0].clientNetworks).toEqual(['10.8.0.0/14']);
   });
 
   it('the transfer block: notifyDelay and journal are the defaults', () => {
