@@ -16,7 +16,7 @@ import { Writer, WriteOverflow } from '../wire/writer.js';
 import type { Answer, ZoneNode } from '../zone/node.js';
 import type { ZoneSnapshot } from '../zone/snapshot.js';
 import { ResponseSigner, tsigErrorTail, verifyRequest, type TsigKey } from '../wire/tsig.js';
-import { pick, planFor, type Choice, type ServiceLocality } from '../zone/locality.js';
+import { pick, planFor, type ServiceLocality } from '../zone/locality.js';
 import type { ClientMap, ClientMatch } from '../client-map.js';
 
 export type Transport = 'udp' | 'tcp';
@@ -303,21 +303,25 @@ export class Responder {
     return this.finish(msg, q, transport, Rcode.NOERROR, true, enc, true, node.stale, enc.turns > 1 ? this.rotation++ % enc.turns : 0);
   }
 
+  /** ECS source prefix length of the query being answered (-1: none used), set by identify(). */
+  private ecsSource = -1;
+
   /**
    * Who asks: the ECS option's subnet when ECS is on and the query has one, else the source
-   * address. `source` is the ECS source prefix length (-1 without ECS).
+   * address. Sets ecsSource.
    */
-  private identify(msg: Buffer, q: ParsedQuery, conn?: ConnectionWriter, remote?: string): { match?: ClientMatch; source: number } {
+  private identify(msg: Buffer, q: ParsedQuery, conn?: ConnectionWriter, remote?: string): ClientMatch | undefined {
     const t = this.traffic;
-    if (!t) return { source: -1 };
+    this.ecsSource = -1;
+    if (!t) return undefined;
     if (this.ecsEcho !== undefined) {
       const o = q.ecsOffset;
-      const family = msg.readUInt16BE(o) as 1 | 2;
       const source = msg[o + 2];
-      return { match: t.clients.lookupSubnet(family, msg.subarray(o + 4, o + 4 + Math.ceil(source / 8)), source), source };
+      this.ecsSource = source;
+      return t.clients.lookupSubnet(msg.readUInt16BE(o) as 1 | 2, msg.subarray(o + 4, o + 4 + Math.ceil(source / 8)), source);
     }
     const from = remote ?? conn?.remoteAddress;
-    return { match: from === undefined ? undefined : t.clients.lookup(from), source: -1 };
+    return from === undefined ? undefined : t.clients.lookup(from);
   }
 
   /**
@@ -325,8 +329,8 @@ export class Responder {
    * for weighted), one window of it when addresses are capped, encoded once per choice.
    */
   private localAnswer(msg: Buffer, q: ParsedQuery, transport: Transport, entry: CacheEntry, loc: ServiceLocality, ans: Answer, conn?: ConnectionWriter, remote?: string): Buffer {
-    const who = this.identify(msg, q, conn, remote);
-    const place = who.match?.place;
+    const match = this.identify(msg, q, conn, remote);
+    const place = match?.place;
     const draw = Math.random();
     const qt = q.qtype;
     const c4 = qt !== RRType.AAAA ? pick(planFor(loc, place, 4), draw) : undefined;
@@ -334,13 +338,14 @@ export class Responder {
     const turn = this.turn++;
     const w4 = c4 ? turn % c4.windows.length : 0;
     const w6 = c6 ? turn % c6.windows.length : 0;
-    const key = `${qt}|${c4 ? c4.keys[w4] : ''}|${c6 ? c6.keys[w6] : ''}`;
-    const chosen = (c4 ?? c6) as Choice | undefined;
-    const tierKey = `${loc.policy} ${chosen ? chosen.tier : 'all'}`;
-    this.trafficAnswers.set(tierKey, (this.trafficAnswers.get(tierKey) ?? 0) + 1);
+    // A and AAAA: the window's own key (family-prefixed, made once per plan); SRV: both families'.
+    const key = qt === RRType.A ? c4?.keys[w4] : qt === RRType.AAAA ? c6?.keys[w6] : `${qt}|${c4 ? c4.keys[w4] : ''}|${c6 ? c6.keys[w6] : ''}`;
+    const chosen = c4 ?? c6;
+    if (chosen === undefined || key === undefined) return this.finish(msg, q, transport, Rcode.NOERROR, true, this.encoded(entry, qt, qt, ans, q.qnameLen, this.zone()), true, entry.node.stale);
+    this.trafficAnswers.set(chosen.counter, (this.trafficAnswers.get(chosen.counter) ?? 0) + 1);
     if (this.ecsEcho !== undefined) {
       // The scope: how far the answer holds (RFC 7871 7.2.1). Only nearest depends on the client.
-      const scope = loc.policy !== 'nearest' ? 0 : who.match ? who.match.scope : who.source;
+      const scope = loc.policy !== 'nearest' ? 0 : match ? match.scope : this.ecsSource;
       this.ecsEcho[7] = scope;
     }
     const views = (entry.views ??= new Map());

@@ -45,6 +45,8 @@ export interface Choice {
   keys: string[];
   /** Every address of the choice, before the cut. */
   size: number;
+  /** "policy tier": the metric this choice counts in. */
+  counter: string;
 }
 
 /** What a client of one place may get for one family: one choice, or several drawn by weight. */
@@ -92,7 +94,7 @@ function interleave(lists: string[][]): string[] {
   return out;
 }
 
-function choice(tier: Tier, groups: readonly AddressGroup[], family: Family, max: number | undefined, cluster?: string, weight = 1): Choice | undefined {
+function choice(policy: TrafficPolicy, tier: Tier, groups: readonly AddressGroup[], family: Family, max: number | undefined, cluster?: string, weight = 1): Choice | undefined {
   const all = spread(groups, family);
   if (all.length === 0) return undefined;
   const windows: Set<string>[] = [];
@@ -106,7 +108,7 @@ function choice(tier: Tier, groups: readonly AddressGroup[], family: Family, max
     }
   }
   const keys = windows.map((w) => `${family}|${[...w].sort().join(',')}`);
-  return { tier, cluster, weight, windows, keys, size: all.length };
+  return { tier, cluster, weight, windows, keys, size: all.length, counter: `${policy} ${tier}` };
 }
 
 function has(g: AddressGroup, family: Family): boolean {
@@ -119,11 +121,12 @@ export function plan(loc: ServiceLocality, place: ClientPlace | undefined, famil
   if (groups.length === 0) return NONE;
   const one = (c: Choice | undefined): Plan => (c ? { choices: [c], total: c.weight } : NONE);
   const max = loc.maxAddresses;
+  const p = loc.policy;
   switch (loc.policy) {
     case 'all':
-      return one(choice('all', groups, family, max));
+      return one(choice(p, 'all', groups, family, max));
     case 'nearest': {
-      if (!place) return one(choice('unknown', groups, family, max));
+      if (!place) return one(choice(p, 'unknown', groups, family, max));
       const tiers: [Tier, (g: AddressGroup) => boolean][] = [
         ['cluster', (g) => place.cluster !== undefined && g.cluster === place.cluster],
         ['zone', (g) => place.region !== undefined && g.region === place.region && g.zones.some((z) => place.zones.includes(z))],
@@ -131,16 +134,16 @@ export function plan(loc: ServiceLocality, place: ClientPlace | undefined, famil
       ];
       for (const [tier, test] of tiers) {
         const mine = groups.filter(test);
-        if (mine.length) return one(choice(tier, mine, family, max));
+        if (mine.length) return one(choice(p, tier, mine, family, max));
       }
-      return one(choice('all', groups, family, max));
+      return one(choice(p, 'all', groups, family, max));
     }
     case 'failover': {
       for (let i = 0; i < loc.order.length; i++) {
         const mine = groups.filter((g) => g.cluster === loc.order[i]);
-        if (mine.length) return one(choice(i === 0 ? 'first' : 'next', mine, family, max, loc.order[i]));
+        if (mine.length) return one(choice(p, i === 0 ? 'first' : 'next', mine, family, max, loc.order[i]));
       }
-      return one(choice('unlisted', groups, family, max));
+      return one(choice(p, 'unlisted', groups, family, max));
     }
     case 'weighted': {
       const clusters = [...new Set(groups.map((g) => g.cluster))];
@@ -148,10 +151,10 @@ export function plan(loc: ServiceLocality, place: ClientPlace | undefined, famil
       for (const cl of clusters) {
         const weight = loc.weights.get(cl) ?? 0;
         if (weight <= 0) continue;
-        const c = choice('weighted', groups.filter((g) => g.cluster === cl), family, max, cl, weight);
+        const c = choice(p, 'weighted', groups.filter((g) => g.cluster === cl), family, max, cl, weight);
         if (c) choices.push(c);
       }
-      if (choices.length === 0) return one(choice('zero-weight', groups, family, max));
+      if (choices.length === 0) return one(choice(p, 'zero-weight', groups, family, max));
       return { choices, total: choices.reduce((s, c) => s + c.weight, 0) };
     }
   }
