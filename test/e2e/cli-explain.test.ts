@@ -38,6 +38,18 @@ describe('fedns explain', () => {
     expect(json.rcode).toBe('NOERROR');
   });
 
+  it('--client answers as that client gets it, online and offline alike', async () => {
+    const online = await explain(f.config, 'nginx.default.fed.example.com', '--client', '127.0.0.2');
+    expect(online.code, online.err).toBe(0);
+    expect(online.out).toContain('    nginx.default.fed.example.com. 30 IN A 192.0.2.10\n  service');
+    expect(online.out).toContain('    client 127.0.0.2: cluster alpha, network 127.0.0.2/32 [region us-east, zones us-east-a]\n      A tier cluster: 192.0.2.10\n');
+    const offline = await explain(f.config, 'nginx.default.fed.example.com', '--client', '127.0.0.2', '--offline');
+    expect(stable(offline.out)).toBe(stable(online.out));
+    const bad = await explain(f.config, 'nginx.default.fed.example.com', '--client', 'somewhere', '--offline');
+    expect(bad.code).toBe(1);
+    expect(bad.err).toContain('client "somewhere" is not an IP address');
+  });
+
   it('a server that is not running: exit 1 and a hint to use --offline', async () => {
     const elsewhere = await freePort();
     const { writeFileSync, readFileSync } = await import('node:fs');

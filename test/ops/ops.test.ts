@@ -188,4 +188,40 @@ describe('ops listener', () => {
     expect((await get('/explain?name=a%5C.b.example.com&format=text')).status).toBe(200);
     expect((await get('/explain')).status).toBe(400);
   });
+
+  it('explains a traffic policy for a client, and counts answers by policy and tier and disagreeing services', async () => {
+    const { server, get, dir } = await start();
+    await until(() => get('/readyz'), (r) => r.status === 200);
+    const ex = JSON.parse((await get('/explain?name=nginx.default.fed.example.com&client=127.0.0.3', 'application/json')).body);
+    expect(ex.answer).toEqual([expect.stringMatching(/\tA\t198\.51\.100\.10$/)]);
+    expect(ex.traffic).toMatchObject({ policy: 'nearest', source: { policy: 'annotation' }, disagreements: [] });
+    expect(ex.traffic.client).toMatchObject({ address: '127.0.0.3', identified: 'cluster bravo, network 127.0.0.3/32', cluster: 'bravo', region: 'us-east' });
+    expect(ex.traffic.client.choices).toEqual([expect.objectContaining({ family: 'A', tier: 'cluster', addresses: ['198.51.100.10'] })]);
+    const unknown = JSON.parse((await get('/explain?name=nginx.default.fed.example.com&client=127.0.0.9', 'application/json')).body);
+    expect(unknown.traffic.client).toMatchObject({ identified: 'unknown: in no client network' });
+    expect(unknown.traffic.client.choices).toEqual([expect.objectContaining({ tier: 'unknown', addresses: ['192.0.2.10', '198.51.100.10'] })]);
+    expect((await get('/explain?name=nginx.default.fed.example.com&client=nobody')).status).toBe(400);
+
+    const { port } = server.dns.addresses()[0];
+    for (const from of ['127.0.0.2', '127.0.0.2', '127.0.0.4']) {
+      const sock = createSocket('udp4');
+      await new Promise<void>((r) => sock.bind(0, from, () => r()));
+      const answered = new Promise((r) => sock.once('message', r));
+      sock.send(encodeQuery('nginx.default.fed.example.com.', RRType.A), port, '127.0.0.1');
+      await answered;
+      sock.close();
+    }
+    const m = (await get('/metrics')).body;
+    expect(metric(m, 'fedns_policy_answers_total', 'policy="nearest",tier="cluster"')).toBe(2);
+    expect(metric(m, 'fedns_policy_answers_total', 'policy="nearest",tier="all"')).toBe(1);
+    expect(metric(m, 'fedns_policy_disagreements', 'annotation="fedns.io/policy"')).toBe(0);
+
+    // charlie's copy of nginx turns to failover: the copies disagree, 2 to 1.
+    const file = join(dir, 'demo', 'charlie', 'services.yaml');
+    writeFileSync(file, readFileSync(file, 'utf8').replace('annotations: { fedns.io/policy: nearest }', 'annotations: { fedns.io/policy: failover }'));
+    const after = await until(() => get('/metrics'), (r) => metric(r.body, 'fedns_policy_disagreements', 'annotation="fedns.io/policy"') === 1);
+    expect(metric(after.body, 'fedns_policy_disagreements', 'annotation="fedns.io/policy"')).toBe(1);
+    const text = (await get('/explain?name=nginx.default.fed.example.com&format=text')).body;
+    expect(text).toContain('the copies disagree on fedns.io/policy (alpha: nearest, bravo: nearest, charlie: failover): nearest is used');
+  });
 });
