@@ -256,6 +256,9 @@ export function federate(key: string, clusters: Iterable<ClusterState>, policy: 
   const ports = new Map<string, SlimPort>();
   const endpoints: HeadlessEndpoint[] = [];
   const groups: AddressGroup[] = [];
+  const traffic = decideTraffic(policy, [...live, ...expired], verdicts.map((v) => v.cluster));
+  // Address groups are what traffic policies choose from: a service everyone gets whole needs none.
+  const grouped = traffic.policy !== 'all' || traffic.maxAddresses !== undefined;
   // The annotation sets the TTL (the lowest where clusters disagree); the default applies without one.
   let annotated: number | undefined;
   let stale = panic;
@@ -272,7 +275,7 @@ export function federate(key: string, clusters: Iterable<ClusterState>, policy: 
     if (c.health === 'stale' || c.health === 'expired') stale = true;
     verdict.reason = c.health === 'live' ? 'healthy' : c.health === 'stale' ? 'stale data within grace period' : 'expired, kept by panic mode';
     const byZones = new Map<string, { cluster: string; region?: string; zones: string[]; v4: string[]; v6: string[] }>();
-    for (const [addr, addrZones] of x.addresses) {
+    if (grouped) for (const [addr, addrZones] of x.addresses) {
       const gz = addrZones.length ? addrZones : c.zones;
       const gk = gz.join(',');
       let g = byZones.get(gk);
@@ -312,8 +315,19 @@ export function federate(key: string, clusters: Iterable<ClusterState>, policy: 
     endpoints: mergeEndpoints(endpoints),
     verdicts,
     groups,
-    traffic: decideTraffic(policy, [...live, ...expired], verdicts.map((v) => v.cluster)),
+    traffic,
   };
+}
+
+/** The configuration's traffic settings, made once per policy and cluster list: most services have no annotation. */
+const configured = new WeakMap<FederationPolicy, { order: string; traffic: ServiceTraffic }>();
+function configuredTraffic(policy: FederationPolicy, clusterOrder: string[]): ServiceTraffic {
+  const order = clusterOrder.join(',');
+  const hit = configured.get(policy);
+  if (hit && hit.order === order) return hit.traffic;
+  const traffic = decideTraffic(policy, [], clusterOrder, true);
+  configured.set(policy, { order, traffic });
+  return traffic;
 }
 
 /**
@@ -321,7 +335,8 @@ export function federate(key: string, clusters: Iterable<ClusterState>, policy: 
  * own: the value most copies hold wins, ties going to the first cluster in configuration order;
  * copies without it do not vote, but count as disagreeing. Without any, the configuration decides.
  */
-function decideTraffic(policy: FederationPolicy, copies: Contribution[], clusterOrder: string[]): ServiceTraffic {
+function decideTraffic(policy: FederationPolicy, copies: Contribution[], clusterOrder: string[], uncached = false): ServiceTraffic {
+  if (!uncached && copies.every((x) => x.service.traffic === undefined)) return configuredTraffic(policy, clusterOrder);
   const disagreements: ServiceTraffic['disagreements'] = [];
   const decide = <K extends keyof TrafficAnnotations>(field: K, annotation: string, show: (v: NonNullable<TrafficAnnotations[K]>) => string) => {
     const votes = new Map<string, { count: number; value: NonNullable<TrafficAnnotations[K]> }>();
