@@ -24,7 +24,7 @@ import {
   type SlimServiceExport,
 } from './objects.js';
 import { describeNetworkError, KubeTransport, LabelledTransport } from './kube-http.js';
-import { mostCommonRegion, NodeNetworks } from './nodes.js';
+import { MAX_LEARNED_NETWORKS, mostCommonRegion, NodeNetworks } from './nodes.js';
 import type { ClusterSource } from './source.js';
 import type { ClusterState } from './state.js';
 import {
@@ -83,6 +83,8 @@ const RESOURCES: Record<Kind, ResourceSpec & { slim: (o: Obj) => Slim }> = {
 };
 
 const NODES: ResourceSpec = { kind: 'Node', path: '/api/v1/nodes', plural: 'nodes' };
+/** Node changes reach learnedNetworks at most this often (the first at once). */
+const NODE_PUBLISH_MS = 200;
 
 // ---- the source -------------------------------------------------------------------------
 
@@ -144,7 +146,7 @@ export class KubeClusterSource implements ClusterSource {
     this.regionPending = (options.discoverRegion ?? true) && !state.settings.region;
     this.quiet = new QuietLog(log);
     this.learnNetworks = options.learnNetworks ?? false;
-    this.nodeNetworks = new NodeNetworks(state);
+    this.nodeNetworks = new NodeNetworks(state, MAX_LEARNED_NETWORKS, NODE_PUBLISH_MS);
   }
 
   async start(): Promise<void> {
@@ -458,6 +460,7 @@ export class KubeClusterSource implements ClusterSource {
     this.stopped = true;
     if (this.loadTimer) clearTimeout(this.loadTimer);
     this.regionAbort.abort();
+    this.nodeNetworks.stop();
     await Promise.all([...this.reflectors.values(), ...(this.nodes ? [this.nodes] : [])].map((r) => r.stop()));
     this.transport?.close();
   }

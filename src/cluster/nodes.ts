@@ -14,10 +14,17 @@ export class NodeNetworks {
   private dirty = false;
   /** Networks left out for the limit at the last flush (reported when it changes). */
   private overLimit = 0;
+  private lastPublish = 0;
+  private timer?: NodeJS.Timeout;
 
   constructor(
     private readonly state: ClusterState,
     private readonly limit = MAX_LEARNED_NETWORKS,
+    /**
+     * Publishes at most once per this many ms (the first change at once): a burst of node events
+     * (a cluster scaling up) costs one union and one client map per interval, not one per event.
+     */
+    private readonly minIntervalMs = 0,
   ) {}
 
   get size(): number {
@@ -48,7 +55,17 @@ export class NodeNetworks {
 
   /** Hands the union of the nodes' networks to the cluster, when a node changed since the last flush. */
   flush(): void {
-    if (!this.dirty) return;
+    if (!this.dirty || this.timer) return;
+    const wait = this.lastPublish + this.minIntervalMs - Date.now();
+    if (wait > 0) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.flush();
+      }, wait);
+      this.timer.unref();
+      return;
+    }
+    this.lastPublish = Date.now();
     this.dirty = false;
     const all = new Set<string>();
     for (const n of this.nodes.values()) for (const net of n.networks) all.add(net);
@@ -63,10 +80,17 @@ export class NodeNetworks {
 
   /** Forgets every node; the cluster has no learned networks any more. */
   clear(): void {
+    this.stop();
     this.nodes.clear();
     this.dirty = false;
     this.overLimit = 0;
     this.state.setLearnedNetworks([]);
+  }
+
+  /** Drops a publication still waiting (the source stops). */
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
   }
 
   /** The region most nodes are labelled with (ties: the first by name), and how many nodes say so. */

@@ -109,6 +109,28 @@ describe('NodeNetworks', () => {
     fed.close();
   });
 
+  it('with a publishing interval, the first change is published at once and a burst after it once, at the end of the interval', async () => {
+    const { fed, state, events } = cluster();
+    const nets = new NodeNetworks(state, 10_000, 100);
+    nets.upsert(slimNode(node('a', ['10.244.0.0/24'])));
+    nets.flush();
+    expect(events).toHaveLength(1);
+    for (let i = 1; i <= 50; i++) {
+      nets.upsert(slimNode(node(`n${i}`, [`10.245.${i}.0/24`])));
+      nets.flush();
+    }
+    expect(events).toHaveLength(1);
+    await eventually(() => events.length, (n) => n === 2, 'the burst published', 2000);
+    expect(state.learnedNetworks).toHaveLength(51);
+    nets.upsert(slimNode(node('late', ['10.246.0.0/24'])));
+    nets.flush();
+    nets.clear(); // a publication waiting is dropped with the nodes
+    await new Promise((r) => setTimeout(r, 150));
+    expect(state.learnedNetworks).toEqual([]);
+    expect(events).toHaveLength(3);
+    fed.close();
+  });
+
   it('counts ignored values once per change of a node, not per unchanged update', () => {
     const { fed, state } = cluster();
     const nets = new NodeNetworks(state);
