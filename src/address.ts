@@ -1,7 +1,38 @@
 // Which IP addresses fedns accepts from configuration and cluster data.
 import { isIPv4, isIPv6 } from 'node:net';
+import { ipv6Groups } from './acl.js';
 
 /** 4 or 6 for an IP address DNS can carry (an IPv6 zone index such as "%eth0" cannot), else 0. */
 export function isAddress(addr: string): 4 | 6 | 0 {
   return isIPv4(addr) ? 4 : isIPv6(addr) && !addr.includes('%') ? 6 : 0;
+}
+
+/**
+ * "address/bits" in one spelling (IPv6 in its RFC 5952 form, the host bits cleared), or
+ * undefined when `text` is not an IPv4 or IPv6 CIDR block. A bare address is a CIDR block only
+ * when `bareIsHost` says so (it then becomes a /32 or /128).
+ */
+export function canonicalNetwork(text: string, bareIsHost = false): string | undefined {
+  const slash = text.indexOf('/');
+  const addr = slash < 0 ? text : text.slice(0, slash);
+  const family = isAddress(addr);
+  if (!family) return undefined;
+  const max = family === 4 ? 32 : 128;
+  let bits = max;
+  if (slash < 0) {
+    if (!bareIsHost) return undefined;
+  } else {
+    const b = text.slice(slash + 1);
+    if (!/^\d{1,3}$/.test(b) || Number(b) > max) return undefined;
+    bits = Number(b);
+  }
+  const bytes = family === 4 ? addr.split('.').map(Number) : ipv6Groups(addr)!.flatMap((g) => [g >> 8, g & 0xff]);
+  for (let i = 0; i < bytes.length; i++) {
+    const keep = Math.max(0, Math.min(8, bits - i * 8));
+    bytes[i] &= (0xff << (8 - keep)) & 0xff;
+  }
+  if (family === 4) return `${bytes.join('.')}/${bits}`;
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i] << 8) | bytes[i + 1]).toString(16));
+  return `${new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1)}/${bits}`;
 }

@@ -4,7 +4,7 @@ import type { Config } from './config/load.js';
 import type { ClusterConfig as ClusterConfigResolved } from './config/schema.js';
 import { keyToName } from './wire/name.js';
 import { FileClusterSource } from './cluster/files.js';
-import { KubeClusterSource } from './cluster/kube.js';
+import { KubeClusterSource, type KubeSourceOptions } from './cluster/kube.js';
 import type { ClusterSource } from './cluster/source.js';
 import type { ClusterSettings, ClusterState } from './cluster/state.js';
 import { DnsServer } from './server/server.js';
@@ -155,13 +155,23 @@ export type SourceFactory = (state: ClusterState, cluster: ClusterConfigResolved
 const sourceFactories: Record<string, SourceFactory> = {
   files: (state, cluster, log) => {
     if (cluster.source.type !== 'files') throw new Error('not a files source');
-    return new FileClusterSource(state, cluster.source.path, log);
+    return new FileClusterSource(state, cluster.source.path, log, { learnNetworks: learnsNetworks(cluster) });
   },
   kube: (state, cluster, log, config) => {
     if (cluster.source.type !== 'kube') throw new Error('not a kube source');
-    return new KubeClusterSource(state, cluster.source, log, { policy: config.selection.policy });
+    return new KubeClusterSource(state, cluster.source, log, kubeSourceOptions(config, cluster));
   },
 };
+
+/** What a kube source takes from the configuration (the federation's and its cluster's settings). */
+export function kubeSourceOptions(c: Config, cl: ClusterConfigResolved): KubeSourceOptions {
+  return { policy: c.selection.policy, learnNetworks: learnsNetworks(cl) };
+}
+
+/** clientNetworks: auto: the cluster's source learns its networks from its Node objects. */
+function learnsNetworks(cl: ClusterConfigResolved | undefined): boolean {
+  return cl?.clientNetworks === 'auto';
+}
 
 /** Longest a reload waits for clusters to read what a new selection policy needs. */
 const POLICY_WAIT_MS = 10_000;
@@ -177,7 +187,7 @@ export async function loadFederation(config: Config, log: Logger): Promise<Feder
   fed.resolveHostnames(dnsResolver(config.hostnames.resolvers), config.hostnames.refresh, log.child({ component: 'hostnames' }));
   for (const cl of config.clusters) {
     const state = fed.addCluster(clusterSettings(config, cl));
-    if (cl.source.type === 'files') new FileClusterSource(state, cl.source.path, log.child({ cluster: cl.name })).reload();
+    if (cl.source.type === 'files') new FileClusterSource(state, cl.source.path, log.child({ cluster: cl.name }), { learnNetworks: learnsNetworks(cl) }).reload();
     else log.warn({ cluster: cl.name }, 'cluster is read from a Kubernetes API server; not contacted for an offline zone');
   }
   fed.rebuild();
@@ -437,6 +447,9 @@ export class Fedns {
       // A region no longer configured is learned from the nodes, which a new source does.
       const regionDropped = prevByName.get(cl.name)?.region !== undefined && cl.region === undefined;
       if (running.config !== JSON.stringify(cl.source) || regionDropped) replaced.push(cl);
+      // clientNetworks to or from auto starts or stops the node watch, in place (a new source would read everything again).
+      else if (learnsNetworks(cl) !== learnsNetworks(prevByName.get(cl.name)))
+        void Promise.resolve(running.source.setLearnNetworks?.(learnsNetworks(cl))).catch((e: unknown) => this.log.error({ err: e, cluster: cl.name }, 'cannot apply clientNetworks'));
     }
     if (JSON.stringify(prev.hostnames) !== JSON.stringify(next.hostnames))
       this.federation.resolveHostnames(dnsResolver(next.hostnames.resolvers), next.hostnames.refresh, this.log.child({ component: 'hostnames' }));

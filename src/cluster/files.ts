@@ -1,6 +1,8 @@
 // A member cluster read from a directory of Kubernetes manifests (what
 // `kubectl get services,endpointslices,serviceexports -A -o yaml` prints: a List, or
 // multi-document YAML). The directory is watched; a broken file keeps the last good state.
+// Node manifests feed the cluster's learned client networks when it is configured
+// clientNetworks: auto (as a node watch does for a kube source).
 import { readdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
@@ -8,13 +10,23 @@ import type { Logger } from 'pino';
 import {
   ObjectError,
   slimEndpointSlice,
+  slimNode,
   slimService,
   slimServiceExport,
+  type SlimNode,
 } from './objects.js';
+import { NodeNetworks } from './nodes.js';
 import type { ClusterInventory, ClusterState } from './state.js';
 import type { ClusterSource } from './source.js';
 
 const MANIFEST = /\.(ya?ml|json)$/i;
+
+/** What a manifest directory holds: the cluster's objects, and its Nodes. */
+export interface ManifestInventory extends ClusterInventory {
+  nodes: SlimNode[];
+}
+
+const emptyInventory = (): ManifestInventory => ({ services: [], slices: [], exports: [], nodes: [] });
 
 export class ManifestError extends Error {
   constructor(
@@ -31,14 +43,14 @@ export class ManifestError extends Error {
  * file 120-300 ms). Throws ManifestError on the first bad file, and then remembers nothing new.
  */
 export class ManifestReader {
-  private parsed = new Map<string, { stamp: string; inv: ClusterInventory }>();
+  private parsed = new Map<string, { stamp: string; inv: ManifestInventory }>();
   /** Of the last read (also a failed one): the directory's fingerprint and newest file time. */
   print = '';
   newestMtimeMs = 0;
 
-  read(dir: string): ClusterInventory {
-    const inv: ClusterInventory = { services: [], slices: [], exports: [] };
-    const next = new Map<string, { stamp: string; inv: ClusterInventory }>();
+  read(dir: string): ManifestInventory {
+    const inv = emptyInventory();
+    const next = new Map<string, { stamp: string; inv: ManifestInventory }>();
     let files: ReturnType<typeof scan>;
     try {
       files = scan(dir);
@@ -55,6 +67,7 @@ export class ManifestReader {
       inv.services.push(...p.inv.services);
       inv.slices.push(...p.inv.slices);
       inv.exports.push(...p.inv.exports);
+      inv.nodes.push(...p.inv.nodes);
     }
     this.parsed = next;
     return inv;
@@ -62,13 +75,13 @@ export class ManifestReader {
 }
 
 /** Reads every manifest file of `dir` into slim objects. Throws ManifestError on the first bad file. */
-export function readManifestDir(dir: string): ClusterInventory {
+export function readManifestDir(dir: string): ManifestInventory {
   return new ManifestReader().read(dir);
 }
 
 /** One manifest file: JSON (parsed as JSON, much faster) or YAML, one or more documents. */
-function parseManifestFile(file: string): ClusterInventory {
-  const inv: ClusterInventory = { services: [], slices: [], exports: [] };
+function parseManifestFile(file: string): ManifestInventory {
+  const inv = emptyInventory();
   const text = readFileSync(file, 'utf8');
   if (/\.json$/i.test(file)) {
     if (text.trim() === '') return inv;
@@ -101,7 +114,7 @@ function listManifests(dir: string): string[] {
   return out;
 }
 
-function collect(obj: unknown, file: string, inv: ClusterInventory): void {
+function collect(obj: unknown, file: string, inv: ManifestInventory): void {
   if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new ManifestError(file, 'expected a Kubernetes object or List');
   const o = obj as Record<string, any>;
   const kind = o.kind;
@@ -112,8 +125,9 @@ function collect(obj: unknown, file: string, inv: ClusterInventory): void {
     } else if (kind === 'Service') inv.services.push(slimService(o));
     else if (kind === 'EndpointSlice') inv.slices.push(slimEndpointSlice(o));
     else if (kind === 'ServiceExport') inv.exports.push(slimServiceExport(o));
+    else if (kind === 'Node') inv.nodes.push(slimNode(o));
     else if (typeof kind !== 'string') throw new ManifestError(file, 'object without a kind');
-    // Other kinds (Nodes, Deployments, ...) are ignored.
+    // Other kinds (Deployments, ...) are ignored.
   } catch (e) {
     if (e instanceof ObjectError) throw new ManifestError(file, e.message);
     throw e;
@@ -159,17 +173,42 @@ export class FileClusterSource implements ClusterSource {
   private lastPrint = '';
   private lastError = '';
   private readonly reader = new ManifestReader();
+  private readonly pollMs: number;
+  private learnNetworks: boolean;
+  private readonly nodeNetworks: NodeNetworks;
+  /** The Nodes of the last good read. */
+  private nodes: SlimNode[] = [];
 
   constructor(
     private readonly state: ClusterState,
     private readonly dir: string,
     private readonly log: Logger,
-    /** Fallback poll interval; fs.watch is the fast path. */
-    private readonly pollMs = 500,
-  ) {}
+    options: {
+      /** Fallback poll interval (ms); fs.watch is the fast path. Default 500. */
+      pollMs?: number;
+      /** clientNetworks: auto: the Nodes' pod CIDRs and InternalIPs become the cluster's learnedNetworks. */
+      learnNetworks?: boolean;
+    } = {},
+  ) {
+    this.pollMs = options.pollMs ?? 500;
+    this.learnNetworks = options.learnNetworks ?? false;
+    this.nodeNetworks = new NodeNetworks(state);
+  }
+
+  /** clientNetworks changed to or from auto (a reload): learns from the Nodes last read, or forgets. */
+  setLearnNetworks(on: boolean): void {
+    if (on === this.learnNetworks) return;
+    this.learnNetworks = on;
+    if (!on) return this.nodeNetworks.clear();
+    this.nodeNetworks.replace(this.nodes);
+    this.nodeNetworks.flush();
+  }
 
   start(): void {
     this.watching = true;
+    // Networks a source before this one learned (its settings changed) are not this one's.
+    if (!this.learnNetworks) this.nodeNetworks.clear();
+    this.state.nodeWatchProblem = undefined;
     this.reload();
     this.poll = setInterval(() => {
       if (fingerprint(this.dir) !== this.lastPrint) this.soon();
@@ -216,7 +255,7 @@ export class FileClusterSource implements ClusterSource {
   reload(): void {
     // Watchers before reading: a file written meanwhile is either read now or seen by a watcher.
     if (this.watching) this.syncWatchers();
-    let inv: ClusterInventory;
+    let inv: ManifestInventory;
     try {
       inv = this.reader.read(this.dir);
     } catch (e) {
@@ -237,6 +276,11 @@ export class FileClusterSource implements ClusterSource {
     // A file's modification is when its change began.
     if (before !== 'syncing') this.state.noteChange(this.reader.newestMtimeMs || Date.now());
     this.state.replaceAll(inv);
+    this.nodes = inv.nodes;
+    if (this.learnNetworks) {
+      this.nodeNetworks.replace(inv.nodes);
+      this.nodeNetworks.flush();
+    }
     this.state.markLive();
     this.state.flush();
     this.log.info(

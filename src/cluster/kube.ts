@@ -2,24 +2,29 @@
 // "exported" selection policy) ServiceExports, each kept current by a supervised list+watch
 // loop (see supervisor.ts) over kube-http.ts. Credentials come from a kubeconfig (token, client
 // certificate, exec plugin, ... whatever @kubernetes/client-node supports) or from the pod's
-// service account.
+// service account. With clientNetworks: auto, Nodes too (nodes.ts): not for answers, for the
+// networks the member's DNS queries come from.
 import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { readFileSync } from 'node:fs';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import {
+  nodeRegion,
   ObjectError,
   serviceKey,
   slimEndpointSlice,
+  slimNode,
   slimService,
   slimServiceExport,
   type Kind,
   type SlimEndpointSlice,
   type SlimService,
+  type SlimNode,
   type SlimServiceExport,
 } from './objects.js';
 import { describeNetworkError, KubeTransport, LabelledTransport } from './kube-http.js';
+import { MAX_LEARNED_NETWORKS, mostCommonRegion, NodeNetworks } from './nodes.js';
 import type { ClusterSource } from './source.js';
 import type { ClusterState } from './state.js';
 import {
@@ -49,13 +54,17 @@ export interface KubeSourceOptions extends Partial<SupervisorTiming> {
   requestTimeoutMs?: number;
   /** List nodes once to learn the region when the configuration gives none. Default true. */
   discoverRegion?: boolean;
+  /**
+   * clientNetworks: auto: list+watch the Nodes and keep the cluster's learnedNetworks to their
+   * pod CIDRs and InternalIPs (the node watch then also serves region learning). Default false.
+   */
+  learnNetworks?: boolean;
   /** Called on every restart of a list or watch (not on the routine end of a watch). */
-  onRestart?: (kind: Kind, reason: string) => void;
+  onRestart?: (kind: Kind | 'Node', reason: string) => void;
   /** Use this client configuration instead of loading one (embedding, tests). */
   kubeConfig?: KubeConfig;
 }
 
-const REGION_LABELS = ['topology.kubernetes.io/region', 'failure-domain.beta.kubernetes.io/region'];
 const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 type Obj = Record<string, unknown>;
@@ -72,6 +81,10 @@ const RESOURCES: Record<Kind, ResourceSpec & { slim: (o: Obj) => Slim }> = {
     slim: slimServiceExport,
   },
 };
+
+const NODES: ResourceSpec = { kind: 'Node', path: '/api/v1/nodes', plural: 'nodes' };
+/** Node changes reach learnedNetworks at most this often (the first at once). */
+const NODE_PUBLISH_MS = 200;
 
 // ---- the source -------------------------------------------------------------------------
 
@@ -110,6 +123,10 @@ export class KubeClusterSource implements ClusterSource {
   private readonly regionAbort = new AbortController();
   private loadedStamp = '';
   private reloading = false;
+  /** The node watch (clientNetworks: auto), and the nodes it has seen. */
+  private nodes?: Reflector;
+  private learnNetworks: boolean;
+  private readonly nodeNetworks: NodeNetworks;
 
   constructor(
     private readonly state: ClusterState,
@@ -128,9 +145,16 @@ export class KubeClusterSource implements ClusterSource {
     if (options.policy === 'exported') this.kinds.push('ServiceExport');
     this.regionPending = (options.discoverRegion ?? true) && !state.settings.region;
     this.quiet = new QuietLog(log);
+    this.learnNetworks = options.learnNetworks ?? false;
+    this.nodeNetworks = new NodeNetworks(state, MAX_LEARNED_NETWORKS, NODE_PUBLISH_MS);
   }
 
   async start(): Promise<void> {
+    // Networks a source before this one learned (its settings changed) are not this one's.
+    if (!this.learnNetworks) {
+      this.nodeNetworks.clear();
+      this.state.nodeWatchProblem = undefined;
+    }
     await this.load();
   }
 
@@ -158,6 +182,7 @@ export class KubeClusterSource implements ClusterSource {
       this.reflectors.set(kind, r);
     }
     for (const r of this.reflectors.values()) r.start();
+    if (this.learnNetworks) void this.startNodes();
     void this.discoverRegion();
   }
 
@@ -203,6 +228,108 @@ export class KubeClusterSource implements ClusterSource {
     };
   }
 
+  // ---- nodes (clientNetworks: auto) ---------------------------------------------------------
+
+  /**
+   * Starts the node list+watch: paced and supervised like the others, but outside the cluster's
+   * health. Nodes change no answer's data, so a failing node watch does not make the cluster
+   * stale: the networks last learned stay, and the problem shows in the log, in
+   * ClusterState.nodeWatchProblem and in the metrics. Resolves once the nodes are listed, or the
+   * list or watch failed.
+   */
+  private startNodes(): Promise<void> {
+    if (this.nodes || !this.transport || this.stopped) return Promise.resolve();
+    let settle!: () => void;
+    const first = new Promise<void>((r) => (settle = r));
+    const nodes = this.nodeNetworks;
+    const state = this.state;
+    state.nodeWatchProblem = 'not listed yet';
+    const read = (o: Obj) => {
+      try {
+        return slimNode(o);
+      } catch (e) {
+        if (!(e instanceof ObjectError)) throw e;
+        this.quiet.warn({ kind: 'Node' }, 'skipping an object fedns cannot read', { error: e.message });
+        return undefined;
+      }
+    };
+    // Events of a node watch stopped since (a reload away from auto) are no longer applied.
+    const current = () => this.nodes === r;
+    const r: Reflector = new Reflector(
+      NODES,
+      new LabelledTransport(this.transport, NODES.plural),
+      {
+        replace: (items) => {
+          if (!current()) return;
+          const slims: SlimNode[] = [];
+          for (const it of items) {
+            const n = read(it);
+            if (n) slims.push(n);
+          }
+          nodes.replace(slims);
+        },
+        event: (type, object) => {
+          if (!current()) return;
+          const n = read(object);
+          if (!n) return;
+          if (type === 'DELETED') nodes.remove(n.name);
+          else nodes.upsert(n);
+        },
+        flush: () => {
+          if (current()) nodes.flush();
+        },
+        synced: () => {
+          settle();
+          if (!current()) return;
+          if (state.nodeWatchProblem) this.log.info({ nodes: nodes.size, networks: state.learnedNetworks.length }, 'nodes listed; client networks learned');
+          state.nodeWatchProblem = '';
+          this.regionFromNodes();
+        },
+        failed: (reason, error) => {
+          settle();
+          if (!current()) return;
+          if (!state.nodeWatchProblem) this.log.warn({ reason }, 'node watch failing; keeping the client networks last learned from the nodes');
+          state.nodeWatchProblem = reason;
+          if (error && (error.category === 'tls' || error.category === 'config' || error.status === 401 || error.status === 403)) this.reloadIfChanged();
+        },
+        restarted: (reason) => {
+          state.watchRestarts++;
+          this.options.onRestart?.('Node', reason);
+        },
+      },
+      this.timing,
+      this.log,
+    );
+    this.nodes = r;
+    r.start();
+    return first;
+  }
+
+  /** Stops the node watch; the cluster learns no networks any more. */
+  private async stopNodes(): Promise<void> {
+    const r = this.nodes;
+    this.nodes = undefined;
+    const stopping = r?.stop();
+    this.nodeNetworks.clear();
+    this.state.nodeWatchProblem = undefined;
+    await stopping;
+  }
+
+  /** clientNetworks changed to or from auto (a reload): starts or stops the node watch, nothing else. */
+  async setLearnNetworks(on: boolean): Promise<void> {
+    if (on === this.learnNetworks) return;
+    this.learnNetworks = on;
+    if (on) await this.startNodes(); // before load(), load() starts it
+    else await this.stopNodes();
+  }
+
+  /** The region, from the nodes the node watch has listed, when it is still to be learned. */
+  private regionFromNodes(): void {
+    if (!this.regionPending) return;
+    this.regionPending = false;
+    this.applyRegion(this.nodeNetworks.region());
+  }
+
   private resourceSynced(): void {
     for (const r of this.reflectors.values()) if (!r.healthy) return;
     const was = this.state.health;
@@ -246,6 +373,7 @@ export class KubeClusterSource implements ClusterSource {
         this.loadedStamp = stamp;
         this.transport?.setConfig(kc);
         for (const r of this.reflectors.values()) r.forgetPosition();
+        this.nodes?.forgetPosition();
         this.log.info({ kubeconfig: this.src.kubeconfig, context: kc.getCurrentContext() }, 'kubeconfig changed on disk; using the new credentials');
       })
       .catch((e: unknown) => {
@@ -257,33 +385,31 @@ export class KubeClusterSource implements ClusterSource {
       });
   }
 
-  /** Learns the region from node labels, once, when the configuration has none. */
+  /** The region most nodes are labelled with becomes the cluster's (when it is a DNS label). */
+  private applyRegion(best: { region: string; nodes: number } | undefined): void {
+    if (!best) {
+      this.log.info('no node carries a region label; the cluster has no region (set one in the configuration)');
+      return;
+    }
+    const region = best.region.toLowerCase();
+    if (!DNS_LABEL.test(region)) {
+      this.log.warn({ region: best.region }, 'the nodes\' region label is not a DNS label; set the region in the configuration');
+      this.state.setDiscoveredRegion(best.region); // refused there too, and counted
+      return;
+    }
+    this.log.info({ region, nodes: best.nodes }, 'region learned from node labels');
+    this.state.setDiscoveredRegion(region);
+    this.state.flush();
+  }
+
+  /** Learns the region from node labels, once, when the configuration has none (the node watch does it when it runs). */
   private async discoverRegion(): Promise<void> {
-    if (!this.regionPending || this.regionRunning || !this.transport || this.stopped) return;
+    if (!this.regionPending || this.regionRunning || !this.transport || this.stopped || this.nodes) return;
     this.regionRunning = true;
     try {
       const body = (await this.transport.getJson('/api/v1/nodes', { limit: '500' }, this.regionAbort.signal, 'list nodes')) as { items?: Obj[] };
       this.regionPending = false;
-      const counts = new Map<string, number>();
-      for (const n of Array.isArray(body?.items) ? body.items : []) {
-        const labels = ((n?.metadata as Obj | undefined)?.labels ?? {}) as Record<string, unknown>;
-        const r = REGION_LABELS.map((l) => labels[l]).find((v): v is string => typeof v === 'string' && v !== '');
-        if (r) counts.set(r, (counts.get(r) ?? 0) + 1);
-      }
-      const best = [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0]?.[0];
-      if (!best) {
-        this.log.info('no node carries a region label; the cluster has no region (set one in the configuration)');
-        return;
-      }
-      const region = best.toLowerCase();
-      if (!DNS_LABEL.test(region)) {
-        this.log.warn({ region: best }, 'the nodes\' region label is not a DNS label; set the region in the configuration');
-        this.state.setDiscoveredRegion(best); // refused there too, and counted
-        return;
-      }
-      this.log.info({ region, nodes: counts.get(best) }, 'region learned from node labels');
-      this.state.setDiscoveredRegion(region);
-      this.state.flush();
+      this.applyRegion(mostCommonRegion((Array.isArray(body?.items) ? body.items : []).map((n) => ({ region: nodeRegion((n?.metadata as Obj | undefined)?.labels) }))));
     } catch (e) {
       const err = e instanceof ApiError ? e : describeNetworkError(e);
       if (err.category === 'aborted') return;
@@ -325,14 +451,17 @@ export class KubeClusterSource implements ClusterSource {
 
   /** Restarts so far, per kind (for tests and explain). */
   restarts(): Record<string, number> {
-    return Object.fromEntries([...this.reflectors].map(([k, r]) => [k, r.restarts]));
+    const all: [string, Reflector][] = [...this.reflectors];
+    if (this.nodes) all.push(['Node', this.nodes]);
+    return Object.fromEntries(all.map(([k, r]) => [k, r.restarts]));
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.loadTimer) clearTimeout(this.loadTimer);
     this.regionAbort.abort();
-    await Promise.all([...this.reflectors.values()].map((r) => r.stop()));
+    this.nodeNetworks.stop();
+    await Promise.all([...this.reflectors.values(), ...(this.nodes ? [this.nodes] : [])].map((r) => r.stop()));
     this.transport?.close();
   }
 }

@@ -3,7 +3,7 @@
 // resourceVersion: an update that changes nothing answers depend on is no change). Tenants
 // write these objects: a value that cannot become part of a DNS name or record is dropped here
 // and listed in `ignored`, so the cluster state can count and report it.
-import { isAddress } from '../address.js';
+import { canonicalNetwork, isAddress } from '../address.js';
 import { asDnsLabel, MAX_LABEL_LENGTH, nameProblem } from '../wire/name.js';
 import { MAX_TTL } from '../wire/writer.js';
 import {
@@ -19,7 +19,19 @@ import {
 } from '../traffic-policy.js';
 
 /** Why a tenant-written value was not used (a bounded set: metric label values). */
-export const IGNORE_REASONS = ['zone', 'zone limit', 'region', 'hostname', 'port name', 'ttl annotation', 'lb hostname', 'name too long', 'policy annotation'] as const;
+export const IGNORE_REASONS = [
+  'zone',
+  'zone limit',
+  'region',
+  'hostname',
+  'port name',
+  'ttl annotation',
+  'lb hostname',
+  'name too long',
+  'policy annotation',
+  'node network',
+  'network limit',
+] as const;
 export type IgnoreReason = (typeof IGNORE_REASONS)[number];
 
 export interface IgnoredValue {
@@ -258,6 +270,72 @@ export function slimEndpointSlice(o: Obj): SlimEndpointSlice {
 
 export function slimServiceExport(o: Obj): SlimServiceExport {
   return meta(o, 'ServiceExport');
+}
+
+/** Node labels that name the node's region, most current first. */
+export const REGION_LABELS = ['topology.kubernetes.io/region', 'failure-domain.beta.kubernetes.io/region'];
+
+/** The region label of a node's labels, as written (undefined when it has none). */
+export function nodeRegion(labels: unknown): string | undefined {
+  if (!labels || typeof labels !== 'object') return undefined;
+  const l = labels as Record<string, unknown>;
+  return REGION_LABELS.map((k) => l[k]).find((v): v is string => typeof v === 'string' && v !== '');
+}
+
+/** Networks kept of one node: a node has one or two pod CIDRs and a few InternalIPs. */
+export const MAX_NODE_NETWORKS = 16;
+/** Prefixes shorter than these are no node's networks (0.0.0.0/0 would claim every client). */
+export const MIN_NODE_PREFIX = { 4: 8, 6: 32 } as const;
+
+export interface SlimNode {
+  name: string;
+  /**
+   * Where the cluster DNS queries of pods on this node come from: spec.podCIDRs (and
+   * spec.podCIDR) and the InternalIP addresses as /32 or /128, canonical, sorted, no repeats.
+   */
+  networks: string[];
+  /** The region label as written (checked where it is used). */
+  region?: string;
+  ignored?: IgnoredValue[];
+}
+
+/** A pod CIDR ("10.244.1.0/24") or an InternalIP ("10.0.0.5") as a canonical network, or noted as ignored. */
+function nodeNetwork(v: unknown, isCidr: boolean, ignored: Ignored): string | undefined {
+  if (typeof v !== 'string' || v === '') return undefined;
+  const text = v.trim();
+  // A pod CIDR must carry its prefix, an address must not.
+  const net = text.includes('/') === isCidr ? canonicalNetwork(text, !isCidr) : undefined;
+  const bits = net ? Number(net.slice(net.indexOf('/') + 1)) : -1;
+  if (!net || bits < MIN_NODE_PREFIX[isAddress(net.slice(0, net.indexOf('/'))) as 4 | 6]) return ignored.add('node network', v);
+  return net;
+}
+
+/** The parts of a Node that clientNetworks: auto and region learning use. */
+export function slimNode(o: Obj): SlimNode {
+  const m = o.metadata;
+  const name = m && typeof m === 'object' ? str(m.name) : undefined;
+  if (!name) throw new ObjectError('Node without metadata.name');
+  const ignored = new Ignored();
+  const spec: Obj = o.spec && typeof o.spec === 'object' ? o.spec : {};
+  const found = new Set<string>();
+  const seen = new Set<unknown>();
+  let over = 0;
+  const add = (v: unknown, isCidr: boolean) => {
+    // spec.podCIDR is spec.podCIDRs[0]: a value is read (or ignored) once.
+    if (seen.has(v)) return;
+    seen.add(v);
+    if (found.size >= MAX_NODE_NETWORKS) return void over++;
+    const n = nodeNetwork(v, isCidr, ignored);
+    if (n) found.add(n);
+  };
+  add(spec.podCIDR, true);
+  if (Array.isArray(spec.podCIDRs)) for (const c of spec.podCIDRs) add(c, true);
+  for (const a of arr(o.status?.addresses)) if (a.type === 'InternalIP') add(a.address, false);
+  if (over) ignored.add('network limit', `${over} values past the ${MAX_NODE_NETWORKS} networks a node may have`);
+  const node: SlimNode = { name, networks: [...found].sort() };
+  const region = nodeRegion(m.labels);
+  if (region) node.region = region.length > 253 ? region.slice(0, 253) : region;
+  return ignored.attach(node);
 }
 
 export function sliceKey(s: { namespace: string; name: string }): string {

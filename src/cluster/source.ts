@@ -8,6 +8,11 @@ export interface ClusterSource {
    * without reading the rest again. Resolves once that is read, or has failed.
    */
   setPolicy?(policy: 'all' | 'exported' | 'labels'): void | Promise<void>;
+  /**
+   * clientNetworks changed to or from "auto" (a reload): start or stop learning the cluster's
+   * networks from its Node objects (off: the learned networks are cleared).
+   */
+  setLearnNetworks?(on: boolean): void | Promise<void>;
   /** Stops every timer, watch and connection. */
   stop(): void | Promise<void>;
 }

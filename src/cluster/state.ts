@@ -72,6 +72,13 @@ export class ClusterState {
    * InternalIP addresses) when the configuration says clientNetworks: auto. Sorted, no repeats.
    */
   learnedNetworks: readonly string[] = [];
+  /**
+   * While the networks are learned from a node watch (kube source, clientNetworks: auto): why
+   * they may be out of date, '' while the node list/watch works. Undefined when no node watch
+   * runs. A failing node watch keeps the last networks and does not make the cluster stale: it
+   * changes no answer's data, only which clients count as this cluster's.
+   */
+  nodeWatchProblem?: string;
   watchRestarts = 0;
   private expiry?: NodeJS.Timeout;
   /** Region or zones changed since the last flush: every service of the cluster is affected. */
@@ -244,6 +251,11 @@ export class ClusterState {
     if (next.length === this.learnedNetworks.length && next.every((n, i) => n === this.learnedNetworks[i])) return;
     this.learnedNetworks = next;
     this.listener.clientNetworksChanged(this);
+  }
+
+  /** A Node had values fedns does not use (networks that are no CIDR block, past a limit): to count and report. */
+  nodeValuesIgnored(key: string, values: IgnoredValue[]): void {
+    this.listener.valuesIgnored(this, 'Node', key, values);
   }
 
   /** Hands the batched changes to the federation. */

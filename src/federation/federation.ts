@@ -284,4 +284,6 @@ const IGNORED_WHY: Record<IgnoredValue['reason'], string> = {
   'name too long': 'names of this service would be longer than 255 bytes; they are left out, its other names answer',
   'policy annotation':
     'a traffic-policy annotation does not read (fedns.io/policy: all|nearest|failover|weighted; fedns.io/failover: a,b; fedns.io/weights: a=3,b=1; fedns.io/max-addresses: 1-1000); it is ignored',
+  'node network': 'node pod CIDR or InternalIP is not an IP network (or is wider than /8, /32 for IPv6); not learned as a client network',
+  'network limit': 'more networks than a node or cluster may contribute (clientNetworks: auto); the rest are not learned',
 };

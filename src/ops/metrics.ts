@@ -210,10 +210,30 @@ export class Metrics {
         for (const c of federation().clusters.values()) this.set({ cluster: c.name }, c.services.size);
       },
     });
+    new Gauge({
+      name: 'fedns_cluster_learned_networks',
+      help: 'Client networks learned from the Node objects of each member cluster (clientNetworks: auto)',
+      labelNames: ['cluster'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const c of federation().clusters.values()) this.set({ cluster: c.name }, c.learnedNetworks.length);
+      },
+    });
+    new Gauge({
+      name: 'fedns_cluster_node_watch_up',
+      help: 'Member clusters whose networks are learned from a node watch: 1 while it works, 0 while it fails (the networks last learned are kept)',
+      labelNames: ['cluster'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const c of federation().clusters.values()) if (c.nodeWatchProblem !== undefined) this.set({ cluster: c.name }, c.nodeWatchProblem ? 0 : 1);
+      },
+    });
     const ignoredSeen = new Map<string, number>();
     new Counter({
       name: 'fedns_ignored_objects_total',
-      help: 'Values in member-cluster objects not used, by reason: a zone, region or hostname that is no DNS label, a bad port name or fedns.io/ttl, a name over 255 bytes',
+      help: 'Values in member-cluster objects not used, by reason: a zone, region or hostname that is no DNS label, a bad port name or fedns.io/ttl, a name over 255 bytes, a node network that is no CIDR block or past a limit',
       labelNames: ['reason'],
       registers: [registry],
       collect() {

@@ -20,7 +20,7 @@ import { NOTIFY_RESULTS } from '../../src/server/notify.js';
 import { TRANSFER_RESULTS } from '../../src/server/xfr.js';
 import { ROOT, demoCopy, startDemo } from '../support/demo.js';
 import { FakeApiServer, type RequestRecord } from '../support/fake-apiserver.js';
-import { eventuallyWith, kubeHarness, publish, same, serviceExport } from '../support/kube-harness.js';
+import { eventuallyWith, kubeHarness, node, publish, same, serviceExport } from '../support/kube-harness.js';
 import * as k8s from '@kubernetes/client-node';
 
 type Obj = Record<string, any>; // manifests are free-form JSON; the tests check the shape
@@ -436,7 +436,8 @@ describe('the transfer primary (one zone per serial)', () => {
 // ---------------------------------------------------------------------------------------------
 // RBAC checked against what fedns really asks for: the requests the fake API server sees while
 // the kube source syncs a member (with the settings that read the most: the "exported"
-// selection policy, and no region in the configuration, so the nodes are read) and while
+// selection policy, no region in the configuration and clientNetworks: auto, so the nodes are
+// listed and watched) and while
 // `fedns join` / `fedns unjoin` run (dry run, join, join again, a conflict, unjoin). Every request
 // must be granted by member.yaml, and every grant must be used by one of them.
 
@@ -505,11 +506,12 @@ describe('member RBAC', () => {
     try {
       publish(server, 'shop', 'web', '192.0.2.1');
       server.apply(serviceExport('shop', 'web'));
-      server.apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1', labels: { 'topology.kubernetes.io/region': 'eu-west' } } });
-      const f = await startFedns([{ name: 'member', server }], { selection: { policy: 'exported' } });
+      server.apply(node('n1', ['10.244.1.0/24'], ['10.0.0.1'], { 'topology.kubernetes.io/region': 'eu-west' }));
+      const f = await startFedns([{ name: 'member', server, clientNetworks: 'auto' }], { selection: { policy: 'exported' } });
       try {
         await eventually(() => f.answer('web.shop.fed.svc.eu-west.example.com.'), same(['192.0.2.1']), 'synced, and the region learned from the nodes');
-        for (const kind of ['Service', 'EndpointSlice', 'ServiceExport']) await server.waitForWatches(kind, 1, 15_000);
+        for (const kind of ['Service', 'EndpointSlice', 'ServiceExport', 'Node']) await server.waitForWatches(kind, 1, 15_000);
+        expect(f.fedns.federation.clusters.get('member')!.learnedNetworks).toEqual(['10.0.0.1/32', '10.244.1.0/24']);
       } finally {
         await f.stop();
       }

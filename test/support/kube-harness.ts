@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { afterAll, beforeAll } from 'vitest';
-import { Fedns, registerSource } from '../../src/app.js';
+import { Fedns, kubeSourceOptions, registerSource } from '../../src/app.js';
 import { KubeClusterSource, type KubeSourceOptions } from '../../src/cluster/kube.js';
 import { buildConfig, type Config } from '../../src/config/load.js';
 import { Rcode, RRType } from '../../src/wire/constants.js';
@@ -38,13 +38,13 @@ export const QUICK_TIMING: KubeSourceOptions = {
 };
 
 /**
- * Makes the "kube" source type use these supervisor timings (and the federation's selection
- * policy). The source registry is module-global: call it once at the top of a test file.
+ * Makes the "kube" source type use these supervisor timings (and what the configuration says:
+ * selection policy, clientNetworks). The source registry is module-global: call it once at the top of a test file.
  */
 export function useKubeTiming(timing: KubeSourceOptions): void {
   registerSource('kube', (state, cluster, log, config) => {
     if (cluster.source.type !== 'kube') throw new Error('not a kube source');
-    return new KubeClusterSource(state, cluster.source, log, { ...timing, policy: config.selection.policy });
+    return new KubeClusterSource(state, cluster.source, log, { ...timing, ...kubeSourceOptions(config, cluster) });
   });
 }
 
@@ -119,6 +119,8 @@ export interface ClusterSpec {
   region?: string;
   /** kubeconfig text (default: the server's own). */
   kubeconfig?: string;
+  /** clusters[].clientNetworks (default: none). */
+  clientNetworks?: 'auto' | string[];
 }
 
 export interface HealthChange {
@@ -201,7 +203,12 @@ export function kubeHarness(tmpPrefix: string): KubeHarness {
               file = writeKubeconfig(c.name, c.kubeconfig ?? c.server.kubeconfig());
               files.set(c.name, file);
             }
-            return { name: c.name, ...(c.region ? { region: c.region } : {}), source: { type: 'kube', kubeconfig: file } };
+            return {
+              name: c.name,
+              ...(c.region ? { region: c.region } : {}),
+              ...(c.clientNetworks ? { clientNetworks: c.clientNetworks } : {}),
+              source: { type: 'kube', kubeconfig: file },
+            };
           }),
         });
       // Same listen setting (127.0.0.1:0) on every reload: the listener is kept as it is.
@@ -305,6 +312,17 @@ export function slice(ns: string, service: string, eps: Array<{ ip: string; read
     addressType: 'IPv4',
     ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
     endpoints: eps.map((e) => ({ addresses: [e.ip], conditions: { ready: e.ready ?? true }, ...(e.zone ? { zone: e.zone } : {}) })),
+  };
+}
+
+/** A Node with these pod CIDRs and InternalIP addresses (and labels). */
+export function node(name: string, podCIDRs: string[], internalIPs: string[] = [], labels: Record<string, string> = {}): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name, labels },
+    spec: { ...(podCIDRs.length ? { podCIDR: podCIDRs[0] } : {}), podCIDRs },
+    status: { addresses: [...internalIPs.map((address) => ({ type: 'InternalIP', address })), { type: 'Hostname', address: name }] },
   };
 }
 

@@ -66,7 +66,7 @@ describe('FileClusterSource watching', () => {
     const fed = new Federation(testFederationSettings());
     const state = fed.addCluster({ name: 'one', region: 'r1', zones: [], addressMode: 'loadBalancer', gracePeriod: 300 });
     writeFileSync(join(dir, 'a.json'), JSON.stringify(svc('a', '192.0.2.1')));
-    const source = new FileClusterSource(state, dir, createLogger('silent'), 60_000); // no poll: watchers only
+    const source = new FileClusterSource(state, dir, createLogger('silent'), { pollMs: 60_000 }); // no poll: watchers only
     const names = () => [...state.services.values()].map((x) => `${x.name}=${x.lbAddresses.join(',')}`).sort();
     const until = async (want: string[]) => {
       const end = Date.now() + 5000;
