@@ -1,5 +1,5 @@
 // A member cluster read from a directory of Kubernetes manifests (what
-// `kubectl get services,endpointslices,serviceexports -A -o yaml` prints: a List, or
+// `kubectl get services,endpointslices,serviceexports,serviceimports,clusterproperties -A -o yaml` prints: a List, or
 // multi-document YAML). The directory is watched; a broken file keeps the last good state.
 import { readdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
@@ -10,6 +10,8 @@ import {
   slimEndpointSlice,
   slimService,
   slimServiceExport,
+  slimServiceImport,
+  slimClusterProperty,
 } from './objects.js';
 import type { ClusterInventory, ClusterState } from './state.js';
 import type { ClusterSource } from './source.js';
@@ -37,7 +39,7 @@ export class ManifestReader {
   newestMtimeMs = 0;
 
   read(dir: string): ClusterInventory {
-    const inv: ClusterInventory = { services: [], slices: [], exports: [] };
+    const inv: ClusterInventory = { services: [], slices: [], exports: [], imports: [], properties: [] };
     const next = new Map<string, { stamp: string; inv: ClusterInventory }>();
     let files: ReturnType<typeof scan>;
     try {
@@ -55,6 +57,8 @@ export class ManifestReader {
       inv.services.push(...p.inv.services);
       inv.slices.push(...p.inv.slices);
       inv.exports.push(...p.inv.exports);
+      inv.imports!.push(...p.inv.imports!);
+      inv.properties!.push(...p.inv.properties!);
     }
     this.parsed = next;
     return inv;
@@ -68,7 +72,7 @@ export function readManifestDir(dir: string): ClusterInventory {
 
 /** One manifest file: JSON (parsed as JSON, much faster) or YAML, one or more documents. */
 function parseManifestFile(file: string): ClusterInventory {
-  const inv: ClusterInventory = { services: [], slices: [], exports: [] };
+  const inv: ClusterInventory = { services: [], slices: [], exports: [], imports: [], properties: [] };
   const text = readFileSync(file, 'utf8');
   if (/\.json$/i.test(file)) {
     if (text.trim() === '') return inv;
@@ -112,6 +116,8 @@ function collect(obj: unknown, file: string, inv: ClusterInventory): void {
     } else if (kind === 'Service') inv.services.push(slimService(o));
     else if (kind === 'EndpointSlice') inv.slices.push(slimEndpointSlice(o));
     else if (kind === 'ServiceExport') inv.exports.push(slimServiceExport(o));
+    else if (kind === 'ServiceImport') inv.imports!.push(slimServiceImport(o));
+    else if (kind === 'ClusterProperty') inv.properties!.push(slimClusterProperty(o));
     else if (typeof kind !== 'string') throw new ManifestError(file, 'object without a kind');
     // Other kinds (Nodes, Deployments, ...) are ignored.
   } catch (e) {

@@ -89,3 +89,34 @@ export function parseName(z: ZoneNaming, qname: string): ParsedName {
 function isSrvLabels(port: string, proto: string): boolean {
   return port.startsWith('_') && port.length > 1 && proto.startsWith('_') && proto.length > 1;
 }
+
+// The clusterset zone (Multi-Cluster Services DNS specification, KEP-1645, schema 1.0.0):
+//
+//   <svc>.<ns>.svc.<Z>                              ClusterSetIP, else the exporting clusters' addresses;
+//                                                   headless: every ready endpoint
+//   <host>.<clusterid>.<svc>.<ns>.svc.<Z>           one endpoint of a headless service
+//   _<port>._<proto>.<svc>.<ns>.svc.<Z>             SRV per named port
+//   dns-version.<Z>                                 TXT "1.0.0"
+//   <Z>                                             SOA, NS
+//
+// Z is mcs.domain (clusterset.local.). <clusterid>.<svc>.<ns>.svc.<Z> never has records (2.3.4, 2.4.4).
+
+export interface ClusterSetNaming {
+  /** Canonical clusterset domain, e.g. "clusterset.local.". */
+  domain: string;
+}
+
+/** Version of the specification the clusterset zone implements (its section 1). */
+export const MCS_DNS_SCHEMA_VERSION = '1.0.0';
+
+export function clusterSetServiceName(z: ClusterSetNaming, s: ServiceRef): string {
+  return `${s.name}.${s.namespace}.svc.${z.domain}`;
+}
+
+export function clusterSetEndpointName(z: ClusterSetNaming, s: ServiceRef, clusterId: string, host: string): string {
+  return `${host}.${clusterId}.${clusterSetServiceName(z, s)}`;
+}
+
+export function dnsVersionName(z: ClusterSetNaming): string {
+  return `dns-version.${z.domain}`;
+}
