@@ -120,3 +120,32 @@ export function clusterSetEndpointName(z: ClusterSetNaming, s: ServiceRef, clust
 export function dnsVersionName(z: ClusterSetNaming): string {
   return `dns-version.${z.domain}`;
 }
+
+/** What a query name in the clusterset zone asks for. */
+export type ParsedClusterSetName =
+  | { kind: 'clusterset-apex' }
+  | { kind: 'dns-version' }
+  | { kind: 'clusterset-service'; namespace: string; service: string }
+  | { kind: 'clusterset-srv'; port: string; protocol: string; namespace: string; service: string }
+  | { kind: 'clusterset-endpoint'; namespace: string; service: string; cluster: string; host: string }
+  /** <clusterid>.<svc>.<ns>.svc.<Z>: reserved by the specification, never records (2.3.4, 2.4.4). */
+  | { kind: 'clusterset-reserved'; namespace: string; service: string; cluster: string }
+  | { kind: 'other'; labels: string[] };
+
+/** Parses an absolute name (any case) inside the clusterset zone; undefined when outside it. */
+export function parseClusterSetName(z: ClusterSetNaming, qname: string): ParsedClusterSetName | undefined {
+  const name = qname.toLowerCase().endsWith('.') ? qname.toLowerCase() : `${qname.toLowerCase()}.`;
+  if (name === z.domain) return { kind: 'clusterset-apex' };
+  if (!name.endsWith(`.${z.domain}`)) return undefined;
+  const labels = name.slice(0, -(z.domain.length + 1)).split('.');
+  const n = labels.length;
+  if (n === 1 && labels[0] === 'dns-version') return { kind: 'dns-version' };
+  if (n >= 3 && labels[n - 1] === 'svc') {
+    const [service, namespace] = [labels[n - 3], labels[n - 2]];
+    if (n === 3) return { kind: 'clusterset-service', service, namespace };
+    if (n === 5 && isSrvLabels(labels[0], labels[1])) return { kind: 'clusterset-srv', port: labels[0].slice(1), protocol: labels[1].slice(1), service, namespace };
+    if (n === 4) return { kind: 'clusterset-reserved', cluster: labels[0], service, namespace };
+    if (n === 5) return { kind: 'clusterset-endpoint', host: labels[0], cluster: labels[1], service, namespace };
+  }
+  return { kind: 'other', labels };
+}
