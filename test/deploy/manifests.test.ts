@@ -506,10 +506,13 @@ describe('member RBAC', () => {
       publish(server, 'shop', 'web', '192.0.2.1');
       server.apply(serviceExport('shop', 'web'));
       server.apply({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1', labels: { 'topology.kubernetes.io/region': 'eu-west' } } });
-      const f = await startFedns([{ name: 'member', server }], { selection: { policy: 'exported' } });
+      server.apply({ apiVersion: 'multicluster.x-k8s.io/v1alpha1', kind: 'ServiceImport', metadata: { name: 'web', namespace: 'shop' }, spec: { ips: ['10.42.0.1'] } });
+      server.apply({ apiVersion: 'about.k8s.io/v1alpha1', kind: 'ClusterProperty', metadata: { name: 'id.k8s.io' }, spec: { value: 'member-1' } });
+      const f = await startFedns([{ name: 'member', server }], { selection: { policy: 'exported' }, mcs: { enabled: true } });
       try {
         await eventually(() => f.answer('web.shop.fed.svc.eu-west.example.com.'), same(['192.0.2.1']), 'synced, and the region learned from the nodes');
-        for (const kind of ['Service', 'EndpointSlice', 'ServiceExport']) await server.waitForWatches(kind, 1, 15_000);
+        await eventually(() => f.answer('web.shop.svc.clusterset.local.'), same(['10.42.0.1']), 'the ClusterSetIP read from the ServiceImport');
+        for (const kind of ['Service', 'EndpointSlice', 'ServiceExport', 'ServiceImport', 'ClusterProperty']) await server.waitForWatches(kind, 1, 15_000);
       } finally {
         await f.stop();
       }
