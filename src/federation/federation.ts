@@ -397,5 +397,5 @@ const IGNORED_WHY: Record<IgnoredValue['reason'], string> = {
   'lb hostname': 'load-balancer hostname is not a domain name; ignored',
   'name too long': 'names of this service would be longer than 255 bytes; they are left out, its other names answer',
   'cluster id': 'the id.k8s.io ClusterProperty is not a DNS label; the configured cluster name is the cluster ID in clusterset names',
-  'clusterset ip': 'a ServiceImport address is not an IP address, or the clusters\' ServiceImports disagree; the exporting clusters\' addresses answer',
+  'clusterset ip': 'a ServiceImport spec.ips entry is not an IP address; ignored',
 };
