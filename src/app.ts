@@ -2,7 +2,7 @@
 import type { Logger } from 'pino';
 import type { Config } from './config/load.js';
 import type { ClusterConfig as ClusterConfigResolved } from './config/schema.js';
-import { keyToName } from './wire/name.js';
+import { keyIsInZone, keyToName } from './wire/name.js';
 import { FileClusterSource } from './cluster/files.js';
 import { KubeClusterSource, type KubeSourceOptions } from './cluster/kube.js';
 import type { ClusterSource } from './cluster/source.js';
@@ -17,12 +17,11 @@ import { dnsResolver } from './federation/hostnames.js';
 import { typeName, rcodeName } from './wire/constants.js';
 import { Metrics } from './ops/metrics.js';
 import { readFileSync } from 'node:fs';
-import { writeFileAtomic } from './atomic-file.js';
 import { AddressAcl } from './acl.js';
-import { Journal } from './server/journal.js';
-import { Notifier, type NotifyOptions } from './server/notify.js';
+import type { NotifyOptions, NotifyStats } from './server/notify.js';
+import { ZoneServing, type ZoneServingOptions } from './server/zone-serving.js';
 import type { TsigKey } from './wire/tsig.js';
-import { serialLess, ZoneTransfers, type TransferPolicy } from './server/xfr.js';
+import type { TransferPolicy, TransferResult } from './server/xfr.js';
 import { nextSerial } from './zone/snapshot.js';
 import { OpsServer } from './ops/http.js';
 import { ClientMap, type ClientNetwork } from './client-map.js';
@@ -56,6 +55,9 @@ export function federationSettings(c: Config): FederationSettings {
       nsTtl: c.soa.ttl,
     },
     naming: { domain: c.domain, federation: c.federation, cnameTtl: c.ttl.cname },
+    clusterSet: c.mcs.enabled
+      ? { apex: { domain: c.mcs.domain, soa: c.soa, nameservers: c.nameservers, nsTtl: c.soa.ttl }, naming: { domain: c.mcs.domain } }
+      : undefined,
     policy: {
       traffic: { policy: c.policy, maxAddresses: c.maxAddresses ?? undefined },
       selection: c.selection.policy,
@@ -125,8 +127,20 @@ export function rateLimitSummary(c: Config): string {
   );
 }
 
-/** Serials reserved on disk at a time (transfer.serialFile): one write per this many changes at most. */
-const SERIAL_RESERVE = 1000;
+/** The clusterset zone's serial file: transfer.serialFile with ".mcs" added. */
+export function clusterSetSerialFile(c: Config): string | undefined {
+  return c.transfer.serialFile === undefined ? undefined : `${c.transfer.serialFile}.mcs`;
+}
+
+/** Transfers, NOTIFY, journal and serial file of the federation zone, or of the clusterset zone. */
+function zoneServingOptions(c: Config, clusterSet = false): ZoneServingOptions {
+  return {
+    policy: transferPolicy(c),
+    notify: notifyOptions(c),
+    journal: c.transfer.journal,
+    serialFile: clusterSet ? clusterSetSerialFile(c) : c.transfer.serialFile,
+  };
+}
 
 /** The serial saved by a previous run, so a restart never goes backwards. */
 function savedSerial(file: string | undefined): number | undefined {
@@ -165,7 +179,7 @@ const sourceFactories: Record<string, SourceFactory> = {
 
 /** What a kube source takes from the configuration (the federation's and its cluster's settings). */
 export function kubeSourceOptions(c: Config, cl: ClusterConfigResolved): KubeSourceOptions {
-  return { policy: c.selection.policy, learnNetworks: learnsNetworks(cl) };
+  return { policy: c.selection.policy, mcs: c.mcs.enabled, learnNetworks: learnsNetworks(cl) };
 }
 
 /** clientNetworks: auto: the cluster's source learns its networks from its Node objects. */
@@ -200,9 +214,19 @@ export class Fedns {
   readonly responder: Responder;
   readonly dns: DnsServer;
   readonly metrics: Metrics;
-  readonly journal: Journal;
-  readonly transfers: ZoneTransfers;
-  readonly notifier: Notifier;
+  /** The federation zone's journal, transfers, NOTIFY and serial file. */
+  readonly zoneServing: ZoneServing;
+  /** The same for the clusterset zone (mcs.enabled at start). */
+  clusterSetServing?: ZoneServing;
+  get journal(): ZoneServing['journal'] {
+    return this.zoneServing.journal;
+  }
+  get transfers(): ZoneServing['transfers'] {
+    return this.zoneServing.transfers;
+  }
+  get notifier(): ZoneServing['notifier'] {
+    return this.zoneServing.notifier;
+  }
   /** Kept across reloads (its counts feed the metrics); the DNS server uses it only when on. */
   private rrl?: ResponseRateLimiter;
   ops?: OpsServer;
@@ -216,8 +240,11 @@ export class Fedns {
     observer?: QueryObserver,
   ) {
     const saved = savedSerial(config.transfer.serialFile);
+    const settings = federationSettings(config);
+    const savedClusterSet = savedSerial(clusterSetSerialFile(config));
+    if (settings.clusterSet && savedClusterSet !== undefined) settings.clusterSet.initialSerial = nextSerial(savedClusterSet);
     this.federation = new Federation(
-      { ...federationSettings(config), initialSerial: saved === undefined ? undefined : nextSerial(saved) },
+      { ...settings, initialSerial: saved === undefined ? undefined : nextSerial(saved) },
       log.child({ component: 'federation' }),
     );
     this.metrics = new Metrics(
@@ -238,34 +265,29 @@ export class Fedns {
     this.configureRateLimit(config);
     metrics.rateLimit(() => this.rrl?.counts);
     metrics.udp(() => this.dns.udpPath.path, () => this.dns.udpStats());
-    this.journal = new Journal(config.transfer.journal.deltas, config.transfer.journal.records);
-    const policy = transferPolicy(config);
-    this.transfers = new ZoneTransfers(policy, () => this.federation.snapshot, this.journal, log.child({ component: 'xfr' }), (type, result) =>
-      metrics.transfers.inc({ type, result }),
-    );
-    this.responder.transferHandler = (q, msg, conn, remote, responder) => this.transfers.handle(q, msg, conn, remote, responder);
-    this.configureResponder(config, policy);
-    this.notifier = new Notifier(notifyOptions(config), () => this.federation.snapshot, log.child({ component: 'notify' }), (result, rcode) =>
-      metrics.notifies.inc(rcode ? { result, rcode } : { result }),
-    );
-    this.reserveSerial(this.federation.snapshot.serial);
-    let lastSerial = this.federation.snapshot.serial;
-    let lastSoa = this.federation.snapshot.soa;
-    this.federation.on('published', (snap, change) => {
-      if (snap.serial === lastSerial) return;
-      // A new domain is a new zone: no IXFR delta leads into it from the old one.
-      if (snap.domain !== lastSoa.name) this.journal.clear();
-      else this.journal.add(lastSerial, snap.serial, change, lastSoa);
-      lastSerial = snap.serial;
-      lastSoa = snap.soa;
-      this.reserveSerial(snap.serial);
-      this.notifier.changed();
-    });
+    const stats = {
+      transfers: (type: 'AXFR' | 'IXFR', result: TransferResult) => metrics.transfers.inc({ type, result }),
+      notifies: (result: Parameters<NotifyStats>[0], rcode?: string) => metrics.notifies.inc(rcode ? { result, rcode } : { result }),
+    };
+    this.zoneServing = new ZoneServing(() => this.federation.snapshot, zoneServingOptions(config), log, stats);
+    this.federation.on('published', (snap, change) => this.zoneServing.published(snap, change));
+    const clusterSetZone = () => this.federation.clusterSetSnapshot;
+    if (clusterSetZone()) {
+      const serving = new ZoneServing(() => clusterSetZone()!, zoneServingOptions(config, true), log.child({ zone: config.mcs.domain }), stats);
+      this.clusterSetServing = serving;
+      this.federation.on('clusterSetPublished', (snap, change) => serving.published(snap, change));
+      this.responder.otherZone = clusterSetZone;
+    }
+    this.responder.transferHandler = (q, msg, conn, remote, responder) => this.servingFor(q.key).transfers.handle(q, msg, conn, remote, responder);
+    this.configureResponder(config, transferPolicy(config));
     this.federation.on('programmed', (cluster, seconds) => {
       for (const s of seconds) metrics.programming.observe({ cluster }, s);
     });
     this.federation.on('published', (snap, change, services) =>
       log.info({ serial: snap.serial, records: snap.recordCount, added: change.added.length, removed: change.removed.length, services }, 'zone published'),
+    );
+    this.federation.on('clusterSetPublished', (snap, change) =>
+      log.info({ zone: snap.domain, serial: snap.serial, records: snap.recordCount, added: change.added.length, removed: change.removed.length }, 'zone published'),
     );
     this.federation.on('clusterHealth', (c, previous) => {
       log.info({ cluster: c.name, health: c.health, previous, reason: c.reason || undefined }, 'cluster health changed');
@@ -278,26 +300,10 @@ export class Fedns {
   /** One log line per query (log.queries), or undefined; a reload turns it on or off. */
   private queryLog?: Logger;
 
-  /** The serial the file on disk is ahead of: serials up to it may be published without a write. */
-  private reservedSerial = 0;
-
-  /**
-   * Keeps transfer.serialFile ahead of every serial published: before a serial past the last
-   * reservation is served, SERIAL_RESERVE more are reserved on disk (a synchronous, atomic write).
-   * A run that ends in any way, a crash included, restarts past every serial it served, so a
-   * secondary never sees an older serial, or one it had with other contents.
-   */
-  private reserveSerial(serial: number): void {
-    const file = this.config.transfer.serialFile;
-    if (!file || (this.reservedSerial && !serialLess(this.reservedSerial, serial))) return;
-    const reserved = (serial + SERIAL_RESERVE) >>> 0 || 1;
-    // Tried again (and logged) once the serial passes this reservation, not at every change.
-    this.reservedSerial = reserved;
-    try {
-      writeFileAtomic(file, `${reserved}\n`);
-    } catch (e) {
-      this.log.error({ err: e, file }, 'cannot save the SOA serial');
-    }
+  /** The zone whose transfers a question for `key` asks for: the clusterset zone's names, else the federation's. */
+  private servingFor(key: string): ZoneServing {
+    const cs = this.federation.clusterSetSnapshot;
+    return cs && this.clusterSetServing && keyIsInZone(key, cs.apexKey) ? this.clusterSetServing : this.zoneServing;
   }
 
   async start(): Promise<void> {
@@ -393,6 +399,11 @@ export class Fedns {
    */
   async reload(next: Config): Promise<void> {
     const prev = this.config;
+    // The clusterset zone is set up at start (its listeners' zone choice, transfers, watches).
+    if (JSON.stringify(next.mcs) !== JSON.stringify(prev.mcs)) {
+      this.log.warn({ running: prev.mcs, configured: next.mcs }, 'mcs changed: it takes effect at the next restart');
+      next = { ...next, mcs: prev.mcs };
+    }
     // Listeners first, all or nothing: a new ops address opens before the DNS listeners move, and
     // if either cannot open, the running listeners stay as they are.
     const opsChanged = JSON.stringify(prev.ops) !== JSON.stringify(next.ops);
@@ -417,22 +428,16 @@ export class Fedns {
     const toExported = policyChanged && next.selection.policy === 'exported';
     if (toExported) await this.applyPolicy(next.selection.policy);
     const policy = transferPolicy(next);
-    this.transfers.setPolicy(policy);
+    this.zoneServing.reconfigure(zoneServingOptions(next));
+    this.clusterSetServing?.reconfigure(zoneServingOptions(next, true));
     this.configureResponder(next, policy);
-    this.notifier.setOptions(notifyOptions(next));
     this.dns.setLimits(next.tcp);
-    this.journal.setLimits(next.transfer.journal.deltas, next.transfer.journal.records);
     // Every listener uses one UDP path, chosen at start.
     if (next.udp.batch !== prev.udp.batch) this.log.warn({ udp: this.dns.udpPath.path }, 'udp.batch changed: it takes effect at the next restart');
     if (next.log.level !== prev.log.level) this.log.warn({ running: prev.log.level, configured: next.log.level }, 'log.level changed: it takes effect at the next restart');
     if (next.log.queries !== prev.log.queries) this.queryLog = next.log.queries ? this.log.child({ component: 'query' }) : undefined;
     this.configureRateLimit(next);
     this.config = next;
-    if (next.transfer.serialFile !== prev.transfer.serialFile) {
-      // A new file starts ahead of the serial served now.
-      this.reservedSerial = 0;
-      this.reserveSerial(this.federation.snapshot.serial);
-    }
     // Everything that changes answers is applied before the next rebuild, all at once.
     const nextByName = new Map(next.clusters.map((c) => [c.name, c]));
     const prevByName = new Map(prev.clusters.map((c) => [c.name, c]));
@@ -470,21 +475,15 @@ export class Fedns {
   }
 
   async stop(graceMs = 2000): Promise<void> {
-    this.notifier.close();
+    this.zoneServing.notifier.close();
+    this.clusterSetServing?.notifier.close();
     await this.ops?.close();
     await this.dns.close(graceMs);
     for (const name of [...this.sources.keys()]) await this.stopCluster(name);
     this.federation.close();
-    // Nothing is served any more: the next run continues from the serial served last rather
-    // than from the reservation (only a crash skips the serials reserved).
-    const file = this.config.transfer.serialFile;
-    if (file && this.reservedSerial) {
-      try {
-        writeFileAtomic(file, `${this.federation.snapshot.serial}\n`);
-      } catch (e) {
-        this.log.error({ err: e, file }, 'cannot save the SOA serial');
-      }
-    }
+    // Nothing is served any more: the next run continues from the serials served last.
+    this.zoneServing.saveServedSerial();
+    this.clusterSetServing?.saveServedSerial();
   }
 }
 

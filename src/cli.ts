@@ -11,6 +11,7 @@ import { ListenError } from './listen-error.js';
 import { chooseUdpPath, type UdpBatchMode } from './server/udp-batch.js';
 import { VERSION } from './version.js';
 import { masterFile } from './zone/masterfile.js';
+import { canonicalName } from './wire/name.js';
 import { runJoinCommand, runUnjoinCommand } from './join/command.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -175,10 +176,14 @@ program
   .command('zone')
   .description('print the zone the server would serve, in master-file format')
   .addOption(configOption())
-  .action(async (opts: { config: string }) => {
+  .option('--zone <domain>', 'the zone to print: the federation domain (default) or mcs.domain (the clusterset zone)')
+  .action(async (opts: { config: string; zone?: string }) => {
     const config = load(opts.config);
+    const want = opts.zone === undefined ? config.domain : canonicalName(opts.zone);
+    if (want !== config.domain && !(config.mcs.enabled && want === config.mcs.domain))
+      fail(`--zone ${opts.zone}: not a zone of ${config.file} (it serves ${[config.domain, ...(config.mcs.enabled ? [config.mcs.domain] : [])].join(' and ')})`);
     const fed = await loadFederation(config, createLogger('warn'));
-    process.stdout.write(masterFile(fed.snapshot));
+    process.stdout.write(masterFile(want === config.domain ? fed.snapshot : fed.clusterSetSnapshot!));
     fed.close();
   });
 
@@ -215,6 +220,7 @@ program
     try {
       const responder = new Responder(() => fed.snapshot);
       responder.traffic = { clients: clientMap(config, fed.clusters), ecs: config.locality.ecs };
+      responder.otherZone = () => fed.clusterSetSnapshot;
       const ex = explain(fed, responder, name, type, opts.client);
       process.stdout.write(opts.json ? JSON.stringify(ex, null, 2) + '\n' : explanationText(ex));
     } catch (e) {

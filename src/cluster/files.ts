@@ -1,5 +1,5 @@
 // A member cluster read from a directory of Kubernetes manifests (what
-// `kubectl get services,endpointslices,serviceexports -A -o yaml` prints: a List, or
+// `kubectl get services,endpointslices,serviceexports,serviceimports,clusterproperties -A -o yaml` prints: a List, or
 // multi-document YAML). The directory is watched; a broken file keeps the last good state.
 // Node manifests feed the cluster's learned client networks when it is configured
 // clientNetworks: auto (as a node watch does for a kube source).
@@ -14,6 +14,8 @@ import {
   slimService,
   slimServiceExport,
   type SlimNode,
+  slimServiceImport,
+  slimClusterProperty,
 } from './objects.js';
 import { NodeNetworks } from './nodes.js';
 import type { ClusterInventory, ClusterState } from './state.js';
@@ -26,7 +28,7 @@ export interface ManifestInventory extends ClusterInventory {
   nodes: SlimNode[];
 }
 
-const emptyInventory = (): ManifestInventory => ({ services: [], slices: [], exports: [], nodes: [] });
+const emptyInventory = (): ManifestInventory => ({ services: [], slices: [], exports: [], imports: [], properties: [], nodes: [] });
 
 export class ManifestError extends Error {
   constructor(
@@ -68,6 +70,8 @@ export class ManifestReader {
       inv.slices.push(...p.inv.slices);
       inv.exports.push(...p.inv.exports);
       inv.nodes.push(...p.inv.nodes);
+      inv.imports!.push(...p.inv.imports!);
+      inv.properties!.push(...p.inv.properties!);
     }
     this.parsed = next;
     return inv;
@@ -126,6 +130,8 @@ function collect(obj: unknown, file: string, inv: ManifestInventory): void {
     else if (kind === 'EndpointSlice') inv.slices.push(slimEndpointSlice(o));
     else if (kind === 'ServiceExport') inv.exports.push(slimServiceExport(o));
     else if (kind === 'Node') inv.nodes.push(slimNode(o));
+    else if (kind === 'ServiceImport') inv.imports!.push(slimServiceImport(o));
+    else if (kind === 'ClusterProperty') inv.properties!.push(slimClusterProperty(o));
     else if (typeof kind !== 'string') throw new ManifestError(file, 'object without a kind');
     // Other kinds (Deployments, ...) are ignored.
   } catch (e) {

@@ -1,5 +1,6 @@
 // A member cluster read from its Kubernetes API server: Services, EndpointSlices and (with the
-// "exported" selection policy) ServiceExports, each kept current by a supervised list+watch
+// "exported" selection policy or the clusterset zone) ServiceExports, and with the clusterset
+// zone ServiceImports and ClusterProperties, each kept current by a supervised list+watch
 // loop (see supervisor.ts) over kube-http.ts. Credentials come from a kubeconfig (token, client
 // certificate, exec plugin, ... whatever @kubernetes/client-node supports) or from the pod's
 // service account. With clientNetworks: auto, Nodes too (nodes.ts): not for answers, for the
@@ -17,7 +18,11 @@ import {
   slimNode,
   slimService,
   slimServiceExport,
+  slimServiceImport,
+  slimClusterProperty,
   type Kind,
+  type SlimServiceImport,
+  type SlimClusterProperty,
   type SlimEndpointSlice,
   type SlimService,
   type SlimNode,
@@ -50,6 +55,11 @@ export interface KubeSourceConfig {
 export interface KubeSourceOptions extends Partial<SupervisorTiming> {
   /** Selection policy of the federation: ServiceExports are watched only for "exported". */
   policy?: 'all' | 'exported' | 'labels';
+  /**
+   * The clusterset zone is served: ServiceExports, ServiceImports and ClusterProperties are
+   * watched whatever the policy (each an optional CRD: a cluster without it has none).
+   */
+  mcs?: boolean;
   /** Bound on a LIST request, and on the wait for a watch's response head. Default 30 s. */
   requestTimeoutMs?: number;
   /** List nodes once to learn the region when the configuration gives none. Default true. */
@@ -68,7 +78,7 @@ export interface KubeSourceOptions extends Partial<SupervisorTiming> {
 const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 type Obj = Record<string, unknown>;
-type Slim = SlimService | SlimEndpointSlice | SlimServiceExport;
+type Slim = SlimService | SlimEndpointSlice | SlimServiceExport | SlimServiceImport | SlimClusterProperty;
 
 const RESOURCES: Record<Kind, ResourceSpec & { slim: (o: Obj) => Slim }> = {
   Service: { kind: 'Service', path: '/api/v1/services', plural: 'services', slim: slimService },
@@ -79,6 +89,20 @@ const RESOURCES: Record<Kind, ResourceSpec & { slim: (o: Obj) => Slim }> = {
     plural: 'serviceexports',
     optional: true,
     slim: slimServiceExport,
+  },
+  ServiceImport: {
+    kind: 'ServiceImport',
+    path: '/apis/multicluster.x-k8s.io/v1alpha1/serviceimports',
+    plural: 'serviceimports',
+    optional: true,
+    slim: slimServiceImport,
+  },
+  ClusterProperty: {
+    kind: 'ClusterProperty',
+    path: '/apis/about.k8s.io/v1alpha1/clusterproperties',
+    plural: 'clusterproperties',
+    optional: true,
+    slim: slimClusterProperty,
   },
 };
 
@@ -142,7 +166,8 @@ export class KubeClusterSource implements ClusterSource {
     this.timing = timing;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
     this.kinds = ['Service', 'EndpointSlice'];
-    if (options.policy === 'exported') this.kinds.push('ServiceExport');
+    if (options.policy === 'exported' || options.mcs) this.kinds.push('ServiceExport');
+    if (options.mcs) this.kinds.push('ServiceImport', 'ClusterProperty');
     this.regionPending = (options.discoverRegion ?? true) && !state.settings.region;
     this.quiet = new QuietLog(log);
     this.learnNetworks = options.learnNetworks ?? false;
@@ -426,7 +451,7 @@ export class KubeClusterSource implements ClusterSource {
 
   /** ServiceExports are watched for the "exported" policy only: started or stopped in place, nothing else is listed again. */
   async setPolicy(policy: 'all' | 'exported' | 'labels'): Promise<void> {
-    const want = policy === 'exported';
+    const want = policy === 'exported' || this.options.mcs === true;
     if (want === this.kinds.includes('ServiceExport')) return;
     if (!want) {
       this.kinds.splice(this.kinds.indexOf('ServiceExport'), 1);

@@ -31,6 +31,8 @@ export const IGNORE_REASONS = [
   'policy annotation',
   'node network',
   'network limit',
+  'cluster id',
+  'clusterset ip',
 ] as const;
 export type IgnoreReason = (typeof IGNORE_REASONS)[number];
 
@@ -93,11 +95,35 @@ export interface SlimServiceExport {
   name: string;
 }
 
+/** A ServiceImport (multicluster.x-k8s.io/v1alpha1): what the member's MCS implementation allocated. */
+export interface SlimServiceImport {
+  namespace: string;
+  name: string;
+  /** spec.type: "ClusterSetIP" or "Headless" (absent: ClusterSetIP). */
+  headless: boolean;
+  /** spec.ips: the ClusterSetIPs (valid IPv4/IPv6 only, canonical, sorted). */
+  ips: string[];
+  ignored?: IgnoredValue[];
+}
+
+/**
+ * A ClusterProperty (about.k8s.io/v1alpha1, KEP-2149). Cluster-scoped: namespace is "". Only the
+ * value of `id.k8s.io` is used (the cluster ID in MCS names).
+ */
+export interface SlimClusterProperty {
+  namespace: string;
+  name: string;
+  value: string;
+}
+
+/** The ClusterProperty that holds the cluster ID (KEP-2149). */
+export const CLUSTER_ID_PROPERTY = 'id.k8s.io';
+
 export const TTL_ANNOTATION = 'fedns.io/ttl';
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 export const TRIGGER_TIME_ANNOTATION = 'endpoints.kubernetes.io/last-change-trigger-time';
 
-export type Kind = 'Service' | 'EndpointSlice' | 'ServiceExport';
+export type Kind = 'Service' | 'EndpointSlice' | 'ServiceExport' | 'ServiceImport' | 'ClusterProperty';
 
 /** "namespace/name": a federated service's identity (namespace sameness). */
 export function serviceKey(namespace: string, name: string): string {
@@ -340,4 +366,25 @@ export function slimNode(o: Obj): SlimNode {
 
 export function sliceKey(s: { namespace: string; name: string }): string {
   return `${s.namespace}/${s.name}`;
+}
+
+export function slimServiceImport(o: Obj): SlimServiceImport {
+  const { namespace, name } = meta(o, 'ServiceImport');
+  const ignored = new Ignored();
+  const spec: Obj = o.spec && typeof o.spec === 'object' ? o.spec : {};
+  const ips: string[] = [];
+  for (const a of addresses(spec.ips)) {
+    if (isAddress(a)) ips.push(a);
+    else ignored.add('clusterset ip', a);
+  }
+  return ignored.attach<SlimServiceImport>({ namespace, name, headless: spec.type === 'Headless', ips: ips.sort() });
+}
+
+/** A ClusterProperty; its name is a DNS subdomain (id.k8s.io), not a label, so meta() does not apply. */
+export function slimClusterProperty(o: Obj): SlimClusterProperty {
+  const name = str(o.metadata?.name);
+  if (!name) throw new ObjectError('ClusterProperty without metadata.name');
+  const value = o.spec && typeof o.spec === 'object' ? str((o.spec as Obj).value) : undefined;
+  // Only the length matters here: a value that cannot be a label is refused where it is used.
+  return { namespace: '', name: name.toLowerCase().slice(0, 253), value: (value ?? '').slice(0, 256) };
 }

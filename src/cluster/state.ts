@@ -10,6 +10,9 @@ import {
   type SlimEndpointSlice,
   type SlimService,
   type SlimServiceExport,
+  type SlimServiceImport,
+  type SlimClusterProperty,
+  CLUSTER_ID_PROPERTY,
 } from './objects.js';
 
 /** See docs: syncing (never listed), live, stale (broken < grace), expired. */
@@ -20,7 +23,12 @@ export interface ClusterInventory {
   services: SlimService[];
   slices: SlimEndpointSlice[];
   exports: SlimServiceExport[];
+  /** ServiceImports and ClusterProperties (MCS); absent: none. */
+  imports?: SlimServiceImport[];
+  properties?: SlimClusterProperty[];
 }
+
+type Slim = SlimService | SlimEndpointSlice | SlimServiceExport | SlimServiceImport | SlimClusterProperty;
 
 export interface ClusterListener {
   /** Federated services (namespace/name) whose inputs changed in this cluster. */
@@ -54,6 +62,10 @@ export class ClusterState {
   /** Service key -> keys of its slices. */
   readonly slicesByService = new Map<string, Set<string>>();
   readonly exports = new Map<string, SlimServiceExport>();
+  /** ServiceImports by service key: the ClusterSetIPs of the member's MCS implementation. */
+  readonly imports = new Map<string, SlimServiceImport>();
+  /** ClusterProperties by "/name" (cluster-scoped). */
+  readonly properties = new Map<string, SlimClusterProperty>();
 
   health: ClusterHealth = 'syncing';
   /** Why the cluster is not live (last error), for logs, health and explain. */
@@ -120,7 +132,12 @@ export class ClusterState {
 
   // ---- object changes -------------------------------------------------------------------
 
-  upsert(kind: Kind, obj: SlimService | SlimEndpointSlice | SlimServiceExport): void {
+  /** The cluster's `id.k8s.io` ClusterProperty value (KEP-2149), as written; undefined without one. */
+  get clusterIdProperty(): string | undefined {
+    return this.properties.get(`/${CLUSTER_ID_PROPERTY}`)?.value || undefined;
+  }
+
+  upsert(kind: Kind, obj: Slim): void {
     this.lastUpdate = Date.now();
     if (kind === 'Service') {
       const s = obj as SlimService;
@@ -148,6 +165,21 @@ export class ClusterState {
       }
       this.countZones(old, -1);
       this.countZones(s, +1);
+    } else if (kind === 'ServiceImport') {
+      const s = obj as SlimServiceImport;
+      const key = serviceKey(s.namespace, s.name);
+      if (isDeepStrictEqual(this.imports.get(key), s)) return;
+      this.imports.set(key, s);
+      this.pending.add(key);
+      if (s.ignored) this.listener.valuesIgnored(this, kind, key, s.ignored);
+    } else if (kind === 'ClusterProperty') {
+      const p = obj as SlimClusterProperty;
+      const key = `/${p.name}`;
+      if (isDeepStrictEqual(this.properties.get(key), p)) return;
+      const id = this.clusterIdProperty;
+      this.properties.set(key, p);
+      // The cluster ID names every headless endpoint of the cluster: all its services change.
+      if (this.clusterIdProperty !== id) this.topologyChanged = true;
     } else {
       const e = obj as SlimServiceExport;
       const key = serviceKey(e.namespace, e.name);
@@ -169,6 +201,12 @@ export class ClusterState {
         this.unlinkSlice(old, key);
         this.countZones(old, -1);
       }
+    } else if (kind === 'ServiceImport') {
+      if (this.imports.delete(key)) this.pending.add(key);
+    } else if (kind === 'ClusterProperty') {
+      const id = this.clusterIdProperty;
+      this.properties.delete(key);
+      if (this.clusterIdProperty !== id) this.topologyChanged = true;
     } else if (this.exports.delete(key)) {
       this.pending.add(key);
     }
@@ -200,9 +238,17 @@ export class ClusterState {
   }
 
   /** Replaces every object of one kind with a complete new list, applying only the difference. */
-  replaceKind(kind: Kind, items: Array<SlimService | SlimEndpointSlice | SlimServiceExport>): void {
-    const current =
-      kind === 'Service' ? this.services : kind === 'EndpointSlice' ? this.slices : this.exports;
+  replaceKind(kind: Kind, items: Slim[]): void {
+    const current: Map<string, unknown> =
+      kind === 'Service'
+        ? this.services
+        : kind === 'EndpointSlice'
+          ? this.slices
+          : kind === 'ServiceImport'
+            ? this.imports
+            : kind === 'ClusterProperty'
+              ? this.properties
+              : this.exports;
     const keep = new Set<string>();
     for (const it of items) {
       keep.add(`${it.namespace}/${it.name}`);
@@ -220,6 +266,8 @@ export class ClusterState {
     this.replaceKind('Service', inv.services);
     this.replaceKind('EndpointSlice', inv.slices);
     this.replaceKind('ServiceExport', inv.exports);
+    this.replaceKind('ServiceImport', inv.imports ?? []);
+    this.replaceKind('ClusterProperty', inv.properties ?? []);
   }
 
   /** Records when a change began in the member cluster (for the programming-latency metric). */

@@ -302,6 +302,17 @@ export const configSchema = z
       })
       .prefault({}),
     clusters: z.array(clusterSchema).default([]),
+    /**
+     * The Multi-Cluster Services DNS zone (KEP-1645 specification, <svc>.<ns>.svc.<domain>), served
+     * beside the federation zone from the same watches: exported services only.
+     */
+    mcs: z
+      .strictObject({
+        enabled: z.boolean().default(false),
+        /** The clusterset zone; the specification fixes it to clusterset.local. */
+        domain: dnsName.default('clusterset.local.'),
+      })
+      .prefault({}),
     /** Traffic policy of services without a `fedns.io/policy` annotation. */
     policy: z.enum(TRAFFIC_POLICIES, { error: `expected one of ${TRAFFIC_POLICIES.join(', ')}` }).default('all'),
     /** Most addresses in one answer (per address family); null: no cap. `fedns.io/max-addresses` overrides it. */
@@ -342,6 +353,12 @@ export const configSchema = z
               ctx.addIssue({ code: 'custom', path: ['clusters', i, 'zones', j], message: room(`in zone ${zone} of region ${cl.region}`) });
           });
       });
+    }
+    if (c.mcs.enabled) {
+      const [a, b] = [c.mcs.domain, c.domain];
+      if (a === b || a.endsWith(`.${b}`) || b.endsWith(`.${a}`))
+        ctx.addIssue({ code: 'custom', path: ['mcs', 'domain'], message: `${a} and domain ${b} must not be the same zone or one inside the other; use clusterset.local.` });
+      else if (tooLong(`a.a.svc.${a}`)) ctx.addIssue({ code: 'custom', path: ['mcs', 'domain'], message: room(`"a.a.svc.${a}" is the shortest`) });
     }
     if (c.transfer.primary !== undefined && c.identity.server === null)
       ctx.addIssue({ code: 'custom', path: ['transfer', 'primary'], message: 'needs identity.server (this replica\'s name, compared with it); it is null' });

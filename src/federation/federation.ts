@@ -10,6 +10,8 @@ import type { Logger } from 'pino';
 import { HostnameAddresses, type ResolveHostname } from './hostnames.js';
 import { IgnoredInputs } from './ignored.js';
 import { federate, type FederatedService, type FederationPolicy } from './model.js';
+import { clusterIds, clusterSetIp, clusterSetNames, clusterSetPolicy, hasReadyBackend, type ClusterSetIp } from './clusterset.js';
+import { dnsVersionName, MCS_DNS_SCHEMA_VERSION, type ClusterSetNaming } from '../zone/names.js';
 
 export interface FederationEvents {
   /** A new snapshot is current. `services` is how many federated services were rebuilt. */
@@ -17,6 +19,8 @@ export interface FederationEvents {
   clusterHealth: [cluster: ClusterState, previous: string];
   /** A cluster's learned client networks changed (ClusterState.learnedNetworks). */
   clientNetworks: [cluster: ClusterState];
+  /** A new snapshot of the clusterset zone (mcs) is current. */
+  clusterSetPublished: [snapshot: ZoneSnapshot, change: ZoneChange];
   /** Changes of a cluster now answered: seconds from when each began. */
   programmed: [cluster: string, seconds: number[]];
 }
@@ -26,6 +30,21 @@ export interface FederationSettings {
   naming: RecordSettings;
   policy: FederationPolicy;
   initialSerial?: number;
+  /** The clusterset zone (mcs.enabled): its apex (SOA, NS) and naming; absent: not served. */
+  clusterSet?: { apex: ApexSettings; naming: ClusterSetNaming; initialSerial?: number };
+}
+
+/** The clusterset zone's builder and what it needs between rebuilds. */
+interface ClusterSetZone {
+  builder: ZoneBuilder;
+  current: ZoneSnapshot;
+  /** Services with names in the zone. */
+  present: Set<string>;
+}
+
+/** The clusterset zone's apex data: SOA, NS and the dns-version TXT (specification 2.2). */
+function clusterSetApex(cs: NonNullable<FederationSettings['clusterSet']>): ApexSettings {
+  return { ...cs.apex, txt: [{ name: dnsVersionName(cs.naming), text: MCS_DNS_SCHEMA_VERSION }] };
 }
 
 export class Federation extends EventEmitter<FederationEvents> implements ClusterListener {
@@ -47,6 +66,10 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
   private readonly omitted = new Map<string, string[]>();
   /** Service -> the traffic-policy annotations its copies disagree on (metrics, check). */
   private readonly disagreeing = new Map<string, string[]>();
+  private clusterSetZone?: ClusterSetZone;
+  /** Cluster name -> cluster ID in clusterset names (id.k8s.io ClusterProperty, else the name). */
+  private ids = new Map<string, string>();
+  private idsText = '';
 
   constructor(
     private settings: FederationSettings,
@@ -56,6 +79,38 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     this.ignored = new IgnoredInputs(log);
     this.builder = new ZoneBuilder(settings.apex, settings.initialSerial);
     this.current = this.builder.snapshotNow;
+    this.configureClusterSet(undefined);
+  }
+
+  /** Starts, moves or stops the clusterset zone as the settings say. */
+  private configureClusterSet(previous: FederationSettings['clusterSet']): void {
+    const cs = this.settings.clusterSet;
+    const z = this.clusterSetZone;
+    if (!cs) {
+      this.clusterSetZone = undefined;
+      return;
+    }
+    if (z && previous && nameKey(previous.naming.domain) === nameKey(cs.naming.domain)) {
+      z.builder.setApex(clusterSetApex(cs));
+      return;
+    }
+    // A new zone: serials go on from the old one's, if there was one.
+    const builder = new ZoneBuilder(clusterSetApex(cs), z ? nextSerial(z.current.serial) : cs.initialSerial);
+    this.clusterSetZone = { builder, current: builder.snapshotNow, present: new Set() };
+  }
+
+  /** The clusterset zone's snapshot; undefined when it is not served (mcs.enabled false). */
+  get clusterSetSnapshot(): ZoneSnapshot | undefined {
+    return this.clusterSetZone?.current;
+  }
+
+  get clusterSetNaming(): ClusterSetNaming | undefined {
+    return this.settings.clusterSet?.naming;
+  }
+
+  /** Cluster name -> the cluster ID its endpoints are named with in the clusterset zone. */
+  get clusterIds(): ReadonlyMap<string, string> {
+    return this.ids;
   }
 
   /** The snapshot queries read. Swapped whole on every publish. */
@@ -95,7 +150,9 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
    * every name is built again under the new apex, with a serial that goes on from the old one.
    */
   reconfigure(settings: FederationSettings): void {
+    const previous = this.settings.clusterSet;
     this.settings = settings;
+    this.configureClusterSet(previous);
     if (nameKey(settings.apex.domain) !== this.builder.apexKey) {
       this.builder = new ZoneBuilder(settings.apex, nextSerial(this.current.serial));
       this.present.clear();
@@ -154,12 +211,24 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
       for (const z of c.zones) zs.add(z);
     }
     const sorted = new Map([...regions].sort(([a], [b]) => a.localeCompare(b)).map(([r, zs]) => [r, [...zs].sort()] as const));
+    this.clusterIdsMayChange();
     const text = JSON.stringify([...sorted]);
     if (text === this.topologyText && !force) return;
     this.topologyText = text;
     this.topology = { regions: sorted };
     // Every service has a name per region and zone: a new region or zone touches all of them.
     for (const k of this.present) this.dirty.add(k);
+  }
+
+  /** Cluster IDs (ClusterProperty id.k8s.io) name every headless endpoint in the clusterset zone. */
+  private clusterIdsMayChange(): void {
+    const { ids, invalid } = clusterIds(this.clusters.values());
+    const text = JSON.stringify([...ids]);
+    if (text === this.idsText) return;
+    this.idsText = text;
+    this.ids = ids;
+    for (const v of invalid) this.ignored.note('cluster id', { cluster: v.cluster, kind: 'ClusterProperty', object: 'id.k8s.io', value: v.value }, IGNORED_WHY['cluster id']);
+    for (const k of this.clusterSetZone?.present ?? []) this.dirty.add(k);
   }
 
   private schedule(): void {
@@ -178,8 +247,11 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     }
     const keys = [...this.dirty];
     this.dirty.clear();
+    const cs = this.clusterSetZone;
     for (const key of keys) {
-      const fs = this.federated(key);
+      const both = this.federatedBoth(key, cs !== undefined);
+      const fs = both.federation;
+      if (cs) this.setClusterSetService(cs, key, both.clusterSet);
       if (fs) {
         this.present.add(key);
         const { specs, omitted } = withoutLongNames(serviceNames(fs, this.topology, this.settings.naming));
@@ -194,11 +266,20 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
         this.builder.setOwner(key, []);
       }
     }
-    this.builder.setReady([...this.clusters.values()].some((c) => c.health !== 'syncing'));
+    const ready = [...this.clusters.values()].some((c) => c.health !== 'syncing');
+    this.builder.setReady(ready);
     const result = this.builder.publish();
     if (result) {
       this.current = result.snapshot;
       this.emit('published', result.snapshot, result.change, keys.length);
+    }
+    if (cs) {
+      cs.builder.setReady(ready);
+      const r = cs.builder.publish();
+      if (r) {
+        cs.current = r.snapshot;
+        this.emit('clusterSetPublished', r.snapshot, r.change);
+      }
     }
     if (this.changeTimes.size) {
       const now = Date.now();
@@ -234,17 +315,60 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     return this.omitted;
   }
 
+  private setClusterSetService(cs: ClusterSetZone, key: string, fs: FederatedService | undefined): void {
+    const naming = this.settings.clusterSet!.naming;
+    if (!fs) {
+      cs.present.delete(key);
+      cs.builder.setOwner(key, []);
+      return;
+    }
+    cs.present.add(key);
+    const ip = this.clusterSetIpOf(key, fs);
+    const { specs } = withoutLongNames(clusterSetNames(fs, ip.set, this.ids, naming));
+    cs.builder.setOwner(key, specs, fs.stale || ip.stale);
+  }
+
+  /** The ClusterSetIP that answers for an exported service, and why (explain). */
+  clusterSetIpOf(key: string, fs: FederatedService): ClusterSetIp {
+    if (fs.headless) return { stale: false, reason: 'headless: every ready endpoint answers' };
+    const ip = clusterSetIp(key, this.clusters.values());
+    if (ip.set && !hasReadyBackend(key, fs, this.clusters.values()))
+      return { stale: false, reason: `${ip.reason}, not answered: no exporting cluster has a ready endpoint` };
+    return ip;
+  }
+
   /** The federated service "namespace/name" as the current cluster data makes it. */
   federated(key: string): FederatedService | undefined {
+    return this.federatedBoth(key, false).federation;
+  }
+
+  /** The service as the clusterset zone selects it (exported only); undefined without that zone. */
+  clusterSetService(key: string): FederatedService | undefined {
+    return this.clusterSetZone ? this.federatedBoth(key, true).clusterSet : undefined;
+  }
+
+  /**
+   * The federated service for the federation zone and, with `clusterSet`, for the clusterset
+   * zone (exported only): the same model, and the same one when the policy already is "exported".
+   */
+  private federatedBoth(key: string, clusterSet: boolean): { federation?: FederatedService; clusterSet?: FederatedService } {
     const hostnames = this.hostnames;
-    if (!hostnames) return federate(key, this.clusters.values(), this.settings.policy);
     const used = new Set<string>();
-    const fs = federate(key, this.clusters.values(), this.settings.policy, (h) => {
-      used.add(h);
-      return hostnames.addresses(h);
-    });
-    hostnames.use(key, used);
-    return fs;
+    const lookup = hostnames
+      ? (h: string) => {
+          used.add(h);
+          return hostnames.addresses(h);
+        }
+      : undefined;
+    const policy = this.settings.policy;
+    const federation = federate(key, this.clusters.values(), policy, lookup);
+    let exported: FederatedService | undefined;
+    if (clusterSet) {
+      const csPolicy = clusterSetPolicy(policy);
+      exported = csPolicy === policy ? federation : federate(key, this.clusters.values(), csPolicy, lookup);
+    }
+    hostnames?.use(key, used);
+    return { federation, clusterSet: exported };
   }
 
   /** Resolves load-balancer hostnames; services whose addresses move are rebuilt. */
@@ -286,4 +410,6 @@ const IGNORED_WHY: Record<IgnoredValue['reason'], string> = {
     'a traffic-policy annotation does not read (fedns.io/policy: all|nearest|failover|weighted; fedns.io/failover: a,b; fedns.io/weights: a=3,b=1; fedns.io/max-addresses: 1-1000); it is ignored',
   'node network': 'node pod CIDR or InternalIP is not an IP network (or is wider than /8, /32 for IPv6); not learned as a client network',
   'network limit': 'more networks than a node or cluster may contribute (clientNetworks: auto); the rest are not learned',
+  'cluster id': 'the id.k8s.io ClusterProperty is not a DNS label; the configured cluster name is the cluster ID in clusterset names',
+  'clusterset ip': 'a ServiceImport spec.ips entry is not an IP address; ignored',
 };

@@ -59,12 +59,12 @@ function parse(text: string, file: string): Document.Parsed {
 }
 
 /** The federation's domain and name, from a file that at least passes the schema. */
-export function federationOf(text: string, file: string): { domain: string; federation: string } {
+export function federationOf(text: string, file: string): { domain: string; federation: string; mcsDomain?: string } {
   const raw = parse(text, file).toJS() as unknown;
   const r = configSchema.safeParse(raw ?? {});
   if (!r.success) buildConfig(raw, file, dirname(file)); // throws ConfigError naming the fields
   const c = r.data!;
-  return { domain: c.domain, federation: c.federation };
+  return { domain: c.domain, federation: c.federation, mcsDomain: c.mcs.enabled ? c.mcs.domain : undefined };
 }
 
 /** Validates a configuration text as `fedns serve` would load it (paths relative to `file`). */

@@ -213,15 +213,19 @@ function setData(cm: ConfigMap, k: string, value: string | undefined, changes: C
   changes.push({ target: key(cm, k), before, after: value });
 }
 
-/** kube-dns: stubDomains[domain] = servers, federations += fed=domain. */
-export function joinKubeDns(cm: ConfigMap, fed: string, domain: string, servers: readonly string[]): Change[] {
+/** The marker name of the clusterset zone's Corefile block (a space: no federation name has one). */
+export const clusterSetBlock = (fed: string): string => `${fed} mcs`;
+
+/** kube-dns: stubDomains[domain] = servers (and [mcsDomain], the clusterset zone), federations += fed=domain. */
+export function joinKubeDns(cm: ConfigMap, fed: string, domain: string, servers: readonly string[], mcsDomain?: string): Change[] {
   return wrapEdit(cm, () => {
     const changes: Change[] = [];
     const created = readCreated(cm);
     const mine = new Set(created[fed] ?? []);
     const sd = cm.data?.stubDomains;
     const fl = cm.data?.federations;
-    const newSd = mergeStubDomains(sd, domain, servers);
+    let newSd = mergeStubDomains(sd, domain, servers);
+    if (mcsDomain) newSd = mergeStubDomains(newSd, mcsDomain, servers);
     const newFl = addFederation(fl, fed, domain);
     if (sd === undefined) mine.add('stubDomains');
     if (fl === undefined) mine.add('federations');
@@ -233,12 +237,13 @@ export function joinKubeDns(cm: ConfigMap, fed: string, domain: string, servers:
 }
 
 /** kube-dns: the inverse of joinKubeDns. */
-export function unjoinKubeDns(cm: ConfigMap, fed: string, domain: string): Change[] {
+export function unjoinKubeDns(cm: ConfigMap, fed: string, domain: string, mcsDomain?: string): Change[] {
   return wrapEdit(cm, () => {
     const changes: Change[] = [];
     const created = readCreated(cm);
     const mine = new Set(created[fed] ?? []);
-    const sd = removeStubDomain(cm.data?.stubDomains, domain);
+    let sd = removeStubDomain(cm.data?.stubDomains, domain);
+    if (mcsDomain) sd = removeStubDomain(sd, mcsDomain);
     const fl = removeFederation(cm.data?.federations, fed, domain);
     const dropSd = mine.has('stubDomains') && sd !== undefined && stubDomainsEmpty(sd);
     const dropFl = mine.has('federations') && fl !== undefined && fl.trim() === '';
@@ -253,14 +258,16 @@ export function unjoinKubeDns(cm: ConfigMap, fed: string, domain: string): Chang
   });
 }
 
-/** CoreDNS: the marked server block forwarding domain to servers. */
-export function joinCoreDns(cm: ConfigMap, fed: string, domain: string, servers: readonly string[]): Change[] {
+/** CoreDNS: the marked server block forwarding domain to servers (and one for mcsDomain, the clusterset zone). */
+export function joinCoreDns(cm: ConfigMap, fed: string, domain: string, servers: readonly string[], mcsDomain?: string): Change[] {
   return wrapEdit(cm, () => {
     const corefile = cm.data?.Corefile;
     if (corefile === undefined)
       throw new JoinError(`${cm.metadata.namespace ?? DNS_NAMESPACE}/${cm.metadata.name} has no data.Corefile; is CoreDNS configured from another ConfigMap?`);
     const changes: Change[] = [];
-    setData(cm, 'Corefile', upsertCorefileBlock(corefile, fed, domain, servers), changes);
+    let next = upsertCorefileBlock(corefile, fed, domain, servers);
+    next = mcsDomain ? upsertCorefileBlock(next, clusterSetBlock(fed), mcsDomain, servers) : removeCorefileBlock(next, clusterSetBlock(fed));
+    setData(cm, 'Corefile', next, changes);
     return changes;
   });
 }
@@ -271,7 +278,7 @@ export function unjoinCoreDns(cm: ConfigMap, fed: string): Change[] {
     const corefile = cm.data?.Corefile;
     if (corefile === undefined) return [];
     const changes: Change[] = [];
-    setData(cm, 'Corefile', removeCorefileBlock(corefile, fed), changes);
+    setData(cm, 'Corefile', removeCorefileBlock(removeCorefileBlock(corefile, clusterSetBlock(fed)), fed), changes);
     return changes;
   });
 }
@@ -392,7 +399,7 @@ export async function join(opts: JoinOptions): Promise<RunResult> {
   const zones = parseZones(opts.zones);
   const file = resolve(cwd, opts.config);
   const text = readConfigText(file);
-  const { domain, federation } = federationOf(text, file);
+  const { domain, federation, mcsDomain } = federationOf(text, file);
   const kubeconfig = resolve(cwd, opts.kubeconfig);
   const client = await MemberClient.open(kubeconfig, opts.context, opts.timeoutMs);
 
@@ -406,8 +413,8 @@ export async function join(opts: JoinOptions): Promise<RunResult> {
   if (edit.action !== 'unchanged') validateAfter(edit.after, file, `after adding cluster "${opts.cluster}"`);
 
   const edits = {
-    [KUBE_DNS]: (cm: ConfigMap) => joinKubeDns(cm, federation, domain, servers),
-    [COREDNS]: (cm: ConfigMap) => joinCoreDns(cm, federation, domain, servers),
+    [KUBE_DNS]: (cm: ConfigMap) => joinKubeDns(cm, federation, domain, servers, mcsDomain),
+    [COREDNS]: (cm: ConfigMap) => joinCoreDns(cm, federation, domain, servers, mcsDomain),
   };
   const planned = await plan(client, edits);
   if (planned.every((p) => !p.current))
@@ -439,7 +446,7 @@ export async function unjoin(opts: UnjoinOptions): Promise<RunResult> {
   checkClusterName(opts.cluster);
   const file = resolve(cwd, opts.config);
   const text = readConfigText(file);
-  const { domain, federation } = federationOf(text, file);
+  const { domain, federation, mcsDomain } = federationOf(text, file);
   const entry = findCluster(text, file, opts.cluster);
   const header = `${dryRun ? 'dry run: ' : ''}unjoin cluster "${opts.cluster}" from federation ${federation} (${bareDomain(domain)})`;
   const lines: string[] = [];
@@ -473,7 +480,7 @@ export async function unjoin(opts: UnjoinOptions): Promise<RunResult> {
       throw e;
     });
     const edits = {
-      [KUBE_DNS]: (cm: ConfigMap) => unjoinKubeDns(cm, federation, domain),
+      [KUBE_DNS]: (cm: ConfigMap) => unjoinKubeDns(cm, federation, domain, mcsDomain),
       [COREDNS]: (cm: ConfigMap) => unjoinCoreDns(cm, federation),
     };
     try {

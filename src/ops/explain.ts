@@ -7,7 +7,7 @@ import { rrText } from '../wire/records.js';
 import type { Responder } from '../server/responder.js';
 import type { Federation } from '../federation/federation.js';
 import type { ClusterVerdict, FederatedService } from '../federation/model.js';
-import { parseName, type ParsedName } from '../zone/names.js';
+import { parseClusterSetName, parseName, type ParsedClusterSetName, type ParsedName } from '../zone/names.js';
 import { isAddress } from '../address.js';
 import { plan } from '../zone/locality.js';
 import { serviceLocality } from '../federation/service-records.js';
@@ -15,7 +15,9 @@ import { serviceLocality } from '../federation/service-records.js';
 export interface Explanation {
   name: string;
   type: string;
-  parsed: ParsedName;
+  parsed: ParsedName | ParsedClusterSetName;
+  /** The zone that answers the name (the federation or the clusterset zone). */
+  zone?: string;
   serial: number;
   rcode: string;
   answer: string[];
@@ -35,6 +37,8 @@ export interface Explanation {
     omittedNames?: string[];
     /** Values of the service's objects not used ("cluster: reason "value""). */
     ignored?: string[];
+    /** Clusterset zone: where the service name's addresses come from (ClusterSetIP or not). */
+    clusterSetIp?: string;
   };
   /** The traffic policy of the service, and what it gives the client asked about. */
   traffic?: {
@@ -84,24 +88,13 @@ export function explain(fed: Federation, responder: Responder, name: string, typ
     throw new ExplainError(`"${name}" is not a domain name: ${(e as Error).message}`);
   }
   const naming = fed.naming;
+  const csNaming = fed.clusterSetNaming;
+  const csParsed = csNaming && parseClusterSetName(csNaming, qname);
+  if (csParsed) return explainClusterSet(fed, responder, qname, qtype, query, tooLong, csParsed);
   const parsed = parseName(naming, qname);
   const snap = fed.snapshot;
-  const wire = query ? responder.answer(query, 'tcp', undefined, client) : null;
-  const msg = wire ? decodeMessage(wire) : undefined;
-  const notes: string[] = [];
-  const ex: Explanation = {
-    name: qname,
-    type: typeName(qtype),
-    parsed,
-    serial: snap.serial,
-    rcode: msg ? rcodeName(msg.rcode) : tooLong ? `none: longer than ${MAX_NAME_LENGTH} bytes, no query can ask for it` : 'no answer',
-    answer: msg?.answers.map(rrText) ?? [],
-    authority: msg?.authorities.map(rrText) ?? [],
-    additional: msg?.additionals.map(rrText) ?? [],
-    notes,
-  };
-  const ede = msg?.edns?.options.find((o) => o.code === 15);
-  if (ede) ex.ede = `code ${ede.data.readUInt16BE(0)} (Stale Answer): built from data of a cluster whose watch is broken`;
+  const { ex, msg } = asked(responder, qname, qtype, query, tooLong, parsed, snap.serial, client);
+  const notes = ex.notes;
 
   if (parsed.kind === 'outside') notes.push(`outside ${naming.domain}: REFUSED, fedns is not a resolver`);
   if (parsed.kind === 'apex') notes.push('zone apex: SOA and NS from the configuration');
@@ -116,10 +109,7 @@ export function explain(fed: Federation, responder: Responder, name: string, typ
   if ('service' in parsed && 'namespace' in parsed) {
     const key = `${parsed.namespace}/${parsed.service}`;
     const fs = fed.federated(key);
-    const clusters = fs?.verdicts ?? verdictsWithoutService(fed, key);
-    ex.service = fs
-      ? { key, exists: true, headless: fs.headless, ttl: fs.ttl, stale: fs.stale, panic: fs.panic, clusters }
-      : { key, exists: false, clusters };
+    ex.service = serviceOf(fed, key, fs);
     const omitted = fed.omittedNames(key);
     if (omitted.length) {
       ex.service.omittedNames = omitted;
@@ -207,6 +197,78 @@ function explainTraffic(ex: Explanation, fs: FederatedService, responder: Respon
   notes.push(`traffic policy ${t.policy} (${t.source.policy}): client ${client} is ${match ? place!.via : 'unknown'}; answered by tier ${tiers || 'none'}`);
 }
 
+/** Asks the responder, and the parts of an explanation every name has. */
+function asked(
+  responder: Responder,
+  qname: string,
+  qtype: number,
+  query: Buffer | undefined,
+  tooLong: boolean,
+  parsed: Explanation['parsed'],
+  serial: number,
+  client?: string,
+): { ex: Explanation; msg?: ReturnType<typeof decodeMessage> } {
+  const wire = query ? responder.answer(query, 'tcp', undefined, client) : null;
+  const msg = wire ? decodeMessage(wire) : undefined;
+  const ex: Explanation = {
+    name: qname,
+    type: typeName(qtype),
+    parsed,
+    serial,
+    rcode: msg ? rcodeName(msg.rcode) : tooLong ? `none: longer than ${MAX_NAME_LENGTH} bytes, no query can ask for it` : 'no answer',
+    answer: msg?.answers.map(rrText) ?? [],
+    authority: msg?.authorities.map(rrText) ?? [],
+    additional: msg?.additionals.map(rrText) ?? [],
+    notes: [],
+  };
+  const ede = msg?.edns?.options.find((o) => o.code === 15);
+  if (ede) ex.ede = `code ${ede.data.readUInt16BE(0)} (Stale Answer): built from data of a cluster whose watch is broken`;
+  return { ex, msg };
+}
+
+function serviceOf(fed: Federation, key: string, fs: FederatedService | undefined): NonNullable<Explanation['service']> {
+  const clusters = fs?.verdicts ?? verdictsWithoutService(fed, key);
+  return fs ? { key, exists: true, headless: fs.headless, ttl: fs.ttl, stale: fs.stale, panic: fs.panic, clusters } : { key, exists: false, clusters };
+}
+
+/** A name of the clusterset zone (mcs): the specification's rules that decide its answer. */
+function explainClusterSet(
+  fed: Federation,
+  responder: Responder,
+  qname: string,
+  qtype: number,
+  query: Buffer | undefined,
+  tooLong: boolean,
+  parsed: ParsedClusterSetName,
+): Explanation {
+  const snap = fed.clusterSetSnapshot!;
+  const { ex, msg } = asked(responder, qname, qtype, query, tooLong, parsed, snap.serial);
+  ex.zone = snap.domain;
+  const notes = ex.notes;
+  if (parsed.kind === 'clusterset-apex') notes.push('clusterset zone apex: SOA and NS from the configuration');
+  if (parsed.kind === 'dns-version') notes.push('the version of the Multi-Cluster Services DNS specification served (its section 2.2)');
+  if (!snap.ready) notes.push('no member cluster has synced yet: names from cluster data get SERVFAIL');
+  if (parsed.kind === 'other') notes.push(msg?.rcode === 0 ? 'an empty non-terminal (an ancestor of existing names): NODATA' : 'no exported service gives this name');
+  if (parsed.kind === 'clusterset-reserved')
+    notes.push('<clusterid>.<svc>.<ns>.svc names are reserved by the specification (2.3.4, 2.4.4): never any record');
+  if ('service' in parsed) {
+    const key = `${parsed.namespace}/${parsed.service}`;
+    const fs = fed.clusterSetService(key);
+    ex.service = serviceOf(fed, key, fs);
+    if (!fs) notes.push(`service ${key} is not in the clusterset zone: no live or stale member cluster exports it (ServiceExport)`);
+    else {
+      if (fs.panic) notes.push('panic mode: every cluster with addresses for this service has expired; serving their last known addresses');
+      else if (fs.stale) notes.push(`some data comes from a stale cluster: TTL lowered to ${fs.ttl}s and EDE 3 added`);
+      const ip = fed.clusterSetIpOf(key, fs);
+      ex.service.clusterSetIp = ip.reason;
+      notes.push(ip.reason);
+      if (fs.headless && fs.endpoints.length === 0) notes.push('headless service without a ready endpoint: NXDOMAIN (specification 2.4.1)');
+      if (parsed.kind === 'clusterset-endpoint' && !fs.headless) notes.push('a service with a ClusterSetIP has no per-endpoint names (2.3.4)');
+    }
+  }
+  return ex;
+}
+
 /** What the service's objects (Service, EndpointSlices) hold that fedns does not use. */
 function ignoredValues(fed: Federation, key: string): string[] {
   const out: string[] = [];
@@ -255,6 +317,7 @@ export function explanationText(ex: Explanation): string {
     }
     for (const n of s.omittedNames ?? []) out.push(`    left out (over ${MAX_NAME_LENGTH} bytes): ${n}`);
     for (const i of s.ignored ?? []) out.push(`    ${i}`);
+    if (s.clusterSetIp) out.push(`    address: ${s.clusterSetIp}`);
   }
   if (ex.traffic) {
     const t = ex.traffic;

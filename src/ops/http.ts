@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { Responder, type TrafficSettings } from '../server/responder.js';
 import type { Federation } from '../federation/federation.js';
 import { masterFile } from '../zone/masterfile.js';
+import { canonicalName } from '../wire/name.js';
 import { listenError } from '../listen-error.js';
 import { explain, ExplainError, explanationText } from './explain.js';
 import type { Metrics } from './metrics.js';
@@ -35,6 +36,7 @@ export class OpsServer {
   ) {
     // A responder of its own, so explained queries do not count as served ones.
     this.explainer = new Responder(() => this.federation().snapshot, { cacheSize: 1000 });
+    this.explainer.otherZone = () => this.federation().clusterSetSnapshot;
   }
 
   /** Ready once every configured cluster has synced, or the start-up deadline has passed. */
@@ -88,7 +90,12 @@ export class OpsServer {
       case '/zone': {
         // The same access as AXFR: the zone lists every service of every member cluster.
         const refusal = this.opts.zoneRefusal(client);
-        return refusal ? text(403, `forbidden: ${refusal}\n`) : text(200, masterFile(this.federation().snapshot));
+        if (refusal) return text(403, `forbidden: ${refusal}\n`);
+        // ?zone=clusterset.local. (or the configured mcs.domain) gives the clusterset zone.
+        const asked = u.searchParams.get('zone');
+        const fed = this.federation();
+        const zone = asked === null ? fed.snapshot : [fed.snapshot, fed.clusterSetSnapshot].find((z) => z && z.domain === canonicalName(asked));
+        return zone ? text(200, masterFile(zone)) : text(404, `not found: no zone ${asked} served here\n`);
       }
       case '/explain': {
         const name = u.searchParams.get('name');

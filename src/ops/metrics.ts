@@ -243,20 +243,26 @@ export class Metrics {
         }
       },
     });
+    // One series per zone served: the federation zone and, with mcs.enabled, the clusterset zone.
+    const zones = () => [federation().snapshot, federation().clusterSetSnapshot].filter((z) => z !== undefined);
     new Gauge({
       name: 'fedns_zone_serial',
-      help: 'SOA serial of the zone being served',
+      help: 'SOA serial of each zone being served',
+      labelNames: ['zone'],
       registers: [registry],
       collect() {
-        this.set(federation().snapshot.serial);
+        this.reset();
+        for (const z of zones()) this.set({ zone: z.domain }, z.serial);
       },
     });
     new Gauge({
       name: 'fedns_zone_records',
-      help: 'Records in the zone being served',
+      help: 'Records in each zone being served',
+      labelNames: ['zone'],
       registers: [registry],
       collect() {
-        this.set(federation().snapshot.recordCount);
+        this.reset();
+        for (const z of zones()) this.set({ zone: z.domain }, z.recordCount);
       },
     });
     this.programming = new Histogram({

@@ -156,6 +156,14 @@ export class Responder {
   private readonly cache: LRUCache<string, CacheEntry>;
   private negative = new Map<number, Encoded>();
   private negativeFor?: ZoneSnapshot;
+  /** The same for the other zone, so queries alternating between zones keep both. */
+  private otherNegative = new Map<number, Encoded>();
+  private otherNegativeFor?: ZoneSnapshot;
+  /**
+   * A second zone served beside `zone` (the clusterset zone), never inside it nor around it:
+   * its names are answered from it. Undefined (the default): one zone, no extra work per query.
+   */
+  otherZone?: () => ZoneSnapshot | undefined;
   private rotation = 0;
   private touches = 0;
   cacheHits = 0;
@@ -268,7 +276,11 @@ export class Responder {
     if (qt === RRType.MAILA || qt === RRType.MAILB || (qt >= 128 && qt < 255)) return this.finish(msg, q, transport, Rcode.NOTIMP, false, undefined, true);
     if (q.ecsOffset >= 0 && q.edns && this.traffic?.ecs) this.ecsEcho = ecsOption(msg, q.ecsOffset);
 
-    const zone = this.zone();
+    let zone = this.zone();
+    if (this.otherZone !== undefined) {
+      const other = this.otherZone();
+      if (other !== undefined && keyIsInZone(q.key, other.apexKey)) zone = other;
+    }
     const entry = this.lookup(q.key, zone);
     if (!entry) {
       if (!keyIsInZone(q.key, zone.apexKey)) return this.finish(msg, q, transport, Rcode.REFUSED, false, undefined, true);
@@ -506,11 +518,22 @@ export class Responder {
   }
 
   private negativeAnswer(msg: Buffer, q: ParsedQuery, transport: Transport, zone: ZoneSnapshot, rcode: number): Buffer {
-    if (this.negativeFor !== zone) {
-      this.negative = new Map();
-      this.negativeFor = zone;
+    if (this.negativeFor !== zone && this.otherNegativeFor !== zone) {
+      // A new snapshot replaces the cache of its own zone (same apex); the other zone's stays.
+      if (this.otherNegativeFor?.apexKey === zone.apexKey) {
+        this.otherNegative = new Map();
+        this.otherNegativeFor = zone;
+      } else {
+        if (this.negativeFor !== undefined && this.negativeFor.apexKey !== zone.apexKey) {
+          this.otherNegative = this.negative;
+          this.otherNegativeFor = this.negativeFor;
+        }
+        this.negative = new Map();
+        this.negativeFor = zone;
+      }
     }
-    let enc = this.negative.get(q.qnameLen);
+    const cache = this.negativeFor === zone ? this.negative : this.otherNegative;
+    let enc = cache.get(q.qnameLen);
     if (!enc) {
       const w = this.w;
       w.reset();
@@ -522,7 +545,7 @@ export class Responder {
       const start = w.off;
       w.rr(negativeSoa(zone));
       enc = { bytes: Buffer.from(w.buf.subarray(start, w.off)), ancount: 0, nscount: 1, required: w.off - start, additional: [], turns: 1 };
-      this.negative.set(q.qnameLen, enc);
+      cache.set(q.qnameLen, enc);
     }
     return this.finish(msg, q, transport, rcode, true, enc, true);
   }

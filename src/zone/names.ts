@@ -89,3 +89,63 @@ export function parseName(z: ZoneNaming, qname: string): ParsedName {
 function isSrvLabels(port: string, proto: string): boolean {
   return port.startsWith('_') && port.length > 1 && proto.startsWith('_') && proto.length > 1;
 }
+
+// The clusterset zone (Multi-Cluster Services DNS specification, KEP-1645, schema 1.0.0):
+//
+//   <svc>.<ns>.svc.<Z>                              ClusterSetIP, else the exporting clusters' addresses;
+//                                                   headless: every ready endpoint
+//   <host>.<clusterid>.<svc>.<ns>.svc.<Z>           one endpoint of a headless service
+//   _<port>._<proto>.<svc>.<ns>.svc.<Z>             SRV per named port
+//   dns-version.<Z>                                 TXT "1.0.0"
+//   <Z>                                             SOA, NS
+//
+// Z is mcs.domain (clusterset.local.). <clusterid>.<svc>.<ns>.svc.<Z> never has records (2.3.4, 2.4.4).
+
+export interface ClusterSetNaming {
+  /** Canonical clusterset domain, e.g. "clusterset.local.". */
+  domain: string;
+}
+
+/** Version of the specification the clusterset zone implements (its section 1). */
+export const MCS_DNS_SCHEMA_VERSION = '1.0.0';
+
+export function clusterSetServiceName(z: ClusterSetNaming, s: ServiceRef): string {
+  return `${s.name}.${s.namespace}.svc.${z.domain}`;
+}
+
+export function clusterSetEndpointName(z: ClusterSetNaming, s: ServiceRef, clusterId: string, host: string): string {
+  return `${host}.${clusterId}.${clusterSetServiceName(z, s)}`;
+}
+
+export function dnsVersionName(z: ClusterSetNaming): string {
+  return `dns-version.${z.domain}`;
+}
+
+/** What a query name in the clusterset zone asks for. */
+export type ParsedClusterSetName =
+  | { kind: 'clusterset-apex' }
+  | { kind: 'dns-version' }
+  | { kind: 'clusterset-service'; namespace: string; service: string }
+  | { kind: 'clusterset-srv'; port: string; protocol: string; namespace: string; service: string }
+  | { kind: 'clusterset-endpoint'; namespace: string; service: string; cluster: string; host: string }
+  /** <clusterid>.<svc>.<ns>.svc.<Z>: reserved by the specification, never records (2.3.4, 2.4.4). */
+  | { kind: 'clusterset-reserved'; namespace: string; service: string; cluster: string }
+  | { kind: 'other'; labels: string[] };
+
+/** Parses an absolute name (any case) inside the clusterset zone; undefined when outside it. */
+export function parseClusterSetName(z: ClusterSetNaming, qname: string): ParsedClusterSetName | undefined {
+  const name = qname.toLowerCase().endsWith('.') ? qname.toLowerCase() : `${qname.toLowerCase()}.`;
+  if (name === z.domain) return { kind: 'clusterset-apex' };
+  if (!name.endsWith(`.${z.domain}`)) return undefined;
+  const labels = name.slice(0, -(z.domain.length + 1)).split('.');
+  const n = labels.length;
+  if (n === 1 && labels[0] === 'dns-version') return { kind: 'dns-version' };
+  if (n >= 3 && labels[n - 1] === 'svc') {
+    const [service, namespace] = [labels[n - 3], labels[n - 2]];
+    if (n === 3) return { kind: 'clusterset-service', service, namespace };
+    if (n === 5 && isSrvLabels(labels[0], labels[1])) return { kind: 'clusterset-srv', port: labels[0].slice(1), protocol: labels[1].slice(1), service, namespace };
+    if (n === 4) return { kind: 'clusterset-reserved', cluster: labels[0], service, namespace };
+    if (n === 5) return { kind: 'clusterset-endpoint', host: labels[0], cluster: labels[1], service, namespace };
+  }
+  return { kind: 'other', labels };
+}

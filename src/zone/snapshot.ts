@@ -32,6 +32,8 @@ export interface ApexSettings {
   soa: Omit<SoaData, 'serial'> & { ttl: number };
   nameservers: { name: string; addresses: string[] }[];
   nsTtl: number;
+  /** TXT records of the zone itself (TTL nsTtl), answered like the apex (the clusterset zone's dns-version). */
+  txt?: { name: string; text: string }[];
 }
 
 /** Next SOA serial: time-based so replicas and restarts stay comparable, and always increasing. */
@@ -111,6 +113,10 @@ export class ZoneBuilder {
         if (!set.some((r) => r.data === a)) set.push({ name, type, ttl: apex.nsTtl, data: a });
         spec.rrsets.set(type, set);
       }
+    }
+    for (const t of apex.txt ?? []) {
+      const name = canonicalName(t.name);
+      specs.push({ name, rrsets: new Map([[RRType.TXT, [{ name, type: RRType.TXT, ttl: apex.nsTtl, data: [t.text] }]]]) });
     }
     this.setOwner('@', specs);
   }

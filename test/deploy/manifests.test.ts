@@ -507,10 +507,13 @@ describe('member RBAC', () => {
       publish(server, 'shop', 'web', '192.0.2.1');
       server.apply(serviceExport('shop', 'web'));
       server.apply(node('n1', ['10.244.1.0/24'], ['10.0.0.1'], { 'topology.kubernetes.io/region': 'eu-west' }));
-      const f = await startFedns([{ name: 'member', server, clientNetworks: 'auto' }], { selection: { policy: 'exported' } });
+      server.apply({ apiVersion: 'multicluster.x-k8s.io/v1alpha1', kind: 'ServiceImport', metadata: { name: 'web', namespace: 'shop' }, spec: { ips: ['10.42.0.1'] } });
+      server.apply({ apiVersion: 'about.k8s.io/v1alpha1', kind: 'ClusterProperty', metadata: { name: 'id.k8s.io' }, spec: { value: 'member-1' } });
+      const f = await startFedns([{ name: 'member', server, clientNetworks: 'auto' }], { selection: { policy: 'exported' }, mcs: { enabled: true } });
       try {
         await eventually(() => f.answer('web.shop.fed.svc.eu-west.example.com.'), same(['192.0.2.1']), 'synced, and the region learned from the nodes');
-        for (const kind of ['Service', 'EndpointSlice', 'ServiceExport', 'Node']) await server.waitForWatches(kind, 1, 15_000);
+        await eventually(() => f.answer('web.shop.svc.clusterset.local.'), same(['10.42.0.1']), 'the ClusterSetIP read from the ServiceImport');
+        for (const kind of ['Service', 'EndpointSlice', 'ServiceExport', 'Node', 'ServiceImport', 'ClusterProperty']) await server.waitForWatches(kind, 1, 15_000);
         expect(f.fedns.federation.clusters.get('member')!.learnedNetworks).toEqual(['10.0.0.1/32', '10.244.1.0/24']);
       } finally {
         await f.stop();

@@ -67,8 +67,8 @@ items:
 }
 
 /** The SOA serial fedns is serving right now. */
-async function servedSerial(port: number): Promise<number> {
-  const r = await dig(['@127.0.0.1', '-p', String(port), 'example.com', 'SOA']);
+async function servedSerial(port: number, zone = 'example.com'): Promise<number> {
+  const r = await dig(['@127.0.0.1', '-p', String(port), zone, 'SOA']);
   const soa = r.answer.find((x) => x.type === 'SOA');
   if (!soa) throw new Error(`no SOA from fedns: ${summarise(r)}`);
   return Number(soa.data.split(' ')[2]);
@@ -150,53 +150,98 @@ describe.skipIf(!ready).each(UDP_PATHS)('fedns vs knotd on the same zone (UDP $n
   });
 
   it('answers the corpus exactly like knotd (rcode, flags, sections as sets, TTLs)', async () => {
-    const started = Date.now();
-    const [ours, theirs] = await Promise.all([askAll(fedns.port, corpus), askAll(knot.port, corpus)]);
-    const diffs: string[] = [];
-    const byKind = new Map<string, number>();
-    let truncatedCount = 0;
-    let truncatedDiffering = 0;
-    corpus.forEach((q, i) => {
-      const a = ours[i];
-      const b = theirs[i];
-      // A truncated (TC=1) answer: rcode, flags and OPT must match; what else it carries is
-      // up to the server (knotd keeps the RRsets that fit, e.g. the CNAME of a chain; fedns
-      // sends none) because a client discards it and asks again over TCP (RFC 2181 9,
-      // RFC 7766 5). The full answers are compared by the TCP queries of the corpus.
-      const truncated = a.flags.has('tc') && b.flags.has('tc');
-      if (truncated) {
-        truncatedCount++;
-        if (compareResults(a, b).length) truncatedDiffering++;
-      }
-      const d = compareResults(a, b, { labels: ['fedns', 'knot'], flags: ALL_FLAGS, sections: truncated ? [] : undefined });
-      const opt = (r: DigResult) => (r.edns ? `version ${r.edns.version} udp ${r.edns.udp} flags [${[...r.edns.flags].sort().join(' ')}]` : 'none');
-      if (a.status !== 'NO_RESPONSE' && b.status !== 'NO_RESPONSE' && opt(a) !== opt(b)) d.push(`OPT: fedns=${opt(a)} knot=${opt(b)}`);
-      if (a.status === 'NO_RESPONSE' || b.status === 'NO_RESPONSE') d.push(`no response: fedns=${a.error ?? '-'} knot=${b.error ?? '-'}`);
-      if (d.length) {
-        byKind.set(q.kind, (byKind.get(q.kind) ?? 0) + 1);
-        diffs.push(`${q.name} ${q.type}${q.tcp ? ' +tcp' : ''}${q.args ? ` ${q.args.join(' ')}` : ''} [${q.kind}]\n    ${d.join('\n    ')}\n    fedns: ${summarise(a)}\n    knot:  ${summarise(b)}`);
-      }
-    });
-    console.log(
-      `${corpus.length} queries to each server in ${Date.now() - started} ms; ${diffs.length} differ; ` +
-        `${truncatedCount} truncated on both sides (sections not compared; ${truncatedDiffering} of them carry different partial content)`,
-    );
-    if (diffs.length) {
-      console.log(`differences by kind: ${JSON.stringify(Object.fromEntries(byKind))}\nfirst ${Math.min(30, diffs.length)}:\n${diffs.slice(0, 30).join('\n')}`);
-    }
-    expect(diffs.slice(0, 30)).toEqual([]);
+    const ours = await compareWithKnot(fedns.port, knot.port, corpus);
 
     // Sanity: the comparison compared something real.
     const rcodes = new Set(ours.map((r) => r.status));
     for (const s of ['NOERROR', 'NXDOMAIN', 'REFUSED']) expect(rcodes.has(s), s).toBe(true);
     expect(ours.filter((r) => r.transport === 'TCP').length).toBeGreaterThanOrEqual(100);
-    expect(truncatedCount).toBeGreaterThan(0);
+    expect(ours.filter((r) => r.flags.has('tc')).length).toBeGreaterThan(0);
     expect(ours.filter((r) => r.answer.length >= 90).length).toBeGreaterThan(0);
 
     // The data did not change under the comparison (same serial before and after).
     expect(await servedSerial(fedns.port)).toBe(serial);
   });
 });
+
+describe.skipIf(!ready)('fedns vs knotd on the clusterset zone (mcs)', () => {
+  let fedns: FednsProcess;
+  let knot: KnotPeer;
+  let zoneText: string;
+  let serial: number;
+  let corpus: CorpusQuery[];
+  let copy: ReturnType<typeof demoCopy> | undefined;
+
+  beforeAll(async () => {
+    // The demo as shipped serves clusterset.local. beside example.com.: exported nginx, web (a ClusterSetIP) and headless db.
+    copy = demoCopy(testListen);
+    fedns = await startFedns({ config: copy.config });
+    const printed = await run(process.execPath, [CLI, 'zone', '--zone', 'clusterset.local.', '--config', fedns.config], { timeout: 30_000 });
+    serial = await servedSerial(fedns.port, 'clusterset.local');
+    zoneText = withSerial(printed.stdout, serial);
+    knot = await startKnot({ origin: 'clusterset.local.', zoneText });
+    corpus = buildCorpus(zoneText, { seed: SEED });
+  });
+
+  afterAll(async () => {
+    await Promise.all([fedns?.stop(), knot?.stop()]);
+    copy?.cleanup();
+  });
+
+  it('answers the corpus of the clusterset zone exactly like knotd', async () => {
+    const summary = corpusSummary(corpus);
+    for (const kind of ['owner', 'nodata', 'case', 'ent', 'nxdomain-deep', 'nxdomain-sibling', 'nxdomain-srv', 'apex-owner', 'out-of-zone'])
+      expect(summary[kind] ?? 0, kind).toBeGreaterThan(0);
+    const asked = new Set(corpus.map((q) => q.name.toLowerCase()));
+    for (const name of ['dns-version.clusterset.local.', 'web.shop.svc.clusterset.local.', 'db-0.charlie-eu.db.data.svc.clusterset.local.', '_postgres._tcp.db.data.svc.clusterset.local.'])
+      expect(asked.has(name), name).toBe(true);
+    const ours = await compareWithKnot(fedns.port, knot.port, corpus);
+    const rcodes = new Set(ours.map((r) => r.status));
+    for (const s of ['NOERROR', 'NXDOMAIN', 'REFUSED']) expect(rcodes.has(s), s).toBe(true);
+    expect(await servedSerial(fedns.port, 'clusterset.local')).toBe(serial);
+  });
+});
+
+/** Sends the corpus to both servers and expects the same answers (rcode, every flag, sections as sets, OPT); returns fedns's. */
+async function compareWithKnot(fednsPort: number, knotPort: number, corpus: CorpusQuery[]): Promise<DigResult[]> {
+  const started = Date.now();
+  const [ours, theirs] = await Promise.all([askAll(fednsPort, corpus), askAll(knotPort, corpus)]);
+  const diffs: string[] = [];
+  const byKind = new Map<string, number>();
+  let truncatedCount = 0;
+  let truncatedDiffering = 0;
+  corpus.forEach((q, i) => {
+    const a = ours[i];
+    const b = theirs[i];
+    // A truncated (TC=1) answer: rcode, flags and OPT must match; what else it carries is
+    // up to the server (knotd keeps the RRsets that fit, e.g. the CNAME of a chain; fedns
+    // sends none) because a client discards it and asks again over TCP (RFC 2181 9,
+    // RFC 7766 5). The full answers are compared by the TCP queries of the corpus.
+    const truncated = a.flags.has('tc') && b.flags.has('tc');
+    if (truncated) {
+      truncatedCount++;
+      if (compareResults(a, b).length) truncatedDiffering++;
+    }
+    const d = compareResults(a, b, { labels: ['fedns', 'knot'], flags: ALL_FLAGS, sections: truncated ? [] : undefined });
+    const opt = (r: DigResult) => (r.edns ? `version ${r.edns.version} udp ${r.edns.udp} flags [${[...r.edns.flags].sort().join(' ')}]` : 'none');
+    if (a.status !== 'NO_RESPONSE' && b.status !== 'NO_RESPONSE' && opt(a) !== opt(b)) d.push(`OPT: fedns=${opt(a)} knot=${opt(b)}`);
+    if (a.status === 'NO_RESPONSE' || b.status === 'NO_RESPONSE') d.push(`no response: fedns=${a.error ?? '-'} knot=${b.error ?? '-'}`);
+    if (d.length) {
+      byKind.set(q.kind, (byKind.get(q.kind) ?? 0) + 1);
+      diffs.push(`${q.name} ${q.type}${q.tcp ? ' +tcp' : ''}${q.args ? ` ${q.args.join(' ')}` : ''} [${q.kind}]\n    ${d.join('\n    ')}\n    fedns: ${summarise(a)}\n    knot:  ${summarise(b)}`);
+    }
+  });
+  console.log(
+    `${corpus.length} queries to each server in ${Date.now() - started} ms; ${diffs.length} differ; ` +
+      `${truncatedCount} truncated on both sides (sections not compared; ${truncatedDiffering} of them carry different partial content)`,
+  );
+  if (diffs.length) {
+    console.log(`differences by kind: ${JSON.stringify(Object.fromEntries(byKind))}\nfirst ${Math.min(30, diffs.length)}:\n${diffs.slice(0, 30).join('\n')}`);
+  }
+  expect(diffs.slice(0, 30)).toEqual([]);
+
+  return ours;
+}
 
 /**
  * digMany, then each query that got no reply asked once more on its own: the test box is

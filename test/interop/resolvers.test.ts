@@ -18,6 +18,8 @@ const hasDnsmasq = requirePeers('dnsmasq', 'dig');
 const GLOBAL_NGINX = ['192.0.2.10', '198.51.100.10'];
 /** A name under two empty non-terminals (alpha.db.data.fed.svc.example.com is the reserved MCS shape). */
 const DEEP = 'db-0.alpha.db.data.fed.svc.example.com';
+/** The same endpoint's shape in the clusterset zone, under the cluster ID from charlie's ClusterProperty. */
+const CS_DEEP = 'db-0.charlie-eu.db.data.svc.clusterset.local';
 
 function ask(port: number, name: string, type: string, ...opts: string[]): Promise<DigResult> {
   return dig(['@127.0.0.1', '-p', String(port), '+time=5', ...opts, name, type]);
@@ -106,7 +108,7 @@ describe.skipIf(!hasUnbound)('unbound (stub zone, QNAME minimisation) in front o
   beforeAll(async () => {
     // Query log on: proves below that unbound really minimised its queries.
     f = await startFedns({ edit: withYaml('log: { queries: true }') });
-    unbound = await startUnbound({ upstreamPort: f.port, domain: 'example.com' });
+    unbound = await startUnbound({ upstreamPort: f.port, domain: 'example.com', moreDomains: ['clusterset.local'] });
   });
   afterAll(async () => {
     await Promise.all([unbound?.stop(), f?.stop()]);
@@ -125,6 +127,39 @@ describe.skipIf(!hasUnbound)('unbound (stub zone, QNAME minimisation) in front o
     expect(ancestors.length, JSON.stringify(seen)).toBeGreaterThan(0);
     expect(ancestors.filter((s) => s.rcode === 'NXDOMAIN')).toEqual([]);
     expect(seen.some((s) => s.qname === `${DEEP}.`)).toBe(true);
+  });
+
+  it('both zones resolve through one resolver: the clusterset zone (mcs) with minimised queries too', async () => {
+    // Interleaved, so each zone's answers and negative answers are cached side by side.
+    const queries: [string, string, string[]][] = [
+      [CS_DEEP, 'A', ['203.0.113.101']],
+      [DEEP, 'A', ['192.0.2.101']],
+      ['web.shop.svc.clusterset.local', 'A', ['10.42.0.20']],
+      ['nginx.default.fed.example.com', 'A', GLOBAL_NGINX],
+      ['db.data.svc.clusterset.local', 'A', ['192.0.2.101', '192.0.2.102', '203.0.113.101', '203.0.113.102']],
+    ];
+    for (const [name, type, want] of queries) {
+      const r = await ask(unbound.port, name, type);
+      expect(r.status, `${name}: ${summarise(r)}\n--- unbound ---\n${unbound.output()}`).toBe('NOERROR');
+      expect(addresses(r), name).toEqual(want);
+    }
+    const txt = await ask(unbound.port, 'dns-version.clusterset.local', 'TXT');
+    expect(txt.answer.map((x) => x.data)).toEqual(['"1.0.0"']);
+    // The reserved <clusterid>.<svc> shape is NODATA (an ancestor of endpoint names), not NXDOMAIN.
+    const reserved = await ask(unbound.port, 'charlie-eu.db.data.svc.clusterset.local', 'A');
+    expect(reserved.status).toBe('NOERROR');
+    expect(reserved.answer).toEqual([]);
+    for (const name of ['billing.finance.svc.clusterset.local', 'alpha.web.shop.svc.clusterset.local']) {
+      const r = await ask(unbound.port, name, 'A');
+      expect(r.status, name).toBe('NXDOMAIN');
+    }
+    const seen = f
+      .logs()
+      .filter((l) => l.msg === 'query' && typeof l.qname === 'string')
+      .map((l) => ({ qname: String(l.qname).toLowerCase(), rcode: String(l.rcode) }));
+    const ancestors = seen.filter((s) => `${CS_DEEP}.`.endsWith(`.${s.qname}`) && s.qname !== 'clusterset.local.');
+    expect(ancestors.length, JSON.stringify(seen)).toBeGreaterThan(0);
+    expect(ancestors.filter((s) => s.rcode === 'NXDOMAIN')).toEqual([]);
   });
 
   resolverSuite('unbound', () => unbound.port, () => f.port);

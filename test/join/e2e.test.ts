@@ -74,7 +74,7 @@ describe.skipIf(!hasPeers)('join end to end: kube-dns (dnsmasq) -> fedns', () =>
   it('after join, dnsmasq with the derived args resolves a federated name through fedns', async () => {
     await join({ cluster: 'member', kubeconfig, nameserver: `127.0.0.1:${fedns.port}`, config: scratch.config });
     const args = kubeDnsDnsmasqArgs(kubeDnsData());
-    expect(args).toEqual(['--server=/acme.local/10.0.0.10', `--server=/example.com/127.0.0.1#${fedns.port}`]);
+    expect(args).toEqual(['--server=/acme.local/10.0.0.10', `--server=/example.com/127.0.0.1#${fedns.port}`, `--server=/clusterset.local/127.0.0.1#${fedns.port}`]);
     const d = await dnsmasqFromConfigMap();
     const r = await dig(['@127.0.0.1', '-p', String(d.port), 'nginx.default.fed.example.com', 'A']);
     expect(r.status, summarise(r)).toBe('NOERROR');

@@ -13,3 +13,12 @@ example.com:53 {
     forward . 192.0.2.53:1053
 }
 # fedns:end fed`;
+
+/** The block `fedns join` adds beside it when the configuration serves the clusterset zone (mcs.enabled). */
+export const MCS_COREFILE_BLOCK = `# fedns:begin fed mcs
+clusterset.local:53 {
+    errors
+    cache 30
+    forward . 192.0.2.53:1053
+}
+# fedns:end fed mcs`;

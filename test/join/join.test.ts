@@ -13,7 +13,7 @@ import { CREATED_KEYS_ANNOTATION, JoinError, join, unjoin } from '../../src/join
 import { KubeError } from '../../src/join/kube.js';
 import { CLI, demoCopy } from '../support/demo.js';
 import { FakeApiServer, type KubeObject } from '../support/fake-apiserver.js';
-import { FED_COREFILE_BLOCK } from './fixtures.js';
+import { FED_COREFILE_BLOCK, MCS_COREFILE_BLOCK } from './fixtures.js';
 
 const STUB = '{"acme.local": ["10.0.0.10"]}';
 const COREFILE = `.:53 {
@@ -30,7 +30,8 @@ const COREFILE = `.:53 {
     loadbalance
 }
 `;
-const BLOCK = `${FED_COREFILE_BLOCK}\n`;
+/** The demo configuration serves the clusterset zone (mcs.enabled): join forwards it too. */
+const BLOCK = `${FED_COREFILE_BLOCK}\n${MCS_COREFILE_BLOCK}\n`;
 
 const KUBE_DNS: KubeObject = {
   apiVersion: 'v1',
@@ -89,7 +90,7 @@ function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: st
 }
 
 function expectJoined(): void {
-  expect(data('kube-dns').stubDomains).toBe('{"acme.local": ["10.0.0.10"], "example.com": ["192.0.2.53:1053"]}');
+  expect(data('kube-dns').stubDomains).toBe('{"acme.local": ["10.0.0.10"], "example.com": ["192.0.2.53:1053"], "clusterset.local": ["192.0.2.53:1053"]}');
   expect(data('kube-dns').federations).toBe('fed=example.com');
   expect(data('coredns').Corefile).toBe(COREFILE + BLOCK);
   const cfg = loadConfig(scratch.config);
@@ -159,7 +160,7 @@ describe('join', () => {
     expect(raced).toBe(true);
     expect(r.conflicts).toBe(1);
     expect(data('kube-dns')).toEqual({
-      stubDomains: '{"acme.local": ["10.0.0.10"], "corp.internal": ["10.1.0.1"], "example.com": ["192.0.2.53:1053"]}',
+      stubDomains: '{"acme.local": ["10.0.0.10"], "corp.internal": ["10.1.0.1"], "example.com": ["192.0.2.53:1053"], "clusterset.local": ["192.0.2.53:1053"]}',
       upstreamNameservers: '["10.9.9.9"]',
       federations: 'fed=example.com',
     });
@@ -191,7 +192,7 @@ describe('join', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const out = r.stdout;
-    expect(out).toContain('--- kube-system/kube-dns data.stubDomains (before)\n+++ kube-system/kube-dns data.stubDomains (after)\n@@ -1,1 +1,1 @@\n-{"acme.local": ["10.0.0.10"]}\n\\ No newline at end of file\n+{"acme.local": ["10.0.0.10"], "example.com": ["192.0.2.53:1053"]}\n\\ No newline at end of file\n');
+    expect(out).toContain('--- kube-system/kube-dns data.stubDomains (before)\n+++ kube-system/kube-dns data.stubDomains (after)\n@@ -1,1 +1,1 @@\n-{"acme.local": ["10.0.0.10"]}\n\\ No newline at end of file\n+{"acme.local": ["10.0.0.10"], "example.com": ["192.0.2.53:1053"], "clusterset.local": ["192.0.2.53:1053"]}\n\\ No newline at end of file\n');
     expect(out).toContain('--- (absent)\n+++ kube-system/kube-dns data.federations (after)\n@@ -0,0 +1,1 @@\n+fed=example.com\n\\ No newline at end of file\n');
     expect(out).toContain(' loadbalance\n }\n+# fedns:begin fed\n+example.com:53 {\n+    errors\n+    cache 30\n+    forward . 192.0.2.53:1053\n+}\n+# fedns:end fed\n');
     expect(out).toContain('+  - name: delta\n+    region: eu-west\n+    zones: [ eu-west-b ]\n');
@@ -204,8 +205,8 @@ describe('join', () => {
   it('port 53 is written as the bare address; a new name server replaces ours in place', async () => {
     await join(joinOpts());
     await join(joinOpts({ nameserver: '198.51.100.53:53' }));
-    expect(data('kube-dns').stubDomains).toBe('{"acme.local": ["10.0.0.10"], "example.com": ["198.51.100.53"]}');
-    expect(data('coredns').Corefile).toBe(COREFILE + BLOCK.replace('192.0.2.53:1053', '198.51.100.53'));
+    expect(data('kube-dns').stubDomains).toBe('{"acme.local": ["10.0.0.10"], "example.com": ["198.51.100.53"], "clusterset.local": ["198.51.100.53"]}');
+    expect(data('coredns').Corefile).toBe(COREFILE + BLOCK.replaceAll('192.0.2.53:1053', '198.51.100.53'));
   });
 
   it('notes when CoreDNS will not reload the Corefile by itself', async () => {
@@ -293,6 +294,20 @@ describe('join', () => {
   });
 });
 
+describe('join without the clusterset zone (mcs.enabled: false)', () => {
+  it('forwards the federation domain only; unjoin still removes a clusterset block join left before', async () => {
+    writeFileSync(scratch.config, original.replace('enabled: true', 'enabled: false'));
+    await join(joinOpts());
+    expect(data('kube-dns').stubDomains).toBe('{"acme.local": ["10.0.0.10"], "example.com": ["192.0.2.53:1053"]}');
+    expect(data('coredns').Corefile).toBe(`${COREFILE}${FED_COREFILE_BLOCK}\n`);
+    // A Corefile with both blocks (joined while mcs was on): unjoin removes both.
+    const both = `${COREFILE}${BLOCK}`;
+    server.apply({ ...COREDNS, data: { Corefile: both } });
+    await unjoin({ cluster: 'delta', config: scratch.config, kubeconfig });
+    expect(data('coredns').Corefile).toBe(COREFILE);
+  });
+});
+
 describe('unjoin', () => {
   it('removes exactly what join added; other entries and the rest of the file intact', async () => {
     await join(joinOpts());
@@ -332,7 +347,7 @@ describe('unjoin', () => {
   it('join into a cluster without the kube-dns keys, then unjoin: keys join created are deleted again', async () => {
     server.apply({ ...KUBE_DNS, data: undefined });
     await join(joinOpts());
-    expect(data('kube-dns')).toEqual({ stubDomains: '{"example.com": ["192.0.2.53:1053"]}', federations: 'fed=example.com' });
+    expect(data('kube-dns')).toEqual({ stubDomains: '{"example.com": ["192.0.2.53:1053"], "clusterset.local": ["192.0.2.53:1053"]}', federations: 'fed=example.com' });
     expect(JSON.parse(cm('kube-dns').metadata!.annotations![CREATED_KEYS_ANNOTATION])).toEqual({ fed: ['federations', 'stubDomains'] });
     await unjoin({ cluster: 'delta', config: scratch.config });
     expect(cm('kube-dns').data ?? {}).toEqual({});

@@ -80,8 +80,8 @@ describe('ops listener', () => {
     expect(m.type).toContain('text/plain');
     expect(metric(m.body, 'fedns_queries_total', 'transport="udp",type="A",rcode="NOERROR"')).toBe(3);
     expect(metric(m.body, 'fedns_queries_total', 'transport="tcp",type="AAAA",rcode="NXDOMAIN"')).toBe(1);
-    expect(metric(m.body, 'fedns_zone_serial')).toBe(server.federation.snapshot.serial);
-    expect(metric(m.body, 'fedns_zone_records')).toBe(server.federation.snapshot.recordCount);
+    expect(metric(m.body, 'fedns_zone_serial', 'zone="example.com."')).toBe(server.federation.snapshot.serial);
+    expect(metric(m.body, 'fedns_zone_records', 'zone="example.com."')).toBe(server.federation.snapshot.recordCount);
     expect(metric(m.body, 'fedns_cluster_health', 'cluster="charlie",state="live"')).toBe(1);
     expect(metric(m.body, 'fedns_cluster_health', 'cluster="charlie",state="syncing"')).toBe(0);
     expect(metric(m.body, 'fedns_answer_cache_misses_total')).toBeGreaterThan(0);

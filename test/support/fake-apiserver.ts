@@ -240,9 +240,10 @@ export const DEFAULT_RESOURCES: readonly ResourceDef[] = [
   res('EndpointSlice', 'discovery.k8s.io', 'v1', 'endpointslices', true),
   res('ServiceExport', 'multicluster.x-k8s.io', 'v1alpha1', 'serviceexports', true, true),
   res('ServiceImport', 'multicluster.x-k8s.io', 'v1alpha1', 'serviceimports', true, true),
+  res('ClusterProperty', 'about.k8s.io', 'v1alpha1', 'clusterproperties', false, true),
 ];
 
-const MULTICLUSTER_KINDS = ['ServiceExport', 'ServiceImport'];
+const MULTICLUSTER_KINDS = ['ServiceExport', 'ServiceImport', 'ClusterProperty'];
 
 function apiVersionOf(def: ResourceDef): string {
   return def.group ? `${def.group}/${def.version}` : def.version;

@@ -740,6 +740,8 @@ export interface UnboundOptions {
   upstreamPort: number;
   /** Domain to stub to the upstream, e.g. "example.com". */
   domain: string;
+  /** More domains the upstream is authoritative for, stubbed the same way (e.g. "clusterset.local"). */
+  moreDomains?: string[];
   port?: number;
   /** Default true. */
   qnameMinimisation?: boolean;
@@ -768,6 +770,7 @@ export interface UnboundOptions {
  */
 export function unboundConfig(opts: UnboundOptions, port: number, dir: string): string {
   const domain = bare(opts.domain);
+  const more = (opts.moreDomains ?? []).map(bare);
   return [
     'server:',
     `    interface: ${LOOPBACK}@${port}`,
@@ -791,15 +794,13 @@ export function unboundConfig(opts: UnboundOptions, port: number, dir: string): 
           // No RFC 8145 key-tag queries (they would go to the "." stub and be REFUSED).
           '    trust-anchor-signaling: no',
         ]
-      : ['    module-config: "iterator"', `    domain-insecure: "${domain}"`]),
+      : ['    module-config: "iterator"', ...[domain, ...more].map((d) => `    domain-insecure: "${d}"`)]),
     `    outgoing-interface: ${LOOPBACK}`,
     '    do-ip6: no',
     '    local-zone: "." refuse',
-    `    local-zone: "${domain}." transparent`,
+    ...[domain, ...more].map((d) => `    local-zone: "${d}." transparent`),
     ...(opts.extraServerConfig ? [opts.extraServerConfig.replace(/\s+$/, '')] : []),
-    'stub-zone:',
-    `    name: "${domain}"`,
-    `    stub-addr: ${LOOPBACK}@${opts.upstreamPort}`,
+    ...[domain, ...more].flatMap((d) => ['stub-zone:', `    name: "${d}"`, `    stub-addr: ${LOOPBACK}@${opts.upstreamPort}`]),
     'stub-zone:',
     '    name: "."',
     `    stub-addr: ${LOOPBACK}@${opts.upstreamPort}`,

@@ -1,0 +1,152 @@
+// The clusterset zone: a federated service's names under the Multi-Cluster Services DNS
+// specification (KEP-1645 specification.md, schema 1.0.0). Built from the same FederatedService
+// as the federation zone (selected by ServiceExport), so health, staleness, panic mode and the
+// address mode apply the same way.
+import type { ClusterState } from '../cluster/state.js';
+import { RRType } from '../wire/constants.js';
+import { asDnsLabel } from '../wire/name.js';
+import type { RR } from '../wire/records.js';
+import { clusterSetEndpointName, clusterSetServiceName, srvName, type ClusterSetNaming } from '../zone/names.js';
+import type { NameSpec } from '../zone/node.js';
+import type { AddressSet, FederatedService, FederationPolicy } from './model.js';
+
+/** The selection of the clusterset zone: exported services only (specification 2.3.1, 2.4.1). */
+export function clusterSetPolicy(p: FederationPolicy): FederationPolicy {
+  return p.selection === 'exported' ? p : { ...p, selection: 'exported', selector: undefined };
+}
+
+/** What the members' ServiceImports say of a service's ClusterSetIP. */
+export interface ClusterSetIp {
+  /** The ClusterSetIPs answered; undefined: none (the exporting clusters' addresses answer). */
+  set?: AddressSet;
+  /** Taken from a stale cluster's ServiceImport. */
+  stale: boolean;
+  /** For explain: where the answer comes from, or why no ClusterSetIP is used. */
+  reason: string;
+}
+
+/**
+ * The ClusterSetIP of `key`: spec.ips of the ServiceImports in live or stale clusters, when
+ * those that carry addresses agree. IPs allocated per cluster differ between clusters and
+ * route only inside their own cluster: fedns, answering every cluster alike, then uses none.
+ */
+export function clusterSetIp(key: string, clusters: Iterable<ClusterState>): ClusterSetIp {
+  let ips: string[] | undefined;
+  let from: string[] = [];
+  let stale = false;
+  for (const c of clusters) {
+    if (c.health !== 'live' && c.health !== 'stale') continue;
+    const imp = c.imports.get(key);
+    if (!imp || imp.headless || imp.ips.length === 0) continue;
+    if (ips && (ips.length !== imp.ips.length || ips.some((a, i) => a !== imp.ips[i])))
+      return { stale: false, reason: `ServiceImports disagree (${from.join(', ')}: ${ips.join(' ')}; ${c.name}: ${imp.ips.join(' ')}): no ClusterSetIP, the exporting clusters' addresses answer` };
+    ips = imp.ips;
+    from.push(c.name);
+    stale ||= c.health === 'stale';
+  }
+  if (!ips) return { stale: false, reason: 'no ServiceImport with a ClusterSetIP: the exporting clusters\' addresses answer' };
+  from = from.sort();
+  return {
+    set: { v4: ips.filter((a) => !a.includes(':')), v6: ips.filter((a) => a.includes(':')) },
+    stale,
+    reason: `ClusterSetIP ${ips.join(' ')} from the ServiceImport of ${from.join(', ')}`,
+  };
+}
+
+/**
+ * Whether a cluster the service is exported from, and that contributes to it (live, stale, or
+ * kept by panic mode), has a ready endpoint: a ClusterSetIP answers only while it leads somewhere.
+ */
+export function hasReadyBackend(key: string, fs: FederatedService, clusters: Iterable<ClusterState>): boolean {
+  for (const c of clusters) {
+    if (!c.exports.has(key)) continue;
+    if (c.health !== 'live' && c.health !== 'stale' && !(fs.panic && c.health === 'expired')) continue;
+    for (const sliceKey of c.slicesByService.get(key) ?? []) {
+      const slice = c.slices.get(sliceKey);
+      if (slice?.endpoints.some((e) => e.ready && e.addresses.length > 0)) return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * Cluster name -> cluster ID in clusterset names: the `id.k8s.io` ClusterProperty (KEP-2149) when
+ * it is a DNS label, else the configured name. `invalid` lists IDs that are not labels (a DNS
+ * subdomain would add labels to the endpoint names).
+ */
+export function clusterIds(clusters: Iterable<ClusterState>): { ids: Map<string, string>; invalid: { cluster: string; value: string }[] } {
+  const ids = new Map<string, string>();
+  const invalid: { cluster: string; value: string }[] = [];
+  for (const c of clusters) {
+    const value = c.clusterIdProperty;
+    const id = value === undefined ? undefined : asDnsLabel(value);
+    if (value !== undefined && id === undefined) invalid.push({ cluster: c.name, value: value.slice(0, 80) });
+    ids.set(c.name, id ?? c.name);
+  }
+  return { ids, invalid };
+}
+
+function addressRecords(name: string, set: AddressSet, ttl: number): Map<number, RR[]> {
+  const m = new Map<number, RR[]>();
+  if (set.v4.length) m.set(RRType.A, set.v4.map((a) => ({ name, type: RRType.A, ttl, data: a })));
+  if (set.v6.length) m.set(RRType.AAAA, set.v6.map((a) => ({ name, type: RRType.AAAA, ttl, data: a })));
+  return m;
+}
+
+/**
+ * The names of a federated service in the clusterset zone (specification 2.3 and 2.4).
+ * `ip` is the ClusterSetIP when one answers (non-headless services with a ready backend).
+ */
+export function clusterSetNames(fs: FederatedService, ip: AddressSet | undefined, ids: ReadonlyMap<string, string>, z: ClusterSetNaming): NameSpec[] {
+  const ttl = fs.ttl;
+  const service = clusterSetServiceName(z, fs);
+  const specs: NameSpec[] = [];
+  if (!fs.headless) {
+    // 2.3: the ClusterSetIP (else the healthy addresses), SRV to the service name; no per-cluster names (2.3.4).
+    specs.push({ name: service, rrsets: addressRecords(service, ip ?? fs.global, ttl) });
+    const srv = new Map<string, RR[]>();
+    for (const p of fs.ports) {
+      const name = srvName(p, service);
+      const set = srv.get(name) ?? [];
+      set.push({ name, type: RRType.SRV, ttl, data: { priority: 0, weight: 100, port: p.port, target: service } });
+      srv.set(name, set);
+    }
+    for (const [name, set] of srv) specs.push({ name, rrsets: new Map([[RRType.SRV, set]]) });
+    return specs;
+  }
+  // 2.4: no ready endpoint anywhere is NXDOMAIN ("the answer should be NXDOMAIN"): no names at all.
+  const endpoints = fs.endpoints.filter((e) => e.v4.length + e.v6.length > 0);
+  if (endpoints.length === 0) return specs;
+  const all: AddressSet = { v4: [], v6: [] };
+  const named = endpoints.map((e) => {
+    all.v4.push(...e.v4);
+    all.v6.push(...e.v6);
+    return { e, name: clusterSetEndpointName(z, fs, ids.get(e.cluster) ?? e.cluster, e.host) };
+  });
+  // The same subset of endpoints in A and AAAA as in the per-endpoint names (2.4.1).
+  all.v4 = [...new Set(all.v4)].sort();
+  all.v6 = [...new Set(all.v6)].sort();
+  specs.push({ name: service, rrsets: addressRecords(service, all, ttl) });
+  // Two clusters with one ID, or an endpoint in two slices: one name, its addresses merged.
+  const byName = new Map<string, AddressSet>();
+  for (const { e, name } of named) {
+    const cur = byName.get(name);
+    if (!cur) byName.set(name, { v4: [...e.v4].sort(), v6: [...e.v6].sort() });
+    else {
+      cur.v4 = [...new Set([...cur.v4, ...e.v4])].sort();
+      cur.v6 = [...new Set([...cur.v6, ...e.v6])].sort();
+    }
+  }
+  for (const [name, set] of byName) specs.push({ name, rrsets: addressRecords(name, set, ttl) });
+  // 2.4.2: one SRV per ready endpoint and named port (N x M), each to the endpoint's own name.
+  const weight = Math.max(1, Math.floor(100 / byName.size));
+  const srv = new Map<string, RR[]>();
+  for (const p of fs.ports) {
+    const name = srvName(p, service);
+    const set = srv.get(name) ?? [];
+    for (const target of byName.keys()) set.push({ name, type: RRType.SRV, ttl, data: { priority: 0, weight, port: p.port, target } });
+    srv.set(name, set);
+  }
+  for (const [name, set] of srv) specs.push({ name, rrsets: new Map([[RRType.SRV, set]]) });
+  return specs;
+}

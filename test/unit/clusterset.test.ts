@@ -1,0 +1,98 @@
+/**
+ * The clusterset zone (mcs) built in memory: which clusters contribute (exported only), where the
+ * ClusterSetIP comes from (agreeing ServiceImports, a ready backend), cluster IDs from the
+ * ClusterProperty, and that the federation zone is unaffected.
+ */
+import { describe, expect, it } from 'vitest';
+import type { SlimEndpointSlice } from '../../src/cluster/objects.js';
+import { Federation, type FederationSettings } from '../../src/federation/federation.js';
+import { RRType } from '../../src/wire/constants.js';
+import { nameKey } from '../../src/wire/name.js';
+import type { ZoneSnapshot } from '../../src/zone/snapshot.js';
+import { seed, svc, testFederationSettings } from '../support/federation.js';
+
+function settings(): FederationSettings {
+  const s = testFederationSettings();
+  return { ...s, clusterSet: { apex: { ...s.apex, domain: 'clusterset.local.' }, naming: { domain: 'clusterset.local.' } } };
+}
+
+const slice = (service: string, addrs: string[], over: Partial<SlimEndpointSlice['endpoints'][number]> = {}): SlimEndpointSlice => ({
+  namespace: 'ns',
+  name: `${service}-${addrs.join('-')}`,
+  service,
+  addressType: 'IPv4',
+  ports: [{ name: 'http', port: 8080, protocol: 'tcp' }],
+  endpoints: addrs.map((a) => ({ addresses: [a], ready: true, ...over })),
+});
+const exported = (name: string) => ({ namespace: 'ns', name });
+
+function data(z: ZoneSnapshot | undefined, name: string, type: number = RRType.A): string[] | undefined {
+  const node = z?.names.get(nameKey(name));
+  return node?.rrsets.get(type)?.map((r) => String(r.data)).sort();
+}
+
+function twoClusters() {
+  const fed = new Federation(settings());
+  const a = fed.addCluster({ name: 'a', region: 'r', zones: [], addressMode: 'loadBalancer', gracePeriod: 300 });
+  const b = fed.addCluster({ name: 'b', region: 'r', zones: [], addressMode: 'loadBalancer', gracePeriod: 300 });
+  return { fed, a, b };
+}
+
+describe('clusterset zone', () => {
+  it('has only exported services, and only the exporting clusters\' addresses; the federation zone keeps every service', () => {
+    const { fed, a, b } = twoClusters();
+    seed(a, [svc('web', ['192.0.2.1']), slice('web', ['10.0.0.1']), exported('web'), svc('hidden', ['192.0.2.9']), slice('hidden', ['10.0.0.9'])]);
+    seed(b, [svc('web', ['192.0.2.2']), slice('web', ['10.0.0.2'])]);
+    fed.rebuild();
+    expect(data(fed.clusterSetSnapshot, 'web.ns.svc.clusterset.local.')).toEqual(['192.0.2.1']);
+    expect(data(fed.clusterSetSnapshot, 'hidden.ns.svc.clusterset.local.')).toBeUndefined();
+    expect(data(fed.snapshot, 'web.ns.fed.svc.example.com.')).toEqual(['192.0.2.1', '192.0.2.2']);
+    expect(data(fed.clusterSetSnapshot, 'dns-version.clusterset.local.', RRType.TXT)).toEqual(['1.0.0']);
+  });
+
+  it('a ClusterSetIP the ServiceImports agree on; none when they disagree or no backend is ready', () => {
+    const { fed, a, b } = twoClusters();
+    seed(a, [svc('web', ['192.0.2.1']), slice('web', ['10.0.0.1']), exported('web')]);
+    seed(b, [svc('web', ['192.0.2.2']), slice('web', ['10.0.0.2']), exported('web')]);
+    a.upsert('ServiceImport', { namespace: 'ns', name: 'web', headless: false, ips: ['10.42.0.1'] });
+    a.flush();
+    fed.rebuild();
+    expect(data(fed.clusterSetSnapshot, 'web.ns.svc.clusterset.local.')).toEqual(['10.42.0.1']);
+    b.upsert('ServiceImport', { namespace: 'ns', name: 'web', headless: false, ips: ['10.42.0.2'] });
+    b.flush();
+    fed.rebuild();
+    expect(data(fed.clusterSetSnapshot, 'web.ns.svc.clusterset.local.')).toEqual(['192.0.2.1', '192.0.2.2']);
+    expect(fed.clusterSetIpOf('ns/web', fed.clusterSetService('ns/web')!).reason).toMatch(/disagree/);
+    b.upsert('ServiceImport', { namespace: 'ns', name: 'web', headless: false, ips: ['10.42.0.1'] });
+    // No ready endpoint anywhere: the ClusterSetIP would lead nowhere.
+    a.upsert('EndpointSlice', slice('web', ['10.0.0.1'], { ready: false }));
+    b.upsert('EndpointSlice', slice('web', ['10.0.0.2'], { ready: false }));
+    a.flush();
+    b.flush();
+    fed.rebuild();
+    expect(data(fed.clusterSetSnapshot, 'web.ns.svc.clusterset.local.')).toBeUndefined();
+  });
+
+  it('headless endpoints are named with the ClusterProperty id.k8s.io, else the cluster name; a dotted ID is refused', () => {
+    const { fed, a, b } = twoClusters();
+    const db = svc('db', [], { headless: true });
+    seed(a, [db, { ...slice('db', ['10.0.0.1'], { hostname: 'db-0' }) }, exported('db')]);
+    seed(b, [db, { ...slice('db', ['10.0.0.2'], { hostname: 'db-0' }) }, exported('db')]);
+    fed.rebuild();
+    expect(data(fed.clusterSetSnapshot, 'db-0.a.db.ns.svc.clusterset.local.')).toEqual(['10.0.0.1']);
+    b.upsert('ClusterProperty', { namespace: '', name: 'id.k8s.io', value: 'cluster-b' });
+    b.flush();
+    fed.rebuild();
+    expect(data(fed.clusterSetSnapshot, 'db-0.cluster-b.db.ns.svc.clusterset.local.')).toEqual(['10.0.0.2']);
+    expect(data(fed.clusterSetSnapshot, 'db-0.b.db.ns.svc.clusterset.local.')).toBeUndefined();
+    // The federation zone keeps the configured names.
+    expect(data(fed.snapshot, 'db-0.b.db.ns.fed.svc.example.com.')).toEqual(['10.0.0.2']);
+    b.upsert('ClusterProperty', { namespace: '', name: 'id.k8s.io', value: 'b.example.org' });
+    b.flush();
+    fed.rebuild();
+    expect(data(fed.clusterSetSnapshot, 'db-0.b.db.ns.svc.clusterset.local.')).toEqual(['10.0.0.2']);
+    expect(fed.ignored.entries().some(([reason]) => reason === 'cluster id')).toBe(true);
+    // The reserved <clusterid>.<svc> name has no records.
+    expect(fed.clusterSetSnapshot!.names.get(nameKey('a.db.ns.svc.clusterset.local.'))?.rrsets.size).toBe(0);
+  });
+});
