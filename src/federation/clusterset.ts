@@ -9,6 +9,7 @@ import type { RR } from '../wire/records.js';
 import { clusterSetEndpointName, clusterSetServiceName, srvName, type ClusterSetNaming } from '../zone/names.js';
 import type { NameSpec } from '../zone/node.js';
 import type { AddressSet, FederatedService, FederationPolicy } from './model.js';
+import { serviceLocality } from './service-records.js';
 
 /** The selection of the clusterset zone: exported services only (specification 2.3.1, 2.4.1). */
 export function clusterSetPolicy(p: FederationPolicy): FederationPolicy {
@@ -101,9 +102,12 @@ export function clusterSetNames(fs: FederatedService, ip: AddressSet | undefined
   const ttl = fs.ttl;
   const service = clusterSetServiceName(z, fs);
   const specs: NameSpec[] = [];
+  // Traffic policies narrow the exporting clusters' addresses as in the federation zone; a
+  // ClusterSetIP is one virtual address, the same for everyone.
+  const locality = ip ? undefined : serviceLocality(fs);
   if (!fs.headless) {
     // 2.3: the ClusterSetIP (else the healthy addresses), SRV to the service name; no per-cluster names (2.3.4).
-    specs.push({ name: service, rrsets: addressRecords(service, ip ?? fs.global, ttl) });
+    specs.push({ name: service, rrsets: addressRecords(service, ip ?? fs.global, ttl), locality });
     const srv = new Map<string, RR[]>();
     for (const p of fs.ports) {
       const name = srvName(p, service);
@@ -111,7 +115,7 @@ export function clusterSetNames(fs: FederatedService, ip: AddressSet | undefined
       set.push({ name, type: RRType.SRV, ttl, data: { priority: 0, weight: 100, port: p.port, target: service } });
       srv.set(name, set);
     }
-    for (const [name, set] of srv) specs.push({ name, rrsets: new Map([[RRType.SRV, set]]) });
+    for (const [name, set] of srv) specs.push({ name, rrsets: new Map([[RRType.SRV, set]]), locality });
     return specs;
   }
   // 2.4: no ready endpoint anywhere is NXDOMAIN ("the answer should be NXDOMAIN"): no names at all.
@@ -126,7 +130,7 @@ export function clusterSetNames(fs: FederatedService, ip: AddressSet | undefined
   // The same subset of endpoints in A and AAAA as in the per-endpoint names (2.4.1).
   all.v4 = [...new Set(all.v4)].sort();
   all.v6 = [...new Set(all.v6)].sort();
-  specs.push({ name: service, rrsets: addressRecords(service, all, ttl) });
+  specs.push({ name: service, rrsets: addressRecords(service, all, ttl), locality });
   // Two clusters with one ID, or an endpoint in two slices: one name, its addresses merged.
   const byName = new Map<string, AddressSet>();
   for (const { e, name } of named) {
@@ -147,6 +151,6 @@ export function clusterSetNames(fs: FederatedService, ip: AddressSet | undefined
     for (const target of byName.keys()) set.push({ name, type: RRType.SRV, ttl, data: { priority: 0, weight, port: p.port, target } });
     srv.set(name, set);
   }
-  for (const [name, set] of srv) specs.push({ name, rrsets: new Map([[RRType.SRV, set]]) });
+  for (const [name, set] of srv) specs.push({ name, rrsets: new Map([[RRType.SRV, set]]), locality });
   return specs;
 }

@@ -67,6 +67,10 @@ describe.each(UDP_PATHS)('traffic policy nearest on the demo (UDP $name)', ({ ba
     expect(await udpAsk(demo.port, '127.0.0.4')).toEqual([ALPHA, BRAVO]);
     expect(await udpAsk(demo.port, '127.0.0.1')).toEqual([ALPHA, BRAVO]);
     expect(await udpAsk(demo.port, '127.0.0.2', 'nginx.default.fed.svc.example.com.')).toEqual([ALPHA]);
+    // The clusterset name of nginx (exported, no ClusterSetIP) follows the same policy; web's ClusterSetIP is everyone's.
+    expect(await udpAsk(demo.port, '127.0.0.2', 'nginx.default.svc.clusterset.local.')).toEqual([ALPHA]);
+    expect(await udpAsk(demo.port, '127.0.0.3', 'nginx.default.svc.clusterset.local.')).toEqual([BRAVO]);
+    expect(await udpAsk(demo.port, '127.0.0.1', 'nginx.default.svc.clusterset.local.')).toEqual([ALPHA, BRAVO]);
     // Regional names keep their meaning: us-east-b is bravo's, whoever asks.
     expect(await udpAsk(demo.port, '127.0.0.2', 'nginx.default.fed.svc.us-east-b.us-east.example.com.')).toEqual([BRAVO]);
   });
