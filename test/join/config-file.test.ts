@@ -80,6 +80,7 @@ describe('addCluster', () => {
       region: 'eu-west',
       zones: ['eu-west-a'],
       source: { type: 'kube', kubeconfig: 'kubeconfigs/delta.yaml', context: 'delta-ctx' },
+      clientNetworks: ['127.0.0.4/32'],
     });
     expect(files.after.replace(/^ {4}source: .*charlie.*$|^ {4}source: \{ type: kube.*$/gm, '')).toBe(DEMO.replace(/^ {4}source: .*charlie.*$/m, ''));
   });

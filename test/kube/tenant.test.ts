@@ -31,10 +31,12 @@ describe('kube source: status-only updates', () => {
   it('are no changes: web is not rebuilt and nothing is published; the probe behind them is', async () => {
     const fed = f.fedns.federation;
     const rebuilt: string[] = [];
-    const federated = fed.federated.bind(fed);
-    fed.federated = (key) => {
+    // Every rebuild of a service goes through federatedBoth (both zones' views of it, one pass).
+    const inner = fed as unknown as { federatedBoth(key: string, clusterSet: boolean): unknown };
+    const federatedBoth = inner.federatedBoth.bind(fed);
+    inner.federatedBoth = (key, clusterSet) => {
       rebuilt.push(key);
-      return federated(key);
+      return federatedBoth(key, clusterSet);
     };
     const published: number[] = [];
     fed.on('published', (snap) => published.push(snap.serial));
