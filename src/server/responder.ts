@@ -334,9 +334,12 @@ export class Responder {
     const turn = this.turn++;
     const w4 = c4 ? turn % c4.windows.length : 0;
     const w6 = c6 ? turn % c6.windows.length : 0;
-    const key = `${qt}|${c4 ? c4.keys[w4] : ''}|${c6 ? c6.keys[w6] : ''}`;
+    // A and AAAA answers are keyed by their window's own key (family and addresses: distinct from
+    // each other and from SRV keys), so the hot path builds no string.
+    const key =
+      qt === RRType.A && c4 ? c4.keys[w4] : qt === RRType.AAAA && c6 ? c6.keys[w6] : `${qt}|${c4 ? c4.keys[w4] : ''}|${c6 ? c6.keys[w6] : ''}`;
     const chosen = (c4 ?? c6) as Choice | undefined;
-    const tierKey = `${loc.policy} ${chosen ? chosen.tier : 'all'}`;
+    const tierKey = trafficKey(loc.policy, chosen ? chosen.tier : 'all');
     this.trafficAnswers.set(tierKey, (this.trafficAnswers.get(tierKey) ?? 0) + 1);
     if (this.ecsEcho !== undefined) {
       // The scope: how far the answer holds (RFC 7871 7.2.1). Only nearest depends on the client.
@@ -685,6 +688,16 @@ function copyBytes(src: Buffer, from: number, to: number, out: Buffer, at: numbe
   if (to - from > 32) return at + src.copy(out, at, from, to);
   for (let i = from; i < to; i++) out[at++] = src[i];
   return at;
+}
+
+/** "policy tier" metric keys, made once each (bounded: 4 policies x 10 tiers). */
+const trafficKeys = new Map<string, Map<string, string>>();
+function trafficKey(policy: string, tier: string): string {
+  let byTier = trafficKeys.get(policy);
+  if (!byTier) trafficKeys.set(policy, (byTier = new Map()));
+  let key = byTier.get(tier);
+  if (key === undefined) byTier.set(tier, (key = `${policy} ${tier}`));
+  return key;
 }
 
 /** The ECS option of a query at `o` (its data), copied whole for the response, scope 0 until set. */
