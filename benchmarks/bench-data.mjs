@@ -46,6 +46,7 @@ clusters:
     region: r1
     zones: [z1]
     source: { type: files, path: cluster }
+    clientNetworks: [127.0.0.2/32]   # throughput.sh's policy mode sends from here (dnsperf -a)
 `,
 );
 console.log(join(out, 'fedns.yaml'));

@@ -7,20 +7,27 @@
  * TTLs included. The SOA serial is the one the running fedns serves (it is time-based per
  * process), patched into the printed zone before knotd loads it.
  *
+ * Traffic policies narrow answers per client, never the zone: services carry nearest, failover
+ * and weighted annotations chosen so that a client in no client network (dig, from 127.0.0.1)
+ * is owed every address, and the corpus and the AXFR must still match Knot exactly. A second,
+ * smaller run gives multi-cluster services failover and weighted, which narrow every client's
+ * A/AAAA answers (by design: they do not depend on where the client is): the AXFR still matches
+ * Knot, and those answers are the subset the policy names.
+ *
  * No query class is excluded. ANY is compared exactly too: knotd 3.x answers ANY with one
  * RRset (RFC 8482 4.2), like fedns, and both pick the first RRset in type order (NS at the
  * apex). Should a future knotd pick another RRset, that is an allowed RFC 8482 choice, not a
  * bug: compare ANY as "one of knotd's RRsets" then.
  */
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildCorpus, corpusSummary, parseZoneText, type CorpusQuery } from '../support/corpus.js';
 import { CLI, demoCopy } from '../support/demo.js';
 import { compareResults, dig, digMany, summarise, type DigResult } from '../support/dig.js';
-import { startFedns, testListen, type FednsProcess } from '../support/fedns.js';
+import { startFedns, testListen, withYaml, type FednsProcess } from '../support/fedns.js';
 import { UDP_PATHS, udpBatch } from '../support/udp-paths.js';
 import { requirePeers, startKnot, type KnotPeer } from '../support/peers.js';
 import { VERSION } from '../../src/version.js';
@@ -33,9 +40,9 @@ const ALL_FLAGS = ['qr', 'aa', 'tc', 'rd', 'ra', 'ad', 'cd'];
 /**
  * One extra service in cluster alpha with 90 IPv4 and 40 IPv6 load-balancer addresses, so the
  * corpus also has answers over 512 and over 1232 bytes (truncation, additional-section
- * trimming, long CNAME chains to big RRsets). The rest is the demo as shipped.
+ * trimming, long CNAME chains to big RRsets), with the Service annotations given.
  */
-function bigService(): string {
+function bigService(annotations: string): string {
   const v4 = Array.from({ length: 90 }, (_, i) => `{ ip: 192.0.2.${100 + i} }`);
   const v6 = Array.from({ length: 40 }, (_, i) => `{ ip: "2001:db8:c::${(i + 1).toString(16)}" }`);
   return `# Added by knot-diff.test.ts: a service with big answers.
@@ -44,7 +51,7 @@ kind: List
 items:
   - apiVersion: v1
     kind: Service
-    metadata: { name: big, namespace: load }
+    metadata: { name: big, namespace: load, annotations: ${annotations} }
     spec:
       type: LoadBalancer
       ipFamilies: [IPv4, IPv6]
@@ -64,6 +71,58 @@ items:
         conditions: { ready: true }
         zone: us-east-a
 `;
+}
+
+/** Adds `annotations` (a YAML flow map) to the Service NAMESPACE/NAME in a demo manifest of the copy. */
+function annotate(dir: string, file: string, service: string, annotations: string): void {
+  const path = join(dir, 'demo', file);
+  const [namespace, name] = service.split('/');
+  const from = `metadata: { name: ${name}, namespace: ${namespace} }`;
+  const text = readFileSync(path, 'utf8');
+  if (!text.includes(from)) throw new Error(`annotate: no "${from}" in ${file}; update knot-diff.test.ts`);
+  writeFileSync(path, text.replace(from, `metadata: { name: ${name}, namespace: ${namespace}, annotations: ${annotations} }`));
+}
+
+/**
+ * Policies whose answer to a client in no client network is every address, so that Knot's
+ * answers are still owed exactly: nearest on multi-cluster services (nginx, from the demo, and
+ * web: dual-stack, SRV), failover naming first a cluster without the service (billing), weighted
+ * over the only cluster that has it (big: truncation and additional trimming on the policy path).
+ */
+function allViewPolicies(dir: string): void {
+  for (const file of ['alpha/services.yaml', 'bravo/services.yaml']) annotate(dir, file, 'shop/web', '{ fedns.io/policy: nearest }');
+  annotate(dir, 'bravo/services.yaml', 'finance/billing', '{ fedns.io/policy: failover, fedns.io/failover: "charlie,bravo" }');
+  writeFileSync(join(dir, 'demo', 'alpha', 'zz-big.yaml'), bigService('{ fedns.io/policy: weighted, fedns.io/weights: "alpha=1,bravo=5" }'));
+}
+
+/** fedns on `copy`, and knotd on the zone fedns prints from it (same SOA serial), both allowing AXFR from 127.0.0.1. */
+async function startPair(copy: ReturnType<typeof demoCopy>): Promise<{ fedns: FednsProcess; knot: KnotPeer; zoneText: string; serial: number }> {
+  writeFileSync(copy.config, withYaml('transfer: { allow: [127.0.0.1/32] }')(readFileSync(copy.config, 'utf8')));
+  const fedns = await startFedns({ config: copy.config });
+  try {
+    const printed = await run(process.execPath, [CLI, 'zone', '--config', fedns.config], { timeout: 30_000 });
+    const serial = await servedSerial(fedns.port);
+    const zoneText = withSerial(printed.stdout, serial);
+    // The same identity as the demo's fedns, so that CH names and NSID can be compared too.
+    const knot = await startKnot({
+      origin: 'example.com.',
+      zoneText,
+      serverOptions: [`    identity: "fedns-demo"`, `    version: "fedns ${VERSION}"`, `    nsid: "fedns-demo"`].join('\n'),
+      extraConfig: 'acl:\n  - id: xfr\n    address: 127.0.0.1\n    action: transfer',
+      zoneOptions: '    acl: [xfr]',
+    });
+    return { fedns, knot, zoneText, serial };
+  } catch (e) {
+    await fedns.stop();
+    throw e;
+  }
+}
+
+/** Differences between the AXFRs of the two servers (records as a multiset, TTLs included). */
+async function axfrDiffs(fedns: FednsProcess, knot: KnotPeer): Promise<{ diffs: string[]; records: number }> {
+  const [a, b] = await Promise.all([fedns.port, knot.port].map((port) => dig(['@127.0.0.1', '-p', String(port), '+time=5', 'example.com', 'AXFR'])));
+  if (!a.answer.length || !b.answer.length) throw new Error(`AXFR failed: fedns ${summarise(a)} knotd ${summarise(b)}`);
+  return { diffs: compareResults(a, b, { labels: ['fedns', 'knotd'], sections: ['answer'], flags: [] }), records: a.answer.length };
 }
 
 /** The SOA serial fedns is serving right now. */
@@ -100,17 +159,8 @@ describe.skipIf(!ready).each(UDP_PATHS)('fedns vs knotd on the same zone (UDP $n
 
   beforeAll(async () => {
     copy = demoCopy(udpBatch(batch, testListen));
-    writeFileSync(join(copy.dir, 'demo', 'alpha', 'zz-big.yaml'), bigService());
-    fedns = await startFedns({ config: copy.config });
-    const printed = await run(process.execPath, [CLI, 'zone', '--config', fedns.config], { timeout: 30_000 });
-    serial = await servedSerial(fedns.port);
-    zoneText = withSerial(printed.stdout, serial);
-    // The same identity as the demo's fedns, so that CH names and NSID can be compared too.
-    knot = await startKnot({
-      origin: 'example.com.',
-      zoneText,
-      serverOptions: [`    identity: "fedns-demo"`, `    version: "fedns ${VERSION}"`, `    nsid: "fedns-demo"`].join('\n'),
-    });
+    allViewPolicies(copy.dir);
+    ({ fedns, knot, zoneText, serial } = await startPair(copy));
     corpus = buildCorpus(zoneText, { seed: SEED });
   });
 
@@ -147,6 +197,19 @@ describe.skipIf(!ready).each(UDP_PATHS)('fedns vs knotd on the same zone (UDP $n
       if (d.length) diffs.push(`${q.join(' ')}: ${d.join('; ')} [fedns ${summarise(a)}] [knotd ${summarise(b)}]`);
     }
     expect(diffs).toEqual([]);
+  });
+
+  it('has the policies in force: a client in alpha\'s network gets alpha\'s address of web.shop', async () => {
+    const a = (r: DigResult) => r.answer.map((x) => x.data).sort();
+    const ask = (...from: string[]) => dig(['@127.0.0.1', '-p', String(fedns.port), '+norec', ...from, 'web.shop.fed.example.com', 'A']);
+    expect(a(await ask('-b', '127.0.0.2'))).toEqual(['192.0.2.20']);
+    expect(a(await ask())).toEqual(['192.0.2.20', '198.51.100.20']);
+  });
+
+  it('transfers the same zone as knotd (AXFR), policies and all', async () => {
+    const { diffs, records } = await axfrDiffs(fedns, knot);
+    expect(diffs).toEqual([]);
+    expect(records).toBeGreaterThan(130); // the big service's addresses included
   });
 
   it('answers the corpus exactly like knotd (rcode, flags, sections as sets, TTLs)', async () => {
@@ -242,6 +305,48 @@ async function compareWithKnot(fednsPort: number, knotPort: number, corpus: Corp
 
   return ours;
 }
+
+describe.skipIf(!ready)('fedns vs knotd: failover and weighted narrow answers, never the zone', () => {
+  let fedns: FednsProcess;
+  let knot: KnotPeer;
+  let copy: ReturnType<typeof demoCopy> | undefined;
+  const WEB = ['192.0.2.20', '198.51.100.20'];
+  const DB = { alpha: ['192.0.2.101', '192.0.2.102'], charlie: ['203.0.113.101', '203.0.113.102'] };
+
+  beforeAll(async () => {
+    copy = demoCopy(testListen);
+    for (const file of ['alpha/services.yaml', 'bravo/services.yaml']) annotate(copy.dir, file, 'shop/web', '{ fedns.io/policy: failover, fedns.io/failover: "bravo,alpha" }');
+    for (const file of ['alpha/db.yaml', 'charlie/services.yaml']) annotate(copy.dir, file, 'data/db', '{ fedns.io/policy: weighted, fedns.io/weights: "alpha=3,charlie=1" }');
+    writeFileSync(join(copy.dir, 'demo', 'alpha', 'zz-big.yaml'), bigService('{}'));
+    ({ fedns, knot } = await startPair(copy));
+  });
+
+  afterAll(async () => {
+    await Promise.all([fedns?.stop(), knot?.stop()]);
+    copy?.cleanup();
+  });
+
+  it('transfers the same zone as knotd (AXFR): every address of every cluster', async () => {
+    const { diffs } = await axfrDiffs(fedns, knot);
+    expect(diffs).toEqual([]);
+  });
+
+  it('answers A/AAAA with the subset the policy names, to a client in no client network too', async () => {
+    const a = (r: DigResult) => r.answer.filter((x) => x.type === 'A' || x.type === 'AAAA').map((x) => x.data).sort();
+    const ask = (port: number, name: string, type: string) => dig(['@127.0.0.1', '-p', String(port), '+norec', name, type]);
+    expect(a(await ask(knot.port, 'web.shop.fed.example.com', 'A'))).toEqual(WEB);
+    expect(a(await ask(fedns.port, 'web.shop.fed.example.com', 'A'))).toEqual(['198.51.100.20']);
+    expect(a(await ask(fedns.port, 'web.shop.fed.example.com', 'AAAA'))).toEqual(['2001:db8:b::20']);
+    expect(a(await ask(knot.port, 'db.data.fed.example.com', 'A'))).toEqual([...DB.alpha, ...DB.charlie]);
+    const seen = new Map<string, number>();
+    for (let i = 0; i < 40; i++) {
+      const got = JSON.stringify(a(await ask(fedns.port, 'db.data.fed.example.com', 'A')));
+      seen.set(got, (seen.get(got) ?? 0) + 1);
+    }
+    // Both clusters drawn (weights 3:1; missing one in 40 draws: 0.75^40, about 1e-5), nothing else.
+    expect([...seen.keys()].sort()).toEqual([JSON.stringify(DB.alpha), JSON.stringify(DB.charlie)]);
+  });
+});
 
 /**
  * digMany, then each query that got no reply asked once more on its own: the test box is

@@ -755,6 +755,15 @@ export interface UnboundOptions {
    * and DOMAIN no longer declared insecure. Default: no validation.
    */
   trustAnchors?: string[];
+  /**
+   * EDNS Client Subnet (RFC 7871) towards the upstream: the subnetcache module goes first in
+   * module-config, the upstream (127.0.0.1) is allowed to receive the option, and answers are
+   * cached by the scope the upstream returns. Default: off (no ECS is sent).
+   */
+  clientSubnet?: {
+    /** Bits of an IPv4 client address sent (max-client-subnet-ipv4; unbound's default 24). */
+    ipv4Bits?: number;
+  };
   readyTimeoutMs?: number;
 }
 
@@ -771,6 +780,7 @@ export interface UnboundOptions {
 export function unboundConfig(opts: UnboundOptions, port: number, dir: string): string {
   const domain = bare(opts.domain);
   const more = (opts.moreDomains ?? []).map(bare);
+  const ecs = opts.clientSubnet;
   return [
     'server:',
     `    interface: ${LOOPBACK}@${port}`,
@@ -789,12 +799,18 @@ export function unboundConfig(opts: UnboundOptions, port: number, dir: string): 
     `    access-control: 127.0.0.0/8 allow`,
     ...(opts.trustAnchors?.length
       ? [
-          '    module-config: "validator iterator"',
+          `    module-config: "${ecs ? 'subnetcache ' : ''}validator iterator"`,
           ...opts.trustAnchors.map((ta) => `    trust-anchor: "${ta.replace(/\s+/g, ' ').trim()}"`),
           // No RFC 8145 key-tag queries (they would go to the "." stub and be REFUSED).
           '    trust-anchor-signaling: no',
         ]
-      : ['    module-config: "iterator"', ...[domain, ...more].map((d) => `    domain-insecure: "${d}"`)]),
+      : [`    module-config: "${ecs ? 'subnetcache ' : ''}iterator"`, ...[domain, ...more].map((d) => `    domain-insecure: "${d}"`)]),
+    ...(ecs
+      ? [
+          `    send-client-subnet: ${LOOPBACK}`,
+          ...(ecs.ipv4Bits !== undefined ? [`    max-client-subnet-ipv4: ${ecs.ipv4Bits}`] : []),
+        ]
+      : []),
     `    outgoing-interface: ${LOOPBACK}`,
     '    do-ip6: no',
     '    local-zone: "." refuse',
