@@ -95,4 +95,33 @@ describe('clusterset zone', () => {
     // The reserved <clusterid>.<svc> name has no records.
     expect(fed.clusterSetSnapshot!.names.get(nameKey('a.db.ns.svc.clusterset.local.'))?.rrsets.size).toBe(0);
   });
+
+  it('a cluster ID that another cluster holds is refused: one cluster cannot take another\'s endpoint names', () => {
+    const { fed, a, b } = twoClusters();
+    const db = svc('db', [], { headless: true });
+    seed(a, [db, { ...slice('db', ['10.0.0.1'], { hostname: 'db-0' }) }, exported('db')]);
+    seed(b, [db, { ...slice('db', ['10.0.0.2'], { hostname: 'db-0' }) }, exported('db')]);
+    // b claims a's name as its ID: db-0.a would answer b's pod beside a's.
+    b.upsert('ClusterProperty', { namespace: '', name: 'id.k8s.io', value: 'a' });
+    b.flush();
+    fed.rebuild();
+    expect(data(fed.clusterSetSnapshot, 'db-0.a.db.ns.svc.clusterset.local.')).toEqual(['10.0.0.1']);
+    expect(data(fed.clusterSetSnapshot, 'db-0.b.db.ns.svc.clusterset.local.')).toEqual(['10.0.0.2']);
+    expect(fed.ignored.entries().some(([reason]) => reason === 'cluster id')).toBe(true);
+    // Both claim one ID: neither gets it, each keeps its own name.
+    a.upsert('ClusterProperty', { namespace: '', name: 'id.k8s.io', value: 'shared' });
+    b.upsert('ClusterProperty', { namespace: '', name: 'id.k8s.io', value: 'shared' });
+    a.flush();
+    b.flush();
+    fed.rebuild();
+    expect(data(fed.clusterSetSnapshot, 'db-0.shared.db.ns.svc.clusterset.local.')).toBeUndefined();
+    expect(data(fed.clusterSetSnapshot, 'db-0.a.db.ns.svc.clusterset.local.')).toEqual(['10.0.0.1']);
+    expect(data(fed.clusterSetSnapshot, 'db-0.b.db.ns.svc.clusterset.local.')).toEqual(['10.0.0.2']);
+    // Once the IDs differ again, both are used.
+    b.upsert('ClusterProperty', { namespace: '', name: 'id.k8s.io', value: 'other' });
+    b.flush();
+    fed.rebuild();
+    expect(data(fed.clusterSetSnapshot, 'db-0.shared.db.ns.svc.clusterset.local.')).toEqual(['10.0.0.1']);
+    expect(data(fed.clusterSetSnapshot, 'db-0.other.db.ns.svc.clusterset.local.')).toEqual(['10.0.0.2']);
+  });
 });
