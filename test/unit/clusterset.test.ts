@@ -73,6 +73,22 @@ describe('clusterset zone', () => {
     expect(data(fed.clusterSetSnapshot, 'web.ns.svc.clusterset.local.')).toBeUndefined();
   });
 
+  it('only the exporting clusters\' ServiceImports give the ClusterSetIP: a cluster that does not export the service has no say', () => {
+    const { fed, a, b } = twoClusters();
+    seed(a, [svc('web', ['192.0.2.1']), slice('web', ['10.0.0.1']), exported('web')]);
+    seed(b, [svc('web', ['192.0.2.2']), slice('web', ['10.0.0.2'])]);
+    // b does not export web: its ServiceImport alone must not point every client somewhere else.
+    b.upsert('ServiceImport', { namespace: 'ns', name: 'web', headless: false, ips: ['203.0.113.66'] });
+    b.flush();
+    fed.rebuild();
+    expect(data(fed.clusterSetSnapshot, 'web.ns.svc.clusterset.local.')).toEqual(['192.0.2.1']);
+    // Nor can it knock out the exporting cluster's ClusterSetIP by disagreeing.
+    a.upsert('ServiceImport', { namespace: 'ns', name: 'web', headless: false, ips: ['10.42.0.1'] });
+    a.flush();
+    fed.rebuild();
+    expect(data(fed.clusterSetSnapshot, 'web.ns.svc.clusterset.local.')).toEqual(['10.42.0.1']);
+  });
+
   it('headless endpoints are named with the ClusterProperty id.k8s.io, else the cluster name; a dotted ID is refused', () => {
     const { fed, a, b } = twoClusters();
     const db = svc('db', [], { headless: true });
