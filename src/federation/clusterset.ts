@@ -27,8 +27,8 @@ export interface ClusterSetIp {
 }
 
 /**
- * The ClusterSetIP of `key`: spec.ips of the ServiceImports in live or stale clusters, when
- * those that carry addresses agree. IPs allocated per cluster differ between clusters and
+ * The ClusterSetIP of `key`: spec.ips of the ServiceImports in live or stale clusters that export
+ * the service, when those that carry addresses agree. IPs allocated per cluster differ between clusters and
  * route only inside their own cluster: fedns, answering every cluster alike, then uses none.
  */
 export function clusterSetIp(key: string, clusters: Iterable<ClusterState>): ClusterSetIp {
@@ -37,6 +37,9 @@ export function clusterSetIp(key: string, clusters: Iterable<ClusterState>): Clu
   let stale = false;
   for (const c of clusters) {
     if (c.health !== 'live' && c.health !== 'stale') continue;
+    // Only a cluster that exports the service speaks for it: another's ServiceImport would point
+    // every client elsewhere, or knock out the exporters' ClusterSetIP by disagreeing.
+    if (!c.exports.has(key)) continue;
     const imp = c.imports.get(key);
     if (!imp || imp.headless || imp.ips.length === 0) continue;
     if (ips && (ips.length !== imp.ips.length || ips.some((a, i) => a !== imp.ips[i])))
