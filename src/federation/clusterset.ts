@@ -28,8 +28,9 @@ export interface ClusterSetIp {
 
 /**
  * The ClusterSetIP of `key`: spec.ips of the ServiceImports in live or stale clusters that export
- * the service, when those that carry addresses agree. IPs allocated per cluster differ between clusters and
- * route only inside their own cluster: fedns, answering every cluster alike, then uses none.
+ * the service, when those that carry addresses agree. IPs allocated per cluster differ between
+ * clusters and route only inside their own cluster: fedns, answering every cluster alike, then
+ * uses none.
  */
 export function clusterSetIp(key: string, clusters: Iterable<ClusterState>): ClusterSetIp {
   let ips: string[] | undefined;
