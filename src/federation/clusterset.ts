@@ -27,9 +27,10 @@ export interface ClusterSetIp {
 }
 
 /**
- * The ClusterSetIP of `key`: spec.ips of the ServiceImports in live or stale clusters, when
- * those that carry addresses agree. IPs allocated per cluster differ between clusters and
- * route only inside their own cluster: fedns, answering every cluster alike, then uses none.
+ * The ClusterSetIP of `key`: spec.ips of the ServiceImports in live or stale clusters that export
+ * the service, when those that carry addresses agree. IPs allocated per cluster differ between
+ * clusters and route only inside their own cluster: fedns, answering every cluster alike, then
+ * uses none.
  */
 export function clusterSetIp(key: string, clusters: Iterable<ClusterState>): ClusterSetIp {
   let ips: string[] | undefined;
@@ -37,6 +38,9 @@ export function clusterSetIp(key: string, clusters: Iterable<ClusterState>): Clu
   let stale = false;
   for (const c of clusters) {
     if (c.health !== 'live' && c.health !== 'stale') continue;
+    // Only a cluster that exports the service speaks for it: another's ServiceImport would point
+    // every client elsewhere, or knock out the exporters' ClusterSetIP by disagreeing.
+    if (!c.exports.has(key)) continue;
     const imp = c.imports.get(key);
     if (!imp || imp.headless || imp.ips.length === 0) continue;
     if (ips && (ips.length !== imp.ips.length || ips.some((a, i) => a !== imp.ips[i])))
@@ -72,17 +76,33 @@ export function hasReadyBackend(key: string, fs: FederatedService, clusters: Ite
 
 /**
  * Cluster name -> cluster ID in clusterset names: the `id.k8s.io` ClusterProperty (KEP-2149) when
- * it is a DNS label, else the configured name. `invalid` lists IDs that are not labels (a DNS
- * subdomain would add labels to the endpoint names).
+ * it is a DNS label that no other cluster holds, else the configured name (unique). `invalid`
+ * lists IDs refused: not labels (a DNS subdomain would add labels to the endpoint names), or
+ * held by another cluster too (KEP-2149: unique in the clusterset; one shared ID would merge two
+ * clusters' endpoints under one name, so a cluster could take another's).
  */
 export function clusterIds(clusters: Iterable<ClusterState>): { ids: Map<string, string>; invalid: { cluster: string; value: string }[] } {
   const ids = new Map<string, string>();
+  const fromProperty = new Set<string>();
   const invalid: { cluster: string; value: string }[] = [];
   for (const c of clusters) {
     const value = c.clusterIdProperty;
     const id = value === undefined ? undefined : asDnsLabel(value);
     if (value !== undefined && id === undefined) invalid.push({ cluster: c.name, value: value.slice(0, 80) });
     ids.set(c.name, id ?? c.name);
+    if (id !== undefined && id !== c.name) fromProperty.add(c.name);
+  }
+  // Configured names are unique: each pass gives back at least one property ID, until none is shared.
+  for (;;) {
+    const holders = new Map<string, number>();
+    for (const id of ids.values()) holders.set(id, (holders.get(id) ?? 0) + 1);
+    const shared = [...fromProperty].filter((name) => holders.get(ids.get(name)!)! > 1);
+    if (shared.length === 0) break;
+    for (const name of shared) {
+      invalid.push({ cluster: name, value: `${ids.get(name)!.slice(0, 63)} (held by another cluster too)` });
+      ids.set(name, name);
+      fromProperty.delete(name);
+    }
   }
   return { ids, invalid };
 }
@@ -131,7 +151,7 @@ export function clusterSetNames(fs: FederatedService, ip: AddressSet | undefined
   all.v4 = [...new Set(all.v4)].sort();
   all.v6 = [...new Set(all.v6)].sort();
   specs.push({ name: service, rrsets: addressRecords(service, all, ttl), locality });
-  // Two clusters with one ID, or an endpoint in two slices: one name, its addresses merged.
+  // An endpoint in two slices (IDs are unique, clusterIds): one name, its addresses merged.
   const byName = new Map<string, AddressSet>();
   for (const { e, name } of named) {
     const cur = byName.get(name);

@@ -410,6 +410,6 @@ const IGNORED_WHY: Record<IgnoredValue['reason'], string> = {
     'a traffic-policy annotation does not read (fedns.io/policy: all|nearest|failover|weighted; fedns.io/failover: a,b; fedns.io/weights: a=3,b=1; fedns.io/max-addresses: 1-1000); it is ignored',
   'node network': 'node pod CIDR or InternalIP is not an IP network (or is wider than /8, /32 for IPv6); not learned as a client network',
   'network limit': 'more networks than a node or cluster may contribute (clientNetworks: auto); the rest are not learned',
-  'cluster id': 'the id.k8s.io ClusterProperty is not a DNS label; the configured cluster name is the cluster ID in clusterset names',
+  'cluster id': 'the id.k8s.io ClusterProperty is not a DNS label, or another cluster holds it too; the configured cluster name is the cluster ID in clusterset names',
   'clusterset ip': 'a ServiceImport spec.ips entry is not an IP address; ignored',
 };

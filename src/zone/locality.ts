@@ -172,17 +172,28 @@ export function pick(p: Plan, draw: number): Choice | undefined {
 }
 
 /**
- * Plans of services, per client place: kept with the locality object (which a rebuild of the
- * service replaces), at most a few dozen places each.
+ * Plans of services, per kind of client: kept with the locality object (which a rebuild of the
+ * service replaces). Only `nearest` depends on the client, and then only on its cluster, region
+ * and zones: places alike share a plan whatever object holds them (the client map makes new ones
+ * at every rebuild), so a service has at most a few dozen plans.
  */
-const plans = new WeakMap<ServiceLocality, Map<ClientPlace | null, [Plan, Plan]>>();
+const plans = new WeakMap<ServiceLocality, Map<string, [Plan, Plan]>>();
 const MAX_PLACES = 64;
 
-/** plan(), remembered per service and place: the query path calls this. */
+/** What a nearest plan depends on, once per place object (the query path allocates nothing). */
+const placeKeys = new WeakMap<ClientPlace, string>();
+function placeKey(place: ClientPlace | undefined): string {
+  if (!place) return '';
+  let key = placeKeys.get(place);
+  if (key === undefined) placeKeys.set(place, (key = `${place.cluster ?? ''}|${place.region ?? ''}|${place.zones.join(',')}`));
+  return key;
+}
+
+/** plan(), remembered per service and kind of client: the query path calls this. */
 export function planFor(loc: ServiceLocality, place: ClientPlace | undefined, family: Family): Plan {
   let byPlace = plans.get(loc);
   if (!byPlace) plans.set(loc, (byPlace = new Map()));
-  const key = place ?? null;
+  const key = loc.policy === 'nearest' ? placeKey(place) : '';
   let pair = byPlace.get(key);
   if (!pair) {
     if (byPlace.size >= MAX_PLACES) byPlace.clear();

@@ -73,6 +73,22 @@ describe('clusterset zone', () => {
     expect(data(fed.clusterSetSnapshot, 'web.ns.svc.clusterset.local.')).toBeUndefined();
   });
 
+  it('only the exporting clusters\' ServiceImports give the ClusterSetIP: a cluster that does not export the service has no say', () => {
+    const { fed, a, b } = twoClusters();
+    seed(a, [svc('web', ['192.0.2.1']), slice('web', ['10.0.0.1']), exported('web')]);
+    seed(b, [svc('web', ['192.0.2.2']), slice('web', ['10.0.0.2'])]);
+    // b does not export web: its ServiceImport alone must not point every client somewhere else.
+    b.upsert('ServiceImport', { namespace: 'ns', name: 'web', headless: false, ips: ['203.0.113.66'] });
+    b.flush();
+    fed.rebuild();
+    expect(data(fed.clusterSetSnapshot, 'web.ns.svc.clusterset.local.')).toEqual(['192.0.2.1']);
+    // Nor can it knock out the exporting cluster's ClusterSetIP by disagreeing.
+    a.upsert('ServiceImport', { namespace: 'ns', name: 'web', headless: false, ips: ['10.42.0.1'] });
+    a.flush();
+    fed.rebuild();
+    expect(data(fed.clusterSetSnapshot, 'web.ns.svc.clusterset.local.')).toEqual(['10.42.0.1']);
+  });
+
   it('headless endpoints are named with the ClusterProperty id.k8s.io, else the cluster name; a dotted ID is refused', () => {
     const { fed, a, b } = twoClusters();
     const db = svc('db', [], { headless: true });
@@ -94,5 +110,34 @@ describe('clusterset zone', () => {
     expect(fed.ignored.entries().some(([reason]) => reason === 'cluster id')).toBe(true);
     // The reserved <clusterid>.<svc> name has no records.
     expect(fed.clusterSetSnapshot!.names.get(nameKey('a.db.ns.svc.clusterset.local.'))?.rrsets.size).toBe(0);
+  });
+
+  it('a cluster ID that another cluster holds is refused: one cluster cannot take another\'s endpoint names', () => {
+    const { fed, a, b } = twoClusters();
+    const db = svc('db', [], { headless: true });
+    seed(a, [db, { ...slice('db', ['10.0.0.1'], { hostname: 'db-0' }) }, exported('db')]);
+    seed(b, [db, { ...slice('db', ['10.0.0.2'], { hostname: 'db-0' }) }, exported('db')]);
+    // b claims a's name as its ID: db-0.a would answer b's pod beside a's.
+    b.upsert('ClusterProperty', { namespace: '', name: 'id.k8s.io', value: 'a' });
+    b.flush();
+    fed.rebuild();
+    expect(data(fed.clusterSetSnapshot, 'db-0.a.db.ns.svc.clusterset.local.')).toEqual(['10.0.0.1']);
+    expect(data(fed.clusterSetSnapshot, 'db-0.b.db.ns.svc.clusterset.local.')).toEqual(['10.0.0.2']);
+    expect(fed.ignored.entries().some(([reason]) => reason === 'cluster id')).toBe(true);
+    // Both claim one ID: neither gets it, each keeps its own name.
+    a.upsert('ClusterProperty', { namespace: '', name: 'id.k8s.io', value: 'shared' });
+    b.upsert('ClusterProperty', { namespace: '', name: 'id.k8s.io', value: 'shared' });
+    a.flush();
+    b.flush();
+    fed.rebuild();
+    expect(data(fed.clusterSetSnapshot, 'db-0.shared.db.ns.svc.clusterset.local.')).toBeUndefined();
+    expect(data(fed.clusterSetSnapshot, 'db-0.a.db.ns.svc.clusterset.local.')).toEqual(['10.0.0.1']);
+    expect(data(fed.clusterSetSnapshot, 'db-0.b.db.ns.svc.clusterset.local.')).toEqual(['10.0.0.2']);
+    // Once the IDs differ again, both are used.
+    b.upsert('ClusterProperty', { namespace: '', name: 'id.k8s.io', value: 'other' });
+    b.flush();
+    fed.rebuild();
+    expect(data(fed.clusterSetSnapshot, 'db-0.shared.db.ns.svc.clusterset.local.')).toEqual(['10.0.0.1']);
+    expect(data(fed.clusterSetSnapshot, 'db-0.other.db.ns.svc.clusterset.local.')).toEqual(['10.0.0.2']);
   });
 });

@@ -9,6 +9,7 @@ import { EdnsOption, Rcode, RRType } from '../../src/wire/constants.js';
 import { decodeMessage, encodeQuery, type Message } from '../../src/wire/message.js';
 import { parseFailover, parseMaxAddresses, parsePolicy, parseWeights, type ClientPlace } from '../../src/traffic-policy.js';
 import { slimService } from '../../src/cluster/objects.js';
+import { planFor, type ServiceLocality } from '../../src/zone/locality.js';
 import { seed, slice, testFederationSettings } from '../support/federation.js';
 
 const cluster = (name: string, region: string, zone: string): ClusterSettings => ({ name, region, zones: [zone], addressMode: 'endpoints', gracePeriod: 300 });
@@ -271,5 +272,36 @@ describe('EDNS Client Subnet', () => {
     ];
     for (const o of bad) expect(ask('192.0.2.1', RRType.A, undefined, [o]).rcode, o.data.toString('hex')).toBe(Rcode.FORMERR);
     expect(ask('192.0.2.1', RRType.A, undefined, [ecs(1, 24, [198, 51, 100]), ecs(1, 24, [198, 51, 100])]).rcode).toBe(Rcode.FORMERR);
+  });
+});
+
+describe('plans per client place', () => {
+  // A service with many addresses and a small cap has many windows: its plan is big, so it must be
+  // made once per distinct answer, not once per place object (the client map makes new place
+  // objects at every rebuild: learned networks, topology) nor per place for a policy that answers
+  // everyone alike.
+  const v4 = Array.from({ length: 2000 }, (_, i) => `10.${(i >> 8) & 255}.${i & 255}.1`);
+  const loc = (policy: ServiceLocality['policy']): ServiceLocality => ({
+    policy,
+    order: ['alpha', 'bravo'],
+    weights: new Map([['alpha', 1]]),
+    maxAddresses: 1,
+    groups: [{ cluster: 'alpha', region: 'r1', zones: ['z1a'], v4, v6: [] }],
+  });
+
+  it('a policy that answers everyone alike has one plan whatever the place', () => {
+    for (const policy of ['all', 'failover', 'weighted'] as const) {
+      const l = loc(policy);
+      const first = planFor(l, place('alpha', 'r1', ['z1a']), 4);
+      expect(first.choices[0].windows).toHaveLength(2000);
+      for (const p of [place('bravo', 'r1', ['z1b']), place(undefined, 'r2', []), undefined]) expect(planFor(l, p, 4), policy).toBe(first);
+    }
+  });
+
+  it('nearest: places that are alike share a plan, however many times the client map is rebuilt', () => {
+    const l = loc('nearest');
+    const first = planFor(l, place('alpha', 'r1', ['z1a']), 4);
+    for (let i = 0; i < 100; i++) expect(planFor(l, place('alpha', 'r1', ['z1a']), 4)).toBe(first);
+    expect(planFor(l, place('bravo', 'r1', ['z1b']), 4)).not.toBe(first);
   });
 });
