@@ -32,18 +32,27 @@ import type { ClientPlace } from './traffic-policy.js';
  * learned from its nodes with "auto") in cluster order, then the configured clients.
  */
 export function clientMap(c: Config, clusters: ReadonlyMap<string, ClusterState>): ClientMap {
-  const networks: ClientNetwork[] = [];
+  const configured: ClientNetwork[] = [];
+  const learned: ClientNetwork[] = [];
   for (const cl of c.clusters) {
     const state = clusters.get(cl.name);
-    const list = cl.clientNetworks === 'auto' ? (state?.learnedNetworks ?? []) : cl.clientNetworks;
     const place: ClientPlace = { cluster: cl.name, region: state?.region ?? cl.region, zones: state?.zones ?? cl.zones, via: `cluster ${cl.name}` };
-    for (const network of list) networks.push({ network, place });
+    if (cl.clientNetworks === 'auto') for (const network of state?.learnedNetworks ?? []) learned.push({ network, place });
+    else for (const network of cl.clientNetworks) configured.push({ network, place });
   }
   c.clients.forEach((client, i) => {
     const place: ClientPlace = { region: client.region, zones: client.zone ? [client.zone] : [], via: `clients[${i}]` };
-    for (const network of client.networks) networks.push({ network, place });
+    for (const network of client.networks) configured.push({ network, place });
   });
-  return new ClientMap(networks);
+  if (learned.length === 0) return new ClientMap(configured);
+  // Networks learned from Node objects (which tenants of a member may write) never take clients
+  // from a network the configuration places elsewhere: one that starts inside such a network is left out.
+  const written = new ClientMap(configured);
+  const kept = learned.filter(({ network, place }) => {
+    const inside = written.lookup(network.split('/')[0]);
+    return inside === undefined || inside.place.cluster === place.cluster || inside.prefix > Number(network.split('/')[1] ?? 128);
+  });
+  return new ClientMap([...configured, ...kept], learned.length - kept.length);
 }
 
 export function federationSettings(c: Config): FederationSettings {

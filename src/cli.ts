@@ -125,6 +125,9 @@ program
         ([key, annotations]) => `    service ${key}: its copies disagree on ${annotations.join(', ')} (fedns explain names the value used)`,
       ),
       ...clients.duplicates.map((n) => `    client network ${n} is listed twice; the first listing (cluster order, then clients) places it`),
+      ...(clients.overridden
+        ? [`    ${clients.overridden} network${clients.overridden > 1 ? 's' : ''} learned from nodes lie inside networks the configuration places elsewhere; left out`]
+        : []),
       ...[...fed.servicesWithOmittedNames].map(
         ([key, names]) => `    service ${key}: ${names.length} name${names.length > 1 ? 's' : ''} longer than 255 bytes left out, e.g. ${names[0]}`,
       ),

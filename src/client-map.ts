@@ -71,7 +71,14 @@ export class ClientMap {
   /** Entries that are not networks (skipped; the configuration and the node watch check them first). */
   readonly invalid: string[] = [];
 
-  constructor(networks: readonly ClientNetwork[]) {
+  /**
+   * `overridden`: learned networks left out because they lie inside a configured network placed
+   * elsewhere (see clientMap in app.ts), reported by check.
+   */
+  constructor(
+    networks: readonly ClientNetwork[],
+    readonly overridden = 0,
+  ) {
     const spans: { family: 4 | 6; start: bigint; end: bigint; entry: Entry }[] = [];
     for (const { network, place } of networks) {
       const [addr, bits, extra] = network.split('/');

@@ -9,6 +9,8 @@ import { EdnsOption, Rcode, RRType } from '../../src/wire/constants.js';
 import { decodeMessage, encodeQuery, type Message } from '../../src/wire/message.js';
 import { parseFailover, parseMaxAddresses, parsePolicy, parseWeights, type ClientPlace } from '../../src/traffic-policy.js';
 import { slimService } from '../../src/cluster/objects.js';
+import { clientMap } from '../../src/app.js';
+import { configSchema } from '../../src/config/schema.js';
 import { planFor, type ServiceLocality } from '../../src/zone/locality.js';
 import { seed, slice, testFederationSettings } from '../support/federation.js';
 
@@ -120,6 +122,30 @@ describe('client map', () => {
     const flat = new ClientMap([{ network: '172.16.0.0/12', place: p('flat') }]);
     expect(flat.lookupSubnet(1, Buffer.from([172, 20, 1]), 24)).toMatchObject({ scope: 12 });
     expect(map.lookupSubnet(2, Buffer.from([0x20, 0x01, 0x0d, 0xb8, 0, 1]), 48)?.network).toBe('2001:db8:1::/48');
+  });
+});
+
+describe('client map from the configuration', () => {
+  it('never lets networks learned from nodes take clients the configuration places elsewhere', () => {
+    const config = configSchema.parse({
+      clusters: [
+        { name: 'alpha', region: 'r1', clientNetworks: ['10.8.0.0/14'], source: { type: 'files', path: '.' } },
+        { name: 'bravo', region: 'r1', clientNetworks: 'auto', source: { type: 'files', path: '.' } },
+      ],
+      clients: [{ networks: ['192.0.2.0/24'], region: 'r2' }],
+    }) as unknown as Parameters<typeof clientMap>[0];
+    const fed = new Federation(testFederationSettings());
+    fed.addCluster(cluster('alpha', 'r1', 'z1a'));
+    const bravo = fed.addCluster(cluster('bravo', 'r1', 'z1b'));
+    // A tenant's Node in bravo claims an address of alpha's pod network, the office, and a wide block.
+    bravo.setLearnedNetworks(['10.8.1.7/32', '192.0.2.9/32', '10.0.0.0/8', '172.16.0.0/24']);
+    const map = clientMap(config, fed.clusters);
+    expect(map.lookup('10.8.1.7')?.place.cluster).toBe('alpha');
+    expect(map.lookup('192.0.2.9')?.place.via).toBe('clients[0]');
+    expect(map.lookup('10.9.0.1')?.place.cluster).toBe('alpha'); // inside 10.8.0.0/14: the configured /14 is more specific than the /8
+    expect(map.lookup('10.200.0.1')?.place.cluster).toBe('bravo');
+    expect(map.lookup('172.16.0.5')?.place.cluster).toBe('bravo');
+    expect(map.overridden).toBe(2);
   });
 });
 
