@@ -64,6 +64,12 @@ interface CacheEntry {
   fast?: Encoded;
   /** Per-client answers of a name with a traffic policy: choice key -> encoded answer. */
   views?: Map<string, Encoded>;
+  /**
+   * The last per-client answer that was the same for every query of its client place and type
+   * (one choice, one window), to answer that place again without planning: most queries of a
+   * name come from a few places.
+   */
+  memo?: { place: object | undefined; type: number; enc: Encoded; counter: string };
   /** What the entry holds, as the cache's byte budget counts it. */
   bytes: number;
 }
@@ -295,7 +301,7 @@ export class Responder {
     if (q.key === zone.apexKey && qt === RRType.SOA) return this.apexSoa(msg, q, transport, zone);
     if (node.locality !== undefined && (qt === RRType.A || qt === RRType.AAAA || qt === RRType.SRV)) {
       const ans = node.answerFor(qt);
-      if (ans) return this.localAnswer(msg, q, transport, entry, node.locality, ans, conn, remote);
+      if (ans) return this.localAnswer(msg, q, transport, entry, node.locality, qt, ans, zone, conn, remote);
     }
     if (qt === entry.fastType) {
       const hit = entry.fast!;
@@ -308,6 +314,11 @@ export class Responder {
       const first = node.rrsets.keys().next();
       if (first.done) return this.negativeAnswer(msg, q, transport, zone, Rcode.NOERROR);
       type = first.value;
+      // That RRset as the client's traffic policy gives it, as A, AAAA or SRV would.
+      if (node.locality !== undefined && (type === RRType.A || type === RRType.AAAA || type === RRType.SRV)) {
+        const ans = node.answerFor(type);
+        if (ans) return this.localAnswer(msg, q, transport, entry, node.locality, type, ans, zone, conn, remote);
+      }
     }
     const ans = node.answerFor(type);
     if (!ans) return this.negativeAnswer(msg, q, transport, zone, Rcode.NOERROR);
@@ -340,26 +351,44 @@ export class Responder {
    * A/AAAA/SRV at a name whose service has a traffic policy: the choice for this client (drawn,
    * for weighted), one window of it when addresses are capped, encoded once per choice.
    */
-  private localAnswer(msg: Buffer, q: ParsedQuery, transport: Transport, entry: CacheEntry, loc: ServiceLocality, ans: Answer, conn?: ConnectionWriter, remote?: string): Buffer {
+  private localAnswer(
+    msg: Buffer,
+    q: ParsedQuery,
+    transport: Transport,
+    entry: CacheEntry,
+    loc: ServiceLocality,
+    type: number,
+    ans: Answer,
+    zone: ZoneSnapshot,
+    conn?: ConnectionWriter,
+    remote?: string,
+  ): Buffer {
     const match = this.identify(msg, q, conn, remote);
     const place = match?.place;
-    const draw = Math.random();
-    const qt = q.qtype;
-    const c4 = qt !== RRType.AAAA ? pick(planFor(loc, place, 4), draw) : undefined;
-    const c6 = qt !== RRType.A ? pick(planFor(loc, place, 6), draw) : undefined;
+    if (this.ecsEcho !== undefined) {
+      // The scope: how far the answer holds (RFC 7871 7.2.1). Only nearest depends on the client.
+      this.ecsEcho[7] = loc.policy !== 'nearest' ? 0 : match ? match.scope : this.ecsSource;
+    }
+    const stale = entry.node.stale;
+    const memo = entry.memo;
+    if (memo !== undefined && memo.place === place && memo.type === type) {
+      this.cacheHits++;
+      this.trafficAnswers.set(memo.counter, (this.trafficAnswers.get(memo.counter) ?? 0) + 1);
+      return this.finish(msg, q, transport, Rcode.NOERROR, true, memo.enc, true, stale, memo.enc.turns > 1 ? this.rotation++ % memo.enc.turns : 0);
+    }
+    const p4 = type !== RRType.AAAA ? planFor(loc, place, 4) : undefined;
+    const p6 = type !== RRType.A ? planFor(loc, place, 6) : undefined;
+    const draw = (p4 !== undefined && p4.choices.length > 1) || (p6 !== undefined && p6.choices.length > 1) ? Math.random() : 0;
+    const c4 = p4 && pick(p4, draw);
+    const c6 = p6 && pick(p6, draw);
     const turn = this.turn++;
     const w4 = c4 ? turn % c4.windows.length : 0;
     const w6 = c6 ? turn % c6.windows.length : 0;
     // A and AAAA: the window's own key (family-prefixed, made once per plan); SRV: both families'.
-    const key = qt === RRType.A ? c4?.keys[w4] : qt === RRType.AAAA ? c6?.keys[w6] : `${qt}|${c4 ? c4.keys[w4] : ''}|${c6 ? c6.keys[w6] : ''}`;
+    const key = type === RRType.A ? c4?.keys[w4] : type === RRType.AAAA ? c6?.keys[w6] : `${type}|${c4 ? c4.keys[w4] : ''}|${c6 ? c6.keys[w6] : ''}`;
     const chosen = c4 ?? c6;
-    if (chosen === undefined || key === undefined) return this.finish(msg, q, transport, Rcode.NOERROR, true, this.encoded(entry, qt, qt, ans, q.qnameLen, this.zone()), true, entry.node.stale);
+    if (chosen === undefined || key === undefined) return this.finish(msg, q, transport, Rcode.NOERROR, true, this.encoded(entry, q.qtype, type, ans, q.qnameLen, zone), true, stale);
     this.trafficAnswers.set(chosen.counter, (this.trafficAnswers.get(chosen.counter) ?? 0) + 1);
-    if (this.ecsEcho !== undefined) {
-      // The scope: how far the answer holds (RFC 7871 7.2.1). Only nearest depends on the client.
-      const scope = loc.policy !== 'nearest' ? 0 : match ? match.scope : this.ecsSource;
-      this.ecsEcho[7] = scope;
-    }
     const views = (entry.views ??= new Map());
     let enc = views.get(key);
     if (enc) this.cacheHits++;
@@ -371,7 +400,9 @@ export class Responder {
       views.set(key, enc);
       this.resize(entry);
     }
-    return this.finish(msg, q, transport, Rcode.NOERROR, true, enc, true, entry.node.stale, enc.turns > 1 ? this.rotation++ % enc.turns : 0);
+    const fixed = (p: typeof p4) => p === undefined || (p.choices.length <= 1 && (p.choices[0]?.windows.length ?? 1) === 1);
+    if (fixed(p4) && fixed(p6)) entry.memo = { place, type, enc, counter: chosen.counter };
+    return this.finish(msg, q, transport, Rcode.NOERROR, true, enc, true, stale, enc.turns > 1 ? this.rotation++ % enc.turns : 0);
   }
 
   /**

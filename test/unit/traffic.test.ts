@@ -190,6 +190,8 @@ describe('policies', () => {
     const ann = { 'fedns.io/policy': 'failover', 'fedns.io/failover': 'bravo,alpha' };
     const { ask, addrs, states, fed } = world({ alpha: ann, bravo: ann, charlie: ann });
     for (const from of ['192.0.2.1', '192.0.2.3', '203.0.113.9']) expect(addrs(ask(from))).toEqual(['10.2.0.1']);
+    // ANY (one RRset, RFC 8482) gives that RRset as A would.
+    expect(addrs(ask('203.0.113.9', RRType.ANY))).toEqual(['10.2.0.1']);
     seed(states.get('bravo')!, [slice('web', [{ addr: '10.2.0.1', ready: false, zone: 'z1b' }])]);
     fed.rebuild();
     expect(addrs(ask('192.0.2.3'))).toEqual(['10.1.0.1', '10.1.0.2']);
