@@ -256,7 +256,7 @@ export function federate(key: string, clusters: Iterable<ClusterState>, policy: 
   const ports = new Map<string, SlimPort>();
   const endpoints: HeadlessEndpoint[] = [];
   const groups: AddressGroup[] = [];
-  const traffic = decideTraffic(policy, [...live, ...expired], verdicts.map((v) => v.cluster));
+  const traffic = decideTraffic(policy, used, verdicts.map((v) => v.cluster));
   // Address groups are what traffic policies choose from: a service everyone gets whole needs none.
   const grouped = traffic.policy !== 'all' || traffic.maxAddresses !== undefined;
   // The annotation sets the TTL (the lowest where clusters disagree); the default applies without one.
