@@ -22,7 +22,7 @@ import type { NotifyOptions, NotifyStats } from './server/notify.js';
 import { ZoneServing, type ZoneServingOptions } from './server/zone-serving.js';
 import type { TsigKey } from './wire/tsig.js';
 import type { TransferPolicy, TransferResult } from './server/xfr.js';
-import { nextSerial } from './zone/snapshot.js';
+import { nextSerial, type ZoneSnapshot } from './zone/snapshot.js';
 import { OpsServer } from './ops/http.js';
 import { ClientMap, type ClientNetwork } from './client-map.js';
 import type { ClientPlace } from './traffic-policy.js';
@@ -274,15 +274,19 @@ export class Fedns {
     this.configureRateLimit(config);
     metrics.rateLimit(() => this.rrl?.counts);
     metrics.udp(() => this.dns.udpPath.path, () => this.dns.udpStats());
-    const stats = {
-      transfers: (type: 'AXFR' | 'IXFR', result: TransferResult) => metrics.transfers.inc({ type, result }),
-      notifies: (result: Parameters<NotifyStats>[0], rcode?: string) => metrics.notifies.inc(rcode ? { result, rcode } : { result }),
-    };
-    this.zoneServing = new ZoneServing(() => this.federation.snapshot, zoneServingOptions(config), log, stats);
+    // Counted per zone (label `zone`: the zone's domain, as in fedns_zone_serial): at most the two served.
+    const stats = (zone: () => ZoneSnapshot) => ({
+      transfers: (type: 'AXFR' | 'IXFR', result: TransferResult) => metrics.transfers.inc({ zone: zone().domain, type, result }),
+      notifies: (result: Parameters<NotifyStats>[0], rcode?: string) =>
+        metrics.notifies.inc(rcode ? { zone: zone().domain, result, rcode } : { zone: zone().domain, result }),
+    });
+    const federationZone = () => this.federation.snapshot;
+    this.zoneServing = new ZoneServing(federationZone, zoneServingOptions(config), log, stats(federationZone));
     this.federation.on('published', (snap, change) => this.zoneServing.published(snap, change));
     const clusterSetZone = () => this.federation.clusterSetSnapshot;
     if (clusterSetZone()) {
-      const serving = new ZoneServing(() => clusterSetZone()!, zoneServingOptions(config, true), log.child({ zone: config.mcs.domain }), stats);
+      const zone = () => clusterSetZone()!;
+      const serving = new ZoneServing(zone, zoneServingOptions(config, true), log.child({ zone: config.mcs.domain }), stats(zone));
       this.clusterSetServing = serving;
       this.federation.on('clusterSetPublished', (snap, change) => serving.published(snap, change));
       this.responder.otherZone = clusterSetZone;

@@ -84,8 +84,8 @@ export class Metrics {
   /** Response latency, by transport index (0 udp, 1 tcp). */
   readonly latency: QueryHistogram<Transport>;
   readonly programming: Histogram;
-  readonly transfers: Counter<'type' | 'result'>;
-  readonly notifies: Counter<'result' | 'rcode'>;
+  readonly transfers: Counter<'zone' | 'type' | 'result'>;
+  readonly notifies: Counter<'zone' | 'result' | 'rcode'>;
   private readonly reloads: Counter<'result'>;
   private readonly reloadOk: Gauge;
 
@@ -274,14 +274,14 @@ export class Metrics {
     });
     this.transfers = new Counter({
       name: 'fedns_zone_transfers_total',
-      help: 'Zone transfers by type (AXFR, IXFR) and result',
-      labelNames: ['type', 'result'],
+      help: 'Zone transfers by zone, type (AXFR, IXFR) and result',
+      labelNames: ['zone', 'type', 'result'],
       registers: [registry],
     });
     this.notifies = new Counter({
       name: 'fedns_notifies_total',
-      help: 'NOTIFY messages by result (sent, acknowledged, rejected with the rcode, failed after every retry)',
-      labelNames: ['result', 'rcode'],
+      help: 'NOTIFY messages by zone and result (sent, acknowledged, rejected with the rcode, failed after every retry)',
+      labelNames: ['zone', 'result', 'rcode'],
       registers: [registry],
     });
     new Gauge({

@@ -86,10 +86,12 @@ export interface Primary {
   readonly zone: () => ZoneSnapshot;
   /** Every snapshot published since start, by serial (to check what a transfer should contain). */
   readonly history: Map<number, ZoneSnapshot>;
-  /** fedns_zone_transfers_total{type,result}. */
-  transfers(type: 'AXFR' | 'IXFR', result: string): Promise<number>;
-  /** fedns_notifies_total{result}. */
-  notifies(result: 'sent' | 'acknowledged' | 'rejected' | 'failed'): Promise<number>;
+  /** The clusterset zone's snapshot (mcs.enabled), else undefined. */
+  readonly clusterSetZone: () => ZoneSnapshot | undefined;
+  /** fedns_zone_transfers_total{type,result}: of `zone` (a domain), else summed over both zones. */
+  transfers(type: 'AXFR' | 'IXFR', result: string, zone?: string): Promise<number>;
+  /** fedns_notifies_total{result}: of `zone` (a domain), else summed over both zones. */
+  notifies(result: 'sent' | 'acknowledged' | 'rejected' | 'failed', zone?: string): Promise<number>;
   /** Resolves with the first log record with this msg matching `pred` (bounded wait). */
   waitForLog(msg: string, pred?: (r: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
   /** Resolves once the zone is ready and has not changed for `quietMs`. */
@@ -140,9 +142,9 @@ export async function startPrimary(opts: PrimaryOptions = {}): Promise<Primary> 
     }
   }
   const addr = fedns.dns.addresses()[0];
-  const counter = async (c: typeof fedns.metrics.transfers | typeof fedns.metrics.notifies, labels: Record<string, string>) => {
-    const v = (await c.get()).values.find((x) => Object.entries(labels).every(([k, val]) => (x.labels as Record<string, unknown>)[k] === val));
-    return v?.value ?? 0;
+  const counter = async (c: typeof fedns.metrics.transfers | typeof fedns.metrics.notifies, labels: Record<string, string | undefined>) => {
+    const match = (await c.get()).values.filter((x) => Object.entries(labels).every(([k, val]) => val === undefined || (x.labels as Record<string, unknown>)[k] === val));
+    return match.reduce((sum, v) => sum + v.value, 0);
   };
   const zone = () => fedns.federation.snapshot;
   const waitForZone: Primary['waitForZone'] = (pred, timeoutMs = 10_000, what = 'a matching zone') =>
@@ -159,8 +161,9 @@ export async function startPrimary(opts: PrimaryOptions = {}): Promise<Primary> 
     dir,
     zone,
     history,
-    transfers: (type, result) => counter(fedns.metrics.transfers, { type, result }),
-    notifies: (result) => counter(fedns.metrics.notifies, { result }),
+    clusterSetZone: () => fedns.federation.clusterSetSnapshot,
+    transfers: (type, result, zone) => counter(fedns.metrics.transfers, { type, result, zone }),
+    notifies: (result, zone) => counter(fedns.metrics.notifies, { result, zone }),
     async settled(quietMs = 300, timeoutMs = 10_000) {
       const deadline = Date.now() + timeoutMs;
       let last = zone();
