@@ -118,6 +118,7 @@ program
     const log = createLogger('warn');
     const fed = await loadFederation(config, log);
     const snap = fed.snapshot;
+    const cs = fed.clusterSetSnapshot;
     const clients = clientMap(config, fed.clusters);
     // Cluster data fedns cannot use in full: the configuration is valid, the zone misses something.
     const warnings = [
@@ -147,6 +148,7 @@ program
     const lines = [
       `${config.file}: ${verdict}`,
       `  zone ${config.domain} federation ${config.federation}, serial ${snap.serial}, ${snap.recordCount} records`,
+      ...(cs ? [`  zone ${cs.domain} (Multi-Cluster Services, exported services), serial ${cs.serial}, ${cs.recordCount} records`] : []),
       `  listen ${config.listen.map((l) => `${l.host}:${l.port}`).join(', ')}; ops ${config.ops.listen ? `${config.ops.listen.host}:${config.ops.listen.port}` : 'off'}`,
       `  selection ${config.selection.policy}${config.selection.labelSelector ? ` (${config.selection.labelSelector})` : ''}, address mode ${config.addressMode}`,
       `  queries from ${config.queries.allow === null ? 'everyone' : config.queries.allow.join(', ') || 'nobody'}; transfers to ${config.transfer.allow.join(', ') || 'nobody'}${config.transfer.tsig.length ? ` (TSIG ${config.transfer.requireTsig === false ? 'optional' : 'required'})` : ''}${primaryText(config)}`,

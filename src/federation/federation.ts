@@ -251,17 +251,18 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     for (const key of keys) {
       const both = this.federatedBoth(key, cs !== undefined);
       const fs = both.federation;
-      if (cs) this.setClusterSetService(cs, key, both.clusterSet);
+      // Names left out for their length, in either zone, are noted together per service.
+      const csOmitted = cs ? this.setClusterSetService(cs, key, both.clusterSet) : [];
       if (fs) {
         this.present.add(key);
         const { specs, omitted } = withoutLongNames(serviceNames(fs, this.topology, this.settings.naming));
-        this.noteOmitted(key, omitted);
+        this.noteOmitted(key, [...omitted, ...csOmitted]);
         if (fs.traffic.disagreements.length) this.disagreeing.set(key, fs.traffic.disagreements.map((d) => d.annotation));
         else this.disagreeing.delete(key);
         this.builder.setOwner(key, specs, fs.stale);
       } else {
         this.present.delete(key);
-        this.omitted.delete(key);
+        this.noteOmitted(key, csOmitted);
         this.disagreeing.delete(key);
         this.builder.setOwner(key, []);
       }
@@ -300,7 +301,7 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     this.ignored.note('name too long', { service: key, names: names.length, example: names[0] }, IGNORED_WHY['name too long']);
   }
 
-  /** Names of the service "namespace/name" left out because they would be longer than 255 bytes. */
+  /** Names of the service "namespace/name" (in either zone) left out because they would be longer than 255 bytes. */
   omittedNames(key: string): string[] {
     return this.omitted.get(key) ?? [];
   }
@@ -315,17 +316,19 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     return this.omitted;
   }
 
-  private setClusterSetService(cs: ClusterSetZone, key: string, fs: FederatedService | undefined): void {
+  /** Sets the service's names in the clusterset zone; returns those left out for their length. */
+  private setClusterSetService(cs: ClusterSetZone, key: string, fs: FederatedService | undefined): string[] {
     const naming = this.settings.clusterSet!.naming;
     if (!fs) {
       cs.present.delete(key);
       cs.builder.setOwner(key, []);
-      return;
+      return [];
     }
     cs.present.add(key);
     const ip = this.clusterSetIpOf(key, fs);
-    const { specs } = withoutLongNames(clusterSetNames(fs, ip.set, this.ids, naming));
+    const { specs, omitted } = withoutLongNames(clusterSetNames(fs, ip.set, this.ids, naming));
     cs.builder.setOwner(key, specs, fs.stale || ip.stale);
+    return omitted;
   }
 
   /** The ClusterSetIP that answers for an exported service, and why (explain). */

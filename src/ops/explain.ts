@@ -110,11 +110,7 @@ export function explain(fed: Federation, responder: Responder, name: string, typ
     const key = `${parsed.namespace}/${parsed.service}`;
     const fs = fed.federated(key);
     ex.service = serviceOf(fed, key, fs);
-    const omitted = fed.omittedNames(key);
-    if (omitted.length) {
-      ex.service.omittedNames = omitted;
-      notes.push(`${omitted.length} name${omitted.length > 1 ? 's' : ''} of ${key} would be longer than ${MAX_NAME_LENGTH} bytes and ${omitted.length > 1 ? 'are' : 'is'} left out; its other names answer`);
-    }
+    noteOmitted(fed, key, ex.service, notes);
     const ignored = ignoredValues(fed, key);
     if (ignored.length) ex.service.ignored = ignored;
     if (!fs) notes.push(`service ${key} is not federated: no live or stale member cluster selects it`);
@@ -255,6 +251,7 @@ function explainClusterSet(
     const key = `${parsed.namespace}/${parsed.service}`;
     const fs = fed.clusterSetService(key);
     ex.service = serviceOf(fed, key, fs);
+    noteOmitted(fed, key, ex.service, notes);
     if (!fs) notes.push(`service ${key} is not in the clusterset zone: no live or stale member cluster exports it (ServiceExport)`);
     else {
       if (fs.panic) notes.push('panic mode: every cluster with addresses for this service has expired; serving their last known addresses');
@@ -267,6 +264,14 @@ function explainClusterSet(
     }
   }
   return ex;
+}
+
+/** The service's names (in either zone) left out for being longer than 255 bytes. */
+function noteOmitted(fed: Federation, key: string, service: NonNullable<Explanation['service']>, notes: string[]): void {
+  const omitted = fed.omittedNames(key);
+  if (!omitted.length) return;
+  service.omittedNames = omitted;
+  notes.push(`${omitted.length} name${omitted.length > 1 ? 's' : ''} of ${key} would be longer than ${MAX_NAME_LENGTH} bytes and ${omitted.length > 1 ? 'are' : 'is'} left out; its other names answer`);
 }
 
 /** What the service's objects (Service, EndpointSlices) hold that fedns does not use. */

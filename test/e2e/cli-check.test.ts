@@ -24,12 +24,24 @@ describe('fedns check', () => {
     const lines = r.out.trimEnd().split('\n');
     expect(lines[0]).toBe(`${r.config}: OK`);
     expect(lines[1]).toMatch(/^ {2}zone example\.com\. federation fed, serial \d+, \d+ records$/);
+    // mcs.enabled (the demo): the clusterset zone too, with its own serial and records.
+    const cs = /^ {2}zone clusterset\.local\. \(Multi-Cluster Services, exported services\), serial (\d+), (\d+) records$/.exec(lines[2]);
+    expect(cs, lines[2]).not.toBeNull();
+    // SOA, NS, dns-version TXT and the demo's exported services: more than the apex alone.
+    expect(Number(cs![2])).toBeGreaterThan(3);
     expect(lines).toContain('  listen 127.0.0.1:1053; ops off');
     expect(lines).toContain('  queries from 10.0.0.0/8; transfers to nobody');
     expect(lines).toContain('  rate limit off');
     expect(lines.some((l) => /^ {2}identity fedns-demo, version fedns \d+\.\d+\.\d+\S*, NSID on$/.test(l))).toBe(true);
     expect(lines).toContain('  clusters (3):');
     expect(lines.filter((l) => /^ {4}(alpha|bravo|charlie): region [a-z-]+, zones [a-z0-9-]+, loadBalancer, live, \d services$/.test(l))).toHaveLength(3);
+  });
+
+  it('has no clusterset zone line without mcs.enabled', async () => {
+    const r = await check((y) => y.replace('enabled: true              #', 'enabled: false             #'));
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/^ {2}zone example\.com\. /m);
+    expect(r.out).not.toContain('clusterset.local.');
   });
 
   it('summarises response rate limiting when it is on', async () => {
@@ -63,6 +75,43 @@ describe('fedns check', () => {
     expect(lines).toContain(`    service ${n63}/${s63}: 1 name longer than 255 bytes left out, e.g. ${s63}.${n63}.fed.svc.${z63}.${r63}.example.com.`);
     expect(lines).toContain('    1 zone value in cluster objects ignored (the log names each object)');
     expect(lines.some((l) => /^ {4}delta: region r{63}, zones z{63}, loadBalancer, live, 1 services$/.test(l))).toBe(true);
+  });
+
+  it('reports clusterset names over 255 bytes like the federation zone\'s (check warning, explain)', async () => {
+    // A headless exported service whose endpoint, named with a 63-byte cluster ID (ClusterProperty
+    // id.k8s.io), is too long in the clusterset zone only: in the federation zone the endpoint is
+    // named with the cluster name "delta", which fits.
+    const [h63, id63, s63, n63] = ['h', 'i', 's', 'n'].map((c) => c.repeat(63));
+    const long = `${h63}.${id63}.${s63}.${n63}.svc.clusterset.local.`;
+    const r = await check((y) => `${y}  - { name: delta, region: us-west, zones: [us-west-a], source: { type: files, path: demo/delta } }\n`, (dir) => {
+      mkdirSync(join(dir, 'demo', 'delta'));
+      const manifest = [
+        { apiVersion: 'v1', kind: 'Service', metadata: { name: s63, namespace: n63 }, spec: { clusterIP: 'None', ports: [{ name: 'http', port: 80, protocol: 'TCP' }] } },
+        {
+          apiVersion: 'discovery.k8s.io/v1',
+          kind: 'EndpointSlice',
+          metadata: { name: `${s63.slice(0, 50)}-x`, namespace: n63, labels: { 'kubernetes.io/service-name': s63 } },
+          addressType: 'IPv4',
+          ports: [{ name: 'http', port: 80, protocol: 'TCP' }],
+          endpoints: [{ addresses: ['10.9.0.1'], hostname: h63, conditions: { ready: true }, zone: 'us-west-a' }],
+        },
+        { apiVersion: 'multicluster.x-k8s.io/v1alpha1', kind: 'ServiceExport', metadata: { name: s63, namespace: n63 } },
+        { apiVersion: 'about.k8s.io/v1alpha1', kind: 'ClusterProperty', metadata: { name: 'id.k8s.io' }, spec: { value: id63 } },
+      ];
+      writeFileSync(join(dir, 'demo', 'delta', 'long.yaml'), JSON.stringify({ apiVersion: 'v1', kind: 'List', items: manifest }));
+    });
+    expect(r.code, r.err).toBe(0);
+    const lines = r.out.trimEnd().split('\n');
+    expect(lines[0]).toBe(`${r.config}: OK, with 1 warning`);
+    expect(lines).toContain(`    service ${n63}/${s63}: 1 name longer than 255 bytes left out, e.g. ${long}`);
+
+    // explain names it too, asked for the service's clusterset name (which answers).
+    const ex = await runCli(['explain', '--offline', '--json', '--config', r.config, `${s63}.${n63}.svc.clusterset.local.`, 'A']);
+    expect(ex.code, ex.err).toBe(0);
+    const j = JSON.parse(ex.out) as { rcode: string; service: { omittedNames?: string[] }; notes: string[] };
+    expect(j.rcode).toBe('NOERROR');
+    expect(j.service.omittedNames).toEqual([long]);
+    expect(j.notes).toContain(`1 name of ${n63}/${s63} would be longer than 255 bytes and is left out; its other names answer`);
   });
 
   it('says which replica serves transfers with transfer.primary, and whether it is this one', async () => {
