@@ -55,6 +55,8 @@ export interface TsigSpec {
 export interface SecondaryOptions {
   /** Zone to transfer, e.g. "example.com." */
   zone: string;
+  /** More zones to transfer from the same primary (fedns with mcs.enabled: the clusterset zone). */
+  moreZones?: string[];
   /** fedns's DNS port on 127.0.0.1. */
   primaryPort: number;
   /** Port to listen on (UDP+TCP, 127.0.0.1); default freePort(). Give it when fedns must NOTIFY it. */
@@ -84,13 +86,14 @@ export interface Secondary {
   /** Captured stdout+stderr (last 512 KiB). */
   output(): string;
   exited(): boolean;
-  /** The SOA serial the secondary serves for the zone (authoritatively), or undefined. */
-  serial(timeoutMs?: number): Promise<number | undefined>;
+  /** The SOA serial the secondary serves for `zone` (default: opts.zone, authoritatively), or undefined. */
+  serial(timeoutMs?: number, zone?: string): Promise<number | undefined>;
   /**
-   * Polls the SOA over UDP until the secondary serves `serial` or a newer one (RFC 1982); resolves
-   * with the serial it serves. Rejects after `timeoutMs` (with the secondary's output) or when it exits.
+   * Polls the SOA of `zone` (default opts.zone) over UDP until the secondary serves `serial` or a
+   * newer one (RFC 1982); resolves with the serial it serves. Rejects after `timeoutMs` (with the
+   * secondary's output) or when it exits.
    */
-  waitForSerial(serial: number, timeoutMs: number, pollMs?: number): Promise<number>;
+  waitForSerial(serial: number, timeoutMs: number, pollMs?: number, zone?: string): Promise<number>;
   /** SIGTERM (SIGKILL after 5 s), wait for exit, remove the scratch directory. Idempotent. */
   stop(): Promise<void>;
 }
@@ -104,6 +107,11 @@ function bare(name: string): string {
 
 function fqdn(name: string): string {
   return name.endsWith('.') ? name : `${name}.`;
+}
+
+/** Every zone the secondary transfers, with its file name (the first one's is zone.db). */
+function zonesOf(opts: SecondaryOptions): { zone: string; file: string }[] {
+  return [opts.zone, ...(opts.moreZones ?? [])].map((zone, i) => ({ zone, file: i === 0 ? 'zone.db' : `zone${i + 1}.db` }));
 }
 
 /** RFC 1982: a < b. */
@@ -200,13 +208,15 @@ export function knotSecondaryConfig({ dir, port, opts }: ConfigContext): string 
     '    action: notify',
     ...(k ? [`    key: ${fqdn(k.name)}`] : []),
     'zone:',
-    `  - domain: ${fqdn(opts.zone)}`,
-    '    master: primary',
-    '    acl: notify-from-primary',
-    `    file: "${dir}/zone.db"`,
-    // No zone file is written; IXFR changesets go to the journal under database.storage (which
-    // must exist: otherwise "failed to store changes (not exists)" and a fallback to AXFR).
-    '    zonefile-sync: -1',
+    ...zonesOf(opts).flatMap(({ zone, file }) => [
+      `  - domain: ${fqdn(zone)}`,
+      '    master: primary',
+      '    acl: notify-from-primary',
+      `    file: "${dir}/${file}"`,
+      // No zone file is written; IXFR changesets go to the journal under database.storage (which
+      // must exist: otherwise "failed to store changes (not exists)" and a fallback to AXFR).
+      '    zonefile-sync: -1',
+    ]),
     '',
   ].join('\n');
 }
@@ -276,11 +286,13 @@ export function nsdSecondaryConfig({ dir, port, opts }: ConfigContext): string {
     'remote-control:',
     '    control-enable: no',
     ...(k ? ['key:', `    name: "${fqdn(k.name)}"`, '    algorithm: hmac-sha256', `    secret: "${k.secret}"`] : []),
-    'zone:',
-    `    name: "${bare(opts.zone)}"`,
-    '    zonefile: "zone.db"',
-    `    request-xfr: ${LOOPBACK}@${opts.primaryPort} ${keyName}`,
-    `    allow-notify: ${LOOPBACK} ${keyName}`,
+    ...zonesOf(opts).flatMap(({ zone, file }) => [
+      'zone:',
+      `    name: "${bare(zone)}"`,
+      `    zonefile: "${file}"`,
+      `    request-xfr: ${LOOPBACK}@${opts.primaryPort} ${keyName}`,
+      `    allow-notify: ${LOOPBACK} ${keyName}`,
+    ]),
     '',
   ].join('\n');
 }
@@ -310,12 +322,14 @@ export function bindSecondaryConfig({ dir, port, opts }: ConfigContext): string 
     '};',
     'controls { };',
     ...(k ? [`key "${fqdn(k.name)}" {`, '    algorithm hmac-sha256;', `    secret "${k.secret}";`, '};'] : []),
-    `zone "${bare(opts.zone)}" {`,
-    '    type secondary;',
-    `    primaries { ${LOOPBACK} port ${opts.primaryPort}${k ? ` key "${fqdn(k.name)}"` : ''}; };`,
-    `    allow-notify { ${LOOPBACK}; };`,
-    '    file "zone.db";',
-    '};',
+    ...zonesOf(opts).flatMap(({ zone, file }) => [
+      `zone "${bare(zone)}" {`,
+      '    type secondary;',
+      `    primaries { ${LOOPBACK} port ${opts.primaryPort}${k ? ` key "${fqdn(k.name)}"` : ''}; };`,
+      `    allow-notify { ${LOOPBACK}; };`,
+      `    file "${file}";`,
+      '};',
+    ]),
     '',
   ].join('\n');
 }
@@ -391,16 +405,16 @@ export async function startSecondary(kind: SecondaryKind, opts: SecondaryOptions
   };
 
   const describe = () => `${binName} (${kind} secondary of 127.0.0.1@${opts.primaryPort}) on ${LOOPBACK}@${port}, config ${configFile}`;
-  const serial = (timeoutMs = 500) => soaSerial(port, opts.zone, timeoutMs);
-  const waitForSerial = async (want: number, timeoutMs: number, pollMs = 20): Promise<number> => {
+  const serial = (timeoutMs = 500, zone = opts.zone) => soaSerial(port, zone, timeoutMs);
+  const waitForSerial = async (want: number, timeoutMs: number, pollMs = 20, zone = opts.zone): Promise<number> => {
     const deadline = Date.now() + timeoutMs;
     let last: number | undefined;
     for (;;) {
-      if (exit) throw new Error(`${describe()} exited (code ${exit.code}, signal ${exit.signal}) waiting for serial ${want}\n${tail(out)}`);
-      last = await serial(Math.min(500, Math.max(50, deadline - Date.now())));
+      if (exit) throw new Error(`${describe()} exited (code ${exit.code}, signal ${exit.signal}) waiting for serial ${want} of ${zone}\n${tail(out)}`);
+      last = await serial(Math.min(500, Math.max(50, deadline - Date.now())), zone);
       if (last !== undefined && (last === want || serialLess(want, last))) return last;
       if (Date.now() >= deadline) {
-        throw new Error(`${describe()} does not serve serial ${want} after ${timeoutMs} ms (serves ${last ?? 'nothing'})\n${tail(out)}`);
+        throw new Error(`${describe()} does not serve serial ${want} of ${zone} after ${timeoutMs} ms (serves ${last ?? 'nothing'})\n${tail(out)}`);
       }
       await sleep(pollMs);
     }

@@ -128,6 +128,8 @@ export async function startPrimary(opts: PrimaryOptions = {}): Promise<Primary> 
       history.set(snap.serial, snap);
       waiters.poke();
     });
+    // The clusterset zone publishes after the federation zone: waits on it look again then.
+    f.federation.on('clusterSetPublished', () => waiters.poke());
     history.clear();
     history.set(f.federation.snapshot.serial, f.federation.snapshot);
     try {
