@@ -80,6 +80,44 @@ describe('SOA serial', () => {
     }
   });
 
+  it('keeps the clusterset zone serial increasing across a crash and a restart (its own file: serialFile + ".mcs")', async () => {
+    const copy = demoCopy((y) =>
+      y
+        .replace('127.0.0.1:1053', '127.0.0.1:0')
+        .replace('listen: 127.0.0.1:9153', 'listen: null')
+        .replace(/^clusters:/m, 'transfer:\n  serialFile: state/serial\nclusters:'),
+    );
+    const running: Fedns[] = [];
+    try {
+      mkdirSync(join(copy.dir, 'state'));
+      const first = await start(copy.config);
+      running.push(first);
+      // nginx is exported: each change moves the clusterset zone's serial too, ahead of the clock.
+      churn(first, 20);
+      const last = first.federation.clusterSetSnapshot!.serial;
+      expect(last).toBeGreaterThan(Math.floor(Date.now() / 1000) + 10);
+      // A crash: only what is on disk reaches the next run.
+      const file = join(copy.dir, 'state', 'serial.mcs');
+      expect(Number(readFileSync(file, 'utf8'))).toBeGreaterThan(last);
+      const second = await start(copy.config);
+      running.push(second);
+      expect(second.federation.clusterSetSnapshot!.serial).toBeGreaterThan(last);
+      // An orderly stop writes the serial served last; the next run goes on from it.
+      const served = second.federation.clusterSetSnapshot!.serial;
+      await second.stop(100);
+      running.pop();
+      expect(Number(readFileSync(file, 'utf8'))).toBe(served);
+      const third = await start(copy.config);
+      running.push(third);
+      expect(third.federation.clusterSetSnapshot!.serial).toBeGreaterThan(served);
+      // The federation zone keeps its own file.
+      expect(existsSync(join(copy.dir, 'state', 'serial'))).toBe(true);
+    } finally {
+      for (const f of running) await f.stop(100);
+      copy.cleanup();
+    }
+  });
+
   it('is comparable across replicas of the same clusters (time-based)', async () => {
     const a = demoCopy((y) => y.replace('127.0.0.1:1053', '127.0.0.1:0').replace('listen: 127.0.0.1:9153', 'listen: null'));
     const b = demoCopy((y) => y.replace('127.0.0.1:1053', '127.0.0.1:0').replace('listen: 127.0.0.1:9153', 'listen: null'));
