@@ -50,10 +50,19 @@ items:
   - { apiVersion: multicluster.x-k8s.io/v1alpha1, kind: ServiceExport, metadata: { name: split, namespace: shop } }
   - { apiVersion: multicluster.x-k8s.io/v1alpha1, kind: ServiceImport, metadata: { name: split, namespace: shop }, spec: { ips: [10.42.0.40] } }
 `;
-const EXTRA_BRAVO = `apiVersion: multicluster.x-k8s.io/v1alpha1
-kind: ServiceImport
-metadata: { name: split, namespace: shop }
-spec: { ips: [10.42.0.41] }
+const EXTRA_BRAVO = `apiVersion: v1
+kind: List
+items:
+  # split exported by bravo too, with a ClusterSetIP of its own
+  - { apiVersion: v1, kind: Service, metadata: { name: split, namespace: shop }, spec: { type: LoadBalancer, ports: [{ name: http, port: 80 }] },
+      status: { loadBalancer: { ingress: [{ ip: 198.51.100.40 }] } } }
+  - apiVersion: discovery.k8s.io/v1
+    kind: EndpointSlice
+    metadata: { name: split-1, namespace: shop, labels: { kubernetes.io/service-name: split } }
+    addressType: IPv4
+    endpoints: [{ addresses: [10.2.6.1], conditions: { ready: true } }]
+  - { apiVersion: multicluster.x-k8s.io/v1alpha1, kind: ServiceExport, metadata: { name: split, namespace: shop } }
+  - { apiVersion: multicluster.x-k8s.io/v1alpha1, kind: ServiceImport, metadata: { name: split, namespace: shop }, spec: { ips: [10.42.0.41] } }
 `;
 
 interface Row {
@@ -118,7 +127,7 @@ const ROWS: Row[] = [
     rule: 'documented choice: ClusterSetIPs that differ between clusters (per-cluster allocation) are not served',
     name: `split.shop.svc.${Z}`,
     type: 'A',
-    check: (r) => expect(answers(r, 'A')).toEqual(['192.0.2.40']),
+    check: (r) => expect(answers(r, 'A')).toEqual(['192.0.2.40', '198.51.100.40']),
   },
   {
     rule: '2.3.2 SRV _<port>._<proto>.<svc>.<ns>.svc.<zone> per named port, target the service name; Additional may carry its A',
