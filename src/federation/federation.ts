@@ -164,19 +164,31 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     if (this.scheduled) return;
     this.scheduled = setImmediate(() => {
       this.scheduled = undefined;
-      this.rebuild();
+      this.rebuildFor(REBUILD_SLICE_MS);
     });
   }
 
-  /** Rebuilds the dirty services and publishes; also callable directly (tests, CLI). */
+  /** Rebuilds every dirty service and publishes, in one go; callable directly (tests, CLI). */
   rebuild(): ZoneSnapshot {
+    return this.rebuildFor(Infinity);
+  }
+
+  /**
+   * Rebuilds dirty services, in the order they became dirty, for about `budgetMs`, and publishes
+   * what it rebuilt; the rest goes on at the next turn of the event loop. Every service is
+   * published whole, so a snapshot between two slices is as consistent as any other; a re-list
+   * or a reload that touches every service never holds up queries for longer than a slice.
+   */
+  private rebuildFor(budgetMs: number): ZoneSnapshot {
     if (this.scheduled) {
       clearImmediate(this.scheduled);
       this.scheduled = undefined;
     }
-    const keys = [...this.dirty];
-    this.dirty.clear();
-    for (const key of keys) {
+    const deadline = performance.now() + budgetMs;
+    let services = 0;
+    for (const key of this.dirty) {
+      this.dirty.delete(key);
+      services++;
       const fs = this.federated(key);
       if (fs) {
         this.present.add(key);
@@ -188,13 +200,19 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
         this.omitted.delete(key);
         this.builder.setOwner(key, []);
       }
+      if (budgetMs !== Infinity && performance.now() >= deadline) break;
     }
     this.builder.setReady([...this.clusters.values()].some((c) => c.health !== 'syncing'));
     const result = this.builder.publish();
     if (result) {
       this.current = result.snapshot;
-      this.emit('published', result.snapshot, result.change, keys.length);
+      this.emit('published', result.snapshot, result.change, services);
     }
+    if (this.dirty.size) {
+      this.schedule();
+      return this.current;
+    }
+    // Changes count as programmed once every service they dirtied answers.
     if (this.changeTimes.size) {
       const now = Date.now();
       for (const [cluster, times] of this.changeTimes) this.emit('programmed', cluster, times.map((t) => Math.max(0, (now - t) / 1000)));
@@ -262,6 +280,9 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     for (const c of this.clusters.values()) c.dispose();
   }
 }
+
+/** Longest stretch of rebuilding on the event loop before queries get their turn. */
+const REBUILD_SLICE_MS = 15;
 
 const IGNORED_WHY: Record<IgnoredValue['reason'], string> = {
   zone: 'endpoint zone is not a DNS label (RFC 1123, at most 63 characters); the endpoint counts as having no zone',
