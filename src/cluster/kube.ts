@@ -174,14 +174,8 @@ export class KubeClusterSource implements ClusterSource {
       }
     };
     return {
-      replace: (items) => {
-        const slims: Slim[] = [];
-        for (const it of items) {
-          const s = convert(it);
-          if (s) slims.push(s);
-        }
-        state.replaceKind(kind, slims);
-      },
+      convert,
+      replace: (items) => state.replaceKind(kind, items as Slim[]),
       event: (type: WatchEventType, object) => {
         const s = convert(object);
         if (!s) return;

@@ -98,8 +98,13 @@ type Obj = Record<string, unknown>;
 
 /** Where a Reflector delivers objects and reports its condition. */
 export interface ReflectorSink {
-  /** A complete list (every page): replace this kind's objects by these, as a diff. */
-  replace(items: Obj[]): void;
+  /**
+   * Turns a listed object into what replace() receives, as its page arrives (undefined: left
+   * out), so that a long list does not hold every page's full objects until its end.
+   */
+  convert?(item: Obj): unknown;
+  /** A complete list (every page, converted): replace this kind's objects by these, as a diff. */
+  replace(items: unknown[]): void;
   /** One watch event. */
   event(type: WatchEventType, object: Obj): void;
   /** End of a batch of events: publish. */
@@ -438,7 +443,8 @@ export class Reflector {
 
   /** Lists every page; applies the complete list. False when an optional kind is not served. */
   private async list(): Promise<boolean> {
-    const items: Obj[] = [];
+    const items: unknown[] = [];
+    const convert = this.sink.convert?.bind(this.sink);
     let cont: string | undefined;
     let rv: string | undefined;
     let pages = 0;
@@ -459,7 +465,11 @@ export class Reflector {
         throw new ApiError(`list ${this.spec.plural}: the answer is not a list`, 'protocol');
       }
       const list = body as { items: unknown[]; metadata?: { resourceVersion?: unknown; continue?: unknown } };
-      for (const it of list.items) if (it && typeof it === 'object' && !Array.isArray(it)) items.push(it as Obj);
+      for (const it of list.items) {
+        if (!it || typeof it !== 'object' || Array.isArray(it)) continue;
+        const item = convert ? convert(it as Obj) : it;
+        if (item !== undefined) items.push(item);
+      }
       const pageRv = list.metadata?.resourceVersion;
       if (typeof pageRv === 'string' && pageRv) rv ??= pageRv;
       cont = typeof list.metadata?.continue === 'string' && list.metadata.continue ? list.metadata.continue : undefined;
