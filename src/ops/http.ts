@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
 import { Responder } from '../server/responder.js';
 import type { Federation } from '../federation/federation.js';
-import { masterFile } from '../zone/masterfile.js';
+import { masterFileChunks } from '../zone/masterfile.js';
 import { listenError } from '../listen-error.js';
 import { explain, ExplainError, explanationText } from './explain.js';
 import type { Metrics } from './metrics.js';
@@ -44,17 +44,30 @@ export class OpsServer {
 
   async listen(): Promise<{ host: string; port: number }> {
     const server = createServer((req, res) => {
-      void this.handle(req.url ?? '/', req.headers.accept ?? '', req.socket.remoteAddress).then(
-        ({ status, type, body }) => {
+      void this.handle(req.url ?? '/', req.headers.accept ?? '', req.socket.remoteAddress)
+        .then(async ({ status, type, body }) => {
           res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
-          res.end(body);
-        },
-        (e) => {
+          if (typeof body === 'string') return void res.end(body);
+          // A body in pieces (the whole zone): written as it is made, as fast as the client reads.
+          for await (const piece of body) {
+            if (res.destroyed) return;
+            if (!res.write(piece))
+              await new Promise<void>((r) => {
+                const done = () => {
+                  res.off('drain', done).off('close', done);
+                  r();
+                };
+                res.on('drain', done).on('close', done);
+              });
+          }
+          res.end();
+        })
+        .catch((e: unknown) => {
           this.log.error({ err: e, url: req.url }, 'ops request failed');
+          if (res.headersSent) return void res.destroy();
           res.writeHead(500, { 'content-type': 'text/plain' });
           res.end('internal error\n');
-        },
-      );
+        });
     });
     this.server = server;
     await new Promise<void>((resolve, reject) => {
@@ -71,7 +84,7 @@ export class OpsServer {
     return this.address;
   }
 
-  private async handle(url: string, accept: string, client: string | undefined): Promise<{ status: number; type: string; body: string }> {
+  private async handle(url: string, accept: string, client: string | undefined): Promise<{ status: number; type: string; body: string | AsyncIterable<string> }> {
     const u = new URL(url, 'http://fedns');
     const text = (status: number, body: string) => ({ status, type: 'text/plain; charset=utf-8', body });
     switch (u.pathname) {
@@ -86,7 +99,8 @@ export class OpsServer {
       case '/zone': {
         // The same access as AXFR: the zone lists every service of every member cluster.
         const refusal = this.opts.zoneRefusal(client);
-        return refusal ? text(403, `forbidden: ${refusal}\n`) : text(200, masterFile(this.federation().snapshot));
+        // In pieces, made a slice at a time: a big zone does not hold up queries while it is written.
+        return refusal ? text(403, `forbidden: ${refusal}\n`) : { status: 200, type: 'text/plain; charset=utf-8', body: masterFileChunks(this.federation().snapshot) };
       }
       case '/explain': {
         const name = u.searchParams.get('name');
