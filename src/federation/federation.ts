@@ -174,6 +174,15 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
   }
 
   /**
+   * Rebuilds dirty services for one slice now and publishes them; the others follow a slice per
+   * turn of the event loop. A small change is published before this returns, a big one (a
+   * reload that touches every service) does not hold up queries.
+   */
+  rebuildSoon(): ZoneSnapshot {
+    return this.rebuildFor(REBUILD_SLICE_MS);
+  }
+
+  /**
    * Rebuilds dirty services, in the order they became dirty, for about `budgetMs`, and publishes
    * what it rebuilt; the rest goes on at the next turn of the event loop. Every service is
    * published whole, so a snapshot between two slices is as consistent as any other; a re-list
