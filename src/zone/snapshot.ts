@@ -7,6 +7,7 @@ import { RRType } from '../wire/constants.js';
 import { canonicalName, keyToName, nameKey, parentKey } from '../wire/name.js';
 import { sameRecord, type RR, type SoaData } from '../wire/records.js';
 import { prepareAnswers, ZoneNode, type NameSpec } from './node.js';
+import { SmallMap } from './small-map.js';
 
 export interface ZoneSnapshot {
   readonly serial: number;
@@ -155,7 +156,7 @@ export class ZoneBuilder {
         const key = keys[i];
         const old = m.get(key);
         if (old && old.owner !== owner && old.owner !== '') return; // another owner's name: first one wins
-        const node = new ZoneNode(key, spec.name, sortByType(spec.rrsets), answers.get(spec.name)!, owner, stale);
+        const node = new ZoneNode(key, spec.name, sortByType(spec.rrsets), SmallMap.of(answers.get(spec.name)!), owner, stale);
         this.diffRecords(old, node);
         m.set(key, node);
       });
@@ -193,7 +194,7 @@ export class ZoneBuilder {
   private needEnt(key: string): void {
     const n = this.entRefs.get(key) ?? 0;
     this.entRefs.set(key, n + 1);
-    if (n === 0 && !this.map.has(key)) this.map.set(key, new ZoneNode(key, keyToName(key), new Map(), new Map(), '', false));
+    if (n === 0 && !this.map.has(key)) this.map.set(key, new ZoneNode(key, keyToName(key), SmallMap.empty(), SmallMap.empty(), '', false));
   }
 
   private releaseEnt(key: string): void {
@@ -220,7 +221,7 @@ export class ZoneBuilder {
     const node = m.get(key);
     if (!node || node.owner !== owner) return;
     this.diffRecords(node, undefined);
-    if (this.entRefs.has(key)) m.set(key, new ZoneNode(key, node.name, new Map(), new Map(), '', false));
+    if (this.entRefs.has(key)) m.set(key, new ZoneNode(key, node.name, SmallMap.empty(), SmallMap.empty(), '', false));
     else m.delete(key);
   }
 
@@ -259,6 +260,6 @@ export class ZoneBuilder {
   }
 }
 
-function sortByType(m: Map<number, RR[]>): Map<number, RR[]> {
-  return new Map([...m].filter(([, v]) => v.length > 0).sort((a, b) => a[0] - b[0]));
+function sortByType(m: Map<number, RR[]>): SmallMap<number, RR[]> {
+  return SmallMap.of(new Map([...m].filter(([, v]) => v.length > 0).sort((a, b) => a[0] - b[0])));
 }
