@@ -125,7 +125,16 @@ async function main(): Promise<void> {
         await new Promise((r) => setTimeout(r, 50));
       }
     };
+    // ... and the zone holds every service's records: short and global names with every
+    // endpoint, a regional and a zonal name per region and zone (every endpoint once in each),
+    // two SRV names, and the apex's SOA, NS and glue.
+    const expected = SERVICES * (12 * CLUSTERS + 2) + 3;
+    const zoneRecords = async () => Number(/^fedns_zone_records (\S+)$/m.exec(await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text())?.[1]);
     await answering('initial sync', (n) => n === want);
+    while ((await zoneRecords()) !== expected) {
+      if (performance.now() - t0 > 600_000) throw new Error(`initial sync: the zone does not reach ${expected} records`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
     const syncMs = performance.now() - t0;
     const syncStall = await stall.take();
     await new Promise((r) => setTimeout(r, 2000));
