@@ -51,8 +51,8 @@ export interface ClusterSettings {
 export class ClusterState {
   readonly services = new Map<string, SlimService>();
   readonly slices = new Map<string, SlimEndpointSlice>();
-  /** Service key -> keys of its slices. */
-  readonly slicesByService = new Map<string, Set<string>>();
+  /** Service key -> keys of its slices (a short list: a Set per service costs more than its slices' keys). */
+  readonly slicesByService = new Map<string, string[]>();
   readonly exports = new Map<string, SlimServiceExport>();
 
   health: ClusterHealth = 'syncing';
@@ -134,9 +134,9 @@ export class ClusterState {
       if (s.ignored) this.listener.valuesIgnored(this, kind, key, s.ignored);
       if (s.service) {
         const svc = serviceKey(s.namespace, s.service);
-        let set = this.slicesByService.get(svc);
-        if (!set) this.slicesByService.set(svc, (set = new Set()));
-        set.add(key);
+        const list = this.slicesByService.get(svc);
+        if (!list) this.slicesByService.set(svc, [key]);
+        else if (!list.includes(key)) list.push(key);
         this.pending.add(svc);
       }
       this.countZones(old, -1);
@@ -170,9 +170,10 @@ export class ClusterState {
   private unlinkSlice(s: SlimEndpointSlice, key: string): void {
     if (!s.service) return;
     const svc = serviceKey(s.namespace, s.service);
-    const set = this.slicesByService.get(svc);
-    set?.delete(key);
-    if (set && set.size === 0) this.slicesByService.delete(svc);
+    const list = this.slicesByService.get(svc);
+    const at = list ? list.indexOf(key) : -1;
+    if (at >= 0) list!.splice(at, 1);
+    if (list && list.length === 0) this.slicesByService.delete(svc);
     this.pending.add(svc);
   }
 
