@@ -6,11 +6,12 @@
 // the initial sync, a re-list of every cluster and a reload that rebuilds every service.
 // The cost of one endpoint change at 1,000 vs 100,000 services is benchmarks/change-cost.ts.
 // usage: node dist/benchmarks/scale.js [clusters=20] [services=5000]
-// FEDNS_NODE_ARGS: extra node flags for fedns (e.g. --heapsnapshot-signal=SIGUSR2).
+// FEDNS_NODE_ARGS: extra node flags for fedns (e.g. --trace-gc); FEDNS_STDOUT: a file for fedns's
+// standard output (its logs, and what such flags print).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { createServer } from 'node:net';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -107,7 +108,7 @@ async function main(): Promise<void> {
     const nodeArgs = (process.env.FEDNS_NODE_ARGS ?? '').split(' ').filter(Boolean);
     const t0 = performance.now();
     fedns = spawn(process.execPath, [...nodeArgs, join(ROOT, 'dist', 'src', 'cli.js'), 'serve', '--config', join(dir, 'fedns.yaml')], {
-      stdio: ['ignore', 'ignore', 'inherit'],
+      stdio: ['ignore', process.env.FEDNS_STDOUT ? openSync(process.env.FEDNS_STDOUT, 'w') : 'ignore', 'inherit'],
     });
     // The stall probe starts once fedns answers at all (SERVFAIL while nothing has synced).
     while ((await ask(port, 'example.com.')) === -1) {
@@ -143,10 +144,6 @@ async function main(): Promise<void> {
     const heapUsed = Number(/^fedns_nodejs_heap_size_used_bytes (\S+)$/m.exec(metrics)?.[1]) / 1048576;
     const records = Number(/^fedns_zone_records (\S+)$/m.exec(metrics)?.[1]);
     const rss = rssMiB(fedns.pid!);
-    if (process.env.FEDNS_HEAP_SNAPSHOT) {
-      fedns.kill('SIGUSR2');
-      await new Promise((r) => setTimeout(r, 60_000));
-    }
 
     // Every cluster's watches expire: each lists everything again (nothing changed).
     await stall.take();

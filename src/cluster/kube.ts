@@ -175,7 +175,7 @@ export class KubeClusterSource implements ClusterSource {
     };
     return {
       convert,
-      replace: (items) => state.replaceKind(kind, items as Slim[]),
+      replace: (items) => state.replaceKindSliced(kind, items as Slim[]),
       event: (type: WatchEventType, object) => {
         const s = convert(object);
         if (!s) return;

@@ -195,17 +195,39 @@ export class ClusterState {
 
   /** Replaces every object of one kind with a complete new list, applying only the difference. */
   replaceKind(kind: Kind, items: Array<SlimService | SlimEndpointSlice | SlimServiceExport>): void {
+    for (const _ of this.replacing(kind, items));
+  }
+
+  /**
+   * replaceKind() about `sliceMs` at a time, the event loop running between slices: comparing a
+   * list of tens of thousands of objects with what the cluster holds does not hold up queries.
+   * Until it settles, the cluster holds some objects of the new list and some of the old.
+   */
+  async replaceKindSliced(kind: Kind, items: Array<SlimService | SlimEndpointSlice | SlimServiceExport>, sliceMs = 10): Promise<void> {
+    let deadline = performance.now() + sliceMs;
+    let n = 0;
+    for (const _ of this.replacing(kind, items)) {
+      if ((++n & 63) !== 0 || performance.now() < deadline) continue;
+      await new Promise((r) => setImmediate(r));
+      deadline = performance.now() + sliceMs;
+    }
+  }
+
+  /** replaceKind's steps, one per object upserted or removed. */
+  private *replacing(kind: Kind, items: Array<SlimService | SlimEndpointSlice | SlimServiceExport>): Generator<void> {
     const current =
       kind === 'Service' ? this.services : kind === 'EndpointSlice' ? this.slices : this.exports;
     const keep = new Set<string>();
     for (const it of items) {
       keep.add(`${it.namespace}/${it.name}`);
       this.upsert(kind, it);
+      yield;
     }
     for (const key of [...current.keys()]) {
       if (keep.has(key)) continue;
       const slash = key.indexOf('/');
       this.remove(kind, key.slice(0, slash), key.slice(slash + 1));
+      yield;
     }
   }
 

@@ -103,8 +103,11 @@ export interface ReflectorSink {
    * out), so that a long list does not hold every page's full objects until its end.
    */
   convert?(item: Obj): unknown;
-  /** A complete list (every page, converted): replace this kind's objects by these, as a diff. */
-  replace(items: unknown[]): void;
+  /**
+   * A complete list (every page, converted): replace this kind's objects by these, as a diff;
+   * may take several turns of the event loop (the list is applied once the promise settles).
+   */
+  replace(items: unknown[]): void | Promise<void>;
   /** One watch event. */
   event(type: WatchEventType, object: Obj): void;
   /** End of a batch of events: publish. */
@@ -456,7 +459,7 @@ export class Reflector {
         body = await this.transport.getJson(this.spec.path, query, this.abort.signal);
       } catch (e) {
         if (this.spec.optional && e instanceof ApiError && e.status === 404) {
-          this.kindMissing();
+          await this.kindMissing();
           return false;
         }
         throw e;
@@ -483,7 +486,8 @@ export class Reflector {
       this.missingLogged = false;
       this.log.info({ kind: this.spec.kind }, `${this.spec.kind} is served now`);
     }
-    this.sink.replace(items);
+    await this.sink.replace(items);
+    if (this.stopped) return true;
     this.sink.flush();
     this.resourceVersion = rv;
     this.markSynced();
@@ -491,7 +495,7 @@ export class Reflector {
     return true;
   }
 
-  private kindMissing(): void {
+  private async kindMissing(): Promise<void> {
     if (!this.missingLogged) {
       this.missingLogged = true;
       this.log.warn(
@@ -499,7 +503,7 @@ export class Reflector {
         `${this.spec.kind} is not served by this cluster (404: CRD not installed?); treating the cluster as having none`,
       );
     }
-    this.sink.replace([]);
+    await this.sink.replace([]);
     this.sink.flush();
     this.resourceVersion = '';
     this.markSynced();
