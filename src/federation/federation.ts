@@ -34,6 +34,8 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
   /** Federated services that currently have names in the zone. */
   private readonly present = new Set<string>();
   private readonly dirty = new Set<string>();
+  /** Dirty services rebuilt before those in `dirty`: the few a watch event touched. */
+  private readonly urgent = new Set<string>();
   private scheduled: NodeJS.Immediate | undefined;
   private topology: Topology = { regions: new Map() };
   private topologyText = '';
@@ -117,7 +119,10 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
 
   servicesChanged(c: ClusterState | undefined, keys: Set<string>): void {
     if (c) this.collectChangeTimes(c);
-    for (const k of keys) this.dirty.add(k);
+    // A few services changed by a watch event go ahead of a bulk rebuild (a re-list, a reload)
+    // still under way, so that a change is answered as fast while the zone is big.
+    const to = keys.size <= URGENT_BATCH ? this.urgent : this.dirty;
+    for (const k of keys) to.add(k);
     this.schedule();
   }
 
@@ -168,6 +173,17 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     });
   }
 
+  /** Takes the dirty services one by one, the urgent ones first (each once, even if in both sets). */
+  private *nextDirty(): Generator<string> {
+    for (const set of [this.urgent, this.dirty]) {
+      for (const key of set) {
+        this.urgent.delete(key);
+        this.dirty.delete(key);
+        yield key;
+      }
+    }
+  }
+
   /** Rebuilds every dirty service and publishes, in one go; callable directly (tests, CLI). */
   rebuild(): ZoneSnapshot {
     return this.rebuildFor(Infinity);
@@ -183,7 +199,8 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
   }
 
   /**
-   * Rebuilds dirty services, in the order they became dirty, for about `budgetMs`, and publishes
+   * Rebuilds dirty services (those of a watch event first, then in the order they became dirty)
+   * for about `budgetMs`, and publishes
    * what it rebuilt; the rest goes on at the next turn of the event loop. Every service is
    * published whole, so a snapshot between two slices is as consistent as any other; a re-list
    * or a reload that touches every service never holds up queries for longer than a slice.
@@ -195,8 +212,7 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     }
     const deadline = performance.now() + budgetMs;
     let services = 0;
-    for (const key of this.dirty) {
-      this.dirty.delete(key);
+    for (const key of this.nextDirty()) {
       services++;
       const fs = this.federated(key);
       if (fs) {
@@ -217,7 +233,7 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
       this.current = result.snapshot;
       this.emit('published', result.snapshot, result.change, services);
     }
-    if (this.dirty.size) {
+    if (this.dirty.size || this.urgent.size) {
       this.schedule();
       return this.current;
     }
@@ -292,6 +308,8 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
 
 /** Longest stretch of rebuilding on the event loop before queries get their turn. */
 const REBUILD_SLICE_MS = 15;
+/** Services changed at once that count as one change (a watch event), not a bulk rebuild. */
+const URGENT_BATCH = 64;
 
 const IGNORED_WHY: Record<IgnoredValue['reason'], string> = {
   zone: 'endpoint zone is not a DNS label (RFC 1123, at most 63 characters); the endpoint counts as having no zone',
