@@ -200,10 +200,10 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
 
   /**
    * Rebuilds dirty services (those of a watch event first, then in the order they became dirty)
-   * for about `budgetMs`, and publishes
-   * what it rebuilt; the rest goes on at the next turn of the event loop. Every service is
-   * published whole, so a snapshot between two slices is as consistent as any other; a re-list
-   * or a reload that touches every service never holds up queries for longer than a slice.
+   * for about `budgetMs`, and publishes what it rebuilt; the rest goes on at the next turn of the
+   * event loop. Every service is published whole, so a snapshot between two slices is as
+   * consistent as any other; a re-list or a reload that touches every service never holds up
+   * queries for longer than a slice.
    */
   private rebuildFor(budgetMs: number): ZoneSnapshot {
     if (this.scheduled) {
