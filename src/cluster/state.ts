@@ -1,6 +1,7 @@
 // One member cluster as fedns knows it: slim objects, health, and which federated services a
 // change touches. Sources (files, kube) write here; the federation model reads.
 import { isDeepStrictEqual } from 'node:util';
+import { nextSlice, sliceSpent } from '../slices.js';
 import { asDnsLabel } from '../wire/name.js';
 import {
   serviceKey,
@@ -199,18 +200,13 @@ export class ClusterState {
   }
 
   /**
-   * replaceKind() about `sliceMs` at a time, the event loop running between slices: comparing a
-   * list of tens of thousands of objects with what the cluster holds does not hold up queries.
-   * Until it settles, the cluster holds some objects of the new list and some of the old.
+   * replaceKind() a slice at a time (src/slices.ts), the event loop running between slices:
+   * comparing a list of tens of thousands of objects with what the cluster holds does not hold up
+   * queries. Until it settles, the cluster holds some objects of the new list and some of the old.
    */
-  async replaceKindSliced(kind: Kind, items: Array<SlimService | SlimEndpointSlice | SlimServiceExport>, sliceMs = 10): Promise<void> {
-    let deadline = performance.now() + sliceMs;
+  async replaceKindSliced(kind: Kind, items: Array<SlimService | SlimEndpointSlice | SlimServiceExport>): Promise<void> {
     let n = 0;
-    for (const _ of this.replacing(kind, items)) {
-      if ((++n & 63) !== 0 || performance.now() < deadline) continue;
-      await new Promise((r) => setImmediate(r));
-      deadline = performance.now() + sliceMs;
-    }
+    for (const _ of this.replacing(kind, items)) if ((++n & 63) === 0 && sliceSpent()) await nextSlice();
   }
 
   /** replaceKind's steps, one per object upserted or removed. */

@@ -5,6 +5,7 @@ import { ClusterState, type ClusterListener, type ClusterSettings } from '../clu
 import type { IgnoredValue, Kind } from '../cluster/objects.js';
 import { serviceNames, withoutLongNames, type RecordSettings, type Topology } from './service-records.js';
 import { nameKey } from '../wire/name.js';
+import { nextSlice, SLICE_MS, sliceSpent } from '../slices.js';
 import { nextSerial, ZoneBuilder, type ApexSettings, type ZoneChange, type ZoneSnapshot } from '../zone/snapshot.js';
 import type { Logger } from 'pino';
 import { HostnameAddresses, type ResolveHostname } from './hostnames.js';
@@ -36,7 +37,8 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
   private readonly dirty = new Set<string>();
   /** Dirty services rebuilt before those in `dirty`: the few a watch event touched. */
   private readonly urgent = new Set<string>();
-  private scheduled: NodeJS.Immediate | undefined;
+  /** A slice of rebuilding is waiting for its turn (src/slices.ts). */
+  private scheduled = false;
   private topology: Topology = { regions: new Map() };
   private topologyText = '';
   private readonly seenHealth = new Map<string, string>();
@@ -167,9 +169,10 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
 
   private schedule(): void {
     if (this.scheduled) return;
-    this.scheduled = setImmediate(() => {
-      this.scheduled = undefined;
-      this.rebuildFor(REBUILD_SLICE_MS);
+    this.scheduled = true;
+    void nextSlice().then(() => {
+      // rebuild() or close() since: nothing left to do here.
+      if (this.scheduled) this.rebuildFor(sliceSpent);
     });
   }
 
@@ -186,7 +189,7 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
 
   /** Rebuilds every dirty service and publishes, in one go; callable directly (tests, CLI). */
   rebuild(): ZoneSnapshot {
-    return this.rebuildFor(Infinity);
+    return this.rebuildFor(() => false);
   }
 
   /**
@@ -195,22 +198,18 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
    * reload that touches every service) does not hold up queries.
    */
   rebuildSoon(): ZoneSnapshot {
-    return this.rebuildFor(REBUILD_SLICE_MS);
+    const end = performance.now() + SLICE_MS;
+    return this.rebuildFor(() => performance.now() >= end);
   }
 
   /**
    * Rebuilds dirty services (those of a watch event first, then in the order they became dirty)
-   * for about `budgetMs`, and publishes what it rebuilt; the rest goes on at the next turn of the
-   * event loop. Every service is published whole, so a snapshot between two slices is as
+   * until `spent()`, and publishes what it rebuilt; the rest goes on in later slices. Every service is published whole, so a snapshot between two slices is as
    * consistent as any other; a re-list or a reload that touches every service never holds up
    * queries for longer than a slice.
    */
-  private rebuildFor(budgetMs: number): ZoneSnapshot {
-    if (this.scheduled) {
-      clearImmediate(this.scheduled);
-      this.scheduled = undefined;
-    }
-    const deadline = performance.now() + budgetMs;
+  private rebuildFor(spent: () => boolean): ZoneSnapshot {
+    this.scheduled = false;
     let services = 0;
     for (const key of this.nextDirty()) {
       services++;
@@ -225,7 +224,7 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
         this.omitted.delete(key);
         this.builder.setOwner(key, []);
       }
-      if (budgetMs !== Infinity && performance.now() >= deadline) break;
+      if (spent()) break;
     }
     this.builder.setReady([...this.clusters.values()].some((c) => c.health !== 'syncing'));
     const result = this.builder.publish();
@@ -300,14 +299,12 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
 
   /** Stops timers of every cluster. */
   close(): void {
-    if (this.scheduled) clearImmediate(this.scheduled);
+    this.scheduled = false;
     this.hostnames?.stop();
     for (const c of this.clusters.values()) c.dispose();
   }
 }
 
-/** Longest stretch of rebuilding on the event loop before queries get their turn. */
-const REBUILD_SLICE_MS = 15;
 /** Services changed at once that count as one change (a watch event), not a bulk rebuild. */
 const URGENT_BATCH = 64;
 

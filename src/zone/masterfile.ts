@@ -1,6 +1,7 @@
 // The zone in RFC 1035 master-file format: every name, absolute, so another server can load it.
 // Zone transfers send the same records in the same order.
 import { RRType } from '../wire/constants.js';
+import { nextSlice, sliceSpent } from '../slices.js';
 import { rrText, type RR } from '../wire/records.js';
 import type { ZoneNode } from './node.js';
 import type { ZoneSnapshot } from './snapshot.js';
@@ -32,23 +33,17 @@ export function sortCanonically(nodes: ZoneNode[]): ZoneNode[] {
   return keyed.map((k) => k.node);
 }
 
-/** The next turn of the event loop: whole-zone work goes on a slice at a time. */
-export const nextTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
-
 /** Names sorted at once before the sorted runs are merged. */
 const RUN = 4096;
 
 /**
  * The snapshot's names that have records, in canonical order, as zoneRecords() orders them, but
- * worked out a slice of about `sliceMs` at a time (sorted runs, then merged) so that a big zone
- * never holds up queries for long. The snapshot is persistent: walking it across turns is safe.
+ * worked out a slice at a time (src/slices.ts: sorted runs, then merged) so that a big zone never
+ * holds up queries for long. The snapshot is persistent: walking it across turns is safe.
  */
-export async function canonicalOrder(z: ZoneSnapshot, sliceMs = 10): Promise<ZoneNode[]> {
-  let deadline = performance.now() + sliceMs;
+export async function canonicalOrder(z: ZoneSnapshot): Promise<ZoneNode[]> {
   const pause = async (): Promise<void> => {
-    if (performance.now() < deadline) return;
-    await nextTurn();
-    deadline = performance.now() + sliceMs;
+    if (sliceSpent()) await nextSlice();
   };
   let runs: Keyed[][] = [];
   let run: Keyed[] = [];
@@ -112,19 +107,15 @@ export function masterFile(z: ZoneSnapshot): string {
 }
 
 /** masterFile() text in pieces, worked out a slice at a time (see canonicalOrder). */
-export async function* masterFileChunks(z: ZoneSnapshot, sliceMs = 10): AsyncGenerator<string> {
-  const nodes = await canonicalOrder(z, sliceMs);
+export async function* masterFileChunks(z: ZoneSnapshot): AsyncGenerator<string> {
+  const nodes = await canonicalOrder(z);
   let lines: string[] = [header(z), rrText(z.soa), '\n'];
-  let deadline = performance.now() + sliceMs;
   for (const rr of recordsOf(nodes)) {
     lines.push(rrText(rr), '\n');
     if (lines.length >= 4096) {
       yield lines.join('');
       lines = [];
-      if (performance.now() >= deadline) {
-        await nextTurn();
-        deadline = performance.now() + sliceMs;
-      }
+      if (sliceSpent()) await nextSlice();
     }
   }
   yield lines.join('');
