@@ -30,6 +30,7 @@
 // Nothing here knows HTTP or Kubernetes credentials: a Transport opens requests.
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
+import { nextSlice, sliceSpent } from '../slices.js';
 
 /** Why a request failed, precisely enough for an operator (cluster health reason). */
 export class ApiError extends Error {
@@ -468,10 +469,13 @@ export class Reflector {
         throw new ApiError(`list ${this.spec.plural}: the answer is not a list`, 'protocol');
       }
       const list = body as { items: unknown[]; metadata?: { resourceVersion?: unknown; continue?: unknown } };
+      // Converted in slices (src/slices.ts): many clusters' pages arrive at once.
+      let n = 0;
       for (const it of list.items) {
         if (!it || typeof it !== 'object' || Array.isArray(it)) continue;
         const item = convert ? convert(it as Obj) : it;
         if (item !== undefined) items.push(item);
+        if ((++n & 127) === 0 && sliceSpent()) await nextSlice();
       }
       const pageRv = list.metadata?.resourceVersion;
       if (typeof pageRv === 'string' && pageRv) rv ??= pageRv;
