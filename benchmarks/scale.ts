@@ -1,18 +1,25 @@
 // Scale: CLUSTERS member clusters (fake API servers in this process) x SERVICES services x 3
 // endpoints each, federated by one fedns process. Prints the initial sync time (process start to
-// every cluster's last service answering), fedns's resident memory, and the zone size.
+// every cluster's last service answering), fedns's resident memory and the zone size, each beside
+// Knot DNS's for the same zone in the same run (`fedns zone` output loaded by knotd: its load time
+// and resident memory) as a ratio; and the longest wait of a client asking without pause during
+// the initial sync, a re-list of every cluster and a reload that rebuilds every service.
 // The cost of one endpoint change at 1,000 vs 100,000 services is benchmarks/change-cost.ts.
 // usage: node dist/benchmarks/scale.js [clusters=20] [services=5000]
+// FEDNS_NODE_ARGS: extra node flags for fedns (e.g. --trace-gc); FEDNS_STDOUT: a file for fedns's
+// standard output (its logs, and what such flags print).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { createServer } from 'node:net';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RRType } from '../src/wire/constants.js';
 import { decodeMessage, encodeQuery } from '../src/wire/message.js';
 import { FakeApiServer } from '../test/support/fake-apiserver.js';
+import { requirePeer, startKnot } from '../test/support/peers.js';
+import { StallProbe, type StallFigures } from '../test/support/stall-probe.js';
 
 const CLUSTERS = Number(process.argv[2] ?? 20);
 const SERVICES = Number(process.argv[3] ?? 5000);
@@ -32,6 +39,22 @@ function ask(port: number, name: string): Promise<number> {
       resolve(msg.tc ? -2 : msg.answers.length);
     });
     // EDNS: the full answer (clusters x 3 addresses) does not fit 512 bytes.
+    s.send(encodeQuery(name, RRType.A, { edns: { udpSize: 1232 } }), port, '127.0.0.1');
+  });
+}
+
+function askTtl(port: number, name: string): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createSocket('udp4');
+    const t = setTimeout(() => {
+      s.close();
+      resolve(-1);
+    }, 500);
+    s.on('message', (m) => {
+      clearTimeout(t);
+      s.close();
+      resolve(decodeMessage(m).answers[0]?.ttl ?? -1);
+    });
     s.send(encodeQuery(name, RRType.A, { edns: { udpSize: 1232 } }), port, '127.0.0.1');
   });
 }
@@ -79,32 +102,132 @@ async function main(): Promise<void> {
         t.close(() => r(p));
       });
     });
-    writeFileSync(
-      join(dir, 'fedns.yaml'),
-      `listen: [127.0.0.1:${port}]\nops: { listen: 127.0.0.1:${opsPort} }\nlog: { level: warn }\naddressMode: endpoints\nclusters:\n${clusters}`,
-    );
+    const config = (ttl: number) =>
+      `listen: [127.0.0.1:${port}]\nops: { listen: 127.0.0.1:${opsPort} }\nlog: { level: warn }\naddressMode: endpoints\ntransfer: { allow: [127.0.0.1] }\nttl: { default: ${ttl} }\nclusters:\n${clusters}`;
+    writeFileSync(join(dir, 'fedns.yaml'), config(30));
+    const nodeArgs = (process.env.FEDNS_NODE_ARGS ?? '').split(' ').filter(Boolean);
     const t0 = performance.now();
-    fedns = spawn(process.execPath, ['--max-old-space-size=8192', join(ROOT, 'dist', 'src', 'cli.js'), 'serve', '--config', join(dir, 'fedns.yaml')], {
-      stdio: ['ignore', 'ignore', 'inherit'],
+    fedns = spawn(process.execPath, [...nodeArgs, join(ROOT, 'dist', 'src', 'cli.js'), 'serve', '--config', join(dir, 'fedns.yaml')], {
+      stdio: ['ignore', process.env.FEDNS_STDOUT ? openSync(process.env.FEDNS_STDOUT, 'w') : 'ignore', 'inherit'],
     });
+    // fedns's own longest event-loop stall since the previous scrape (prom-client resets it at
+    // each one): the probe's waits also include this machine's scheduling of the probe itself.
+    let lagSoFar = 0;
+    const metricsText = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
+      lagSoFar = Math.max(lagSoFar, 1000 * Number(/^fedns_nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(text)?.[1] ?? 0));
+      return text;
+    };
+    /** The longest stall since the previous call. */
+    const lagMs = async () => {
+      await metricsText();
+      const lag = lagSoFar;
+      lagSoFar = 0;
+      return lag;
+    };
+    // The stall probe starts once fedns answers at all (SERVFAIL while nothing has synced).
+    while ((await ask(port, 'example.com.')) === -1) {
+      if (performance.now() - t0 > 60_000) throw new Error('fedns does not answer');
+    }
+    const stall = await StallProbe.start(port, 'example.com.');
+    await lagMs();
     // Synced when the last service answers with every cluster's three endpoints.
     const want = CLUSTERS * 3;
     const probe = `svc${SERVICES - 1}.ns${(SERVICES - 1) % 20}.fed.svc.example.com.`;
-    for (;;) {
-      const n = await ask(port, probe);
-      if (n === want) break;
-      if (performance.now() - t0 > 600_000) throw new Error(`not synced after 10 minutes (last answer: ${n} records)`);
-      await new Promise((r) => setTimeout(r, 100));
+    const answering = async (what: string, ok: (n: number) => boolean) => {
+      for (;;) {
+        const n = await ask(port, probe);
+        if (ok(n)) return;
+        if (performance.now() - t0 > 600_000) throw new Error(`${what}: not done after 10 minutes (last answer: ${n} records)`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    // ... and the zone holds every service's records: short and global names with every
+    // endpoint, a regional and a zonal name per region and zone (every endpoint once in each),
+    // two SRV names, and the apex's SOA, NS and glue.
+    const expected = SERVICES * (12 * CLUSTERS + 2) + 3;
+    const zoneRecords = async () => Number(/^fedns_zone_records (\S+)$/m.exec(await metricsText())?.[1]);
+    await answering('initial sync', (n) => n === want);
+    while ((await zoneRecords()) !== expected) {
+      if (performance.now() - t0 > 600_000) throw new Error(`initial sync: the zone does not reach ${expected} records`);
+      await new Promise((r) => setTimeout(r, 50));
     }
     const syncMs = performance.now() - t0;
+    const syncStall = { ...(await stall.take()), lag: await lagMs() };
     await new Promise((r) => setTimeout(r, 2000));
-    console.log(`${CLUSTERS} clusters x ${SERVICES} services x 3 endpoints (${CLUSTERS * SERVICES} Services, ${CLUSTERS * SERVICES * 3} endpoints)`);
-    console.log(`  initial sync: ${(syncMs / 1000).toFixed(1)} s from process start to the last service answering from all clusters`);
     // RSS includes heap V8 has not given back; the live JavaScript heap is what the data costs.
-    const metrics = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
+    const metrics = await metricsText();
     const heapUsed = Number(/^fedns_nodejs_heap_size_used_bytes (\S+)$/m.exec(metrics)?.[1]) / 1048576;
     const records = Number(/^fedns_zone_records (\S+)$/m.exec(metrics)?.[1]);
-    console.log(`  resident memory after sync: ${rssMiB(fedns.pid!).toFixed(0)} MiB; JavaScript heap in use: ${heapUsed.toFixed(0)} MiB; zone: ${records} records`);
+    const rss = rssMiB(fedns.pid!);
+
+    // Every cluster's watches expire: each lists everything again (nothing changed).
+    await stall.take();
+    await lagMs();
+    for (const a of apis) {
+      a.expireNewWatches({ times: 2 });
+      a.endOpenWatches();
+    }
+    // Re-listed when every API server has served its lists again.
+    const listed = () => apis.every((a) => a.requestLog.filter((r) => r.verb === 'list' && !r.query.continue).length >= 4);
+    while (!listed()) {
+      if (performance.now() - t0 > 600_000) throw new Error('re-list not done after 10 minutes');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await new Promise((r) => setTimeout(r, 3000));
+    const relistStall = { ...(await stall.take()), lag: await lagMs() };
+
+    // A reload that changes the default TTL: every service is built again.
+    await lagMs();
+    const reloadStart = performance.now();
+    writeFileSync(join(dir, 'fedns.yaml'), config(31));
+    fedns.kill('SIGHUP');
+    // The new TTL shows unless the clusters went stale (the stale TTL is lower): bounded wait.
+    let reloadMs = NaN;
+    while (performance.now() - reloadStart < 120_000) {
+      if ((await askTtl(port, probe)) === 31) {
+        reloadMs = performance.now() - reloadStart;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+    const reloadStall = { ...(await stall.take()), lag: await lagMs() };
+
+    // The zone as `fedns zone` prints it (the same master file), from the running server.
+    const zoneStart = performance.now();
+    const zoneText = await (await fetch(`http://127.0.0.1:${opsPort}/zone`)).text();
+    const zoneMs = performance.now() - zoneStart;
+    const zoneStall = { ...(await stall.stop()), lag: await lagMs() };
+
+    fedns.kill('SIGTERM');
+    await new Promise((r) => fedns!.once('exit', r));
+    fedns = undefined;
+
+    // Knot DNS with the same zone.
+    let knot: { loadMs: number; rss: number } | undefined;
+    if (requirePeer('knotd')) {
+      const zoneFile = join(dir, 'zone.db');
+      writeFileSync(zoneFile, zoneText);
+      const k0 = performance.now();
+      const peer = await startKnot({ origin: 'example.com.', zoneFile, readyTimeoutMs: 300_000 });
+      const loadMs = performance.now() - k0;
+      const answered = await ask(peer.port, probe);
+      if (answered !== want) throw new Error(`Knot answers ${answered} records for ${probe}, not ${want}`);
+      await new Promise((r) => setTimeout(r, 2000));
+      knot = { loadMs, rss: rssMiB(peer.pid) };
+      await peer.stop();
+    }
+
+    const ratio = (a: number, b: number | undefined) => (b ? ` (${(a / b).toFixed(1)} x Knot)` : '');
+    const waits = (f: StallFigures & { lag: number }) =>
+      `longest wait ${f.maxMs.toFixed(0)} ms over ${f.answers} answers${f.timeouts ? `, ${f.timeouts} unanswered within 2 s` : ''} (fedns's event loop: longest stall ${f.lag.toFixed(0)} ms)`;
+    console.log(`${CLUSTERS} clusters x ${SERVICES} services x 3 endpoints (${CLUSTERS * SERVICES} Services, ${CLUSTERS * SERVICES * 3} endpoints); zone: ${records} records${zoneText ? ` (${(zoneText.length / 1e6).toFixed(0)} MB as \`fedns zone\` prints it)` : ''}`);
+    console.log(`  initial sync: ${(syncMs / 1000).toFixed(1)} s from process start to the last service answering from all clusters${ratio(syncMs, knot?.loadMs)}`);
+    console.log(`  resident memory after sync: ${rss.toFixed(0)} MiB${ratio(rss, knot?.rss)}; JavaScript heap in use: ${heapUsed.toFixed(0)} MiB`);
+    if (knot) console.log(`  Knot DNS, same zone: loaded in ${(knot.loadMs / 1000).toFixed(1)} s (start to answering), ${knot.rss.toFixed(0)} MiB resident`);
+    else console.log('  Knot DNS not installed: no anchor');
+    console.log(`  a client asking without pause:\n    initial sync ${waits(syncStall)};\n    re-list of every cluster ${waits(relistStall)};\n    reload rebuilding every service (${Number.isNaN(reloadMs) ? 'new TTL not seen within 120 s: clusters stale?' : `${(reloadMs / 1000).toFixed(1)} s`}) ${waits(reloadStall)};\n    /zone (${(zoneMs / 1000).toFixed(1)} s) ${waits(zoneStall)}`);
   } finally {
     fedns?.kill('SIGTERM');
     if (fedns) await new Promise((r) => fedns!.once('exit', r));

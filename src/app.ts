@@ -475,7 +475,7 @@ export class Fedns {
     const settings = federationSettings(next);
     if (JSON.stringify(settings) !== JSON.stringify(federationSettings(prev))) this.federation.reconfigure(settings);
     for (const cl of next.clusters) if (!this.sources.has(cl.name)) this.startCluster(cl);
-    this.federation.rebuild();
+    this.federation.rebuildSoon();
     if (policyChanged && !toExported) await this.applyPolicy(next.selection.policy);
     for (const name of gone) await this.stopCluster(name);
     for (const cl of replaced) {

@@ -7,6 +7,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import { createHash } from 'node:crypto';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { nextSlice, sliceSpent } from '../slices.js';
 import { ApiError, type OpenStream, type Transport } from './supervisor.js';
 
 const MAX_BODY = 256 * 1024 * 1024;
@@ -294,6 +295,8 @@ export class KubeTransport implements Transport {
         throw new ApiError(`${what}: ${err.message}`, err.category);
       }
       if (res.statusCode !== 200) throw statusError(what, res, body);
+      // Pages of many lists arrive together: each is parsed in a slice of its own (src/slices.ts).
+      if (sliceSpent()) await nextSlice();
       try {
         return JSON.parse(body) as unknown;
       } catch {

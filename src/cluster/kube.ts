@@ -224,14 +224,8 @@ export class KubeClusterSource implements ClusterSource {
       }
     };
     return {
-      replace: (items) => {
-        const slims: Slim[] = [];
-        for (const it of items) {
-          const s = convert(it);
-          if (s) slims.push(s);
-        }
-        state.replaceKind(kind, slims);
-      },
+      convert,
+      replace: (items) => state.replaceKindSliced(kind, items as Slim[]),
       event: (type: WatchEventType, object) => {
         const s = convert(object);
         if (!s) return;
@@ -288,7 +282,7 @@ export class KubeClusterSource implements ClusterSource {
           if (!current()) return;
           const slims: SlimNode[] = [];
           for (const it of items) {
-            const n = read(it);
+            const n = read(it as Obj);
             if (n) slims.push(n);
           }
           nodes.replace(slims);

@@ -132,6 +132,32 @@ export function serviceKey(namespace: string, name: string): string {
 
 type Obj = Record<string, any>;
 
+/**
+ * One copy of each value that many objects repeat: namespaces, zones, port names and whole port
+ * lists (every object parsed from the API is a fresh copy of its strings). Values are shared
+ * read-only. Bounded: a full table starts over, so values seen once cannot pile up.
+ */
+class Interner<T> {
+  private table = new Map<string, T>();
+  constructor(private readonly max: number) {}
+  get(key: string, make: () => T): T {
+    let v = this.table.get(key);
+    if (v === undefined) {
+      if (this.table.size >= this.max) this.table = new Map();
+      this.table.set(key, (v = make()));
+    }
+    return v;
+  }
+}
+
+const strings = new Interner<string>(50_000);
+const portLists = new Interner<SlimPort[]>(10_000);
+const intern = (s: string): string => strings.get(s, () => s);
+/** Shared empty values: most Services have no load balancer, most objects no labels. */
+const NO_STRINGS: string[] = Object.freeze([]) as unknown as string[];
+const NO_LABELS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+const NO_PORTS: SlimPort[] = Object.freeze([]) as unknown as SlimPort[];
+
 function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
@@ -147,7 +173,11 @@ export function canonicalAddress(a: string): string {
 }
 
 function addresses(v: unknown): string[] {
-  return Array.isArray(v) ? [...new Set(v.filter((a: unknown): a is string => typeof a === 'string').map(canonicalAddress))] : [];
+  if (!Array.isArray(v) || v.length === 0) return NO_STRINGS;
+  // The common case, one address, without the intermediate arrays.
+  if (v.length === 1) return typeof v[0] === 'string' ? [canonicalAddress(v[0])] : NO_STRINGS;
+  const out = [...new Set(v.filter((a: unknown): a is string => typeof a === 'string').map(canonicalAddress))];
+  return out.length ? out : NO_STRINGS;
 }
 
 function arr(v: unknown): Obj[] {
@@ -187,9 +217,10 @@ function ports(v: unknown, ignored: Ignored): SlimPort[] {
       if (name) ignored.add('port name', `${p.name}/${protocol}`);
       continue;
     }
-    out.push({ name, port, protocol });
+    out.push({ name: intern(name), port, protocol: intern(protocol) });
   }
-  return out;
+  if (out.length === 0) return NO_PORTS;
+  return portLists.get(out.map((p) => `${p.name}/${p.port}/${p.protocol}`).join(','), () => Object.freeze(out.map((p) => Object.freeze(p))) as SlimPort[]);
 }
 
 export class ObjectError extends Error {}
@@ -203,7 +234,7 @@ function meta(o: Obj, kind: string): { namespace: string; name: string } {
   // Both are labels of every name of the service (the API server checks them; a file may not).
   if (kind !== 'EndpointSlice' && !asDnsLabel(name)) throw new ObjectError(`${kind} ${namespace}/${name}: the name is not a DNS label`);
   if (!asDnsLabel(namespace)) throw new ObjectError(`${kind} ${namespace}/${name}: the namespace is not a DNS label`);
-  return { namespace: namespace.toLowerCase(), name: kind === 'EndpointSlice' ? name : name.toLowerCase() };
+  return { namespace: intern(namespace.toLowerCase()), name: kind === 'EndpointSlice' ? name : name.toLowerCase() };
 }
 
 /** The `fedns.io/ttl` annotation: whole seconds, 0..2^31-1 (RFC 2181 8). */
@@ -248,15 +279,19 @@ export function slimService(o: Obj): SlimService {
     else lbHostnames.push(h.toLowerCase());
   }
   const annotations: Obj = o.metadata.annotations ?? {};
-  const labels: Record<string, string> = {};
-  for (const [k, v] of Object.entries((o.metadata.labels ?? {}) as Obj)) if (typeof v === 'string') labels[k] = v;
+  let labels: Record<string, string> = NO_LABELS;
+  for (const [k, v] of Object.entries((o.metadata.labels ?? {}) as Obj)) {
+    if (typeof v !== 'string') continue;
+    if (labels === NO_LABELS) labels = {};
+    labels[k] = v;
+  }
   return ignored.attach<SlimService>({
     namespace,
     name,
     headless: spec.clusterIP === 'None',
     ports: ports(spec.ports, ignored),
     lbAddresses,
-    lbHostnames,
+    lbHostnames: lbHostnames.length ? lbHostnames : NO_STRINGS,
     labels,
     ttl: ttlAnnotation(annotations[TTL_ANNOTATION], ignored),
     traffic: trafficAnnotations(annotations, ignored),
@@ -271,16 +306,17 @@ export function slimEndpointSlice(o: Obj): SlimEndpointSlice {
   const addressType = at === 'IPv6' ? 'IPv6' : at === 'FQDN' ? 'FQDN' : 'IPv4';
   const endpoints: SlimEndpoint[] = arr(o.endpoints).map((e) => {
     const c: Obj = e.conditions ?? {};
-    const ep: SlimEndpoint = {
-      addresses: addresses(e.addresses),
-      ready: c.ready !== false && c.terminating !== true,
-    };
-    // Optional fields stay absent rather than undefined, so equal slices compare equal.
+    const addrs = addresses(e.addresses);
+    const ready = c.ready !== false && c.terminating !== true;
     const hostname = ignored.label('hostname', e.hostname);
-    if (hostname) ep.hostname = hostname;
-    const zone = ignored.label('zone', e.zone);
-    if (zone) ep.zone = zone;
-    return ep;
+    const z = ignored.label('zone', e.zone);
+    const zone = z && intern(z);
+    // Optional fields stay absent rather than undefined, so equal slices compare equal; each
+    // shape is one literal, so its fields live inside the object.
+    if (hostname && zone) return { addresses: addrs, ready, hostname, zone };
+    if (zone) return { addresses: addrs, ready, zone };
+    if (hostname) return { addresses: addrs, ready, hostname };
+    return { addresses: addrs, ready };
   });
   const trigger = Date.parse(str(o.metadata.annotations?.[TRIGGER_TIME_ANNOTATION]) ?? '');
   return ignored.attach<SlimEndpointSlice>({

@@ -1,6 +1,7 @@
 // One member cluster as fedns knows it: slim objects, health, and which federated services a
 // change touches. Sources (files, kube) write here; the federation model reads.
 import { isDeepStrictEqual } from 'node:util';
+import { nextSlice, sliceSpent } from '../slices.js';
 import { asDnsLabel } from '../wire/name.js';
 import {
   serviceKey,
@@ -59,8 +60,8 @@ export interface ClusterSettings {
 export class ClusterState {
   readonly services = new Map<string, SlimService>();
   readonly slices = new Map<string, SlimEndpointSlice>();
-  /** Service key -> keys of its slices. */
-  readonly slicesByService = new Map<string, Set<string>>();
+  /** Service key -> keys of its slices (a short list: a Set per service costs more than its slices' keys). */
+  readonly slicesByService = new Map<string, string[]>();
   readonly exports = new Map<string, SlimServiceExport>();
   /** ServiceImports by service key: the ClusterSetIPs of the member's MCS implementation. */
   readonly imports = new Map<string, SlimServiceImport>();
@@ -158,9 +159,9 @@ export class ClusterState {
       if (s.ignored) this.listener.valuesIgnored(this, kind, key, s.ignored);
       if (s.service) {
         const svc = serviceKey(s.namespace, s.service);
-        let set = this.slicesByService.get(svc);
-        if (!set) this.slicesByService.set(svc, (set = new Set()));
-        set.add(key);
+        const list = this.slicesByService.get(svc);
+        if (!list) this.slicesByService.set(svc, [key]);
+        else if (!list.includes(key)) list.push(key);
         this.pending.add(svc);
       }
       this.countZones(old, -1);
@@ -215,9 +216,10 @@ export class ClusterState {
   private unlinkSlice(s: SlimEndpointSlice, key: string): void {
     if (!s.service) return;
     const svc = serviceKey(s.namespace, s.service);
-    const set = this.slicesByService.get(svc);
-    set?.delete(key);
-    if (set && set.size === 0) this.slicesByService.delete(svc);
+    const list = this.slicesByService.get(svc);
+    const at = list ? list.indexOf(key) : -1;
+    if (at >= 0) list!.splice(at, 1);
+    if (list && list.length === 0) this.slicesByService.delete(svc);
     this.pending.add(svc);
   }
 
@@ -239,6 +241,21 @@ export class ClusterState {
 
   /** Replaces every object of one kind with a complete new list, applying only the difference. */
   replaceKind(kind: Kind, items: Slim[]): void {
+    for (const _ of this.replacing(kind, items));
+  }
+
+  /**
+   * replaceKind() a slice at a time (src/slices.ts), the event loop running between slices:
+   * comparing a list of tens of thousands of objects with what the cluster holds does not hold up
+   * queries. Until it settles, the cluster holds some objects of the new list and some of the old.
+   */
+  async replaceKindSliced(kind: Kind, items: Slim[]): Promise<void> {
+    let n = 0;
+    for (const _ of this.replacing(kind, items)) if ((++n & 63) === 0 && sliceSpent()) await nextSlice();
+  }
+
+  /** replaceKind's steps, one per object upserted or removed. */
+  private *replacing(kind: Kind, items: Slim[]): Generator<void> {
     const current: Map<string, unknown> =
       kind === 'Service'
         ? this.services
@@ -253,11 +270,13 @@ export class ClusterState {
     for (const it of items) {
       keep.add(`${it.namespace}/${it.name}`);
       this.upsert(kind, it);
+      yield;
     }
     for (const key of [...current.keys()]) {
       if (keep.has(key)) continue;
       const slash = key.indexOf('/');
       this.remove(kind, key.slice(0, slash), key.slice(slash + 1));
+      yield;
     }
   }
 

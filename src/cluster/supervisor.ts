@@ -30,6 +30,7 @@
 // Nothing here knows HTTP or Kubernetes credentials: a Transport opens requests.
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
+import { nextSlice, sliceSpent } from '../slices.js';
 
 /** Why a request failed, precisely enough for an operator (cluster health reason). */
 export class ApiError extends Error {
@@ -98,8 +99,16 @@ type Obj = Record<string, unknown>;
 
 /** Where a Reflector delivers objects and reports its condition. */
 export interface ReflectorSink {
-  /** A complete list (every page): replace this kind's objects by these, as a diff. */
-  replace(items: Obj[]): void;
+  /**
+   * Turns a listed object into what replace() receives, as its page arrives (undefined: left
+   * out), so that a long list does not hold every page's full objects until its end.
+   */
+  convert?(item: Obj): unknown;
+  /**
+   * A complete list (every page, converted): replace this kind's objects by these, as a diff;
+   * may take several turns of the event loop (the list is applied once the promise settles).
+   */
+  replace(items: unknown[]): void | Promise<void>;
   /** One watch event. */
   event(type: WatchEventType, object: Obj): void;
   /** End of a batch of events: publish. */
@@ -438,7 +447,8 @@ export class Reflector {
 
   /** Lists every page; applies the complete list. False when an optional kind is not served. */
   private async list(): Promise<boolean> {
-    const items: Obj[] = [];
+    const items: unknown[] = [];
+    const convert = this.sink.convert?.bind(this.sink);
     let cont: string | undefined;
     let rv: string | undefined;
     let pages = 0;
@@ -450,7 +460,7 @@ export class Reflector {
         body = await this.transport.getJson(this.spec.path, query, this.abort.signal);
       } catch (e) {
         if (this.spec.optional && e instanceof ApiError && e.status === 404) {
-          this.kindMissing();
+          await this.kindMissing();
           return false;
         }
         throw e;
@@ -459,7 +469,14 @@ export class Reflector {
         throw new ApiError(`list ${this.spec.plural}: the answer is not a list`, 'protocol');
       }
       const list = body as { items: unknown[]; metadata?: { resourceVersion?: unknown; continue?: unknown } };
-      for (const it of list.items) if (it && typeof it === 'object' && !Array.isArray(it)) items.push(it as Obj);
+      // Converted in slices (src/slices.ts): many clusters' pages arrive at once.
+      let n = 0;
+      for (const it of list.items) {
+        if (!it || typeof it !== 'object' || Array.isArray(it)) continue;
+        const item = convert ? convert(it as Obj) : it;
+        if (item !== undefined) items.push(item);
+        if ((++n & 127) === 0 && sliceSpent()) await nextSlice();
+      }
       const pageRv = list.metadata?.resourceVersion;
       if (typeof pageRv === 'string' && pageRv) rv ??= pageRv;
       cont = typeof list.metadata?.continue === 'string' && list.metadata.continue ? list.metadata.continue : undefined;
@@ -473,7 +490,8 @@ export class Reflector {
       this.missingLogged = false;
       this.log.info({ kind: this.spec.kind }, `${this.spec.kind} is served now`);
     }
-    this.sink.replace(items);
+    await this.sink.replace(items);
+    if (this.stopped) return true;
     this.sink.flush();
     this.resourceVersion = rv;
     this.markSynced();
@@ -481,7 +499,7 @@ export class Reflector {
     return true;
   }
 
-  private kindMissing(): void {
+  private async kindMissing(): Promise<void> {
     if (!this.missingLogged) {
       this.missingLogged = true;
       this.log.warn(
@@ -489,7 +507,7 @@ export class Reflector {
         `${this.spec.kind} is not served by this cluster (404: CRD not installed?); treating the cluster as having none`,
       );
     }
-    this.sink.replace([]);
+    await this.sink.replace([]);
     this.sink.flush();
     this.resourceVersion = '';
     this.markSynced();

@@ -5,6 +5,7 @@ import { ClusterState, type ClusterListener, type ClusterSettings } from '../clu
 import type { IgnoredValue, Kind } from '../cluster/objects.js';
 import { serviceNames, withoutLongNames, type RecordSettings, type Topology } from './service-records.js';
 import { nameKey } from '../wire/name.js';
+import { nextSlice, SLICE_MS, sliceSpent } from '../slices.js';
 import { nextSerial, ZoneBuilder, type ApexSettings, type ZoneChange, type ZoneSnapshot } from '../zone/snapshot.js';
 import type { Logger } from 'pino';
 import { HostnameAddresses, type ResolveHostname } from './hostnames.js';
@@ -53,7 +54,10 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
   /** Federated services that currently have names in the zone. */
   private readonly present = new Set<string>();
   private readonly dirty = new Set<string>();
-  private scheduled: NodeJS.Immediate | undefined;
+  /** Dirty services rebuilt before those in `dirty`: the few a watch event touched. */
+  private readonly urgent = new Set<string>();
+  /** A slice of rebuilding is waiting for its turn (src/slices.ts). */
+  private scheduled = false;
   private topology: Topology = { regions: new Map() };
   private topologyText = '';
   private readonly seenHealth = new Map<string, string>();
@@ -176,7 +180,10 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
 
   servicesChanged(c: ClusterState | undefined, keys: Set<string>): void {
     if (c) this.collectChangeTimes(c);
-    for (const k of keys) this.dirty.add(k);
+    // A few services changed by a watch event go ahead of a bulk rebuild (a re-list, a reload)
+    // still under way, so that a change is answered as fast while the zone is big.
+    const to = keys.size <= URGENT_BATCH ? this.urgent : this.dirty;
+    for (const k of keys) to.add(k);
     this.schedule();
   }
 
@@ -233,22 +240,51 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
 
   private schedule(): void {
     if (this.scheduled) return;
-    this.scheduled = setImmediate(() => {
-      this.scheduled = undefined;
-      this.rebuild();
+    this.scheduled = true;
+    void nextSlice().then(() => {
+      // rebuild() or close() since: nothing left to do here.
+      if (this.scheduled) this.rebuildFor(sliceSpent);
     });
   }
 
-  /** Rebuilds the dirty services and publishes; also callable directly (tests, CLI). */
-  rebuild(): ZoneSnapshot {
-    if (this.scheduled) {
-      clearImmediate(this.scheduled);
-      this.scheduled = undefined;
+  /** Takes the dirty services one by one, the urgent ones first (each once, even if in both sets). */
+  private *nextDirty(): Generator<string> {
+    for (const set of [this.urgent, this.dirty]) {
+      for (const key of set) {
+        this.urgent.delete(key);
+        this.dirty.delete(key);
+        yield key;
+      }
     }
-    const keys = [...this.dirty];
-    this.dirty.clear();
+  }
+
+  /** Rebuilds every dirty service and publishes, in one go; callable directly (tests, CLI). */
+  rebuild(): ZoneSnapshot {
+    return this.rebuildFor(() => false);
+  }
+
+  /**
+   * Rebuilds dirty services for one slice now and publishes them; the others follow a slice per
+   * turn of the event loop. A small change is published before this returns, a big one (a
+   * reload that touches every service) does not hold up queries.
+   */
+  rebuildSoon(): ZoneSnapshot {
+    const end = performance.now() + SLICE_MS;
+    return this.rebuildFor(() => performance.now() >= end);
+  }
+
+  /**
+   * Rebuilds dirty services (those of a watch event first, then in the order they became dirty)
+   * until `spent()`, and publishes what it rebuilt; the rest goes on in later slices. Every service is published whole, so a snapshot between two slices is as
+   * consistent as any other; a re-list or a reload that touches every service never holds up
+   * queries for longer than a slice.
+   */
+  private rebuildFor(spent: () => boolean): ZoneSnapshot {
+    this.scheduled = false;
+    let services = 0;
     const cs = this.clusterSetZone;
-    for (const key of keys) {
+    for (const key of this.nextDirty()) {
+      services++;
       const both = this.federatedBoth(key, cs !== undefined);
       const fs = both.federation;
       // Names left out for their length, in either zone, are noted together per service.
@@ -266,13 +302,14 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
         this.disagreeing.delete(key);
         this.builder.setOwner(key, []);
       }
+      if (spent()) break;
     }
     const ready = [...this.clusters.values()].some((c) => c.health !== 'syncing');
     this.builder.setReady(ready);
     const result = this.builder.publish();
     if (result) {
       this.current = result.snapshot;
-      this.emit('published', result.snapshot, result.change, keys.length);
+      this.emit('published', result.snapshot, result.change, services);
     }
     if (cs) {
       cs.builder.setReady(ready);
@@ -282,6 +319,11 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
         this.emit('clusterSetPublished', r.snapshot, r.change);
       }
     }
+    if (this.dirty.size || this.urgent.size) {
+      this.schedule();
+      return this.current;
+    }
+    // Changes count as programmed once every service they dirtied answers.
     if (this.changeTimes.size) {
       const now = Date.now();
       for (const [cluster, times] of this.changeTimes) this.emit('programmed', cluster, times.map((t) => Math.max(0, (now - t) / 1000)));
@@ -394,11 +436,14 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
 
   /** Stops timers of every cluster. */
   close(): void {
-    if (this.scheduled) clearImmediate(this.scheduled);
+    this.scheduled = false;
     this.hostnames?.stop();
     for (const c of this.clusters.values()) c.dispose();
   }
 }
+
+/** Services changed at once that count as one change (a watch event), not a bulk rebuild. */
+const URGENT_BATCH = 64;
 
 const IGNORED_WHY: Record<IgnoredValue['reason'], string> = {
   zone: 'endpoint zone is not a DNS label (RFC 1123, at most 63 characters); the endpoint counts as having no zone',

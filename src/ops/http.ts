@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
 import { Responder, type TrafficSettings } from '../server/responder.js';
 import type { Federation } from '../federation/federation.js';
-import { masterFile } from '../zone/masterfile.js';
+import { masterFileChunks } from '../zone/masterfile.js';
 import { canonicalName } from '../wire/name.js';
 import { listenError } from '../listen-error.js';
 import { explain, ExplainError, explanationText } from './explain.js';
@@ -48,17 +48,30 @@ export class OpsServer {
 
   async listen(): Promise<{ host: string; port: number }> {
     const server = createServer((req, res) => {
-      void this.handle(req.url ?? '/', req.headers.accept ?? '', req.socket.remoteAddress).then(
-        ({ status, type, body }) => {
+      void this.handle(req.url ?? '/', req.headers.accept ?? '', req.socket.remoteAddress)
+        .then(async ({ status, type, body }) => {
           res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
-          res.end(body);
-        },
-        (e) => {
+          if (typeof body === 'string') return void res.end(body);
+          // A body in pieces (the whole zone): written as it is made, as fast as the client reads.
+          for await (const piece of body) {
+            if (res.destroyed) return;
+            if (!res.write(piece))
+              await new Promise<void>((r) => {
+                const done = () => {
+                  res.off('drain', done).off('close', done);
+                  r();
+                };
+                res.on('drain', done).on('close', done);
+              });
+          }
+          res.end();
+        })
+        .catch((e: unknown) => {
           this.log.error({ err: e, url: req.url }, 'ops request failed');
+          if (res.headersSent) return void res.destroy();
           res.writeHead(500, { 'content-type': 'text/plain' });
           res.end('internal error\n');
-        },
-      );
+        });
     });
     this.server = server;
     await new Promise<void>((resolve, reject) => {
@@ -75,7 +88,7 @@ export class OpsServer {
     return this.address;
   }
 
-  private async handle(url: string, accept: string, client: string | undefined): Promise<{ status: number; type: string; body: string }> {
+  private async handle(url: string, accept: string, client: string | undefined): Promise<{ status: number; type: string; body: string | AsyncIterable<string> }> {
     const u = new URL(url, 'http://fedns');
     const text = (status: number, body: string) => ({ status, type: 'text/plain; charset=utf-8', body });
     switch (u.pathname) {
@@ -95,7 +108,8 @@ export class OpsServer {
         const asked = u.searchParams.get('zone');
         const fed = this.federation();
         const zone = asked === null ? fed.snapshot : [fed.snapshot, fed.clusterSetSnapshot].find((z) => z && z.domain === canonicalName(asked));
-        return zone ? text(200, masterFile(zone)) : text(404, `not found: no zone ${asked} served here\n`);
+        // In pieces, made a slice at a time: a big zone does not hold up queries while it is written.
+        return zone ? { status: 200, type: 'text/plain; charset=utf-8', body: masterFileChunks(zone) } : text(404, `not found: no zone ${asked} served here\n`);
       }
       case '/explain': {
         const name = u.searchParams.get('name');

@@ -11,7 +11,7 @@ import type { ParsedQuery } from '../wire/query.js';
 import type { RR, SoaData } from '../wire/records.js';
 import type { Encoded, RequestHead, Responder, ResponseTail, Transport } from './responder.js';
 import { Writer, WriteOverflow } from '../wire/writer.js';
-import { canonicalKey, recordsOf, sortCanonically } from '../zone/masterfile.js';
+import { canonicalOrder, recordsOf } from '../zone/masterfile.js';
 import type { ZoneNode } from '../zone/node.js';
 import type { ZoneSnapshot } from '../zone/snapshot.js';
 import type { Journal } from './journal.js';
@@ -170,7 +170,7 @@ export class ZoneTransfers {
   private order(zone: ZoneSnapshot): Promise<ZoneNode[]> {
     let p = this.sorted.get(zone);
     if (!p) {
-      p = transferOrder(zone);
+      p = canonicalOrder(zone);
       this.sorted.set(zone, p);
     }
     return p;
@@ -190,27 +190,6 @@ export class ZoneTransfers {
     out.push(zone.soa);
     return out;
   }
-}
-
-/** Names visited between two turns of the event loop while ordering a zone. */
-const NAMES_PER_TURN = 5000;
-
-/**
- * The names that have records, in canonical order, as `fedns zone` prints them, collected a few
- * thousand per turn of the event loop so that a big zone does not hold up queries. (The snapshot
- * is persistent: walking it across turns is safe.)
- */
-async function transferOrder(zone: ZoneSnapshot): Promise<ZoneNode[]> {
-  const nodes: ZoneNode[] = [];
-  let n = 0;
-  for (const node of zone.names.values()) {
-    if (++n % NAMES_PER_TURN === 0) await new Promise((r) => setImmediate(r));
-    if (!node.isEmptyNonTerminal) {
-      canonicalKey(node);
-      nodes.push(node);
-    }
-  }
-  return sortCanonically(nodes);
 }
 
 /** SOA, every record, SOA (RFC 5936 2.2), read from the nodes as the messages are encoded. */

@@ -61,6 +61,9 @@ export class ZoneNode {
   }
 }
 
+/** The additional section of most answers: one shared, read-only empty list. */
+const NO_ADDITIONAL: RR[][] = Object.freeze([]) as unknown as RR[][];
+
 /** Plain description of a name before it becomes a node. */
 export interface NameSpec {
   name: string;
@@ -111,7 +114,7 @@ export function prepareAnswers(specs: NameSpec[]): Map<string, Map<number, Answe
       }
     } else {
       for (const [type, set] of spec.rrsets) {
-        let additional: RR[][] = [];
+        let additional = NO_ADDITIONAL;
         if (type === RRType.SRV) {
           const targets = [...new Set(set.map((r) => (r.data as { target: string }).target))];
           additional = targets.flatMap(addressSets);

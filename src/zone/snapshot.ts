@@ -8,6 +8,7 @@ import { canonicalName, keyToName, nameKey, parentKey } from '../wire/name.js';
 import { sameRecord, type RR, type SoaData } from '../wire/records.js';
 import { prepareAnswers, ZoneNode, type NameSpec } from './node.js';
 import { sameLocality } from './locality.js';
+import { SmallMap } from './small-map.js';
 
 export interface ZoneSnapshot {
   readonly serial: number;
@@ -44,7 +45,8 @@ export function nextSerial(prev: number, nowSeconds = Math.floor(Date.now() / 10
 
 /**
  * Pushes the records of `set` that `other` lacks (same data and TTL) onto `out`; returns the size
- * of `set`. Sets are small and sorted, so a linear scan beats building keys.
+ * of `set`. Small sets are scanned; a big one (a global name gathers every cluster's addresses)
+ * is looked up by its string data, so a changed set costs its size, not its size squared.
  */
 function missing(set: RR[], other: RR[] | undefined, out: RR[]): number {
   if (!other) {
@@ -52,6 +54,16 @@ function missing(set: RR[], other: RR[] | undefined, out: RR[]): number {
     return set.length;
   }
   if (set.length === other.length && set.every((r, i) => sameRecord(r, other[i]))) return set.length;
+  if (other.length > 8 && typeof other[0].data === 'string') {
+    const have = new Map<unknown, RR[]>();
+    for (const o of other) {
+      const list = have.get(o.data);
+      if (list) list.push(o);
+      else have.set(o.data, [o]);
+    }
+    for (const r of set) if (!have.get(r.data)?.some((o) => sameRecord(o, r))) out.push(r);
+    return set.length;
+  }
   for (const r of set) if (!other.some((o) => sameRecord(o, r))) out.push(r);
   return set.length;
 }
@@ -59,8 +71,11 @@ function missing(set: RR[], other: RR[] | undefined, out: RR[]): number {
 export class ZoneBuilder {
   private names: PersistentMap<ZoneNode>;
   private draft?: MapDraft<ZoneNode>;
-  /** Owner ("ns/name", "@") -> its names' keys and their ancestors. Bookkeeping; never read by queries. */
-  private readonly owned = new Map<string, { keys: string[]; ancestors: string[] }>();
+  /**
+   * Owner ("ns/name", "@") -> its names' keys (their ancestors are computed again when the names
+   * change, rather than kept for every owner). Bookkeeping; never read by queries.
+   */
+  private readonly owned = new Map<string, string[]>();
   /** Ancestor key -> how many owners have names below it (it is an empty non-terminal unless it has records). */
   private readonly entRefs = new Map<string, number>();
   private recordCount = 0;
@@ -150,29 +165,29 @@ export class ZoneBuilder {
         const key = keys[i];
         const old = m.get(key);
         if (old && old.owner !== owner && old.owner !== '') return; // another owner's name: first one wins
-        const node = new ZoneNode(key, spec.name, sortByType(spec.rrsets), answers.get(spec.name)!, owner, stale, spec.locality);
+        const node = new ZoneNode(key, spec.name, sortByType(spec.rrsets), SmallMap.of(answers.get(spec.name)!), owner, stale, spec.locality);
         this.diffRecords(old, node);
         m.set(key, node);
       });
     }
     if (prev) {
       const keep = new Set(keys);
-      for (const key of prev.keys) if (!keep.has(key)) this.removeName(key, owner);
+      for (const key of prev) if (!keep.has(key)) this.removeName(key, owner);
     }
     // Empty non-terminals: every ancestor of an owner's names, counted per owner.
-    const sameNames = prev !== undefined && prev.keys.length === keys.length && prev.keys.every((k, i) => k === keys[i]);
-    const ancestors = sameNames ? prev.ancestors : this.ancestorsOf(keys);
+    const sameNames = prev !== undefined && prev.length === keys.length && prev.every((k, i) => k === keys[i]);
     if (!sameNames) {
-      const before = new Set(prev?.ancestors ?? []);
-      const after = new Set(ancestors);
+      const before = this.ancestorsOf(prev ?? []);
+      const after = this.ancestorsOf(keys);
       for (const a of after) if (!before.has(a)) this.needEnt(a);
       for (const a of before) if (!after.has(a)) this.releaseEnt(a);
     }
-    if (keys.length) this.owned.set(owner, { keys, ancestors });
+    if (sameNames) return;
+    if (keys.length) this.owned.set(owner, keys);
     else this.owned.delete(owner);
   }
 
-  private ancestorsOf(keys: string[]): string[] {
+  private ancestorsOf(keys: string[]): Set<string> {
     const out = new Set<string>();
     for (const key of keys) {
       let k = key;
@@ -182,13 +197,13 @@ export class ZoneBuilder {
         out.add(k);
       }
     }
-    return [...out];
+    return out;
   }
 
   private needEnt(key: string): void {
     const n = this.entRefs.get(key) ?? 0;
     this.entRefs.set(key, n + 1);
-    if (n === 0 && !this.map.has(key)) this.map.set(key, new ZoneNode(key, keyToName(key), new Map(), new Map(), '', false));
+    if (n === 0 && !this.map.has(key)) this.map.set(key, new ZoneNode(key, keyToName(key), SmallMap.empty(), SmallMap.empty(), '', false));
   }
 
   private releaseEnt(key: string): void {
@@ -215,7 +230,7 @@ export class ZoneBuilder {
     const node = m.get(key);
     if (!node || node.owner !== owner) return;
     this.diffRecords(node, undefined);
-    if (this.entRefs.has(key)) m.set(key, new ZoneNode(key, node.name, new Map(), new Map(), '', false));
+    if (this.entRefs.has(key)) m.set(key, new ZoneNode(key, node.name, SmallMap.empty(), SmallMap.empty(), '', false));
     else m.delete(key);
   }
 
@@ -254,6 +269,6 @@ export class ZoneBuilder {
   }
 }
 
-function sortByType(m: Map<number, RR[]>): Map<number, RR[]> {
-  return new Map([...m].filter(([, v]) => v.length > 0).sort((a, b) => a[0] - b[0]));
+function sortByType(m: Map<number, RR[]>): SmallMap<number, RR[]> {
+  return SmallMap.of(new Map([...m].filter(([, v]) => v.length > 0).sort((a, b) => a[0] - b[0])));
 }

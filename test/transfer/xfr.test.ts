@@ -2,7 +2,8 @@
  * fedns's outgoing zone transfers, against fedns alone (in-process, on 127.0.0.1) with our own
  * AXFR/IXFR client (harness.ts: it reads slowly on request and verifies TSIG chains itself, from
  * RFC 8945) and, where installed, kdig/dig as independent clients:
- *  - a zone of more than 100,000 records transfers completely and in `fedns zone` order;
+ *  - a zone of more than 100,000 records transfers completely and in `fedns zone` order, and
+ *    answers like knotd serving that same zone;
  *  - changes arriving during a slow transfer do not leak into it (one consistent snapshot);
  *  - IXFR: incremental from the journal (and applying it gives the new zone), the whole zone
  *    AXFR-style for a serial not in the journal, a single SOA when up to date and over UDP;
@@ -23,7 +24,8 @@ import type { RR, SoaData } from '../../src/wire/records.js';
 import { readTsig, signRequest, TsigError, verifyRequest } from '../../src/wire/tsig.js';
 import { masterFile } from '../../src/zone/masterfile.js';
 import type { ZoneSnapshot } from '../../src/zone/snapshot.js';
-import { findBinary, requirePeer } from '../support/peers.js';
+import { compareResults, digMany, type DigQuery } from '../support/dig.js';
+import { findBinary, requirePeer, startKnot } from '../support/peers.js';
 import {
   addCluster,
   fillCluster,
@@ -52,6 +54,7 @@ const run = promisify(execFile);
 // Independent clients: loud skip when missing (a failure under FEDNS_STRICT_PEERS=1).
 const KDIG = requirePeer('kdig') ? findBinary('kdig') : undefined;
 const DIG = requirePeer('dig') ? findBinary('dig') : undefined;
+const KNOT = requirePeer('knotd') && DIG !== undefined;
 const SECRET = 'ZmVkbnMtdGVzdC10c2lnLXNlY3JldC0wMTIzNDU2Nzg5';
 const KEY = tsigKey('xfr-key.', SECRET);
 const SERVICES = Math.ceil(100_000 / RECORDS_PER_SERVICE) + 200;
@@ -137,6 +140,38 @@ describe('a zone of more than 100,000 records', () => {
     expect(firstOff, `first difference at record ${firstOff}: ${got[firstOff]} vs ${printed[firstOff]}`).toBe(-1);
     console.log(`AXFR of ${r.records.length} records: ${r.messages.length} messages, ${r.bytes} bytes, ${r.ms.toFixed(0)} ms`);
   });
+
+  it.skipIf(!KNOT)('answers like knotd serving the same zone (`fedns zone` text of that serial)', async () => {
+    const knot = await startKnot({ origin: ZONE, zoneText: masterFile(big), readyTimeoutMs: 60_000 });
+    try {
+      // Every 400th name that has records (addresses, SRV), a type it lacks (NODATA), a name below
+      // it (NXDOMAIN) and an empty non-terminal above it, over UDP and TCP.
+      const names = [...big.names.values()];
+      const queries: DigQuery[] = [];
+      for (let i = 0; i < names.length; i += 400) {
+        const n = names[i];
+        if (n.isEmptyNonTerminal) {
+          queries.push({ name: n.name, type: 'A' });
+          continue;
+        }
+        const type = n.rrsets.has(RRType.SRV) ? 'SRV' : 'A';
+        queries.push({ name: n.name, type }, { name: n.name, type: 'TXT' }, { name: `nx.${n.name}`, type: 'A' }, { name: n.name, type, tcp: true });
+      }
+      const [ours, theirs] = await Promise.all([p.port, knot.port].map((port) => digMany('127.0.0.1', port, queries, ['+time=3'])));
+      const diffs = queries.flatMap((q, i) => {
+        const d = compareResults(ours[i], theirs[i], { labels: ['fedns', 'knot'], flags: ['qr', 'aa', 'tc', 'rd', 'ra', 'ad', 'cd'] });
+        return d.length ? [`${q.name} ${q.type}${q.tcp ? ' +tcp' : ''}: ${d.join('; ')}`] : [];
+      });
+      expect(diffs.slice(0, 20)).toEqual([]);
+      // The comparison compared real answers of each kind.
+      expect(queries.length).toBeGreaterThan(500);
+      expect(ours.filter((r) => r.status === 'NOERROR' && r.answer.length > 0).length).toBeGreaterThan(100);
+      expect(ours.filter((r) => r.status === 'NXDOMAIN').length).toBeGreaterThan(100);
+      expect(p.zone().serial).toBe(big.serial);
+    } finally {
+      await knot.stop();
+    }
+  }, 120_000);
 
   it('two AXFRs asked for on one connection come back one after the other, both complete', async () => {
     const queries = [xfrQuery('AXFR', { id: 1111 }), xfrQuery('AXFR', { id: 2222 })];

@@ -204,3 +204,36 @@ describe('federation changes', () => {
     expect(m.answers.map((r) => r.type)).toEqual([RRType.CNAME, RRType.CNAME, RRType.A]);
   });
 });
+
+describe('rebuilding many services', () => {
+  it('goes a slice at a time, and a change from a watch event goes ahead of a reload rebuilding every service', async () => {
+    const { fed, ask } = federation();
+    const c = fed.addCluster(settings('one'));
+    const N = 10_000;
+    seed(c, Array.from({ length: N }, (_, i) => [svc(`s${i}`, [`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`]), slice(`s${i}`, [{ addr: '10.255.0.1' }])]).flat());
+    fed.rebuild();
+    const ttl = (i: number) => ask(`s${i}.ns.fed.example.com.`, RRType.A).answers[0]?.ttl;
+    expect(ttl(N - 1)).toBe(30);
+    // A reload: every service dirty, rebuilt in slices from the next turn on...
+    fed.reconfigure(testFederationSettings({ defaultTtl: 31 }));
+    // ... and meanwhile one service (the last of the bulk order) changes in its cluster.
+    c.upsert('Service', svc(`s${N - 1}`, ['192.0.2.99']));
+    c.flush();
+    const published: number[] = [];
+    fed.on('published', (_snap, _change, services) => published.push(services));
+    await new Promise<void>((resolve) => fed.once('published', () => resolve()));
+    // The first slice answers the change (with the new TTL too) while most services wait.
+    expect(addrs(ask(`s${N - 1}.ns.fed.example.com.`, RRType.A))).toEqual(['192.0.2.99']);
+    expect(ttl(N - 1)).toBe(31);
+    expect(ttl(N - 2)).toBe(30);
+    expect(published[0]).toBeLessThan(N);
+    // The rest follows, slice after slice, until every service has the new TTL.
+    await new Promise<void>((resolve) => {
+      const done = () => (ttl(N - 2) === 31 && ttl(0) === 31 ? resolve() : setTimeout(done, 10));
+      done();
+    });
+    expect(published.length).toBeGreaterThan(1);
+    expect(published.reduce((a, b) => a + b, 0)).toBe(N);
+    fed.close();
+  }, 60_000);
+});

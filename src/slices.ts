@@ -1,0 +1,43 @@
+// Work on a whole zone or a whole cluster (a list applied, every service rebuilt, the zone
+// ordered for a transfer) goes a slice at a time, and every such piece of work shares one
+// budget: each turn of the event loop lets one of them run for SLICE_MS, then queries and other
+// I/O get their turn. However many run at once (twenty clusters listing together), a query waits
+// for one slice, not one per piece of work.
+//
+//   for (const item of items) {
+//     work(item);
+//     if (sliceSpent()) await nextSlice();
+//   }
+
+/** Time one piece of work may run in a turn of the event loop. */
+export const SLICE_MS = 10;
+
+const waiting: Array<() => void> = [];
+let scheduled = false;
+let turnEnds = 0;
+
+function schedule(): void {
+  if (scheduled || waiting.length === 0) return;
+  scheduled = true;
+  setImmediate(turn);
+}
+
+function turn(): void {
+  scheduled = false;
+  turnEnds = performance.now() + SLICE_MS;
+  waiting.shift()!();
+  schedule();
+}
+
+/** Whether the slice of the work running now is spent (it then awaits nextSlice()). */
+export function sliceSpent(): boolean {
+  return performance.now() >= turnEnds;
+}
+
+/** Resolves at a later turn of the event loop with a new slice, after the work waiting before it. */
+export function nextSlice(): Promise<void> {
+  return new Promise((resolve) => {
+    waiting.push(resolve);
+    schedule();
+  });
+}
