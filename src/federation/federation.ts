@@ -70,6 +70,8 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
   private readonly omitted = new Map<string, string[]>();
   /** Service -> the traffic-policy annotations its copies disagree on (metrics, check). */
   private readonly disagreeing = new Map<string, string[]>();
+  /** The zone has been complete once since a cluster first synced (see rebuildFor). */
+  private wasReady = false;
   private clusterSetZone?: ClusterSetZone;
   /** Cluster name -> cluster ID in clusterset names (id.k8s.io ClusterProperty, else the name). */
   private ids = new Map<string, string>();
@@ -304,7 +306,12 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
       }
       if (spent()) break;
     }
-    const ready = [...this.clusters.values()].some((c) => c.health !== 'syncing');
+    // Ready (NXDOMAIN for what is not there) once a cluster has synced and everything its sync
+    // dirtied is built: between the slices of an initial sync a name not built yet is SERVFAIL.
+    const synced = [...this.clusters.values()].some((c) => c.health !== 'syncing');
+    if (!synced) this.wasReady = false;
+    else if (this.dirty.size === 0 && this.urgent.size === 0) this.wasReady = true;
+    const ready = this.wasReady;
     this.builder.setReady(ready);
     const result = this.builder.publish();
     if (result) {

@@ -236,4 +236,26 @@ describe('rebuilding many services', () => {
     expect(published.reduce((a, b) => a + b, 0)).toBe(N);
     fed.close();
   }, 60_000);
+
+  it('an initial sync rebuilt in slices makes the zone ready only once every service of it answers: no NXDOMAIN for a name not built yet', async () => {
+    const { fed, ask } = federation();
+    const c = fed.addCluster(settings('one'));
+    const N = 10_000;
+    // seed() flushes to the federation, which rebuilds a slice per turn (no rebuild() here).
+    seed(c, Array.from({ length: N }, (_, i) => [svc(`s${i}`, [`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`]), slice(`s${i}`, [{ addr: '10.255.0.1' }])]).flat());
+    const rcodes = new Set<number>();
+    let slices = 0;
+    await new Promise<void>((resolve) => {
+      fed.on('published', () => {
+        slices++;
+        // Whenever the zone says it is ready, the last service must answer.
+        if (fed.snapshot.ready) rcodes.add(ask(`s${N - 1}.ns.fed.example.com.`, RRType.A).rcode);
+        else expect(ask(`s${N - 1}.ns.fed.example.com.`, RRType.A).rcode).toBe(Rcode.SERVFAIL);
+        if (ask(`s${N - 1}.ns.fed.example.com.`, RRType.A).answers.length) resolve();
+      });
+    });
+    expect(slices).toBeGreaterThan(1);
+    expect([...rcodes]).toEqual([Rcode.NOERROR]);
+    fed.close();
+  }, 60_000);
 });
