@@ -200,7 +200,7 @@ program
   .addOption(configOption())
   .option('--offline', 'compute from the configuration instead of asking the running server')
   .option('--json', 'print JSON')
-  .option('--client <ip>', 'answer as this client gets it (traffic policies): its source address')
+  .option('--client <ip|subnet>', 'answer as this client gets it (traffic policies): its source address, or an EDNS Client Subnet such as 192.0.2.0/24')
   .action(async (name: string, type: string, opts: { config: string; offline?: boolean; json?: boolean; client?: string }) => {
     const config = load(opts.config);
     const format = opts.json ? 'json' : 'text';

@@ -1,6 +1,6 @@
 // Why an answer is what it is: the parsed name, the answer the server gives right now, and for
 // cluster-backed names every member cluster's verdict and the fallback that fired.
-import { rcodeName, RRType, typeName, typeNumber } from '../wire/constants.js';
+import { EdnsOption, rcodeName, RRType, typeName, typeNumber } from '../wire/constants.js';
 import { decodeMessage, encodeQuery } from '../wire/message.js';
 import { canonicalName, MAX_NAME_LENGTH, nameToWire, wireLength } from '../wire/name.js';
 import { rrText } from '../wire/records.js';
@@ -8,7 +8,7 @@ import type { Responder } from '../server/responder.js';
 import type { Federation } from '../federation/federation.js';
 import type { ClusterVerdict, FederatedService } from '../federation/model.js';
 import { parseClusterSetName, parseName, type ParsedClusterSetName, type ParsedName } from '../zone/names.js';
-import { isAddress } from '../address.js';
+import { ipv4Number, ipv6Groups } from '../acl.js';
 import { plan } from '../zone/locality.js';
 import { serviceLocality } from '../federation/service-records.js';
 
@@ -25,6 +25,8 @@ export interface Explanation {
   additional: string[];
   /** Extended DNS Error on the answer, if any. */
   ede?: string;
+  /** SCOPE PREFIX-LENGTH of the EDNS Client Subnet option the answer echoed (asked with --client SUBNET). */
+  ecsScope?: number;
   service?: {
     key: string;
     exists: boolean;
@@ -52,6 +54,8 @@ export interface Explanation {
     disagreements: { annotation: string; values: Record<string, string>; chosen: string }[];
     client?: {
       address: string;
+      /** What identified the client: its source address or an EDNS Client Subnet. */
+      by: string;
       /** How the client was identified: the network that matched and whose it is, or "unknown". */
       identified: string;
       cluster?: string;
@@ -71,10 +75,10 @@ export class ExplainError extends Error {}
  * Explains NAME TYPE as the server answers it now; `client` (an IP address) asks as that client
  * would, for the traffic policies (the responder's traffic settings identify it).
  */
-export function explain(fed: Federation, responder: Responder, name: string, type = 'A', client?: string): Explanation {
+export function explain(fed: Federation, responder: Responder, name: string, type = 'A', clientText?: string): Explanation {
   const qtype = typeNumber(type);
   if (qtype === undefined) throw new ExplainError(`unknown record type "${type}"`);
-  if (client !== undefined && !isAddress(client)) throw new ExplainError(`client "${client}" is not an IP address`);
+  const client = clientText === undefined ? undefined : parseClient(clientText);
   const qname = canonicalName(name);
   // A name too long for DNS is still explained (which service it would belong to), but not asked.
   const tooLong = wireLength(qname) > MAX_NAME_LENGTH;
@@ -82,7 +86,8 @@ export function explain(fed: Federation, responder: Responder, name: string, typ
   try {
     if (!tooLong) {
       nameToWire(name);
-      query = encodeQuery(qname, qtype, { id: 1, edns: { udpSize: 1232 } });
+      const options = client?.subnet ? [{ code: EdnsOption.CLIENT_SUBNET, data: ecsData(client.subnet) }] : undefined;
+      query = encodeQuery(qname, qtype, { id: 1, edns: { udpSize: 1232, options } });
     }
   } catch (e) {
     throw new ExplainError(`"${name}" is not a domain name: ${(e as Error).message}`);
@@ -93,7 +98,7 @@ export function explain(fed: Federation, responder: Responder, name: string, typ
   if (csParsed) return explainClusterSet(fed, responder, qname, qtype, query, tooLong, csParsed);
   const parsed = parseName(naming, qname);
   const snap = fed.snapshot;
-  const { ex, msg } = asked(responder, qname, qtype, query, tooLong, parsed, snap.serial, client);
+  const { ex, msg } = asked(responder, qname, qtype, query, tooLong, parsed, snap.serial, client?.address);
   const notes = ex.notes;
 
   if (parsed.kind === 'outside') notes.push(`outside ${naming.domain}: REFUSED, fedns is not a resolver`);
@@ -147,8 +152,38 @@ export function explain(fed: Federation, responder: Responder, name: string, typ
   return ex;
 }
 
+/** Who explain asks as: a source address, or an EDNS Client Subnet (ADDRESS/PREFIX). */
+interface Client {
+  text: string;
+  /** The source address of the query; absent for a subnet (it comes through some resolver). */
+  address?: string;
+  subnet?: { family: 1 | 2; prefix: number; bytes: Buffer };
+}
+
+function parseClient(text: string): Client {
+  const [addr, bits, extra] = text.split('/');
+  const bad = () => new ExplainError(`client "${text}" is not an IP address or a subnet such as 192.0.2.0/24`);
+  const v4 = ipv4Number(addr);
+  const groups = v4 >= 0 ? undefined : ipv6Groups(addr);
+  if (extra !== undefined || (v4 < 0 && !groups)) throw bad();
+  if (bits === undefined) return { text, address: addr };
+  const max = v4 >= 0 ? 32 : 128;
+  if (!/^\d{1,3}$/.test(bits) || Number(bits) > max) throw bad();
+  const prefix = Number(bits);
+  const full = v4 >= 0 ? Buffer.from([v4 >>> 24, (v4 >>> 16) & 255, (v4 >>> 8) & 255, v4 & 255]) : Buffer.from(groups!.flatMap((g) => [g >> 8, g & 255]));
+  // The option carries the prefix's bytes only, with the bits past the prefix zero (RFC 7871 6).
+  const bytes = Buffer.from(full.subarray(0, Math.ceil(prefix / 8)));
+  if (prefix % 8) bytes[bytes.length - 1] &= 0xff << (8 - (prefix % 8));
+  return { text, subnet: { family: v4 >= 0 ? 1 : 2, prefix, bytes } };
+}
+
+/** The ECS option's data for a subnet (scope 0, as queries carry it). */
+function ecsData(s: NonNullable<Client['subnet']>): Buffer {
+  return Buffer.concat([Buffer.from([0, s.family, s.prefix, 0]), s.bytes]);
+}
+
 /** The service's traffic policy, and for a client which tier and choices answer it. */
-function explainTraffic(ex: Explanation, fs: FederatedService, responder: Responder, client: string | undefined): void {
+function explainTraffic(ex: Explanation, fs: FederatedService, responder: Responder, client: Client | undefined): void {
   const t = fs.traffic;
   const notes = ex.notes;
   ex.traffic = {
@@ -167,8 +202,11 @@ function explainTraffic(ex: Explanation, fs: FederatedService, responder: Respon
     notes.push(`traffic policy ${t.policy}${t.maxAddresses !== undefined ? `, at most ${t.maxAddresses} addresses per answer` : ''}: the answer depends on who asks; give a client (--client IP, &client=IP) to see theirs`);
     return;
   }
-  const match = responder.traffic?.clients.lookup(client);
+  const ecsOn = responder.traffic?.ecs === true;
+  const sub = client.subnet;
+  const match = sub ? (ecsOn ? responder.traffic?.clients.lookupSubnet(sub.family, sub.bytes, sub.prefix) : undefined) : responder.traffic?.clients.lookup(client.address!);
   const place = match?.place;
+  if (sub && !ecsOn) notes.push(`locality.ecs is off: the EDNS Client Subnet ${client.text} is ignored, and the source address of the query decides`);
   const choices: NonNullable<NonNullable<Explanation['traffic']>['client']>['choices'] = [];
   for (const family of [4, 6] as const) {
     const p = plan(loc, place, family);
@@ -184,13 +222,16 @@ function explainTraffic(ex: Explanation, fs: FederatedService, responder: Respon
       });
   }
   ex.traffic.client = {
-    address: client,
+    address: client.text,
+    by: sub ? 'EDNS Client Subnet' : 'source address',
     identified: match ? `${place!.via}, network ${match.network}` : 'unknown: in no client network',
     ...(place ? { cluster: place.cluster, region: place.region, zones: [...place.zones] } : {}),
     choices,
   };
   const tiers = [...new Set(choices.map((c) => c.tier))].join(', ');
-  notes.push(`traffic policy ${t.policy} (${t.source.policy}): client ${client} is ${match ? place!.via : 'unknown'}; answered by tier ${tiers || 'none'}`);
+  notes.push(`traffic policy ${t.policy} (${t.source.policy}): client ${client.text} is ${match ? place!.via : 'unknown'}; answered by tier ${tiers || 'none'}`);
+  const scope = ex.ecsScope;
+  if (scope !== undefined) notes.push(`the answer carries ECS scope /${scope}: resolvers may give it to every client of ${sub ? `that /${scope}` : 'the subnet'}${scope === 0 ? ' (everyone)' : ''}`);
 }
 
 /** Asks the responder, and the parts of an explanation every name has. */
@@ -219,6 +260,8 @@ function asked(
   };
   const ede = msg?.edns?.options.find((o) => o.code === 15);
   if (ede) ex.ede = `code ${ede.data.readUInt16BE(0)} (Stale Answer): built from data of a cluster whose watch is broken`;
+  const ecs = msg?.edns?.options.find((o) => o.code === EdnsOption.CLIENT_SUBNET);
+  if (ecs && ecs.data.length >= 4) ex.ecsScope = ecs.data[3];
   return { ex, msg };
 }
 
@@ -333,7 +376,7 @@ export function explanationText(ex: Explanation): string {
     ].filter(Boolean);
     out.push(`  traffic policy ${t.policy} (${t.source.policy})${extra.length ? `: ${extra.join('; ')}` : ''}`);
     if (t.client) {
-      out.push(`    client ${t.client.address}: ${t.client.identified}${t.client.region ? ` [region ${t.client.region}${t.client.zones?.length ? `, zones ${t.client.zones.join(',')}` : ''}]` : ''}`);
+      out.push(`    client ${t.client.address} (by ${t.client.by}): ${t.client.identified}${t.client.region ? ` [region ${t.client.region}${t.client.zones?.length ? `, zones ${t.client.zones.join(',')}` : ''}]` : ''}`);
       for (const c of t.client.choices)
         out.push(`      ${c.family} tier ${c.tier}${c.cluster ? ` (${c.cluster})` : ''}${c.chance !== '100.0%' ? ` ${c.chance} of answers` : ''}: ${c.addresses.join(', ')}${c.perAnswer < c.addresses.length ? ` (${c.perAnswer} per answer, in turn)` : ''}`);
     }

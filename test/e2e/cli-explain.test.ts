@@ -42,7 +42,7 @@ describe('fedns explain', () => {
     const online = await explain(f.config, 'nginx.default.fed.example.com', '--client', '127.0.0.2');
     expect(online.code, online.err).toBe(0);
     expect(online.out).toContain('    nginx.default.fed.example.com. 30 IN A 192.0.2.10\n  service');
-    expect(online.out).toContain('    client 127.0.0.2: cluster alpha, network 127.0.0.2/32 [region us-east, zones us-east-a]\n      A tier cluster: 192.0.2.10\n');
+    expect(online.out).toContain('    client 127.0.0.2 (by source address): cluster alpha, network 127.0.0.2/32 [region us-east, zones us-east-a]\n      A tier cluster: 192.0.2.10\n');
     const offline = await explain(f.config, 'nginx.default.fed.example.com', '--client', '127.0.0.2', '--offline');
     expect(stable(offline.out)).toBe(stable(online.out));
     const bad = await explain(f.config, 'nginx.default.fed.example.com', '--client', 'somewhere', '--offline');

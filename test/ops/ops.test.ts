@@ -195,7 +195,7 @@ describe('ops listener', () => {
     const ex = JSON.parse((await get('/explain?name=nginx.default.fed.example.com&client=127.0.0.3', 'application/json')).body);
     expect(ex.answer).toEqual([expect.stringMatching(/\tA\t198\.51\.100\.10$/)]);
     expect(ex.traffic).toMatchObject({ policy: 'nearest', source: { policy: 'annotation' }, disagreements: [] });
-    expect(ex.traffic.client).toMatchObject({ address: '127.0.0.3', identified: 'cluster bravo, network 127.0.0.3/32', cluster: 'bravo', region: 'us-east' });
+    expect(ex.traffic.client).toMatchObject({ address: '127.0.0.3', by: 'source address', identified: 'cluster bravo, network 127.0.0.3/32', cluster: 'bravo', region: 'us-east' });
     expect(ex.traffic.client.choices).toEqual([expect.objectContaining({ family: 'A', tier: 'cluster', addresses: ['198.51.100.10'] })]);
     const unknown = JSON.parse((await get('/explain?name=nginx.default.fed.example.com&client=127.0.0.9', 'application/json')).body);
     expect(unknown.traffic.client).toMatchObject({ identified: 'unknown: in no client network' });
@@ -223,5 +223,27 @@ describe('ops listener', () => {
     expect(metric(after.body, 'fedns_policy_disagreements', 'annotation="fedns.io/policy"')).toBe(1);
     const text = (await get('/explain?name=nginx.default.fed.example.com&format=text')).body;
     expect(text).toContain('the copies disagree on fedns.io/policy (alpha: nearest, bravo: nearest, charlie: failover): nearest is used');
+  });
+
+  it('explains a client given as an EDNS Client Subnet: identified by the subnet when ECS is on, with the scope answered', async () => {
+    const { get } = await start((y) => `${y}\nlocality: { ecs: true }\nclients: [{ networks: [198.51.100.0/24], region: us-east, zone: us-east-b }]\n`);
+    await until(() => get('/readyz'), (r) => r.status === 200);
+    const ex = JSON.parse((await get('/explain?name=nginx.default.fed.example.com&client=198.51.100.0/24', 'application/json')).body);
+    expect(ex.answer).toEqual([expect.stringMatching(/\tA\t198\.51\.100\.10$/)]);
+    expect(ex.ecsScope).toBe(24);
+    expect(ex.traffic.client).toMatchObject({ address: '198.51.100.0/24', by: 'EDNS Client Subnet', identified: 'clients[0], network 198.51.100.0/24', region: 'us-east' });
+    expect(ex.traffic.client.choices).toEqual([expect.objectContaining({ tier: 'zone', addresses: ['198.51.100.10'] })]);
+    // Bits past the prefix are cleared, as the option requires.
+    expect(JSON.parse((await get('/explain?name=nginx.default.fed.example.com&client=198.51.100.77/24', 'application/json')).body).ecsScope).toBe(24);
+    for (const bad of ['198.51.100.0/33', '198.51.100.0/24/1', 'nowhere/8']) expect((await get(`/explain?name=nginx.default.fed.example.com&client=${bad}`)).status, bad).toBe(400);
+  });
+
+  it('says a subnet is ignored while ECS is off', async () => {
+    const { get } = await start();
+    await until(() => get('/readyz'), (r) => r.status === 200);
+    const ex = JSON.parse((await get('/explain?name=nginx.default.fed.example.com&client=127.0.0.2/32', 'application/json')).body);
+    expect(ex.ecsScope).toBeUndefined();
+    expect(ex.traffic.client).toMatchObject({ by: 'EDNS Client Subnet', identified: 'unknown: in no client network' });
+    expect(ex.notes.join('\n')).toContain('locality.ecs is off: the EDNS Client Subnet 127.0.0.2/32 is ignored');
   });
 });
