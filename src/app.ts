@@ -4,7 +4,7 @@ import type { Config } from './config/load.js';
 import type { ClusterConfig as ClusterConfigResolved } from './config/schema.js';
 import { keyIsInZone, keyToName } from './wire/name.js';
 import { FileClusterSource } from './cluster/files.js';
-import { KubeClusterSource, type KubeSourceOptions } from './cluster/kube.js';
+import { KubeClusterSource, loadKubeClient, type KubeSourceOptions } from './cluster/kube.js';
 import type { ClusterSource } from './cluster/source.js';
 import type { ClusterSettings, ClusterState } from './cluster/state.js';
 import { DnsServer } from './server/server.js';
@@ -325,6 +325,8 @@ export class Fedns {
     this.log.info({ udp: this.dns.udpPath.path, reason: this.dns.udpPath.reason }, `UDP path: ${this.dns.udpPath.path}`);
     const h = this.config.hostnames;
     this.federation.resolveHostnames(dnsResolver(h.resolvers), h.refresh, this.log.child({ component: 'hostnames' }));
+    // Before the first query: loading the Kubernetes client would hold up the answers.
+    if (this.config.clusters.some((cl) => cl.source.type === 'kube')) await loadKubeClient();
     for (const cl of this.config.clusters) this.startCluster(cl);
     await this.dns.listen(this.config.listen);
     this.ops = await this.openOps(this.config);

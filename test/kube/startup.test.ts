@@ -1,0 +1,37 @@
+// The Kubernetes client library (kubeconfig reading) is loaded before fedns answers: its modules
+// take about a quarter of a second to load, most of it in one turn of the event loop, which held
+// up every query at the start of the initial sync when the first cluster loaded it. This file
+// runs in a process of its own (vitest's default pool) and imports nothing that loads the library.
+import { createRequire } from 'node:module';
+import { afterAll, describe, expect, it } from 'vitest';
+import { FakeApiServer } from '../support/fake-apiserver.js';
+import { kubeHarness, QUICK_TIMING, useKubeTiming, type Running } from '../support/kube-harness.js';
+
+useKubeTiming(QUICK_TIMING);
+const h = kubeHarness('fedns-kube-startup-');
+
+/**
+ * Whether Node has loaded @kubernetes/client-node in this process. The library is an ES module;
+ * what shows is its CommonJS dependencies in the require cache (hpagent and stream-buffers, which
+ * nothing else here uses).
+ */
+function kubeClientLoaded(): boolean {
+  const cache = createRequire(import.meta.url).cache;
+  return Object.keys(cache).some((k) => k.includes('/node_modules/hpagent/') || k.includes('/node_modules/stream-buffers/'));
+}
+
+describe('start-up with a kube cluster', () => {
+  let api: FakeApiServer | undefined;
+  let f: Running | undefined;
+  afterAll(async () => {
+    await f?.stop();
+    await api?.stop();
+  });
+
+  it('has loaded the Kubernetes client by the time it listens', async () => {
+    expect(kubeClientLoaded()).toBe(false);
+    api = await FakeApiServer.start();
+    f = await h.startFedns([{ name: 'a', server: api }]);
+    expect(kubeClientLoaded()).toBe(true);
+  });
+});
