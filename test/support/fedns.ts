@@ -173,7 +173,8 @@ export async function startFedns(opts: FednsOptions = {}): Promise<FednsProcess>
     if (!m) throw new Error(`fedns listens on ${String(rec.address)}, not on 127.0.0.1; tests only use loopback\n--- stderr ---\n${err}`);
     const port = Number(m[1]);
     if ((opts.waitFor ?? 'published') === 'published') {
-      await waitForLog((r) => r.msg === 'zone published', Math.max(1000, timeoutMs - (Date.now() - started)), '"zone published" log line');
+      // A sync rebuilt in slices publishes before it is complete (ready: false, names not built yet are SERVFAIL).
+      await waitForLog((r) => r.msg === 'zone published' && r.ready === true, Math.max(1000, timeoutMs - (Date.now() - started)), '"zone published" log line of a ready zone');
     }
     return {
       port,
