@@ -7,12 +7,18 @@ export function isAddress(addr: string): 4 | 6 | 0 {
   return isIPv4(addr) ? 4 : isIPv6(addr) && !addr.includes('%') ? 6 : 0;
 }
 
+/** A CIDR block read: its family, prefix length, and address bytes with the host bits cleared. */
+export interface Network {
+  family: 4 | 6;
+  bits: number;
+  bytes: number[];
+}
+
 /**
- * "address/bits" in one spelling (IPv6 in its RFC 5952 form, the host bits cleared), or
- * undefined when `text` is not an IPv4 or IPv6 CIDR block. A bare address is a CIDR block only
- * when `bareIsHost` says so (it then becomes a /32 or /128).
+ * `text` as a CIDR block, or undefined when it is not an IPv4 or IPv6 one. A bare address is a
+ * CIDR block only when `bareIsHost` says so (it then becomes a /32 or /128).
  */
-export function canonicalNetwork(text: string, bareIsHost = false): string | undefined {
+export function parseNetwork(text: string, bareIsHost = false): Network | undefined {
   const slash = text.indexOf('/');
   const addr = slash < 0 ? text : text.slice(0, slash);
   const family = isAddress(addr);
@@ -31,8 +37,18 @@ export function canonicalNetwork(text: string, bareIsHost = false): string | und
     const keep = Math.max(0, Math.min(8, bits - i * 8));
     bytes[i] &= (0xff << (8 - keep)) & 0xff;
   }
-  if (family === 4) return `${bytes.join('.')}/${bits}`;
+  return { family, bits, bytes };
+}
+
+/**
+ * "address/bits" in one spelling (IPv6 in its RFC 5952 form, the host bits cleared), or
+ * undefined when `text` is not an IPv4 or IPv6 CIDR block (see parseNetwork).
+ */
+export function canonicalNetwork(text: string, bareIsHost = false): string | undefined {
+  const n = parseNetwork(text, bareIsHost);
+  if (!n) return undefined;
+  if (n.family === 4) return `${n.bytes.join('.')}/${n.bits}`;
   const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i] << 8) | bytes[i + 1]).toString(16));
-  return `${new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1)}/${bits}`;
+  for (let i = 0; i < 16; i += 2) groups.push(((n.bytes[i] << 8) | n.bytes[i + 1]).toString(16));
+  return `${new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1)}/${n.bits}`;
 }

@@ -25,6 +25,7 @@ import type { TransferPolicy, TransferResult } from './server/xfr.js';
 import { nextSerial, type ZoneSnapshot } from './zone/snapshot.js';
 import { OpsServer } from './ops/http.js';
 import { ClientMap, type ClientNetwork } from './client-map.js';
+import { parseNetwork } from './address.js';
 import type { ClientPlace } from './traffic-policy.js';
 
 /**
@@ -49,8 +50,10 @@ export function clientMap(c: Config, clusters: ReadonlyMap<string, ClusterState>
   // from a network the configuration places elsewhere: one that starts inside such a network is left out.
   const written = new ClientMap(configured);
   const kept = learned.filter(({ network, place }) => {
+    const n = parseNetwork(network, true);
+    if (!n) return true; // the client map lists it as invalid
     const inside = written.lookup(network.split('/')[0]);
-    return inside === undefined || inside.place.cluster === place.cluster || inside.prefix > Number(network.split('/')[1] ?? 128);
+    return inside === undefined || inside.place.cluster === place.cluster || inside.prefix > n.bits;
   });
   return new ClientMap([...configured, ...kept], learned.length - kept.length);
 }

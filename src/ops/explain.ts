@@ -8,7 +8,7 @@ import type { Responder } from '../server/responder.js';
 import type { Federation } from '../federation/federation.js';
 import type { ClusterVerdict, FederatedService } from '../federation/model.js';
 import { parseClusterSetName, parseName, type ParsedClusterSetName, type ParsedName } from '../zone/names.js';
-import { ipv4Number, ipv6Groups } from '../acl.js';
+import { isAddress, parseNetwork } from '../address.js';
 import { plan } from '../zone/locality.js';
 import { serviceLocality } from '../federation/service-records.js';
 
@@ -161,20 +161,14 @@ interface Client {
 }
 
 function parseClient(text: string): Client {
-  const [addr, bits, extra] = text.split('/');
-  const bad = () => new ExplainError(`client "${text}" is not an IP address or a subnet such as 192.0.2.0/24`);
-  const v4 = ipv4Number(addr);
-  const groups = v4 >= 0 ? undefined : ipv6Groups(addr);
-  if (extra !== undefined || (v4 < 0 && !groups)) throw bad();
-  if (bits === undefined) return { text, address: addr };
-  const max = v4 >= 0 ? 32 : 128;
-  if (!/^\d{1,3}$/.test(bits) || Number(bits) > max) throw bad();
-  const prefix = Number(bits);
-  const full = v4 >= 0 ? Buffer.from([v4 >>> 24, (v4 >>> 16) & 255, (v4 >>> 8) & 255, v4 & 255]) : Buffer.from(groups!.flatMap((g) => [g >> 8, g & 255]));
+  if (!text.includes('/')) {
+    if (!isAddress(text)) throw new ExplainError(`client "${text}" is not an IP address or a subnet such as 192.0.2.0/24`);
+    return { text, address: text };
+  }
+  const n = parseNetwork(text);
+  if (!n) throw new ExplainError(`client "${text}" is not an IP address or a subnet such as 192.0.2.0/24`);
   // The option carries the prefix's bytes only, with the bits past the prefix zero (RFC 7871 6).
-  const bytes = Buffer.from(full.subarray(0, Math.ceil(prefix / 8)));
-  if (prefix % 8) bytes[bytes.length - 1] &= 0xff << (8 - (prefix % 8));
-  return { text, subnet: { family: v4 >= 0 ? 1 : 2, prefix, bytes } };
+  return { text, subnet: { family: n.family === 4 ? 1 : 2, prefix: n.bits, bytes: Buffer.from(n.bytes.slice(0, Math.ceil(n.bits / 8))) } };
 }
 
 /** The ECS option's data for a subnet (scope 0, as queries carry it). */
