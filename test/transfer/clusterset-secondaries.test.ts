@@ -18,7 +18,7 @@ import { parseZoneText } from '../support/corpus.js';
 import { compareResults, digMany } from '../support/dig.js';
 import { freePort, requirePeer } from '../support/peers.js';
 import { requireSecondary, startSecondary, type Secondary, type SecondaryKind } from '../support/secondaries.js';
-import { startPrimary, writeAtomic, ZONE, type Primary } from './harness.js';
+import { API_SERVICE, startPrimary, writeAtomic, ZONE, type Primary } from './harness.js';
 
 const CS = 'clusterset.local.';
 const hasDig = requirePeer('dig');
@@ -34,28 +34,7 @@ function edit(p: Primary, cluster: string, file: string, change: (text: string) 
 }
 
 /** shop/api in alpha: a Service, its EndpointSlice and its ServiceExport. */
-const API = `
-  - apiVersion: v1
-    kind: Service
-    metadata: { name: api, namespace: shop }
-    spec:
-      type: LoadBalancer
-      ports: [{ name: grpc, port: 9443, protocol: TCP }]
-    status:
-      loadBalancer: { ingress: [{ ip: 192.0.2.60 }] }
-  - apiVersion: discovery.k8s.io/v1
-    kind: EndpointSlice
-    metadata:
-      name: api-k2j4h
-      namespace: shop
-      labels: { kubernetes.io/service-name: api }
-    addressType: IPv4
-    ports: [{ name: grpc, port: 9443, protocol: TCP }]
-    endpoints:
-      - addresses: [10.1.3.3]
-        conditions: { ready: true }
-        zone: us-east-a
-  - apiVersion: multicluster.x-k8s.io/v1alpha1
+const API = `${API_SERVICE}  - apiVersion: multicluster.x-k8s.io/v1alpha1
     kind: ServiceExport
     metadata: { name: api, namespace: shop }
 `;

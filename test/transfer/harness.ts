@@ -206,6 +206,30 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** Writes a file atomically (temp + rename), so a watcher never reads half of it. */
+/** shop/api in the demo's cluster alpha, as list items to append to its services.yaml: a Service and its EndpointSlice. */
+export const API_SERVICE = `
+  - apiVersion: v1
+    kind: Service
+    metadata: { name: api, namespace: shop }
+    spec:
+      type: LoadBalancer
+      ports: [{ name: grpc, port: 9443, protocol: TCP }]
+    status:
+      loadBalancer: { ingress: [{ ip: 192.0.2.60 }] }
+  - apiVersion: discovery.k8s.io/v1
+    kind: EndpointSlice
+    metadata:
+      name: api-k2j4h
+      namespace: shop
+      labels: { kubernetes.io/service-name: api }
+    addressType: IPv4
+    ports: [{ name: grpc, port: 9443, protocol: TCP }]
+    endpoints:
+      - addresses: [10.1.3.3]
+        conditions: { ready: true }
+        zone: us-east-a
+`;
+
 export function writeAtomic(file: string, text: string): void {
   const tmp = `${file}.tmp-${process.pid}`;
   writeFileSync(tmp, text);

@@ -44,7 +44,7 @@ import { buildCorpus, corpusSummary, parseZoneText, type CorpusQuery } from '../
 import { compareResults, digMany, rrKey, summarise, type DigResult } from '../support/dig.js';
 import { freePort, requirePeer } from '../support/peers.js';
 import { requireSecondary, startSecondary, type Secondary, type SecondaryKind, type TsigSpec } from '../support/secondaries.js';
-import { addCluster, fillCluster, startPrimary, writeAtomic, ZONE, type Primary } from './harness.js';
+import { addCluster, API_SERVICE, fillCluster, startPrimary, writeAtomic, ZONE, type Primary } from './harness.js';
 
 const hasDig = requirePeer('dig');
 const SEED = Number(process.env.FEDNS_CORPUS_SEED ?? 5);
@@ -59,29 +59,7 @@ function changeAlpha(p: Primary): void {
   const file = join(p.dir, 'demo', 'alpha', 'services.yaml');
   const text = readFileSync(file, 'utf8');
   expect(text).toContain('192.0.2.10 }');
-  const api = `
-  - apiVersion: v1
-    kind: Service
-    metadata: { name: api, namespace: shop }
-    spec:
-      type: LoadBalancer
-      ports: [{ name: grpc, port: 9443, protocol: TCP }]
-    status:
-      loadBalancer: { ingress: [{ ip: 192.0.2.60 }] }
-  - apiVersion: discovery.k8s.io/v1
-    kind: EndpointSlice
-    metadata:
-      name: api-k2j4h
-      namespace: shop
-      labels: { kubernetes.io/service-name: api }
-    addressType: IPv4
-    ports: [{ name: grpc, port: 9443, protocol: TCP }]
-    endpoints:
-      - addresses: [10.1.3.3]
-        conditions: { ready: true }
-        zone: us-east-a
-`;
-  writeAtomic(file, text.replace('192.0.2.10 }', '192.0.2.77 }').replace(/\s*$/, '\n') + api);
+  writeAtomic(file, text.replace('192.0.2.10 }', '192.0.2.77 }').replace(/\s*$/, '\n') + API_SERVICE);
 }
 
 function zoneHasChange(text: string): boolean {
