@@ -25,7 +25,8 @@ const CLUSTERS = Number(process.argv[2] ?? 20);
 const SERVICES = Number(process.argv[3] ?? 5000);
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-function ask(port: number, name: string): Promise<number> {
+/** One A query over UDP (EDNS: clusters x 3 addresses do not fit 512 bytes); `read` takes the reply, -1 without one in 500 ms. */
+function query(port: number, name: string, read: (m: ReturnType<typeof decodeMessage>) => number): Promise<number> {
   return new Promise((resolve) => {
     const s = createSocket('udp4');
     const t = setTimeout(() => {
@@ -35,29 +36,16 @@ function ask(port: number, name: string): Promise<number> {
     s.on('message', (m) => {
       clearTimeout(t);
       s.close();
-      const msg = decodeMessage(m);
-      resolve(msg.tc ? -2 : msg.answers.length);
+      resolve(read(decodeMessage(m)));
     });
-    // EDNS: the full answer (clusters x 3 addresses) does not fit 512 bytes.
     s.send(encodeQuery(name, RRType.A, { edns: { udpSize: 1232 } }), port, '127.0.0.1');
   });
 }
 
-function askTtl(port: number, name: string): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createSocket('udp4');
-    const t = setTimeout(() => {
-      s.close();
-      resolve(-1);
-    }, 500);
-    s.on('message', (m) => {
-      clearTimeout(t);
-      s.close();
-      resolve(decodeMessage(m).answers[0]?.ttl ?? -1);
-    });
-    s.send(encodeQuery(name, RRType.A, { edns: { udpSize: 1232 } }), port, '127.0.0.1');
-  });
-}
+/** How many answers (-2: truncated). */
+const ask = (port: number, name: string) => query(port, name, (msg) => (msg.tc ? -2 : msg.answers.length));
+/** The TTL of the first answer. */
+const askTtl = (port: number, name: string) => query(port, name, (msg) => msg.answers[0]?.ttl ?? -1);
 
 function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
