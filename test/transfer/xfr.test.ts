@@ -791,7 +791,8 @@ describe('NOTIFY answered with an error', () => {
     await primary.settled(200);
     // Refused, then retried (the first retry a second later): never acknowledged meanwhile.
     const deadline = Date.now() + 8000;
-    while (heard.length < 2 && Date.now() < deadline) await sleep(20);
+    // The secondary hears the second NOTIFY before fedns reads its refusal: wait for both.
+    while ((heard.length < 2 || (await rejected()) < 2) && Date.now() < deadline) await sleep(20);
     expect(heard.length).toBeGreaterThanOrEqual(2);
     expect(await primary.notifies('acknowledged')).toBe(0);
     expect(await rejected()).toBeGreaterThanOrEqual(2);
