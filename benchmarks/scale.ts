@@ -149,6 +149,9 @@ async function main(): Promise<void> {
     const heapUsed = Number(/^fedns_nodejs_heap_size_used_bytes (\S+)$/m.exec(metrics)?.[1]) / 1048576;
     const records = Number(/^fedns_zone_records(?:\{[^}]*\})? (\S+)$/m.exec(metrics)?.[1]);
     const rss = rssMiB(fedns.pid!);
+    if (process.env.MEMORY_DETAIL) {
+      for (const line of metrics.split('\n')) if (/^fedns_nodejs_(heap_s|external|heap_space_size_(used|total))/.test(line)) console.log('   ', line);
+    }
 
     // Every cluster's watches expire: each lists everything again (nothing changed).
     await stall.take();

@@ -31,6 +31,21 @@ function addressSets(name: string, set: AddressSet, ttl: number): Map<number, RR
   return m;
 }
 
+/**
+ * A name holding only the addresses of `set`: it becomes an AddressNode, which makes its records
+ * when asked; `rrsets` makes them for whoever builds the zone (CNAME chains into the name).
+ */
+function addressSpec(name: string, set: AddressSet, ttl: number): NameSpec {
+  let made: Map<number, RR[]> | undefined;
+  return {
+    name,
+    get rrsets() {
+      return (made ??= addressSets(name, set, ttl));
+    },
+    addresses: { v4: set.v4, v6: set.v6, ttl },
+  };
+}
+
 function cnameSet(name: string, target: string, ttl: number): Map<number, RR[]> {
   return new Map([[RRType.CNAME, [{ name, type: RRType.CNAME, ttl, data: target }]]]);
 }
@@ -47,11 +62,11 @@ export function serviceNames(fs: FederatedService, topo: Topology, z: RecordSett
   for (const [region, zones] of topo.regions) {
     const rname = regionalName(z, fs, region);
     const rset = fs.regions.get(region);
-    specs.push({ name: rname, rrsets: rset ? addressSets(rname, rset, ttl) : cnameSet(rname, global, cnameTtl) });
+    specs.push(rset ? addressSpec(rname, rset, ttl) : { name: rname, rrsets: cnameSet(rname, global, cnameTtl) });
     for (const zone of zones) {
       const zname = zonalName(z, fs, region, zone);
       const zset = fs.zones.get(`${region}/${zone}`);
-      specs.push({ name: zname, rrsets: zset ? addressSets(zname, zset, ttl) : cnameSet(zname, rname, cnameTtl) });
+      specs.push(zset ? addressSpec(zname, zset, ttl) : { name: zname, rrsets: cnameSet(zname, rname, cnameTtl) });
     }
   }
   const endpointNames = fs.endpoints.map((e) => ({ e, name: endpointName(z, fs, e.cluster, e.host) }));

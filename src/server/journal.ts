@@ -2,7 +2,7 @@
 import type { RR } from '../wire/records.js';
 import type { ZoneChange } from '../zone/snapshot.js';
 
-export interface Delta extends ZoneChange {
+export interface Delta extends Pick<ZoneChange, 'removed' | 'added'> {
   from: number;
   to: number;
   /** The SOA as it was at `from` (its other fields may differ from the current SOA's). */
@@ -35,7 +35,7 @@ export class Journal {
   }
 
   /** Records the change that turned serial `from` into `to`. */
-  add(from: number, to: number, change: ZoneChange, fromSoa?: RR): void {
+  add(from: number, to: number, change: Pick<ZoneChange, 'removed' | 'added'>, fromSoa?: RR): void {
     if (from === to) return;
     const size = change.removed.length + change.added.length;
     if (size > this.maxRecords) {

@@ -320,9 +320,17 @@ export class Responder {
         if (ans) return this.localAnswer(msg, q, transport, entry, node.locality, type, ans, zone, conn, remote);
       }
     }
-    const ans = node.answerFor(type);
-    if (!ans) return this.negativeAnswer(msg, q, transport, zone, Rcode.NOERROR);
-    const enc = this.encoded(entry, qt, type, ans, q.qnameLen, zone);
+    // An encoding already cached needs no answer: an AddressNode makes its answers when asked.
+    let enc = entry.byType.get(type);
+    if (enc !== undefined) {
+      this.cacheHits++;
+      entry.fastType = qt;
+      entry.fast = enc;
+    } else {
+      const ans = node.answerFor(type);
+      if (!ans) return this.negativeAnswer(msg, q, transport, zone, Rcode.NOERROR);
+      enc = this.encoded(entry, qt, type, ans, q.qnameLen, zone);
+    }
     return this.finish(msg, q, transport, Rcode.NOERROR, true, enc, true, node.stale, enc.turns > 1 ? this.rotation++ % enc.turns : 0);
   }
 

@@ -50,7 +50,8 @@ export class ZoneServing {
   published(snap: ZoneSnapshot, change: ZoneChange): void {
     if (snap.serial === this.lastSerial) return;
     // A new domain is a new zone: no IXFR delta leads into it from the old one.
-    if (snap.domain !== this.lastSoa.name) this.journal.clear();
+    // Neither does one across a change that was not listed record by record.
+    if (snap.domain !== this.lastSoa.name || change.unlisted > 0) this.journal.clear();
     else this.journal.add(this.lastSerial, snap.serial, change, this.lastSoa);
     this.lastSerial = snap.serial;
     this.lastSoa = snap.soa;

@@ -2,6 +2,7 @@
 import { RRType } from '../wire/constants.js';
 import { sameRecord, type RR } from '../wire/records.js';
 import type { ServiceLocality } from './locality.js';
+import { SmallMap } from './small-map.js';
 
 /** What a query for one type at one name answers (positive answers only). */
 export interface Answer {
@@ -13,6 +14,9 @@ export interface Answer {
   nodataAfterChain?: boolean;
 }
 
+/** The additional section of most answers: one shared, read-only empty list. */
+const NO_ADDITIONAL: RR[][] = Object.freeze([]) as unknown as RR[][];
+
 export class ZoneNode {
   constructor(
     /** Lookup key: lowercase wire bytes as latin1. */
@@ -20,9 +24,9 @@ export class ZoneNode {
     /** Absolute lowercase presentation name. */
     readonly name: string,
     /** RRsets by type, in type order. An empty map is an empty non-terminal. */
-    readonly rrsets: ReadonlyMap<number, RR[]>,
+    private readonly sets: ReadonlyMap<number, RR[]>,
     /** Answers by query type, including the CNAME chase (type 0: any other type at a CNAME). */
-    readonly answers: ReadonlyMap<number, Answer>,
+    private readonly byType: ReadonlyMap<number, Answer>,
     /** Federated service ("ns/name") that owns this name; "@" for apex data; "" for an empty non-terminal. */
     readonly owner: string,
     /** Built from stale cluster data (adds EDE 3 to answers). */
@@ -31,17 +35,28 @@ export class ZoneNode {
     readonly locality?: ServiceLocality,
   ) {}
 
+  /** RRsets by type, in type order. An empty map is an empty non-terminal. */
+  get rrsets(): ReadonlyMap<number, RR[]> {
+    return this.sets;
+  }
+
+  /** Answers by query type, including the CNAME chase (type 0: any other type at a CNAME). */
+  get answers(): ReadonlyMap<number, Answer> {
+    return this.byType;
+  }
+
   get isEmptyNonTerminal(): boolean {
     return this.rrsets.size === 0;
   }
 
   /** The answer for a query type; undefined is NODATA. */
   answerFor(qtype: number): Answer | undefined {
-    return this.answers.get(qtype) ?? (this.rrsets.has(RRType.CNAME) && qtype !== RRType.CNAME ? this.answers.get(0) : undefined);
+    return this.byType.get(qtype) ?? (this.sets.has(RRType.CNAME) && qtype !== RRType.CNAME ? this.byType.get(0) : undefined);
   }
 
-  /** Whether `rrsets` (as a builder produced them) hold exactly this node's records. */
-  sameRecords(rrsets: ReadonlyMap<number, RR[]>): boolean {
+  /** Whether `spec` (as a builder produced it) holds exactly this node's records. */
+  sameAs(spec: NameSpec): boolean {
+    const rrsets = spec.rrsets;
     let types = 0;
     for (const [type, set] of rrsets) {
       if (set.length === 0) continue;
@@ -53,6 +68,13 @@ export class ZoneNode {
     return types === this.rrsets.size;
   }
 
+  /** How many records this name holds. */
+  get recordCount(): number {
+    let n = 0;
+    for (const set of this.sets.values()) n += set.length;
+    return n;
+  }
+
   /** Every record at this name, in type order. */
   records(): RR[] {
     const out: RR[] = [];
@@ -61,8 +83,82 @@ export class ZoneNode {
   }
 }
 
-/** The additional section of most answers: one shared, read-only empty list. */
-const NO_ADDITIONAL: RR[][] = Object.freeze([]) as unknown as RR[][];
+/** Addresses of a name that has no other records (AddressNode): IPv4 and IPv6, in answer order. */
+export interface AddressRecipe {
+  v4: readonly string[];
+  v6: readonly string[];
+  ttl: number;
+}
+
+const NO_ADDRESSES: readonly string[] = Object.freeze([]);
+
+/**
+ * A name whose only records are addresses and whose answers carry nothing else (the regional
+ * and zonal names of a service, half the records of a big zone): it holds the address strings,
+ * shared with the cluster data, and makes its records and answers when they are asked for. The
+ * responder caches the encoded answers of the names queried; transfers and /zone make the
+ * records as they go.
+ */
+export class AddressNode extends ZoneNode {
+  private readonly v4: readonly string[];
+  private readonly v6: readonly string[];
+  private readonly ttl: number;
+
+  constructor(key: string, name: string, recipe: AddressRecipe, owner: string, stale: boolean) {
+    super(key, name, SmallMap.empty(), SmallMap.empty(), owner, stale);
+    this.v4 = recipe.v4.length ? recipe.v4 : NO_ADDRESSES;
+    this.v6 = recipe.v6.length ? recipe.v6 : NO_ADDRESSES;
+    this.ttl = recipe.ttl;
+  }
+
+  private set(type: number): RR[] | undefined {
+    const list = type === RRType.A ? this.v4 : type === RRType.AAAA ? this.v6 : NO_ADDRESSES;
+    if (list.length === 0) return undefined;
+    const { name, ttl } = this;
+    return list.map((data) => ({ name, type, ttl, data }));
+  }
+
+  override get rrsets(): ReadonlyMap<number, RR[]> {
+    const m = new Map<number, RR[]>();
+    for (const type of [RRType.A, RRType.AAAA]) {
+      const set = this.set(type);
+      if (set) m.set(type, set);
+    }
+    return SmallMap.of(m);
+  }
+
+  override get answers(): ReadonlyMap<number, Answer> {
+    const m = new Map<number, Answer>();
+    for (const [type, set] of this.rrsets) m.set(type, { answer: [set], additional: NO_ADDITIONAL });
+    return SmallMap.of(m);
+  }
+
+  override get recordCount(): number {
+    return this.v4.length + this.v6.length;
+  }
+
+  override get isEmptyNonTerminal(): boolean {
+    return this.v4.length === 0 && this.v6.length === 0;
+  }
+
+  override answerFor(qtype: number): Answer | undefined {
+    const set = this.set(qtype);
+    return set ? { answer: [set], additional: NO_ADDITIONAL } : undefined;
+  }
+
+  override sameAs(spec: NameSpec): boolean {
+    const r = spec.addresses;
+    if (r === undefined) return super.sameAs(spec);
+    return r.ttl === this.ttl && sameList(r.v4, this.v4) && sameList(r.v6, this.v6);
+  }
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 
 /** Plain description of a name before it becomes a node. */
 export interface NameSpec {
@@ -70,6 +166,8 @@ export interface NameSpec {
   rrsets: Map<number, RR[]>;
   /** The service's traffic policy and address groups, on the names it applies to. */
   locality?: ServiceLocality;
+  /** The name holds only these addresses, and becomes an AddressNode (no locality, not an SRV target). */
+  addresses?: AddressRecipe;
 }
 
 /**
@@ -86,6 +184,7 @@ export function prepareAnswers(specs: NameSpec[]): Map<string, Map<number, Answe
   };
   const out = new Map<string, Map<number, Answer>>();
   for (const spec of specs) {
+    if (spec.addresses) continue; // an AddressNode makes its answers when asked
     const answers = new Map<number, Answer>();
     const cname = spec.rrsets.get(RRType.CNAME);
     if (cname) {

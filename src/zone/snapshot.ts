@@ -6,7 +6,7 @@ import { PersistentMap, type MapDraft } from './pmap.js';
 import { RRType } from '../wire/constants.js';
 import { canonicalName, keyToName, nameKey, parentKey } from '../wire/name.js';
 import { sameRecord, type RR, type SoaData } from '../wire/records.js';
-import { prepareAnswers, ZoneNode, type NameSpec } from './node.js';
+import { AddressNode, prepareAnswers, ZoneNode, type NameSpec } from './node.js';
 import { sameLocality } from './locality.js';
 import { SmallMap } from './small-map.js';
 
@@ -26,6 +26,12 @@ export interface ZoneChange {
   /** Records removed and added since the previous serial (TTL changes appear as both). */
   removed: RR[];
   added: RR[];
+  /**
+   * Records changed that are not listed in removed/added: changes made while the zone was not
+   * ready (no transfer serves such a serial), which would only be garbage. No IXFR delta can
+   * cross this change.
+   */
+  unlisted: number;
 }
 
 export interface ApexSettings {
@@ -83,6 +89,7 @@ export class ZoneBuilder {
   private current: ZoneSnapshot;
   private pendingRemoved: RR[] = [];
   private pendingAdded: RR[] = [];
+  private pendingUnlisted = 0;
   private ready = false;
   /** SOA fields changed since the last publish: secondaries must see a new serial (RFC 1034 4.3.5). */
   private soaChanged = false;
@@ -156,7 +163,7 @@ export class ZoneBuilder {
       specs.every((spec, i) => {
         const old = m.get(keys[i]);
         return (
-          old !== undefined && old.owner === owner && old.stale === stale && old.sameRecords(spec.rrsets) && sameLocality(old.locality, spec.locality)
+          old !== undefined && old.owner === owner && old.stale === stale && old.sameAs(spec) && sameLocality(old.locality, spec.locality)
         );
       });
     if (!unchanged) {
@@ -165,7 +172,10 @@ export class ZoneBuilder {
         const key = keys[i];
         const old = m.get(key);
         if (old && old.owner !== owner && old.owner !== '') return; // another owner's name: first one wins
-        const node = new ZoneNode(key, spec.name, sortByType(spec.rrsets), SmallMap.of(answers.get(spec.name)!), owner, stale, spec.locality);
+        const node =
+          spec.addresses && !spec.locality
+            ? new AddressNode(key, spec.name, spec.addresses, owner, stale)
+            : new ZoneNode(key, spec.name, sortByType(spec.rrsets), SmallMap.of(answers.get(spec.name) ?? new Map()), owner, stale, spec.locality);
         this.diffRecords(old, node);
         m.set(key, node);
       });
@@ -218,6 +228,14 @@ export class ZoneBuilder {
 
   /** Records what changed between a name's old and new node, for IXFR and the serial. */
   private diffRecords(old: ZoneNode | undefined, node: ZoneNode | undefined): void {
+    if (!this.ready && !this.current.ready) {
+      // Not ready, now or at the last publish: no transfer serves this serial or the last one.
+      const removed = old?.recordCount ?? 0;
+      const added = node?.recordCount ?? 0;
+      this.recordCount += added - removed;
+      this.pendingUnlisted += added + removed;
+      return;
+    }
     const before = old?.rrsets;
     const after = node?.rrsets;
     if (before) for (const [type, set] of before) this.recordCount -= missing(set, after?.get(type), this.pendingRemoved);
@@ -236,7 +254,7 @@ export class ZoneBuilder {
 
   /** Publishes the changes made since the last publish as a new snapshot; returns its change set. */
   publish(): { snapshot: ZoneSnapshot; change: ZoneChange } | undefined {
-    const records = this.pendingAdded.length + this.pendingRemoved.length > 0;
+    const records = this.pendingAdded.length + this.pendingRemoved.length + this.pendingUnlisted > 0;
     const touched = this.draft !== undefined;
     if (this.draft) {
       this.names = this.draft.done();
@@ -244,9 +262,10 @@ export class ZoneBuilder {
     }
     const soa = this.soaChanged;
     if (!records && !touched && !soa && this.ready === this.current.ready) return undefined;
-    const change: ZoneChange = { removed: this.pendingRemoved, added: this.pendingAdded };
+    const change: ZoneChange = { removed: this.pendingRemoved, added: this.pendingAdded, unlisted: this.pendingUnlisted };
     this.pendingAdded = [];
     this.pendingRemoved = [];
+    this.pendingUnlisted = 0;
     this.soaChanged = false;
     if (records || soa) this.serial = nextSerial(this.serial);
     this.current = this.snapshot();

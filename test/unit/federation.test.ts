@@ -8,6 +8,8 @@ import type { FederationPolicy } from '../../src/federation/model.js';
 import { parseLabelSelector } from '../../src/federation/selector.js';
 import { zoneRecords } from '../../src/zone/masterfile.js';
 import { nameKey } from '../../src/wire/name.js';
+import { AddressNode } from '../../src/zone/node.js';
+import type { ZoneChange } from '../../src/zone/snapshot.js';
 import { seed, slice, svc, testFederationSettings } from '../support/federation.js';
 
 function federation(policy: Partial<FederationPolicy> = {}): { fed: Federation; ask: (n: string, t: number, o?: Parameters<typeof encodeQuery>[2], tr?: 'udp' | 'tcp') => Message } {
@@ -258,4 +260,88 @@ describe('rebuilding many services', () => {
     expect([...rcodes]).toEqual([Rcode.NOERROR]);
     fed.close();
   }, 60_000);
+});
+
+describe('names held as their addresses', () => {
+  it('regional and zonal names keep only their addresses and answer, transfer and change as the records they stand for', () => {
+    const { fed, ask } = federation();
+    const c = fed.addCluster(settings('a', { addressMode: 'endpoints', zones: ['z1', 'z2'] }));
+    const eps = [{ addr: '10.0.0.1', zone: 'z1' }, { addr: '10.0.0.2', zone: 'z2' }, { addr: '10.0.0.3', zone: 'z2' }];
+    seed(c, [svc('s', []), slice('s', eps)]);
+    const first = fed.rebuild();
+    const zonal = nameKey('s.ns.fed.svc.z2.r1.example.com.');
+    const regional = nameKey('s.ns.fed.svc.r1.example.com.');
+    for (const key of [zonal, regional]) expect(first.names.get(key)).toBeInstanceOf(AddressNode);
+    // The short name holds its records (its SRV name's additional section refers to them).
+    expect(first.names.get(nameKey('s.ns.fed.example.com.'))).not.toBeInstanceOf(AddressNode);
+    const node = first.names.get(zonal)!;
+    expect(node.recordCount).toBe(2);
+    expect(node.records()).toEqual([
+      { name: 's.ns.fed.svc.z2.r1.example.com.', type: RRType.A, ttl: 30, data: '10.0.0.2' },
+      { name: 's.ns.fed.svc.z2.r1.example.com.', type: RRType.A, ttl: 30, data: '10.0.0.3' },
+    ]);
+    expect(addrs(ask('s.ns.fed.svc.z2.r1.example.com.', RRType.A))).toEqual(['10.0.0.2', '10.0.0.3']);
+    expect(addrs(ask('s.ns.fed.svc.r1.example.com.', RRType.A))).toEqual(['10.0.0.1', '10.0.0.2', '10.0.0.3']);
+    // Asked again (the encoding cached) and for other types: the same answers, NODATA for what is not there.
+    expect(addrs(ask('s.ns.fed.svc.z2.r1.example.com.', RRType.A))).toEqual(['10.0.0.2', '10.0.0.3']);
+    for (const t of [RRType.AAAA, RRType.TXT, RRType.CNAME]) {
+      const m = ask('s.ns.fed.svc.z2.r1.example.com.', t);
+      expect([m.rcode, m.answers.length, m.authorities[0]?.type]).toEqual([Rcode.NOERROR, 0, RRType.SOA]);
+    }
+    expect(ask('s.ns.fed.svc.z2.r1.example.com.', RRType.ANY).answers.map((r) => r.data).sort()).toEqual(['10.0.0.2', '10.0.0.3']);
+    // The zone's text and its record count include them.
+    const text = [...zoneRecords(first)].filter((r) => r.name === 's.ns.fed.svc.z2.r1.example.com.');
+    expect(text.map((r) => r.data)).toEqual(['10.0.0.2', '10.0.0.3']);
+    expect(first.recordCount).toBe([...zoneRecords(first)].length);
+    // The same data again keeps the same nodes (their cached answers stay).
+    c.upsert('EndpointSlice', slice('s', eps));
+    c.flush();
+    expect(fed.rebuild().names.get(zonal)).toBe(node);
+    // An endpoint leaves: the zonal name answers without it, and the change lists its records.
+    const changes: ZoneChange[] = [];
+    fed.on('published', (_s, change) => changes.push(change));
+    c.upsert('EndpointSlice', slice('s', eps.slice(0, 2)));
+    c.flush();
+    const after = fed.rebuild();
+    expect(addrs(ask('s.ns.fed.svc.z2.r1.example.com.', RRType.A))).toEqual(['10.0.0.2']);
+    const removed = changes.flatMap((ch) => ch.removed).filter((r) => r.data === '10.0.0.3').map((r) => r.name).sort();
+    expect(removed).toEqual(['s.ns.fed.example.com.', 's.ns.fed.svc.example.com.', 's.ns.fed.svc.r1.example.com.', 's.ns.fed.svc.z2.r1.example.com.']);
+    expect(changes.every((ch) => ch.unlisted === 0)).toBe(true);
+    expect(after.recordCount).toBe(first.recordCount - 4);
+    // A zone left empty: the name goes away (NXDOMAIN under a CNAME fallback is for zones with none).
+    c.upsert('EndpointSlice', slice('s', [{ addr: '10.0.0.1', zone: 'z1' }]));
+    c.flush();
+    fed.rebuild();
+    const m = ask('s.ns.fed.svc.z2.r1.example.com.', RRType.A);
+    expect(m.answers[0]?.type).toBe(RRType.CNAME);
+    expect(addrs(m)).toEqual(['10.0.0.1']);
+  });
+
+  it('changes made before the zone is ready are counted, not listed: no transfer serves those serials', () => {
+    const fed = new Federation(testFederationSettings());
+    const changes: ZoneChange[] = [];
+    fed.on('published', (_s, change) => changes.push(change));
+    const c = fed.addCluster(settings('a'));
+    c.upsert('Service', svc('s', ['192.0.2.1']));
+    c.upsert('EndpointSlice', slice('s', [{ addr: '10.0.0.1' }]));
+    c.markLive();
+    c.flush();
+    const ready = fed.rebuild();
+    expect(ready.ready).toBe(true);
+    const syncing = changes.filter((ch) => ch.added.length + ch.removed.length + ch.unlisted > 0);
+    expect(syncing.length).toBeGreaterThan(0);
+    expect(syncing.flatMap((ch) => ch.added)).toEqual([]);
+    // Every record but the apex's SOA, NS and glue (published when the federation was made).
+    expect(syncing.reduce((n, ch) => n + ch.unlisted, 0)).toBe(ready.recordCount - 3);
+    expect(ready.recordCount).toBe([...zoneRecords(ready)].length);
+    changes.length = 0;
+    c.upsert('Service', svc('s', ['192.0.2.2']));
+    c.flush();
+    fed.rebuild();
+    expect(changes.map((ch) => ch.unlisted)).toEqual([0]);
+    // Short, global, regional and zonal names: listed, the regional and zonal ones made from their addresses.
+    expect(changes[0].added.map((r) => r.data)).toEqual(Array(4).fill('192.0.2.2'));
+    expect(changes[0].removed.map((r) => r.data)).toEqual(Array(4).fill('192.0.2.1'));
+    fed.close();
+  });
 });
