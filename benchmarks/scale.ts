@@ -7,7 +7,7 @@
 // The cost of one endpoint change at 1,000 vs 100,000 services is benchmarks/change-cost.ts.
 // usage: node dist/benchmarks/scale.js [clusters=20] [services=5000]
 // FEDNS_NODE_ARGS: extra node flags for fedns (e.g. --trace-gc); FEDNS_STDOUT: a file for fedns's
-// standard output (its logs, and what such flags print).
+// standard output (its logs, and what such flags print); FEDNS_LOG_LEVEL: its log level (warn).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { createServer } from 'node:net';
@@ -91,7 +91,7 @@ async function main(): Promise<void> {
       });
     });
     const config = (ttl: number) =>
-      `listen: [127.0.0.1:${port}]\nops: { listen: 127.0.0.1:${opsPort} }\nlog: { level: warn }\naddressMode: endpoints\ntransfer: { allow: [127.0.0.1] }\nttl: { default: ${ttl} }\nclusters:\n${clusters}`;
+      `listen: [127.0.0.1:${port}]\nops: { listen: 127.0.0.1:${opsPort} }\nlog: { level: ${process.env.FEDNS_LOG_LEVEL ?? "warn"} }\naddressMode: endpoints\ntransfer: { allow: [127.0.0.1] }\nttl: { default: ${ttl} }\nclusters:\n${clusters}`;
     writeFileSync(join(dir, 'fedns.yaml'), config(30));
     const nodeArgs = (process.env.FEDNS_NODE_ARGS ?? '').split(' ').filter(Boolean);
     const t0 = performance.now();

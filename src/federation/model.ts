@@ -80,13 +80,16 @@ export interface FederationPolicy {
   panicMode: boolean;
 }
 
+/** An address a contribution holds (checked there): IPv6 has a colon, IPv4 never does. */
+const isV6 = (addr: string) => addr.includes(':');
+
 class Collector {
   readonly v4 = new Set<string>();
   readonly v6 = new Set<string>();
+  /** Adds an address a contribution holds. */
   add(addr: string): void {
-    const fam = isAddress(addr);
-    if (fam === 4) this.v4.add(addr);
-    else if (fam === 6) this.v6.add(addr);
+    if (isV6(addr)) this.v6.add(addr);
+    else this.v4.add(addr);
   }
   get size(): number {
     return this.v4.size + this.v6.size;
@@ -107,11 +110,14 @@ export function addressLabel(addr: string): string {
   return addr.toLowerCase().replace(/[.:]/g, '-');
 }
 
+/** The zones of an address without its own: the cluster's count. */
+const NO_ZONES: readonly string[] = Object.freeze([]);
+
 interface Contribution {
   cluster: ClusterState;
   service: SlimService;
-  /** address -> zones it counts in (empty: the cluster's zones). */
-  addresses: Map<string, string[]>;
+  /** address (a valid one) -> zones it counts in (empty: the cluster's zones). */
+  addresses: Map<string, readonly string[]>;
   endpoints: HeadlessEndpoint[];
   ports: SlimPort[];
   /** What explain says of this cluster for this service. */
@@ -132,14 +138,18 @@ function contribution(c: ClusterState, svc: SlimService, key: string, verdict: C
   const mode = svc.headless ? 'endpoints' : c.settings.addressMode;
   verdict.mode = svc.headless ? 'endpoints (headless)' : mode;
   const out: Contribution = { cluster: c, service: svc, addresses: new Map(), endpoints: [], ports: [], verdict };
-  const readyZones = new Set<string>();
+  // Made only where needed: this runs for every service of every cluster on each rebuild.
+  const readyZones = mode === 'loadBalancer' ? new Set<string>() : undefined;
   let ready = 0;
-  const hosts = new Map<string, HeadlessEndpoint>();
-  const portSeen = new Set<string>();
+  const hosts = svc.headless ? new Map<string, HeadlessEndpoint>() : undefined;
+  const portSeen = svc.headless ? new Set<string>() : undefined;
+  // Endpoints of one zone share one list of it.
+  let lastZone = '';
+  let lastZones = NO_ZONES;
   for (const sliceKey of c.slicesByService.get(key) ?? []) {
     const slice = c.slices.get(sliceKey);
     if (!slice || slice.addressType === 'FQDN') continue;
-    if (svc.headless) {
+    if (portSeen) {
       for (const p of slice.ports) {
         const id = `${p.name}/${p.protocol}/${p.port}`;
         if (p.name && !portSeen.has(id)) {
@@ -155,25 +165,30 @@ function contribution(c: ClusterState, svc: SlimService, key: string, verdict: C
       }
       if (ep.addresses.length === 0) continue;
       ready++;
-      if (ep.zone) readyZones.add(ep.zone);
+      if (ep.zone && readyZones) readyZones.add(ep.zone);
       if (mode !== 'endpoints') continue;
+      if (ep.zone && ep.zone !== lastZone) {
+        lastZone = ep.zone;
+        lastZones = [ep.zone];
+      }
       for (const a of ep.addresses) {
-        if (!isAddress(a)) continue;
-        out.addresses.set(a, ep.zone ? [ep.zone] : []);
-        if (svc.headless) {
+        const fam = isAddress(a);
+        if (fam === 0) continue;
+        out.addresses.set(a, ep.zone ? lastZones : NO_ZONES);
+        if (hosts) {
           const host = ep.hostname ?? addressLabel(a);
           let h = hosts.get(host);
           if (!h) hosts.set(host, (h = { host, cluster: c.name, v4: [], v6: [] }));
           // The same endpoint may be in two slices at once (while slices are rebalanced): one record.
-          const list = isAddress(a) === 4 ? h.v4 : h.v6;
+          const list = fam === 4 ? h.v4 : h.v6;
           if (!list.includes(a)) list.push(a);
         }
       }
     }
   }
   if (!svc.headless) out.ports = svc.ports.filter((p) => p.name);
-  out.endpoints = [...hosts.values()];
-  if (mode === 'loadBalancer') {
+  if (hosts) out.endpoints = [...hosts.values()];
+  if (mode === 'loadBalancer' && readyZones) {
     if (ready === 0) {
       verdict.reason = 'no ready endpoint in this cluster';
       for (const a of svc.lbAddresses) verdict.skipped.push({ address: a, reason: 'cluster has no ready endpoint' });
@@ -181,12 +196,16 @@ function contribution(c: ClusterState, svc: SlimService, key: string, verdict: C
     }
     // A load balancer serves the zones where its ready endpoints are; without topology, all of the cluster's.
     const zones = [...readyZones].filter((z) => c.zones.includes(z));
-    for (const a of svc.lbAddresses) out.addresses.set(a, zones);
+    const take = (a: string) => {
+      if (isAddress(a)) out.addresses.set(a, zones);
+      else verdict.skipped.push({ address: a, reason: 'not an IP address' });
+    };
+    for (const a of svc.lbAddresses) take(a);
     for (const h of svc.lbHostnames) {
       const addrs = lookup?.(h);
       if (!addrs) verdict.skipped.push({ address: h, reason: 'load-balancer hostname not resolved (yet)' });
       else if (addrs.length === 0) verdict.skipped.push({ address: h, reason: 'load-balancer hostname has no addresses' });
-      for (const a of addrs ?? []) out.addresses.set(a, zones);
+      for (const a of addrs ?? []) take(a);
     }
     if (out.addresses.size === 0) verdict.reason = 'no load-balancer address';
   } else if (out.addresses.size === 0) {
@@ -280,9 +299,8 @@ export function federate(key: string, clusters: Iterable<ClusterState>, policy: 
       const gk = gz.join(',');
       let g = byZones.get(gk);
       if (!g) byZones.set(gk, (g = { cluster: c.name, region: c.region, zones: [...gz].sort(), v4: [], v6: [] }));
-      const fam = isAddress(addr);
-      if (fam === 4) g.v4.push(addr);
-      else if (fam === 6) g.v6.push(addr);
+      if (isV6(addr)) g.v6.push(addr);
+      else g.v4.push(addr);
     }
     for (const g of byZones.values()) {
       g.v4.sort();
