@@ -84,6 +84,8 @@ export class ZoneBuilder {
   private readonly owned = new Map<string, string[]>();
   /** Ancestor key -> how many owners have names below it (it is an empty non-terminal unless it has records). */
   private readonly entRefs = new Map<string, number>();
+  /** Owner -> the node it placed at each of its names (as `owned` lists them; undefined: another owner's). */
+  private readonly placed = new Map<string, (ZoneNode | undefined)[]>();
   private recordCount = 0;
   private serial: number;
   private current: ZoneSnapshot;
@@ -157,20 +159,30 @@ export class ZoneBuilder {
     const prev = this.owned.get(owner);
     const m = this.map;
     const keys = specs.map((s) => nameKey(s.name));
+    const sameNames = prev !== undefined && prev.length === keys.length && prev.every((k, i) => k === keys[i]);
+    // The nodes this owner placed at the same names are still the map's (only their owner
+    // replaces them): a zone of a million names spends a few cache misses on each lookup.
+    const placed = sameNames ? this.placed.get(owner) : undefined;
+    const olds = keys.map((k, i) => placed?.[i] ?? m.get(k));
     // Answers chase CNAMEs and SRV targets across the owner's names: if any name changed, all are rebuilt.
     const unchanged =
       prev !== undefined &&
       specs.every((spec, i) => {
-        const old = m.get(keys[i]);
+        const old = olds[i];
         return (
           old !== undefined && old.owner === owner && old.stale === stale && old.sameAs(spec) && sameLocality(old.locality, spec.locality)
         );
       });
+    let nodes = olds;
+    let unique = true;
     if (!unchanged) {
       const answers = prepareAnswers(specs);
+      // Two specs of one name (crafted labels can make that): the second replaces the first's node.
+      unique = new Set(keys).size === keys.length;
+      nodes = new Array<ZoneNode | undefined>(keys.length);
       specs.forEach((spec, i) => {
         const key = keys[i];
-        const old = m.get(key);
+        const old = unique ? olds[i] : m.get(key);
         if (old && old.owner !== owner && old.owner !== '') return; // another owner's name: first one wins
         const node =
           spec.addresses && !spec.locality
@@ -178,21 +190,21 @@ export class ZoneBuilder {
             : new ZoneNode(key, spec.name, sortByType(spec.rrsets), SmallMap.of(answers.get(spec.name) ?? new Map()), owner, stale, spec.locality);
         this.diffRecords(old, node);
         m.set(key, node);
+        nodes[i] = node;
       });
     }
+    if (keys.length && unique) this.placed.set(owner, nodes);
+    else this.placed.delete(owner);
+    if (sameNames) return;
     if (prev) {
       const keep = new Set(keys);
       for (const key of prev) if (!keep.has(key)) this.removeName(key, owner);
     }
     // Empty non-terminals: every ancestor of an owner's names, counted per owner.
-    const sameNames = prev !== undefined && prev.length === keys.length && prev.every((k, i) => k === keys[i]);
-    if (!sameNames) {
-      const before = this.ancestorsOf(prev ?? []);
-      const after = this.ancestorsOf(keys);
-      for (const a of after) if (!before.has(a)) this.needEnt(a);
-      for (const a of before) if (!after.has(a)) this.releaseEnt(a);
-    }
-    if (sameNames) return;
+    const before = this.ancestorsOf(prev ?? []);
+    const after = this.ancestorsOf(keys);
+    for (const a of after) if (!before.has(a)) this.needEnt(a);
+    for (const a of before) if (!after.has(a)) this.releaseEnt(a);
     if (keys.length) this.owned.set(owner, keys);
     else this.owned.delete(owner);
   }
@@ -223,7 +235,9 @@ export class ZoneBuilder {
       return;
     }
     this.entRefs.delete(key);
-    if (this.map.get(key)?.isEmptyNonTerminal) this.map.delete(key);
+    // Only a name no owner placed: an owner's name without records (NODATA) stays while it is there.
+    const node = this.map.get(key);
+    if (node?.owner === '' && node.isEmptyNonTerminal) this.map.delete(key);
   }
 
   /** Records what changed between a name's old and new node, for IXFR and the serial. */

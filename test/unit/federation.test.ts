@@ -9,7 +9,7 @@ import { parseLabelSelector } from '../../src/federation/selector.js';
 import { zoneRecords } from '../../src/zone/masterfile.js';
 import { nameKey } from '../../src/wire/name.js';
 import { AddressNode } from '../../src/zone/node.js';
-import type { ZoneChange } from '../../src/zone/snapshot.js';
+import { ZoneBuilder, type ZoneChange } from '../../src/zone/snapshot.js';
 import { seed, slice, svc, testFederationSettings } from '../support/federation.js';
 
 function federation(policy: Partial<FederationPolicy> = {}): { fed: Federation; ask: (n: string, t: number, o?: Parameters<typeof encodeQuery>[2], tr?: 'udp' | 'tcp') => Message } {
@@ -343,5 +343,50 @@ describe('names held as their addresses', () => {
     expect(changes[0].added.map((r) => r.data)).toEqual(Array(4).fill('192.0.2.2'));
     expect(changes[0].removed.map((r) => r.data)).toEqual(Array(4).fill('192.0.2.1'));
     fed.close();
+  });
+});
+
+describe('zone builder', () => {
+  const apex = testFederationSettings().apex;
+  const a = (name: string, data: string) => ({ name, type: RRType.A, ttl: 30, data });
+
+  it("an owner's name without records stays (NODATA) when the names another owner had below it go", () => {
+    const b = new ZoneBuilder(apex);
+    b.setReady(true);
+    b.setOwner('one', [{ name: 'x.example.com.', rrsets: new Map() }]);
+    b.setOwner('two', [{ name: 'y.x.example.com.', rrsets: new Map([[RRType.A, [a('y.x.example.com.', '192.0.2.1')]]]) }]);
+    b.publish();
+    b.setOwner('two', []);
+    const snap = b.publish()!.snapshot;
+    expect(snap.names.get(nameKey('y.x.example.com.'))).toBeUndefined();
+    expect(snap.names.get(nameKey('x.example.com.'))?.owner).toBe('one');
+    // The owner's next change starts from that node: one record added, none removed twice.
+    b.setOwner('one', [{ name: 'x.example.com.', rrsets: new Map([[RRType.A, [a('x.example.com.', '192.0.2.2')]]]) }]);
+    const { snapshot, change } = b.publish()!;
+    expect(change.added.map((r) => r.data)).toEqual(['192.0.2.2']);
+    expect(change.removed).toEqual([]);
+    expect(snapshot.recordCount).toBe(zoneRecords(snapshot).length);
+    // Gone, with nothing below it: NXDOMAIN.
+    b.setOwner('one', []);
+    expect(b.publish()!.snapshot.names.get(nameKey('x.example.com.'))).toBeUndefined();
+  });
+
+  it("a name another owner holds is not taken, and is taken once that owner lets it go", () => {
+    const b = new ZoneBuilder(apex);
+    b.setReady(true);
+    const spec = (data: string) => [{ name: 'x.example.com.', rrsets: new Map([[RRType.A, [a('x.example.com.', data)]]]) }];
+    b.setOwner('one', spec('192.0.2.1'));
+    b.setOwner('two', spec('192.0.2.2'));
+    let snap = b.publish()!.snapshot;
+    expect(snap.names.get(nameKey('x.example.com.'))?.records().map((r) => r.data)).toEqual(['192.0.2.1']);
+    b.setOwner('one', []);
+    b.setOwner('two', spec('192.0.2.3'));
+    snap = b.publish()!.snapshot;
+    expect(snap.names.get(nameKey('x.example.com.'))?.records().map((r) => r.data)).toEqual(['192.0.2.3']);
+    b.setOwner('two', spec('192.0.2.4'));
+    const { snapshot, change } = b.publish()!;
+    expect(snapshot.names.get(nameKey('x.example.com.'))?.records().map((r) => r.data)).toEqual(['192.0.2.4']);
+    expect(change.removed.map((r) => r.data)).toEqual(['192.0.2.3']);
+    expect(snapshot.recordCount).toBe(zoneRecords(snapshot).length);
   });
 });
