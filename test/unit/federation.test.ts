@@ -346,6 +346,60 @@ describe('names held as their addresses', () => {
   });
 });
 
+describe('names two owners give', () => {
+  // prod/a's zonal name in zone "fed" of region "svc" is a.prod.fed.svc.fed.svc.example.com.,
+  // and so is endpoint "a" of cluster "prod" of the headless service svc/fed.
+  const name = 'a.prod.fed.svc.fed.svc.example.com.';
+  const service = (ns: string, n: string, headless: boolean) => svc(n, [], { namespace: ns, headless });
+  const endpoint = (ns: string, n: string, addr: string, hostname?: string) => ({ ...slice(n, [{ addr, zone: 'fed', hostname }]), namespace: ns });
+
+  it('answer alike whichever service came first, and the other one as soon as the holder goes', () => {
+    const answers: string[][] = [];
+    for (const prodFirst of [true, false]) {
+      const { fed, ask } = federation();
+      const c = fed.addCluster(settings('prod', { region: 'svc', zones: ['fed'], addressMode: 'endpoints' }));
+      const prod = () => seed(c, [service('prod', 'a', false), endpoint('prod', 'a', '10.0.0.1')]);
+      const other = () => seed(c, [service('svc', 'fed', true), endpoint('svc', 'fed', '10.0.0.9', 'a')]);
+      for (const add of prodFirst ? [prod, other] : [other, prod]) {
+        add();
+        fed.rebuild();
+      }
+      answers.push(addrs(ask(name, RRType.A)));
+      // Whichever holds it goes: the other's records answer, without that service changing.
+      const holder = fed.snapshot.names.get(nameKey(name))!.owner;
+      const [ns, n] = holder.split('/');
+      c.remove('Service', ns, n);
+      c.flush();
+      const snap = fed.rebuild();
+      expect(addrs(ask(name, RRType.A))).toEqual(holder === 'prod/a' ? ['10.0.0.9'] : ['10.0.0.1']);
+      expect(snap.recordCount).toBe(zoneRecords(snap).length);
+      fed.close();
+    }
+    expect(answers[0]).toEqual(answers[1]);
+  });
+
+  it("a name server's glue named like a service's name answers for it, from the reload on", () => {
+    const { fed, ask } = federation();
+    const c = fed.addCluster(settings('one'));
+    seed(c, [svc('a', ['192.0.2.1'], { namespace: 'svc' }), { ...slice('a', [{ addr: '10.0.0.1' }]), namespace: 'svc' }]);
+    fed.rebuild();
+    expect(addrs(ask('a.svc.fed.example.com.', RRType.A))).toEqual(['192.0.2.1']);
+    const s = testFederationSettings();
+    const withGlue = { ...s, apex: { ...s.apex, nameservers: [...s.apex.nameservers, { name: 'a.svc.fed.example.com.', addresses: ['192.0.2.54'] }] } };
+    fed.reconfigure(withGlue);
+    fed.rebuild();
+    // The NS answer's glue and the name itself say the same.
+    const ns = ask('example.com.', RRType.NS);
+    expect(ns.additionals.filter((r) => r.name === 'a.svc.fed.example.com.').map((r) => r.data)).toEqual(['192.0.2.54']);
+    expect(addrs(ask('a.svc.fed.example.com.', RRType.A))).toEqual(['192.0.2.54']);
+    fed.reconfigure(s);
+    fed.rebuild();
+    expect(addrs(ask('a.svc.fed.example.com.', RRType.A))).toEqual(['192.0.2.1']);
+    expect(fed.snapshot.recordCount).toBe(zoneRecords(fed.snapshot).length);
+    fed.close();
+  });
+});
+
 describe('zone builder', () => {
   const apex = testFederationSettings().apex;
   const a = (name: string, data: string) => ({ name, type: RRType.A, ttl: 30, data });
@@ -369,6 +423,35 @@ describe('zone builder', () => {
     // Gone, with nothing below it: NXDOMAIN.
     b.setOwner('one', []);
     expect(b.publish()!.snapshot.names.get(nameKey('x.example.com.'))).toBeUndefined();
+  });
+
+  it('a name two owners give goes to the same one in any order, and to the other as soon as it is let go', () => {
+    const spec = (data: string) => [{ name: 'x.example.com.', rrsets: new Map([[RRType.A, [a('x.example.com.', data)]]]) }];
+    const held = (s: { names: { get(k: string): { owner: string; records(): { data: unknown }[] } | undefined } }) => {
+      const n = s.names.get(nameKey('x.example.com.'));
+      return n && [n.owner, ...n.records().map((r) => r.data)];
+    };
+    // Replicas and restarts see services in any order: the zone must not depend on it.
+    for (const order of [['ns/a', 'ns/b'], ['ns/b', 'ns/a']]) {
+      const b = new ZoneBuilder(apex);
+      b.setReady(true);
+      for (const owner of order) b.setOwner(owner, spec(owner === 'ns/a' ? '192.0.2.1' : '192.0.2.2'));
+      expect(held(b.publish()!.snapshot)).toEqual(['ns/a', '192.0.2.1']);
+      // ns/a goes; ns/b is not set again (nothing of it changed), and its name answers at once.
+      b.setOwner('ns/a', []);
+      const { snapshot, change } = b.publish()!;
+      expect(held(snapshot)).toEqual(['ns/b', '192.0.2.2']);
+      expect([change.removed.map((r) => r.data), change.added.map((r) => r.data)]).toEqual([['192.0.2.1'], ['192.0.2.2']]);
+      expect(snapshot.recordCount).toBe(zoneRecords(snapshot).length);
+      // ns/a back: it holds the name again, and ns/b's next change keeps off it.
+      b.setOwner('ns/a', spec('192.0.2.3'));
+      b.setOwner('ns/b', spec('192.0.2.4'));
+      const back = b.publish()!;
+      expect(held(back.snapshot)).toEqual(['ns/a', '192.0.2.3']);
+      expect(back.snapshot.recordCount).toBe(zoneRecords(back.snapshot).length);
+      b.setOwner('ns/a', []);
+      expect(held(b.publish()!.snapshot)).toEqual(['ns/b', '192.0.2.4']);
+    }
   });
 
   it("a name another owner holds is not taken, and is taken once that owner lets it go", () => {
