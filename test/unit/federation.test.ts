@@ -9,7 +9,8 @@ import { parseLabelSelector } from '../../src/federation/selector.js';
 import { zoneRecords } from '../../src/zone/masterfile.js';
 import { nameKey } from '../../src/wire/name.js';
 import { AddressNode } from '../../src/zone/node.js';
-import { ZoneBuilder, type ZoneChange } from '../../src/zone/snapshot.js';
+import { ZoneBuilder, type ZoneChange, type ZoneSnapshot } from '../../src/zone/snapshot.js';
+import { rrText } from '../../src/wire/records.js';
 import { seed, slice, svc, testFederationSettings } from '../support/federation.js';
 
 function federation(policy: Partial<FederationPolicy> = {}): { fed: Federation; ask: (n: string, t: number, o?: Parameters<typeof encodeQuery>[2], tr?: 'udp' | 'tcp') => Message } {
@@ -403,6 +404,59 @@ describe('names two owners give', () => {
 describe('zone builder', () => {
   const apex = testFederationSettings().apex;
   const a = (name: string, data: string) => ({ name, type: RRType.A, ttl: 30, data });
+
+  /** What is wrong with `change` as IXFR applies it to `before` (removals, each present, then additions) to make `after`. */
+  const misapplied = (before: ZoneSnapshot, change: ZoneChange, after: ZoneSnapshot): string[] => {
+    const count = (z: ZoneSnapshot) => {
+      const m = new Map<string, number>();
+      for (const r of zoneRecords(z).slice(1)) m.set(rrText(r), (m.get(rrText(r)) ?? 0) + 1);
+      return m;
+    };
+    const have = count(before);
+    const problems: string[] = [];
+    for (const r of change.removed) {
+      const n = have.get(rrText(r)) ?? 0;
+      if (n === 0) problems.push(`removes a record not there: ${rrText(r)}`);
+      else have.set(rrText(r), n - 1);
+    }
+    for (const r of change.added) have.set(rrText(r), (have.get(rrText(r)) ?? 0) + 1);
+    const want = count(after);
+    for (const [t, n] of have) if (n !== (want.get(t) ?? 0)) problems.push(`${t}: ${n} after the change, ${want.get(t) ?? 0} in the zone`);
+    for (const [t, n] of want) if (!have.has(t)) problems.push(`${t}: 0 after the change, ${n} in the zone`);
+    return problems;
+  };
+
+  it('a change lists each record once, net of what the same batch undid: two reloads before a publish', () => {
+    const b = new ZoneBuilder(apex);
+    b.setReady(true);
+    const first = b.publish()!.snapshot;
+    // A name server added by one reload and taken away by the next, before the zone is published.
+    b.setApex({ ...apex, nameservers: [...apex.nameservers, { name: 'ns2.example.com.', addresses: ['192.0.2.2'] }] });
+    b.setApex(apex);
+    const r = b.publish();
+    const after = r?.snapshot ?? first;
+    if (r) expect(misapplied(first, r.change, after)).toEqual([]);
+    expect(zoneRecords(after).map(rrText)).toEqual(zoneRecords(first).map(rrText));
+  });
+
+  it('a change lists each record once when one owner gives one name twice: the second stands, every time', () => {
+    const b = new ZoneBuilder(apex);
+    b.setReady(true);
+    let before = b.publish()!.snapshot;
+    const twice = (data: string) => [
+      { name: 'x.example.com.', rrsets: new Map([[RRType.A, [a('x.example.com.', '192.0.2.1')]]]) },
+      { name: 'x.example.com.', rrsets: new Map([[RRType.A, [a('x.example.com.', data)]]]) },
+    ];
+    for (const data of ['192.0.2.2', '192.0.2.2', '192.0.2.3']) {
+      b.setOwner('ns/x', twice(data));
+      const r = b.publish();
+      const after = r?.snapshot ?? before;
+      if (r) expect(misapplied(before, r.change, after)).toEqual([]);
+      expect(after.names.get(nameKey('x.example.com.'))?.records().map((rr) => rr.data)).toEqual([data]);
+      expect(after.recordCount).toBe(zoneRecords(after).length);
+      before = after;
+    }
+  });
 
   it("an owner's name without records stays (NODATA) when the names another owner had below it go", () => {
     const b = new ZoneBuilder(apex);
