@@ -50,16 +50,16 @@ export function nextSerial(prev: number, nowSeconds = Math.floor(Date.now() / 10
 }
 
 /**
- * Pushes the records of `set` that `other` lacks (same data and TTL) onto `out`; returns the size
- * of `set`. Small sets are scanned; a big one (a global name gathers every cluster's addresses)
- * is looked up by its string data, so a changed set costs its size, not its size squared.
+ * Pushes the records of `set` that `other` lacks (same data and TTL) onto `out`. Small sets are
+ * scanned; a big one (a global name gathers every cluster's addresses) is looked up by its string
+ * data, so a changed set costs its size, not its size squared.
  */
-function missing(set: RR[], other: RR[] | undefined, out: RR[]): number {
+function missing(set: RR[], other: RR[] | undefined, out: RR[]): void {
   if (!other) {
     for (const r of set) out.push(r);
-    return set.length;
+    return;
   }
-  if (set.length === other.length && set.every((r, i) => sameRecord(r, other[i]))) return set.length;
+  if (set.length === other.length && set.every((r, i) => sameRecord(r, other[i]))) return;
   if (other.length > 8 && typeof other[0].data === 'string') {
     const have = new Map<unknown, RR[]>();
     for (const o of other) {
@@ -68,10 +68,9 @@ function missing(set: RR[], other: RR[] | undefined, out: RR[]): number {
       else have.set(o.data, [o]);
     }
     for (const r of set) if (!have.get(r.data)?.some((o) => sameRecord(o, r))) out.push(r);
-    return set.length;
+    return;
   }
   for (const r of set) if (!other.some((o) => sameRecord(o, r))) out.push(r);
-  return set.length;
 }
 
 export class ZoneBuilder {
@@ -89,8 +88,12 @@ export class ZoneBuilder {
   private recordCount = 0;
   private serial: number;
   private current: ZoneSnapshot;
-  private pendingRemoved: RR[] = [];
-  private pendingAdded: RR[] = [];
+  /**
+   * Names whose node changed since the last publish -> their node then and now. The change is
+   * listed at publish from these two, so a name a batch touches twice (two reloads, one owner
+   * giving one name twice) lists what changed, never a record added and then removed again.
+   */
+  private readonly changed = new Map<string, { before: ZoneNode | undefined; after: ZoneNode | undefined }>();
   private pendingUnlisted = 0;
   private ready = false;
   /** SOA fields changed since the last publish: secondaries must see a new serial (RFC 1034 4.3.5). */
@@ -188,7 +191,7 @@ export class ZoneBuilder {
           spec.addresses && !spec.locality
             ? new AddressNode(key, spec.name, spec.addresses, owner, stale)
             : new ZoneNode(key, spec.name, sortByType(spec.rrsets), SmallMap.of(answers.get(spec.name) ?? new Map()), owner, stale, spec.locality);
-        this.diffRecords(old, node);
+        this.diffRecords(key, old, node);
         m.set(key, node);
         nodes[i] = node;
       });
@@ -240,20 +243,34 @@ export class ZoneBuilder {
     if (node?.owner === '' && node.isEmptyNonTerminal) this.map.delete(key);
   }
 
-  /** Records what changed between a name's old and new node, for IXFR and the serial. */
-  private diffRecords(old: ZoneNode | undefined, node: ZoneNode | undefined): void {
+  /** Notes that the node at `key` changed from `old` to `node`, for the record count, IXFR and the serial. */
+  private diffRecords(key: string, old: ZoneNode | undefined, node: ZoneNode | undefined): void {
+    const removed = old?.recordCount ?? 0;
+    const added = node?.recordCount ?? 0;
+    this.recordCount += added - removed;
     if (!this.ready && !this.current.ready) {
       // Not ready, now or at the last publish: no transfer serves this serial or the last one.
-      const removed = old?.recordCount ?? 0;
-      const added = node?.recordCount ?? 0;
-      this.recordCount += added - removed;
       this.pendingUnlisted += added + removed;
       return;
     }
-    const before = old?.rrsets;
-    const after = node?.rrsets;
-    if (before) for (const [type, set] of before) this.recordCount -= missing(set, after?.get(type), this.pendingRemoved);
-    if (after) for (const [type, set] of after) this.recordCount += missing(set, before?.get(type), this.pendingAdded);
+    const c = this.changed.get(key);
+    if (c) c.after = node;
+    else this.changed.set(key, { before: old, after: node });
+  }
+
+  /** The records removed and added since the last publish, each name from its node then to its node now. */
+  private listChanges(): { removed: RR[]; added: RR[] } {
+    const removed: RR[] = [];
+    const added: RR[] = [];
+    for (const { before, after } of this.changed.values()) {
+      if (before === after) continue;
+      const was = before?.rrsets;
+      const now = after?.rrsets;
+      if (was) for (const [type, set] of was) missing(set, now?.get(type), removed);
+      if (now) for (const [type, set] of now) missing(set, was?.get(type), added);
+    }
+    this.changed.clear();
+    return { removed, added };
   }
 
   /** Removes one of the owner's names; it stays as an empty non-terminal while names lie below it. */
@@ -261,14 +278,15 @@ export class ZoneBuilder {
     const m = this.map;
     const node = m.get(key);
     if (!node || node.owner !== owner) return;
-    this.diffRecords(node, undefined);
+    this.diffRecords(key, node, undefined);
     if (this.entRefs.has(key)) m.set(key, new ZoneNode(key, node.name, SmallMap.empty(), SmallMap.empty(), '', false));
     else m.delete(key);
   }
 
   /** Publishes the changes made since the last publish as a new snapshot; returns its change set. */
   publish(): { snapshot: ZoneSnapshot; change: ZoneChange } | undefined {
-    const records = this.pendingAdded.length + this.pendingRemoved.length + this.pendingUnlisted > 0;
+    const { removed, added } = this.listChanges();
+    const records = removed.length + added.length + this.pendingUnlisted > 0;
     const touched = this.draft !== undefined;
     if (this.draft) {
       this.names = this.draft.done();
@@ -276,9 +294,7 @@ export class ZoneBuilder {
     }
     const soa = this.soaChanged;
     if (!records && !touched && !soa && this.ready === this.current.ready) return undefined;
-    const change: ZoneChange = { removed: this.pendingRemoved, added: this.pendingAdded, unlisted: this.pendingUnlisted };
-    this.pendingAdded = [];
-    this.pendingRemoved = [];
+    const change: ZoneChange = { removed, added, unlisted: this.pendingUnlisted };
     this.pendingUnlisted = 0;
     this.soaChanged = false;
     if (records || soa) this.serial = nextSerial(this.serial);
