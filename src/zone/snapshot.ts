@@ -85,6 +85,11 @@ export class ZoneBuilder {
   private readonly entRefs = new Map<string, number>();
   /** Owner -> the node it placed at each of its names (as `owned` lists them; undefined: another owner's). */
   private readonly placed = new Map<string, (ZoneNode | undefined)[]>();
+  /**
+   * Key -> owner -> the node it would place there, for owners whose name another owner holds
+   * (crafted labels can make two services give one name): placed when the holder lets it go.
+   */
+  private readonly waiting = new Map<string, Map<string, ZoneNode>>();
   private recordCount = 0;
   private serial: number;
   private current: ZoneSnapshot;
@@ -179,6 +184,8 @@ export class ZoneBuilder {
     let nodes = olds;
     let unique = true;
     if (!unchanged) {
+      // The nodes made now replace those left waiting for names another owner held.
+      if (this.waiting.size && prev) for (const key of prev) this.unwait(key, owner);
       const answers = prepareAnswers(specs);
       // Two specs of one name (crafted labels can make that): the second replaces the first's node.
       unique = new Set(keys).size === keys.length;
@@ -186,11 +193,16 @@ export class ZoneBuilder {
       specs.forEach((spec, i) => {
         const key = keys[i];
         const old = unique ? olds[i] : m.get(key);
-        if (old && old.owner !== owner && old.owner !== '') return; // another owner's name: first one wins
         const node =
           spec.addresses && !spec.locality
             ? new AddressNode(key, spec.name, spec.addresses, owner, stale)
             : new ZoneNode(key, spec.name, sortByType(spec.rrsets), SmallMap.of(answers.get(spec.name) ?? new Map()), owner, stale, spec.locality);
+        if (old && old.owner !== owner && old.owner !== '') {
+          // Another owner's name: the one that comes first in owner order holds it, whatever
+          // order they came in (replicas and restarts see them in any), the other waits.
+          if (!precedes(owner, old.owner)) return this.wait(key, node);
+          this.wait(key, old);
+        }
         this.diffRecords(key, old, node);
         m.set(key, node);
         nodes[i] = node;
@@ -273,14 +285,49 @@ export class ZoneBuilder {
     return { removed, added };
   }
 
-  /** Removes one of the owner's names; it stays as an empty non-terminal while names lie below it. */
+  /**
+   * Removes one of the owner's names: the owner waiting for it first in owner order takes it,
+   * else it stays as an empty non-terminal while names lie below it.
+   */
   private removeName(key: string, owner: string): void {
+    if (this.waiting.size) this.unwait(key, owner);
     const m = this.map;
     const node = m.get(key);
     if (!node || node.owner !== owner) return;
+    const next = this.firstWaiting(key);
+    if (next) {
+      this.unwait(key, next.owner);
+      // Its list of placed nodes does not have this one: looked up again on its next change.
+      this.placed.delete(next.owner);
+      this.diffRecords(key, node, next);
+      m.set(key, next);
+      return;
+    }
     this.diffRecords(key, node, undefined);
     if (this.entRefs.has(key)) m.set(key, new ZoneNode(key, node.name, SmallMap.empty(), SmallMap.empty(), '', false));
     else m.delete(key);
+  }
+
+  /** Keeps `node` to place once the owner holding its name lets it go. */
+  private wait(key: string, node: ZoneNode): void {
+    let w = this.waiting.get(key);
+    if (!w) this.waiting.set(key, (w = new Map()));
+    w.set(node.owner, node);
+    // A node taken from its owner is no longer the one it placed.
+    if (this.map.get(key) === node) this.placed.delete(node.owner);
+  }
+
+  private unwait(key: string, owner: string): void {
+    const w = this.waiting.get(key);
+    if (w?.delete(owner) && w.size === 0) this.waiting.delete(key);
+  }
+
+  private firstWaiting(key: string): ZoneNode | undefined {
+    const w = this.waiting.get(key);
+    if (!w) return undefined;
+    let first: ZoneNode | undefined;
+    for (const node of w.values()) if (!first || precedes(node.owner, first.owner)) first = node;
+    return first;
   }
 
   /** Publishes the changes made since the last publish as a new snapshot; returns its change set. */
@@ -316,6 +363,11 @@ export class ZoneBuilder {
       ready: this.ready,
     };
   }
+}
+
+/** Which of two owners holds a name both give: the apex data, then services in key order. */
+function precedes(a: string, b: string): boolean {
+  return a === '@' || (b !== '@' && a < b);
 }
 
 function sortByType(m: Map<number, RR[]>): SmallMap<number, RR[]> {
