@@ -148,7 +148,12 @@ export class ZoneBuilder {
     }
     for (const t of apex.txt ?? []) {
       const name = canonicalName(t.name);
-      specs.push({ name, rrsets: new Map([[RRType.TXT, [{ name, type: RRType.TXT, ttl: apex.nsTtl, data: [t.text] }]]]) });
+      // One spec per name: a name server may be named like a TXT name, and one name holds both.
+      let spec = specs.find((s) => s.name === name);
+      if (!spec) specs.push((spec = { name, rrsets: new Map() }));
+      const set = spec.rrsets.get(RRType.TXT) ?? [];
+      set.push({ name, type: RRType.TXT, ttl: apex.nsTtl, data: [t.text] });
+      spec.rrsets.set(RRType.TXT, set);
     }
     this.setOwner('@', specs);
   }
