@@ -318,6 +318,25 @@ describe('names held as their addresses', () => {
     expect(addrs(m)).toEqual(['10.0.0.1']);
   });
 
+  it('a name with a traffic policy is never held as its addresses, and answers its records', () => {
+    const b = new ZoneBuilder(testFederationSettings().apex);
+    b.setReady(true);
+    const name = 'x.example.com.';
+    const set = { v4: ['192.0.2.1', '192.0.2.2'], v6: [] };
+    const locality = { policy: 'all' as const, order: [], weights: new Map(), maxAddresses: 1, groups: [{ cluster: 'a', zones: [], v4: set.v4, v6: [] }] };
+    const rrsets = new Map([[RRType.A, set.v4.map((data) => ({ name, type: RRType.A, ttl: 30, data }))]]);
+    b.setOwner('ns/x', [{ name, rrsets, locality, addresses: { ...set, ttl: 30 } }]);
+    const snap = b.publish()!.snapshot;
+    const node = snap.names.get(nameKey(name))!;
+    expect(node).not.toBeInstanceOf(AddressNode);
+    expect(node.locality).toBe(locality);
+    expect(node.answerFor(RRType.A)?.answer).toEqual([rrsets.get(RRType.A)]);
+    const responder = new Responder(() => snap);
+    const m = decodeMessage(responder.answer(encodeQuery(name, RRType.A), 'udp')!);
+    expect(m.answers.length).toBe(1);
+    expect(set.v4).toContain(m.answers[0].data);
+  });
+
   it('changes made before the zone is ready are counted, not listed: no transfer serves those serials', () => {
     const fed = new Federation(testFederationSettings());
     const changes: ZoneChange[] = [];
