@@ -170,6 +170,11 @@ export interface NameSpec {
   addresses?: AddressRecipe;
 }
 
+/** Whether a spec's name becomes an AddressNode: addresses only, and no traffic policy (locality answers per client). */
+export function heldAsAddresses(spec: NameSpec): spec is NameSpec & { addresses: AddressRecipe } {
+  return spec.addresses !== undefined && spec.locality === undefined;
+}
+
 /**
  * Computes each name's answers from a closed group of names (one federated service, or the apex
  * data): CNAME chains are chased and SRV/NS additional records found inside the group, which is
@@ -184,7 +189,7 @@ export function prepareAnswers(specs: NameSpec[]): Map<string, Map<number, Answe
   };
   const out = new Map<string, Map<number, Answer>>();
   for (const spec of specs) {
-    if (spec.addresses) continue; // an AddressNode makes its answers when asked
+    if (heldAsAddresses(spec)) continue; // an AddressNode makes its answers when asked
     const answers = new Map<number, Answer>();
     const cname = spec.rrsets.get(RRType.CNAME);
     if (cname) {

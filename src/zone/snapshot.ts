@@ -6,7 +6,7 @@ import { PersistentMap, type MapDraft } from './pmap.js';
 import { RRType } from '../wire/constants.js';
 import { canonicalName, keyToName, nameKey, parentKey } from '../wire/name.js';
 import { sameRecord, type RR, type SoaData } from '../wire/records.js';
-import { AddressNode, prepareAnswers, ZoneNode, type NameSpec } from './node.js';
+import { AddressNode, heldAsAddresses, prepareAnswers, ZoneNode, type NameSpec } from './node.js';
 import { sameLocality } from './locality.js';
 import { SmallMap } from './small-map.js';
 
@@ -199,7 +199,7 @@ export class ZoneBuilder {
         const key = keys[i];
         const old = unique ? olds[i] : m.get(key);
         const node =
-          spec.addresses && !spec.locality
+          heldAsAddresses(spec)
             ? new AddressNode(key, spec.name, spec.addresses, owner, stale)
             : new ZoneNode(key, spec.name, sortByType(spec.rrsets), SmallMap.of(answers.get(spec.name) ?? new Map()), owner, stale, spec.locality);
         if (old && old.owner !== owner && old.owner !== '') {
