@@ -9,6 +9,7 @@ import { parseLabelSelector } from '../../src/federation/selector.js';
 import { zoneRecords } from '../../src/zone/masterfile.js';
 import { nameKey } from '../../src/wire/name.js';
 import { AddressNode } from '../../src/zone/node.js';
+import { explain } from '../../src/ops/explain.js';
 import { ZoneBuilder, type ZoneChange, type ZoneSnapshot } from '../../src/zone/snapshot.js';
 import { rrText } from '../../src/wire/records.js';
 import { seed, slice, svc, testFederationSettings } from '../support/federation.js';
@@ -396,6 +397,20 @@ describe('names two owners give', () => {
       fed.close();
     }
     expect(answers[0]).toEqual(answers[1]);
+  });
+
+  it('are explained as the holder answers them, whatever service the name parses as', () => {
+    const { fed } = federation();
+    const c = fed.addCluster(settings('prod', { region: 'svc', zones: ['fed'], addressMode: 'endpoints' }));
+    seed(c, [service('svc', 'fed', true), endpoint('svc', 'fed', '10.0.0.9', 'a'), service('prod', 'a', false), endpoint('prod', 'a', '10.0.0.1')]);
+    fed.rebuild();
+    // The name reads as endpoint "a" of svc/fed; prod/a (first in namespace/name order) answers.
+    const ex = explain(fed, new Responder(() => fed.snapshot), name);
+    expect(ex.parsed.kind).toBe('endpoint');
+    expect(ex.service?.key).toBe('svc/fed');
+    expect(ex.answer.map((r) => r.split('\t').at(-1))).toEqual(['10.0.0.1']);
+    expect(ex.notes).toContain('service prod/a gives this name too and holds it (services in namespace/name order): its records answer, not those of svc/fed, until it lets the name go');
+    fed.close();
   });
 
   it("a name server's glue named like a service's name answers for it, from the reload on", () => {
