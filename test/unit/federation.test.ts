@@ -262,6 +262,33 @@ describe('rebuilding many services', () => {
     expect([...rcodes]).toEqual([Rcode.NOERROR]);
     fed.close();
   }, 60_000);
+  it('a reload that moves the zone to a new domain makes the new zone ready only once every service of it answers', async () => {
+    const { fed, ask } = federation();
+    const c = fed.addCluster(settings('one'));
+    const N = 10_000;
+    seed(c, Array.from({ length: N }, (_, i) => [svc(`s${i}`, [`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`]), slice(`s${i}`, [{ addr: '10.255.0.1' }])]).flat());
+    fed.rebuild();
+    const s = testFederationSettings();
+    const apex = { ...s.apex, domain: 'example.org.', nameservers: [{ name: 'ns1.example.org.', addresses: ['192.0.2.53'] }] };
+    fed.reconfigure({ ...s, apex, naming: { ...s.naming, domain: 'example.org.' } });
+    const rcodes = new Set<number>();
+    const whileReady: number[] = [];
+    let slices = 0;
+    await new Promise<void>((resolve) => {
+      fed.on('published', () => {
+        slices++;
+        // A name of the new zone not built yet is SERVFAIL, never NXDOMAIN (and no transfer serves the zone).
+        const m = ask(`s${N - 1}.ns.fed.example.org.`, RRType.A);
+        rcodes.add(m.rcode);
+        if (fed.snapshot.ready && m.rcode !== Rcode.NOERROR) whileReady.push(m.rcode);
+        if (m.answers.length) resolve();
+      });
+    });
+    expect(slices).toBeGreaterThan(1);
+    expect(whileReady).toEqual([]);
+    expect([...rcodes].sort()).toEqual([Rcode.NOERROR, Rcode.SERVFAIL]);
+    fed.close();
+  }, 60_000);
 });
 
 describe('names held as their addresses', () => {
