@@ -209,12 +209,16 @@ describe('federation changes', () => {
   });
 });
 
+/** Services s0 to s(n-1), each with its own load-balancer address and one ready endpoint. */
+const manyServices = (n: number) =>
+  Array.from({ length: n }, (_, i) => [svc(`s${i}`, [`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`]), slice(`s${i}`, [{ addr: '10.255.0.1' }])]).flat();
+
 describe('rebuilding many services', () => {
   it('goes a slice at a time, and a change from a watch event goes ahead of a reload rebuilding every service', async () => {
     const { fed, ask } = federation();
     const c = fed.addCluster(settings('one'));
     const N = 10_000;
-    seed(c, Array.from({ length: N }, (_, i) => [svc(`s${i}`, [`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`]), slice(`s${i}`, [{ addr: '10.255.0.1' }])]).flat());
+    seed(c, manyServices(N));
     fed.rebuild();
     const ttl = (i: number) => ask(`s${i}.ns.fed.example.com.`, RRType.A).answers[0]?.ttl;
     expect(ttl(N - 1)).toBe(30);
@@ -246,7 +250,7 @@ describe('rebuilding many services', () => {
     const c = fed.addCluster(settings('one'));
     const N = 10_000;
     // seed() flushes to the federation, which rebuilds a slice per turn (no rebuild() here).
-    seed(c, Array.from({ length: N }, (_, i) => [svc(`s${i}`, [`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`]), slice(`s${i}`, [{ addr: '10.255.0.1' }])]).flat());
+    seed(c, manyServices(N));
     const rcodes = new Set<number>();
     let slices = 0;
     await new Promise<void>((resolve) => {
@@ -262,11 +266,12 @@ describe('rebuilding many services', () => {
     expect([...rcodes]).toEqual([Rcode.NOERROR]);
     fed.close();
   }, 60_000);
+
   it('a reload that moves the zone to a new domain makes the new zone ready only once every service of it answers', async () => {
     const { fed, ask } = federation();
     const c = fed.addCluster(settings('one'));
     const N = 10_000;
-    seed(c, Array.from({ length: N }, (_, i) => [svc(`s${i}`, [`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`]), slice(`s${i}`, [{ addr: '10.255.0.1' }])]).flat());
+    seed(c, manyServices(N));
     fed.rebuild();
     const s = testFederationSettings();
     const apex = { ...s.apex, domain: 'example.org.', nameservers: [{ name: 'ns1.example.org.', addresses: ['192.0.2.53'] }] };

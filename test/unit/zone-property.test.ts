@@ -178,20 +178,12 @@ class World {
       c.upsert('Service', s);
       if (this.chance(0.6)) c.upsert('EndpointSlice', this.randomSlice(s));
     } else if (r < 0.43) {
-      const keys = [...c.services.keys()];
-      if (keys.length) {
-        const [ns, name] = this.pick(keys).split('/');
-        c.remove('Service', ns, name);
-      }
+      this.removeOne(c, 'Service', c.services.keys());
     } else if (r < 0.68) {
       const keys = [...c.services.values()];
       if (keys.length) c.upsert('EndpointSlice', this.randomSlice(this.pick(keys)));
     } else if (r < 0.73) {
-      const keys = [...c.slices.keys()];
-      if (keys.length) {
-        const [ns, name] = this.pick(keys).split('/');
-        c.remove('EndpointSlice', ns, name);
-      }
+      this.removeOne(c, 'EndpointSlice', c.slices.keys());
     } else if (r < 0.8) {
       const s = this.pick([...c.services.values(), { namespace: 'prod', name: 'a' }]);
       if (this.chance(0.7)) c.upsert('ServiceExport', { namespace: s.namespace, name: s.name });
@@ -214,6 +206,14 @@ class World {
       this.fed.reconfigure(this.settings);
     }
     c.flush();
+  }
+
+  /** Removes one of the cluster's objects of a kind ("namespace/name" keys), if it has any. */
+  removeOne(c: ClusterState, kind: 'Service' | 'EndpointSlice', keys: Iterable<string>): void {
+    const list = [...keys];
+    if (!list.length) return;
+    const [ns, name] = this.pick(list).split('/');
+    c.remove(kind, ns, name);
   }
 
   /** Rebuilds part of what is dirty, as one slice of a big change would. */
