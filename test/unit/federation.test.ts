@@ -431,6 +431,34 @@ describe('names two owners give', () => {
     expect(answers[0]).toEqual(answers[1]);
   });
 
+  it("never lend another service's records to an answer: SRV additional data is what the zone holds at the target", () => {
+    for (const prodFirst of [true, false]) {
+      const { fed, ask } = federation();
+      const c = fed.addCluster(settings('prod', { region: 'svc', zones: ['fed'], addressMode: 'endpoints' }));
+      const prod = () => seed(c, [service('prod', 'a', false), endpoint('prod', 'a', '10.0.0.1')]);
+      const other = () => seed(c, [service('svc', 'fed', true), endpoint('svc', 'fed', '10.0.0.9', 'a')]);
+      for (const add of prodFirst ? [prod, other] : [other, prod]) {
+        add();
+        fed.rebuild();
+      }
+      // svc/fed's SRV targets its endpoint's name, which prod/a holds.
+      const held = (name: string) => fed.snapshot.names.get(nameKey(name))?.records().map((r) => `${r.name} ${r.data}`) ?? [];
+      const check = () => {
+        const m = ask('_http._tcp.fed.svc.fed.svc.example.com.', RRType.SRV);
+        expect(m.answers.map((r) => (r.data as { target: string }).target)).toEqual([name]);
+        for (const r of m.additionals) expect(held(r.name)).toContain(`${r.name} ${r.data}`);
+      };
+      check();
+      // prod/a goes: the endpoint's own address answers, and may come as additional data.
+      c.remove('Service', 'prod', 'a');
+      c.flush();
+      fed.rebuild();
+      expect(addrs(ask(name, RRType.A))).toEqual(['10.0.0.9']);
+      check();
+      fed.close();
+    }
+  });
+
   it('are explained as the holder answers them, whatever service the name parses as', () => {
     const { fed } = federation();
     const c = fed.addCluster(settings('prod', { region: 'svc', zones: ['fed'], addressMode: 'endpoints' }));
