@@ -292,24 +292,24 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     const cs = this.clusterSetZone;
     for (const key of this.nextDirty()) {
       services++;
-      const both = this.federatedBoth(key, cs !== undefined);
-      const fs = both.federation;
-      // Names left out for their length, in either zone, are noted together per service.
-      const csOmitted = cs ? this.setClusterSetService(cs, key, both.clusterSet) : [];
-      if (fs) {
-        this.present.add(key);
-        const { specs, omitted } = withoutLongNames(serviceNames(fs, this.topology, this.settings.naming));
-        this.noteOmitted(key, [...omitted, ...csOmitted]);
-        if (fs.traffic.disagreements.length) this.disagreeing.set(key, fs.traffic.disagreements.map((d) => d.annotation));
-        else this.disagreeing.delete(key);
-        this.builder.setOwner(key, specs, fs.stale);
-      } else {
-        this.present.delete(key);
-        this.noteOmitted(key, csOmitted);
-        this.disagreeing.delete(key);
-        this.builder.setOwner(key, []);
-      }
+      this.rebuildService(key, cs);
       if (spent()) break;
+    }
+    // A service that gained or lost a name to another (crafted labels) has answers made from
+    // names it no longer holds, or without one it now holds: set again before anything is
+    // published. Set again from the same cluster data, a service gives the same names, so this
+    // settles in a round or two; past a few, the rest waits for the next slice.
+    for (let round = 0; ; round++) {
+      const again = this.disturbed(cs);
+      if (again.size === 0) break;
+      if (round === MAX_DISTURBED_ROUNDS) {
+        for (const key of again) this.dirty.add(key);
+        break;
+      }
+      for (const key of again) {
+        services++;
+        this.rebuildService(key, cs);
+      }
     }
     // Ready (NXDOMAIN for what is not there) once a cluster has synced and everything its sync
     // dirtied is built: between the slices of an initial sync a name not built yet is SERVFAIL.
@@ -348,6 +348,32 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
       this.changeTimes.clear();
     }
     return this.current;
+  }
+
+  /** Builds one service's names in both zones (none: it has none any more). */
+  private rebuildService(key: string, cs: ClusterSetZone | undefined): void {
+    const both = this.federatedBoth(key, cs !== undefined);
+    const fs = both.federation;
+    // Names left out for their length, in either zone, are noted together per service.
+    const csOmitted = cs ? this.setClusterSetService(cs, key, both.clusterSet) : [];
+    if (fs) {
+      this.present.add(key);
+      const { specs, omitted } = withoutLongNames(serviceNames(fs, this.topology, this.settings.naming));
+      this.noteOmitted(key, [...omitted, ...csOmitted]);
+      if (fs.traffic.disagreements.length) this.disagreeing.set(key, fs.traffic.disagreements.map((d) => d.annotation));
+      else this.disagreeing.delete(key);
+      this.builder.setOwner(key, specs, fs.stale);
+    } else {
+      this.present.delete(key);
+      this.noteOmitted(key, csOmitted);
+      this.disagreeing.delete(key);
+      this.builder.setOwner(key, []);
+    }
+  }
+
+  /** Services either zone's builder wants set again (ZoneBuilder.disturbedOwners). */
+  private disturbed(cs: ClusterSetZone | undefined): Set<string> {
+    return new Set([...this.builder.disturbedOwners(), ...(cs?.builder.disturbedOwners() ?? [])]);
   }
 
   private noteOmitted(key: string, names: string[]): void {
@@ -459,6 +485,9 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     for (const c of this.clusters.values()) c.dispose();
   }
 }
+
+/** Rounds of services set again for names gained or lost (rebuildFor) before the rest waits for the next slice. */
+const MAX_DISTURBED_ROUNDS = 8;
 
 /** Services changed at once that count as one change (a watch event), not a bulk rebuild. */
 const URGENT_BATCH = 64;

@@ -90,6 +90,12 @@ export class ZoneBuilder {
    * (crafted labels can make two services give one name): placed when the holder lets it go.
    */
   private readonly waiting = new Map<string, Map<string, ZoneNode>>();
+  /**
+   * Owners that gained or lost a name to another owner since their answers were made: answers
+   * chase and add records only from names the owner holds, so theirs must be made again
+   * (disturbedOwners), and setOwner makes them even when nothing else changed.
+   */
+  private readonly disturbed = new Set<string>();
   private recordCount = 0;
   private serial: number;
   private current: ZoneSnapshot;
@@ -177,9 +183,11 @@ export class ZoneBuilder {
     // replaces them): a zone of a million names spends a few cache misses on each lookup.
     const placed = sameNames ? this.placed.get(owner) : undefined;
     const olds = keys.map((k, i) => placed?.[i] ?? m.get(k));
+    const disturbed = this.disturbed.delete(owner);
     // Answers chase CNAMEs and SRV targets across the owner's names: if any name changed, all are rebuilt.
     const unchanged =
       prev !== undefined &&
+      !disturbed &&
       specs.every((spec, i) => {
         const old = olds[i];
         return (
@@ -191,9 +199,15 @@ export class ZoneBuilder {
     if (!unchanged) {
       // The nodes made now replace those left waiting for names another owner held.
       if (this.waiting.size && prev) for (const key of prev) this.unwait(key, owner);
-      const answers = prepareAnswers(specs);
       // Two specs of one name (crafted labels can make that): the second replaces the first's node.
       unique = new Set(keys).size === keys.length;
+      // Names another owner holds and keeps: this owner's answers take no records from them.
+      let lent: Set<string> | undefined;
+      specs.forEach((spec, i) => {
+        const old = unique ? olds[i] : m.get(keys[i]);
+        if (old && old.owner !== owner && old.owner !== '' && !precedes(owner, old.owner)) (lent ??= new Set()).add(spec.name);
+      });
+      const answers = prepareAnswers(specs, lent);
       nodes = new Array<ZoneNode | undefined>(keys.length);
       specs.forEach((spec, i) => {
         const key = keys[i];
@@ -207,6 +221,7 @@ export class ZoneBuilder {
           // order they came in (replicas and restarts see them in any), the other waits.
           if (!precedes(owner, old.owner)) return this.wait(key, node);
           this.wait(key, old);
+          this.disturb(old.owner);
         }
         this.diffRecords(key, old, node);
         m.set(key, node);
@@ -304,6 +319,7 @@ export class ZoneBuilder {
       this.unwait(key, next.owner);
       // Its list of placed nodes does not have this one: looked up again on its next change.
       this.placed.delete(next.owner);
+      this.disturb(next.owner);
       this.diffRecords(key, node, next);
       m.set(key, next);
       return;
@@ -311,6 +327,20 @@ export class ZoneBuilder {
     this.diffRecords(key, node, undefined);
     if (this.entRefs.has(key)) m.set(key, new ZoneNode(key, node.name, SmallMap.empty(), SmallMap.empty(), '', false));
     else m.delete(key);
+  }
+
+  private disturb(owner: string): void {
+    // The apex comes first: it never gains or loses a name to a service.
+    if (owner !== '@') this.disturbed.add(owner);
+  }
+
+  /**
+   * Owners that gained or lost a name to another owner since their answers were made: set each
+   * again (setOwner) before the next publish, so that no answer carries records another owner's
+   * name no longer holds.
+   */
+  disturbedOwners(): string[] {
+    return [...this.disturbed];
   }
 
   /** Keeps `node` to place once the owner holding its name lets it go. */

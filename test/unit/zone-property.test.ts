@@ -5,7 +5,8 @@
  *   (b) the listed change turns the previous zone into this one (IXFR), and nothing a secondary
  *       may hold (a ready serial) is followed by an unlisted change; a zone that changed has a new serial;
  * and once every service is built again, (c) every name holds and answers what a new builder fed
- * the same services gives, with every name held as plain records (no AddressNode).
+ * the same services gives, with every name held as plain records (no AddressNode), and an answer
+ * carries only records the zone holds at their names.
  * Labels are picked so that names of different services meet: the same name, or one below another.
  * The walks are seeded: a failure names its seed and step, and PROPERTY_SEEDS/PROPERTY_STEPS run others.
  */
@@ -20,7 +21,7 @@ import { Responder } from '../../src/server/responder.js';
 import { serialLess } from '../../src/server/xfr.js';
 import { EdnsOption, RRType } from '../../src/wire/constants.js';
 import { decodeMessage, encodeQuery, type Message } from '../../src/wire/message.js';
-import { keyToName } from '../../src/wire/name.js';
+import { keyToName, nameKey } from '../../src/wire/name.js';
 import { rrText, type RR, type SoaData } from '../../src/wire/records.js';
 import { zoneRecords } from '../../src/zone/masterfile.js';
 import { dnsVersionName, MCS_DNS_SCHEMA_VERSION } from '../../src/zone/names.js';
@@ -369,6 +370,9 @@ function compareZones(what: string, got: ZoneSnapshot, want: ZoneSnapshot, mine:
       const m = ask(mine, name, type);
       for (const soa of m.authorities.filter((r) => r.type === RRType.SOA))
         expect((soa.data as SoaData).serial, `${what}: SOA serial in the answer for ${name}/${type}`).toBe(got.serial);
+      // An answer carries only records the zone holds at their names (chains, additional data).
+      for (const r of [...m.answers, ...m.additionals])
+        expect(got.names.get(nameKey(r.name))?.records().map(rrText) ?? [], `${what}: ${rrText(r)} in the answer for ${name}/${type}`).toContain(rrText(r));
       expect(normalized(m), `${what}: answer for ${name} type ${type}`).toEqual(normalized(ask(theirs, name, type)));
     }
   }
