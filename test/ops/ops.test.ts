@@ -133,6 +133,15 @@ describe('ops listener', () => {
     expect((await getFrom('127.0.0.1', port, '/zone')).status).toBe(403);
   });
 
+  it('serves /zone, like AXFR, only once the zone is ready', async () => {
+    // Every cluster's directory holds a broken file: none ever syncs, and the zone is never ready.
+    const { server } = await start((y) => `${y.replace(/demo\/(alpha|bravo|charlie)/g, 'demo/broken')}transfer: { allow: [127.0.0.1] }\n`);
+    const r = await getFrom('127.0.0.1', server.ops!.address!.port, '/zone');
+    expect(server.federation.snapshot.ready).toBe(false);
+    expect(r.status).toBe(503);
+    expect(r.body).toBe('not ready: no member cluster has synced yet, or the zone is still being built (AXFR is refused too)\n');
+  });
+
   it('refuses /zone to everyone by default, and when transfers need TSIG', async () => {
     const { get } = await start();
     const r = await get('/zone');
