@@ -114,6 +114,7 @@ describe('ops listener', () => {
   it('gives /zone only to clients allowed to transfer the zone', async () => {
     const { server, dir } = await start((y) => `${y}transfer: { allow: [127.0.0.1, 127.0.1.0/24] }\n`);
     const port = server.ops!.address!.port;
+    await until(() => server.federation.snapshot.ready, (ready) => ready);
     for (const allowed of ['127.0.0.1', '127.0.1.9']) {
       const r = await getFrom(allowed, port, '/zone');
       expect(r.status, allowed).toBe(200);
