@@ -141,18 +141,18 @@ export function clusterSetNames(fs: FederatedService, ip: AddressSet | undefined
   // 2.4: no ready endpoint anywhere is NXDOMAIN ("the answer should be NXDOMAIN"): no names at all.
   const endpoints = fs.endpoints.filter((e) => e.v4.length + e.v6.length > 0);
   if (endpoints.length === 0) return specs;
-  const all: AddressSet = { v4: [], v6: [] };
+  const v4 = new Set<string>();
+  const v6 = new Set<string>();
   const named = endpoints.map((e) => {
-    all.v4.push(...e.v4);
-    all.v6.push(...e.v6);
+    for (const a of e.v4) v4.add(a);
+    for (const a of e.v6) v6.add(a);
     return { e, name: clusterSetEndpointName(z, fs, ids.get(e.cluster) ?? e.cluster, e.host) };
   });
   // The same subset of endpoints in A and AAAA as in the per-endpoint names (2.4.1).
-  all.v4 = [...new Set(all.v4)].sort();
-  all.v6 = [...new Set(all.v6)].sort();
+  const all: AddressSet = { v4: [...v4].sort(), v6: [...v6].sort() };
   specs.push({ name: service, rrsets: addressRecords(service, all, ttl), locality });
   // An endpoint in two slices (IDs are unique, clusterIds): one name, its addresses merged.
-  const byName = new Map<string, AddressSet>();
+  const byName = new Map<string, { v4: string[]; v6: string[] }>();
   for (const { e, name } of named) {
     const cur = byName.get(name);
     if (!cur) byName.set(name, { v4: [...e.v4].sort(), v6: [...e.v6].sort() });

@@ -41,6 +41,8 @@ interface ClusterSetZone {
   current: ZoneSnapshot;
   /** Services with names in the zone. */
   present: Set<string>;
+  /** A new builder (a new domain) not yet given every service: not ready until it has been. */
+  building: boolean;
 }
 
 /** The clusterset zone's apex data: SOA, NS and the dns-version TXT (specification 2.2). */
@@ -72,6 +74,8 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
   private readonly disagreeing = new Map<string, string[]>();
   /** The zone has been complete once since a cluster first synced (see rebuildFor). */
   private wasReady = false;
+  /** The federation zone's builder is new (a new domain) and not yet given every service: not ready until it has been. */
+  private building = false;
   private clusterSetZone?: ClusterSetZone;
   /** Cluster name -> cluster ID in clusterset names (id.k8s.io ClusterProperty, else the name). */
   private ids = new Map<string, string>();
@@ -102,7 +106,7 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     }
     // A new zone: serials go on from the old one's, if there was one.
     const builder = new ZoneBuilder(clusterSetApex(cs), z ? nextSerial(z.current.serial) : cs.initialSerial);
-    this.clusterSetZone = { builder, current: builder.snapshotNow, present: new Set() };
+    this.clusterSetZone = { builder, current: builder.snapshotNow, present: new Set(), building: true };
   }
 
   /** The clusterset zone's snapshot; undefined when it is not served (mcs.enabled false). */
@@ -161,6 +165,7 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     this.configureClusterSet(previous);
     if (nameKey(settings.apex.domain) !== this.builder.apexKey) {
       this.builder = new ZoneBuilder(settings.apex, nextSerial(this.current.serial));
+      this.building = true;
       this.present.clear();
     } else {
       this.builder.setApex(settings.apex);
@@ -287,39 +292,45 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     const cs = this.clusterSetZone;
     for (const key of this.nextDirty()) {
       services++;
-      const both = this.federatedBoth(key, cs !== undefined);
-      const fs = both.federation;
-      // Names left out for their length, in either zone, are noted together per service.
-      const csOmitted = cs ? this.setClusterSetService(cs, key, both.clusterSet) : [];
-      if (fs) {
-        this.present.add(key);
-        const { specs, omitted } = withoutLongNames(serviceNames(fs, this.topology, this.settings.naming));
-        this.noteOmitted(key, [...omitted, ...csOmitted]);
-        if (fs.traffic.disagreements.length) this.disagreeing.set(key, fs.traffic.disagreements.map((d) => d.annotation));
-        else this.disagreeing.delete(key);
-        this.builder.setOwner(key, specs, fs.stale);
-      } else {
-        this.present.delete(key);
-        this.noteOmitted(key, csOmitted);
-        this.disagreeing.delete(key);
-        this.builder.setOwner(key, []);
-      }
+      this.rebuildService(key, cs);
       if (spent()) break;
+    }
+    // A service that gained or lost a name to another (crafted labels) has answers made from
+    // names it no longer holds, or without one it now holds: set again before anything is
+    // published. Set again from the same cluster data, a service gives the same names, so this
+    // settles in a round or two; past a few, the rest waits for the next slice.
+    for (let round = 0; ; round++) {
+      const again = this.disturbed(cs);
+      if (again.size === 0) break;
+      if (round === MAX_DISTURBED_ROUNDS) {
+        for (const key of again) this.dirty.add(key);
+        break;
+      }
+      for (const key of again) {
+        services++;
+        this.rebuildService(key, cs);
+      }
     }
     // Ready (NXDOMAIN for what is not there) once a cluster has synced and everything its sync
     // dirtied is built: between the slices of an initial sync a name not built yet is SERVFAIL.
+    // So is a zone moved to a new domain (a new builder) until every service is built in it.
     const synced = [...this.clusters.values()].some((c) => c.health !== 'syncing');
+    const complete = this.dirty.size === 0 && this.urgent.size === 0;
     if (!synced) this.wasReady = false;
-    else if (this.dirty.size === 0 && this.urgent.size === 0) this.wasReady = true;
+    else if (complete) this.wasReady = true;
+    if (complete) {
+      this.building = false;
+      if (cs) cs.building = false;
+    }
     const ready = this.wasReady;
-    this.builder.setReady(ready);
+    this.builder.setReady(ready && !this.building);
     const result = this.builder.publish();
     if (result) {
       this.current = result.snapshot;
       this.emit('published', result.snapshot, result.change, services);
     }
     if (cs) {
-      cs.builder.setReady(ready);
+      cs.builder.setReady(ready && !cs.building);
       const r = cs.builder.publish();
       if (r) {
         cs.current = r.snapshot;
@@ -337,6 +348,32 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
       this.changeTimes.clear();
     }
     return this.current;
+  }
+
+  /** Builds one service's names in both zones (none: it has none any more). */
+  private rebuildService(key: string, cs: ClusterSetZone | undefined): void {
+    const both = this.federatedBoth(key, cs !== undefined);
+    const fs = both.federation;
+    // Names left out for their length, in either zone, are noted together per service.
+    const csOmitted = cs ? this.setClusterSetService(cs, key, both.clusterSet) : [];
+    if (fs) {
+      this.present.add(key);
+      const { specs, omitted } = withoutLongNames(serviceNames(fs, this.topology, this.settings.naming));
+      this.noteOmitted(key, [...omitted, ...csOmitted]);
+      if (fs.traffic.disagreements.length) this.disagreeing.set(key, fs.traffic.disagreements.map((d) => d.annotation));
+      else this.disagreeing.delete(key);
+      this.builder.setOwner(key, specs, fs.stale);
+    } else {
+      this.present.delete(key);
+      this.noteOmitted(key, csOmitted);
+      this.disagreeing.delete(key);
+      this.builder.setOwner(key, []);
+    }
+  }
+
+  /** Services either zone's builder wants set again (ZoneBuilder.disturbedOwners). */
+  private disturbed(cs: ClusterSetZone | undefined): Set<string> {
+    return new Set([...this.builder.disturbedOwners(), ...(cs?.builder.disturbedOwners() ?? [])]);
   }
 
   private noteOmitted(key: string, names: string[]): void {
@@ -448,6 +485,9 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     for (const c of this.clusters.values()) c.dispose();
   }
 }
+
+/** Rounds of services set again for names gained or lost (rebuildFor) before the rest waits for the next slice. */
+const MAX_DISTURBED_ROUNDS = 8;
 
 /** Services changed at once that count as one change (a watch event), not a bulk rebuild. */
 const URGENT_BATCH = 64;

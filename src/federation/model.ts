@@ -7,9 +7,10 @@ import type { LabelSelector } from './selector.js';
 import type { AddressGroup } from '../zone/locality.js';
 import { FAILOVER_ANNOTATION, MAX_ADDRESSES_ANNOTATION, POLICY_ANNOTATION, WEIGHTS_ANNOTATION, type TrafficAnnotations, type TrafficPolicy } from '../traffic-policy.js';
 
+/** Sorted addresses of one level. Read-only: the zone's AddressNodes hold these very lists. */
 export interface AddressSet {
-  v4: string[];
-  v6: string[];
+  readonly v4: readonly string[];
+  readonly v6: readonly string[];
 }
 
 export interface HeadlessEndpoint {

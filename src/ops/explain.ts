@@ -2,7 +2,7 @@
 // cluster-backed names every member cluster's verdict and the fallback that fired.
 import { EdnsOption, rcodeName, RRType, typeName, typeNumber } from '../wire/constants.js';
 import { decodeMessage, encodeQuery } from '../wire/message.js';
-import { canonicalName, MAX_NAME_LENGTH, nameToWire, wireLength } from '../wire/name.js';
+import { canonicalName, MAX_NAME_LENGTH, nameKey, nameToWire, wireLength } from '../wire/name.js';
 import { rrText } from '../wire/records.js';
 import type { Responder } from '../server/responder.js';
 import type { Federation } from '../federation/federation.js';
@@ -118,6 +118,14 @@ export function explain(fed: Federation, responder: Responder, name: string, typ
     noteOmitted(fed, key, ex.service, notes);
     const ignored = ignoredValues(fed, key);
     if (ignored.length) ex.service.ignored = ignored;
+    // Labels can make two owners give one name: the holder's records answer (README, "What names answer").
+    const holder = tooLong ? undefined : snap.names.get(nameKey(qname))?.owner;
+    if (holder && holder !== key)
+      notes.push(
+        holder === '@'
+          ? `a name server of the zone has this name: its glue answers, not service ${key} (the apex's names come first)`
+          : `service ${holder} gives this name too and holds it (services in namespace/name order): its records answer, not those of ${key}, until it lets the name go`,
+      );
     if (!fs) notes.push(`service ${key} is not federated: no live or stale member cluster selects it`);
     else {
       if (fs.panic) notes.push('panic mode: every cluster with addresses for this service has expired; serving their last known addresses');

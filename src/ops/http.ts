@@ -108,8 +108,11 @@ export class OpsServer {
         const asked = u.searchParams.get('zone');
         const fed = this.federation();
         const zone = asked === null ? fed.snapshot : [fed.snapshot, fed.clusterSetSnapshot].find((z) => z && z.domain === canonicalName(asked));
+        if (!zone) return text(404, `not found: no zone ${asked} served here\n`);
+        // As AXFR: a zone not ready yet is partial, and its serial will not be served.
+        if (!zone.ready) return text(503, 'not ready: no member cluster has synced yet, or the zone is still being built (AXFR is refused too)\n');
         // In pieces, made a slice at a time: a big zone does not hold up queries while it is written.
-        return zone ? { status: 200, type: 'text/plain; charset=utf-8', body: masterFileChunks(zone) } : text(404, `not found: no zone ${asked} served here\n`);
+        return { status: 200, type: 'text/plain; charset=utf-8', body: masterFileChunks(zone) };
       }
       case '/explain': {
         const name = u.searchParams.get('name');

@@ -170,13 +170,20 @@ export interface NameSpec {
   addresses?: AddressRecipe;
 }
 
+/** Whether a spec's name becomes an AddressNode: addresses only, and no traffic policy (locality answers per client). */
+export function heldAsAddresses(spec: NameSpec): spec is NameSpec & { addresses: AddressRecipe } {
+  return spec.addresses !== undefined && spec.locality === undefined;
+}
+
 /**
  * Computes each name's answers from a closed group of names (one federated service, or the apex
  * data): CNAME chains are chased and SRV/NS additional records found inside the group, which is
- * where every target of a fedns name lives.
+ * where every target of a fedns name lives. Names of the group that another owner holds (`lent`:
+ * crafted labels can make two services give one name) are not the group's records: no chain or
+ * additional section takes records from them.
  */
-export function prepareAnswers(specs: NameSpec[]): Map<string, Map<number, Answer>> {
-  const byName = new Map(specs.map((s) => [s.name, s]));
+export function prepareAnswers(specs: NameSpec[], lent?: ReadonlySet<string>): Map<string, Map<number, Answer>> {
+  const byName = new Map(specs.filter((s) => !lent?.has(s.name)).map((s) => [s.name, s]));
   const addressSets = (target: string): RR[][] => {
     const t = byName.get(target);
     if (!t) return [];
@@ -184,7 +191,7 @@ export function prepareAnswers(specs: NameSpec[]): Map<string, Map<number, Answe
   };
   const out = new Map<string, Map<number, Answer>>();
   for (const spec of specs) {
-    if (spec.addresses) continue; // an AddressNode makes its answers when asked
+    if (heldAsAddresses(spec)) continue; // an AddressNode makes its answers when asked
     const answers = new Map<number, Answer>();
     const cname = spec.rrsets.get(RRType.CNAME);
     if (cname) {

@@ -6,7 +6,7 @@ import { PersistentMap, type MapDraft } from './pmap.js';
 import { RRType } from '../wire/constants.js';
 import { canonicalName, keyToName, nameKey, parentKey } from '../wire/name.js';
 import { sameRecord, type RR, type SoaData } from '../wire/records.js';
-import { AddressNode, prepareAnswers, ZoneNode, type NameSpec } from './node.js';
+import { AddressNode, heldAsAddresses, prepareAnswers, ZoneNode, type NameSpec } from './node.js';
 import { sameLocality } from './locality.js';
 import { SmallMap } from './small-map.js';
 
@@ -50,16 +50,16 @@ export function nextSerial(prev: number, nowSeconds = Math.floor(Date.now() / 10
 }
 
 /**
- * Pushes the records of `set` that `other` lacks (same data and TTL) onto `out`; returns the size
- * of `set`. Small sets are scanned; a big one (a global name gathers every cluster's addresses)
- * is looked up by its string data, so a changed set costs its size, not its size squared.
+ * Pushes the records of `set` that `other` lacks (same data and TTL) onto `out`. Small sets are
+ * scanned; a big one (a global name gathers every cluster's addresses) is looked up by its string
+ * data, so a changed set costs its size, not its size squared.
  */
-function missing(set: RR[], other: RR[] | undefined, out: RR[]): number {
+function missing(set: RR[], other: RR[] | undefined, out: RR[]): void {
   if (!other) {
     for (const r of set) out.push(r);
-    return set.length;
+    return;
   }
-  if (set.length === other.length && set.every((r, i) => sameRecord(r, other[i]))) return set.length;
+  if (set.length === other.length && set.every((r, i) => sameRecord(r, other[i]))) return;
   if (other.length > 8 && typeof other[0].data === 'string') {
     const have = new Map<unknown, RR[]>();
     for (const o of other) {
@@ -68,10 +68,9 @@ function missing(set: RR[], other: RR[] | undefined, out: RR[]): number {
       else have.set(o.data, [o]);
     }
     for (const r of set) if (!have.get(r.data)?.some((o) => sameRecord(o, r))) out.push(r);
-    return set.length;
+    return;
   }
   for (const r of set) if (!other.some((o) => sameRecord(o, r))) out.push(r);
-  return set.length;
 }
 
 export class ZoneBuilder {
@@ -86,11 +85,26 @@ export class ZoneBuilder {
   private readonly entRefs = new Map<string, number>();
   /** Owner -> the node it placed at each of its names (as `owned` lists them; undefined: another owner's). */
   private readonly placed = new Map<string, (ZoneNode | undefined)[]>();
+  /**
+   * Key -> owner -> the node it would place there, for owners whose name another owner holds
+   * (crafted labels can make two services give one name): placed when the holder lets it go.
+   */
+  private readonly waiting = new Map<string, Map<string, ZoneNode>>();
+  /**
+   * Owners that gained or lost a name to another owner since their answers were made: answers
+   * chase and add records only from names the owner holds, so theirs must be made again
+   * (disturbedOwners), and setOwner makes them even when nothing else changed.
+   */
+  private readonly disturbed = new Set<string>();
   private recordCount = 0;
   private serial: number;
   private current: ZoneSnapshot;
-  private pendingRemoved: RR[] = [];
-  private pendingAdded: RR[] = [];
+  /**
+   * Names whose node changed since the last publish -> their node then and now. The change is
+   * listed at publish from these two, so a name a batch touches twice (two reloads, one owner
+   * giving one name twice) lists what changed, never a record added and then removed again.
+   */
+  private readonly changed = new Map<string, { before: ZoneNode | undefined; after: ZoneNode | undefined }>();
   private pendingUnlisted = 0;
   private ready = false;
   /** SOA fields changed since the last publish: secondaries must see a new serial (RFC 1034 4.3.5). */
@@ -140,7 +154,12 @@ export class ZoneBuilder {
     }
     for (const t of apex.txt ?? []) {
       const name = canonicalName(t.name);
-      specs.push({ name, rrsets: new Map([[RRType.TXT, [{ name, type: RRType.TXT, ttl: apex.nsTtl, data: [t.text] }]]]) });
+      // One spec per name: a name server may be named like a TXT name, and one name holds both.
+      let spec = specs.find((s) => s.name === name);
+      if (!spec) specs.push((spec = { name, rrsets: new Map() }));
+      const set = spec.rrsets.get(RRType.TXT) ?? [];
+      set.push({ name, type: RRType.TXT, ttl: apex.nsTtl, data: [t.text] });
+      spec.rrsets.set(RRType.TXT, set);
     }
     this.setOwner('@', specs);
   }
@@ -164,9 +183,11 @@ export class ZoneBuilder {
     // replaces them): a zone of a million names spends a few cache misses on each lookup.
     const placed = sameNames ? this.placed.get(owner) : undefined;
     const olds = keys.map((k, i) => placed?.[i] ?? m.get(k));
+    const disturbed = this.disturbed.delete(owner);
     // Answers chase CNAMEs and SRV targets across the owner's names: if any name changed, all are rebuilt.
     const unchanged =
       prev !== undefined &&
+      !disturbed &&
       specs.every((spec, i) => {
         const old = olds[i];
         return (
@@ -176,19 +197,33 @@ export class ZoneBuilder {
     let nodes = olds;
     let unique = true;
     if (!unchanged) {
-      const answers = prepareAnswers(specs);
+      // The nodes made now replace those left waiting for names another owner held.
+      if (this.waiting.size && prev) for (const key of prev) this.unwait(key, owner);
       // Two specs of one name (crafted labels can make that): the second replaces the first's node.
       unique = new Set(keys).size === keys.length;
+      // Names another owner holds and keeps: this owner's answers take no records from them.
+      let lent: Set<string> | undefined;
+      specs.forEach((spec, i) => {
+        const old = unique ? olds[i] : m.get(keys[i]);
+        if (old && old.owner !== owner && old.owner !== '' && !precedes(owner, old.owner)) (lent ??= new Set()).add(spec.name);
+      });
+      const answers = prepareAnswers(specs, lent);
       nodes = new Array<ZoneNode | undefined>(keys.length);
       specs.forEach((spec, i) => {
         const key = keys[i];
         const old = unique ? olds[i] : m.get(key);
-        if (old && old.owner !== owner && old.owner !== '') return; // another owner's name: first one wins
         const node =
-          spec.addresses && !spec.locality
+          heldAsAddresses(spec)
             ? new AddressNode(key, spec.name, spec.addresses, owner, stale)
             : new ZoneNode(key, spec.name, sortByType(spec.rrsets), SmallMap.of(answers.get(spec.name) ?? new Map()), owner, stale, spec.locality);
-        this.diffRecords(old, node);
+        if (old && old.owner !== owner && old.owner !== '') {
+          // Another owner's name: the one that comes first in owner order holds it, whatever
+          // order they came in (replicas and restarts see them in any), the other waits.
+          if (!precedes(owner, old.owner)) return this.wait(key, node);
+          this.wait(key, old);
+          this.disturb(old.owner);
+        }
+        this.diffRecords(key, old, node);
         m.set(key, node);
         nodes[i] = node;
       });
@@ -240,35 +275,100 @@ export class ZoneBuilder {
     if (node?.owner === '' && node.isEmptyNonTerminal) this.map.delete(key);
   }
 
-  /** Records what changed between a name's old and new node, for IXFR and the serial. */
-  private diffRecords(old: ZoneNode | undefined, node: ZoneNode | undefined): void {
+  /** Notes that the node at `key` changed from `old` to `node`, for the record count, IXFR and the serial. */
+  private diffRecords(key: string, old: ZoneNode | undefined, node: ZoneNode | undefined): void {
+    const removed = old?.recordCount ?? 0;
+    const added = node?.recordCount ?? 0;
+    this.recordCount += added - removed;
     if (!this.ready && !this.current.ready) {
       // Not ready, now or at the last publish: no transfer serves this serial or the last one.
-      const removed = old?.recordCount ?? 0;
-      const added = node?.recordCount ?? 0;
-      this.recordCount += added - removed;
       this.pendingUnlisted += added + removed;
       return;
     }
-    const before = old?.rrsets;
-    const after = node?.rrsets;
-    if (before) for (const [type, set] of before) this.recordCount -= missing(set, after?.get(type), this.pendingRemoved);
-    if (after) for (const [type, set] of after) this.recordCount += missing(set, before?.get(type), this.pendingAdded);
+    const c = this.changed.get(key);
+    if (c) c.after = node;
+    else this.changed.set(key, { before: old, after: node });
   }
 
-  /** Removes one of the owner's names; it stays as an empty non-terminal while names lie below it. */
+  /** The records removed and added since the last publish, each name from its node then to its node now. */
+  private listChanges(): { removed: RR[]; added: RR[] } {
+    const removed: RR[] = [];
+    const added: RR[] = [];
+    for (const { before, after } of this.changed.values()) {
+      if (before === after) continue;
+      const was = before?.rrsets;
+      const now = after?.rrsets;
+      if (was) for (const [type, set] of was) missing(set, now?.get(type), removed);
+      if (now) for (const [type, set] of now) missing(set, was?.get(type), added);
+    }
+    this.changed.clear();
+    return { removed, added };
+  }
+
+  /**
+   * Removes one of the owner's names: the owner waiting for it first in owner order takes it,
+   * else it stays as an empty non-terminal while names lie below it.
+   */
   private removeName(key: string, owner: string): void {
+    if (this.waiting.size) this.unwait(key, owner);
     const m = this.map;
     const node = m.get(key);
     if (!node || node.owner !== owner) return;
-    this.diffRecords(node, undefined);
+    const next = this.firstWaiting(key);
+    if (next) {
+      this.unwait(key, next.owner);
+      // Its list of placed nodes does not have this one: looked up again on its next change.
+      this.placed.delete(next.owner);
+      this.disturb(next.owner);
+      this.diffRecords(key, node, next);
+      m.set(key, next);
+      return;
+    }
+    this.diffRecords(key, node, undefined);
     if (this.entRefs.has(key)) m.set(key, new ZoneNode(key, node.name, SmallMap.empty(), SmallMap.empty(), '', false));
     else m.delete(key);
   }
 
+  private disturb(owner: string): void {
+    // The apex comes first: it never gains or loses a name to a service.
+    if (owner !== '@') this.disturbed.add(owner);
+  }
+
+  /**
+   * Owners that gained or lost a name to another owner since their answers were made: set each
+   * again (setOwner) before the next publish, so that no answer carries records another owner's
+   * name no longer holds.
+   */
+  disturbedOwners(): string[] {
+    return [...this.disturbed];
+  }
+
+  /** Keeps `node` to place once the owner holding its name lets it go. */
+  private wait(key: string, node: ZoneNode): void {
+    let w = this.waiting.get(key);
+    if (!w) this.waiting.set(key, (w = new Map()));
+    w.set(node.owner, node);
+    // A node taken from its owner is no longer the one it placed.
+    if (this.map.get(key) === node) this.placed.delete(node.owner);
+  }
+
+  private unwait(key: string, owner: string): void {
+    const w = this.waiting.get(key);
+    if (w?.delete(owner) && w.size === 0) this.waiting.delete(key);
+  }
+
+  private firstWaiting(key: string): ZoneNode | undefined {
+    const w = this.waiting.get(key);
+    if (!w) return undefined;
+    let first: ZoneNode | undefined;
+    for (const node of w.values()) if (!first || precedes(node.owner, first.owner)) first = node;
+    return first;
+  }
+
   /** Publishes the changes made since the last publish as a new snapshot; returns its change set. */
   publish(): { snapshot: ZoneSnapshot; change: ZoneChange } | undefined {
-    const records = this.pendingAdded.length + this.pendingRemoved.length + this.pendingUnlisted > 0;
+    const { removed, added } = this.listChanges();
+    const records = removed.length + added.length + this.pendingUnlisted > 0;
     const touched = this.draft !== undefined;
     if (this.draft) {
       this.names = this.draft.done();
@@ -276,9 +376,7 @@ export class ZoneBuilder {
     }
     const soa = this.soaChanged;
     if (!records && !touched && !soa && this.ready === this.current.ready) return undefined;
-    const change: ZoneChange = { removed: this.pendingRemoved, added: this.pendingAdded, unlisted: this.pendingUnlisted };
-    this.pendingAdded = [];
-    this.pendingRemoved = [];
+    const change: ZoneChange = { removed, added, unlisted: this.pendingUnlisted };
     this.pendingUnlisted = 0;
     this.soaChanged = false;
     if (records || soa) this.serial = nextSerial(this.serial);
@@ -300,6 +398,11 @@ export class ZoneBuilder {
       ready: this.ready,
     };
   }
+}
+
+/** Which of two owners holds a name both give: the apex data, then services in key order. */
+function precedes(a: string, b: string): boolean {
+  return a === '@' || (b !== '@' && a < b);
 }
 
 function sortByType(m: Map<number, RR[]>): SmallMap<number, RR[]> {

@@ -114,6 +114,7 @@ describe('ops listener', () => {
   it('gives /zone only to clients allowed to transfer the zone', async () => {
     const { server, dir } = await start((y) => `${y}transfer: { allow: [127.0.0.1, 127.0.1.0/24] }\n`);
     const port = server.ops!.address!.port;
+    await until(() => server.federation.snapshot.ready, (ready) => ready);
     for (const allowed of ['127.0.0.1', '127.0.1.9']) {
       const r = await getFrom(allowed, port, '/zone');
       expect(r.status, allowed).toBe(200);
@@ -131,6 +132,15 @@ describe('ops listener', () => {
     await server.reload(loadConfig(file));
     expect((await getFrom('127.0.0.9', port, '/zone')).status).toBe(200);
     expect((await getFrom('127.0.0.1', port, '/zone')).status).toBe(403);
+  });
+
+  it('serves /zone, like AXFR, only once the zone is ready', async () => {
+    // Every cluster's directory holds a broken file: none ever syncs, and the zone is never ready.
+    const { server } = await start((y) => `${y.replace(/demo\/(alpha|bravo|charlie)/g, 'demo/broken')}transfer: { allow: [127.0.0.1] }\n`);
+    const r = await getFrom('127.0.0.1', server.ops!.address!.port, '/zone');
+    expect(server.federation.snapshot.ready).toBe(false);
+    expect(r.status).toBe(503);
+    expect(r.body).toBe('not ready: no member cluster has synced yet, or the zone is still being built (AXFR is refused too)\n');
   });
 
   it('refuses /zone to everyone by default, and when transfers need TSIG', async () => {

@@ -50,6 +50,20 @@ describe('clusterset zone', () => {
     expect(data(fed.clusterSetSnapshot, 'dns-version.clusterset.local.', RRType.TXT)).toEqual(['1.0.0']);
   });
 
+  it('a name server named dns-version.<Z> keeps its glue beside the TXT record, and a reload changes nothing', () => {
+    const s = settings();
+    const nameservers = [...s.apex.nameservers, { name: 'dns-version.clusterset.local.', addresses: ['192.0.2.53'] }];
+    const withNs = { ...s, clusterSet: { ...s.clusterSet!, apex: { ...s.clusterSet!.apex, nameservers } } };
+    const fed = new Federation(withNs);
+    const serial = fed.clusterSetSnapshot!.serial;
+    expect(data(fed.clusterSetSnapshot, 'dns-version.clusterset.local.', RRType.TXT)).toEqual(['1.0.0']);
+    expect(data(fed.clusterSetSnapshot, 'dns-version.clusterset.local.', RRType.A)).toEqual(['192.0.2.53']);
+    fed.reconfigure(withNs);
+    fed.rebuild();
+    expect(fed.clusterSetSnapshot!.serial).toBe(serial);
+    fed.close();
+  });
+
   it('a ClusterSetIP the ServiceImports agree on; none when they disagree or no backend is ready', () => {
     const { fed, a, b } = twoClusters();
     seed(a, [svc('web', ['192.0.2.1']), slice('web', ['10.0.0.1']), exported('web')]);

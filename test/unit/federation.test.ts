@@ -9,7 +9,9 @@ import { parseLabelSelector } from '../../src/federation/selector.js';
 import { zoneRecords } from '../../src/zone/masterfile.js';
 import { nameKey } from '../../src/wire/name.js';
 import { AddressNode } from '../../src/zone/node.js';
-import { ZoneBuilder, type ZoneChange } from '../../src/zone/snapshot.js';
+import { explain } from '../../src/ops/explain.js';
+import { ZoneBuilder, type ZoneChange, type ZoneSnapshot } from '../../src/zone/snapshot.js';
+import { rrText } from '../../src/wire/records.js';
 import { seed, slice, svc, testFederationSettings } from '../support/federation.js';
 
 function federation(policy: Partial<FederationPolicy> = {}): { fed: Federation; ask: (n: string, t: number, o?: Parameters<typeof encodeQuery>[2], tr?: 'udp' | 'tcp') => Message } {
@@ -207,12 +209,16 @@ describe('federation changes', () => {
   });
 });
 
+/** Services s0 to s(n-1), each with its own load-balancer address and one ready endpoint. */
+const manyServices = (n: number) =>
+  Array.from({ length: n }, (_, i) => [svc(`s${i}`, [`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`]), slice(`s${i}`, [{ addr: '10.255.0.1' }])]).flat();
+
 describe('rebuilding many services', () => {
   it('goes a slice at a time, and a change from a watch event goes ahead of a reload rebuilding every service', async () => {
     const { fed, ask } = federation();
     const c = fed.addCluster(settings('one'));
     const N = 10_000;
-    seed(c, Array.from({ length: N }, (_, i) => [svc(`s${i}`, [`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`]), slice(`s${i}`, [{ addr: '10.255.0.1' }])]).flat());
+    seed(c, manyServices(N));
     fed.rebuild();
     const ttl = (i: number) => ask(`s${i}.ns.fed.example.com.`, RRType.A).answers[0]?.ttl;
     expect(ttl(N - 1)).toBe(30);
@@ -244,7 +250,7 @@ describe('rebuilding many services', () => {
     const c = fed.addCluster(settings('one'));
     const N = 10_000;
     // seed() flushes to the federation, which rebuilds a slice per turn (no rebuild() here).
-    seed(c, Array.from({ length: N }, (_, i) => [svc(`s${i}`, [`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`]), slice(`s${i}`, [{ addr: '10.255.0.1' }])]).flat());
+    seed(c, manyServices(N));
     const rcodes = new Set<number>();
     let slices = 0;
     await new Promise<void>((resolve) => {
@@ -258,6 +264,34 @@ describe('rebuilding many services', () => {
     });
     expect(slices).toBeGreaterThan(1);
     expect([...rcodes]).toEqual([Rcode.NOERROR]);
+    fed.close();
+  }, 60_000);
+
+  it('a reload that moves the zone to a new domain makes the new zone ready only once every service of it answers', async () => {
+    const { fed, ask } = federation();
+    const c = fed.addCluster(settings('one'));
+    const N = 10_000;
+    seed(c, manyServices(N));
+    fed.rebuild();
+    const s = testFederationSettings();
+    const apex = { ...s.apex, domain: 'example.org.', nameservers: [{ name: 'ns1.example.org.', addresses: ['192.0.2.53'] }] };
+    fed.reconfigure({ ...s, apex, naming: { ...s.naming, domain: 'example.org.' } });
+    const rcodes = new Set<number>();
+    const whileReady: number[] = [];
+    let slices = 0;
+    await new Promise<void>((resolve) => {
+      fed.on('published', () => {
+        slices++;
+        // A name of the new zone not built yet is SERVFAIL, never NXDOMAIN (and no transfer serves the zone).
+        const m = ask(`s${N - 1}.ns.fed.example.org.`, RRType.A);
+        rcodes.add(m.rcode);
+        if (fed.snapshot.ready && m.rcode !== Rcode.NOERROR) whileReady.push(m.rcode);
+        if (m.answers.length) resolve();
+      });
+    });
+    expect(slices).toBeGreaterThan(1);
+    expect(whileReady).toEqual([]);
+    expect([...rcodes].sort()).toEqual([Rcode.NOERROR, Rcode.SERVFAIL]);
     fed.close();
   }, 60_000);
 });
@@ -317,6 +351,25 @@ describe('names held as their addresses', () => {
     expect(addrs(m)).toEqual(['10.0.0.1']);
   });
 
+  it('a name with a traffic policy is never held as its addresses, and answers its records', () => {
+    const b = new ZoneBuilder(testFederationSettings().apex);
+    b.setReady(true);
+    const name = 'x.example.com.';
+    const set = { v4: ['192.0.2.1', '192.0.2.2'], v6: [] };
+    const locality = { policy: 'all' as const, order: [], weights: new Map(), maxAddresses: 1, groups: [{ cluster: 'a', zones: [], v4: set.v4, v6: [] }] };
+    const rrsets = new Map([[RRType.A, set.v4.map((data) => ({ name, type: RRType.A, ttl: 30, data }))]]);
+    b.setOwner('ns/x', [{ name, rrsets, locality, addresses: { ...set, ttl: 30 } }]);
+    const snap = b.publish()!.snapshot;
+    const node = snap.names.get(nameKey(name))!;
+    expect(node).not.toBeInstanceOf(AddressNode);
+    expect(node.locality).toBe(locality);
+    expect(node.answerFor(RRType.A)?.answer).toEqual([rrsets.get(RRType.A)]);
+    const responder = new Responder(() => snap);
+    const m = decodeMessage(responder.answer(encodeQuery(name, RRType.A), 'udp')!);
+    expect(m.answers.length).toBe(1);
+    expect(set.v4).toContain(m.answers[0].data);
+  });
+
   it('changes made before the zone is ready are counted, not listed: no transfer serves those serials', () => {
     const fed = new Federation(testFederationSettings());
     const changes: ZoneChange[] = [];
@@ -346,9 +399,160 @@ describe('names held as their addresses', () => {
   });
 });
 
+describe('names two owners give', () => {
+  // prod/a's zonal name in zone "fed" of region "svc" is a.prod.fed.svc.fed.svc.example.com.,
+  // and so is endpoint "a" of cluster "prod" of the headless service svc/fed.
+  const name = 'a.prod.fed.svc.fed.svc.example.com.';
+  const service = (ns: string, n: string, headless: boolean) => svc(n, [], { namespace: ns, headless });
+  const endpoint = (ns: string, n: string, addr: string, hostname?: string) => ({ ...slice(n, [{ addr, zone: 'fed', hostname }]), namespace: ns });
+
+  it('answer alike whichever service came first, and the other one as soon as the holder goes', () => {
+    const answers: string[][] = [];
+    for (const prodFirst of [true, false]) {
+      const { fed, ask } = federation();
+      const c = fed.addCluster(settings('prod', { region: 'svc', zones: ['fed'], addressMode: 'endpoints' }));
+      const prod = () => seed(c, [service('prod', 'a', false), endpoint('prod', 'a', '10.0.0.1')]);
+      const other = () => seed(c, [service('svc', 'fed', true), endpoint('svc', 'fed', '10.0.0.9', 'a')]);
+      for (const add of prodFirst ? [prod, other] : [other, prod]) {
+        add();
+        fed.rebuild();
+      }
+      answers.push(addrs(ask(name, RRType.A)));
+      // Whichever holds it goes: the other's records answer, without that service changing.
+      const holder = fed.snapshot.names.get(nameKey(name))!.owner;
+      const [ns, n] = holder.split('/');
+      c.remove('Service', ns, n);
+      c.flush();
+      const snap = fed.rebuild();
+      expect(addrs(ask(name, RRType.A))).toEqual(holder === 'prod/a' ? ['10.0.0.9'] : ['10.0.0.1']);
+      expect(snap.recordCount).toBe(zoneRecords(snap).length);
+      fed.close();
+    }
+    expect(answers[0]).toEqual(answers[1]);
+  });
+
+  it("never lend another service's records to an answer: SRV additional data is what the zone holds at the target", () => {
+    for (const prodFirst of [true, false]) {
+      const { fed, ask } = federation();
+      const c = fed.addCluster(settings('prod', { region: 'svc', zones: ['fed'], addressMode: 'endpoints' }));
+      const prod = () => seed(c, [service('prod', 'a', false), endpoint('prod', 'a', '10.0.0.1')]);
+      const other = () => seed(c, [service('svc', 'fed', true), endpoint('svc', 'fed', '10.0.0.9', 'a')]);
+      for (const add of prodFirst ? [prod, other] : [other, prod]) {
+        add();
+        fed.rebuild();
+      }
+      // svc/fed's SRV targets its endpoint's name, which prod/a holds.
+      const held = (name: string) => fed.snapshot.names.get(nameKey(name))?.records().map((r) => `${r.name} ${r.data}`) ?? [];
+      const check = () => {
+        const m = ask('_http._tcp.fed.svc.fed.svc.example.com.', RRType.SRV);
+        expect(m.answers.map((r) => (r.data as { target: string }).target)).toEqual([name]);
+        const additional = m.additionals.map((r) => `${r.name} ${r.data}`);
+        for (const r of m.additionals) expect(held(r.name)).toContain(`${r.name} ${r.data}`);
+        return additional;
+      };
+      check();
+      // prod/a goes: the endpoint's own address answers, and comes as additional data again.
+      c.remove('Service', 'prod', 'a');
+      c.flush();
+      fed.rebuild();
+      expect(addrs(ask(name, RRType.A))).toEqual(['10.0.0.9']);
+      expect(check()).toEqual([`${name} 10.0.0.9`]);
+      fed.close();
+    }
+  });
+
+  it('are explained as the holder answers them, whatever service the name parses as', () => {
+    const { fed } = federation();
+    const c = fed.addCluster(settings('prod', { region: 'svc', zones: ['fed'], addressMode: 'endpoints' }));
+    seed(c, [service('svc', 'fed', true), endpoint('svc', 'fed', '10.0.0.9', 'a'), service('prod', 'a', false), endpoint('prod', 'a', '10.0.0.1')]);
+    fed.rebuild();
+    // The name reads as endpoint "a" of svc/fed; prod/a (first in namespace/name order) answers.
+    const ex = explain(fed, new Responder(() => fed.snapshot), name);
+    expect(ex.parsed.kind).toBe('endpoint');
+    expect(ex.service?.key).toBe('svc/fed');
+    expect(ex.answer.map((r) => r.split('\t').at(-1))).toEqual(['10.0.0.1']);
+    expect(ex.notes).toContain('service prod/a gives this name too and holds it (services in namespace/name order): its records answer, not those of svc/fed, until it lets the name go');
+    fed.close();
+  });
+
+  it("a name server's glue named like a service's name answers for it, from the reload on", () => {
+    const { fed, ask } = federation();
+    const c = fed.addCluster(settings('one'));
+    seed(c, [svc('a', ['192.0.2.1'], { namespace: 'svc' }), { ...slice('a', [{ addr: '10.0.0.1' }]), namespace: 'svc' }]);
+    fed.rebuild();
+    expect(addrs(ask('a.svc.fed.example.com.', RRType.A))).toEqual(['192.0.2.1']);
+    const s = testFederationSettings();
+    const withGlue = { ...s, apex: { ...s.apex, nameservers: [...s.apex.nameservers, { name: 'a.svc.fed.example.com.', addresses: ['192.0.2.54'] }] } };
+    fed.reconfigure(withGlue);
+    fed.rebuild();
+    // The NS answer's glue and the name itself say the same.
+    const ns = ask('example.com.', RRType.NS);
+    expect(ns.additionals.filter((r) => r.name === 'a.svc.fed.example.com.').map((r) => r.data)).toEqual(['192.0.2.54']);
+    expect(addrs(ask('a.svc.fed.example.com.', RRType.A))).toEqual(['192.0.2.54']);
+    fed.reconfigure(s);
+    fed.rebuild();
+    expect(addrs(ask('a.svc.fed.example.com.', RRType.A))).toEqual(['192.0.2.1']);
+    expect(fed.snapshot.recordCount).toBe(zoneRecords(fed.snapshot).length);
+    fed.close();
+  });
+});
+
 describe('zone builder', () => {
   const apex = testFederationSettings().apex;
   const a = (name: string, data: string) => ({ name, type: RRType.A, ttl: 30, data });
+
+  /** What is wrong with `change` as IXFR applies it to `before` (removals, each present, then additions) to make `after`. */
+  const misapplied = (before: ZoneSnapshot, change: ZoneChange, after: ZoneSnapshot): string[] => {
+    const count = (z: ZoneSnapshot) => {
+      const m = new Map<string, number>();
+      for (const r of zoneRecords(z).slice(1)) m.set(rrText(r), (m.get(rrText(r)) ?? 0) + 1);
+      return m;
+    };
+    const have = count(before);
+    const problems: string[] = [];
+    for (const r of change.removed) {
+      const n = have.get(rrText(r)) ?? 0;
+      if (n === 0) problems.push(`removes a record not there: ${rrText(r)}`);
+      else have.set(rrText(r), n - 1);
+    }
+    for (const r of change.added) have.set(rrText(r), (have.get(rrText(r)) ?? 0) + 1);
+    const want = count(after);
+    for (const [t, n] of have) if (n !== (want.get(t) ?? 0)) problems.push(`${t}: ${n} after the change, ${want.get(t) ?? 0} in the zone`);
+    for (const [t, n] of want) if (!have.has(t)) problems.push(`${t}: 0 after the change, ${n} in the zone`);
+    return problems;
+  };
+
+  it('a change lists each record once, net of what the same batch undid: two reloads before a publish', () => {
+    const b = new ZoneBuilder(apex);
+    b.setReady(true);
+    const first = b.publish()!.snapshot;
+    // A name server added by one reload and taken away by the next, before the zone is published.
+    b.setApex({ ...apex, nameservers: [...apex.nameservers, { name: 'ns2.example.com.', addresses: ['192.0.2.2'] }] });
+    b.setApex(apex);
+    const r = b.publish();
+    const after = r?.snapshot ?? first;
+    if (r) expect(misapplied(first, r.change, after)).toEqual([]);
+    expect(zoneRecords(after).map(rrText)).toEqual(zoneRecords(first).map(rrText));
+  });
+
+  it('a change lists each record once when one owner gives one name twice: the second stands, every time', () => {
+    const b = new ZoneBuilder(apex);
+    b.setReady(true);
+    let before = b.publish()!.snapshot;
+    const twice = (data: string) => [
+      { name: 'x.example.com.', rrsets: new Map([[RRType.A, [a('x.example.com.', '192.0.2.1')]]]) },
+      { name: 'x.example.com.', rrsets: new Map([[RRType.A, [a('x.example.com.', data)]]]) },
+    ];
+    for (const data of ['192.0.2.2', '192.0.2.2', '192.0.2.3']) {
+      b.setOwner('ns/x', twice(data));
+      const r = b.publish();
+      const after = r?.snapshot ?? before;
+      if (r) expect(misapplied(before, r.change, after)).toEqual([]);
+      expect(after.names.get(nameKey('x.example.com.'))?.records().map((rr) => rr.data)).toEqual([data]);
+      expect(after.recordCount).toBe(zoneRecords(after).length);
+      before = after;
+    }
+  });
 
   it("an owner's name without records stays (NODATA) when the names another owner had below it go", () => {
     const b = new ZoneBuilder(apex);
@@ -369,6 +573,35 @@ describe('zone builder', () => {
     // Gone, with nothing below it: NXDOMAIN.
     b.setOwner('one', []);
     expect(b.publish()!.snapshot.names.get(nameKey('x.example.com.'))).toBeUndefined();
+  });
+
+  it('a name two owners give goes to the same one in any order, and to the other as soon as it is let go', () => {
+    const spec = (data: string) => [{ name: 'x.example.com.', rrsets: new Map([[RRType.A, [a('x.example.com.', data)]]]) }];
+    const held = (s: { names: { get(k: string): { owner: string; records(): { data: unknown }[] } | undefined } }) => {
+      const n = s.names.get(nameKey('x.example.com.'));
+      return n && [n.owner, ...n.records().map((r) => r.data)];
+    };
+    // Replicas and restarts see services in any order: the zone must not depend on it.
+    for (const order of [['ns/a', 'ns/b'], ['ns/b', 'ns/a']]) {
+      const b = new ZoneBuilder(apex);
+      b.setReady(true);
+      for (const owner of order) b.setOwner(owner, spec(owner === 'ns/a' ? '192.0.2.1' : '192.0.2.2'));
+      expect(held(b.publish()!.snapshot)).toEqual(['ns/a', '192.0.2.1']);
+      // ns/a goes; ns/b is not set again (nothing of it changed), and its name answers at once.
+      b.setOwner('ns/a', []);
+      const { snapshot, change } = b.publish()!;
+      expect(held(snapshot)).toEqual(['ns/b', '192.0.2.2']);
+      expect([change.removed.map((r) => r.data), change.added.map((r) => r.data)]).toEqual([['192.0.2.1'], ['192.0.2.2']]);
+      expect(snapshot.recordCount).toBe(zoneRecords(snapshot).length);
+      // ns/a back: it holds the name again, and ns/b's next change keeps off it.
+      b.setOwner('ns/a', spec('192.0.2.3'));
+      b.setOwner('ns/b', spec('192.0.2.4'));
+      const back = b.publish()!;
+      expect(held(back.snapshot)).toEqual(['ns/a', '192.0.2.3']);
+      expect(back.snapshot.recordCount).toBe(zoneRecords(back.snapshot).length);
+      b.setOwner('ns/a', []);
+      expect(held(b.publish()!.snapshot)).toEqual(['ns/b', '192.0.2.4']);
+    }
   });
 
   it("a name another owner holds is not taken, and is taken once that owner lets it go", () => {
