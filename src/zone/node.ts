@@ -159,7 +159,6 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
   return true;
 }
 
-
 /** Plain description of a name before it becomes a node. */
 export interface NameSpec {
   name: string;
