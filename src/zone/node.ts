@@ -40,11 +40,6 @@ export class ZoneNode {
     return this.sets;
   }
 
-  /** Answers by query type, including the CNAME chase (type 0: any other type at a CNAME). */
-  get answers(): ReadonlyMap<number, Answer> {
-    return this.byType;
-  }
-
   get isEmptyNonTerminal(): boolean {
     return this.rrsets.size === 0;
   }
@@ -124,12 +119,6 @@ export class AddressNode extends ZoneNode {
       const set = this.set(type);
       if (set) m.set(type, set);
     }
-    return SmallMap.of(m);
-  }
-
-  override get answers(): ReadonlyMap<number, Answer> {
-    const m = new Map<number, Answer>();
-    for (const [type, set] of this.rrsets) m.set(type, { answer: [set], additional: NO_ADDITIONAL });
     return SmallMap.of(m);
   }
 

@@ -205,7 +205,6 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** Writes a file atomically (temp + rename), so a watcher never reads half of it. */
 /** shop/api in the demo's cluster alpha, as list items to append to its services.yaml: a Service and its EndpointSlice. */
 export const API_SERVICE = `
   - apiVersion: v1
@@ -230,6 +229,7 @@ export const API_SERVICE = `
         zone: us-east-a
 `;
 
+/** Writes a file atomically (temp + rename), so a watcher never reads half of it. */
 export function writeAtomic(file: string, text: string): void {
   const tmp = `${file}.tmp-${process.pid}`;
   writeFileSync(tmp, text);
