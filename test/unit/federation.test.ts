@@ -31,6 +31,19 @@ const settings = (name: string, over: Partial<ClusterSettings> = {}): ClusterSet
   ...over,
 });
 
+/** Asks NAME (A) at every publish and hands the answer to `each`, until it has records; resolves to the publishes seen. */
+function publishesUntilAnswered(fed: Federation, ask: (n: string, t: number) => Message, name: string, each: (m: Message) => void): Promise<number> {
+  let publishes = 0;
+  return new Promise((resolve) => {
+    fed.on('published', () => {
+      publishes++;
+      const m = ask(name, RRType.A);
+      each(m);
+      if (m.answers.length) resolve(publishes);
+    });
+  });
+}
+
 const addrs = (m: Message) => m.answers.filter((r) => r.type === RRType.A || r.type === RRType.AAAA).map((r) => r.data as string).sort();
 
 describe('federation changes', () => {
@@ -252,15 +265,10 @@ describe('rebuilding many services', () => {
     // seed() flushes to the federation, which rebuilds a slice per turn (no rebuild() here).
     seed(c, manyServices(N));
     const rcodes = new Set<number>();
-    let slices = 0;
-    await new Promise<void>((resolve) => {
-      fed.on('published', () => {
-        slices++;
-        // Whenever the zone says it is ready, the last service must answer.
-        if (fed.snapshot.ready) rcodes.add(ask(`s${N - 1}.ns.fed.example.com.`, RRType.A).rcode);
-        else expect(ask(`s${N - 1}.ns.fed.example.com.`, RRType.A).rcode).toBe(Rcode.SERVFAIL);
-        if (ask(`s${N - 1}.ns.fed.example.com.`, RRType.A).answers.length) resolve();
-      });
+    const slices = await publishesUntilAnswered(fed, ask, `s${N - 1}.ns.fed.example.com.`, (m) => {
+      // Whenever the zone says it is ready, the last service must answer.
+      if (fed.snapshot.ready) rcodes.add(m.rcode);
+      else expect(m.rcode).toBe(Rcode.SERVFAIL);
     });
     expect(slices).toBeGreaterThan(1);
     expect([...rcodes]).toEqual([Rcode.NOERROR]);
@@ -278,16 +286,10 @@ describe('rebuilding many services', () => {
     fed.reconfigure({ ...s, apex, naming: { ...s.naming, domain: 'example.org.' } });
     const rcodes = new Set<number>();
     const whileReady: number[] = [];
-    let slices = 0;
-    await new Promise<void>((resolve) => {
-      fed.on('published', () => {
-        slices++;
-        // A name of the new zone not built yet is SERVFAIL, never NXDOMAIN (and no transfer serves the zone).
-        const m = ask(`s${N - 1}.ns.fed.example.org.`, RRType.A);
-        rcodes.add(m.rcode);
-        if (fed.snapshot.ready && m.rcode !== Rcode.NOERROR) whileReady.push(m.rcode);
-        if (m.answers.length) resolve();
-      });
+    const slices = await publishesUntilAnswered(fed, ask, `s${N - 1}.ns.fed.example.org.`, (m) => {
+      // A name of the new zone not built yet is SERVFAIL, never NXDOMAIN (and no transfer serves the zone).
+      rcodes.add(m.rcode);
+      if (fed.snapshot.ready && m.rcode !== Rcode.NOERROR) whileReady.push(m.rcode);
     });
     expect(slices).toBeGreaterThan(1);
     expect(whileReady).toEqual([]);
