@@ -17,6 +17,20 @@ const hasDig = requirePeer('dig');
 const Z = 'clusterset.local.';
 
 /** Services beside the demo's, in cluster alpha (and bravo), for rules the demo does not show. */
+/** shop/split as one member exports it (list items): its load balancer, one ready endpoint, and the ClusterSetIP its ServiceImport holds. */
+function splitExport(lb: string, endpoint: string, clusterSetIp: string): string {
+  return `  - { apiVersion: v1, kind: Service, metadata: { name: split, namespace: shop }, spec: { type: LoadBalancer, ports: [{ name: http, port: 80 }] },
+      status: { loadBalancer: { ingress: [{ ip: ${lb} }] } } }
+  - apiVersion: discovery.k8s.io/v1
+    kind: EndpointSlice
+    metadata: { name: split-1, namespace: shop, labels: { kubernetes.io/service-name: split } }
+    addressType: IPv4
+    endpoints: [{ addresses: [${endpoint}], conditions: { ready: true } }]
+  - { apiVersion: multicluster.x-k8s.io/v1alpha1, kind: ServiceExport, metadata: { name: split, namespace: shop } }
+  - { apiVersion: multicluster.x-k8s.io/v1alpha1, kind: ServiceImport, metadata: { name: split, namespace: shop }, spec: { ips: [${clusterSetIp}] } }
+`;
+}
+
 const EXTRA_ALPHA = `apiVersion: v1
 kind: List
 items:
@@ -40,30 +54,12 @@ items:
     endpoints: [{ addresses: [10.1.8.1], conditions: { ready: false } }]
   - { apiVersion: multicluster.x-k8s.io/v1alpha1, kind: ServiceExport, metadata: { name: empty, namespace: data } }
   # ClusterSetIPs allocated per cluster: they differ between alpha and bravo
-  - { apiVersion: v1, kind: Service, metadata: { name: split, namespace: shop }, spec: { type: LoadBalancer, ports: [{ name: http, port: 80 }] },
-      status: { loadBalancer: { ingress: [{ ip: 192.0.2.40 }] } } }
-  - apiVersion: discovery.k8s.io/v1
-    kind: EndpointSlice
-    metadata: { name: split-1, namespace: shop, labels: { kubernetes.io/service-name: split } }
-    addressType: IPv4
-    endpoints: [{ addresses: [10.1.6.1], conditions: { ready: true } }]
-  - { apiVersion: multicluster.x-k8s.io/v1alpha1, kind: ServiceExport, metadata: { name: split, namespace: shop } }
-  - { apiVersion: multicluster.x-k8s.io/v1alpha1, kind: ServiceImport, metadata: { name: split, namespace: shop }, spec: { ips: [10.42.0.40] } }
-`;
+${splitExport('192.0.2.40', '10.1.6.1', '10.42.0.40')}`;
 const EXTRA_BRAVO = `apiVersion: v1
 kind: List
 items:
   # split exported by bravo too, with a ClusterSetIP of its own
-  - { apiVersion: v1, kind: Service, metadata: { name: split, namespace: shop }, spec: { type: LoadBalancer, ports: [{ name: http, port: 80 }] },
-      status: { loadBalancer: { ingress: [{ ip: 198.51.100.40 }] } } }
-  - apiVersion: discovery.k8s.io/v1
-    kind: EndpointSlice
-    metadata: { name: split-1, namespace: shop, labels: { kubernetes.io/service-name: split } }
-    addressType: IPv4
-    endpoints: [{ addresses: [10.2.6.1], conditions: { ready: true } }]
-  - { apiVersion: multicluster.x-k8s.io/v1alpha1, kind: ServiceExport, metadata: { name: split, namespace: shop } }
-  - { apiVersion: multicluster.x-k8s.io/v1alpha1, kind: ServiceImport, metadata: { name: split, namespace: shop }, spec: { ips: [10.42.0.41] } }
-`;
+${splitExport('198.51.100.40', '10.2.6.1', '10.42.0.41')}`;
 
 interface Row {
   /** Section of the specification and what it says. */
