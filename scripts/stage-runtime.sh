@@ -5,10 +5,14 @@
 # Run from the repository root after `npm run build`.
 set -eu
 dest=${1:?usage: scripts/stage-runtime.sh DEST}
-[ -f dist/src/cli.js ] || { echo "stage-runtime: dist/src/cli.js not found: run npm run build first" >&2; exit 1; }
+for built in dist/src/cli.js dist/vendor/kube-config.js; do
+  [ -f "$built" ] || { echo "stage-runtime: $built not found: run npm run build first" >&2; exit 1; }
+done
 mkdir -p "$dest/dist" "$dest/config"
 cp package.json package-lock.json "$dest/"
 cp -R dist/src "$dest/dist/src"
+# The kubeconfig reader (scripts/bundle-kube-config.mjs), which package.json's "#kube-config" names.
+cp -R dist/vendor "$dest/dist/vendor"
 cp -R config/fedns.yaml config/demo "$dest/config/"
 # The addon where dist/src/server/udp-batch.js looks for it; without it, fedns uses node:dgram.
 addon=native/build/Release/fedns_udp.node

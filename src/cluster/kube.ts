@@ -112,13 +112,33 @@ const NODE_PUBLISH_MS = 200;
 
 // ---- the source -------------------------------------------------------------------------
 
+/** What fedns uses of the Kubernetes client library: its kubeconfig reader. */
+export interface KubeClient {
+  KubeConfig: new () => KubeConfig;
+}
+
 /**
- * Loads the Kubernetes client library (its kubeconfig reader). Its many modules take a quarter of
- * a second to load, most of it in one turn of the event loop: fedns loads it before it starts
- * answering, not once queries arrive (a reload that adds the first kube cluster still pays it).
+ * The client library's KubeConfig and what it needs, bundled at build time by
+ * scripts/bundle-kube-config.mjs (package.json maps the name to dist/vendor/kube-config.js). The
+ * library's own entry point evaluates its whole generated API first, which costs a serving fedns
+ * 0.4 s at start and 45 MiB for code it never calls. A variable, so that the type checker does not
+ * look for the generated file: its type is KubeClient.
  */
-export function loadKubeClient(): Promise<typeof import('@kubernetes/client-node')> {
-  return import('@kubernetes/client-node');
+const KUBE_CONFIG_MODULE = '#kube-config';
+
+let kubeClient: Promise<KubeClient> | undefined;
+
+/**
+ * Loads the kubeconfig reader. fedns loads it before it starts answering, not once queries arrive
+ * (a reload that adds the first kube cluster still pays it, about a tenth of a second). Without
+ * the bundle (the code compiled but not built with `npm run build`) this fails naming the fix.
+ */
+export function loadKubeClient(): Promise<KubeClient> {
+  kubeClient ??= (import(KUBE_CONFIG_MODULE) as Promise<KubeClient>).catch((err: unknown) => {
+    kubeClient = undefined;
+    throw new Error(`cannot load the kubeconfig reader (${KUBE_CONFIG_MODULE}, dist/vendor/kube-config.js): run npm run build (${err instanceof Error ? err.message : String(err)})`);
+  });
+  return kubeClient;
 }
 
 /** Loads a client configuration as the cluster's `source:` describes it. */

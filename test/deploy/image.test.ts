@@ -8,6 +8,7 @@ import { execFile } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { dig } from '../support/dig.js';
@@ -99,7 +100,7 @@ describe('staged runtime (the image contents)', () => {
     // native/: the batched UDP addon, staged when this checkout built it (the image always does).
     expect(readdirSync(dir).sort()).toEqual(['config', 'dist', ...(hasUdpAddon ? ['native'] : []), 'node_modules', 'package-lock.json', 'package.json']);
     if (hasUdpAddon) expect(readdirSync(join(dir, 'native', 'build', 'Release'))).toEqual(['fedns_udp.node']);
-    expect(readdirSync(join(dir, 'dist'))).toEqual(['src']);
+    expect(readdirSync(join(dir, 'dist')).sort()).toEqual(['src', 'vendor']);
     expect(readdirSync(join(dir, 'config')).sort()).toEqual(['demo', 'fedns.yaml']);
     for (const dep of Object.keys(pkg.dependencies)) expect(existsSync(join(dir, 'node_modules', dep, 'package.json')), dep).toBe(true);
     // What the lock file marks dev-only (vitest, typescript and what only they need) is left out.
@@ -108,6 +109,19 @@ describe('staged runtime (the image contents)', () => {
     for (const dep of Object.keys(pkg.devDependencies)) expect(devOnly.some((p) => p === `node_modules/${dep}`) || dep.startsWith('@types/'), dep).toBe(true);
     expect(devOnly.length).toBeGreaterThan(0);
     for (const path of devOnly) expect(existsSync(join(dir, path)), `dev-only ${path}`).toBe(false);
+  });
+
+  it('loads the kubeconfig reader from there, as the image user', async () => {
+    // The demo has no kube cluster; this is what a pod with one loads first ("#kube-config").
+    const kube = pathToFileURL(join(dir, 'dist', 'src', 'cluster', 'kube.js')).href;
+    const script = `const m = await import(${JSON.stringify(kube)}); const k = await m.loadKubeClient(); console.log(typeof new k.KubeConfig().loadFromString);`;
+    const asRoot = process.getuid?.() === 0;
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(process.execPath, ['--input-type=module', '-e', script], { cwd: tmpdir(), ...(asRoot ? { uid: IMAGE_USER, gid: IMAGE_USER } : {}) }, (err, stdout, stderr) =>
+        err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
+      ),
+    );
+    expect(out.trim()).toBe('function');
   });
 
   it('serves the embedded demo from there, as the image user, without writing to its files', async () => {
