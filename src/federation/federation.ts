@@ -426,21 +426,21 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     return ip;
   }
 
-  /** The federated service "namespace/name" as the current cluster data makes it. */
+  /** The federated service "namespace/name" as the current cluster data makes it, with each cluster's verdict. */
   federated(key: string): FederatedService | undefined {
-    return this.federatedBoth(key, false).federation;
+    return this.federatedBoth(key, false, true).federation;
   }
 
-  /** The service as the clusterset zone selects it (exported only); undefined without that zone. */
+  /** The service as the clusterset zone selects it (exported only), with verdicts; undefined without that zone. */
   clusterSetService(key: string): FederatedService | undefined {
-    return this.clusterSetZone ? this.federatedBoth(key, true).clusterSet : undefined;
+    return this.clusterSetZone ? this.federatedBoth(key, true, true).clusterSet : undefined;
   }
 
   /**
    * The federated service for the federation zone and, with `clusterSet`, for the clusterset
    * zone (exported only): the same model, and the same one when the policy already is "exported".
    */
-  private federatedBoth(key: string, clusterSet: boolean): { federation?: FederatedService; clusterSet?: FederatedService } {
+  private federatedBoth(key: string, clusterSet: boolean, explain = false): { federation?: FederatedService; clusterSet?: FederatedService } {
     const hostnames = this.hostnames;
     const used = new Set<string>();
     const lookup = hostnames
@@ -450,11 +450,11 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
         }
       : undefined;
     const policy = this.settings.policy;
-    const federation = federate(key, this.clusters.values(), policy, lookup);
+    const federation = federate(key, this.clusters.values(), policy, lookup, explain);
     let exported: FederatedService | undefined;
     if (clusterSet) {
       const csPolicy = clusterSetPolicy(policy);
-      exported = csPolicy === policy ? federation : federate(key, this.clusters.values(), csPolicy, lookup);
+      exported = csPolicy === policy ? federation : federate(key, this.clusters.values(), csPolicy, lookup, explain);
     }
     hostnames?.use(key, used);
     return { federation, clusterSet: exported };

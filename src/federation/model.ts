@@ -51,7 +51,11 @@ export interface FederatedService {
   /** Named ports, for SRV. */
   ports: SlimPort[];
   endpoints: HeadlessEndpoint[];
-  verdicts: ClusterVerdict[];
+  /**
+   * What each cluster gave and why, in cluster order: made only when asked for (explain, check).
+   * A rebuild of every service would otherwise make one per cluster for each service.
+   */
+  verdicts?: ClusterVerdict[];
   /** The healthy addresses by cluster and zones, in cluster order: what traffic policies choose from. */
   groups: AddressGroup[];
   traffic: ServiceTraffic;
@@ -121,8 +125,8 @@ interface Contribution {
   addresses: Map<string, readonly string[]>;
   endpoints: HeadlessEndpoint[];
   ports: SlimPort[];
-  /** What explain says of this cluster for this service. */
-  verdict: ClusterVerdict;
+  /** What explain says of this cluster for this service (when asked for). */
+  verdict?: ClusterVerdict;
 }
 
 function selected(policy: FederationPolicy, c: ClusterState, svc: SlimService, key: string): string | undefined {
@@ -135,9 +139,9 @@ function selected(policy: FederationPolicy, c: ClusterState, svc: SlimService, k
 /** Current addresses of a load balancer's hostname; undefined before any lookup answered. */
 export type HostnameLookup = (hostname: string) => string[] | undefined;
 
-function contribution(c: ClusterState, svc: SlimService, key: string, verdict: ClusterVerdict, lookup?: HostnameLookup): Contribution {
+function contribution(c: ClusterState, svc: SlimService, key: string, verdict: ClusterVerdict | undefined, lookup?: HostnameLookup): Contribution {
   const mode = svc.headless ? 'endpoints' : c.settings.addressMode;
-  verdict.mode = svc.headless ? 'endpoints (headless)' : mode;
+  if (verdict) verdict.mode = svc.headless ? 'endpoints (headless)' : mode;
   const out: Contribution = { cluster: c, service: svc, addresses: new Map(), endpoints: [], ports: [], verdict };
   // Made only where needed: this runs for every service of every cluster on each rebuild.
   const readyZones = mode === 'loadBalancer' ? new Set<string>() : undefined;
@@ -161,7 +165,7 @@ function contribution(c: ClusterState, svc: SlimService, key: string, verdict: C
     }
     for (const ep of slice.endpoints) {
       if (!ep.ready) {
-        for (const a of ep.addresses) verdict.skipped.push({ address: a, reason: 'endpoint not ready' });
+        if (verdict) for (const a of ep.addresses) verdict.skipped.push({ address: a, reason: 'endpoint not ready' });
         continue;
       }
       if (ep.addresses.length === 0) continue;
@@ -191,39 +195,46 @@ function contribution(c: ClusterState, svc: SlimService, key: string, verdict: C
   if (hosts) out.endpoints = [...hosts.values()];
   if (mode === 'loadBalancer' && readyZones) {
     if (ready === 0) {
-      verdict.reason = 'no ready endpoint in this cluster';
-      for (const a of svc.lbAddresses) verdict.skipped.push({ address: a, reason: 'cluster has no ready endpoint' });
+      if (verdict) {
+        verdict.reason = 'no ready endpoint in this cluster';
+        for (const a of svc.lbAddresses) verdict.skipped.push({ address: a, reason: 'cluster has no ready endpoint' });
+      }
       return out;
     }
     // A load balancer serves the zones where its ready endpoints are; without topology, all of the cluster's.
     const zones = [...readyZones].filter((z) => c.zones.includes(z));
     const take = (a: string) => {
       if (isAddress(a)) out.addresses.set(a, zones);
-      else verdict.skipped.push({ address: a, reason: 'not an IP address' });
+      else verdict?.skipped.push({ address: a, reason: 'not an IP address' });
     };
     for (const a of svc.lbAddresses) take(a);
     for (const h of svc.lbHostnames) {
       const addrs = lookup?.(h);
-      if (!addrs) verdict.skipped.push({ address: h, reason: 'load-balancer hostname not resolved (yet)' });
-      else if (addrs.length === 0) verdict.skipped.push({ address: h, reason: 'load-balancer hostname has no addresses' });
+      if (!addrs) verdict?.skipped.push({ address: h, reason: 'load-balancer hostname not resolved (yet)' });
+      else if (addrs.length === 0) verdict?.skipped.push({ address: h, reason: 'load-balancer hostname has no addresses' });
       for (const a of addrs ?? []) take(a);
     }
-    if (out.addresses.size === 0) verdict.reason = 'no load-balancer address';
-  } else if (out.addresses.size === 0) {
+    if (out.addresses.size === 0 && verdict) verdict.reason = 'no load-balancer address';
+  } else if (out.addresses.size === 0 && verdict) {
     verdict.reason = 'no ready endpoint address';
   }
   return out;
 }
 
-/** Builds the federated service `key` ("namespace/name") from every member cluster. */
-export function federate(key: string, clusters: Iterable<ClusterState>, policy: FederationPolicy, lookup?: HostnameLookup): FederatedService | undefined {
+/**
+ * Builds the federated service `key` ("namespace/name") from every member cluster; with `explain`,
+ * with each cluster's verdict (what it gave and why).
+ */
+export function federate(key: string, clusters: Iterable<ClusterState>, policy: FederationPolicy, lookup?: HostnameLookup, explain = false): FederatedService | undefined {
   const now = Date.now();
   const live: Contribution[] = [];
   const expired: Contribution[] = [];
-  const verdicts: ClusterVerdict[] = [];
+  const verdicts: ClusterVerdict[] | undefined = explain ? [] : undefined;
+  const order: string[] = [];
   let existsSomewhere = false;
   for (const c of clusters) {
-    const verdict: ClusterVerdict = {
+    order.push(c.name);
+    const verdict: ClusterVerdict | undefined = verdicts && {
       cluster: c.name,
       health: c.health,
       dataAge: c.lastUpdate ? Math.round((now - c.lastUpdate) / 1000) : null,
@@ -234,24 +245,24 @@ export function federate(key: string, clusters: Iterable<ClusterState>, policy: 
       addresses: [],
       skipped: [],
     };
-    verdicts.push(verdict);
+    if (verdict) verdicts!.push(verdict);
     const svc = c.services.get(key);
     if (c.health === 'syncing') {
-      verdict.reason = 'cluster has not synced yet';
+      if (verdict) verdict.reason = 'cluster has not synced yet';
       continue;
     }
     if (!svc) {
-      verdict.reason = 'service not in this cluster';
+      if (verdict) verdict.reason = 'service not in this cluster';
       continue;
     }
     const why = selected(policy, c, svc, key);
     if (why) {
-      verdict.reason = why;
+      if (verdict) verdict.reason = why;
       continue;
     }
     const contrib = contribution(c, svc, key, verdict, lookup);
     if (c.health === 'expired') {
-      verdict.reason = verdict.reason || 'cluster expired (grace period over)';
+      if (verdict) verdict.reason = verdict.reason || 'cluster expired (grace period over)';
       expired.push(contrib);
       continue;
     }
@@ -276,7 +287,7 @@ export function federate(key: string, clusters: Iterable<ClusterState>, policy: 
   const ports = new Map<string, SlimPort>();
   const endpoints: HeadlessEndpoint[] = [];
   const groups: AddressGroup[] = [];
-  const traffic = decideTraffic(policy, used, verdicts.map((v) => v.cluster));
+  const traffic = decideTraffic(policy, used, order);
   // Address groups are what traffic policies choose from: a service everyone gets whole needs none.
   const grouped = traffic.policy !== 'all' || traffic.maxAddresses !== undefined;
   // The annotation sets the TTL (the lowest where clusters disagree); the default applies without one.
@@ -291,9 +302,12 @@ export function federate(key: string, clusters: Iterable<ClusterState>, policy: 
     for (const p of x.ports) ports.set(`${p.name}/${p.protocol}/${p.port}`, p);
     endpoints.push(...x.endpoints);
     if (x.addresses.size === 0) continue;
-    verdict.used = true;
     if (c.health === 'stale' || c.health === 'expired') stale = true;
-    verdict.reason = c.health === 'live' ? 'healthy' : c.health === 'stale' ? 'stale data within grace period' : 'expired, kept by panic mode';
+    if (verdict) {
+      verdict.used = true;
+      verdict.reason = c.health === 'live' ? 'healthy' : c.health === 'stale' ? 'stale data within grace period' : 'expired, kept by panic mode';
+      verdict.addresses.push(...x.addresses.keys());
+    }
     const byZones = new Map<string, { cluster: string; region?: string; zones: string[]; v4: string[]; v6: string[] }>();
     if (grouped) for (const [addr, addrZones] of x.addresses) {
       const gz = addrZones.length ? addrZones : c.zones;
@@ -309,7 +323,6 @@ export function federate(key: string, clusters: Iterable<ClusterState>, policy: 
       groups.push(g);
     }
     for (const [addr, addrZones] of x.addresses) {
-      verdict.addresses.push(addr);
       global.add(addr);
       if (!c.region) continue;
       bucket(regions, c.region).add(addr);
@@ -332,7 +345,7 @@ export function federate(key: string, clusters: Iterable<ClusterState>, policy: 
     zones: nonEmpty(zones),
     ports: [...ports.values()].sort((a, b) => (a.name + a.protocol).localeCompare(b.name + b.protocol) || a.port - b.port),
     endpoints: mergeEndpoints(endpoints),
-    verdicts,
+    ...(verdicts ? { verdicts } : {}),
     groups,
     traffic,
   };

@@ -266,7 +266,7 @@ describe('what Services and EndpointSlices say, as sources hand them over', () =
     expect(addrs(ask('ext.ns.fed.example.com.'))).toEqual(['192.0.2.1', '198.51.100.7']);
     expect(addrs(ask('ext.ns.fed.example.com.', RRType.AAAA))).toEqual(['2001:db8::7']);
     // What is not an address is not taken, and explain says so.
-    const verdict = fed.federated('ns/ext')!.verdicts[0];
+    const verdict = fed.federated('ns/ext')!.verdicts![0];
     expect(verdict.addresses).not.toContain('not-an-ip');
     expect(verdict.skipped).toContainEqual({ address: 'not-an-ip', reason: 'not an IP address' });
     const down = ask('down.ns.fed.example.com.');
