@@ -57,8 +57,12 @@ function checkName(name: string): void {
 export class Writer {
   readonly buf: Buffer;
   off = 0;
-  /** Lowercase presentation suffix -> offset of its first label. */
-  private readonly names = new Map<string, number>();
+  /**
+   * Lowercase presentation suffix -> offset of its first label. A new Map per message, not a
+   * cleared one: V8 gives a cleared Map a new table in the old Map's generation, so a writer that
+   * lives long (the responder's) made old-generation garbage on every message it wrote.
+   */
+  private names = new Map<string, number>();
   /**
    * While set, names written are not offered for compression: nothing written later points into
    * them, so the records written meanwhile can be moved (rotated) as byte slices.
@@ -72,7 +76,7 @@ export class Writer {
   reset(): void {
     this.off = 0;
     this.freeze = false;
-    this.names.clear();
+    if (this.names.size > 0) this.names = new Map();
   }
 
   private room(n: number): void {
