@@ -47,8 +47,9 @@ const ask = (port: number, name: string) => query(port, name, (msg) => (msg.tc ?
 /** The TTL of the first answer. */
 const askTtl = (port: number, name: string) => query(port, name, (msg) => msg.answers[0]?.ttl ?? -1);
 
-function rssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+/** Resident memory now (VmRSS) or the most it has been (VmHWM), MiB. */
+function rssMiB(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
@@ -152,6 +153,13 @@ async function main(): Promise<void> {
     if (process.env.MEMORY_DETAIL) {
       for (const line of metrics.split('\n')) if (/^fedns_nodejs_(heap_s|external|heap_space_size_(used|total))/.test(line)) console.log('   ', line);
     }
+    // Answering on (the asking client never stops): what stays, sampled every 5 s for 30 s.
+    // Garbage that reaches V8's old generation shows here as growth, until a full collection.
+    const serving: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      await new Promise((r) => setTimeout(r, 5000));
+      serving.push(rssMiB(fedns.pid!));
+    }
 
     // Every cluster's watches expire: each lists everything again (nothing changed).
     await stall.take();
@@ -191,6 +199,7 @@ async function main(): Promise<void> {
     const zoneText = await (await fetch(`http://127.0.0.1:${opsPort}/zone`)).text();
     const zoneMs = performance.now() - zoneStart;
     const zoneStall = { ...(await stall.stop()), lag: await lagMs() };
+    const peakRss = rssMiB(fedns.pid!, 'VmHWM');
 
     fedns.kill('SIGTERM');
     await new Promise((r) => fedns!.once('exit', r));
@@ -217,6 +226,8 @@ async function main(): Promise<void> {
     console.log(`${CLUSTERS} clusters x ${SERVICES} services x 3 endpoints (${CLUSTERS * SERVICES} Services, ${CLUSTERS * SERVICES * 3} endpoints); zone: ${records} records${zoneText ? ` (${(zoneText.length / 1e6).toFixed(0)} MB as \`fedns zone\` prints it)` : ''}`);
     console.log(`  initial sync: ${(syncMs / 1000).toFixed(1)} s from process start to the last service answering from all clusters${ratio(syncMs, knot?.loadMs)}`);
     console.log(`  resident memory after sync: ${rss.toFixed(0)} MiB${ratio(rss, knot?.rss)}; JavaScript heap in use: ${heapUsed.toFixed(0)} MiB`);
+    console.log(`  resident memory answering for 30 s more: ${Math.min(...serving).toFixed(0)}-${Math.max(...serving).toFixed(0)} MiB (every 5 s: ${serving.map((m) => m.toFixed(0)).join(', ')})`);
+    console.log(`  resident memory at its peak, over sync, re-list, reload and /zone: ${peakRss.toFixed(0)} MiB`);
     if (knot) console.log(`  Knot DNS, same zone: loaded in ${(knot.loadMs / 1000).toFixed(1)} s (start to answering), ${knot.rss.toFixed(0)} MiB resident`);
     else console.log('  Knot DNS not installed: no anchor');
     console.log(`  a client asking without pause:\n    initial sync ${waits(syncStall)};\n    re-list of every cluster ${waits(relistStall)};\n    reload rebuilding every service (${Number.isNaN(reloadMs) ? 'new TTL not seen within 120 s: clusters stale?' : `${(reloadMs / 1000).toFixed(1)} s`}) ${waits(reloadStall)};\n    /zone (${(zoneMs / 1000).toFixed(1)} s) ${waits(zoneStall)}`);
