@@ -253,7 +253,11 @@ export class KubeClusterSource implements ClusterSource {
       }
     };
     return {
-      convert,
+      // Listed objects equal to those held are collected as the held ones (re-lists of big clusters).
+      convert: (o) => {
+        const s = convert(o);
+        return s && state.unchanged(kind, s);
+      },
       replace: (items) => state.replaceKindSliced(kind, items as Slim[]),
       event: (type: WatchEventType, object) => {
         const s = convert(object);

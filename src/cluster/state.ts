@@ -254,18 +254,33 @@ export class ClusterState {
     for (const _ of this.replacing(kind, items)) if ((++n & 63) === 0 && sliceSpent()) await nextSlice();
   }
 
+  /** The objects of one kind, by `namespace/name` ("/name" when cluster-scoped). */
+  private held(kind: Kind): Map<string, Slim> {
+    return kind === 'Service'
+      ? this.services
+      : kind === 'EndpointSlice'
+        ? this.slices
+        : kind === 'ServiceImport'
+          ? this.imports
+          : kind === 'ClusterProperty'
+            ? this.properties
+            : this.exports;
+  }
+
+  /**
+   * The object the cluster holds under obj's name when it equals obj, else obj. A list collects
+   * its objects before it replaces what the cluster holds; with this, a re-list of objects that did
+   * not change holds one copy of each rather than two until its end (and replacing them compares
+   * an object with itself).
+   */
+  unchanged<T extends Slim>(kind: Kind, obj: T): T {
+    const cur = this.held(kind).get(`${obj.namespace}/${obj.name}`);
+    return cur !== undefined && isDeepStrictEqual(cur, obj) ? (cur as T) : obj;
+  }
+
   /** replaceKind's steps, one per object upserted or removed. */
   private *replacing(kind: Kind, items: Slim[]): Generator<void> {
-    const current: Map<string, unknown> =
-      kind === 'Service'
-        ? this.services
-        : kind === 'EndpointSlice'
-          ? this.slices
-          : kind === 'ServiceImport'
-            ? this.imports
-            : kind === 'ClusterProperty'
-              ? this.properties
-              : this.exports;
+    const current = this.held(kind);
     const keep = new Set<string>();
     for (const it of items) {
       keep.add(`${it.namespace}/${it.name}`);
