@@ -143,7 +143,7 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 50));
     }
     const syncMs = performance.now() - t0;
-    const syncStall = { ...(await stall.take()), lag: await lagMs() };
+    const syncStall = { ...(await stall.take()), lag: await lagMs(), peak: rssMiB(fedns.pid!, 'VmHWM') };
     await new Promise((r) => setTimeout(r, 2000));
     // RSS includes heap V8 has not given back; the live JavaScript heap is what the data costs.
     const metrics = await metricsText();
@@ -175,7 +175,7 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 100));
     }
     await new Promise((r) => setTimeout(r, 3000));
-    const relistStall = { ...(await stall.take()), lag: await lagMs() };
+    const relistStall = { ...(await stall.take()), lag: await lagMs(), peak: rssMiB(fedns.pid!, 'VmHWM') };
 
     // A reload that changes the default TTL: every service is built again.
     await lagMs();
@@ -192,14 +192,13 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 50));
     }
     await new Promise((r) => setTimeout(r, 1000));
-    const reloadStall = { ...(await stall.take()), lag: await lagMs() };
+    const reloadStall = { ...(await stall.take()), lag: await lagMs(), peak: rssMiB(fedns.pid!, 'VmHWM') };
 
     // The zone as `fedns zone` prints it (the same master file), from the running server.
     const zoneStart = performance.now();
     const zoneText = await (await fetch(`http://127.0.0.1:${opsPort}/zone`)).text();
     const zoneMs = performance.now() - zoneStart;
-    const zoneStall = { ...(await stall.stop()), lag: await lagMs() };
-    const peakRss = rssMiB(fedns.pid!, 'VmHWM');
+    const zoneStall = { ...(await stall.stop()), lag: await lagMs(), peak: rssMiB(fedns.pid!, 'VmHWM') };
 
     fedns.kill('SIGTERM');
     await new Promise((r) => fedns!.once('exit', r));
@@ -227,7 +226,7 @@ async function main(): Promise<void> {
     console.log(`  initial sync: ${(syncMs / 1000).toFixed(1)} s from process start to the last service answering from all clusters${ratio(syncMs, knot?.loadMs)}`);
     console.log(`  resident memory after sync: ${rss.toFixed(0)} MiB${ratio(rss, knot?.rss)}; JavaScript heap in use: ${heapUsed.toFixed(0)} MiB`);
     console.log(`  resident memory answering for 30 s more: ${Math.min(...serving).toFixed(0)}-${Math.max(...serving).toFixed(0)} MiB (every 5 s: ${serving.map((m) => m.toFixed(0)).join(', ')})`);
-    console.log(`  resident memory at its peak, over sync, re-list, reload and /zone: ${peakRss.toFixed(0)} MiB`);
+    console.log(`  resident memory at its peak (VmHWM) by the end of: sync ${syncStall.peak.toFixed(0)} MiB, re-list ${relistStall.peak.toFixed(0)}, reload ${reloadStall.peak.toFixed(0)}, /zone ${zoneStall.peak.toFixed(0)}`);
     if (knot) console.log(`  Knot DNS, same zone: loaded in ${(knot.loadMs / 1000).toFixed(1)} s (start to answering), ${knot.rss.toFixed(0)} MiB resident`);
     else console.log('  Knot DNS not installed: no anchor');
     console.log(`  a client asking without pause:\n    initial sync ${waits(syncStall)};\n    re-list of every cluster ${waits(relistStall)};\n    reload rebuilding every service (${Number.isNaN(reloadMs) ? 'new TTL not seen within 120 s: clusters stale?' : `${(reloadMs / 1000).toFixed(1)} s`}) ${waits(reloadStall)};\n    /zone (${(zoneMs / 1000).toFixed(1)} s) ${waits(zoneStall)}`);
