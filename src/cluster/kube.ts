@@ -10,6 +10,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { readFileSync } from 'node:fs';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { parse } from 'yaml';
 import {
   nodeRegion,
   ObjectError,
@@ -139,6 +140,28 @@ export function loadKubeClient(): Promise<KubeClient> {
     throw new Error(`cannot load the kubeconfig reader (${KUBE_CONFIG_MODULE}, dist/vendor/kube-config.js): run npm run build (${err instanceof Error ? err.message : String(err)})`);
   });
   return kubeClient;
+}
+
+/**
+ * The `token-file` paths of a kubeconfig's users (as the library reads them: relative to the
+ * working directory); none when the text does not parse. At most 16: a kubeconfig names a few.
+ */
+export function tokenFiles(kubeconfig: string): string[] {
+  let doc: unknown;
+  try {
+    doc = parse(kubeconfig);
+  } catch {
+    return [];
+  }
+  const users = (doc as { users?: unknown } | null)?.users;
+  if (!Array.isArray(users)) return [];
+  const out: string[] = [];
+  for (const u of users) {
+    const file = (u as { user?: Record<string, unknown> } | null)?.user?.['token-file'];
+    if (typeof file === 'string' && file && !out.includes(file)) out.push(file);
+    if (out.length === 16) break;
+  }
+  return out;
 }
 
 /** Loads a client configuration as the cluster's `source:` describes it. */
@@ -404,14 +427,29 @@ export class KubeClusterSource implements ClusterSource {
     if (error && (error.category === 'tls' || error.category === 'config' || error.status === 401 || error.status === 403)) this.reloadIfChanged();
   }
 
-  /** Fingerprint of the kubeconfig file's content ('' when there is no file to follow). */
+  /**
+   * Fingerprint of the kubeconfig file's content and of the token files it names ('' when there is
+   * no file to follow). The library reads a `token-file` once, when it loads the kubeconfig: a
+   * token rotated in its file (projected service-account tokens) is picked up by loading again.
+   */
   private fileStamp(): string {
     if (!this.src.kubeconfig || this.options.kubeConfig) return '';
+    let text: Buffer;
     try {
-      return createHash('sha256').update(readFileSync(this.src.kubeconfig)).digest('hex');
+      text = readFileSync(this.src.kubeconfig);
     } catch {
       return 'unreadable';
     }
+    const hash = createHash('sha256').update(text);
+    for (const file of tokenFiles(text.toString('utf8'))) {
+      hash.update(`\0${file}\0`);
+      try {
+        hash.update(readFileSync(file));
+      } catch {
+        hash.update('unreadable');
+      }
+    }
+    return hash.digest('hex');
   }
 
   private reloadIfChanged(): void {

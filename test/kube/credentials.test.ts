@@ -1,15 +1,18 @@
 // Member-cluster credentials other than a bearer token, as a kubeconfig says: a client
 // certificate (mutual TLS) and an exec credential plugin. The fake API server verifies client
 // certificates against its CA, the way kube-apiserver does with --client-ca-file.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
 import { KubeTransport } from '../../src/cluster/kube-http.js';
 import { FakeApiServer } from '../support/fake-apiserver.js';
 import { eventuallyWith, kubeHarness, publish, QUICK_TIMING, same, useKubeTiming, type Running } from '../support/kube-harness.js';
 
 useKubeTiming(QUICK_TIMING);
 
-const { startFedns } = kubeHarness('fedns-kube-creds-');
+const { startFedns, dir } = kubeHarness('fedns-kube-creds-');
 const eventually = eventuallyWith({ timeoutMs: 8000, pollMs: 20 });
 const web = 'web.shop.fed.example.com.';
 
@@ -58,6 +61,31 @@ describe('kube source: client certificate and exec plugin credentials', () => {
     const requests = server.requestLog.filter((q) => q.verb === 'list' || q.verb === 'watch');
     expect(requests.length).toBeGreaterThan(0);
     expect(requests.every((q) => q.token === 'from-exec-plugin')).toBe(true);
+  });
+
+  it('a token file the kubeconfig names (token-file): a token rotated in it is used once the old one is rejected', async () => {
+    // The library reads a kubeconfig's token-file once, as it loads the kubeconfig; projected
+    // service-account tokens are rewritten in place, and the kubeconfig itself does not change.
+    const tokenFile = join(dir(), 'reader.token');
+    writeFileSync(tokenFile, 'token-one');
+    const withTokenFile = (s: FakeApiServer) => {
+      const kc = parse(s.kubeconfig()) as { users: { user: Record<string, unknown> }[] };
+      for (const u of kc.users) u.user = { 'token-file': tokenFile };
+      return stringify(kc);
+    };
+    const r = await run(withTokenFile, ['token-one']);
+    await eventually(() => r.answer(web), same(['192.0.2.1']), 'synced with the token file');
+    expect(server.requestLog.filter((q) => q.verb === 'list').every((q) => q.token === 'token-one')).toBe(true);
+    // Rotation: the file holds a new token, and the server takes only that one from now on.
+    writeFileSync(tokenFile, 'token-two');
+    server.tokens.clear();
+    server.tokens.add('token-two');
+    server.endOpenWatches();
+    await eventually(() => server.requestLog.some((q) => q.status === 401), (b) => b, 'the old token rejected');
+    publish(server, 'shop', 'web', '192.0.2.4');
+    await eventually(() => r.answer(web), same(['192.0.2.4']), 'synced again with the rotated token');
+    expect(server.requestLog.some((q) => q.token === 'token-two' && q.status === 200)).toBe(true);
+    await eventually(() => r.health('east'), (h) => h === 'live', 'live again');
   });
 
   it('an exec plugin that fails: its error is the health reason, and it is run again', async () => {
