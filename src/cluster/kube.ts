@@ -143,25 +143,25 @@ export function loadKubeClient(): Promise<KubeClient> {
 }
 
 /**
- * The `token-file` paths of a kubeconfig's users (as the library reads them: relative to the
- * working directory); none when the text does not parse. At most 16: a kubeconfig names a few.
+ * The `token-file` of the user the kubeconfig's context (`context`, else its current-context)
+ * names, as the library reads it (relative to the working directory); undefined when it names
+ * none or the text does not parse.
  */
-export function tokenFiles(kubeconfig: string): string[] {
+export function tokenFileOf(kubeconfig: string, context?: string): string | undefined {
   let doc: unknown;
   try {
     doc = parse(kubeconfig);
   } catch {
-    return [];
+    return undefined;
   }
-  const users = (doc as { users?: unknown } | null)?.users;
-  if (!Array.isArray(users)) return [];
-  const out: string[] = [];
-  for (const u of users) {
-    const file = (u as { user?: Record<string, unknown> } | null)?.user?.['token-file'];
-    if (typeof file === 'string' && file && !out.includes(file)) out.push(file);
-    if (out.length === 16) break;
-  }
-  return out;
+  if (!doc || typeof doc !== 'object') return undefined;
+  const kc = doc as Record<string, unknown>;
+  const named = (list: unknown, name: unknown): Record<string, unknown> | undefined =>
+    Array.isArray(list) ? (list.find((e) => (e as { name?: unknown } | null)?.name === name) as Record<string, unknown> | undefined) : undefined;
+  const ctx = named(kc.contexts, context ?? kc['current-context'])?.context as { user?: unknown } | undefined;
+  if (typeof ctx?.user !== 'string') return undefined;
+  const file = (named(kc.users, ctx.user)?.user as Record<string, unknown> | undefined)?.['token-file'];
+  return typeof file === 'string' && file ? file : undefined;
 }
 
 /** Loads a client configuration as the cluster's `source:` describes it. */
@@ -428,8 +428,8 @@ export class KubeClusterSource implements ClusterSource {
   }
 
   /**
-   * Fingerprint of the kubeconfig file's content and of the token files it names ('' when there is
-   * no file to follow). The library reads a `token-file` once, when it loads the kubeconfig: a
+   * Fingerprint of the kubeconfig file's content and of the token file its user names ('' when
+   * there is no file to follow). The library reads a `token-file` once, when it loads the kubeconfig: a
    * token rotated in its file (projected service-account tokens) is picked up by loading again.
    */
   private fileStamp(): string {
@@ -441,10 +441,11 @@ export class KubeClusterSource implements ClusterSource {
       return 'unreadable';
     }
     const hash = createHash('sha256').update(text);
-    for (const file of tokenFiles(text.toString('utf8'))) {
-      hash.update(`\0${file}\0`);
+    const tokenFile = tokenFileOf(text.toString('utf8'), this.src.context);
+    if (tokenFile !== undefined) {
+      hash.update(`\0${tokenFile}\0`);
       try {
-        hash.update(readFileSync(file));
+        hash.update(readFileSync(tokenFile));
       } catch {
         hash.update('unreadable');
       }
