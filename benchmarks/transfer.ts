@@ -10,7 +10,7 @@
 //     encodes) and of repeats (median of 5), and the slowest answer to SOA queries sent meanwhile
 //     from another thread (how long the transfer holds up ordinary queries).
 // Everything runs on 127.0.0.1; every process started is stopped at the end.
-// usage: npx tsc -p tsconfig.json && node dist/benchmarks/transfer.js [changes=100] [--skip-propagation] [--skip-axfr]
+// usage: npm run build && node dist/benchmarks/transfer.js [changes=100] [--skip-propagation] [--skip-axfr]
 //   env: NOTIFY_DELAY (s, default 0.2 = fedns default), POLL_MS (default 5), GAP_MS (default 500: pause
 //        between one change reaching every server and the next change)
 import { spawn, type ChildProcess } from 'node:child_process';

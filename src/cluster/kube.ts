@@ -10,6 +10,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { readFileSync } from 'node:fs';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { parse } from 'yaml';
 import {
   nodeRegion,
   ObjectError,
@@ -139,6 +140,28 @@ export function loadKubeClient(): Promise<KubeClient> {
     throw new Error(`cannot load the kubeconfig reader (${KUBE_CONFIG_MODULE}, dist/vendor/kube-config.js): run npm run build (${err instanceof Error ? err.message : String(err)})`);
   });
   return kubeClient;
+}
+
+/**
+ * The `token-file` of the user the kubeconfig's context (`context`, else its current-context)
+ * names, as the library reads it (relative to the working directory); undefined when it names
+ * none or the text does not parse.
+ */
+export function tokenFileOf(kubeconfig: string, context?: string): string | undefined {
+  let doc: unknown;
+  try {
+    doc = parse(kubeconfig);
+  } catch {
+    return undefined;
+  }
+  if (!doc || typeof doc !== 'object') return undefined;
+  const kc = doc as Record<string, unknown>;
+  const named = (list: unknown, name: unknown): Record<string, unknown> | undefined =>
+    Array.isArray(list) ? (list.find((e) => (e as { name?: unknown } | null)?.name === name) as Record<string, unknown> | undefined) : undefined;
+  const ctx = named(kc.contexts, context ?? kc['current-context'])?.context as { user?: unknown } | undefined;
+  if (typeof ctx?.user !== 'string') return undefined;
+  const file = (named(kc.users, ctx.user)?.user as Record<string, unknown> | undefined)?.['token-file'];
+  return typeof file === 'string' && file ? file : undefined;
 }
 
 /** Loads a client configuration as the cluster's `source:` describes it. */
@@ -404,14 +427,30 @@ export class KubeClusterSource implements ClusterSource {
     if (error && (error.category === 'tls' || error.category === 'config' || error.status === 401 || error.status === 403)) this.reloadIfChanged();
   }
 
-  /** Fingerprint of the kubeconfig file's content ('' when there is no file to follow). */
+  /**
+   * Fingerprint of the kubeconfig file's content and of the token file its user names ('' when
+   * there is no file to follow). The library reads a `token-file` once, when it loads the kubeconfig: a
+   * token rotated in its file (projected service-account tokens) is picked up by loading again.
+   */
   private fileStamp(): string {
     if (!this.src.kubeconfig || this.options.kubeConfig) return '';
+    let text: Buffer;
     try {
-      return createHash('sha256').update(readFileSync(this.src.kubeconfig)).digest('hex');
+      text = readFileSync(this.src.kubeconfig);
     } catch {
       return 'unreadable';
     }
+    const hash = createHash('sha256').update(text);
+    const tokenFile = tokenFileOf(text.toString('utf8'), this.src.context);
+    if (tokenFile !== undefined) {
+      hash.update(`\0${tokenFile}\0`);
+      try {
+        hash.update(readFileSync(tokenFile));
+      } catch {
+        hash.update('unreadable');
+      }
+    }
+    return hash.digest('hex');
   }
 
   private reloadIfChanged(): void {

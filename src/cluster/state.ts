@@ -57,6 +57,14 @@ export interface ClusterSettings {
   gracePeriod: number;
 }
 
+/**
+ * Whether applying slice `s` over `old` changes nothing. The trigger time alone is no change: it
+ * moves with changes, and is counted with them; the held slice stays.
+ */
+function sameSlice(old: SlimEndpointSlice | undefined, s: SlimEndpointSlice): boolean {
+  return old !== undefined && old.triggerTime !== s.triggerTime ? isDeepStrictEqual({ ...old, triggerTime: s.triggerTime }, s) : isDeepStrictEqual(old, s);
+}
+
 export class ClusterState {
   readonly services = new Map<string, SlimService>();
   readonly slices = new Map<string, SlimEndpointSlice>();
@@ -151,8 +159,7 @@ export class ClusterState {
       const s = obj as SlimEndpointSlice;
       const key = sliceKey(s);
       const old = this.slices.get(key);
-      // The trigger time alone is no change: it moves with changes, and is counted with them.
-      if (old && old.triggerTime !== s.triggerTime ? isDeepStrictEqual({ ...old, triggerTime: s.triggerTime }, s) : isDeepStrictEqual(old, s)) return;
+      if (sameSlice(old, s)) return;
       if (old && old.service !== s.service) this.unlinkSlice(old, key);
       this.slices.set(key, s);
       if (s.triggerTime) this.noteChange(s.triggerTime);
@@ -268,14 +275,16 @@ export class ClusterState {
   }
 
   /**
-   * The object the cluster holds under obj's name when it equals obj, else obj. A list collects
-   * its objects before it replaces what the cluster holds; with this, a re-list of objects that did
-   * not change holds one copy of each rather than two until its end (and replacing them compares
-   * an object with itself).
+   * The object the cluster holds under obj's name when applying obj would change nothing (equal,
+   * or a slice whose trigger time alone moved), else obj. A list collects its objects before it
+   * replaces what the cluster holds; with this, a re-list of objects that did not change holds one
+   * copy of each rather than two until its end (and replacing them compares an object with itself).
    */
   unchanged<T extends Slim>(kind: Kind, obj: T): T {
     const cur = this.held(kind).get(`${obj.namespace}/${obj.name}`);
-    return cur !== undefined && isDeepStrictEqual(cur, obj) ? (cur as T) : obj;
+    if (cur === undefined) return obj;
+    const same = kind === 'EndpointSlice' ? sameSlice(cur as SlimEndpointSlice, obj as SlimEndpointSlice) : isDeepStrictEqual(cur, obj);
+    return same ? (cur as T) : obj;
   }
 
   /** replaceKind's steps, one per object upserted or removed. */

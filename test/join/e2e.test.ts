@@ -6,7 +6,7 @@
  * unjoin, the derived arguments do not route the federation domain at all.
  *
  * Needs dnsmasq and dig (skips loudly without them; FEDNS_STRICT_PEERS=1 makes that a failure)
- * and the built CLI (dist/), which the documented `npx tsc -p tsconfig.json && npx vitest run`
+ * and the built CLI (dist/), which the documented `npm run build && npx vitest run`
  * provides.
  */
 import { mkdirSync } from 'node:fs';

@@ -1,15 +1,19 @@
 // Member-cluster credentials other than a bearer token, as a kubeconfig says: a client
 // certificate (mutual TLS) and an exec credential plugin. The fake API server verifies client
 // certificates against its CA, the way kube-apiserver does with --client-ca-file.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
 import { KubeTransport } from '../../src/cluster/kube-http.js';
+import { loadKubeClient } from '../../src/cluster/kube.js';
 import { FakeApiServer } from '../support/fake-apiserver.js';
 import { eventuallyWith, kubeHarness, publish, QUICK_TIMING, same, useKubeTiming, type Running } from '../support/kube-harness.js';
 
 useKubeTiming(QUICK_TIMING);
 
-const { startFedns } = kubeHarness('fedns-kube-creds-');
+const { startFedns, dir } = kubeHarness('fedns-kube-creds-');
 const eventually = eventuallyWith({ timeoutMs: 8000, pollMs: 20 });
 const web = 'web.shop.fed.example.com.';
 
@@ -58,6 +62,31 @@ describe('kube source: client certificate and exec plugin credentials', () => {
     const requests = server.requestLog.filter((q) => q.verb === 'list' || q.verb === 'watch');
     expect(requests.length).toBeGreaterThan(0);
     expect(requests.every((q) => q.token === 'from-exec-plugin')).toBe(true);
+  });
+
+  it('a token file the kubeconfig names (token-file): a token rotated in it is used once the old one is rejected', async () => {
+    // The library reads a kubeconfig's token-file once, as it loads the kubeconfig; projected
+    // service-account tokens are rewritten in place, and the kubeconfig itself does not change.
+    const tokenFile = join(dir(), 'reader.token');
+    writeFileSync(tokenFile, 'token-one');
+    const withTokenFile = (s: FakeApiServer) => {
+      const kc = parse(s.kubeconfig()) as { users: { user: Record<string, unknown> }[] };
+      for (const u of kc.users) u.user = { 'token-file': tokenFile };
+      return stringify(kc);
+    };
+    const r = await run(withTokenFile, ['token-one']);
+    await eventually(() => r.answer(web), same(['192.0.2.1']), 'synced with the token file');
+    expect(server.requestLog.filter((q) => q.verb === 'list').every((q) => q.token === 'token-one')).toBe(true);
+    // Rotation: the file holds a new token, and the server takes only that one from now on.
+    writeFileSync(tokenFile, 'token-two');
+    server.tokens.clear();
+    server.tokens.add('token-two');
+    server.endOpenWatches();
+    await eventually(() => server.requestLog.some((q) => q.status === 401), (b) => b, 'the old token rejected');
+    publish(server, 'shop', 'web', '192.0.2.4');
+    await eventually(() => r.answer(web), same(['192.0.2.4']), 'synced again with the rotated token');
+    expect(server.requestLog.some((q) => q.token === 'token-two' && q.status === 200)).toBe(true);
+    await eventually(() => r.health('east'), (h) => h === 'live', 'live again');
   });
 
   it('an exec plugin that fails: its error is the health reason, and it is run again', async () => {
@@ -110,5 +139,122 @@ describe('kube transport: TLS identities that rotate (exec-plugin client certifi
       transport.close();
     }
     expect(transport.agentCount()).toBe(0);
+  });
+});
+
+describe('the bundled kubeconfig reader (dist/vendor) against the library, for every credential type', () => {
+  // A serving fedns reads kubeconfigs with client-node's KubeConfig as scripts/bundle-kube-config.mjs
+  // bundles it. A module the bundle left out, or one that works only where the library lies,
+  // shows here as a credential type whose request options differ from the library's own.
+  let server: FakeApiServer | undefined;
+  const envBefore = { host: process.env.KUBERNETES_SERVICE_HOST, port: process.env.KUBERNETES_SERVICE_PORT };
+  afterEach(async () => {
+    await server?.stop();
+    server = undefined;
+    for (const [k, v] of [['KUBERNETES_SERVICE_HOST', envBefore.host], ['KUBERNETES_SERVICE_PORT', envBefore.port]] as const) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  });
+
+  /** What a request made with these options carries: credentials, TLS settings and the agent's kind. */
+  const carried = (o: Record<string, unknown>) => {
+    const text = (v: unknown) => (v === undefined ? undefined : Buffer.isBuffer(v) ? v.toString('utf8') : String(v));
+    const agent = o.agent as { constructor: { name: string }; proxy?: unknown; options?: Record<string, unknown> } | undefined;
+    const proxy = agent?.proxy as { href?: string; host?: string; port?: number; type?: number } | undefined;
+    return {
+      headers: o.headers,
+      auth: o.auth,
+      ca: text(o.ca),
+      cert: text(o.cert),
+      key: text(o.key),
+      rejectUnauthorized: o.rejectUnauthorized,
+      servername: o.servername,
+      agent: agent?.constructor.name,
+      proxy: proxy === undefined ? undefined : (proxy.href ?? `${proxy.host}:${proxy.port} socks${proxy.type}`),
+    };
+  };
+
+  it('gives the same request options as the library, and the credentials each type names', async () => {
+    server = await FakeApiServer.start();
+    const d = dir();
+    const b64 = (s: string) => Buffer.from(s).toString('base64');
+    const certUser = (parse(server.kubeconfig({ auth: 'clientCert' })) as { users: { user: Record<string, string> }[] }).users[0].user;
+    const clientCert = Buffer.from(certUser['client-certificate-data'], 'base64').toString();
+    const clientKey = Buffer.from(certUser['client-key-data'], 'base64').toString();
+    for (const [name, text] of [['ca.pem', server.caPem], ['client.pem', clientCert], ['client.key', clientKey], ['user.token', 'from-token-file']])
+      writeFileSync(join(d, name), text);
+    const jwt = (exp: number) => ['{"alg":"none"}', JSON.stringify({ exp })].map((p) => Buffer.from(p).toString('base64url')).join('.') + '.sig';
+    const idToken = jwt(Math.floor(Date.now() / 1000) + 3600);
+    const later = new Date(Date.now() + 3_600_000).toISOString();
+    const node = (out: object) => ({ 'cmd-path': process.execPath, 'cmd-args': `-e 'process.stdout.write(${JSON.stringify(JSON.stringify(out))})'` });
+    const refreshed = { 'access-token': 'expired', expiry: '2000-01-01T00:00:00Z', 'token-key': '{.t}', 'expiry-key': '{.e}' };
+    const execCredential = (status: object) => ({
+      apiVersion: 'client.authentication.k8s.io/v1',
+      command: process.execPath,
+      args: ['-e', `process.stdout.write(${JSON.stringify(JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v1', kind: 'ExecCredential', status }))})`],
+      interactiveMode: 'Never',
+    });
+    const kubeconfig = (cluster: Record<string, unknown>, user: Record<string, unknown>) =>
+      stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        'current-context': 'c',
+        contexts: [{ name: 'c', context: { cluster: 'k', user: 'u' } }],
+        clusters: [{ name: 'k', cluster: { server: server!.url, 'certificate-authority-data': b64(server!.caPem), ...cluster } }],
+        users: [{ name: 'u', user }],
+      });
+    const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
+    const cases: [string, string, Partial<ReturnType<typeof carried>>][] = [
+      ['token', kubeconfig({}, { token: 'plain' }), { headers: bearer('plain'), agent: 'Agent' }],
+      ['token-file', kubeconfig({}, { 'token-file': join(d, 'user.token') }), { headers: bearer('from-token-file') }],
+      ['client certificate files', kubeconfig({ 'certificate-authority-data': undefined, 'certificate-authority': join(d, 'ca.pem') }, { 'client-certificate': join(d, 'client.pem'), 'client-key': join(d, 'client.key') }), { ca: server.caPem, cert: clientCert, key: clientKey }],
+      ['client certificate data', kubeconfig({}, { 'client-certificate-data': b64(clientCert), 'client-key-data': b64(clientKey) }), { cert: clientCert, key: clientKey }],
+      ['basic auth', kubeconfig({}, { username: 'u', password: 'p' }), { auth: 'u:p' }],
+      ['exec plugin token', kubeconfig({}, { exec: execCredential({ token: 'from-exec' }) }), { headers: bearer('from-exec') }],
+      ['exec plugin certificate', kubeconfig({}, { exec: execCredential({ clientCertificateData: clientCert, clientKeyData: clientKey }) }), { cert: clientCert, key: clientKey }],
+      ['auth-provider oidc', kubeconfig({}, { 'auth-provider': { name: 'oidc', config: { 'id-token': idToken, 'client-id': 'fedns', 'idp-issuer-url': 'https://127.0.0.1:9', 'refresh-token': 'r' } } }), { headers: bearer(idToken) }],
+      ['auth-provider azure', kubeconfig({}, { 'auth-provider': { name: 'azure', config: { 'access-token': 'azure-token', expiry: later } } }), { headers: bearer('azure-token') }],
+      ['auth-provider azure, refreshed by its command', kubeconfig({}, { 'auth-provider': { name: 'azure', config: { ...refreshed, ...node({ t: 'azure-refreshed', e: later }) } } }), { headers: bearer('azure-refreshed') }],
+      ['auth-provider gcp', kubeconfig({}, { 'auth-provider': { name: 'gcp', config: { 'access-token': 'gcp-token', expiry: later } } }), { headers: bearer('gcp-token') }],
+      ['auth-provider gcp, refreshed by its command', kubeconfig({}, { 'auth-provider': { name: 'gcp', config: { ...refreshed, ...node({ t: 'gcp-refreshed', e: later }) } } }), { headers: bearer('gcp-refreshed') }],
+      ['http proxy', kubeconfig({ 'proxy-url': 'http://127.0.0.1:3128' }, { token: 't' }), { agent: 'HttpsProxyAgent', proxy: 'http://127.0.0.1:3128/' }],
+      ['socks5 proxy', kubeconfig({ 'proxy-url': 'socks5://127.0.0.1:1080' }, { token: 't' }), { agent: 'SocksProxyAgent', proxy: '127.0.0.1:1080 socks5' }],
+      ['insecure, TLS server name', kubeconfig({ 'certificate-authority-data': undefined, 'insecure-skip-tls-verify': true, 'tls-server-name': 'api.internal' }, { token: 't' }), { rejectUnauthorized: false, servername: 'api.internal' }],
+    ];
+    const bundle = await loadKubeClient();
+    const apply = async (kc: KubeConfig) => {
+      const opts: Record<string, unknown> = {};
+      await kc.applyToHTTPSOptions(opts);
+      (opts.agent as { destroy?: () => void } | undefined)?.destroy?.();
+      return carried(opts);
+    };
+    for (const [what, text, expected] of cases) {
+      const lib = new KubeConfig();
+      lib.loadFromString(text);
+      lib.makePathsAbsolute(d);
+      const ours = new bundle.KubeConfig();
+      ours.loadFromString(text);
+      ours.makePathsAbsolute(d);
+      const got = await apply(ours);
+      expect(got, what).toEqual(await apply(lib));
+      expect(got, what).toMatchObject(expected);
+    }
+
+    // In a pod: the service account's token and CA, the API server from the environment.
+    const sa = join(d, 'var/run/secrets/kubernetes.io/serviceaccount');
+    mkdirSync(sa, { recursive: true });
+    writeFileSync(join(sa, 'token'), 'service-account-token');
+    writeFileSync(join(sa, 'ca.crt'), server.caPem);
+    writeFileSync(join(sa, 'namespace'), 'fedns');
+    process.env.KUBERNETES_SERVICE_HOST = 'fd00::1';
+    process.env.KUBERNETES_SERVICE_PORT = '443';
+    const inPod = async (kc: KubeConfig) => {
+      kc.loadFromCluster(d);
+      return { server: kc.getCurrentCluster()?.server, namespace: kc.getContextObject(kc.getCurrentContext())?.namespace, ...(await apply(kc)) };
+    };
+    const got = await inPod(new bundle.KubeConfig());
+    expect(got).toEqual(await inPod(new KubeConfig()));
+    expect(got).toMatchObject({ server: 'https://[fd00::1]:443', namespace: 'fedns', headers: bearer('service-account-token'), ca: server.caPem });
   });
 });

@@ -621,7 +621,7 @@ const ABUSERS_CLI = join(ROOT, 'dist', 'test', 'support', 'abusers-cli.js');
  * client's clock and make it count fedns's answers as late.
  */
 export async function runAbuse(port: number, pid: number, mix: AbuseMix = ABUSE_MIX): Promise<AbuseResult> {
-  if (!existsSync(ABUSERS_CLI)) throw new Error(`runAbuse: ${ABUSERS_CLI} not found; build first (npx tsc -p tsconfig.json)`);
+  if (!existsSync(ABUSERS_CLI)) throw new Error(`runAbuse: ${ABUSERS_CLI} not found; build first (npm run build)`);
   const rss = new RssSampler(pid, 100);
   const child = spawn(process.execPath, [ABUSERS_CLI, String(port), JSON.stringify(mix)], { stdio: ['ignore', 'pipe', 'inherit'] });
   killOnExit(child);

@@ -7,8 +7,8 @@
  *   await dig(['@127.0.0.1', '-p', String(f.port), 'nginx.default.fed.example.com', 'A']);
  *   await f.stop();
  *
- * dist/ must be current: `npm test` runs tsc before vitest (so does the documented
- * `npx tsc -p tsconfig.json && npx vitest run FILE`).
+ * dist/ must be current: `npm test` runs the build before vitest (so does the documented
+ * `npm run build && npx vitest run FILE`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { killOnExit, terminate } from './children.js';
@@ -97,7 +97,7 @@ const LIMIT = 4 * 1024 * 1024;
 /** Spawns `fedns serve` and resolves once it listens (and, by default, has published the zone). */
 export async function startFedns(opts: FednsOptions = {}): Promise<FednsProcess> {
   const cli = opts.cli ?? CLI;
-  if (!existsSync(cli)) throw new Error(`startFedns: ${cli} not found; build first (npx tsc -p tsconfig.json)`);
+  if (!existsSync(cli)) throw new Error(`startFedns: ${cli} not found; build first (npm run build)`);
   let scratch: { dir: string; config: string; cleanup(): void } | undefined;
   let config: string;
   let dir: string;

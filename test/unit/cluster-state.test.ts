@@ -1,0 +1,59 @@
+// ClusterState.unchanged(): a list collects the object the cluster holds in place of a listed one
+// that did not change, so a re-list holds one copy of each object, not two, until it is applied.
+// "Did not change" is what applying it says: the same object, or a slice whose trigger time alone
+// moved (upsert keeps the held one then).
+import { describe, expect, it } from 'vitest';
+import type { SlimClusterProperty, SlimServiceExport, SlimServiceImport } from '../../src/cluster/objects.js';
+import { Federation } from '../../src/federation/federation.js';
+import { seed, slice, svc, testFederationSettings } from '../support/federation.js';
+
+function cluster() {
+  const fed = new Federation(testFederationSettings());
+  return fed.addCluster({ name: 'one', region: 'r1', zones: ['z1'], addressMode: 'endpoints', gracePeriod: 300 });
+}
+
+describe('ClusterState.unchanged', () => {
+  it('gives the held object for an equal one of every kind, under the key that kind is held by', () => {
+    const c = cluster();
+    const s = svc('web', ['192.0.2.1']);
+    const sl = slice('web', [{ addr: '10.0.0.1' }]);
+    const ex: SlimServiceExport = { namespace: 'ns', name: 'web' };
+    const im: SlimServiceImport = { namespace: 'ns', name: 'web', headless: false, ips: ['10.9.0.1'] };
+    const prop: SlimClusterProperty = { namespace: '', name: 'id.k8s.io', value: 'one' };
+    seed(c, [s, sl, ex]);
+    c.upsert('ServiceImport', im);
+    c.upsert('ClusterProperty', prop);
+    expect(c.unchanged('Service', structuredClone(s))).toBe(s);
+    expect(c.unchanged('EndpointSlice', structuredClone(sl))).toBe(sl);
+    expect(c.unchanged('ServiceExport', structuredClone(ex))).toBe(ex);
+    expect(c.unchanged('ServiceImport', structuredClone(im))).toBe(im);
+    expect(c.unchanged('ClusterProperty', structuredClone(prop))).toBe(prop);
+  });
+
+  it('gives the listed object when it changed, or when nothing is held under its name', () => {
+    const c = cluster();
+    const s = svc('web', ['192.0.2.1']);
+    const sl = slice('web', [{ addr: '10.0.0.1' }]);
+    seed(c, [s, sl]);
+    const moved = svc('web', ['192.0.2.2']);
+    expect(c.unchanged('Service', moved)).toBe(moved);
+    const other = svc('api', ['192.0.2.1']);
+    expect(c.unchanged('Service', other)).toBe(other);
+    const grown = slice('web', [{ addr: '10.0.0.1' }, { addr: '10.0.0.2' }]);
+    expect(c.unchanged('EndpointSlice', grown)).toBe(grown);
+  });
+
+  it('gives the held slice when only its trigger time moved, as applying it would keep the held one', () => {
+    const c = cluster();
+    const sl = { ...slice('web', [{ addr: '10.0.0.1' }]), triggerTime: 1_000 };
+    seed(c, [sl]);
+    c.takeChangeTimes();
+    const listed = { ...structuredClone(sl), triggerTime: 2_000 };
+    const collected = c.unchanged('EndpointSlice', listed);
+    expect(collected).toBe(sl);
+    // Applying what the list collected or what it listed leaves the cluster alike.
+    c.replaceKind('EndpointSlice', [listed]);
+    expect(c.slices.get('ns/web-s')).toBe(sl);
+    expect(c.takeChangeTimes()).toEqual([]);
+  });
+});
