@@ -9,7 +9,7 @@
 // generated modules has side effects (static fields are assignments after the class); they have
 // none, and saying so is what lets the unused ones go. The library's own dependencies stay imports
 // from node_modules, resolved as when the library loads them itself.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +22,26 @@ const lib = JSON.parse(readFileSync(join(libDir, 'package.json'), 'utf8'));
 const deps = Object.keys(lib.dependencies ?? {});
 const isDep = (id) => deps.some((d) => id === d || id.startsWith(`${d}/`));
 const generated = `${join(libDir, 'dist', 'gen')}/`;
+
+// The bundle imports the library's dependencies by name from dist/vendor/, which resolves to the
+// top-level node_modules. A dependency installed under the library instead (another version than
+// the top-level one, or none there) would load the wrong copy or none: refuse to build.
+// (Type packages are never loaded.)
+const misplaced = deps.filter((d) => !d.startsWith('@types/')).filter((d) => {
+  try {
+    return dirname(createRequire(join(libDir, 'package.json')).resolve(`${d}/package.json`)) !== dirname(require.resolve(`${d}/package.json`));
+  } catch {
+    // Packages that export no package.json: their directories are compared as installed.
+    return existsSync(join(libDir, 'node_modules', d)) || !existsSync(join(root, 'node_modules', d));
+  }
+});
+if (misplaced.length) {
+  console.error(
+    `bundle-kube-config: ${misplaced.join(', ')} ${misplaced.length > 1 ? 'are' : 'is'} not installed at the top of node_modules as @kubernetes/client-node sees ${misplaced.length > 1 ? 'them' : 'it'}; ` +
+      'the bundle would load another copy. Add the version the library needs to package.json, or bundle it (leave it out of external in scripts/bundle-kube-config.mjs).',
+  );
+  process.exit(1);
+}
 
 await build({
   input: join(libDir, 'dist', 'config.js'),
