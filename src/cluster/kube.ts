@@ -131,7 +131,7 @@ let kubeClient: Promise<KubeClient> | undefined;
 
 /**
  * Loads the kubeconfig reader. fedns loads it before it starts answering, not once queries arrive
- * (a reload that adds the first kube cluster still pays it, about a tenth of a second). Without
+ * (a reload that adds the first kube cluster still pays it, about 0.2 s). Without
  * the bundle (the code compiled but not built with `npm run build`) this fails naming the fix.
  */
 export function loadKubeClient(): Promise<KubeClient> {
