@@ -1,7 +1,7 @@
 // Builds dist/vendor/kube-config.js: @kubernetes/client-node's KubeConfig (kubeconfig and
 // in-cluster loading, token, certificate, exec, OIDC and cloud auth, proxies) without the rest of
 // the library. Importing the library whole evaluates its generated API (about 960 modules, every
-// Kubernetes type and endpoint), which costs a serving fedns 0.4 s at start and 45 MiB of memory
+// Kubernetes type and endpoint), which costs a serving fedns 0.4 s at start and about 50 MiB of memory
 // for code it never calls: it speaks to the API server through src/cluster/kube-http.ts and uses
 // the library only for credentials. `fedns join` still loads the whole library (it needs CoreV1Api).
 //

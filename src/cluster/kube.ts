@@ -122,7 +122,7 @@ export interface KubeClient {
  * The client library's KubeConfig and what it needs, bundled at build time by
  * scripts/bundle-kube-config.mjs (package.json maps the name to dist/vendor/kube-config.js). The
  * library's own entry point evaluates its whole generated API first, which costs a serving fedns
- * 0.4 s at start and 45 MiB for code it never calls. A variable, so that the type checker does not
+ * 0.4 s at start and about 50 MiB for code it never calls. A variable, so that the type checker does not
  * look for the generated file: its type is KubeClient.
  */
 const KUBE_CONFIG_MODULE = '#kube-config';
