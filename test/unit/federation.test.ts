@@ -407,18 +407,25 @@ describe('names two owners give', () => {
   const name = 'a.prod.fed.svc.fed.svc.example.com.';
   const service = (ns: string, n: string, headless: boolean) => svc(n, [], { namespace: ns, headless });
   const endpoint = (ns: string, n: string, addr: string, hostname?: string) => ({ ...slice(n, [{ addr, zone: 'fed', hostname }]), namespace: ns });
+  /** Cluster "prod" (region "svc", zone "fed"), whose only zone is named like the federation. */
+  const prodCluster = (fed: Federation) => fed.addCluster(settings('prod', { region: 'svc', zones: ['fed'], addressMode: 'endpoints' }));
+  /** prod/a and the headless svc/fed (endpoint "a"), added and built one after the other in either order. */
+  const bothServices = (prodFirst: boolean) => {
+    const { fed, ask } = federation();
+    const c = prodCluster(fed);
+    const prod = () => seed(c, [service('prod', 'a', false), endpoint('prod', 'a', '10.0.0.1')]);
+    const other = () => seed(c, [service('svc', 'fed', true), endpoint('svc', 'fed', '10.0.0.9', 'a')]);
+    for (const add of prodFirst ? [prod, other] : [other, prod]) {
+      add();
+      fed.rebuild();
+    }
+    return { fed, ask, c };
+  };
 
   it('answer alike whichever service came first, and the other one as soon as the holder goes', () => {
     const answers: string[][] = [];
     for (const prodFirst of [true, false]) {
-      const { fed, ask } = federation();
-      const c = fed.addCluster(settings('prod', { region: 'svc', zones: ['fed'], addressMode: 'endpoints' }));
-      const prod = () => seed(c, [service('prod', 'a', false), endpoint('prod', 'a', '10.0.0.1')]);
-      const other = () => seed(c, [service('svc', 'fed', true), endpoint('svc', 'fed', '10.0.0.9', 'a')]);
-      for (const add of prodFirst ? [prod, other] : [other, prod]) {
-        add();
-        fed.rebuild();
-      }
+      const { fed, ask, c } = bothServices(prodFirst);
       answers.push(addrs(ask(name, RRType.A)));
       // Whichever holds it goes: the other's records answer, without that service changing.
       const holder = fed.snapshot.names.get(nameKey(name))!.owner;
@@ -435,14 +442,7 @@ describe('names two owners give', () => {
 
   it("never lend another service's records to an answer: SRV additional data is what the zone holds at the target", () => {
     for (const prodFirst of [true, false]) {
-      const { fed, ask } = federation();
-      const c = fed.addCluster(settings('prod', { region: 'svc', zones: ['fed'], addressMode: 'endpoints' }));
-      const prod = () => seed(c, [service('prod', 'a', false), endpoint('prod', 'a', '10.0.0.1')]);
-      const other = () => seed(c, [service('svc', 'fed', true), endpoint('svc', 'fed', '10.0.0.9', 'a')]);
-      for (const add of prodFirst ? [prod, other] : [other, prod]) {
-        add();
-        fed.rebuild();
-      }
+      const { fed, ask, c } = bothServices(prodFirst);
       // svc/fed's SRV targets its endpoint's name, which prod/a holds.
       const held = (name: string) => fed.snapshot.names.get(nameKey(name))?.records().map((r) => `${r.name} ${r.data}`) ?? [];
       const check = () => {
@@ -465,7 +465,7 @@ describe('names two owners give', () => {
 
   it('are explained as the holder answers them, whatever service the name parses as', () => {
     const { fed } = federation();
-    const c = fed.addCluster(settings('prod', { region: 'svc', zones: ['fed'], addressMode: 'endpoints' }));
+    const c = prodCluster(fed);
     seed(c, [service('svc', 'fed', true), endpoint('svc', 'fed', '10.0.0.9', 'a'), service('prod', 'a', false), endpoint('prod', 'a', '10.0.0.1')]);
     fed.rebuild();
     // The name reads as endpoint "a" of svc/fed; prod/a (first in namespace/name order) answers.
