@@ -229,15 +229,15 @@ describe('the bundled kubeconfig reader (dist/vendor) against the library, for e
       (opts.agent as { destroy?: () => void } | undefined)?.destroy?.();
       return carried(opts);
     };
+    const loaded = (Reader: new () => KubeConfig, text: string) => {
+      const kc = new Reader();
+      kc.loadFromString(text);
+      kc.makePathsAbsolute(d);
+      return kc;
+    };
     for (const [what, text, expected] of cases) {
-      const lib = new KubeConfig();
-      lib.loadFromString(text);
-      lib.makePathsAbsolute(d);
-      const ours = new bundle.KubeConfig();
-      ours.loadFromString(text);
-      ours.makePathsAbsolute(d);
-      const got = await apply(ours);
-      expect(got, what).toEqual(await apply(lib));
+      const got = await apply(loaded(bundle.KubeConfig, text));
+      expect(got, what).toEqual(await apply(loaded(KubeConfig, text)));
       expect(got, what).toMatchObject(expected);
     }
 
