@@ -32,10 +32,11 @@ function addressSets(name: string, set: AddressSet, ttl: number): Map<number, RR
 }
 
 /**
- * A name holding only the addresses of `set`: it becomes an AddressNode, which makes its records
- * when asked; `rrsets` makes them for whoever builds the zone (CNAME chains into the name).
+ * A name holding only the addresses of `set`: without a locality it becomes an AddressNode, which
+ * makes its records when asked; `rrsets` makes them for whoever builds the zone (CNAME chains
+ * into the name, a name with a locality).
  */
-function addressSpec(name: string, set: AddressSet, ttl: number): NameSpec {
+function addressSpec(name: string, set: AddressSet, ttl: number, locality?: ServiceLocality): NameSpec {
   let made: Map<number, RR[]> | undefined;
   return {
     name,
@@ -43,6 +44,7 @@ function addressSpec(name: string, set: AddressSet, ttl: number): NameSpec {
       return (made ??= addressSets(name, set, ttl));
     },
     addresses: { v4: set.v4, v6: set.v6, ttl },
+    locality,
   };
 }
 
@@ -57,8 +59,8 @@ export function serviceNames(fs: FederatedService, topo: Topology, z: RecordSett
   const short = shortName(z, fs);
   const global = globalName(z, fs);
   const locality = serviceLocality(fs);
-  specs.push({ name: short, rrsets: addressSets(short, fs.global, ttl), locality });
-  specs.push({ name: global, rrsets: addressSets(global, fs.global, ttl), locality });
+  specs.push(addressSpec(short, fs.global, ttl, locality));
+  specs.push(addressSpec(global, fs.global, ttl, locality));
   for (const [region, zones] of topo.regions) {
     const rname = regionalName(z, fs, region);
     const rset = fs.regions.get(region);

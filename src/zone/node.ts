@@ -87,6 +87,14 @@ export interface AddressRecipe {
 
 const NO_ADDRESSES: readonly string[] = Object.freeze([]);
 
+/** The A (or AAAA) records of a recipe's addresses at `name`; undefined when it has none of that type. */
+function addressRecords(name: string, recipe: AddressRecipe, type: number): RR[] | undefined {
+  const list = type === RRType.A ? recipe.v4 : type === RRType.AAAA ? recipe.v6 : NO_ADDRESSES;
+  if (list.length === 0) return undefined;
+  const { ttl } = recipe;
+  return list.map((data) => ({ name, type, ttl, data }));
+}
+
 /**
  * A name whose only records are addresses and whose answers carry nothing else (the regional
  * and zonal names of a service, half the records of a big zone): it holds the address strings,
@@ -95,9 +103,9 @@ const NO_ADDRESSES: readonly string[] = Object.freeze([]);
  * records as they go.
  */
 export class AddressNode extends ZoneNode {
-  private readonly v4: readonly string[];
-  private readonly v6: readonly string[];
-  private readonly ttl: number;
+  readonly v4: readonly string[];
+  readonly v6: readonly string[];
+  readonly ttl: number;
 
   constructor(key: string, name: string, recipe: AddressRecipe, owner: string, stale: boolean) {
     super(key, name, SmallMap.empty(), SmallMap.empty(), owner, stale);
@@ -107,10 +115,7 @@ export class AddressNode extends ZoneNode {
   }
 
   private set(type: number): RR[] | undefined {
-    const list = type === RRType.A ? this.v4 : type === RRType.AAAA ? this.v6 : NO_ADDRESSES;
-    if (list.length === 0) return undefined;
-    const { name, ttl } = this;
-    return list.map((data) => ({ name, type, ttl, data }));
+    return addressRecords(this.name, this, type);
   }
 
   override get rrsets(): ReadonlyMap<number, RR[]> {
@@ -154,13 +159,32 @@ export interface NameSpec {
   rrsets: Map<number, RR[]>;
   /** The service's traffic policy and address groups, on the names it applies to. */
   locality?: ServiceLocality;
-  /** The name holds only these addresses, and becomes an AddressNode (no locality, not an SRV target). */
+  /** The name holds only these addresses, and becomes an AddressNode unless it has a locality. */
   addresses?: AddressRecipe;
 }
 
 /** Whether a spec's name becomes an AddressNode: addresses only, and no traffic policy (locality answers per client). */
 export function heldAsAddresses(spec: NameSpec): spec is NameSpec & { addresses: AddressRecipe } {
   return spec.addresses !== undefined && spec.locality === undefined;
+}
+
+/** An additional-section target held as addresses: its records are made when asked for. */
+interface AddressTarget {
+  name: string;
+  recipe: AddressRecipe;
+}
+
+/** An answer whose additional section holds these RRsets and address targets' records, in order. */
+function withAdditional(answer: RR[][], parts: (RR[][] | AddressTarget)[]): Answer {
+  if (parts.every((p) => Array.isArray(p))) return { answer, additional: (parts as RR[][][]).flat() };
+  return {
+    answer,
+    get additional() {
+      return parts.flatMap((p) =>
+        Array.isArray(p) ? p : [addressRecords(p.name, p.recipe, RRType.A), addressRecords(p.name, p.recipe, RRType.AAAA)].filter((x): x is RR[] => x !== undefined),
+      );
+    },
+  };
 }
 
 /**
@@ -172,9 +196,12 @@ export function heldAsAddresses(spec: NameSpec): spec is NameSpec & { addresses:
  */
 export function prepareAnswers(specs: NameSpec[], lent?: ReadonlySet<string>): Map<string, Map<number, Answer>> {
   const byName = new Map(specs.filter((s) => !lent?.has(s.name)).map((s) => [s.name, s]));
-  const addressSets = (target: string): RR[][] => {
+  // A target held as addresses stays a recipe: its records are made when the answer is encoded,
+  // not kept beside the node (a service's short and global names hold most of a zone's records).
+  const addressSets = (target: string): RR[][] | AddressTarget => {
     const t = byName.get(target);
     if (!t) return [];
+    if (heldAsAddresses(t)) return { name: t.name, recipe: t.addresses };
     return [t.rrsets.get(RRType.A), t.rrsets.get(RRType.AAAA)].filter((x): x is RR[] => !!x && x.length > 0);
   };
   const out = new Map<string, Map<number, Answer>>();
@@ -208,14 +235,10 @@ export function prepareAnswers(specs: NameSpec[], lent?: ReadonlySet<string>): M
       }
     } else {
       for (const [type, set] of spec.rrsets) {
-        let additional = NO_ADDITIONAL;
-        if (type === RRType.SRV) {
-          const targets = [...new Set(set.map((r) => (r.data as { target: string }).target))];
-          additional = targets.flatMap(addressSets);
-        } else if (type === RRType.NS) {
-          additional = set.flatMap((r) => addressSets(r.data as string));
-        }
-        answers.set(type, { answer: [set], additional });
+        let targets: string[] = [];
+        if (type === RRType.SRV) targets = [...new Set(set.map((r) => (r.data as { target: string }).target))];
+        else if (type === RRType.NS) targets = set.map((r) => r.data as string);
+        answers.set(type, targets.length ? withAdditional([set], targets.map(addressSets)) : { answer: [set], additional: NO_ADDITIONAL });
       }
     }
     out.set(spec.name, answers);

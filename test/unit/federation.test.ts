@@ -307,9 +307,13 @@ describe('names held as their addresses', () => {
     const first = fed.rebuild();
     const zonal = nameKey('s.ns.fed.svc.z2.r1.example.com.');
     const regional = nameKey('s.ns.fed.svc.r1.example.com.');
-    for (const key of [zonal, regional]) expect(first.names.get(key)).toBeInstanceOf(AddressNode);
-    // The short name holds its records (its SRV name's additional section refers to them).
-    expect(first.names.get(nameKey('s.ns.fed.example.com.'))).not.toBeInstanceOf(AddressNode);
+    const short = nameKey('s.ns.fed.example.com.');
+    const global = nameKey('s.ns.fed.svc.example.com.');
+    for (const key of [zonal, regional, short, global]) expect(first.names.get(key)).toBeInstanceOf(AddressNode);
+    // The SRV names' additional sections carry the short and global names' addresses, made when asked.
+    const srvExtra = (owner: string) => ask(`_http._tcp.${owner}`, RRType.SRV).additionals.map((r) => `${r.name} ${r.data}`);
+    for (const owner of ['s.ns.fed.example.com.', 's.ns.fed.svc.example.com.'])
+      expect(srvExtra(owner)).toEqual(['10.0.0.1', '10.0.0.2', '10.0.0.3'].map((a) => `${owner} ${a}`));
     const node = first.names.get(zonal)!;
     expect(node.recordCount).toBe(2);
     expect(node.records()).toEqual([
@@ -340,6 +344,7 @@ describe('names held as their addresses', () => {
     c.flush();
     const after = fed.rebuild();
     expect(addrs(ask('s.ns.fed.svc.z2.r1.example.com.', RRType.A))).toEqual(['10.0.0.2']);
+    expect(srvExtra('s.ns.fed.example.com.')).toEqual(['s.ns.fed.example.com. 10.0.0.1', 's.ns.fed.example.com. 10.0.0.2']);
     const removed = changes.flatMap((ch) => ch.removed).filter((r) => r.data === '10.0.0.3').map((r) => r.name).sort();
     expect(removed).toEqual(['s.ns.fed.example.com.', 's.ns.fed.svc.example.com.', 's.ns.fed.svc.r1.example.com.', 's.ns.fed.svc.z2.r1.example.com.']);
     expect(changes.every((ch) => ch.unlisted === 0)).toBe(true);
