@@ -3,7 +3,7 @@
 // services, from ClusterState.upsert to the new snapshot being published, the two federations
 // taking turns. The ratio should stay near 1: a change's cost must not grow with the zone.
 // usage: node dist/benchmarks/change-cost.js [changes=2000]
-import type { SlimEndpointSlice, SlimService } from '../src/cluster/objects.js';
+import { packSlice, type SlimEndpointSlice, type SlimService } from '../src/cluster/objects.js';
 import { Federation } from '../src/federation/federation.js';
 import { seed, testFederationSettings } from '../test/support/federation.js';
 
@@ -12,7 +12,8 @@ const CHANGES = Number(process.argv[2] ?? 2000);
 function build(services: number): { fed: Federation; flip: (i: number) => void } {
   const fed = new Federation(testFederationSettings());
   const c = fed.addCluster({ name: 'c1', region: 'r1', zones: ['z1', 'z2'], addressMode: 'endpoints', gracePeriod: 300 });
-  const slice = (i: number, readyFirst: boolean): SlimEndpointSlice => ({
+  const slice = (i: number, readyFirst: boolean): SlimEndpointSlice =>
+    packSlice({
     namespace: `ns${i % 50}`,
     name: `svc${i}-abc`,
     service: `svc${i}`,
@@ -23,7 +24,7 @@ function build(services: number): { fed: Federation; flip: (i: number) => void }
       ready: k === 0 ? readyFirst : true,
       zone: k === 2 ? 'z2' : 'z1',
     })),
-  });
+    });
   const svc = (i: number): SlimService => ({
     namespace: `ns${i % 50}`,
     name: `svc${i}`,

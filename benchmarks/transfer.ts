@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { pino } from 'pino';
 import { Fedns } from '../src/app.js';
+import { packSlice } from '../src/cluster/objects.js';
 import { buildConfig } from '../src/config/load.js';
 import { RRClass, RRType } from '../src/wire/constants.js';
 import { decodeMessage, encodeMessage, encodeQuery } from '../src/wire/message.js';
@@ -362,14 +363,17 @@ async function fullTransfers(): Promise<void> {
         const ns = `ns${i % 50}`;
         const ip = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
         c.upsert('Service', { namespace: ns, name: `svc${i}`, headless: false, ports: [{ name: 'http', port: 80, protocol: 'tcp' }], lbAddresses: [ip], lbHostnames: [], labels: {} });
-        c.upsert('EndpointSlice', {
-          namespace: ns,
-          name: `svc${i}-s`,
-          service: `svc${i}`,
-          addressType: 'IPv4',
-          ports: [{ name: 'http', port: 8080, protocol: 'tcp' }],
-          endpoints: [{ addresses: [ip], ready: true, zone: 'z1' }],
-        });
+        c.upsert(
+          'EndpointSlice',
+          packSlice({
+            namespace: ns,
+            name: `svc${i}-s`,
+            service: `svc${i}`,
+            addressType: 'IPv4',
+            ports: [{ name: 'http', port: 8080, protocol: 'tcp' }],
+            endpoints: [{ addresses: [ip], ready: true, zone: 'z1' }],
+          }),
+        );
       }
       c.markLive();
       c.flush();

@@ -76,7 +76,24 @@ export interface SlimEndpoint {
   zone?: string;
 }
 
-export interface SlimEndpointSlice {
+/**
+ * A slice's endpoints as parallel lists, not an object and an array per endpoint: those were most
+ * of a big federation's cluster memory. `eachEndpoint` reads them one by one.
+ */
+export interface PackedEndpoints {
+  /** Every endpoint's addresses, endpoint after endpoint. */
+  addresses: readonly string[];
+  /** How many addresses each endpoint has; undefined when every endpoint has exactly one. */
+  addressCounts: readonly number[] | undefined;
+  /** Each endpoint's zone ('' for none), a list slices share; empty when no endpoint has a zone. */
+  zones: readonly string[];
+  /** Each endpoint's hostname ('' for none); undefined when no endpoint has one. */
+  hostnames: readonly string[] | undefined;
+  /** Indexes of the endpoints that are not ready, ascending; undefined when every one is. */
+  notReady: readonly number[] | undefined;
+}
+
+export interface SlimEndpointSlice extends PackedEndpoints {
   namespace: string;
   /** The slice's own name. */
   name: string;
@@ -84,11 +101,13 @@ export interface SlimEndpointSlice {
   service: string;
   addressType: 'IPv4' | 'IPv6' | 'FQDN';
   ports: SlimPort[];
-  endpoints: SlimEndpoint[];
   /** endpoints.kubernetes.io/last-change-trigger-time, ms since epoch: when the change began. */
   triggerTime?: number;
   ignored?: IgnoredValue[];
 }
+
+/** A slice with its endpoints one object each, as it is read (`packSlice` makes the slice held). */
+export type EndpointSliceParts = Omit<SlimEndpointSlice, keyof PackedEndpoints> & { endpoints: SlimEndpoint[] };
 
 export interface SlimServiceExport {
   namespace: string;
@@ -152,6 +171,7 @@ class Interner<T> {
 
 const strings = new Interner<string>(50_000);
 const portLists = new Interner<SlimPort[]>(10_000);
+const zoneLists = new Interner<readonly string[]>(10_000);
 const intern = (s: string): string => strings.get(s, () => s);
 /** Shared empty values: most Services have no load balancer, most objects no labels. */
 const NO_STRINGS: string[] = Object.freeze([]) as unknown as string[];
@@ -298,6 +318,85 @@ export function slimService(o: Obj): SlimService {
   });
 }
 
+/**
+ * The slice as held: its endpoints packed into parallel lists, each of its exact length (an
+ * array grown by push keeps spare room), in one object literal (one shape for every slice).
+ */
+export function packSlice(p: EndpointSliceParts): SlimEndpointSlice {
+  const eps = p.endpoints;
+  let total = 0;
+  let counted = false;
+  let zoned = false;
+  let named = false;
+  let unready = 0;
+  for (const e of eps) {
+    total += e.addresses.length;
+    counted ||= e.addresses.length !== 1;
+    zoned ||= !!e.zone;
+    named ||= !!e.hostname;
+    if (!e.ready) unready++;
+  }
+  const addresses = total ? new Array<string>(total) : NO_STRINGS;
+  const addressCounts = counted ? new Array<number>(eps.length) : undefined;
+  const zones = zoned ? new Array<string>(eps.length) : NO_STRINGS;
+  const hostnames = named ? new Array<string>(eps.length) : undefined;
+  const notReady = unready ? new Array<number>(unready) : undefined;
+  let at = 0;
+  let skipped = 0;
+  for (let i = 0; i < eps.length; i++) {
+    const e = eps[i];
+    for (const a of e.addresses) addresses[at++] = a;
+    if (addressCounts) addressCounts[i] = e.addresses.length;
+    if (zoned) zones[i] = e.zone ?? '';
+    if (hostnames) hostnames[i] = e.hostname ?? '';
+    if (!e.ready) notReady![skipped++] = i;
+  }
+  return {
+    namespace: p.namespace,
+    name: p.name,
+    service: p.service,
+    addressType: p.addressType,
+    ports: p.ports,
+    addresses,
+    addressCounts,
+    zones: zoned ? zoneLists.get(zones.join(','), () => Object.freeze(zones)) : NO_STRINGS,
+    hostnames,
+    notReady,
+    triggerTime: p.triggerTime,
+    ignored: p.ignored,
+  };
+}
+
+/**
+ * Calls `fn` for each endpoint of a slice, in order: its addresses are `addresses[from..to)`,
+ * its zone and hostname '' when it has none.
+ */
+export function eachEndpoint(s: PackedEndpoints, fn: (from: number, to: number, ready: boolean, zone: string, hostname: string) => void): void {
+  const { addresses, addressCounts: counts, zones, hostnames, notReady } = s;
+  const n = counts ? counts.length : addresses.length;
+  let at = 0;
+  let skip = 0;
+  for (let i = 0; i < n; i++) {
+    const to = at + (counts ? counts[i] : 1);
+    const ready = notReady === undefined || notReady[skip] !== i;
+    if (!ready) skip++;
+    fn(at, to, ready, zones.length ? zones[i] : '', hostnames ? hostnames[i] : '');
+    at = to;
+  }
+}
+
+/** A slice's endpoints one object each (for explanations and tests; answers read them packed). */
+export function endpointsOf(s: PackedEndpoints): SlimEndpoint[] {
+  const out: SlimEndpoint[] = [];
+  eachEndpoint(s, (from, to, ready, zone, hostname) => {
+    const e: SlimEndpoint = { addresses: s.addresses.slice(from, to), ready };
+    if (hostname) e.hostname = hostname;
+    if (zone) e.zone = zone;
+    out.push(e);
+  });
+  return out;
+}
+
 export function slimEndpointSlice(o: Obj): SlimEndpointSlice {
   const { namespace, name } = meta(o, 'EndpointSlice');
   const ignored = new Ignored();
@@ -319,15 +418,17 @@ export function slimEndpointSlice(o: Obj): SlimEndpointSlice {
     return { addresses: addrs, ready };
   });
   const trigger = Date.parse(str(o.metadata.annotations?.[TRIGGER_TIME_ANNOTATION]) ?? '');
-  return ignored.attach<SlimEndpointSlice>({
-    namespace,
-    name,
-    service,
-    addressType,
-    ports: ports(o.ports, ignored),
-    endpoints,
-    triggerTime: Number.isFinite(trigger) ? trigger : undefined,
-  });
+  return ignored.attach(
+    packSlice({
+      namespace,
+      name,
+      service,
+      addressType,
+      ports: ports(o.ports, ignored),
+      endpoints,
+      triggerTime: Number.isFinite(trigger) ? trigger : undefined,
+    }),
+  );
 }
 
 export function slimServiceExport(o: Obj): SlimServiceExport {

@@ -234,7 +234,7 @@ export class ClusterState {
   private countZones(s: SlimEndpointSlice | undefined, by: 1 | -1): void {
     if (!s) return;
     const zones = new Set<string>();
-    for (const e of s.endpoints) if (e.zone) zones.add(e.zone);
+    for (const z of s.zones) if (z) zones.add(z);
     for (const z of zones) {
       const n = (this.discoveredZones.get(z) ?? 0) + by;
       if (n > 0) this.discoveredZones.set(z, n);

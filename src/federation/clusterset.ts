@@ -2,6 +2,7 @@
 // specification (KEP-1645 specification.md, schema 1.0.0). Built from the same FederatedService
 // as the federation zone (selected by ServiceExport), so health, staleness, panic mode and the
 // address mode apply the same way.
+import { eachEndpoint } from '../cluster/objects.js';
 import type { ClusterState } from '../cluster/state.js';
 import { RRType } from '../wire/constants.js';
 import { asDnsLabel } from '../wire/name.js';
@@ -68,7 +69,9 @@ export function hasReadyBackend(key: string, fs: FederatedService, clusters: Ite
     if (c.health !== 'live' && c.health !== 'stale' && !(fs.panic && c.health === 'expired')) continue;
     for (const sliceKey of c.slicesByService.get(key) ?? []) {
       const slice = c.slices.get(sliceKey);
-      if (slice?.endpoints.some((e) => e.ready && e.addresses.length > 0)) return true;
+      let ready = false;
+      if (slice) eachEndpoint(slice, (from, to, r) => (ready ||= r && to > from));
+      if (ready) return true;
     }
   }
   return false;

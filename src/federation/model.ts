@@ -1,7 +1,7 @@
 // Per-cluster state -> one federated service: which addresses answer at which level.
 // Pure: the same clusters give the same FederatedService, so a rebuild is safe at any time.
 import type { ClusterState } from '../cluster/state.js';
-import type { SlimPort, SlimService } from '../cluster/objects.js';
+import { eachEndpoint, type SlimPort, type SlimService } from '../cluster/objects.js';
 import { isAddress } from '../address.js';
 import type { LabelSelector } from './selector.js';
 import type { AddressGroup } from '../zone/locality.js';
@@ -163,25 +163,27 @@ function contribution(c: ClusterState, svc: SlimService, key: string, verdict: C
         }
       }
     }
-    for (const ep of slice.endpoints) {
-      if (!ep.ready) {
-        if (verdict) for (const a of ep.addresses) verdict.skipped.push({ address: a, reason: 'endpoint not ready' });
-        continue;
+    const addrs = slice.addresses;
+    eachEndpoint(slice, (from, to, isReady, zone, hostname) => {
+      if (!isReady) {
+        if (verdict) for (let i = from; i < to; i++) verdict.skipped.push({ address: addrs[i], reason: 'endpoint not ready' });
+        return;
       }
-      if (ep.addresses.length === 0) continue;
+      if (to === from) return;
       ready++;
-      if (ep.zone && readyZones) readyZones.add(ep.zone);
-      if (mode !== 'endpoints') continue;
-      if (ep.zone && ep.zone !== lastZone) {
-        lastZone = ep.zone;
-        lastZones = [ep.zone];
+      if (zone && readyZones) readyZones.add(zone);
+      if (mode !== 'endpoints') return;
+      if (zone && zone !== lastZone) {
+        lastZone = zone;
+        lastZones = [zone];
       }
-      for (const a of ep.addresses) {
+      for (let i = from; i < to; i++) {
+        const a = addrs[i];
         const fam = isAddress(a);
         if (fam === 0) continue;
-        out.addresses.set(a, ep.zone ? lastZones : NO_ZONES);
+        out.addresses.set(a, zone ? lastZones : NO_ZONES);
         if (hosts) {
-          const host = ep.hostname ?? addressLabel(a);
+          const host = hostname || addressLabel(a);
           let h = hosts.get(host);
           if (!h) hosts.set(host, (h = { host, cluster: c.name, v4: [], v6: [] }));
           // The same endpoint may be in two slices at once (while slices are rebalanced): one record.
@@ -189,7 +191,7 @@ function contribution(c: ClusterState, svc: SlimService, key: string, verdict: C
           if (!list.includes(a)) list.push(a);
         }
       }
-    }
+    });
   }
   if (!svc.headless) out.ports = svc.ports.filter((p) => p.name);
   if (hosts) out.endpoints = [...hosts.values()];

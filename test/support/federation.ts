@@ -7,7 +7,7 @@
  *   seed(c, [service, endpointSlice]);
  *   fed.rebuild();
  */
-import type { SlimEndpointSlice, SlimService, SlimServiceExport } from '../../src/cluster/objects.js';
+import { packSlice, type EndpointSliceParts, type SlimEndpointSlice, type SlimService, type SlimServiceExport } from '../../src/cluster/objects.js';
 import type { ClusterState } from '../../src/cluster/state.js';
 import type { FederationSettings } from '../../src/federation/federation.js';
 import type { FederationPolicy } from '../../src/federation/model.js';
@@ -26,17 +26,18 @@ export function testFederationSettings(policy: Partial<FederationPolicy> = {}): 
   };
 }
 
-export type SeedObject = SlimService | SlimEndpointSlice | SlimServiceExport;
+export type SeedObject = SlimService | SlimEndpointSlice | EndpointSliceParts | SlimServiceExport;
 
 /**
- * Applies these objects to a cluster in order (an object with `endpoints` is an EndpointSlice,
+ * Applies these objects to a cluster in order (an object with `addresses` or `endpoints` is an EndpointSlice,
  * one with `lbAddresses` a Service, anything else a ServiceExport), then marks the cluster live
  * and flushes its changes to the federation, as a completed initial list would. The caller
  * rebuilds the federation (`fed.rebuild()`) when it wants the new snapshot.
  */
 export function seed(cluster: ClusterState, objects: Iterable<SeedObject> = []): void {
   for (const o of objects) {
-    if ('endpoints' in o) cluster.upsert('EndpointSlice', o);
+    if ('endpoints' in o) cluster.upsert('EndpointSlice', packSlice(o));
+    else if ('addresses' in o) cluster.upsert('EndpointSlice', o);
     else if ('lbAddresses' in o) cluster.upsert('Service', o);
     else cluster.upsert('ServiceExport', o);
   }
@@ -57,11 +58,12 @@ export const svc = (name: string, lb: string[], over: Partial<SlimService> = {})
 });
 
 /** An EndpointSlice of namespace "ns" for `service`, one port "http", one endpoint per entry (ready unless said). */
-export const slice = (service: string, eps: { addr: string; ready?: boolean; zone?: string; hostname?: string }[], name = `${service}-s`): SlimEndpointSlice => ({
-  namespace: 'ns',
-  name,
-  service,
-  addressType: eps[0]?.addr.includes(':') ? 'IPv6' : 'IPv4',
-  ports: [{ name: 'http', port: 8080, protocol: 'tcp' }],
-  endpoints: eps.map((e) => ({ addresses: [e.addr], ready: e.ready ?? true, zone: e.zone, hostname: e.hostname })),
-});
+export const slice = (service: string, eps: { addr: string; ready?: boolean; zone?: string; hostname?: string }[], name = `${service}-s`): SlimEndpointSlice =>
+  packSlice({
+    namespace: 'ns',
+    name,
+    service,
+    addressType: eps[0]?.addr.includes(':') ? 'IPv6' : 'IPv4',
+    ports: [{ name: 'http', port: 8080, protocol: 'tcp' }],
+    endpoints: eps.map((e) => ({ addresses: [e.addr], ready: e.ready ?? true, zone: e.zone, hostname: e.hostname })),
+  });

@@ -14,7 +14,7 @@ import { pino, type Logger } from 'pino';
 import { parse as parseYaml } from 'yaml';
 import { Fedns } from '../../src/app.js';
 import type { ClusterState } from '../../src/cluster/state.js';
-import type { SlimEndpointSlice, SlimService } from '../../src/cluster/objects.js';
+import { packSlice, type SlimEndpointSlice, type SlimService } from '../../src/cluster/objects.js';
 import { buildConfig } from '../../src/config/load.js';
 import { RRClass, RRType } from '../../src/wire/constants.js';
 import { decodeMessage, encodeMessage, Reader, type Message } from '../../src/wire/message.js';
@@ -256,14 +256,14 @@ export function service(ns: string, name: string, ip: string): SlimService {
 }
 
 export function slice(ns: string, name: string, zone: string, ip: string): SlimEndpointSlice {
-  return {
+  return packSlice({
     namespace: ns,
     name: `${name}-s`,
     service: name,
     addressType: 'IPv4',
     ports: [{ name: 'http', port: 8080, protocol: 'tcp' }],
     endpoints: [{ addresses: [ip.replace(/^10\./, '172.')], ready: true, zone }],
-  };
+  });
 }
 
 /**

@@ -4,7 +4,7 @@
  * ClusterProperty, and that the federation zone is unaffected.
  */
 import { describe, expect, it } from 'vitest';
-import type { SlimEndpointSlice } from '../../src/cluster/objects.js';
+import { packSlice, type SlimEndpoint, type SlimEndpointSlice } from '../../src/cluster/objects.js';
 import { Federation, type FederationSettings } from '../../src/federation/federation.js';
 import { RRType } from '../../src/wire/constants.js';
 import { nameKey } from '../../src/wire/name.js';
@@ -16,14 +16,15 @@ function settings(): FederationSettings {
   return { ...s, clusterSet: { apex: { ...s.apex, domain: 'clusterset.local.' }, naming: { domain: 'clusterset.local.' } } };
 }
 
-const slice = (service: string, addrs: string[], over: Partial<SlimEndpointSlice['endpoints'][number]> = {}): SlimEndpointSlice => ({
-  namespace: 'ns',
-  name: `${service}-${addrs.join('-')}`,
-  service,
-  addressType: 'IPv4',
-  ports: [{ name: 'http', port: 8080, protocol: 'tcp' }],
-  endpoints: addrs.map((a) => ({ addresses: [a], ready: true, ...over })),
-});
+const slice = (service: string, addrs: string[], over: Partial<SlimEndpoint> = {}): SlimEndpointSlice =>
+  packSlice({
+    namespace: 'ns',
+    name: `${service}-${addrs.join('-')}`,
+    service,
+    addressType: 'IPv4',
+    ports: [{ name: 'http', port: 8080, protocol: 'tcp' }],
+    endpoints: addrs.map((a) => ({ addresses: [a], ready: true, ...over })),
+  });
 const exported = (name: string) => ({ namespace: 'ns', name });
 
 function data(z: ZoneSnapshot | undefined, name: string, type: number = RRType.A): string[] | undefined {

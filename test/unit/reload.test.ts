@@ -9,12 +9,11 @@ import { decodeMessage, encodeQuery } from '../../src/wire/message.js';
 import { Responder } from '../../src/server/responder.js';
 import { Federation, type FederationSettings } from '../../src/federation/federation.js';
 import { createLogger } from '../../src/ops/log.js';
+import { packSlice } from '../../src/cluster/objects.js';
 import { seed, testFederationSettings } from '../support/federation.js';
 
-const web = [
-  { namespace: 'ns', name: 'web', headless: false, ports: [], lbAddresses: ['192.0.2.1'], lbHostnames: [], labels: {} },
-  { namespace: 'ns', name: 'web-x', service: 'web', addressType: 'IPv4' as const, ports: [], endpoints: [{ addresses: ['10.0.0.1'], ready: true }] },
-];
+const webSlice = { namespace: 'ns', name: 'web-x', service: 'web', addressType: 'IPv4' as const, ports: [], endpoints: [{ addresses: ['10.0.0.1'], ready: true }] };
+const web = [{ namespace: 'ns', name: 'web', headless: false, ports: [], lbAddresses: ['192.0.2.1'], lbHostnames: [], labels: {} }, webSlice];
 
 function withDomain(s: FederationSettings, domain: string): FederationSettings {
   return {
@@ -115,7 +114,7 @@ describe('cluster settings applied in place', () => {
     fed.rebuild();
     expect(ask('web.ns.fed.svc.z2.r2.example.com.').answers.map((r) => r.data)).toEqual(['192.0.2.1']);
     expect(ask('web.ns.fed.svc.z1.r1.example.com.').rcode).toBe(Rcode.NXDOMAIN);
-    c.upsert('EndpointSlice', { ...web[1], endpoints: [{ addresses: ['10.0.0.1'], ready: true, zone: 'z3' }] });
+    c.upsert('EndpointSlice', packSlice({ ...webSlice, endpoints: [{ addresses: ['10.0.0.1'], ready: true, zone: 'z3' }] }));
     c.flush();
     c.reconfigure({ ...c.settings, zones: [] });
     fed.rebuild();

@@ -2,7 +2,7 @@
 // it is validated, ignored with a counted warning when it cannot be used, and it can never make
 // the zone hold a name or a TTL the wire format does not allow. Deletions always apply.
 import { describe, expect, it } from 'vitest';
-import { slimEndpointSlice, slimService, type SlimEndpointSlice, type SlimService } from '../../src/cluster/objects.js';
+import { packSlice, slimEndpointSlice, slimService, type SlimEndpointSlice, type SlimService } from '../../src/cluster/objects.js';
 import { MAX_DISCOVERED_ZONES, type ClusterSettings } from '../../src/cluster/state.js';
 import { Rcode, RRType } from '../../src/wire/constants.js';
 import { decodeMessage, encodeQuery, type Message } from '../../src/wire/message.js';
@@ -32,14 +32,8 @@ const settings = (name: string, over: Partial<ClusterSettings> = {}): ClusterSet
   ...over,
 });
 
-const slice = (service: string, zone: string | undefined, addr = '10.0.0.1', name = `${service}-${zone ?? 'none'}`): SlimEndpointSlice => ({
-  namespace: 'ns',
-  name,
-  service,
-  addressType: 'IPv4',
-  ports: [],
-  endpoints: [{ addresses: [addr], ready: true, zone }],
-});
+const slice = (service: string, zone: string | undefined, addr = '10.0.0.1', name = `${service}-${zone ?? 'none'}`): SlimEndpointSlice =>
+  packSlice({ namespace: 'ns', name, service, addressType: 'IPv4', ports: [], endpoints: [{ addresses: [addr], ready: true, zone }] });
 
 const addrs = (m: Message) => m.answers.filter((r) => r.type === RRType.A || r.type === RRType.AAAA).map((r) => r.data as string).sort();
 const names = (fed: Federation) => [...fed.snapshot.names.values()].map((n) => n.name);

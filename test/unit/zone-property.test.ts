@@ -11,7 +11,7 @@
  * The walks are seeded: a failure names its seed and step, and PROPERTY_SEEDS/PROPERTY_STEPS run others.
  */
 import { describe, expect, it } from 'vitest';
-import type { SlimEndpointSlice, SlimService } from '../../src/cluster/objects.js';
+import { packSlice, type SlimEndpoint, type SlimEndpointSlice, type SlimService } from '../../src/cluster/objects.js';
 import type { ClusterState } from '../../src/cluster/state.js';
 import { clusterSetNames } from '../../src/federation/clusterset.js';
 import { Federation, type FederationSettings } from '../../src/federation/federation.js';
@@ -148,12 +148,12 @@ class World {
   randomSlice(s: { namespace: string; name: string }): SlimEndpointSlice {
     const n = Math.floor(this.rand() * 4);
     const endpoints = Array.from({ length: n }, () => {
-      const e: SlimEndpointSlice['endpoints'][number] = { addresses: [this.pick(ADDRESSES.slice(0, 4))], ready: this.chance(0.8) };
+      const e: SlimEndpoint = { addresses: [this.pick(ADDRESSES.slice(0, 4))], ready: this.chance(0.8) };
       if (this.chance(0.7)) e.zone = this.pick(ZONES);
       if (this.chance(0.4)) e.hostname = this.pick(HOSTS);
       return e;
     });
-    return { namespace: s.namespace, name: `${s.name}-${this.pick(['x', 'y'])}`, service: s.name, addressType: 'IPv4', ports: [{ name: 'http', port: 8080, protocol: 'tcp' }], endpoints };
+    return packSlice({ namespace: s.namespace, name: `${s.name}-${this.pick(['x', 'y'])}`, service: s.name, addressType: 'IPv4', ports: [{ name: 'http', port: 8080, protocol: 'tcp' }], endpoints });
   }
 
   /** One random change to the clusters or the settings. */

@@ -1,0 +1,69 @@
+// A slice's endpoints are held as parallel lists (objects.ts, packSlice): read back, they are
+// the endpoints the slice was made of, whatever mix of address counts, readiness, zones and
+// hostnames it had.
+import { describe, expect, it } from 'vitest';
+import { eachEndpoint, endpointsOf, packSlice, slimEndpointSlice, type SlimEndpoint } from '../../src/cluster/objects.js';
+
+const parts = (endpoints: SlimEndpoint[]) => ({ namespace: 'ns', name: 's-1', service: 's', addressType: 'IPv4' as const, ports: [], endpoints });
+
+/** Seeded generator (mulberry32): the same endpoints on every run. */
+function random(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe('packed endpoints', () => {
+  it('read back as the endpoints they were made of, in order', () => {
+    const rand = random(7);
+    for (let round = 0; round < 300; round++) {
+      const eps: SlimEndpoint[] = Array.from({ length: Math.floor(rand() * 6) }, (_, i) => {
+        const e: SlimEndpoint = { addresses: Array.from({ length: Math.floor(rand() * 3.5) }, (_, k) => `10.0.${i}.${k}`), ready: rand() < 0.7 };
+        if (rand() < 0.3) e.hostname = `h${i}`;
+        if (rand() < 0.6) e.zone = `z${Math.floor(rand() * 3)}`;
+        return e;
+      });
+      const s = packSlice(parts(eps));
+      expect(endpointsOf(s)).toEqual(eps);
+      const seen: [number, number, boolean][] = [];
+      eachEndpoint(s, (from, to, ready) => seen.push([from, to, ready]));
+      expect(seen.map(([from, to]) => s.addresses.slice(from, to))).toEqual(eps.map((e) => e.addresses));
+      expect(seen.map(([, , ready]) => ready)).toEqual(eps.map((e) => e.ready));
+    }
+  });
+
+  it('hold no per-endpoint list that says nothing: one address each, all ready, no hostname, no zone', () => {
+    const s = packSlice(parts([{ addresses: ['10.0.0.1'], ready: true }, { addresses: ['10.0.0.2'], ready: true }]));
+    expect([s.addresses, s.addressCounts, s.zones, s.hostnames, s.notReady]).toEqual([['10.0.0.1', '10.0.0.2'], undefined, [], undefined, undefined]);
+  });
+
+  it('share one zone list between slices whose endpoints are in the same zones', () => {
+    const a = packSlice(parts([{ addresses: ['10.0.0.1'], ready: true, zone: 'z1' }, { addresses: ['10.0.0.2'], ready: true, zone: 'z2' }]));
+    const b = packSlice(parts([{ addresses: ['10.0.1.1'], ready: false, zone: 'z1' }, { addresses: ['10.0.1.2'], ready: true, zone: 'z2' }]));
+    expect(a.zones).toEqual(['z1', 'z2']);
+    expect(b.zones).toBe(a.zones);
+  });
+
+  it('are what a slice read from the API holds: conditions, hostnames, zones and repeated addresses as written', () => {
+    const s = slimEndpointSlice({
+      metadata: { namespace: 'ns', name: 'db-1', labels: { 'kubernetes.io/service-name': 'db' } },
+      addressType: 'IPv4',
+      endpoints: [
+        { addresses: ['10.0.0.1', '10.0.0.1', '10.0.0.2'], hostname: 'db-0', zone: 'z1' },
+        { addresses: [], conditions: { ready: true } },
+        { addresses: ['10.0.0.3'], conditions: { ready: true, terminating: true } },
+        { addresses: ['10.0.0.4'], conditions: { ready: false }, zone: 'z2' },
+      ],
+    });
+    expect(endpointsOf(s)).toEqual([
+      { addresses: ['10.0.0.1', '10.0.0.2'], ready: true, hostname: 'db-0', zone: 'z1' },
+      { addresses: [], ready: true },
+      { addresses: ['10.0.0.3'], ready: false },
+      { addresses: ['10.0.0.4'], ready: false, zone: 'z2' },
+    ]);
+  });
+});
