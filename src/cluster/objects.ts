@@ -144,9 +144,9 @@ export const TRIGGER_TIME_ANNOTATION = 'endpoints.kubernetes.io/last-change-trig
 
 export type Kind = 'Service' | 'EndpointSlice' | 'ServiceExport' | 'ServiceImport' | 'ClusterProperty';
 
-/** "namespace/name": a federated service's identity (namespace sameness). */
+/** "namespace/name": a federated service's identity (namespace sameness), one copy for every cluster. */
 export function serviceKey(namespace: string, name: string): string {
-  return `${namespace}/${name}`;
+  return serviceKeys.get(`${namespace}/${name}`, (key) => key);
 }
 
 type Obj = Record<string, any>;
@@ -159,17 +159,22 @@ type Obj = Record<string, any>;
 class Interner<T> {
   private table = new Map<string, T>();
   constructor(private readonly max: number) {}
-  get(key: string, make: () => T): T {
+  get(key: string, make: (key: string) => T): T {
     let v = this.table.get(key);
     if (v === undefined) {
       if (this.table.size >= this.max) this.table = new Map();
-      this.table.set(key, (v = make()));
+      this.table.set(key, (v = make(key)));
     }
     return v;
   }
 }
 
 const strings = new Interner<string>(50_000);
+// A federated service has the same name and key in every cluster (namespace sameness): one copy
+// each, not one per cluster and object.
+const serviceNames = new Interner<string>(50_000);
+const serviceKeys = new Interner<string>(50_000);
+const serviceName = (s: string): string => serviceNames.get(s, () => s);
 const portLists = new Interner<SlimPort[]>(10_000);
 const zoneLists = new Interner<readonly string[]>(10_000);
 const intern = (s: string): string => strings.get(s, () => s);
@@ -254,7 +259,7 @@ function meta(o: Obj, kind: string): { namespace: string; name: string } {
   // Both are labels of every name of the service (the API server checks them; a file may not).
   if (kind !== 'EndpointSlice' && !asDnsLabel(name)) throw new ObjectError(`${kind} ${namespace}/${name}: the name is not a DNS label`);
   if (!asDnsLabel(namespace)) throw new ObjectError(`${kind} ${namespace}/${name}: the namespace is not a DNS label`);
-  return { namespace: intern(namespace.toLowerCase()), name: kind === 'EndpointSlice' ? name : name.toLowerCase() };
+  return { namespace: intern(namespace.toLowerCase()), name: kind === 'EndpointSlice' ? name : serviceName(name.toLowerCase()) };
 }
 
 /** The `fedns.io/ttl` annotation: whole seconds, 0..2^31-1 (RFC 2181 8). */
@@ -400,7 +405,8 @@ export function endpointsOf(s: PackedEndpoints): SlimEndpoint[] {
 export function slimEndpointSlice(o: Obj): SlimEndpointSlice {
   const { namespace, name } = meta(o, 'EndpointSlice');
   const ignored = new Ignored();
-  const service = str(o.metadata.labels?.[SERVICE_NAME_LABEL])?.toLowerCase() ?? '';
+  const label = str(o.metadata.labels?.[SERVICE_NAME_LABEL]);
+  const service = label ? serviceName(label.toLowerCase()) : '';
   const at = str(o.addressType);
   const addressType = at === 'IPv6' ? 'IPv6' : at === 'FQDN' ? 'FQDN' : 'IPv4';
   const endpoints: SlimEndpoint[] = arr(o.endpoints).map((e) => {
