@@ -177,6 +177,8 @@ const serviceKeys = new Interner<string>(50_000);
 const serviceName = (s: string): string => serviceNames.get(s, () => s);
 const portLists = new Interner<SlimPort[]>(10_000);
 const zoneLists = new Interner<readonly string[]>(10_000);
+/** Endpoints of the biggest slice whose zone list is shared (zones are labels: keys of at most 2 KiB). */
+const SHARED_ZONE_LIST_MAX = 32;
 const intern = (s: string): string => strings.get(s, () => s);
 /** Shared empty values: most Services have no load balancer, most objects no labels. */
 const NO_STRINGS: string[] = Object.freeze([]) as unknown as string[];
@@ -364,12 +366,23 @@ export function packSlice(p: EndpointSliceParts): SlimEndpointSlice {
     ports: p.ports,
     addresses,
     addressCounts,
-    zones: zoned ? zoneLists.get(zones.join(','), () => Object.freeze(zones)) : NO_STRINGS,
+    zones: zoned ? zoneList(zones) : NO_STRINGS,
     hostnames,
     notReady,
     triggerTime: p.triggerTime,
     ignored: p.ignored,
   };
+}
+
+/**
+ * A slice's zone list, frozen: one shared copy for a small slice (many services' slices have the
+ * same few endpoints in the same zones). A big slice keeps its own: its list is rarely another's,
+ * and the table would keep up to its size of lists, each as long as the slice, after their slices
+ * went (every rollout of a big service writes new ones).
+ */
+function zoneList(zones: string[]): readonly string[] {
+  if (zones.length > SHARED_ZONE_LIST_MAX) return Object.freeze(zones);
+  return zoneLists.get(zones.join(','), () => Object.freeze(zones));
 }
 
 /**

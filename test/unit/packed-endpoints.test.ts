@@ -1,6 +1,8 @@
 // A slice's endpoints are held as parallel lists (objects.ts, packSlice): read back, they are
 // the endpoints the slice was made of, whatever mix of address counts, readiness, zones and
 // hostnames it had.
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { eachEndpoint, endpointsOf, packSlice, slimEndpointSlice, type SlimEndpoint } from '../../src/cluster/objects.js';
 
@@ -65,5 +67,36 @@ describe('packed endpoints', () => {
       { addresses: ['10.0.0.3'], ready: false },
       { addresses: ['10.0.0.4'], ready: false, zone: 'z2' },
     ]);
+  });
+});
+
+describe('zone lists', () => {
+  /** The engine's collector, made callable for this test. */
+  function collector(): () => void {
+    setFlagsFromString('--expose-gc');
+    return runInNewContext('gc') as () => void;
+  }
+
+  it('of a big slice go with it: a slice read again and again (each rollout, each hostile write) leaves nothing behind', async () => {
+    const gc = collector();
+    // Zones of 63 characters, a thousand endpoints: each list as its own key would hold ~70 KB.
+    const zone = (k: number) => `z${String(k).padStart(62, '0')}`;
+    const refs: WeakRef<readonly string[]>[] = [];
+    for (let k = 0; k < 4; k++) {
+      const eps: SlimEndpoint[] = Array.from({ length: 1000 }, (_, i) => ({ addresses: [`10.0.${i >> 8}.${i & 255}`], ready: true, zone: zone((i + k) % 3) }));
+      refs.push(new WeakRef(packSlice(parts(eps)).zones));
+    }
+    // WeakRefs hold their target until the job that made them ends.
+    await new Promise((r) => setTimeout(r, 0));
+    gc();
+    expect(refs.filter((r) => r.deref() !== undefined)).toHaveLength(0);
+  });
+
+  it('of small slices are still one list for every slice with the same zones', () => {
+    const eps = (n: number, base: string): SlimEndpoint[] => Array.from({ length: n }, (_, i) => ({ addresses: [`${base}.${i}`], ready: true, zone: `z${i % 3}` }));
+    expect(packSlice(parts(eps(5, '10.0.0'))).zones).toBe(packSlice(parts(eps(5, '10.0.1'))).zones);
+    const big = packSlice(parts(eps(1000, '10.0.2')));
+    expect(Object.isFrozen(big.zones)).toBe(true);
+    expect(endpointsOf(big).map((e) => e.zone)).toEqual(eps(1000, '10.0.2').map((e) => e.zone));
   });
 });
