@@ -13,6 +13,7 @@ import { explain } from '../../src/ops/explain.js';
 import { ZoneBuilder, type ZoneChange, type ZoneSnapshot } from '../../src/zone/snapshot.js';
 import { rrText } from '../../src/wire/records.js';
 import { seed, slice, svc, testFederationSettings } from '../support/federation.js';
+import { serviceNames } from '../../src/federation/service-records.js';
 
 function federation(policy: Partial<FederationPolicy> = {}): { fed: Federation; ask: (n: string, t: number, o?: Parameters<typeof encodeQuery>[2], tr?: 'udp' | 'tcp') => Message } {
   const fed = new Federation(testFederationSettings(policy));
@@ -356,6 +357,53 @@ describe('names held as their addresses', () => {
     const m = ask('s.ns.fed.svc.z2.r1.example.com.', RRType.A);
     expect(m.answers[0]?.type).toBe(RRType.CNAME);
     expect(addrs(m)).toEqual(['10.0.0.1']);
+  });
+
+  it('SRV answers whose targets are held as addresses truncate and fill exactly as plain records would, dual stack, on UDP and TCP', () => {
+    const { fed, ask } = federation();
+    const c = fed.addCluster(settings('a', { addressMode: 'endpoints', zones: ['z1'] }));
+    const v4 = Array.from({ length: 150 }, (_, i) => ({ addr: `10.0.${i >> 8}.${i & 255}` }));
+    const v6 = Array.from({ length: 150 }, (_, i) => ({ addr: `2001:db8::${i.toString(16)}` }));
+    seed(c, [svc('s', []), slice('s', v4, 's-4'), slice('s', v6, 's-6')]);
+    const snap = fed.rebuild();
+    expect(snap.names.get(nameKey('s.ns.fed.example.com.'))).toBeInstanceOf(AddressNode);
+    // The same names, every one as plain records.
+    const plain = new ZoneBuilder(testFederationSettings().apex);
+    plain.setReady(true);
+    const specs = serviceNames(fed.federated('ns/s')!, fed.topologyNow, fed.naming).map((sp) => ({ name: sp.name, rrsets: sp.rrsets, locality: sp.locality }));
+    plain.setOwner('ns/s', specs);
+    const plainSnap = plain.publish()!.snapshot;
+    const ref = new Responder(() => plainSnap);
+    const seen = (m: Message) => [m.tc, m.rcode, m.answers.map(rrText).sort(), m.additionals.map(rrText).sort()];
+    for (const owner of ['s.ns.fed.example.com.', 's.ns.fed.svc.example.com.'])
+      for (const udpSize of [0, 512, 1232, 4096])
+        for (const tr of ['udp', 'tcp'] as const) {
+          const opts = udpSize ? { id: 1, edns: { udpSize } } : { id: 1 };
+          const m = ask(`_http._tcp.${owner}`, RRType.SRV, opts, tr);
+          expect(seen(m), `${owner} ${udpSize} ${tr}`).toEqual(seen(decodeMessage(ref.answer(encodeQuery(`_http._tcp.${owner}`, RRType.SRV, opts), tr)!)));
+          if (tr === 'tcp') expect(m.additionals.filter((r) => r.name === owner)).toHaveLength(300);
+        }
+  });
+
+  it('a service taking and dropping a traffic policy moves its short and global names between kinds and changes no record', () => {
+    const { fed, ask } = federation();
+    const changes: ZoneChange[] = [];
+    fed.on('published', (_s, change) => changes.push(change));
+    const c = fed.addCluster(settings('a', { addressMode: 'endpoints', zones: ['z1'] }));
+    seed(c, [svc('s', []), slice('s', [{ addr: '10.0.0.1', zone: 'z1' }, { addr: '2001:db8::1' }])]);
+    fed.rebuild();
+    const srvExtra = () => ask('_http._tcp.s.ns.fed.example.com.', RRType.SRV).additionals.map(rrText).sort();
+    const before = srvExtra();
+    expect(before).toHaveLength(2);
+    for (const traffic of [{ policy: 'failover' as const }, undefined, { maxAddresses: 1 }, undefined]) {
+      changes.length = 0;
+      c.upsert('Service', svc('s', [], traffic ? { traffic } : {}));
+      c.flush();
+      const snap = fed.rebuild();
+      expect(changes.flatMap((ch) => [...ch.added, ...ch.removed]).map(rrText), JSON.stringify(traffic)).toEqual([]);
+      for (const name of ['s.ns.fed.example.com.', 's.ns.fed.svc.example.com.']) expect(snap.names.get(nameKey(name)) instanceof AddressNode).toBe(!traffic);
+      if (!traffic) expect(srvExtra()).toEqual(before);
+    }
   });
 
   it('a name with a traffic policy is never held as its addresses, and answers its records', () => {
