@@ -146,7 +146,8 @@ export type Kind = 'Service' | 'EndpointSlice' | 'ServiceExport' | 'ServiceImpor
 
 /** "namespace/name": a federated service's identity (namespace sameness), one copy for every cluster. */
 export function serviceKey(namespace: string, name: string): string {
-  return serviceKeys.get(`${namespace}/${name}`, (key) => key);
+  const key = `${namespace}/${name}`;
+  return key.length <= 2 * MAX_LABEL_LENGTH + 1 ? serviceKeys.get(key, () => key) : key;
 }
 
 type Obj = Record<string, any>;
@@ -154,29 +155,37 @@ type Obj = Record<string, any>;
 /**
  * One copy of each value that many objects repeat: namespaces, zones, port names and whole port
  * lists (every object parsed from the API is a fresh copy of its strings). Values are shared
- * read-only. Bounded: a full table starts over, so values seen once cannot pile up.
+ * read-only. Bounded: a full table becomes the table before, and the one before that goes, so
+ * values seen once cannot pile up (at most twice `max` are held), while values seen again (the
+ * same services listed by the next cluster) carry over from the table before.
  */
 class Interner<T> {
   private table = new Map<string, T>();
+  private before = new Map<string, T>();
   constructor(private readonly max: number) {}
   get(key: string, make: (key: string) => T): T {
     let v = this.table.get(key);
     if (v === undefined) {
-      if (this.table.size >= this.max) this.table = new Map();
-      this.table.set(key, (v = make(key)));
+      v = this.before.get(key) ?? make(key);
+      if (this.table.size >= this.max) {
+        this.before = this.table;
+        this.table = new Map();
+      }
+      this.table.set(key, v);
     }
     return v;
   }
 }
 
-const strings = new Interner<string>(50_000);
+const strings = new Interner<string>(25_000);
 // A federated service has the same name and key in every cluster (namespace sameness): one copy
-// each, not one per cluster and object.
+// each, not one per cluster and object. Only what can be a name: a longer service-name label
+// (a file's manifest, unchecked by an API server) is not held past its slice.
 const serviceNames = new Interner<string>(50_000);
 const serviceKeys = new Interner<string>(50_000);
-const serviceName = (s: string): string => serviceNames.get(s, () => s);
-const portLists = new Interner<SlimPort[]>(10_000);
-const zoneLists = new Interner<readonly string[]>(10_000);
+const serviceName = (s: string): string => (s.length <= MAX_LABEL_LENGTH ? serviceNames.get(s, () => s) : s);
+const portLists = new Interner<SlimPort[]>(5_000);
+const zoneLists = new Interner<readonly string[]>(5_000);
 /** Endpoints of the biggest slice whose zone list is shared (zones are labels: keys of at most 2 KiB). */
 const SHARED_ZONE_LIST_MAX = 32;
 const intern = (s: string): string => strings.get(s, () => s);
