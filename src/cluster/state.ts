@@ -429,8 +429,13 @@ export class ClusterState {
     this.clearExpiry();
   }
 
-  /** Services of this cluster (by key) that could be federated, and those changed since the last flush (deleted ones too). */
+  /**
+   * Services this cluster has a say in (by key): those it runs, exports or imports (an exporting
+   * cluster's ServiceImport gives the ClusterSetIP of a service it need not run), and those
+   * changed since the last flush (deleted ones too).
+   */
   serviceKeys(): Iterable<string> {
-    return this.pending.size ? new Set([...this.services.keys(), ...this.pending]) : this.services.keys();
+    if (this.pending.size === 0 && this.exports.size === 0 && this.imports.size === 0) return this.services.keys();
+    return new Set([...this.services.keys(), ...this.exports.keys(), ...this.imports.keys(), ...this.pending]);
   }
 }

@@ -88,6 +88,22 @@ describe('clusterset zone', () => {
     expect(data(fed.clusterSetSnapshot, 'web.ns.svc.clusterset.local.')).toBeUndefined();
   });
 
+  it('a cluster whose lists held only the export and import of a service gives the ClusterSetIP once it is live', () => {
+    const { fed, a, b } = twoClusters();
+    seed(a, [svc('web', ['192.0.2.1']), slice('web', ['10.0.0.1']), exported('web')]);
+    fed.rebuild();
+    // b runs no web of its own; its MCS implementation exports and imports it (lists arrive while b syncs).
+    b.upsert('ServiceExport', exported('web'));
+    b.upsert('ServiceImport', { namespace: 'ns', name: 'web', headless: false, ips: ['10.42.0.1'] });
+    b.flush();
+    fed.rebuild();
+    expect(data(fed.clusterSetSnapshot, 'web.ns.svc.clusterset.local.')).toEqual(['192.0.2.1']);
+    b.markLive();
+    b.flush();
+    fed.rebuild();
+    expect(data(fed.clusterSetSnapshot, 'web.ns.svc.clusterset.local.')).toEqual(['10.42.0.1']);
+  });
+
   it('only the exporting clusters\' ServiceImports give the ClusterSetIP: a cluster that does not export the service has no say', () => {
     const { fed, a, b } = twoClusters();
     seed(a, [svc('web', ['192.0.2.1']), slice('web', ['10.0.0.1']), exported('web')]);
