@@ -187,6 +187,10 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
 
   servicesChanged(c: ClusterState | undefined, keys: Set<string>): void {
     if (c) this.collectChangeTimes(c);
+    // A cluster still syncing contributes nothing, so its changes change no service; once live,
+    // every service of it is rebuilt (clusterChanged). An initial sync rebuilt each service once
+    // more for nothing as every cluster's first lists arrived.
+    if (c?.health === 'syncing') return;
     // A few services changed by a watch event go ahead of a bulk rebuild (a re-list, a reload)
     // still under way, so that a change is answered as fast while the zone is big.
     const to = keys.size <= URGENT_BATCH ? this.urgent : this.dirty;

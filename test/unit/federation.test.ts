@@ -276,6 +276,35 @@ describe('rebuilding many services', () => {
     fed.close();
   }, 60_000);
 
+  it('a cluster still syncing rebuilds nothing: its objects count from the moment it is live', () => {
+    const { fed, ask } = federation();
+    const a = fed.addCluster(settings('a', { addressMode: 'endpoints' }));
+    seed(a, [svc('s', []), slice('s', [{ addr: '10.0.0.1' }])]);
+    fed.rebuild();
+    const rebuilt: number[] = [];
+    fed.on('published', (_snap, _change, services) => rebuilt.push(services));
+    // The second cluster's first lists arrive: it contributes nothing yet.
+    const b = fed.addCluster(settings('b', { addressMode: 'endpoints' }));
+    for (const name of ['s', ...Array.from({ length: 50 }, (_, i) => `t${i}`)]) {
+      b.upsert('Service', svc(name, []));
+      b.upsert('EndpointSlice', slice(name, [{ addr: '10.0.1.1' }]));
+    }
+    b.flush();
+    // A change in the live cluster publishes: only its service was rebuilt.
+    a.upsert('EndpointSlice', slice('s', [{ addr: '10.0.0.2' }]));
+    a.flush();
+    fed.rebuild();
+    expect(rebuilt).toEqual([1]);
+    expect(addrs(ask('s.ns.fed.example.com.', RRType.A))).toEqual(['10.0.0.2']);
+    expect(ask('t0.ns.fed.example.com.', RRType.A).rcode).toBe(Rcode.NXDOMAIN);
+    // Live: every service of the cluster is built with its data.
+    b.markLive();
+    b.flush();
+    fed.rebuild();
+    expect(addrs(ask('s.ns.fed.example.com.', RRType.A))).toEqual(['10.0.0.2', '10.0.1.1']);
+    expect(addrs(ask('t49.ns.fed.example.com.', RRType.A))).toEqual(['10.0.1.1']);
+  });
+
   it('a reload that moves the zone to a new domain makes the new zone ready only once every service of it answers', async () => {
     const { fed, ask } = federation();
     const c = fed.addCluster(settings('one'));
