@@ -4,7 +4,7 @@ import { MAX_NAME_LENGTH, wireLength } from '../wire/name.js';
 import type { RR, SrvData } from '../wire/records.js';
 import type { AddressSet, FederatedService } from './model.js';
 import { endpointName, globalName, regionalName, shortName, srvName, zonalName, type ZoneNaming } from '../zone/names.js';
-import type { NameSpec } from '../zone/node.js';
+import { addressRRsets, type NameSpec } from '../zone/node.js';
 import type { ServiceLocality } from '../zone/locality.js';
 
 /** The locality of a service's short and global names, or undefined when everyone gets every address. */
@@ -25,10 +25,7 @@ export interface RecordSettings extends ZoneNaming {
 }
 
 function addressSets(name: string, set: AddressSet, ttl: number): Map<number, RR[]> {
-  const m = new Map<number, RR[]>();
-  if (set.v4.length) m.set(RRType.A, set.v4.map((a) => ({ name, type: RRType.A, ttl, data: a })));
-  if (set.v6.length) m.set(RRType.AAAA, set.v6.map((a) => ({ name, type: RRType.AAAA, ttl, data: a })));
-  return m;
+  return addressRRsets(name, { v4: set.v4, v6: set.v6, ttl });
 }
 
 /**

@@ -95,9 +95,20 @@ function addressRecords(name: string, recipe: AddressRecipe, type: number): RR[]
   return list.map((data) => ({ name, type, ttl, data }));
 }
 
+/** A recipe's records at `name` by type: A then AAAA, each only when it has addresses. */
+export function addressRRsets(name: string, recipe: AddressRecipe): Map<number, RR[]> {
+  const m = new Map<number, RR[]>();
+  for (const type of [RRType.A, RRType.AAAA]) {
+    const set = addressRecords(name, recipe, type);
+    if (set) m.set(type, set);
+  }
+  return m;
+}
+
 /**
  * A name whose only records are addresses and whose answers carry nothing else (the regional
- * and zonal names of a service, half the records of a big zone): it holds the address strings,
+ * and zonal names of a service, and its short and global names without a traffic policy: almost
+ * every record of a big zone): it holds the address strings,
  * shared with the cluster data, and makes its records and answers when they are asked for. The
  * responder caches the encoded answers of the names queried; transfers and /zone make the
  * records as they go.
@@ -119,12 +130,7 @@ export class AddressNode extends ZoneNode {
   }
 
   override get rrsets(): ReadonlyMap<number, RR[]> {
-    const m = new Map<number, RR[]>();
-    for (const type of [RRType.A, RRType.AAAA]) {
-      const set = this.set(type);
-      if (set) m.set(type, set);
-    }
-    return SmallMap.of(m);
+    return SmallMap.of(addressRRsets(this.name, this));
   }
 
   override get recordCount(): number {
@@ -180,9 +186,7 @@ function withAdditional(answer: RR[][], parts: (RR[][] | AddressTarget)[]): Answ
   return {
     answer,
     get additional() {
-      return parts.flatMap((p) =>
-        Array.isArray(p) ? p : [addressRecords(p.name, p.recipe, RRType.A), addressRecords(p.name, p.recipe, RRType.AAAA)].filter((x): x is RR[] => x !== undefined),
-      );
+      return parts.flatMap((p) => (Array.isArray(p) ? p : [...addressRRsets(p.name, p.recipe).values()]));
     },
   };
 }
