@@ -163,10 +163,10 @@ class Interner<T> {
   private table = new Map<string, T>();
   private before = new Map<string, T>();
   constructor(private readonly max: number) {}
-  get(key: string, make: (key: string) => T): T {
+  get(key: string, make: () => T): T {
     let v = this.table.get(key);
     if (v === undefined) {
-      v = this.before.get(key) ?? make(key);
+      v = this.before.get(key) ?? make();
       if (this.table.size >= this.max) {
         this.before = this.table;
         this.table = new Map();
