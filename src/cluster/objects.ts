@@ -412,7 +412,7 @@ export function eachEndpoint(s: PackedEndpoints, fn: (from: number, to: number, 
   }
 }
 
-/** A slice's endpoints one object each (for explanations and tests; answers read them packed). */
+/** A slice's endpoints one object each: packSlice's inverse, as tests read slices back (answers read them packed). */
 export function endpointsOf(s: PackedEndpoints): SlimEndpoint[] {
   const out: SlimEndpoint[] = [];
   eachEndpoint(s, (from, to, ready, zone, hostname) => {
