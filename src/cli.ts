@@ -9,6 +9,7 @@ import { clientMap, Fedns, loadFederation, rateLimitSummary } from './app.js';
 import { createLogger } from './ops/log.js';
 import { ListenError } from './listen-error.js';
 import { chooseUdpPath, type UdpBatchMode } from './server/udp-batch.js';
+import { applyHeapGrowth } from './heap-growth.js';
 import { VERSION } from './version.js';
 import { masterFile } from './zone/masterfile.js';
 import { canonicalName } from './wire/name.js';
@@ -40,6 +41,8 @@ program
   .addOption(configOption())
   .option('--log-level <level>', 'override log.level')
   .action(async (opts: { config: string; logLevel?: string }) => {
+    // Before anything grows the heap (src/heap-growth.ts).
+    const heapGrowth = applyHeapGrowth();
     const config = load(opts.config);
     const log = createLogger(opts.logLevel ?? config.log.level);
     // A promise nobody awaited that failed is a bug somewhere off the query path: log it and go
@@ -55,7 +58,7 @@ program
       process.stderr.write(`fedns: cannot start: ${e instanceof Error ? e.message : String(e)}${hint}\n`);
       process.exit(1);
     }
-    log.info({ config: config.file, domain: config.domain, clusters: config.clusters.length }, 'fedns started');
+    log.info({ config: config.file, domain: config.domain, clusters: config.clusters.length, heapGrowth }, 'fedns started');
     let reloading = Promise.resolve();
     // The text of the file as last loaded (or attempted): an edit announced twice (SIGHUP and the
     // file watcher, or a watcher that fires twice for one write) is applied once.

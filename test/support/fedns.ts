@@ -29,6 +29,8 @@ export interface FednsOptions {
   env?: NodeJS.ProcessEnv;
   /** Extra CLI arguments after `serve --config FILE`, e.g. ["--log-level", "debug"]. */
   args?: string[];
+  /** Flags for node itself, before the script, e.g. ["--heap-growing-percent=0"]. */
+  nodeArgs?: string[];
   /**
    * What "started" means: 'listening' (the listening log line) or 'published' (also a
    * "zone published" line, i.e. the member clusters' data is being served). Default 'published'.
@@ -110,7 +112,7 @@ export async function startFedns(opts: FednsOptions = {}): Promise<FednsProcess>
     config = scratch.config;
     dir = scratch.dir;
   }
-  const child = spawn(process.execPath, [cli, 'serve', '--config', config, ...(opts.args ?? [])], {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), cli, 'serve', '--config', config, ...(opts.args ?? [])], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...opts.env },
     ...opts.user,
