@@ -26,9 +26,11 @@ WORKDIR /app
 COPY --from=build /app /app
 USER 65532:65532
 EXPOSE 1053/udp 1053/tcp 9153/tcp
-# Node.js 24's V8 lets its young generation grow to 128 MiB (64 MiB semi-spaces); fedns's garbage
-# is short-lived either way, and at 16 MiB, what Node.js 20 used, a 100,000-service federation
-# measured 330-339 MiB after sync instead of 418-423 (README, "Memory"). V8 reads this flag only
-# when it starts, so it is here rather than set by fedns itself like the heap growth.
+# Node.js 24's V8 sizes its young generation from the memory limit: 128 MiB (64 MiB semi-spaces)
+# from a 4 GiB limit. fedns's garbage is short-lived either way, and at 16 MiB, what Node.js 20
+# used there, a 100,000-service federation measured 330-339 MiB after sync instead of 418-423.
+# At 1 GiB V8 picks 16 MiB itself; in a 512 MiB pod it picks 1 MiB, and the flag lets the young
+# generation take up to 30 MiB more (README, "Memory"). V8 reads this flag only when it starts,
+# so it is here rather than set by fedns itself like the heap growth.
 ENTRYPOINT ["node", "--max-semi-space-size=16", "/app/dist/src/cli.js"]
 CMD ["serve", "--config", "/app/config/fedns.yaml"]
