@@ -2,8 +2,8 @@
 // to itself, V8 picks the factor from how fast its collector runs against the program, up to a
 // ceiling set by its heap limit: 4 once the old generation may reach 2 GiB, 1.3 at 256 MiB and
 // below, linearly between (up to 2.0). For fedns the speed nearly always gives the ceiling. A
-// federation of 100,000 services holds about 135 MiB live, so with the heap limit Node.js picks
-// on a machine of 8 GiB or more (4 GiB) its heap could reach 500 MiB before V8 collected.
+// federation of 100,000 services holds about 135 MiB live, so where Node.js gives the old
+// generation 2 GiB or more (from 4 GiB of memory) its heap could reach 500 MiB before V8 collected.
 // `fedns serve` caps the growth at 50 % there: the collector runs more often while the data grows
 // (the initial sync and re-lists), and resident memory stays close to what is live
 // (benchmarks/scale.ts measures both).

@@ -97,13 +97,13 @@ describe('the heap growth takes effect', () => {
   it('with a large heap limit V8 lets the heap grow 1.5 times what is live, not 4 times', async () => {
     const capped = await growth(true, 4096, 600_000);
     const own = await growth(false, 4096, 600_000);
-    // Node.js 20 and 24: 1.5 against 4.0 (V8's most, for a heap limit of 2 GiB and more).
+    // Node.js 20 and 24: 1.5 against 4.0 (V8's most, for an old generation of 2 GiB and more).
     expect(capped).toBeGreaterThan(1.45);
     expect(capped).toBeLessThan(1.6);
     expect(own).toBeGreaterThan(3);
   }, 90_000);
 
-  it("with a 512 MiB pod's heap limit (256 MiB) the growth stays V8's own, at most 1.3", async () => {
+  it("with a 512 MiB pod's old generation (256 MiB) the growth stays V8's own, at most 1.3", async () => {
     // About 100 MiB live, well inside the limit.
     const applied = await growth(true, 256, 300_000);
     const own = await growth(false, 256, 300_000);
