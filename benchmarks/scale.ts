@@ -47,6 +47,13 @@ const ask = (port: number, name: string) => query(port, name, (msg) => (msg.tc ?
 /** The TTL of the first answer. */
 const askTtl = (port: number, name: string) => query(port, name, (msg) => msg.answers[0]?.ttl ?? -1);
 
+/** CPU seconds used (utime + stime, in clock ticks of 1/100 s on Linux) by a process, or by one of its threads (`/proc/PID/task/TID/stat`). */
+function cpuSeconds(statFile: string): number {
+  const stat = readFileSync(statFile, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
 /** Resident memory now (VmRSS) or the most it has been (VmHWM), MiB. */
 function rssMiB(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number {
   const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -96,6 +103,7 @@ async function main(): Promise<void> {
     writeFileSync(join(dir, 'fedns.yaml'), config(30));
     const nodeArgs = (process.env.FEDNS_NODE_ARGS ?? '').split(' ').filter(Boolean);
     const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
     fedns = spawn(process.execPath, [...nodeArgs, join(ROOT, 'dist', 'src', 'cli.js'), 'serve', '--config', join(dir, 'fedns.yaml')], {
       stdio: ['ignore', process.env.FEDNS_STDOUT ? openSync(process.env.FEDNS_STDOUT, 'w') : 'ignore', 'inherit'],
     });
@@ -143,6 +151,9 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 50));
     }
     const syncMs = performance.now() - t0;
+    // Where the sync's time went: both processes share this machine's cores.
+    const cpuBench = process.cpuUsage(cpu0);
+    const syncCpu = { fedns: cpuSeconds(`/proc/${fedns.pid}/stat`), main: cpuSeconds(`/proc/${fedns.pid}/task/${fedns.pid}/stat`), bench: (cpuBench.user + cpuBench.system) / 1e6 };
     const syncStall = { ...(await stall.take()), lag: await lagMs(), peak: rssMiB(fedns.pid!, 'VmHWM') };
     await new Promise((r) => setTimeout(r, 2000));
     // RSS includes heap V8 has not given back; the live JavaScript heap is what the data costs.
@@ -224,6 +235,7 @@ async function main(): Promise<void> {
       `longest wait ${f.maxMs.toFixed(0)} ms over ${f.answers} answers${f.timeouts ? `, ${f.timeouts} unanswered within 2 s` : ''} (fedns's event loop: longest stall ${f.lag.toFixed(0)} ms)`;
     console.log(`${CLUSTERS} clusters x ${SERVICES} services x 3 endpoints (${CLUSTERS * SERVICES} Services, ${CLUSTERS * SERVICES * 3} endpoints); zone: ${records} records${zoneText ? ` (${(zoneText.length / 1e6).toFixed(0)} MB as \`fedns zone\` prints it)` : ''}`);
     console.log(`  initial sync: ${(syncMs / 1000).toFixed(1)} s from process start to the last service answering from all clusters${ratio(syncMs, knot?.loadMs)}`);
+    console.log(`    CPU time by then: fedns ${syncCpu.fedns.toFixed(1)} s (its main thread ${syncCpu.main.toFixed(1)} s, V8's and libuv's helper threads the rest); this benchmark's process (${CLUSTERS} API servers and the asking client) ${syncCpu.bench.toFixed(1)} s`);
     console.log(`  resident memory after sync: ${rss.toFixed(0)} MiB${ratio(rss, knot?.rss)}; JavaScript heap in use: ${heapUsed.toFixed(0)} MiB`);
     console.log(`  resident memory answering for 30 s more: ${Math.min(...serving).toFixed(0)}-${Math.max(...serving).toFixed(0)} MiB (every 5 s: ${serving.map((m) => m.toFixed(0)).join(', ')})`);
     console.log(`  resident memory at its peak (VmHWM) by the end of: sync ${syncStall.peak.toFixed(0)} MiB, re-list ${relistStall.peak.toFixed(0)}, reload ${reloadStall.peak.toFixed(0)}, /zone ${zoneStall.peak.toFixed(0)}`);
