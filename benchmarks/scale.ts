@@ -67,7 +67,7 @@ async function main(): Promise<void> {
   try {
     let clusters = '';
     for (let c = 0; c < CLUSTERS; c++) {
-      const api = await FakeApiServer.start({ bookmarkIntervalMs: 30_000 });
+      const api = await FakeApiServer.start({ bookmarkIntervalMs: 30_000, renderListPages: true });
       apis.push(api);
       for (let i = 0; i < SERVICES; i++) {
         api.apply({
@@ -85,6 +85,8 @@ async function main(): Promise<void> {
           endpoints: [1, 2, 3].map((k) => ({ addresses: [`10.${c}.${i >> 6}.${((i & 63) << 2) + k}`], conditions: { ready: true }, zone: `z${k}` })),
         });
       }
+      // Pages as fedns asks for them (500 a page), rendered now: see FakeApiServerOptions.renderListPages.
+      api.renderLists(['Service', 'EndpointSlice'], 500);
       api.writeKubeconfig(join(dir, `c${c}.kubeconfig`), { context: `c${c}` });
       clusters += `  - { name: c${c}, region: r${c % 4}, source: { type: kube, kubeconfig: c${c}.kubeconfig, context: c${c} } }\n`;
     }

@@ -247,6 +247,41 @@ describe('fake kube-apiserver with @kubernetes/client-node', { timeout: 10_000 }
     expect(JSON.parse(expired.body as string)).toMatchObject({ reason: 'Expired', code: 410 });
   });
 
+  it('renderListPages: serves the pages rendered ahead, the same list every time, until a change', async () => {
+    const rendered = await FakeApiServer.start({ tokens: ['r-token'], renderListPages: true });
+    onTestFinished(() => rendered.stop());
+    for (let i = 0; i < 5; i++) rendered.apply(svc(`r${i}`, 'cached'));
+    rendered.renderLists(['Service'], 2);
+    const kc = new k8s.KubeConfig();
+    kc.loadFromString(rendered.kubeconfig({ token: 'r-token' }));
+    const api = kc.makeApiClient(k8s.CoreV1Api);
+    const listAll = async (afterFirstPage = () => {}) => {
+      const names: string[] = [];
+      let cont: string | undefined;
+      let pages = 0;
+      do {
+        const page = await api.listServiceForAllNamespaces({ limit: 2, _continue: cont });
+        names.push(...page.items.map((s) => s.metadata!.name!));
+        if (pages === 0) afterFirstPage();
+        cont = page.metadata?._continue;
+      } while (cont && ++pages < 10);
+      return names;
+    };
+    expect(await listAll()).toEqual(['r0', 'r1', 'r2', 'r3', 'r4']);
+    // A change while a client pages through: the rest comes from the list's snapshot, as on a
+    // real server (the snapshot outlives the last page the renderer asked for).
+    const changed = await listAll(() => {
+      rendered.remove('Service', 'cached', 'r1');
+      rendered.apply(svc('r5', 'cached'));
+    });
+    expect(changed).toEqual(['r0', 'r1', 'r2', 'r3', 'r4']);
+    expect(await listAll()).toEqual(['r0', 'r2', 'r3', 'r4', 'r5']);
+    expect(await listAll()).toEqual(['r0', 'r2', 'r3', 'r4', 'r5']);
+    rendered.compact();
+    expect(await listAll()).toEqual(['r0', 'r2', 'r3', 'r4', 'r5']);
+    expect(() => server.renderLists(['Service'], 2)).toThrow(/renderListPages/);
+  });
+
   it('delivers an in-stream 410 ERROR to the watch callback and then ends it (done with no error)', async () => {
     const old = server.resourceVersion;
     server.apply(svc('c1', 'compacted'));

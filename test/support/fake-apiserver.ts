@@ -119,6 +119,13 @@ export interface FakeApiServerOptions {
    * items of built-in lists (and puts them on CRD lists); default false, i.e. like a real one.
    */
   listItemsTypeMeta?: boolean;
+  /**
+   * Keep each LIST page's JSON text while nothing changes and serve it again (`renderLists`
+   * renders them ahead). For benchmarks: a real API server serves lists from its watch cache on
+   * machines of its own, while this one would otherwise share the measured server's CPU to
+   * build every page. Default false.
+   */
+  renderListPages?: boolean;
 }
 
 export interface KubeconfigOptions {
@@ -610,7 +617,10 @@ export class FakeApiServer extends EventEmitter {
   /** Connections turned away (reset, or accepted and left hanging) while breakAll() was in force. */
   brokenConnections = 0;
 
-  private readonly opts: Required<Pick<FakeApiServerOptions, 'bookmarkIntervalMs' | 'maxHistory' | 'maxRequestLog' | 'listItemsTypeMeta'>>;
+  private readonly opts: Required<Pick<FakeApiServerOptions, 'bookmarkIntervalMs' | 'maxHistory' | 'maxRequestLog' | 'listItemsTypeMeta' | 'renderListPages'>>;
+  /** Rendered LIST pages by request, valid at renderedRv (renderListPages). */
+  private readonly rendered = new Map<string, { body: Buffer; next?: string }>();
+  private renderedRv = -1;
   private readonly defs: ResourceDef[];
   private readonly disabled = new Set<string>();
   private readonly store = new Map<string, Map<string, KubeObject>>();
@@ -648,6 +658,7 @@ export class FakeApiServer extends EventEmitter {
       maxHistory: options.maxHistory ?? 10000,
       maxRequestLog: options.maxRequestLog ?? 10000,
       listItemsTypeMeta: options.listItemsTypeMeta ?? false,
+      renderListPages: options.renderListPages ?? false,
     };
     this.defs = [...DEFAULT_RESOURCES, ...(options.extraResources ?? [])];
     if (options.serviceExports === false) for (const k of MULTICLUSTER_KINDS) this.disabled.add(k);
@@ -880,6 +891,7 @@ export class FakeApiServer extends EventEmitter {
     this.history.length = 0;
     this.compactedRv = this.rv;
     this.snapshots.clear();
+    this.rendered.clear();
   }
 
   /** Applies every object in dir's manifests; returns the stored objects. */
@@ -1512,21 +1524,57 @@ export class FakeApiServer extends EventEmitter {
   }
 
   private handleList(req: IncomingMessage, resp: ServerResponse, u: URL, route: Route, token: string | undefined): void {
-    const def = route.def!;
-    const q = u.searchParams;
-    const match = this.selectorFor(def, route.namespace, q);
-    const selectorKey = `${route.namespace ?? ''}|${q.get('labelSelector') ?? ''}|${q.get('fieldSelector') ?? ''}`;
+    const body = this.listPage(route.def!, route.namespace, u.searchParams).body;
+    this.logRequest(req, u, route, token, 200);
+    resp.writeHead(200, {
+      'Content-Type': 'application/json',
+      'Content-Length': String(body.length),
+      'Cache-Control': 'no-cache, private',
+      'Audit-Id': randomUUID(),
+    });
+    resp.end(body);
+  }
+
+  /**
+   * Renders every page of the lists a client asking with `limit` gets (no selector), before it
+   * asks: with renderListPages, they are then served as they are until something changes.
+   */
+  renderLists(kinds: string[], limit: number): void {
+    if (!this.opts.renderListPages) throw new Error('fake-apiserver: renderLists needs renderListPages');
+    for (const kind of kinds) {
+      let next: string | undefined;
+      do {
+        const q = new URLSearchParams({ limit: String(limit) });
+        if (next) q.set('continue', next);
+        next = this.listPage(this.def(kind), undefined, q).next;
+      } while (next);
+    }
+  }
+
+  /** One page of a LIST as JSON (UTF-8), and its continue token; HttpError for a request it cannot answer. */
+  private listPage(def: ResourceDef, namespace: string | undefined, q: URLSearchParams): { body: Buffer; next?: string } {
+    const match = this.selectorFor(def, namespace, q);
+    const selectorKey = `${namespace ?? ''}|${q.get('labelSelector') ?? ''}|${q.get('fieldSelector') ?? ''}`;
     const limitParam = q.get('limit');
     let limit = limitParam ? Number(limitParam) : 0;
     if (!Number.isInteger(limit) || limit < 0) throw new HttpError(statusObject(400, `invalid limit ${limitParam}`, 'BadRequest'));
     const forced = this.pageSizes.get(def.kind) ?? this.pageSizes.get('*');
     if (forced) limit = limit ? Math.min(limit, forced) : forced;
+    const cont = q.get('continue');
+    // Rendered pages hold while nothing has changed (every change moves the resource version).
+    const rendering = this.opts.renderListPages;
+    if (rendering && this.renderedRv !== this.rv) {
+      this.rendered.clear();
+      this.renderedRv = this.rv;
+    }
+    const pageKey = `${def.kind}|${selectorKey}|${limit}|${cont ?? ''}`;
+    const cached = rendering ? this.rendered.get(pageKey) : undefined;
+    if (cached) return cached;
 
     let items: KubeObject[];
     let rv: number;
     let offset = 0;
     let snapId: string | undefined;
-    const cont = q.get('continue');
     if (cont) {
       const tok = decodeContinue(cont);
       if (!tok) throw new HttpError(statusObject(400, 'continue key is not valid: malformed continue token', 'BadRequest'));
@@ -1562,16 +1610,16 @@ export class FakeApiServer extends EventEmitter {
       }
       metadata.continue = encodeContinue(snapId, next, rv);
       if (!q.get('labelSelector') && !q.get('fieldSelector')) metadata.remainingItemCount = items.length - next;
-    } else if (snapId) {
+    } else if (snapId && !rendering) {
+      // Rendered first pages name this snapshot: it stays until the pages go.
       this.snapshots.delete(snapId);
     }
-    this.logRequest(req, u, route, token, 200);
-    this.sendJson(resp, 200, {
-      kind: def.listKind,
-      apiVersion: apiVersionOf(def),
-      metadata,
-      items: page.map((o) => this.listItem(def, o)),
-    });
+    const out = {
+      body: Buffer.from(JSON.stringify({ kind: def.listKind, apiVersion: apiVersionOf(def), metadata, items: page.map((o) => this.listItem(def, o)) })),
+      next: metadata.continue as string | undefined,
+    };
+    if (rendering) this.rendered.set(pageKey, out);
+    return out;
   }
 
   private async handleWrite(req: IncomingMessage, resp: ServerResponse, u: URL, route: Route, token: string | undefined): Promise<void> {
