@@ -88,19 +88,32 @@ export interface FederationPolicy {
 /** An address a contribution holds (checked there): IPv6 has a colon, IPv4 never does. */
 const isV6 = (addr: string) => addr.includes(':');
 
+/** Shared empty address list (most services have no IPv6): lists are read-only. */
+const NO_ADDRESSES: readonly string[] = Object.freeze([]);
+
+/** Sorts `list` and drops repeats, in place; an exact-length copy (lists grown by push keep spare room, and zones hold these). */
+function sortedUnique(list: string[]): readonly string[] {
+  if (list.length === 0) return NO_ADDRESSES;
+  list.sort();
+  let kept = 1;
+  for (let i = 1; i < list.length; i++) if (list[i] !== list[kept - 1]) list[kept++] = list[i];
+  return list.slice(0, kept);
+}
+
+/** The addresses of one level, in arrays rather than sets (a rebuild of every service makes tens of these per service). */
 class Collector {
-  readonly v4 = new Set<string>();
-  readonly v6 = new Set<string>();
-  /** Adds an address a contribution holds. */
+  readonly v4: string[] = [];
+  readonly v6: string[] = [];
+  /** Adds an address a contribution holds (repeats are dropped by toSet). */
   add(addr: string): void {
-    if (isV6(addr)) this.v6.add(addr);
-    else this.v4.add(addr);
+    if (isV6(addr)) this.v6.push(addr);
+    else this.v4.push(addr);
   }
   get size(): number {
-    return this.v4.size + this.v6.size;
+    return this.v4.length + this.v6.length;
   }
   toSet(): AddressSet {
-    return { v4: [...this.v4].sort(), v6: [...this.v6].sort() };
+    return { v4: sortedUnique(this.v4), v6: sortedUnique(this.v6) };
   }
 }
 
@@ -114,6 +127,9 @@ function bucket(map: Map<string, Collector>, key: string): Collector {
 export function addressLabel(addr: string): string {
   return addr.toLowerCase().replace(/[.:]/g, '-');
 }
+
+/** Contributions without endpoint names (every service that is not headless) share this. */
+const NO_ENDPOINTS: HeadlessEndpoint[] = Object.freeze([]) as unknown as HeadlessEndpoint[];
 
 /** The zones of an address without its own: the cluster's count. */
 const NO_ZONES: readonly string[] = Object.freeze([]);
@@ -142,7 +158,10 @@ export type HostnameLookup = (hostname: string) => string[] | undefined;
 function contribution(c: ClusterState, svc: SlimService, key: string, verdict: ClusterVerdict | undefined, lookup?: HostnameLookup): Contribution {
   const mode = svc.headless ? 'endpoints' : c.settings.addressMode;
   if (verdict) verdict.mode = svc.headless ? 'endpoints (headless)' : mode;
-  const out: Contribution = { cluster: c, service: svc, addresses: new Map(), endpoints: [], ports: [], verdict };
+  // Ports and endpoints: the service's own list (named ports: slimService keeps no other), made
+  // here only for a headless service.
+  const ports = svc.headless ? [] : svc.ports.every((p) => p.name) ? svc.ports : svc.ports.filter((p) => p.name);
+  const out: Contribution = { cluster: c, service: svc, addresses: new Map(), endpoints: NO_ENDPOINTS, ports, verdict };
   // Made only where needed: this runs for every service of every cluster on each rebuild.
   const readyZones = mode === 'loadBalancer' ? new Set<string>() : undefined;
   let ready = 0;
@@ -193,7 +212,6 @@ function contribution(c: ClusterState, svc: SlimService, key: string, verdict: C
       }
     });
   }
-  if (!svc.headless) out.ports = svc.ports.filter((p) => p.name);
   if (hosts) out.endpoints = [...hosts.values()];
   if (mode === 'loadBalancer' && readyZones) {
     if (ready === 0) {
@@ -296,12 +314,15 @@ export function federate(key: string, clusters: Iterable<ClusterState>, policy: 
   let annotated: number | undefined;
   let stale = panic;
   let headless = false;
+  let lastPorts: SlimPort[] | undefined;
   for (const x of used) {
     const c = x.cluster;
     const verdict = x.verdict;
     if (x.service.ttl !== undefined) annotated = Math.min(annotated ?? x.service.ttl, x.service.ttl);
     headless ||= x.service.headless;
-    for (const p of x.ports) ports.set(`${p.name}/${p.protocol}/${p.port}`, p);
+    // Copies of a service in many clusters mostly share one port list (src/cluster/objects.ts).
+    if (x.ports !== lastPorts) for (const p of x.ports) ports.set(`${p.name}/${p.protocol}/${p.port}`, p);
+    lastPorts = x.ports;
     endpoints.push(...x.endpoints);
     if (x.addresses.size === 0) continue;
     if (c.health === 'stale' || c.health === 'expired') stale = true;
