@@ -164,15 +164,23 @@ class Interner<T> {
   private before = new Map<string, T>();
   constructor(private readonly max: number) {}
   get(key: string, make: () => T): T {
+    return this.find(key) ?? this.put(key, make());
+  }
+  /** The value held for `key`, if any. */
+  find(key: string): T | undefined {
     let v = this.table.get(key);
     if (v === undefined) {
-      v = this.before.get(key) ?? make();
-      if (this.table.size >= this.max) {
-        this.before = this.table;
-        this.table = new Map();
-      }
-      this.table.set(key, v);
+      v = this.before.get(key);
+      if (v !== undefined) this.put(key, v);
     }
+    return v;
+  }
+  private put(key: string, v: T): T {
+    if (this.table.size >= this.max) {
+      this.before = this.table;
+      this.table = new Map();
+    }
+    this.table.set(key, v);
     return v;
   }
 }
@@ -185,6 +193,8 @@ const serviceNames = new Interner<string>(50_000);
 const serviceKeys = new Interner<string>(50_000);
 const serviceName = (s: string): string => (s.length <= MAX_LABEL_LENGTH ? serviceNames.get(s, () => s) : s);
 const portLists = new Interner<SlimPort[]>(5_000);
+/** Port lists by how they were written (writtenPorts), where reading them ignored nothing. */
+const portsAsWritten = new Interner<SlimPort[]>(5_000);
 const zoneLists = new Interner<readonly string[]>(5_000);
 /** Endpoints of the biggest slice whose zone list is shared (zones are labels: keys of at most 2 KiB). */
 const SHARED_ZONE_LIST_MAX = 32;
@@ -225,7 +235,10 @@ const PROTOCOLS = new Set(['tcp', 'udp', 'sctp']);
 /** Collects the values an object had that fedns does not use. */
 class Ignored {
   list: IgnoredValue[] = [];
+  /** Values ignored, including those past the 20 listed. */
+  count = 0;
   add(reason: IgnoreReason, value: string): undefined {
+    this.count++;
     if (this.list.length < 20) this.list.push({ reason, value: value.length > 80 ? `${value.slice(0, 77)}...` : value });
     return undefined;
   }
@@ -240,8 +253,39 @@ class Ignored {
   }
 }
 
-/** Named ports only (the others give no SRV record): the name and protocol become labels. */
+/**
+ * A port list as written, as one string (each text length-prefixed, so two lists give the same
+ * string only if they are the same); undefined where a value is not a plain string or number.
+ */
+function writtenPorts(v: unknown[]): string | undefined {
+  let key = '';
+  for (const p of v) {
+    if (!p || typeof p !== 'object') return undefined;
+    const { name, port, protocol } = p as Obj;
+    if (typeof name !== 'string' || typeof port !== 'number') return undefined;
+    if (protocol !== undefined && typeof protocol !== 'string') return undefined;
+    key += `${name.length}:${name}${port}/${protocol === undefined ? '-' : `${protocol.length}:${protocol}`}`;
+  }
+  return key;
+}
+
+/**
+ * Named ports only (the others give no SRV record): the name and protocol become labels. Every
+ * copy of a service and its slices writes the same few lists: one seen before, that read without
+ * ignoring anything, is the list made then.
+ */
 function ports(v: unknown, ignored: Ignored): SlimPort[] {
+  if (!Array.isArray(v) || v.length === 0) return NO_PORTS;
+  const written = writtenPorts(v);
+  const seen = written === undefined ? undefined : portsAsWritten.find(written);
+  if (seen) return seen;
+  const ignoredBefore = ignored.count;
+  const made = readPorts(v, ignored);
+  if (written !== undefined && ignored.count === ignoredBefore) portsAsWritten.get(written, () => made);
+  return made;
+}
+
+function readPorts(v: unknown[], ignored: Ignored): SlimPort[] {
   const out: SlimPort[] = [];
   for (const p of arr(v)) {
     const port = Number(p.port);

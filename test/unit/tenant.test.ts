@@ -388,6 +388,31 @@ describe('what Services and EndpointSlices say, as sources hand them over', () =
     expect(fed.ignored.count('port name')).toBe(3);
   });
 
+  it('a port list read before is reused only as read: every copy with an unusable port still reports it', () => {
+    const service = (ports: unknown) => slimService({ metadata: { namespace: 'ns', name: 'p' }, spec: { ports } });
+    const good = [{ name: 'HTTP', port: 80, protocol: 'TCP' }, { name: 'dns', port: 53, protocol: 'UDP' }];
+    const first = service(good);
+    expect(first.ports).toEqual([{ name: 'http', port: 80, protocol: 'tcp' }, { name: 'dns', port: 53, protocol: 'udp' }]);
+    expect(service(structuredClone(good)).ports).toBe(first.ports);
+    // Lists that differ only where a naive key would join them are different lists.
+    expect(service([{ name: 'a', port: 1, protocol: 'TCP' }, { name: 'b', port: 2 }]).ports).toEqual([
+      { name: 'a', port: 1, protocol: 'tcp' },
+      { name: 'b', port: 2, protocol: 'tcp' },
+    ]);
+    expect(service([{ name: 'a', port: 12, protocol: 'TCP' }]).ports).toEqual([{ name: 'a', port: 12, protocol: 'tcp' }]);
+    expect(service([{ name: 'a', port: 80, protocol: 'UDP' }]).ports).toEqual([{ name: 'a', port: 80, protocol: 'udp' }]);
+    // Ignored values are noted on every object that has them, not only the first.
+    const bad = [{ name: 'ok', port: 80 }, { name: 'bad.port', port: 81 }];
+    for (let i = 0; i < 3; i++) {
+      const s = service(structuredClone(bad));
+      expect(s.ports).toEqual([{ name: 'ok', port: 80, protocol: 'tcp' }]);
+      expect(s.ignored).toEqual([{ reason: 'port name', value: 'bad.port' }]);
+    }
+    // Values of other types take the reading path, and read as before.
+    expect(service([{ name: 'x', port: '8080' }]).ports).toEqual([{ name: 'x', port: 8080, protocol: 'tcp' }]);
+    expect(service([{ name: 'x', port: 8080, protocol: null }]).ports).toEqual([{ name: 'x', port: 8080, protocol: 'tcp' }]);
+  });
+
   it('a Service or namespace name that is no DNS label is refused at conversion', () => {
     expect(() => slimService({ metadata: { namespace: 'ns', name: 'a.b' } })).toThrow(/not a DNS label/);
     expect(() => slimService({ metadata: { namespace: 'Bad..ns', name: 'a' } })).toThrow(/namespace is not a DNS label/);
