@@ -253,17 +253,23 @@ class Ignored {
   }
 }
 
+/** The most ports of a list kept by how it was written. */
+const MAX_WRITTEN_PORTS = 32;
+
 /**
  * A port list as written, as one string (each text length-prefixed, so two lists give the same
- * string only if they are the same); undefined where a value is not a plain string or number.
+ * string only if they are the same); undefined where a value is not a plain string or number, or
+ * could not be part of a port kept (a name or protocol too long): the key holds nothing a tenant
+ * could make big.
  */
 function writtenPorts(v: unknown[]): string | undefined {
+  if (v.length > MAX_WRITTEN_PORTS) return undefined;
   let key = '';
   for (const p of v) {
     if (!p || typeof p !== 'object') return undefined;
     const { name, port, protocol } = p as Obj;
-    if (typeof name !== 'string' || typeof port !== 'number') return undefined;
-    if (protocol !== undefined && typeof protocol !== 'string') return undefined;
+    if (typeof name !== 'string' || typeof port !== 'number' || name.length >= MAX_LABEL_LENGTH) return undefined;
+    if (protocol !== undefined && (typeof protocol !== 'string' || protocol.length > 4)) return undefined;
     key += `${name.length}:${name}${port}/${protocol === undefined ? '-' : `${protocol.length}:${protocol}`}`;
   }
   return key;
@@ -281,7 +287,8 @@ function ports(v: unknown, ignored: Ignored): SlimPort[] {
   if (seen) return seen;
   const ignoredBefore = ignored.count;
   const made = readPorts(v, ignored);
-  if (written !== undefined && ignored.count === ignoredBefore) portsAsWritten.get(written, () => made);
+  // Kept only as read whole: a port dropped without a note (a bad number) keeps the list out too.
+  if (written !== undefined && ignored.count === ignoredBefore && made.length === v.length) portsAsWritten.get(written, () => made);
   return made;
 }
 

@@ -140,4 +140,19 @@ describe('service names, one copy for every cluster', () => {
     gc();
     expect(process.memoryUsage().heapUsed - before).toBeLessThan(8 << 20);
   });
+
+  it('keep nothing of a port list that reads to less than was written (a huge port name beside a bad port number)', async () => {
+    const gc = collector();
+    await new Promise((r) => setTimeout(r, 0));
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    for (let k = 0; k < 40; k++) {
+      const ports = [{ name: `${k}-`.padEnd(1 << 20, 'x'), port: 0 }, { name: 'a', port: 1 + k }];
+      expect(slimService({ metadata: { namespace: 'ns', name: `p-${k}` }, spec: { ports } }).ports).toEqual([{ name: 'a', port: 1 + k, protocol: 'tcp' }]);
+      slimEndpointSlice({ metadata: { namespace: 'ns', name: `p-${k}` }, ports, endpoints: [] });
+    }
+    await new Promise((r) => setTimeout(r, 0));
+    gc();
+    expect(process.memoryUsage().heapUsed - before).toBeLessThan(8 << 20);
+  });
 });
