@@ -248,7 +248,7 @@ describe('fake kube-apiserver with @kubernetes/client-node', { timeout: 10_000 }
   });
 
   it('renderListPages: serves the pages rendered ahead, the same list every time, until a change', async () => {
-    const rendered = await FakeApiServer.start({ tokens: ['r-token'], renderListPages: true });
+    const rendered = await FakeApiServer.start({ tokens: ['r-token'], renderListPages: true, maxSnapshots: 10 });
     onTestFinished(() => rendered.stop());
     for (let i = 0; i < 5; i++) rendered.apply(svc(`r${i}`, 'cached'));
     rendered.renderLists(['Service'], 2);
@@ -278,6 +278,10 @@ describe('fake kube-apiserver with @kubernetes/client-node', { timeout: 10_000 }
     expect(await listAll()).toEqual(['r0', 'r2', 'r3', 'r4', 'r5']);
     expect(await listAll()).toEqual(['r0', 'r2', 'r3', 'r4', 'r5']);
     rendered.compact();
+    // A first page alone (rendered now), then more newer snapshots (other lists' first pages)
+    // than are kept: the one the rendered page names went, and the page is rendered again.
+    expect((await api.listServiceForAllNamespaces({ limit: 2 })).items).toHaveLength(2);
+    for (let i = 0; i < 11; i++) await api.listServiceForAllNamespaces({ limit: 2, labelSelector: `k!=v${i}` });
     expect(await listAll()).toEqual(['r0', 'r2', 'r3', 'r4', 'r5']);
     expect(() => server.renderLists(['Service'], 2)).toThrow(/renderListPages/);
   });

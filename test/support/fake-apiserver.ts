@@ -126,6 +126,8 @@ export interface FakeApiServerOptions {
    * build every page. Default false.
    */
   renderListPages?: boolean;
+  /** LIST snapshots (continue tokens) kept; the oldest go first. Default 1000. */
+  maxSnapshots?: number;
 }
 
 export interface KubeconfigOptions {
@@ -617,7 +619,7 @@ export class FakeApiServer extends EventEmitter {
   /** Connections turned away (reset, or accepted and left hanging) while breakAll() was in force. */
   brokenConnections = 0;
 
-  private readonly opts: Required<Pick<FakeApiServerOptions, 'bookmarkIntervalMs' | 'maxHistory' | 'maxRequestLog' | 'listItemsTypeMeta' | 'renderListPages'>>;
+  private readonly opts: Required<Pick<FakeApiServerOptions, 'bookmarkIntervalMs' | 'maxHistory' | 'maxRequestLog' | 'listItemsTypeMeta' | 'renderListPages' | 'maxSnapshots'>>;
   /** Rendered LIST pages by request, valid at renderedRv (renderListPages). */
   private readonly rendered = new Map<string, { body: Buffer; next?: string }>();
   private renderedRv = -1;
@@ -659,6 +661,7 @@ export class FakeApiServer extends EventEmitter {
       maxRequestLog: options.maxRequestLog ?? 10000,
       listItemsTypeMeta: options.listItemsTypeMeta ?? false,
       renderListPages: options.renderListPages ?? false,
+      maxSnapshots: options.maxSnapshots ?? 1000,
     };
     this.defs = [...DEFAULT_RESOURCES, ...(options.extraResources ?? [])];
     if (options.serviceExports === false) for (const k of MULTICLUSTER_KINDS) this.disabled.add(k);
@@ -1606,12 +1609,17 @@ export class FakeApiServer extends EventEmitter {
       if (!snapId) {
         snapId = randomUUID();
         this.snapshots.set(snapId, { kind: def.kind, rv, items, selectorKey });
-        if (this.snapshots.size > 1000) this.snapshots.delete(this.snapshots.keys().next().value as string);
+        if (this.snapshots.size > this.opts.maxSnapshots) {
+          this.snapshots.delete(this.snapshots.keys().next().value as string);
+          // A rendered page may name the snapshot that went: render them again.
+          this.rendered.clear();
+        }
       }
       metadata.continue = encodeContinue(snapId, next, rv);
       if (!q.get('labelSelector') && !q.get('fieldSelector')) metadata.remainingItemCount = items.length - next;
     } else if (snapId && !rendering) {
-      // Rendered first pages name this snapshot: it stays until the pages go.
+      // Rendered first pages name this snapshot: it stays (a client paging through a change
+      // still gets its list), until newer ones push it out (maxSnapshots).
       this.snapshots.delete(snapId);
     }
     const out = {
