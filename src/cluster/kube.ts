@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { parse } from 'yaml';
@@ -142,26 +143,50 @@ export function loadKubeClient(): Promise<KubeClient> {
   return kubeClient;
 }
 
-/**
- * The `token-file` of the user the kubeconfig's context (`context`, else its current-context)
- * names, as the library reads it (relative to the working directory); undefined when it names
- * none or the text does not parse.
- */
-export function tokenFileOf(kubeconfig: string, context?: string): string | undefined {
-  let doc: unknown;
+/** A kubeconfig's text as an object, or undefined when it does not parse as one. */
+function kubeconfigDoc(text: string): Record<string, unknown> | undefined {
   try {
-    doc = parse(kubeconfig);
+    const doc: unknown = parse(text);
+    return doc && typeof doc === 'object' && !Array.isArray(doc) ? (doc as Record<string, unknown>) : undefined;
   } catch {
     return undefined;
   }
-  if (!doc || typeof doc !== 'object') return undefined;
-  const kc = doc as Record<string, unknown>;
+}
+
+/**
+ * The `token-file` of the user the kubeconfig's context (`context`, else its current-context)
+ * names; a relative one resolved against `dir` (the kubeconfig's directory) when given. Undefined
+ * when it names none or the text does not parse.
+ */
+export function tokenFileOf(kubeconfig: string, context?: string, dir?: string): string | undefined {
+  const kc = kubeconfigDoc(kubeconfig);
+  if (!kc) return undefined;
   const named = (list: unknown, name: unknown): Record<string, unknown> | undefined =>
     Array.isArray(list) ? (list.find((e) => (e as { name?: unknown } | null)?.name === name) as Record<string, unknown> | undefined) : undefined;
   const ctx = named(kc.contexts, context ?? kc['current-context'])?.context as { user?: unknown } | undefined;
   if (typeof ctx?.user !== 'string') return undefined;
   const file = (named(kc.users, ctx.user)?.user as Record<string, unknown> | undefined)?.['token-file'];
-  return typeof file === 'string' && file ? file : undefined;
+  if (typeof file !== 'string' || !file) return undefined;
+  return dir === undefined ? file : resolve(dir, file);
+}
+
+/**
+ * The kubeconfig's text with every relative `token-file` made absolute against `dir`, as kubectl
+ * reads them (the library reads them from the working directory, while it takes its other files
+ * from the kubeconfig's directory); the text as it is when there is none to change.
+ */
+function withAbsoluteTokenFiles(text: string, dir: string): string {
+  const kc = kubeconfigDoc(text);
+  if (!kc || !Array.isArray(kc.users)) return text;
+  let changed = false;
+  for (const entry of kc.users as unknown[]) {
+    const user = (entry as { user?: unknown } | null)?.user as Record<string, unknown> | undefined;
+    const file = user && typeof user === 'object' ? user['token-file'] : undefined;
+    if (typeof file !== 'string' || !file || isAbsolute(file)) continue;
+    user!['token-file'] = resolve(dir, file);
+    changed = true;
+  }
+  return changed ? JSON.stringify(kc) : text;
 }
 
 /** Loads a client configuration as the cluster's `source:` describes it. */
@@ -174,7 +199,10 @@ export async function loadKubeConfig(src: KubeSourceConfig): Promise<KubeConfig>
     kc.loadFromCluster();
   } else {
     if (!src.kubeconfig) throw new Error('no kubeconfig file given');
-    kc.loadFromFile(src.kubeconfig);
+    // As the library's loadFromFile, but with token files where kubectl finds them.
+    const dir = dirname(resolve(src.kubeconfig));
+    kc.loadFromString(withAbsoluteTokenFiles(readFileSync(src.kubeconfig, 'utf8'), dir));
+    kc.makePathsAbsolute(dir);
   }
   if (src.context) {
     if (!kc.getContextObject(src.context))
@@ -441,7 +469,7 @@ export class KubeClusterSource implements ClusterSource {
       return 'unreadable';
     }
     const hash = createHash('sha256').update(text);
-    const tokenFile = tokenFileOf(text.toString('utf8'), this.src.context);
+    const tokenFile = tokenFileOf(text.toString('utf8'), this.src.context, dirname(resolve(this.src.kubeconfig)));
     if (tokenFile !== undefined) {
       hash.update(`\0${tokenFile}\0`);
       try {

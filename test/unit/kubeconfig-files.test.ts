@@ -1,7 +1,10 @@
 // The token file a kubeconfig's user names (users[].user.token-file): fedns follows it with the
 // kubeconfig itself, since the client library reads it only as it loads the kubeconfig.
-import { describe, expect, it } from 'vitest';
-import { tokenFileOf } from '../../src/cluster/kube.js';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { loadKubeConfig, tokenFileOf } from '../../src/cluster/kube.js';
 
 describe('tokenFileOf', () => {
   const kc = [
@@ -37,5 +40,29 @@ describe('tokenFileOf', () => {
       'current-context: a\ncontexts: [{ name: a, context: { user: ua } }]\nusers: [{ name: ua, user: { token-file: "" } }]',
     ];
     for (const text of broken) expect(tokenFileOf(text), text).toBeUndefined();
+  });
+});
+
+describe('a relative token-file', () => {
+  it('is read from the kubeconfig file\'s directory, as kubectl reads it, not from the working directory', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedns-tokenfile-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    mkdirSync(join(dir, 'secrets'));
+    writeFileSync(join(dir, 'secrets', 'c.token'), 'token-beside-the-kubeconfig');
+    const file = join(dir, 'c.kubeconfig');
+    writeFileSync(
+      file,
+      [
+        'current-context: c',
+        'clusters: [{ name: k, cluster: { server: "https://127.0.0.1:6443", certificate-authority: ca.crt } }]',
+        'contexts: [{ name: c, context: { cluster: k, user: u } }]',
+        'users: [{ name: u, user: { token-file: secrets/c.token } }]',
+      ].join('\n'),
+    );
+    const kc = await loadKubeConfig({ kubeconfig: file });
+    expect(kc.getCurrentUser()?.token).toBe('token-beside-the-kubeconfig');
+    // The library's own relative paths stay as it makes them: beside the kubeconfig.
+    expect(kc.getCurrentCluster()?.caFile).toBe(join(dir, 'ca.crt'));
+    expect(tokenFileOf(readFileSync(file, 'utf8'), undefined, dir)).toBe(join(dir, 'secrets', 'c.token'));
   });
 });
