@@ -3,7 +3,10 @@
 // every cluster's last service answering), fedns's resident memory and the zone size, each beside
 // Knot DNS's for the same zone in the same run (`fedns zone` output loaded by knotd: its load time
 // and resident memory) as a ratio; and the longest wait of a client asking without pause during
-// the initial sync, a re-list of every cluster and a reload that rebuilds every service.
+// the initial sync, a re-list of every cluster and a reload that rebuilds every service; and the
+// CPU time fedns (its main thread apart) and this process used by the end of the sync. The fake
+// API servers serve list pages rendered before fedns starts (FakeApiServerOptions.renderListPages):
+// a real API server serves lists from its watch cache, on machines of its own.
 // The cost of one endpoint change at 1,000 vs 100,000 services is benchmarks/change-cost.ts.
 // usage: node dist/benchmarks/scale.js [clusters=20] [services=5000]
 // FEDNS_NODE_ARGS: extra node flags for fedns (e.g. --trace-gc); FEDNS_STDOUT: a file for fedns's
