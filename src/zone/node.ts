@@ -202,7 +202,7 @@ export function prepareAnswers(specs: NameSpec[], lent?: ReadonlySet<string>): M
   const byName = new Map(specs.filter((s) => !lent?.has(s.name)).map((s) => [s.name, s]));
   // A target held as addresses stays a recipe: its records are made when the answer is encoded,
   // not kept beside the node (a service's short and global names hold most of a zone's records).
-  const addressSets = (target: string): RR[][] | AddressTarget => {
+  const targetAddresses = (target: string): RR[][] | AddressTarget => {
     const t = byName.get(target);
     if (!t) return [];
     if (heldAsAddresses(t)) return { name: t.name, recipe: t.addresses };
@@ -242,7 +242,7 @@ export function prepareAnswers(specs: NameSpec[], lent?: ReadonlySet<string>): M
         let targets: string[] = [];
         if (type === RRType.SRV) targets = [...new Set(set.map((r) => (r.data as { target: string }).target))];
         else if (type === RRType.NS) targets = set.map((r) => r.data as string);
-        answers.set(type, targets.length ? withAdditional([set], targets.map(addressSets)) : { answer: [set], additional: NO_ADDITIONAL });
+        answers.set(type, targets.length ? withAdditional([set], targets.map(targetAddresses)) : { answer: [set], additional: NO_ADDITIONAL });
       }
     }
     out.set(spec.name, answers);
