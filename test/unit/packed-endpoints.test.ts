@@ -14,6 +14,14 @@ function collector(): () => void {
   return runInNewContext('gc') as () => void;
 }
 
+/** The heap in use once the current job has ended (WeakRefs let go) and a full collection ran. */
+async function settledHeap(): Promise<number> {
+  const gc = collector();
+  await new Promise((r) => setTimeout(r, 0));
+  gc();
+  return process.memoryUsage().heapUsed;
+}
+
 /** Seeded generator (mulberry32): the same endpoints on every run. */
 function random(seed: number): () => number {
   let a = seed;
@@ -104,21 +112,15 @@ describe('zone lists', () => {
 
 describe('service names, one copy for every cluster', () => {
   it('are shared between clusters even past the size of one table (the table before keeps the names seen last)', async () => {
-    const gc = collector();
-    const settle = async () => {
-      await new Promise((r) => setTimeout(r, 0));
-      gc();
-      return process.memoryUsage().heapUsed;
-    };
     // More distinct services than one table holds, listed by two clusters in the same order; long
     // names, so a name held twice shows in the heap (about 80 bytes each).
     const N = 60_000;
     const read = (i: number) => slimService(JSON.parse(`{"metadata":{"namespace":"ns","name":"${`svc-${i}-`.padEnd(60, 'x')}"}}`));
-    const h0 = await settle();
+    const h0 = await settledHeap();
     const first = Array.from({ length: N }, (_, i) => read(i));
-    const h1 = await settle();
+    const h1 = await settledHeap();
     const second = Array.from({ length: N }, (_, i) => read(i));
-    const h2 = await settle();
+    const h2 = await settledHeap();
     expect(second.every((s, i) => s.name === first[i].name)).toBe(true);
     // The second cluster's services take less each: most of their names are the first's (a
     // name is 80 bytes; the tables' entries take some of that back). A table that starts over
@@ -128,31 +130,21 @@ describe('service names, one copy for every cluster', () => {
   });
 
   it('keep nothing of a service-name label too long to be a name once its slice goes (manifests in files are not checked by an API server)', async () => {
-    const gc = collector();
-    await new Promise((r) => setTimeout(r, 0));
-    gc();
-    const before = process.memoryUsage().heapUsed;
+    const before = await settledHeap();
     for (let k = 0; k < 40; k++) {
       const label = `${k}-`.padEnd(1 << 20, 'x');
       slimEndpointSlice({ metadata: { namespace: 'ns', name: `s-${k}`, labels: { 'kubernetes.io/service-name': label } }, endpoints: [] });
     }
-    await new Promise((r) => setTimeout(r, 0));
-    gc();
-    expect(process.memoryUsage().heapUsed - before).toBeLessThan(8 << 20);
+    expect((await settledHeap()) - before).toBeLessThan(8 << 20);
   });
 
   it('keep nothing of a port list that reads to less than was written (a huge port name beside a bad port number)', async () => {
-    const gc = collector();
-    await new Promise((r) => setTimeout(r, 0));
-    gc();
-    const before = process.memoryUsage().heapUsed;
+    const before = await settledHeap();
     for (let k = 0; k < 40; k++) {
       const ports = [{ name: `${k}-`.padEnd(1 << 20, 'x'), port: 0 }, { name: 'a', port: 1 + k }];
       expect(slimService({ metadata: { namespace: 'ns', name: `p-${k}` }, spec: { ports } }).ports).toEqual([{ name: 'a', port: 1 + k, protocol: 'tcp' }]);
       slimEndpointSlice({ metadata: { namespace: 'ns', name: `p-${k}` }, ports, endpoints: [] });
     }
-    await new Promise((r) => setTimeout(r, 0));
-    gc();
-    expect(process.memoryUsage().heapUsed - before).toBeLessThan(8 << 20);
+    expect((await settledHeap()) - before).toBeLessThan(8 << 20);
   });
 });
