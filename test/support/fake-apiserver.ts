@@ -1297,7 +1297,11 @@ export class FakeApiServer extends EventEmitter {
   // ----- HTTP -----
 
   private sendJson(resp: ServerResponse, code: number, body: unknown, headers: Record<string, string> = {}): void {
-    const text = JSON.stringify(body);
+    this.sendJsonText(resp, code, JSON.stringify(body), headers);
+  }
+
+  /** JSON already rendered (text, or its UTF-8 bytes). */
+  private sendJsonText(resp: ServerResponse, code: number, text: string | Buffer, headers: Record<string, string> = {}): void {
     resp.writeHead(code, {
       'Content-Type': 'application/json',
       'Content-Length': String(Buffer.byteLength(text)),
@@ -1529,13 +1533,7 @@ export class FakeApiServer extends EventEmitter {
   private handleList(req: IncomingMessage, resp: ServerResponse, u: URL, route: Route, token: string | undefined): void {
     const body = this.listPage(route.def!, route.namespace, u.searchParams).body;
     this.logRequest(req, u, route, token, 200);
-    resp.writeHead(200, {
-      'Content-Type': 'application/json',
-      'Content-Length': String(body.length),
-      'Cache-Control': 'no-cache, private',
-      'Audit-Id': randomUUID(),
-    });
-    resp.end(body);
+    this.sendJsonText(resp, 200, body);
   }
 
   /**
