@@ -93,7 +93,7 @@ function statusError(what: string, res: http.IncomingMessage, body: string): Api
   return new ApiError(`${what}: ${err.message}`, 'http', err.status, retryAfterMs(Array.isArray(after) ? after[0] : after));
 }
 
-function readBody(res: http.IncomingMessage, limit: number): Promise<string> {
+function readBody(res: http.IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -105,7 +105,7 @@ function readBody(res: http.IncomingMessage, limit: number): Promise<string> {
       }
       chunks.push(c);
     });
-    res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    res.on('end', () => resolve(Buffer.concat(chunks)));
     res.on('error', reject);
     res.on('close', () => {
       if (!res.complete) reject(new ApiError('connection lost while reading the answer', 'network'));
@@ -274,7 +274,7 @@ export class KubeTransport implements Transport {
     });
   }
 
-  async getJson(path: string, query: Record<string, string>, signal: AbortSignal, what = `GET ${path}`): Promise<unknown> {
+  async getBody(path: string, query: Record<string, string>, signal: AbortSignal, what = `GET ${path}`): Promise<Buffer> {
     const { req, res } = await this.send(what, path, query, signal);
     // The whole answer within the timeout, not only its head.
     let timedOut = false;
@@ -285,7 +285,7 @@ export class KubeTransport implements Transport {
     const onAbort = () => req.destroy();
     signal.addEventListener('abort', onAbort, { once: true });
     try {
-      let body: string;
+      let body: Buffer;
       try {
         body = await readBody(res, MAX_BODY);
       } catch (e) {
@@ -294,17 +294,22 @@ export class KubeTransport implements Transport {
         const err = e instanceof ApiError ? e : describeNetworkError(e);
         throw new ApiError(`${what}: ${err.message}`, err.category);
       }
-      if (res.statusCode !== 200) throw statusError(what, res, body);
-      // Pages of many lists arrive together: each is parsed in a slice of its own (src/slices.ts).
-      if (sliceSpent()) await nextSlice();
-      try {
-        return JSON.parse(body) as unknown;
-      } catch {
-        throw new ApiError(`${what}: the answer is not JSON`, 'protocol');
-      }
+      if (res.statusCode !== 200) throw statusError(what, res, body.toString('utf8'));
+      return body;
     } finally {
       clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  async getJson(path: string, query: Record<string, string>, signal: AbortSignal, what = `GET ${path}`): Promise<unknown> {
+    const body = await this.getBody(path, query, signal, what);
+    // Pages of many lists arrive together: each is parsed in a slice of its own (src/slices.ts).
+    if (sliceSpent()) await nextSlice();
+    try {
+      return JSON.parse(body.toString('utf8')) as unknown;
+    } catch {
+      throw new ApiError(`${what}: the answer is not JSON`, 'protocol');
     }
   }
 
@@ -313,7 +318,7 @@ export class KubeTransport implements Transport {
     if (res.statusCode !== 200) {
       let body = '';
       try {
-        body = await readBody(res, 64 * 1024);
+        body = (await readBody(res, 64 * 1024)).toString('utf8');
       } catch {
         /* the status is what matters */
       }
@@ -343,6 +348,9 @@ export class LabelledTransport implements Transport {
   ) {}
   getJson(path: string, query: Record<string, string>, signal: AbortSignal): Promise<unknown> {
     return this.inner.getJson(path, query, signal, `list ${this.plural}`);
+  }
+  getBody(path: string, query: Record<string, string>, signal: AbortSignal): Promise<Buffer> {
+    return this.inner.getBody(path, query, signal, `list ${this.plural}`);
   }
   openStream(path: string, query: Record<string, string>, signal: AbortSignal): Promise<OpenStream> {
     return this.inner.openStream(path, query, signal, `watch ${this.plural}`);

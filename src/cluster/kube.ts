@@ -31,6 +31,8 @@ import {
   type SlimServiceExport,
 } from './objects.js';
 import { describeNetworkError, KubeTransport, LabelledTransport } from './kube-http.js';
+import { pageReader, type PageReader } from './page-reader.js';
+import { nextSlice, sliceSpent } from '../slices.js';
 import { MAX_LEARNED_NETWORKS, mostCommonRegion, NodeNetworks } from './nodes.js';
 import type { ClusterSource } from './source.js';
 import type { ClusterState } from './state.js';
@@ -75,6 +77,8 @@ export interface KubeSourceOptions extends Partial<SupervisorTiming> {
   onRestart?: (kind: Kind | 'Node', reason: string) => void;
   /** Use this client configuration instead of loading one (embedding, tests). */
   kubeConfig?: KubeConfig;
+  /** Reads the pages of Services and EndpointSlices; default the one every cluster shares. */
+  pageReader?: PageReader;
 }
 
 const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -303,12 +307,27 @@ export class KubeClusterSource implements ClusterSource {
         return undefined;
       }
     };
+    const pages = this.options.pageReader ?? pageReader;
     return {
       // Listed objects equal to those held are collected as the held ones (re-lists of big clusters).
       convert: (o) => {
         const s = convert(o);
         return s && state.unchanged(kind, s);
       },
+      // The kinds big clusters have many of: their pages are read off the main thread (page-reader.ts).
+      readPage:
+        kind === 'Service' || kind === 'EndpointSlice'
+          ? async (body, what) => {
+              const page = await pages.read(kind, body, what);
+              for (const error of page.skipped) this.quiet.warn({ kind }, 'skipping an object fedns cannot read', { error });
+              const items = page.items;
+              for (let i = 0; i < items.length; i++) {
+                items[i] = state.unchanged(kind, items[i]);
+                if ((i & 127) === 127 && sliceSpent()) await nextSlice();
+              }
+              return page;
+            }
+          : undefined,
       replace: (items) => state.replaceKindSliced(kind, items as Slim[]),
       event: (type: WatchEventType, object) => {
         const s = convert(object);

@@ -306,8 +306,14 @@ function readPorts(v: unknown[], ignored: Ignored): SlimPort[] {
     }
     out.push({ name: intern(name), port, protocol: intern(protocol) });
   }
-  if (out.length === 0) return NO_PORTS;
-  return portLists.get(out.map((p) => `${p.name}/${p.port}/${p.protocol}`).join(','), () => Object.freeze(out.map((p) => Object.freeze(p))) as SlimPort[]);
+  return sharedPorts(out);
+}
+
+/** The one frozen copy of a port list (its names and protocols interned). */
+function sharedPorts(list: readonly SlimPort[]): SlimPort[] {
+  if (list.length === 0) return NO_PORTS;
+  const key = list.map((p) => `${p.name}/${p.port}/${p.protocol}`).join(',');
+  return portLists.get(key, () => Object.freeze(list.map((p) => Object.freeze({ name: intern(p.name), port: p.port, protocol: intern(p.protocol) }))) as SlimPort[]);
 }
 
 export class ObjectError extends Error {}
@@ -372,17 +378,28 @@ export function slimService(o: Obj): SlimService {
     if (labels === NO_LABELS) labels = {};
     labels[k] = v;
   }
-  return ignored.attach<SlimService>({
-    namespace,
-    name,
-    headless: spec.clusterIP === 'None',
-    ports: ports(spec.ports, ignored),
-    lbAddresses,
-    lbHostnames: lbHostnames.length ? lbHostnames : NO_STRINGS,
-    labels,
-    ttl: ttlAnnotation(annotations[TTL_ANNOTATION], ignored),
-    traffic: trafficAnnotations(annotations, ignored),
-  });
+  const svcPorts = ports(spec.ports, ignored);
+  const ttl = ttlAnnotation(annotations[TTL_ANNOTATION], ignored);
+  const traffic = trafficAnnotations(annotations, ignored);
+  return heldService(namespace, name, spec.clusterIP === 'None', svcPorts, lbAddresses, lbHostnames.length ? lbHostnames : NO_STRINGS, labels, ttl, traffic, ignored.list);
+}
+
+/** A Service as held: one object literal, every field inside the object, one shape for all. */
+function heldService(
+  namespace: string,
+  name: string,
+  headless: boolean,
+  ports: SlimPort[],
+  lbAddresses: string[],
+  lbHostnames: string[],
+  labels: Record<string, string>,
+  ttl: number | undefined,
+  traffic: TrafficAnnotations | undefined,
+  ignored: IgnoredValue[] | undefined,
+): SlimService {
+  const s: SlimService = { namespace, name, headless, ports, lbAddresses, lbHostnames, labels, ttl, traffic };
+  if (ignored?.length) s.ignored = ignored;
+  return s;
 }
 
 /**
@@ -418,20 +435,25 @@ export function packSlice(p: EndpointSliceParts): SlimEndpointSlice {
     if (hostnames) hostnames[i] = e.hostname ?? '';
     if (!e.ready) notReady![skipped++] = i;
   }
-  return {
-    namespace: p.namespace,
-    name: p.name,
-    service: p.service,
-    addressType: p.addressType,
-    ports: p.ports,
-    addresses,
-    addressCounts,
-    zones: zoned ? zoneList(zones) : NO_STRINGS,
-    hostnames,
-    notReady,
-    triggerTime: p.triggerTime,
-    ignored: p.ignored,
-  };
+  return heldSlice(p.namespace, p.name, p.service, p.addressType, p.ports, addresses, addressCounts, zoned ? zoneList(zones) : NO_STRINGS, hostnames, notReady, p.triggerTime, p.ignored);
+}
+
+/** A slice as held: one object literal, every field inside the object, one shape for all. */
+function heldSlice(
+  namespace: string,
+  name: string,
+  service: string,
+  addressType: SlimEndpointSlice['addressType'],
+  ports: SlimPort[],
+  addresses: readonly string[],
+  addressCounts: readonly number[] | undefined,
+  zones: readonly string[],
+  hostnames: readonly string[] | undefined,
+  notReady: readonly number[] | undefined,
+  triggerTime: number | undefined,
+  ignored: IgnoredValue[] | undefined,
+): SlimEndpointSlice {
+  return { namespace, name, service, addressType, ports, addresses, addressCounts, zones, hostnames, notReady, triggerTime, ignored };
 }
 
 /**
@@ -443,6 +465,44 @@ export function packSlice(p: EndpointSliceParts): SlimEndpointSlice {
 function zoneList(zones: string[]): readonly string[] {
   if (zones.length > SHARED_ZONE_LIST_MAX) return Object.freeze(zones);
   return zoneLists.get(zones.join(','), () => Object.freeze(zones));
+}
+
+// A Service or EndpointSlice read on another thread (src/cluster/page-reader.ts) arrives as a
+// structured clone: every string a fresh copy, a list the other thread shared once per message,
+// nothing frozen, and its objects and arrays bigger than this thread's (a slice of three
+// endpoints and its Service take 100 bytes more, measured). Adopting it makes what this thread
+// would have made: the values many objects repeat interned here, empty values the shared ones,
+// one literal, arrays copied. `seen` holds the lists already adopted from the same message.
+
+/** A Service read on another thread, as held here. */
+export function adoptService(s: SlimService, seen: Map<object, unknown>): SlimService {
+  let labelled = false;
+  for (const _ in s.labels) labelled = true;
+  const lbHostnames = s.lbHostnames.length ? s.lbHostnames.slice() : NO_STRINGS;
+  const lbAddresses = s.lbAddresses.length ? s.lbAddresses.slice() : NO_STRINGS;
+  const labels = labelled ? s.labels : NO_LABELS;
+  return heldService(intern(s.namespace), serviceName(s.name), s.headless, adoptPorts(s.ports, seen), lbAddresses, lbHostnames, labels, s.ttl, s.traffic, s.ignored);
+}
+
+/** An EndpointSlice read on another thread, as held here. */
+export function adoptSlice(s: SlimEndpointSlice, seen: Map<object, unknown>): SlimEndpointSlice {
+  const addressType = s.addressType === 'IPv6' ? 'IPv6' : s.addressType === 'FQDN' ? 'FQDN' : 'IPv4';
+  let zones = NO_STRINGS as readonly string[];
+  if (s.zones.length) {
+    zones = (seen.get(s.zones) as readonly string[] | undefined) ?? zoneList(s.zones.map(intern));
+    seen.set(s.zones, zones);
+  }
+  const addresses = s.addresses.length ? s.addresses.slice() : NO_STRINGS;
+  const service = s.service && serviceName(s.service);
+  const ports = adoptPorts(s.ports, seen);
+  return heldSlice(intern(s.namespace), s.name, service, addressType, ports, addresses, s.addressCounts?.slice(), zones, s.hostnames?.slice(), s.notReady?.slice(), s.triggerTime, s.ignored);
+}
+
+function adoptPorts(list: SlimPort[], seen: Map<object, unknown>): SlimPort[] {
+  if (list.length === 0) return NO_PORTS;
+  const held = (seen.get(list) as SlimPort[] | undefined) ?? sharedPorts(list);
+  seen.set(list, held);
+  return held;
 }
 
 /**

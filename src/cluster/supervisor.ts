@@ -31,6 +31,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import { nextSlice, sliceSpent } from '../slices.js';
+import { isListAnswer, isListItem, listPosition, type ListPosition } from './list-page.js';
 
 /** Why a request failed, precisely enough for an operator (cluster health reason). */
 export class ApiError extends Error {
@@ -58,6 +59,8 @@ export interface OpenStream {
 export interface Transport {
   /** GETs a JSON document (bounded size and time). */
   getJson(path: string, query: Record<string, string>, signal: AbortSignal): Promise<unknown>;
+  /** GETs a document as its bytes, unparsed (bounded size and time), for a sink that reads pages itself. */
+  getBody?(path: string, query: Record<string, string>, signal: AbortSignal): Promise<Buffer>;
   /** Opens a streaming GET; resolves once a 200 response head has arrived. */
   openStream(path: string, query: Record<string, string>, signal: AbortSignal): Promise<OpenStream>;
 }
@@ -104,6 +107,12 @@ export interface ReflectorSink {
    * out), so that a long list does not hold every page's full objects until its end.
    */
   convert?(item: Obj): unknown;
+  /**
+   * Reads a whole page of a LIST answer from its bytes, converted as convert() would (used
+   * instead of convert where the transport has getBody); `what` names the request in errors.
+   * Throws an ApiError when the page is not a list.
+   */
+  readPage?(body: Buffer, what: string): Promise<{ items: unknown[] } & ListPosition>;
   /**
    * A complete list (every page, converted): replace this kind's objects by these, as a diff;
    * may take several turns of the event loop (the list is applied once the promise settles).
@@ -448,16 +457,15 @@ export class Reflector {
   /** Lists every page; applies the complete list. False when an optional kind is not served. */
   private async list(): Promise<boolean> {
     const items: unknown[] = [];
-    const convert = this.sink.convert?.bind(this.sink);
     let cont: string | undefined;
     let rv: string | undefined;
     let pages = 0;
     do {
       const query: Record<string, string> = { limit: String(this.timing.pageSize) };
       if (cont) query.continue = cont;
-      let body: unknown;
+      let page: ListPosition;
       try {
-        body = await this.transport.getJson(this.spec.path, query, this.abort.signal);
+        page = await this.listPage(query, items);
       } catch (e) {
         if (this.spec.optional && e instanceof ApiError && e.status === 404) {
           await this.kindMissing();
@@ -465,21 +473,8 @@ export class Reflector {
         }
         throw e;
       }
-      if (!body || typeof body !== 'object' || !Array.isArray((body as Obj).items)) {
-        throw new ApiError(`list ${this.spec.plural}: the answer is not a list`, 'protocol');
-      }
-      const list = body as { items: unknown[]; metadata?: { resourceVersion?: unknown; continue?: unknown } };
-      // Converted in slices (src/slices.ts): many clusters' pages arrive at once.
-      let n = 0;
-      for (const it of list.items) {
-        if (!it || typeof it !== 'object' || Array.isArray(it)) continue;
-        const item = convert ? convert(it as Obj) : it;
-        if (item !== undefined) items.push(item);
-        if ((++n & 127) === 0 && sliceSpent()) await nextSlice();
-      }
-      const pageRv = list.metadata?.resourceVersion;
-      if (typeof pageRv === 'string' && pageRv) rv ??= pageRv;
-      cont = typeof list.metadata?.continue === 'string' && list.metadata.continue ? list.metadata.continue : undefined;
+      rv ??= page.resourceVersion;
+      cont = page.continue;
       if (++pages > 100_000) throw new ApiError(`list ${this.spec.plural}: more than 100000 pages`, 'protocol');
       // A long list that keeps delivering pages is working.
       this.blindTimer?.refresh();
@@ -497,6 +492,29 @@ export class Reflector {
     this.markSynced();
     this.log.debug({ kind: this.spec.kind, items: items.length, pages, resourceVersion: rv }, 'listed');
     return true;
+  }
+
+  /** GETs one page of the list and adds its objects, converted, to `items`; where the list stands after it. */
+  private async listPage(query: Record<string, string>, items: unknown[]): Promise<ListPosition> {
+    const what = `list ${this.spec.plural}`;
+    const signal = this.abort.signal;
+    if (this.sink.readPage && this.transport.getBody) {
+      const page = await this.sink.readPage(await this.transport.getBody(this.spec.path, query, signal), what);
+      for (const it of page.items) items.push(it);
+      return page;
+    }
+    const body = await this.transport.getJson(this.spec.path, query, signal);
+    if (!isListAnswer(body)) throw new ApiError(`${what}: the answer is not a list`, 'protocol');
+    // Converted in slices (src/slices.ts): many clusters' pages arrive at once.
+    const convert = this.sink.convert?.bind(this.sink);
+    let n = 0;
+    for (const it of body.items) {
+      if (!isListItem(it)) continue;
+      const item = convert ? convert(it) : it;
+      if (item !== undefined) items.push(item);
+      if ((++n & 127) === 0 && sliceSpent()) await nextSlice();
+    }
+    return listPosition(body);
   }
 
   private async kindMissing(): Promise<void> {

@@ -1,19 +1,25 @@
 // A re-list collects the objects the cluster already holds for those that did not change: the
 // list's copies of them are dropped as they are read, not held beside the old ones until the list
 // ends (at 100,000 services, a re-list of every cluster held two copies of everything at its end).
-// A changed object still replaces the old one.
+// A changed object still replaces the old one. Pages are read on the main thread (small ones)
+// or on the page reader's worker (big ones, page-reader.ts): both are run.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PageReader } from '../../src/cluster/page-reader.js';
 import { FakeApiServer } from '../support/fake-apiserver.js';
 import { eventuallyWith, kubeHarness, publish, QUICK_TIMING, same, svc, useKubeTiming, type Running } from '../support/kube-harness.js';
 
-useKubeTiming(QUICK_TIMING);
 const { startFedns } = kubeHarness('fedns-kube-relist-');
 const eventually = eventuallyWith({ timeoutMs: 10_000, pollMs: 10 });
 
-describe('re-list', () => {
+describe.each([
+  ['on the main thread', 64 * 1024],
+  ['on the page worker', 0],
+])('re-list, pages read %s', (_, minWorkerBytes) => {
   let api: FakeApiServer;
   let f: Running;
+  const pageReader = new PageReader({ minWorkerBytes, idleMs: 100 });
   beforeAll(async () => {
+    useKubeTiming({ ...QUICK_TIMING, pageReader });
     api = await FakeApiServer.start();
     publish(api, 'r', 'same', '192.0.2.1', '10.1.0.1');
     publish(api, 'r', 'moved', '192.0.2.2', '10.1.0.2');
@@ -23,6 +29,7 @@ describe('re-list', () => {
   afterAll(async () => {
     await f?.stop();
     await api?.stop();
+    pageReader.close();
   });
 
   it('keeps the objects it holds for unchanged ones and takes the changed ones', async () => {
@@ -67,5 +74,8 @@ describe('re-list', () => {
     expect(moved).not.toBe(movedBefore);
     expect(moved.lbAddresses).toEqual(['192.0.2.22']);
     expect(await f.answer('same.r.fed.example.com.')).toEqual(['192.0.2.1']);
+    // Every page went where it was meant to: the first lists and at least two re-lists of each kind.
+    if (minWorkerBytes === 0) expect(pageReader.pagesOnWorker).toBeGreaterThanOrEqual(6);
+    else expect(pageReader.workersStarted).toBe(0);
   });
 });

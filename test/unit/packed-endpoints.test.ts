@@ -1,26 +1,11 @@
 // A slice's endpoints are held as parallel lists (objects.ts, packSlice): read back, they are
 // the endpoints the slice was made of, whatever mix of address counts, readiness, zones and
 // hostnames it had.
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { eachEndpoint, endpointsOf, packSlice, slimEndpointSlice, slimService, type SlimEndpoint } from '../../src/cluster/objects.js';
+import { collector, settledHeap } from '../support/heap.js';
 
 const parts = (endpoints: SlimEndpoint[]) => ({ namespace: 'ns', name: 's-1', service: 's', addressType: 'IPv4' as const, ports: [], endpoints });
-
-/** The engine's collector, made callable for these tests. */
-function collector(): () => void {
-  setFlagsFromString('--expose-gc');
-  return runInNewContext('gc') as () => void;
-}
-
-/** The heap in use once the current job has ended (WeakRefs let go) and a full collection ran. */
-async function settledHeap(): Promise<number> {
-  const gc = collector();
-  await new Promise((r) => setTimeout(r, 0));
-  gc();
-  return process.memoryUsage().heapUsed;
-}
 
 /** Seeded generator (mulberry32): the same endpoints on every run. */
 function random(seed: number): () => number {

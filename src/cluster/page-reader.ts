@@ -1,0 +1,191 @@
+// Reads the pages of Services and EndpointSlices that LISTs bring, off the main thread when they
+// are big. Parsing and converting a page of 500 EndpointSlices takes the main thread 4-5 ms, and
+// the collections of the garbage it leaves; a federation of twenty big clusters lists 400 such
+// pages at start and at every re-list, while the main thread also builds the zone and answers
+// queries. A worker thread (page-worker.ts) parses and converts the pages instead; the main
+// thread only reads the converted objects back (1 ms a page) and adopts them (objects.ts).
+//
+// One worker serves every cluster, a page at a time, started when a big page arrives and
+// stopped once no page came for idleMs (its memory goes with it). Small pages are read here:
+// a worker's round trip is not worth it for them.
+//
+// Failures: a worker that cannot start (its file missing, a platform without threads) leaves
+// every page to the main thread from then on; the lists it failed say so in their reasons. A worker that dies while
+// reading (out of memory on a giant page, a defect) fails the pages it held, as a failed
+// request would: their lists start again, paced as after any failure, and the next page starts
+// a new worker.
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { nextSlice, sliceSpent } from '../slices.js';
+import { convertPage, type ConvertedPage, type ListPosition, type PageKind } from './list-page.js';
+import { adoptService, adoptSlice, type SlimEndpointSlice, type SlimService } from './objects.js';
+import { ApiError } from './supervisor.js';
+
+export interface PageRequest {
+  id: number;
+  kind: PageKind;
+  body: Uint8Array;
+}
+
+export type PageReply =
+  | { id: number; page: ConvertedPage }
+  | { id: number; problem: 'not JSON' | 'not a list' }
+  | { id: number; defect: string }
+  | { ready: true };
+
+export interface ReadPage extends ListPosition {
+  /** The page's objects, as fedns holds them. */
+  items: Array<SlimService | SlimEndpointSlice>;
+  /** Why objects were left out, one per object. */
+  skipped: string[];
+}
+
+export interface PageReaderOptions {
+  /** Pages of fewer bytes are read on the calling thread. Default 64 KiB. */
+  minWorkerBytes?: number;
+  /** A worker without a page for this long stops. Default 1 s. */
+  idleMs?: number;
+  /** The worker's script (tests). Default page-worker.js of this build. */
+  workerFile?: string;
+}
+
+/** page-worker.js beside this module; run from the TypeScript sources (the tests), the built one. */
+function defaultWorkerFile(): string {
+  const here = fileURLToPath(import.meta.url);
+  if (!here.endsWith('.ts')) return fileURLToPath(new URL('./page-worker.js', import.meta.url));
+  return fileURLToPath(new URL('../../dist/src/cluster/page-worker.js', import.meta.url));
+}
+
+interface Pending {
+  what: string;
+  resolve: (page: ConvertedPage) => void;
+  reject: (e: Error) => void;
+}
+
+export class PageReader {
+  private readonly minWorkerBytes: number;
+  private readonly idleMs: number;
+  private readonly workerFile: string;
+  private worker?: Worker;
+  /** The worker has loaded its code. */
+  private ready = false;
+  /** No worker can start here: every page is read on the calling thread. */
+  private unavailable = false;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private idleTimer?: NodeJS.Timeout;
+  /** Workers started, and pages read by workers (tests, logs). */
+  workersStarted = 0;
+  pagesOnWorker = 0;
+
+  constructor(options: PageReaderOptions = {}) {
+    this.minWorkerBytes = options.minWorkerBytes ?? 64 * 1024;
+    this.idleMs = options.idleMs ?? 1000;
+    this.workerFile = options.workerFile ?? defaultWorkerFile();
+  }
+
+  /**
+   * A page's body (JSON bytes) read as `kind`; `what` names the request in errors ("list
+   * endpointslices"). Throws an ApiError when the body is not a list, or a worker died on it.
+   */
+  async read(kind: PageKind, body: Buffer, what: string): Promise<ReadPage> {
+    if (this.unavailable || body.length < this.minWorkerBytes) {
+      if (sliceSpent()) await nextSlice();
+      return this.checked(convertPage(kind, body.toString('utf8')), what);
+    }
+    const page = await this.onWorker(kind, body, what);
+    // A structured clone: made the objects this thread holds, in slices (many pages arrive at once).
+    const seen = new Map<object, unknown>();
+    const items = page.items;
+    for (let i = 0; i < items.length; i++) {
+      items[i] = kind === 'Service' ? adoptService(items[i] as SlimService, seen) : adoptSlice(items[i] as SlimEndpointSlice, seen);
+      if ((i & 127) === 127 && sliceSpent()) await nextSlice();
+    }
+    return page;
+  }
+
+  private checked(page: ConvertedPage | 'not JSON' | 'not a list', what: string): ReadPage {
+    if (typeof page === 'string') throw new ApiError(`${what}: the answer is ${page === 'not JSON' ? 'not JSON' : 'not a list'}`, 'protocol');
+    return page;
+  }
+
+  private onWorker(kind: PageKind, body: Buffer, what: string): Promise<ConvertedPage> {
+    const worker = this.worker ?? this.start();
+    clearTimeout(this.idleTimer);
+    const id = this.nextId++;
+    return new Promise<ConvertedPage>((resolve, reject) => {
+      this.pending.set(id, { what, resolve, reject });
+      const view = new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+      // A buffer of its own moves to the worker without a copy; a slice of a shared one is copied.
+      const own = body.byteOffset === 0 && body.byteLength === body.buffer.byteLength && body.buffer instanceof ArrayBuffer;
+      const request: PageRequest = { id, kind, body: view };
+      worker.postMessage(request, own ? [body.buffer as ArrayBuffer] : []);
+    });
+  }
+
+  private start(): Worker {
+    const worker = new Worker(this.workerFile);
+    this.worker = worker;
+    this.ready = false;
+    this.workersStarted++;
+    // A worker does not keep fedns running; its idle timer stops it.
+    worker.unref();
+    let failure: Error | undefined;
+    worker.on('message', (m: PageReply) => {
+      if ('ready' in m) {
+        this.ready = true;
+        return;
+      }
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      if ('page' in m) {
+        this.pagesOnWorker++;
+        p.resolve(m.page);
+      } else if ('problem' in m) p.reject(new ApiError(`${p.what}: the answer is ${m.problem}`, 'protocol'));
+      else p.reject(new Error(`${p.what}: reading the page failed: ${m.defect}`));
+      if (this.pending.size === 0) this.idleTimer = setTimeout(() => this.stopWorker(worker), this.idleMs).unref();
+    });
+    worker.on('error', (e) => {
+      failure = e;
+    });
+    worker.on('exit', (code) => {
+      if (this.worker !== worker) return; // stopped on purpose
+      this.worker = undefined;
+      clearTimeout(this.idleTimer);
+      const reason = failure ? failure.message : `exit code ${code}`;
+      // One that never loaded its code would not load it next time either: the reasons of the
+      // lists it failed say so, in the clusters' health and log.
+      if (!this.ready) this.unavailable = true;
+      const why = this.ready ? `the list page worker stopped (${reason})` : `the list page worker cannot start (${reason}); pages are read on the main thread from now on`;
+      for (const p of this.pending.values()) p.reject(new ApiError(`${p.what}: ${why}`, 'protocol'));
+      this.pending.clear();
+    });
+    return worker;
+  }
+
+  private stopWorker(worker: Worker): void {
+    if (this.worker !== worker || this.pending.size > 0) return;
+    this.worker = undefined;
+    void worker.terminate();
+  }
+
+  /** Whether a worker is running (tests). */
+  get running(): boolean {
+    return this.worker !== undefined;
+  }
+
+  /** Stops the worker; pages it held fail. */
+  close(): void {
+    clearTimeout(this.idleTimer);
+    const worker = this.worker;
+    if (!worker) return;
+    this.worker = undefined;
+    void worker.terminate();
+    for (const p of this.pending.values()) p.reject(new ApiError(`${p.what}: stopped`, 'aborted'));
+    this.pending.clear();
+  }
+}
+
+/** The page reader every kube cluster of this process shares. */
+export const pageReader = new PageReader();

@@ -1,0 +1,22 @@
+// The page reader's worker thread (page-reader.ts): parses and converts pages of LIST answers,
+// one message at a time, and answers each with the converted page or what was wrong with it.
+import { parentPort } from 'node:worker_threads';
+import { convertPage } from './list-page.js';
+import type { PageReply, PageRequest } from './page-reader.js';
+
+const port = parentPort;
+if (!port) throw new Error('page-worker.js runs as a worker thread of fedns');
+
+port.on('message', (m: PageRequest) => {
+  let reply: PageReply;
+  try {
+    const text = Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength).toString('utf8');
+    const page = convertPage(m.kind, text);
+    reply = typeof page === 'string' ? { id: m.id, problem: page } : { id: m.id, page };
+  } catch (e) {
+    reply = { id: m.id, defect: e instanceof Error ? (e.stack ?? e.message) : String(e) };
+  }
+  port.postMessage(reply);
+});
+// The imports above loaded: the reader may count on this worker.
+port.postMessage({ ready: true });
