@@ -13,7 +13,8 @@
 // every page to the main thread from then on; the lists it failed say so in their reasons. A worker that dies while
 // reading (out of memory on a giant page, a defect) fails the pages it held, as a failed
 // request would: their lists start again, paced as after any failure, and the next page starts
-// a new worker.
+// a new worker. So does one that holds pages without answering for stuckMs: every cluster's
+// pages wait for it.
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { nextSlice, sliceSpent } from '../slices.js';
@@ -45,6 +46,8 @@ export interface PageReaderOptions {
   minWorkerBytes?: number;
   /** A worker without a page for this long stops. Default 1 s. */
   idleMs?: number;
+  /** A worker that holds pages and answers none for this long is stopped. Default 60 s. */
+  stuckMs?: number;
   /** The worker's script (tests). Default page-worker.js of this build. */
   workerFile?: string;
 }
@@ -74,6 +77,9 @@ export class PageReader {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private idleTimer?: NodeJS.Timeout;
+  private readonly stuckMs: number;
+  /** Runs while the worker holds pages; restarted at each answer. */
+  private stuckTimer?: NodeJS.Timeout;
   /** Workers started, and pages read by workers (tests, logs). */
   workersStarted = 0;
   pagesOnWorker = 0;
@@ -81,6 +87,7 @@ export class PageReader {
   constructor(options: PageReaderOptions = {}) {
     this.minWorkerBytes = options.minWorkerBytes ?? 64 * 1024;
     this.idleMs = options.idleMs ?? 1000;
+    this.stuckMs = options.stuckMs ?? 60_000;
     this.workerFile = options.workerFile ?? defaultWorkerFile();
   }
 
@@ -113,6 +120,7 @@ export class PageReader {
     const worker = this.worker ?? this.start();
     clearTimeout(this.idleTimer);
     const id = this.nextId++;
+    if (this.pending.size === 0) this.watch(worker);
     return new Promise<ConvertedPage>((resolve, reject) => {
       this.pending.set(id, { what, resolve, reject });
       const view = new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
@@ -144,7 +152,11 @@ export class PageReader {
         p.resolve(m.page);
       } else if ('problem' in m) p.reject(new ApiError(`${p.what}: the answer is ${m.problem}`, 'protocol'));
       else p.reject(new Error(`${p.what}: reading the page failed: ${m.defect}`));
-      if (this.pending.size === 0) this.idleTimer = setTimeout(() => this.stopWorker(worker), this.idleMs).unref();
+      if (this.pending.size > 0) this.watch(worker);
+      else {
+        clearTimeout(this.stuckTimer);
+        this.idleTimer = setTimeout(() => this.stopWorker(worker), this.idleMs).unref();
+      }
     });
     worker.on('error', (e) => {
       failure = e;
@@ -153,6 +165,7 @@ export class PageReader {
       if (this.worker !== worker) return; // stopped on purpose
       this.worker = undefined;
       clearTimeout(this.idleTimer);
+      clearTimeout(this.stuckTimer);
       const reason = failure ? failure.message : `exit code ${code}`;
       // One that never loaded its code would not load it next time either: the reasons of the
       // lists it failed say so, in the clusters' health and log.
@@ -162,6 +175,19 @@ export class PageReader {
       this.pending.clear();
     });
     return worker;
+  }
+
+  /** (Re)starts the wait for the worker's next answer: one that does not come fails its pages. */
+  private watch(worker: Worker): void {
+    clearTimeout(this.stuckTimer);
+    this.stuckTimer = setTimeout(() => {
+      if (this.worker !== worker) return;
+      this.worker = undefined;
+      void worker.terminate();
+      const why = `the list page worker stopped (no answer for ${this.stuckMs / 1000} s)`;
+      for (const p of this.pending.values()) p.reject(new ApiError(`${p.what}: ${why}`, 'protocol'));
+      this.pending.clear();
+    }, this.stuckMs).unref();
   }
 
   private stopWorker(worker: Worker): void {
@@ -178,6 +204,7 @@ export class PageReader {
   /** Stops the worker; pages it held fail. */
   close(): void {
     clearTimeout(this.idleTimer);
+    clearTimeout(this.stuckTimer);
     const worker = this.worker;
     if (!worker) return;
     this.worker = undefined;
