@@ -14,7 +14,8 @@ port.on('message', (m: PageRequest) => {
     const page = convertPage(m.kind, text);
     reply = typeof page === 'string' ? { id: m.id, problem: page } : { id: m.id, page };
   } catch (e) {
-    reply = { id: m.id, defect: e instanceof Error ? (e.stack ?? e.message) : String(e) };
+    // One line: it becomes the reason of the list's failure, in the cluster's health and log.
+    reply = { id: m.id, defect: e instanceof Error ? `${e.name}: ${e.message}` : String(e) };
   }
   port.postMessage(reply);
 });

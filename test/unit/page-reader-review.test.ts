@@ -233,4 +233,17 @@ describe('the page reader, when its worker goes wrong', () => {
       reader.close();
     }
   });
+
+  it('names a defect of the worker in one line, without its stack', async () => {
+    const reader = new PageReader({ minWorkerBytes: 0 });
+    try {
+      // A value of a hostile API server that String() cannot write (an array nested 200,000 deep).
+      const deep = `{"items":[{"metadata":{"name":"a","annotations":{"fedns.io/ttl":${'['.repeat(200_000)}${']'.repeat(200_000)}}}}]}`;
+      const err = await reader.read('Service', Buffer.from(deep), 'list services').catch((e: Error) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect((err as Error).message).not.toContain('\n');
+    } finally {
+      reader.close();
+    }
+  });
 });
