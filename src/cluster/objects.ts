@@ -209,6 +209,17 @@ function str(v: unknown): string | undefined {
 }
 
 /**
+ * A value where a string or number belongs, as text for the ignored list: a list or object by
+ * its kind only. Converting one calls toString on every element: a
+ * list nested 200,000 deep (a hostile API server's answer) overflows the stack, which would fail
+ * the whole page and not only its object.
+ */
+function scalarText(v: unknown): string {
+  if (v && typeof v === 'object') return Array.isArray(v) ? '(a list)' : '(an object)';
+  return String(v);
+}
+
+/**
  * One spelling per address: IPv6 in its RFC 5952 form ("2001:DB8:0::1" is "2001:db8::1"), so an
  * address written two ways is one record and one endpoint name, and a spelling that goes away
  * does not take the address out of a transfer's delta. Anything else is kept as written (and
@@ -295,7 +306,8 @@ function ports(v: unknown, ignored: Ignored): SlimPort[] {
 function readPorts(v: unknown[], ignored: Ignored): SlimPort[] {
   const out: SlimPort[] = [];
   for (const p of arr(v)) {
-    const port = Number(p.port);
+    // A number, or one written as a string (a manifest's "8080"); nothing else is read as one (scalarText).
+    const port = typeof p.port === 'number' || typeof p.port === 'string' ? Number(p.port) : NaN;
     if (!Number.isInteger(port) || port < 1 || port > 65535 || !str(p.name)) continue;
     // "_<name>" is one label: at most 62 characters of name.
     const name = ignored.label('port name', p.name);
@@ -333,7 +345,7 @@ function meta(o: Obj, kind: string): { namespace: string; name: string } {
 /** The `fedns.io/ttl` annotation: whole seconds, 0..2^31-1 (RFC 2181 8). */
 function ttlAnnotation(v: unknown, ignored: Ignored): number | undefined {
   if (v === undefined) return undefined;
-  const text = typeof v === 'string' ? v.trim() : String(v);
+  const text = typeof v === 'string' ? v.trim() : scalarText(v);
   const n = /^\d{1,10}$/.test(text) ? Number(text) : NaN;
   return n <= MAX_TTL ? n : ignored.add('ttl annotation', text);
 }
@@ -345,7 +357,7 @@ function trafficAnnotations(annotations: Obj, ignored: Ignored): TrafficAnnotati
     const v = annotations[key];
     if (v === undefined) return undefined;
     const parsed = typeof v === 'string' && v.length <= 4096 ? parse(v) : undefined;
-    return parsed ?? ignored.add('policy annotation', `${key}: ${String(v)}`);
+    return parsed ?? ignored.add('policy annotation', `${key}: ${scalarText(v)}`);
   };
   const policy = read(POLICY_ANNOTATION, parsePolicy);
   const failover = read(FAILOVER_ANNOTATION, parseFailover);
