@@ -70,8 +70,6 @@ export class PageReader {
   private readonly idleMs: number;
   private readonly workerFile: string;
   private worker?: Worker;
-  /** The worker has loaded its code. */
-  private ready = false;
   /** No worker can start here: every page is read on the calling thread. */
   private unavailable = false;
   private readonly pending = new Map<number, Pending>();
@@ -93,14 +91,16 @@ export class PageReader {
 
   /**
    * A page's body (JSON bytes) read as `kind`; `what` names the request in errors ("list
-   * endpointslices"). Throws an ApiError when the body is not a list, or a worker died on it.
+   * endpointslices"). Throws an ApiError when the body is not a list or a worker failed on it,
+   * and an Error for a defect the worker met.
    */
   async read(kind: PageKind, body: Buffer, what: string): Promise<ReadPage> {
-    if (this.unavailable || body.length < this.minWorkerBytes) {
+    const worker = body.length < this.minWorkerBytes ? undefined : this.workerToUse();
+    if (!worker) {
       if (sliceSpent()) await nextSlice();
       return this.checked(convertPage(kind, body.toString('utf8')), what);
     }
-    const page = await this.onWorker(kind, body, what);
+    const page = await this.onWorker(worker, kind, body, what);
     // A structured clone: made the objects this thread holds, in slices (many pages arrive at once).
     const seen = new Map<object, unknown>();
     const items = page.items;
@@ -112,12 +112,24 @@ export class PageReader {
   }
 
   private checked(page: ConvertedPage | 'not JSON' | 'not a list', what: string): ReadPage {
-    if (typeof page === 'string') throw new ApiError(`${what}: the answer is ${page === 'not JSON' ? 'not JSON' : 'not a list'}`, 'protocol');
+    if (typeof page === 'string') throw new ApiError(`${what}: the answer is ${page}`, 'protocol');
     return page;
   }
 
-  private onWorker(kind: PageKind, body: Buffer, what: string): Promise<ConvertedPage> {
-    const worker = this.worker ?? this.start();
+  /** The running worker, or a new one; undefined where none can start (pages are then read here). */
+  private workerToUse(): Worker | undefined {
+    if (this.unavailable) return undefined;
+    if (this.worker) return this.worker;
+    try {
+      return this.start();
+    } catch {
+      // Refused at once (no threads here): the same as a worker that cannot load its code.
+      this.unavailable = true;
+      return undefined;
+    }
+  }
+
+  private onWorker(worker: Worker, kind: PageKind, body: Buffer, what: string): Promise<ConvertedPage> {
     clearTimeout(this.idleTimer);
     const id = this.nextId++;
     if (this.pending.size === 0) this.watch(worker);
@@ -134,14 +146,15 @@ export class PageReader {
   private start(): Worker {
     const worker = new Worker(this.workerFile);
     this.worker = worker;
-    this.ready = false;
     this.workersStarted++;
     // A worker does not keep fedns running; its idle timer stops it.
     worker.unref();
     let failure: Error | undefined;
+    /** This worker has loaded its code. */
+    let ready = false;
     worker.on('message', (m: PageReply) => {
       if ('ready' in m) {
-        this.ready = true;
+        ready = true;
         return;
       }
       const p = this.pending.get(m.id);
@@ -169,8 +182,8 @@ export class PageReader {
       const reason = failure ? failure.message : `exit code ${code}`;
       // One that never loaded its code would not load it next time either: the reasons of the
       // lists it failed say so, in the clusters' health and log.
-      if (!this.ready) this.unavailable = true;
-      const why = this.ready ? `the list page worker stopped (${reason})` : `the list page worker cannot start (${reason}); pages are read on the main thread from now on`;
+      if (!ready) this.unavailable = true;
+      const why = ready ? `the list page worker stopped (${reason})` : `the list page worker cannot start (${reason}); pages are read on the main thread from now on`;
       for (const p of this.pending.values()) p.reject(new ApiError(`${p.what}: ${why}`, 'protocol'));
       this.pending.clear();
     });

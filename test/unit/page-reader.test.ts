@@ -149,6 +149,15 @@ describe('the page reader', () => {
     expect(reader.running).toBe(false);
   });
 
+  it('reads pages on the calling thread when the platform refuses a worker at once', async () => {
+    // A relative path without "./" is refused as the worker is made, not when it loads.
+    const reader = new PageReader({ minWorkerBytes: 0, workerFile: 'page-worker.js' });
+    expect((await reader.read('Service', page(services), 'list services')).items).toHaveLength(3);
+    expect((await reader.read('Service', page(services), 'list services')).items).toHaveLength(3);
+    expect(reader.running).toBe(false);
+    expect(reader.pagesOnWorker).toBe(0);
+  });
+
   it('fails the pages a dying worker held, and starts a new one for the next page', async () => {
     const dies = script('dies.mjs', "parentPort.postMessage({ ready: true });\nparentPort.on('message', () => process.exit(7));");
     const reader = new PageReader({ minWorkerBytes: 0, workerFile: dies });
