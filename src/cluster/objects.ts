@@ -385,7 +385,10 @@ export function slimService(o: Obj): SlimService {
   }
   const annotations: Obj = o.metadata.annotations ?? {};
   let labels: Record<string, string> = NO_LABELS;
-  for (const [k, v] of Object.entries((o.metadata.labels ?? {}) as Obj)) {
+  // A map of strings: anything else (a string would read as one label per character) has none.
+  const written: unknown = o.metadata.labels;
+  const labelMap = written && typeof written === 'object' && !Array.isArray(written) ? (written as Obj) : NO_LABELS;
+  for (const [k, v] of Object.entries(labelMap)) {
     if (typeof v !== 'string') continue;
     if (labels === NO_LABELS) labels = {};
     labels[k] = v;

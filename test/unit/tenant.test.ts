@@ -224,6 +224,11 @@ describe('slim objects keep only what answers need', () => {
     expect(published).toBe(0);
     expect(times).toEqual([]);
   });
+
+  it('labels that are not a map are no labels (not one label per character of a string)', () => {
+    for (const labels of ['app=web', ['app', 'web'], 7, null]) expect(slimService(rawService('1', { labels })).labels).toEqual({});
+    expect(slimService(rawService('1', { labels: { app: 'web', n: 1 } })).labels).toEqual({ app: 'web' });
+  });
 });
 
 describe('TTLs', () => {
