@@ -224,8 +224,9 @@ describe('the page reader, when its worker goes wrong', () => {
   }, 10_000);
 
   it('keeps a worker that answers slowly but steadily', async () => {
-    const slow = script('slow.mjs', "parentPort.postMessage({ ready: true });\nparentPort.on('message', (m) => { const end = Date.now() + 120; while (Date.now() < end); parentPort.postMessage({ id: m.id, page: { items: [], skipped: [], resourceVersion: '1' } }); });");
-    const reader = new PageReader({ minWorkerBytes: 0, workerFile: slow, stuckMs: 200 });
+    // Four pages of 400 ms each: longer than stuckMs in all, each answer within it (with room for a slow start).
+    const slow = script('slow.mjs', "parentPort.postMessage({ ready: true });\nparentPort.on('message', (m) => { const end = Date.now() + 400; while (Date.now() < end); parentPort.postMessage({ id: m.id, page: { items: [], skipped: [], resourceVersion: '1' } }); });");
+    const reader = new PageReader({ minWorkerBytes: 0, workerFile: slow, stuckMs: 1000 });
     try {
       const pages = await Promise.all(Array.from({ length: 4 }, () => reader.read('Service', Buffer.from(page), 'list services')));
       expect(pages.map((p) => p.resourceVersion)).toEqual(['1', '1', '1', '1']);

@@ -158,6 +158,21 @@ describe('the page reader', () => {
     expect(reader.pagesOnWorker).toBe(0);
   });
 
+  it('hands the worker two pages at a time, so that its answers never pile up on the main thread', async () => {
+    // Answers each page 30 ms after it came, saying how many it held at most.
+    const counting = script(
+      'counting.mjs',
+      "let held = 0, most = 0;\nparentPort.postMessage({ ready: true });\nparentPort.on('message', (m) => { most = Math.max(most, ++held); setTimeout(() => { held--; parentPort.postMessage({ id: m.id, page: { items: [], skipped: [], resourceVersion: String(most) } }); }, 30); });",
+    );
+    const reader = new PageReader({ minWorkerBytes: 0, workerFile: counting });
+    try {
+      const pages = await Promise.all(Array.from({ length: 8 }, () => reader.read('Service', page([]), 'list services')));
+      expect(pages.map((p) => p.resourceVersion)).toEqual(Array(8).fill('2'));
+    } finally {
+      reader.close();
+    }
+  });
+
   it('fails the pages a dying worker held, and starts a new one for the next page', async () => {
     const dies = script('dies.mjs', "parentPort.postMessage({ ready: true });\nparentPort.on('message', () => process.exit(7));");
     const reader = new PageReader({ minWorkerBytes: 0, workerFile: dies });
