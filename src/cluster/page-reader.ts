@@ -5,16 +5,16 @@
 // queries. A worker thread (page-worker.ts) parses and converts the pages instead; the main
 // thread only reads the converted objects back (1 ms a page) and adopts them (objects.ts).
 //
-// One worker serves every cluster, a page at a time, started when a big page arrives and
-// stopped once no page came for idleMs (its memory goes with it). Small pages are read here:
-// a worker's round trip is not worth it for them.
+// One worker serves every cluster, a page at a time (it holds at most MAX_POSTED), started when
+// a big page arrives and stopped once no page came for idleMs (its memory goes with it). Small
+// pages are read here: a worker's round trip is not worth it for them.
 //
 // Failures: a worker that cannot start (its file missing, a platform without threads) leaves
-// every page to the main thread from then on; the lists it failed say so in their reasons. A worker that dies while
-// reading (out of memory on a giant page, a defect) fails the pages it held, as a failed
-// request would: their lists start again, paced as after any failure, and the next page starts
-// a new worker. So does one that holds pages without answering for stuckMs: every cluster's
-// pages wait for it.
+// every page to the main thread from then on; the lists it failed say so in their reasons. A
+// worker that dies while reading (out of memory on a giant page, a defect) fails the pages it
+// held and those waiting for it, as a failed request would: their lists start again, paced as
+// after any failure, and the next page starts a new worker. So does one that holds pages without
+// answering for stuckMs: every cluster's pages wait for it.
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { nextSlice, sliceSpent } from '../slices.js';
