@@ -210,9 +210,9 @@ function str(v: unknown): string | undefined {
 
 /**
  * A value where a string or number belongs, as text for the ignored list: a list or object by
- * its kind only. Converting one calls toString on every element: a
- * list nested 200,000 deep (a hostile API server's answer) overflows the stack, which would fail
- * the whole page and not only its object.
+ * its kind only. Converting one calls toString on every element: a list nested 200,000 deep (a
+ * hostile API server's answer) overflows the stack, which would fail the whole page and not only
+ * its object.
  */
 function scalarText(v: unknown): string {
   if (v && typeof v === 'object') return Array.isArray(v) ? '(a list)' : '(an object)';
