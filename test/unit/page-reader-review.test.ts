@@ -1,26 +1,13 @@
 // Pages of hostile and random objects read on the page worker give what the main thread makes
 // from the same text: the same values, the same shared (interned, frozen) lists, and no mutable
 // value shared between objects that the main thread would give each its own.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { convertPage, type ConvertedPage, type PageKind } from '../../src/cluster/list-page.js';
 import { PageReader } from '../../src/cluster/page-reader.js';
 import { ApiError } from '../../src/cluster/supervisor.js';
-
-/** A small seeded generator (mulberry32): a failure names its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../support/corpus.js';
+import { workerScripts } from '../support/worker-scripts.js';
 
 // JSON text built directly: keys such as "__proto__", repeated keys, numbers JSON.stringify cannot write.
 type J = string;
@@ -42,7 +29,7 @@ const ANNOTATION_KEYS = ['fedns.io/ttl', 'fedns.io/policy', 'fedns.io/failover',
 const LABEL_KEYS = ['app', 'kubernetes.io/service-name', '__proto__', 'constructor', 'toString', '0', '1', '10', '-1', 'valueOf', ''];
 
 function generator(seed: number) {
-  const r = rng(seed);
+  const r = prng(seed);
   const pick = <T>(a: readonly T[]): T => a[Math.floor(r() * a.length)];
   const chance = (p: number) => r() < p;
   const str = (): J => s(pick(STRINGS));
@@ -196,13 +183,7 @@ describe('pages read on the page worker (differential)', () => {
 });
 
 describe('the page reader, when its worker goes wrong', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'fedns-page-reader-review-'));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
-  const script = (name: string, text: string): string => {
-    const file = join(dir, name);
-    writeFileSync(file, `import { parentPort } from 'node:worker_threads';\n${text}\n`);
-    return file;
-  };
+  const script = workerScripts('fedns-page-reader-review-');
   const page = Buffer.from(JSON.stringify({ metadata: { resourceVersion: '1' }, items: [{ metadata: { namespace: 'ns', name: 'a' } }] }));
 
   it('stops a worker that holds a page without answering, failing the pages it held', async () => {

@@ -2,25 +2,18 @@
 // back must be exactly what the main thread would have made (values, shared lists, skipped
 // objects, the list's position), its problems the ApiErrors a list in the main thread gives, and
 // a worker that cannot start or dies must fail only the pages it held.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { convertPage, type ConvertedPage } from '../../src/cluster/list-page.js';
 import { adoptSlice, slimEndpointSlice, type SlimEndpointSlice } from '../../src/cluster/objects.js';
 import { PageReader } from '../../src/cluster/page-reader.js';
 import { ApiError } from '../../src/cluster/supervisor.js';
 import { settledHeap } from '../support/heap.js';
-
-const dir = mkdtempSync(join(tmpdir(), 'fedns-page-reader-'));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+import { workerScripts } from '../support/worker-scripts.js';
 
 /** A worker script of this test's own. */
-function script(name: string, text: string): string {
-  const file = join(dir, name);
-  writeFileSync(file, `import { parentPort } from 'node:worker_threads';\n${text}\n`);
-  return file;
-}
+const script = workerScripts('fedns-page-reader-');
 
 const services = [
   { metadata: { namespace: 'NS', name: 'Web', labels: { app: 'web' }, annotations: { 'fedns.io/ttl': '30', 'fedns.io/policy': 'failover', 'fedns.io/failover': 'b,a' } }, spec: { ports: [{ name: 'http', port: 80 }, { name: 'dns', port: 53, protocol: 'UDP' }] }, status: { loadBalancer: { ingress: [{ ip: '192.0.2.1' }, { ip: '2001:DB8:0::1' }, { hostname: 'lb.example.net' }, { hostname: 'bad..name' }] } } },
@@ -139,7 +132,7 @@ describe('the page reader', () => {
   });
 
   it('reads pages on the calling thread from then on when no worker can start', async () => {
-    const reader = new PageReader({ minWorkerBytes: 0, workerFile: join(dir, 'missing.js') });
+    const reader = new PageReader({ minWorkerBytes: 0, workerFile: join(tmpdir(), `fedns-no-such-directory-${process.pid}`, 'page-worker.js') });
     const first = await reader.read('Service', page(services), 'list services').catch((e: unknown) => e);
     expect(first).toBeInstanceOf(ApiError);
     expect((first as Error).message).toMatch(/^list services: the list page worker cannot start \(.+\); pages are read on the main thread from now on$/);
