@@ -59,6 +59,11 @@ function defaultWorkerFile(): string {
   return fileURLToPath(new URL('../../dist/src/cluster/page-worker.js', import.meta.url));
 }
 
+/** A page that is not a list, read here or on the worker: the same error either way. */
+function pageProblem(what: string, problem: 'not JSON' | 'not a list'): ApiError {
+  return new ApiError(`${what}: the answer is ${problem}`, 'protocol');
+}
+
 interface Pending {
   what: string;
   resolve: (page: ConvertedPage) => void;
@@ -124,7 +129,7 @@ export class PageReader {
   }
 
   private checked(page: ConvertedPage | 'not JSON' | 'not a list', what: string): ReadPage {
-    if (typeof page === 'string') throw new ApiError(`${what}: the answer is ${page}`, 'protocol');
+    if (typeof page === 'string') throw pageProblem(what, page);
     return page;
   }
 
@@ -186,7 +191,7 @@ export class PageReader {
       if ('page' in m) {
         this.pagesOnWorker++;
         p.resolve(m.page);
-      } else if ('problem' in m) p.reject(new ApiError(`${p.what}: the answer is ${m.problem}`, 'protocol'));
+      } else if ('problem' in m) p.reject(pageProblem(p.what, m.problem));
       else p.reject(new Error(`${p.what}: reading the page failed: ${m.defect}`));
       if (this.pending.size > 0) this.watch(worker);
       else {
