@@ -32,14 +32,17 @@ class Branch<V> {
 
 type Slot<V> = Leaf<V> | Collision<V> | Branch<V>;
 
-/** FNV-1a over the key's char codes. */
+/**
+ * FNV-1a over the key's char codes, as a signed 32-bit integer: V8 holds that in the leaf itself,
+ * where an unsigned one of 2^31 and more would be a boxed number of its own (half the leaves).
+ */
 export function hashKey(key: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < key.length; i++) {
     h ^= key.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
   }
-  return h >>> 0;
+  return h | 0;
 }
 
 function popcount(x: number): number {
