@@ -214,7 +214,7 @@ export class ZoneBuilder {
         const old = unique ? olds[i] : m.get(key);
         const node =
           heldAsAddresses(spec)
-            ? new AddressNode(key, spec.name, spec.addresses, owner, stale)
+            ? new AddressNode(key, spec.addresses, owner, stale)
             : new ZoneNode(key, spec.name, sortByType(spec.rrsets), SmallMap.of(answers.get(spec.name) ?? new Map()), owner, stale, spec.locality);
         if (old && old.owner !== owner && old.owner !== '') {
           // Another owner's name: the one that comes first in owner order holds it, whatever
@@ -260,7 +260,7 @@ export class ZoneBuilder {
   private needEnt(key: string): void {
     const n = this.entRefs.get(key) ?? 0;
     this.entRefs.set(key, n + 1);
-    if (n === 0 && !this.map.has(key)) this.map.set(key, new ZoneNode(key, keyToName(key), SmallMap.empty(), SmallMap.empty(), '', false));
+    if (n === 0 && !this.map.has(key)) this.map.set(key, new ZoneNode(key, undefined, SmallMap.empty(), SmallMap.empty(), '', false));
   }
 
   private releaseEnt(key: string): void {

@@ -340,6 +340,13 @@ describe('names held as their addresses', () => {
     const short = nameKey('s.ns.fed.example.com.');
     const global = nameKey('s.ns.fed.svc.example.com.');
     for (const key of [zonal, regional, short, global]) expect(first.names.get(key)).toBeInstanceOf(AddressNode);
+    // Such a name keeps no string of its own: its name is its key's.
+    expect([zonal, regional, short, global].map((key) => first.names.get(key)!.name)).toEqual([
+      's.ns.fed.svc.z2.r1.example.com.',
+      's.ns.fed.svc.r1.example.com.',
+      's.ns.fed.example.com.',
+      's.ns.fed.svc.example.com.',
+    ]);
     // The SRV names' additional sections carry the short and global names' addresses, made when asked.
     const srvExtra = (owner: string) => ask(`_http._tcp.${owner}`, RRType.SRV).additionals.map((r) => `${r.name} ${r.data}`);
     for (const owner of ['s.ns.fed.example.com.', 's.ns.fed.svc.example.com.'])
