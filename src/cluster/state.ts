@@ -290,12 +290,14 @@ export class ClusterState {
   /** replaceKind's steps, one per object upserted or removed. */
   private *replacing(kind: Kind, items: Slim[]): Generator<void> {
     const current = this.held(kind);
-    const keep = new Set<string>();
+    // Into an empty kind (a first list), nothing is left to remove: no set of the list's names.
+    const keep = current.size ? new Set<string>() : undefined;
     for (const it of items) {
-      keep.add(`${it.namespace}/${it.name}`);
+      keep?.add(`${it.namespace}/${it.name}`);
       this.upsert(kind, it);
       yield;
     }
+    if (!keep) return;
     for (const key of [...current.keys()]) {
       if (keep.has(key)) continue;
       const slash = key.indexOf('/');
