@@ -345,11 +345,24 @@ export function federate(key: string, clusters: Iterable<ClusterState>, policy: 
       g.v6.sort();
       groups.push(g);
     }
+    if (!c.region) {
+      for (const addr of x.addresses.keys()) global.add(addr);
+      continue;
+    }
+    const region = bucket(regions, c.region);
+    // Addresses of one zone share one list (contribution): its collectors are found once per
+    // list, not once per address.
+    let lastList: readonly string[] | undefined;
+    let lastCollectors: Collector[] = [];
     for (const [addr, addrZones] of x.addresses) {
       global.add(addr);
-      if (!c.region) continue;
-      bucket(regions, c.region).add(addr);
-      for (const z of addrZones.length ? addrZones : c.zones) bucket(zones, `${c.region}/${z}`).add(addr);
+      region.add(addr);
+      const list = addrZones.length ? addrZones : c.zones;
+      if (list !== lastList) {
+        lastList = list;
+        lastCollectors = list.map((z) => bucket(zones, `${c.region}/${z}`));
+      }
+      for (const z of lastCollectors) z.add(addr);
     }
   }
   let ttl = annotated ?? policy.defaultTtl;
