@@ -4,6 +4,7 @@ import { sameRecord, type RR } from '../wire/records.js';
 import type { ServiceLocality } from './locality.js';
 import { SmallMap } from './small-map.js';
 import { keyToName } from '../wire/name.js';
+import { hashKey } from './pmap.js';
 
 /** What a query for one type at one name answers (positive answers only). */
 export interface Answer {
@@ -18,7 +19,15 @@ export interface Answer {
 /** The additional section of most answers: one shared, read-only empty list. */
 const NO_ADDITIONAL: RR[][] = Object.freeze([]) as unknown as RR[][];
 
-export class ZoneNode {
+/**
+ * One name of the zone. Two kinds: a RecordsNode holds its record sets and answers; an
+ * AddressNode holds only the addresses its A and AAAA records carry. Each is also its own entry
+ * in the zone's persistent map (pmap.ts: key and hash), so a name costs one object, not two.
+ */
+export abstract class ZoneNode {
+  /** hashKey(key): where the zone's map files this name. */
+  readonly hash: number;
+
   constructor(
     /** Lookup key: lowercase wire bytes as latin1. */
     readonly key: string,
@@ -28,17 +37,13 @@ export class ZoneNode {
      * no string of their own beside the key: 4 MiB of 100,000 services' (benchmarks/scale-memory.ts).
      */
     private readonly given: string | undefined,
-    /** RRsets by type, in type order. An empty map is an empty non-terminal. */
-    private readonly sets: ReadonlyMap<number, RR[]>,
-    /** Answers by query type, including the CNAME chase (type 0: any other type at a CNAME). */
-    private readonly byType: ReadonlyMap<number, Answer>,
     /** Federated service ("ns/name") that owns this name; "@" for apex data; "" for an empty non-terminal. */
     readonly owner: string,
     /** Built from stale cluster data (adds EDE 3 to answers). */
     readonly stale: boolean,
-    /** Per-client answers for A, AAAA and SRV (see locality.ts); absent: everyone gets the records. */
-    readonly locality?: ServiceLocality,
-  ) {}
+  ) {
+    this.hash = hashKey(key);
+  }
 
   /** Absolute lowercase presentation name. */
   get name(): string {
@@ -46,8 +51,11 @@ export class ZoneNode {
   }
 
   /** RRsets by type, in type order. An empty map is an empty non-terminal. */
-  get rrsets(): ReadonlyMap<number, RR[]> {
-    return this.sets;
+  abstract get rrsets(): ReadonlyMap<number, RR[]>;
+
+  /** Per-client answers for A, AAAA and SRV (see locality.ts); undefined: everyone gets the records. */
+  get locality(): ServiceLocality | undefined {
+    return undefined;
   }
 
   get isEmptyNonTerminal(): boolean {
@@ -55,9 +63,7 @@ export class ZoneNode {
   }
 
   /** The answer for a query type; undefined is NODATA. */
-  answerFor(qtype: number): Answer | undefined {
-    return this.byType.get(qtype) ?? (this.sets.has(RRType.CNAME) && qtype !== RRType.CNAME ? this.byType.get(0) : undefined);
-  }
+  abstract answerFor(qtype: number): Answer | undefined;
 
   /** Whether `spec` (as a builder produced it) holds exactly this node's records. */
   sameAs(spec: NameSpec): boolean {
@@ -76,7 +82,7 @@ export class ZoneNode {
   /** How many records this name holds. */
   get recordCount(): number {
     let n = 0;
-    for (const set of this.sets.values()) n += set.length;
+    for (const set of this.rrsets.values()) n += set.length;
     return n;
   }
 
@@ -85,6 +91,40 @@ export class ZoneNode {
     const out: RR[] = [];
     for (const set of this.rrsets.values()) out.push(...set);
     return out;
+  }
+}
+
+/** A name with its record sets and the answers made from them (or none: an empty non-terminal). */
+export class RecordsNode extends ZoneNode {
+  constructor(
+    key: string,
+    name: string | undefined,
+    /** RRsets by type, in type order. An empty map is an empty non-terminal. */
+    private readonly sets: ReadonlyMap<number, RR[]>,
+    /** Answers by query type, including the CNAME chase (type 0: any other type at a CNAME). */
+    private readonly byType: ReadonlyMap<number, Answer>,
+    owner: string,
+    stale: boolean,
+    private readonly local?: ServiceLocality,
+  ) {
+    super(key, name, owner, stale);
+  }
+
+  /** An empty non-terminal: a name with names below it and no records of its own. */
+  static empty(key: string): RecordsNode {
+    return new RecordsNode(key, undefined, SmallMap.empty(), SmallMap.empty(), '', false);
+  }
+
+  override get rrsets(): ReadonlyMap<number, RR[]> {
+    return this.sets;
+  }
+
+  override get locality(): ServiceLocality | undefined {
+    return this.local;
+  }
+
+  override answerFor(qtype: number): Answer | undefined {
+    return this.byType.get(qtype) ?? (this.sets.has(RRType.CNAME) && qtype !== RRType.CNAME ? this.byType.get(0) : undefined);
   }
 }
 
@@ -130,7 +170,7 @@ export class AddressNode extends ZoneNode {
 
   /** `key` is the name's: its labels are DNS labels in lowercase (the builders check them), so keyToName gives the name back. */
   constructor(key: string, recipe: AddressRecipe, owner: string, stale: boolean) {
-    super(key, undefined, SmallMap.empty(), SmallMap.empty(), owner, stale);
+    super(key, undefined, owner, stale);
     this.v4 = recipe.v4.length ? recipe.v4 : NO_ADDRESSES;
     this.v6 = recipe.v6.length ? recipe.v6 : NO_ADDRESSES;
     this.ttl = recipe.ttl;

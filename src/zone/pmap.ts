@@ -5,24 +5,24 @@
 //
 // Written for fedns's lookup keys (50-byte latin1 strings, fresh on every query): general-purpose
 // persistent maps spend most of their time hashing such keys through a small shared cache.
+// A value carries its own key and hash (the zone's names do): the trie holds the values
+// themselves, one object per entry rather than a leaf beside each.
 
-class Leaf<V> {
-  constructor(
-    readonly key: string,
-    readonly hash: number,
-    readonly value: V,
-  ) {}
+/** What the map holds: a value that knows its key and that key's hashKey(). */
+export interface MapEntry {
+  readonly key: string;
+  readonly hash: number;
 }
 
-class Collision<V> {
+class Collision<V extends MapEntry> {
   constructor(
     public edit: object | null,
     readonly hash: number,
-    public leaves: Leaf<V>[],
+    public leaves: V[],
   ) {}
 }
 
-class Branch<V> {
+class Branch<V extends MapEntry> {
   constructor(
     public edit: object | null,
     public bitmap: number,
@@ -30,11 +30,12 @@ class Branch<V> {
   ) {}
 }
 
-type Slot<V> = Leaf<V> | Collision<V> | Branch<V>;
+/** A branch, a collision, or an entry (anything else). */
+type Slot<V extends MapEntry> = V | Collision<V> | Branch<V>;
 
 /**
- * FNV-1a over the key's char codes, as a signed 32-bit integer: V8 holds that in the leaf itself,
- * where an unsigned one of 2^31 and more would be a boxed number of its own (half the leaves).
+ * FNV-1a over the key's char codes, as a signed 32-bit integer: V8 holds that in the entry itself,
+ * where an unsigned one of 2^31 and more would be a boxed number of its own (half the entries).
  */
 export function hashKey(key: string): number {
   let h = 0x811c9dc5;
@@ -52,7 +53,7 @@ function popcount(x: number): number {
   return Math.imul(x, 0x01010101) >>> 24;
 }
 
-function lookup<V>(root: Branch<V>, key: string, hash: number): V | undefined {
+function lookup<V extends MapEntry>(root: Branch<V>, key: string, hash: number): V | undefined {
   let node: Slot<V> = root;
   let shift = 0;
   for (;;) {
@@ -61,11 +62,11 @@ function lookup<V>(root: Branch<V>, key: string, hash: number): V | undefined {
       if ((node.bitmap & bit) === 0) return undefined;
       node = node.slots[popcount(node.bitmap & (bit - 1))];
       shift += 5;
-    } else if (node instanceof Leaf) {
-      return node.key === key ? node.value : undefined;
-    } else {
-      for (const l of node.leaves) if (l.key === key) return l.value;
+    } else if (node instanceof Collision) {
+      for (const l of node.leaves) if (l.key === key) return l;
       return undefined;
+    } else {
+      return node.key === key ? node : undefined;
     }
   }
 }
@@ -75,22 +76,18 @@ interface Change {
   removed: boolean;
 }
 
-function branchOf<V>(edit: object, shift: number, a: Slot<V> & { hash?: number }, aHash: number, b: Leaf<V>): Branch<V> | Collision<V> {
+function branchOf<V extends MapEntry>(edit: object, shift: number, a: V | Collision<V>, aHash: number, b: V): Branch<V> | Collision<V> {
   if (shift >= 32) {
-    const leaves = a instanceof Collision ? [...a.leaves, b] : [a as Leaf<V>, b];
+    const leaves = a instanceof Collision ? [...a.leaves, b] : [a, b];
     return new Collision(edit, aHash, leaves);
   }
   const ia = (aHash >>> shift) & 31;
   const ib = (b.hash >>> shift) & 31;
-  if (ia === ib) return new Branch(edit, 1 << ia, [branchOf(edit, shift + 5, a, aHash, b)]);
-  return new Branch(edit, (1 << ia) | (1 << ib), ia < ib ? [a, b] : [b, a]);
+  if (ia === ib) return new Branch<V>(edit, 1 << ia, [branchOf(edit, shift + 5, a, aHash, b)]);
+  return new Branch<V>(edit, (1 << ia) | (1 << ib), ia < ib ? [a, b] : [b, a]);
 }
 
-function slotHash<V>(s: Leaf<V> | Collision<V>): number {
-  return s.hash;
-}
-
-function insert<V>(node: Branch<V>, shift: number, leaf: Leaf<V>, edit: object, ch: Change): Branch<V> {
+function insert<V extends MapEntry>(node: Branch<V>, shift: number, leaf: V, edit: object, ch: Change): Branch<V> {
   const bit = 1 << ((leaf.hash >>> shift) & 31);
   const idx = popcount(node.bitmap & (bit - 1));
   const own = node.edit === edit;
@@ -108,36 +105,36 @@ function insert<V>(node: Branch<V>, shift: number, leaf: Leaf<V>, edit: object, 
   let next: Slot<V>;
   if (cur instanceof Branch) {
     next = insert(cur, shift + 5, leaf, edit, ch);
-  } else if (cur instanceof Leaf) {
-    if (cur.key === leaf.key) {
-      if (cur.value === leaf.value) return node;
-      next = leaf;
-    } else if (cur.hash === leaf.hash) {
-      ch.added = true;
-      next = new Collision(edit, leaf.hash, [cur, leaf]);
+  } else if (cur instanceof Collision) {
+    if (cur.hash === leaf.hash) {
+      const i = cur.leaves.findIndex((l) => l.key === leaf.key);
+      const leaves = cur.leaves.slice();
+      if (i >= 0) leaves[i] = leaf;
+      else {
+        leaves.push(leaf);
+        ch.added = true;
+      }
+      next = new Collision(edit, cur.hash, leaves);
     } else {
       ch.added = true;
       next = branchOf(edit, shift + 5, cur, cur.hash, leaf);
     }
+  } else if (cur.key === leaf.key) {
+    if (cur === leaf) return node;
+    next = leaf;
   } else if (cur.hash === leaf.hash) {
-    const i = cur.leaves.findIndex((l) => l.key === leaf.key);
-    const leaves = cur.leaves.slice();
-    if (i >= 0) leaves[i] = leaf;
-    else {
-      leaves.push(leaf);
-      ch.added = true;
-    }
-    next = new Collision(edit, cur.hash, leaves);
+    ch.added = true;
+    next = new Collision(edit, leaf.hash, [cur, leaf]);
   } else {
     ch.added = true;
-    next = branchOf(edit, shift + 5, cur, slotHash(cur), leaf);
+    next = branchOf(edit, shift + 5, cur, cur.hash, leaf);
   }
   if (next === cur) return node;
   return replaceSlot(node, idx, next, edit);
 }
 
 /** `node` with slot `idx` holding `next`: changed in place when this edit owns it, else copied. */
-function replaceSlot<V>(node: Branch<V>, idx: number, next: Slot<V>, edit: object): Branch<V> {
+function replaceSlot<V extends MapEntry>(node: Branch<V>, idx: number, next: Slot<V>, edit: object): Branch<V> {
   if (node.edit === edit) {
     node.slots[idx] = next;
     return node;
@@ -147,7 +144,7 @@ function replaceSlot<V>(node: Branch<V>, idx: number, next: Slot<V>, edit: objec
   return new Branch(edit, node.bitmap, slots);
 }
 
-function remove<V>(node: Branch<V>, shift: number, key: string, hash: number, edit: object, ch: Change): Branch<V> | null {
+function remove<V extends MapEntry>(node: Branch<V>, shift: number, key: string, hash: number, edit: object, ch: Change): Branch<V> | null {
   const bit = 1 << ((hash >>> shift) & 31);
   if ((node.bitmap & bit) === 0) return node;
   const idx = popcount(node.bitmap & (bit - 1));
@@ -156,15 +153,15 @@ function remove<V>(node: Branch<V>, shift: number, key: string, hash: number, ed
   if (cur instanceof Branch) {
     next = remove(cur, shift + 5, key, hash, edit, ch);
     if (next === cur) return node;
-  } else if (cur instanceof Leaf) {
-    if (cur.key !== key) return node;
-    ch.removed = true;
-    next = null;
-  } else {
+  } else if (cur instanceof Collision) {
     const leaves = cur.leaves.filter((l) => l.key !== key);
     if (leaves.length === cur.leaves.length) return node;
     ch.removed = true;
     next = leaves.length === 1 ? leaves[0] : new Collision(edit, cur.hash, leaves);
+  } else {
+    if (cur.key !== key) return node;
+    ch.removed = true;
+    next = null;
   }
   const own = node.edit === edit;
   if (next === null) {
@@ -180,27 +177,27 @@ function remove<V>(node: Branch<V>, shift: number, key: string, hash: number, ed
   return replaceSlot(node, idx, next, edit);
 }
 
-function* walk<V>(node: Slot<V>): Generator<Leaf<V>> {
-  if (node instanceof Leaf) yield node;
+function* walk<V extends MapEntry>(node: Slot<V>): Generator<V> {
+  if (node instanceof Branch) for (const s of node.slots) yield* walk(s);
   else if (node instanceof Collision) yield* node.leaves;
-  else for (const s of node.slots) yield* walk(s);
+  else yield node;
 }
 
 const EMPTY_ROOT = new Branch<never>(null, 0, []);
 
 /** An immutable map version. */
-export class PersistentMap<V> {
+export class PersistentMap<V extends MapEntry> {
   private constructor(
     private readonly root: Branch<V>,
     readonly size: number,
   ) {}
 
-  static empty<V>(): PersistentMap<V> {
+  static empty<V extends MapEntry>(): PersistentMap<V> {
     return new PersistentMap<V>(EMPTY_ROOT as Branch<V>, 0);
   }
 
   /** @internal */
-  static of<V>(root: Branch<V>, size: number): PersistentMap<V> {
+  static of<V extends MapEntry>(root: Branch<V>, size: number): PersistentMap<V> {
     return new PersistentMap(root, size);
   }
 
@@ -218,7 +215,7 @@ export class PersistentMap<V> {
   }
 
   *entries(): Generator<[string, V]> {
-    for (const l of walk(this.root)) yield [l.key, l.value];
+    for (const l of walk(this.root)) yield [l.key, l];
   }
 
   *keys(): Generator<string> {
@@ -226,12 +223,12 @@ export class PersistentMap<V> {
   }
 
   *values(): Generator<V> {
-    for (const l of walk(this.root)) yield l.value;
+    yield* walk(this.root);
   }
 }
 
 /** A map being changed: nodes it created are updated in place until it is sealed. */
-export class MapDraft<V> {
+export class MapDraft<V extends MapEntry> {
   private token: object = {};
   private readonly ch: Change = { added: false, removed: false };
 
@@ -252,11 +249,11 @@ export class MapDraft<V> {
     return this.get(key) !== undefined;
   }
 
-  /** Values are never undefined: a stored undefined could not be told from a missing key. */
-  set(key: string, value: V): this {
+  /** Files `entry` under its key, replacing what was there. */
+  set(entry: V): this {
     const ch = this.ch;
     ch.added = false;
-    this.root = insert(this.root, 0, new Leaf(key, hashKey(key), value), this.token, ch);
+    this.root = insert(this.root, 0, entry, this.token, ch);
     if (ch.added) this.count++;
     return this;
   }

@@ -6,7 +6,7 @@ import { PersistentMap, type MapDraft } from './pmap.js';
 import { RRType } from '../wire/constants.js';
 import { canonicalName, keyToName, nameKey, parentKey } from '../wire/name.js';
 import { sameRecord, type RR, type SoaData } from '../wire/records.js';
-import { AddressNode, heldAsAddresses, prepareAnswers, ZoneNode, type NameSpec } from './node.js';
+import { AddressNode, heldAsAddresses, prepareAnswers, RecordsNode, ZoneNode, type NameSpec } from './node.js';
 import { sameLocality } from './locality.js';
 import { SmallMap } from './small-map.js';
 
@@ -215,7 +215,7 @@ export class ZoneBuilder {
         const node =
           heldAsAddresses(spec)
             ? new AddressNode(key, spec.addresses, owner, stale)
-            : new ZoneNode(key, spec.name, sortByType(spec.rrsets), SmallMap.of(answers.get(spec.name) ?? new Map()), owner, stale, spec.locality);
+            : new RecordsNode(key, spec.name, sortByType(spec.rrsets), SmallMap.of(answers.get(spec.name) ?? new Map()), owner, stale, spec.locality);
         if (old && old.owner !== owner && old.owner !== '') {
           // Another owner's name: the one that comes first in owner order holds it, whatever
           // order they came in (replicas and restarts see them in any), the other waits.
@@ -224,7 +224,7 @@ export class ZoneBuilder {
           this.disturb(old.owner);
         }
         this.diffRecords(key, old, node);
-        m.set(key, node);
+        m.set(node);
         nodes[i] = node;
       });
     }
@@ -260,7 +260,7 @@ export class ZoneBuilder {
   private needEnt(key: string): void {
     const n = this.entRefs.get(key) ?? 0;
     this.entRefs.set(key, n + 1);
-    if (n === 0 && !this.map.has(key)) this.map.set(key, new ZoneNode(key, undefined, SmallMap.empty(), SmallMap.empty(), '', false));
+    if (n === 0 && !this.map.has(key)) this.map.set(RecordsNode.empty(key));
   }
 
   private releaseEnt(key: string): void {
@@ -321,11 +321,11 @@ export class ZoneBuilder {
       this.placed.delete(next.owner);
       this.disturb(next.owner);
       this.diffRecords(key, node, next);
-      m.set(key, next);
+      m.set(next);
       return;
     }
     this.diffRecords(key, node, undefined);
-    if (this.entRefs.has(key)) m.set(key, new ZoneNode(key, node.name, SmallMap.empty(), SmallMap.empty(), '', false));
+    if (this.entRefs.has(key)) m.set(RecordsNode.empty(key));
     else m.delete(key);
   }
 

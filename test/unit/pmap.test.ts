@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { hashKey, PersistentMap } from '../../src/zone/pmap.js';
+import { hashKey, PersistentMap, type MapEntry } from '../../src/zone/pmap.js';
+
+/** A value filed under its key, as the zone's names are. */
+interface Entry<T> extends MapEntry {
+  value: T;
+}
+const entry = <T>(key: string, value: T): Entry<T> => ({ key, hash: hashKey(key), value });
+/** The value filed under `key` in a map or draft. */
+const at = <T>(m: { get(key: string): Entry<T> | undefined }, key: string): T | undefined => m.get(key)?.value;
 
 function rng(seed: number) {
   return () => {
@@ -26,8 +34,8 @@ describe('PersistentMap', () => {
   it('matches a native Map through random sets and deletes, and keeps every sealed version intact', () => {
     const rand = rng(7);
     const model = new Map<string, number>();
-    let map = PersistentMap.empty<number>();
-    const versions: [PersistentMap<number>, Map<string, number>][] = [];
+    let map = PersistentMap.empty<Entry<number>>();
+    const versions: [PersistentMap<Entry<number>>, Map<string, number>][] = [];
     for (let round = 0; round < 40; round++) {
       const d = map.edit();
       for (let i = 0; i < 500; i++) {
@@ -37,7 +45,7 @@ describe('PersistentMap', () => {
           model.delete(k);
         } else {
           const v = Math.floor(rand() * 1e6);
-          d.set(k, v);
+          d.set(entry(k, v));
           model.set(k, v);
         }
       }
@@ -47,8 +55,9 @@ describe('PersistentMap', () => {
     }
     for (const [v, m] of versions) {
       expect(v.size).toBe(m.size);
-      for (const [k, val] of m) expect(v.get(k)).toBe(val);
-      expect(new Map(v.entries())).toEqual(m);
+      for (const [k, val] of m) expect(at(v, k)).toBe(val);
+      expect(new Map([...v.entries()].map(([k, e]) => [k, e.value]))).toEqual(m);
+      for (const [k, e] of v.entries()) expect(e.key).toBe(k);
     }
     expect(map.get('absent')).toBeUndefined();
   });
@@ -56,27 +65,27 @@ describe('PersistentMap', () => {
   it('keeps keys whose hashes collide apart', () => {
     const [a, b] = collidingPair();
     expect(hashKey(a)).toBe(hashKey(b));
-    const d = PersistentMap.empty<string>().edit();
-    d.set(a, 'A').set(b, 'B').set('other', 'O');
+    const d = PersistentMap.empty<Entry<string>>().edit();
+    d.set(entry(a, 'A')).set(entry(b, 'B')).set(entry('other', 'O'));
     const v1 = d.done();
-    expect([v1.get(a), v1.get(b), v1.size]).toEqual(['A', 'B', 3]);
+    expect([at(v1, a), at(v1, b), v1.size]).toEqual(['A', 'B', 3]);
     const d2 = v1.edit();
-    d2.set(b, 'B2').delete(a);
+    d2.set(entry(b, 'B2')).delete(a);
     const v2 = d2.done();
-    expect([v2.get(a), v2.get(b), v2.size]).toEqual([undefined, 'B2', 2]);
-    expect([v1.get(a), v1.get(b)]).toEqual(['A', 'B']);
+    expect([at(v2, a), at(v2, b), v2.size]).toEqual([undefined, 'B2', 2]);
+    expect([at(v1, a), at(v1, b)]).toEqual(['A', 'B']);
   });
 
   it('does not change a sealed version through a draft that goes on editing', () => {
-    const d = PersistentMap.empty<number>().edit();
-    for (let i = 0; i < 100; i++) d.set(`k${i}`, i);
+    const d = PersistentMap.empty<Entry<number>>().edit();
+    for (let i = 0; i < 100; i++) d.set(entry(`k${i}`, i));
     const sealed = d.done();
-    for (let i = 0; i < 100; i++) d.set(`k${i}`, -i);
+    for (let i = 0; i < 100; i++) d.set(entry(`k${i}`, -i));
     d.delete('k5');
     const later = d.done();
-    expect(sealed.get('k7')).toBe(7);
-    expect(sealed.get('k5')).toBe(5);
-    expect(later.get('k7')).toBe(-7);
+    expect(at(sealed, 'k7')).toBe(7);
+    expect(at(sealed, 'k5')).toBe(5);
+    expect(at(later, 'k7')).toBe(-7);
     expect(later.has('k5')).toBe(false);
     expect([sealed.size, later.size]).toEqual([100, 99]);
   });
