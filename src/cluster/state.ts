@@ -68,8 +68,11 @@ function sameSlice(old: SlimEndpointSlice | undefined, s: SlimEndpointSlice): bo
 export class ClusterState {
   readonly services = new Map<string, SlimService>();
   readonly slices = new Map<string, SlimEndpointSlice>();
-  /** Service key -> keys of its slices (a short list: a Set per service costs more than its slices' keys). */
-  readonly slicesByService = new Map<string, string[]>();
+  /**
+   * Service key -> the key of its slice, or the keys of its slices when it has more than one (most
+   * services have one: a list for each would take 56 bytes per service). Read with eachSlice().
+   */
+  private readonly sliceIndex = new Map<string, string | string[]>();
   readonly exports = new Map<string, SlimServiceExport>();
   /** ServiceImports by service key: the ClusterSetIPs of the member's MCS implementation. */
   readonly imports = new Map<string, SlimServiceImport>();
@@ -166,9 +169,11 @@ export class ClusterState {
       if (s.ignored) this.listener.valuesIgnored(this, kind, key, s.ignored);
       if (s.service) {
         const svc = serviceKey(s.namespace, s.service);
-        const list = this.slicesByService.get(svc);
-        if (!list) this.slicesByService.set(svc, [key]);
-        else if (!list.includes(key)) list.push(key);
+        const keys = this.sliceIndex.get(svc);
+        if (keys === undefined) this.sliceIndex.set(svc, key);
+        else if (typeof keys === 'string') {
+          if (keys !== key) this.sliceIndex.set(svc, [keys, key]);
+        } else if (!keys.includes(key)) keys.push(key);
         this.pending.add(svc);
       }
       this.countZones(old, -1);
@@ -223,11 +228,32 @@ export class ClusterState {
   private unlinkSlice(s: SlimEndpointSlice, key: string): void {
     if (!s.service) return;
     const svc = serviceKey(s.namespace, s.service);
-    const list = this.slicesByService.get(svc);
-    const at = list ? list.indexOf(key) : -1;
-    if (at >= 0) list!.splice(at, 1);
-    if (list && list.length === 0) this.slicesByService.delete(svc);
+    const keys = this.sliceIndex.get(svc);
+    if (keys === key) this.sliceIndex.delete(svc);
+    else if (Array.isArray(keys)) {
+      const at = keys.indexOf(key);
+      if (at >= 0) keys.splice(at, 1);
+      if (keys.length === 1) this.sliceIndex.set(svc, keys[0]);
+    }
     this.pending.add(svc);
+  }
+
+  /**
+   * Calls `fn` with each slice the cluster holds for the service `key` ("namespace/name"), in the
+   * order they came, until `fn` returns true; returns whether one did.
+   */
+  eachSlice(key: string, fn: (slice: SlimEndpointSlice) => boolean | void): boolean {
+    const keys = this.sliceIndex.get(key);
+    if (keys === undefined) return false;
+    if (typeof keys === 'string') {
+      const slice = this.slices.get(keys);
+      return slice !== undefined && fn(slice) === true;
+    }
+    for (const k of keys) {
+      const slice = this.slices.get(k);
+      if (slice !== undefined && fn(slice) === true) return true;
+    }
+    return false;
   }
 
   /** Adds (+1) or takes away (-1) a slice's zones; a zone appearing or going changes the topology. */

@@ -67,12 +67,12 @@ export function hasReadyBackend(key: string, fs: FederatedService, clusters: Ite
   for (const c of clusters) {
     if (!c.exports.has(key)) continue;
     if (c.health !== 'live' && c.health !== 'stale' && !(fs.panic && c.health === 'expired')) continue;
-    for (const sliceKey of c.slicesByService.get(key) ?? []) {
-      const slice = c.slices.get(sliceKey);
+    const found = c.eachSlice(key, (slice) => {
       let ready = false;
-      if (slice) eachEndpoint(slice, (from, to, r) => (ready ||= r && to > from));
-      if (ready) return true;
-    }
+      eachEndpoint(slice, (from, to, r) => (ready ||= r && to > from));
+      return ready;
+    });
+    if (found) return true;
   }
   return false;
 }

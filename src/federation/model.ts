@@ -170,9 +170,8 @@ function contribution(c: ClusterState, svc: SlimService, key: string, verdict: C
   // Endpoints of one zone share one list of it.
   let lastZone = '';
   let lastZones = NO_ZONES;
-  for (const sliceKey of c.slicesByService.get(key) ?? []) {
-    const slice = c.slices.get(sliceKey);
-    if (!slice || slice.addressType === 'FQDN') continue;
+  c.eachSlice(key, (slice) => {
+    if (slice.addressType === 'FQDN') return;
     if (portSeen) {
       for (const p of slice.ports) {
         const id = `${p.name}/${p.protocol}/${p.port}`;
@@ -211,7 +210,7 @@ function contribution(c: ClusterState, svc: SlimService, key: string, verdict: C
         }
       }
     });
-  }
+  });
   if (hosts) out.endpoints = [...hosts.values()];
   if (mode === 'loadBalancer' && readyZones) {
     if (ready === 0) {

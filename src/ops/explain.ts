@@ -7,6 +7,7 @@ import { rrText } from '../wire/records.js';
 import type { Responder } from '../server/responder.js';
 import type { Federation } from '../federation/federation.js';
 import type { ClusterVerdict, FederatedService } from '../federation/model.js';
+import type { IgnoredValue } from '../cluster/objects.js';
 import { parseClusterSetName, parseName, type ParsedClusterSetName, type ParsedName } from '../zone/names.js';
 import { isAddress, parseNetwork } from '../address.js';
 import { plan } from '../zone/locality.js';
@@ -323,7 +324,8 @@ function noteOmitted(fed: Federation, key: string, service: NonNullable<Explanat
 function ignoredValues(fed: Federation, key: string): string[] {
   const out: string[] = [];
   for (const c of fed.clusters.values()) {
-    const objects = [c.services.get(key), ...[...(c.slicesByService.get(key) ?? [])].map((k) => c.slices.get(k))];
+    const objects: Array<{ ignored?: IgnoredValue[] } | undefined> = [c.services.get(key)];
+    c.eachSlice(key, (slice) => void objects.push(slice));
     for (const o of objects) for (const v of o?.ignored ?? []) out.push(`${c.name}: ${v.reason} ${JSON.stringify(v.value)} ignored`);
   }
   return out;

@@ -57,3 +57,47 @@ describe('ClusterState.unchanged', () => {
     expect(c.takeChangeTimes()).toEqual([]);
   });
 });
+
+describe('ClusterState.eachSlice', () => {
+  const names = (c: ReturnType<typeof cluster>, key: string) => {
+    const out: string[] = [];
+    c.eachSlice(key, (s) => void out.push(s.name));
+    return out;
+  };
+
+  it('gives a service its slices as they come, go and move to another service', () => {
+    const c = cluster();
+    seed(c, [svc('web', []), svc('api', [])]);
+    expect(names(c, 'ns/web')).toEqual([]);
+    c.upsert('EndpointSlice', slice('web', [{ addr: '10.0.0.1' }], 'web-a'));
+    c.upsert('EndpointSlice', slice('web', [{ addr: '10.0.0.2' }], 'web-a')); // the same slice again
+    expect(names(c, 'ns/web')).toEqual(['web-a']);
+    c.upsert('EndpointSlice', slice('web', [{ addr: '10.0.0.3' }], 'web-b'));
+    c.upsert('EndpointSlice', slice('web', [{ addr: '10.0.0.4' }], 'web-c'));
+    expect(names(c, 'ns/web')).toEqual(['web-a', 'web-b', 'web-c']);
+    c.remove('EndpointSlice', 'ns', 'web-b');
+    expect(names(c, 'ns/web')).toEqual(['web-a', 'web-c']);
+    // A slice relabelled to another service leaves the first one's.
+    c.upsert('EndpointSlice', slice('api', [{ addr: '10.0.0.4' }], 'web-c'));
+    expect(names(c, 'ns/web')).toEqual(['web-a']);
+    expect(names(c, 'ns/api')).toEqual(['web-c']);
+    c.upsert('EndpointSlice', slice('api', [{ addr: '10.0.0.1' }], 'web-a'));
+    expect(names(c, 'ns/web')).toEqual([]);
+    expect(names(c, 'ns/api')).toEqual(['web-c', 'web-a']);
+    c.remove('EndpointSlice', 'ns', 'web-c');
+    c.remove('EndpointSlice', 'ns', 'web-a');
+    expect(names(c, 'ns/api')).toEqual([]);
+    c.upsert('EndpointSlice', slice('api', [{ addr: '10.0.0.5' }], 'api-x'));
+    expect(names(c, 'ns/api')).toEqual(['api-x']);
+  });
+
+  it('stops at the first slice its function returns true for, and says so', () => {
+    const c = cluster();
+    seed(c, [svc('web', []), slice('web', [{ addr: '10.0.0.1' }], 'web-a'), slice('web', [{ addr: '10.0.0.2' }], 'web-b')]);
+    const seen: string[] = [];
+    expect(c.eachSlice('ns/web', (s) => (seen.push(s.name), s.name === 'web-a'))).toBe(true);
+    expect(seen).toEqual(['web-a']);
+    expect(c.eachSlice('ns/web', () => false)).toBe(false);
+    expect(c.eachSlice('ns/none', () => true)).toBe(false);
+  });
+});
