@@ -3,6 +3,7 @@
 import { RRType } from '../wire/constants.js';
 import { nextSlice, sliceSpent } from '../slices.js';
 import { rrText, type RR } from '../wire/records.js';
+import { escapeLabel } from '../wire/name.js';
 import type { ZoneNode } from './node.js';
 import type { ZoneSnapshot } from './snapshot.js';
 
@@ -15,8 +16,25 @@ const sortKeys = new WeakMap<ZoneNode, string>();
  */
 export function canonicalKey(node: ZoneNode): string {
   let key = sortKeys.get(node);
-  if (key === undefined) sortKeys.set(node, (key = node.name.split('.').reverse().join('\0')));
+  if (key === undefined) sortKeys.set(node, (key = reversedLabels(node.key)));
   return key;
+}
+
+/**
+ * The name of a lookup key as `name.split('.').reverse().join('\0')` gives it, made from the key
+ * itself: most names do not keep their presentation text (ZoneNode.name makes it when asked).
+ * An escaped "." inside a label splits it there too, as splitting the text would.
+ */
+export function reversedLabels(key: string): string {
+  const labels: string[] = [];
+  for (let i = 0; i < key.length && key.charCodeAt(i) !== 0; i += key.charCodeAt(i) + 1) labels.push(key.slice(i + 1, i + 1 + key.charCodeAt(i)));
+  if (labels.length === 0) return '\0';
+  let out = '';
+  for (let i = labels.length - 1; i >= 0; i--) {
+    const text = escapeLabel(labels[i]);
+    out += '\0' + (text.includes('.') ? text.split('.').reverse().join('\0') : text);
+  }
+  return out;
 }
 
 interface Keyed {
