@@ -299,9 +299,11 @@ export class Responder {
       return this.finish(msg, q, transport, Rcode.SERVFAIL, false, undefined, true);
     }
     if (q.key === zone.apexKey && qt === RRType.SOA) return this.apexSoa(msg, q, transport, zone);
-    if (node.locality !== undefined && (qt === RRType.A || qt === RRType.AAAA || qt === RRType.SRV)) {
+    // A getter (most names have none): read once.
+    const locality = node.locality;
+    if (locality !== undefined && (qt === RRType.A || qt === RRType.AAAA || qt === RRType.SRV)) {
       const ans = node.answerFor(qt);
-      if (ans) return this.localAnswer(msg, q, transport, entry, node.locality, qt, ans, zone, conn, remote);
+      if (ans) return this.localAnswer(msg, q, transport, entry, locality, qt, ans, zone, conn, remote);
     }
     if (qt === entry.fastType) {
       const hit = entry.fast!;
@@ -315,9 +317,9 @@ export class Responder {
       if (first.done) return this.negativeAnswer(msg, q, transport, zone, Rcode.NOERROR);
       type = first.value;
       // That RRset as the client's traffic policy gives it, as A, AAAA or SRV would.
-      if (node.locality !== undefined && (type === RRType.A || type === RRType.AAAA || type === RRType.SRV)) {
+      if (locality !== undefined && (type === RRType.A || type === RRType.AAAA || type === RRType.SRV)) {
         const ans = node.answerFor(type);
-        if (ans) return this.localAnswer(msg, q, transport, entry, node.locality, type, ans, zone, conn, remote);
+        if (ans) return this.localAnswer(msg, q, transport, entry, locality, type, ans, zone, conn, remote);
       }
     }
     // An encoding already cached needs no answer: an AddressNode makes its answers when asked.

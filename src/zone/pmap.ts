@@ -8,7 +8,10 @@
 // A value carries its own key and hash (the zone's names do): the trie holds the values
 // themselves, one object per entry rather than a leaf beside each.
 
-/** What the map holds: a value that knows its key and that key's hashKey(). */
+/**
+ * What the map holds: a value that knows its key and that key's hashKey(). The map trusts `hash`
+ * (a lookup hashes the key it is given): an entry whose hash is not hashKey(key) is never found.
+ */
 export interface MapEntry {
   readonly key: string;
   readonly hash: number;
@@ -34,8 +37,9 @@ class Branch<V extends MapEntry> {
 type Slot<V extends MapEntry> = V | Collision<V> | Branch<V>;
 
 /**
- * FNV-1a over the key's char codes, as a signed 32-bit integer: V8 holds that in the entry itself,
- * where an unsigned one of 2^31 and more would be a boxed number of its own (half the entries).
+ * FNV-1a over the key's char codes, as a signed 32-bit integer: Node.js's V8 (32-bit small
+ * integers, no pointer compression) holds that in the entry itself, where an unsigned one of 2^31
+ * and more would be a boxed number of its own (half the entries).
  */
 export function hashKey(key: string): number {
   let h = 0x811c9dc5;
