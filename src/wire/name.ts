@@ -158,18 +158,23 @@ export function nameKey(name: string): string {
   return out + '\0';
 }
 
-/** Presentation form of a lookup key (lowercase wire bytes as latin1), escaped (RFC 1035 5.1). */
-export function keyToName(key: string): string {
-  if (key.length <= 1) return '.';
-  let out = '';
+/** The labels of a lookup key, left to right, each escaped as presentation text (RFC 1035 5.1); none for the root. */
+export function keyLabels(key: string): string[] {
+  const labels: string[] = [];
   let i = 0;
   while (i < key.length) {
     const len = key.charCodeAt(i);
     if (len === 0) break;
-    out += escapeLabel(key.slice(i + 1, i + 1 + len)) + '.';
+    labels.push(escapeLabel(key.slice(i + 1, i + 1 + len)));
     i += len + 1;
   }
-  return out;
+  return labels;
+}
+
+/** Presentation form of a lookup key (lowercase wire bytes as latin1), escaped (RFC 1035 5.1). */
+export function keyToName(key: string): string {
+  const labels = keyLabels(key);
+  return labels.length ? labels.join('.') + '.' : '.';
 }
 
 /** Key of the parent name ("" for the root). */

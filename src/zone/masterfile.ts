@@ -3,7 +3,7 @@
 import { RRType } from '../wire/constants.js';
 import { nextSlice, sliceSpent } from '../slices.js';
 import { rrText, type RR } from '../wire/records.js';
-import { escapeLabel } from '../wire/name.js';
+import { keyLabels } from '../wire/name.js';
 import type { ZoneNode } from './node.js';
 import type { ZoneSnapshot } from './snapshot.js';
 
@@ -26,12 +26,11 @@ export function canonicalKey(node: ZoneNode): string {
  * An escaped "." inside a label splits it there too, as splitting the text would.
  */
 export function reversedLabels(key: string): string {
-  const labels: string[] = [];
-  for (let i = 0; i < key.length && key.charCodeAt(i) !== 0; i += key.charCodeAt(i) + 1) labels.push(key.slice(i + 1, i + 1 + key.charCodeAt(i)));
+  const labels = keyLabels(key);
   if (labels.length === 0) return '\0';
   let out = '';
   for (let i = labels.length - 1; i >= 0; i--) {
-    const text = escapeLabel(labels[i]);
+    const text = labels[i];
     out += '\0' + (text.includes('.') ? text.split('.').reverse().join('\0') : text);
   }
   return out;
