@@ -26,7 +26,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildCorpus, corpusSummary, parseZoneText, type CorpusQuery } from '../support/corpus.js';
 import { CLI, demoCopy } from '../support/demo.js';
-import { compareResults, dig, digMany, summarise, type DigResult } from '../support/dig.js';
+import { compareResults, dig, digManyReasking, summarise, type DigResult } from '../support/dig.js';
 import { startFedns, testListen, withYaml, type FednsProcess } from '../support/fedns.js';
 import { UDP_PATHS, udpBatch } from '../support/udp-paths.js';
 import { requirePeers, startKnot, type KnotPeer } from '../support/peers.js';
@@ -268,7 +268,7 @@ describe.skipIf(!ready)('fedns vs knotd on the clusterset zone (mcs)', () => {
 /** Sends the corpus to both servers and expects the same answers (rcode, every flag, sections as sets, OPT); returns fedns's. */
 async function compareWithKnot(fednsPort: number, knotPort: number, corpus: CorpusQuery[]): Promise<DigResult[]> {
   const started = Date.now();
-  const [ours, theirs] = await Promise.all([askAll(fednsPort, corpus), askAll(knotPort, corpus)]);
+  const [ours, theirs] = await Promise.all([fednsPort, knotPort].map((port) => digManyReasking('127.0.0.1', port, corpus)));
   const diffs: string[] = [];
   const byKind = new Map<string, number>();
   let truncatedCount = 0;
@@ -347,20 +347,3 @@ describe.skipIf(!ready)('fedns vs knotd: failover and weighted narrow answers, n
     expect([...seen.keys()].sort()).toEqual([JSON.stringify(DB.alpha), JSON.stringify(DB.charlie)]);
   });
 });
-
-/**
- * digMany, then each query that got no reply asked once more on its own: the test box is
- * shared and a loaded CPU can delay a UDP reply past dig's timeout. A server that really
- * drops a query drops it twice and still shows up as NO_RESPONSE.
- */
-async function askAll(port: number, corpus: CorpusQuery[]): Promise<DigResult[]> {
-  const results = await digMany('127.0.0.1', port, corpus, ['+time=3']);
-  const lost = results.flatMap((r, i) => (r.status === 'NO_RESPONSE' ? [i] : []));
-  if (lost.length > corpus.length / 20) return results; // not a hiccup: report them all
-  for (const i of lost) {
-    const [again] = await digMany('127.0.0.1', port, [corpus[i]], ['+time=5']);
-    results[i] = again;
-  }
-  if (lost.length) console.log(`port ${port}: ${lost.length} queries got no reply within 3 s and were asked again`);
-  return results;
-}

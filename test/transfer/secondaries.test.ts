@@ -41,7 +41,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { masterFile } from '../../src/zone/masterfile.js';
 import { buildCorpus, corpusSummary, parseZoneText, type CorpusQuery } from '../support/corpus.js';
-import { compareResults, digMany, rrKey, summarise, type DigResult } from '../support/dig.js';
+import { compareResults, digMany, digManyReasking, rrKey, summarise, type DigResult } from '../support/dig.js';
 import { freePort, requirePeer } from '../support/peers.js';
 import { requireSecondary, startSecondary, type Secondary, type SecondaryKind, type TsigSpec } from '../support/secondaries.js';
 import { addCluster, API_SERVICE, fillCluster, startPrimary, writeAtomic, ZONE, type Primary } from './harness.js';
@@ -275,7 +275,7 @@ for (const sc of SCENARIOS) {
       expect(after).not.toBe(before);
       expect(await secondary.waitForSerial(after, 20_000)).toBe(after);
       const soa = [{ name: ZONE, type: 'SOA' }];
-      const [[ours], [theirs]] = await Promise.all([digMany('127.0.0.1', primary.port, soa), digMany('127.0.0.1', secondary.port, soa)]);
+      const [[ours], [theirs]] = await Promise.all([digManyReasking('127.0.0.1', primary.port, soa), digManyReasking('127.0.0.1', secondary.port, soa)]);
       expect(compareResults(ours, theirs, { labels: ['fedns', sc.kind], flags: FLAGS })).toEqual([]);
       expect(ours.answer.map((r) => r.data).join(' ')).toMatch(/ 1800 600 86400 20$/);
       await primary.waitForLog('zone transfer', (r) => r.type === 'IXFR' && r.kind === 'incremental' && r.clientSerial === before);
