@@ -147,6 +147,16 @@ export function loadKubeClient(): Promise<KubeClient> {
   return kubeClient;
 }
 
+/**
+ * Whether a kubeconfig's text can name a token file: it spells "token-file", or it has a
+ * backslash (a quoted YAML or JSON key may spell it with escapes). Most kubeconfigs do neither,
+ * and then neither reader below parses them (at start, each cluster's kubeconfig is read three
+ * times: for its stamp, for its token files, and by the client library).
+ */
+function mayNameTokenFile(text: string): boolean {
+  return text.includes('token-file') || text.includes('\\');
+}
+
 /** A kubeconfig's text as an object, or undefined when it does not parse as one. */
 function kubeconfigDoc(text: string): Record<string, unknown> | undefined {
   try {
@@ -163,7 +173,7 @@ function kubeconfigDoc(text: string): Record<string, unknown> | undefined {
  * when it names none or the text does not parse.
  */
 export function tokenFileOf(kubeconfig: string, context?: string, dir?: string): string | undefined {
-  const kc = kubeconfigDoc(kubeconfig);
+  const kc = mayNameTokenFile(kubeconfig) ? kubeconfigDoc(kubeconfig) : undefined;
   if (!kc) return undefined;
   const named = (list: unknown, name: unknown): Record<string, unknown> | undefined =>
     Array.isArray(list) ? (list.find((e) => (e as { name?: unknown } | null)?.name === name) as Record<string, unknown> | undefined) : undefined;
@@ -180,7 +190,7 @@ export function tokenFileOf(kubeconfig: string, context?: string, dir?: string):
  * from the kubeconfig's directory); the text as it is when there is none to change.
  */
 function withAbsoluteTokenFiles(text: string, dir: string): string {
-  const kc = kubeconfigDoc(text);
+  const kc = mayNameTokenFile(text) ? kubeconfigDoc(text) : undefined;
   if (!kc || !Array.isArray(kc.users)) return text;
   let changed = false;
   for (const entry of kc.users as unknown[]) {

@@ -26,6 +26,9 @@ describe('tokenFileOf', () => {
     expect(tokenFileOf(kc, 'nowhere')).toBeUndefined();
     const json = { 'current-context': 'j', contexts: [{ name: 'j', context: { user: 'u' } }], users: [{ name: 'u', user: { 'token-file': '/j' } }] };
     expect(tokenFileOf(JSON.stringify(json))).toBe('/j');
+    // The key spelled with escapes (no "token-file" in the text) is the same key.
+    expect(tokenFileOf(JSON.stringify(json).replace('token-file', 'token\\u002dfile'))).toBe('/j');
+    expect(tokenFileOf('current-context: e\ncontexts: [{ name: e, context: { user: u } }]\nusers: [{ name: u, user: { "token\\x2dfile": /e } }]')).toBe('/e');
   });
 
   it('is none in what is no kubeconfig', () => {
@@ -64,5 +67,11 @@ describe('a relative token-file', () => {
     // The library's own relative paths stay as it makes them: beside the kubeconfig.
     expect(kc.getCurrentCluster()?.caFile).toBe(join(dir, 'ca.crt'));
     expect(tokenFileOf(readFileSync(file, 'utf8'), undefined, dir)).toBe(join(dir, 'secrets', 'c.token'));
+
+    // The same with the key spelled with an escape.
+    writeFileSync(file, readFileSync(file, 'utf8').replace('token-file', '"token\\x2dfile"'));
+    expect(readFileSync(file, 'utf8')).not.toContain('token-file');
+    const escaped = await loadKubeConfig({ kubeconfig: file });
+    expect(escaped.getCurrentUser()?.token).toBe('token-beside-the-kubeconfig');
   });
 });
