@@ -339,6 +339,8 @@ export class KubeClusterSource implements ClusterSource {
             }
           : undefined,
       replace: (items) => state.replaceKindSliced(kind, items as Slim[]),
+      appendsPages: () => state.count(kind) === 0,
+      addPage: (items) => state.addSliced(kind, items as Slim[]),
       event: (type: WatchEventType, object) => {
         const s = convert(object);
         if (!s) return;

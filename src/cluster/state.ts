@@ -65,6 +65,12 @@ function sameSlice(old: SlimEndpointSlice | undefined, s: SlimEndpointSlice): bo
   return old !== undefined && old.triggerTime !== s.triggerTime ? isDeepStrictEqual({ ...old, triggerTime: s.triggerTime }, s) : isDeepStrictEqual(old, s);
 }
 
+/** Runs `steps` a slice at a time (src/slices.ts), the event loop running between slices. */
+async function sliced(steps: Iterable<void>): Promise<void> {
+  let n = 0;
+  for (const _ of steps) if ((++n & 63) === 0 && sliceSpent()) await nextSlice();
+}
+
 export class ClusterState {
   readonly services = new Map<string, SlimService>();
   readonly slices = new Map<string, SlimEndpointSlice>();
@@ -283,8 +289,24 @@ export class ClusterState {
    * queries. Until it settles, the cluster holds some objects of the new list and some of the old.
    */
   async replaceKindSliced(kind: Kind, items: Slim[]): Promise<void> {
-    let n = 0;
-    for (const _ of this.replacing(kind, items)) if ((++n & 63) === 0 && sliceSpent()) await nextSlice();
+    await sliced(this.replacing(kind, items));
+  }
+
+  /** How many objects of one kind the cluster holds. */
+  count(kind: Kind): number {
+    return this.held(kind).size;
+  }
+
+  /** Adds (or updates) objects of one kind, removing none: a page of a first list (ReflectorSink.appendsPages). */
+  async addSliced(kind: Kind, items: Slim[]): Promise<void> {
+    await sliced(this.adding(kind, items));
+  }
+
+  private *adding(kind: Kind, items: Slim[]): Generator<void> {
+    for (const it of items) {
+      this.upsert(kind, it);
+      yield;
+    }
   }
 
   /** The objects of one kind, by `namespace/name` ("/name" when cluster-scoped). */

@@ -118,6 +118,18 @@ export interface ReflectorSink {
    * may take several turns of the event loop (the list is applied once the promise settles).
    */
   replace(items: unknown[]): void | Promise<void>;
+  /**
+   * Whether a list starting now hands its pages to addPage() as they arrive, rather than its
+   * whole list to replace() at its end: only while this kind holds nothing (a first list), when
+   * no object can be left over to remove. Applied as they come, the objects of a big cluster's
+   * first list are not all held until its last page, and are no longer all applied after it.
+   * A list that fails halfway leaves the objects it added (objects that were there at its
+   * resourceVersion); the next list, a replace() since the kind is no longer empty, removes
+   * those it does not have.
+   */
+  appendsPages?(): boolean;
+  /** Adds one page's objects (converted) to this kind; may take several turns of the event loop. */
+  addPage?(items: unknown[]): Promise<void>;
   /** One watch event. */
   event(type: WatchEventType, object: Obj): void;
   /** End of a batch of events: publish. */
@@ -460,6 +472,8 @@ export class Reflector {
     let cont: string | undefined;
     let rv: string | undefined;
     let pages = 0;
+    const appending = this.sink.addPage !== undefined && this.sink.appendsPages?.() === true;
+    let count = 0;
     do {
       const query: Record<string, string> = { limit: String(this.timing.pageSize) };
       if (cont) query.continue = cont;
@@ -473,6 +487,11 @@ export class Reflector {
         }
         throw e;
       }
+      if (appending && items.length) {
+        count += items.length;
+        await this.sink.addPage!(items.splice(0));
+        if (this.stopped) return true;
+      }
       rv ??= page.resourceVersion;
       cont = page.continue;
       if (++pages > 100_000) throw new ApiError(`list ${this.spec.plural}: more than 100000 pages`, 'protocol');
@@ -485,12 +504,12 @@ export class Reflector {
       this.missingLogged = false;
       this.log.info({ kind: this.spec.kind }, `${this.spec.kind} is served now`);
     }
-    await this.sink.replace(items);
+    if (!appending) await this.sink.replace(items);
     if (this.stopped) return true;
     this.sink.flush();
     this.resourceVersion = rv;
     this.markSynced();
-    this.log.debug({ kind: this.spec.kind, items: items.length, pages, resourceVersion: rv }, 'listed');
+    this.log.debug({ kind: this.spec.kind, items: count + items.length, pages, resourceVersion: rv, appended: appending || undefined }, 'listed');
     return true;
   }
 

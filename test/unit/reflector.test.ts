@@ -4,6 +4,9 @@ import type { IncomingMessage } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { ApiError, DEFAULT_TIMING, Reflector, type ReflectorSink, type Transport } from '../../src/cluster/supervisor.js';
 import { pino } from 'pino';
+import { slimService, type SlimService } from '../../src/cluster/objects.js';
+import { Federation } from '../../src/federation/federation.js';
+import { testFederationSettings } from '../support/federation.js';
 
 const until = async (ok: () => boolean, ms = 3000) => {
   const end = Date.now() + ms;
@@ -159,6 +162,66 @@ describe('Reflector: a watch that never answers', () => {
     await until(() => failed.length > 0, 3000);
     expect(Date.now() - started).toBeLessThan(2000);
     expect(failed).toEqual(['services: no working list or watch for 0.3 s (last: listed; the watch has not answered)']);
+    await r.stop();
+  });
+});
+
+describe('Reflector: a first list', () => {
+  it('adds its pages as they arrive; a list that fails halfway leaves them, and the next list removes those it does not have', async () => {
+    const fed = new Federation(testFederationSettings());
+    const state = fed.addCluster({ name: 'one', region: 'r1', zones: ['z1'], addressMode: 'endpoints', gracePeriod: 300 });
+    const service = (name: string) => ({ metadata: { namespace: 'ns', name, resourceVersion: '5' }, spec: { ports: [{ name: 'http', port: 80, protocol: 'TCP' }] } });
+    let lists = 0;
+    let releaseSecondPage!: () => void;
+    const secondPageAsked = new Promise<void>((asked) => (releaseSecondPage = asked));
+    let heldWhenSecondPageAsked: string[] = [];
+    let failSecondPage!: () => void;
+    const secondPageFails = new Promise<void>((r) => (failSecondPage = r));
+    const transport: Transport = {
+      async getJson(_path, query) {
+        lists++;
+        if (lists === 1) return { items: [service('a'), service('b')], metadata: { resourceVersion: '5', continue: 'page2' } };
+        if (query?.continue === 'page2') {
+          heldWhenSecondPageAsked = [...state.services.keys()].sort();
+          releaseSecondPage();
+          await secondPageFails;
+          throw new ApiError('list services: API server error (500)', 'http', 500);
+        }
+        // The list after the failure: b and c, in one page.
+        return { items: [service('b'), service('c')], metadata: { resourceVersion: '9' } };
+      },
+      async openStream() {
+        const s = new PassThrough();
+        return { response: s as unknown as IncomingMessage, abort: () => s.destroy() };
+      },
+    };
+    const appended: boolean[] = [];
+    let synced = 0;
+    const sink: ReflectorSink = {
+      convert: (o) => slimService(o),
+      replace: (items) => state.replaceKindSliced('Service', items as SlimService[]),
+      appendsPages: () => {
+        appended.push(state.count('Service') === 0);
+        return appended.at(-1)!;
+      },
+      addPage: (items) => state.addSliced('Service', items as SlimService[]),
+      event: () => {},
+      flush: () => state.flush(),
+      synced: () => synced++,
+      failed: () => {},
+      restarted: () => {},
+    };
+    const r = new Reflector({ kind: 'Service', path: '/api/v1/services', plural: 'services' }, transport, sink, { ...DEFAULT_TIMING, restartIntervalMs: 5 }, pino({ level: 'silent' }));
+    r.start();
+    await secondPageAsked;
+    // The first page is the cluster's before the second is asked for.
+    expect(heldWhenSecondPageAsked).toEqual(['ns/a', 'ns/b']);
+    expect(synced).toBe(0);
+    failSecondPage();
+    await until(() => synced > 0);
+    // The second list replaced (the kind held a and b): a, which it does not have, is gone.
+    expect(appended).toEqual([true, false]);
+    expect([...state.services.keys()].sort()).toEqual(['ns/b', 'ns/c']);
     await r.stop();
   });
 });
