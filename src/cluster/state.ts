@@ -299,7 +299,11 @@ export class ClusterState {
 
   /** Adds (or updates) objects of one kind, removing none: a page of a first list (ReflectorSink.appendsPages). */
   async addSliced(kind: Kind, items: Slim[]): Promise<void> {
+    // Not a confirmation of the cluster's data: the list may still fail (the age counts from
+    // the last complete list, event or bookmark).
+    const confirmed = this.lastUpdate;
     await sliced(this.adding(kind, items));
+    this.lastUpdate = confirmed;
   }
 
   private *adding(kind: Kind, items: Slim[]): Generator<void> {
@@ -324,8 +328,8 @@ export class ClusterState {
 
   /**
    * The object the cluster holds under obj's name when applying obj would change nothing (equal,
-   * or a slice whose trigger time alone moved), else obj. A list collects its objects before it
-   * replaces what the cluster holds; with this, a re-list of objects that did not change holds one
+   * or a slice whose trigger time alone moved), else obj. A list into a kind that holds objects
+   * collects its objects before it replaces what the cluster holds; with this, a re-list of objects that did not change holds one
    * copy of each rather than two until its end (and replacing them compares an object with itself).
    */
   unchanged<T extends Slim>(kind: Kind, obj: T): T {

@@ -7,6 +7,9 @@
 //   LIST (limit/continue until complete) -> apply as a diff -> WATCH from the list's
 //   resourceVersion (allowWatchBookmarks, timeoutSeconds with jitter) -> ...
 //
+// (A list into a kind that holds nothing adds its pages as they come: nothing can be left over
+// to remove. See ReflectorSink.appendsPages.)
+//
 // and decides, for each way a watch can end, what comes next:
 //
 //   clean end of the stream          re-watch from the last resourceVersion seen (bookmarks too)
@@ -487,19 +490,20 @@ export class Reflector {
         }
         throw e;
       }
+      rv ??= page.resourceVersion;
+      cont = page.continue;
+      if (++pages > 100_000) throw new ApiError(`list ${this.spec.plural}: more than 100000 pages`, 'protocol');
+      if (this.stopped) return true;
+      if (!rv) throw new ApiError(`list ${this.spec.plural}: no resourceVersion in the answer`, 'protocol');
+      // Added once the page has passed every check a whole list must pass.
       if (appending && items.length) {
         count += items.length;
         await this.sink.addPage!(items.splice(0));
         if (this.stopped) return true;
       }
-      rv ??= page.resourceVersion;
-      cont = page.continue;
-      if (++pages > 100_000) throw new ApiError(`list ${this.spec.plural}: more than 100000 pages`, 'protocol');
       // A long list that keeps delivering pages is working.
       this.blindTimer?.refresh();
-    } while (cont && !this.stopped);
-    if (this.stopped) return true;
-    if (!rv) throw new ApiError(`list ${this.spec.plural}: no resourceVersion in the answer`, 'protocol');
+    } while (cont);
     if (this.missingLogged) {
       this.missingLogged = false;
       this.log.info({ kind: this.spec.kind }, `${this.spec.kind} is served now`);

@@ -225,3 +225,70 @@ describe('Reflector: a first list', () => {
     await r.stop();
   });
 });
+
+describe('Reflector: pages added as they come', () => {
+  const service = (name: string) => ({ metadata: { namespace: 'ns', name, resourceVersion: '5' }, spec: {} });
+
+  function appendingSink(held: Set<string>, calls: string[]): ReflectorSink {
+    return {
+      convert: (o) => (o.metadata as { name: string }).name,
+      replace: (items) => void calls.push(`replace ${(items as string[]).join(',')}`),
+      appendsPages: () => held.size === 0,
+      addPage: async (items) => {
+        calls.push(`add ${(items as string[]).join(',')}`);
+        for (const i of items as string[]) held.add(i);
+      },
+      event: () => {},
+      flush: () => void calls.push('flush'),
+      synced: () => void calls.push('synced'),
+      failed: (reason) => void calls.push(`failed ${reason}`),
+      restarted: () => {},
+    };
+  }
+
+  it('a complete list: every page added, no replace, then synced and watched from its resourceVersion', async () => {
+    const watchedFrom: (string | undefined)[] = [];
+    const transport: Transport = {
+      async getJson(_path, query) {
+        return query?.continue === 'p2'
+          ? { items: [service('c')], metadata: { resourceVersion: '7' } }
+          : { items: [service('a'), service('b')], metadata: { resourceVersion: '7', continue: 'p2' } };
+      },
+      async openStream(_path, query) {
+        watchedFrom.push(query?.resourceVersion);
+        const s = new PassThrough();
+        return { response: s as unknown as IncomingMessage, abort: () => s.destroy() };
+      },
+    };
+    const held = new Set<string>();
+    const calls: string[] = [];
+    const r = new Reflector({ kind: 'Service', path: '/api/v1/services', plural: 'services' }, transport, appendingSink(held, calls), DEFAULT_TIMING, pino({ level: 'silent' }));
+    r.start();
+    await until(() => watchedFrom.length > 0);
+    expect(calls).toEqual(['add a,b', 'add c', 'flush', 'synced']);
+    expect(watchedFrom).toEqual(['7']);
+    await r.stop();
+  });
+
+  it('a page without a resourceVersion is not added: the list fails as a whole', async () => {
+    let lists = 0;
+    const transport: Transport = {
+      async getJson() {
+        lists++;
+        return { items: [service('a')], metadata: {} };
+      },
+      async openStream() {
+        throw new Error('no watch without a list');
+      },
+    };
+    const held = new Set<string>();
+    const calls: string[] = [];
+    const r = new Reflector({ kind: 'Service', path: '/api/v1/services', plural: 'services' }, transport, appendingSink(held, calls), { ...DEFAULT_TIMING, restartIntervalMs: 5 }, pino({ level: 'silent' }));
+    r.start();
+    await until(() => lists >= 2);
+    await r.stop();
+    expect(held.size).toBe(0);
+    expect(calls.filter((c) => !c.startsWith('failed'))).toEqual([]);
+    expect(calls[0]).toMatch(/no resourceVersion/);
+  });
+});
