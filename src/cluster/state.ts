@@ -329,8 +329,9 @@ export class ClusterState {
   /**
    * The object the cluster holds under obj's name when applying obj would change nothing (equal,
    * or a slice whose trigger time alone moved), else obj. A list into a kind that holds objects
-   * collects its objects before it replaces what the cluster holds; with this, a re-list of objects that did not change holds one
-   * copy of each rather than two until its end (and replacing them compares an object with itself).
+   * collects its objects before it replaces what the cluster holds; with this, a re-list of
+   * objects that did not change holds one copy of each rather than two until its end (and
+   * replacing them compares an object with itself).
    */
   unchanged<T extends Slim>(kind: Kind, obj: T): T {
     const cur = this.held(kind).get(`${obj.namespace}/${obj.name}`);
@@ -343,13 +344,10 @@ export class ClusterState {
   private *replacing(kind: Kind, items: Slim[]): Generator<void> {
     const current = this.held(kind);
     // Into an empty kind (a first list), nothing is left to remove: no set of the list's names.
-    const keep = current.size ? new Set<string>() : undefined;
-    for (const it of items) {
-      keep?.add(`${it.namespace}/${it.name}`);
-      this.upsert(kind, it);
-      yield;
-    }
-    if (!keep) return;
+    if (current.size === 0) return yield* this.adding(kind, items);
+    const keep = new Set<string>();
+    for (const it of items) keep.add(`${it.namespace}/${it.name}`);
+    yield* this.adding(kind, items);
     for (const key of [...current.keys()]) {
       if (keep.has(key)) continue;
       const slash = key.indexOf('/');
