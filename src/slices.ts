@@ -47,3 +47,25 @@ export function nextSlice(): Promise<void> {
     schedule();
   });
 }
+
+/**
+ * Runs `steps` a slice at a time, the event loop running between slices; resolves with what the
+ * steps return. A step is what the work does between two `yield`s: the slice is checked every 64
+ * steps, so keep each to a few microseconds, or yield `true` after a longer one (it is checked then).
+ */
+export async function sliced<T>(steps: Generator<boolean | void, T>): Promise<T> {
+  let n = 0;
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+    if ((r.value === true || (++n & 63) === 0) && sliceSpent()) await nextSlice();
+  }
+}
+
+/** Runs `steps` in one go (a caller that may block: tests, the CLI). */
+export function unsliced<T>(steps: Generator<boolean | void, T>): T {
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}

@@ -1,7 +1,7 @@
 // One member cluster as fedns knows it: slim objects, health, and which federated services a
 // change touches. Sources (files, kube) write here; the federation model reads.
 import { isDeepStrictEqual } from 'node:util';
-import { nextSlice, sliceSpent } from '../slices.js';
+import { sliced } from '../slices.js';
 import { asDnsLabel } from '../wire/name.js';
 import {
   serviceKey,
@@ -63,12 +63,6 @@ export interface ClusterSettings {
  */
 function sameSlice(old: SlimEndpointSlice | undefined, s: SlimEndpointSlice): boolean {
   return old !== undefined && old.triggerTime !== s.triggerTime ? isDeepStrictEqual({ ...old, triggerTime: s.triggerTime }, s) : isDeepStrictEqual(old, s);
-}
-
-/** Runs `steps` a slice at a time (src/slices.ts), the event loop running between slices. */
-async function sliced(steps: Iterable<void>): Promise<void> {
-  let n = 0;
-  for (const _ of steps) if ((++n & 63) === 0 && sliceSpent()) await nextSlice();
 }
 
 export class ClusterState {

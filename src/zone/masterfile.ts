@@ -1,82 +1,51 @@
 // The zone in RFC 1035 master-file format: every name, absolute, so another server can load it.
 // Zone transfers send the same records in the same order.
 import { RRType } from '../wire/constants.js';
-import { nextSlice, sliceSpent } from '../slices.js';
+import { nextSlice, sliced, sliceSpent, unsliced } from '../slices.js';
 import { rrText, type RR } from '../wire/records.js';
-import { keyLabels } from '../wire/name.js';
+import { parentKey } from '../wire/name.js';
 import type { ZoneNode } from './node.js';
 import type { ZoneSnapshot } from './snapshot.js';
 
-/** Canonical sort key of a node's name; nodes are shared between snapshots, so is the key. */
-const sortKeys = new WeakMap<ZoneNode, string>();
-
 /**
- * Labels right to left, joined by NUL (which sorts below any label byte): comparing these keys
- * orders names canonically (RFC 4034 6.1). Computed once per node.
+ * Orders two sibling names by their first labels as RFC 4034 6.1 orders labels: octet by octet
+ * (keys are lowercase wire bytes, a length octet before each label), a label that is a prefix of
+ * the other first.
  */
-export function canonicalKey(node: ZoneNode): string {
-  let key = sortKeys.get(node);
-  if (key === undefined) sortKeys.set(node, (key = reversedLabels(node.key)));
-  return key;
-}
-
-/**
- * The name of a lookup key as `name.split('.').reverse().join('\0')` gives it, made from the key
- * itself: most names do not keep their presentation text (ZoneNode.name makes it when asked).
- * An escaped "." inside a label splits it there too, as splitting the text would.
- */
-export function reversedLabels(key: string): string {
-  const labels = keyLabels(key);
-  if (labels.length === 0) return '\0';
-  let out = '';
-  for (let i = labels.length - 1; i >= 0; i--) {
-    const text = labels[i];
-    out += '\0' + (text.includes('.') ? text.split('.').reverse().join('\0') : text);
+function byFirstLabel(a: string, b: string): number {
+  const la = a.charCodeAt(0);
+  const lb = b.charCodeAt(0);
+  const n = Math.min(la, lb);
+  for (let i = 1; i <= n; i++) {
+    const d = a.charCodeAt(i) - b.charCodeAt(i);
+    if (d !== 0) return d;
   }
-  return out;
+  return la - lb;
 }
 
-interface Keyed {
-  key: string;
-  node: ZoneNode;
-}
+/** A name below another in the walk: its node, or the key of a name the zone does not hold. */
+type Child = ZoneNode | string;
+const keyOf = (c: Child): string => (typeof c === 'string' ? c : c.key);
+const bySiblingLabel = (a: Child, b: Child): number => byFirstLabel(keyOf(a), keyOf(b));
 
-const byKey = (a: Keyed, b: Keyed): number => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
-
-/** Sorts nodes (those with records) into canonical order. */
-export function sortCanonically(nodes: ZoneNode[]): ZoneNode[] {
-  const keyed = nodes.map((node) => ({ key: canonicalKey(node), node }));
-  keyed.sort(byKey);
-  return keyed.map((k) => k.node);
-}
-
-/** Names sorted at once before the sorted runs are merged. */
+/** Items sorted at once; more are sorted in runs of this many, then merged, a step at a time. */
 const RUN = 4096;
 
-/**
- * The snapshot's names that have records, in canonical order, as zoneRecords() orders them, but
- * worked out a slice at a time (src/slices.ts: sorted runs, then merged) so that a big zone never
- * holds up queries for long. The snapshot is persistent: walking it across turns is safe.
- */
-export async function canonicalOrder(z: ZoneSnapshot): Promise<ZoneNode[]> {
-  const pause = async (): Promise<void> => {
-    if (sliceSpent()) await nextSlice();
-  };
-  let runs: Keyed[][] = [];
-  let run: Keyed[] = [];
-  let n = 0;
-  for (const node of z.names.values()) {
-    if ((++n & 1023) === 0) await pause();
-    if (node.isEmptyNonTerminal) continue;
-    run.push({ key: canonicalKey(node), node });
-    if (run.length === RUN) {
-      runs.push(run.sort(byKey));
-      run = [];
-    }
+/** Sorts `items` (in place when they are few), yielding between steps of a big sort (sliced()). */
+function* sortInSteps<T>(items: T[], cmp: (a: T, b: T) => number): Generator<boolean | void, T[]> {
+  if (items.length <= 64) return items.sort(cmp);
+  if (items.length <= RUN) {
+    items.sort(cmp);
+    yield true;
+    return items;
   }
-  if (run.length) runs.push(run.sort(byKey));
+  let runs: T[][] = [];
+  for (let i = 0; i < items.length; i += RUN) {
+    runs.push(items.slice(i, i + RUN).sort(cmp));
+    yield true;
+  }
   while (runs.length > 1) {
-    const next: Keyed[][] = [];
+    const next: T[][] = [];
     for (let i = 0; i < runs.length; i += 2) {
       const a = runs[i];
       const b = runs[i + 1];
@@ -84,22 +53,71 @@ export async function canonicalOrder(z: ZoneSnapshot): Promise<ZoneNode[]> {
         next.push(a);
         break;
       }
-      const out: Keyed[] = new Array(a.length + b.length);
+      const out: T[] = [];
       let x = 0;
       let y = 0;
-      let o = 0;
       while (x < a.length && y < b.length) {
-        out[o++] = byKey(a[x], b[y]) <= 0 ? a[x++] : b[y++];
-        if ((o & 4095) === 0) await pause();
+        out.push(cmp(a[x], b[y]) <= 0 ? a[x++] : b[y++]);
+        if ((out.length & 15) === 0) yield;
       }
-      while (x < a.length) out[o++] = a[x++];
-      while (y < b.length) out[o++] = b[y++];
+      while (x < a.length) out.push(a[x++]);
+      while (y < b.length) out.push(b[y++]);
       next.push(out);
-      await pause();
+      yield;
     }
     runs = next;
   }
-  return (runs[0] ?? []).map((k) => k.node);
+  return runs[0];
+}
+
+/**
+ * The snapshot's names that have records, in canonical order (RFC 4034 6.1), a step at a time.
+ * The names form a tree (each is filed under its parent; a parent the zone does not hold, which
+ * the builder's empty non-terminals should rule out, is filed in its place), walked depth first
+ * with each name's children in label order: a name comes before the names below it, and
+ * siblings' subtrees follow one another. No key is built or kept per name: a transfer's
+ * ordering work is gone with it, and comparing two siblings reads their first labels only.
+ */
+function* orderSteps(z: ZoneSnapshot): Generator<boolean | void, ZoneNode[]> {
+  const children = new Map<string, Child[]>();
+  for (const node of z.names.values()) {
+    yield;
+    let child: Child = node;
+    for (;;) {
+      const key = keyOf(child);
+      const parent = parentKey(key);
+      const siblings = children.get(parent);
+      if (siblings) {
+        siblings.push(child);
+        break;
+      }
+      children.set(parent, [child]);
+      // A parent seen for the first time is filed in turn, unless the walk reaches it as a name.
+      if (parent === '' || z.names.has(parent)) break;
+      child = parent;
+    }
+  }
+  const out: ZoneNode[] = [];
+  const stack: Child[] = [''];
+  while (stack.length) {
+    yield;
+    const c = stack.pop()!;
+    if (typeof c !== 'string' && !c.isEmptyNonTerminal) out.push(c);
+    const kids = children.get(keyOf(c));
+    if (kids === undefined) continue;
+    const sorted = yield* sortInSteps(kids, bySiblingLabel);
+    for (let i = sorted.length - 1; i >= 0; i--) stack.push(sorted[i]);
+  }
+  return out;
+}
+
+/**
+ * The snapshot's names that have records, in canonical order, as zoneRecords() orders them, but
+ * worked out a slice at a time (src/slices.ts) so that a big zone never holds up queries for
+ * long. The snapshot is persistent: walking it across turns is safe.
+ */
+export function canonicalOrder(z: ZoneSnapshot): Promise<ZoneNode[]> {
+  return sliced(orderSteps(z));
 }
 
 /** The records of `nodes` after the SOA, in order (the SOA lives in the snapshot, not a node). */
@@ -109,8 +127,7 @@ export function* recordsOf(nodes: Iterable<ZoneNode>): Generator<RR> {
 
 /** Every record of the snapshot: SOA first, then names in canonical order. */
 export function zoneRecords(z: ZoneSnapshot): RR[] {
-  const nodes = sortCanonically([...z.names.values()].filter((n) => !n.isEmptyNonTerminal));
-  return [z.soa, ...recordsOf(nodes)];
+  return [z.soa, ...recordsOf(unsliced(orderSteps(z)))];
 }
 
 function header(z: ZoneSnapshot): string {

@@ -181,10 +181,30 @@ function remove<V extends MapEntry>(node: Branch<V>, shift: number, key: string,
   return replaceSlot(node, idx, next, edit);
 }
 
-function* walk<V extends MapEntry>(node: Slot<V>): Generator<V> {
-  if (node instanceof Branch) for (const s of node.slots) yield* walk(s);
-  else if (node instanceof Collision) yield* node.leaves;
-  else yield node;
+/** Every entry below `root`, depth first in slot order; one generator, not one per level. */
+function* walk<V extends MapEntry>(root: Branch<V>): Generator<V> {
+  const branches: Branch<V>[] = [root];
+  const next: number[] = [0];
+  while (branches.length) {
+    const top = branches.length - 1;
+    const branch = branches[top];
+    const i = next[top];
+    if (i === branch.slots.length) {
+      branches.pop();
+      next.pop();
+      continue;
+    }
+    next[top] = i + 1;
+    const slot = branch.slots[i];
+    if (slot instanceof Branch) {
+      branches.push(slot);
+      next.push(0);
+    } else if (slot instanceof Collision) {
+      for (const leaf of slot.leaves) yield leaf;
+    } else {
+      yield slot;
+    }
+  }
 }
 
 const EMPTY_ROOT = new Branch<never>(null, 0, []);

@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import { decodeMessage, encodeMessage } from '../../src/wire/message.js';
 import { keyToName, nameKey, nameToWire } from '../../src/wire/name.js';
 import { parseName } from '../../src/zone/names.js';
-import { reversedLabels } from '../../src/zone/masterfile.js';
 
 const z = { domain: 'example.com.', federation: 'fed' };
 
@@ -89,15 +88,5 @@ describe('names from the wire keep their labels (RFC 1035 5.1 escapes)', () => {
     expect(() => nameToWire('a\\')).toThrow();
     expect(() => nameToWire('a..b.')).toThrow();
     expect(nameToWire('\\065.')).toEqual(wire([[a]]));
-  });
-});
-
-describe('the canonical sort key made from a lookup key', () => {
-  it('is what reversing the presentation name\'s labels gives, escapes and the root included', () => {
-    const names = ['s.ns.fed.svc.z1.r1.example.com.', '_http._tcp.s.ns.fed.example.com.', '.', 'com.', 'a\\.b.c.', 'x\\\\y.z.', '\\000a.b.', 'a\\032b.\\255.c.'];
-    for (const name of names) {
-      expect(keyToName(nameKey(name))).toBe(name);
-      expect(reversedLabels(nameKey(name)), name).toBe(name.split('.').reverse().join('\0'));
-    }
   });
 });
