@@ -2,9 +2,13 @@
 import type { RR } from '../wire/records.js';
 import type { ZoneChange } from '../zone/snapshot.js';
 
-export interface Delta extends Pick<ZoneChange, 'removed' | 'added'> {
+/** What the journal keeps of a change: its records, listed when an IXFR first reads them, and their bound. */
+export type JournalChange = Pick<ZoneChange, 'removed' | 'added' | 'bound'>;
+
+export interface Delta {
   from: number;
   to: number;
+  change: JournalChange;
   /** The SOA as it was at `from` (its other fields may differ from the current SOA's). */
   fromSoa?: RR;
 }
@@ -30,14 +34,17 @@ export class Journal {
   private trim(): void {
     while (this.deltas.length > this.maxDeltas || this.records > this.maxRecords) {
       const d = this.deltas.shift()!;
-      this.records -= d.removed.length + d.added.length;
+      this.records -= d.change.bound;
     }
   }
 
-  /** Records the change that turned serial `from` into `to`. */
-  add(from: number, to: number, change: Pick<ZoneChange, 'removed' | 'added'>, fromSoa?: RR): void {
+  /**
+   * Records the change that turned serial `from` into `to`. It counts as its bound (every record
+   * of the names it changed, before and after) against `maxRecords`, without listing it.
+   */
+  add(from: number, to: number, change: JournalChange, fromSoa?: RR): void {
     if (from === to) return;
-    const size = change.removed.length + change.added.length;
+    const size = change.bound;
     if (size > this.maxRecords) {
       // Bigger than the whole journal: older clients get the full zone.
       this.deltas = [];
@@ -49,7 +56,7 @@ export class Journal {
       this.deltas = [];
       this.records = 0;
     }
-    this.deltas.push({ from, to, removed: change.removed, added: change.added, fromSoa });
+    this.deltas.push({ from, to, change, fromSoa });
     this.records += size;
     this.trim();
   }

@@ -185,7 +185,7 @@ export class ZoneTransfers {
       // Each SOA as it was at that serial: an SOA change shows as old SOA out, new SOA in.
       const next = deltas[i + 1];
       const toSoa = next ? (next.fromSoa ?? soaAt(d.to)) : d.to === zone.serial ? zone.soa : soaAt(d.to);
-      out.push(d.fromSoa ?? soaAt(d.from), ...d.removed, toSoa, ...d.added);
+      out.push(d.fromSoa ?? soaAt(d.from), ...d.change.removed, toSoa, ...d.change.added);
     });
     out.push(zone.soa);
     return out;

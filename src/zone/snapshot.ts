@@ -6,7 +6,7 @@ import { PersistentMap, type MapDraft } from './pmap.js';
 import { RRType } from '../wire/constants.js';
 import { canonicalName, keyToName, nameKey, parentKey } from '../wire/name.js';
 import { sameRecord, type RR, type SoaData } from '../wire/records.js';
-import { AddressNode, heldAsAddresses, prepareAnswers, RecordsNode, ZoneNode, type NameSpec } from './node.js';
+import { AddressNode, heldAsAddresses, prepareAnswers, RecordsNode, sameList, ZoneNode, type NameSpec } from './node.js';
 import { sameLocality } from './locality.js';
 import { SmallMap } from './small-map.js';
 
@@ -23,15 +23,83 @@ export interface ZoneSnapshot {
 }
 
 export interface ZoneChange {
-  /** Records removed and added since the previous serial (TTL changes appear as both). */
-  removed: RR[];
-  added: RR[];
+  /**
+   * Records removed and added since the previous serial (TTL changes appear as both), listed when
+   * first read: most changes are never read (a bulk rebuild publishes every slice, and the IXFR
+   * journal keeps only the last few), and listing every record of a reload made 2.4 million
+   * objects of garbage for 100,000 services.
+   */
+  readonly removed: RR[];
+  readonly added: RR[];
+  /**
+   * At least removed.length + added.length, known without listing them: every record of each
+   * changed name, as it was and as it is (a name whose one address of three changed counts 6).
+   */
+  readonly bound: number;
   /**
    * Records changed that are not listed in removed/added: changes made while the zone was not
    * ready (no transfer serves such a serial), which would only be garbage. No IXFR delta can
    * cross this change.
    */
-  unlisted: number;
+  readonly unlisted: number;
+}
+
+type NodeChange = { before: ZoneNode | undefined; after: ZoneNode | undefined };
+
+/** Adds the records of `c.before` that `c.after` does not hold to `removed`, and the reverse to `added`. */
+function listChange({ before, after }: NodeChange, removed: RR[], added: RR[]): void {
+  const was = before?.rrsets;
+  const now = after?.rrsets;
+  if (was) for (const [type, set] of was) missing(set, now?.get(type), removed);
+  if (now) for (const [type, set] of now) missing(set, was?.get(type), added);
+}
+
+/**
+ * Whether listing `c` would give any record. Told without making records where that is plain
+ * (names held as addresses with a new TTL, or the same addresses; a name gained or lost); else
+ * listed (a reordering alone lists nothing).
+ */
+function recordsDiffer(c: NodeChange): boolean {
+  const { before, after } = c;
+  const was = before?.recordCount ?? 0;
+  const now = after?.recordCount ?? 0;
+  if (was === 0 || now === 0) return was + now > 0;
+  if (before instanceof AddressNode && after instanceof AddressNode) {
+    if (before.ttl !== after.ttl) return true;
+    if (sameList(before.v4, after.v4) && sameList(before.v6, after.v6)) return false;
+  }
+  const removed: RR[] = [];
+  const added: RR[] = [];
+  listChange(c, removed, added);
+  return removed.length + added.length > 0;
+}
+
+/** A change listed from the nodes it replaced when it is first read; the nodes are published, so never change. */
+class NodeChanges implements ZoneChange {
+  private listed?: { removed: RR[]; added: RR[] };
+
+  constructor(
+    private nodes: NodeChange[],
+    readonly bound: number,
+    readonly unlisted: number,
+  ) {}
+
+  private list(): { removed: RR[]; added: RR[] } {
+    if (this.listed) return this.listed;
+    const removed: RR[] = [];
+    const added: RR[] = [];
+    for (const c of this.nodes) listChange(c, removed, added);
+    this.nodes = [];
+    return (this.listed = { removed, added });
+  }
+
+  get removed(): RR[] {
+    return this.list().removed;
+  }
+
+  get added(): RR[] {
+    return this.list().added;
+  }
 }
 
 export interface ApexSettings {
@@ -104,7 +172,7 @@ export class ZoneBuilder {
    * listed at publish from these two, so a name a batch touches twice (two reloads, one owner
    * giving one name twice) lists what changed, never a record added and then removed again.
    */
-  private readonly changed = new Map<string, { before: ZoneNode | undefined; after: ZoneNode | undefined }>();
+  private readonly changed = new Map<string, NodeChange>();
   private pendingUnlisted = 0;
   private ready = false;
   /** SOA fields changed since the last publish: secondaries must see a new serial (RFC 1034 4.3.5). */
@@ -290,19 +358,19 @@ export class ZoneBuilder {
     else this.changed.set(key, { before: old, after: node });
   }
 
-  /** The records removed and added since the last publish, each name from its node then to its node now. */
-  private listChanges(): { removed: RR[]; added: RR[] } {
-    const removed: RR[] = [];
-    const added: RR[] = [];
-    for (const { before, after } of this.changed.values()) {
-      if (before === after) continue;
-      const was = before?.rrsets;
-      const now = after?.rrsets;
-      if (was) for (const [type, set] of was) missing(set, now?.get(type), removed);
-      if (now) for (const [type, set] of now) missing(set, was?.get(type), added);
+  /** The change since the last publish, each name from its node then to its node now (listed when read). */
+  private takeChanges(): NodeChanges {
+    const nodes: NodeChange[] = [];
+    let bound = 0;
+    for (const c of this.changed.values()) {
+      if (c.before === c.after || !recordsDiffer(c)) continue;
+      nodes.push(c);
+      bound += (c.before?.recordCount ?? 0) + (c.after?.recordCount ?? 0);
     }
     this.changed.clear();
-    return { removed, added };
+    const change = new NodeChanges(nodes, bound, this.pendingUnlisted);
+    this.pendingUnlisted = 0;
+    return change;
   }
 
   /**
@@ -367,8 +435,8 @@ export class ZoneBuilder {
 
   /** Publishes the changes made since the last publish as a new snapshot; returns its change set. */
   publish(): { snapshot: ZoneSnapshot; change: ZoneChange } | undefined {
-    const { removed, added } = this.listChanges();
-    const records = removed.length + added.length + this.pendingUnlisted > 0;
+    const change = this.takeChanges();
+    const records = change.bound + change.unlisted > 0;
     const touched = this.draft !== undefined;
     if (this.draft) {
       this.names = this.draft.done();
@@ -376,8 +444,6 @@ export class ZoneBuilder {
     }
     const soa = this.soaChanged;
     if (!records && !touched && !soa && this.ready === this.current.ready) return undefined;
-    const change: ZoneChange = { removed, added, unlisted: this.pendingUnlisted };
-    this.pendingUnlisted = 0;
     this.soaChanged = false;
     if (records || soa) this.serial = nextSerial(this.serial);
     this.current = this.snapshot();

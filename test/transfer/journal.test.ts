@@ -5,6 +5,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { Rcode, RRType } from '../../src/wire/constants.js';
 import { Journal } from '../../src/server/journal.js';
+import type { RR } from '../../src/wire/records.js';
 import type { ClusterState } from '../../src/cluster/state.js';
 import { addCluster, fillCluster, parseIncremental, readdress, soaSerialOf, startPrimary, tcpTransfer, type Primary } from './harness.js';
 
@@ -69,24 +70,42 @@ describe('journal limits', () => {
 
 describe('Journal', () => {
   const rr = (i: number) => ({ name: `n${i}.example.com.`, type: RRType.A, ttl: 30, data: `192.0.2.${i}` });
+  const ch = (removed: RR[], added: RR[]) => ({ removed, added, bound: removed.length + added.length });
   it('keeps at most `deltas` deltas and `records` records, dropping the oldest; a gap starts over', () => {
     const j = new Journal(2, 4);
-    j.add(1, 2, { removed: [], added: [rr(1)] });
-    j.add(2, 3, { removed: [rr(1)], added: [rr(2)] });
+    j.add(1, 2, ch([], [rr(1)]));
+    j.add(2, 3, ch([rr(1)], [rr(2)]));
     expect(j.since(1)?.map((d) => d.to)).toEqual([2, 3]);
-    j.add(3, 4, { removed: [], added: [rr(3)] });
+    j.add(3, 4, ch([], [rr(3)]));
     expect(j.since(1)).toBeUndefined();
     expect(j.since(2)?.map((d) => d.to)).toEqual([3, 4]);
-    j.add(4, 5, { removed: [rr(2), rr(3)], added: [] }); // 2 + 1 + 2 records > 4: the oldest goes
+    j.add(4, 5, ch([rr(2), rr(3)], [])); // 2 + 1 + 2 records > 4: the oldest goes
     expect(j.since(2)).toBeUndefined();
     expect(j.since(3)?.map((d) => d.to)).toEqual([4, 5]);
-    j.add(5, 6, { removed: [], added: [1, 2, 3, 4, 5].map(rr) }); // bigger than the journal
+    j.add(5, 6, ch([], [1, 2, 3, 4, 5].map(rr))); // bigger than the journal
     expect(j.size).toBe(0);
     expect(j.since(5)).toBeUndefined();
-    j.add(9, 10, { removed: [], added: [rr(9)] });
-    j.add(11, 12, { removed: [], added: [rr(9)] }); // not from 10: the chain broke
+    j.add(9, 10, ch([], [rr(9)]));
+    j.add(11, 12, ch([], [rr(9)])); // not from 10: the chain broke
     expect(j.since(9)).toBeUndefined();
     expect(j.since(11)?.map((d) => d.to)).toEqual([12]);
+  });
+
+  it('counts a change as its bound, without listing its records', () => {
+    const j = new Journal(10, 10);
+    const unread = {
+      get removed(): RR[] {
+        throw new Error('listed');
+      },
+      get added(): RR[] {
+        throw new Error('listed');
+      },
+      bound: 6,
+    };
+    j.add(1, 2, unread);
+    j.add(2, 3, unread); // 6 + 6 > 10: the oldest goes
+    expect(j.since(1)).toBeUndefined();
+    expect(j.since(2)?.map((d) => d.to)).toEqual([3]);
   });
 });
 

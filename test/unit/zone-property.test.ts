@@ -321,6 +321,7 @@ class Follower {
         expect([...extra, ...missing], `listed change from ${prev.serial} does not make ${at}`).toEqual([]);
       }
       if (change.removed.length + change.added.length) this.listedChanges++;
+      expect(change.bound, `bound of the change listed at ${at}`).toBeGreaterThanOrEqual(change.removed.length + change.added.length);
     }
     // As ZoneServing journals it.
     if (snap.serial !== prev.serial) {
@@ -339,8 +340,8 @@ class Follower {
         expect(deltas.at(-1)!.to, `journal from ${serial} ends at ${at}`).toBe(snap.serial);
         const m = new Map(had);
         for (const d of deltas) {
-          for (const r of d.removed) m.set(rrText(r), (m.get(rrText(r)) ?? 0) - 1);
-          for (const r of d.added) m.set(rrText(r), (m.get(rrText(r)) ?? 0) + 1);
+          for (const r of d.change.removed) m.set(rrText(r), (m.get(rrText(r)) ?? 0) - 1);
+          for (const r of d.change.added) m.set(rrText(r), (m.get(rrText(r)) ?? 0) + 1);
         }
         for (const [k, n] of m) if (n === 0) m.delete(k);
         expect(sameMultiset(m, records), `IXFR from ${serial} makes ${at}`).toBe(true);
