@@ -4,7 +4,7 @@ import { RRType } from '../wire/constants.js';
 import { nextSlice, sliced, sliceSpent, unsliced } from '../slices.js';
 import { rrText, type RR } from '../wire/records.js';
 import { parentKey } from '../wire/name.js';
-import type { ZoneNode } from './node.js';
+import { AddressNode, type ZoneNode } from './node.js';
 import type { ZoneSnapshot } from './snapshot.js';
 
 /**
@@ -134,19 +134,34 @@ function header(z: ZoneSnapshot): string {
   return `; zone ${z.domain} serial ${z.serial}, ${z.recordCount} records\n$ORIGIN ${z.domain}\n`;
 }
 
+/**
+ * Adds the master-file lines of a node's records (the SOA left out: it lives in the snapshot) to
+ * `out`, as rrText() writes them. A name held as addresses, almost every record of a big zone,
+ * is written from its address strings, with no record object per line.
+ */
+function nodeLines(node: ZoneNode, out: string[]): void {
+  if (node instanceof AddressNode) {
+    const head = `${node.name}\t${node.ttl}\tIN\t`;
+    for (const a of node.v4) out.push(`${head}A\t${a}\n`);
+    for (const a of node.v6) out.push(`${head}AAAA\t${a}\n`);
+    return;
+  }
+  for (const rr of node.records()) if (rr.type !== RRType.SOA) out.push(`${rrText(rr)}\n`);
+}
+
 export function masterFile(z: ZoneSnapshot): string {
-  const lines = [header(z)];
-  for (const rr of zoneRecords(z)) lines.push(rrText(rr), '\n');
+  const lines = [header(z), `${rrText(z.soa)}\n`];
+  for (const node of unsliced(orderSteps(z))) nodeLines(node, lines);
   return lines.join('');
 }
 
 /** masterFile() text in pieces, worked out a slice at a time (see canonicalOrder). */
 export async function* masterFileChunks(z: ZoneSnapshot): AsyncGenerator<string> {
   const nodes = await canonicalOrder(z);
-  let lines: string[] = [header(z), rrText(z.soa), '\n'];
-  for (const rr of recordsOf(nodes)) {
-    lines.push(rrText(rr), '\n');
-    if (lines.length >= 4096) {
+  let lines: string[] = [header(z), `${rrText(z.soa)}\n`];
+  for (const node of nodes) {
+    nodeLines(node, lines);
+    if (lines.length >= 2048) {
       yield lines.join('');
       lines = [];
       if (sliceSpent()) await nextSlice();

@@ -4,13 +4,15 @@ import { describe, expect, it } from 'vitest';
 import { RRType } from '../../src/wire/constants.js';
 import { nameKey, nameToWire } from '../../src/wire/name.js';
 import type { RR } from '../../src/wire/records.js';
-import { canonicalOrder, zoneRecords } from '../../src/zone/masterfile.js';
+import { canonicalOrder, masterFile, masterFileChunks, zoneRecords } from '../../src/zone/masterfile.js';
+import { Federation } from '../../src/federation/federation.js';
+import { rrText } from '../../src/wire/records.js';
 import { RecordsNode, type NameSpec, type ZoneNode } from '../../src/zone/node.js';
 import { PersistentMap } from '../../src/zone/pmap.js';
 import { SmallMap } from '../../src/zone/small-map.js';
 import { ZoneBuilder, type ZoneSnapshot } from '../../src/zone/snapshot.js';
 import { prng } from '../support/corpus.js';
-import { testFederationSettings } from '../support/federation.js';
+import { seed, slice, svc, testFederationSettings } from '../support/federation.js';
 
 /** A name's labels, right to left, as octets lowercased (RFC 4034 6.2). */
 function reversedWireLabels(name: string): Buffer[] {
@@ -94,5 +96,33 @@ describe('canonical order of the names of a zone', () => {
     }
     const order = (await canonicalOrder({ names: draft.done() } as ZoneSnapshot)).map((n) => n.name);
     expect(order).toEqual([...names].sort(rfcCompare));
+  });
+});
+
+describe('the master file', () => {
+  it('writes names held as addresses as their records would be written, in pieces or whole', async () => {
+    const fed = new Federation(testFederationSettings());
+    for (const [name, region] of [['one', 'r1'], ['two', 'r2']]) {
+      // Zone z9 has no endpoint: its names are CNAMEs to the region's.
+      const c = fed.addCluster({ name, region, zones: ['z1', 'z9'], addressMode: 'endpoints', gracePeriod: 300 });
+      seed(c, [
+        svc('a', []),
+        slice('a', [{ addr: `10.0.${name.length}.1`, zone: 'z1' }]),
+        slice('a', [{ addr: '2001:db8::1', zone: 'z2' }], 'a-v6'),
+        svc('h', [], { headless: true }),
+        slice('h', [{ addr: '10.9.9.9', hostname: 'web-0' }]),
+      ]);
+    }
+    const z = fed.rebuild();
+    const text = masterFile(z);
+    let pieces = '';
+    for await (const p of masterFileChunks(z)) pieces += p;
+    expect(pieces).toBe(text);
+    const lines = text.split('\n').filter((l) => l && !l.startsWith(';') && !l.startsWith('$'));
+    expect(lines).toEqual(zoneRecords(z).map(rrText));
+    // Both kinds of names are in it: those held as addresses (A and AAAA) and those with other records.
+    expect(lines.some((l) => l.includes('\tAAAA\t2001:db8::1'))).toBe(true);
+    expect(lines.some((l) => l.includes('\tSRV\t'))).toBe(true);
+    expect(lines.some((l) => l.includes('\tCNAME\t'))).toBe(true);
   });
 });
