@@ -13,7 +13,6 @@
 // standard output (its logs, and what such flags print); FEDNS_LOG_LEVEL: its log level (warn).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { createServer } from 'node:net';
 import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -21,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { RRType } from '../src/wire/constants.js';
 import { decodeMessage, encodeQuery } from '../src/wire/message.js';
 import { FakeApiServer } from '../test/support/fake-apiserver.js';
-import { requirePeer, startKnot } from '../test/support/peers.js';
+import { freePort, requirePeer, startKnot } from '../test/support/peers.js';
 import { StallProbe, type StallFigures } from '../test/support/stall-probe.js';
 
 const CLUSTERS = Number(process.argv[2] ?? 20);
@@ -43,6 +42,14 @@ function query(port: number, name: string, read: (m: ReturnType<typeof decodeMes
     });
     s.send(encodeQuery(name, RRType.A, { edns: { udpSize: 1232 } }), port, '127.0.0.1');
   });
+}
+
+/** Stops a child process (SIGTERM) and waits for its exit, unless it has exited already. */
+async function stopped(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exit = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exit;
 }
 
 /** How many answers (-2: truncated). */
@@ -93,16 +100,9 @@ async function main(): Promise<void> {
       api.writeKubeconfig(join(dir, `c${c}.kubeconfig`), { context: `c${c}` });
       clusters += `  - { name: c${c}, region: r${c % 4}, source: { type: kube, kubeconfig: c${c}.kubeconfig, context: c${c} } }\n`;
     }
-    const s = createSocket('udp4');
-    await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-    const port = s.address().port;
-    s.close();
-    const opsPort = await new Promise<number>((r) => {
-      const t = createServer().listen(0, '127.0.0.1', () => {
-        const p = (t.address() as { port: number }).port;
-        t.close(() => r(p));
-      });
-    });
+    // DNS listens on both UDP and TCP: a port free for both.
+    const port = await freePort();
+    const opsPort = await freePort();
     const config = (ttl: number) =>
       `listen: [127.0.0.1:${port}]\nops: { listen: 127.0.0.1:${opsPort} }\nlog: { level: ${process.env.FEDNS_LOG_LEVEL ?? "warn"} }\naddressMode: endpoints\ntransfer: { allow: [127.0.0.1] }\nttl: { default: ${ttl} }\nclusters:\n${clusters}`;
     writeFileSync(join(dir, 'fedns.yaml'), config(30));
@@ -112,6 +112,12 @@ async function main(): Promise<void> {
     fedns = spawn(process.execPath, [...nodeArgs, join(ROOT, 'dist', 'src', 'cli.js'), 'serve', '--config', join(dir, 'fedns.yaml')], {
       stdio: ['ignore', process.env.FEDNS_STDOUT ? openSync(process.env.FEDNS_STDOUT, 'w') : 'ignore', 'inherit'],
     });
+    // A fedns that stops before the end (it could not start, or crashed) ends the run.
+    const exited = new Promise<never>((_, reject) =>
+      fedns!.once('exit', (code, signal) => reject(new Error(`fedns exited (${signal ?? `code ${code}`}) before the benchmark ended: see its log above`))),
+    );
+    exited.catch(() => {});
+    const orExit = <T>(p: Promise<T>): Promise<T> => Promise.race([p, exited]);
     // fedns's own longest event-loop stall since the previous scrape (prom-client resets it at
     // each one): the probe's waits also include this machine's scheduling of the probe itself.
     let lagSoFar = 0;
@@ -128,7 +134,7 @@ async function main(): Promise<void> {
       return lag;
     };
     // The stall probe starts once fedns answers at all (SERVFAIL while nothing has synced).
-    while ((await ask(port, 'example.com.')) === -1) {
+    while ((await orExit(ask(port, 'example.com.'))) === -1) {
       if (performance.now() - t0 > 60_000) throw new Error('fedns does not answer');
     }
     const stall = await StallProbe.start(port, 'example.com.');
@@ -138,7 +144,7 @@ async function main(): Promise<void> {
     const probe = `svc${SERVICES - 1}.ns${(SERVICES - 1) % 20}.fed.svc.example.com.`;
     const answering = async (what: string, ok: (n: number) => boolean) => {
       for (;;) {
-        const n = await ask(port, probe);
+        const n = await orExit(ask(port, probe));
         if (ok(n)) return;
         if (performance.now() - t0 > 600_000) throw new Error(`${what}: not done after 10 minutes (last answer: ${n} records)`);
         await new Promise((r) => setTimeout(r, 50));
@@ -216,8 +222,7 @@ async function main(): Promise<void> {
     const zoneMs = performance.now() - zoneStart;
     const zoneStall = { ...(await stall.stop()), lag: await lagMs(), peak: rssMiB(fedns.pid!, 'VmHWM') };
 
-    fedns.kill('SIGTERM');
-    await new Promise((r) => fedns!.once('exit', r));
+    await stopped(fedns);
     fedns = undefined;
 
     // Knot DNS with the same zone.
@@ -248,8 +253,7 @@ async function main(): Promise<void> {
     else console.log('  Knot DNS not installed: no anchor');
     console.log(`  a client asking without pause:\n    initial sync ${waits(syncStall)};\n    re-list of every cluster ${waits(relistStall)};\n    reload rebuilding every service (${Number.isNaN(reloadMs) ? 'new TTL not seen within 120 s: clusters stale?' : `${(reloadMs / 1000).toFixed(1)} s`}) ${waits(reloadStall)};\n    /zone (${(zoneMs / 1000).toFixed(1)} s) ${waits(zoneStall)}`);
   } finally {
-    fedns?.kill('SIGTERM');
-    if (fedns) await new Promise((r) => fedns!.once('exit', r));
+    if (fedns) await stopped(fedns);
     for (const a of apis) await a.stop();
     rmSync(dir, { recursive: true, force: true });
   }
