@@ -112,7 +112,8 @@ async function main(): Promise<void> {
     fedns = spawn(process.execPath, [...nodeArgs, join(ROOT, 'dist', 'src', 'cli.js'), 'serve', '--config', join(dir, 'fedns.yaml')], {
       stdio: ['ignore', process.env.FEDNS_STDOUT ? openSync(process.env.FEDNS_STDOUT, 'w') : 'ignore', 'inherit'],
     });
-    // A fedns that stops before the end (it could not start, or crashed) ends the run.
+    // A fedns that stops before the end (it could not start, or crashed) ends the run: every
+    // wait for it to answer or to finish something goes through orExit().
     const exited = new Promise<never>((_, reject) =>
       fedns!.once('exit', (code, signal) => reject(new Error(`fedns exited (${signal ?? `code ${code}`}) before the benchmark ended: see its log above`))),
     );
@@ -194,7 +195,7 @@ async function main(): Promise<void> {
     const listed = () => apis.every((a) => a.requestLog.filter((r) => r.verb === 'list' && !r.query.continue).length >= 4);
     while (!listed()) {
       if (performance.now() - t0 > 600_000) throw new Error('re-list not done after 10 minutes');
-      await new Promise((r) => setTimeout(r, 100));
+      await orExit(new Promise((r) => setTimeout(r, 100)));
     }
     await new Promise((r) => setTimeout(r, 3000));
     const relistStall = { ...(await stall.take()), lag: await lagMs(), peak: rssMiB(fedns.pid!, 'VmHWM') };
@@ -207,7 +208,7 @@ async function main(): Promise<void> {
     // The new TTL shows unless the clusters went stale (the stale TTL is lower): bounded wait.
     let reloadMs = NaN;
     while (performance.now() - reloadStart < 120_000) {
-      if ((await askTtl(port, probe)) === 31) {
+      if ((await orExit(askTtl(port, probe))) === 31) {
         reloadMs = performance.now() - reloadStart;
         break;
       }

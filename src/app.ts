@@ -300,10 +300,10 @@ export class Fedns {
       for (const s of seconds) metrics.programming.observe({ cluster }, s);
     });
     this.federation.on('published', (snap, change, services) =>
-      log.info({ serial: snap.serial, records: snap.recordCount, changed: change.bound, unlisted: change.unlisted || undefined, services, ready: snap.ready }, 'zone published'),
+      log.info({ serial: snap.serial, records: snap.recordCount, changed: change.size, unlisted: change.unlisted || undefined, services, ready: snap.ready }, 'zone published'),
     );
     this.federation.on('clusterSetPublished', (snap, change) =>
-      log.info({ zone: snap.domain, serial: snap.serial, records: snap.recordCount, changed: change.bound, unlisted: change.unlisted || undefined }, 'zone published'),
+      log.info({ zone: snap.domain, serial: snap.serial, records: snap.recordCount, changed: change.size, unlisted: change.unlisted || undefined }, 'zone published'),
     );
     this.federation.on('clusterHealth', (c, previous) => {
       log.info({ cluster: c.name, health: c.health, previous, reason: c.reason || undefined }, 'cluster health changed');

@@ -2,8 +2,8 @@
 import type { RR } from '../wire/records.js';
 import type { ZoneChange } from '../zone/snapshot.js';
 
-/** What the journal keeps of a change: its records, listed when an IXFR first reads them, and their bound. */
-export type JournalChange = Pick<ZoneChange, 'removed' | 'added' | 'bound'>;
+/** What the journal keeps of a change: its records, listed when an IXFR first reads them, and how many. */
+export type JournalChange = Pick<ZoneChange, 'removed' | 'added' | 'size'>;
 
 export interface Delta {
   from: number;
@@ -34,17 +34,17 @@ export class Journal {
   private trim(): void {
     while (this.deltas.length > this.maxDeltas || this.records > this.maxRecords) {
       const d = this.deltas.shift()!;
-      this.records -= d.change.bound;
+      this.records -= d.change.size;
     }
   }
 
   /**
-   * Records the change that turned serial `from` into `to`. It counts as its bound (every record
-   * of the names it changed, before and after) against `maxRecords`, without listing it.
+   * Records the change that turned serial `from` into `to`, counted by its size (records removed
+   * and added) without listing it.
    */
   add(from: number, to: number, change: JournalChange, fromSoa?: RR): void {
     if (from === to) return;
-    const size = change.bound;
+    const size = change.size;
     if (size > this.maxRecords) {
       // Bigger than the whole journal: older clients get the full zone.
       this.deltas = [];

@@ -31,11 +31,8 @@ export interface ZoneChange {
    */
   readonly removed: RR[];
   readonly added: RR[];
-  /**
-   * At least removed.length + added.length, known without listing them: every record of each
-   * changed name, as it was and as it is (a name whose one address of three changed counts 6).
-   */
-  readonly bound: number;
+  /** removed.length + added.length, known without listing them. */
+  readonly size: number;
   /**
    * Records changed that are not listed in removed/added: changes made while the zone was not
    * ready (no transfer serves such a serial), which would only be garbage. No IXFR delta can
@@ -55,23 +52,31 @@ function listChange({ before, after }: NodeChange, removed: RR[], added: RR[]): 
 }
 
 /**
- * Whether listing `c` would give any record. Told without making records where that is plain
- * (names held as addresses with a new TTL, or the same addresses; a name gained or lost); else
- * listed (a reordering alone lists nothing).
+ * How many records listing `c` gives, told without making records for names held as addresses
+ * (a name gained or lost, a new TTL, or the addresses one has and the other lacks); other names
+ * are listed. A reordering alone lists nothing.
  */
-function recordsDiffer(c: NodeChange): boolean {
+function changedRecords(c: NodeChange): number {
   const { before, after } = c;
   const was = before?.recordCount ?? 0;
   const now = after?.recordCount ?? 0;
-  if (was === 0 || now === 0) return was + now > 0;
+  if (was === 0 || now === 0) return was + now;
   if (before instanceof AddressNode && after instanceof AddressNode) {
-    if (before.ttl !== after.ttl) return true;
-    if (sameList(before.v4, after.v4) && sameList(before.v6, after.v6)) return false;
+    if (before.ttl !== after.ttl) return was + now;
+    return notIn(before.v4, after.v4) + notIn(after.v4, before.v4) + notIn(before.v6, after.v6) + notIn(after.v6, before.v6);
   }
   const removed: RR[] = [];
   const added: RR[] = [];
   listChange(c, removed, added);
-  return removed.length + added.length > 0;
+  return removed.length + added.length;
+}
+
+/** How many of `a` are not in `b` (as missing() counts records of one type and TTL). */
+function notIn(a: readonly string[], b: readonly string[]): number {
+  if (sameList(a, b)) return 0;
+  if (b.length <= 8) return a.filter((x) => !b.includes(x)).length;
+  const have = new Set(b);
+  return a.filter((x) => !have.has(x)).length;
 }
 
 /** A change listed from the nodes it replaced when it is first read; the nodes are published, so never change. */
@@ -80,7 +85,7 @@ class NodeChanges implements ZoneChange {
 
   constructor(
     private nodes: NodeChange[],
-    readonly bound: number,
+    readonly size: number,
     readonly unlisted: number,
   ) {}
 
@@ -169,8 +174,8 @@ export class ZoneBuilder {
   private current: ZoneSnapshot;
   /**
    * Names whose node changed since the last publish -> their node then and now. The change is
-   * listed at publish from these two, so a name a batch touches twice (two reloads, one owner
-   * giving one name twice) lists what changed, never a record added and then removed again.
+   * listed from these two (when first read), so a name a batch touches twice (two reloads, one
+   * owner giving one name twice) lists what changed, never a record added and then removed again.
    */
   private readonly changed = new Map<string, NodeChange>();
   private pendingUnlisted = 0;
@@ -361,14 +366,16 @@ export class ZoneBuilder {
   /** The change since the last publish, each name from its node then to its node now (listed when read). */
   private takeChanges(): NodeChanges {
     const nodes: NodeChange[] = [];
-    let bound = 0;
+    let size = 0;
     for (const c of this.changed.values()) {
-      if (c.before === c.after || !recordsDiffer(c)) continue;
+      if (c.before === c.after) continue;
+      const n = changedRecords(c);
+      if (n === 0) continue;
       nodes.push(c);
-      bound += (c.before?.recordCount ?? 0) + (c.after?.recordCount ?? 0);
+      size += n;
     }
     this.changed.clear();
-    const change = new NodeChanges(nodes, bound, this.pendingUnlisted);
+    const change = new NodeChanges(nodes, size, this.pendingUnlisted);
     this.pendingUnlisted = 0;
     return change;
   }
@@ -436,7 +443,7 @@ export class ZoneBuilder {
   /** Publishes the changes made since the last publish as a new snapshot; returns its change set. */
   publish(): { snapshot: ZoneSnapshot; change: ZoneChange } | undefined {
     const change = this.takeChanges();
-    const records = change.bound + change.unlisted > 0;
+    const records = change.size + change.unlisted > 0;
     const touched = this.draft !== undefined;
     if (this.draft) {
       this.names = this.draft.done();

@@ -70,7 +70,7 @@ describe('journal limits', () => {
 
 describe('Journal', () => {
   const rr = (i: number) => ({ name: `n${i}.example.com.`, type: RRType.A, ttl: 30, data: `192.0.2.${i}` });
-  const ch = (removed: RR[], added: RR[]) => ({ removed, added, bound: removed.length + added.length });
+  const ch = (removed: RR[], added: RR[]) => ({ removed, added, size: removed.length + added.length });
   it('keeps at most `deltas` deltas and `records` records, dropping the oldest; a gap starts over', () => {
     const j = new Journal(2, 4);
     j.add(1, 2, ch([], [rr(1)]));
@@ -91,7 +91,7 @@ describe('Journal', () => {
     expect(j.since(11)?.map((d) => d.to)).toEqual([12]);
   });
 
-  it('counts a change as its bound, without listing its records', () => {
+  it('counts a change by its size, without listing its records', () => {
     const j = new Journal(10, 10);
     const unread = {
       get removed(): RR[] {
@@ -100,7 +100,7 @@ describe('Journal', () => {
       get added(): RR[] {
         throw new Error('listed');
       },
-      bound: 6,
+      size: 6,
     };
     j.add(1, 2, unread);
     j.add(2, 3, unread); // 6 + 6 > 10: the oldest goes
