@@ -133,6 +133,12 @@ export interface KubeClient {
 const KUBE_CONFIG_MODULE = '#kube-config';
 
 let kubeClient: Promise<KubeClient> | undefined;
+let kubeClientReady = false;
+
+/** Whether the kubeconfig reader has loaded in this process. */
+export function kubeClientLoaded(): boolean {
+  return kubeClientReady;
+}
 
 /**
  * Loads the kubeconfig reader. fedns loads it before it starts answering, not once queries arrive
@@ -140,10 +146,16 @@ let kubeClient: Promise<KubeClient> | undefined;
  * the bundle (the code compiled but not built with `npm run build`) this fails naming the fix.
  */
 export function loadKubeClient(): Promise<KubeClient> {
-  kubeClient ??= (import(KUBE_CONFIG_MODULE) as Promise<KubeClient>).catch((err: unknown) => {
-    kubeClient = undefined;
-    throw new Error(`cannot load the kubeconfig reader (${KUBE_CONFIG_MODULE}, dist/vendor/kube-config.js): run npm run build (${err instanceof Error ? err.message : String(err)})`);
-  });
+  kubeClient ??= (import(KUBE_CONFIG_MODULE) as Promise<KubeClient>).then(
+    (client) => {
+      kubeClientReady = true;
+      return client;
+    },
+    (err: unknown) => {
+      kubeClient = undefined;
+      throw new Error(`cannot load the kubeconfig reader (${KUBE_CONFIG_MODULE}, dist/vendor/kube-config.js): run npm run build (${err instanceof Error ? err.message : String(err)})`);
+    },
+  );
   return kubeClient;
 }
 
