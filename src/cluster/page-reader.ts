@@ -6,7 +6,8 @@
 // thread only reads the converted objects back (1 ms a page) and adopts them (objects.ts).
 //
 // One worker serves every cluster, a page at a time (it holds at most MAX_POSTED), started when
-// a big page arrives and stopped once no page came for idleMs (its memory goes with it). Small
+// a big page arrives and stopped once no page came for idleMs (its memory goes with it, and the C
+// allocator is trimmed: src/native.ts). Small
 // pages are read here: a worker's round trip is not worth it for them.
 //
 // Failures: a worker that cannot start (its file missing, a platform without threads) leaves
@@ -21,6 +22,7 @@ import { nextSlice, sliceSpent } from '../slices.js';
 import { convertPage, type ConvertedPage, type ListPosition, type PageKind } from './list-page.js';
 import { adoptService, adoptSlice, type SlimEndpointSlice, type SlimService } from './objects.js';
 import { ApiError } from './supervisor.js';
+import { trimAllocator } from '../native.js';
 
 export interface PageRequest {
   id: number;
@@ -50,6 +52,12 @@ export interface PageReaderOptions {
   stuckMs?: number;
   /** The worker's script (tests). Default page-worker.js of this build. */
   workerFile?: string;
+  /**
+   * Called once a worker stopped for want of pages: a burst of lists has ended. Default
+   * trimAllocator (src/native.ts): the C allocator gives back what the pages and the worker's
+   * arena took.
+   */
+  afterBurst?: () => void;
 }
 
 /** page-worker.js beside this module; run from the TypeScript sources (the tests), the built one. */
@@ -93,6 +101,7 @@ export class PageReader {
   private nextId = 1;
   private idleTimer?: NodeJS.Timeout;
   private readonly stuckMs: number;
+  private readonly afterBurst: () => void;
   /** Runs while the worker holds pages; restarted at each answer. */
   private stuckTimer?: NodeJS.Timeout;
   /** Workers started, and pages read by workers (tests, logs). */
@@ -104,6 +113,7 @@ export class PageReader {
     this.idleMs = options.idleMs ?? 1000;
     this.stuckMs = options.stuckMs ?? 60_000;
     this.workerFile = options.workerFile ?? defaultWorkerFile();
+    this.afterBurst = options.afterBurst ?? trimAllocator;
   }
 
   /**
@@ -234,7 +244,11 @@ export class PageReader {
   private stopWorker(worker: Worker): void {
     if (this.worker !== worker || this.pending.size > 0) return;
     this.worker = undefined;
-    void worker.terminate();
+    // Once the thread is gone: its arena is free then. Trimming is only a saving: a failure is no reason to stop.
+    void worker
+      .terminate()
+      .then(() => this.afterBurst())
+      .catch(() => {});
   }
 
   /** Whether a worker is running (tests). */

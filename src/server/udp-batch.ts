@@ -1,22 +1,10 @@
 // Batched UDP through the native addon (native/fedns_udp.c): recvmmsg/sendmmsg of up to 64
 // datagrams and one JavaScript call per batch, instead of node:dgram's system calls and callback
 // per datagram. The answers come from the same code as on the dgram path (DnsServer.answerUdp).
-import { createRequire } from 'node:module';
-import { sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { addonPath, loadAddon, type Addon, type Handle } from '../native.js';
 
 export type UdpBatchMode = 'auto' | 'on' | 'off';
 export type UdpPath = 'batched' | 'dgram';
-
-type Handle = object;
-interface Addon {
-  open(host: string, port: number, rcvbuf: number, inBuf: Buffer, inSlot: number, outBuf: Buffer, outSlot: number, meta: Buffer, onBatch: (n: number) => void): Handle;
-  port(h: Handle): number;
-  close(h: Handle): void;
-  stats(h: Handle): number[];
-  batch: number;
-  metaWords: number;
-}
 
 /** What the addon counts per socket, in the order stats() returns them. */
 export const UDP_STATS = ['received', 'sent', 'dropped', 'sendErrors', 'truncated', 'receiveErrors', 'batches'] as const;
@@ -37,28 +25,14 @@ const RECV_BUFFER = 4 << 20;
 /** Client addresses formatted once and reused; cleared when full, so memory stays bounded. */
 const ADDRESS_CACHE = 4096;
 
-/** The addon's file: FEDNS_UDP_ADDON overrides it (a missing file forces the dgram path). */
-export function addonPath(): string {
-  if (process.env.FEDNS_UDP_ADDON) return process.env.FEDNS_UDP_ADDON;
-  // Built code runs from dist/src/server/, the sources (under vitest) from src/server/.
-  const up = fileURLToPath(import.meta.url).includes(`${sep}dist${sep}src${sep}`) ? '../../../' : '../../';
-  return fileURLToPath(new URL(`${up}native/build/Release/fedns_udp.node`, import.meta.url));
-}
+let checked: { addon?: Addon; error?: string } | undefined;
 
-let loaded: { addon?: Addon; error?: string } | undefined;
-
-/** Loads the addon once; the error says why it cannot be used. */
+/** Loads the addon once (src/native.ts) and checks its datagram layout is this code's; the error says why it cannot be used. */
 export function loadUdpBatch(): { addon?: Addon; error?: string } {
-  if (loaded) return loaded;
-  const file = addonPath();
-  try {
-    const a = createRequire(import.meta.url)(file) as Addon;
-    if (typeof a.open !== 'function' || a.batch !== 64 || a.metaWords < M_TEXT + 12) throw new Error('not the addon this fedns was built with');
-    loaded = { addon: a };
-  } catch (e) {
-    loaded = { error: `${file}: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}` };
-  }
-  return loaded;
+  if (checked) return checked;
+  const { addon, error } = loadAddon();
+  checked = !addon || (addon.batch === 64 && addon.metaWords >= M_TEXT + 12) ? { addon, error } : { error: `${addonPath()}: not the addon this fedns was built with` };
+  return checked;
 }
 
 export interface UdpChoice {

@@ -93,8 +93,9 @@ describe('the page reader', () => {
     }
   });
 
-  it('reads small pages on the calling thread, and stops an idle worker', async () => {
-    const reader = new PageReader({ minWorkerBytes: 4096, idleMs: 50 });
+  it('reads small pages on the calling thread, and stops an idle worker, then trims the allocator', async () => {
+    let bursts = 0;
+    const reader = new PageReader({ minWorkerBytes: 4096, idleMs: 50, afterBurst: () => bursts++ });
     try {
       expect((await reader.read('Service', page(services.slice(0, 2)), 'list services')).items).toHaveLength(2);
       expect(reader.workersStarted).toBe(0);
@@ -102,8 +103,11 @@ describe('the page reader', () => {
       expect((await reader.read('Service', page(many), 'list services')).items).toHaveLength(150);
       expect(reader.pagesOnWorker).toBe(1);
       expect(reader.running).toBe(true);
+      // A page answered is not the end of the burst: the next may come within idleMs.
+      expect(bursts).toBe(0);
       await new Promise((r) => setTimeout(r, 300));
       expect(reader.running).toBe(false);
+      expect(bursts).toBe(1);
       // The next big page starts another.
       await reader.read('Service', page(many), 'list services');
       expect(reader.workersStarted).toBe(2);
