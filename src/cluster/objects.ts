@@ -144,9 +144,19 @@ export const TRIGGER_TIME_ANNOTATION = 'endpoints.kubernetes.io/last-change-trig
 
 export type Kind = 'Service' | 'EndpointSlice' | 'ServiceExport' | 'ServiceImport' | 'ClusterProperty';
 
+/**
+ * "namespace/name" as one flat string. A template literal makes a rope (V8's ConsString) of
+ * its parts, and a rope used as a Map key is flattened into a copy the rope then keeps: two
+ * strings held per key instead of one (2 MiB of the scale benchmark's cluster objects).
+ * Array.join writes the string whole.
+ */
+function objectKey(namespace: string, name: string): string {
+  return [namespace, name].join('/');
+}
+
 /** "namespace/name": a federated service's identity (namespace sameness), one copy for every cluster. */
 export function serviceKey(namespace: string, name: string): string {
-  const key = `${namespace}/${name}`;
+  const key = objectKey(namespace, name);
   return key.length <= 2 * MAX_LABEL_LENGTH + 1 ? serviceKeys.get(key, () => key) : key;
 }
 
@@ -656,7 +666,7 @@ export function slimNode(o: Obj): SlimNode {
 }
 
 export function sliceKey(s: { namespace: string; name: string }): string {
-  return `${s.namespace}/${s.name}`;
+  return objectKey(s.namespace, s.name);
 }
 
 export function slimServiceImport(o: Obj): SlimServiceImport {
