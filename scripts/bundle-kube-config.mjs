@@ -47,8 +47,10 @@ if (misplaced.length) {
 // kubeconfig reader never calls (node-fetch), proxy agents (a cluster with proxy-url), and OIDC
 // (an oidc auth provider that refreshes its token). Imported at start, they cost a fedns serving
 // a kube cluster 5-6 MiB of resident memory (measured on Node.js 20 and 24: 83 -> 78 and 104 -> 98
-// MiB before any data) for code most never run. Each is a stand-in module with the
-// names the library imports (a name not listed fails the build: a missing export). A class is a
+// MiB before any data) for code most never run; loaded on first use, they take that turn of the
+// event loop 13-50 ms, once (a proxied cluster's first connection, the first OIDC refresh). Each
+// is a stand-in module with the names the library imports: a name not listed fails the build (a
+// missing export, or a namespace import's undefined member: see onLog below). A class is a
 // function whose `new` gives an instance of the real class.
 const LAZY = {
   'node-fetch': { default: 'function', Headers: 'class' },
@@ -79,6 +81,9 @@ function lazyModule(id) {
 
 await build({
   input: join(libDir, 'dist', 'config.js'),
+  // A name the library takes from a stand-in that the stand-in lacks would be undefined at run
+  // time: a build error instead.
+  onLog: (level, log, handler) => handler(['MISSING_EXPORT', 'IMPORT_IS_UNDEFINED'].includes(log.code) ? 'error' : level, log),
   plugins: [
     {
       name: 'lazy-dependencies',

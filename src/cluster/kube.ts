@@ -135,7 +135,7 @@ const KUBE_CONFIG_MODULE = '#kube-config';
 let kubeClient: Promise<KubeClient> | undefined;
 let kubeClientReady = false;
 
-/** Whether the kubeconfig reader has loaded in this process. */
+/** Whether loadKubeClient() has loaded the kubeconfig reader in this process (`fedns join` loads the whole library instead). */
 export function kubeClientLoaded(): boolean {
   return kubeClientReady;
 }

@@ -150,7 +150,7 @@ export type Kind = 'Service' | 'EndpointSlice' | 'ServiceExport' | 'ServiceImpor
  * strings held per key instead of one (2 MiB of the scale benchmark's cluster objects).
  * Array.join writes the string whole.
  */
-function objectKey(namespace: string, name: string): string {
+export function objectKey(namespace: string, name: string): string {
   return [namespace, name].join('/');
 }
 

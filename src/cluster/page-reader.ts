@@ -244,10 +244,13 @@ export class PageReader {
   private stopWorker(worker: Worker): void {
     if (this.worker !== worker || this.pending.size > 0) return;
     this.worker = undefined;
-    // Once the thread is gone: its arena is free then. Trimming is only a saving: a failure is no reason to stop.
+    // Once the thread is gone: its arena is free then. Not if a new burst began meanwhile (its
+    // own end trims). Trimming is only a saving: a failure is no reason to stop.
     void worker
       .terminate()
-      .then(() => this.afterBurst())
+      .then(() => {
+        if (this.worker === undefined && this.pending.size === 0) this.afterBurst();
+      })
       .catch(() => {});
   }
 

@@ -4,6 +4,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { sliced } from '../slices.js';
 import { asDnsLabel } from '../wire/name.js';
 import {
+  objectKey,
   serviceKey,
   sliceKey,
   type IgnoredValue,
@@ -204,7 +205,7 @@ export class ClusterState {
 
   remove(kind: Kind, namespace: string, name: string): void {
     this.lastUpdate = Date.now();
-    const key = `${namespace}/${name}`;
+    const key = objectKey(namespace, name);
     if (kind === 'Service') {
       if (this.services.delete(key)) this.pending.add(key);
     } else if (kind === 'EndpointSlice') {

@@ -116,6 +116,34 @@ describe('the page reader', () => {
     }
   });
 
+  it('does not trim when a new burst began while the idle worker stopped; its own end trims once', async () => {
+    let trims = 0;
+    let trimmedWhileBusy = false;
+    const reader: PageReader = new PageReader({
+      minWorkerBytes: 4096,
+      idleMs: 20,
+      afterBurst: () => {
+        trims++;
+        trimmedWhileBusy ||= reader.running;
+      },
+    });
+    // A page's own buffer moves to the worker: one per read.
+    const many = () => page(Array.from({ length: 150 }, (_, i) => ({ metadata: { namespace: 'ns', name: `s${i}` } })));
+    try {
+      await reader.read('Service', many(), 'list services');
+      // The moment the idle worker is let go (its thread still stopping), the next page arrives.
+      while (reader.running) await new Promise((r) => setImmediate(r));
+      await reader.read('Service', many(), 'list services');
+      expect(reader.workersStarted).toBe(2);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(reader.running).toBe(false);
+      expect(trimmedWhileBusy).toBe(false);
+      expect(trims).toBe(1);
+    } finally {
+      reader.close();
+    }
+  });
+
   it('fails a page that is not a list as the main thread does', async () => {
     const reader = new PageReader({ minWorkerBytes: 0 });
     try {
