@@ -59,6 +59,16 @@ const LAZY = {
   // An ES module: loaded by import(), which the library awaits where it calls these.
   'openid-client': { refreshTokenGrant: 'async', discovery: 'async' },
 };
+
+/**
+ * Arguments a stand-in hands on changed, as the text of a function of the call's arguments.
+ * @kubernetes/client-node 1.4.0 gives openid-client's discovery() the issuer as a string, which
+ * openid-client 6 refuses ('"server" must be an instance of URL', kubernetes-client/javascript
+ * issue 2202): every OIDC token refresh failed. The stand-in passes a URL.
+ */
+const ADAPT = {
+  'openid-client': { discovery: '(server, ...rest) => [typeof server === "string" ? new URL(server) : server, ...rest]' },
+};
 const LAZY_PREFIX = '\0lazy:';
 
 /** The stand-in module for `id`: each name loads the real module the first time it is used. */
@@ -71,9 +81,11 @@ function lazyModule(id) {
   ];
   for (const [name, how] of Object.entries(LAZY[id])) {
     const target = name === 'default' ? 'lazy_default' : name;
-    if (how === 'class') lines.push(`function ${target}(...args) { return new (load().${name})(...args); }`);
-    else if (how === 'function') lines.push(`function ${target}(...args) { return load().${name}(...args); }`);
-    else lines.push(`async function ${target}(...args) { return (await import(${load})).${name}(...args); }`);
+    const adapt = ADAPT[id]?.[name];
+    const args = adapt ? `...(${adapt})(...args)` : '...args';
+    if (how === 'class') lines.push(`function ${target}(...args) { return new (load().${name})(${args}); }`);
+    else if (how === 'function') lines.push(`function ${target}(...args) { return load().${name}(${args}); }`);
+    else lines.push(`async function ${target}(...args) { return (await import(${load})).${name}(${args}); }`);
     lines.push(name === 'default' ? `export default ${target};` : `export { ${target} };`);
   }
   return lines.join('\n');

@@ -1,13 +1,18 @@
 // Member-cluster credentials other than a bearer token, as a kubeconfig says: a client
 // certificate (mutual TLS) and an exec credential plugin. The fake API server verifies client
 // certificates against its CA, the way kube-apiserver does with --client-ca-file.
+import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { KubeTransport } from '../../src/cluster/kube-http.js';
 import { loadKubeClient } from '../../src/cluster/kube.js';
+import { ROOT } from '../support/demo.js';
 import { FakeApiServer } from '../support/fake-apiserver.js';
 import { eventuallyWith, kubeHarness, publish, QUICK_TIMING, same, useKubeTiming, type Running } from '../support/kube-harness.js';
 
@@ -256,5 +261,62 @@ describe('the bundled kubeconfig reader (dist/vendor) against the library, for e
     const got = await inPod(new bundle.KubeConfig());
     expect(got).toEqual(await inPod(new KubeConfig()));
     expect(got).toMatchObject({ server: 'https://[fd00::1]:443', namespace: 'fedns', headers: bearer('service-account-token'), ca: server.caPem });
+  });
+
+  // The library hands openid-client's discovery() the issuer as a string, which openid-client 6
+  // refuses ('"server" must be an instance of URL'): with the library, an expired id-token is
+  // never refreshed. The bundle's stand-in passes a URL (scripts/bundle-kube-config.mjs).
+  it('refreshes an expired OIDC id-token at the issuer, which the library alone cannot', async () => {
+    server = await FakeApiServer.start();
+    const d = dir();
+    const jwt = (claims: object) => [{ alg: 'RS256', typ: 'JWT' }, claims].map((p) => Buffer.from(JSON.stringify(p)).toString('base64url')).join('.') + '.c2ln';
+    const now = Math.floor(Date.now() / 1000);
+    const asked: string[] = [];
+    let issuer = '';
+    const fresh = () => jwt({ iss: issuer, sub: 'fedns', aud: 'fedns', iat: now, exp: now + 3600 });
+    let issued = '';
+    const idp = createServer(server.tlsIdentity, (req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        asked.push(`${req.method} ${req.url} ${body}`);
+        res.setHeader('content-type', 'application/json');
+        if (req.url === '/idp/.well-known/openid-configuration') res.end(JSON.stringify({ issuer, token_endpoint: `${issuer}/token` }));
+        else if (req.url === '/idp/token' && new URLSearchParams(body).get('refresh_token') === 'refresh-me')
+          res.end(JSON.stringify({ access_token: 'a', token_type: 'Bearer', expires_in: 3600, refresh_token: 'next', id_token: (issued = fresh()) }));
+        else res.writeHead(400).end('{"error":"invalid_request"}');
+      });
+    });
+    await new Promise<void>((r) => idp.listen(0, '127.0.0.1', r));
+    try {
+      issuer = `https://127.0.0.1:${(idp.address() as AddressInfo).port}/idp`;
+      const expired = jwt({ iss: issuer, sub: 'fedns', aud: 'fedns', iat: now - 7200, exp: now - 3600 });
+      const user = { 'auth-provider': { name: 'oidc', config: { 'id-token': expired, 'refresh-token': 'refresh-me', 'client-id': 'fedns', 'idp-issuer-url': issuer } } };
+      const kubeconfig = JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        'current-context': 'c',
+        contexts: [{ name: 'c', context: { cluster: 'k', user: 'u' } }],
+        clusters: [{ name: 'k', cluster: { server: server.url } }],
+        users: [{ name: 'u', user }],
+      });
+      writeFileSync(join(d, 'ca.pem'), server.caPem);
+      // openid-client fetches with Node.js's own fetch, which trusts a CA given when node starts.
+      const script = `
+        const { KubeConfig } = await import(${JSON.stringify(pathToFileURL(join(ROOT, 'dist/vendor/kube-config.js')).href)});
+        const kc = new KubeConfig();
+        kc.loadFromString(${JSON.stringify(kubeconfig)});
+        const opts = { headers: {} };
+        try { await kc.applyToHTTPSOptions(opts); console.log(JSON.stringify(opts.headers)); } catch (e) { console.log(JSON.stringify({ error: e.message })); }`;
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, NODE_EXTRA_CA_CERTS: join(d, 'ca.pem') } });
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      await new Promise((r) => child.once('exit', r));
+      expect(JSON.parse(out)).toEqual({ Authorization: `Bearer ${issued}` });
+      expect(issued).not.toBe('');
+      expect(asked.some((a) => a.startsWith('POST /idp/token ') && a.includes('grant_type=refresh_token'))).toBe(true);
+    } finally {
+      idp.close();
+    }
   });
 });

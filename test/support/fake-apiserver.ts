@@ -739,6 +739,12 @@ export class FakeApiServer extends EventEmitter {
     return this.certs.caPem;
   }
 
+  /** The server's certificate (for 127.0.0.1, signed by caPem) and key: for other test servers that clients must trust. */
+  get tlsIdentity(): { cert: string; key: string } {
+    if (!this.certs) throw new Error('FakeApiServer not started');
+    return { cert: this.certs.certPem, key: this.certs.keyPem };
+  }
+
   /** A CA certificate unrelated to the server's: a client trusting only it fails TLS verification. */
   get wrongCaPem(): string {
     if (!this.certs) throw new Error('FakeApiServer not started');
