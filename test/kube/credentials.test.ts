@@ -1,20 +1,18 @@
 // Member-cluster credentials other than a bearer token, as a kubeconfig says: a client
 // certificate (mutual TLS) and an exec credential plugin. The fake API server verifies client
 // certificates against its CA, the way kube-apiserver does with --client-ca-file.
-import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { KubeTransport } from '../../src/cluster/kube-http.js';
 import { loadKubeClient } from '../../src/cluster/kube.js';
-import { ROOT } from '../support/demo.js';
 import { FakeApiServer } from '../support/fake-apiserver.js';
 import { eventuallyWith, kubeHarness, publish, QUICK_TIMING, same, useKubeTiming, type Running } from '../support/kube-harness.js';
+import { applyInOwnProcess } from '../support/reader-process.js';
 
 useKubeTiming(QUICK_TIMING);
 
@@ -292,27 +290,21 @@ describe('the bundled kubeconfig reader (dist/vendor) against the library, for e
       issuer = `https://127.0.0.1:${(idp.address() as AddressInfo).port}/idp`;
       const expired = jwt({ iss: issuer, sub: 'fedns', aud: 'fedns', iat: now - 7200, exp: now - 3600 });
       const user = { 'auth-provider': { name: 'oidc', config: { 'id-token': expired, 'refresh-token': 'refresh-me', 'client-id': 'fedns', 'idp-issuer-url': issuer } } };
-      const kubeconfig = JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'Config',
-        'current-context': 'c',
-        contexts: [{ name: 'c', context: { cluster: 'k', user: 'u' } }],
-        clusters: [{ name: 'k', cluster: { server: server.url } }],
-        users: [{ name: 'u', user }],
-      });
       writeFileSync(join(d, 'ca.pem'), server.caPem);
       // openid-client fetches with Node.js's own fetch, which trusts a CA given when node starts.
-      const script = `
-        const { KubeConfig } = await import(${JSON.stringify(pathToFileURL(join(ROOT, 'dist/vendor/kube-config.js')).href)});
-        const kc = new KubeConfig();
-        kc.loadFromString(${JSON.stringify(kubeconfig)});
-        const opts = { headers: {} };
-        try { await kc.applyToHTTPSOptions(opts); console.log(JSON.stringify(opts.headers)); } catch (e) { console.log(JSON.stringify({ error: e.message })); }`;
-      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, NODE_EXTRA_CA_CERTS: join(d, 'ca.pem') } });
-      let out = '';
-      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-      await new Promise((r) => child.once('exit', r));
-      expect(JSON.parse(out)).toEqual({ Authorization: `Bearer ${issued}` });
+      const run = await applyInOwnProcess(
+        {
+          apiVersion: 'v1',
+          kind: 'Config',
+          'current-context': 'c',
+          contexts: [{ name: 'c', context: { cluster: 'k', user: 'u' } }],
+          clusters: [{ name: 'k', cluster: { server: server.url } }],
+          users: [{ name: 'u', user }],
+        },
+        { NODE_EXTRA_CA_CERTS: join(d, 'ca.pem') },
+      );
+      expect(run.error).toBeUndefined();
+      expect(run.headers).toEqual({ Authorization: `Bearer ${issued}` });
       expect(issued).not.toBe('');
       expect(asked.some((a) => a.startsWith('POST /idp/token ') && a.includes('grant_type=refresh_token'))).toBe(true);
     } finally {

@@ -2,50 +2,28 @@
 // take a tenth of a second or more to load, most of it in one turn of the event loop, which held
 // up every query at the start of the initial sync when the first cluster loaded it. This file
 // runs in a process of its own (vitest's default pool) and imports nothing that loads the library.
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { kubeClientLoaded } from '../../src/cluster/kube.js';
 import { ROOT } from '../support/demo.js';
 import { FakeApiServer } from '../support/fake-apiserver.js';
 import { kubeHarness, QUICK_TIMING, useKubeTiming, type Running } from '../support/kube-harness.js';
+import { applyInOwnProcess, type ReaderRun } from '../support/reader-process.js';
 
 useKubeTiming(QUICK_TIMING);
 const h = kubeHarness('fedns-kube-startup-');
 
-/**
- * In a node process of its own: imports the kubeconfig reader, reads a kubeconfig (`cluster`
- * fields added to its cluster) and applies it to request options; returns the packages of
- * node_modules that node loaded as CommonJS by then and the agent's class, if any.
- */
-function readerLoads(cluster: Record<string, string>): { packages: string[]; agent?: string } {
-  const kubeconfig = {
+/** The packages and agent the bundled reader loads for a kubeconfig whose cluster has `cluster`'s fields added. */
+function readerLoads(cluster: Record<string, string>): Promise<ReaderRun> {
+  return applyInOwnProcess({
     apiVersion: 'v1',
     kind: 'Config',
     clusters: [{ name: 'c', cluster: { server: 'https://127.0.0.1:6443', ...cluster } }],
     users: [{ name: 'u', user: { token: 't' } }],
     contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
     'current-context': 'x',
-  };
-  const script = `
-    import { createRequire } from 'node:module';
-    const { KubeConfig } = await import(${JSON.stringify(pathToFileURL(join(ROOT, 'dist/vendor/kube-config.js')).href)});
-    const kc = new KubeConfig();
-    kc.loadFromString(${JSON.stringify(JSON.stringify(kubeconfig))});
-    const opts = { headers: {} };
-    await kc.applyToHTTPSOptions(opts);
-    const packages = new Set();
-    for (const file of Object.keys(createRequire(import.meta.url).cache)) {
-      if (!file.includes('/node_modules/')) continue;
-      const parts = file.split('/node_modules/').pop().split('/');
-      packages.add(parts[0].startsWith('@') ? parts[0] + '/' + parts[1] : parts[0]);
-    }
-    console.log(JSON.stringify({ packages: [...packages].sort(), agent: opts.agent?.constructor.name }));`;
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`the reader failed: ${r.stderr}`);
-  return JSON.parse(r.stdout) as { packages: string[]; agent?: string };
+  });
 }
 
 describe('start-up with a kube cluster', () => {
@@ -73,16 +51,16 @@ describe('start-up with a kube cluster', () => {
     expect(bundle).not.toMatch(/^import\b.*["']openid-client["']/m);
   });
 
-  it('loads the proxy agents and the HTTP client the reader never calls only when a kubeconfig uses them', () => {
+  it('loads the proxy agents and the HTTP client the reader never calls only when a kubeconfig uses them', async () => {
     const lazy = ['node-fetch', 'hpagent', 'socks-proxy-agent'];
-    const plain = readerLoads({});
+    const plain = await readerLoads({});
     expect(plain.packages.filter((p) => lazy.includes(p))).toEqual([]);
     expect(plain.agent).toBe('Agent');
-    const http = readerLoads({ 'proxy-url': 'http://127.0.0.1:3128' });
+    const http = await readerLoads({ 'proxy-url': 'http://127.0.0.1:3128' });
     expect(http.agent).toBe('HttpsProxyAgent');
     expect(http.packages).toContain('hpagent');
     expect(http.packages).not.toContain('socks-proxy-agent');
-    const socks = readerLoads({ 'proxy-url': 'socks5://127.0.0.1:1080' });
+    const socks = await readerLoads({ 'proxy-url': 'socks5://127.0.0.1:1080' });
     expect(socks.agent).toBe('SocksProxyAgent');
     expect(socks.packages).toContain('socks-proxy-agent');
   });
