@@ -25,14 +25,11 @@ const RECV_BUFFER = 4 << 20;
 /** Client addresses formatted once and reused; cleared when full, so memory stays bounded. */
 const ADDRESS_CACHE = 4096;
 
-let checked: { addon?: Addon; error?: string } | undefined;
-
-/** Loads the addon once (src/native.ts) and checks its datagram layout is this code's; the error says why it cannot be used. */
+/** The addon (loaded once by src/native.ts) if its datagram layout is this code's; the error says why it cannot be used. */
 export function loadUdpBatch(): { addon?: Addon; error?: string } {
-  if (checked) return checked;
-  const { addon, error } = loadAddon();
-  checked = !addon || (addon.batch === 64 && addon.metaWords >= M_TEXT + 12) ? { addon, error } : { error: `${addonPath()}: not the addon this fedns was built with` };
-  return checked;
+  const loaded = loadAddon();
+  const { addon } = loaded;
+  return !addon || (addon.batch === 64 && addon.metaWords >= M_TEXT + 12) ? loaded : { error: `${addonPath()}: not the addon this fedns was built with` };
 }
 
 export interface UdpChoice {
