@@ -4,7 +4,7 @@ import { sameRecord, type RR } from '../wire/records.js';
 import type { ServiceLocality } from './locality.js';
 import { SmallMap } from './small-map.js';
 import { keyToName } from '../wire/name.js';
-import { hashKey } from './pmap.js';
+import { hashKey } from './name-hash.js';
 
 /** What a query for one type at one name answers (positive answers only). */
 export interface Answer {

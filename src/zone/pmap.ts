@@ -7,6 +7,12 @@
 // persistent maps spend most of their time hashing such keys through a small shared cache.
 // A value carries its own key and hash (the zone's names do): the trie holds the values
 // themselves, one object per entry rather than a leaf beside each.
+//
+// Branches take 5 bits per level: from the entry's hash for the first seven levels, then from
+// deepHash(key) (name-hash.ts) for seven more, so keys part even when their 32-bit hashes agree
+// (hashKey() shares bits between a service's names on purpose). Keys equal in both hashes are
+// kept side by side in a collision node.
+import { deepHash, hashKey } from './name-hash.js';
 
 /**
  * What the map holds: a value that knows its key and that key's hashKey(). The map trusts `hash`
@@ -17,10 +23,10 @@ export interface MapEntry {
   readonly hash: number;
 }
 
+/** Entries whose keys agree in both hashes. */
 class Collision<V extends MapEntry> {
   constructor(
     public edit: object | null,
-    readonly hash: number,
     public leaves: V[],
   ) {}
 }
@@ -36,18 +42,19 @@ class Branch<V extends MapEntry> {
 /** A branch, a collision, or an entry (anything else). */
 type Slot<V extends MapEntry> = V | Collision<V> | Branch<V>;
 
-/**
- * FNV-1a over the key's char codes, as a signed 32-bit integer: Node.js's V8 (32-bit small
- * integers, no pointer compression) holds that in the entry itself, where an unsigned one of 2^31
- * and more would be a boxed number of its own (half the entries).
- */
-export function hashKey(key: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) {
-    h ^= key.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h | 0;
+/** First shift taken from deepHash(): the entry's own hash has given its 32 bits by then. */
+const DEEP = 35;
+/** Shift at which both hashes are spent: what is left is a collision. */
+const SPENT = 2 * DEEP;
+
+/** The 5 bits that pick an entry's slot in a branch at `shift`. */
+function slotOf(hash: number, key: string, shift: number): number {
+  return shift < DEEP ? (hash >>> shift) & 31 : (deepHash(key) >>> (shift - DEEP)) & 31;
+}
+
+/** Both hashes agree: no branch can part the two keys. */
+function sameHashes(a: MapEntry, b: MapEntry): boolean {
+  return a.hash === b.hash && deepHash(a.key) === deepHash(b.key);
 }
 
 function popcount(x: number): number {
@@ -62,7 +69,7 @@ function lookup<V extends MapEntry>(root: Branch<V>, key: string, hash: number):
   let shift = 0;
   for (;;) {
     if (node instanceof Branch) {
-      const bit = 1 << ((hash >>> shift) & 31);
+      const bit = 1 << (shift < DEEP ? (hash >>> shift) & 31 : slotOf(hash, key, shift));
       if ((node.bitmap & bit) === 0) return undefined;
       node = node.slots[popcount(node.bitmap & (bit - 1))];
       shift += 5;
@@ -80,19 +87,21 @@ interface Change {
   removed: boolean;
 }
 
-function branchOf<V extends MapEntry>(edit: object, shift: number, a: V | Collision<V>, aHash: number, b: V): Branch<V> | Collision<V> {
-  if (shift >= 32) {
+/** A node holding `a` (an entry or a collision) and `b`, whose hashes differ somewhere, at `shift`. */
+function branchOf<V extends MapEntry>(edit: object, shift: number, a: V | Collision<V>, b: V): Branch<V> | Collision<V> {
+  const aEntry = a instanceof Collision ? a.leaves[0] : a;
+  if (shift >= SPENT) {
     const leaves = a instanceof Collision ? [...a.leaves, b] : [a, b];
-    return new Collision(edit, aHash, leaves);
+    return new Collision(edit, leaves);
   }
-  const ia = (aHash >>> shift) & 31;
-  const ib = (b.hash >>> shift) & 31;
-  if (ia === ib) return new Branch<V>(edit, 1 << ia, [branchOf(edit, shift + 5, a, aHash, b)]);
+  const ia = slotOf(aEntry.hash, aEntry.key, shift);
+  const ib = slotOf(b.hash, b.key, shift);
+  if (ia === ib) return new Branch<V>(edit, 1 << ia, [branchOf(edit, shift + 5, a, b)]);
   return new Branch<V>(edit, (1 << ia) | (1 << ib), ia < ib ? [a, b] : [b, a]);
 }
 
 function insert<V extends MapEntry>(node: Branch<V>, shift: number, leaf: V, edit: object, ch: Change): Branch<V> {
-  const bit = 1 << ((leaf.hash >>> shift) & 31);
+  const bit = 1 << slotOf(leaf.hash, leaf.key, shift);
   const idx = popcount(node.bitmap & (bit - 1));
   const own = node.edit === edit;
   if ((node.bitmap & bit) === 0) {
@@ -110,7 +119,7 @@ function insert<V extends MapEntry>(node: Branch<V>, shift: number, leaf: V, edi
   if (cur instanceof Branch) {
     next = insert(cur, shift + 5, leaf, edit, ch);
   } else if (cur instanceof Collision) {
-    if (cur.hash === leaf.hash) {
+    if (sameHashes(cur.leaves[0], leaf)) {
       const i = cur.leaves.findIndex((l) => l.key === leaf.key);
       const leaves = cur.leaves.slice();
       if (i >= 0) leaves[i] = leaf;
@@ -118,20 +127,20 @@ function insert<V extends MapEntry>(node: Branch<V>, shift: number, leaf: V, edi
         leaves.push(leaf);
         ch.added = true;
       }
-      next = new Collision(edit, cur.hash, leaves);
+      next = new Collision(edit, leaves);
     } else {
       ch.added = true;
-      next = branchOf(edit, shift + 5, cur, cur.hash, leaf);
+      next = branchOf(edit, shift + 5, cur, leaf);
     }
   } else if (cur.key === leaf.key) {
     if (cur === leaf) return node;
     next = leaf;
-  } else if (cur.hash === leaf.hash) {
+  } else if (sameHashes(cur, leaf)) {
     ch.added = true;
-    next = new Collision(edit, leaf.hash, [cur, leaf]);
+    next = new Collision(edit, [cur, leaf]);
   } else {
     ch.added = true;
-    next = branchOf(edit, shift + 5, cur, cur.hash, leaf);
+    next = branchOf(edit, shift + 5, cur, leaf);
   }
   if (next === cur) return node;
   return replaceSlot(node, idx, next, edit);
@@ -149,7 +158,7 @@ function replaceSlot<V extends MapEntry>(node: Branch<V>, idx: number, next: Slo
 }
 
 function remove<V extends MapEntry>(node: Branch<V>, shift: number, key: string, hash: number, edit: object, ch: Change): Branch<V> | null {
-  const bit = 1 << ((hash >>> shift) & 31);
+  const bit = 1 << slotOf(hash, key, shift);
   if ((node.bitmap & bit) === 0) return node;
   const idx = popcount(node.bitmap & (bit - 1));
   const cur = node.slots[idx];
@@ -161,7 +170,7 @@ function remove<V extends MapEntry>(node: Branch<V>, shift: number, key: string,
     const leaves = cur.leaves.filter((l) => l.key !== key);
     if (leaves.length === cur.leaves.length) return node;
     ch.removed = true;
-    next = leaves.length === 1 ? leaves[0] : new Collision(edit, cur.hash, leaves);
+    next = leaves.length === 1 ? leaves[0] : new Collision(edit, leaves);
   } else {
     if (cur.key !== key) return node;
     ch.removed = true;

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { hashKey, PersistentMap, type MapEntry } from '../../src/zone/pmap.js';
+import { deepHash, hashKey } from '../../src/zone/name-hash.js';
+import { PersistentMap, type MapEntry } from '../../src/zone/pmap.js';
+import { nameKey } from '../../src/wire/name.js';
 
 /** A value filed under its key, as the zone's names are. */
 interface Entry<T> extends MapEntry {
@@ -65,6 +67,7 @@ describe('PersistentMap', () => {
   it('keeps keys whose hashes collide apart', () => {
     const [a, b] = collidingPair();
     expect(hashKey(a)).toBe(hashKey(b));
+    expect(deepHash(a)).not.toBe(deepHash(b));
     const d = PersistentMap.empty<Entry<string>>().edit();
     d.set(entry(a, 'A')).set(entry(b, 'B')).set(entry('other', 'O'));
     const v1 = d.done();
@@ -88,5 +91,37 @@ describe('PersistentMap', () => {
     expect(at(later, 'k7')).toBe(-7);
     expect(later.has('k5')).toBe(false);
     expect([sealed.size, later.size]).toEqual([100, 99]);
+  });
+
+  it("finds every name when thousands share a service's hash bits and part only on deepHash", () => {
+    // 30,000 names under one service's labels: their 32-bit hashes share 20 bits, so many agree
+    // on all 32 and the map parts them on deepHash. A native Map is the model.
+    const rand = rng(3);
+    const model = new Map<string, number>();
+    let map = PersistentMap.empty<Entry<number>>();
+    let deep = 0;
+    const seen = new Map<number, string>();
+    for (let round = 0; round < 6; round++) {
+      const d = map.edit();
+      for (let i = 0; i < 10000; i++) {
+        const k = nameKey(`web.shop.fed.svc.h${Math.floor(rand() * 30000)}.example.com.`);
+        const other = seen.get(hashKey(k));
+        if (other !== undefined && other !== k) deep++;
+        seen.set(hashKey(k), k);
+        if (rand() < 0.25) {
+          d.delete(k);
+          model.delete(k);
+        } else {
+          d.set(entry(k, i));
+          model.set(k, i);
+        }
+      }
+      map = d.done();
+    }
+    expect(deep).toBeGreaterThan(100);
+    expect(map.size).toBe(model.size);
+    for (const [k, v] of model) expect(at(map, k)).toBe(v);
+    expect(new Set(map.keys())).toEqual(new Set(model.keys()));
+    expect(map.get(nameKey('web.shop.fed.svc.h30001.example.com.'))).toBeUndefined();
   });
 });

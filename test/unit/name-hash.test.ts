@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { deepHash, hashKey } from '../../src/zone/name-hash.js';
+import { nameKey } from '../../src/wire/name.js';
+
+const GROUP = 0xfffff;
+const low = (name: string) => hashKey(nameKey(name)) & GROUP;
+
+/** FNV-1a, 32 bits, as the map hashed every key before names were grouped. */
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h | 0;
+}
+
+describe('hashKey', () => {
+  it("files every name of one service under the same low 20 bits, apart from other services'", () => {
+    const names = (svc: string, ns: string) => [
+      `${svc}.${ns}.fed.example.com.`,
+      `${svc}.${ns}.fed.svc.example.com.`,
+      `${svc}.${ns}.fed.svc.eu-west1.example.com.`,
+      `${svc}.${ns}.fed.svc.eu-west1-b.eu-west1.example.com.`,
+      `_http._tcp.${svc}.${ns}.fed.example.com.`,
+      `_http._tcp.${svc}.${ns}.fed.svc.example.com.`,
+      `${svc}.${ns}.svc.clusterset.local.`,
+      `_grpc._udp.${svc}.${ns}.svc.clusterset.local.`,
+    ];
+    const mine = names('web', 'shop').map(low);
+    expect(new Set(mine).size).toBe(1);
+    // The whole hashes still differ: the high bits come from the rest of the name.
+    expect(new Set(names('web', 'shop').map((n) => hashKey(nameKey(n)))).size).toBe(mine.length);
+    const others = new Set<number>();
+    for (let i = 0; i < 1000; i++) others.add(low(`web${i}.shop.fed.example.com.`));
+    expect(others.size).toBeGreaterThan(990);
+    expect(others.has(mine[0])).toBe(false);
+  });
+
+  it('hashes whole what is not a wire-format key of two labels or more, and never reads past the end', () => {
+    for (const s of ['', 'k1', 'name7.example.com.', '\x03com\x00', '\x05short', '\x01_', '\x01_\x01_\x01_']) expect(hashKey(s)).toBe(fnv1a(s));
+    let seed = 11;
+    const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) | 0) >>> 16) & 0xff;
+    for (let i = 0; i < 20000; i++) {
+      const s = String.fromCharCode(...Array.from({ length: rand() % 24 }, () => (rand() % 3 === 0 ? 95 : rand() % 12)));
+      const h = hashKey(s);
+      expect(Number.isInteger(h) && h === (h | 0)).toBe(true);
+      expect(hashKey(s)).toBe(h);
+    }
+  });
+
+  it('gives deepHash, a hash independent of hashKey, for keys whose 32 bits agree', () => {
+    const a = nameKey('a.b.fed.example.com.');
+    expect(deepHash(a)).toBe(deepHash(nameKey('A.B.fed.example.com.')));
+    expect(deepHash(a)).not.toBe(fnv1a(a));
+    expect(deepHash(a)).not.toBe(hashKey(a));
+  });
+});
