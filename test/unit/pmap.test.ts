@@ -94,7 +94,7 @@ describe('PersistentMap', () => {
   });
 
   it("finds every name when thousands share a service's hash bits and part only on deepHash", () => {
-    // 30,000 names under one service's labels: their 32-bit hashes share 20 bits, so many agree
+    // 30,000 names under one service's labels: their 32-bit hashes share 15 bits, so many agree
     // on all 32 and the map parts them on deepHash. A native Map is the model.
     const rand = rng(3);
     const model = new Map<string, number>();
