@@ -8,10 +8,10 @@
 // A value carries its own key and hash (the zone's names do): the trie holds the values
 // themselves, one object per entry rather than a leaf beside each.
 //
-// Branches take 5 bits per level: from the entry's hash for the first seven levels, then from
-// deepHash(key) (name-hash.ts) for seven more, so keys part even when their 32-bit hashes agree
-// (hashKey() shares bits between a service's names on purpose). Keys equal in both hashes are
-// kept side by side in a collision node.
+// Branches take 5 bits per level (the seventh and the fourteenth take the last 2): from the
+// entry's hash for the first seven levels, then from deepHash(key) (name-hash.ts) for seven more,
+// so keys part even when their 32-bit hashes agree (hashKey() shares bits between a service's
+// names on purpose). Keys equal in both hashes are kept side by side in a collision node.
 import { deepHash, hashKey } from './name-hash.js';
 
 /**
@@ -47,14 +47,32 @@ const DEEP = 35;
 /** Shift at which both hashes are spent: what is left is a collision. */
 const SPENT = 2 * DEEP;
 
+/**
+ * deepHash() of the last two keys asked: one operation below the seventh level asks for the same
+ * key's (or, parting two entries, two keys') at every level.
+ */
+const deepKeys: [string, string] = ['', ''];
+const deepValues: [number, number] = [deepHash(''), deepHash('')];
+let deepNext = 0;
+
+function deepOf(key: string): number {
+  if (key === deepKeys[0]) return deepValues[0];
+  if (key === deepKeys[1]) return deepValues[1];
+  const h = deepHash(key);
+  deepKeys[deepNext] = key;
+  deepValues[deepNext] = h;
+  deepNext ^= 1;
+  return h;
+}
+
 /** The 5 bits that pick an entry's slot in a branch at `shift`. */
 function slotOf(hash: number, key: string, shift: number): number {
-  return shift < DEEP ? (hash >>> shift) & 31 : (deepHash(key) >>> (shift - DEEP)) & 31;
+  return shift < DEEP ? (hash >>> shift) & 31 : (deepOf(key) >>> (shift - DEEP)) & 31;
 }
 
 /** Both hashes agree: no branch can part the two keys. */
 function sameHashes(a: MapEntry, b: MapEntry): boolean {
-  return a.hash === b.hash && deepHash(a.key) === deepHash(b.key);
+  return a.hash === b.hash && deepOf(a.key) === deepOf(b.key);
 }
 
 function popcount(x: number): number {

@@ -1,4 +1,4 @@
-// Keys that agree in both of the map's hashes. Finding such keys takes 2^32 tries and more, so
+// Keys that agree in both of the map's hashes. The hashes start from secrets of the process, so
 // here both hashes give the keys "c0", "c1" and "c2" one value each.
 import { describe, expect, it, vi } from 'vitest';
 
