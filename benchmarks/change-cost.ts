@@ -1,29 +1,51 @@
 // Cost of one endpoint change as the zone grows: the same change (one EndpointSlice of one
 // service flipping an endpoint's readiness) applied to a federation of 1,000 and of 100,000
-// services, from ClusterState.upsert to the new snapshot being published, the two federations
-// taking turns. The ratio should stay near 1: a change's cost must not grow with the zone.
-// usage: node dist/benchmarks/change-cost.js [changes=2000]
+// services, from ClusterState.upsert to the new snapshot being published. The ratio should stay
+// near 1: a change's cost must not grow with the zone.
+//
+// Each size runs in a node process of its own, as a fedns of that size would: sharing one process
+// put the small federation's changes in the big one's heap and had the two evict each other from
+// the CPU's caches turn by turn. The sizes take turns, process by process, for a few rounds, so
+// that on a busy machine the drift of its conditions shows as a spread across rounds, and each
+// round's ratio compares neighbours in time.
+// usage: node dist/benchmarks/change-cost.js [changes=5000] [rounds=3] [sizes=1000,100000]
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { packSlice, type SlimEndpointSlice, type SlimService } from '../src/cluster/objects.js';
 import { Federation } from '../src/federation/federation.js';
 import { seed, testFederationSettings } from '../test/support/federation.js';
 
-const CHANGES = Number(process.argv[2] ?? 2000);
+const CHANGES = Number(process.argv[2] ?? 5000);
+const WARM_UP = 3000;
+const ROUNDS = Number(process.argv[3] ?? 3);
+const SIZES = (process.argv[4] ?? '1000,100000').split(',').map(Number);
 
-function build(services: number): { fed: Federation; flip: (i: number) => void } {
+interface Figures {
+  services: number;
+  records: number;
+  buildMs: number;
+  median: number;
+  p99: number;
+  mean: number;
+}
+
+/** Builds a federation of `services` services and times CHANGES changes to it (one size, this process). */
+function measure(services: number): Figures {
+  const t0 = performance.now();
   const fed = new Federation(testFederationSettings());
   const c = fed.addCluster({ name: 'c1', region: 'r1', zones: ['z1', 'z2'], addressMode: 'endpoints', gracePeriod: 300 });
   const slice = (i: number, readyFirst: boolean): SlimEndpointSlice =>
     packSlice({
-    namespace: `ns${i % 50}`,
-    name: `svc${i}-abc`,
-    service: `svc${i}`,
-    addressType: 'IPv4',
-    ports: [{ name: 'http', port: 8080, protocol: 'tcp' }],
-    endpoints: [0, 1, 2].map((k) => ({
-      addresses: [`10.${(i >> 8) & 255}.${i & 255}.${k + 1}`],
-      ready: k === 0 ? readyFirst : true,
-      zone: k === 2 ? 'z2' : 'z1',
-    })),
+      namespace: `ns${i % 50}`,
+      name: `svc${i}-abc`,
+      service: `svc${i}`,
+      addressType: 'IPv4',
+      ports: [{ name: 'http', port: 8080, protocol: 'tcp' }],
+      endpoints: [0, 1, 2].map((k) => ({
+        addresses: [`10.${(i >> 8) & 255}.${i & 255}.${k + 1}`],
+        ready: k === 0 ? readyFirst : true,
+        zone: k === 2 ? 'z2' : 'z1',
+      })),
     });
   const svc = (i: number): SlimService => ({
     namespace: `ns${i % 50}`,
@@ -36,56 +58,56 @@ function build(services: number): { fed: Federation; flip: (i: number) => void }
   });
   seed(c, Array.from({ length: services }, (_, i) => [svc(i), slice(i, true)]).flat());
   fed.rebuild();
+  const buildMs = performance.now() - t0;
   // Each service's own readiness flag, so every flip really changes that service.
   const ready = new Uint8Array(services).fill(1);
-  return {
-    fed,
-    flip: (i: number) => {
-      ready[i] ^= 1;
-      c.upsert('EndpointSlice', slice(i, ready[i] === 1));
-      c.flush();
-      fed.rebuild();
-    },
+  const flip = (i: number) => {
+    ready[i] ^= 1;
+    c.upsert('EndpointSlice', slice(i, ready[i] === 1));
+    c.flush();
+    fed.rebuild();
   };
-}
-
-interface Built {
-  fed: Federation;
-  flip: (i: number) => void;
-  services: number;
-  buildMs: number;
-  times: number[];
-}
-
-function prepare(services: number): Built {
-  const t0 = performance.now();
-  const { fed, flip } = build(services);
-  const buildMs = performance.now() - t0;
-  for (let i = 0; i < 200; i++) flip(i % services); // warm-up
-  return { fed, flip, services, buildMs, times: [] };
-}
-
-const small = prepare(1_000);
-const large = prepare(100_000);
-// The two federations take turns, change by change, so that both see the same machine: on a
-// busy one, conditions drift over a run and separate runs of each would measure the drift.
-for (let k = 0; k < CHANGES; k++) {
-  for (const b of [small, large]) {
-    const i = (k * 7919) % b.services;
+  // Warm-up: until the JIT has compiled the change's path (a process of its own starts cold).
+  for (let i = 0; i < WARM_UP; i++) flip((i * 31) % services);
+  const times: number[] = [];
+  for (let k = 0; k < CHANGES; k++) {
     const s = performance.now();
-    b.flip(i);
-    b.times.push((performance.now() - s) * 1000);
+    flip((k * 7919) % services);
+    times.push((performance.now() - s) * 1000);
+  }
+  const records = fed.snapshot.recordCount;
+  fed.close();
+  const mean = times.reduce((a, b) => a + b, 0) / times.length;
+  times.sort((x, y) => x - y);
+  return { services, records, buildMs, median: times[Math.floor(times.length / 2)], p99: times[Math.floor(times.length * 0.99)], mean };
+}
+
+if (process.env.CHANGE_COST_CHILD) {
+  process.stdout.write(JSON.stringify(measure(Number(process.env.CHANGE_COST_CHILD))));
+} else {
+  const self = fileURLToPath(import.meta.url);
+  const run = (services: number): Figures => {
+    const r = spawnSync(process.execPath, [...process.execArgv, self, String(CHANGES)], {
+      env: { ...process.env, CHANGE_COST_CHILD: String(services) },
+      encoding: 'utf8',
+      maxBuffer: 1 << 20,
+    });
+    if (r.status !== 0) throw new Error(`the ${services}-service run failed (${r.status ?? r.signal}): ${r.stderr}`);
+    return JSON.parse(r.stdout) as Figures;
+  };
+  const fmt = (n: number) => n.toFixed(1);
+  const rounds: Figures[][] = [];
+  console.log(`one endpoint change (upsert -> published snapshot), ${CHANGES} changes per run, each size in a process of its own, ${ROUNDS} round${ROUNDS === 1 ? '' : 's'}:`);
+  for (let r = 0; r < ROUNDS; r++) {
+    const round = SIZES.map(run);
+    rounds.push(round);
+    for (const f of round)
+      console.log(`  round ${r + 1}: ${f.services.toLocaleString('en')} services (${f.records} records, built in ${fmt(f.buildMs)} ms): median ${fmt(f.median)} us, mean ${fmt(f.mean)} us, p99 ${fmt(f.p99)} us`);
+  }
+  const span = (xs: number[]) => (Math.min(...xs) === Math.max(...xs) ? xs[0].toFixed(2) : `${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)}`);
+  const first = SIZES[0];
+  for (let i = 1; i < SIZES.length; i++) {
+    const ratio = (k: keyof Figures) => span(rounds.map((round) => round[i][k] / round[0][k]));
+    console.log(`ratio ${SIZES[i].toLocaleString('en')}/${first.toLocaleString('en')} per round: median ${ratio('median')}, mean ${ratio('mean')}, p99 ${ratio('p99')} (near 1 = cost independent of zone size)`);
   }
 }
-const figures = (b: Built) => {
-  const t = [...b.times].sort((x, y) => x - y);
-  return { median: t[Math.floor(t.length / 2)], p99: t[Math.floor(t.length * 0.99)], records: b.fed.snapshot.recordCount, buildMs: b.buildMs };
-};
-const [fs, fl] = [figures(small), figures(large)];
-small.fed.close();
-large.fed.close();
-const fmt = (n: number) => n.toFixed(1);
-console.log(`one endpoint change, ${CHANGES} changes each, the two federations taking turns (upsert -> published snapshot):`);
-console.log(`   1,000 services (${fs.records} records, built in ${fmt(fs.buildMs)} ms): median ${fmt(fs.median)} us, p99 ${fmt(fs.p99)} us`);
-console.log(` 100,000 services (${fl.records} records, built in ${fmt(fl.buildMs)} ms): median ${fmt(fl.median)} us, p99 ${fmt(fl.p99)} us`);
-console.log(`ratio 100k/1k: median ${(fl.median / fs.median).toFixed(2)}, p99 ${(fl.p99 / fs.p99).toFixed(2)} (near 1 = cost independent of zone size)`);
