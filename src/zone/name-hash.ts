@@ -31,9 +31,10 @@ import { randomBytes } from 'node:crypto';
 
 const FNV_PRIME = 0x01000193;
 const secrets = randomBytes(8);
-/** Where hashKey() and deepHash() start: random per process, never the same for both. */
+/** Where hashKey() starts: random per process. */
 const KEY_SEED = secrets.readInt32LE(0);
-const DEEP_SEED = secrets.readInt32LE(4) ^ (secrets.readInt32LE(4) === KEY_SEED ? 1 : 0);
+/** Where deepHash() starts: another secret, never KEY_SEED (both would hash a short key alike). */
+const DEEP_SEED = secrets.readInt32LE(4) === KEY_SEED ? ~KEY_SEED : secrets.readInt32LE(4);
 /** Bits of hashKey() taken from the service labels. */
 const GROUP_BITS = 15;
 const GROUP_MASK = (1 << GROUP_BITS) - 1;

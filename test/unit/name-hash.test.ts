@@ -21,10 +21,10 @@ describe('hashKey', () => {
     expect(new Set(mine).size).toBe(1);
     // The whole hashes still differ: the high bits come from the rest of the name.
     expect(new Set(names('web', 'shop').map((n) => hashKey(nameKey(n)))).size).toBe(mine.length);
-    const others = new Set<number>();
-    for (let i = 0; i < 1000; i++) others.add(low(`web${i}.shop.fed.example.com.`));
-    expect(others.size).toBeGreaterThan(950);
-    expect(others.has(mine[0])).toBe(false);
+    // 1,000 other services spread over the 32,768 low values (the hashes are seeded anew each run).
+    const others = Array.from({ length: 1000 }, (_, i) => low(`web${i}.shop.fed.example.com.`));
+    expect(new Set(others).size).toBeGreaterThan(950);
+    expect(others.filter((h) => h === mine[0]).length).toBeLessThan(4);
   });
 
   it('keeps names of one form apart when two services share the low bits', () => {
