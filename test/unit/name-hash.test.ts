@@ -19,8 +19,9 @@ describe('hashKey', () => {
     ];
     const mine = names('web', 'shop').map(low);
     expect(new Set(mine).size).toBe(1);
-    // The whole hashes still differ: the high bits come from the rest of the name.
-    expect(new Set(names('web', 'shop').map((n) => hashKey(nameKey(n)))).size).toBe(mine.length);
+    // The whole hashes still differ: the high bits come from the rest of the name. (Two of the
+    // eight agree in their 17 high bits once in about 5,000 seeds; two pairs, never.)
+    expect(new Set(names('web', 'shop').map((n) => hashKey(nameKey(n)))).size).toBeGreaterThanOrEqual(mine.length - 1);
     // 1,000 other services spread over the 32,768 low values (the hashes are seeded anew each run).
     const others = Array.from({ length: 1000 }, (_, i) => low(`web${i}.shop.fed.example.com.`));
     expect(new Set(others).size).toBeGreaterThan(950);
