@@ -87,7 +87,7 @@ function lookup<V extends MapEntry>(root: Branch<V>, key: string, hash: number):
   let shift = 0;
   for (;;) {
     if (node instanceof Branch) {
-      const bit = 1 << (shift < DEEP ? (hash >>> shift) & 31 : slotOf(hash, key, shift));
+      const bit = 1 << slotOf(hash, key, shift);
       if ((node.bitmap & bit) === 0) return undefined;
       node = node.slots[popcount(node.bitmap & (bit - 1))];
       shift += 5;
