@@ -1,12 +1,17 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
 import { DEMO_CONFIG } from '../support/demo.js';
 
+// Every file a test writes goes under one folder, removed when the file's tests end.
+const scratch = mkdtempSync(join(tmpdir(), 'fedns-cfg-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+const tempDir = (): string => mkdtempSync(join(scratch, 'case-'));
+
 function errorsOf(yaml: string): string[] {
-  const dir = mkdtempSync(join(tmpdir(), 'fedns-cfg-'));
+  const dir = tempDir();
   const file = join(dir, 'bad.yaml');
   writeFileSync(file, yaml);
   try {
@@ -32,7 +37,7 @@ describe('configuration', () => {
   });
 
   it('defaults everything for an empty file', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'fedns-cfg-'));
+    const dir = tempDir();
     writeFileSync(join(dir, 'empty.yaml'), '');
     const c = loadConfig(join(dir, 'empty.yaml'));
     expect(c.domain).toBe('example.com.');
