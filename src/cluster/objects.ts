@@ -3,6 +3,7 @@
 // resourceVersion: an update that changes nothing answers depend on is no change). Tenants
 // write these objects: a value that cannot become part of a DNS name or record is dropped here
 // and listed in `ignored`, so the cluster state can count and report it.
+import { isDeepStrictEqual } from 'node:util';
 import { canonicalNetwork, isAddress } from '../address.js';
 import { asDnsLabel, MAX_LABEL_LENGTH, nameProblem } from '../wire/name.js';
 import { MAX_TTL } from '../wire/writer.js';
@@ -425,6 +426,36 @@ function heldService(
   const s: SlimService = { namespace, name, headless, ports, lbAddresses, lbHostnames, labels, ttl, traffic };
   if (ignored?.length) s.ignored = ignored;
   return s;
+}
+
+/**
+ * Whether two held Services say the same: a federated service is written alike in every member
+ * cluster, and clusters whose Services are the same hold one object between them (see
+ * Federation.twinService). Fields held shared (interned names, port lists, the empty values) are
+ * compared by identity first, so a match costs a few comparisons; the rare ones (labels, traffic
+ * annotations, ignored values) in full.
+ */
+export function sameService(a: SlimService, b: SlimService): boolean {
+  return (
+    a === b ||
+    (a.namespace === b.namespace &&
+      a.name === b.name &&
+      a.headless === b.headless &&
+      a.ttl === b.ttl &&
+      (a.ports === b.ports || isDeepStrictEqual(a.ports, b.ports)) &&
+      sameStrings(a.lbAddresses, b.lbAddresses) &&
+      sameStrings(a.lbHostnames, b.lbHostnames) &&
+      (a.labels === b.labels || isDeepStrictEqual(a.labels, b.labels)) &&
+      (a.traffic === b.traffic || isDeepStrictEqual(a.traffic, b.traffic)) &&
+      (a.ignored === b.ignored || isDeepStrictEqual(a.ignored, b.ignored)))
+  );
+}
+
+function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /**

@@ -41,6 +41,8 @@ export interface ClusterListener {
   clientNetworksChanged(cluster: ClusterState): void;
   /** An object (changed or new) had values fedns does not use: to count and report. */
   valuesIgnored(cluster: ClusterState, kind: Kind | 'Node', key: string, values: IgnoredValue[]): void;
+  /** Another cluster's Service under `key` that says what `s` says, to hold instead of `s`; undefined when none does. */
+  twinService(cluster: ClusterState, key: string, s: SlimService): SlimService | undefined;
 }
 
 /**
@@ -156,7 +158,8 @@ export class ClusterState {
       const s = obj as SlimService;
       const key = serviceKey(s.namespace, s.name);
       if (isDeepStrictEqual(this.services.get(key), s)) return;
-      this.services.set(key, s);
+      // One object for the clusters that have the same Service (held objects are never changed).
+      this.services.set(key, this.listener.twinService(this, key, s) ?? s);
       this.pending.add(key);
       if (s.ignored) this.listener.valuesIgnored(this, kind, key, s.ignored);
     } else if (kind === 'EndpointSlice') {
