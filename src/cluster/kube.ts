@@ -6,7 +6,6 @@
 // service account. With clientNetworks: auto, Nodes too (nodes.ts): not for answers, for the
 // networks the member's DNS queries come from.
 import { createHash } from 'node:crypto';
-import { isDeepStrictEqual } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
@@ -15,6 +14,7 @@ import { parse } from 'yaml';
 import {
   nodeRegion,
   ObjectError,
+  sameService,
   serviceKey,
   slimEndpointSlice,
   slimNode,
@@ -629,5 +629,5 @@ export class KubeClusterSource implements ClusterSource {
 }
 
 function isSame(a: SlimService | undefined, b: SlimService): boolean {
-  return a !== undefined && isDeepStrictEqual(a, b);
+  return a !== undefined && sameService(a, b);
 }

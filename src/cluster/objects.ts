@@ -451,6 +451,24 @@ export function sameService(a: SlimService, b: SlimService): boolean {
   );
 }
 
+/**
+ * The fields sameService compares: every field of a Service, which `satisfies` checks (a field
+ * added to SlimService does not compile until it is listed here, and compared). Its test tells
+ * Services apart by each.
+ */
+export const SAME_SERVICE_FIELDS = {
+  namespace: true,
+  name: true,
+  headless: true,
+  ttl: true,
+  ports: true,
+  lbAddresses: true,
+  lbHostnames: true,
+  labels: true,
+  traffic: true,
+  ignored: true,
+} as const satisfies Record<keyof SlimService, true>;
+
 function sameStrings(a: readonly string[], b: readonly string[]): boolean {
   if (a === b) return true;
   if (a.length !== b.length) return false;

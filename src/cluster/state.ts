@@ -5,6 +5,7 @@ import { sliced } from '../slices.js';
 import { asDnsLabel } from '../wire/name.js';
 import {
   objectKey,
+  sameService,
   serviceKey,
   sliceKey,
   type IgnoredValue,
@@ -157,7 +158,8 @@ export class ClusterState {
     if (kind === 'Service') {
       const s = obj as SlimService;
       const key = serviceKey(s.namespace, s.name);
-      if (isDeepStrictEqual(this.services.get(key), s)) return;
+      const cur = this.services.get(key);
+      if (cur !== undefined && sameService(cur, s)) return;
       // One object for the clusters that have the same Service (held objects are never changed).
       this.services.set(key, this.listener.twinService(this, key, s) ?? s);
       this.pending.add(key);
@@ -334,7 +336,12 @@ export class ClusterState {
   unchanged<T extends Slim>(kind: Kind, obj: T): T {
     const cur = this.held(kind).get(`${obj.namespace}/${obj.name}`);
     if (cur === undefined) return obj;
-    const same = kind === 'EndpointSlice' ? sameSlice(cur as SlimEndpointSlice, obj as SlimEndpointSlice) : isDeepStrictEqual(cur, obj);
+    const same =
+      kind === 'EndpointSlice'
+        ? sameSlice(cur as SlimEndpointSlice, obj as SlimEndpointSlice)
+        : kind === 'Service'
+          ? sameService(cur as SlimService, obj as SlimService)
+          : isDeepStrictEqual(cur, obj);
     return same ? (cur as T) : obj;
   }
 

@@ -2,7 +2,7 @@
 // same hold one object between them (Federation.twinService). Held objects are never changed, so
 // a cluster that changes its Service holds a new one and the others keep what they had.
 import { describe, expect, it } from 'vitest';
-import { sameService, type SlimService } from '../../src/cluster/objects.js';
+import { SAME_SERVICE_FIELDS, sameService, slimService, type SlimService } from '../../src/cluster/objects.js';
 import type { ClusterSettings } from '../../src/cluster/state.js';
 import { Federation } from '../../src/federation/federation.js';
 import { Responder } from '../../src/server/responder.js';
@@ -48,6 +48,17 @@ describe('sameService', () => {
     ['an ignored value', { ignored: [{ reason: 'ttl annotation', value: 'y' }] }],
     ['nothing ignored', { ignored: undefined }],
   ];
+  it('has a case for every field it compares', () => {
+    const covered = new Set(differ.flatMap(([, over]) => Object.keys(over)));
+    expect([...covered].sort()).toEqual(Object.keys(SAME_SERVICE_FIELDS).sort());
+  });
+
+  it('holds a missing optional field and one set to undefined the same', () => {
+    const bare = svc('web', ['192.0.2.1']);
+    expect('ttl' in bare).toBe(false);
+    expect(sameService(bare, { ...bare, ttl: undefined, traffic: undefined })).toBe(true);
+  });
+
   it.each(differ)('tells Services apart by %s', (_, over) => {
     const other = { ...structuredClone(base), ...over };
     expect(sameService(base, other)).toBe(false);
@@ -81,6 +92,37 @@ describe('Services alike in several clusters', () => {
     expect(one.services.get('ns/web')!.lbAddresses).toEqual(['192.0.2.1']);
   });
 
+  it('compare an update with the Services of at most three other clusters (a comparison may be a long one)', () => {
+    const { fed } = federation();
+    const clusters = ['one', 'two', 'three', 'four', 'five'].map((n) => fed.addCluster(settings(n)));
+    // Four different Services, then one equal to the fourth: three comparisons come first.
+    clusters.slice(0, 4).forEach((c, i) => seed(c, [svc('web', [`192.0.2.${i + 1}`])]));
+    seed(clusters[4], [svc('web', ['192.0.2.4'])]);
+    expect(clusters[4].services.get('ns/web')).not.toBe(clusters[3].services.get('ns/web'));
+    expect(clusters[4].services.get('ns/web')!.lbAddresses).toEqual(['192.0.2.4']);
+    // Equal to the third: found.
+    seed(clusters[4], [svc('web', ['192.0.2.3'])]);
+    expect(clusters[4].services.get('ns/web')).toBe(clusters[2].services.get('ns/web'));
+  });
+
+  it('take an update equal to the held Service as no change, whatever shape the held one was written in', () => {
+    const { fed } = federation();
+    const [one, two] = ['one', 'two'].map((n) => fed.addCluster(settings(n)));
+    seed(one, [{ ...svc('web', ['192.0.2.1']), ttl: undefined }]);
+    seed(two, [svc('web', ['192.0.2.1'])]);
+    expect(two.services.get('ns/web')).toBe(one.services.get('ns/web'));
+    const handed: string[] = [];
+    const servicesChanged = fed.servicesChanged.bind(fed);
+    fed.servicesChanged = (c, keys) => {
+      handed.push(...[...keys].map((k) => `${c?.name} ${k}`));
+      servicesChanged(c, keys);
+    };
+    seed(two, [svc('web', ['192.0.2.1']), svc('web', ['192.0.2.1'])]);
+    expect(handed).toEqual([]);
+    seed(two, [svc('web', ['192.0.2.2'])]);
+    expect(handed).toEqual(['two ns/web']);
+  });
+
   it('part when one cluster changes its Service: the others keep theirs, and answers show both', () => {
     const { fed, addresses } = federation();
     const [one, two] = ['one', 'two'].map((n) => fed.addCluster(settings(n)));
@@ -103,5 +145,43 @@ describe('Services alike in several clusters', () => {
     one.flush();
     fed.rebuild();
     expect(addresses('web.ns.fed.example.com.')).toEqual(['192.0.2.1']);
+  });
+
+  it('stay right through lists, re-lists and clusters leaving, from Services as the API server writes them', async () => {
+    const { fed, addresses } = federation();
+    const written = (ip: string) =>
+      slimService({
+        metadata: { name: 'web', namespace: 'ns' },
+        spec: { ports: [{ name: 'http', port: 80 }] },
+        status: { loadBalancer: { ingress: [{ ip }] } },
+      });
+    const [one, two] = ['one', 'two'].map((n) => fed.addCluster(settings(n)));
+    for (const [c, endpoint] of [[one, '10.0.0.1'], [two, '10.0.1.1']] as const) {
+      await c.addSliced('Service', [written('192.0.2.1')]);
+      c.replaceKind('EndpointSlice', [slice('web', [{ addr: endpoint }])]);
+      c.markLive();
+      c.flush();
+    }
+    const shared = one.services.get('ns/web')!;
+    expect(two.services.get('ns/web')).toBe(shared);
+    // A re-list that changed nothing keeps the shared object.
+    await two.replaceKindSliced('Service', [two.unchanged('Service', written('192.0.2.1'))]);
+    expect(two.services.get('ns/web')).toBe(shared);
+    // One that changed it gives that cluster a new one.
+    await one.replaceKindSliced('Service', [one.unchanged('Service', written('192.0.2.9'))]);
+    one.flush();
+    fed.rebuild();
+    expect(two.services.get('ns/web')).toBe(shared);
+    expect(shared.lbAddresses).toEqual(['192.0.2.1']);
+    expect(addresses('web.ns.fed.example.com.')).toEqual(['192.0.2.1', '192.0.2.9']);
+    // Changed back, it shares again.
+    await one.replaceKindSliced('Service', [one.unchanged('Service', written('192.0.2.1'))]);
+    expect(one.services.get('ns/web')).toBe(shared);
+    fed.removeCluster('one');
+    fed.rebuild();
+    expect(addresses('web.ns.fed.example.com.')).toEqual(['192.0.2.1']);
+    fed.removeCluster('two');
+    fed.rebuild();
+    expect(addresses('web.ns.fed.example.com.')).toEqual([]);
   });
 });
