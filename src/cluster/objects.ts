@@ -5,6 +5,7 @@
 // and listed in `ignored`, so the cluster state can count and report it.
 import { isDeepStrictEqual } from 'node:util';
 import { canonicalNetwork, isAddress } from '../address.js';
+import { sameList } from '../lists.js';
 import { asDnsLabel, MAX_LABEL_LENGTH, nameProblem } from '../wire/name.js';
 import { MAX_TTL } from '../wire/writer.js';
 import {
@@ -443,8 +444,8 @@ export function sameService(a: SlimService, b: SlimService): boolean {
       a.headless === b.headless &&
       a.ttl === b.ttl &&
       (a.ports === b.ports || isDeepStrictEqual(a.ports, b.ports)) &&
-      sameStrings(a.lbAddresses, b.lbAddresses) &&
-      sameStrings(a.lbHostnames, b.lbHostnames) &&
+      sameList(a.lbAddresses, b.lbAddresses) &&
+      sameList(a.lbHostnames, b.lbHostnames) &&
       (a.labels === b.labels || isDeepStrictEqual(a.labels, b.labels)) &&
       (a.traffic === b.traffic || isDeepStrictEqual(a.traffic, b.traffic)) &&
       (a.ignored === b.ignored || isDeepStrictEqual(a.ignored, b.ignored)))
@@ -468,13 +469,6 @@ export const SAME_SERVICE_FIELDS = {
   traffic: true,
   ignored: true,
 } as const satisfies Record<keyof SlimService, true>;
-
-function sameStrings(a: readonly string[], b: readonly string[]): boolean {
-  if (a === b) return true;
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 /**
  * The slice as held: its endpoints packed into parallel lists, each of its exact length (an

@@ -2,6 +2,7 @@
 // change touches. Sources (files, kube) write here; the federation model reads.
 import { isDeepStrictEqual } from 'node:util';
 import { sliced } from '../slices.js';
+import { sameList } from '../lists.js';
 import { asDnsLabel } from '../wire/name.js';
 import {
   objectKey,
@@ -396,7 +397,7 @@ export class ClusterState {
   /** Replaces the learned client networks (see learnedNetworks); tells the listener when they changed. */
   setLearnedNetworks(networks: Iterable<string>): void {
     const next = [...new Set(networks)].sort();
-    if (next.length === this.learnedNetworks.length && next.every((n, i) => n === this.learnedNetworks[i])) return;
+    if (sameList(next, this.learnedNetworks)) return;
     this.learnedNetworks = next;
     this.listener.clientNetworksChanged(this);
   }

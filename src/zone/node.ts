@@ -5,6 +5,7 @@ import type { ServiceLocality } from './locality.js';
 import { SmallMap } from './small-map.js';
 import { keyToName } from '../wire/name.js';
 import { hashKey } from './name-hash.js';
+import { sameList } from '../lists.js';
 
 /** What a query for one type at one name answers (positive answers only). */
 export interface Answer {
@@ -202,13 +203,6 @@ export class AddressNode extends ZoneNode {
     if (r === undefined) return super.sameAs(spec);
     return r.ttl === this.ttl && sameList(r.v4, this.v4) && sameList(r.v6, this.v6);
   }
-}
-
-/** The same strings in the same order. */
-export function sameList(a: readonly string[], b: readonly string[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /** Plain description of a name before it becomes a node. */

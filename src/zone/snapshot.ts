@@ -6,7 +6,8 @@ import { PersistentMap, type MapDraft } from './pmap.js';
 import { RRType } from '../wire/constants.js';
 import { canonicalName, keyToName, nameKey, parentKey } from '../wire/name.js';
 import { sameRecord, type RR, type SoaData } from '../wire/records.js';
-import { AddressNode, heldAsAddresses, prepareAnswers, RecordsNode, sameList, ZoneNode, type NameSpec } from './node.js';
+import { AddressNode, heldAsAddresses, prepareAnswers, RecordsNode, ZoneNode, type NameSpec } from './node.js';
+import { sameList } from '../lists.js';
 import { sameLocality } from './locality.js';
 import { SmallMap } from './small-map.js';
 
