@@ -22,6 +22,17 @@ function federation() {
   return { fed, addresses };
 }
 
+/** A federation of one cluster per address, each given Service ns/web with that address, in order; what each holds. */
+function clustersWith(...addresses: string[]) {
+  const { fed } = federation();
+  const clusters = addresses.map((a, i) => {
+    const c = fed.addCluster(settings(`c${i + 1}`));
+    seed(c, [svc('web', [a])]);
+    return c;
+  });
+  return { clusters, held: (i: number) => clusters[i].services.get('ns/web')! };
+}
+
 describe('sameService', () => {
   const base = svc('web', ['192.0.2.1'], { labels: { app: 'web' }, ttl: 20, traffic: { policy: 'nearest' }, ignored: [{ reason: 'ttl annotation', value: 'x' }] });
 
@@ -68,41 +79,29 @@ describe('sameService', () => {
 
 describe('Services alike in several clusters', () => {
   it('are held once, by every cluster that has them', () => {
-    const { fed } = federation();
-    const [one, two, three] = ['one', 'two', 'three'].map((n) => fed.addCluster(settings(n)));
-    seed(one, [svc('web', ['192.0.2.1'])]);
-    seed(two, [svc('web', ['192.0.2.1'])]);
-    seed(three, [svc('web', ['192.0.2.3'])]);
-    const held = one.services.get('ns/web');
-    expect(held).toBeDefined();
-    expect(two.services.get('ns/web')).toBe(held);
+    const { held } = clustersWith('192.0.2.1', '192.0.2.1', '192.0.2.3');
+    expect(held(0)).toBeDefined();
+    expect(held(1)).toBe(held(0));
     // Another load balancer address: a Service of its own.
-    expect(three.services.get('ns/web')).not.toBe(held);
-    expect(three.services.get('ns/web')!.lbAddresses).toEqual(['192.0.2.3']);
+    expect(held(2)).not.toBe(held(0));
+    expect(held(2).lbAddresses).toEqual(['192.0.2.3']);
   });
 
   it('finds the cluster whose Service is equal, not only the first that has one', () => {
-    const { fed } = federation();
-    const [one, two, three] = ['one', 'two', 'three'].map((n) => fed.addCluster(settings(n)));
-    seed(one, [svc('web', ['192.0.2.1'])]);
-    seed(two, [svc('web', ['192.0.2.2'])]);
-    seed(three, [svc('web', ['192.0.2.2'])]);
-    expect(three.services.get('ns/web')).toBe(two.services.get('ns/web'));
-    expect(three.services.get('ns/web')!.lbAddresses).toEqual(['192.0.2.2']);
-    expect(one.services.get('ns/web')!.lbAddresses).toEqual(['192.0.2.1']);
+    const { held } = clustersWith('192.0.2.1', '192.0.2.2', '192.0.2.2');
+    expect(held(2)).toBe(held(1));
+    expect(held(2).lbAddresses).toEqual(['192.0.2.2']);
+    expect(held(0).lbAddresses).toEqual(['192.0.2.1']);
   });
 
   it('compare an update with the Services of at most three other clusters (a comparison may be a long one)', () => {
-    const { fed } = federation();
-    const clusters = ['one', 'two', 'three', 'four', 'five'].map((n) => fed.addCluster(settings(n)));
     // Four different Services, then one equal to the fourth: three comparisons come first.
-    clusters.slice(0, 4).forEach((c, i) => seed(c, [svc('web', [`192.0.2.${i + 1}`])]));
-    seed(clusters[4], [svc('web', ['192.0.2.4'])]);
-    expect(clusters[4].services.get('ns/web')).not.toBe(clusters[3].services.get('ns/web'));
-    expect(clusters[4].services.get('ns/web')!.lbAddresses).toEqual(['192.0.2.4']);
+    const { clusters, held } = clustersWith('192.0.2.1', '192.0.2.2', '192.0.2.3', '192.0.2.4', '192.0.2.4');
+    expect(held(4)).not.toBe(held(3));
+    expect(held(4).lbAddresses).toEqual(['192.0.2.4']);
     // Equal to the third: found.
     seed(clusters[4], [svc('web', ['192.0.2.3'])]);
-    expect(clusters[4].services.get('ns/web')).toBe(clusters[2].services.get('ns/web'));
+    expect(held(4)).toBe(held(2));
   });
 
   it('take an update equal to the held Service as no change, whatever shape the held one was written in', () => {
