@@ -1,7 +1,12 @@
-/** The same strings in the same order. */
-export function sameList(a: readonly string[], b: readonly string[]): boolean {
+/** The same values (strings, numbers) in the same order. */
+export function sameList<T extends string | number>(a: readonly T[], b: readonly T[]): boolean {
   if (a === b) return true;
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+/** Both absent, or the same values in the same order. */
+export function sameOptionalList<T extends string | number>(a: readonly T[] | undefined, b: readonly T[] | undefined): boolean {
+  return a === b || (a !== undefined && b !== undefined && sameList(a, b));
 }

@@ -5,7 +5,7 @@
 // and listed in `ignored`, so the cluster state can count and report it.
 import { isDeepStrictEqual } from 'node:util';
 import { canonicalNetwork, isAddress } from '../address.js';
-import { sameList } from '../lists.js';
+import { sameList, sameOptionalList } from '../lists.js';
 import { asDnsLabel, MAX_LABEL_LENGTH, nameProblem } from '../wire/name.js';
 import { MAX_TTL } from '../wire/writer.js';
 import {
@@ -469,6 +469,49 @@ export const SAME_SERVICE_FIELDS = {
   traffic: true,
   ignored: true,
 } as const satisfies Record<keyof SlimService, true>;
+
+/**
+ * Whether applying slice `b` over the held slice `a` changes nothing: the same, field by field,
+ * trigger times aside (a trigger time moves with changes, and is counted with them; the held
+ * slice stays). Every watch event and every listed slice is compared so; a generic deep
+ * comparison took 3.4 us of a change's 30 to 60.
+ */
+export function sameSlice(a: SlimEndpointSlice, b: SlimEndpointSlice): boolean {
+  return (
+    a === b ||
+    (a.namespace === b.namespace &&
+      a.name === b.name &&
+      a.service === b.service &&
+      a.addressType === b.addressType &&
+      (a.ports === b.ports || isDeepStrictEqual(a.ports, b.ports)) &&
+      sameList(a.addresses, b.addresses) &&
+      sameOptionalList(a.addressCounts, b.addressCounts) &&
+      sameList(a.zones, b.zones) &&
+      sameOptionalList(a.hostnames, b.hostnames) &&
+      sameOptionalList(a.notReady, b.notReady) &&
+      (a.ignored === b.ignored || isDeepStrictEqual(a.ignored, b.ignored)))
+  );
+}
+
+/**
+ * The fields of a slice and whether sameSlice compares them: all but the trigger time, which
+ * `satisfies` checks (a field added to SlimEndpointSlice does not compile until it is listed
+ * here). Its test tells slices apart by each compared field.
+ */
+export const SAME_SLICE_FIELDS = {
+  namespace: true,
+  name: true,
+  service: true,
+  addressType: true,
+  ports: true,
+  addresses: true,
+  addressCounts: true,
+  zones: true,
+  hostnames: true,
+  notReady: true,
+  ignored: true,
+  triggerTime: false,
+} as const satisfies Record<keyof SlimEndpointSlice, boolean>;
 
 /**
  * The slice as held: its endpoints packed into parallel lists, each of its exact length (an

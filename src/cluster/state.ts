@@ -7,6 +7,7 @@ import { asDnsLabel } from '../wire/name.js';
 import {
   objectKey,
   sameService,
+  sameSlice,
   serviceKey,
   sliceKey,
   type IgnoredValue,
@@ -60,14 +61,6 @@ export interface ClusterSettings {
   addressMode: 'loadBalancer' | 'endpoints';
   /** Seconds a broken cluster stays stale before it expires. */
   gracePeriod: number;
-}
-
-/**
- * Whether applying slice `s` over `old` changes nothing. The trigger time alone is no change: it
- * moves with changes, and is counted with them; the held slice stays.
- */
-function sameSlice(old: SlimEndpointSlice | undefined, s: SlimEndpointSlice): boolean {
-  return old !== undefined && old.triggerTime !== s.triggerTime ? isDeepStrictEqual({ ...old, triggerTime: s.triggerTime }, s) : isDeepStrictEqual(old, s);
 }
 
 export class ClusterState {
@@ -169,7 +162,7 @@ export class ClusterState {
       const s = obj as SlimEndpointSlice;
       const key = sliceKey(s);
       const old = this.slices.get(key);
-      if (sameSlice(old, s)) return;
+      if (old !== undefined && sameSlice(old, s)) return;
       if (old && old.service !== s.service) this.unlinkSlice(old, key);
       this.slices.set(key, s);
       if (s.triggerTime) this.noteChange(s.triggerTime);

@@ -3,7 +3,7 @@
 // "Did not change" is what applying it says: the same object, or a slice whose trigger time alone
 // moved (upsert keeps the held one then).
 import { describe, expect, it } from 'vitest';
-import type { SlimClusterProperty, SlimServiceExport, SlimServiceImport } from '../../src/cluster/objects.js';
+import { packSlice, SAME_SLICE_FIELDS, sameSlice, type SlimClusterProperty, type SlimEndpointSlice, type SlimServiceExport, type SlimServiceImport } from '../../src/cluster/objects.js';
 import { Federation } from '../../src/federation/federation.js';
 import { seed, slice, svc, testFederationSettings } from '../support/federation.js';
 
@@ -55,6 +55,59 @@ describe('ClusterState.unchanged', () => {
     c.replaceKind('EndpointSlice', [listed]);
     expect(c.slices.get('ns/web-s')).toBe(sl);
     expect(c.takeChangeTimes()).toEqual([]);
+  });
+});
+
+describe('sameSlice', () => {
+  // Every optional list present: a field left out of the comparison is told apart here.
+  const base = packSlice({
+    namespace: 'ns',
+    name: 'web-s',
+    service: 'web',
+    addressType: 'IPv4',
+    ports: [{ name: 'http', port: 8080, protocol: 'tcp' }],
+    endpoints: [
+      { addresses: ['10.0.0.1', '10.0.0.2'], ready: false, zone: 'z1', hostname: 'a' },
+      { addresses: ['10.0.0.3'], ready: true, zone: 'z2', hostname: 'b' },
+    ],
+    triggerTime: 1_000,
+    ignored: [{ reason: 'zone', value: 'no such zone' }],
+  });
+  const differ: [string, Partial<SlimEndpointSlice>][] = [
+    ['namespace', { namespace: 'other' }],
+    ['name', { name: 'web-t' }],
+    ['service', { service: 'api' }],
+    ['addressType', { addressType: 'IPv6' }],
+    ['ports', { ports: [{ name: 'http', port: 8081, protocol: 'tcp' }] }],
+    ['addresses', { addresses: ['10.0.0.1', '10.0.0.2', '10.0.0.4'] }],
+    ['addressCounts', { addressCounts: [1, 2] }],
+    ['addressCounts absent', { addressCounts: undefined }],
+    ['zones', { zones: ['z2', 'z1'] }],
+    ['hostnames', { hostnames: ['a', 'c'] }],
+    ['hostnames absent', { hostnames: undefined }],
+    ['notReady', { notReady: [1] }],
+    ['notReady absent', { notReady: undefined }],
+    ['ignored', { ignored: [{ reason: 'zone', value: 'another' }] }],
+    ['ignored absent', { ignored: undefined }],
+  ];
+
+  it('has a case for every field it compares, and the trigger time is the one it does not', () => {
+    const covered = new Set(differ.flatMap(([, over]) => Object.keys(over)));
+    const compared = Object.entries(SAME_SLICE_FIELDS).filter(([, c]) => c).map(([f]) => f);
+    expect([...covered].sort()).toEqual(compared.sort());
+    expect(Object.keys(SAME_SLICE_FIELDS).filter((f) => !compared.includes(f))).toEqual(['triggerTime']);
+  });
+
+  it('holds a copy the same, and one whose trigger time alone moved', () => {
+    expect(sameSlice(base, structuredClone(base))).toBe(true);
+    expect(sameSlice(base, { ...structuredClone(base), triggerTime: 2_000 })).toBe(true);
+    expect(sameSlice(base, { ...structuredClone(base), triggerTime: undefined })).toBe(true);
+  });
+
+  it.each(differ)('tells slices apart by %s', (_, over) => {
+    const other = { ...structuredClone(base), ...over };
+    expect(sameSlice(base, other)).toBe(false);
+    expect(sameSlice(other, base)).toBe(false);
   });
 });
 
