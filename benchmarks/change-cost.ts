@@ -34,13 +34,16 @@ function measure(services: number): Figures {
   const t0 = performance.now();
   const fed = new Federation(testFederationSettings());
   const c = fed.addCluster({ name: 'c1', region: 'r1', zones: ['z1', 'z2'], addressMode: 'endpoints', gracePeriod: 300 });
+  // One port list each for slices and Services, as the kube source interns them.
+  const slicePorts = [{ name: 'http', port: 8080, protocol: 'tcp' }];
+  const servicePorts = [{ name: 'http', port: 80, protocol: 'tcp' }];
   const slice = (i: number, readyFirst: boolean): SlimEndpointSlice =>
     packSlice({
       namespace: `ns${i % 50}`,
       name: `svc${i}-abc`,
       service: `svc${i}`,
       addressType: 'IPv4',
-      ports: [{ name: 'http', port: 8080, protocol: 'tcp' }],
+      ports: slicePorts,
       endpoints: [0, 1, 2].map((k) => ({
         addresses: [`10.${(i >> 8) & 255}.${i & 255}.${k + 1}`],
         ready: k === 0 ? readyFirst : true,
@@ -51,7 +54,7 @@ function measure(services: number): Figures {
     namespace: `ns${i % 50}`,
     name: `svc${i}`,
     headless: false,
-    ports: [{ name: 'http', port: 80, protocol: 'tcp' }],
+    ports: servicePorts,
     lbAddresses: [],
     lbHostnames: [],
     labels: {},
