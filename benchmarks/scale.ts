@@ -70,6 +70,17 @@ function rssMiB(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
+/**
+ * Endpoint k (1-3) of service i in cluster c: four addresses of 10.0.0.0/8 per service, every
+ * cluster's after the one before. 10.c.(i >> 6).x, as this was, gave addresses such as
+ * 10.0.256.1 past 16,384 services a cluster, which fedns rightly ignores.
+ */
+function endpointAddress(c: number, i: number, k: number): string {
+  const n = (c * SERVICES + i) * 4 + k;
+  if (n >= 2 ** 24) throw new Error(`${CLUSTERS} clusters x ${SERVICES} services need more addresses than 10.0.0.0/8 holds`);
+  return `10.${n >>> 16}.${(n >>> 8) & 255}.${n & 255}`;
+}
+
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'fedns-scale-'));
   const apis: FakeApiServer[] = [];
@@ -92,7 +103,7 @@ async function main(): Promise<void> {
           metadata: { name: `svc${i}-x`, namespace: `ns${i % 20}`, labels: { 'kubernetes.io/service-name': `svc${i}` } },
           addressType: 'IPv4',
           ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
-          endpoints: [1, 2, 3].map((k) => ({ addresses: [`10.${c}.${i >> 6}.${((i & 63) << 2) + k}`], conditions: { ready: true }, zone: `z${k}` })),
+          endpoints: [1, 2, 3].map((k) => ({ addresses: [endpointAddress(c, i, k)], conditions: { ready: true }, zone: `z${k}` })),
         });
       }
       // Pages as fedns asks for them (500 a page), rendered now: see FakeApiServerOptions.renderListPages.
