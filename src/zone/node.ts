@@ -229,7 +229,7 @@ interface AddressTarget {
 /**
  * An answer whose additional section takes address targets' records, made when the answer is
  * encoded. A class, not an object literal with a getter: V8 keeps such a literal's properties in
- * a dictionary of their own, with a closure and its context beside it (about 400 bytes more for
+ * a dictionary of their own, with a closure and its context beside it (about 300 bytes more for
  * each of a service's two SRV names).
  */
 class TargetsAnswer implements Answer {
