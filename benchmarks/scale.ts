@@ -71,17 +71,18 @@ function rssMiB(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number {
 }
 
 /**
- * Endpoint k (1-3) of service i in cluster c: four addresses of 10.0.0.0/8 per service, every
- * cluster's after the one before. 10.c.(i >> 6).x, as this was, gave addresses such as
- * 10.0.256.1 past 16,384 services a cluster, which fedns rightly ignores.
+ * Endpoint k (1-3) of service i in cluster c: a block of four addresses of 10.0.0.0/8 per service,
+ * every cluster's after the one before, of which the last three are used (none ends in .0).
+ * 10.c.(i >> 6).x, as this was, gave addresses such as 10.0.256.1 past 16,384 services a cluster,
+ * which fedns rightly ignores.
  */
 function endpointAddress(c: number, i: number, k: number): string {
   const n = (c * SERVICES + i) * 4 + k;
-  if (n >= 2 ** 24) throw new Error(`${CLUSTERS} clusters x ${SERVICES} services need more addresses than 10.0.0.0/8 holds`);
   return `10.${n >>> 16}.${(n >>> 8) & 255}.${n & 255}`;
 }
 
 async function main(): Promise<void> {
+  if (CLUSTERS * SERVICES * 4 > 2 ** 24) throw new Error(`${CLUSTERS} clusters x ${SERVICES} services need more addresses than 10.0.0.0/8 holds (at most 4,194,304 services in all)`);
   const dir = mkdtempSync(join(tmpdir(), 'fedns-scale-'));
   const apis: FakeApiServer[] = [];
   let fedns: ChildProcess | undefined;
