@@ -129,11 +129,20 @@ describe('the page reader', () => {
     });
     // A page's own buffer moves to the worker: one per read.
     const many = () => page(Array.from({ length: 150 }, (_, i) => ({ metadata: { namespace: 'ns', name: `s${i}` } })));
+    // The moment the idle worker is let go (its thread still stopping), the next page arrives: in
+    // the same turn, as stopping can take no less. Waiting for `running` to turn false and then
+    // reading let a busy machine's worker stop, and its burst's trim run, before the next page.
+    const internals = reader as unknown as { stopWorker(worker: unknown): void };
+    const stopWorker = internals.stopWorker.bind(reader);
+    let next: Promise<unknown> | undefined;
+    internals.stopWorker = (worker) => {
+      stopWorker(worker);
+      next ??= reader.read('Service', many(), 'list services');
+    };
     try {
       await reader.read('Service', many(), 'list services');
-      // The moment the idle worker is let go (its thread still stopping), the next page arrives.
-      while (reader.running) await new Promise((r) => setImmediate(r));
-      await reader.read('Service', many(), 'list services');
+      while (!next) await new Promise((r) => setTimeout(r, 5));
+      await next;
       expect(reader.workersStarted).toBe(2);
       await new Promise((r) => setTimeout(r, 300));
       expect(reader.running).toBe(false);
