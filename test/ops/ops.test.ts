@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Fedns } from '../../src/app.js';
 import { loadConfig } from '../../src/config/load.js';
-import { RRType } from '../../src/wire/constants.js';
-import { encodeQuery } from '../../src/wire/message.js';
+import { Rcode, RRType } from '../../src/wire/constants.js';
+import { decodeMessage, encodeQuery } from '../../src/wire/message.js';
 import { createLogger } from '../../src/ops/log.js';
 import { demoCopy } from '../support/demo.js';
 
@@ -94,9 +94,15 @@ describe('ops listener', () => {
     const { server, get } = await start((y) => `${y}rateLimit: { responsesPerSecond: 5, slip: 2 }\n`);
     expect(metric((await get('/metrics')).body, 'fedns_rrl_responses_total', 'kind="nxdomain",action="dropped"')).toBe(0);
     const { port } = server.dns.addresses()[0];
+    // NXDOMAIN once the zone is ready: before, every name is SERVFAIL, limited as another kind.
+    await until(() => server.federation.snapshot.ready, (ready) => ready);
     const sock = createSocket('udp4');
     let replies = 0;
-    sock.on('message', () => replies++);
+    const rcodes = new Set<number>();
+    sock.on('message', (m) => {
+      replies++;
+      rcodes.add(decodeMessage(m).rcode);
+    });
     for (let i = 0; i < 25; i++) sock.send(encodeQuery(`missing-${i}.default.fed.example.com.`, RRType.A), port, '127.0.0.1');
     await until(() => replies, (n) => n >= 15);
     await new Promise((r) => setTimeout(r, 100));
@@ -108,6 +114,7 @@ describe('ops listener', () => {
     expect(dropped + slipped).toBeGreaterThanOrEqual(15);
     expect(slipped).toBe(Math.floor((dropped + slipped) / 2));
     expect(replies).toBe(25 - dropped);
+    expect([...rcodes]).toEqual([Rcode.NXDOMAIN]);
     expect(metric(m.body, 'fedns_rrl_responses_total', 'kind="answer",action="dropped"')).toBe(0);
   });
 
