@@ -127,7 +127,7 @@ describe('SOA serial', () => {
       // second, which a slow machine can make the second the other replica starts in.
       const s1 = one.federation.snapshot.serial;
       // The other replica starts once the clock has passed the first one's serial.
-      while (Math.floor(Date.now() / 1000) <= s1) await new Promise((r) => setTimeout(r, 50));
+      await until(() => Math.floor(Date.now() / 1000) > s1);
       const two = await start(b.config);
       const s2 = two.federation.snapshot.serial;
       // Both are the unix time of their start (plus their few changes): close, and the later is larger.
