@@ -330,19 +330,21 @@ export function federate(key: string, clusters: Iterable<ClusterState>, policy: 
       verdict.reason = c.health === 'live' ? 'healthy' : c.health === 'stale' ? 'stale data within grace period' : 'expired, kept by panic mode';
       verdict.addresses.push(...x.addresses.keys());
     }
-    const byZones = new Map<string, { cluster: string; region?: string; zones: string[]; v4: string[]; v6: string[] }>();
-    if (grouped) for (const [addr, addrZones] of x.addresses) {
-      const gz = addrZones.length ? addrZones : c.zones;
-      const gk = gz.join(',');
-      let g = byZones.get(gk);
-      if (!g) byZones.set(gk, (g = { cluster: c.name, region: c.region, zones: [...gz].sort(), v4: [], v6: [] }));
-      if (isV6(addr)) g.v6.push(addr);
-      else g.v4.push(addr);
-    }
-    for (const g of byZones.values()) {
-      g.v4.sort();
-      g.v6.sort();
-      groups.push(g);
+    if (grouped) {
+      const byZones = new Map<string, { cluster: string; region?: string; zones: string[]; v4: string[]; v6: string[] }>();
+      for (const [addr, addrZones] of x.addresses) {
+        const gz = addrZones.length ? addrZones : c.zones;
+        const gk = gz.join(',');
+        let g = byZones.get(gk);
+        if (!g) byZones.set(gk, (g = { cluster: c.name, region: c.region, zones: [...gz].sort(), v4: [], v6: [] }));
+        if (isV6(addr)) g.v6.push(addr);
+        else g.v4.push(addr);
+      }
+      for (const g of byZones.values()) {
+        g.v4.sort();
+        g.v6.sort();
+        groups.push(g);
+      }
     }
     if (!c.region) {
       for (const addr of x.addresses.keys()) global.add(addr);
@@ -366,7 +368,11 @@ export function federate(key: string, clusters: Iterable<ClusterState>, policy: 
   }
   let ttl = annotated ?? policy.defaultTtl;
   if (stale) ttl = Math.min(ttl, policy.staleTtl);
-  const nonEmpty = (m: Map<string, Collector>) => new Map([...m].filter(([, v]) => v.size > 0).map(([k, v]) => [k, v.toSet()]));
+  const nonEmpty = (m: Map<string, Collector>) => {
+    const out = new Map<string, AddressSet>();
+    for (const [k, v] of m) if (v.size > 0) out.set(k, v.toSet());
+    return out;
+  };
   return {
     key,
     namespace,
@@ -449,6 +455,8 @@ function decideTraffic(policy: FederationPolicy, copies: Contribution[], cluster
 }
 
 function mergeEndpoints(eps: HeadlessEndpoint[]): HeadlessEndpoint[] {
+  // A service with a cluster IP has none: no map to merge them in.
+  if (eps.length === 0) return [];
   const byName = new Map<string, HeadlessEndpoint>();
   for (const e of eps) {
     const id = `${e.host}.${e.cluster}`;

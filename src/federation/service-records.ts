@@ -4,7 +4,7 @@ import { MAX_NAME_LENGTH, wireLength } from '../wire/name.js';
 import type { RR, SrvData } from '../wire/records.js';
 import type { AddressSet, FederatedService } from './model.js';
 import { endpointName, globalName, regionalName, shortName, srvName, zonalName, type ZoneNaming } from '../zone/names.js';
-import { addressRRsets, type NameSpec } from '../zone/node.js';
+import { addressRRsets, type AddressRecipe, type NameSpec } from '../zone/node.js';
 import type { ServiceLocality } from '../zone/locality.js';
 
 /** The locality of a service's short and global names, or undefined when everyone gets every address. */
@@ -31,18 +31,26 @@ function addressSets(name: string, set: AddressSet, ttl: number): Map<number, RR
 /**
  * A name holding only the addresses of `set`: without a locality it becomes an AddressNode, which
  * makes its records when asked; `rrsets` makes them for whoever builds the zone (CNAME chains
- * into the name, a name with a locality).
+ * into the name, a name with a locality). A class, not an object literal with a getter: V8 keeps
+ * such a literal's properties in a dictionary of their own, with a closure and its context beside
+ * it, and a service makes a few of these on every change.
  */
-function addressSpec(name: string, set: AddressSet, ttl: number, locality?: ServiceLocality): NameSpec {
-  let made: Map<number, RR[]> | undefined;
-  return {
-    name,
-    get rrsets() {
-      return (made ??= addressSets(name, set, ttl));
-    },
-    addresses: { v4: set.v4, v6: set.v6, ttl },
-    locality,
-  };
+class AddressSpec implements NameSpec {
+  readonly addresses: AddressRecipe;
+  private made?: Map<number, RR[]>;
+
+  constructor(
+    readonly name: string,
+    set: AddressSet,
+    ttl: number,
+    readonly locality?: ServiceLocality,
+  ) {
+    this.addresses = { v4: set.v4, v6: set.v6, ttl };
+  }
+
+  get rrsets(): Map<number, RR[]> {
+    return (this.made ??= addressRRsets(this.name, this.addresses));
+  }
 }
 
 function cnameSet(name: string, target: string, ttl: number): Map<number, RR[]> {
@@ -56,16 +64,16 @@ export function serviceNames(fs: FederatedService, topo: Topology, z: RecordSett
   const short = shortName(z, fs);
   const global = globalName(z, fs);
   const locality = serviceLocality(fs);
-  specs.push(addressSpec(short, fs.global, ttl, locality));
-  specs.push(addressSpec(global, fs.global, ttl, locality));
+  specs.push(new AddressSpec(short, fs.global, ttl, locality));
+  specs.push(new AddressSpec(global, fs.global, ttl, locality));
   for (const [region, zones] of topo.regions) {
     const rname = regionalName(z, fs, region);
     const rset = fs.regions.get(region);
-    specs.push(rset ? addressSpec(rname, rset, ttl) : { name: rname, rrsets: cnameSet(rname, global, cnameTtl) });
+    specs.push(rset ? new AddressSpec(rname, rset, ttl) : { name: rname, rrsets: cnameSet(rname, global, cnameTtl) });
     for (const zone of zones) {
       const zname = zonalName(z, fs, region, zone);
       const zset = fs.zones.get(`${region}/${zone}`);
-      specs.push(zset ? addressSpec(zname, zset, ttl) : { name: zname, rrsets: cnameSet(zname, rname, cnameTtl) });
+      specs.push(zset ? new AddressSpec(zname, zset, ttl) : { name: zname, rrsets: cnameSet(zname, rname, cnameTtl) });
     }
   }
   const endpointNames = fs.endpoints.map((e) => ({ e, name: endpointName(z, fs, e.cluster, e.host) }));
