@@ -8,8 +8,13 @@
 // the CPU's caches turn by turn. The sizes take turns, process by process, for a few rounds, so
 // that on a busy machine the drift of its conditions shows as a spread across rounds, and each
 // round's ratio compares neighbours in time.
+//
+// Each run also prints the bytes a change allocates (V8's sampling heap profiler, counting what
+// the collector has freed since): a figure that machine noise does not move, and whose ratio tells
+// whether a change does more work in the big zone or the same work more slowly.
 // usage: node dist/benchmarks/change-cost.js [changes=5000] [rounds=3] [sizes=1000,100000]
 import { spawnSync } from 'node:child_process';
+import { Session } from 'node:inspector/promises';
 import { fileURLToPath } from 'node:url';
 import { packSlice, type SlimEndpointSlice, type SlimService } from '../src/cluster/objects.js';
 import { Federation } from '../src/federation/federation.js';
@@ -27,10 +32,33 @@ interface Figures {
   median: number;
   p99: number;
   mean: number;
+  /** Bytes allocated per change (sampled). */
+  allocated: number;
+}
+
+/** Bytes allocated per call of `fn`, over `calls` calls, by V8's sampling heap profiler. */
+async function allocatedPerCall(fn: (k: number) => void, calls: number): Promise<number> {
+  const session = new Session();
+  session.connect();
+  try {
+    // Every 256 bytes on average, and objects the collector freed since count too.
+    await session.post('HeapProfiler.startSampling', { samplingInterval: 256, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+    for (let k = 0; k < calls; k++) fn(k);
+    const { profile } = await session.post('HeapProfiler.stopSampling');
+    let bytes = 0;
+    const stack = [profile.head];
+    for (let node = stack.pop(); node; node = stack.pop()) {
+      bytes += node.selfSize;
+      stack.push(...node.children);
+    }
+    return bytes / calls;
+  } finally {
+    session.disconnect();
+  }
 }
 
 /** Builds a federation of `services` services and times CHANGES changes to it (one size, this process). */
-function measure(services: number): Figures {
+async function measure(services: number): Promise<Figures> {
   const t0 = performance.now();
   const fed = new Federation(testFederationSettings());
   const c = fed.addCluster({ name: 'c1', region: 'r1', zones: ['z1', 'z2'], addressMode: 'endpoints', gracePeriod: 300 });
@@ -79,14 +107,15 @@ function measure(services: number): Figures {
     times.push((performance.now() - s) * 1000);
   }
   const records = fed.snapshot.recordCount;
+  const allocated = await allocatedPerCall((k) => flip((k * 4099) % services), CHANGES);
   fed.close();
   const mean = times.reduce((a, b) => a + b, 0) / times.length;
   times.sort((x, y) => x - y);
-  return { services, records, buildMs, median: times[Math.floor(times.length / 2)], p99: times[Math.floor(times.length * 0.99)], mean };
+  return { services, records, buildMs, median: times[Math.floor(times.length / 2)], p99: times[Math.floor(times.length * 0.99)], mean, allocated };
 }
 
 if (process.env.CHANGE_COST_CHILD) {
-  process.stdout.write(JSON.stringify(measure(Number(process.env.CHANGE_COST_CHILD))));
+  process.stdout.write(JSON.stringify(await measure(Number(process.env.CHANGE_COST_CHILD))));
 } else {
   const self = fileURLToPath(import.meta.url);
   const run = (services: number): Figures => {
@@ -105,12 +134,12 @@ if (process.env.CHANGE_COST_CHILD) {
     const round = SIZES.map(run);
     rounds.push(round);
     for (const f of round)
-      console.log(`  round ${r + 1}: ${f.services.toLocaleString('en')} services (${f.records} records, built in ${fmt(f.buildMs)} ms): median ${fmt(f.median)} us, mean ${fmt(f.mean)} us, p99 ${fmt(f.p99)} us`);
+      console.log(`  round ${r + 1}: ${f.services.toLocaleString('en')} services (${f.records} records, built in ${fmt(f.buildMs)} ms): median ${fmt(f.median)} us, mean ${fmt(f.mean)} us, p99 ${fmt(f.p99)} us; ${(f.allocated / 1024).toFixed(1)} KiB allocated per change`);
   }
   const span = (xs: number[]) => (Math.min(...xs) === Math.max(...xs) ? xs[0].toFixed(2) : `${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)}`);
   const first = SIZES[0];
   for (let i = 1; i < SIZES.length; i++) {
     const ratio = (k: keyof Figures) => span(rounds.map((round) => round[i][k] / round[0][k]));
-    console.log(`ratio ${SIZES[i].toLocaleString('en')}/${first.toLocaleString('en')} per round: median ${ratio('median')}, mean ${ratio('mean')}, p99 ${ratio('p99')} (near 1 = cost independent of zone size)`);
+    console.log(`ratio ${SIZES[i].toLocaleString('en')}/${first.toLocaleString('en')} per round: median ${ratio('median')}, mean ${ratio('mean')}, p99 ${ratio('p99')} (near 1 = cost independent of zone size); bytes allocated ${ratio('allocated')} (near 1 = the same work)`);
   }
 }
