@@ -143,8 +143,38 @@ export function nameToWire(name: string): Buffer {
   return out;
 }
 
-/** Zone lookup key of a presentation name: its lowercase wire form as latin1, built without a buffer. */
+/** Where nameKey() writes a key before it becomes a string (a name's wire form is at most 255 bytes). */
+const keyBytes = Buffer.alloc(MAX_NAME_LENGTH + 1);
+
+/**
+ * Zone lookup key of a presentation name: its lowercase wire form as latin1. An absolute name
+ * without escapes is written byte by byte and read back as one string: building it label by label
+ * made several strings per label, and the zone makes a key for each of a service's names on every
+ * change of the service.
+ */
 export function nameKey(name: string): string {
+  const n = name.toLowerCase();
+  const len = n.length;
+  if (len < 2 || len >= MAX_NAME_LENGTH || n.charCodeAt(len - 1) !== 0x2e) return nameKeyOfLabels(name);
+  // Each dot becomes the length of the label after it; the first label's length goes before it.
+  let lengthAt = 0;
+  for (let i = 0; i < len; i++) {
+    const c = n.charCodeAt(i);
+    if (c === 0x2e) {
+      keyBytes[lengthAt] = i - lengthAt;
+      lengthAt = i + 1;
+    } else if (c === 0x5c || c > 0xff) {
+      return nameKeyOfLabels(name);
+    } else {
+      keyBytes[i + 1] = c;
+    }
+  }
+  keyBytes[lengthAt] = 0;
+  return keyBytes.toString('latin1', 0, len + 1);
+}
+
+/** nameKey() of any name: escapes, a relative name, the root, characters past latin1. */
+function nameKeyOfLabels(name: string): string {
   const n = canonicalName(name);
   if (n.includes('\\')) return labelsOf(name).map((l) => String.fromCharCode(l.length) + asciiLower(l)).join('') + '\0';
   let out = '';

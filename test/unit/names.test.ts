@@ -90,3 +90,50 @@ describe('names from the wire keep their labels (RFC 1035 5.1 escapes)', () => {
     expect(nameToWire('\\065.')).toEqual(wire([[a]]));
   });
 });
+
+describe('nameKey: the lowercase wire form as latin1', () => {
+  const wireKey = (name: string) => nameToWire(name).toString('latin1');
+
+  it('matches the wire form for names of every label length, up to the longest name', () => {
+    // A seeded generator: the same names on every run.
+    let seed = 12345;
+    const next = (n: number) => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return seed % n;
+    };
+    const chars = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_*';
+    let checked = 0;
+    for (let i = 0; i < 2000; i++) {
+      const labels: string[] = [];
+      let wireLength = 1;
+      for (;;) {
+        const len = 1 + next(63);
+        if (wireLength + len + 1 > 255) break;
+        labels.push(Array.from({ length: len }, () => chars[next(chars.length)]).join(''));
+        wireLength += len + 1;
+        if (next(4) === 0) break;
+      }
+      const name = `${labels.join('.')}.`;
+      expect(nameKey(name), name).toBe(wireKey(name));
+      checked++;
+    }
+    // The longest names there are: 255 bytes of wire form, 254 characters of text.
+    const longest = `${'a'.repeat(63)}.${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(61)}.`;
+    expect(longest.length).toBe(254);
+    expect(nameKey(longest)).toBe(wireKey(longest));
+    expect(checked).toBe(2000);
+  });
+
+  it('gives the same key to a relative name, escaped labels and the root as to their absolute, plain forms', () => {
+    expect(nameKey('Svc.NS.fed.example.com')).toBe(wireKey('svc.ns.fed.example.com.'));
+    expect(nameKey('a\\.b.example.com.')).toBe('\x03a.b\x07example\x03com\x00');
+    expect(nameKey('\\065.example.com.')).toBe(wireKey('a.example.com.'));
+    expect(nameKey('.')).toBe('\x00');
+    expect(nameKey('')).toBe('\x00');
+  });
+
+  it('keeps characters past latin1 apart instead of folding them into one byte', () => {
+    // U+0161 would be 0x61 ("a") if cut to a byte: the two names must not share a key.
+    expect(nameKey('\u0161.example.com.')).not.toBe(nameKey('a.example.com.'));
+  });
+});
