@@ -26,9 +26,15 @@ const MANIFEST = /\.(ya?ml|json)$/i;
 /** What a manifest directory holds: the cluster's objects, and its Nodes. */
 export interface ManifestInventory extends ClusterInventory {
   nodes: SlimNode[];
+  /**
+   * Objects skipped because fedns cannot read them (a name that is not a DNS label, a Service
+   * without metadata): "file: what is wrong". The kube source skips such objects too; the rest of
+   * the file, and the cluster, are read as usual.
+   */
+  unreadable: string[];
 }
 
-const emptyInventory = (): ManifestInventory => ({ services: [], slices: [], exports: [], imports: [], properties: [], nodes: [] });
+const emptyInventory = (): ManifestInventory => ({ services: [], slices: [], exports: [], imports: [], properties: [], nodes: [], unreadable: [] });
 
 export class ManifestError extends Error {
   constructor(
@@ -42,7 +48,7 @@ export class ManifestError extends Error {
 /**
  * Reads a directory's manifests into slim objects, re-parsing only the files that changed since
  * the last read (a change usually touches one file; parsing them all again cost a 400-object
- * file 120-300 ms). Throws ManifestError on the first bad file, and then remembers nothing new.
+ * file 120-300 ms). Throws ManifestError on the first file that cannot be parsed, and then remembers nothing new.
  */
 export class ManifestReader {
   private parsed = new Map<string, { stamp: string; inv: ManifestInventory }>();
@@ -72,13 +78,14 @@ export class ManifestReader {
       inv.nodes.push(...p.inv.nodes);
       inv.imports!.push(...p.inv.imports!);
       inv.properties!.push(...p.inv.properties!);
+      inv.unreadable.push(...p.inv.unreadable);
     }
     this.parsed = next;
     return inv;
   }
 }
 
-/** Reads every manifest file of `dir` into slim objects. Throws ManifestError on the first bad file. */
+/** Reads every manifest file of `dir` into slim objects. Throws ManifestError on the first file that cannot be parsed. */
 export function readManifestDir(dir: string): ManifestInventory {
   return new ManifestReader().read(dir);
 }
@@ -135,8 +142,8 @@ function collect(obj: unknown, file: string, inv: ManifestInventory): void {
     else if (typeof kind !== 'string') throw new ManifestError(file, 'object without a kind');
     // Other kinds (Deployments, ...) are ignored.
   } catch (e) {
-    if (e instanceof ObjectError) throw new ManifestError(file, e.message);
-    throw e;
+    if (!(e instanceof ObjectError)) throw e;
+    inv.unreadable.push(`${file}: ${e.message}`);
   }
 }
 
@@ -178,6 +185,8 @@ export class FileClusterSource implements ClusterSource {
   private debounce?: NodeJS.Timeout;
   private lastPrint = '';
   private lastError = '';
+  /** The unreadable objects last logged: each is logged when it first appears, not on every read. */
+  private lastUnreadable = new Set<string>();
   private readonly reader = new ManifestReader();
   private readonly pollMs: number;
   private learnNetworks: boolean;
@@ -278,6 +287,9 @@ export class FileClusterSource implements ClusterSource {
     }
     this.lastPrint = this.reader.print;
     this.lastError = '';
+    const unreadable = new Set(inv.unreadable);
+    for (const what of unreadable) if (!this.lastUnreadable.has(what)) this.log.warn({ error: what }, 'skipping an object fedns cannot read');
+    this.lastUnreadable = unreadable;
     const before = this.state.health;
     // A file's modification is when its change began.
     if (before !== 'syncing') this.state.noteChange(this.reader.newestMtimeMs || Date.now());

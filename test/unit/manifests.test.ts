@@ -58,6 +58,17 @@ describe('ManifestReader', () => {
     rmSync(join(dir, 'bad.yaml'));
     expect(reader.read(dir).services.map((s) => s.name)).toEqual(['good']);
   });
+
+  it('skips an object it cannot read, naming its file, and keeps the rest of the file', () => {
+    const bad = { ...svc('Bad_Name', '192.0.2.9') };
+    writeFileSync(join(dir, 'mixed.yaml'), JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [bad, svc('ok2', '192.0.2.77'), { kind: 'Service', metadata: { name: 'p', namespace: '__proto__' } }] }));
+    const inv = new ManifestReader().read(dir);
+    expect(inv.services.map((s) => s.name)).toEqual(['ok2']);
+    expect(inv.unreadable).toHaveLength(2);
+    expect(inv.unreadable[0]).toContain(join(dir, 'mixed.yaml'));
+    expect(inv.unreadable[0]).toMatch(/Bad_Name/);
+    expect(inv.unreadable[1]).toMatch(/__proto__/);
+  });
 });
 
 describe('FileClusterSource watching', () => {
@@ -121,6 +132,25 @@ describe('FileClusterSource health', () => {
       renameSync(join(root, 'gone'), dir);
       source.reload();
       expect(state.health).toBe('live');
+      state.dispose();
+      fed.close();
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it("an object it cannot read is skipped: the cluster stays live with the file's other objects", () => {
+    const root = mkdtempSync(join(tmpdir(), 'fedns-manifests-'));
+    try {
+      writeFileSync(join(root, 'a.json'), JSON.stringify(svc('a', '192.0.2.1')));
+      const fed = new Federation(testFederationSettings());
+      const state = fed.addCluster({ name: 'alpha', region: 'r1', zones: ['z1'], addressMode: 'loadBalancer', gracePeriod: 300 });
+      const source = new FileClusterSource(state, root, createLogger('silent'));
+      source.reload();
+      writeFileSync(join(root, 'b.json'), JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [svc('Bad_Name', '192.0.2.9'), svc('ok2', '192.0.2.77')] }));
+      source.reload();
+      expect(state.health).toBe('live');
+      expect([...state.services.keys()].sort()).toEqual(['shop/a', 'shop/ok2']);
       state.dispose();
       fed.close();
     } finally {
