@@ -12,7 +12,16 @@ interface Entry {
   addresses?: string[];
   /** Federated services ("ns/name") whose load balancer has this hostname. */
   services: Set<string>;
+  /** A lookup has started (answered or not): a failed one waits for the next refresh, not for the next new hostname. */
+  tried: boolean;
+  /** The lookup under way: a refresh that wants this hostname waits for it rather than asking again. */
+  lookup?: Promise<void>;
 }
+
+/** Lookups under way at once, at most: tenants decide how many hostnames there are. */
+const MAX_LOOKUPS = 16;
+/** Hostnames a warning about failed lookups names, at most (it counts the others). */
+const EXAMPLES = 5;
 
 /** Resolution through DNS servers (IP or IP:port), or the system's when none are given. */
 export function dnsResolver(servers: string[]): ResolveHostname {
@@ -45,6 +54,9 @@ export class HostnameAddresses {
   private pending?: NodeJS.Immediate;
   /** Bumped by reconfigure: answers of the old resolvers that arrive later are dropped. */
   private generation = 0;
+  private active = 0;
+  /** Lookups waiting for one of the MAX_LOOKUPS slots. */
+  private readonly queue: (() => void)[] = [];
 
   constructor(
     private resolve: ResolveHostname,
@@ -59,7 +71,7 @@ export class HostnameAddresses {
     const h = hostname.toLowerCase();
     let e = this.entries.get(h);
     if (!e) {
-      this.entries.set(h, (e = { services: new Set() }));
+      this.entries.set(h, (e = { services: new Set(), tried: false }));
       this.resolveSoon();
     }
     return e.addresses;
@@ -82,33 +94,79 @@ export class HostnameAddresses {
   private resolveSoon(): void {
     this.pending ??= setImmediate(() => {
       this.pending = undefined;
-      void this.refresh((e) => e.addresses === undefined);
+      // Hostnames never looked up: one that failed is asked again by the next refresh, not by
+      // every batch of new ones (a list of hundreds came in batches and asked the first ones each time).
+      void this.refresh((e) => !e.tried);
     });
   }
 
-  /** Re-resolves hostnames (all, or those matching `which`). */
+  /**
+   * Re-resolves hostnames (all, or those matching `which`), MAX_LOOKUPS at a time; a hostname
+   * whose lookup is under way is waited for, not asked again. Failures are summed up in one
+   * warning per round: a resolver that is down fails every hostname tenants wrote.
+   */
   async refresh(which: (e: Entry) => boolean = () => true): Promise<void> {
     const dirty = new Set<string>();
+    const failed: string[] = [];
     const generation = this.generation;
-    await Promise.all(
-      [...this.entries].filter(([, e]) => which(e)).map(async ([host, e]) => {
-        let addrs: string[];
-        try {
-          addrs = await this.resolve(host);
-          if (generation !== this.generation) return;
-        } catch (err) {
-          if (generation !== this.generation) return;
-          // Keep the last known addresses: an unanswered lookup is not an empty answer.
-          this.log.warn({ hostname: host, err: (err as Error).message }, 'load-balancer hostname not resolved; keeping its last addresses');
-          return;
-        }
-        if (e.addresses !== undefined && addrs.join(',') === e.addresses.join(',')) return;
-        this.log.info({ hostname: host, addresses: addrs, previous: e.addresses }, 'load-balancer hostname resolves to new addresses');
-        e.addresses = addrs;
-        for (const s of e.services) dirty.add(s);
-      }),
-    );
+    const waits: Promise<void>[] = [];
+    for (const [host, e] of this.entries) {
+      if (!which(e)) continue;
+      if (e.lookup) {
+        waits.push(e.lookup);
+        continue;
+      }
+      e.tried = true;
+      const lookup = this.lookUp(host, e, generation, dirty, failed);
+      e.lookup = lookup;
+      waits.push(lookup);
+      void lookup.finally(() => {
+        if (e.lookup === lookup) e.lookup = undefined;
+      });
+    }
+    await Promise.all(waits);
+    if (failed.length) {
+      // Keep the last known addresses: an unanswered lookup is not an empty answer.
+      this.log.warn(
+        { hostnames: failed.length, examples: failed.slice(0, EXAMPLES) },
+        'load-balancer hostnames not resolved; keeping their last addresses',
+      );
+    }
     if (dirty.size) this.changed(dirty);
+  }
+
+  /** One hostname's lookup, in its turn; never rejects. */
+  private async lookUp(host: string, e: Entry, generation: number, dirty: Set<string>, failed: string[]): Promise<void> {
+    await this.slot();
+    let addrs: string[];
+    try {
+      addrs = await this.resolve(host);
+    } catch (err) {
+      if (generation === this.generation) failed.push(`${host}: ${(err as Error).message}`);
+      return;
+    } finally {
+      this.release();
+    }
+    if (generation !== this.generation) return;
+    if (e.addresses !== undefined && addrs.join(',') === e.addresses.join(',')) return;
+    this.log.info({ hostname: host, addresses: addrs, previous: e.addresses }, 'load-balancer hostname resolves to new addresses');
+    e.addresses = addrs;
+    for (const s of e.services) dirty.add(s);
+  }
+
+  private async slot(): Promise<void> {
+    if (this.active < MAX_LOOKUPS) {
+      this.active++;
+      return;
+    }
+    // The lookup that ends hands its slot over.
+    await new Promise<void>((r) => this.queue.push(r));
+  }
+
+  private release(): void {
+    const next = this.queue.shift();
+    if (next) next();
+    else this.active--;
   }
 
   /** Resolves, now, every hostname no lookup has answered yet (one-shot use: `fedns zone`). */
@@ -125,6 +183,8 @@ export class HostnameAddresses {
     this.resolve = resolve;
     this.refreshMs = refreshMs;
     this.generation++;
+    // Lookups through the old resolvers still under way are not waited for: their answers are dropped.
+    for (const e of this.entries.values()) e.lookup = undefined;
     this.stop();
     this.pending = undefined;
     this.start();

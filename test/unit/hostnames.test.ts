@@ -3,7 +3,9 @@ import { RRType } from '../../src/wire/constants.js';
 import { decodeMessage, encodeQuery } from '../../src/wire/message.js';
 import { Responder } from '../../src/server/responder.js';
 import { Federation } from '../../src/federation/federation.js';
-import { dnsResolver } from '../../src/federation/hostnames.js';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { dnsResolver, HostnameAddresses } from '../../src/federation/hostnames.js';
 import { createLogger } from '../../src/ops/log.js';
 import { startDemo } from '../support/demo.js';
 import { seed, testFederationSettings } from '../support/federation.js';
@@ -98,6 +100,53 @@ describe('a load-balancer hostname that stops existing', () => {
     await until(() => ask().answers.length > 0);
     expect(ask().answers.map((r) => r.data)).toEqual(['192.0.2.91']);
     fed.close();
+  });
+});
+
+describe('many load-balancer hostnames whose lookups fail', () => {
+  it('looks each up once per refresh, a few at a time, and sums the failures up in one warning per round', async () => {
+    const lookups = new Map<string, number>();
+    let running = 0;
+    let most = 0;
+    // A resolver that is down: every lookup fails after a few milliseconds.
+    const resolve = async (h: string): Promise<string[]> => {
+      lookups.set(h, (lookups.get(h) ?? 0) + 1);
+      most = Math.max(most, ++running);
+      await new Promise((r) => setTimeout(r, 5));
+      running--;
+      throw new Error('timeout');
+    };
+    const lines: { msg: string; level: number }[] = [];
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        for (const line of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+        done();
+      },
+    });
+    // A refresh far away: only the lookups of new hostnames run in this test.
+    const hosts = new HostnameAddresses(resolve, 3_600_000, () => {}, pino({ level: 'info' }, sink));
+    hosts.start();
+    try {
+      // 300 hostnames arrive in batches, as the services of a list page are built, turn by turn.
+      for (let batch = 0; batch < 15; batch++) {
+        for (let i = 0; i < 20; i++) hosts.addresses(`lb${batch * 20 + i}.tenant.test`);
+        await new Promise((r) => setTimeout(r, 3));
+      }
+      await until(() => lookups.size === 300 && running === 0, 10_000);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(lookups.size).toBe(300);
+      expect(Math.max(...lookups.values())).toBe(1);
+      expect(most).toBeLessThanOrEqual(16);
+      const warnings = lines.filter((l) => l.level === 40);
+      expect(warnings.length).toBeGreaterThan(0);
+      expect(warnings.length).toBeLessThanOrEqual(15);
+      // A refresh looks every one of them up again, once.
+      await hosts.refresh();
+      expect(Math.max(...lookups.values())).toBe(2);
+      expect(Math.min(...lookups.values())).toBe(2);
+    } finally {
+      hosts.stop();
+    }
   });
 });
 
