@@ -7,6 +7,30 @@ export function isAddress(addr: string): 4 | 6 | 0 {
   return isIPv4(addr) ? 4 : isIPv6(addr) && !addr.includes('%') ? 6 : 0;
 }
 
+/**
+ * Whether an endpoint address of a slice of `addressType` can answer: an IP address of the
+ * slice's family that no client could be sent to is not one (unspecified, loopback, link-local,
+ * multicast, the IPv4 broadcast address; the API server refuses most of them in EndpointSlices,
+ * a manifest file may hold them). `addr` is in canonicalAddress() form.
+ */
+export function answerableEndpoint(addr: string, addressType: 'IPv4' | 'IPv6'): boolean {
+  const family = isAddress(addr);
+  if (family === 4) {
+    if (addressType !== 'IPv4') return false;
+    const dot = addr.indexOf('.');
+    const first = Number(addr.slice(0, dot));
+    if (first === 0 || first === 127 || first >= 224) return false; // this network, loopback, multicast and reserved (255.255.255.255 among them)
+    return !addr.startsWith('169.254.');
+  }
+  if (family === 6) {
+    if (addressType !== 'IPv6') return false;
+    if (addr === '::' || addr === '::1') return false;
+    const head = parseInt(addr.slice(0, addr.indexOf(':')) || '0', 16);
+    return (head & 0xffc0) !== 0xfe80 && (head & 0xff00) !== 0xff00; // link-local, multicast
+  }
+  return false;
+}
+
 /** A CIDR block read: its family, prefix length, and address bytes with the host bits cleared. */
 export interface Network {
   family: 4 | 6;

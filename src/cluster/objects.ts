@@ -4,7 +4,7 @@
 // write these objects: a value that cannot become part of a DNS name or record is dropped here
 // and listed in `ignored`, so the cluster state can count and report it.
 import { isDeepStrictEqual } from 'node:util';
-import { canonicalNetwork, isAddress } from '../address.js';
+import { answerableEndpoint, canonicalNetwork, isAddress } from '../address.js';
 import { sameList, sameOptionalList } from '../lists.js';
 import { asDnsLabel, MAX_LABEL_LENGTH, nameProblem } from '../wire/name.js';
 import { MAX_TTL } from '../wire/writer.js';
@@ -35,6 +35,7 @@ export const IGNORE_REASONS = [
   'network limit',
   'cluster id',
   'clusterset ip',
+  'endpoint address',
 ] as const;
 export type IgnoreReason = (typeof IGNORE_REASONS)[number];
 
@@ -247,6 +248,13 @@ function addresses(v: unknown): string[] {
   if (v.length === 1) return typeof v[0] === 'string' ? [canonicalAddress(v[0])] : NO_STRINGS;
   const out = [...new Set(v.filter((a: unknown): a is string => typeof a === 'string').map(canonicalAddress))];
   return out.length ? out : NO_STRINGS;
+}
+
+/** The addresses of `addrs` an endpoint of a slice of `addressType` answers with; the others are noted as ignored. */
+function answerable(addrs: string[], addressType: 'IPv4' | 'IPv6', ignored: Ignored): string[] {
+  if (addrs.every((a) => answerableEndpoint(a, addressType))) return addrs;
+  const kept = addrs.filter((a) => answerableEndpoint(a, addressType) || ignored.add('endpoint address', `${a} (${addressType} slice)`));
+  return kept.length ? kept : NO_STRINGS;
 }
 
 function arr(v: unknown): Obj[] {
@@ -655,7 +663,7 @@ export function slimEndpointSlice(o: Obj): SlimEndpointSlice {
   const addressType = at === 'IPv6' ? 'IPv6' : at === 'FQDN' ? 'FQDN' : 'IPv4';
   const endpoints: SlimEndpoint[] = arr(o.endpoints).map((e) => {
     const c: Obj = e.conditions ?? {};
-    const addrs = addresses(e.addresses);
+    const addrs = addressType === 'FQDN' ? addresses(e.addresses) : answerable(addresses(e.addresses), addressType, ignored);
     const ready = c.ready !== false && c.terminating !== true;
     const hostname = ignored.label('hostname', e.hostname);
     const z = ignored.label('zone', e.zone);

@@ -534,4 +534,6 @@ const IGNORED_WHY: Record<IgnoredValue['reason'], string> = {
   'network limit': 'more networks than a node or cluster may contribute (clientNetworks: auto); the rest are not learned',
   'cluster id': 'the id.k8s.io ClusterProperty is not a DNS label, or another cluster holds it too; the configured cluster name is the cluster ID in clusterset names',
   'clusterset ip': 'a ServiceImport spec.ips entry is not an IP address; ignored',
+  'endpoint address':
+    'an EndpointSlice address is not an IP address of the slice\'s addressType, or one no client can reach (unspecified, loopback, link-local, multicast, broadcast); ignored',
 };

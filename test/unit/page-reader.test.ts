@@ -44,7 +44,7 @@ describe('objects read on the page worker', () => {
     const object = (i: number) => ({
       metadata: { namespace: `ns${i % 20}`, name: `svc${i}-x`, labels: { 'kubernetes.io/service-name': `svc${i}` } },
       ports: [{ name: 'http', port: 8080 }],
-      endpoints: [1, 2, 3].map((k) => ({ addresses: [`10.1.${i >> 6}.${((i & 63) << 2) + k}`], conditions: { ready: true }, zone: `z${k}` })),
+      endpoints: [1, 2, 3].map((k) => ({ addresses: [`10.${1 + (i >> 14)}.${(i >> 6) & 255}.${((i & 63) << 2) + k}`], conditions: { ready: true }, zone: `z${k}` })),
     });
     const h0 = await settledHeap();
     const here = Array.from({ length: N }, (_, i) => slimEndpointSlice(object(i)));

@@ -393,6 +393,34 @@ describe('what Services and EndpointSlices say, as sources hand them over', () =
     expect(fed.ignored.count('port name')).toBe(3);
   });
 
+  it('endpoint addresses no client could use, or of the other family than the slice, are ignored with a count', () => {
+    const { fed, ask } = federation();
+    const a = fed.addCluster(settings('a', { addressMode: 'endpoints' }));
+    const v4 = slimEndpointSlice({
+      metadata: { namespace: 'ns', name: 'web-v4', labels: { 'kubernetes.io/service-name': 'web' } },
+      addressType: 'IPv4',
+      endpoints: [
+        { addresses: ['10.0.0.1'] },
+        { addresses: ['0.0.0.0'] },
+        { addresses: ['127.0.0.1'] },
+        { addresses: ['255.255.255.255'] },
+        { addresses: ['169.254.1.1'] },
+        { addresses: ['224.0.0.5'] },
+        { addresses: ['2001:db8::66'] }, // IPv6 in an IPv4 slice
+      ],
+    });
+    const v6 = slimEndpointSlice({
+      metadata: { namespace: 'ns', name: 'web-v6', labels: { 'kubernetes.io/service-name': 'web' } },
+      addressType: 'IPv6',
+      endpoints: [{ addresses: ['2001:db8::1'] }, { addresses: ['::'] }, { addresses: ['::1'] }, { addresses: ['fe80::1'] }, { addresses: ['ff02::1'] }, { addresses: ['10.0.0.9'] }],
+    });
+    seed(a, [svc('web', []), v4, v6]);
+    fed.rebuild();
+    expect(addrs(ask('web.ns.fed.example.com.'))).toEqual(['10.0.0.1']);
+    expect(addrs(ask('web.ns.fed.example.com.', RRType.AAAA))).toEqual(['2001:db8::1']);
+    expect(fed.ignored.count('endpoint address')).toBe(11);
+  });
+
   it('a port list read before is reused only as read: every copy with an unusable port still reports it', () => {
     const service = (ports: unknown) => slimService({ metadata: { namespace: 'ns', name: 'p' }, spec: { ports } });
     const good = [{ name: 'HTTP', port: 80, protocol: 'TCP' }, { name: 'dns', port: 53, protocol: 'UDP' }];
