@@ -59,6 +59,7 @@ program
       process.exit(1);
     }
     log.info({ config: config.file, domain: config.domain, clusters: config.clusters.length, heapGrowth }, 'fedns started');
+    if (config.clusters.length === 0) log.warn({ config: config.file }, 'no clusters configured: the zone holds only its apex (add clusters, each with a source)');
     let reloading = Promise.resolve();
     // The text of the file as last loaded (or attempted): an edit announced twice (SIGHUP and the
     // file watcher, or a watcher that fires twice for one write) is applied once.
@@ -125,6 +126,7 @@ program
     const clients = clientMap(config, fed.clusters);
     // Cluster data fedns cannot use in full: the configuration is valid, the zone misses something.
     const warnings = [
+      ...(config.clusters.length === 0 ? ['    no clusters: the zone holds only its apex (add clusters, each with a source)'] : []),
       ...[...fed.policyDisagreements].map(
         ([key, annotations]) => `    service ${key}: its copies disagree on ${annotations.join(', ')} (fedns explain names the value used)`,
       ),

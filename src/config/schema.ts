@@ -30,13 +30,16 @@ const duration = () =>
 /** A TXT string: printable ASCII, at most 255 bytes. */
 const chaosText = z.string().regex(/^[\x20-\x7e]{1,255}$/, '1 to 255 printable ASCII characters (or null to not answer)');
 
-/** A TTL or SOA timer: 32-bit, but only 0..2^31-1 (RFC 2181 8). */
+/** A TTL or SOA timer, in whole seconds or a duration ("30s", "1h"): 32-bit, but only 0..2^31-1 (RFC 2181 8). */
 const seconds = (min: number, max = MAX_TTL) =>
-  z
-    .number()
-    .int()
-    .min(min, `must be whole seconds from ${min} to ${max}`)
-    .max(max, `must be whole seconds from ${min} to ${max}${max === MAX_TTL ? ' (RFC 2181 8)' : ''}`);
+  z.preprocess(
+    (v) => parseDuration(v) ?? v,
+    z
+      .number({ error: 'expected whole seconds, e.g. 30, or a duration like "30s", "5m"' })
+      .int(`must be whole seconds from ${min} to ${max}`)
+      .min(min, `must be whole seconds from ${min} to ${max}`)
+      .max(max, `must be whole seconds from ${min} to ${max}${max === MAX_TTL ? ' (RFC 2181 8)' : ''}`),
+  );
 
 const dnsName = z
   .string()
@@ -107,7 +110,12 @@ const clusterSchema = z.strictObject({
   region: dnsLabel.optional(),
   zones: z.array(dnsLabel).default([]),
   addressMode: AddressMode.optional(),
-  source: z.discriminatedUnion('type', [filesSource, kubeSource]),
+  source: z.discriminatedUnion('type', [filesSource, kubeSource], {
+    error: (issue) =>
+      issue.input === undefined || typeof issue.input !== 'object'
+        ? 'every cluster needs a source: { type: files, path: DIR } or { type: kube, kubeconfig: FILE } (or inCluster: true)'
+        : undefined,
+  }),
   /**
    * Where this member's cluster DNS queries come from (traffic policies, README "Traffic
    * policy"): CIDR blocks, or "auto" to learn them from the member's Node objects (their

@@ -37,6 +37,15 @@ describe('fedns check', () => {
     expect(lines.filter((l) => /^ {4}(alpha|bravo|charlie): region [a-z-]+, zones [a-z0-9-]+, loadBalancer, live, \d services$/.test(l))).toHaveLength(3);
   });
 
+  it('warns that a configuration without clusters serves an empty zone', async () => {
+    const r = await check((y) => y.replace(/\nclusters:\n[\s\S]*$/, '\nclusters: []\n'));
+    expect(r.code).toBe(0);
+    const lines = r.out.trimEnd().split('\n');
+    expect(lines[0]).toBe(`${r.config}: OK, with 1 warning`);
+    expect(lines).toContain('  clusters (0):');
+    expect(lines).toContain('    no clusters: the zone holds only its apex (add clusters, each with a source)');
+  });
+
   it('has no clusterset zone line without mcs.enabled', async () => {
     const r = await check((y) => y.replace('enabled: true              #', 'enabled: false             #'));
     expect(r.code, r.err).toBe(0);

@@ -53,7 +53,10 @@ describe('configuration', () => {
     ['bad listen', 'listen: ["localhost:53"]', /^listen\[0\]: "localhost" is not an IP address/],
     ['bad port', 'listen: ["127.0.0.1:99999"]', /^listen\[0\]: port 99999 is out of range/],
     ['bad duration', 'health: { gracePeriod: soon }', /^health\.gracePeriod: expected seconds/],
-    ['cluster without source', 'clusters: [{ name: a }]', /^clusters\[0\]\.source: /],
+    ['cluster without source, with the shapes a source takes', 'clusters: [{ name: a }]', /^clusters\[0\]\.source: .*\{ type: files, path: DIR \}.*\{ type: kube, kubeconfig: FILE \}/],
+    ['a source of no known type', 'clusters: [{ name: a, source: { type: git, path: . } }]', /^clusters\[0\]\.source\.type: .*files.*kube/],
+    ['a TTL in milliseconds', 'ttl: { default: 500ms }', /^ttl\.default: must be whole seconds/],
+    ['a TTL that is no number or duration, with an example', 'ttl: { default: soon }', /^ttl\.default: expected whole seconds, e.g\. 30, or a duration like "30s", "5m"/],
     ['bad cluster name', 'clusters: [{ name: A_B, source: { type: files, path: . } }]', /^clusters\[0\]\.name: must be a lowercase DNS label/],
     ['duplicate cluster', 'clusters: [{ name: a, source: { type: files, path: . } }, { name: a, source: { type: files, path: . } }]', /^clusters\[1\]\.name: duplicate cluster name "a"/],
     ['missing directory', 'clusters: [{ name: a, source: { type: files, path: nowhere } }]', /^clusters\[0\]\.source\.path: directory .*nowhere not found/],
@@ -91,6 +94,15 @@ describe('configuration', () => {
   it.each(cases)('rejects %s, naming the field', (_what, yaml, want) => {
     const problems = errorsOf(yaml);
     expect(problems.some((p) => want.test(p)), problems.join('\n')).toBe(true);
+  });
+
+  it('reads TTLs and SOA timers written as durations, as every other time field', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'd.yaml'), 'ttl: { default: 30s, stale: 1m }\nsoa: { refresh: 1h, minimum: "45" }\n');
+    const c = loadConfig(join(dir, 'd.yaml'));
+    expect(c.ttl).toEqual({ default: 30, stale: 60 });
+    expect(c.soa.refresh).toBe(3600);
+    expect(c.soa.minimum).toBe(45);
   });
 
   it('reports a missing file by name', () => {
