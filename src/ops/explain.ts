@@ -202,7 +202,14 @@ function explainTraffic(ex: Explanation, fs: FederatedService, responder: Respon
   const loc = serviceLocality(fs);
   if (!loc) return;
   if (client === undefined) {
-    notes.push(`traffic policy ${t.policy}${t.maxAddresses !== undefined ? `, at most ${t.maxAddresses} addresses per answer` : ''}: the answer depends on who asks; give a client (--client IP, &client=IP) to see theirs`);
+    // failover and weighted answer every client alike; nearest (and an address cap's windows, per client network) depend on who asks.
+    const why =
+      t.policy === 'weighted'
+        ? 'each answer is one cluster drawn by weight, for every client alike'
+        : t.policy === 'failover'
+          ? 'every client gets the first healthy cluster in order'
+          : 'the answer depends on who asks';
+    notes.push(`traffic policy ${t.policy}${t.maxAddresses !== undefined ? `, at most ${t.maxAddresses} addresses per answer` : ''}: ${why}; give a client (--client IP, &client=IP) to see the answer one gets`);
     return;
   }
   const ecsOn = responder.traffic?.ecs === true;

@@ -5,6 +5,7 @@ import type { ClusterSettings } from '../../src/cluster/state.js';
 import { ClientMap } from '../../src/client-map.js';
 import { Federation } from '../../src/federation/federation.js';
 import { Responder } from '../../src/server/responder.js';
+import { explain } from '../../src/ops/explain.js';
 import { EdnsOption, Rcode, RRType } from '../../src/wire/constants.js';
 import { decodeMessage, encodeQuery, type Message } from '../../src/wire/message.js';
 import { parseFailover, parseMaxAddresses, parsePolicy, parseWeights, type ClientPlace } from '../../src/traffic-policy.js';
@@ -218,6 +219,20 @@ describe('policies', () => {
     }
     fed.rebuild();
     expect(addrs(ask('203.0.113.9'))).toEqual(['10.3.0.1', '10.3.0.2', '10.3.0.3']);
+  });
+
+  it('explain without a client says which policies answer every client alike', () => {
+    for (const [policy, note] of [
+      ['weighted', /^traffic policy weighted: each answer is one cluster drawn by weight, for every client alike; give a client/],
+      ['failover', /^traffic policy failover: every client gets the first healthy cluster in order; give a client/],
+      ['nearest', /^traffic policy nearest: the answer depends on who asks; give a client/],
+    ] as const) {
+      const ann = { 'fedns.io/policy': policy };
+      const { fed, responder } = world({ alpha: ann, bravo: ann, charlie: ann });
+      const notes = explain(fed, responder, 'web.ns.fed.example.com.').notes;
+      expect(notes.filter((n) => note.test(n)), notes.join('\n')).toHaveLength(1);
+      fed.close();
+    }
   });
 
   it('maxAddresses: answers of at most N addresses, spread across clusters and zones, rotating through all of them', () => {
