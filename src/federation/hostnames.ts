@@ -18,8 +18,6 @@ interface Entry {
   lookup?: Promise<void>;
 }
 
-/** Lookups under way at once, at most: tenants decide how many hostnames there are. */
-const MAX_LOOKUPS = 16;
 /** Hostnames a warning about failed lookups names, at most (it counts the others). */
 const EXAMPLES = 5;
 
@@ -52,11 +50,8 @@ export class HostnameAddresses {
   private readonly used = new Map<string, Set<string>>();
   private timer?: NodeJS.Timeout;
   private pending?: NodeJS.Immediate;
-  /** Bumped by reconfigure: answers of the old resolvers that arrive later are dropped. */
+  /** Bumped by reconfigure and stop: answers of lookups started before that arrive later are dropped. */
   private generation = 0;
-  private active = 0;
-  /** Lookups waiting for one of the MAX_LOOKUPS slots. */
-  private readonly queue: (() => void)[] = [];
 
   constructor(
     private resolve: ResolveHostname,
@@ -101,9 +96,12 @@ export class HostnameAddresses {
   }
 
   /**
-   * Re-resolves hostnames (all, or those matching `which`), MAX_LOOKUPS at a time; a hostname
-   * whose lookup is under way is waited for, not asked again. Failures are summed up in one
-   * warning per round: a resolver that is down fails every hostname tenants wrote.
+   * Re-resolves hostnames (all, or those matching `which`); a hostname whose lookup is under way
+   * is waited for, not asked again, so a round asks each hostname once however many rounds
+   * overlap. They are asked at once, not in turns: a turn would make one tenant's hostnames that
+   * never answer hold up every other's (and the hostnames are those the held cluster objects
+   * name, no more). Failures are summed up in one warning per round: a resolver that is down
+   * fails every hostname.
    */
   async refresh(which: (e: Entry) => boolean = () => true): Promise<void> {
     const dirty = new Set<string>();
@@ -135,39 +133,22 @@ export class HostnameAddresses {
     if (dirty.size) this.changed(dirty);
   }
 
-  /** One hostname's lookup, in its turn; never rejects. */
+  /** One hostname's lookup; never rejects. Its answer is dropped after stop() or new resolvers, or once no service uses the hostname. */
   private async lookUp(host: string, e: Entry, generation: number, dirty: Set<string>, failed: string[]): Promise<void> {
-    await this.slot();
     let addrs: string[];
     try {
       addrs = await this.resolve(host);
     } catch (err) {
-      if (generation === this.generation) failed.push(`${host}: ${(err as Error).message}`);
+      if (generation === this.generation && this.entries.get(host) === e) failed.push(`${host}: ${(err as Error).message}`);
       return;
-    } finally {
-      this.release();
     }
-    if (generation !== this.generation) return;
+    if (generation !== this.generation || this.entries.get(host) !== e) return;
     if (e.addresses !== undefined && addrs.join(',') === e.addresses.join(',')) return;
     this.log.info({ hostname: host, addresses: addrs, previous: e.addresses }, 'load-balancer hostname resolves to new addresses');
     e.addresses = addrs;
     for (const s of e.services) dirty.add(s);
   }
 
-  private async slot(): Promise<void> {
-    if (this.active < MAX_LOOKUPS) {
-      this.active++;
-      return;
-    }
-    // The lookup that ends hands its slot over.
-    await new Promise<void>((r) => this.queue.push(r));
-  }
-
-  private release(): void {
-    const next = this.queue.shift();
-    if (next) next();
-    else this.active--;
-  }
 
   /** Resolves, now, every hostname no lookup has answered yet (one-shot use: `fedns zone`). */
   async settle(): Promise<void> {
@@ -199,5 +180,7 @@ export class HostnameAddresses {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     if (this.pending) clearImmediate(this.pending);
+    // Lookups under way end unheard: no service changes after stop.
+    this.generation++;
   }
 }

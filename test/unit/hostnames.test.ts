@@ -104,7 +104,7 @@ describe('a load-balancer hostname that stops existing', () => {
 });
 
 describe('many load-balancer hostnames whose lookups fail', () => {
-  it('looks each up once per refresh, a few at a time, and sums the failures up in one warning per round', async () => {
+  it('looks each up once per refresh, all at once, and sums the failures up in one warning per round', async () => {
     const lookups = new Map<string, number>();
     let running = 0;
     let most = 0;
@@ -136,7 +136,8 @@ describe('many load-balancer hostnames whose lookups fail', () => {
       await new Promise((r) => setTimeout(r, 50));
       expect(lookups.size).toBe(300);
       expect(Math.max(...lookups.values())).toBe(1);
-      expect(most).toBeLessThanOrEqual(16);
+      // Asked at once, not in turns: one tenant's hostnames that never answer hold up no other's.
+      expect(most).toBeGreaterThan(16);
       const warnings = lines.filter((l) => l.level === 40);
       expect(warnings.length).toBeGreaterThan(0);
       expect(warnings.length).toBeLessThanOrEqual(15);
@@ -147,6 +148,41 @@ describe('many load-balancer hostnames whose lookups fail', () => {
     } finally {
       hosts.stop();
     }
+  });
+});
+
+describe('hostname lookups under way', () => {
+  it('change no service after stop(), and a hostname dropped meanwhile changes none', async () => {
+    const waiting: ((addrs: string[]) => void)[] = [];
+    const changed: string[][] = [];
+    const hosts = new HostnameAddresses(
+      (h) => new Promise<string[]>((resolve) => waiting.push(() => resolve([h.startsWith('a') ? '192.0.2.1' : '192.0.2.2']))),
+      3_600_000,
+      (s) => changed.push([...s]),
+      createLogger('silent'),
+    );
+    hosts.start();
+    hosts.addresses('a.lb.test');
+    hosts.use('ns/a', new Set(['a.lb.test']));
+    await until(() => waiting.length === 1);
+    // Answered after stop: nothing changes (a closed federation is not rebuilt).
+    hosts.stop();
+    waiting.shift()!([]);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(changed).toEqual([]);
+    expect(hosts.addresses('a.lb.test')).toBeUndefined();
+    // A hostname no service uses any more while its lookup runs: its answer changes nothing.
+    hosts.use('ns/a', new Set());
+    hosts.start();
+    hosts.addresses('b.lb.test');
+    hosts.use('ns/b', new Set(['b.lb.test']));
+    const settled = hosts.settle();
+    await until(() => waiting.length >= 1);
+    hosts.use('ns/b', new Set());
+    for (const answer of waiting.splice(0)) answer([]);
+    await settled;
+    expect(changed).toEqual([]);
+    hosts.stop();
   });
 });
 
