@@ -9,26 +9,28 @@ export function isAddress(addr: string): 4 | 6 | 0 {
 
 /**
  * Whether an endpoint address of a slice of `addressType` can answer: an IP address of the
- * slice's family that no client could be sent to is not one (unspecified, loopback, link-local,
- * multicast, the IPv4 broadcast address; the API server refuses most of them in EndpointSlices,
- * a manifest file may hold them). `addr` is in canonicalAddress() form.
+ * slice's family (either, for a slice that names none) that no client could be sent to is not one:
+ * unspecified, loopback, link-local, multicast, the IPv4 broadcast address, and those inside an
+ * IPv4-mapped or IPv4-compatible IPv6 address. The API server refuses most of them in
+ * EndpointSlices; a manifest file may hold them. `addr` is in canonicalAddress() form.
  */
-export function answerableEndpoint(addr: string, addressType: 'IPv4' | 'IPv6'): boolean {
+export function answerableEndpoint(addr: string, addressType: 'IPv4' | 'IPv6' | undefined): boolean {
   const family = isAddress(addr);
-  if (family === 4) {
-    if (addressType !== 'IPv4') return false;
-    const dot = addr.indexOf('.');
-    const first = Number(addr.slice(0, dot));
-    if (first === 0 || first === 127 || first >= 224) return false; // this network, loopback, multicast and reserved (255.255.255.255 among them)
-    return !addr.startsWith('169.254.');
+  if (family === 0 || (addressType !== undefined && addressType !== `IPv${family}`)) return false;
+  if (family === 4) return reachableV4(addr.split('.').map(Number));
+  const g = ipv6Groups(addr)!;
+  if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && (g[5] === 0xffff || g[5] === 0)) {
+    // ::ffff:a.b.c.d (mapped) and ::a.b.c.d (compatible; :: and ::1 among them): the IPv4 address decides.
+    return reachableV4([g[6] >> 8, g[6] & 0xff, g[7] >> 8, g[7] & 0xff]);
   }
-  if (family === 6) {
-    if (addressType !== 'IPv6') return false;
-    if (addr === '::' || addr === '::1') return false;
-    const head = parseInt(addr.slice(0, addr.indexOf(':')) || '0', 16);
-    return (head & 0xffc0) !== 0xfe80 && (head & 0xff00) !== 0xff00; // link-local, multicast
-  }
-  return false;
+  return (g[0] & 0xffc0) !== 0xfe80 && (g[0] & 0xff00) !== 0xff00; // link-local, multicast
+}
+
+/** Not this network (0/8), loopback, link-local, multicast, nor the broadcast address. */
+function reachableV4(b: number[]): boolean {
+  if (b[0] === 0 || b[0] === 127 || (b[0] >= 224 && b[0] <= 239)) return false;
+  if (b[0] === 169 && b[1] === 254) return false;
+  return !(b[0] === 255 && b[1] === 255 && b[2] === 255 && b[3] === 255);
 }
 
 /** A CIDR block read: its family, prefix length, and address bytes with the host bits cleared. */

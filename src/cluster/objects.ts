@@ -251,9 +251,9 @@ function addresses(v: unknown): string[] {
 }
 
 /** The addresses of `addrs` an endpoint of a slice of `addressType` answers with; the others are noted as ignored. */
-function answerable(addrs: string[], addressType: 'IPv4' | 'IPv6', ignored: Ignored): string[] {
+function answerable(addrs: string[], addressType: 'IPv4' | 'IPv6' | undefined, ignored: Ignored): string[] {
   if (addrs.every((a) => answerableEndpoint(a, addressType))) return addrs;
-  const kept = addrs.filter((a) => answerableEndpoint(a, addressType) || ignored.add('endpoint address', `${a} (${addressType} slice)`));
+  const kept = addrs.filter((a) => answerableEndpoint(a, addressType) || ignored.add('endpoint address', `${a} (${addressType ?? 'no addressType'} slice)`));
   return kept.length ? kept : NO_STRINGS;
 }
 
@@ -663,7 +663,8 @@ export function slimEndpointSlice(o: Obj): SlimEndpointSlice {
   const addressType = at === 'IPv6' ? 'IPv6' : at === 'FQDN' ? 'FQDN' : 'IPv4';
   const endpoints: SlimEndpoint[] = arr(o.endpoints).map((e) => {
     const c: Obj = e.conditions ?? {};
-    const addrs = addressType === 'FQDN' ? addresses(e.addresses) : answerable(addresses(e.addresses), addressType, ignored);
+    // A slice that names no address type (a manifest file; the API server requires one) keeps addresses of either family.
+    const addrs = addressType === 'FQDN' ? addresses(e.addresses) : answerable(addresses(e.addresses), at === undefined ? undefined : addressType, ignored);
     const ready = c.ready !== false && c.terminating !== true;
     const hostname = ignored.label('hostname', e.hostname);
     const z = ignored.label('zone', e.zone);

@@ -407,18 +407,33 @@ describe('what Services and EndpointSlices say, as sources hand them over', () =
         { addresses: ['169.254.1.1'] },
         { addresses: ['224.0.0.5'] },
         { addresses: ['2001:db8::66'] }, // IPv6 in an IPv4 slice
+        { addresses: ['240.0.0.7', '100.64.0.1'] }, // class E and shared address space are addresses pods may have
       ],
     });
     const v6 = slimEndpointSlice({
       metadata: { namespace: 'ns', name: 'web-v6', labels: { 'kubernetes.io/service-name': 'web' } },
       addressType: 'IPv6',
-      endpoints: [{ addresses: ['2001:db8::1'] }, { addresses: ['::'] }, { addresses: ['::1'] }, { addresses: ['fe80::1'] }, { addresses: ['ff02::1'] }, { addresses: ['10.0.0.9'] }],
+      endpoints: [
+        { addresses: ['2001:db8::1'] },
+        { addresses: ['::'] },
+        { addresses: ['::1'] },
+        { addresses: ['fe80::1'] },
+        { addresses: ['ff02::1'] },
+        { addresses: ['10.0.0.9'] },
+        // The IPv4 address inside an IPv4-mapped or IPv4-compatible one decides.
+        { addresses: ['::ffff:127.0.0.1', '::ffff:0.0.0.0', '::127.0.0.1', '::ffff:10.0.0.2'] },
+      ],
     });
-    seed(a, [svc('web', []), v4, v6]);
+    // No addressType (a manifest file may leave it out): either family, the same checks.
+    const untyped = slimEndpointSlice({
+      metadata: { namespace: 'ns', name: 'web-any', labels: { 'kubernetes.io/service-name': 'web' } },
+      endpoints: [{ addresses: ['10.0.0.3', '2001:db8::3', '127.0.0.2'] }],
+    });
+    seed(a, [svc('web', []), v4, v6, untyped]);
     fed.rebuild();
-    expect(addrs(ask('web.ns.fed.example.com.'))).toEqual(['10.0.0.1']);
-    expect(addrs(ask('web.ns.fed.example.com.', RRType.AAAA))).toEqual(['2001:db8::1']);
-    expect(fed.ignored.count('endpoint address')).toBe(11);
+    expect(addrs(ask('web.ns.fed.example.com.'))).toEqual(['10.0.0.1', '10.0.0.3', '100.64.0.1', '240.0.0.7']);
+    expect(addrs(ask('web.ns.fed.example.com.', RRType.AAAA))).toEqual(['2001:db8::1', '2001:db8::3', '::ffff:a00:2']);
+    expect(fed.ignored.count('endpoint address')).toBe(15);
   });
 
   it('a port list read before is reused only as read: every copy with an unusable port still reports it', () => {
