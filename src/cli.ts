@@ -59,7 +59,10 @@ program
       process.exit(1);
     }
     log.info({ config: config.file, domain: config.domain, clusters: config.clusters.length, heapGrowth }, 'fedns started');
-    if (config.clusters.length === 0) log.warn({ config: config.file }, 'no clusters configured: the zone holds only its apex (add clusters, each with a source)');
+    const warnIfNoClusters = (c: Config) => {
+      if (c.clusters.length === 0) log.warn({ config: c.file }, NO_CLUSTERS);
+    };
+    warnIfNoClusters(config);
     let reloading = Promise.resolve();
     // The text of the file as last loaded (or attempted): an edit announced twice (SIGHUP and the
     // file watcher, or a watcher that fires twice for one write) is applied once.
@@ -80,6 +83,7 @@ program
         try {
           await server.reload(next);
           server.metrics.configReload('applied');
+          warnIfNoClusters(next);
         } catch (e) {
           log.error({ err: e, reason: why }, 'reload failed; keeping the running configuration');
           server.metrics.configReload('failed');
@@ -106,6 +110,9 @@ program
     process.on('SIGINT', () => void stop('SIGINT'));
   });
 
+/** What check and serve say of a configuration without clusters. */
+const NO_CLUSTERS = 'no clusters: the zone holds only its apex (add clusters, each with a source)';
+
 /** Which replica serves transfers (transfer.primary), as `fedns check` says it. */
 function primaryText(c: Config): string {
   const p = c.transfer.primary;
@@ -126,7 +133,7 @@ program
     const clients = clientMap(config, fed.clusters);
     // Cluster data fedns cannot use in full: the configuration is valid, the zone misses something.
     const warnings = [
-      ...(config.clusters.length === 0 ? ['    no clusters: the zone holds only its apex (add clusters, each with a source)'] : []),
+      ...(config.clusters.length === 0 ? [`    ${NO_CLUSTERS}`] : []),
       ...[...fed.policyDisagreements].map(
         ([key, annotations]) => `    service ${key}: its copies disagree on ${annotations.join(', ')} (fedns explain names the value used)`,
       ),

@@ -17,7 +17,9 @@ export function parseDuration(v: unknown): number | undefined {
   if (!m) return undefined;
   const n = Number(m[1]);
   const unit = m[2] ?? 's';
-  return unit === 'ms' ? n / 1000 : unit === 's' ? n : unit === 'm' ? n * 60 : n * 3600;
+  const seconds = unit === 'ms' ? n / 1000 : unit === 's' ? n : unit === 'm' ? n * 60 : n * 3600;
+  // To the microsecond: binary fractions made "8.3m" 498.00000000000006 s, which is no whole second.
+  return Math.round(seconds * 1e6) / 1e6;
 }
 
 /** A duration in seconds; errors are reported under the field's path, so the message names no field. */
@@ -112,7 +114,7 @@ const clusterSchema = z.strictObject({
   addressMode: AddressMode.optional(),
   source: z.discriminatedUnion('type', [filesSource, kubeSource], {
     error: (issue) =>
-      issue.input === undefined || typeof issue.input !== 'object'
+      issue.input === undefined || issue.input === null || typeof issue.input !== 'object'
         ? 'every cluster needs a source: { type: files, path: DIR } or { type: kube, kubeconfig: FILE } (or inCluster: true)'
         : undefined,
   }),

@@ -54,6 +54,7 @@ describe('configuration', () => {
     ['bad port', 'listen: ["127.0.0.1:99999"]', /^listen\[0\]: port 99999 is out of range/],
     ['bad duration', 'health: { gracePeriod: soon }', /^health\.gracePeriod: expected seconds/],
     ['cluster without source, with the shapes a source takes', 'clusters: [{ name: a }]', /^clusters\[0\]\.source: .*\{ type: files, path: DIR \}.*\{ type: kube, kubeconfig: FILE \}/],
+    ['a blank source, with the shapes a source takes', 'clusters: [{ name: a, source: }]', /^clusters\[0\]\.source: every cluster needs a source: \{ type: files/],
     ['a source of no known type', 'clusters: [{ name: a, source: { type: git, path: . } }]', /^clusters\[0\]\.source\.type: .*files.*kube/],
     ['a TTL in milliseconds', 'ttl: { default: 500ms }', /^ttl\.default: must be whole seconds/],
     ['a TTL that is no number or duration, with an example', 'ttl: { default: soon }', /^ttl\.default: expected whole seconds, e.g\. 30, or a duration like "30s", "5m"/],
@@ -103,6 +104,9 @@ describe('configuration', () => {
     expect(c.ttl).toEqual({ default: 30, stale: 60 });
     expect(c.soa.refresh).toBe(3600);
     expect(c.soa.minimum).toBe(45);
+    // Whole seconds written with a fraction of a bigger unit: 8.3 minutes are 498 seconds.
+    writeFileSync(join(dir, 'f.yaml'), 'ttl: { default: 8.3m, stale: 0.0175h }\n');
+    expect(loadConfig(join(dir, 'f.yaml')).ttl).toEqual({ default: 498, stale: 63 });
   });
 
   it('reports a missing file by name', () => {
