@@ -147,7 +147,11 @@ program
       ...fed.ignored
         .entries()
         .filter(([reason, n]) => n > 0 && reason !== 'name too long')
-        .map(([reason, n]) => `    ${n} ${reason} value${n > 1 ? 's' : ''} in cluster objects ignored (the log names each object)`),
+        .map(([reason, n]) =>
+          reason === 'unreadable object'
+            ? `    ${n} object${n > 1 ? 's' : ''} fedns cannot read skipped (the log names each)`
+            : `    ${n} ${reason} value${n > 1 ? 's' : ''} in cluster objects ignored (the log names each object)`,
+        ),
     ];
     // udp.batch on without the addon: valid syntax, but the server would not start.
     const udp = udpSummary(config.udp.batch);

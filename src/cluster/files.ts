@@ -13,6 +13,7 @@ import {
   slimNode,
   slimService,
   slimServiceExport,
+  type Kind,
   type SlimNode,
   slimServiceImport,
   slimClusterProperty,
@@ -28,10 +29,10 @@ export interface ManifestInventory extends ClusterInventory {
   nodes: SlimNode[];
   /**
    * Objects skipped because fedns cannot read them (a name that is not a DNS label, a Service
-   * without metadata): "file: what is wrong". The kube source skips such objects too; the rest of
-   * the file, and the cluster, are read as usual.
+   * without metadata): their kind, and "file: what is wrong". The kube source skips such objects
+   * too; the rest of the file, and the cluster, are read as usual.
    */
-  unreadable: string[];
+  unreadable: { kind: Kind | 'Node'; what: string }[];
 }
 
 const emptyInventory = (): ManifestInventory => ({ services: [], slices: [], exports: [], imports: [], properties: [], nodes: [], unreadable: [] });
@@ -143,7 +144,7 @@ function collect(obj: unknown, file: string, inv: ManifestInventory): void {
     // Other kinds (Deployments, ...) are ignored.
   } catch (e) {
     if (!(e instanceof ObjectError)) throw e;
-    inv.unreadable.push(`${file}: ${e.message}`);
+    inv.unreadable.push({ kind: kind as Kind | 'Node', what: `${file}: ${e.message}` });
   }
 }
 
@@ -185,7 +186,7 @@ export class FileClusterSource implements ClusterSource {
   private debounce?: NodeJS.Timeout;
   private lastPrint = '';
   private lastError = '';
-  /** The unreadable objects last logged: each is logged when it first appears, not on every read. */
+  /** The unreadable objects of the last read: each is counted and logged when it first appears, not on every read. */
   private lastUnreadable = new Set<string>();
   private readonly reader = new ManifestReader();
   private readonly pollMs: number;
@@ -287,8 +288,11 @@ export class FileClusterSource implements ClusterSource {
     }
     this.lastPrint = this.reader.print;
     this.lastError = '';
-    const unreadable = new Set(inv.unreadable);
-    for (const what of unreadable) if (!this.lastUnreadable.has(what)) this.log.warn({ error: what }, 'skipping an object fedns cannot read');
+    const unreadable = new Set<string>();
+    for (const { kind, what } of inv.unreadable) {
+      if (!this.lastUnreadable.has(what)) this.state.skipUnreadable(kind, what);
+      unreadable.add(what);
+    }
     this.lastUnreadable = unreadable;
     const before = this.state.health;
     // A file's modification is when its change began.

@@ -325,7 +325,7 @@ export class KubeClusterSource implements ClusterSource {
         return slim(o);
       } catch (e) {
         if (!(e instanceof ObjectError)) throw e;
-        this.quiet.warn({ kind }, 'skipping an object fedns cannot read', { error: e.message });
+        state.skipUnreadable(kind, e.message);
         return undefined;
       }
     };
@@ -341,7 +341,7 @@ export class KubeClusterSource implements ClusterSource {
         kind === 'Service' || kind === 'EndpointSlice'
           ? async (body, what) => {
               const page = await pages.read(kind, body, what);
-              for (const error of page.skipped) this.quiet.warn({ kind }, 'skipping an object fedns cannot read', { error });
+              for (const error of page.skipped) state.skipUnreadable(kind, error);
               const items = page.items;
               for (let i = 0; i < items.length; i++) {
                 items[i] = state.unchanged(kind, items[i]);
@@ -395,7 +395,7 @@ export class KubeClusterSource implements ClusterSource {
         return slimNode(o);
       } catch (e) {
         if (!(e instanceof ObjectError)) throw e;
-        this.quiet.warn({ kind: 'Node' }, 'skipping an object fedns cannot read', { error: e.message });
+        this.state.skipUnreadable('Node', e.message);
         return undefined;
       }
     };

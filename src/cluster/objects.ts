@@ -36,6 +36,7 @@ export const IGNORE_REASONS = [
   'cluster id',
   'clusterset ip',
   'endpoint address',
+  'unreadable object',
 ] as const;
 export type IgnoreReason = (typeof IGNORE_REASONS)[number];
 

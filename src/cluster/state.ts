@@ -202,6 +202,11 @@ export class ClusterState {
     }
   }
 
+  /** An object of the cluster a source could not read (ObjectError): skipped, counted and logged as an ignored value. */
+  skipUnreadable(kind: Kind | 'Node', what: string): void {
+    this.listener.valuesIgnored(this, kind, '', [{ reason: 'unreadable object', value: what.length > 300 ? `${what.slice(0, 297)}...` : what }]);
+  }
+
   remove(kind: Kind, namespace: string, name: string): void {
     this.lastUpdate = Date.now();
     const key = objectKey(namespace, name);

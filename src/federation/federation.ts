@@ -534,6 +534,7 @@ const IGNORED_WHY: Record<IgnoredValue['reason'], string> = {
   'network limit': 'more networks than a node or cluster may contribute (clientNetworks: auto); the rest are not learned',
   'cluster id': 'the id.k8s.io ClusterProperty is not a DNS label, or another cluster holds it too; the configured cluster name is the cluster ID in clusterset names',
   'clusterset ip': 'a ServiceImport spec.ips entry is not an IP address; ignored',
+  'unreadable object': 'an object fedns cannot read (a Service or namespace name that is not a DNS label, no metadata.name); it is skipped, the cluster\'s other objects are read',
   'endpoint address':
     'an EndpointSlice address is not an IP address of the slice\'s addressType, or one no client can reach (unspecified, loopback, link-local, multicast, broadcast); ignored',
 };

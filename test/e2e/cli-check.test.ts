@@ -46,6 +46,18 @@ describe('fedns check', () => {
     expect(lines).toContain('    no clusters: the zone holds only its apex (add clusters, each with a source)');
   });
 
+  it('counts the objects of a manifest it cannot read as a warning, and reads the rest', async () => {
+    const r = await check(
+      (y) => y,
+      (dir) => writeFileSync(join(dir, 'demo', 'alpha', 'zz-bad.yaml'), 'apiVersion: v1\nkind: Service\nmetadata: { name: Bad_Name, namespace: shop }\n'),
+    );
+    expect(r.code).toBe(0);
+    const lines = r.out.trimEnd().split('\n');
+    expect(lines[0]).toBe(`${r.config}: OK, with 1 warning`);
+    expect(lines).toContain('    1 object fedns cannot read skipped (the log names each)');
+    expect(lines.some((l) => /^ {4}alpha: .*, live, \d services$/.test(l))).toBe(true);
+  });
+
   it('has no clusterset zone line without mcs.enabled', async () => {
     const r = await check((y) => y.replace('enabled: true              #', 'enabled: false             #'));
     expect(r.code, r.err).toBe(0);

@@ -69,6 +69,29 @@ describe('kube source: status-only updates', () => {
   });
 });
 
+describe('kube source: an object fedns cannot read', () => {
+  it('is skipped and counted as an ignored value, in a list page and in a watch event; the rest answers', async () => {
+    const east = await FakeApiServer.start({ bookmarkIntervalMs: 200 });
+    let f: Running | undefined;
+    try {
+      publish(east, 'shop', 'web', '192.0.2.1');
+      east.apply(svc('shop', 'Bad_Name', ['192.0.2.2']));
+      f = await startFedns([{ name: 'east', server: east, region: 'r1' }]);
+      await eventually(() => f!.answer('web.shop.fed.example.com.'), same(['192.0.2.1']), 'web answering');
+      const fed = f.fedns.federation;
+      await eventually(() => fed.ignored.count('unreadable object'), (n) => n === 1, 'the listed object counted');
+      east.apply(svc('shop', 'Worse_Name', ['192.0.2.3']));
+      publish(east, 'shop', 'probe', '192.0.2.9');
+      await eventually(() => f!.answer('probe.shop.fed.example.com.'), same(['192.0.2.9']), 'probe answering');
+      expect(fed.ignored.count('unreadable object')).toBe(2);
+      expect(fed.clusters.get('east')?.health).toBe('live');
+    } finally {
+      await f?.stop();
+      await east.stop();
+    }
+  });
+});
+
 describe('kube source: a node region that is no DNS label', () => {
   let south: FakeApiServer;
   let f: Running;

@@ -65,9 +65,10 @@ describe('ManifestReader', () => {
     const inv = new ManifestReader().read(dir);
     expect(inv.services.map((s) => s.name)).toEqual(['ok2']);
     expect(inv.unreadable).toHaveLength(2);
-    expect(inv.unreadable[0]).toContain(join(dir, 'mixed.yaml'));
-    expect(inv.unreadable[0]).toMatch(/Bad_Name/);
-    expect(inv.unreadable[1]).toMatch(/__proto__/);
+    expect(inv.unreadable[0].kind).toBe('Service');
+    expect(inv.unreadable[0].what).toContain(join(dir, 'mixed.yaml'));
+    expect(inv.unreadable[0].what).toMatch(/Bad_Name/);
+    expect(inv.unreadable[1].what).toMatch(/__proto__/);
   });
 });
 
@@ -151,6 +152,11 @@ describe('FileClusterSource health', () => {
       source.reload();
       expect(state.health).toBe('live');
       expect([...state.services.keys()].sort()).toEqual(['shop/a', 'shop/ok2']);
+      // Counted (and logged) when it first appears, not again on every read of the directory.
+      expect(fed.ignored.count('unreadable object')).toBe(1);
+      writeFileSync(join(root, 'c.json'), JSON.stringify(svc('c', '192.0.2.3')));
+      source.reload();
+      expect(fed.ignored.count('unreadable object')).toBe(1);
       state.dispose();
       fed.close();
     } finally {
