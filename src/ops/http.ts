@@ -6,6 +6,7 @@ import type { Federation } from '../federation/federation.js';
 import { masterFileChunks } from '../zone/masterfile.js';
 import { canonicalName } from '../wire/name.js';
 import { listenError } from '../listen-error.js';
+import { ThrottledLog } from '../throttled-log.js';
 import { explain, ExplainError, explanationText } from './explain.js';
 import type { Metrics } from './metrics.js';
 
@@ -27,6 +28,8 @@ export class OpsServer {
   /** Where the listener is bound, once listening. */
   address?: { host: string; port: number };
   private readonly explainer: Responder;
+  /** Failed requests: any client can cause them, so a few lines a minute. */
+  private readonly failures: ThrottledLog;
 
   constructor(
     private readonly federation: () => Federation,
@@ -37,6 +40,7 @@ export class OpsServer {
     // A responder of its own, so explained queries do not count as served ones.
     this.explainer = new Responder(() => this.federation().snapshot, { cacheSize: 1000 });
     this.explainer.otherZone = () => this.federation().clusterSetSnapshot;
+    this.failures = new ThrottledLog(log);
   }
 
   /** Ready once every configured cluster has synced, or the start-up deadline has passed. */
@@ -67,7 +71,7 @@ export class OpsServer {
           res.end();
         })
         .catch((e: unknown) => {
-          this.log.error({ err: e, url: req.url }, 'ops request failed');
+          this.failures.error('ops request failed', { err: e, url: req.url?.slice(0, 200) }, 'ops request failed');
           if (res.headersSent) return void res.destroy();
           res.writeHead(500, { 'content-type': 'text/plain' });
           res.end('internal error\n');
@@ -89,8 +93,13 @@ export class OpsServer {
   }
 
   private async handle(url: string, accept: string, client: string | undefined): Promise<{ status: number; type: string; body: string | AsyncIterable<string> }> {
-    const u = new URL(url, 'http://fedns');
     const text = (status: number, body: string) => ({ status, type: 'text/plain; charset=utf-8', body });
+    let u: URL;
+    try {
+      u = new URL(url, 'http://fedns');
+    } catch {
+      return text(400, 'cannot read the request target\n');
+    }
     switch (u.pathname) {
       case '/metrics':
         return { status: 200, type: this.metrics.registry.contentType, body: await this.metrics.text() };

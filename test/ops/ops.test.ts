@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { get as httpGet } from 'node:http';
@@ -204,6 +205,21 @@ describe('ops listener', () => {
     for (const bad of ['a..example.com', 'a%5C', `${'x'.repeat(64)}.example.com`]) expect((await get(`/explain?name=${bad}`)).status, bad).toBe(400);
     expect((await get('/explain?name=a%5C.b.example.com&format=text')).status).toBe(200);
     expect((await get('/explain')).status).toBe(400);
+  });
+
+  it('answers a request target it cannot read with 400, not an internal error', async () => {
+    const { server } = await start();
+    const port = server.ops!.address!.port;
+    for (const target of ['http://[', 'http://a:99999/zone']) {
+      const head = await new Promise<string>((resolve, reject) => {
+        const c = connect(port, '127.0.0.1', () => c.write(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
+        let got = '';
+        c.on('data', (d) => (got += d));
+        c.on('end', () => resolve(got));
+        c.on('error', reject);
+      });
+      expect(head.split('\r\n')[0], target).toBe('HTTP/1.1 400 Bad Request');
+    }
   });
 
   it('explains a traffic policy for a client, and counts answers by policy and tier and disagreeing services', async () => {
