@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { ThrottledLog } from '../throttled-log.js';
 import { Rcode, RRClass, RRType } from '../wire/constants.js';
 import { decodeMessage } from '../wire/message.js';
+import { nameKey } from '../wire/name.js';
 import type { ParsedQuery } from '../wire/query.js';
 import type { RR, SoaData } from '../wire/records.js';
 import type { Encoded, RequestHead, Responder, ResponseTail, Transport } from './responder.js';
@@ -113,12 +114,13 @@ export class ZoneTransfers {
     let clientSerial: number | undefined;
     if (type === 'IXFR') {
       try {
-        const soa = decodeMessage(stripTsig(msg, q)).authorities.find((r) => r.type === RRType.SOA);
+        // The zone's own SOA (RFC 1995 3): one of another owner names no serial of this zone.
+        const soa = decodeMessage(stripTsig(msg, q)).authorities.find((r) => r.type === RRType.SOA && nameKey(r.name) === zone.apexKey);
         clientSerial = soa ? (soa.data as SoaData).serial : undefined;
       } catch {
         return refuse('IXFR query without a readable SOA', Rcode.FORMERR);
       }
-      if (clientSerial === undefined) return refuse('IXFR query without an SOA in the authority section', Rcode.FORMERR);
+      if (clientSerial === undefined) return refuse("IXFR query without the zone's SOA in the authority section", Rcode.FORMERR);
     }
 
     if (!conn) {

@@ -339,6 +339,8 @@ export interface XfrOptions {
   zone?: string;
   /** IXFR: the client's serial (sent as the SOA in the authority section). */
   serial?: number;
+  /** IXFR: the owner of that SOA (default: the zone). */
+  soaOwner?: string;
   /** Sign the request with this key; responses are then verified (RFC 8945 4.3, 5.3.1). */
   key?: TsigKey;
   /** Pause reading for this long after every chunk received (a slow secondary). */
@@ -375,7 +377,7 @@ export function xfrQuery(qtype: 'AXFR' | 'IXFR', opts: XfrOptions): Buffer {
   const zone = opts.zone ?? ZONE;
   const soa: RR | undefined =
     opts.serial !== undefined
-      ? { name: zone, type: RRType.SOA, ttl: 0, data: { mname: `ns1.${zone}`, rname: `hostmaster.${zone}`, serial: opts.serial, refresh: 0, retry: 0, expire: 0, minimum: 0 } }
+      ? { name: opts.soaOwner ?? zone, type: RRType.SOA, ttl: 0, data: { mname: `ns1.${zone}`, rname: `hostmaster.${zone}`, serial: opts.serial, refresh: 0, retry: 0, expire: 0, minimum: 0 } }
       : undefined;
   let q = encodeMessage({
     id: opts.id ?? Math.floor(Math.random() * 0x10000),

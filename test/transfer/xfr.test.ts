@@ -732,6 +732,9 @@ describe('EDNS on transfers and their errors (RFC 6891 7)', () => {
     const noSoa = header((await tcpExchange(p.port, xfrQuery('IXFR', { edns: true })))!);
     expect(noSoa.rcode).toBe(Rcode.FORMERR);
     expect(noSoa.edns).toBeDefined();
+    // The client's serial is the zone's SOA (RFC 1995 3): an SOA of another owner is none.
+    const otherSoa = header((await tcpExchange(p.port, xfrQuery('IXFR', { edns: true, serial: 1, soaOwner: 'evil.example.org.' })))!);
+    expect(otherSoa.rcode).toBe(Rcode.FORMERR);
     const wrong = tsigKey('xfr-key.', Buffer.from('not-the-secret-at-all-0123456789').toString('base64'));
     const bad = (await tcpExchange(p.port, xfrQuery('AXFR', { edns: true, key: wrong })))!;
     expect(header(bad).rcode).toBe(Rcode.NOTAUTH);
