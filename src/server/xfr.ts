@@ -49,6 +49,9 @@ export class ZoneTransfers {
   private readonly sorted = new WeakMap<ZoneSnapshot, Promise<ZoneNode[]>>();
   /** The last transfer queued on each connection. */
   private readonly busy = new WeakMap<ConnectionWriter, Promise<void>>();
+  /** Transfers streaming or queued, by client address, and in all (MAX_TRANSFERS_*). */
+  private readonly inFlight = new Map<string, number>();
+  private inFlightTotal = 0;
   /** Refusals are unauthenticated and as frequent as anyone likes: a few lines a minute. */
   private readonly problems: ThrottledLog;
 
@@ -142,6 +145,15 @@ export class ZoneTransfers {
     } else {
       kind = type === 'IXFR' ? 'full (serial not in journal)' : 'full';
     }
+    // A transfer streams as fast as its client reads: one that never reads holds its connection
+    // until the idle timeout. A few per client, and a few more in all, as BIND's transfers-out.
+    const client = from ?? '';
+    const mine = this.inFlight.get(client) ?? 0;
+    if (mine >= MAX_TRANSFERS_PER_CLIENT || this.inFlightTotal >= MAX_TRANSFERS) {
+      return refuse(mine >= MAX_TRANSFERS_PER_CLIENT ? `${mine} transfers of this client under way` : `${this.inFlightTotal} transfers under way`, Rcode.SERVFAIL);
+    }
+    this.inFlight.set(client, mine + 1);
+    this.inFlightTotal++;
     this.stats?.(type, kind === 'incremental' ? 'incremental' : kind === 'up to date' ? 'uptodate' : 'full');
     const started = performance.now();
     const counted = { records: 0 };
@@ -154,6 +166,13 @@ export class ZoneTransfers {
     const run = (this.busy.get(conn) ?? Promise.resolve()).then(stream);
     this.busy.set(conn, run.then(() => undefined, () => undefined));
     conn.hold(run); // the connection reads no more queries until the transfer is out
+    const done = () => {
+      this.inFlightTotal--;
+      const n = (this.inFlight.get(client) ?? 1) - 1;
+      if (n > 0) this.inFlight.set(client, n);
+      else this.inFlight.delete(client);
+    };
+    run.then(done, done);
     void run.then(
       ({ messages, complete }) =>
         this.log.info(
@@ -269,6 +288,10 @@ function* messagesOf(req: TransferRequest, apex: string, records: Iterable<RR>, 
     yield req.responder.build(req.msg, req.head, 'tcp', Rcode.NOERROR, true, body, withQuestion, false, 0, req.signer);
   }
 }
+
+/** Transfers of one zone under way (streaming or queued on their connection) for one client address, and in all. */
+export const MAX_TRANSFERS_PER_CLIENT = 4;
+export const MAX_TRANSFERS = 10;
 
 /** Messages encoded between two turns of the event loop: queries wait at most for this many. */
 const MESSAGES_PER_TURN = 4;
