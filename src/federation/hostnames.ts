@@ -163,8 +163,7 @@ export class HostnameAddresses {
   reconfigure(resolve: ResolveHostname, refreshMs: number): void {
     this.resolve = resolve;
     this.refreshMs = refreshMs;
-    this.generation++;
-    // Lookups through the old resolvers still under way are not waited for: their answers are dropped.
+    // Lookups through the old resolvers still under way are not waited for: stop() drops their answers.
     for (const e of this.entries.values()) e.lookup = undefined;
     this.stop();
     this.pending = undefined;

@@ -396,39 +396,35 @@ describe('what Services and EndpointSlices say, as sources hand them over', () =
   it('endpoint addresses no client could use, or of the other family than the slice, are ignored with a count', () => {
     const { fed, ask } = federation();
     const a = fed.addCluster(settings('a', { addressMode: 'endpoints' }));
-    const v4 = slimEndpointSlice({
-      metadata: { namespace: 'ns', name: 'web-v4', labels: { 'kubernetes.io/service-name': 'web' } },
-      addressType: 'IPv4',
-      endpoints: [
-        { addresses: ['10.0.0.1'] },
-        { addresses: ['0.0.0.0'] },
-        { addresses: ['127.0.0.1'] },
-        { addresses: ['255.255.255.255'] },
-        { addresses: ['169.254.1.1'] },
-        { addresses: ['224.0.0.5'] },
-        { addresses: ['2001:db8::66'] }, // IPv6 in an IPv4 slice
-        { addresses: ['240.0.0.7', '100.64.0.1'] }, // class E and shared address space are addresses pods may have
-      ],
-    });
-    const v6 = slimEndpointSlice({
-      metadata: { namespace: 'ns', name: 'web-v6', labels: { 'kubernetes.io/service-name': 'web' } },
-      addressType: 'IPv6',
-      endpoints: [
-        { addresses: ['2001:db8::1'] },
-        { addresses: ['::'] },
-        { addresses: ['::1'] },
-        { addresses: ['fe80::1'] },
-        { addresses: ['ff02::1'] },
-        { addresses: ['10.0.0.9'] },
-        // The IPv4 address inside an IPv4-mapped or IPv4-compatible one decides.
-        { addresses: ['::ffff:127.0.0.1', '::ffff:0.0.0.0', '::127.0.0.1', '::ffff:10.0.0.2'] },
-      ],
-    });
+    // A slice of the service web: each list is one endpoint's addresses.
+    const webSlice = (name: string, addressType: string | undefined, endpoints: string[][]) =>
+      slimEndpointSlice({
+        metadata: { namespace: 'ns', name, labels: { 'kubernetes.io/service-name': 'web' } },
+        ...(addressType ? { addressType } : {}),
+        endpoints: endpoints.map((addresses) => ({ addresses })),
+      });
+    const v4 = webSlice('web-v4', 'IPv4', [
+      ['10.0.0.1'],
+      ['0.0.0.0'],
+      ['127.0.0.1'],
+      ['255.255.255.255'],
+      ['169.254.1.1'],
+      ['224.0.0.5'],
+      ['2001:db8::66'], // IPv6 in an IPv4 slice
+      ['240.0.0.7', '100.64.0.1'], // class E and shared address space are addresses pods may have
+    ]);
+    const v6 = webSlice('web-v6', 'IPv6', [
+      ['2001:db8::1'],
+      ['::'],
+      ['::1'],
+      ['fe80::1'],
+      ['ff02::1'],
+      ['10.0.0.9'],
+      // The IPv4 address inside an IPv4-mapped or IPv4-compatible one decides.
+      ['::ffff:127.0.0.1', '::ffff:0.0.0.0', '::127.0.0.1', '::ffff:10.0.0.2'],
+    ]);
     // No addressType (a manifest file may leave it out): either family, the same checks.
-    const untyped = slimEndpointSlice({
-      metadata: { namespace: 'ns', name: 'web-any', labels: { 'kubernetes.io/service-name': 'web' } },
-      endpoints: [{ addresses: ['10.0.0.3', '2001:db8::3', '127.0.0.2'] }],
-    });
+    const untyped = webSlice('web-any', undefined, [['10.0.0.3', '2001:db8::3', '127.0.0.2']]);
     seed(a, [svc('web', []), v4, v6, untyped]);
     fed.rebuild();
     expect(addrs(ask('web.ns.fed.example.com.'))).toEqual(['10.0.0.1', '10.0.0.3', '100.64.0.1', '240.0.0.7']);
