@@ -422,8 +422,9 @@ export class Responder {
   private answerSigned(msg: Buffer, q: ParsedQuery, transport: Transport, conn?: ConnectionWriter, remote?: string): Buffer | null {
     const v = verifyRequest(msg, q.tsigOffset, this.tsigKeys);
     if (!v.ok) {
-      // A TSIG record that cannot even be read is a malformed query (RFC 8945 5.2).
-      if (!v.tsig) return this.finish(msg, q, transport, Rcode.FORMERR, false, undefined, true);
+      // A TSIG record that cannot even be read, or a MAC size no signer may send, is a malformed
+      // query (RFC 8945 5.2, 5.2.2.1).
+      if (!v.tsig || v.formerr) return this.finish(msg, q, transport, Rcode.FORMERR, false, undefined, true);
       return this.finish(msg, q, transport, Rcode.NOTAUTH, false, undefined, true, false, 0, tsigErrorTail(v.tsig, v.error, v.key));
     }
     this.signer = new ResponseSigner(v.key, v.tsig);

@@ -102,8 +102,10 @@ export class ZoneTransfers {
       if (!v.ok) {
         this.problems.warn('transfer-badtsig', { client: from, type, reason: v.reason }, 'zone transfer refused: TSIG');
         this.stats?.(type, 'badtsig');
-        // NOTAUTH with the TSIG error (BADKEY, BADSIG, BADTIME) in a TSIG RR (RFC 8945 5.2).
-        return responder.build(msg, q, transport, Rcode.NOTAUTH, false, undefined, true, false, 0, v.tsig && tsigErrorTail(v.tsig, v.error, v.key));
+        // A TSIG that cannot be read, or a MAC size no signer may send, is FORMERR; otherwise
+        // NOTAUTH with the TSIG error (BADKEY, BADSIG, BADTIME, BADTRUNC) in a TSIG RR (RFC 8945 5.2).
+        if (!v.tsig || v.formerr) return responder.build(msg, q, transport, Rcode.FORMERR, false, undefined, true);
+        return responder.build(msg, q, transport, Rcode.NOTAUTH, false, undefined, true, false, 0, tsigErrorTail(v.tsig, v.error, v.key));
       }
       signer = new ResponseSigner(v.key, v.tsig);
     }

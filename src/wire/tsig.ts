@@ -37,7 +37,7 @@ export interface TsigKey {
 }
 
 /** TSIG error codes (RFC 8945 3). */
-export const TsigError = { BADSIG: 16, BADKEY: 17, BADTIME: 18 } as const;
+export const TsigError = { BADSIG: 16, BADKEY: 17, BADTIME: 18, BADTRUNC: 22 } as const;
 
 export interface TsigRecord {
   keyName: string;
@@ -112,7 +112,14 @@ function unsigned(msg: Buffer, t: TsigRecord): Buffer {
   return m;
 }
 
-export type VerifyResult = { ok: true; key: TsigKey; tsig: TsigRecord } | { ok: false; error: number; reason: string; tsig?: TsigRecord; key?: TsigKey };
+/**
+ * A failed verification: `error` is the TSIG error for a NOTAUTH answer; without `tsig` (the
+ * record could not be read) or with `formerr` (a MAC size no signer may send) the request is
+ * malformed and answered FORMERR.
+ */
+export type VerifyResult =
+  | { ok: true; key: TsigKey; tsig: TsigRecord }
+  | { ok: false; error: number; reason: string; tsig?: TsigRecord; key?: TsigKey; formerr?: boolean };
 
 export function verifyRequest(msg: Buffer, offset: number, keys: TsigKey[], nowSeconds = Math.floor(Date.now() / 1000)): VerifyResult {
   let t: TsigRecord;
@@ -126,7 +133,13 @@ export function verifyRequest(msg: Buffer, offset: number, keys: TsigKey[], nowS
   const expect = hmac(key)
     .update(Buffer.concat([unsigned(msg, t), variables(key, t.timeSigned, t.fudge, t.error, t.other, false)]))
     .digest();
-  if (t.mac.length !== expect.length || !timingSafeEqual(t.mac, expect)) return { ok: false, error: TsigError.BADSIG, reason: `bad signature with key ${key.name}`, tsig: t, key };
+  // RFC 8945 5.2.2.1: longer than the hash, or shorter than max(10, half the hash), is malformed.
+  if (t.mac.length > expect.length || t.mac.length < Math.max(10, expect.length / 2)) {
+    return { ok: false, error: TsigError.BADSIG, reason: `MAC of ${t.mac.length} bytes for ${key.algorithm}`, tsig: t, key, formerr: true };
+  }
+  if (!timingSafeEqual(t.mac, expect.subarray(0, t.mac.length))) return { ok: false, error: TsigError.BADSIG, reason: `bad signature with key ${key.name}`, tsig: t, key };
+  // A truncated MAC that verifies is still refused: fedns's policy is full-length MACs only.
+  if (t.mac.length < expect.length) return { ok: false, error: TsigError.BADTRUNC, reason: `MAC truncated to ${t.mac.length} of ${expect.length} bytes`, tsig: t, key };
   if (Math.abs(nowSeconds - t.timeSigned) > t.fudge) return { ok: false, error: TsigError.BADTIME, reason: 'signature time outside the fudge window', tsig: t, key };
   return { ok: true, key, tsig: t };
 }

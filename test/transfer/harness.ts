@@ -412,6 +412,16 @@ export function lastAdditionalOffset(buf: Buffer): number {
   return ar > 0 ? last : -1;
 }
 
+/** A TSIG-signed message with its MAC replaced by `mac` (MAC size and RDLENGTH follow). */
+export function withTsigMac(signed: Buffer, mac: Buffer): Buffer {
+  const t = readTsig(signed, lastAdditionalOffset(signed));
+  const macAt = signed.length - 6 - t.other.length - t.mac.length;
+  const out = Buffer.concat([signed.subarray(0, macAt - 2), u16(mac.length), mac, signed.subarray(macAt + t.mac.length)]);
+  const rdlenAt = t.offset + nameToWire(t.keyName).length + 8;
+  out.writeUInt16BE(out.readUInt16BE(rdlenAt) + mac.length - t.mac.length, rdlenAt);
+  return out;
+}
+
 function u16(v: number): Buffer {
   const b = Buffer.alloc(2);
   b.writeUInt16BE(v);

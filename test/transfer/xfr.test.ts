@@ -44,6 +44,7 @@ import {
   tsigKey,
   udpExchange,
   verifyResponseTsig,
+  withTsigMac,
   xfrQuery,
   ZONE,
   zoneLines,
@@ -546,6 +547,15 @@ describe('TSIG', () => {
     const reqMac = readTsig(signed, lastAdditionalOffset(signed)).mac;
     expect(verifyResponseTsig(reqMac, [reply!], KEY, false)).toBeUndefined();
     expect(p.logs.find('zone transfer refused: TSIG', (x) => /outside the fudge/.test(String(x.reason))).length).toBe(1);
+  });
+
+  // After the tests above: refused-transfer logs are throttled to five lines a minute.
+  it('a truncated MAC gets NOTAUTH/BADTRUNC, and a MAC size no signer may send gets FORMERR', async () => {
+    const signed = xfrQuery('AXFR', { key: KEY });
+    const mac = readTsig(signed, lastAdditionalOffset(signed)).mac;
+    expectTsigError(await tcpExchange(p.port, withTsigMac(signed, mac.subarray(0, 20))), TsigError.BADTRUNC, 'xfr-key.');
+    expect(header((await tcpExchange(p.port, withTsigMac(signed, mac.subarray(0, 8))))!).rcode).toBe(Rcode.FORMERR);
+    expect(p.logs.find('zone transfer refused: TSIG', (x) => /MAC truncated to 20 of 32 bytes/.test(String(x.reason))).length).toBe(1);
   });
 
   it('a signed request refused for another reason (AXFR over UDP) gets a signed refusal', async () => {

@@ -11,7 +11,7 @@ import { createLogger } from '../../src/ops/log.js';
 import { readTsig, signRequest } from '../../src/wire/tsig.js';
 import { DEMO_CONFIG } from '../support/demo.js';
 import { seed, testFederationSettings, type SeedObject } from '../support/federation.js';
-import { lastAdditionalOffset, verifyResponseTsig } from '../transfer/harness.js';
+import { lastAdditionalOffset, verifyResponseTsig, withTsigMac } from '../transfer/harness.js';
 
 let fed: Federation;
 let responder: Responder;
@@ -378,6 +378,33 @@ describe('hostile names and failures on the answer path', () => {
     const at = q.indexOf(Buffer.from([1, 0x61, 1, 0x62, 0]), 12 + 13 + 4);
     const oneLabel = Buffer.concat([q.subarray(0, at), Buffer.from([3, 0x61, 0x2e, 0x62, 0]), q.subarray(at + 5)]);
     expect(decodeMessage(r.answer(oneLabel, 'udp')!).rcode).toBe(Rcode.NOTAUTH);
+  });
+
+  // RFC 8945 5.2.2.1: a MAC longer than the hash, or shorter than max(10, half the hash), is
+  // FORMERR; a truncation within those bounds is refused by fedns's policy (full MACs only) with
+  // BADTRUNC, once the truncated MAC has verified.
+  it('a truncated or oversized TSIG MAC gets FORMERR or BADTRUNC, never BADSIG for a good key', () => {
+    const r = new Responder(() => fed.snapshot);
+    r.tsigKeys = [KEY];
+    const signed = signRequest(encodeMessage({ id: 78, questions: [{ name: 'example.com.', type: RRType.SOA, class: 1 }] }), KEY);
+    const t = readTsig(signed, lastAdditionalOffset(signed));
+    const withMac = (mac: Buffer): Buffer => withTsigMac(signed, mac);
+    const tsigErrorOf = (out: Buffer) => readTsig(out, lastAdditionalOffset(out));
+    expect(decodeMessage(r.answer(withMac(t.mac), 'udp')!).rcode).toBe(Rcode.NOERROR);
+
+    const truncated = r.answer(withMac(t.mac.subarray(0, 16)), 'udp')!;
+    expect(decodeMessage(truncated).rcode).toBe(Rcode.NOTAUTH);
+    expect(tsigErrorOf(truncated)).toMatchObject({ error: 22, keyName: 'xfr-key.' }); // BADTRUNC
+    expect(tsigErrorOf(truncated).mac.length).toBe(0);
+
+    const wrongTruncated = r.answer(withMac(Buffer.alloc(16, 7)), 'udp')!;
+    expect(tsigErrorOf(wrongTruncated).error).toBe(16); // BADSIG
+
+    for (const mac of [t.mac.subarray(0, 15), t.mac.subarray(0, 9), Buffer.alloc(0), Buffer.concat([t.mac, Buffer.alloc(8)])]) {
+      const out = r.answer(withMac(mac), 'tcp');
+      expect(decodeMessage(out!).rcode, `MAC of ${mac.length} bytes`).toBe(Rcode.FORMERR);
+    }
+    expect(r.answerErrors).toBe(0);
   });
 
   it('an exception while answering is counted, logged a few times a minute, and answered SERVFAIL with question and OPT', () => {
