@@ -154,6 +154,12 @@ export class ClientMap {
     }
     const groups: number[] = [];
     for (let i = 0; i < 8; i++) groups.push(((address[2 * i] ?? 0) << 8) | (address[2 * i + 1] ?? 0));
+    // ::ffff:a.b.c.d/96+n is the IPv4 subnet a.b.c.d/n, as a mapped source address is an IPv4
+    // client (lookup); its scope goes back into the option's IPv6 bits.
+    if (source >= 96 && groups[5] === 0xffff && groups.slice(0, 5).every((g) => g === 0)) {
+      const m = this.lookup4(groups[6] * 65536 + groups[7], source - 96);
+      return m && { ...m, scope: m.scope + 96 };
+    }
     return this.lookup6(groups, source);
   }
 

@@ -124,6 +124,21 @@ describe('client map', () => {
     expect(flat.lookupSubnet(1, Buffer.from([172, 20, 1]), 24)).toMatchObject({ scope: 12 });
     expect(map.lookupSubnet(2, Buffer.from([0x20, 0x01, 0x0d, 0xb8, 0, 1]), 48)?.network).toBe('2001:db8:1::/48');
   });
+
+  // As a source address ::ffff:10.8.1.8 is the IPv4 client 10.8.1.8; so is an ECS subnet written
+  // that way, with its scope counted in the option's own (IPv6) bits.
+  it('places an ECS subnet written as IPv4-mapped IPv6 as its IPv4 network, scope in IPv6 bits', () => {
+    const mapped = (v4: number[], source: number) => map.lookupSubnet(2, Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...v4]), source);
+    expect(mapped([10, 8, 1, 7], 128)).toMatchObject({ network: '10.8.1.7', place: { cluster: 'node' }, scope: 128 });
+    expect(mapped([10, 8, 2, 0], 120)).toMatchObject({ network: '10.8.0.0/14', scope: 120 });
+    expect(mapped([172, 20, 1, 0], 120)).toBeUndefined();
+    const flat = new ClientMap([{ network: '172.16.0.0/12', place: p('flat') }]);
+    expect(flat.lookupSubnet(2, Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 172, 20, 1]), 120)).toMatchObject({ scope: 108 });
+    // A prefix shorter than 96 bits is not inside the mapped space: not an IPv4 subnet.
+    expect(flat.lookupSubnet(2, Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff]), 88)).toBeUndefined();
+    // Asked again, the cached whole-address match keeps its IPv4 scope.
+    expect(map.lookupSubnet(1, Buffer.from([10, 8, 1, 7]), 32)).toMatchObject({ network: '10.8.1.7', scope: 32 });
+  });
 });
 
 describe('client map from the configuration', () => {
