@@ -195,6 +195,8 @@ export class ZoneBuilder {
     this.current = this.snapshot();
     this.setApex(apex);
     this.publish();
+    // The apex as made here is the first serial's content, not a change after it.
+    this.pendingUnlisted = 0;
   }
 
   get snapshotNow(): ZoneSnapshot {
@@ -365,7 +367,8 @@ export class ZoneBuilder {
   }
 
   /** The change since the last publish, each name from its node then to its node now (listed when read). */
-  private takeChanges(): NodeChanges {
+  /** `held`: no new serial comes of this publish, so its unlisted records wait for the next one. */
+  private takeChanges(held: boolean): NodeChanges {
     const nodes: NodeChange[] = [];
     let size = 0;
     for (const c of this.changed.values()) {
@@ -377,7 +380,7 @@ export class ZoneBuilder {
     }
     this.changed.clear();
     const change = new NodeChanges(nodes, size, this.pendingUnlisted);
-    this.pendingUnlisted = 0;
+    if (!held) this.pendingUnlisted = 0;
     return change;
   }
 
@@ -443,7 +446,11 @@ export class ZoneBuilder {
 
   /** Publishes the changes made since the last publish as a new snapshot; returns its change set. */
   publish(): { snapshot: ZoneSnapshot; change: ZoneChange } | undefined {
-    const change = this.takeChanges();
+    // Not ready before or now: only the apex answers and no transfer is served, so the records of
+    // a sync in progress take no serial; the first ready publish takes one, its change counting
+    // every record since the last serial as unlisted. An SOA change shows at the apex: a serial.
+    const held = !this.ready && !this.current.ready && !this.soaChanged;
+    const change = this.takeChanges(held);
     const records = change.size + change.unlisted > 0;
     const touched = this.draft !== undefined;
     if (this.draft) {
@@ -453,7 +460,7 @@ export class ZoneBuilder {
     const soa = this.soaChanged;
     if (!records && !touched && !soa && this.ready === this.current.ready) return undefined;
     this.soaChanged = false;
-    if (records || soa) this.serial = nextSerial(this.serial);
+    if ((records && !held) || soa) this.serial = nextSerial(this.serial);
     this.current = this.snapshot();
     return { snapshot: this.current, change };
   }
