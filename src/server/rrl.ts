@@ -1,7 +1,8 @@
 // Response rate limiting (RRL) for UDP, as BIND, Knot and NSD do it: a spoofed-source flood must
 // not turn fedns into an amplifier. Responses are counted per client prefix and response kind in
 // BIND's credit window; over the rate they are dropped, and every `slip`th dropped one goes out as
-// a bare TC=1 header + question so a real client behind that prefix retries over TCP.
+// a bare TC=1 header + question (+ OPT, and TSIG when the query was signed) so a real client
+// behind that prefix retries over TCP.
 import { LRUCache } from 'lru-cache';
 import { AddressAcl, ipv4Number, ipv6Groups, unmapped } from '../acl.js';
 
@@ -74,8 +75,12 @@ export class ResponseRateLimiter {
     return this.table.size;
   }
 
-  /** The UDP response to send to `address`: `out` itself, a truncated slip, or null to drop it. */
-  filter(out: Buffer, address: string): Buffer | null {
+  /**
+   * The UDP response to send to `address`: `out` itself, a truncated slip, or null to drop it.
+   * A signed response (its TSIG last) slips as SLIP_SIGNED: its MAC covers the whole message, so
+   * the truncated one must be signed anew by whoever holds the key (the responder).
+   */
+  filter(out: Buffer, address: string): Buffer | null | typeof SLIP_SIGNED {
     if (out.length < 12) return out;
     const rcode = out[3] & 0xf;
     const kind = rcode === 0 ? (out[6] | out[7] ? ANSWER : NODATA) : rcode === 3 ? NXDOMAIN : ERROR;
@@ -115,7 +120,7 @@ export class ResponseRateLimiter {
     const slip = this.settings.slip;
     if (slip > 0 && ++a.limited % slip === 0) {
       this.counts[kind * 2 + 1]++;
-      return truncated(out, qend);
+      return truncated(out, qend) ?? SLIP_SIGNED;
     }
     this.counts[kind * 2]++;
     return null;
@@ -173,8 +178,13 @@ function nameText(m: Buffer, qend: number): string {
  * Header, question and OPT only, TC=1: the client learns to ask again over TCP (RFC 7766 5). The
  * OPT of a response to an EDNS query stays (RFC 6891 7), and with it an extended rcode (BADVERS).
  */
-function truncated(out: Buffer, qend: number): Buffer {
-  const opt = optRecord(out, qend);
+/** filter()'s verdict for a signed response to slip: the responder answers the query again, truncated and signed. */
+export const SLIP_SIGNED: unique symbol = Symbol('slip signed');
+
+/** The slip of `out`: header, question and OPT, TC=1; undefined for a signed response (SLIP_SIGNED). */
+function truncated(out: Buffer, qend: number): Buffer | undefined {
+  const { opt, signed } = additional(out, qend);
+  if (signed) return undefined;
   const s = Buffer.allocUnsafe(qend + (opt ? opt[1] - opt[0] : 0));
   out.copy(s, 0, 0, qend);
   if (opt) out.copy(s, qend, opt[0], opt[1]);
@@ -185,15 +195,19 @@ function truncated(out: Buffer, qend: number): Buffer {
   return s;
 }
 
-/** [start, end) of the response's OPT record, or undefined (none, or the records cannot be walked). */
-function optRecord(m: Buffer, qend: number): [number, number] | undefined {
+/**
+ * [start, end) of the response's OPT record (none, or the records cannot be walked: undefined),
+ * and whether it ends with a TSIG.
+ */
+function additional(m: Buffer, qend: number): { opt?: [number, number]; signed: boolean } {
   const records = m.readUInt16BE(6) + m.readUInt16BE(8) + m.readUInt16BE(10);
+  let opt: [number, number] | undefined;
   let o = qend > 12 ? qend : 12;
   for (let i = 0; i < records; i++) {
     const start = o;
     // Owner name: labels, ended by a root byte or a compression pointer.
     for (;;) {
-      if (o >= m.length) return undefined;
+      if (o >= m.length) return { opt, signed: false };
       const l = m[o];
       if (l === 0) {
         o++;
@@ -203,14 +217,16 @@ function optRecord(m: Buffer, qend: number): [number, number] | undefined {
         o += 2;
         break;
       }
-      if (l & 0xc0) return undefined;
+      if (l & 0xc0) return { opt, signed: false };
       o += l + 1;
     }
-    if (o + 10 > m.length) return undefined;
+    if (o + 10 > m.length) return { opt, signed: false };
     const end = o + 10 + m.readUInt16BE(o + 8);
-    if (end > m.length) return undefined;
-    if (m.readUInt16BE(o) === 41 && i >= records - m.readUInt16BE(10)) return [start, end];
+    if (end > m.length) return { opt, signed: false };
+    const type = m.readUInt16BE(o);
+    if (type === 41 && i >= records - m.readUInt16BE(10)) opt = [start, end];
+    if (type === 250 && i === records - 1) return { opt, signed: true };
     o = end;
   }
-  return undefined;
+  return { opt, signed: false };
 }

@@ -9,7 +9,9 @@ import { loadConfig } from '../../src/config/load.js';
 import { Rcode, RRType } from '../../src/wire/constants.js';
 import { decodeMessage, encodeQuery } from '../../src/wire/message.js';
 import { createLogger } from '../../src/ops/log.js';
+import { readTsig, signRequest } from '../../src/wire/tsig.js';
 import { demoCopy } from '../support/demo.js';
+import { lastAdditionalOffset, tsigKey, verifyResponseTsig } from '../transfer/harness.js';
 
 const running: { server: Fedns; cleanup(): void }[] = [];
 afterEach(async () => {
@@ -117,6 +119,38 @@ describe('ops listener', () => {
     expect(replies).toBe(25 - dropped);
     expect([...rcodes]).toEqual([Rcode.NXDOMAIN]);
     expect(metric(m.body, 'fedns_rrl_responses_total', 'kind="answer",action="dropped"')).toBe(0);
+  });
+
+  // A slipped answer tells the client to ask again over TCP; to a signed query it must be signed
+  // (RFC 8945 5.3), or the client (a secondary checking the serial) discards it as forged.
+  it('slips a signed, EDNS answer as TC=1 that keeps its OPT and is signed', async () => {
+    const secret = Buffer.from('0123456789abcdef0123456789abcdef').toString('base64');
+    const key = tsigKey('xfr-key.', secret);
+    const { server } = await start(
+      (y) => `${y}rateLimit: { responsesPerSecond: 5, slip: 2 }\ntransfer: { allow: [127.0.0.1], tsig: [{ name: xfr-key., algorithm: hmac-sha256, secret: "${secret}" }] }\n`,
+    );
+    const { port } = server.dns.addresses()[0];
+    await until(() => server.federation.snapshot.ready, (ready) => ready);
+    const sock = createSocket('udp4');
+    const macs = new Map<number, Buffer>();
+    const replies: Buffer[] = [];
+    sock.on('message', (m) => replies.push(m));
+    for (let i = 0; i < 25; i++) {
+      const q = signRequest(encodeQuery(`missing-${i}.default.fed.example.com.`, RRType.A, { id: 1000 + i, edns: {} }), key);
+      macs.set(1000 + i, readTsig(q, lastAdditionalOffset(q)).mac);
+      sock.send(q, port, '127.0.0.1');
+    }
+    await until(() => replies.length, (n) => n >= 15);
+    await new Promise((r) => setTimeout(r, 100));
+    sock.close();
+    const slipped = replies.filter((m) => decodeMessage(m).tc);
+    expect(slipped.length).toBeGreaterThanOrEqual(5);
+    for (const m of replies) {
+      const d = decodeMessage(m);
+      expect(d.edns, `reply ${d.id}`).toBeDefined();
+      expect(verifyResponseTsig(macs.get(d.id)!, [m], key), `reply ${d.id} tc=${d.tc}`).toBeUndefined();
+      if (d.tc) expect([d.rcode, d.answers.length, d.authorities.length, d.questions.length]).toEqual([Rcode.NXDOMAIN, 0, 0, 1]);
+    }
   });
 
   it('gives /zone only to clients allowed to transfer the zone', async () => {
