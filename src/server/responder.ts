@@ -223,13 +223,11 @@ export class Responder {
   /**
    * The response to `msg`, or null when the packet deserves no answer. Never throws: an exception
    * while answering is a bug, counted (answerErrors), logged a few times a minute, and answered
-   * SERVFAIL, with the question and OPT when they could be read. `slip`: the query is answered
-   * again as rate limiting's slip, TC=1 without records (signed when the query was).
+   * SERVFAIL, with the question and OPT when they could be read.
    */
-  answer(msg: Buffer, transport: Transport, conn?: ConnectionWriter, remote?: string, slip = false): Buffer | null {
+  answer(msg: Buffer, transport: Transport, conn?: ConnectionWriter, remote?: string): Buffer | null {
     this.parsed = -1;
     this.ecsEcho = undefined;
-    this.slip = slip;
     try {
       return this.respond(msg, transport, conn, remote);
     } catch (e) {
@@ -249,7 +247,6 @@ export class Responder {
       }
     } finally {
       this.ecsEcho = undefined;
-      this.slip = false;
     }
   }
 
@@ -341,11 +338,6 @@ export class Responder {
 
   /** ECS source prefix length of the query being answered (-1: none used), set by identify(). */
   private ecsSource = -1;
-  /**
-   * Answering a query again for response rate limiting's slip (answer()'s `slip`): TC=1 with no
-   * records, OPT and TSIG kept, not counted again.
-   */
-  private slip = false;
 
   /**
    * Who asks: the ECS option's subnet when ECS is on and the query has one, else the source
@@ -644,8 +636,7 @@ export class Responder {
     tail: ResponseTail | undefined = this.signer,
   ): Buffer {
     const out = this.build(msg, q, transport, rcode, aa, enc, withQuestion, stale, rotation, tail);
-    // A slip answers a query already counted.
-    if (!this.slip) this.opts.observer?.(transport, q.qtype, rcode, q);
+    this.opts.observer?.(transport, q.qtype, rcode, q);
     return out;
   }
 
@@ -698,9 +689,7 @@ export class Responder {
     let nscount = 0;
     let arcount = 0;
     let tc = false;
-    if (this.slip) {
-      tc = true;
-    } else if (enc) {
+    if (enc) {
       const room = limit - qEnd - optLen - tailSize;
       if (enc.required > room) {
         tc = true;

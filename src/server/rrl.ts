@@ -1,8 +1,7 @@
 // Response rate limiting (RRL) for UDP, as BIND, Knot and NSD do it: a spoofed-source flood must
 // not turn fedns into an amplifier. Responses are counted per client prefix and response kind in
 // BIND's credit window; over the rate they are dropped, and every `slip`th dropped one goes out as
-// a bare TC=1 header + question (+ OPT, and TSIG when the query was signed) so a real client
-// behind that prefix retries over TCP.
+// a bare TC=1 header + question so a real client behind that prefix retries over TCP.
 import { LRUCache } from 'lru-cache';
 import { AddressAcl, ipv4Number, ipv6Groups, unmapped } from '../acl.js';
 
@@ -75,12 +74,8 @@ export class ResponseRateLimiter {
     return this.table.size;
   }
 
-  /**
-   * The UDP response to send to `address`: `out` itself, a truncated slip, or null to drop it.
-   * A signed response (its TSIG last) slips as SLIP_SIGNED: its MAC covers the whole message, so
-   * the truncated one must be signed anew by whoever holds the key (the responder).
-   */
-  filter(out: Buffer, address: string): Buffer | null | typeof SLIP_SIGNED {
+  /** The UDP response to send to `address`: `out` itself, a truncated slip, or null to drop it. */
+  filter(out: Buffer, address: string): Buffer | null {
     if (out.length < 12) return out;
     const rcode = out[3] & 0xf;
     const kind = rcode === 0 ? (out[6] | out[7] ? ANSWER : NODATA) : rcode === 3 ? NXDOMAIN : ERROR;
@@ -120,7 +115,7 @@ export class ResponseRateLimiter {
     const slip = this.settings.slip;
     if (slip > 0 && ++a.limited % slip === 0) {
       this.counts[kind * 2 + 1]++;
-      return truncated(out, qend) ?? SLIP_SIGNED;
+      return truncated(out, qend);
     }
     this.counts[kind * 2]++;
     return null;
@@ -178,13 +173,8 @@ function nameText(m: Buffer, qend: number): string {
  * Header, question and OPT only, TC=1: the client learns to ask again over TCP (RFC 7766 5). The
  * OPT of a response to an EDNS query stays (RFC 6891 7), and with it an extended rcode (BADVERS).
  */
-/** filter()'s verdict for a signed response to slip: the responder answers the query again, truncated and signed. */
-export const SLIP_SIGNED: unique symbol = Symbol('slip signed');
-
-/** The slip of `out`: header, question and OPT, TC=1; undefined for a signed response (SLIP_SIGNED). */
-function truncated(out: Buffer, qend: number): Buffer | undefined {
-  const { opt, signed } = additional(out, qend);
-  if (signed) return undefined;
+function truncated(out: Buffer, qend: number): Buffer {
+  const opt = optRecord(out, qend);
   const s = Buffer.allocUnsafe(qend + (opt ? opt[1] - opt[0] : 0));
   out.copy(s, 0, 0, qend);
   if (opt) out.copy(s, qend, opt[0], opt[1]);
@@ -195,19 +185,15 @@ function truncated(out: Buffer, qend: number): Buffer | undefined {
   return s;
 }
 
-/**
- * [start, end) of the response's OPT record (none, or the records cannot be walked: undefined),
- * and whether it ends with a TSIG.
- */
-function additional(m: Buffer, qend: number): { opt?: [number, number]; signed: boolean } {
+/** [start, end) of the response's OPT record, or undefined (none, or the records cannot be walked). */
+function optRecord(m: Buffer, qend: number): [number, number] | undefined {
   const records = m.readUInt16BE(6) + m.readUInt16BE(8) + m.readUInt16BE(10);
-  let opt: [number, number] | undefined;
   let o = qend > 12 ? qend : 12;
   for (let i = 0; i < records; i++) {
     const start = o;
     // Owner name: labels, ended by a root byte or a compression pointer.
     for (;;) {
-      if (o >= m.length) return { opt, signed: false };
+      if (o >= m.length) return undefined;
       const l = m[o];
       if (l === 0) {
         o++;
@@ -217,16 +203,14 @@ function additional(m: Buffer, qend: number): { opt?: [number, number]; signed: 
         o += 2;
         break;
       }
-      if (l & 0xc0) return { opt, signed: false };
+      if (l & 0xc0) return undefined;
       o += l + 1;
     }
-    if (o + 10 > m.length) return { opt, signed: false };
+    if (o + 10 > m.length) return undefined;
     const end = o + 10 + m.readUInt16BE(o + 8);
-    if (end > m.length) return { opt, signed: false };
-    const type = m.readUInt16BE(o);
-    if (type === 41 && i >= records - m.readUInt16BE(10)) opt = [start, end];
-    if (type === 250 && i === records - 1) return { opt, signed: true };
+    if (end > m.length) return undefined;
+    if (m.readUInt16BE(o) === 41 && i >= records - m.readUInt16BE(10)) return [start, end];
     o = end;
   }
-  return { opt, signed: false };
+  return undefined;
 }

@@ -6,7 +6,7 @@ import { createServer, isIP, isIPv6, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { ConnectionWriter, UNSENT_BOUND } from './connection.js';
 import type { Responder } from './responder.js';
-import { SLIP_SIGNED, type ResponseRateLimiter } from './rrl.js';
+import type { ResponseRateLimiter } from './rrl.js';
 import { BatchSocket, UDP_STATS, type UdpChoice, type UdpStats } from './udp-batch.js';
 import { listenError } from '../listen-error.js';
 import { ThrottledLog } from '../throttled-log.js';
@@ -99,13 +99,7 @@ export class DnsServer {
       return null;
     }
     if (!out) return null;
-    if (this.rrl !== undefined) {
-      const kept = this.rrl.filter(out, address);
-      if (kept === null) return null;
-      // A signed slip is the same query answered again with TC=1, and signed.
-      out = kept === SLIP_SIGNED ? this.responder.answer(msg, 'udp', undefined, address, true) : kept;
-      if (!out) return null;
-    }
+    if (this.rrl !== undefined && (out = this.rrl.filter(out, address)) === null) return null;
     this.onLatency?.('udp', (performance.now() - t0) / 1000);
     return out;
   }

@@ -138,9 +138,10 @@ export function verifyRequest(msg: Buffer, offset: number, keys: TsigKey[], nowS
     return { ok: false, error: TsigError.BADSIG, reason: `MAC of ${t.mac.length} bytes for ${key.algorithm}`, tsig: t, key, formerr: true };
   }
   if (!timingSafeEqual(t.mac, expect.subarray(0, t.mac.length))) return { ok: false, error: TsigError.BADSIG, reason: `bad signature with key ${key.name}`, tsig: t, key };
+  // The time is checked before the truncation (RFC 8945 5.2.3, 5.2.4).
+  if (Math.abs(nowSeconds - t.timeSigned) > t.fudge) return { ok: false, error: TsigError.BADTIME, reason: 'signature time outside the fudge window', tsig: t, key };
   // A truncated MAC that verifies is still refused: fedns's policy is full-length MACs only.
   if (t.mac.length < expect.length) return { ok: false, error: TsigError.BADTRUNC, reason: `MAC truncated to ${t.mac.length} of ${expect.length} bytes`, tsig: t, key };
-  if (Math.abs(nowSeconds - t.timeSigned) > t.fudge) return { ok: false, error: TsigError.BADTIME, reason: 'signature time outside the fudge window', tsig: t, key };
   return { ok: true, key, tsig: t };
 }
 
@@ -188,15 +189,24 @@ function appendRR(msg: Buffer, owner: Buffer, rdata: Buffer): Buffer {
   return out;
 }
 
+/** Errors answered signed, as the request's MAC verified (RFC 8945 5.3.2): time, and a MAC shorter than policy allows. */
+function signedError(error: number, key: TsigKey | undefined): key is TsigKey {
+  return key !== undefined && (error === TsigError.BADTIME || error === TsigError.BADTRUNC);
+}
+
 /**
  * The TSIG of an error response to a request whose TSIG failed (RFC 8945 5.2, 5.3.2): the error
  * code travels in the TSIG RR, so one must be there. BADKEY and BADSIG: unsigned (MAC size 0),
  * key name, algorithm, time and fudge as the request had them. BADTIME: signed with the (known)
  * key, Time Signed copied from the request and the server's time as Other Data (5.2.3), so the
- * client can verify it and see the clock difference.
+ * client can verify it and see the clock difference. BADTRUNC: signed, over the request's
+ * truncated MAC (5.2.2.1).
  */
 export function tsigErrorResponse(msg: Buffer, request: TsigRecord, error: number, key?: TsigKey, nowSeconds = Math.floor(Date.now() / 1000)): Buffer {
-  if (error === TsigError.BADTIME && key) return new ResponseSigner(key, request, request.fudge).sign(msg, error, request.timeSigned, time48(nowSeconds));
+  if (signedError(error, key)) {
+    const signer = new ResponseSigner(key, request, request.fudge);
+    return error === TsigError.BADTIME ? signer.sign(msg, error, request.timeSigned, time48(nowSeconds)) : signer.sign(msg, error, nowSeconds);
+  }
   const id = msg.readUInt16BE(0);
   const rdata = Buffer.concat([nameToWire(request.algorithm), time48(request.timeSigned), u16(request.fudge), u16(0), u16(id), u16(error), u16(0)]);
   return appendRR(msg, nameToWire(request.keyName), rdata);
@@ -204,10 +214,9 @@ export function tsigErrorResponse(msg: Buffer, request: TsigRecord, error: numbe
 
 /** tsigErrorResponse() as a response tail, sized before the response is built. */
 export function tsigErrorTail(request: TsigRecord, error: number, key?: TsigKey): { size: number; append(msg: Buffer): Buffer } {
-  const size =
-    error === TsigError.BADTIME && key
-      ? new ResponseSigner(key, request, request.fudge).size + 6
-      : tsigLength(nameToWire(request.keyName).length, nameToWire(request.algorithm).length, 0, 0);
+  const size = signedError(error, key)
+    ? new ResponseSigner(key, request, request.fudge).size + (error === TsigError.BADTIME ? 6 : 0)
+    : tsigLength(nameToWire(request.keyName).length, nameToWire(request.algorithm).length, 0, 0);
   return { size, append: (msg) => tsigErrorResponse(msg, request, error, key) };
 }
 

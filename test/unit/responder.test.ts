@@ -395,7 +395,12 @@ describe('hostile names and failures on the answer path', () => {
     const truncated = r.answer(withMac(t.mac.subarray(0, 16)), 'udp')!;
     expect(decodeMessage(truncated).rcode).toBe(Rcode.NOTAUTH);
     expect(tsigErrorOf(truncated)).toMatchObject({ error: 22, keyName: 'xfr-key.' }); // BADTRUNC
-    expect(tsigErrorOf(truncated).mac.length).toBe(0);
+    // Signed (RFC 8945 5.3.2), over the truncated request MAC: the client can verify it.
+    expect(verifyResponseTsig(t.mac.subarray(0, 16), [truncated], KEY)).toBeUndefined();
+    // The time is checked first: a truncated MAC signed an hour ago is BADTIME.
+    const old = signRequest(encodeMessage({ id: 79, questions: [{ name: 'example.com.', type: RRType.SOA, class: 1 }] }), KEY, Math.floor(Date.now() / 1000) - 3600);
+    const oldMac = readTsig(old, lastAdditionalOffset(old)).mac;
+    expect(tsigErrorOf(r.answer(withTsigMac(old, oldMac.subarray(0, 16)), 'udp')!).error).toBe(18); // BADTIME
 
     const wrongTruncated = r.answer(withMac(Buffer.alloc(16, 7)), 'udp')!;
     expect(tsigErrorOf(wrongTruncated).error).toBe(16); // BADSIG
