@@ -361,7 +361,7 @@ export class Fedns {
     const settings = rateLimitSettings(c);
     if (settings && !this.rrl) this.rrl = new ResponseRateLimiter(settings);
     else if (settings && JSON.stringify(c.rateLimit) !== JSON.stringify(this.config.rateLimit)) this.rrl!.configure(settings);
-    this.dns.rrl = settings ? this.rrl : undefined;
+    this.responder.rrl = settings ? this.rrl : undefined;
   }
 
   private async openOps(c: Config): Promise<OpsServer | undefined> {

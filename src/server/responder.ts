@@ -16,6 +16,7 @@ import { Writer, WriteOverflow } from '../wire/writer.js';
 import type { Answer, ZoneNode } from '../zone/node.js';
 import type { ZoneSnapshot } from '../zone/snapshot.js';
 import { ResponseSigner, tsigErrorTail, verifyRequest, type TsigKey } from '../wire/tsig.js';
+import type { ResponseRateLimiter } from './rrl.js';
 import { pick, planFor, type ServiceLocality } from '../zone/locality.js';
 import type { ClientMap, ClientMatch } from '../client-map.js';
 
@@ -184,6 +185,10 @@ export class Responder {
   queryAcl?: AddressAcl;
   /** Keys that TSIG-signed queries may use (transfer.tsig). */
   tsigKeys: TsigKey[] = [];
+  /** Response rate limiting of UDP responses (rateLimit); undefined: off. */
+  rrl?: ResponseRateLimiter;
+  /** The source address of the query being answered (answer()'s `remote`), for rate limiting. */
+  private client?: string;
   /** The signer of the verified TSIG query being answered: every response to it is signed. */
   private signer?: ResponseSigner;
   /** NSID option bytes (code, length, identity), when NSID is answered. */
@@ -228,6 +233,7 @@ export class Responder {
   answer(msg: Buffer, transport: Transport, conn?: ConnectionWriter, remote?: string): Buffer | null {
     this.parsed = -1;
     this.ecsEcho = undefined;
+    this.client = remote;
     try {
       return this.respond(msg, transport, conn, remote);
     } catch (e) {
@@ -372,7 +378,7 @@ export class Responder {
     zone: ZoneSnapshot,
     conn?: ConnectionWriter,
     remote?: string,
-  ): Buffer {
+  ): Buffer | null {
     const match = this.identify(msg, q, conn, remote);
     const place = match?.place;
     if (this.ecsEcho !== undefined) {
@@ -559,7 +565,7 @@ export class Responder {
     return { bytes: Buffer.from(w.buf.subarray(start, w.off)), ancount, nscount, required, additional, rotate, turns };
   }
 
-  private negativeAnswer(msg: Buffer, q: ParsedQuery, transport: Transport, zone: ZoneSnapshot, rcode: number): Buffer {
+  private negativeAnswer(msg: Buffer, q: ParsedQuery, transport: Transport, zone: ZoneSnapshot, rcode: number): Buffer | null {
     if (this.negativeFor !== zone && this.otherNegativeFor !== zone) {
       // A new snapshot replaces the cache of its own zone (same apex); the other zone's stays.
       if (this.otherNegativeFor?.apexKey === zone.apexKey) {
@@ -596,7 +602,7 @@ export class Responder {
    * Class CH: the server's identity and version as TXT (when configured), not authoritative (no
    * zone behind them), as Knot DNS answers them; any other CH question is REFUSED.
    */
-  private chaosAnswer(msg: Buffer, q: ParsedQuery, transport: Transport): Buffer {
+  private chaosAnswer(msg: Buffer, q: ParsedQuery, transport: Transport): Buffer | null {
     const rr = q.qclass === RRClass.CH && q.qtype === RRType.TXT ? this.chaos.get(q.key) : undefined;
     if (!rr) return this.finish(msg, q, transport, Rcode.REFUSED, false, undefined, true);
     const w = this.w;
@@ -610,7 +616,7 @@ export class Responder {
     return this.finish(msg, q, transport, Rcode.NOERROR, false, enc, true);
   }
 
-  private apexSoa(msg: Buffer, q: ParsedQuery, transport: Transport, zone: ZoneSnapshot): Buffer {
+  private apexSoa(msg: Buffer, q: ParsedQuery, transport: Transport, zone: ZoneSnapshot): Buffer | null {
     const w = this.w;
     w.reset();
     w.off = 12;
@@ -634,7 +640,7 @@ export class Responder {
     stale = false,
     rotation = 0,
     tail: ResponseTail | undefined = this.signer,
-  ): Buffer {
+  ): Buffer | null {
     const out = this.build(msg, q, transport, rcode, aa, enc, withQuestion, stale, rotation, tail);
     this.opts.observer?.(transport, q.qtype, rcode, q);
     return out;
@@ -660,7 +666,8 @@ export class Responder {
    * Assembles a response: the query's header and question (`msg` up to q.questionEnd), the
    * sections of `enc` (RRsets rotated by `rotation`) as far as they fit, OPT when the query had
    * one, then `tail` (a TSIG) in the room kept for it. Answer and authority that do not fit give
-   * TC=1 with no records (RFC 2181 9); additional RRsets that do not fit are left out.
+   * TC=1 with no records (RFC 2181 9); additional RRsets that do not fit are left out. Over UDP,
+   * response rate limiting may hold the response back (null) or cut it to a slip.
    */
   build(
     msg: Buffer,
@@ -673,7 +680,7 @@ export class Responder {
     stale = false,
     rotation = 0,
     tail?: ResponseTail,
-  ): Buffer {
+  ): Buffer | null {
     const qEnd = withQuestion ? q.questionEnd : 12;
     const ede = stale && q.edns ? EDE_STALE : undefined;
     const ecs = q.edns ? this.ecsEcho : undefined;
@@ -731,7 +738,15 @@ export class Responder {
       if (ecs) o += ecs.copy(out, o);
       if (ede) ede.copy(out, o);
     }
-    return tail ? tail.append(out) : out;
+    // Rate limiting sees the response before it is signed: a slip (TC=1, header, question and
+    // OPT) is signed like any answer (RFC 8945 5.3), and a dropped one costs no signature.
+    let sent: Buffer = out;
+    if (transport === 'udp' && this.rrl !== undefined && this.client !== undefined) {
+      const kept = this.rrl.filter(out, this.client);
+      if (kept === null) return null;
+      sent = kept;
+    }
+    return tail ? tail.append(sent) : sent;
   }
 }
 

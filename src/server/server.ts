@@ -6,7 +6,6 @@ import { createServer, isIP, isIPv6, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { ConnectionWriter, UNSENT_BOUND } from './connection.js';
 import type { Responder } from './responder.js';
-import type { ResponseRateLimiter } from './rrl.js';
 import { BatchSocket, UDP_STATS, type UdpChoice, type UdpStats } from './udp-batch.js';
 import { listenError } from '../listen-error.js';
 import { ThrottledLog } from '../throttled-log.js';
@@ -50,9 +49,6 @@ export class DnsServer {
   /** Per-packet problems: a few log lines a minute, whatever clients send. */
   private readonly problems: ThrottledLog;
 
-  /** Response rate limiting of UDP answers; undefined: off. */
-  rrl?: ResponseRateLimiter;
-
   /** Called with each answered query's handling time in seconds. */
   onLatency?: (transport: 'udp' | 'tcp', seconds: number) => void;
 
@@ -93,13 +89,13 @@ export class DnsServer {
     const t0 = performance.now();
     let out: Buffer | null;
     try {
+      // Rate limiting (Responder.rrl) may hold the answer back: null.
       out = this.responder.answer(msg, 'udp', undefined, address);
     } catch (e) {
       this.problems.error('query-failed', { err: e, from: address }, 'query failed');
       return null;
     }
     if (!out) return null;
-    if (this.rrl !== undefined && (out = this.rrl.filter(out, address)) === null) return null;
     this.onLatency?.('udp', (performance.now() - t0) / 1000);
     return out;
   }

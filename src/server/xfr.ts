@@ -287,7 +287,8 @@ function* messagesOf(req: TransferRequest, apex: string, records: Iterable<RR>, 
     }
     if (counted) counted.records += count;
     const body: Encoded = { bytes: w.buf.subarray(start, w.off), ancount: count, nscount: 0, required: w.off - start, additional: [], turns: 1 };
-    yield req.responder.build(req.msg, req.head, 'tcp', Rcode.NOERROR, true, body, withQuestion, false, 0, req.signer);
+    // Over TCP nothing is rate limited: build() always gives a message.
+    yield req.responder.build(req.msg, req.head, 'tcp', Rcode.NOERROR, true, body, withQuestion, false, 0, req.signer)!;
   }
 }
 

@@ -126,7 +126,7 @@ describe('ops listener', () => {
   it('slips a signed, EDNS answer as TC=1 that keeps its OPT and is signed', async () => {
     const secret = Buffer.from('0123456789abcdef0123456789abcdef').toString('base64');
     const key = tsigKey('xfr-key.', secret);
-    const { server } = await start(
+    const { server, get } = await start(
       (y) => `${y}rateLimit: { responsesPerSecond: 5, slip: 2 }\ntransfer: { allow: [127.0.0.1], tsig: [{ name: xfr-key., algorithm: hmac-sha256, secret: "${secret}" }] }\n`,
     );
     const { port } = server.dns.addresses()[0];
@@ -151,6 +151,12 @@ describe('ops listener', () => {
       expect(verifyResponseTsig(macs.get(d.id)!, [m], key), `reply ${d.id} tc=${d.tc}`).toBeUndefined();
       if (d.tc) expect([d.rcode, d.answers.length, d.authorities.length, d.questions.length]).toEqual([Rcode.NXDOMAIN, 0, 0, 1]);
     }
+    // Each query counted once, slipped or dropped or not.
+    const m = (await get('/metrics')).body;
+    expect(metric(m, 'fedns_queries_total', 'transport="udp",type="A",rcode="NXDOMAIN"')).toBe(25);
+    const limited = ['dropped', 'slipped'].map((a) => metric(m, 'fedns_rrl_responses_total', `kind="nxdomain",action="${a}"`)!);
+    expect(limited[1]).toBe(slipped.length);
+    expect(replies.length).toBe(25 - limited[0]);
   });
 
   it('gives /zone only to clients allowed to transfer the zone', async () => {
