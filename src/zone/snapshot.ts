@@ -181,8 +181,13 @@ export class ZoneBuilder {
   private readonly changed = new Map<string, NodeChange>();
   private pendingUnlisted = 0;
   private ready = false;
-  /** SOA fields changed since the last publish: secondaries must see a new serial (RFC 1034 4.3.5). */
-  private soaChanged = false;
+  /**
+   * Apex settings (SOA fields, name servers and their glue, TXT) changed since the last publish:
+   * the apex answers even before the zone is ready, so its change takes a new serial (RFC 1034 4.3.5).
+   */
+  private apexChanged = false;
+  /** The apex settings of the last publish, as JSON. */
+  private publishedApex: string;
   readonly apexKey: string;
 
   constructor(
@@ -190,6 +195,7 @@ export class ZoneBuilder {
     initialSerial = nextSerial(0),
   ) {
     this.apexKey = nameKey(apex.domain);
+    this.publishedApex = JSON.stringify(apex);
     this.names = PersistentMap.empty<ZoneNode>();
     this.serial = initialSerial;
     this.current = this.snapshot();
@@ -211,7 +217,8 @@ export class ZoneBuilder {
   /** Apex data: SOA (serial set at publish), NS and in-zone glue. */
   setApex(apex: ApexSettings): void {
     if (nameKey(apex.domain) !== this.apexKey) throw new Error(`the apex is ${keyToName(this.apexKey)}; a new domain needs a new zone`);
-    if (JSON.stringify(apex.soa) !== JSON.stringify(this.apex.soa)) this.soaChanged = true;
+    // Against the published apex: one reload undone by the next before a publish changes nothing.
+    this.apexChanged = JSON.stringify(apex) !== this.publishedApex;
     this.apex = apex;
     const d = canonicalName(apex.domain);
     const ns: RR[] = apex.nameservers.map((n) => ({ name: d, type: RRType.NS, ttl: apex.nsTtl, data: canonicalName(n.name) }));
@@ -448,8 +455,8 @@ export class ZoneBuilder {
   publish(): { snapshot: ZoneSnapshot; change: ZoneChange } | undefined {
     // Not ready before or now: only the apex answers and no transfer is served, so the records of
     // a sync in progress take no serial; the first ready publish takes one, its change counting
-    // every record since the last serial as unlisted. An SOA change shows at the apex: a serial.
-    const held = !this.ready && !this.current.ready && !this.soaChanged;
+    // every record since the last serial as unlisted. An apex change shows at once: a serial.
+    const held = !this.ready && !this.current.ready && !this.apexChanged;
     const change = this.takeChanges(held);
     const records = change.size + change.unlisted > 0;
     const touched = this.draft !== undefined;
@@ -457,10 +464,11 @@ export class ZoneBuilder {
       this.names = this.draft.done();
       this.draft = undefined;
     }
-    const soa = this.soaChanged;
-    if (!records && !touched && !soa && this.ready === this.current.ready) return undefined;
-    this.soaChanged = false;
-    if ((records && !held) || soa) this.serial = nextSerial(this.serial);
+    const apex = this.apexChanged;
+    if (!records && !touched && !apex && this.ready === this.current.ready) return undefined;
+    if (apex) this.publishedApex = JSON.stringify(this.apex);
+    this.apexChanged = false;
+    if ((records && !held) || apex) this.serial = nextSerial(this.serial);
     this.current = this.snapshot();
     return { snapshot: this.current, change };
   }

@@ -492,7 +492,15 @@ describe('names held as their addresses', () => {
     const before = other.snapshotNow.serial;
     const apex = testFederationSettings().apex;
     other.setApex({ ...apex, soa: { ...apex.soa, refresh: apex.soa.refresh + 1 } });
-    expect(other.publish()!.snapshot.serial).toBeGreaterThan(before);
+    const soaChanged = other.publish()!.snapshot.serial;
+    expect(soaChanged).toBeGreaterThan(before);
+    // So is a new address of an in-zone name server (glue), or a new name server.
+    const ns = apex.nameservers[0];
+    other.setApex({ ...apex, soa: { ...apex.soa, refresh: apex.soa.refresh + 1 }, nameservers: [{ ...ns, addresses: ['192.0.2.99'] }, ...apex.nameservers.slice(1)] });
+    const glueChanged = other.publish()!.snapshot.serial;
+    expect(glueChanged).toBeGreaterThan(soaChanged);
+    other.setApex({ ...apex, soa: { ...apex.soa, refresh: apex.soa.refresh + 1 }, nameservers: [...apex.nameservers, { name: 'ns9.example.net.', addresses: [] }] });
+    expect(other.publish()!.snapshot.serial).toBeGreaterThan(glueChanged);
   });
 
   it('changes made before the zone is ready are counted, not listed: no transfer serves those serials', () => {
