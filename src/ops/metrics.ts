@@ -95,6 +95,9 @@ export class Metrics {
   ) {
     const registry = this.registry;
     collectDefaultMetrics({ register: registry, prefix: 'fedns_' });
+    // Gauges named like counters, which `promtool check metrics` rejects; the per-type gauges
+    // without the suffix (fedns_nodejs_active_handles{type} ...) stay, and sum to the same.
+    for (const name of ['fedns_nodejs_active_handles_total', 'fedns_nodejs_active_requests_total', 'fedns_nodejs_active_resources_total']) registry.removeSingleMetric(name);
     const counts = this.counts;
     const reported = this.reported;
     new Counter({

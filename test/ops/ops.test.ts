@@ -1,6 +1,7 @@
 import { connect } from 'node:net';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
+import { spawnSync } from 'node:child_process';
 import { get as httpGet } from 'node:http';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -11,6 +12,7 @@ import { decodeMessage, encodeQuery } from '../../src/wire/message.js';
 import { createLogger } from '../../src/ops/log.js';
 import { readTsig, signRequest } from '../../src/wire/tsig.js';
 import { demoCopy } from '../support/demo.js';
+import { findBinary, requirePeer } from '../support/peers.js';
 import { lastAdditionalOffset, tsigKey, verifyResponseTsig } from '../transfer/harness.js';
 
 const running: { server: Fedns; cleanup(): void }[] = [];
@@ -91,6 +93,17 @@ describe('ops listener', () => {
     expect(metric(m.body, 'fedns_answer_errors_total')).toBe(0);
     expect(m.body).toContain('fedns_nodejs_eventloop_lag_seconds');
     expect(metric(m.body, 'fedns_response_seconds_count', 'transport="udp"')).toBe(3);
+  });
+
+  // The README's `curl .../metrics | promtool check metrics`: Prometheus's own linter.
+  it.skipIf(!requirePeer('promtool'))('promtool check metrics accepts /metrics', async () => {
+    const { server, get } = await start();
+    await until(() => server.federation.snapshot.ready, (ready) => ready);
+    const body = (await get('/metrics')).body;
+    expect(body).toContain('fedns_queries_total');
+    const r = spawnSync(findBinary('promtool')!, ['check', 'metrics'], { input: body, encoding: 'utf8', timeout: 20_000 });
+    expect(`${r.stdout}${r.stderr}`).toBe('');
+    expect(r.status).toBe(0);
   });
 
   it('counts rate-limited UDP responses by kind and action', async () => {
