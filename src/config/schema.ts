@@ -165,7 +165,10 @@ const nameserverSchema = z.strictObject({
 
 const tsigKeySchema = z.strictObject({
   name: dnsName,
-  algorithm: z.enum(Object.keys(TSIG_ALGORITHMS) as [TsigAlgorithm, ...TsigAlgorithm[]]).default('hmac-sha256'),
+  /** As BIND and Knot write it too: any case, with or without the final dot ("HMAC-SHA256."). */
+  algorithm: z
+    .preprocess((v) => (typeof v === 'string' ? v.toLowerCase().replace(/\.$/, '') : v), z.enum(Object.keys(TSIG_ALGORITHMS) as [TsigAlgorithm, ...TsigAlgorithm[]]))
+    .default('hmac-sha256'),
   /** Base64 shared secret (as `tsig-keygen` or `keymgr -t` print it). */
   secret: z.string().refine((s) => /^[A-Za-z0-9+/]+={0,2}$/.test(s) && Buffer.from(s, 'base64').length >= 16, 'must be a base64 secret of at least 16 bytes'),
 });
@@ -195,6 +198,11 @@ const transferSchema = z
     primary: chaosText.optional(),
   })
   .superRefine((t, ctx) => {
+    // A request's key is found by its name: a second key of that name would never be used.
+    t.tsig.forEach((k, i) => {
+      const first = t.tsig.findIndex((o) => o.name === k.name);
+      if (first < i) ctx.addIssue({ code: 'custom', path: ['tsig', i, 'name'], message: `key ${k.name} is already transfer.tsig[${first}]: give each key its own name` });
+    });
     if (t.notifyKey && !t.tsig.some((k) => k.name === t.notifyKey))
       ctx.addIssue({ code: 'custom', path: ['notifyKey'], message: `no key named ${t.notifyKey} in transfer.tsig` });
   });

@@ -69,6 +69,7 @@ describe('configuration', () => {
     ['duplicate key, with its place and no dangling colon', 'federation: a\nfederation: b', /^YAML syntax: Map keys must be unique at line 2, column 1$/],
     ['bad ttl', 'ttl: { default: -1 }', /^ttl\.default: /],
     ['TSIG algorithm', 'transfer: { tsig: [{ name: k., algorithm: hmac-md5, secret: ZmVkbnMtdGVzdC1zZWNyZXQtMDEyMw== }] }', /^transfer\.tsig\[0\]\.algorithm: .*hmac-sha1.*hmac-sha512/],
+    ['two TSIG keys of one name (the second could never be used)', 'transfer: { tsig: [{ name: k., secret: ZmVkbnMtdGVzdC1zZWNyZXQtMDEyMw== }, { name: K, algorithm: hmac-sha512, secret: ZmVkbnMtdGVzdC1zZWNyZXQtMDEyMw== }] }', /^transfer\.tsig\[1\]\.name: key k\. is already transfer\.tsig\[0\]/],
     ['per-client connection cap', 'tcp: { maxConnectionsPerClient: 0 }', /^tcp\.maxConnectionsPerClient: /],
     ['query ACL', 'queries: { allow: [10.0.0.0/33] }', /^queries\.allow\[0\]: must be an IP address or CIDR block/],
     ['identity not ASCII', 'identity: { server: "dns-ü" }', /^identity\.server: 1 to 255 printable ASCII/],
@@ -95,6 +96,12 @@ describe('configuration', () => {
   it.each(cases)('rejects %s, naming the field', (_what, yaml, want) => {
     const problems = errorsOf(yaml);
     expect(problems.some((p) => want.test(p)), problems.join('\n')).toBe(true);
+  });
+
+  it('reads TSIG algorithm names as BIND and Knot write them: any case, with or without the final dot', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'k.yaml'), 'transfer: { tsig: [{ name: a., algorithm: HMAC-SHA256., secret: ZmVkbnMtdGVzdC1zZWNyZXQtMDEyMw== }, { name: b., algorithm: hmac-sha512., secret: ZmVkbnMtdGVzdC1zZWNyZXQtMDEyMw== }] }\n');
+    expect(loadConfig(join(dir, 'k.yaml')).transfer.tsig.map((k) => k.algorithm)).toEqual(['hmac-sha256', 'hmac-sha512']);
   });
 
   it('reads TTLs and SOA timers written as durations, as every other time field', () => {
