@@ -206,15 +206,15 @@ export function registerSource(type: string, factory: SourceFactory): void {
   sourceFactories[type] = factory;
 }
 
-/** Loads every member cluster once, without serving: for `fedns zone` and `fedns check`. */
+/** Loads every `files` member cluster once, without serving: for `fedns zone`, `check` and `explain --offline`. */
 export async function loadFederation(config: Config, log: Logger): Promise<Federation> {
   const fed = new Federation(federationSettings(config), log.child({ component: 'federation' }));
   // Load-balancer hostnames are resolved once, as the server would before answering.
   fed.resolveHostnames(dnsResolver(config.hostnames.resolvers), config.hostnames.refresh, log.child({ component: 'hostnames' }));
   for (const cl of config.clusters) {
     const state = fed.addCluster(clusterSettings(config, cl));
+    // A kube cluster stays unlisted: the commands say so in their own words (offlineGaps in cli.ts).
     if (cl.source.type === 'files') new FileClusterSource(state, cl.source.path, log.child({ cluster: cl.name }), { learnNetworks: learnsNetworks(cl) }).reload();
-    else log.warn({ cluster: cl.name }, 'cluster is read from a Kubernetes API server; not contacted for an offline zone');
   }
   fed.rebuild();
   await fed.settleHostnames();

@@ -110,6 +110,11 @@ program
     process.on('SIGINT', () => void stop('SIGINT'));
   });
 
+/** Clusters read from a Kubernetes API server, which the offline commands do not contact. */
+function kubeClusters(config: Config): string[] {
+  return config.clusters.filter((c) => c.source.type === 'kube').map((c) => c.name);
+}
+
 /** What check and serve say of a configuration without clusters. */
 const NO_CLUSTERS = 'no clusters: the zone holds only its apex (add clusters, each with a source)';
 
@@ -132,8 +137,22 @@ program
     const cs = fed.clusterSetSnapshot;
     const clients = clientMap(config, fed.clusters);
     // Cluster data fedns cannot use in full: the configuration is valid, the zone misses something.
+    // Kube clusters are not contacted, but their kubeconfig is read as serve reads it.
+    const { loadKubeConfig } = await import('./cluster/kube.js');
+    const kubeProblems: string[] = [];
+    for (const cl of config.clusters) {
+      if (cl.source.type !== 'kube') continue;
+      try {
+        await loadKubeConfig(cl.source);
+      } catch (e) {
+        const what = cl.source.inCluster ? 'inCluster' : `kubeconfig ${cl.source.kubeconfig}`;
+        kubeProblems.push(`    cluster ${cl.name}: ${what}: ${(e as Error).message.split('\n')[0]}; it will not sync until this is fixed`);
+      }
+    }
+    const kube = new Set(kubeClusters(config));
     const warnings = [
       ...(config.clusters.length === 0 ? [`    ${NO_CLUSTERS}`] : []),
+      ...kubeProblems,
       ...[...fed.policyDisagreements].map(
         ([key, annotations]) => `    service ${key}: its copies disagree on ${annotations.join(', ')} (fedns explain names the value used)`,
       ),
@@ -174,7 +193,11 @@ program
       `  identity ${config.identity.server ?? 'off'}, version ${config.identity.version ?? 'off'}, NSID ${config.identity.nsid && config.identity.server !== null ? 'on' : 'off'}`,
       `  clusters (${config.clusters.length}):`,
       ...[...fed.clusters.values()].map(
-        (c) => `    ${c.name}: region ${c.region ?? '-'}, zones ${c.zones.join(',') || '-'}, ${c.settings.addressMode}, ${c.health}, ${c.services.size} services${c.reason ? ` (${c.reason})` : ''}`,
+        (c) =>
+          `    ${c.name}: region ${c.region ?? '-'}, zones ${c.zones.join(',') || '-'}, ${c.settings.addressMode}, ` +
+          (kube.has(c.name)
+            ? 'read from a Kubernetes API server, not contacted by check (the zones above lack its services)'
+            : `${c.health}, ${c.services.size} services${c.reason ? ` (${c.reason})` : ''}`),
       ),
       ...(warnings.length ? [`  warnings (${warnings.length}):`, ...warnings] : []),
     ];
@@ -203,6 +226,15 @@ program
     const want = opts.zone === undefined ? config.domain : canonicalName(opts.zone);
     if (want !== config.domain && !(config.mcs.enabled && want === config.mcs.domain))
       fail(`--zone ${opts.zone}: not a zone of ${config.file} (it serves ${[config.domain, ...(config.mcs.enabled ? [config.mcs.domain] : [])].join(' and ')})`);
+    // A zone without those clusters' services would load into a secondary as if it were whole.
+    const kube = kubeClusters(config);
+    if (kube.length) {
+      const ops = config.ops.listen;
+      fail(
+        `${config.file}: ${kube.length > 1 ? 'clusters' : 'cluster'} ${kube.join(', ')} ${kube.length > 1 ? 'are' : 'is'} read from a Kubernetes API server, which \`fedns zone\` does not contact: the zone would lack ${kube.length > 1 ? 'their' : 'its'} services. ` +
+          `Ask the running server instead: ${ops ? `curl http://${ops.host.includes(':') ? `[${ops.host}]` : ops.host}:${ops.port}/zone${want === config.domain ? '' : `?zone=${want}`}` : 'GET /zone on its ops listener'} (for clients in transfer.allow).`,
+      );
+    }
     const fed = await loadFederation(config, createLogger('warn'));
     process.stdout.write(masterFile(want === config.domain ? fed.snapshot : fed.clusterSetSnapshot!));
     fed.close();
@@ -236,6 +268,11 @@ program
       return;
     }
     const fed = await loadFederation(config, createLogger('warn'));
+    const kube = kubeClusters(config);
+    if (kube.length)
+      process.stderr.write(
+        `fedns: --offline does not contact Kubernetes API servers: ${kube.join(', ')} show${kube.length > 1 ? '' : 's'} as not synced (ask the running server: drop --offline)\n`,
+      );
     const { explain, explanationText } = await import('./ops/explain.js');
     const { Responder } = await import('./server/responder.js');
     try {

@@ -58,6 +58,31 @@ describe('fedns check', () => {
     expect(lines.some((l) => /^ {4}alpha: .*, live, \d services$/.test(l))).toBe(true);
   });
 
+  // A kube cluster is not contacted, but its kubeconfig is read as serve would read it: one that
+  // cannot be used would leave the cluster syncing for ever behind an "OK".
+  it('reads a kube cluster\'s kubeconfig and warns when serve could not use it; says the cluster is not contacted', async () => {
+    const kube = (y: string) => y.replace('source: { type: files, path: demo/bravo }', 'source: { type: kube, kubeconfig: kc.yaml, context: bravo }');
+    const cases: [string, string, RegExp | undefined][] = [
+      ['no such context', 'apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n', /^ {4}cluster bravo: kubeconfig .*kc\.yaml: kubeconfig has no context "bravo" \(it has: none\); it will not sync until this is fixed$/],
+      ['not YAML', 'garbage: [\n', /^ {4}cluster bravo: kubeconfig .*kc\.yaml: .+; it will not sync until this is fixed$/],
+      [
+        'usable',
+        'apiVersion: v1\nkind: Config\nclusters: [{ name: b, cluster: { server: "https://127.0.0.1:6443" } }]\ncontexts: [{ name: bravo, context: { cluster: b, user: u } }]\nusers: [{ name: u, user: { token: t } }]\n',
+        undefined,
+      ],
+    ];
+    for (const [what, text, warning] of cases) {
+      const r = await check(kube, (dir) => writeFileSync(join(dir, 'kc.yaml'), text));
+      expect(r.code, what).toBe(0);
+      const lines = r.out.trimEnd().split('\n');
+      expect(lines[0], what).toBe(warning ? `${r.config}: OK, with 1 warning` : `${r.config}: OK`);
+      if (warning) expect(lines.filter((l) => warning.test(l)), `${what}:\n${r.out}`).toHaveLength(1);
+      expect(lines, what).toContain('    bravo: region us-east, zones us-east-b, loadBalancer, read from a Kubernetes API server, not contacted by check (the zones above lack its services)');
+      // Human output only: no JSON log lines.
+      expect(`${r.out}${r.err}`, what).not.toMatch(/"level":/);
+    }
+  });
+
   it('has no clusterset zone line without mcs.enabled', async () => {
     const r = await check((y) => y.replace('enabled: true              #', 'enabled: false             #'));
     expect(r.code, r.err).toBe(0);

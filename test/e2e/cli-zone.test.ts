@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, startDemo } from '../support/demo.js';
+import { demoCopy, runCli, startDemo } from '../support/demo.js';
 
 describe('fedns zone with load-balancer hostnames', () => {
   let demo: Awaited<ReturnType<typeof startDemo>>;
@@ -59,5 +59,27 @@ clusters:
         .sort();
     expect(records('shop.edge.fed.example.net.', 'A')).toEqual(['192.0.2.20', '198.51.100.20']);
     expect(records('shop.edge.fed.example.net.', 'AAAA')).toEqual(['2001:db8:a::20', '2001:db8:b::20']);
+  });
+});
+
+describe('fedns zone with a cluster read from a Kubernetes API server', () => {
+  // Printed without that cluster's services, the zone would load into a secondary as if whole.
+  it('refuses, naming the cluster and the running server\'s /zone; explain --offline says what it did not ask', async () => {
+    const copy = demoCopy((y) => y.replace('source: { type: files, path: demo/bravo }', 'source: { type: kube, kubeconfig: kc.yaml, context: bravo }'));
+    try {
+      writeFileSync(join(copy.dir, 'kc.yaml'), 'apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n');
+      const r = await runCli(['zone', '--config', copy.config], 20_000);
+      expect(r.code).toBe(1);
+      expect(r.out).toBe('');
+      expect(r.err).toContain(`${copy.config}: cluster bravo is read from a Kubernetes API server, which \`fedns zone\` does not contact`);
+      expect(r.err).toContain('curl http://127.0.0.1:9153/zone');
+      // explain --offline answers from what it has, and says what it did not ask.
+      const ex = await runCli(['explain', 'nginx.default.fed.example.com.', '--offline', '--config', copy.config], 20_000);
+      expect(ex.code).toBe(0);
+      expect(ex.out).toMatch(/^nginx\.default\.fed\.example\.com\. A: NOERROR/);
+      expect(ex.err).toBe('fedns: --offline does not contact Kubernetes API servers: bravo shows as not synced (ask the running server: drop --offline)\n');
+    } finally {
+      copy.cleanup();
+    }
   });
 });
