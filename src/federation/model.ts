@@ -267,7 +267,7 @@ export function federate(key: string, clusters: Iterable<ClusterState>, policy: 
     if (verdict) verdicts!.push(verdict);
     const svc = c.services.get(key);
     if (c.health === 'syncing') {
-      if (verdict) verdict.reason = 'cluster has not synced yet';
+      if (verdict) verdict.reason = notSyncedReason(c);
       continue;
     }
     if (!svc) {
@@ -468,4 +468,9 @@ function mergeEndpoints(eps: HeadlessEndpoint[]): HeadlessEndpoint[] {
     }
   }
   return [...byName.values()].sort((a, b) => (a.cluster + a.host).localeCompare(b.cluster + b.host));
+}
+
+/** Why a syncing cluster has no say yet, with what its source reported (a kubeconfig it cannot use, an API server that refuses). */
+export function notSyncedReason(c: ClusterState): string {
+  return c.reason && c.reason !== 'not listed yet' ? `cluster has not synced yet: ${c.reason}` : 'cluster has not synced yet';
 }

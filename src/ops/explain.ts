@@ -6,7 +6,7 @@ import { canonicalName, MAX_NAME_LENGTH, nameKey, nameToWire, wireLength } from 
 import { rrText } from '../wire/records.js';
 import type { Responder } from '../server/responder.js';
 import type { Federation } from '../federation/federation.js';
-import type { ClusterVerdict, FederatedService } from '../federation/model.js';
+import { notSyncedReason, type ClusterVerdict, type FederatedService } from '../federation/model.js';
 import type { IgnoredValue } from '../cluster/objects.js';
 import { parseClusterSetName, parseName, type ParsedClusterSetName, type ParsedName } from '../zone/names.js';
 import { isAddress, parseNetwork } from '../address.js';
@@ -346,7 +346,7 @@ function verdictsWithoutService(fed: Federation, key: string): ClusterVerdict[] 
     region: c.region,
     mode: c.settings.addressMode,
     used: false,
-    reason: c.services.has(key) ? `present, but ${c.health}` : 'service not in this cluster',
+    reason: c.health === 'syncing' ? notSyncedReason(c) : c.services.has(key) ? `present, but ${c.health}` : 'service not in this cluster',
     addresses: [],
     skipped: [],
   }));

@@ -757,3 +757,29 @@ describe('zone builder', () => {
     expect(snapshot.recordCount).toBe(zoneRecords(snapshot).length);
   });
 });
+
+describe('explaining a cluster that has not synced', () => {
+  // A cluster that cannot even start (its kubeconfig lacks the context) stays syncing: explain
+  // says why, and never that the service is "not in this cluster", which it cannot know.
+  it('gives the reason the source reported, for names with and without a service', () => {
+    const fed = new Federation(testFederationSettings());
+    const a = fed.addCluster(settings('a'));
+    seed(a, [svc('s', ['192.0.2.1'])]);
+    const b = fed.addCluster(settings('b'));
+    b.markBroken('kubeconfig: kubeconfig has no context "b" (it has: none)');
+    fed.rebuild();
+    const responder = new Responder(() => fed.snapshot);
+    for (const name of ['s.ns.fed.example.com.', 'missing.ns.fed.example.com.']) {
+      const ex = explain(fed, responder, name);
+      const verdict = ex.service!.clusters.find((v) => v.cluster === 'b')!;
+      expect(verdict.health, name).toBe('syncing');
+      expect(verdict.reason, name).toBe('cluster has not synced yet: kubeconfig: kubeconfig has no context "b" (it has: none)');
+    }
+    // Not synced for want of time alone: no reason to add.
+    const c = fed.addCluster(settings('c'));
+    fed.rebuild();
+    expect(explain(fed, responder, 's.ns.fed.example.com.').service!.clusters.find((v) => v.cluster === 'c')!.reason).toBe('cluster has not synced yet');
+    expect(c.health).toBe('syncing');
+    fed.close();
+  });
+});
