@@ -52,7 +52,8 @@ program
     try {
       await server.start();
     } catch (e) {
-      log.fatal({ err: e }, 'cannot start');
+      // An address that cannot be had is the operator's to fix, not a bug: no stack trace.
+      log.fatal(e instanceof ListenError ? listenFields(e) : { err: e }, 'cannot start');
       // Also in plain words, for whoever started it by hand.
       const hint = e instanceof ListenError ? `; change "${e.field}" in ${config.file}` : '';
       process.stderr.write(`fedns: cannot start: ${e instanceof Error ? e.message : String(e)}${hint}\n`);
@@ -85,7 +86,7 @@ program
           server.metrics.configReload('applied');
           warnIfNoClusters(next);
         } catch (e) {
-          log.error({ err: e, reason: why }, 'reload failed; keeping the running configuration');
+          log.error({ ...(e instanceof ListenError ? listenFields(e) : { err: e }), reason: why }, 'reload failed; keeping the running configuration');
           server.metrics.configReload('failed');
         }
       });
@@ -109,6 +110,11 @@ program
     process.on('SIGTERM', () => void stop('SIGTERM'));
     process.on('SIGINT', () => void stop('SIGINT'));
   });
+
+/** A ListenError as log fields: what could not listen, why, and the field that sets it. */
+function listenFields(e: ListenError): Record<string, unknown> {
+  return { error: e.message, field: e.field, code: e.code };
+}
 
 /** Clusters read from a Kubernetes API server, which the offline commands do not contact. */
 function kubeClusters(config: Config): string[] {

@@ -10,11 +10,22 @@ afterEach(() => {
   for (const c of cleanups.splice(0)) c();
 });
 
-async function serve(edit: (yaml: string) => string): Promise<{ code: number; plain: string[]; config: string }> {
+async function serve(edit: (yaml: string) => string): Promise<{ code: number; plain: string[]; config: string; all: string }> {
   const copy = demoCopy(edit);
   cleanups.push(copy.cleanup);
   const r = await runCli(['serve', '--config', copy.config]);
-  return { code: r.code, plain: r.err.split('\n').filter((l) => l.startsWith('fedns: ')), config: copy.config };
+  return { code: r.code, plain: r.err.split('\n').filter((l) => l.startsWith('fedns: ')), config: copy.config, all: `${r.out}${r.err}` };
+}
+
+/** The fatal log line names the field and the reason, without a stack trace: the operator's to fix, not a bug. */
+function expectFatalWithoutStack(all: string, field: string): void {
+  const fatal = all
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((l) => l.level === 60);
+  expect(fatal).toEqual([expect.objectContaining({ msg: 'cannot start', field, code: 'EADDRINUSE' })]);
+  expect(all).not.toMatch(/"stack"|\n\s+at /);
 }
 
 describe('a listener that cannot open', () => {
@@ -28,6 +39,7 @@ describe('a listener that cannot open', () => {
     expect(r.plain).toEqual([
       `fedns: cannot start: cannot listen for DNS (UDP and TCP) on 127.0.0.1:${port}: the address is already in use (by another fedns, or another program?); change "listen" in ${r.config}`,
     ]);
+    expectFatalWithoutStack(r.all, 'listen');
   });
 
   it('ops port held by another program: exit 1 and "ops.listen" to change', async () => {
@@ -38,5 +50,6 @@ describe('a listener that cannot open', () => {
     const r = await serve((y) => y.replace('127.0.0.1:1053', '127.0.0.1:0').replace('listen: 127.0.0.1:9153', `listen: 127.0.0.1:${port}`));
     expect(r.code).toBe(1);
     expect(r.plain).toEqual([`fedns: cannot start: cannot listen for ops HTTP on 127.0.0.1:${port}: the address is already in use (by another fedns, or another program?); change "ops.listen" in ${r.config}`]);
+    expectFatalWithoutStack(r.all, 'ops.listen');
   });
 });
