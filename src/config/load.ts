@@ -31,15 +31,49 @@ function fieldPath(path: readonly PropertyKey[]): string {
   return out || '(top level)';
 }
 
+/** What a YAML value of each type is written like, for "expected ..." messages. */
+const WRITTEN_AS: Record<string, string> = {
+  array: 'a list, e.g. [a, b] or one "- item" per line',
+  boolean: 'true or false',
+  number: 'a number',
+  string: 'a string',
+  object: 'a mapping of fields, e.g. { name: value }',
+};
+
+/** The type of a YAML value as the messages name it. */
+function typeOf(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v)}`;
+  return `${typeof v} ${String(v)}`;
+}
+
+/**
+ * One problem in words an operator can act on. Messages the schema writes itself stay; zod's
+ * generic ones ("Invalid input: expected boolean, received string") say what to write instead.
+ */
 function issueText(issue: z.core.$ZodIssue): string {
   let msg = issue.message;
   if (issue.code === 'unrecognized_keys') msg = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')} (check the spelling)`;
+  else if (issue.code === 'invalid_type' && msg.startsWith('Invalid input:')) {
+    msg =
+      issue.input === undefined
+        ? `missing: give ${WRITTEN_AS[issue.expected] ?? issue.expected}`
+        : `expected ${WRITTEN_AS[issue.expected] ?? issue.expected}, got ${typeOf(issue.input)}`;
+  } else if (issue.code === 'too_small' && msg.startsWith('Too small:') && issue.origin === 'number') {
+    msg = `must be at least ${issue.inclusive === false ? `more than ${String(issue.minimum)}` : String(issue.minimum)}`.replace('at least more than', 'more than');
+  } else if (issue.code === 'too_big' && msg.startsWith('Too big:') && issue.origin === 'number') {
+    msg = `must be at most ${String(issue.maximum)}`;
+  } else if (issue.code === 'invalid_value' && msg.startsWith('Invalid option:')) {
+    msg = `expected one of ${issue.values.map((v) => String(v)).join(', ')}`;
+  }
   return `${fieldPath(issue.path)}: ${msg}`;
 }
 
 /** Validates an already-parsed document; paths in it resolve against `baseDir`. */
 export function buildConfig(raw: unknown, file: string, baseDir: string): Config {
-  const result = configSchema.safeParse(raw ?? {});
+  const result = configSchema.safeParse(raw ?? {}, { reportInput: true });
   if (!result.success) throw new ConfigError(file, result.error.issues.map(issueText));
   const c = result.data;
   const problems: string[] = [];
@@ -92,7 +126,9 @@ export function loadConfig(path: string): Config {
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new ConfigError(file, [`cannot read the file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`]);
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file (give its path with --config)' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'a directory, not a file' : (code ?? (e as Error).message);
+    throw new ConfigError(file, [`cannot read the file: ${why}`]);
   }
   const doc = parseDocument(text, { prettyErrors: true });
   if (doc.errors.length) throw new ConfigError(file, doc.errors.map((e) => `YAML syntax: ${e.message.split('\n')[0].replace(/:$/, '')}`));

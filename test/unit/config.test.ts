@@ -70,7 +70,11 @@ describe('configuration', () => {
     ['bad ttl', 'ttl: { default: -1 }', /^ttl\.default: /],
     ['TSIG algorithm', 'transfer: { tsig: [{ name: k., algorithm: hmac-md5, secret: ZmVkbnMtdGVzdC1zZWNyZXQtMDEyMw== }] }', /^transfer\.tsig\[0\]\.algorithm: .*hmac-sha1.*hmac-sha512/],
     ['two TSIG keys of one name (the second could never be used)', 'transfer: { tsig: [{ name: k., secret: ZmVkbnMtdGVzdC1zZWNyZXQtMDEyMw== }, { name: K, algorithm: hmac-sha512, secret: ZmVkbnMtdGVzdC1zZWNyZXQtMDEyMw== }] }', /^transfer\.tsig\[1\]\.name: key k\. is already transfer\.tsig\[0\]/],
-    ['per-client connection cap', 'tcp: { maxConnectionsPerClient: 0 }', /^tcp\.maxConnectionsPerClient: /],
+    ['per-client connection cap', 'tcp: { maxConnectionsPerClient: 0 }', /^tcp\.maxConnectionsPerClient: must be at least 1$/],
+    ['a boolean written as yes, saying what to write', 'health: { panicMode: yes }', /^health\.panicMode: expected true or false, got the string "yes"$/],
+    ['one address where a list is expected, saying how to write one', 'listen: 127.0.0.1:53', /^listen: expected a list, e\.g\. \[a, b\] or one "- item" per line, got the string "127\.0\.0\.1:53"$/],
+    ['a missing TSIG secret', 'transfer: { tsig: [{ name: k. }] }', /^transfer\.tsig\[0\]\.secret: missing: give a string$/],
+    ['a negative slip', 'rateLimit: { slip: -1 }', /^rateLimit\.slip: must be at least 0$/],
     ['query ACL', 'queries: { allow: [10.0.0.0/33] }', /^queries\.allow\[0\]: must be an IP address or CIDR block/],
     ['identity not ASCII', 'identity: { server: "dns-ü" }', /^identity\.server: 1 to 255 printable ASCII/],
     ['SOA TTL past 2^31-1 (RFC 2181 8)', 'soa: { ttl: 2147483648 }', /^soa\.ttl: .*2147483647/],
@@ -117,6 +121,6 @@ describe('configuration', () => {
   });
 
   it('reports a missing file by name', () => {
-    expect(() => loadConfig('/nonexistent/fedns.yaml')).toThrow(/\/nonexistent\/fedns\.yaml: cannot read the file: ENOENT/);
+    expect(() => loadConfig('/nonexistent/fedns.yaml')).toThrow(/\/nonexistent\/fedns\.yaml: cannot read the file: no such file \(give its path with --config\)/);
   });
 });
