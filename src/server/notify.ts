@@ -11,7 +11,7 @@ import { ThrottledLog } from '../throttled-log.js';
 import { Opcode, Rcode, RRClass, RRType } from '../wire/constants.js';
 import { encodeMessage } from '../wire/message.js';
 import type { ZoneSnapshot } from '../zone/snapshot.js';
-import { signRequest, type TsigKey } from '../wire/tsig.js';
+import { lastAdditionalOffset, readTsig, responseProblem, signRequest, type TsigKey } from '../wire/tsig.js';
 
 export interface NotifyTarget {
   host: string;
@@ -48,6 +48,8 @@ interface Pending {
   timer?: NodeJS.Timeout;
   /** The last error rcode the secondary answered, if any. */
   rejected?: string;
+  /** MAC of the NOTIFY sent last, when signed: its acknowledgement must be signed over it. */
+  mac?: Buffer;
 }
 
 export class Notifier {
@@ -131,7 +133,10 @@ export class Notifier {
       questions: [{ name: zone.domain, type: RRType.SOA, class: RRClass.IN }],
       answers: [zone.soa],
     });
-    if (this.opts.key) msg = signRequest(msg, this.opts.key);
+    if (this.opts.key) {
+      msg = signRequest(msg, this.opts.key);
+      p.mac = readTsig(msg, lastAdditionalOffset(msg)).mac;
+    }
     this.socket(t.host).send(msg, t.port, t.host);
     this.stats?.('sent');
     this.log.debug({ target: this.key(t), serial: p.serial, attempt: p.attempt }, 'NOTIFY sent');
@@ -160,6 +165,14 @@ export class Notifier {
       p.rejected = rcodeName(rcode);
       this.stats?.('rejected', p.rejected);
       this.problems.warn('notify-rejected', { target: k, rcode: p.rejected, serial: p.serial, attempt: p.attempt }, 'NOTIFY rejected by the secondary; retrying');
+      return;
+    }
+    // A signed NOTIFY is acknowledged by a reply signed with the key (RFC 8945 5.3), not by any
+    // packet that guessed its id: otherwise the retry stays armed.
+    const key = this.opts.key;
+    const unverified = key && p.mac ? responseProblem(m, p.mac, key) : undefined;
+    if (unverified) {
+      this.problems.warn('notify-unverified', { target: k, serial: p.serial, reason: unverified }, 'NOTIFY reply does not verify with notifyKey: no acknowledgement; retrying');
       return;
     }
     if (p.timer) clearTimeout(p.timer);

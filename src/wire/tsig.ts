@@ -220,6 +220,52 @@ export function tsigErrorTail(request: TsigRecord, error: number, key?: TsigKey)
   return { size, append: (msg) => tsigErrorResponse(msg, request, error, key) };
 }
 
+/** Offset of the last record of a message when it is in the additional section (where a TSIG goes), else -1; throws on a malformed message. */
+export function lastAdditionalOffset(msg: Buffer): number {
+  const r = new Reader(msg);
+  r.off = 4;
+  const qd = r.u16();
+  const an = r.u16();
+  const ns = r.u16();
+  const ar = r.u16();
+  for (let i = 0; i < qd; i++) {
+    r.name();
+    r.off += 4;
+  }
+  let last = -1;
+  for (let i = 0; i < an + ns + ar; i++) {
+    last = r.off;
+    r.name();
+    r.off += 8;
+    const rdlength = r.u16();
+    r.off += rdlength;
+  }
+  return ar > 0 ? last : -1;
+}
+
+/**
+ * Why the response to a request signed with `requestMac` does not verify with `key` (RFC 8945
+ * 5.3.1, a single message), or undefined when it does: a NOTIFY's acknowledgement must come from
+ * the secondary holding the key, not from whoever guessed its id.
+ */
+export function responseProblem(msg: Buffer, requestMac: Buffer, key: TsigKey, nowSeconds = Math.floor(Date.now() / 1000)): string | undefined {
+  let t: TsigRecord;
+  try {
+    const offset = lastAdditionalOffset(msg);
+    if (offset < 0) return 'not signed';
+    t = readTsig(msg, offset);
+  } catch (e) {
+    return (e as Error).message;
+  }
+  if (t.keyName !== key.name || t.algorithm !== key.algorithm) return `signed with another key (${t.keyName} ${t.algorithm})`;
+  const expect = hmac(key)
+    .update(Buffer.concat([u16(requestMac.length), requestMac, unsigned(msg, t), variables(key, t.timeSigned, t.fudge, t.error, t.other, false)]))
+    .digest();
+  if (t.mac.length !== expect.length || !timingSafeEqual(t.mac, expect)) return `bad signature with key ${key.name}`;
+  if (Math.abs(nowSeconds - t.timeSigned) > t.fudge) return 'signature time outside the fudge window';
+  return undefined;
+}
+
 /** Signs a request (for tests and tools that act as a secondary). */
 export function signRequest(msg: Buffer, key: TsigKey, nowSeconds = Math.floor(Date.now() / 1000), fudge = 300): Buffer {
   const id = msg.readUInt16BE(0);

@@ -17,10 +17,12 @@ import type { ClusterState } from '../../src/cluster/state.js';
 import { packSlice, type SlimEndpointSlice, type SlimService } from '../../src/cluster/objects.js';
 import { buildConfig } from '../../src/config/load.js';
 import { RRClass, RRType } from '../../src/wire/constants.js';
-import { decodeMessage, encodeMessage, Reader, type Message } from '../../src/wire/message.js';
+import { decodeMessage, encodeMessage, type Message } from '../../src/wire/message.js';
 import { nameToWire } from '../../src/wire/name.js';
 import { rrText, type RR, type SoaData } from '../../src/wire/records.js';
-import { readTsig, signRequest, HMAC_SHA256, type TsigKey } from '../../src/wire/tsig.js';
+import { lastAdditionalOffset, readTsig, signRequest, HMAC_SHA256, type TsigKey } from '../../src/wire/tsig.js';
+
+export { lastAdditionalOffset };
 import { zoneRecords } from '../../src/zone/masterfile.js';
 import type { ZoneSnapshot } from '../../src/zone/snapshot.js';
 import { DEMO_CONFIG, ROOT } from '../support/demo.js';
@@ -387,29 +389,6 @@ export function xfrQuery(qtype: 'AXFR' | 'IXFR', opts: XfrOptions): Buffer {
   });
   if (opts.key) q = signRequest(q, opts.key);
   return q;
-}
-
-/** Where the last RR of the additional section starts (the TSIG, when there is one). */
-export function lastAdditionalOffset(buf: Buffer): number {
-  const r = new Reader(buf);
-  r.off = 4;
-  const qd = r.u16();
-  const an = r.u16();
-  const ns = r.u16();
-  const ar = r.u16();
-  for (let i = 0; i < qd; i++) {
-    r.name();
-    r.off += 4;
-  }
-  let last = -1;
-  for (let i = 0; i < an + ns + ar; i++) {
-    last = r.off;
-    r.name();
-    r.off += 8;
-    const len = r.u16();
-    r.off += len;
-  }
-  return ar > 0 ? last : -1;
 }
 
 /** A TSIG-signed message with its MAC replaced by `mac` (MAC size and RDLENGTH follow). */

@@ -21,7 +21,7 @@ import { Opcode, Rcode, RRClass, RRType } from '../../src/wire/constants.js';
 import { decodeMessage, encodeMessage, type Message } from '../../src/wire/message.js';
 import { nameToWire } from '../../src/wire/name.js';
 import type { RR, SoaData } from '../../src/wire/records.js';
-import { readTsig, signRequest, TsigError, verifyRequest } from '../../src/wire/tsig.js';
+import { readTsig, ResponseSigner, signRequest, TsigError, verifyRequest } from '../../src/wire/tsig.js';
 import { masterFile } from '../../src/zone/masterfile.js';
 import type { ZoneSnapshot } from '../../src/zone/snapshot.js';
 import { compareResults, digManyReasking, type DigQuery } from '../support/dig.js';
@@ -610,6 +610,8 @@ describe('NOTIFY', () => {
   let silent: UdpSocket;
   let answering: UdpSocket;
   let silentNow = false;
+  /** The answering secondary acknowledges without signing (as anyone who guessed the id could). */
+  let unsignedAcks = false;
   const heard: { silent: { at: number; msg: Buffer }[]; answering: { at: number; msg: Buffer }[] } = { silent: [], answering: [] };
 
   const bind = (s: UdpSocket) => new Promise<number>((resolve) => s.bind(0, '127.0.0.1', () => resolve(s.address().port)));
@@ -617,9 +619,11 @@ describe('NOTIFY', () => {
   beforeAll(async () => {
     silent = createSocket('udp4');
     answering = createSocket('udp4');
-    const ack = (s: UdpSocket, msg: Buffer, rinfo: { port: number; address: string }) => {
+    // As Knot, NSD and BIND answer a signed NOTIFY: signed with the key, over the request's MAC.
+    const ack = (s: UdpSocket, msg: Buffer, rinfo: { port: number; address: string }, signed = true) => {
       const q = decodeMessage(msg);
-      s.send(encodeMessage({ id: q.id, qr: true, aa: true, opcode: Opcode.NOTIFY, questions: q.questions }), rinfo.port, rinfo.address);
+      const reply = encodeMessage({ id: q.id, qr: true, aa: true, opcode: Opcode.NOTIFY, questions: q.questions });
+      s.send(signed ? new ResponseSigner(KEY, readTsig(msg, lastAdditionalOffset(msg))).sign(reply) : reply, rinfo.port, rinfo.address);
     };
     silent.on('message', (msg, rinfo) => {
       heard.silent.push({ at: Date.now(), msg });
@@ -628,7 +632,7 @@ describe('NOTIFY', () => {
     });
     answering.on('message', (msg, rinfo) => {
       heard.answering.push({ at: Date.now(), msg });
-      ack(answering, msg, rinfo);
+      ack(answering, msg, rinfo, !unsignedAcks);
     });
     const [sp, ap] = await Promise.all([bind(silent), bind(answering)]);
     p = await startPrimary({
@@ -689,6 +693,31 @@ describe('NOTIFY', () => {
     expect(await p.notifies('acknowledged')).toBeGreaterThanOrEqual(1);
     expect(z.serial).toBe(p.zone().serial);
   });
+
+  it('with notifyKey, an unsigned NOERROR reply is no acknowledgement: retried and logged until a signed one comes', async () => {
+    silentNow = false;
+    unsignedAcks = true;
+    await sleep(300);
+    heard.answering.length = 0;
+    const acknowledged = await p.notifies('acknowledged');
+    const before = p.zone().serial;
+    readdress(c, 14, 4);
+    await p.waitForZone((x) => x.serial !== before, 5000, 'the change');
+    await until(() => heard.answering.length >= 2, 10_000, 'a retried NOTIFY');
+    const warned = await p.waitForLog('NOTIFY reply does not verify with notifyKey: no acknowledgement; retrying', (r) => r.reason === 'not signed');
+    expect(warned.target).toBe(`127.0.0.1#${answering.address().port}`);
+    // Only the other secondary's signed reply (to the first NOTIFY) acknowledged anything.
+    expect(await p.notifies('acknowledged')).toBe(acknowledged + 1);
+    // Signed again: the next retry is acknowledged, and no retry follows.
+    unsignedAcks = false;
+    await until(() => heard.answering.length >= 3, 10_000, 'the next retry');
+    const deadline = Date.now() + 5000;
+    while ((await p.notifies('acknowledged')) === acknowledged + 1 && Date.now() < deadline) await sleep(20);
+    expect(await p.notifies('acknowledged')).toBe(acknowledged + 2);
+    const after = heard.answering.length;
+    await sleep(2500);
+    expect(heard.answering.length).toBe(after);
+  }, 30_000);
 
   it('a burst of 10 changes is coalesced into one NOTIFY per secondary, for the last serial', async () => {
     await sleep(200);
