@@ -163,6 +163,7 @@ program
         ([key, annotations]) => `    service ${key}: its copies disagree on ${annotations.join(', ')} (fedns explain names the value used)`,
       ),
       ...clients.duplicates.map((n) => `    client network ${n} is listed twice; the first listing (cluster order, then clients) places it`),
+      ...clients.hostBits.map(([written, network]) => `    client network ${written} has host bits set: it is the network ${network} (write that)`),
       ...(clients.overridden
         ? [`    ${clients.overridden} network${clients.overridden > 1 ? 's' : ''} learned from nodes lie inside networks the configuration places elsewhere; left out`]
         : []),

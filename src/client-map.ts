@@ -70,6 +70,8 @@ export class ClientMap {
   readonly duplicates: string[] = [];
   /** Entries that are not networks (skipped; the configuration and the node watch check them first). */
   readonly invalid: string[] = [];
+  /** Networks written with host bits set ("10.8.0.1/14"), as [written, the network they are]: for check. */
+  readonly hostBits: [string, string][] = [];
 
   /**
    * `overridden`: learned networks left out because they lie inside a configured network placed
@@ -94,6 +96,7 @@ export class ClientMap {
         let m = this.v4.get(prefix);
         if (!m) this.v4.set(prefix, (m = new Map()));
         const key = v4Masked(n, prefix);
+        if (key !== n) this.hostBits.push([network, `${[24, 16, 8, 0].map((b) => Math.floor(key / 2 ** b) % 256).join('.')}/${prefix}`]);
         if (m.has(key)) {
           this.duplicates.push(network);
           continue;
@@ -113,6 +116,7 @@ export class ClientMap {
       let m = this.v6.get(prefix);
       if (!m) this.v6.set(prefix, (m = new Map()));
       const key = v6Key(groups, prefix);
+      if (key !== v6Key(groups, 128)) this.hostBits.push([network, `${key.slice(0, -1).replace(/(^|:)0(:0)+(:|$)/, '::')}/${prefix}`]);
       if (m.has(key)) {
         this.duplicates.push(network);
         continue;
