@@ -233,7 +233,7 @@ function explainTraffic(ex: Explanation, fs: FederatedService, responder: Respon
   }
   ex.traffic.client = {
     address: client.text,
-    by: sub ? 'EDNS Client Subnet' : 'source address',
+    by: sub ? (ecsOn ? 'EDNS Client Subnet' : 'EDNS Client Subnet, ignored: locality.ecs is off') : 'source address',
     identified: match ? `${place!.via}, network ${match.network}` : 'unknown: in no client network',
     ...(place ? { cluster: place.cluster, region: place.region, zones: [...place.zones] } : {}),
     choices,

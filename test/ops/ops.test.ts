@@ -329,7 +329,7 @@ describe('ops listener', () => {
     await until(() => get('/readyz'), (r) => r.status === 200);
     const ex = JSON.parse((await get('/explain?name=nginx.default.fed.example.com&client=127.0.0.2/32', 'application/json')).body);
     expect(ex.ecsScope).toBeUndefined();
-    expect(ex.traffic.client).toMatchObject({ by: 'EDNS Client Subnet', identified: 'unknown: in no client network' });
+    expect(ex.traffic.client).toMatchObject({ by: 'EDNS Client Subnet, ignored: locality.ecs is off', identified: 'unknown: in no client network' });
     expect(ex.notes.join('\n')).toContain('locality.ecs is off: the EDNS Client Subnet 127.0.0.2/32 is ignored');
   });
 });
