@@ -36,17 +36,27 @@ const WRITTEN_AS: Record<string, string> = {
   array: 'a list, e.g. [a, b] or one "- item" per line',
   boolean: 'true or false',
   number: 'a number',
+  int: 'a whole number',
   string: 'a string',
   object: 'a mapping of fields, e.g. { name: value }',
 };
 
-/** The type of a YAML value as the messages name it. */
-function typeOf(v: unknown): string {
+/** Values shown in messages at most this long; longer ones, and any under a secret-bearing field, are only named by type. */
+const SHOWN_VALUE = 24;
+
+/**
+ * The type of a YAML value as the messages name it, with the value when it is short and not
+ * where a secret may have been pasted (transfer.tsig): the message reaches the log and check's
+ * output.
+ */
+function typeOf(v: unknown, path: readonly PropertyKey[]): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a mapping';
-  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v)}`;
-  return `${typeof v} ${String(v)}`;
+  const secret = path.includes('tsig');
+  if (typeof v === 'string') return !secret && v.length <= SHOWN_VALUE ? `the string ${JSON.stringify(v)}` : 'a string';
+  if (typeof v === 'number' || typeof v === 'boolean') return !secret && String(v).length <= SHOWN_VALUE ? `${typeof v} ${String(v)}` : `a ${typeof v}`;
+  return typeof v;
 }
 
 /**
@@ -57,12 +67,13 @@ function issueText(issue: z.core.$ZodIssue): string {
   let msg = issue.message;
   if (issue.code === 'unrecognized_keys') msg = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')} (check the spelling)`;
   else if (issue.code === 'invalid_type' && msg.startsWith('Invalid input:')) {
-    msg =
-      issue.input === undefined
-        ? `missing: give ${WRITTEN_AS[issue.expected] ?? issue.expected}`
-        : `expected ${WRITTEN_AS[issue.expected] ?? issue.expected}, got ${typeOf(issue.input)}`;
+    // YAML's .inf and .nan are numbers too, but no setting takes them.
+    const expected = issue.expected === 'number' && typeof issue.input === 'number' ? 'a finite number' : (WRITTEN_AS[issue.expected] ?? issue.expected);
+    msg = issue.input === undefined ? `missing: give ${expected}` : `expected ${expected}, got ${typeOf(issue.input, issue.path)}`;
   } else if (issue.code === 'too_small' && msg.startsWith('Too small:') && issue.origin === 'number') {
-    msg = `must be at least ${issue.inclusive === false ? `more than ${String(issue.minimum)}` : String(issue.minimum)}`.replace('at least more than', 'more than');
+    msg = issue.inclusive === false ? `must be more than ${String(issue.minimum)}` : `must be at least ${String(issue.minimum)}`;
+  } else if (issue.code === 'too_small' && msg.startsWith('Too small:') && issue.origin === 'array') {
+    msg = `give at least ${String(issue.minimum)} item${Number(issue.minimum) === 1 ? '' : 's'}`;
   } else if (issue.code === 'too_big' && msg.startsWith('Too big:') && issue.origin === 'number') {
     msg = `must be at most ${String(issue.maximum)}`;
   } else if (issue.code === 'invalid_value' && msg.startsWith('Invalid option:')) {

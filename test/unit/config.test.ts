@@ -102,6 +102,25 @@ describe('configuration', () => {
     expect(problems.some((p) => want.test(p)), problems.join('\n')).toBe(true);
   });
 
+  // A secret pasted in the wrong shape (dig's -y form where a mapping goes) must not be echoed
+  // into check's output or the log; neither is a long value anywhere.
+  it('never echoes a value given under transfer.tsig, nor a long one elsewhere', () => {
+    const secret = 'X6Ppvt2HY8eUrd20oxDuDNumXrf2Zl1665Mdor9PXJA=';
+    const problems = [
+      ...errorsOf(`transfer: { tsig: ["hmac-sha256:xfr-key:${secret}"] }`),
+      ...errorsOf(`transfer: { tsig: [{ name: k., secret: 12345678901234567890123456789012 }] }`),
+      ...errorsOf(`health: { panicMode: "${'y'.repeat(60)}" }`),
+    ];
+    expect(problems).toContain('transfer.tsig[0]: expected a mapping of fields, e.g. { name: value }, got a string');
+    expect(problems).toContain('transfer.tsig[0].secret: expected a string, got a number');
+    expect(problems).toContain('health.panicMode: expected true or false, got a string');
+    expect(problems.join('\n')).not.toMatch(/X6Pp|1234|yyyy/);
+    // Numbers a YAML reader makes of .inf and .nan, and a fraction where a whole number goes.
+    expect(errorsOf('rateLimit: { responsesPerSecond: .inf }')).toContain('rateLimit.responsesPerSecond: expected a finite number, got number Infinity');
+    expect(errorsOf('rateLimit: { slip: 1.5 }')).toContain('rateLimit.slip: expected a whole number, got number 1.5');
+    expect(errorsOf('listen: []')).toContain('listen: give at least 1 item');
+  });
+
   it('reads TSIG algorithm names as BIND and Knot write them: any case, with or without the final dot', () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'k.yaml'), 'transfer: { tsig: [{ name: a., algorithm: HMAC-SHA256., secret: ZmVkbnMtdGVzdC1zZWNyZXQtMDEyMw== }, { name: b., algorithm: hmac-sha512., secret: ZmVkbnMtdGVzdC1zZWNyZXQtMDEyMw== }] }\n');
