@@ -6,7 +6,7 @@
 // service account. With clientNetworks: auto, Nodes too (nodes.ts): not for answers, for the
 // networks the member's DNS queries come from.
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -208,11 +208,31 @@ function withAbsoluteTokenFiles(text: string, dir: string): string {
   for (const entry of kc.users as unknown[]) {
     const user = (entry as { user?: unknown } | null)?.user as Record<string, unknown> | undefined;
     const file = user && typeof user === 'object' ? user['token-file'] : undefined;
-    if (typeof file !== 'string' || !file || isAbsolute(file)) continue;
-    user!['token-file'] = resolve(dir, file);
+    if (typeof file !== 'string' || !file) continue;
+    const path = isAbsolute(file) ? file : resolve(dir, file);
+    // The library reads it at once, synchronously: a FIFO or /dev/zero would hang or exhaust fedns.
+    checkReadable(path, MAX_CREDENTIAL_FILE, 'token-file');
+    if (path === file) continue;
+    user!['token-file'] = path;
     changed = true;
   }
   return changed ? JSON.stringify(kc) : text;
+}
+
+/** Largest kubeconfig read, and largest token file (kubeconfigs and tokens are a few KiB). */
+const MAX_KUBECONFIG = 16 * 1024 * 1024;
+const MAX_CREDENTIAL_FILE = 1024 * 1024;
+
+/** Throws unless `path` is a regular file of at most `max` bytes (stat does not block on a FIFO, as a read would). */
+function checkReadable(path: string, max: number, what: string): void {
+  let st;
+  try {
+    st = statSync(path);
+  } catch (e) {
+    throw new Error(`${what} ${path}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  if (!st.isFile()) throw new Error(`${what} ${path} is not a regular file`);
+  if (st.size > max) throw new Error(`${what} ${path} is ${st.size} bytes, more than the ${max} a ${what} may have`);
 }
 
 /** Loads a client configuration as the cluster's `source:` describes it. */
@@ -227,6 +247,7 @@ export async function loadKubeConfig(src: KubeSourceConfig): Promise<KubeConfig>
     if (!src.kubeconfig) throw new Error('no kubeconfig file given');
     // As the library's loadFromFile, but with token files where kubectl finds them.
     const dir = dirname(resolve(src.kubeconfig));
+    checkReadable(src.kubeconfig, MAX_KUBECONFIG, 'kubeconfig');
     kc.loadFromString(withAbsoluteTokenFiles(readFileSync(src.kubeconfig, 'utf8'), dir));
     kc.makePathsAbsolute(dir);
   }

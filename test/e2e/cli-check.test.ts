@@ -1,5 +1,6 @@
 // `fedns check`: a valid configuration prints a summary of what would be served; an invalid one
 // exits 2 with every problem as "file: field: what is wrong".
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -71,8 +72,19 @@ describe('fedns check', () => {
         undefined,
       ],
     ];
+    // A token file the client library would read at once, synchronously: a FIFO hung check (and
+    // serve), /dev/zero exhausted its memory.
+    const withToken = (file: string) =>
+      `apiVersion: v1\nkind: Config\nclusters: [{ name: b, cluster: { server: "https://127.0.0.1:6443" } }]\ncontexts: [{ name: bravo, context: { cluster: b, user: u } }]\nusers: [{ name: u, user: { token-file: ${file} } }]\n`;
+    cases.push(
+      ['a token file that is a FIFO', withToken('fifo'), /^ {4}cluster bravo: kubeconfig .*kc\.yaml: token-file .*\/fifo is not a regular file; it will not sync until this is fixed$/],
+      ['a token file that never ends', withToken('/dev/zero'), /^ {4}cluster bravo: kubeconfig .*kc\.yaml: token-file \/dev\/zero is not a regular file; it will not sync until this is fixed$/],
+    );
     for (const [what, text, warning] of cases) {
-      const r = await check(kube, (dir) => writeFileSync(join(dir, 'kc.yaml'), text));
+      const r = await check(kube, (dir) => {
+        writeFileSync(join(dir, 'kc.yaml'), text);
+        execFileSync('mkfifo', [join(dir, 'fifo')]);
+      });
       expect(r.code, what).toBe(0);
       const lines = r.out.trimEnd().split('\n');
       expect(lines[0], what).toBe(warning ? `${r.config}: OK, with 1 warning` : `${r.config}: OK`);
