@@ -48,8 +48,8 @@ interface Pending {
   timer?: NodeJS.Timeout;
   /** The last error rcode the secondary answered, if any. */
   rejected?: string;
-  /** MAC of the NOTIFY sent last, when signed: its acknowledgement must be signed over it. */
-  mac?: Buffer;
+  /** MACs of the NOTIFYs sent, when signed (one per attempt): an acknowledgement is signed over one of them. */
+  macs: Buffer[];
 }
 
 export class Notifier {
@@ -118,7 +118,7 @@ export class Notifier {
     const old = this.pending.get(k);
     if (old?.timer) clearTimeout(old.timer);
     // An unpredictable id (RFC 5452 spirit): a spoofed reply must not acknowledge it.
-    const p: Pending = { id: randomInt(0x10000), serial: this.zone().serial, attempt: 0 };
+    const p: Pending = { id: randomInt(0x10000), serial: this.zone().serial, attempt: 0, macs: [] };
     this.pending.set(k, p);
     this.send(t, p);
   }
@@ -135,7 +135,7 @@ export class Notifier {
     });
     if (this.opts.key) {
       msg = signRequest(msg, this.opts.key);
-      p.mac = readTsig(msg, lastAdditionalOffset(msg)).mac;
+      p.macs.push(readTsig(msg, lastAdditionalOffset(msg)).mac);
     }
     this.socket(t.host).send(msg, t.port, t.host);
     this.stats?.('sent');
@@ -169,8 +169,14 @@ export class Notifier {
     }
     // A signed NOTIFY is acknowledged by a reply signed with the key (RFC 8945 5.3), not by any
     // packet that guessed its id: otherwise the retry stays armed.
+    // A reply to an earlier attempt, arriving after a retry went out, acknowledges too. A NOTIFY
+    // sent unsigned before a reload set the key is acknowledged only once a signed one is.
     const key = this.opts.key;
-    const unverified = key && p.mac ? responseProblem(m, p.mac, key) : undefined;
+    let unverified: string | undefined;
+    if (key) {
+      unverified = p.macs.length ? 'not signed' : 'sent before notifyKey was set';
+      for (const mac of p.macs) if ((unverified = responseProblem(m, mac, key)) === undefined) break;
+    }
     if (unverified) {
       this.problems.warn('notify-unverified', { target: k, serial: p.serial, reason: unverified }, 'NOTIFY reply does not verify with notifyKey: no acknowledgement; retrying');
       return;

@@ -263,6 +263,8 @@ export function responseProblem(msg: Buffer, requestMac: Buffer, key: TsigKey, n
     .digest();
   if (t.mac.length !== expect.length || !timingSafeEqual(t.mac, expect)) return `bad signature with key ${key.name}`;
   if (Math.abs(nowSeconds - t.timeSigned) > t.fudge) return 'signature time outside the fudge window';
+  // Signed, but saying our request's TSIG failed there (BADTIME is signed, and BADTRUNC).
+  if (t.error !== 0) return `TSIG error ${t.error} from the other side`;
   return undefined;
 }
 

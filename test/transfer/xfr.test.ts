@@ -610,8 +610,8 @@ describe('NOTIFY', () => {
   let silent: UdpSocket;
   let answering: UdpSocket;
   let silentNow = false;
-  /** The answering secondary acknowledges without signing (as anyone who guessed the id could). */
-  let unsignedAcks = false;
+  /** How the answering secondary acknowledges: signed, unsigned (as anyone who guessed the id could), or signed with a TSIG error. */
+  let acks: 'signed' | 'unsigned' | 'badsig' = 'signed';
   const heard: { silent: { at: number; msg: Buffer }[]; answering: { at: number; msg: Buffer }[] } = { silent: [], answering: [] };
 
   const bind = (s: UdpSocket) => new Promise<number>((resolve) => s.bind(0, '127.0.0.1', () => resolve(s.address().port)));
@@ -620,10 +620,11 @@ describe('NOTIFY', () => {
     silent = createSocket('udp4');
     answering = createSocket('udp4');
     // As Knot, NSD and BIND answer a signed NOTIFY: signed with the key, over the request's MAC.
-    const ack = (s: UdpSocket, msg: Buffer, rinfo: { port: number; address: string }, signed = true) => {
+    const ack = (s: UdpSocket, msg: Buffer, rinfo: { port: number; address: string }, how: typeof acks = 'signed') => {
       const q = decodeMessage(msg);
       const reply = encodeMessage({ id: q.id, qr: true, aa: true, opcode: Opcode.NOTIFY, questions: q.questions });
-      s.send(signed ? new ResponseSigner(KEY, readTsig(msg, lastAdditionalOffset(msg))).sign(reply) : reply, rinfo.port, rinfo.address);
+      const signer = () => new ResponseSigner(KEY, readTsig(msg, lastAdditionalOffset(msg)));
+      s.send(how === 'unsigned' ? reply : how === 'badsig' ? signer().sign(reply, TsigError.BADSIG) : signer().sign(reply), rinfo.port, rinfo.address);
     };
     silent.on('message', (msg, rinfo) => {
       heard.silent.push({ at: Date.now(), msg });
@@ -632,7 +633,7 @@ describe('NOTIFY', () => {
     });
     answering.on('message', (msg, rinfo) => {
       heard.answering.push({ at: Date.now(), msg });
-      ack(answering, msg, rinfo, !unsignedAcks);
+      ack(answering, msg, rinfo, acks);
     });
     const [sp, ap] = await Promise.all([bind(silent), bind(answering)]);
     p = await startPrimary({
@@ -694,9 +695,9 @@ describe('NOTIFY', () => {
     expect(z.serial).toBe(p.zone().serial);
   });
 
-  it('with notifyKey, an unsigned NOERROR reply is no acknowledgement: retried and logged until a signed one comes', async () => {
+  it('with notifyKey, an unsigned NOERROR reply, or one signed with a TSIG error, is no acknowledgement: retried and logged until a signed one comes', async () => {
     silentNow = false;
-    unsignedAcks = true;
+    acks = 'unsigned';
     await sleep(300);
     heard.answering.length = 0;
     const acknowledged = await p.notifies('acknowledged');
@@ -708,9 +709,14 @@ describe('NOTIFY', () => {
     expect(warned.target).toBe(`127.0.0.1#${answering.address().port}`);
     // Only the other secondary's signed reply (to the first NOTIFY) acknowledged anything.
     expect(await p.notifies('acknowledged')).toBe(acknowledged + 1);
-    // Signed again: the next retry is acknowledged, and no retry follows.
-    unsignedAcks = false;
+    // Signed, but with a TSIG error (BADSIG) in it: still no acknowledgement.
+    acks = 'badsig';
     await until(() => heard.answering.length >= 3, 10_000, 'the next retry');
+    await p.waitForLog('NOTIFY reply does not verify with notifyKey: no acknowledgement; retrying', (r) => r.reason === 'TSIG error 16 from the other side');
+    expect(await p.notifies('acknowledged')).toBe(acknowledged + 1);
+    // Signed again: the next retry is acknowledged, and no retry follows.
+    acks = 'signed';
+    await until(() => heard.answering.length >= 4, 10_000, 'the next retry');
     const deadline = Date.now() + 5000;
     while ((await p.notifies('acknowledged')) === acknowledged + 1 && Date.now() < deadline) await sleep(20);
     expect(await p.notifies('acknowledged')).toBe(acknowledged + 2);
