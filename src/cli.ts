@@ -237,9 +237,15 @@ program
     const kube = kubeClusters(config);
     if (kube.length) {
       const ops = config.ops.listen;
+      // /zone carries no TSIG: while one is required, only a signed AXFR gives the zone.
+      const tsigRequired = config.transfer.requireTsig ?? config.transfer.tsig.length > 0;
+      const listen = config.listen[0];
+      const instead = tsigRequired
+        ? `transfer it from the running server with the TSIG key, e.g. kdig -y hmac-sha256:${config.transfer.tsig[0]?.name ?? 'KEY'}:SECRET @${listen.host} -p ${listen.port} ${want} AXFR`
+        : `curl http://${ops ? `${ops.host.includes(':') ? `[${ops.host}]` : ops.host}:${ops.port}` : 'OPS-ADDRESS'}/zone${want === config.domain ? '' : `?zone=${want}`} (for clients in transfer.allow)`;
       fail(
         `${config.file}: ${kube.length > 1 ? 'clusters' : 'cluster'} ${kube.join(', ')} ${kube.length > 1 ? 'are' : 'is'} read from a Kubernetes API server, which \`fedns zone\` does not contact: the zone would lack ${kube.length > 1 ? 'their' : 'its'} services. ` +
-          `Ask the running server instead: ${ops ? `curl http://${ops.host.includes(':') ? `[${ops.host}]` : ops.host}:${ops.port}/zone${want === config.domain ? '' : `?zone=${want}`}` : 'GET /zone on its ops listener'} (for clients in transfer.allow).`,
+          `Ask the running server instead: ${instead}.`,
       );
     }
     const fed = await loadFederation(config, createLogger('warn'));

@@ -59,6 +59,11 @@ function v6Start(groups: readonly number[], prefix: number): bigint {
   return v;
 }
 
+/** An IPv6 address in its canonical text (RFC 5952: the longest run of zeros compressed), as the URL standard writes hosts. */
+function canonicalV6(address: string): string {
+  return new URL(`http://[${address}]/`).hostname.slice(1, -1);
+}
+
 export class ClientMap {
   /** prefix length -> masked network -> entry, and the lengths present, longest first. */
   private readonly v4 = new Map<number, Map<number, Entry>>();
@@ -116,7 +121,7 @@ export class ClientMap {
       let m = this.v6.get(prefix);
       if (!m) this.v6.set(prefix, (m = new Map()));
       const key = v6Key(groups, prefix);
-      if (key !== v6Key(groups, 128)) this.hostBits.push([network, `${key.slice(0, -1).replace(/(^|:)0(:0)+(:|$)/, '::')}/${prefix}`]);
+      if (key !== v6Key(groups, 128)) this.hostBits.push([network, `${canonicalV6(key.slice(0, -1))}/${prefix}`]);
       if (m.has(key)) {
         this.duplicates.push(network);
         continue;

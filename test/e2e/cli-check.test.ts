@@ -96,10 +96,12 @@ describe('fedns check', () => {
   });
 
   it('warns of a client network written with host bits set, naming the network it is', async () => {
-    const r = await check((y) => y.replace('clientNetworks: [127.0.0.2/32]', 'clientNetworks: [10.8.0.1/14, "2001:db8::1/48"]'));
+    const r = await check((y) => y.replace('clientNetworks: [127.0.0.2/32]', 'clientNetworks: [10.8.0.1/14, "2001:db8::1/48", "2001:0:0:1::5/64"]'));
     expect(r.code).toBe(0);
     const lines = r.out.trimEnd().split('\n');
-    expect(lines[0]).toBe(`${r.config}: OK, with 2 warnings`);
+    expect(lines[0]).toBe(`${r.config}: OK, with 3 warnings`);
+    // In RFC 5952's form: the longest run of zero groups compressed, not the first.
+    expect(lines).toContain('    client network 2001:0:0:1::5/64 has host bits set: it is the network 2001:0:0:1::/64 (write that)');
     expect(lines).toContain('    client network 10.8.0.1/14 has host bits set: it is the network 10.8.0.0/14 (write that)');
     expect(lines).toContain('    client network 2001:db8::1/48 has host bits set: it is the network 2001:db8::/48 (write that)');
   });

@@ -1,6 +1,6 @@
 // `fedns zone` prints what the server would serve: load balancers that publish a hostname are
 // resolved (through `hostnames.resolvers`, here a demo fedns on loopback) before printing.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -73,6 +73,12 @@ describe('fedns zone with a cluster read from a Kubernetes API server', () => {
       expect(r.out).toBe('');
       expect(r.err).toContain(`${copy.config}: cluster bravo is read from a Kubernetes API server, which \`fedns zone\` does not contact`);
       expect(r.err).toContain('curl http://127.0.0.1:9153/zone');
+      // With a TSIG required, /zone answers 403: a signed AXFR is the way.
+      writeFileSync(copy.config, `${readFileSync(copy.config, 'utf8')}\ntransfer: { allow: [127.0.0.1], tsig: [{ name: xfr-key., secret: ZmVkbnMtdGVzdC10c2lnLXNlY3JldC0wMTIzNDU2Nzg5 }] }\n`);
+      const signed = await runCli(['zone', '--config', copy.config], 20_000);
+      expect(signed.code).toBe(1);
+      expect(signed.err).toContain('transfer it from the running server with the TSIG key, e.g. kdig -y hmac-sha256:xfr-key.:SECRET @127.0.0.1 -p 1053 example.com. AXFR');
+      expect(signed.err).not.toContain('ZmVkbnMt');
       // explain --offline answers from what it has, and says what it did not ask.
       const ex = await runCli(['explain', 'nginx.default.fed.example.com.', '--offline', '--config', copy.config], 20_000);
       expect(ex.code).toBe(0);
