@@ -213,7 +213,7 @@ export async function loadFederation(config: Config, log: Logger): Promise<Feder
   fed.resolveHostnames(dnsResolver(config.hostnames.resolvers), config.hostnames.refresh, log.child({ component: 'hostnames' }));
   for (const cl of config.clusters) {
     const state = fed.addCluster(clusterSettings(config, cl));
-    // A kube cluster stays unlisted: the commands say so in their own words (offlineGaps in cli.ts).
+    // A kube cluster stays unlisted: the commands say so in their own words (kubeClusters in cli.ts).
     if (cl.source.type === 'files') new FileClusterSource(state, cl.source.path, log.child({ cluster: cl.name }), { learnNetworks: learnsNetworks(cl) }).reload();
   }
   fed.rebuild();

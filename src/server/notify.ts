@@ -168,9 +168,9 @@ export class Notifier {
       return;
     }
     // A signed NOTIFY is acknowledged by a reply signed with the key (RFC 8945 5.3), not by any
-    // packet that guessed its id: otherwise the retry stays armed.
-    // A reply to an earlier attempt, arriving after a retry went out, acknowledges too. A NOTIFY
-    // sent unsigned before a reload set the key is acknowledged only once a signed one is.
+    // packet that guessed its id: otherwise the retry stays armed. A reply to an earlier attempt,
+    // arriving after a retry went out, acknowledges too; a NOTIFY sent unsigned before a reload
+    // set the key is acknowledged only once a signed retry is.
     const key = this.opts.key;
     let unverified: string | undefined;
     if (key) {
