@@ -97,10 +97,18 @@ export function transferPolicy(c: Config): TransferPolicy {
   return { allow: c.transfer.allow, keys, requireTsig: c.transfer.requireTsig ?? keys.length > 0, notPrimary: notPrimary(c) };
 }
 
-export function notifyOptions(c: Config): NotifyOptions {
+/** Whether a reload from `prev` to `next` changes mcs settings that only a restart applies (all but notify). */
+export function mcsNeedsRestart(prev: Config, next: Config): boolean {
+  const { notify: _p, ...a } = prev.mcs;
+  const { notify: _n, ...b } = next.mcs;
+  return JSON.stringify(a) !== JSON.stringify(b);
+}
+
+/** NOTIFY settings of the federation zone, or with `clusterSet` of the clusterset zone (mcs.notify, else the same targets). */
+export function notifyOptions(c: Config, clusterSet = false): NotifyOptions {
   return {
     // Only the transfer primary tells secondaries about its serials.
-    targets: notPrimary(c) ? [] : c.transfer.notify,
+    targets: notPrimary(c) ? [] : clusterSet ? (c.mcs.notify ?? c.transfer.notify) : c.transfer.notify,
     coalesceMs: c.transfer.notifyDelay * 1000,
     retryMs: 1000,
     retries: 5,
@@ -148,7 +156,7 @@ export function clusterSetSerialFile(c: Config): string | undefined {
 function zoneServingOptions(c: Config, clusterSet = false): ZoneServingOptions {
   return {
     policy: transferPolicy(c),
-    notify: notifyOptions(c),
+    notify: notifyOptions(c, clusterSet),
     journal: c.transfer.journal,
     serialFile: clusterSet ? clusterSetSerialFile(c) : c.transfer.serialFile,
   };
@@ -417,10 +425,11 @@ export class Fedns {
    */
   async reload(next: Config): Promise<void> {
     const prev = this.config;
-    // The clusterset zone is set up at start (its listeners' zone choice, transfers, watches).
-    if (JSON.stringify(next.mcs) !== JSON.stringify(prev.mcs)) {
+    // The clusterset zone is set up at start (its listeners' zone choice, transfers, watches);
+    // only its NOTIFY targets change on a reload.
+    if (mcsNeedsRestart(prev, next)) {
       this.log.warn({ running: prev.mcs, configured: next.mcs }, 'mcs changed: it takes effect at the next restart');
-      next = { ...next, mcs: prev.mcs };
+      next = { ...next, mcs: { ...prev.mcs, notify: next.mcs.notify } };
     }
     // Listeners first, all or nothing: a new ops address opens before the DNS listeners move, and
     // if either cannot open, the running listeners stay as they are.

@@ -329,6 +329,8 @@ export const configSchema = z
         enabled: z.boolean().default(false),
         /** The clusterset zone; the specification fixes it to clusterset.local. */
         domain: dnsName.default('clusterset.local.'),
+        /** Secondaries told of the clusterset zone's serials; unset: transfer.notify. */
+        notify: z.array(listenAddress).optional(),
       })
       .prefault({}),
     /** Traffic policy of services without a `fedns.io/policy` annotation. */

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
 import { DEMO_CONFIG } from '../support/demo.js';
+import { mcsNeedsRestart, notifyOptions } from '../../src/app.js';
 
 // Every file a test writes goes under one folder, removed when the file's tests end.
 const scratch = mkdtempSync(join(tmpdir(), 'fedns-cfg-'));
@@ -141,5 +142,32 @@ describe('configuration', () => {
 
   it('reports a missing file by name', () => {
     expect(() => loadConfig('/nonexistent/fedns.yaml')).toThrow(/\/nonexistent\/fedns\.yaml: cannot read the file: no such file \(give its path with --config\)/);
+  });
+});
+
+describe('NOTIFY targets of the clusterset zone', () => {
+  // A secondary that carries only the federation zone answers NOTAUTH to the clusterset zone's
+  // NOTIFYs, logged and counted as rejected for ever: mcs.notify names the clusterset zone's own.
+  const dir = mkdtempSync(join(tmpdir(), 'fedns-mcs-notify-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const config = (yaml: string) => {
+    writeFileSync(join(dir, 'c.yaml'), yaml);
+    return loadConfig(join(dir, 'c.yaml'));
+  };
+
+  it('are transfer.notify unless mcs.notify says otherwise (an empty list: none)', () => {
+    const same = config('mcs: { enabled: true }\ntransfer: { notify: [192.0.2.60:53] }\n');
+    expect(notifyOptions(same, true).targets).toEqual([{ host: '192.0.2.60', port: 53 }]);
+    const own = config('mcs: { enabled: true, notify: [192.0.2.61:5353] }\ntransfer: { notify: [192.0.2.60:53] }\n');
+    expect(notifyOptions(own).targets).toEqual([{ host: '192.0.2.60', port: 53 }]);
+    expect(notifyOptions(own, true).targets).toEqual([{ host: '192.0.2.61', port: 5353 }]);
+    expect(notifyOptions(config('mcs: { enabled: true, notify: [] }\ntransfer: { notify: [192.0.2.60:53] }\n'), true).targets).toEqual([]);
+  });
+
+  it('change on reload: mcs.notify is not one of the mcs settings that wait for a restart', () => {
+    const a = config('mcs: { enabled: true }\n');
+    const b = config('mcs: { enabled: true, notify: [192.0.2.61:53] }\n');
+    expect(mcsNeedsRestart(a, b)).toBe(false);
+    expect(mcsNeedsRestart(a, config('mcs: { enabled: false }\n'))).toBe(true);
   });
 });
