@@ -117,6 +117,13 @@ export interface ApexSettings {
   txt?: { name: string; text: string }[];
 }
 
+/** Apex settings as text to compare: name servers, their addresses and TXT records are sets, not lists (their order is no change). */
+function apexText(apex: ApexSettings): string {
+  const sorted = <T>(list: readonly T[], key: (x: T) => string) => [...list].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+  const nameservers = sorted(apex.nameservers, (n) => n.name).map((n) => ({ name: n.name, addresses: [...n.addresses].sort() }));
+  return JSON.stringify({ ...apex, nameservers, txt: apex.txt && sorted(apex.txt, (t) => `${t.name} ${t.text}`) });
+}
+
 /** Next SOA serial: time-based so replicas and restarts stay comparable, and always increasing. */
 export function nextSerial(prev: number, nowSeconds = Math.floor(Date.now() / 1000)): number {
   const next = Math.max(prev + 1, nowSeconds) >>> 0;
@@ -195,7 +202,7 @@ export class ZoneBuilder {
     initialSerial = nextSerial(0),
   ) {
     this.apexKey = nameKey(apex.domain);
-    this.publishedApex = JSON.stringify(apex);
+    this.publishedApex = apexText(apex);
     this.names = PersistentMap.empty<ZoneNode>();
     this.serial = initialSerial;
     this.current = this.snapshot();
@@ -218,7 +225,7 @@ export class ZoneBuilder {
   setApex(apex: ApexSettings): void {
     if (nameKey(apex.domain) !== this.apexKey) throw new Error(`the apex is ${keyToName(this.apexKey)}; a new domain needs a new zone`);
     // Against the published apex: one reload undone by the next before a publish changes nothing.
-    this.apexChanged = JSON.stringify(apex) !== this.publishedApex;
+    this.apexChanged = apexText(apex) !== this.publishedApex;
     this.apex = apex;
     const d = canonicalName(apex.domain);
     const ns: RR[] = apex.nameservers.map((n) => ({ name: d, type: RRType.NS, ttl: apex.nsTtl, data: canonicalName(n.name) }));
@@ -466,7 +473,7 @@ export class ZoneBuilder {
     }
     const apex = this.apexChanged;
     if (!records && !touched && !apex && this.ready === this.current.ready) return undefined;
-    if (apex) this.publishedApex = JSON.stringify(this.apex);
+    if (apex) this.publishedApex = apexText(this.apex);
     this.apexChanged = false;
     if ((records && !held) || apex) this.serial = nextSerial(this.serial);
     this.current = this.snapshot();
