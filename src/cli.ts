@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfig, type Config } from './config/load.js';
-import { clientMap, Fedns, loadFederation, rateLimitSummary } from './app.js';
+import { clientMap, Fedns, loadFederation, rateLimitSummary, transferPolicy } from './app.js';
 import { createLogger } from './ops/log.js';
 import { ListenError } from './listen-error.js';
 import { chooseUdpPath, type UdpBatchMode } from './server/udp-batch.js';
@@ -238,7 +238,7 @@ program
     if (kube.length) {
       const ops = config.ops.listen;
       // /zone carries no TSIG: while one is required, only a signed AXFR gives the zone.
-      const tsigRequired = config.transfer.requireTsig ?? config.transfer.tsig.length > 0;
+      const tsigRequired = transferPolicy(config).requireTsig;
       const listen = config.listen[0];
       const instead = tsigRequired
         ? `transfer it from the running server with the TSIG key, e.g. kdig -y hmac-sha256:${config.transfer.tsig[0]?.name ?? 'KEY'}:SECRET @${listen.host} -p ${listen.port} ${want} AXFR`
