@@ -6,6 +6,7 @@ import { sameService, type IgnoredValue, type Kind, type SlimService } from '../
 import { serviceNames, withoutLongNames, type RecordSettings, type Topology } from './service-records.js';
 import { nameKey } from '../wire/name.js';
 import { nextSlice, SLICE_MS, sliceSpent } from '../slices.js';
+import { DirtyServices } from './dirty.js';
 import { nextSerial, ZoneBuilder, type ApexSettings, type ZoneChange, type ZoneSnapshot } from '../zone/snapshot.js';
 import type { Logger } from 'pino';
 import { HostnameAddresses, type ResolveHostname } from './hostnames.js';
@@ -55,9 +56,8 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
   private builder: ZoneBuilder;
   /** Federated services that currently have names in the zone. */
   private readonly present = new Set<string>();
-  private readonly dirty = new Set<string>();
-  /** Dirty services rebuilt before those in `dirty`: the few a watch event touched. */
-  private readonly urgent = new Set<string>();
+  /** Services to rebuild. */
+  private readonly dirty = new DirtyServices();
   /** A slice of rebuilding is waiting for its turn (src/slices.ts). */
   private scheduled = false;
   private topology: Topology = { regions: new Map() };
@@ -150,7 +150,7 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     c.dispose();
     this.clusters.delete(name);
     this.seenHealth.delete(name);
-    for (const k of c.serviceKeys()) this.dirty.add(k);
+    this.dirty.addAll(c.serviceKeys());
     this.topologyMayChange();
     this.schedule();
   }
@@ -171,8 +171,8 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
       this.builder.setApex(settings.apex);
     }
     // Every service, not only those with names now: a new selection may bring some back.
-    for (const k of this.present) this.dirty.add(k);
-    for (const c of this.clusters.values()) for (const k of c.serviceKeys()) this.dirty.add(k);
+    this.dirty.addAll(this.present);
+    for (const c of this.clusters.values()) this.dirty.addAll(c.serviceKeys());
     this.topologyMayChange(true);
     this.schedule();
   }
@@ -193,8 +193,8 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     if (c?.health === 'syncing') return;
     // A few services changed by a watch event go ahead of a bulk rebuild (a re-list, a reload)
     // still under way, so that a change is answered as fast while the zone is big.
-    const to = keys.size <= URGENT_BATCH ? this.urgent : this.dirty;
-    for (const k of keys) to.add(k);
+    if (keys.size <= URGENT_BATCH) for (const k of keys) this.dirty.add(k, true);
+    else this.dirty.addAll(keys);
     this.schedule();
   }
 
@@ -234,7 +234,7 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
       this.emit('clusterHealth', c, previous);
     }
     // Health changes what this cluster contributes, and it contributes only to its own services.
-    for (const k of c.serviceKeys()) this.dirty.add(k);
+    this.dirty.addAll(c.serviceKeys());
     this.topologyMayChange();
     this.schedule();
   }
@@ -255,7 +255,7 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     this.topologyText = text;
     this.topology = { regions: sorted };
     // Every service has a name per region and zone: a new region or zone touches all of them.
-    for (const k of this.present) this.dirty.add(k);
+    this.dirty.addAll(this.present);
   }
 
   /** Cluster IDs (ClusterProperty id.k8s.io) name every headless endpoint in the clusterset zone. */
@@ -266,7 +266,7 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     this.idsText = text;
     this.ids = ids;
     for (const v of invalid) this.ignored.note('cluster id', { cluster: v.cluster, kind: 'ClusterProperty', object: 'id.k8s.io', value: v.value }, IGNORED_WHY['cluster id']);
-    for (const k of this.clusterSetZone?.present ?? []) this.dirty.add(k);
+    if (this.clusterSetZone) this.dirty.addAll(this.clusterSetZone.present);
   }
 
   private schedule(): void {
@@ -276,17 +276,6 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
       // rebuild() or close() since: nothing left to do here.
       if (this.scheduled) this.rebuildFor(sliceSpent);
     });
-  }
-
-  /** Takes the dirty services one by one, the urgent ones first (each once, even if in both sets). */
-  private *nextDirty(): Generator<string> {
-    for (const set of [this.urgent, this.dirty]) {
-      for (const key of set) {
-        this.urgent.delete(key);
-        this.dirty.delete(key);
-        yield key;
-      }
-    }
   }
 
   /** Rebuilds every dirty service and publishes, in one go; callable directly (tests, CLI). */
@@ -314,9 +303,11 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     this.scheduled = false;
     let services = 0;
     const cs = this.clusterSetZone;
-    for (const key of this.nextDirty()) {
-      services++;
-      this.rebuildService(key, cs);
+    for (const key of this.dirty.take()) {
+      if (key !== null) {
+        services++;
+        this.rebuildService(key, cs);
+      }
       if (spent()) break;
     }
     // A service that gained or lost a name to another (crafted labels) has answers made from
@@ -339,7 +330,7 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     // dirtied is built: between the slices of an initial sync a name not built yet is SERVFAIL.
     // So is a zone moved to a new domain (a new builder) until every service is built in it.
     const synced = [...this.clusters.values()].some((c) => c.health !== 'syncing');
-    const complete = this.dirty.size === 0 && this.urgent.size === 0;
+    const complete = this.dirty.empty;
     if (!synced) this.wasReady = false;
     else if (complete) this.wasReady = true;
     if (complete) {
@@ -361,7 +352,7 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
         this.emit('clusterSetPublished', r.snapshot, r.change);
       }
     }
-    if (this.dirty.size || this.urgent.size) {
+    if (!this.dirty.empty) {
       this.schedule();
       return this.current;
     }
