@@ -349,13 +349,19 @@ export class ClusterState {
     const current = this.held(kind);
     // Into an empty kind (a first list), nothing is left to remove: no set of the list's names.
     if (current.size === 0) return yield* this.adding(kind, items);
+    // A step per name, kept or not: a list of 100,000 names took 100 ms to collect and as long to
+    // check against what the cluster holds, each in one go.
     const keep = new Set<string>();
-    for (const it of items) keep.add(`${it.namespace}/${it.name}`);
+    for (const it of items) {
+      keep.add(`${it.namespace}/${it.name}`);
+      yield;
+    }
     yield* this.adding(kind, items);
     for (const key of [...current.keys()]) {
-      if (keep.has(key)) continue;
-      const slash = key.indexOf('/');
-      this.remove(kind, key.slice(0, slash), key.slice(slash + 1));
+      if (!keep.has(key)) {
+        const slash = key.indexOf('/');
+        this.remove(kind, key.slice(0, slash), key.slice(slash + 1));
+      }
       yield;
     }
   }
