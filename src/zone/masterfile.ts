@@ -6,6 +6,7 @@ import { rrText, type RR } from '../wire/records.js';
 import { parentKey } from '../wire/name.js';
 import { AddressNode, type ZoneNode } from './node.js';
 import type { ZoneSnapshot } from './snapshot.js';
+import { ShardedMap } from '../sharded-map.js';
 
 /**
  * Orders two sibling names by their first labels as RFC 4034 6.1 orders labels: octet by octet
@@ -79,7 +80,8 @@ function* sortInSteps<T>(items: T[], cmp: (a: T, b: T) => number): Generator<boo
  * ordering work is gone with it, and comparing two siblings reads their first labels only.
  */
 function* orderSteps(z: ZoneSnapshot): Generator<boolean | void, ZoneNode[]> {
-  const children = new Map<string, Child[]>();
+  // Sharded: a zone of 900,000 names has half a million parents, and a Map that size grows in one go of 80 ms.
+  const children = new ShardedMap<Child[]>();
   for (const node of z.names.values()) {
     yield;
     let child: Child = node;

@@ -10,6 +10,7 @@ import { AddressNode, heldAsAddresses, prepareAnswers, RecordsNode, ZoneNode, ty
 import { sameList } from '../lists.js';
 import { sameLocality } from './locality.js';
 import { SmallMap } from './small-map.js';
+import { ShardedMap } from '../sharded-map.js';
 
 export interface ZoneSnapshot {
   readonly serial: number;
@@ -162,8 +163,12 @@ export class ZoneBuilder {
    * change, rather than kept for every owner). Bookkeeping; never read by queries.
    */
   private readonly owned = new Map<string, string[]>();
-  /** Ancestor key -> how many owners have names below it (it is an empty non-terminal unless it has records). */
-  private readonly entRefs = new Map<string, number>();
+  /**
+   * Ancestor key -> how many owners have names below it (it is an empty non-terminal unless it has
+   * records). 400,000 keys in a zone of 100,000 services: sharded, so that growing it never holds
+   * up queries for long.
+   */
+  private readonly entRefs = new ShardedMap<number>();
   /** Owner -> the node it placed at each of its names (as `owned` lists them; undefined: another owner's). */
   private readonly placed = new Map<string, (ZoneNode | undefined)[]>();
   /**
