@@ -2,16 +2,18 @@
 // touched (urgent), others named one by one, and whole collections (every service present, every
 // service of a cluster) that a reload, a topology change or a cluster's health marks at once.
 //
-// A collection is held as an array of its keys, copied when it is marked: adding 100,000 keys to
-// a Set one by one took 25-40 ms of the event loop (each key read from memory the CPU's caches no
-// longer hold), copying them 1.3 ms. Its keys are checked against the others' as they are taken,
-// a slice at a time, so a service marked twice is rebuilt once.
+// Marking a collection costs nothing at the time: adding 100,000 keys to a Set one by one took
+// 25-40 ms of the event loop (each key read from memory the CPU's caches no longer hold). Its keys
+// are copied when its turn comes (1.3 ms for 100,000) and checked against those taken since it
+// was marked as they are taken, a slice at a time, so a service marked twice is rebuilt once. A
+// collection marked again before its turn has come is the same work: it is queued once, so marks
+// as many as a tenant can cause (a zone label flapping, each a new topology) never pile up.
 
 export class DirtyServices {
   private readonly urgent = new Set<string>();
   private readonly named = new Set<string>();
-  /** Collections marked and not yet taken; `next` is the position in the first. */
-  private readonly bulk: string[][] = [];
+  /** Collections marked and not yet all taken; `next` is the position in the first. */
+  private readonly bulk: Collection[] = [];
   private next = 0;
   /**
    * Keys taken since the last collection was marked, while collections wait: a collection asks
@@ -24,12 +26,15 @@ export class DirtyServices {
     (urgent ? this.urgent : this.named).add(key);
   }
 
-  /** Marks every service of `keys`, as it is now (copied). */
-  addAll(keys: Iterable<string>): void {
-    const list = [...keys];
-    if (list.length === 0) return;
-    this.bulk.push(list);
+  /**
+   * Marks every service of a collection: those `keys()` gives when the collection's turn comes.
+   * `source` names the collection (the set of services present, a cluster).
+   */
+  addAll(source: object, keys: () => Iterable<string>): void {
     this.taken.clear();
+    // One of the same source still waiting for its turn covers this mark.
+    if (this.bulk.some((c) => c.source === source && c.list === undefined)) return;
+    this.bulk.push({ source, keys });
   }
 
   /** Nothing left to take (a collection whose keys were all taken otherwise may still count as something). */
@@ -60,7 +65,8 @@ export class DirtyServices {
       }
     }
     while (this.bulk.length) {
-      const list = this.bulk[0];
+      const c = this.bulk[0];
+      const list = (c.list ??= [...c.keys()]);
       if (this.next < list.length) {
         const key = list[this.next++];
         if (this.taken.has(key)) return null;
@@ -73,4 +79,11 @@ export class DirtyServices {
     this.taken.clear();
     return undefined;
   }
+}
+
+interface Collection {
+  source: object;
+  keys: () => Iterable<string>;
+  /** The keys, copied when its turn came. */
+  list?: string[];
 }

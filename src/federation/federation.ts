@@ -150,7 +150,7 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     c.dispose();
     this.clusters.delete(name);
     this.seenHealth.delete(name);
-    this.dirty.addAll(c.serviceKeys());
+    this.dirty.addAll(c, () => c.serviceKeys());
     this.topologyMayChange();
     this.schedule();
   }
@@ -171,8 +171,8 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
       this.builder.setApex(settings.apex);
     }
     // Every service, not only those with names now: a new selection may bring some back.
-    this.dirty.addAll(this.present);
-    for (const c of this.clusters.values()) this.dirty.addAll(c.serviceKeys());
+    this.markPresent();
+    for (const c of this.clusters.values()) this.dirty.addAll(c, () => c.serviceKeys());
     this.topologyMayChange(true);
     this.schedule();
   }
@@ -193,8 +193,8 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     if (c?.health === 'syncing') return;
     // A few services changed by a watch event go ahead of a bulk rebuild (a re-list, a reload)
     // still under way, so that a change is answered as fast while the zone is big.
-    if (keys.size <= URGENT_BATCH) for (const k of keys) this.dirty.add(k, true);
-    else this.dirty.addAll(keys);
+    const urgent = keys.size <= URGENT_BATCH;
+    for (const k of keys) this.dirty.add(k, urgent);
     this.schedule();
   }
 
@@ -234,7 +234,7 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
       this.emit('clusterHealth', c, previous);
     }
     // Health changes what this cluster contributes, and it contributes only to its own services.
-    this.dirty.addAll(c.serviceKeys());
+    this.dirty.addAll(c, () => c.serviceKeys());
     this.topologyMayChange();
     this.schedule();
   }
@@ -255,7 +255,12 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     this.topologyText = text;
     this.topology = { regions: sorted };
     // Every service has a name per region and zone: a new region or zone touches all of them.
-    this.dirty.addAll(this.present);
+    this.markPresent();
+  }
+
+  /** Marks every service that has names in the zone (as it is when the rebuild reaches them). */
+  private markPresent(): void {
+    this.dirty.addAll(this.present, () => this.present);
   }
 
   /** Cluster IDs (ClusterProperty id.k8s.io) name every headless endpoint in the clusterset zone. */
@@ -266,7 +271,8 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     this.idsText = text;
     this.ids = ids;
     for (const v of invalid) this.ignored.note('cluster id', { cluster: v.cluster, kind: 'ClusterProperty', object: 'id.k8s.io', value: v.value }, IGNORED_WHY['cluster id']);
-    if (this.clusterSetZone) this.dirty.addAll(this.clusterSetZone.present);
+    const cs = this.clusterSetZone;
+    if (cs) this.dirty.addAll(cs.present, () => cs.present);
   }
 
   private schedule(): void {

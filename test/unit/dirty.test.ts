@@ -1,21 +1,29 @@
 // The queue of services to rebuild: urgent ones first, a collection marked at once taken key by
-// key, every service rebuilt once however many times it was marked before it was taken, and again
-// when it is marked after.
+// key when its turn comes, every service rebuilt once however many times it was marked before it
+// was taken, and again when it is marked after.
 import { describe, expect, it } from 'vitest';
 import { DirtyServices } from '../../src/federation/dirty.js';
 
 /** Every key taken until nothing is left (the passed-over steps left out). */
 const drain = (d: DirtyServices) => [...d.take()].filter((k): k is string => k !== null);
 
+/** A collection of these keys, counting how often it is read. */
+function collection(...keys: string[]) {
+  const c = { keys: new Set(keys), reads: 0, read: () => (c.reads++, c.keys) };
+  return c;
+}
+
 describe('DirtyServices', () => {
   it('takes urgent services first, then those marked one by one, then collections, each key once', () => {
     const d = new DirtyServices();
     expect(d.empty).toBe(true);
-    d.addAll(['a', 'b', 'c']);
+    const one = collection('a', 'b', 'c');
+    const two = collection('c', 'd', 'a');
+    d.addAll(one, one.read);
     d.add('x');
     d.add('b');
     d.add('u', true);
-    d.addAll(new Set(['c', 'd', 'a']));
+    d.addAll(two, two.read);
     expect(d.empty).toBe(false);
     expect(drain(d)).toEqual(['u', 'x', 'b', 'a', 'c', 'd']);
     expect(d.empty).toBe(true);
@@ -30,18 +38,43 @@ describe('DirtyServices', () => {
     expect(drain(d)).toEqual(['s', 't']);
   });
 
-  it('copies a collection when it is marked: later changes to it do not change what is taken', () => {
+  it('reads a collection when its turn comes, and holds what it read from then on', () => {
     const d = new DirtyServices();
-    const present = new Set(['a', 'b']);
-    d.addAll(present);
-    present.delete('a');
-    present.add('z');
-    expect(drain(d)).toEqual(['a', 'b']);
+    const present = collection('a', 'b');
+    d.addAll(present, present.read);
+    expect(present.reads).toBe(0);
+    // Changed after the mark, before its turn: the turn takes it as it is then.
+    present.keys.delete('a');
+    present.keys.add('z');
+    const steps = d.take();
+    expect(steps.next().value).toBe('b');
+    // Changed after its turn began: what it read goes on.
+    present.keys.add('late');
+    expect([...steps]).toEqual(['z']);
+    expect(present.reads).toBe(1);
+  });
+
+  it('a collection marked again before its turn is queued once; marked once begun, it is queued again', () => {
+    const d = new DirtyServices();
+    const all = collection('a', 'b', 'c');
+    // A flood of marks (a zone label flapping): one collection waiting, read once.
+    for (let i = 0; i < 10_000; i++) d.addAll(all, all.read);
+    expect(drain(d)).toEqual(['a', 'b', 'c']);
+    expect(all.reads).toBe(1);
+    // Begun, then marked again: the keys taken before the mark are taken again, those after once.
+    d.addAll(all, all.read);
+    const steps = d.take();
+    expect(steps.next().value).toBe('a');
+    d.addAll(all, all.read);
+    d.addAll(all, all.read);
+    expect([...steps].filter((k) => k !== null)).toEqual(['b', 'c', 'a']);
+    expect(all.reads).toBe(3);
   });
 
   it('a service taken and marked again is taken again, whichever way it was marked', () => {
     const d = new DirtyServices();
-    d.addAll(['a', 'b', 'c']);
+    const first = collection('a', 'b', 'c');
+    d.addAll(first, first.read);
     const steps = d.take();
     expect(steps.next().value).toBe('a');
     // Marked again after it was taken (a watch event while the reload goes on): taken again.
@@ -49,14 +82,17 @@ describe('DirtyServices', () => {
     expect(steps.next().value).toBe('a');
     expect(steps.next().value).toBe('b');
     // A new collection after "a" and "b" were taken asks for their rebuild after it.
-    d.addAll(['b', 'a', 'c']);
+    const second = collection('b', 'a', 'c');
+    d.addAll(second, second.read);
     expect(drain(d)).toEqual(['c', 'b', 'a']);
   });
 
   it('a collection whose keys were all taken already passes them over one step at a time', () => {
     const d = new DirtyServices();
-    d.addAll(['a', 'b']);
-    d.addAll(['a', 'b']);
+    const one = collection('a', 'b');
+    const two = collection('a', 'b');
+    d.addAll(one, one.read);
+    d.addAll(two, two.read);
     // The second copy of each key is a step of its own (null), so a caller can stop between any two.
     expect([...d.take()]).toEqual(['a', 'b', null, null]);
     expect(d.empty).toBe(true);
@@ -64,7 +100,8 @@ describe('DirtyServices', () => {
 
   it('a generator left early loses nothing: the next one goes on where it stopped', () => {
     const d = new DirtyServices();
-    d.addAll(['a', 'b', 'c']);
+    const all = collection('a', 'b', 'c');
+    d.addAll(all, all.read);
     for (const k of d.take()) if (k === 'a') break;
     expect(drain(d)).toEqual(['b', 'c']);
   });

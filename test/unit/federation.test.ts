@@ -305,6 +305,36 @@ describe('rebuilding many services', () => {
     expect(addrs(ask('t49.ns.fed.example.com.', RRType.A))).toEqual(['10.0.1.1']);
   });
 
+  it('a zone label flapping a thousand times before the rebuild runs rebuilds each service once', () => {
+    const { fed, ask } = federation();
+    // Zones learned from the slices: each new label is a new topology, which every service's names follow.
+    const c = fed.addCluster(settings('one', { zones: [], addressMode: 'endpoints' }));
+    const N = 300;
+    seed(c, [
+      ...Array.from({ length: N }, (_, i) => [svc(`s${i}`, []), slice(`s${i}`, [{ addr: `10.0.${i >> 8}.${i & 255}`, zone: 'za' }])]).flat(),
+      svc('tenant', []),
+    ]);
+    fed.rebuild();
+    const rebuilt: number[] = [];
+    fed.on('published', (_snap, _change, services) => rebuilt.push(services));
+    // A tenant's slice moves to a new zone label 1,000 times, faster than any rebuild runs.
+    for (let i = 0; i < 1000; i++) {
+      c.upsert('EndpointSlice', slice('tenant', [{ addr: '10.9.0.1', zone: `zf${i}` }]));
+      c.flush();
+    }
+    fed.rebuild();
+    // Every service once (the tenant's service too): the marks did not pile up.
+    expect(rebuilt.reduce((a, b) => a + b, 0)).toBe(N + 1);
+    // Each service was rebuilt with the last topology: a name in the last zone, none in the one before.
+    const last = ask('s7.ns.fed.svc.zf999.r1.example.com.', RRType.A);
+    expect(last.answers.filter((r) => r.type === RRType.CNAME).map((r) => r.data)).toEqual(['s7.ns.fed.svc.r1.example.com.']);
+    expect(ask('s7.ns.fed.svc.zf998.r1.example.com.', RRType.A).rcode).toBe(Rcode.NXDOMAIN);
+    expect(addrs(ask('s7.ns.fed.svc.za.r1.example.com.', RRType.A))).toEqual(['10.0.0.7']);
+    expect(addrs(ask('tenant.ns.fed.svc.zf999.r1.example.com.', RRType.A))).toEqual(['10.9.0.1']);
+    expect(ask('tenant.ns.fed.svc.zf998.r1.example.com.', RRType.A).rcode).toBe(Rcode.NXDOMAIN);
+    fed.close();
+  });
+
   it('a reload that moves the zone to a new domain makes the new zone ready only once every service of it answers', async () => {
     const { fed, ask } = federation();
     const c = fed.addCluster(settings('one'));
