@@ -1,7 +1,7 @@
 // Whole-zone work does not hold up queries: a client asking without pause while a federation of
 // four clusters (a zone of about 200,000 records) syncs, while every cluster lists everything
 // again, while a reload rebuilds every service and while the zone is transferred never waits
-// long for an answer. fedns works on the whole zone a slice at a time; one slice is 10 ms,
+// long for an answer. fedns works on the whole zone a slice at a time; one slice is 5 ms,
 // and the bound here is wide because the machine running the tests is shared and busy.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,7 +19,7 @@ const eventually = eventuallyWith({ timeoutMs: 60_000, pollMs: 50 });
 
 const CLUSTERS = 4;
 const SERVICES = 4000;
-/** Longest wait for an answer allowed (fedns's own bound is one slice, 10 ms, plus GC). */
+/** Longest wait for an answer allowed (fedns's own bound is one slice, 5 ms, plus GC). */
 const LIMIT_MS = 1000;
 
 function objects(c: number, i: number): KubeObject[] {
