@@ -12,7 +12,12 @@
 // Each run also prints the bytes a change allocates (V8's sampling heap profiler, counting what
 // the collector has freed since): a figure that machine noise does not move, and whose ratio tells
 // whether a change does more work in the big zone or the same work more slowly.
-// usage: node dist/benchmarks/change-cost.js [changes=5000] [rounds=3] [sizes=1000,100000]
+//
+// The anchor: a size written "1000+100000" changes a 1,000-service federation in a process that
+// also holds a 100,000-service federation it never touches. Its change does the small zone's work
+// in the big zone's heap, so the big zone's ratio to it is what the zone's size costs a change,
+// apart from what a heap that size costs any JavaScript running in it (V8's collections, memory).
+// usage: node dist/benchmarks/change-cost.js [changes=5000] [rounds=3] [sizes=1000,1000+100000,100000]
 import { spawnSync } from 'node:child_process';
 import { Session } from 'node:inspector/promises';
 import { fileURLToPath } from 'node:url';
@@ -23,10 +28,13 @@ import { seed, testFederationSettings } from '../test/support/federation.js';
 const CHANGES = Number(process.argv[2] ?? 5000);
 const WARM_UP = 3000;
 const ROUNDS = Number(process.argv[3] ?? 3);
-const SIZES = (process.argv[4] ?? '1000,100000').split(',').map(Number);
+/** "n" or "n+ballast": n services changed, beside a federation of `ballast` services never touched. */
+const SIZES = (process.argv[4] ?? '1000,1000+100000,100000').split(',');
 
 interface Figures {
   services: number;
+  /** Services of the untouched federation beside it (0: none). */
+  ballast: number;
   records: number;
   buildMs: number;
   median: number;
@@ -57,9 +65,43 @@ async function allocatedPerCall(fn: (k: number) => void, calls: number): Promise
   }
 }
 
-/** Builds a federation of `services` services and times CHANGES changes to it (one size, this process). */
-async function measure(services: number): Promise<Figures> {
+/**
+ * Builds a federation of `services` services (after one of `ballast` services that stays
+ * untouched, if any) and times CHANGES changes to it (one size, this process).
+ */
+async function measure(size: string): Promise<Figures> {
+  const [services, ballast = 0] = size.split('+').map(Number);
+  const untouched = ballast ? build(ballast) : undefined;
   const t0 = performance.now();
+  const { fed, c, slice } = build(services);
+  const buildMs = performance.now() - t0;
+  // Each service's own readiness flag, so every flip really changes that service.
+  const ready = new Uint8Array(services).fill(1);
+  const flip = (i: number) => {
+    ready[i] ^= 1;
+    c.upsert('EndpointSlice', slice(i, ready[i] === 1));
+    c.flush();
+    fed.rebuild();
+  };
+  // Warm-up: until the JIT has compiled the change's path (a process of its own starts cold).
+  for (let i = 0; i < WARM_UP; i++) flip((i * 31) % services);
+  const times: number[] = [];
+  for (let k = 0; k < CHANGES; k++) {
+    const s = performance.now();
+    flip((k * 7919) % services);
+    times.push((performance.now() - s) * 1000);
+  }
+  const records = fed.snapshot.recordCount;
+  const allocated = await allocatedPerCall((k) => flip((k * 4099) % services), CHANGES);
+  fed.close();
+  untouched?.fed.close();
+  const mean = times.reduce((a, b) => a + b, 0) / times.length;
+  times.sort((x, y) => x - y);
+  return { services, ballast, records, buildMs, median: times[Math.floor(times.length / 2)], p99: times[Math.floor(times.length * 0.99)], mean, allocated };
+}
+
+/** A federation of one cluster with `services` services of one 3-endpoint slice each. */
+function build(services: number) {
   const fed = new Federation(testFederationSettings());
   const c = fed.addCluster({ name: 'c1', region: 'r1', zones: ['z1', 'z2'], addressMode: 'endpoints', gracePeriod: 300 });
   // One port list each for slices and Services, as the kube source interns them.
@@ -89,57 +131,39 @@ async function measure(services: number): Promise<Figures> {
   });
   seed(c, Array.from({ length: services }, (_, i) => [svc(i), slice(i, true)]).flat());
   fed.rebuild();
-  const buildMs = performance.now() - t0;
-  // Each service's own readiness flag, so every flip really changes that service.
-  const ready = new Uint8Array(services).fill(1);
-  const flip = (i: number) => {
-    ready[i] ^= 1;
-    c.upsert('EndpointSlice', slice(i, ready[i] === 1));
-    c.flush();
-    fed.rebuild();
-  };
-  // Warm-up: until the JIT has compiled the change's path (a process of its own starts cold).
-  for (let i = 0; i < WARM_UP; i++) flip((i * 31) % services);
-  const times: number[] = [];
-  for (let k = 0; k < CHANGES; k++) {
-    const s = performance.now();
-    flip((k * 7919) % services);
-    times.push((performance.now() - s) * 1000);
-  }
-  const records = fed.snapshot.recordCount;
-  const allocated = await allocatedPerCall((k) => flip((k * 4099) % services), CHANGES);
-  fed.close();
-  const mean = times.reduce((a, b) => a + b, 0) / times.length;
-  times.sort((x, y) => x - y);
-  return { services, records, buildMs, median: times[Math.floor(times.length / 2)], p99: times[Math.floor(times.length * 0.99)], mean, allocated };
+  return { fed, c, slice };
 }
 
 if (process.env.CHANGE_COST_CHILD) {
-  process.stdout.write(JSON.stringify(await measure(Number(process.env.CHANGE_COST_CHILD))));
+  process.stdout.write(JSON.stringify(await measure(process.env.CHANGE_COST_CHILD)));
 } else {
   const self = fileURLToPath(import.meta.url);
-  const run = (services: number): Figures => {
+  const run = (size: string): Figures => {
     const r = spawnSync(process.execPath, [...process.execArgv, self, String(CHANGES)], {
-      env: { ...process.env, CHANGE_COST_CHILD: String(services) },
+      env: { ...process.env, CHANGE_COST_CHILD: size },
       encoding: 'utf8',
       maxBuffer: 1 << 20,
     });
-    if (r.status !== 0) throw new Error(`the ${services}-service run failed (${r.status ?? r.signal}): ${r.stderr}`);
+    if (r.status !== 0) throw new Error(`the ${size}-service run failed (${r.status ?? r.signal}): ${r.stderr}`);
     return JSON.parse(r.stdout) as Figures;
   };
   const fmt = (n: number) => n.toFixed(1);
+  const count = (n: number) => n.toLocaleString('en');
+  const label = (f: Figures) => `${count(f.services)} services${f.ballast ? ` beside ${count(f.ballast)} untouched` : ''}`;
   const rounds: Figures[][] = [];
   console.log(`one endpoint change (upsert -> published snapshot), ${CHANGES} changes per run, each size in a process of its own, ${ROUNDS} round${ROUNDS === 1 ? '' : 's'}:`);
   for (let r = 0; r < ROUNDS; r++) {
     const round = SIZES.map(run);
     rounds.push(round);
     for (const f of round)
-      console.log(`  round ${r + 1}: ${f.services.toLocaleString('en')} services (${f.records} records, built in ${fmt(f.buildMs)} ms): median ${fmt(f.median)} us, mean ${fmt(f.mean)} us, p99 ${fmt(f.p99)} us; ${(f.allocated / 1024).toFixed(1)} KiB allocated per change`);
+      console.log(`  round ${r + 1}: ${label(f)} (${f.records} records, built in ${fmt(f.buildMs)} ms): median ${fmt(f.median)} us, mean ${fmt(f.mean)} us, p99 ${fmt(f.p99)} us; ${(f.allocated / 1024).toFixed(1)} KiB allocated per change`);
   }
   const span = (xs: number[]) => (Math.min(...xs) === Math.max(...xs) ? xs[0].toFixed(2) : `${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)}`);
-  const first = SIZES[0];
-  for (let i = 1; i < SIZES.length; i++) {
-    const ratio = (k: keyof Figures) => span(rounds.map((round) => round[i][k] / round[0][k]));
-    console.log(`ratio ${SIZES[i].toLocaleString('en')}/${first.toLocaleString('en')} per round: median ${ratio('median')}, mean ${ratio('mean')}, p99 ${ratio('p99')} (near 1 = cost independent of zone size); bytes allocated ${ratio('allocated')} (near 1 = the same work)`);
-  }
+  // Every later size against every earlier one: with the default sizes, the heap's share
+  // (beside/alone), the whole growth (100,000/1,000) and the zone's own share (100,000/beside).
+  for (let i = 1; i < SIZES.length; i++)
+    for (let j = 0; j < i; j++) {
+      const ratio = (k: keyof Figures) => span(rounds.map((round) => round[i][k] / round[j][k]));
+      console.log(`ratio ${label(rounds[0][i])} / ${label(rounds[0][j])}, per round: median ${ratio('median')}, mean ${ratio('mean')}, p99 ${ratio('p99')} (near 1 = the same cost); bytes allocated ${ratio('allocated')} (near 1 = the same work)`);
+    }
 }
