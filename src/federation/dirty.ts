@@ -56,13 +56,12 @@ export class DirtyServices {
   }
 
   private takeOne(): string | null | undefined {
-    for (const set of [this.urgent, this.named]) {
-      for (const key of set) {
-        this.urgent.delete(key);
-        this.named.delete(key);
-        if (this.bulk.length) this.taken.add(key);
-        return key;
-      }
+    const marked = first(this.urgent) ?? first(this.named);
+    if (marked !== undefined) {
+      this.urgent.delete(marked);
+      this.named.delete(marked);
+      if (this.bulk.length) this.taken.add(marked);
+      return marked;
     }
     while (this.bulk.length) {
       const c = this.bulk[0];
@@ -79,6 +78,11 @@ export class DirtyServices {
     this.taken.clear();
     return undefined;
   }
+}
+
+function first(set: Set<string>): string | undefined {
+  for (const key of set) return key;
+  return undefined;
 }
 
 interface Collection {

@@ -300,7 +300,7 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
   }
 
   /**
-   * Rebuilds dirty services (those of a watch event first, then in the order they became dirty)
+   * Rebuilds dirty services (those of a watch event first, then as DirtyServices.take gives them)
    * until `spent()`, and publishes what it rebuilt; the rest goes on in later slices. Every service is published whole, so a snapshot between two slices is as
    * consistent as any other; a re-list or a reload that touches every service never holds up
    * queries for longer than a slice.
