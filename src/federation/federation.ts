@@ -150,7 +150,9 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     c.dispose();
     this.clusters.delete(name);
     this.seenHealth.delete(name);
-    this.dirty.addAll(c, () => c.serviceKeys());
+    // Its keys now, so that the queue does not hold the whole cluster until its turn.
+    const keys = c.serviceKeys();
+    this.dirty.addAll(c, () => keys);
     this.topologyMayChange();
     this.schedule();
   }
