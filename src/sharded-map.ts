@@ -5,20 +5,15 @@
 // (src/slices.ts). Split 64 ways, each copy moves a 64th of the entries.
 
 import { randomBytes } from 'node:crypto';
+import { fnv } from './zone/name-hash.js';
 
 const SHARDS = 64;
-const FNV_PRIME = 0x01000193;
 /** Where the hash starts: random per process, so names cannot be chosen in advance to fill one shard. */
-const SEED = randomBytes(4).readUInt32LE(0);
+const SEED = randomBytes(4).readInt32LE(0);
 
 /** Which Map holds `key`: FNV-1a over the key, its top 6 bits (they depend on every character). */
 function shardOf(key: string): number {
-  let h = SEED;
-  for (let i = 0; i < key.length; i++) {
-    h ^= key.charCodeAt(i);
-    h = Math.imul(h, FNV_PRIME);
-  }
-  return h >>> 26;
+  return fnv(SEED, key, 0, key.length) >>> 26;
 }
 
 export class ShardedMap<V> {

@@ -49,7 +49,8 @@ function mix(h: number): number {
   return h ^ (h >>> 16);
 }
 
-function fnv(h: number, key: string, from: number, to: number): number {
+/** FNV-1a over key[from, to), going on from state `h`. */
+export function fnv(h: number, key: string, from: number, to: number): number {
   for (let i = from; i < to; i++) {
     h ^= key.charCodeAt(i);
     h = Math.imul(h, FNV_PRIME);
