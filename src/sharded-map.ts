@@ -5,7 +5,7 @@
 // (src/slices.ts). Split 64 ways, each copy moves a 64th of the entries.
 
 import { randomBytes } from 'node:crypto';
-import { fnv } from './zone/name-hash.js';
+import { fnv } from './fnv.js';
 
 const SHARDS = 64;
 /** Where the hash starts: random per process, so names cannot be chosen in advance to fill one shard. */

@@ -28,8 +28,8 @@
 // character before each label, "\0" at the end. A string without two whole labels and something
 // after them hashes whole.
 import { randomBytes } from 'node:crypto';
+import { fnv } from '../fnv.js';
 
-const FNV_PRIME = 0x01000193;
 const secrets = randomBytes(8);
 /** Where hashKey() starts: random per process. */
 const KEY_SEED = secrets.readInt32LE(0);
@@ -47,15 +47,6 @@ function mix(h: number): number {
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
   return h ^ (h >>> 16);
-}
-
-/** FNV-1a over key[from, to), going on from state `h`. */
-export function fnv(h: number, key: string, from: number, to: number): number {
-  for (let i = from; i < to; i++) {
-    h ^= key.charCodeAt(i);
-    h = Math.imul(h, FNV_PRIME);
-  }
-  return h;
 }
 
 /**
