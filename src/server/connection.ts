@@ -18,6 +18,9 @@ export class ConnectionWriter {
   private held = 0;
   private stall?: NodeJS.Timeout;
   private stalledSince = 0;
+  /** Bytes handed to the kernel when last looked at (unsentFor), and since when that figure stands. */
+  private flushed = 0;
+  private flushedSince = 0;
 
   constructor(
     readonly socket: Socket,
@@ -40,11 +43,31 @@ export class ConnectionWriter {
   }
 
   /**
-   * Stopped: past the bound for a second (the client does not read its answers; a client that
-   * reads and is only briefly behind is not stalled), and no transfer streams (a slow secondary).
+   * Stopped: answers unsent and none of them taken by the kernel for a second (the client does
+   * not read them; a client that reads, however slowly, is not stalled), and no transfer streams
+   * (a slow secondary). However few bytes are unsent: the kernel's buffers hold most of what a
+   * client that stops reading asked for, and fedns may be left holding less than the bound.
    */
   get stalled(): boolean {
-    return this.stall !== undefined && Date.now() - this.stalledSince >= STALLED_MS && this.held === 0;
+    if (this.held !== 0) return false;
+    if (this.stall !== undefined && Date.now() - this.stalledSince >= STALLED_MS) return true;
+    return this.socket.writableLength > 0 && this.unsentFor() >= STALLED_MS;
+  }
+
+  /** Milliseconds since the kernel last took any of the unsent bytes (as far as it was looked at). */
+  private unsentFor(): number {
+    const flushed = this.socket.bytesWritten - this.socket.writableLength;
+    const now = Date.now();
+    if (flushed !== this.flushed) {
+      this.flushed = flushed;
+      this.flushedSince = now;
+    }
+    return now - this.flushedSince;
+  }
+
+  /** A transfer streams (or waits its turn) on this connection. */
+  get streaming(): boolean {
+    return this.held > 0;
   }
 
   /** No query in progress, nothing unsent: closing it loses no answer. */
@@ -72,7 +95,13 @@ export class ConnectionWriter {
     const frame = Buffer.allocUnsafe(2 + msg.length);
     frame.writeUInt16BE(msg.length, 0);
     msg.copy(frame, 2);
+    // A backlog that starts now has waited no time, however long ago the kernel last took bytes.
+    const fresh = this.socket.writableLength === 0;
     this.socket.write(frame);
+    if (fresh) {
+      this.flushed = this.socket.bytesWritten - this.socket.writableLength;
+      this.flushedSince = Date.now();
+    }
     if (!this.full) return true;
     if (this.stall === undefined) {
       this.stall = setTimeout(() => this.socket.destroy(), this.drainMs);

@@ -249,10 +249,15 @@ export class DnsServer {
     let partial: NodeJS.Timeout | undefined;
     // A turn of processing is scheduled: received data waits for it.
     let scheduled = false;
+    // When the connection last answered or had work in flight. Frames that get no answer (empty
+    // messages, responses) are not activity: sent every few seconds, they would reset the socket's
+    // idle timer and hold the connection, and a slot of the caps, for nothing.
+    let lastUseful = Date.now();
     const read = () => {
       scheduled = false;
       if (s.destroyed) return;
       let answered = false;
+      let consumed = false;
       let budget = QUERIES_PER_TURN;
       // The answers of one turn leave in one write.
       s.cork();
@@ -272,7 +277,7 @@ export class DnsServer {
         const msg = buf.subarray(2, end);
         parts = have > end ? [buf.subarray(end)] : [];
         have -= end;
-        answered = true;
+        consumed = true;
         const t0 = performance.now();
         let out: Buffer | null = null;
         try {
@@ -281,16 +286,22 @@ export class DnsServer {
           this.problems.error('query-failed', { err: e, from: client }, 'query failed');
         }
         if (out) {
+          answered = true;
           c.send(out);
           this.onLatency?.('tcp', (performance.now() - t0) / 1000);
         }
       }
       s.uncork();
       c.pending = scheduled;
-      if (answered) {
+      // A transfer answers by streaming.
+      if (answered || (consumed && c.streaming)) {
+        lastUseful = Date.now();
         this.touch(c, mine);
         if (partial) clearTimeout(partial);
         partial = undefined;
+      } else if (consumed && Date.now() - lastUseful >= this.limits.idleTimeout * 1000) {
+        s.destroy();
+        return;
       }
       if (!c.ready) {
         // Waiting for the client to read (or for a transfer), not for it to send: stop reading.

@@ -53,6 +53,35 @@ describe('backpressure', () => {
     }
   });
 
+  it('frames that get no answer (empty, a response) do not keep a connection open past tcp.idleTimeout', async () => {
+    const f = await startFedns({ edit: withYaml('tcp: { idleTimeout: 1 }') });
+    const junk = await connectFrom(f.port, '127.0.0.2');
+    const good = await connectFrom(f.port, '127.0.0.3');
+    let junkClosed = 0;
+    let goodClosed = 0;
+    junk.on('close', () => (junkClosed = Date.now()));
+    good.on('close', () => (goodClosed = Date.now()));
+    // A response (QR set) is dropped unanswered, as is an empty message.
+    const response = encodeQuery('nginx.default.fed.example.com.', RRType.A);
+    response[2] |= 0x80;
+    const tick = setInterval(() => {
+      if (!junk.destroyed) junk.write(Buffer.concat([frame(Buffer.alloc(0)), frame(response)]));
+      if (!good.destroyed) good.write(frame(encodeQuery('nginx.default.fed.example.com.', RRType.A)));
+    }, 300);
+    const start = Date.now();
+    try {
+      expect(await until(() => junkClosed > 0, 8000), 'the connection sending only frames without answers was closed').toBe(true);
+      expect(junkClosed - start).toBeGreaterThanOrEqual(900);
+      // A client that asks real questions as often keeps its connection.
+      expect(goodClosed).toBe(0);
+    } finally {
+      clearInterval(tick);
+      junk.destroy();
+      good.destroy();
+      await f.stop();
+    }
+  });
+
   it('a client that reads late still gets every pipelined answer, in order', async () => {
     const f = await startFedns();
     try {
