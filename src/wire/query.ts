@@ -113,7 +113,18 @@ export function parseQuery(buf: Buffer, out: ParsedQuery): number {
   const an = buf.readUInt16BE(6);
   const ns = buf.readUInt16BE(8);
   const ar = buf.readUInt16BE(10);
-  if (qd !== 1) return ParseFailure.FormErr;
+  if (qd !== 1) {
+    // FORMERR, but the records after the questions are read where they can be found, so that
+    // it carries the query's OPT (RFC 6891 7); the questions are not echoed.
+    let off = 12;
+    for (let i = 0; i < qd; i++) {
+      off = skipName(buf, off);
+      if (off < 0 || off + 4 > buf.length) return ParseFailure.FormErr;
+      off += 4;
+    }
+    readRecords(buf, off, an, ns, ar, out);
+    return ParseFailure.FormErr;
+  }
   // Question name: plain labels only (no compression), at most 255 bytes. A longer one is FORMERR,
   // but its labels can be walked: the records after it are still read, so that the FORMERR
   // carries the query's OPT (RFC 6891 7), without the question.

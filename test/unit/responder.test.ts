@@ -344,6 +344,21 @@ describe('strict parsing (RFC 6891, RFC 8945)', () => {
     expect(m.edns).toBeDefined();
     expect(m.questions).toEqual([]);
   });
+
+  it("no question, or two, is FORMERR carrying the query's OPT (RFC 6891 7), without a question", () => {
+    const opt = { name: '.', type: RRType.OPT, class: 1232, ttl: 0, data: Buffer.alloc(0) };
+    const q = { name: 'example.com.', type: RRType.SOA, class: 1 };
+    for (const questions of [[], [q, q]]) {
+      const m = raw(encodeMessage({ id: 9, questions, additionals: [opt] }));
+      expect(m.rcode, `${questions.length} questions`).toBe(Rcode.FORMERR);
+      expect(m.edns, `${questions.length} questions`).toBeDefined();
+      expect(m.questions).toEqual([]);
+    }
+    // Without an OPT, none comes back; a question that cannot be walked is FORMERR all the same.
+    expect(raw(encodeMessage({ id: 9, questions: [] })).edns).toBeUndefined();
+    const cut = encodeMessage({ id: 9, questions: [q, q] }).subarray(0, 20);
+    expect(raw(cut).rcode).toBe(Rcode.FORMERR);
+  });
 });
 
 describe('hostile names and failures on the answer path', () => {
