@@ -323,8 +323,10 @@ export function federate(key: string, clusters: Iterable<ClusterState>, policy: 
     if (x.ports !== lastPorts) for (const p of x.ports) ports.set(`${p.name}/${p.protocol}/${p.port}`, p);
     lastPorts = x.ports;
     endpoints.push(...x.endpoints);
-    if (x.addresses.size === 0) continue;
+    // A stale cluster's copy counts even without addresses: that it has none may be out of date,
+    // and its region's fallback, or the set of addresses, rests on it.
     if (c.health === 'stale' || c.health === 'expired') stale = true;
+    if (x.addresses.size === 0) continue;
     if (verdict) {
       verdict.used = true;
       verdict.reason = c.health === 'live' ? 'healthy' : c.health === 'stale' ? 'stale data within grace period' : 'expired, kept by panic mode';

@@ -147,6 +147,31 @@ describe('federation changes', () => {
     }
   });
 
+  it('a stale cluster whose copy has no ready endpoint makes the answers stale too (its view may be out of date)', () => {
+    const { fed, ask } = federation();
+    const east = fed.addCluster(settings('east', { region: 'east' }));
+    const west = fed.addCluster(settings('west', { region: 'west' }));
+    seed(east, [svc('a', ['192.0.2.1']), slice('a', [{ addr: '10.0.0.1' }])]);
+    seed(west, [svc('a', ['192.0.2.2']), slice('a', [{ addr: '10.0.1.1', ready: false }])]);
+    fed.rebuild();
+    const fresh = ask('a.ns.fed.svc.west.example.com.', RRType.A, { edns: {} });
+    expect(fresh.answers[0].type).toBe(RRType.CNAME);
+    expect(fresh.answers[0].ttl).toBe(30);
+    west.markBroken('watch failed');
+    fed.rebuild();
+    // The west region falls back to the global name only on west's word, which is stale now.
+    for (const name of ['a.ns.fed.svc.west.example.com.', 'a.ns.fed.example.com.']) {
+      const m = ask(name, RRType.A, { edns: {} });
+      expect(m.answers.length, name).toBeGreaterThan(0);
+      expect(m.answers.every((r) => r.ttl === 5), name).toBe(true);
+      expect(m.edns?.options, name).toEqual([{ code: EdnsOption.EDE, data: Buffer.from([0, 3]) }]);
+    }
+    west.markLive();
+    fed.rebuild();
+    expect(ask('a.ns.fed.example.com.', RRType.A).answers[0].ttl).toBe(30);
+    fed.close();
+  });
+
   it('does not let an expired cluster contribute while a live one serves the service', async () => {
     const { fed, ask } = federation();
     const a = fed.addCluster(settings('a', { gracePeriod: 0.01 }));
