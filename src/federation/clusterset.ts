@@ -7,10 +7,10 @@ import type { ClusterState } from '../cluster/state.js';
 import { RRType } from '../wire/constants.js';
 import { asDnsLabel } from '../wire/name.js';
 import type { RR } from '../wire/records.js';
-import { clusterSetEndpointName, clusterSetServiceName, srvName, type ClusterSetNaming } from '../zone/names.js';
+import { clusterSetEndpointName, clusterSetServiceName, type ClusterSetNaming } from '../zone/names.js';
 import type { NameSpec } from '../zone/node.js';
-import type { AddressSet, FederatedService, FederationPolicy } from './model.js';
-import { serviceLocality } from './service-records.js';
+import type { AddressSet, FederatedService, FederationPolicy, HeadlessEndpoint } from './model.js';
+import { headlessSrvSets, serviceLocality, serviceSrvSets } from './service-records.js';
 
 /** The selection of the clusterset zone: exported services only (specification 2.3.1, 2.4.1). */
 export function clusterSetPolicy(p: FederationPolicy): FederationPolicy {
@@ -131,14 +131,7 @@ export function clusterSetNames(fs: FederatedService, ip: AddressSet | undefined
   if (!fs.headless) {
     // 2.3: the ClusterSetIP (else the healthy addresses), SRV to the service name; no per-cluster names (2.3.4).
     specs.push({ name: service, rrsets: addressRecords(service, ip ?? fs.global, ttl), locality });
-    const srv = new Map<string, RR[]>();
-    for (const p of fs.ports) {
-      const name = srvName(p, service);
-      const set = srv.get(name) ?? [];
-      set.push({ name, type: RRType.SRV, ttl, data: { priority: 0, weight: 100, port: p.port, target: service } });
-      srv.set(name, set);
-    }
-    for (const [name, set] of srv) specs.push({ name, rrsets: new Map([[RRType.SRV, set]]), locality });
+    for (const [name, set] of serviceSrvSets(service, fs.ports, ttl)) specs.push({ name, rrsets: new Map([[RRType.SRV, set]]), locality });
     return specs;
   }
   // 2.4: no ready endpoint anywhere is NXDOMAIN ("the answer should be NXDOMAIN"): no names at all.
@@ -155,25 +148,20 @@ export function clusterSetNames(fs: FederatedService, ip: AddressSet | undefined
   const all: AddressSet = { v4: [...v4].sort(), v6: [...v6].sort() };
   specs.push({ name: service, rrsets: addressRecords(service, all, ttl), locality });
   // An endpoint in two slices (IDs are unique, clusterIds): one name, its addresses merged.
-  const byName = new Map<string, { v4: string[]; v6: string[] }>();
+  const byName = new Map<string, { v4: string[]; v6: string[]; ports: HeadlessEndpoint['ports'] }>();
   for (const { e, name } of named) {
     const cur = byName.get(name);
-    if (!cur) byName.set(name, { v4: [...e.v4].sort(), v6: [...e.v6].sort() });
+    if (!cur) byName.set(name, { v4: [...e.v4].sort(), v6: [...e.v6].sort(), ports: e.ports });
     else {
       cur.v4 = [...new Set([...cur.v4, ...e.v4])].sort();
       cur.v6 = [...new Set([...cur.v6, ...e.v6])].sort();
+      cur.ports = [...cur.ports, ...e.ports];
     }
   }
   for (const [name, set] of byName) specs.push({ name, rrsets: addressRecords(name, set, ttl) });
-  // 2.4.2: one SRV per ready endpoint and named port (N x M), each to the endpoint's own name.
-  const weight = Math.max(1, Math.floor(100 / byName.size));
-  const srv = new Map<string, RR[]>();
-  for (const p of fs.ports) {
-    const name = srvName(p, service);
-    const set = srv.get(name) ?? [];
-    for (const target of byName.keys()) set.push({ name, type: RRType.SRV, ttl, data: { priority: 0, weight, port: p.port, target } });
-    srv.set(name, set);
-  }
-  for (const [name, set] of srv) specs.push({ name, rrsets: new Map([[RRType.SRV, set]]), locality });
+  // 2.4.2: one SRV per ready endpoint and named port, each to the endpoint's own name, on the
+  // ports of the endpoint's own slices.
+  const targets = [...byName].map(([name, e]) => ({ name, ports: e.ports }));
+  for (const [name, set] of headlessSrvSets(service, fs.ports, targets, ttl)) specs.push({ name, rrsets: new Map([[RRType.SRV, set]]), locality });
   return specs;
 }

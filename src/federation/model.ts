@@ -19,6 +19,18 @@ export interface HeadlessEndpoint {
   cluster: string;
   v4: string[];
   v6: string[];
+  /**
+   * The ports of the slices it is in, which its SRV records use: a named targetPort may be a
+   * different number for each group of pods, and EndpointSlices are split by it.
+   */
+  ports: readonly SlimPort[];
+}
+
+/** Both port lists, each port once: an endpoint in two slices (while they are rebalanced) serves both. */
+function unionPorts(a: readonly SlimPort[], b: readonly SlimPort[]): readonly SlimPort[] {
+  if (a === b) return a;
+  const extra = b.filter((p) => !a.some((q) => q.port === p.port && q.name === p.name && q.protocol === p.protocol));
+  return extra.length ? [...a, ...extra] : a;
 }
 
 export interface ClusterVerdict {
@@ -203,7 +215,8 @@ function contribution(c: ClusterState, svc: SlimService, key: string, verdict: C
         if (hosts) {
           const host = hostname || addressLabel(a);
           let h = hosts.get(host);
-          if (!h) hosts.set(host, (h = { host, cluster: c.name, v4: [], v6: [] }));
+          if (!h) hosts.set(host, (h = { host, cluster: c.name, v4: [], v6: [], ports: slice.ports }));
+          else h.ports = unionPorts(h.ports, slice.ports);
           // The same endpoint may be in two slices at once (while slices are rebalanced): one record.
           const list = fam === 4 ? h.v4 : h.v6;
           if (!list.includes(a)) list.push(a);
@@ -467,6 +480,7 @@ function mergeEndpoints(eps: HeadlessEndpoint[]): HeadlessEndpoint[] {
     else {
       cur.v4.push(...e.v4.filter((a) => !cur.v4.includes(a)));
       cur.v6.push(...e.v6.filter((a) => !cur.v6.includes(a)));
+      cur.ports = unionPorts(cur.ports, e.ports);
     }
   }
   return [...byName.values()].sort((a, b) => (a.cluster + a.host).localeCompare(b.cluster + b.host));

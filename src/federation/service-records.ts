@@ -2,6 +2,7 @@
 import { RRType } from '../wire/constants.js';
 import { MAX_NAME_LENGTH, wireLength } from '../wire/name.js';
 import type { RR, SrvData } from '../wire/records.js';
+import type { SlimPort } from '../cluster/objects.js';
 import type { AddressSet, FederatedService } from './model.js';
 import { endpointName, globalName, regionalName, shortName, srvName, zonalName, type ZoneNaming } from '../zone/names.js';
 import { addressRRsets, type AddressRecipe, type NameSpec } from '../zone/node.js';
@@ -76,27 +77,53 @@ export function serviceNames(fs: FederatedService, topo: Topology, z: RecordSett
       specs.push(zset ? new AddressSpec(zname, zset, ttl) : { name: zname, rrsets: cnameSet(zname, rname, cnameTtl) });
     }
   }
-  const endpointNames = fs.endpoints.map((e) => ({ e, name: endpointName(z, fs, e.cluster, e.host) }));
-  for (const { e, name } of endpointNames) specs.push({ name, rrsets: addressSets(name, e, ttl) });
+  const targets = fs.endpoints.map((e) => ({ name: endpointName(z, fs, e.cluster, e.host), ports: e.ports }));
+  fs.endpoints.forEach((e, i) => specs.push({ name: targets[i].name, rrsets: addressSets(targets[i].name, e, ttl) }));
   if (fs.ports.length) {
     for (const owner of [short, global]) {
-      const byName = new Map<string, RR[]>();
-      for (const p of fs.ports) {
-        const sname = srvName(p, owner);
-        let set = byName.get(sname);
-        if (!set) byName.set(sname, (set = []));
-        if (fs.headless) {
-          const weight = Math.max(1, Math.floor(100 / Math.max(1, endpointNames.length)));
-          for (const { name } of endpointNames)
-            set.push({ name: sname, type: RRType.SRV, ttl, data: { priority: 0, weight, port: p.port, target: name } });
-        } else {
-          set.push({ name: sname, type: RRType.SRV, ttl, data: { priority: 0, weight: 100, port: p.port, target: owner } });
-        }
-      }
+      const byName = fs.headless ? headlessSrvSets(owner, fs.ports, targets, ttl) : serviceSrvSets(owner, fs.ports, ttl);
       for (const [name, set] of byName) if (set.length) specs.push({ name, rrsets: new Map([[RRType.SRV, set]]), locality });
     }
   }
   return specs;
+}
+
+/** SRV owner name -> records of a service with a cluster IP: each named port, to the service's own name. */
+export function serviceSrvSets(owner: string, ports: readonly SlimPort[], ttl: number): Map<string, RR[]> {
+  const out = new Map<string, RR[]>();
+  for (const p of ports) {
+    const name = srvName(p, owner);
+    const set = out.get(name) ?? [];
+    set.push({ name, type: RRType.SRV, ttl, data: { priority: 0, weight: 100, port: p.port, target: owner } });
+    out.set(name, set);
+  }
+  return out;
+}
+
+/**
+ * SRV owner name -> records of a headless service: each endpoint (its name) on each named port of
+ * the slices it is in, never on a port of another slice or cluster. Endpoints are grouped by their
+ * port list (slices share one), so that pairing reads each list once per port, not once per endpoint.
+ */
+export function headlessSrvSets(owner: string, ports: readonly SlimPort[], targets: readonly { name: string; ports: readonly SlimPort[] }[], ttl: number): Map<string, RR[]> {
+  const weight = Math.max(1, Math.floor(100 / Math.max(1, targets.length)));
+  const groups = new Map<readonly SlimPort[], string[]>();
+  for (const t of targets) {
+    const g = groups.get(t.ports);
+    if (g) g.push(t.name);
+    else groups.set(t.ports, [t.name]);
+  }
+  const out = new Map<string, RR[]>();
+  for (const p of ports) {
+    const name = srvName(p, owner);
+    let set = out.get(name);
+    if (!set) out.set(name, (set = []));
+    for (const [list, names] of groups) {
+      if (!list.some((q) => q.port === p.port && q.name === p.name && q.protocol === p.protocol)) continue;
+      for (const target of names) set.push({ name, type: RRType.SRV, ttl, data: { priority: 0, weight, port: p.port, target } });
+    }
+  }
+  return out;
 }
 
 /**

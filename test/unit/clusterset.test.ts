@@ -51,6 +51,36 @@ describe('clusterset zone', () => {
     expect(data(fed.clusterSetSnapshot, 'dns-version.clusterset.local.', RRType.TXT)).toEqual(['1.0.0']);
   });
 
+  it('headless SRV records pair each endpoint with the ports of its own slices, in both zones', () => {
+    const { fed, a, b } = twoClusters();
+    // A named targetPort that is 8080 for some pods and 9090 for others: Kubernetes splits the
+    // slices by it; another cluster's copy may differ again.
+    const headless = svc('hp', [], { headless: true, ports: [{ name: 'http', port: 80, protocol: 'tcp' }] });
+    const sliceOn = (name: string, port: number, addr: string, hostname: string) =>
+      packSlice({ namespace: 'ns', name, service: 'hp', addressType: 'IPv4', ports: [{ name: 'http', port, protocol: 'tcp' }], endpoints: [{ addresses: [addr], ready: true, hostname }] });
+    seed(a, [headless, sliceOn('hp-1', 8080, '10.7.0.1', 'pa'), sliceOn('hp-2', 9090, '10.7.0.2', 'pb'), exported('hp')]);
+    seed(b, [headless, sliceOn('hp-1', 7070, '10.8.0.1', 'pc'), exported('hp')]);
+    fed.rebuild();
+    const srv = (z: ZoneSnapshot | undefined, name: string) =>
+      z?.names
+        .get(nameKey(name))
+        ?.rrsets.get(RRType.SRV)
+        ?.map((r) => {
+          const d = r.data as { port: number; target: string };
+          return `${d.target.split('.')[0]}:${d.port}`;
+        })
+        .sort();
+    expect(srv(fed.snapshot, '_http._tcp.hp.ns.fed.svc.example.com.')).toEqual(['pa:8080', 'pb:9090', 'pc:7070']);
+    expect(srv(fed.clusterSetSnapshot, '_http._tcp.hp.ns.svc.clusterset.local.')).toEqual(['pa:8080', 'pb:9090', 'pc:7070']);
+    // An endpoint in both slices at once (they are being rebalanced) serves on both ports.
+    a.upsert('EndpointSlice', packSlice({ namespace: 'ns', name: 'hp-2', service: 'hp', addressType: 'IPv4', ports: [{ name: 'http', port: 9090, protocol: 'tcp' }], endpoints: [{ addresses: ['10.7.0.2'], ready: true, hostname: 'pb' }, { addresses: ['10.7.0.1'], ready: true, hostname: 'pa' }] }));
+    a.flush();
+    fed.rebuild();
+    expect(srv(fed.snapshot, '_http._tcp.hp.ns.fed.svc.example.com.')).toEqual(['pa:8080', 'pa:9090', 'pb:9090', 'pc:7070']);
+    expect(srv(fed.clusterSetSnapshot, '_http._tcp.hp.ns.svc.clusterset.local.')).toEqual(['pa:8080', 'pa:9090', 'pb:9090', 'pc:7070']);
+    fed.close();
+  });
+
   it('a name server named dns-version.<Z> keeps its glue beside the TXT record, and a reload changes nothing', () => {
     const s = settings();
     const nameservers = [...s.apex.nameservers, { name: 'dns-version.clusterset.local.', addresses: ['192.0.2.53'] }];
