@@ -30,6 +30,7 @@ export const IGNORE_REASONS = [
   'ttl annotation',
   'lb hostname',
   'name too long',
+  'srv records',
   'policy annotation',
   'node network',
   'network limit',

@@ -10,7 +10,7 @@ import type { RR } from '../wire/records.js';
 import { clusterSetEndpointName, clusterSetServiceName, type ClusterSetNaming } from '../zone/names.js';
 import type { NameSpec } from '../zone/node.js';
 import type { AddressSet, FederatedService, FederationPolicy, HeadlessEndpoint } from './model.js';
-import { headlessSrvSets, serviceLocality, serviceSrvSets } from './service-records.js';
+import { headlessSrvCount, headlessSrvSets, MAX_SRV_RECORDS, serviceLocality, serviceSrvSets, type LeftOut } from './service-records.js';
 
 /** The selection of the clusterset zone: exported services only (specification 2.3.1, 2.4.1). */
 export function clusterSetPolicy(p: FederationPolicy): FederationPolicy {
@@ -121,7 +121,7 @@ function addressRecords(name: string, set: AddressSet, ttl: number): Map<number,
  * The names of a federated service in the clusterset zone (specification 2.3 and 2.4).
  * `ip` is the ClusterSetIP when one answers (non-headless services with a ready backend).
  */
-export function clusterSetNames(fs: FederatedService, ip: AddressSet | undefined, ids: ReadonlyMap<string, string>, z: ClusterSetNaming): NameSpec[] {
+export function clusterSetNames(fs: FederatedService, ip: AddressSet | undefined, ids: ReadonlyMap<string, string>, z: ClusterSetNaming, leftOut?: LeftOut): NameSpec[] {
   const ttl = fs.ttl;
   const service = clusterSetServiceName(z, fs);
   const specs: NameSpec[] = [];
@@ -162,6 +162,11 @@ export function clusterSetNames(fs: FederatedService, ip: AddressSet | undefined
   // 2.4.2: one SRV per ready endpoint and named port, each to the endpoint's own name, on the
   // ports of the endpoint's own slices.
   const targets = [...byName].map(([name, e]) => ({ name, ports: e.ports }));
+  const count = headlessSrvCount(fs.ports, targets);
+  if (count > MAX_SRV_RECORDS) {
+    if (leftOut) leftOut.srv = Math.max(leftOut.srv, count);
+    return specs;
+  }
   for (const [name, set] of headlessSrvSets(service, fs.ports, targets, ttl)) specs.push({ name, rrsets: new Map([[RRType.SRV, set]]), locality });
   return specs;
 }

@@ -3,7 +3,7 @@
 import { EventEmitter } from 'node:events';
 import { ClusterState, type ClusterListener, type ClusterSettings } from '../cluster/state.js';
 import { sameService, type IgnoredValue, type Kind, type SlimService } from '../cluster/objects.js';
-import { serviceNames, withoutLongNames, type RecordSettings, type Topology } from './service-records.js';
+import { MAX_SRV_RECORDS, serviceNames, withoutLongNames, type LeftOut, type RecordSettings, type Topology } from './service-records.js';
 import { nameKey } from '../wire/name.js';
 import { nextSlice, SLICE_MS, sliceSpent } from '../slices.js';
 import { DirtyServices } from './dirty.js';
@@ -70,6 +70,8 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
   readonly ignored: IgnoredInputs;
   /** Service -> its names left out for being longer than 255 bytes (explain, check). */
   private readonly omitted = new Map<string, string[]>();
+  /** Service -> the SRV records it would have had, for services past MAX_SRV_RECORDS in either zone. */
+  private readonly srvLeftOut = new Map<string, number>();
   /** Service -> the traffic-policy annotations its copies disagree on (metrics, check). */
   private readonly disagreeing = new Map<string, string[]>();
   /** The zone has been complete once since a cluster first synced (see rebuildFor). */
@@ -377,18 +379,22 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
   private rebuildService(key: string, cs: ClusterSetZone | undefined): void {
     const both = this.federatedBoth(key, cs !== undefined);
     const fs = both.federation;
-    // Names left out for their length, in either zone, are noted together per service.
-    const csOmitted = cs ? this.setClusterSetService(cs, key, both.clusterSet) : [];
+    // Names left out for their length, and SRV records past their bound, in either zone, are
+    // noted together per service.
+    const leftOut: LeftOut = { srv: 0 };
+    const csOmitted = cs ? this.setClusterSetService(cs, key, both.clusterSet, leftOut) : [];
     if (fs) {
       this.present.add(key);
-      const { specs, omitted } = withoutLongNames(serviceNames(fs, this.topology, this.settings.naming));
+      const { specs, omitted } = withoutLongNames(serviceNames(fs, this.topology, this.settings.naming, leftOut));
       this.noteOmitted(key, [...omitted, ...csOmitted]);
+      this.noteSrvLeftOut(key, leftOut.srv);
       if (fs.traffic.disagreements.length) this.disagreeing.set(key, fs.traffic.disagreements.map((d) => d.annotation));
       else this.disagreeing.delete(key);
       this.builder.setOwner(key, specs, fs.stale);
     } else {
       this.present.delete(key);
       this.noteOmitted(key, csOmitted);
+      this.noteSrvLeftOut(key, leftOut.srv);
       this.disagreeing.delete(key);
       this.builder.setOwner(key, []);
     }
@@ -410,6 +416,22 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     this.ignored.note('name too long', { service: key, names: names.length, example: names[0] }, IGNORED_WHY['name too long']);
   }
 
+  /** Notes (once per count) a service whose SRV records were left out for their number (MAX_SRV_RECORDS). */
+  private noteSrvLeftOut(key: string, records: number): void {
+    if (records === 0) {
+      this.srvLeftOut.delete(key);
+      return;
+    }
+    if (this.srvLeftOut.get(key) === records) return;
+    this.srvLeftOut.set(key, records);
+    this.ignored.note('srv records', { service: key, records, bound: MAX_SRV_RECORDS }, IGNORED_WHY['srv records']);
+  }
+
+  /** Services whose SRV names are left out for their number of records, with that number. */
+  get servicesWithSrvLeftOut(): ReadonlyMap<string, number> {
+    return this.srvLeftOut;
+  }
+
   /** Names of the service "namespace/name" (in either zone) left out because they would be longer than 255 bytes. */
   omittedNames(key: string): string[] {
     return this.omitted.get(key) ?? [];
@@ -426,7 +448,7 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
   }
 
   /** Sets the service's names in the clusterset zone; returns those left out for their length. */
-  private setClusterSetService(cs: ClusterSetZone, key: string, fs: FederatedService | undefined): string[] {
+  private setClusterSetService(cs: ClusterSetZone, key: string, fs: FederatedService | undefined, leftOut: LeftOut): string[] {
     const naming = this.settings.clusterSet!.naming;
     if (!fs) {
       cs.present.delete(key);
@@ -435,7 +457,7 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     }
     cs.present.add(key);
     const ip = this.clusterSetIpOf(key, fs);
-    const { specs, omitted } = withoutLongNames(clusterSetNames(fs, ip.set, this.ids, naming));
+    const { specs, omitted } = withoutLongNames(clusterSetNames(fs, ip.set, this.ids, naming, leftOut));
     cs.builder.setOwner(key, specs, fs.stale || ip.stale);
     return omitted;
   }
@@ -527,6 +549,8 @@ const IGNORED_WHY: Record<IgnoredValue['reason'], string> = {
   'ttl annotation': 'fedns.io/ttl is not whole seconds from 0 to 2147483647; the default TTL applies',
   'lb hostname': 'load-balancer hostname is not a domain name; ignored',
   'name too long': 'names of this service would be longer than 255 bytes; they are left out, its other names answer',
+  'srv records':
+    'a headless service would have more SRV records in one zone than fedns holds for a service (ready endpoints times the named ports of their slices); its SRV names are left out, its address names answer',
   'policy annotation':
     'a traffic-policy annotation does not read (fedns.io/policy: all|nearest|failover|weighted; fedns.io/failover: a,b; fedns.io/weights: a=3,b=1; fedns.io/max-addresses: 1-1000); it is ignored',
   'node network': 'node pod CIDR or InternalIP is not an IP network (or is wider than /8, /32 for IPv6); not learned as a client network',

@@ -58,7 +58,21 @@ function cnameSet(name: string, target: string, ttl: number): Map<number, RR[]> 
   return new Map([[RRType.CNAME, [{ name, type: RRType.CNAME, ttl, data: target }]]]);
 }
 
-export function serviceNames(fs: FederatedService, topo: Topology, z: RecordSettings): NameSpec[] {
+/**
+ * SRV records a headless service may have in one zone (both owners' together): ready endpoints
+ * times the named ports of their slices, which tenants choose, and which one rebuild makes at
+ * once. Past it the service's SRV names are left out (a set that large cannot be answered in
+ * one message anyway: a TCP answer ends at 64 KiB) and its address names still answer.
+ */
+export const MAX_SRV_RECORDS = 100_000;
+
+/** What a service's names left out, filled in by serviceNames and clusterSetNames. */
+export interface LeftOut {
+  /** SRV records the service would have had past MAX_SRV_RECORDS (0: none left out). */
+  srv: number;
+}
+
+export function serviceNames(fs: FederatedService, topo: Topology, z: RecordSettings, leftOut?: LeftOut): NameSpec[] {
   const ttl = fs.ttl;
   const cnameTtl = Math.min(z.cnameTtl ?? ttl, ttl);
   const specs: NameSpec[] = [];
@@ -79,7 +93,10 @@ export function serviceNames(fs: FederatedService, topo: Topology, z: RecordSett
   }
   const targets = fs.endpoints.map((e) => ({ name: endpointName(z, fs, e.cluster, e.host), ports: e.ports }));
   fs.endpoints.forEach((e, i) => specs.push({ name: targets[i].name, rrsets: addressSets(targets[i].name, e, ttl) }));
-  if (fs.ports.length) {
+  const srvCount = fs.headless ? 2 * headlessSrvCount(fs.ports, targets) : 0;
+  if (srvCount > MAX_SRV_RECORDS) {
+    if (leftOut) leftOut.srv = Math.max(leftOut.srv, srvCount);
+  } else if (fs.ports.length) {
     for (const owner of [short, global]) {
       const byName = fs.headless ? headlessSrvSets(owner, fs.ports, targets, ttl) : serviceSrvSets(owner, fs.ports, ttl);
       for (const [name, set] of byName) if (set.length) specs.push({ name, rrsets: new Map([[RRType.SRV, set]]), locality });
@@ -105,25 +122,42 @@ export function serviceSrvSets(owner: string, ports: readonly SlimPort[], ttl: n
  * the slices it is in, never on a port of another slice or cluster. Endpoints are grouped by their
  * port list (slices share one), so that pairing reads each list once per port, not once per endpoint.
  */
-export function headlessSrvSets(owner: string, ports: readonly SlimPort[], targets: readonly { name: string; ports: readonly SlimPort[] }[], ttl: number): Map<string, RR[]> {
+export function headlessSrvSets(owner: string, ports: readonly SlimPort[], targets: readonly SrvTarget[], ttl: number): Map<string, RR[]> {
   const weight = Math.max(1, Math.floor(100 / Math.max(1, targets.length)));
+  const out = new Map<string, RR[]>();
+  eachPairing(ports, targets, (p, names) => {
+    const name = srvName(p, owner);
+    let set = out.get(name);
+    if (!set) out.set(name, (set = []));
+    for (const target of names) set.push({ name, type: RRType.SRV, ttl, data: { priority: 0, weight, port: p.port, target } });
+  });
+  return out;
+}
+
+/** The SRV records headlessSrvSets makes for one owner, counted without making them. */
+export function headlessSrvCount(ports: readonly SlimPort[], targets: readonly SrvTarget[]): number {
+  let n = 0;
+  eachPairing(ports, targets, (_, names) => (n += names.length));
+  return n;
+}
+
+interface SrvTarget {
+  name: string;
+  ports: readonly SlimPort[];
+}
+
+/** Each port with the names of the targets whose slices have it (targets grouped by port list). */
+function eachPairing(ports: readonly SlimPort[], targets: readonly SrvTarget[], each: (p: SlimPort, names: string[]) => void): void {
   const groups = new Map<readonly SlimPort[], string[]>();
   for (const t of targets) {
     const g = groups.get(t.ports);
     if (g) g.push(t.name);
     else groups.set(t.ports, [t.name]);
   }
-  const out = new Map<string, RR[]>();
   for (const p of ports) {
-    const name = srvName(p, owner);
-    let set = out.get(name);
-    if (!set) out.set(name, (set = []));
-    for (const [list, names] of groups) {
-      if (!list.some((q) => q.port === p.port && q.name === p.name && q.protocol === p.protocol)) continue;
-      for (const target of names) set.push({ name, type: RRType.SRV, ttl, data: { priority: 0, weight, port: p.port, target } });
-    }
+    each(p, []);
+    for (const [list, names] of groups) if (list.some((q) => q.port === p.port && q.name === p.name && q.protocol === p.protocol)) each(p, names);
   }
-  return out;
 }
 
 /**

@@ -194,6 +194,47 @@ describe('names longer than 255 bytes', () => {
   });
 });
 
+describe('SRV records a tenant can multiply', () => {
+  it('a headless service past MAX_SRV_RECORDS loses its SRV names (counted once, logged), keeps its address names, and no other service is touched', () => {
+    const { fed, ask, logs } = federation();
+    const a = fed.addCluster(settings('a', { addressMode: 'endpoints' }));
+    // Slices each of 1,000 endpoints and 40 ports of their own (the API server allows 100):
+    // 80,000 SRV records per slice in the zone (two owners), 240,000 for three.
+    const bomb = (k: number): SlimEndpointSlice =>
+      packSlice({
+        namespace: 'ns',
+        name: `big-${k}`,
+        service: 'big',
+        addressType: 'IPv4',
+        ports: Array.from({ length: 40 }, (_, j) => ({ name: `p${k}-${j}`, port: 1000 + j, protocol: 'tcp' })),
+        endpoints: Array.from({ length: 1000 }, (_, i) => ({ addresses: [`10.${k + 1}.${Math.floor(i / 250)}.${(i % 250) + 1}`], ready: true, hostname: `h${k}-${i}` })),
+      });
+    seed(a, [svc('big', [], { headless: true, ports: [] }), svc('web', ['192.0.2.1']), slice('web', undefined, '10.9.0.1')]);
+    for (let k = 0; k < 3; k++) a.upsert('EndpointSlice', bomb(k));
+    a.flush();
+    fed.rebuild();
+    expect(fed.servicesWithSrvLeftOut.get('ns/big')).toBe(240_000);
+    expect(fed.ignored.count('srv records')).toBe(1);
+    expect(logs.records.some((r) => r.level === 40 && r.reason === 'srv records' && r.service === 'ns/big')).toBe(true);
+    expect(ask('_p0-0._tcp.big.ns.fed.svc.example.com.', RRType.SRV).rcode).toBe(Rcode.NXDOMAIN);
+    expect(addrs(ask('h1-7.a.big.ns.fed.svc.example.com.'))).toEqual(['10.2.0.8']);
+    expect(addrs(ask('web.ns.fed.example.com.'))).toEqual(['10.9.0.1']);
+    // Rebuilt without change: noted once. Back under the bound: the SRV names answer again.
+    a.upsert('Service', svc('big', [], { headless: true, ports: [], labels: { x: 'y' } }));
+    a.flush();
+    fed.rebuild();
+    expect(fed.ignored.count('srv records')).toBe(1);
+    a.remove('EndpointSlice', 'ns', 'big-1');
+    a.remove('EndpointSlice', 'ns', 'big-2');
+    a.flush();
+    fed.rebuild();
+    expect(fed.servicesWithSrvLeftOut.has('ns/big')).toBe(false);
+    const srv = ask('_p0-0._tcp.big.ns.fed.svc.example.com.', RRType.SRV);
+    expect(srv.answers.length).toBe(1000);
+    fed.close();
+  });
+});
+
 describe('slim objects keep only what answers need', () => {
   const rawService = (rv: string, extra: Record<string, unknown> = {}) => ({
     metadata: { namespace: 'ns', name: 's', resourceVersion: rv, annotations: { 'kubectl.kubernetes.io/last-applied-configuration': rv }, ...extra },
