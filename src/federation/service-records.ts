@@ -61,8 +61,8 @@ function cnameSet(name: string, target: string, ttl: number): Map<number, RR[]> 
 /**
  * SRV records a headless service may have in one zone (both owners' together): ready endpoints
  * times the named ports of their slices, which tenants choose, and which one rebuild makes at
- * once. Past it the service's SRV names are left out (a set that large cannot be answered in
- * one message anyway: a TCP answer ends at 64 KiB) and its address names still answer.
+ * once, holding the event loop for as long as it takes (a million records: about a second).
+ * Past it the service's SRV names are left out and its address names still answer.
  */
 export const MAX_SRV_RECORDS = 100_000;
 
@@ -146,7 +146,10 @@ interface SrvTarget {
   ports: readonly SlimPort[];
 }
 
-/** Each port with the names of the targets whose slices have it (targets grouped by port list). */
+/**
+ * Each port with the names of the targets whose slices have it (targets grouped by port list):
+ * first with none, so that every port's SRV name is seen, then once per group that has it.
+ */
 function eachPairing(ports: readonly SlimPort[], targets: readonly SrvTarget[], each: (p: SlimPort, names: string[]) => void): void {
   const groups = new Map<readonly SlimPort[], string[]>();
   for (const t of targets) {

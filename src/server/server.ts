@@ -249,9 +249,9 @@ export class DnsServer {
     let partial: NodeJS.Timeout | undefined;
     // A turn of processing is scheduled: received data waits for it.
     let scheduled = false;
-    // When the connection last answered or had work in flight. Frames that get no answer (empty
-    // messages, responses) are not activity: sent every few seconds, they would reset the socket's
-    // idle timer and hold the connection, and a slot of the caps, for nothing.
+    // When the connection last answered a query or started a transfer. Frames that get no answer
+    // (empty messages, responses) are not activity: sent every few seconds, they would reset the
+    // socket's idle timer and hold the connection, and a slot of the caps, for nothing.
     let lastUseful = Date.now();
     const read = () => {
       scheduled = false;
