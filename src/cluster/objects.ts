@@ -55,6 +55,11 @@ export interface SlimPort {
   protocol: string;
 }
 
+/** The same port: name, number and protocol. */
+export function samePort(a: SlimPort, b: SlimPort): boolean {
+  return a.port === b.port && a.name === b.name && a.protocol === b.protocol;
+}
+
 export interface SlimService {
   namespace: string;
   name: string;

@@ -9,8 +9,8 @@ import { asDnsLabel } from '../wire/name.js';
 import type { RR } from '../wire/records.js';
 import { clusterSetEndpointName, clusterSetServiceName, type ClusterSetNaming } from '../zone/names.js';
 import type { NameSpec } from '../zone/node.js';
-import type { AddressSet, FederatedService, FederationPolicy, HeadlessEndpoint } from './model.js';
-import { headlessSrvCount, headlessSrvSets, MAX_SRV_RECORDS, serviceLocality, serviceSrvSets, type LeftOut } from './service-records.js';
+import { unionPorts, type AddressSet, type FederatedService, type FederationPolicy, type HeadlessEndpoint } from './model.js';
+import { HeadlessSrv, MAX_SRV_RECORDS, serviceLocality, serviceSrvSets, type LeftOut } from './service-records.js';
 
 /** The selection of the clusterset zone: exported services only (specification 2.3.1, 2.4.1). */
 export function clusterSetPolicy(p: FederationPolicy): FederationPolicy {
@@ -155,18 +155,17 @@ export function clusterSetNames(fs: FederatedService, ip: AddressSet | undefined
     else {
       cur.v4 = [...new Set([...cur.v4, ...e.v4])].sort();
       cur.v6 = [...new Set([...cur.v6, ...e.v6])].sort();
-      cur.ports = [...cur.ports, ...e.ports];
+      cur.ports = unionPorts(cur.ports, e.ports);
     }
   }
   for (const [name, set] of byName) specs.push({ name, rrsets: addressRecords(name, set, ttl) });
   // 2.4.2: one SRV per ready endpoint and named port, each to the endpoint's own name, on the
   // ports of the endpoint's own slices.
-  const targets = [...byName].map(([name, e]) => ({ name, ports: e.ports }));
-  const count = headlessSrvCount(fs.ports, targets);
-  if (count > MAX_SRV_RECORDS) {
-    if (leftOut) leftOut.srv = Math.max(leftOut.srv, count);
+  const srv = new HeadlessSrv(fs.ports, [...byName].map(([name, e]) => ({ name, ports: e.ports })));
+  if (srv.count > MAX_SRV_RECORDS) {
+    if (leftOut) leftOut.srv = Math.max(leftOut.srv, srv.count);
     return specs;
   }
-  for (const [name, set] of headlessSrvSets(service, fs.ports, targets, ttl)) specs.push({ name, rrsets: new Map([[RRType.SRV, set]]), locality });
+  for (const [name, set] of srv.sets(service, ttl)) specs.push({ name, rrsets: new Map([[RRType.SRV, set]]), locality });
   return specs;
 }

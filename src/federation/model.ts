@@ -1,7 +1,7 @@
 // Per-cluster state -> one federated service: which addresses answer at which level.
 // Pure: the same clusters give the same FederatedService, so a rebuild is safe at any time.
 import type { ClusterState } from '../cluster/state.js';
-import { eachEndpoint, type SlimPort, type SlimService } from '../cluster/objects.js';
+import { eachEndpoint, samePort, type SlimPort, type SlimService } from '../cluster/objects.js';
 import { isAddress } from '../address.js';
 import type { LabelSelector } from './selector.js';
 import type { AddressGroup } from '../zone/locality.js';
@@ -27,9 +27,9 @@ export interface HeadlessEndpoint {
 }
 
 /** Both port lists, each port once: an endpoint in two slices (while they are rebalanced) serves both. */
-function unionPorts(a: readonly SlimPort[], b: readonly SlimPort[]): readonly SlimPort[] {
+export function unionPorts(a: readonly SlimPort[], b: readonly SlimPort[]): readonly SlimPort[] {
   if (a === b) return a;
-  const extra = b.filter((p) => !a.some((q) => q.port === p.port && q.name === p.name && q.protocol === p.protocol));
+  const extra = b.filter((p) => !a.some((q) => samePort(p, q)));
   return extra.length ? [...a, ...extra] : a;
 }
 

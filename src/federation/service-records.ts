@@ -2,7 +2,7 @@
 import { RRType } from '../wire/constants.js';
 import { MAX_NAME_LENGTH, wireLength } from '../wire/name.js';
 import type { RR, SrvData } from '../wire/records.js';
-import type { SlimPort } from '../cluster/objects.js';
+import { samePort, type SlimPort } from '../cluster/objects.js';
 import type { AddressSet, FederatedService } from './model.js';
 import { endpointName, globalName, regionalName, shortName, srvName, zonalName, type ZoneNaming } from '../zone/names.js';
 import { addressRRsets, type AddressRecipe, type NameSpec } from '../zone/node.js';
@@ -93,13 +93,13 @@ export function serviceNames(fs: FederatedService, topo: Topology, z: RecordSett
   }
   const targets = fs.endpoints.map((e) => ({ name: endpointName(z, fs, e.cluster, e.host), ports: e.ports }));
   fs.endpoints.forEach((e, i) => specs.push({ name: targets[i].name, rrsets: addressSets(targets[i].name, e, ttl) }));
-  const srvCount = fs.headless ? 2 * headlessSrvCount(fs.ports, targets) : 0;
-  if (srvCount > MAX_SRV_RECORDS) {
-    if (leftOut) leftOut.srv = Math.max(leftOut.srv, srvCount);
-  } else if (fs.ports.length) {
+  const headless = fs.headless ? new HeadlessSrv(fs.ports, targets) : undefined;
+  if (headless && 2 * headless.count > MAX_SRV_RECORDS) {
+    if (leftOut) leftOut.srv = Math.max(leftOut.srv, 2 * headless.count);
+  } else {
     for (const owner of [short, global]) {
-      const byName = fs.headless ? headlessSrvSets(owner, fs.ports, targets, ttl) : serviceSrvSets(owner, fs.ports, ttl);
-      for (const [name, set] of byName) if (set.length) specs.push({ name, rrsets: new Map([[RRType.SRV, set]]), locality });
+      const byName = headless ? headless.sets(owner, ttl) : serviceSrvSets(owner, fs.ports, ttl);
+      for (const [name, set] of byName) specs.push({ name, rrsets: new Map([[RRType.SRV, set]]), locality });
     }
   }
   return specs;
@@ -118,48 +118,50 @@ export function serviceSrvSets(owner: string, ports: readonly SlimPort[], ttl: n
 }
 
 /**
- * SRV owner name -> records of a headless service: each endpoint (its name) on each named port of
- * the slices it is in, never on a port of another slice or cluster. Endpoints are grouped by their
- * port list (slices share one), so that pairing reads each list once per port, not once per endpoint.
+ * A headless service's SRV records in one zone: each endpoint (its name) on each named port of the
+ * slices it is in, never on a port of another slice or cluster. Endpoints are paired with ports
+ * once, grouped by their port list (slices share one), so that each list is read once per port,
+ * not once per endpoint; `count` tells before any record is made how many each owner gets.
  */
-export function headlessSrvSets(owner: string, ports: readonly SlimPort[], targets: readonly SrvTarget[], ttl: number): Map<string, RR[]> {
-  const weight = Math.max(1, Math.floor(100 / Math.max(1, targets.length)));
-  const out = new Map<string, RR[]>();
-  eachPairing(ports, targets, (p, names) => {
-    const name = srvName(p, owner);
-    let set = out.get(name);
-    if (!set) out.set(name, (set = []));
-    for (const target of names) set.push({ name, type: RRType.SRV, ttl, data: { priority: 0, weight, port: p.port, target } });
-  });
-  return out;
-}
+export class HeadlessSrv {
+  /** Each port some target has, with the groups of targets that have it. */
+  private readonly pairs: { port: SlimPort; groups: string[][] }[] = [];
+  /** Records per owner. */
+  readonly count: number;
+  private readonly weight: number;
 
-/** The SRV records headlessSrvSets makes for one owner, counted without making them. */
-export function headlessSrvCount(ports: readonly SlimPort[], targets: readonly SrvTarget[]): number {
-  let n = 0;
-  eachPairing(ports, targets, (_, names) => (n += names.length));
-  return n;
-}
-
-interface SrvTarget {
-  name: string;
-  ports: readonly SlimPort[];
-}
-
-/**
- * Each port with the names of the targets whose slices have it (targets grouped by port list):
- * first with none, so that every port's SRV name is seen, then once per group that has it.
- */
-function eachPairing(ports: readonly SlimPort[], targets: readonly SrvTarget[], each: (p: SlimPort, names: string[]) => void): void {
-  const groups = new Map<readonly SlimPort[], string[]>();
-  for (const t of targets) {
-    const g = groups.get(t.ports);
-    if (g) g.push(t.name);
-    else groups.set(t.ports, [t.name]);
+  constructor(ports: readonly SlimPort[], targets: readonly { name: string; ports: readonly SlimPort[] }[]) {
+    this.weight = Math.max(1, Math.floor(100 / Math.max(1, targets.length)));
+    const byList = new Map<readonly SlimPort[], string[]>();
+    for (const t of targets) {
+      const g = byList.get(t.ports);
+      if (g) g.push(t.name);
+      else byList.set(t.ports, [t.name]);
+    }
+    let count = 0;
+    for (const port of ports) {
+      const groups: string[][] = [];
+      for (const [list, names] of byList)
+        if (list.some((q) => samePort(q, port))) {
+          groups.push(names);
+          count += names.length;
+        }
+      if (groups.length) this.pairs.push({ port, groups });
+    }
+    this.count = count;
   }
-  for (const p of ports) {
-    each(p, []);
-    for (const [list, names] of groups) if (list.some((q) => q.port === p.port && q.name === p.name && q.protocol === p.protocol)) each(p, names);
+
+  /** SRV owner name -> records, under `owner`. A port no target has gives no name. */
+  sets(owner: string, ttl: number): Map<string, RR[]> {
+    const out = new Map<string, RR[]>();
+    for (const { port, groups } of this.pairs) {
+      const name = srvName(port, owner);
+      let set = out.get(name);
+      if (!set) out.set(name, (set = []));
+      for (const names of groups)
+        for (const target of names) set.push({ name, type: RRType.SRV, ttl, data: { priority: 0, weight: this.weight, port: port.port, target } });
+    }
+    return out;
   }
 }
 

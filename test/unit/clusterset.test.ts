@@ -78,6 +78,12 @@ describe('clusterset zone', () => {
     fed.rebuild();
     expect(srv(fed.snapshot, '_http._tcp.hp.ns.fed.svc.example.com.')).toEqual(['pa:8080', 'pa:9090', 'pb:9090', 'pc:7070']);
     expect(srv(fed.clusterSetSnapshot, '_http._tcp.hp.ns.svc.clusterset.local.')).toEqual(['pa:8080', 'pa:9090', 'pb:9090', 'pc:7070']);
+    // A port only a slice without ready endpoints names gives no SRV name, in either zone.
+    b.upsert('EndpointSlice', packSlice({ namespace: 'ns', name: 'hp-m', service: 'hp', addressType: 'IPv4', ports: [{ name: 'metrics', port: 9100, protocol: 'tcp' }], endpoints: [{ addresses: ['10.8.0.9'], ready: false, hostname: 'pm' }] }));
+    b.flush();
+    fed.rebuild();
+    expect(fed.snapshot.names.get(nameKey('_metrics._tcp.hp.ns.fed.svc.example.com.'))).toBeUndefined();
+    expect(fed.clusterSetSnapshot!.names.get(nameKey('_metrics._tcp.hp.ns.svc.clusterset.local.'))).toBeUndefined();
     fed.close();
   });
 
