@@ -29,6 +29,7 @@ export const IGNORE_REASONS = [
   'port name',
   'ttl annotation',
   'lb hostname',
+  'lb address',
   'name too long',
   'srv records',
   'policy annotation',
@@ -264,6 +265,17 @@ function answerable(addrs: string[], addressType: 'IPv4' | 'IPv6' | undefined, i
   return kept.length ? kept : NO_STRINGS;
 }
 
+/**
+ * The addresses of `addrs` a client can be sent to, of either family (a load-balancer address,
+ * a ClusterSetIP); the others (not an address, loopback, multicast: answerableEndpoint) are noted
+ * as ignored for `reason`.
+ */
+function reachable(addrs: string[], reason: 'lb address' | 'clusterset ip', ignored: Ignored): string[] {
+  if (addrs.every((a) => answerableEndpoint(a, undefined))) return addrs;
+  const kept = addrs.filter((a) => answerableEndpoint(a, undefined) || ignored.add(reason, a));
+  return kept.length ? kept : NO_STRINGS;
+}
+
 function arr(v: unknown): Obj[] {
   return Array.isArray(v) ? (v.filter((x) => x && typeof x === 'object') as Obj[]) : [];
 }
@@ -402,7 +414,7 @@ export function slimService(o: Obj): SlimService {
   const ignored = new Ignored();
   const spec: Obj = o.spec ?? {};
   const ingress = arr(o.status?.loadBalancer?.ingress);
-  const lbAddresses = addresses([...ingress.map((i) => i.ip), ...(Array.isArray(spec.externalIPs) ? spec.externalIPs : [])]);
+  const lbAddresses = reachable(addresses([...ingress.map((i) => i.ip), ...(Array.isArray(spec.externalIPs) ? spec.externalIPs : [])]), 'lb address', ignored);
   const lbHostnames: string[] = [];
   for (const i of ingress) {
     const h = str(i.hostname);
@@ -775,12 +787,8 @@ export function slimServiceImport(o: Obj): SlimServiceImport {
   const { namespace, name } = meta(o, 'ServiceImport');
   const ignored = new Ignored();
   const spec: Obj = o.spec && typeof o.spec === 'object' ? o.spec : {};
-  const ips: string[] = [];
-  for (const a of addresses(spec.ips)) {
-    if (isAddress(a)) ips.push(a);
-    else ignored.add('clusterset ip', a);
-  }
-  return ignored.attach<SlimServiceImport>({ namespace, name, headless: spec.type === 'Headless', ips: ips.sort() });
+  const ips = reachable(addresses(spec.ips), 'clusterset ip', ignored);
+  return ignored.attach<SlimServiceImport>({ namespace, name, headless: spec.type === 'Headless', ips: ips === NO_STRINGS ? ips : [...ips].sort() });
 }
 
 /** A ClusterProperty; its name is a DNS subdomain (id.k8s.io), not a label, so meta() does not apply. */

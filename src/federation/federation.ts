@@ -548,6 +548,8 @@ const IGNORED_WHY: Record<IgnoredValue['reason'], string> = {
   'port name': 'port name or protocol cannot make an SRV label; no SRV record for this port',
   'ttl annotation': 'fedns.io/ttl is not whole seconds from 0 to 2147483647; the default TTL applies',
   'lb hostname': 'load-balancer hostname is not a domain name; ignored',
+  'lb address':
+    'a load-balancer ingress IP or externalIP is not an IP address, or one no client can reach (unspecified, loopback, link-local, multicast, broadcast); ignored',
   'name too long': 'names of this service would be longer than 255 bytes; they are left out, its other names answer',
   'srv records':
     'a headless service would have more SRV records in one zone than fedns holds for a service (ready endpoints times the named ports of their slices); its SRV names are left out, its address names answer',
@@ -556,7 +558,7 @@ const IGNORED_WHY: Record<IgnoredValue['reason'], string> = {
   'node network': 'node pod CIDR or InternalIP is not an IP network (or is wider than /8, /32 for IPv6); not learned as a client network',
   'network limit': 'more networks than a node or cluster may contribute (clientNetworks: auto); the rest are not learned',
   'cluster id': 'the id.k8s.io ClusterProperty is not a DNS label, or another cluster holds it too; the configured cluster name is the cluster ID in clusterset names',
-  'clusterset ip': 'a ServiceImport spec.ips entry is not an IP address; ignored',
+  'clusterset ip': 'a ServiceImport spec.ips entry is not an IP address, or one no client can reach (unspecified, loopback, link-local, multicast, broadcast); ignored',
   'unreadable object': 'an object fedns cannot read (a Service or namespace name that is not a DNS label, no metadata.name); it is skipped, the cluster\'s other objects are read',
   'endpoint address':
     'an EndpointSlice address is not an IP address of the slice\'s addressType, or one no client can reach (unspecified, loopback, link-local, multicast, broadcast); ignored',

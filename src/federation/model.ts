@@ -2,7 +2,7 @@
 // Pure: the same clusters give the same FederatedService, so a rebuild is safe at any time.
 import type { ClusterState } from '../cluster/state.js';
 import { eachEndpoint, samePort, type SlimPort, type SlimService } from '../cluster/objects.js';
-import { isAddress } from '../address.js';
+import { answerableEndpoint, isAddress } from '../address.js';
 import type { LabelSelector } from './selector.js';
 import type { AddressGroup } from '../zone/locality.js';
 import { FAILOVER_ANNOTATION, MAX_ADDRESSES_ANNOTATION, POLICY_ANNOTATION, WEIGHTS_ANNOTATION, type TrafficAnnotations, type TrafficPolicy } from '../traffic-policy.js';
@@ -235,9 +235,10 @@ function contribution(c: ClusterState, svc: SlimService, key: string, verdict: C
     }
     // A load balancer serves the zones where its ready endpoints are; without topology, all of the cluster's.
     const zones = [...readyZones].filter((z) => c.zones.includes(z));
+    // Load-balancer IPs come filtered (slimService); a hostname's addresses are checked here.
     const take = (a: string) => {
-      if (isAddress(a)) out.addresses.set(a, zones);
-      else verdict?.skipped.push({ address: a, reason: 'not an IP address' });
+      if (answerableEndpoint(a, undefined)) out.addresses.set(a, zones);
+      else verdict?.skipped.push({ address: a, reason: isAddress(a) ? 'no client can reach this address' : 'not an IP address' });
     };
     for (const a of svc.lbAddresses) take(a);
     for (const h of svc.lbHostnames) {

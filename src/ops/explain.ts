@@ -327,11 +327,11 @@ function noteOmitted(fed: Federation, key: string, service: NonNullable<Explanat
   notes.push(`${omitted.length} name${omitted.length > 1 ? 's' : ''} of ${key} would be longer than ${MAX_NAME_LENGTH} bytes and ${omitted.length > 1 ? 'are' : 'is'} left out; its other names answer`);
 }
 
-/** What the service's objects (Service, EndpointSlices) hold that fedns does not use. */
+/** What the service's objects (Service, EndpointSlices, ServiceImport) hold that fedns does not use. */
 function ignoredValues(fed: Federation, key: string): string[] {
   const out: string[] = [];
   for (const c of fed.clusters.values()) {
-    const objects: Array<{ ignored?: IgnoredValue[] } | undefined> = [c.services.get(key)];
+    const objects: Array<{ ignored?: IgnoredValue[] } | undefined> = [c.services.get(key), c.imports.get(key)];
     c.eachSlice(key, (slice) => void objects.push(slice));
     for (const o of objects) for (const v of o?.ignored ?? []) out.push(`${c.name}: ${v.reason} ${JSON.stringify(v.value)} ignored`);
   }

@@ -44,9 +44,11 @@ describe('load balancers that publish a hostname', () => {
     await until(() => addrs().length > 0);
     expect(addrs()).toEqual(['192.0.2.77']);
     // The load balancer moves: the next refresh serves the new address (never frozen).
-    dnsAnswers.set('lb-123.elb.example.net', ['192.0.2.78', '192.0.2.79']);
+    // An address no client can reach (the name's owner may write any) is not served.
+    dnsAnswers.set('lb-123.elb.example.net', ['192.0.2.78', '127.0.0.1', '192.0.2.79']);
     await until(() => addrs()[0] === '192.0.2.78');
     expect(addrs()).toEqual(['192.0.2.78', '192.0.2.79']);
+    expect(fed.federated('ns/web')?.verdicts?.[0].skipped).toEqual([{ address: '127.0.0.1', reason: 'no client can reach this address' }]);
     // A failing lookup is not an empty answer: the last addresses stay.
     dnsAnswers.set('lb-123.elb.example.net', new Error('timeout'));
     const before = lookups;

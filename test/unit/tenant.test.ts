@@ -2,7 +2,7 @@
 // it is validated, ignored with a counted warning when it cannot be used, and it can never make
 // the zone hold a name or a TTL the wire format does not allow. Deletions always apply.
 import { describe, expect, it } from 'vitest';
-import { packSlice, slimEndpointSlice, slimService, type SlimEndpointSlice, type SlimService } from '../../src/cluster/objects.js';
+import { packSlice, slimEndpointSlice, slimService, slimServiceImport, type SlimEndpointSlice, type SlimService } from '../../src/cluster/objects.js';
 import { MAX_DISCOVERED_ZONES, type ClusterSettings } from '../../src/cluster/state.js';
 import { Rcode, RRType } from '../../src/wire/constants.js';
 import { decodeMessage, encodeQuery, type Message } from '../../src/wire/message.js';
@@ -294,7 +294,7 @@ describe('what Services and EndpointSlices say, as sources hand them over', () =
     slimEndpointSlice({ metadata: { namespace: 'ns', name: `${service}-1`, labels: { 'kubernetes.io/service-name': service } }, addressType: 'IPv4', endpoints });
 
   it('spec.externalIPs are served beside load-balancer IPs, only while the cluster has a ready endpoint', () => {
-    const { fed, ask } = federation();
+    const { fed, ask, responder } = federation();
     const a = fed.addCluster(settings('a'));
     seed(a, [
       raw('ext', { externalIPs: ['198.51.100.7', '2001:db8::7', 'not-an-ip'] }, [{ ip: '192.0.2.1' }]),
@@ -308,7 +308,8 @@ describe('what Services and EndpointSlices say, as sources hand them over', () =
     // What is not an address is not taken, and explain says so.
     const verdict = fed.federated('ns/ext')!.verdicts![0];
     expect(verdict.addresses).not.toContain('not-an-ip');
-    expect(verdict.skipped).toContainEqual({ address: 'not-an-ip', reason: 'not an IP address' });
+    expect(fed.ignored.count('lb address')).toBe(1);
+    expect(explain(fed, responder, 'ext.ns.fed.example.com.').service?.ignored).toEqual(['a: lb address "not-an-ip" ignored']);
     const down = ask('down.ns.fed.example.com.');
     expect(down.rcode).toBe(Rcode.NOERROR);
     expect(down.answers).toEqual([]);
@@ -471,6 +472,33 @@ describe('what Services and EndpointSlices say, as sources hand them over', () =
     expect(addrs(ask('web.ns.fed.example.com.'))).toEqual(['10.0.0.1', '10.0.0.3', '100.64.0.1', '240.0.0.7']);
     expect(addrs(ask('web.ns.fed.example.com.', RRType.AAAA))).toEqual(['2001:db8::1', '2001:db8::3', '::ffff:a00:2']);
     expect(fed.ignored.count('endpoint address')).toBe(15);
+  });
+
+  it('load-balancer addresses and ClusterSetIPs no client could use are ignored with a count', () => {
+    const service = slimService({
+      metadata: { namespace: 'ns', name: 'web' },
+      spec: { ports: [{ port: 80 }], externalIPs: ['127.0.0.1', '198.51.100.7', '::ffff:127.0.0.1'] },
+      status: { loadBalancer: { ingress: [{ ip: '0.0.0.0' }, { ip: '192.0.2.1' }, { ip: '224.0.0.1' }, { ip: 'ff02::1' }, { ip: '2001:db8::1' }] } },
+    });
+    expect(service.lbAddresses).toEqual(['192.0.2.1', '2001:db8::1', '198.51.100.7']);
+    expect(service.ignored?.map((v) => `${v.reason}: ${v.value}`).sort()).toEqual([
+      'lb address: 0.0.0.0',
+      'lb address: 127.0.0.1',
+      'lb address: 224.0.0.1',
+      'lb address: ::ffff:7f00:1',
+      'lb address: ff02::1',
+    ]);
+    const imported = slimServiceImport({ metadata: { namespace: 'ns', name: 'web' }, spec: { ips: ['10.42.0.1', '127.0.0.1', '::', 'nonsense'] } });
+    expect(imported.ips).toEqual(['10.42.0.1']);
+    expect(imported.ignored?.map((v) => `${v.reason}: ${v.value}`).sort()).toEqual(['clusterset ip: 127.0.0.1', 'clusterset ip: ::', 'clusterset ip: nonsense']);
+    // Through the federation: an unreachable address never answers, and the count shows it.
+    const { fed, ask } = federation();
+    const a = fed.addCluster(settings('a'));
+    seed(a, [service, slice('web', 'z1')]);
+    fed.rebuild();
+    expect(addrs(ask('web.ns.fed.example.com.'))).toEqual(['192.0.2.1', '198.51.100.7']);
+    expect(addrs(ask('web.ns.fed.example.com.', RRType.AAAA))).toEqual(['2001:db8::1']);
+    expect(fed.ignored.count('lb address')).toBe(5);
   });
 
   it('a port list read before is reused only as read: every copy with an unusable port still reports it', () => {
