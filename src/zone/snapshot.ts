@@ -279,7 +279,8 @@ export class ZoneBuilder {
     const placed = sameNames ? this.placed.get(owner) : undefined;
     const olds = keys.map((k, i) => placed?.[i] ?? m.get(k));
     const disturbed = this.disturbed.delete(owner);
-    // Answers chase CNAMEs and SRV targets across the owner's names: if any name changed, all are rebuilt.
+    // Answers chase CNAMEs and SRV targets across the owner's names: if any name changed, all are
+    // rebuilt but those held as the same addresses (whose answers take nothing from the others).
     const unchanged =
       prev !== undefined &&
       !disturbed &&
@@ -307,6 +308,13 @@ export class ZoneBuilder {
       specs.forEach((spec, i) => {
         const key = keys[i];
         const old = unique ? olds[i] : m.get(key);
+        // A name held as the same addresses keeps its node: its answers take nothing from the
+        // owner's other names, and its encoded answers stay cached (an endpoint's change moves
+        // the few names that hold it, not the service's every name).
+        if (unique && prev !== undefined && old instanceof AddressNode && old.owner === owner && old.stale === stale && heldAsAddresses(spec) && old.sameAs(spec)) {
+          nodes[i] = old;
+          return;
+        }
         const node =
           heldAsAddresses(spec)
             ? new AddressNode(key, spec.addresses, owner, stale)

@@ -464,9 +464,18 @@ describe('names held as their addresses', () => {
     // An endpoint leaves: the zonal name answers without it, and the change lists its records.
     const changes: ZoneChange[] = [];
     fed.on('published', (_s, change) => changes.push(change));
+    const zoneOne = nameKey('s.ns.fed.svc.z1.r1.example.com.');
+    const srv = nameKey('_http._tcp.s.ns.fed.example.com.');
+    const untouched = first.names.get(zoneOne);
+    const srvBefore = first.names.get(srv);
     c.upsert('EndpointSlice', slice('s', eps.slice(0, 2)));
     c.flush();
     const after = fed.rebuild();
+    // The name that does not hold it keeps its node (and its cached answers); those that did, and
+    // the SRV name whose additional section carries the addresses, are made again.
+    expect(after.names.get(zoneOne)).toBe(untouched);
+    for (const key of [zonal, regional, short, global, srv]) expect(after.names.get(key)).not.toBe(first.names.get(key));
+    expect(after.names.get(srv)).not.toBe(srvBefore);
     expect(addrs(ask('s.ns.fed.svc.z2.r1.example.com.', RRType.A))).toEqual(['10.0.0.2']);
     expect(srvExtra('s.ns.fed.example.com.')).toEqual(['s.ns.fed.example.com. 10.0.0.1', 's.ns.fed.example.com. 10.0.0.2']);
     const removed = changes.flatMap((ch) => ch.removed).filter((r) => r.data === '10.0.0.3').map((r) => r.name).sort();
