@@ -52,6 +52,11 @@ export class OpsServer {
 
   async listen(): Promise<{ host: string; port: number }> {
     const server = createServer((req, res) => {
+      // Every endpoint reads; none takes a body or changes anything.
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.writeHead(405, { 'content-type': 'text/plain; charset=utf-8', allow: 'GET, HEAD' });
+        return void res.end(`method ${String(req.method).slice(0, 20)} not allowed: the ops endpoints answer GET (and HEAD)\n`);
+      }
       void this.handle(req.url ?? '/', req.headers.accept ?? '', req.socket.remoteAddress)
         .then(async ({ status, type, body }) => {
           res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });

@@ -260,6 +260,21 @@ describe('ops listener', () => {
     expect((await get('/explain')).status).toBe(400);
   });
 
+  it('answers GET and HEAD; any other method is 405 with the methods it takes', async () => {
+    const { server } = await start();
+    const base = `http://127.0.0.1:${server.ops!.address!.port}`;
+    for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) {
+      const res = await fetch(`${base}/metrics`, { method });
+      expect(res.status, method).toBe(405);
+      expect(res.headers.get('allow')).toBe('GET, HEAD');
+      expect(await res.text()).toMatch(/GET/);
+    }
+    const head = await fetch(`${base}/healthz`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(await head.text()).toBe('');
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+  });
+
   it('answers a request target it cannot read with 400, not an internal error', async () => {
     const { server } = await start();
     const port = server.ops!.address!.port;
