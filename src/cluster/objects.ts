@@ -61,6 +61,11 @@ export function samePort(a: SlimPort, b: SlimPort): boolean {
   return a.port === b.port && a.name === b.name && a.protocol === b.protocol;
 }
 
+/** One string per port (samePort): name, protocol and number. */
+export function portKey(p: SlimPort): string {
+  return `${p.name}/${p.protocol}/${p.port}`;
+}
+
 export interface SlimService {
   namespace: string;
   name: string;

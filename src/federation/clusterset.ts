@@ -9,8 +9,8 @@ import { asDnsLabel } from '../wire/name.js';
 import type { RR } from '../wire/records.js';
 import { clusterSetEndpointName, clusterSetServiceName, type ClusterSetNaming } from '../zone/names.js';
 import type { NameSpec } from '../zone/node.js';
-import { unionPorts, type AddressSet, type FederatedService, type FederationPolicy, type HeadlessEndpoint } from './model.js';
-import { HeadlessSrv, MAX_SRV_RECORDS, serviceLocality, serviceSrvSets, type LeftOut } from './service-records.js';
+import { MAX_SRV_RECORDS, unionPorts, type AddressSet, type FederatedService, type FederationPolicy, type HeadlessEndpoint } from './model.js';
+import { HeadlessSrv, serviceLocality, serviceSrvSets, type LeftOut } from './service-records.js';
 
 /** The selection of the clusterset zone: exported services only (specification 2.3.1, 2.4.1). */
 export function clusterSetPolicy(p: FederationPolicy): FederationPolicy {
@@ -161,9 +161,10 @@ export function clusterSetNames(fs: FederatedService, ip: AddressSet | undefined
   for (const [name, set] of byName) specs.push({ name, rrsets: addressRecords(name, set, ttl) });
   // 2.4.2: one SRV per ready endpoint and named port, each to the endpoint's own name, on the
   // ports of the endpoint's own slices.
-  const srv = new HeadlessSrv(fs.ports, [...byName].map(([name, e]) => ({ name, ports: e.ports })));
-  if (srv.count > MAX_SRV_RECORDS) {
-    if (leftOut) leftOut.srv = Math.max(leftOut.srv, srv.count);
+  // Past the bound before pairing (srvPairs), the pairing is not done: what it costs is the bound's to keep.
+  const srv = fs.srvPairs <= MAX_SRV_RECORDS ? new HeadlessSrv(fs.ports, [...byName].map(([name, e]) => ({ name, ports: e.ports }))) : undefined;
+  if (!srv || srv.count > MAX_SRV_RECORDS) {
+    if (leftOut) leftOut.srv = Math.max(leftOut.srv, srv?.count ?? fs.srvPairs);
     return specs;
   }
   for (const [name, set] of srv.sets(service, ttl)) specs.push({ name, rrsets: new Map([[RRType.SRV, set]]), locality });

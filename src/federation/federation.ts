@@ -3,15 +3,16 @@
 import { EventEmitter } from 'node:events';
 import { ClusterState, type ClusterListener, type ClusterSettings } from '../cluster/state.js';
 import { sameService, type IgnoredValue, type Kind, type SlimService } from '../cluster/objects.js';
-import { MAX_SRV_RECORDS, serviceNames, withoutLongNames, type LeftOut, type RecordSettings, type Topology } from './service-records.js';
+import { serviceNames, withoutLongNames, type LeftOut, type RecordSettings, type Topology } from './service-records.js';
 import { nameKey } from '../wire/name.js';
+import { pushAll } from '../lists.js';
 import { nextSlice, SLICE_MS, sliceSpent } from '../slices.js';
 import { DirtyServices } from './dirty.js';
 import { nextSerial, ZoneBuilder, type ApexSettings, type ZoneChange, type ZoneSnapshot } from '../zone/snapshot.js';
 import type { Logger } from 'pino';
 import { HostnameAddresses, type ResolveHostname } from './hostnames.js';
 import { IgnoredInputs } from './ignored.js';
-import { federate, type FederatedService, type FederationPolicy } from './model.js';
+import { federate, MAX_SRV_RECORDS, type FederatedService, type FederationPolicy } from './model.js';
 import { clusterIds, clusterSetIp, clusterSetNames, clusterSetPolicy, hasReadyBackend, type ClusterSetIp } from './clusterset.js';
 import { dnsVersionName, MCS_DNS_SCHEMA_VERSION, type ClusterSetNaming } from '../zone/names.js';
 
@@ -185,7 +186,7 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     const times = c.takeChangeTimes();
     if (!times.length) return;
     const list = this.changeTimes.get(c.name);
-    if (list) list.push(...times);
+    if (list) pushAll(list, times);
     else this.changeTimes.set(c.name, times);
   }
 

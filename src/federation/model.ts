@@ -1,8 +1,9 @@
 // Per-cluster state -> one federated service: which addresses answer at which level.
 // Pure: the same clusters give the same FederatedService, so a rebuild is safe at any time.
 import type { ClusterState } from '../cluster/state.js';
-import { eachEndpoint, samePort, type SlimPort, type SlimService } from '../cluster/objects.js';
+import { eachEndpoint, portKey, type SlimPort, type SlimService } from '../cluster/objects.js';
 import { answerableEndpoint, isAddress } from '../address.js';
+import { pushAll } from '../lists.js';
 import type { LabelSelector } from './selector.js';
 import type { AddressGroup } from '../zone/locality.js';
 import { FAILOVER_ANNOTATION, MAX_ADDRESSES_ANNOTATION, POLICY_ANNOTATION, WEIGHTS_ANNOTATION, type TrafficAnnotations, type TrafficPolicy } from '../traffic-policy.js';
@@ -26,11 +27,74 @@ export interface HeadlessEndpoint {
   ports: readonly SlimPort[];
 }
 
+/**
+ * SRV records a headless service may have in one zone (both owners' together): ready endpoints
+ * times the named ports of their slices, which tenants choose, and which one rebuild makes at
+ * once, holding the event loop for as long as it takes (a million records: about a second).
+ * Past it the service's SRV names are left out and its address names still answer.
+ */
+export const MAX_SRV_RECORDS = 100_000;
+
 /** Both port lists, each port once: an endpoint in two slices (while they are rebalanced) serves both. */
 export function unionPorts(a: readonly SlimPort[], b: readonly SlimPort[]): readonly SlimPort[] {
   if (a === b) return a;
-  const extra = b.filter((p) => !a.some((q) => samePort(p, q)));
+  const have = new Set(a.map(portKey));
+  const extra = b.filter((p) => !have.has(portKey(p)) && have.add(portKey(p)));
   return extra.length ? [...a, ...extra] : a;
+}
+
+/** Named ports of a slice's port list, counted once per list (lists are shared: objects.ts). */
+const namedCounts = new WeakMap<readonly SlimPort[], number>();
+function namedPorts(list: readonly SlimPort[]): number {
+  let n = namedCounts.get(list);
+  if (n === undefined) namedCounts.set(list, (n = list.reduce((k, p) => (p.name ? k + 1 : k), 0)));
+  return n;
+}
+
+/**
+ * An endpoint name of a headless service met in more than one slice (a hostname many endpoints
+ * share, an endpoint in two slices while they are rebalanced): its addresses and the port lists
+ * merged so far, so that each merge costs what it adds, not what the name already holds.
+ */
+class HostMerge {
+  private readonly lists: Set<readonly SlimPort[]>;
+  private keys?: Set<string>;
+  private readonly addresses: Set<string>;
+
+  constructor(private readonly h: HeadlessEndpoint) {
+    this.lists = new Set([h.ports]);
+    this.addresses = new Set([...h.v4, ...h.v6]);
+  }
+
+  addAddress(a: string, fam: 4 | 6): void {
+    if (this.addresses.has(a)) return;
+    this.addresses.add(a);
+    (fam === 4 ? this.h.v4 : this.h.v6).push(a);
+  }
+
+  /**
+   * Adds a slice's ports to the name's; returns the named ports it pairs with (0: a list met
+   * before). Past `merging` no more ports are merged: the SRV names are left out anyway.
+   */
+  addPorts(list: readonly SlimPort[], merging: boolean): number {
+    if (this.lists.has(list)) return 0;
+    this.lists.add(list);
+    if (merging) {
+      if (!this.keys) {
+        this.keys = new Set(this.h.ports.map(portKey));
+        this.h.ports = [...this.h.ports];
+      }
+      const mine = this.h.ports as SlimPort[];
+      for (const p of list) {
+        const k = portKey(p);
+        if (!this.keys.has(k)) {
+          this.keys.add(k);
+          mine.push(p);
+        }
+      }
+    }
+    return namedPorts(list);
+  }
 }
 
 export interface ClusterVerdict {
@@ -63,6 +127,12 @@ export interface FederatedService {
   /** Named ports, for SRV. */
   ports: SlimPort[];
   endpoints: HeadlessEndpoint[];
+  /**
+   * Endpoint names times the named ports of each slice they are in, over every cluster used: the
+   * SRV records per owner, or more where one name is in slices with different ports. Past
+   * MAX_SRV_RECORDS their ports are not all merged, and the SRV names are left out.
+   */
+  srvPairs: number;
   /**
    * What each cluster gave and why, in cluster order: made only when asked for (explain, check).
    * A rebuild of every service would otherwise make one per cluster for each service.
@@ -153,6 +223,8 @@ interface Contribution {
   addresses: Map<string, readonly string[]>;
   endpoints: HeadlessEndpoint[];
   ports: SlimPort[];
+  /** Endpoint names times the named ports of each slice they are in: at least their SRV records per owner. */
+  srvPairs: number;
   /** What explain says of this cluster for this service (when asked for). */
   verdict?: ClusterVerdict;
 }
@@ -173,11 +245,13 @@ function contribution(c: ClusterState, svc: SlimService, key: string, verdict: C
   // Ports and endpoints: the service's own list (named ports: slimService keeps no other), made
   // here only for a headless service.
   const ports = svc.headless ? [] : svc.ports.every((p) => p.name) ? svc.ports : svc.ports.filter((p) => p.name);
-  const out: Contribution = { cluster: c, service: svc, addresses: new Map(), endpoints: NO_ENDPOINTS, ports, verdict };
+  const out: Contribution = { cluster: c, service: svc, addresses: new Map(), endpoints: NO_ENDPOINTS, ports, srvPairs: 0, verdict };
   // Made only where needed: this runs for every service of every cluster on each rebuild.
   const readyZones = mode === 'loadBalancer' ? new Set<string>() : undefined;
   let ready = 0;
   const hosts = svc.headless ? new Map<string, HeadlessEndpoint>() : undefined;
+  // Names met in more than one slice, or with more than one address.
+  let merges: Map<HeadlessEndpoint, HostMerge> | undefined;
   const portSeen = svc.headless ? new Set<string>() : undefined;
   // Endpoints of one zone share one list of it.
   let lastZone = '';
@@ -215,11 +289,17 @@ function contribution(c: ClusterState, svc: SlimService, key: string, verdict: C
         if (hosts) {
           const host = hostname || addressLabel(a);
           let h = hosts.get(host);
-          if (!h) hosts.set(host, (h = { host, cluster: c.name, v4: [], v6: [], ports: slice.ports }));
-          else h.ports = unionPorts(h.ports, slice.ports);
-          // The same endpoint may be in two slices at once (while slices are rebalanced): one record.
-          const list = fam === 4 ? h.v4 : h.v6;
-          if (!list.includes(a)) list.push(a);
+          if (!h) {
+            hosts.set(host, (h = { host, cluster: c.name, v4: fam === 4 ? [a] : [], v6: fam === 6 ? [a] : [], ports: slice.ports }));
+            out.srvPairs += namedPorts(slice.ports);
+            continue;
+          }
+          // The same endpoint may be in two slices at once (while slices are rebalanced), and
+          // endpoints may share a hostname: one name, each address and port once.
+          let m = merges?.get(h);
+          if (!m) (merges ??= new Map()).set(h, (m = new HostMerge(h)));
+          m.addAddress(a, fam);
+          if (slice.ports !== h.ports) out.srvPairs += m.addPorts(slice.ports, out.srvPairs <= MAX_SRV_RECORDS);
         }
       }
     });
@@ -328,6 +408,7 @@ export function federate(key: string, clusters: Iterable<ClusterState>, policy: 
   let stale = panic;
   let headless = false;
   let lastPorts: SlimPort[] | undefined;
+  let srvPairs = 0;
   for (const x of used) {
     const c = x.cluster;
     const verdict = x.verdict;
@@ -336,7 +417,8 @@ export function federate(key: string, clusters: Iterable<ClusterState>, policy: 
     // Copies of a service in many clusters mostly share one port list (src/cluster/objects.ts).
     if (x.ports !== lastPorts) for (const p of x.ports) ports.set(`${p.name}/${p.protocol}/${p.port}`, p);
     lastPorts = x.ports;
-    endpoints.push(...x.endpoints);
+    pushAll(endpoints, x.endpoints);
+    srvPairs += x.srvPairs;
     // A stale cluster's copy counts even without addresses: that it has none may be out of date,
     // and its region's fallback, or the set of addresses, rests on it.
     if (c.health === 'stale' || c.health === 'expired') stale = true;
@@ -344,7 +426,7 @@ export function federate(key: string, clusters: Iterable<ClusterState>, policy: 
     if (verdict) {
       verdict.used = true;
       verdict.reason = c.health === 'live' ? 'healthy' : c.health === 'stale' ? 'stale data within grace period' : 'expired, kept by panic mode';
-      verdict.addresses.push(...x.addresses.keys());
+      pushAll(verdict.addresses, x.addresses.keys());
     }
     if (grouped) {
       const byZones = new Map<string, { cluster: string; region?: string; zones: string[]; v4: string[]; v6: string[] }>();
@@ -402,6 +484,7 @@ export function federate(key: string, clusters: Iterable<ClusterState>, policy: 
     zones: nonEmpty(zones),
     ports: [...ports.values()].sort((a, b) => (a.name + a.protocol).localeCompare(b.name + b.protocol) || a.port - b.port),
     endpoints: mergeEndpoints(endpoints),
+    srvPairs,
     ...(verdicts ? { verdicts } : {}),
     groups,
     traffic,
@@ -479,8 +562,8 @@ function mergeEndpoints(eps: HeadlessEndpoint[]): HeadlessEndpoint[] {
     const cur = byName.get(id);
     if (!cur) byName.set(id, { ...e, v4: [...e.v4], v6: [...e.v6] });
     else {
-      cur.v4.push(...e.v4.filter((a) => !cur.v4.includes(a)));
-      cur.v6.push(...e.v6.filter((a) => !cur.v6.includes(a)));
+      cur.v4 = [...new Set([...cur.v4, ...e.v4])];
+      cur.v6 = [...new Set([...cur.v6, ...e.v6])];
       cur.ports = unionPorts(cur.ports, e.ports);
     }
   }

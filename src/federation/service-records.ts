@@ -2,8 +2,8 @@
 import { RRType } from '../wire/constants.js';
 import { MAX_NAME_LENGTH, wireLength } from '../wire/name.js';
 import type { RR, SrvData } from '../wire/records.js';
-import { samePort, type SlimPort } from '../cluster/objects.js';
-import type { AddressSet, FederatedService } from './model.js';
+import { portKey, type SlimPort } from '../cluster/objects.js';
+import { MAX_SRV_RECORDS, type AddressSet, type FederatedService } from './model.js';
 import { endpointName, globalName, regionalName, shortName, srvName, zonalName, type ZoneNaming } from '../zone/names.js';
 import { addressRRsets, type AddressRecipe, type NameSpec } from '../zone/node.js';
 import type { ServiceLocality } from '../zone/locality.js';
@@ -58,14 +58,6 @@ function cnameSet(name: string, target: string, ttl: number): Map<number, RR[]> 
   return new Map([[RRType.CNAME, [{ name, type: RRType.CNAME, ttl, data: target }]]]);
 }
 
-/**
- * SRV records a headless service may have in one zone (both owners' together): ready endpoints
- * times the named ports of their slices, which tenants choose, and which one rebuild makes at
- * once, holding the event loop for as long as it takes (a million records: about a second).
- * Past it the service's SRV names are left out and its address names still answer.
- */
-export const MAX_SRV_RECORDS = 100_000;
-
 /** What a service's names left out, filled in by serviceNames and clusterSetNames. */
 export interface LeftOut {
   /** SRV records the service would have had past MAX_SRV_RECORDS (0: none left out). */
@@ -93,9 +85,11 @@ export function serviceNames(fs: FederatedService, topo: Topology, z: RecordSett
   }
   const targets = fs.endpoints.map((e) => ({ name: endpointName(z, fs, e.cluster, e.host), ports: e.ports }));
   fs.endpoints.forEach((e, i) => specs.push({ name: targets[i].name, rrsets: addressSets(targets[i].name, e, ttl) }));
-  const headless = fs.headless ? new HeadlessSrv(fs.ports, targets) : undefined;
-  if (headless && 2 * headless.count > MAX_SRV_RECORDS) {
-    if (leftOut) leftOut.srv = Math.max(leftOut.srv, 2 * headless.count);
+  // Past the bound before pairing (srvPairs), the pairing is not done: what it costs is the bound's to keep.
+  const headless = fs.headless && fs.srvPairs <= MAX_SRV_RECORDS ? new HeadlessSrv(fs.ports, targets) : undefined;
+  const records = fs.headless ? 2 * (headless?.count ?? fs.srvPairs) : 0;
+  if (records > MAX_SRV_RECORDS) {
+    if (leftOut) leftOut.srv = Math.max(leftOut.srv, records);
   } else {
     for (const owner of [short, global]) {
       const byName = headless ? headless.sets(owner, ttl) : serviceSrvSets(owner, fs.ports, ttl);
@@ -138,15 +132,25 @@ export class HeadlessSrv {
       if (g) g.push(t.name);
       else byList.set(t.ports, [t.name]);
     }
+    // Port -> the groups whose list has it (each list once, however often it names the port):
+    // every list is read once, so pairing costs what the lists hold, not lists times ports.
+    const byPort = new Map<string, { groups: string[][]; last?: readonly SlimPort[]; targets: number }>();
+    for (const [list, names] of byList)
+      for (const p of list) {
+        const k = portKey(p);
+        let e = byPort.get(k);
+        if (!e) byPort.set(k, (e = { groups: [], targets: 0 }));
+        if (e.last === list) continue;
+        e.last = list;
+        e.groups.push(names);
+        e.targets += names.length;
+      }
     let count = 0;
     for (const port of ports) {
-      const groups: string[][] = [];
-      for (const [list, names] of byList)
-        if (list.some((q) => samePort(q, port))) {
-          groups.push(names);
-          count += names.length;
-        }
-      if (groups.length) this.pairs.push({ port, groups });
+      const e = byPort.get(portKey(port));
+      if (!e) continue;
+      this.pairs.push({ port, groups: e.groups });
+      count += e.targets;
     }
     this.count = count;
   }

@@ -5,7 +5,7 @@ import type { ServiceLocality } from './locality.js';
 import { SmallMap } from './small-map.js';
 import { keyToName } from '../wire/name.js';
 import { hashKey } from './name-hash.js';
-import { sameList } from '../lists.js';
+import { pushAll, sameList } from '../lists.js';
 
 /** What a query for one type at one name answers (positive answers only). */
 export interface Answer {
@@ -90,7 +90,7 @@ export abstract class ZoneNode {
   /** Every record at this name, in type order. */
   records(): RR[] {
     const out: RR[] = [];
-    for (const set of this.rrsets.values()) out.push(...set);
+    for (const set of this.rrsets.values()) pushAll(out, set);
     return out;
   }
 }
