@@ -65,9 +65,12 @@ export function clusterSetIp(key: string, clusters: Iterable<ClusterState>): Clu
  */
 export function hasReadyBackend(key: string, fs: FederatedService, clusters: Iterable<ClusterState>): boolean {
   for (const c of clusters) {
-    if (!c.exports.has(key)) continue;
+    // As federate() counts a cluster: it exports the service and has the Service itself.
+    if (!c.exports.has(key) || !c.services.has(key)) continue;
     if (c.health !== 'live' && c.health !== 'stale' && !(fs.panic && c.health === 'expired')) continue;
     const found = c.eachSlice(key, (slice) => {
+      // An FQDN slice's endpoints are names, which no service proxy sends traffic to.
+      if (slice.addressType === 'FQDN') return false;
       let ready = false;
       eachEndpoint(slice, (from, to, r) => (ready ||= r && to > from));
       return ready;

@@ -384,10 +384,10 @@ export function federate(key: string, clusters: Iterable<ClusterState>, policy: 
   }
   let used = live;
   let panic = false;
-  const hasAddresses = (cs: Contribution[]) => cs.some((x) => x.addresses.size > 0 || x.endpoints.length > 0);
-  if (policy.panicMode && expired.length > 0 && !hasAddresses(live) && hasAddresses(expired)) {
-    // Panic mode: every cluster that still has addresses for this service expired; keep them.
-    used = [...live, ...expired];
+  if (policy.panicMode && live.length === 0 && expired.some((x) => x.addresses.size > 0 || x.endpoints.length > 0)) {
+    // Panic mode: every cluster that holds the service expired; keep their last addresses. A
+    // live or stale cluster's word that it has no ready endpoint (scaled to zero) is news, not a fault.
+    used = expired;
     panic = true;
     existsSomewhere = true;
   }

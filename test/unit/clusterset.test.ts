@@ -4,7 +4,7 @@
  * ClusterProperty, and that the federation zone is unaffected.
  */
 import { describe, expect, it } from 'vitest';
-import { packSlice, type SlimEndpoint, type SlimEndpointSlice } from '../../src/cluster/objects.js';
+import { packSlice, slimEndpointSlice, type SlimEndpoint, type SlimEndpointSlice } from '../../src/cluster/objects.js';
 import { Federation, type FederationSettings } from '../../src/federation/federation.js';
 import { RRType } from '../../src/wire/constants.js';
 import { nameKey } from '../../src/wire/name.js';
@@ -122,6 +122,31 @@ describe('clusterset zone', () => {
     b.flush();
     fed.rebuild();
     expect(data(fed.clusterSetSnapshot, 'web.ns.svc.clusterset.local.')).toBeUndefined();
+  });
+
+  it('no ClusterSetIP on the word of an FQDN slice, or of a cluster that exports the service without having it', () => {
+    const { fed, a, b } = twoClusters();
+    const fqdn = slimEndpointSlice({
+      metadata: { namespace: 'ns', name: 'web-fqdn', labels: { 'kubernetes.io/service-name': 'web' } },
+      addressType: 'FQDN',
+      endpoints: [{ addresses: ['nowhere.example.'], conditions: { ready: true } }],
+    });
+    seed(a, [svc('web', ['192.0.2.1']), slice('web', ['10.0.0.1'], { ready: false }), exported('web')]);
+    a.upsert('ServiceImport', { namespace: 'ns', name: 'web', headless: false, ips: ['10.42.0.1'] });
+    a.upsert('EndpointSlice', fqdn);
+    a.flush();
+    fed.rebuild();
+    expect(data(fed.clusterSetSnapshot, 'web.ns.svc.clusterset.local.')).toBeUndefined();
+    expect(fed.clusterSetIpOf('ns/web', fed.clusterSetService('ns/web')!).reason).toMatch(/no exporting cluster has a ready endpoint/);
+    // b exports web and has a ready slice for it, but no Service web: it backs nothing.
+    seed(b, [exported('web'), slice('web', ['10.0.0.2'])]);
+    fed.rebuild();
+    expect(data(fed.clusterSetSnapshot, 'web.ns.svc.clusterset.local.')).toBeUndefined();
+    // Its Service arrives: the ClusterSetIP leads somewhere now.
+    seed(b, [svc('web', ['192.0.2.2'])]);
+    fed.rebuild();
+    expect(data(fed.clusterSetSnapshot, 'web.ns.svc.clusterset.local.')).toEqual(['10.42.0.1']);
+    fed.close();
   });
 
   it('a cluster whose lists held only the export and import of a service gives the ClusterSetIP once it is live', () => {

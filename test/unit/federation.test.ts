@@ -147,6 +147,30 @@ describe('federation changes', () => {
     }
   });
 
+  it('panic mode keeps an expired cluster\'s addresses only while no live or stale cluster holds the service', async () => {
+    const { fed, ask } = federation({ panicMode: true });
+    const a = fed.addCluster(settings('a', { gracePeriod: 0.05, addressMode: 'endpoints' }));
+    const b = fed.addCluster(settings('b', { addressMode: 'endpoints' }));
+    seed(a, [svc('web', []), slice('web', [{ addr: '10.0.0.1' }])]);
+    // b runs web scaled to zero: a live word that it has no ready endpoint.
+    seed(b, [svc('web', []), slice('web', [{ addr: '10.0.0.2', ready: false }])]);
+    fed.rebuild();
+    a.markBroken('watch failed');
+    await new Promise((r) => setTimeout(r, 120));
+    expect(a.health).toBe('expired');
+    fed.rebuild();
+    expect(fed.federated('ns/web')!.panic).toBe(false);
+    const m = ask('web.ns.fed.example.com.', RRType.A);
+    expect([m.rcode, m.answers.length]).toEqual([Rcode.NOERROR, 0]);
+    // b deletes web: every cluster holding it has expired, and panic mode keeps a's last addresses.
+    b.remove('Service', 'ns', 'web');
+    b.flush();
+    fed.rebuild();
+    expect(fed.federated('ns/web')!.panic).toBe(true);
+    expect(addrs(ask('web.ns.fed.example.com.', RRType.A))).toEqual(['10.0.0.1']);
+    fed.close();
+  });
+
   it('a stale cluster whose copy has no ready endpoint makes the answers stale too (its view may be out of date)', () => {
     const { fed, ask } = federation();
     const east = fed.addCluster(settings('east', { region: 'east' }));
