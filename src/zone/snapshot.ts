@@ -7,7 +7,7 @@ import { RRType } from '../wire/constants.js';
 import { canonicalName, keyToName, nameKey, parentKey } from '../wire/name.js';
 import { sameRecord, type RR, type SoaData } from '../wire/records.js';
 import { AddressNode, heldAsAddresses, prepareAnswers, RecordsNode, ZoneNode, type NameSpec } from './node.js';
-import { sameList } from '../lists.js';
+import { pushAll, sameList } from '../lists.js';
 import { sameLocality } from './locality.js';
 import { SmallMap } from './small-map.js';
 import { ShardedMap } from '../sharded-map.js';
@@ -81,21 +81,63 @@ function notIn(a: readonly string[], b: readonly string[]): number {
   return a.filter((x) => !have.has(x)).length;
 }
 
-/** A change listed from the nodes it replaced when it is first read; the nodes are published, so never change. */
+/** One name's change as listed records. */
+type ListedChange = { removed: RR[]; added: RR[] };
+
+/**
+ * Records a name may hold, before and after, beyond what its change lists, for its nodes to be
+ * kept to list it later: a journal keeps a change for each of its last serials, and nodes of a
+ * service of 40,000 endpoints kept for the one address each change moved held 64 MiB for a
+ * hundred deltas of four records.
+ */
+const LAZY_SLACK = 64;
+
+/** Lists a name's change now, from two names held as addresses without making their other records. */
+function listedNow(c: NodeChange): ListedChange {
+  const removed: RR[] = [];
+  const added: RR[] = [];
+  const { before, after } = c;
+  if (before instanceof AddressNode && after instanceof AddressNode && before.ttl === after.ttl) {
+    const name = after.name;
+    const { ttl } = after;
+    const push = (out: RR[], type: number, from: readonly string[], other: readonly string[]) => {
+      const have = new Set(other);
+      for (const data of from) if (!have.has(data)) out.push({ name, type, ttl, data });
+    };
+    push(removed, RRType.A, before.v4, after.v4);
+    push(removed, RRType.AAAA, before.v6, after.v6);
+    push(added, RRType.A, after.v4, before.v4);
+    push(added, RRType.AAAA, after.v6, before.v6);
+  } else {
+    listChange(c, removed, added);
+  }
+  return { removed, added };
+}
+
+/**
+ * A change listed from the nodes it replaced when it is first read; the nodes are published, so
+ * never change. Names whose nodes hold far more than their change lists (LAZY_SLACK) are listed
+ * at once instead, so that a kept change holds what it lists, not the names it touched.
+ */
 class NodeChanges implements ZoneChange {
-  private listed?: { removed: RR[]; added: RR[] };
+  private listed?: ListedChange;
 
   constructor(
-    private nodes: NodeChange[],
+    private nodes: (NodeChange | ListedChange)[],
     readonly size: number,
     readonly unlisted: number,
   ) {}
 
-  private list(): { removed: RR[]; added: RR[] } {
+  private list(): ListedChange {
     if (this.listed) return this.listed;
     const removed: RR[] = [];
     const added: RR[] = [];
-    for (const c of this.nodes) listChange(c, removed, added);
+    for (const c of this.nodes) {
+      if ('removed' in c) {
+        pushAll(removed, c.removed);
+        pushAll(added, c.added);
+      } else listChange(c, removed, added);
+    }
     this.nodes = [];
     return (this.listed = { removed, added });
   }
@@ -142,14 +184,18 @@ function missing(set: RR[], other: RR[] | undefined, out: RR[]): void {
     return;
   }
   if (set.length === other.length && set.every((r, i) => sameRecord(r, other[i]))) return;
-  if (other.length > 8 && typeof other[0].data === 'string') {
+  if (other.length > 8) {
+    // Found by their data (SRV data is an object: by its text), so that a big set (a headless
+    // service's SRV records) is compared in linear time, not each record against all.
+    const key = (r: RR): unknown => (typeof r.data === 'string' ? r.data : JSON.stringify(r.data));
     const have = new Map<unknown, RR[]>();
     for (const o of other) {
-      const list = have.get(o.data);
+      const k = key(o);
+      const list = have.get(k);
       if (list) list.push(o);
-      else have.set(o.data, [o]);
+      else have.set(k, [o]);
     }
-    for (const r of set) if (!have.get(r.data)?.some((o) => sameRecord(o, r))) out.push(r);
+    for (const r of set) if (!have.get(key(r))?.some((o) => sameRecord(o, r))) out.push(r);
     return;
   }
   for (const r of set) if (!other.some((o) => sameRecord(o, r))) out.push(r);
@@ -396,13 +442,14 @@ export class ZoneBuilder {
   /** The change since the last publish, each name from its node then to its node now (listed when read). */
   /** `held`: no new serial comes of this publish, so its unlisted records wait for the next one. */
   private takeChanges(held: boolean): NodeChanges {
-    const nodes: NodeChange[] = [];
+    const nodes: (NodeChange | ListedChange)[] = [];
     let size = 0;
     for (const c of this.changed.values()) {
       if (c.before === c.after) continue;
       const n = changedRecords(c);
       if (n === 0) continue;
-      nodes.push(c);
+      const held = (c.before?.recordCount ?? 0) + (c.after?.recordCount ?? 0);
+      nodes.push(held > n + LAZY_SLACK ? listedNow(c) : c);
       size += n;
     }
     this.changed.clear();

@@ -290,6 +290,34 @@ describe('SRV records a tenant can multiply', () => {
     fed.close();
   }, 120_000);
 
+  it('a change to a headless service of 10,000 endpoints on a named port is listed for IXFR in linear time', () => {
+    const { fed } = federation();
+    const a = fed.addCluster(settings('a', { addressMode: 'endpoints' }));
+    const wide = (k: number, readyFirst = true): SlimEndpointSlice =>
+      packSlice({
+        namespace: 'ns',
+        name: `wide-${k}`,
+        service: 'wide',
+        addressType: 'IPv4',
+        ports: [{ name: 'http', port: 80, protocol: 'tcp' }],
+        endpoints: Array.from({ length: 1000 }, (_, i) => ({ addresses: [`10.${k + 1}.${Math.floor(i / 250)}.${(i % 250) + 1}`], ready: i > 0 || readyFirst })),
+      });
+    seed(a, [svc('wide', [], { headless: true, ports: [] }), ...Array.from({ length: 10 }, (_, k) => wide(k))]);
+    fed.rebuild();
+    const changes: ZoneChange[] = [];
+    fed.on('published', (_s, change) => changes.push(change));
+    a.upsert('EndpointSlice', wide(0, false));
+    a.flush();
+    expect(timedRebuild(fed)).toBeLessThan(REBUILD_MS);
+    // Its two SRV names lost a record each, as did its address names; its endpoint name went.
+    const t = performance.now();
+    const removed = changes.flatMap((c) => c.removed);
+    expect(performance.now() - t).toBeLessThan(REBUILD_MS);
+    expect(removed.filter((r) => r.type === RRType.SRV).map((r) => r.name).sort()).toEqual(['_http._tcp.wide.ns.fed.example.com.', '_http._tcp.wide.ns.fed.svc.example.com.']);
+    expect(changes.flatMap((c) => c.added)).toEqual([]);
+    fed.close();
+  });
+
   it('many endpoints under one hostname are merged in linear time', () => {
     const { fed, ask } = federation();
     const a = fed.addCluster(settings('a', { addressMode: 'endpoints' }));

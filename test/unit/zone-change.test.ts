@@ -3,9 +3,11 @@
 import { describe, expect, it } from 'vitest';
 import { RRType } from '../../src/wire/constants.js';
 import { rrText } from '../../src/wire/records.js';
+import { nameKey } from '../../src/wire/name.js';
 import type { NameSpec } from '../../src/zone/node.js';
 import { ZoneBuilder, type ZoneChange } from '../../src/zone/snapshot.js';
 import { testFederationSettings } from '../support/federation.js';
+import { collector } from '../support/heap.js';
 
 const NAME = 's.ns.fed.example.com.';
 /** A name held as addresses (an AddressNode). */
@@ -69,6 +71,31 @@ describe('a published change', () => {
     expect(one.change.size).toBe(2);
     expect(texts(one.change.removed)).toEqual([`${NAME}\t30\tIN\tA\t10.0.1.30`]);
     expect(texts(one.change.added)).toEqual([`${NAME}\t30\tIN\tA\t10.0.2.1`]);
+  });
+
+  it('of a few records at a big name keeps those records, not the name: a journal of them holds what it lists', async () => {
+    const b = readyBuilder();
+    const many = Array.from({ length: 10_000 }, (_, i) => `10.${1 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`);
+    const srvName = `_http._tcp.${NAME}`;
+    const srv = (targets: number): NameSpec => ({
+      name: srvName,
+      rrsets: new Map([[RRType.SRV, Array.from({ length: targets }, (_, i) => ({ name: srvName, type: RRType.SRV, ttl: 30, data: { priority: 0, weight: 1, port: 80 + i, target: NAME } }))]]),
+    });
+    b.setOwner('ns/s', [addresses(many), srv(10_000)]);
+    b.publish();
+    const bigNodes = [NAME, srvName].map((n) => new WeakRef(b.snapshotNow.names.get(nameKey(n))!));
+    expect(bigNodes.map((ref) => ref.deref()?.recordCount)).toEqual([10_000, 10_000]);
+    // The journal of a hundred serials keeps their changes: one address and one SRV record each.
+    const kept: ZoneChange[] = [];
+    for (let k = 1; k <= 4; k++) kept.push(publish(b, [addresses(many.slice(k)), srv(10_000 - k)]).change);
+    for (const change of kept) expect(change.size).toBe(2);
+    const gc = collector();
+    await new Promise((r) => setTimeout(r, 0));
+    gc();
+    for (const ref of bigNodes) expect(ref.deref()).toBeUndefined();
+    expect(texts(kept[0].removed)).toEqual([`${srvName}\t30\tIN\tSRV\t0 1 10079 ${NAME}`, `${NAME}\t30\tIN\tA\t10.1.0.0`]);
+    expect(kept[0].added).toEqual([]);
+    expect(texts(kept[3].removed)).toEqual([`${srvName}\t30\tIN\tSRV\t0 1 10076 ${NAME}`, `${NAME}\t30\tIN\tA\t10.1.0.3`]);
   });
 
   it('lists names with other records (SRV, CNAME) and a name that stops being held as addresses', () => {
