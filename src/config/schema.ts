@@ -51,6 +51,25 @@ const dnsName = z
   })
   .transform(canonicalName);
 
+/** A hostname label (RFC 1123: letters, digits, "-" inside), or one of "_" labels such as _tcp. */
+const HOSTNAME_LABEL = /^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?$/;
+
+/**
+ * A zone fedns is authoritative for: below the root (the root would make every name in the world
+ * NXDOMAIN here, and hostmaster.<zone> no name), and of hostname labels only (a "*" label would
+ * be the name of a wildcard, not of a zone).
+ */
+const zoneName = (what: string, example: string) =>
+  dnsName.superRefine((s, ctx) => {
+    const fix = `give the zone fedns serves, e.g. ${example}`;
+    if (s === '.') {
+      ctx.addIssue({ code: 'custom', message: `the root "." cannot be the ${what}: ${fix}` });
+      return;
+    }
+    const bad = s.slice(0, -1).split('.').find((l) => !HOSTNAME_LABEL.test(l));
+    if (bad !== undefined) ctx.addIssue({ code: 'custom', message: `label "${bad}" is not a hostname label (letters, digits, "-", "_"); ${fix}` });
+  });
+
 /** A single DNS label as Kubernetes names use them (RFC 1123). */
 const dnsLabel = z
   .string()
@@ -209,7 +228,7 @@ const transferSchema = z
 
 export const configSchema = z
   .strictObject({
-    domain: dnsName.default('example.com.'),
+    domain: zoneName('federation domain', 'example.com.').default('example.com.'),
     federation: dnsLabel.default('fed'),
     listen: z.array(listenAddress).min(1).default([{ host: '127.0.0.1', port: 1053 }]),
     ttl: z

@@ -97,6 +97,9 @@ describe('configuration', () => {
     ['a client zone without a region', 'clients: [{ networks: [192.0.2.0/24], zone: z1 }]', /^clients\[0\]\.region: a client with a zone needs a region/],
     ['a client without networks', 'clients: [{ networks: [], region: r1 }]', /^clients\[0\]\.networks: give at least one CIDR block/],
     ['locality.ecs not a boolean', 'locality: { ecs: maybe }', /^locality\.ecs: /],
+    // The root would make fedns authoritative for every name, and leaves no room for hostmaster.<domain>.
+    ['the root as the domain', 'domain: "."', /^domain: the root "\." cannot be the federation domain: give the zone fedns serves, e\.g\. example\.com\.$/],
+    ['a wildcard label in the domain', 'domain: "*.example.com."', /^domain: label "\*" is not a hostname label \(letters, digits, "-", "_"\); give the zone fedns serves, e\.g\. example\.com\.$/],
   ];
   it.each(cases)('rejects %s, naming the field', (_what, yaml, want) => {
     const problems = errorsOf(yaml);
@@ -138,6 +141,12 @@ describe('configuration', () => {
     // Whole seconds written with a fraction of a bigger unit: 8.3 minutes are 498 seconds.
     writeFileSync(join(dir, 'f.yaml'), 'ttl: { default: 8.3m, stale: 0.0175h }\n');
     expect(loadConfig(join(dir, 'f.yaml')).ttl).toEqual({ default: 498, stale: 63 });
+  });
+
+  it('takes "_" labels in the domain', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'u.yaml'), 'domain: _dns.Example.com\n');
+    expect(loadConfig(join(dir, 'u.yaml')).domain).toBe('_dns.example.com.');
   });
 
   it('reports a missing file by name', () => {
