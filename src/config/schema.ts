@@ -70,6 +70,11 @@ const zoneName = (what: string, example: string) =>
     if (bad !== undefined) ctx.addIssue({ code: 'custom', message: `label "${bad}" is not a hostname label (letters, digits, "-", "_"); ${fix}` });
   });
 
+/** `name` is `zone` or a name inside it (every name is inside the root). */
+export function isWithin(name: string, zone: string): boolean {
+  return zone === '.' || name === zone || name.endsWith(`.${zone}`);
+}
+
 /** A single DNS label as Kubernetes names use them (RFC 1123). */
 const dnsLabel = z
   .string()
@@ -347,7 +352,7 @@ export const configSchema = z
       .strictObject({
         enabled: z.boolean().default(false),
         /** The clusterset zone; the specification fixes it to clusterset.local. */
-        domain: dnsName.default('clusterset.local.'),
+        domain: zoneName('clusterset zone', 'clusterset.local.').default('clusterset.local.'),
         /** Secondaries told of the clusterset zone's serials; unset: transfer.notify. */
         notify: z.array(listenAddress).optional(),
       })
@@ -393,16 +398,17 @@ export const configSchema = z
           });
       });
     }
-    if (c.mcs.enabled) {
+    // The root is reported under its own field already (every zone is inside it).
+    if (c.mcs.enabled && c.mcs.domain !== '.' && c.domain !== '.') {
       const [a, b] = [c.mcs.domain, c.domain];
-      if (a === b || a.endsWith(`.${b}`) || b.endsWith(`.${a}`))
+      if (isWithin(a, b) || isWithin(b, a))
         ctx.addIssue({ code: 'custom', path: ['mcs', 'domain'], message: `${a} and domain ${b} must not be the same zone or one inside the other; use clusterset.local.` });
       else if (tooLong(`a.a.svc.${a}`)) ctx.addIssue({ code: 'custom', path: ['mcs', 'domain'], message: room(`"a.a.svc.${a}" is the shortest`) });
     }
     if (c.transfer.primary !== undefined && c.identity.server === null)
       ctx.addIssue({ code: 'custom', path: ['transfer', 'primary'], message: 'needs identity.server (this replica\'s name, compared with it); it is null' });
     c.nameservers.forEach((ns, i) => {
-      const inside = ns.name === c.domain || ns.name.endsWith(`.${c.domain}`);
+      const inside = isWithin(ns.name, c.domain);
       if (inside && ns.addresses.length === 0)
         ctx.addIssue({ code: 'custom', path: ['nameservers', i, 'addresses'], message: `${ns.name} is inside ${c.domain} and needs glue addresses` });
     });

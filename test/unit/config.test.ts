@@ -100,6 +100,9 @@ describe('configuration', () => {
     // The root would make fedns authoritative for every name, and leaves no room for hostmaster.<domain>.
     ['the root as the domain', 'domain: "."', /^domain: the root "\." cannot be the federation domain: give the zone fedns serves, e\.g\. example\.com\.$/],
     ['a wildcard label in the domain', 'domain: "*.example.com."', /^domain: label "\*" is not a hostname label \(letters, digits, "-", "_"\); give the zone fedns serves, e\.g\. example\.com\.$/],
+    ['the root as the clusterset zone', 'mcs: { enabled: true, domain: "." }', /^mcs\.domain: the root "\." cannot be the clusterset zone: give the zone fedns serves, e\.g\. clusterset\.local\.$/],
+    ['a wildcard label in the clusterset zone', 'mcs: { enabled: true, domain: "*.local." }', /^mcs\.domain: label "\*" is not a hostname label/],
+    ['a clusterset zone around the domain', 'domain: fed.clusterset.local.\nmcs: { enabled: true }', /^mcs\.domain: clusterset\.local\. and domain fed\.clusterset\.local\. must not be the same zone or one inside the other/],
   ];
   it.each(cases)('rejects %s, naming the field', (_what, yaml, want) => {
     const problems = errorsOf(yaml);
@@ -141,6 +144,10 @@ describe('configuration', () => {
     // Whole seconds written with a fraction of a bigger unit: 8.3 minutes are 498 seconds.
     writeFileSync(join(dir, 'f.yaml'), 'ttl: { default: 8.3m, stale: 0.0175h }\n');
     expect(loadConfig(join(dir, 'f.yaml')).ttl).toEqual({ default: 498, stale: 63 });
+  });
+
+  it('reports the root as the clusterset zone once, as the root', () => {
+    expect(errorsOf('mcs: { enabled: true, domain: "." }')).toEqual(['mcs.domain: the root "." cannot be the clusterset zone: give the zone fedns serves, e.g. clusterset.local.']);
   });
 
   it('takes "_" labels in the domain', () => {
