@@ -29,6 +29,9 @@ const duration = () =>
     z.number({ error: 'expected seconds as a number or a duration like "30s", "5m"' }).nonnegative(),
   );
 
+/** Most prefixes the rate limiter tracks (rateLimit.tableSize). */
+export const MAX_RRL_TABLE = 1_000_000;
+
 /** A TXT string: printable ASCII, at most 255 bytes. */
 const chaosText = z.string().regex(/^[\x20-\x7e]{1,255}$/, '1 to 255 printable ASCII characters (or null to not answer)');
 
@@ -329,7 +332,16 @@ export const configSchema = z
         ipv6PrefixLength: z.number().int().min(0).max(128).default(56),
         /** Never limited: member clusters' DNS servers, secondaries. */
         exempt: z.array(cidr).default([]),
-        tableSize: z.number().int().min(1).default(100_000),
+        /**
+         * Bounded: the table's arrays are sized by it at start, and a full table of a million
+         * prefixes holds about 250 MiB.
+         */
+        tableSize: z
+          .number()
+          .int()
+          .min(1)
+          .max(MAX_RRL_TABLE, `must be at most ${MAX_RRL_TABLE} (ten times the default; a full table of that many takes about 250 MiB)`)
+          .default(100_000),
       })
       .prefault({}),
     /**

@@ -97,6 +97,8 @@ describe('configuration', () => {
     ['a client zone without a region', 'clients: [{ networks: [192.0.2.0/24], zone: z1 }]', /^clients\[0\]\.region: a client with a zone needs a region/],
     ['a client without networks', 'clients: [{ networks: [], region: r1 }]', /^clients\[0\]\.networks: give at least one CIDR block/],
     ['locality.ecs not a boolean', 'locality: { ecs: maybe }', /^locality\.ecs: /],
+    // lru-cache sizes its arrays by the bound: 1e12 threw a RangeError at start, 2e9 took 1.3 GB.
+    ['a rate-limit table past a million prefixes', 'rateLimit: { tableSize: 1000000000000 }', /^rateLimit\.tableSize: must be at most 1000000 \(/],
     // The root would make fedns authoritative for every name, and leaves no room for hostmaster.<domain>.
     ['the root as the domain', 'domain: "."', /^domain: the root "\." cannot be the federation domain: give the zone fedns serves, e\.g\. example\.com\.$/],
     ['a wildcard label in the domain', 'domain: "*.example.com."', /^domain: label "\*" is not a hostname label \(letters, digits, "-", "_"\); give the zone fedns serves, e\.g\. example\.com\.$/],
