@@ -22,11 +22,20 @@ export function parseDuration(v: unknown): number | undefined {
   return Math.round(seconds * 1e6) / 1e6;
 }
 
+/**
+ * The longest duration, in seconds: 2^31-1 ms, the most a Node.js timer holds. A timer set
+ * longer fires after 1 ms instead, so a grace period of 1000h expired a cluster at once.
+ */
+export const MAX_DURATION = 2_147_483.647;
+
 /** A duration in seconds; errors are reported under the field's path, so the message names no field. */
 const duration = () =>
   z.preprocess(
     (v) => parseDuration(v) ?? v,
-    z.number({ error: 'expected seconds as a number or a duration like "30s", "5m"' }).nonnegative(),
+    z
+      .number({ error: 'expected seconds as a number or a duration like "30s", "5m"' })
+      .nonnegative()
+      .max(MAX_DURATION, `must be at most ${MAX_DURATION} seconds (about 24.8 days, the longest a timer waits), e.g. 596h`),
   );
 
 /** Most prefixes the rate limiter tracks (rateLimit.tableSize). */

@@ -97,6 +97,12 @@ describe('configuration', () => {
     ['a client zone without a region', 'clients: [{ networks: [192.0.2.0/24], zone: z1 }]', /^clients\[0\]\.region: a client with a zone needs a region/],
     ['a client without networks', 'clients: [{ networks: [], region: r1 }]', /^clients\[0\]\.networks: give at least one CIDR block/],
     ['locality.ecs not a boolean', 'locality: { ecs: maybe }', /^locality\.ecs: /],
+    // A timer set past 2^31-1 ms fires after 1 ms: the cluster expired at once, connections closed at once.
+    ['a grace period past what a timer holds', 'health: { gracePeriod: 1000h }', /^health\.gracePeriod: must be at most 2147483\.647 seconds \(about 24\.8 days/],
+    ['an idle timeout past what a timer holds', 'tcp: { idleTimeout: 1000h }', /^tcp\.idleTimeout: must be at most 2147483\.647 seconds/],
+    ['a ready timeout past what a timer holds', 'ops: { readyTimeout: 2147483.648 }', /^ops\.readyTimeout: must be at most 2147483\.647 seconds/],
+    ['a NOTIFY delay past what a timer holds', 'transfer: { notifyDelay: 1000h }', /^transfer\.notifyDelay: must be at most 2147483\.647 seconds/],
+    ['a hostname refresh past what a timer holds', 'hostnames: { refresh: 1000h }', /^hostnames\.refresh: must be at most 2147483\.647 seconds/],
     // lru-cache sizes its arrays by the bound: 1e12 threw a RangeError at start, 2e9 took 1.3 GB.
     ['a rate-limit table past a million prefixes', 'rateLimit: { tableSize: 1000000000000 }', /^rateLimit\.tableSize: must be at most 1000000 \(/],
     // The root would make fedns authoritative for every name, and leaves no room for hostmaster.<domain>.
@@ -156,6 +162,13 @@ describe('configuration', () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'u.yaml'), 'domain: _dns.Example.com\n');
     expect(loadConfig(join(dir, 'u.yaml')).domain).toBe('_dns.example.com.');
+  });
+
+  it('takes durations up to the longest a timer holds, 2^31-1 ms', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 't.yaml'), 'health: { gracePeriod: 2147483.647 }\ntcp: { idleTimeout: 596h }\n');
+    const c = loadConfig(join(dir, 't.yaml'));
+    expect([c.health.gracePeriod, c.tcp.idleTimeout]).toEqual([2147483.647, 596 * 3600]);
   });
 
   it('reports a missing file by name', () => {
