@@ -309,7 +309,8 @@ export const configSchema = z
     /** Load balancers that publish a hostname instead of an IP are re-resolved periodically. */
     hostnames: z
       .strictObject({
-        refresh: duration().default(30),
+        /** Each refresh looks every hostname up again: under a second it floods the resolvers. */
+        refresh: duration().pipe(z.number().min(1, 'must be at least 1s (each refresh looks up every load-balancer hostname again)')).default(30),
         /** DNS servers to resolve them with ("192.0.2.1", "192.0.2.1:5353", "[2001:db8::1]:53"); default: the system's. */
         resolvers: z
           .array(z.string().refine((s) => isAddress(s) !== 0 || typeof parseListen(s) !== 'string', 'must be IP or IP:PORT'))

@@ -97,6 +97,9 @@ describe('configuration', () => {
     ['a client zone without a region', 'clients: [{ networks: [192.0.2.0/24], zone: z1 }]', /^clients\[0\]\.region: a client with a zone needs a region/],
     ['a client without networks', 'clients: [{ networks: [], region: r1 }]', /^clients\[0\]\.networks: give at least one CIDR block/],
     ['locality.ecs not a boolean', 'locality: { ecs: maybe }', /^locality\.ecs: /],
+    // 0 looked every load-balancer hostname up again in a tight loop, some 1,400 queries a second.
+    ['a hostname refresh of 0', 'hostnames: { refresh: 0 }', /^hostnames\.refresh: must be at least 1s \(/],
+    ['a hostname refresh under a second', 'hostnames: { refresh: 500ms }', /^hostnames\.refresh: must be at least 1s \(/],
     // A timer set past 2^31-1 ms fires after 1 ms: the cluster expired at once, connections closed at once.
     ['a grace period past what a timer holds', 'health: { gracePeriod: 1000h }', /^health\.gracePeriod: must be at most 2147483\.647 seconds \(about 24\.8 days/],
     ['an idle timeout past what a timer holds', 'tcp: { idleTimeout: 1000h }', /^tcp\.idleTimeout: must be at most 2147483\.647 seconds/],
