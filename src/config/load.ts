@@ -2,7 +2,7 @@
 // the field and what is wrong. Nothing starts on a half-valid file.
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { parseDocument } from 'yaml';
+import { parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type ParsedConfig } from './schema.js';
 
@@ -143,5 +143,18 @@ export function loadConfig(path: string): Config {
   }
   const doc = parseDocument(text, { prettyErrors: true });
   if (doc.errors.length) throw new ConfigError(file, doc.errors.map((e) => `YAML syntax: ${e.message.split('\n')[0].replace(/:$/, '')}`));
-  return buildConfig(doc.toJS(), file, dirname(file));
+  return buildConfig(documentValue(doc, file), file, dirname(file));
+}
+
+/**
+ * The value of a parsed document. The reader refuses aliases that expand without bound (a
+ * "billion laughs" file): a problem of the file, reported as such rather than as a crash.
+ */
+export function documentValue(doc: Document, file: string): unknown {
+  try {
+    return doc.toJS();
+  } catch (e) {
+    const msg = (e as Error).message;
+    throw new ConfigError(file, [`YAML: ${msg}${/alias/i.test(msg) ? '; use fewer aliases (*name) or write the values out' : ''}`]);
+  }
 }

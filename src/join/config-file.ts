@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { Document, YAMLMap, YAMLSeq, isMap, isScalar, isSeq, parseDocument, type Node, type Pair } from 'yaml';
-import { ConfigError, buildConfig, type Config } from '../config/load.js';
+import { ConfigError, buildConfig, documentValue, type Config } from '../config/load.js';
 import { configSchema } from '../config/schema.js';
 
 /** What `fedns join` puts in clusters[]. */
@@ -55,6 +55,8 @@ export function readConfigText(file: string): string {
 function parse(text: string, file: string): Document.Parsed {
   const doc = parseDocument(text, { prettyErrors: true });
   if (doc.errors.length) throw new ConfigError(file, doc.errors.map((e) => `YAML syntax: ${e.message.split('\n')[0].replace(/:$/, '')}`));
+  // Aliases that expand without bound are refused here, as a problem of the file, before an edit reads its values.
+  documentValue(doc, file);
   return doc;
 }
 

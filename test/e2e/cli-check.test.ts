@@ -200,6 +200,14 @@ describe('fedns check', () => {
     expect(r.err).toContain(`${r.config}: listen[0]: "localhost" is not an IP address`);
   });
 
+  it('a file of aliases that expand without bound ("billion laughs"): exit 2, the file named, no stack trace', async () => {
+    const lol = ['lol0: &l0 [x, x, x, x, x, x, x, x, x, x]'];
+    for (let i = 1; i < 9; i++) lol.push(`lol${i}: &l${i} [${Array(10).fill(`*l${i - 1}`).join(', ')}]`);
+    const r = await check(() => lol.join('\n') + '\n');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(new RegExp(`^fedns: invalid configuration\\n${r.config.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: YAML: .*alias.*\\n$`));
+  });
+
   it('an invalid rateLimit names each field', async () => {
     const r = await check((y) => `${y}rateLimit: { responsesPerSecond: -1, slip: 11, window: 2h, ipv4PrefixLength: 33, exempt: [nobody] }\n`);
     expect(r.code).toBe(2);

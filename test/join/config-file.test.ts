@@ -132,6 +132,19 @@ describe('addCluster', () => {
   });
 });
 
+describe('a configuration of aliases that expand without bound ("billion laughs")', () => {
+  it('is a problem of the file, named, for every edit and read', () => {
+    const lol = ['lol0: &l0 [x, x, x, x, x, x, x, x, x, x]'];
+    for (let i = 1; i < 9; i++) lol.push(`lol${i}: &l${i} [${Array(10).fill(`*l${i - 1}`).join(', ')}]`);
+    const text = `${lol.join('\n')}\nclusters: []\n`;
+    const named = new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: YAML: .*alias`);
+    expect(() => addCluster(text, file, DELTA)).toThrow(named);
+    expect(() => removeCluster(text, file, 'delta')).toThrow(named);
+    expect(() => findCluster(text, file, 'delta')).toThrow(named);
+    expect(() => validateConfigText(text, file)).toThrow(named);
+  });
+});
+
 describe('kubeconfigRef', () => {
   it('relative to the configuration inside its directory tree, absolute outside', () => {
     expect(kubeconfigRef('/etc/fedns/fedns.yaml', '/etc/fedns/kubeconfigs/a')).toBe('kubeconfigs/a');

@@ -55,6 +55,14 @@ describe('change without restart', () => {
     f.process.kill('SIGHUP');
     const rejected = await f.waitForLog((r) => r.msg === 'configuration rejected; keeping the running one');
     expect(String(rejected.error)).toMatch(/ttl\.default/);
+    // Aliases that expand without bound: rejected like any other invalid file, the file named.
+    const lol = ['lol0: &l0 [x, x, x, x, x, x, x, x, x, x]'];
+    for (let i = 1; i < 9; i++) lol.push(`lol${i}: &l${i} [${Array(10).fill(`*l${i - 1}`).join(', ')}]`);
+    writeFileSync(f.config, lol.join('\n') + '\n');
+    f.process.kill('SIGHUP');
+    const bomb = await f.waitForLog((r) => r.msg === 'configuration rejected; keeping the running one' && /alias/.test(String(r.error)));
+    expect(String(bomb.error).startsWith(`${f.config}: YAML: `)).toBe(true);
+    expect(f.exited()).toBe(false);
     expect(ttlOf(await udpAsk(f.port, 'nginx.default.fed.example.com.'))).toBe(30);
     // Valid: TTL 60, a new identity, and cluster charlie removed (its db endpoints leave the answer).
     const without = yaml

@@ -174,6 +174,14 @@ describe('configuration', () => {
     expect([c.health.gracePeriod, c.tcp.idleTimeout]).toEqual([2147483.647, 596 * 3600]);
   });
 
+  // A few lines of anchors that expand a billionfold: the YAML reader refuses them, and that is
+  // a problem of the file like any other (it was an uncaught ReferenceError and a stack trace).
+  it('rejects a file whose aliases expand without bound ("billion laughs"), naming the file', () => {
+    const lol = ['a: &a [x, x, x, x, x, x, x, x, x, x]'];
+    for (const [p, q] of [['a', 'b'], ['b', 'c'], ['c', 'd'], ['d', 'e'], ['e', 'f'], ['f', 'g'], ['g', 'h'], ['h', 'i']]) lol.push(`${q}: &${q} [${Array(10).fill(`*${p}`).join(', ')}]`);
+    expect(errorsOf(lol.join('\n'))).toEqual([expect.stringMatching(/^YAML: .*alias.*; use fewer aliases \(\*name\) or write the values out$/)]);
+  });
+
   it('reports a missing file by name', () => {
     expect(() => loadConfig('/nonexistent/fedns.yaml')).toThrow(/\/nonexistent\/fedns\.yaml: cannot read the file: no such file \(give its path with --config\)/);
   });
