@@ -94,7 +94,15 @@ export function readManifestDir(dir: string): ManifestInventory {
 /** One manifest file: JSON (parsed as JSON, much faster) or YAML, one or more documents. */
 function parseManifestFile(file: string): ManifestInventory {
   const inv = emptyInventory();
-  const text = readFileSync(file, 'utf8');
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    // A manifest name can be a link to a directory, or the file can go between the scan and here.
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'EISDIR' ? 'a directory, not a file' : code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (code ?? (e as Error).message);
+    throw new ManifestError(file, `cannot read the file: ${why}`);
+  }
   if (/\.json$/i.test(file)) {
     if (text.trim() === '') return inv;
     let obj: unknown;
@@ -109,7 +117,13 @@ function parseManifestFile(file: string): ManifestInventory {
   const docs = parseAllDocuments(text);
   for (const doc of Array.isArray(docs) ? docs : [docs]) {
     if (doc.errors.length) throw new ManifestError(file, `YAML: ${doc.errors[0].message.split('\n')[0]}`);
-    const obj = doc.toJS();
+    let obj: unknown;
+    try {
+      obj = doc.toJS();
+    } catch (e) {
+      // The reader refuses aliases that expand without bound ("billion laughs").
+      throw new ManifestError(file, `YAML: ${(e as Error).message}`);
+    }
     if (obj == null) continue;
     collect(obj, file, inv);
   }

@@ -1,6 +1,6 @@
 // Reading a cluster's manifest directory: JSON and YAML, Lists and multi-document files, and only
 // the files that changed parsed again.
-import { mkdtempSync, rmSync, writeFileSync, renameSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, renameSync, mkdirSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -57,6 +57,22 @@ describe('ManifestReader', () => {
     expect(() => reader.read(dir)).toThrow(/bad\.yaml: YAML: /);
     rmSync(join(dir, 'bad.yaml'));
     expect(reader.read(dir).services.map((s) => s.name)).toEqual(['good']);
+  });
+
+  // These failed the read with a bare "Excessive alias count ..." or "EISDIR: ...", naming no file.
+  it('a file of aliases that expand without bound, or a manifest name that links to a directory, fails the read with its name', () => {
+    const named = (f: string, what: string) => new RegExp(`^${join(dir, f).replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: ${what}`);
+    const lol = ['lol0: &l0 [x, x, x, x, x, x, x, x, x, x]'];
+    for (let i = 1; i < 9; i++) lol.push(`lol${i}: &l${i} [${Array(10).fill(`*l${i - 1}`).join(', ')}]`);
+    writeFileSync(join(dir, 'lol.yaml'), `${lol.join('\n')}\nkind: Service\n`);
+    const reader = new ManifestReader();
+    expect(() => reader.read(dir)).toThrow(named('lol.yaml', 'YAML: .*alias'));
+    rmSync(join(dir, 'lol.yaml'));
+    mkdirSync(join(dir, 'elsewhere'));
+    symlinkSync(join(dir, 'elsewhere'), join(dir, 'x.yaml'));
+    expect(() => reader.read(dir)).toThrow(named('x.yaml', 'cannot read the file: a directory, not a file'));
+    rmSync(join(dir, 'x.yaml'));
+    expect(reader.read(dir).services).toEqual([]);
   });
 
   it('skips an object it cannot read, naming its file, and keeps the rest of the file', () => {
