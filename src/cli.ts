@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfig, type Config } from './config/load.js';
+import { LOG_LEVELS } from './config/schema.js';
 import { clientMap, Fedns, loadFederation, rateLimitSummary, transferPolicy } from './app.js';
 import { createLogger } from './ops/log.js';
 import { ListenError } from './listen-error.js';
@@ -39,7 +40,7 @@ program
   .command('serve')
   .description('answer DNS queries for the federation zone')
   .addOption(configOption())
-  .option('--log-level <level>', 'override log.level')
+  .addOption(new Option('--log-level <level>', 'override log.level').choices(LOG_LEVELS))
   .action(async (opts: { config: string; logLevel?: string }) => {
     // Before anything grows the heap (src/heap-growth.ts).
     const heapGrowth = applyHeapGrowth();

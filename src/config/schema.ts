@@ -38,6 +38,9 @@ const duration = () =>
       .max(MAX_DURATION, `must be at most ${MAX_DURATION} seconds (about 24.8 days, the longest a timer waits), e.g. 596h`),
   );
 
+/** log.level and serve --log-level. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
 /** Most prefixes the rate limiter tracks (rateLimit.tableSize). */
 export const MAX_RRL_TABLE = 1_000_000;
 
@@ -301,7 +304,7 @@ export const configSchema = z
       .prefault({}),
     log: z
       .strictObject({
-        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        level: z.enum(LOG_LEVELS).default('info'),
         queries: z.boolean().default(false),
       })
       .prefault({}),

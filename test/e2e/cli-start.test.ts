@@ -53,3 +53,16 @@ describe('a listener that cannot open', () => {
     expectFatalWithoutStack(r.all, 'ops.listen');
   });
 });
+
+describe('serve --log-level', () => {
+  // A level pino does not know stopped serve with pino's stack trace.
+  it('a level that is none of the log levels: exit 1, the levels it takes, no stack trace', async () => {
+    const copy = demoCopy();
+    cleanups.push(copy.cleanup);
+    const r = await runCli(['serve', '--config', copy.config, '--log-level', 'bogus']);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^error: option '--log-level <level>' argument 'bogus' is invalid\. Allowed choices are fatal, error, warn, info, debug, trace, silent\.$/m);
+    expect(r.err).not.toMatch(/\n\s+at /);
+    expect(r.out).toBe('');
+  });
+});
