@@ -4,6 +4,7 @@
 // names are compression pointers into that question, with the records of each RRset copied in
 // rotated order. build() assembles every response fedns sends, zone transfers included: header
 // flags, OPT, size limits and TC, then the TSIG in the room kept for it.
+import { narrowed } from './narrow.js';
 import type { ConnectionWriter } from './connection.js';
 import type { AddressAcl } from '../acl.js';
 import { LRUCache } from 'lru-cache';
@@ -410,8 +411,10 @@ export class Responder {
     if (enc) this.cacheHits++;
     else {
       this.cacheMisses++;
-      const keep = (addr: string) => (c4 !== undefined && c4.windows[w4].has(addr)) || (c6 !== undefined && c6.windows[w6].has(addr));
-      enc = this.encode(entry.node.name, q.qnameLen, narrowed(ans, keep));
+      const windows: ReadonlySet<string>[] = [];
+      if (c4 !== undefined) windows.push(c4.windows[w4]);
+      if (c6 !== undefined) windows.push(c6.windows[w6]);
+      enc = this.encode(entry.node.name, q.qnameLen, narrowed(ans, windows));
       if (views.size >= MAX_VIEWS) views.clear();
       views.set(key, enc);
       this.resize(entry);
@@ -779,21 +782,6 @@ function ecsOption(msg: Buffer, o: number): Buffer {
   msg.copy(out, 0, o - 4, o + len);
   out[7] = 0;
   return out;
-}
-
-/**
- * An answer narrowed to the addresses `keep` accepts: address records outside it go, and so do
- * SRV records whose targets keep none (headless services: per-endpoint targets).
- */
-function narrowed(ans: Answer, keep: (addr: string) => boolean): Answer {
-  const isAddr = (rr: RR) => rr.type === RRType.A || rr.type === RRType.AAAA;
-  const filter = (set: RR[]) => (set.length && isAddr(set[0]) ? set.filter((rr) => keep(rr.data as string)) : set);
-  const additional = ans.additional.map(filter).filter((set) => set.length > 0);
-  const targets = new Set(additional.flatMap((set) => set.map((rr) => rr.name)));
-  const answer = ans.answer
-    .map((set) => (set.length && set[0].type === RRType.SRV ? set.filter((rr) => targets.has((rr.data as { target: string }).target)) : filter(set)))
-    .filter((set) => set.length > 0);
-  return { ...ans, answer, additional };
 }
 
 /** SOA for negative answers: TTL bounded by its minimum field (RFC 2308 5). */
