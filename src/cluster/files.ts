@@ -3,7 +3,7 @@
 // multi-document YAML). The directory is watched; a broken file keeps the last good state.
 // Node manifests feed the cluster's learned client networks when it is configured
 // clientNetworks: auto (as a node watch does for a kube source).
-import { readdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { readdirSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { Logger } from 'pino';
@@ -19,10 +19,29 @@ import {
   slimClusterProperty,
 } from './objects.js';
 import { NodeNetworks } from './nodes.js';
+import { checkRegularFile, readRegularFile, UnreadableFile } from '../regular-file.js';
 import type { ClusterInventory, ClusterState } from './state.js';
 import type { ClusterSource } from './source.js';
 
 const MANIFEST = /\.(ya?ml|json)$/i;
+
+/**
+ * Largest manifest file read: kubectl's YAML for some 10,000 Services with their EndpointSlices.
+ * A larger cluster is split into several files (subdirectories are read too).
+ */
+export const MAX_MANIFEST = 64 * 1024 * 1024;
+
+/**
+ * A manifest file that is not read (a FIFO, a device, a dangling symlink, too large) as a
+ * ManifestError naming it and what to do. Only regular files are read: reading a FIFO waits for
+ * a writer and /dev/zero never ends, and either would stop the whole server.
+ */
+function unreadableManifest(e: unknown, file: string): unknown {
+  if (!(e instanceof UnreadableFile)) return e;
+  if (e.code) return new ManifestError(file, e.detail);
+  if (e.kind) return new ManifestError(file, `${e.detail}; fedns reads only regular files: remove it, or give it a name not ending in .yaml, .yml or .json`);
+  return new ManifestError(file, `${e.detail}; split it into several files`);
+}
 
 /** What a manifest directory holds: the cluster's objects, and its Nodes. */
 export interface ManifestInventory extends ClusterInventory {
@@ -96,12 +115,9 @@ function parseManifestFile(file: string): ManifestInventory {
   const inv = emptyInventory();
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readRegularFile(file, MAX_MANIFEST, 'manifest');
   } catch (e) {
-    // A manifest name can be a link to a directory, or the file can go between the scan and here.
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'EISDIR' ? 'a directory, not a file' : code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (code ?? (e as Error).message);
-    throw new ManifestError(file, `cannot read the file: ${why}`);
+    throw unreadableManifest(e, file);
   }
   if (/\.json$/i.test(file)) {
     if (text.trim() === '') return inv;
@@ -162,10 +178,19 @@ function collect(obj: unknown, file: string, inv: ManifestInventory): void {
   }
 }
 
-/** Every manifest file with a stamp that a rewrite in place or a rename over it changes. */
+/**
+ * Every manifest file with a stamp that a rewrite in place or a rename over it changes. Throws
+ * ManifestError for one that is not a regular file of at most MAX_MANIFEST bytes (symlinks are
+ * followed: a mounted ConfigMap's files are symlinks).
+ */
 function scan(dir: string): { file: string; stamp: string; mtimeMs: number }[] {
   return listManifests(dir).map((file) => {
-    const st = statSync(file);
+    let st;
+    try {
+      st = checkRegularFile(file, MAX_MANIFEST, 'manifest');
+    } catch (e) {
+      throw unreadableManifest(e, file);
+    }
     return { file, stamp: `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`, mtimeMs: st.mtimeMs };
   });
 }

@@ -6,7 +6,7 @@
 // service account. With clientNetworks: auto, Nodes too (nodes.ts): not for answers, for the
 // networks the member's DNS queries come from.
 import { createHash } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -36,6 +36,7 @@ import { nextSlice, sliceSpent } from '../slices.js';
 import { MAX_LEARNED_NETWORKS, mostCommonRegion, NodeNetworks } from './nodes.js';
 import type { ClusterSource } from './source.js';
 import type { ClusterState } from './state.js';
+import { checkRegularFile, readRegularFile, UnreadableFile } from '../regular-file.js';
 import {
   ApiError,
   DEFAULT_TIMING,
@@ -223,16 +224,19 @@ function withAbsoluteTokenFiles(text: string, dir: string): string {
 const MAX_KUBECONFIG = 16 * 1024 * 1024;
 const MAX_CREDENTIAL_FILE = 1024 * 1024;
 
-/** Throws unless `path` is a regular file of at most `max` bytes (stat does not block on a FIFO, as a read would). */
+/** Throws unless `path` is a regular file of at most `max` bytes, naming it as a `what`. */
 function checkReadable(path: string, max: number, what: string): void {
-  let st;
   try {
-    st = statSync(path);
+    checkRegularFile(path, max, what);
   } catch (e) {
-    throw new Error(`${what} ${path}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw readableError(e, what);
   }
-  if (!st.isFile()) throw new Error(`${what} ${path} is not a regular file`);
-  if (st.size > max) throw new Error(`${what} ${path} is ${st.size} bytes, more than the ${max} a ${what} may have`);
+}
+
+/** An UnreadableFile in the words of the kubeconfig's errors ("kubeconfig PATH is not a regular file"). */
+function readableError(e: unknown, what: string): unknown {
+  if (!(e instanceof UnreadableFile)) return e;
+  return new Error(e.code ? `${what} ${e.path}: ${e.problem}` : `${what} ${e.path} is ${e.problem}`);
 }
 
 /** Loads a client configuration as the cluster's `source:` describes it. */
@@ -247,8 +251,13 @@ export async function loadKubeConfig(src: KubeSourceConfig): Promise<KubeConfig>
     if (!src.kubeconfig) throw new Error('no kubeconfig file given');
     // As the library's loadFromFile, but with token files where kubectl finds them.
     const dir = dirname(resolve(src.kubeconfig));
-    checkReadable(src.kubeconfig, MAX_KUBECONFIG, 'kubeconfig');
-    kc.loadFromString(withAbsoluteTokenFiles(readFileSync(src.kubeconfig, 'utf8'), dir));
+    let text: string;
+    try {
+      text = readRegularFile(src.kubeconfig, MAX_KUBECONFIG, 'kubeconfig');
+    } catch (e) {
+      throw readableError(e, 'kubeconfig');
+    }
+    kc.loadFromString(withAbsoluteTokenFiles(text, dir));
     kc.makePathsAbsolute(dir);
   }
   if (src.context) {

@@ -1,10 +1,11 @@
 // Reading a cluster's manifest directory: JSON and YAML, Lists and multi-document files, and only
 // the files that changed parsed again.
-import { mkdtempSync, rmSync, writeFileSync, renameSync, mkdirSync, symlinkSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, renameSync, mkdirSync, symlinkSync, ftruncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FileClusterSource, ManifestReader } from '../../src/cluster/files.js';
+import { FileClusterSource, ManifestReader, MAX_MANIFEST } from '../../src/cluster/files.js';
 import { Federation } from '../../src/federation/federation.js';
 import { createLogger } from '../../src/ops/log.js';
 import { testFederationSettings } from '../support/federation.js';
@@ -70,7 +71,7 @@ describe('ManifestReader', () => {
     rmSync(join(dir, 'lol.yaml'));
     mkdirSync(join(dir, 'elsewhere'));
     symlinkSync(join(dir, 'elsewhere'), join(dir, 'x.yaml'));
-    expect(() => reader.read(dir)).toThrow(named('x.yaml', 'cannot read the file: a directory, not a file'));
+    expect(() => reader.read(dir)).toThrow(named('x.yaml', 'not a regular file \\(a directory\\)'));
     rmSync(join(dir, 'x.yaml'));
     expect(reader.read(dir).services).toEqual([]);
   });
@@ -85,6 +86,50 @@ describe('ManifestReader', () => {
     expect(inv.unreadable[0].what).toContain(join(dir, 'mixed.yaml'));
     expect(inv.unreadable[0].what).toMatch(/Bad_Name/);
     expect(inv.unreadable[1].what).toMatch(/__proto__/);
+  });
+});
+
+// Reading a FIFO waits for a writer and /dev/zero never ends: either stopped the whole server (the
+// reads are synchronous, on the thread that answers queries). Only regular files are read.
+describe('ManifestReader: what is not a manifest file', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'fedns-manifests-'));
+    writeFileSync(join(dir, 'good.yaml'), `apiVersion: v1\nkind: Service\nmetadata: { name: good, namespace: shop }\n`);
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  const escaped = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+
+  it('refuses a FIFO named like a manifest, naming it, and reads again once it is gone', () => {
+    execFileSync('mkfifo', [join(dir, 'pipe.yaml')]);
+    const reader = new ManifestReader();
+    expect(() => reader.read(dir)).toThrow(new RegExp(`^${escaped(join(dir, 'pipe.yaml'))}: not a regular file \\(a FIFO\\); fedns reads only regular files`));
+    rmSync(join(dir, 'pipe.yaml'));
+    expect(reader.read(dir).services.map((s) => s.name)).toEqual(['good']);
+  });
+
+  it('refuses a symlink to a device; follows a symlink to a regular file (a mounted ConfigMap)', () => {
+    symlinkSync('/dev/zero', join(dir, 'zero.json'));
+    expect(() => new ManifestReader().read(dir)).toThrow(new RegExp(`^${escaped(join(dir, 'zero.json'))}: not a regular file \\(a character device\\)`));
+    rmSync(join(dir, 'zero.json'));
+    mkdirSync(join(dir, '..data'));
+    writeFileSync(join(dir, '..data', 'linked.txt'), `apiVersion: v1\nkind: Service\nmetadata: { name: linked, namespace: shop }\n`);
+    symlinkSync(join('..data', 'linked.txt'), join(dir, 'linked.yaml'));
+    expect(new ManifestReader().read(dir).services.map((s) => s.name).sort()).toEqual(['good', 'linked']);
+  });
+
+  it('names a dangling symlink', () => {
+    symlinkSync(join(dir, 'gone.yaml'), join(dir, 'dangling.yaml'));
+    expect(() => new ManifestReader().read(dir)).toThrow(new RegExp(`^${escaped(join(dir, 'dangling.yaml'))}: cannot read it \\(ENOENT\\)$`));
+  });
+
+  it(`refuses a file larger than ${MAX_MANIFEST} bytes without reading it`, () => {
+    const fd = openSync(join(dir, 'huge.yaml'), 'w');
+    ftruncateSync(fd, MAX_MANIFEST + 1); // sparse: no disk used
+    closeSync(fd);
+    expect(() => new ManifestReader().read(dir)).toThrow(
+      new RegExp(`^${escaped(join(dir, 'huge.yaml'))}: ${MAX_MANIFEST + 1} bytes, more than the ${MAX_MANIFEST} a manifest may have; split it into several files$`),
+    );
   });
 });
 
