@@ -214,6 +214,14 @@ export function registerSource(type: string, factory: SourceFactory): void {
   sourceFactories[type] = factory;
 }
 
+/** What the responder takes from the configuration (Fedns.responderSettings). */
+interface ResponderSettings {
+  queryAcl: Responder['queryAcl'];
+  tsigKeys: Responder['tsigKeys'];
+  identity: Config['identity'];
+  traffic: Responder['traffic'];
+}
+
 /** Loads every `files` member cluster once, without serving: for `fedns zone`, `check` and `explain --offline`. */
 export async function loadFederation(config: Config, log: Logger): Promise<Federation> {
   const fed = new Federation(federationSettings(config), log.child({ component: 'federation' }));
@@ -345,10 +353,24 @@ export class Fedns {
 
   /** What the responder takes from the configuration: access, TSIG keys, identity, who the clients are. */
   private configureResponder(c: Config, policy: TransferPolicy): void {
-    this.responder.queryAcl = c.queries.allow === null ? undefined : new AddressAcl(c.queries.allow);
-    this.responder.tsigKeys = policy.keys;
-    this.responder.setIdentity(c.identity);
-    this.responder.traffic = { clients: clientMap(c, this.federation.clusters), ecs: c.locality.ecs };
+    this.applyResponderSettings(this.responderSettings(c, policy));
+  }
+
+  /** The responder's settings from `c`, built without applying them (what can fail is here). */
+  private responderSettings(c: Config, policy: TransferPolicy): ResponderSettings {
+    return {
+      queryAcl: c.queries.allow === null ? undefined : new AddressAcl(c.queries.allow),
+      tsigKeys: policy.keys,
+      identity: c.identity,
+      traffic: { clients: clientMap(c, this.federation.clusters), ecs: c.locality.ecs },
+    };
+  }
+
+  private applyResponderSettings(s: ResponderSettings): void {
+    this.responder.queryAcl = s.queryAcl;
+    this.responder.tsigKeys = s.tsigKeys;
+    this.responder.setIdentity(s.identity);
+    this.responder.traffic = s.traffic;
   }
 
   private clientMapPending = false;
@@ -366,10 +388,27 @@ export class Fedns {
 
   /** Turns rate limiting on, off or to new settings (a change starts from an empty table). */
   private configureRateLimit(c: Config): void {
+    this.prepareRateLimit(c)();
+  }
+
+  /**
+   * Builds the rate limiting `c` asks for (the table, whose allocation may fail) without putting
+   * it in force; the function returned does that, and cannot fail.
+   */
+  private prepareRateLimit(c: Config): () => void {
     const settings = rateLimitSettings(c);
-    if (settings && !this.rrl) this.rrl = new ResponseRateLimiter(settings);
-    else if (settings && JSON.stringify(c.rateLimit) !== JSON.stringify(this.config.rateLimit)) this.rrl!.configure(settings);
-    this.responder.rrl = settings ? this.rrl : undefined;
+    if (settings && !this.rrl) {
+      const rrl = new ResponseRateLimiter(settings);
+      return () => {
+        this.rrl = rrl;
+        this.responder.rrl = rrl;
+      };
+    }
+    const configure = settings && JSON.stringify(c.rateLimit) !== JSON.stringify(this.config.rateLimit) ? this.rrl!.prepare(settings) : undefined;
+    return () => {
+      configure?.();
+      this.responder.rrl = settings ? this.rrl : undefined;
+    };
   }
 
   private async openOps(c: Config): Promise<OpsServer | undefined> {
@@ -412,7 +451,12 @@ export class Fedns {
   private async applyPolicy(policy: Config['selection']['policy']): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const bound = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), POLICY_WAIT_MS)));
-    const all = Promise.all([...this.sources.values()].map((s) => s.source.setPolicy?.(policy))).then(() => true);
+    // A source that cannot list them is as one that has not yet: the policy applies all the same.
+    const all = Promise.all(
+      [...this.sources.entries()].map(([cluster, s]) =>
+        Promise.resolve(s.source.setPolicy?.(policy)).catch((e: unknown) => this.log.error({ err: e, cluster, policy }, 'cannot apply the selection policy to the cluster source')),
+      ),
+    ).then(() => true);
     const done = await Promise.race([all, bound]);
     clearTimeout(timer);
     if (!done) this.log.warn({ policy, waitedMs: POLICY_WAIT_MS }, 'not every cluster has listed its ServiceExports yet; applying the new selection anyway');
@@ -422,6 +466,7 @@ export class Fedns {
    * Applies a new, already validated configuration without dropping queries or data: settings
    * that change answers are applied to the clusters' data in place, and a source is replaced only
    * when its own settings changed (its cluster's data is served until the new source has read).
+   * All or nothing: a reload that throws has left the running configuration in force.
    */
   async reload(next: Config): Promise<void> {
     const prev = this.config;
@@ -431,7 +476,17 @@ export class Fedns {
       this.log.warn({ running: prev.mcs, configured: next.mcs }, 'mcs changed: it takes effect at the next restart');
       next = { ...next, mcs: { ...prev.mcs, notify: next.mcs.notify } };
     }
-    // Listeners first, all or nothing: a new ops address opens before the DNS listeners move, and
+    // Everything that can fail is built first, without touching what runs (a rate-limit table
+    // that cannot be allocated, an access list): a failure here leaves the server as it was.
+    const policy = transferPolicy(next);
+    const zoneOptions = zoneServingOptions(next);
+    const clusterSetOptions = zoneServingOptions(next, true);
+    const responderSettings = this.responderSettings(next, policy);
+    const applyRateLimit = this.prepareRateLimit(next);
+    const nextSettings = federationSettings(next);
+    const nextClusterSettings = new Map(next.clusters.map((cl) => [cl.name, clusterSettings(next, cl)]));
+    for (const cl of next.clusters) if (!sourceFactories[cl.source.type]) throw new Error(`cluster ${cl.name}: no source for type ${cl.source.type}`);
+    // Listeners next, all or nothing: a new ops address opens before the DNS listeners move, and
     // if either cannot open, the running listeners stay as they are.
     const opsChanged = JSON.stringify(prev.ops) !== JSON.stringify(next.ops);
     const a = prev.ops.listen;
@@ -444,26 +499,64 @@ export class Fedns {
       await newOps?.close();
       throw e;
     }
-    if (opsChanged) {
-      await this.ops?.close();
-      // Same address (only readyTimeout changed) or turned off: reopened here, or not at all.
-      this.ops = opsMoves ? newOps : await this.openOps(next);
+    // From here the running server changes. Should a step fail all the same, what the steps
+    // before it applied is put back, last first, and the reload fails as a whole.
+    const undo: (() => unknown)[] = [
+      () => newOps?.close(),
+      () => this.dns.listen(prev.listen),
+    ];
+    try {
+      if (opsChanged) {
+        const old = this.ops;
+        undo.push(async () => {
+          if (this.ops === old) return;
+          await this.ops?.close();
+          this.ops = await this.openOps(prev);
+        });
+        await old?.close();
+        this.ops = undefined;
+        // Same address (only readyTimeout changed) or turned off: reopened here, or not at all.
+        this.ops = opsMoves ? newOps : await this.openOps(next);
+      }
+      // "exported" applies once the clusters have listed their ServiceExports, so that exported
+      // services do not vanish meanwhile; away from it, the watches stop once it no longer applies.
+      if (prev.selection.policy !== next.selection.policy && next.selection.policy === 'exported') {
+        undo.push(() => this.applyPolicy(prev.selection.policy));
+        await this.applyPolicy(next.selection.policy);
+      }
+      undo.push(() => {
+        this.zoneServing.reconfigure(zoneServingOptions(prev));
+        this.clusterSetServing?.reconfigure(zoneServingOptions(prev, true));
+      });
+      this.zoneServing.reconfigure(zoneOptions);
+      this.clusterSetServing?.reconfigure(clusterSetOptions);
+      const r = this.responder;
+      const running: ResponderSettings = { queryAcl: r.queryAcl, tsigKeys: r.tsigKeys, identity: prev.identity, traffic: r.traffic };
+      undo.push(() => this.applyResponderSettings(running));
+      this.applyResponderSettings(responderSettings);
+      undo.push(() => this.dns.setLimits(prev.tcp));
+      this.dns.setLimits(next.tcp);
+      const queryLog = this.queryLog;
+      undo.push(() => (this.queryLog = queryLog));
+      if (next.log.queries !== prev.log.queries) this.queryLog = next.log.queries ? this.log.child({ component: 'query' }) : undefined;
+      // Last: it cannot fail, and puts back nothing.
+      applyRateLimit();
+    } catch (e) {
+      for (const step of undo.reverse()) {
+        try {
+          await step();
+        } catch (err) {
+          this.log.error({ err }, 'reload failed, and part of the running configuration could not be put back; restart fedns');
+        }
+      }
+      throw e;
     }
-    // "exported" applies once the clusters have listed their ServiceExports, so that exported
-    // services do not vanish meanwhile; away from it, the watches stop once it no longer applies.
-    const policyChanged = prev.selection.policy !== next.selection.policy;
-    const toExported = policyChanged && next.selection.policy === 'exported';
-    if (toExported) await this.applyPolicy(next.selection.policy);
-    const policy = transferPolicy(next);
-    this.zoneServing.reconfigure(zoneServingOptions(next));
-    this.clusterSetServing?.reconfigure(zoneServingOptions(next, true));
-    this.configureResponder(next, policy);
-    this.dns.setLimits(next.tcp);
     // Every listener uses one UDP path, chosen at start.
     if (next.udp.batch !== prev.udp.batch) this.log.warn({ udp: this.dns.udpPath.path }, 'udp.batch changed: it takes effect at the next restart');
     if (next.log.level !== prev.log.level) this.log.warn({ running: prev.log.level, configured: next.log.level }, 'log.level changed: it takes effect at the next restart');
-    if (next.log.queries !== prev.log.queries) this.queryLog = next.log.queries ? this.log.child({ component: 'query' }) : undefined;
-    this.configureRateLimit(next);
+    const policyChanged = prev.selection.policy !== next.selection.policy;
+    const toExported = policyChanged && next.selection.policy === 'exported';
+    // The clusters' part applies settings built above; from here the reload is in force.
     this.config = next;
     // Everything that changes answers is applied before the next rebuild, all at once.
     const nextByName = new Map(next.clusters.map((c) => [c.name, c]));
@@ -475,7 +568,7 @@ export class Fedns {
       const state = this.federation.clusters.get(cl.name);
       const running = this.sources.get(cl.name);
       if (!state || !running) continue;
-      state.reconfigure(clusterSettings(next, cl));
+      state.reconfigure(nextClusterSettings.get(cl.name)!);
       // A region no longer configured is learned from the nodes, which a new source does.
       const regionDropped = prevByName.get(cl.name)?.region !== undefined && cl.region === undefined;
       if (running.config !== JSON.stringify(cl.source) || regionDropped) replaced.push(cl);
@@ -486,15 +579,15 @@ export class Fedns {
     if (JSON.stringify(prev.hostnames) !== JSON.stringify(next.hostnames))
       this.federation.resolveHostnames(dnsResolver(next.hostnames.resolvers), next.hostnames.refresh, this.log.child({ component: 'hostnames' }));
     // Zone-wide settings rebuild every service; a reload that leaves them alone costs nothing.
-    const settings = federationSettings(next);
-    if (JSON.stringify(settings) !== JSON.stringify(federationSettings(prev))) this.federation.reconfigure(settings);
+    if (JSON.stringify(nextSettings) !== JSON.stringify(federationSettings(prev))) this.federation.reconfigure(nextSettings);
     for (const cl of next.clusters) if (!this.sources.has(cl.name)) this.startCluster(cl);
     this.federation.rebuildSoon();
     if (policyChanged && !toExported) await this.applyPolicy(next.selection.policy);
     for (const name of gone) await this.stopCluster(name);
     for (const cl of replaced) {
       const old = this.sources.get(cl.name)!;
-      await old.source.stop();
+      // The new configuration is in force by now: an old source that fails to stop is logged, not the reload's failure.
+      await (async () => old.source.stop())().catch((e: unknown) => this.log.error({ err: e, cluster: cl.name }, 'cannot stop the replaced cluster source'));
       this.log.info({ cluster: cl.name }, 'cluster source settings changed; reading the cluster anew, serving its last data meanwhile');
       this.startSource(cl, this.federation.clusters.get(cl.name)!);
     }

@@ -58,15 +58,29 @@ export class ResponseRateLimiter {
     settings: RateLimitSettings,
     private readonly now: () => number = () => performance.now(),
   ) {
-    this.configure(settings);
+    this.prepare(settings)();
   }
 
   /** New settings start from an empty table; the counts go on. */
   configure(s: RateLimitSettings): void {
-    this.settings = s;
-    this.rates = [s.responsesPerSecond, s.nodataPerSecond, s.nxdomainsPerSecond, s.errorsPerSecond];
-    this.exempt = s.exempt.length ? new AddressAcl(s.exempt) : undefined;
-    this.table = new LRUCache({ max: s.tableSize });
+    this.prepare(s)();
+  }
+
+  /**
+   * Builds what settings `s` need (what can fail: the table's allocation, the exemptions) without
+   * changing the limiter, and returns what puts them in force, which cannot fail: a reload builds
+   * first and applies only once nothing else can fail.
+   */
+  prepare(s: RateLimitSettings): () => void {
+    const rates = [s.responsesPerSecond, s.nodataPerSecond, s.nxdomainsPerSecond, s.errorsPerSecond];
+    const exempt = s.exempt.length ? new AddressAcl(s.exempt) : undefined;
+    const table = new LRUCache<string, Account>({ max: s.tableSize });
+    return () => {
+      this.settings = s;
+      this.rates = rates;
+      this.exempt = exempt;
+      this.table = table;
+    };
   }
 
   /** Accounts held (bounded by tableSize). */
