@@ -122,6 +122,20 @@ function kubeClusters(config: Config): string[] {
   return config.clusters.filter((c) => c.source.type === 'kube').map((c) => c.name);
 }
 
+/**
+ * The `files` clusters whose manifests could not be read when loadFederation read them (a file
+ * that does not parse, one that is not a regular file, a directory that cannot be listed), each
+ * with the error naming the file.
+ */
+function unreadableFileClusters(config: Config, fed: Awaited<ReturnType<typeof loadFederation>>): { name: string; error: string }[] {
+  const out: { name: string; error: string }[] = [];
+  for (const cl of config.clusters) {
+    const state = cl.source.type === 'files' ? fed.clusters.get(cl.name) : undefined;
+    if (state && state.health !== 'live') out.push({ name: cl.name, error: state.reason });
+  }
+  return out;
+}
+
 /** What check and serve say of a configuration without clusters. */
 const NO_CLUSTERS = 'no clusters: the zone holds only its apex (add clusters, each with a source)';
 
@@ -160,6 +174,9 @@ program
     const warnings = [
       ...(config.clusters.length === 0 ? [`    ${NO_CLUSTERS}`] : []),
       ...kubeProblems,
+      ...unreadableFileClusters(config, fed).map(
+        ({ name, error }) => `    cluster ${name}: cannot read its manifests: ${error}; the zones above lack its services, and serve would not read it until this is fixed`,
+      ),
       ...[...fed.policyDisagreements].map(
         ([key, annotations]) => `    service ${key}: its copies disagree on ${annotations.join(', ')} (fedns explain names the value used)`,
       ),
@@ -250,6 +267,14 @@ program
       );
     }
     const fed = await loadFederation(config, createLogger('warn'));
+    const unreadable = unreadableFileClusters(config, fed);
+    if (unreadable.length) {
+      fed.close();
+      fail(
+        `${config.file}: ${unreadable.map(({ name, error }) => `cluster ${name} cannot be read: ${error}`).join('; ')}. ` +
+          `The zone would lack ${unreadable.length > 1 ? 'their' : 'its'} services: fix it and run fedns zone again.`,
+      );
+    }
     process.stdout.write(masterFile(want === config.domain ? fed.snapshot : fed.clusterSetSnapshot!));
     fed.close();
   });
@@ -287,6 +312,7 @@ program
       process.stderr.write(
         `fedns: --offline does not contact Kubernetes API servers: ${kube.join(', ')} show${kube.length > 1 ? '' : 's'} as not synced (ask the running server: drop --offline)\n`,
       );
+    for (const { name, error } of unreadableFileClusters(config, fed)) process.stderr.write(`fedns: cluster ${name} cannot be read (${error}): it shows as not synced\n`);
     const { explain, explanationText } = await import('./ops/explain.js');
     const { Responder } = await import('./server/responder.js');
     try {

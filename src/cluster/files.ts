@@ -132,7 +132,7 @@ function parseManifestFile(file: string): ManifestInventory {
   }
   const docs = parseAllDocuments(text);
   for (const doc of Array.isArray(docs) ? docs : [docs]) {
-    if (doc.errors.length) throw new ManifestError(file, `YAML: ${doc.errors[0].message.split('\n')[0]}`);
+    if (doc.errors.length) throw new ManifestError(file, `YAML: ${doc.errors[0].message.split('\n')[0].replace(/:$/, '')}`);
     let obj: unknown;
     try {
       obj = doc.toJS();

@@ -59,6 +59,21 @@ describe('fedns check', () => {
     expect(lines.some((l) => /^ {4}alpha: .*, live, \d services$/.test(l))).toBe(true);
   });
 
+  // Serve would not have the cluster's services either (none at start, its last good data later).
+  it('warns of a files cluster whose manifests cannot be read, naming the file and what is wrong', async () => {
+    let bad = '';
+    const r = await check(
+      (y) => y,
+      (dir) => writeFileSync((bad = join(dir, 'demo', 'alpha', 'bad.yaml')), 'kind: [unclosed\n'),
+    );
+    expect(r.code).toBe(0);
+    const lines = r.out.trimEnd().split('\n');
+    expect(lines[0]).toBe(`${r.config}: OK, with 1 warning`);
+    const warning = lines.filter((l) => l.startsWith(`    cluster alpha: cannot read its manifests: ${bad}: YAML: `));
+    expect(warning, r.out).toHaveLength(1);
+    expect(warning[0]).toMatch(/; the zones above lack its services, and serve would not read it until this is fixed$/);
+  });
+
   // A kube cluster is not contacted, but its kubeconfig is read as serve would read it: one that
   // cannot be used would leave the cluster syncing for ever behind an "OK".
   it('reads a kube cluster\'s kubeconfig and warns when serve could not use it; says the cluster is not contacted', async () => {

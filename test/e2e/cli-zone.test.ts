@@ -89,3 +89,30 @@ describe('fedns zone with a cluster read from a Kubernetes API server', () => {
     }
   });
 });
+
+describe('fedns zone with a files cluster that cannot be read', () => {
+  // As with a kube cluster: printed without that cluster's services, the zone would load into a
+  // secondary as if whole.
+  it('refuses, naming the cluster, the file and what is wrong in it', async () => {
+    const copy = demoCopy();
+    try {
+      const bad = join(copy.dir, 'demo', 'alpha', 'bad.yaml');
+      writeFileSync(bad, 'kind: [unclosed\n');
+      const r = await runCli(['zone', '--config', copy.config], 20_000);
+      expect(r.code).toBe(1);
+      expect(r.out).toBe('');
+      expect(r.err).toContain(`fedns: ${copy.config}: cluster alpha cannot be read: ${bad}: YAML: `);
+      expect(r.err).toContain('fix it and run fedns zone again');
+      // The clusterset zone is refused the same way.
+      const cs = await runCli(['zone', '--zone', 'clusterset.local.', '--config', copy.config], 20_000);
+      expect(cs.code).toBe(1);
+      expect(cs.out).toBe('');
+      // explain --offline answers from what it has, and says what it could not read.
+      const ex = await runCli(['explain', 'nginx.default.fed.example.com.', '--offline', '--config', copy.config], 20_000);
+      expect(ex.code).toBe(0);
+      expect(ex.err).toContain(`fedns: cluster alpha cannot be read (${bad}: YAML: `);
+    } finally {
+      copy.cleanup();
+    }
+  });
+});
