@@ -16,7 +16,7 @@ import { parseLabelSelector } from './federation/selector.js';
 import { dnsResolver } from './federation/hostnames.js';
 import { typeName, rcodeName } from './wire/constants.js';
 import { Metrics } from './ops/metrics.js';
-import { readFileSync } from 'node:fs';
+import { readRegularFile } from './regular-file.js';
 import { AddressAcl } from './acl.js';
 import type { NotifyOptions, NotifyStats } from './server/notify.js';
 import { ZoneServing, type ZoneServingOptions } from './server/zone-serving.js';
@@ -166,7 +166,7 @@ function zoneServingOptions(c: Config, clusterSet = false): ZoneServingOptions {
 function savedSerial(file: string | undefined): number | undefined {
   if (!file) return undefined;
   try {
-    const n = Number(readFileSync(file, 'utf8').trim());
+    const n = Number(readRegularFile(file, 64, 'serial file').trim());
     return Number.isInteger(n) && n > 0 && n < 2 ** 32 ? n : undefined;
   } catch {
     return undefined;

@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // fedns command line: serve, check, zone, explain, join, unjoin.
-import { readFileSync, watchFile, unwatchFile } from 'node:fs';
+import { watchFile, unwatchFile } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { ConfigError, loadConfig, type Config } from './config/load.js';
+import { ConfigError, loadConfig, MAX_CONFIG_FILE, type Config } from './config/load.js';
+import { readRegularFile } from './regular-file.js';
 import { LOG_LEVELS } from './config/schema.js';
 import { clientMap, Fedns, loadFederation, rateLimitSummary, transferPolicy } from './app.js';
 import { createLogger } from './ops/log.js';
@@ -362,7 +363,7 @@ await program.parseAsync(process.argv);
 /** A file's text, or undefined when it cannot be read (loadConfig then says why). */
 function readText(file: string): string | undefined {
   try {
-    return readFileSync(file, 'utf8');
+    return readRegularFile(file, MAX_CONFIG_FILE, 'configuration file');
   } catch {
     return undefined;
   }

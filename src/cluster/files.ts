@@ -20,6 +20,7 @@ import {
 } from './objects.js';
 import { NodeNetworks } from './nodes.js';
 import { checkRegularFile, readRegularFile, UnreadableFile } from '../regular-file.js';
+import { pushAll } from '../lists.js';
 import type { ClusterInventory, ClusterState } from './state.js';
 import type { ClusterSource } from './source.js';
 
@@ -92,13 +93,13 @@ export class ManifestReader {
       let p = this.parsed.get(file);
       if (p?.stamp !== stamp) p = { stamp, inv: parseManifestFile(file) };
       next.set(file, p);
-      inv.services.push(...p.inv.services);
-      inv.slices.push(...p.inv.slices);
-      inv.exports.push(...p.inv.exports);
-      inv.nodes.push(...p.inv.nodes);
-      inv.imports!.push(...p.inv.imports!);
-      inv.properties!.push(...p.inv.properties!);
-      inv.unreadable.push(...p.inv.unreadable);
+      pushAll(inv.services, p.inv.services);
+      pushAll(inv.slices, p.inv.slices);
+      pushAll(inv.exports, p.inv.exports);
+      pushAll(inv.nodes, p.inv.nodes);
+      pushAll(inv.imports!, p.inv.imports!);
+      pushAll(inv.properties!, p.inv.properties!);
+      pushAll(inv.unreadable, p.inv.unreadable);
     }
     this.parsed = next;
     return inv;
@@ -150,7 +151,7 @@ function listManifests(dir: string): string[] {
   const out: string[] = [];
   for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
     const p = join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...listManifests(p));
+    if (entry.isDirectory()) pushAll(out, listManifests(p));
     else if (MANIFEST.test(entry.name) && !entry.name.startsWith('.')) out.push(p);
   }
   return out;
@@ -211,7 +212,7 @@ function fingerprint(dir: string): string {
 /** `dir` and every directory below it. */
 function listDirs(dir: string): string[] {
   const out = [dir];
-  for (const entry of readdirSync(dir, { withFileTypes: true })) if (entry.isDirectory()) out.push(...listDirs(join(dir, entry.name)));
+  for (const entry of readdirSync(dir, { withFileTypes: true })) if (entry.isDirectory()) pushAll(out, listDirs(join(dir, entry.name)));
   return out;
 }
 

@@ -6,7 +6,6 @@
 // service account. With clientNetworks: auto, Nodes too (nodes.ts): not for answers, for the
 // networks the member's DNS queries come from.
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -535,18 +534,20 @@ export class KubeClusterSource implements ClusterSource {
    */
   private fileStamp(): string {
     if (!this.src.kubeconfig || this.options.kubeConfig) return '';
-    let text: Buffer;
+    // Read as the kubeconfig is loaded: only a regular file, up to its size (a FIFO swapped in
+    // would block this read, and with it every query, until someone wrote to it).
+    let text: string;
     try {
-      text = readFileSync(this.src.kubeconfig);
+      text = readRegularFile(this.src.kubeconfig, MAX_KUBECONFIG, 'kubeconfig');
     } catch {
       return 'unreadable';
     }
     const hash = createHash('sha256').update(text);
-    const tokenFile = tokenFileOf(text.toString('utf8'), this.src.context, dirname(resolve(this.src.kubeconfig)));
+    const tokenFile = tokenFileOf(text, this.src.context, dirname(resolve(this.src.kubeconfig)));
     if (tokenFile !== undefined) {
       hash.update(`\0${tokenFile}\0`);
       try {
-        hash.update(readFileSync(tokenFile));
+        hash.update(readRegularFile(tokenFile, MAX_KUBECONFIG, 'token file'));
       } catch {
         hash.update('unreadable');
       }

@@ -1,6 +1,7 @@
 // Loading the configuration: YAML in, a validated Config out, or errors that name the file,
 // the field and what is wrong. Nothing starts on a half-valid file.
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
+import { readRegularFile, UnreadableFile } from '../regular-file.js';
 import { dirname, resolve } from 'node:path';
 import { parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
@@ -130,15 +131,20 @@ function isFile(p: string): boolean {
   }
 }
 
+/** Largest configuration file read (one with every cluster written out is a few KiB). */
+export const MAX_CONFIG_FILE = 16 * 1024 * 1024;
+
 /** Reads and validates a YAML configuration file. Throws ConfigError. */
 export function loadConfig(path: string): Config {
   const file = resolve(path);
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    // Only a regular file: a FIFO would hold a reload, and every query with it, until written to.
+    text = readRegularFile(file, MAX_CONFIG_FILE, 'configuration file');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file (give its path with --config)' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'a directory, not a file' : (code ?? (e as Error).message);
+    if (!(e instanceof UnreadableFile)) throw e;
+    const code = e.code;
+    const why = code === 'ENOENT' ? 'no such file (give its path with --config)' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'a directory, not a file' : code ? code : e.detail;
     throw new ConfigError(file, [`cannot read the file: ${why}`]);
   }
   const doc = parseDocument(text, { prettyErrors: true });

@@ -1,7 +1,8 @@
 // Member-cluster credentials other than a bearer token, as a kubeconfig says: a client
 // certificate (mutual TLS) and an exec credential plugin. The fake API server verifies client
 // certificates against its CA, the way kube-apiserver does with --client-ca-file.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -90,6 +91,27 @@ describe('kube source: client certificate and exec plugin credentials', () => {
     await eventually(() => r.answer(web), same(['192.0.2.4']), 'synced again with the rotated token');
     expect(server.requestLog.some((q) => q.token === 'token-two' && q.status === 200)).toBe(true);
     await eventually(() => r.health('east'), (h) => h === 'live', 'live again');
+  });
+
+  it('a token file replaced by a FIFO while serving: the log says why, and fedns keeps answering', async () => {
+    const tokenFile = join(dir(), 'fifo.token');
+    writeFileSync(tokenFile, 'token-one');
+    const withTokenFile = (s: FakeApiServer) => {
+      const kc = parse(s.kubeconfig()) as { users: { user: Record<string, unknown> }[] };
+      for (const u of kc.users) u.user = { 'token-file': tokenFile };
+      return stringify(kc);
+    };
+    const r = await run(withTokenFile, ['token-one']);
+    await eventually(() => r.answer(web), same(['192.0.2.1']), 'synced with the token file');
+    // A read of a FIFO waits for a writer: the check for a rotated token must not read it.
+    rmSync(tokenFile);
+    execFileSync('mkfifo', [tokenFile]);
+    server.tokens.clear();
+    server.endOpenWatches();
+    await eventually(() => r.fedns.federation.clusters.get('east')?.reason ?? '', (why) => /401/.test(why), 'the token rejected');
+    // The new kubeconfig is not loaded (the log says why); the old one is kept, and fedns answers.
+    await eventually(() => r.logs.some((l) => /not a regular file/.test(JSON.stringify(l))), (b) => b, 'the log names the FIFO');
+    expect(await r.answer(web)).toEqual(['192.0.2.1']);
   });
 
   it('an exec plugin that fails: its error is the health reason, and it is run again', async () => {

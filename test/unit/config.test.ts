@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -184,6 +185,16 @@ describe('configuration', () => {
 
   it('reports a missing file by name', () => {
     expect(() => loadConfig('/nonexistent/fedns.yaml')).toThrow(/\/nonexistent\/fedns\.yaml: cannot read the file: no such file \(give its path with --config\)/);
+  });
+
+  it('reads only a regular file: a FIFO (which a read would wait on for ever, reloads and queries with it) is refused by name', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedns-config-fifo-'));
+    try {
+      execFileSync('mkfifo', [join(dir, 'fedns.yaml')]);
+      expect(() => loadConfig(join(dir, 'fedns.yaml'))).toThrow(/fedns\.yaml: cannot read the file: not a regular file \(a FIFO\)/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
