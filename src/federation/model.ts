@@ -557,15 +557,22 @@ function mergeEndpoints(eps: HeadlessEndpoint[]): HeadlessEndpoint[] {
   // A service with a cluster IP has none: no map to merge them in.
   if (eps.length === 0) return [];
   const byName = new Map<string, HeadlessEndpoint>();
+  // Endpoints taken as their contribution made them; one is copied only when another merges into it.
+  const copies = new Set<HeadlessEndpoint>();
   for (const e of eps) {
     const id = `${e.host}.${e.cluster}`;
-    const cur = byName.get(id);
-    if (!cur) byName.set(id, { ...e, v4: [...e.v4], v6: [...e.v6] });
-    else {
-      cur.v4 = [...new Set([...cur.v4, ...e.v4])];
-      cur.v6 = [...new Set([...cur.v6, ...e.v6])];
-      cur.ports = unionPorts(cur.ports, e.ports);
+    let cur = byName.get(id);
+    if (!cur) {
+      byName.set(id, e);
+      continue;
     }
+    if (!copies.has(cur)) {
+      byName.set(id, (cur = { ...cur }));
+      copies.add(cur);
+    }
+    cur.v4 = [...new Set([...cur.v4, ...e.v4])];
+    cur.v6 = [...new Set([...cur.v6, ...e.v6])];
+    cur.ports = unionPorts(cur.ports, e.ports);
   }
   return [...byName.values()].sort((a, b) => (a.cluster + a.host).localeCompare(b.cluster + b.host));
 }

@@ -25,10 +25,6 @@ export interface RecordSettings extends ZoneNaming {
   cnameTtl?: number;
 }
 
-function addressSets(name: string, set: AddressSet, ttl: number): Map<number, RR[]> {
-  return addressRRsets(name, { v4: set.v4, v6: set.v6, ttl });
-}
-
 /**
  * A name holding only the addresses of `set`: without a locality it becomes an AddressNode, which
  * makes its records when asked; `rrsets` makes them for whoever builds the zone (CNAME chains
@@ -84,7 +80,8 @@ export function serviceNames(fs: FederatedService, topo: Topology, z: RecordSett
     }
   }
   const targets = fs.endpoints.map((e) => ({ name: endpointName(z, fs, e.cluster, e.host), ports: e.ports }));
-  fs.endpoints.forEach((e, i) => specs.push({ name: targets[i].name, rrsets: addressSets(targets[i].name, e, ttl) }));
+  // Held as addresses: a change to one endpoint of a big headless service leaves the others' nodes as they are.
+  fs.endpoints.forEach((e, i) => specs.push(new AddressSpec(targets[i].name, e, ttl)));
   // Past the bound before pairing (srvPairs), the pairing is not done: what it costs is the bound's to keep.
   const headless = fs.headless && fs.srvPairs <= MAX_SRV_RECORDS ? new HeadlessSrv(fs.ports, targets) : undefined;
   const records = fs.headless ? 2 * (headless?.count ?? fs.srvPairs) : 0;

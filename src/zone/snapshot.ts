@@ -73,6 +73,34 @@ function changedRecords(c: NodeChange): number {
   return removed.length + added.length;
 }
 
+/**
+ * The values of `a` not in `b` (lists of distinct values). Address lists of one name before and after a change mostly agree
+ * at both ends (they are sorted, and one endpoint comes or goes): those ends are passed over, and
+ * only what lies between them is looked up.
+ */
+function notInList(a: readonly string[], b: readonly string[]): string[] {
+  let start = 0;
+  while (start < a.length && start < b.length && a[start] === b[start]) start++;
+  let endA = a.length;
+  let endB = b.length;
+  while (endA > start && endB > start && a[endA - 1] === b[endB - 1]) {
+    endA--;
+    endB--;
+  }
+  if (start === endA) return [];
+  if (endB - start <= 8) {
+    const out: string[] = [];
+    for (let i = start; i < endA; i++) {
+      let found = false;
+      for (let j = start; j < endB && !found; j++) found = a[i] === b[j];
+      if (!found) out.push(a[i]);
+    }
+    return out;
+  }
+  const have = new Set(b.slice(start, endB));
+  return a.slice(start, endA).filter((x) => !have.has(x));
+}
+
 /** How many of `a` are not in `b` (as missing() counts records of one type and TTL). */
 function notIn(a: readonly string[], b: readonly string[]): number {
   if (sameList(a, b)) return 0;
@@ -101,8 +129,7 @@ function listedNow(c: NodeChange): ListedChange {
     const name = after.name;
     const { ttl } = after;
     const push = (out: RR[], type: number, from: readonly string[], other: readonly string[]) => {
-      const have = new Set(other);
-      for (const data of from) if (!have.has(data)) out.push({ name, type, ttl, data });
+      for (const data of notInList(from, other)) out.push({ name, type, ttl, data });
     };
     push(removed, RRType.A, before.v4, after.v4);
     push(removed, RRType.AAAA, before.v6, after.v6);
@@ -446,10 +473,12 @@ export class ZoneBuilder {
     let size = 0;
     for (const c of this.changed.values()) {
       if (c.before === c.after) continue;
-      const n = changedRecords(c);
-      if (n === 0) continue;
       const held = (c.before?.recordCount ?? 0) + (c.after?.recordCount ?? 0);
-      nodes.push(held > n + LAZY_SLACK ? listedNow(c) : c);
+      // A big name is listed to be counted; kept as listed when that holds far less than its nodes.
+      const listed = held > LAZY_SLACK ? listedNow(c) : undefined;
+      const n = listed ? listed.removed.length + listed.added.length : changedRecords(c);
+      if (n === 0) continue;
+      nodes.push(listed && held > n + LAZY_SLACK ? listed : c);
       size += n;
     }
     this.changed.clear();

@@ -440,6 +440,28 @@ describe('rebuilding many services', () => {
 });
 
 describe('names held as their addresses', () => {
+  it('a headless service\'s endpoint names are held as addresses: an endpoint\'s change leaves the others\' nodes as they are', () => {
+    const { fed, ask } = federation();
+    const c = fed.addCluster(settings('a', { addressMode: 'endpoints', zones: ['z1'] }));
+    const eps = [{ addr: '10.0.0.1' }, { addr: '10.0.0.2' }, { addr: '10.0.0.3' }];
+    seed(c, [svc('h', [], { headless: true }), slice('h', eps)]);
+    const first = fed.rebuild();
+    const endpoint = (a: string) => nameKey(`${a.replaceAll('.', '-')}.a.h.ns.fed.svc.example.com.`);
+    for (const a of ['10.0.0.1', '10.0.0.2', '10.0.0.3']) expect(first.names.get(endpoint(a))).toBeInstanceOf(AddressNode);
+    c.upsert('EndpointSlice', slice('h', eps.slice(0, 2)));
+    c.flush();
+    const after = fed.rebuild();
+    expect(after.names.get(endpoint('10.0.0.1'))).toBe(first.names.get(endpoint('10.0.0.1')));
+    expect(after.names.get(endpoint('10.0.0.2'))).toBe(first.names.get(endpoint('10.0.0.2')));
+    expect(after.names.get(endpoint('10.0.0.3'))).toBeUndefined();
+    expect(addrs(ask('10-0-0-2.a.h.ns.fed.svc.example.com.', RRType.A))).toEqual(['10.0.0.2']);
+    // The SRV answers carry the endpoints that are left, with their addresses.
+    const srv = ask('_http._tcp.h.ns.fed.svc.example.com.', RRType.SRV);
+    expect(srv.answers.map((r) => (r.data as { target: string }).target).sort()).toEqual(['10-0-0-1.a.h.ns.fed.svc.example.com.', '10-0-0-2.a.h.ns.fed.svc.example.com.']);
+    expect(srv.additionals.map((r) => r.data).sort()).toEqual(['10.0.0.1', '10.0.0.2']);
+    fed.close();
+  });
+
   it('regional and zonal names keep only their addresses and answer, transfer and change as the records they stand for', () => {
     const { fed, ask } = federation();
     const c = fed.addCluster(settings('a', { addressMode: 'endpoints', zones: ['z1', 'z2'] }));

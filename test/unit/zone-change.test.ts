@@ -98,6 +98,26 @@ describe('a published change', () => {
     expect(texts(kept[3].removed)).toEqual([`${srvName}\t30\tIN\tSRV\t0 1 10076 ${NAME}`, `${NAME}\t30\tIN\tA\t10.1.0.3`]);
   });
 
+  it('of a big name held as addresses lists exactly what left and came, however the lists moved', () => {
+    let seed = 7;
+    const r = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+    const b = readyBuilder();
+    let now = Array.from({ length: 200 }, (_, i) => `10.0.${i >> 8}.${i & 255}`);
+    publish(b, [addresses(now)]);
+    for (let round = 0; round < 50; round++) {
+      const next = now.filter(() => r() > 0.05);
+      for (let k = Math.floor(r() * 4); k > 0; k--) next.splice(Math.floor(r() * next.length), 0, `10.1.${round}.${k}`);
+      if (r() < 0.3) next.reverse();
+      const { change } = publish(b, [addresses(next)]);
+      const gone = now.filter((a) => !next.includes(a));
+      const came = next.filter((a) => !now.includes(a));
+      expect(change.size, `round ${round}`).toBe(gone.length + came.length);
+      expect(change.removed.map((x) => x.data).sort(), `round ${round}`).toEqual(gone.sort());
+      expect(change.added.map((x) => x.data).sort(), `round ${round}`).toEqual(came.sort());
+      now = next;
+    }
+  });
+
   it('lists names with other records (SRV, CNAME) and a name that stops being held as addresses', () => {
     const b = readyBuilder();
     const srvName = `_http._tcp.${NAME}`;
