@@ -1,6 +1,6 @@
 // Loading the configuration: YAML in, a validated Config out, or errors that name the file,
 // the field and what is wrong. Nothing starts on a half-valid file.
-import { statSync } from 'node:fs';
+import { accessSync, constants, statSync } from 'node:fs';
 import { readRegularFile, UnreadableFile } from '../regular-file.js';
 import { dirname, resolve } from 'node:path';
 import { parseDocument, type Document } from 'yaml';
@@ -99,7 +99,11 @@ export function buildConfig(raw: unknown, file: string, baseDir: string): Config
       if (!isFile(src.kubeconfig)) problems.push(`clusters[${i}].source.kubeconfig: file ${src.kubeconfig} not found`);
     }
   });
-  if (c.transfer.serialFile) c.transfer.serialFile = resolve(baseDir, c.transfer.serialFile);
+  if (c.transfer.serialFile) {
+    c.transfer.serialFile = resolve(baseDir, c.transfer.serialFile);
+    const why = serialFileProblem(c.transfer.serialFile);
+    if (why) problems.push(`transfer.serialFile: ${why}`);
+  }
   if (problems.length) throw new ConfigError(file, problems);
   if (c.nameservers.length === 0) {
     const host = c.listen[0].host;
@@ -113,6 +117,23 @@ export function buildConfig(raw: unknown, file: string, baseDir: string): Config
     rname: c.soa.rname ?? `hostmaster.${c.domain}`,
   };
   return { ...c, soa, file };
+}
+
+/**
+ * Why the serial cannot be kept at `path`, or undefined: it is written beside itself and renamed
+ * into place, so its directory must be one fedns can write, and the path no directory. Without
+ * it, a restart could go back to a serial secondaries already hold.
+ */
+function serialFileProblem(path: string): string | undefined {
+  const dir = dirname(path);
+  if (!isDir(dir)) return `directory ${dir} not found; create it, or name a file in a directory that exists`;
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch {
+    return `directory ${dir} cannot be written by fedns; the serial is written there (make it writable, or choose another)`;
+  }
+  if (isDir(path)) return `${path} is a directory; name a file`;
+  return undefined;
 }
 
 function isDir(p: string): boolean {

@@ -183,6 +183,13 @@ describe('configuration', () => {
     expect(errorsOf(lol.join('\n'))).toEqual([expect.stringMatching(/^YAML: .*alias.*; use fewer aliases \(\*name\) or write the values out$/)]);
   });
 
+  it('refuses a transfer.serialFile that cannot be kept: no such directory, or a directory itself', () => {
+    expect(errorsOf('transfer: { serialFile: /nonexistent/dir/serial }')).toEqual([
+      'transfer.serialFile: directory /nonexistent/dir not found; create it, or name a file in a directory that exists',
+    ]);
+    expect(errorsOf(`transfer: { serialFile: ${tmpdir()} }`)).toEqual([`transfer.serialFile: ${tmpdir()} is a directory; name a file`]);
+  });
+
   it('reports a missing file by name', () => {
     expect(() => loadConfig('/nonexistent/fedns.yaml')).toThrow(/\/nonexistent\/fedns\.yaml: cannot read the file: no such file \(give its path with --config\)/);
   });
