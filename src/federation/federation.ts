@@ -12,6 +12,7 @@ import { nextSerial, ZoneBuilder, type ApexSettings, type ZoneChange, type ZoneS
 import type { Logger } from 'pino';
 import { HostnameAddresses, type ResolveHostname } from './hostnames.js';
 import { IgnoredInputs } from './ignored.js';
+import { ThrottledLog } from '../throttled-log.js';
 import { federate, MAX_SRV_RECORDS, type FederatedService, type FederationPolicy } from './model.js';
 import { clusterIds, clusterSetIp, clusterSetNames, clusterSetPolicy, hasReadyBackend, type ClusterSetIp } from './clusterset.js';
 import { dnsVersionName, MCS_DNS_SCHEMA_VERSION, type ClusterSetNaming } from '../zone/names.js';
@@ -69,6 +70,9 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
   private hostnames?: HostnameAddresses;
   /** Tenant-written values not used, counted per reason and logged rate-limited. */
   readonly ignored: IgnoredInputs;
+  /** Services whose rebuild threw (a defect): their names kept, marked stale. */
+  rebuildErrors = 0;
+  private readonly failures?: ThrottledLog;
   /** Service -> its names left out for being longer than 255 bytes (explain, check). */
   private readonly omitted = new Map<string, string[]>();
   /** Service -> the SRV records it would have had, for services past MAX_SRV_RECORDS in either zone. */
@@ -90,6 +94,7 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
   ) {
     super();
     this.ignored = new IgnoredInputs(log);
+    this.failures = log && new ThrottledLog(log);
     this.builder = new ZoneBuilder(settings.apex, settings.initialSerial);
     this.current = this.builder.snapshotNow;
     this.configureClusterSet(undefined);
@@ -317,7 +322,7 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     for (const key of this.dirty.take()) {
       if (key !== null) {
         services++;
-        this.rebuildService(key, cs);
+        this.rebuildGuarded(key, cs);
       }
       if (spent()) break;
     }
@@ -334,7 +339,7 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
       }
       for (const key of again) {
         services++;
-        this.rebuildService(key, cs);
+        this.rebuildGuarded(key, cs);
       }
     }
     // Ready (NXDOMAIN for what is not there) once a cluster has synced and everything its sync
@@ -374,6 +379,22 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
       this.changeTimes.clear();
     }
     return this.current;
+  }
+
+  /**
+   * rebuildService, for one service: should it throw (a defect fedns has, met by some tenant's
+   * data), the service keeps the names it had, marked stale (EDE 3) until a change rebuilds it,
+   * it is counted and logged, and every other service is built and published as usual.
+   */
+  private rebuildGuarded(key: string, cs: ClusterSetZone | undefined): void {
+    try {
+      this.rebuildService(key, cs);
+    } catch (e) {
+      this.rebuildErrors++;
+      this.failures?.error('rebuild', { err: e, service: key }, 'cannot build the names of a service; they answer as before, marked stale, until its next change');
+      this.builder.markStale(key);
+      cs?.builder.markStale(key);
+    }
   }
 
   /** Builds one service's names in both zones (none: it has none any more). */

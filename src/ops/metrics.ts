@@ -142,6 +142,7 @@ export class Metrics {
     mirror('fedns_answer_cache_hits_total', 'Answers served from encoded bytes already in the answer cache', () => responder().hits);
     mirror('fedns_answer_cache_misses_total', 'Answers that had to be encoded', () => responder().misses);
     mirror('fedns_answer_errors_total', 'Exceptions while answering a query (a bug; each was answered SERVFAIL)', () => responder().errors);
+    mirror('fedns_rebuild_errors_total', 'Exceptions while building a service\'s names (a bug; the service answered as before, marked stale)', () => federation().rebuildErrors);
     const trafficSeen = new Map<string, number>();
     new Counter({
       name: 'fedns_policy_answers_total',

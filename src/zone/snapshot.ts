@@ -420,6 +420,23 @@ export class ZoneBuilder {
     else this.owned.delete(owner);
   }
 
+  /**
+   * Marks the names `owner` holds as built from stale data (EDE 3), records unchanged: for an
+   * owner whose new data could not be made into names, so that what it served before is not
+   * served as current.
+   */
+  markStale(owner: string): void {
+    const keys = this.owned.get(owner);
+    if (!keys) return;
+    const m = this.map;
+    for (const key of keys) {
+      const node = m.get(key);
+      if (node && node.owner === owner && !node.stale) m.set(node.asStale());
+    }
+    // Its placed nodes are replaced: looked up again on its next change.
+    this.placed.delete(owner);
+  }
+
   private ancestorsOf(keys: string[]): Set<string> {
     const out = new Set<string>();
     for (const key of keys) {

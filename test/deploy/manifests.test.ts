@@ -251,7 +251,12 @@ describe('config/deploy manifests', () => {
         }
       }
       const file = join(root, posix.relative(EMBEDDED.mountPath, EMBEDDED.path));
-      const config = buildConfig(parse(readFileSync(file, 'utf8')), file, root);
+      const raw = parse(readFileSync(file, 'utf8'));
+      // The serial file's volume (mounted at its directory in the pod), laid out under root too.
+      const serialDir = join(root, posix.dirname(raw.transfer.serialFile));
+      mkdirSync(serialDir, { recursive: true });
+      raw.transfer.serialFile = join(serialDir, posix.basename(raw.transfer.serialFile));
+      const config = buildConfig(raw, file, root);
       expect(config.clusters.length).toBeGreaterThan(0);
       for (const c of config.clusters) expect(c.source.type, `cluster ${c.name}`).toBe('kube');
       expect(config.nameservers.every((n) => n.addresses.length > 0)).toBe(true);

@@ -14,6 +14,7 @@ import { ZoneBuilder, type ZoneChange, type ZoneSnapshot } from '../../src/zone/
 import { rrText } from '../../src/wire/records.js';
 import { seed, slice, svc, testFederationSettings } from '../support/federation.js';
 import { serviceNames } from '../../src/federation/service-records.js';
+import { captureLogs } from '../transfer/harness.js';
 
 function federation(policy: Partial<FederationPolicy> = {}): { fed: Federation; ask: (n: string, t: number, o?: Parameters<typeof encodeQuery>[2], tr?: 'udp' | 'tcp') => Message } {
   const fed = new Federation(testFederationSettings(policy));
@@ -437,6 +438,47 @@ describe('rebuilding many services', () => {
     expect([...rcodes].sort()).toEqual([Rcode.NOERROR, Rcode.SERVFAIL]);
     fed.close();
   }, 60_000);
+});
+
+describe('a service whose names cannot be built', () => {
+  it('answers as before, marked stale (EDE 3), is counted and logged, and every other service goes on', () => {
+    const logs = captureLogs('debug');
+    const fed = new Federation(testFederationSettings(), logs.log);
+    const responder = new Responder(() => fed.snapshot);
+    const ask = (n: string) => decodeMessage(responder.answer(encodeQuery(n, RRType.A, { edns: {} }), 'udp')!);
+    const c = fed.addCluster(settings('a', { addressMode: 'endpoints' }));
+    seed(c, [svc('bad', []), slice('bad', [{ addr: '10.0.0.1' }]), svc('good', []), slice('good', [{ addr: '10.0.1.1' }])]);
+    fed.rebuild();
+    // A defect met by some tenant's data, stood in for by a rebuild that throws for one service.
+    const builder = fed as unknown as { rebuildService: (key: string, cs: unknown) => void };
+    const inner = builder.rebuildService.bind(fed);
+    let failing = true;
+    builder.rebuildService = (key, cs) => {
+      if (failing && key === 'ns/bad') throw new Error('injected');
+      inner(key, cs);
+    };
+    c.upsert('EndpointSlice', slice('bad', [{ addr: '10.0.0.2' }]));
+    c.upsert('EndpointSlice', slice('good', [{ addr: '10.0.1.2' }]));
+    c.flush();
+    expect(() => fed.rebuild()).not.toThrow();
+    const bad = ask('bad.ns.fed.example.com.');
+    expect(addrs(bad)).toEqual(['10.0.0.1']);
+    expect(bad.edns?.options).toEqual([{ code: EdnsOption.EDE, data: Buffer.from([0, 3]) }]);
+    const good = ask('good.ns.fed.example.com.');
+    expect(addrs(good)).toEqual(['10.0.1.2']);
+    expect(good.edns?.options ?? []).toEqual([]);
+    expect(fed.rebuildErrors).toBe(1);
+    expect(logs.records.some((r) => r.level === 50 && r.service === 'ns/bad')).toBe(true);
+    // Its next change builds it again: current, not stale.
+    failing = false;
+    c.upsert('EndpointSlice', slice('bad', [{ addr: '10.0.0.3' }]));
+    c.flush();
+    fed.rebuild();
+    const fixed = ask('bad.ns.fed.example.com.');
+    expect(addrs(fixed)).toEqual(['10.0.0.3']);
+    expect(fixed.edns?.options ?? []).toEqual([]);
+    fed.close();
+  });
 });
 
 describe('names held as their addresses', () => {
