@@ -13,7 +13,7 @@ import { ResponseRateLimiter, type RateLimitSettings } from './server/rrl.js';
 import { Responder, type QueryObserver } from './server/responder.js';
 import { Federation, type FederationSettings } from './federation/federation.js';
 import { parseLabelSelector } from './federation/selector.js';
-import { dnsResolver } from './federation/hostnames.js';
+import { dnsResolver, type ResolveHostname } from './federation/hostnames.js';
 import { typeName, rcodeName } from './wire/constants.js';
 import { Metrics } from './ops/metrics.js';
 import { readRegularFile } from './regular-file.js';
@@ -214,6 +214,17 @@ export function registerSource(type: string, factory: SourceFactory): void {
   sourceFactories[type] = factory;
 }
 
+/**
+ * A reload whose new configuration is in force (listeners, identity, limits, zone settings), but
+ * whose application to the clusters failed part way: what runs is neither file. A restart applies
+ * the file whole.
+ */
+export class ReloadIncomplete extends Error {
+  constructor(override readonly cause: unknown) {
+    super(`the new configuration is in force, but applying it to the clusters failed: ${cause instanceof Error ? cause.message : String(cause)}`);
+  }
+}
+
 /** What the responder takes from the configuration (Fedns.responderSettings). */
 interface ResponderSettings {
   queryAcl: Responder['queryAcl'];
@@ -374,6 +385,8 @@ export class Fedns {
   }
 
   private clientMapPending = false;
+  /** The last reload stopped once its configuration was in force (ReloadIncomplete): the next applies every cluster setting. */
+  private incomplete = false;
 
   /** Rebuilds the client map once the current burst of changes (learned networks, topology) is over. */
   private clientsChanged(): void {
@@ -485,6 +498,11 @@ export class Fedns {
     const applyRateLimit = this.prepareRateLimit(next);
     const nextSettings = federationSettings(next);
     const nextClusterSettings = new Map(next.clusters.map((cl) => [cl.name, clusterSettings(next, cl)]));
+    // After a reload that stopped part way, the running configuration is not what the clusters
+    // run: every setting of the clusters' part is applied again, changed or not.
+    const force = this.incomplete;
+    const hostnamesChanged = force || JSON.stringify(prev.hostnames) !== JSON.stringify(next.hostnames);
+    const resolver = hostnamesChanged ? dnsResolver(next.hostnames.resolvers) : undefined;
     for (const cl of next.clusters) if (!sourceFactories[cl.source.type]) throw new Error(`cluster ${cl.name}: no source for type ${cl.source.type}`);
     // Listeners next, all or nothing: a new ops address opens before the DNS listeners move, and
     // if either cannot open, the running listeners stay as they are.
@@ -554,10 +572,30 @@ export class Fedns {
     // Every listener uses one UDP path, chosen at start.
     if (next.udp.batch !== prev.udp.batch) this.log.warn({ udp: this.dns.udpPath.path }, 'udp.batch changed: it takes effect at the next restart');
     if (next.log.level !== prev.log.level) this.log.warn({ running: prev.log.level, configured: next.log.level }, 'log.level changed: it takes effect at the next restart');
-    const policyChanged = prev.selection.policy !== next.selection.policy;
-    const toExported = policyChanged && next.selection.policy === 'exported';
+    const policyChanged = force || prev.selection.policy !== next.selection.policy;
+    const toExported = prev.selection.policy !== next.selection.policy && next.selection.policy === 'exported';
     // The clusters' part applies settings built above; from here the reload is in force.
     this.config = next;
+    this.incomplete = true;
+    try {
+      await this.reloadClusters(prev, next, nextClusterSettings, nextSettings, resolver, policyChanged && !toExported, force);
+    } catch (e) {
+      throw new ReloadIncomplete(e);
+    }
+    this.incomplete = false;
+    this.log.info({ file: next.file, clusters: next.clusters.length }, 'configuration reloaded');
+  }
+
+  /** The part of a reload that applies to the clusters, once the new configuration is in force. */
+  private async reloadClusters(
+    prev: Config,
+    next: Config,
+    nextClusterSettings: Map<string, ClusterSettings>,
+    nextSettings: FederationSettings,
+    resolver: ResolveHostname | undefined,
+    applyPolicyAfter: boolean,
+    force: boolean,
+  ): Promise<void> {
     // Everything that changes answers is applied before the next rebuild, all at once.
     const nextByName = new Map(next.clusters.map((c) => [c.name, c]));
     const prevByName = new Map(prev.clusters.map((c) => [c.name, c]));
@@ -576,13 +614,12 @@ export class Fedns {
       else if (learnsNetworks(cl) !== learnsNetworks(prevByName.get(cl.name)))
         void Promise.resolve(running.source.setLearnNetworks?.(learnsNetworks(cl))).catch((e: unknown) => this.log.error({ err: e, cluster: cl.name }, 'cannot apply clientNetworks'));
     }
-    if (JSON.stringify(prev.hostnames) !== JSON.stringify(next.hostnames))
-      this.federation.resolveHostnames(dnsResolver(next.hostnames.resolvers), next.hostnames.refresh, this.log.child({ component: 'hostnames' }));
+    if (resolver) this.federation.resolveHostnames(resolver, next.hostnames.refresh, this.log.child({ component: 'hostnames' }));
     // Zone-wide settings rebuild every service; a reload that leaves them alone costs nothing.
-    if (JSON.stringify(nextSettings) !== JSON.stringify(federationSettings(prev))) this.federation.reconfigure(nextSettings);
+    if (force || JSON.stringify(nextSettings) !== JSON.stringify(federationSettings(prev))) this.federation.reconfigure(nextSettings);
     for (const cl of next.clusters) if (!this.sources.has(cl.name)) this.startCluster(cl);
     this.federation.rebuildSoon();
-    if (policyChanged && !toExported) await this.applyPolicy(next.selection.policy);
+    if (applyPolicyAfter) await this.applyPolicy(next.selection.policy);
     for (const name of gone) await this.stopCluster(name);
     for (const cl of replaced) {
       const old = this.sources.get(cl.name)!;
@@ -591,7 +628,6 @@ export class Fedns {
       this.log.info({ cluster: cl.name }, 'cluster source settings changed; reading the cluster anew, serving its last data meanwhile');
       this.startSource(cl, this.federation.clusters.get(cl.name)!);
     }
-    this.log.info({ file: next.file, clusters: next.clusters.length }, 'configuration reloaded');
   }
 
   async stop(graceMs = 2000): Promise<void> {

@@ -7,7 +7,7 @@ import { Command, Option } from 'commander';
 import { ConfigError, loadConfig, MAX_CONFIG_FILE, type Config } from './config/load.js';
 import { readRegularFile } from './regular-file.js';
 import { LOG_LEVELS } from './config/schema.js';
-import { clientMap, Fedns, loadFederation, rateLimitSummary, transferPolicy } from './app.js';
+import { clientMap, Fedns, loadFederation, rateLimitSummary, ReloadIncomplete, transferPolicy } from './app.js';
 import { createLogger } from './ops/log.js';
 import { ListenError } from './listen-error.js';
 import { chooseUdpPath, type UdpBatchMode } from './server/udp-batch.js';
@@ -69,12 +69,13 @@ program
     let reloading = Promise.resolve();
     // The text of the file as last loaded (or attempted): an edit announced twice (SIGHUP and the
     // file watcher, or a watcher that fires twice for one write) is applied once.
+    // Only after it was applied: touching a file whose reload failed (a port then in use) tries again.
     let lastText = readText(config.file);
     const reload = (why: string) => {
       reloading = reloading.then(async () => {
         const text = readText(config.file);
         if (why === 'file changed' && text !== undefined && text === lastText) return;
-        lastText = text;
+        lastText = undefined;
         let next: Config;
         try {
           next = loadConfig(config.file);
@@ -85,10 +86,13 @@ program
         }
         try {
           await server.reload(next);
+          lastText = text;
           server.metrics.configReload('applied');
           warnIfNoClusters(next);
         } catch (e) {
-          log.error({ ...(e instanceof ListenError ? listenFields(e) : { err: e }), reason: why }, 'reload failed; keeping the running configuration');
+          if (e instanceof ReloadIncomplete)
+            log.error({ err: e.cause, reason: why }, 'reload applied in part: the new configuration is in force, but not yet to every cluster; restart fedns to apply it whole');
+          else log.error({ ...(e instanceof ListenError ? listenFields(e) : { err: e }), reason: why }, 'reload failed; keeping the running configuration');
           server.metrics.configReload('failed');
         }
       });

@@ -151,8 +151,11 @@ function listManifests(dir: string): string[] {
   const out: string[] = [];
   for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
     const p = join(dir, entry.name);
+    // Hidden entries are skipped, directories too: a ConfigMap mount keeps its files in
+    // "..2026_01_01..." behind the names it shows, which would read each manifest twice.
+    if (entry.name.startsWith('.')) continue;
     if (entry.isDirectory()) pushAll(out, listManifests(p));
-    else if (MANIFEST.test(entry.name) && !entry.name.startsWith('.')) out.push(p);
+    else if (MANIFEST.test(entry.name)) out.push(p);
   }
   return out;
 }
@@ -212,7 +215,7 @@ function fingerprint(dir: string): string {
 /** `dir` and every directory below it. */
 function listDirs(dir: string): string[] {
   const out = [dir];
-  for (const entry of readdirSync(dir, { withFileTypes: true })) if (entry.isDirectory()) pushAll(out, listDirs(join(dir, entry.name)));
+  for (const entry of readdirSync(dir, { withFileTypes: true })) if (entry.isDirectory() && !entry.name.startsWith('.')) pushAll(out, listDirs(join(dir, entry.name)));
   return out;
 }
 

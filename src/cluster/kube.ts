@@ -235,7 +235,7 @@ function checkReadable(path: string, max: number, what: string): void {
 /** An UnreadableFile in the words of the kubeconfig's errors ("kubeconfig PATH is not a regular file"). */
 function readableError(e: unknown, what: string): unknown {
   if (!(e instanceof UnreadableFile)) return e;
-  return new Error(e.code ? `${what} ${e.path}: ${e.problem}` : `${what} ${e.path} is ${e.problem}`);
+  return new Error(e.code ? `${what} ${e.path}: ${e.problem}` : `${what} ${e.path} is ${e.detail}`);
 }
 
 /** Loads a client configuration as the cluster's `source:` describes it. */

@@ -101,8 +101,11 @@ export function buildConfig(raw: unknown, file: string, baseDir: string): Config
   });
   if (c.transfer.serialFile) {
     c.transfer.serialFile = resolve(baseDir, c.transfer.serialFile);
-    const why = serialFileProblem(c.transfer.serialFile);
-    if (why) problems.push(`transfer.serialFile: ${why}`);
+    // With mcs, the clusterset zone's serial is kept beside it, in serialFile + ".mcs".
+    for (const path of c.mcs.enabled ? [c.transfer.serialFile, `${c.transfer.serialFile}.mcs`] : [c.transfer.serialFile]) {
+      const why = serialFileProblem(path);
+      if (why) problems.push(`transfer.serialFile: ${why}`);
+    }
   }
   if (problems.length) throw new ConfigError(file, problems);
   if (c.nameservers.length === 0) {
@@ -126,14 +129,25 @@ export function buildConfig(raw: unknown, file: string, baseDir: string): Config
  */
 function serialFileProblem(path: string): string | undefined {
   const dir = dirname(path);
-  if (!isDir(dir)) return `directory ${dir} not found; create it, or name a file in a directory that exists`;
+  if (!isDir(dir)) return `${exists(dir) ? `${dir} is not a directory` : `directory ${dir} not found`}; create it, or name a file in a directory that exists`;
   try {
     accessSync(dir, constants.W_OK);
   } catch {
     return `directory ${dir} cannot be written by fedns; the serial is written there (make it writable, or choose another)`;
   }
   if (isDir(path)) return `${path} is a directory; name a file`;
+  // It is replaced by a regular file on every save: a FIFO or a device there (/dev/null) would be.
+  if (exists(path) && !isFile(path)) return `${path} is not a regular file (it would be replaced by one); name a file`;
   return undefined;
+}
+
+function exists(p: string): boolean {
+  try {
+    statSync(p);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function isDir(p: string): boolean {

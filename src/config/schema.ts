@@ -122,6 +122,20 @@ const listenAddress = z.string().transform((s, ctx) => {
 
 const ipAddress = z.string().refine((s) => isAddress(s) !== 0, 'must be an IPv4 or IPv6 address');
 
+/**
+ * A DNS server to send queries to: IP, or IP:PORT with a port from 1 (port 0 is no server, and
+ * Node.js's resolver aborts the process on it), written as Node.js's resolver takes it.
+ */
+const resolverAddress = z.string().transform((s, ctx) => {
+  if (isAddress(s) !== 0) return s;
+  const r = s === s.trim() ? parseListen(s) : `"${s}" has spaces around it`;
+  if (typeof r === 'string' || r.port === 0) {
+    ctx.addIssue({ code: 'custom', message: `must be IP or IP:PORT with a port from 1 to 65535 (write IPv6 as [2001:db8::1]:53)${typeof r === 'string' ? `: ${r}` : ''}` });
+    return z.NEVER;
+  }
+  return isAddress(r.host) === 6 ? `[${r.host}]:${r.port}` : `${r.host}:${r.port}`;
+});
+
 export const AddressMode = z.enum(['loadBalancer', 'endpoints']);
 export type AddressMode = z.infer<typeof AddressMode>;
 
@@ -315,9 +329,7 @@ export const configSchema = z
         /** Each refresh looks every hostname up again: under a second it floods the resolvers. */
         refresh: duration().pipe(z.number().min(1, 'must be at least 1s (each refresh looks up every load-balancer hostname again)')).default(30),
         /** DNS servers to resolve them with ("192.0.2.1", "192.0.2.1:5353", "[2001:db8::1]:53"); default: the system's. */
-        resolvers: z
-          .array(z.string().refine((s) => isAddress(s) !== 0 || typeof parseListen(s) !== 'string', 'must be IP or IP:PORT'))
-          .default([]),
+        resolvers: z.array(resolverAddress).default([]),
       })
       .prefault({}),
     /**

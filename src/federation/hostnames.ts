@@ -1,6 +1,7 @@
 // Load balancers that publish a hostname (status.loadBalancer.ingress[].hostname, as AWS ELBs
 // do) instead of an IP. Federation v1 resolved them once and served the result forever; fedns
 // re-resolves every hostname periodically and rebuilds the services whose addresses moved.
+import { isIP } from 'node:net';
 import { Resolver } from 'node:dns/promises';
 import type { Logger } from 'pino';
 
@@ -24,6 +25,10 @@ const EXAMPLES = 5;
 /** Resolution through DNS servers (IP or IP:port), or the system's when none are given. */
 export function dnsResolver(servers: string[]): ResolveHostname {
   const r = new Resolver({ timeout: 2000, tries: 2 });
+  // Port 0 fails an assertion inside Node.js's resolver, which aborts the process rather than
+  // throw: refused here too, whoever calls (the configuration refuses it first).
+  const zero = servers.find((s) => /:0+$/.test(s) && isIP(s) === 0);
+  if (zero !== undefined) throw new Error(`resolver ${zero}: port 0 is no DNS server`);
   if (servers.length) r.setServers(servers);
   return async (hostname) => {
     const results = await Promise.allSettled([r.resolve4(hostname), r.resolve6(hostname)]);

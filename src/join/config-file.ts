@@ -7,11 +7,11 @@
 // equal the Document API's result, otherwise the Document API's own output is used. Either
 // way the result is validated with buildConfig before anything is written, and it is written
 // atomically (temp file in the same directory + rename).
-import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { Document, YAMLMap, YAMLSeq, isMap, isScalar, isSeq, parseDocument, type Node, type Pair } from 'yaml';
-import { ConfigError, buildConfig, documentValue, type Config } from '../config/load.js';
+import { ConfigError, MAX_CONFIG_FILE, buildConfig, documentValue, type Config } from '../config/load.js';
+import { readRegularFile, UnreadableFile } from '../regular-file.js';
 import { configSchema } from '../config/schema.js';
 
 /** What `fedns join` puts in clusters[]. */
@@ -45,10 +45,11 @@ export interface RawCluster {
 
 export function readConfigText(file: string): string {
   try {
-    return readFileSync(file, 'utf8');
+    // As serve reads it: a regular file, of a bounded size (a FIFO would wait for ever, /dev/zero never end).
+    return readRegularFile(file, MAX_CONFIG_FILE, 'configuration file');
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-    throw new ConfigError(file, [`cannot read the file (${code}); give the configuration with --config FILE`]);
+    const why = e instanceof UnreadableFile ? (e.code ?? e.detail) : (e as Error).message;
+    throw new ConfigError(file, [`cannot read the file (${why}); give the configuration with --config FILE`]);
   }
 }
 

@@ -92,8 +92,8 @@ describe('fedns check', () => {
     const withToken = (file: string) =>
       `apiVersion: v1\nkind: Config\nclusters: [{ name: b, cluster: { server: "https://127.0.0.1:6443" } }]\ncontexts: [{ name: bravo, context: { cluster: b, user: u } }]\nusers: [{ name: u, user: { token-file: ${file} } }]\n`;
     cases.push(
-      ['a token file that is a FIFO', withToken('fifo'), /^ {4}cluster bravo: kubeconfig .*kc\.yaml: token-file .*\/fifo is not a regular file; it will not sync until this is fixed$/],
-      ['a token file that never ends', withToken('/dev/zero'), /^ {4}cluster bravo: kubeconfig .*kc\.yaml: token-file \/dev\/zero is not a regular file; it will not sync until this is fixed$/],
+      ['a token file that is a FIFO', withToken('fifo'), /^ {4}cluster bravo: kubeconfig .*kc\.yaml: token-file .*\/fifo is not a regular file \(a FIFO\); it will not sync until this is fixed$/],
+      ['a token file that never ends', withToken('/dev/zero'), /^ {4}cluster bravo: kubeconfig .*kc\.yaml: token-file \/dev\/zero is not a regular file \(a character device\); it will not sync until this is fixed$/],
     );
     for (const [what, text, warning] of cases) {
       const r = await check(kube, (dir) => {

@@ -5,12 +5,13 @@
  * result validates with buildConfig.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync, readdirSync, symlinkSync, lstatSync, chownSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { writeFileAtomic } from '../../src/atomic-file.js';
-import { addCluster, findCluster, kubeconfigRef, removeCluster, validateConfigText, type JoinEntry } from '../../src/join/config-file.js';
+import { addCluster, findCluster, kubeconfigRef, readConfigText, removeCluster, validateConfigText, type JoinEntry } from '../../src/join/config-file.js';
 import { DEMO_CONFIG, ROOT } from '../support/demo.js';
 
 const DEMO = readFileSync(DEMO_CONFIG, 'utf8');
@@ -142,6 +143,15 @@ describe('a configuration of aliases that expand without bound ("billion laughs"
     expect(() => removeCluster(text, file, 'delta')).toThrow(named);
     expect(() => findCluster(text, file, 'delta')).toThrow(named);
     expect(() => validateConfigText(text, file)).toThrow(named);
+  });
+});
+
+describe('reading the configuration file', () => {
+  it('reads only a regular file: a FIFO, which a read would wait on for ever, is refused by name', () => {
+    const fifo = join(dir, 'fifo.yaml');
+    execFileSync('mkfifo', [fifo]);
+    expect(() => readConfigText(fifo)).toThrow(/fifo\.yaml: cannot read the file \(not a regular file \(a FIFO\)\); give the configuration with --config FILE/);
+    expect(readConfigText(DEMO_CONFIG)).toBe(DEMO);
   });
 });
 

@@ -6,6 +6,7 @@ import { connect } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { buildConfig, type Config } from '../../src/config/load.js';
 import { ResponseRateLimiter } from '../../src/server/rrl.js';
+import { ReloadIncomplete } from '../../src/app.js';
 import { RRClass, RRType } from '../../src/wire/constants.js';
 import { decodeMessage, encodeQuery } from '../../src/wire/message.js';
 import { freePort } from '../support/peers.js';
@@ -71,6 +72,24 @@ describe('a reload that fails', () => {
         }),
     ],
   ];
+
+  it('that fails once the new configuration is in force says so (ReloadIncomplete), and the next reload applies it whole', async () => {
+    p = await startPrimary({ extra: { identity: { server: 'running' } } });
+    const next = edited(p, { identity: { server: 'changed' }, ttl: { default: 77 } });
+    vi.spyOn(p.fedns.federation, 'reconfigure').mockImplementationOnce(() => {
+      throw new Error('injected failure');
+    });
+    const failed = await p.fedns.reload(next).catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(ReloadIncomplete);
+    expect(String((failed as Error).message)).toMatch(/in force.*injected failure/);
+    expect(p.fedns.config).toBe(next);
+    expect(await idServer(p.port)).toBe('changed');
+    vi.restoreAllMocks();
+    // The same file again: what did not apply (the TTL, a zone-wide setting) applies now.
+    const again = edited(p, { identity: { server: 'changed' }, ttl: { default: 77 } });
+    await p.fedns.reload(again);
+    expect(p.fedns.federation.policy.defaultTtl).toBe(77);
+  });
 
   for (const [what, inject] of failures) {
     it(`changes nothing when ${what}: listeners, identity, rate limit and configuration stay`, async () => {

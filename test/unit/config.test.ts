@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -77,6 +77,9 @@ describe('configuration', () => {
     ['one address where a list is expected, saying how to write one', 'listen: 127.0.0.1:53', /^listen: expected a list, e\.g\. \[a, b\] or one "- item" per line, got the string "127\.0\.0\.1:53"$/],
     ['a missing TSIG secret', 'transfer: { tsig: [{ name: k. }] }', /^transfer\.tsig\[0\]\.secret: missing: give a string$/],
     ['a negative slip', 'rateLimit: { slip: -1 }', /^rateLimit\.slip: must be at least 0$/],
+    // Port 0 aborts Node.js's resolver (an assertion, not an error); spaces it does not trim.
+    ['a hostname resolver on port 0', 'hostnames: { resolvers: ["127.0.0.1:0"] }', /^hostnames\.resolvers\[0\]: must be IP or IP:PORT with a port from 1 to 65535/],
+    ['a hostname resolver with spaces around it', 'hostnames: { resolvers: [" 127.0.0.1:53"] }', /^hostnames\.resolvers\[0\]: must be IP or IP:PORT .*has spaces around it/],
     ['query ACL', 'queries: { allow: [10.0.0.0/33] }', /^queries\.allow\[0\]: must be an IP address or CIDR block/],
     ['identity not ASCII', 'identity: { server: "dns-ü" }', /^identity\.server: 1 to 255 printable ASCII/],
     ['SOA TTL past 2^31-1 (RFC 2181 8)', 'soa: { ttl: 2147483648 }', /^soa\.ttl: .*2147483647/],
@@ -188,6 +191,16 @@ describe('configuration', () => {
       'transfer.serialFile: directory /nonexistent/dir not found; create it, or name a file in a directory that exists',
     ]);
     expect(errorsOf(`transfer: { serialFile: ${tmpdir()} }`)).toEqual([`transfer.serialFile: ${tmpdir()} is a directory; name a file`]);
+    // A device or a FIFO would be replaced by a regular file on the first save.
+    expect(errorsOf('transfer: { serialFile: /dev/null }')).toEqual(['transfer.serialFile: /dev/null is not a regular file (it would be replaced by one); name a file']);
+    const dir = tempDir();
+    writeFileSync(join(dir, 'plain'), '');
+    expect(errorsOf(`transfer: { serialFile: ${join(dir, 'plain', 'serial')} }`)).toEqual([
+      `transfer.serialFile: ${join(dir, 'plain')} is not a directory; create it, or name a file in a directory that exists`,
+    ]);
+    // With mcs, the clusterset zone's serial file beside it is checked too.
+    mkdirSync(join(dir, 'serial.mcs'));
+    expect(errorsOf(`mcs: { enabled: true }\ntransfer: { serialFile: ${join(dir, 'serial')} }`)).toEqual([`transfer.serialFile: ${join(dir, 'serial.mcs')} is a directory; name a file`]);
   });
 
   it('reports a missing file by name', () => {

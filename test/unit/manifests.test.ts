@@ -34,6 +34,22 @@ describe('ManifestReader', () => {
     expect(inv.services.map((s) => s.name).sort()).toEqual(['a', 'b', 'c', 'd']);
   });
 
+  it('reads a mounted ConfigMap once, through the names it shows: its hidden data directory is skipped', () => {
+    // The kubelet's layout: the files in a hidden, timestamped directory, "..data" linking to it,
+    // and each shown name linking through "..data".
+    mkdirSync(join(dir, '..2026_12_01_00_00_00.000000001'));
+    writeFileSync(join(dir, '..2026_12_01_00_00_00.000000001', 'web.yaml'), `apiVersion: v1\nkind: Service\nmetadata: { name: web, namespace: shop }\n`);
+    writeFileSync(join(dir, '..2026_12_01_00_00_00.000000001', 'bad.yaml'), 'kind: [unclosed\n');
+    symlinkSync('..2026_12_01_00_00_00.000000001', join(dir, '..data'));
+    symlinkSync(join('..data', 'web.yaml'), join(dir, 'web.yaml'));
+    symlinkSync(join('..data', 'bad.yaml'), join(dir, 'bad.yaml'));
+    // The error names the file as shown, not its copy in the data directory.
+    expect(() => new ManifestReader().read(dir)).toThrow(new RegExp(`^${join(dir, 'bad.yaml').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: YAML`));
+    rmSync(join(dir, 'bad.yaml'));
+    const inv = new ManifestReader().read(dir);
+    expect(inv.services.map((x) => x.name)).toEqual(['web']);
+  });
+
   it('parses again only the files that changed (others keep their objects); a rename over a file counts', () => {
     writeFileSync(join(dir, 'base.json'), JSON.stringify(svc('base', '192.0.2.1')));
     writeFileSync(join(dir, 'bench.json'), JSON.stringify(svc('bench', '192.0.2.2')));
