@@ -10,7 +10,7 @@ import type { RR } from '../wire/records.js';
 import { clusterSetEndpointName, clusterSetServiceName, type ClusterSetNaming } from '../zone/names.js';
 import type { NameSpec } from '../zone/node.js';
 import { MAX_SRV_RECORDS, unionPorts, type AddressSet, type FederatedService, type FederationPolicy, type HeadlessEndpoint } from './model.js';
-import { HeadlessSrv, serviceLocality, serviceSrvSets, type LeftOut } from './service-records.js';
+import { AddressSpec, HeadlessSrv, serviceLocality, serviceSrvSets, type LeftOut } from './service-records.js';
 
 /** The selection of the clusterset zone: exported services only (specification 2.3.1, 2.4.1). */
 export function clusterSetPolicy(p: FederationPolicy): FederationPolicy {
@@ -161,7 +161,8 @@ export function clusterSetNames(fs: FederatedService, ip: AddressSet | undefined
       cur.ports = unionPorts(cur.ports, e.ports);
     }
   }
-  for (const [name, set] of byName) specs.push({ name, rrsets: addressRecords(name, set, ttl) });
+  // Held as addresses: one endpoint's change leaves the others' nodes as they are.
+  for (const [name, set] of byName) specs.push(new AddressSpec(name, set, ttl));
   // 2.4.2: one SRV per ready endpoint and named port, each to the endpoint's own name, on the
   // ports of the endpoint's own slices.
   // Past the bound before pairing (srvPairs), the pairing is not done: what it costs is the bound's to keep.

@@ -32,7 +32,7 @@ export interface RecordSettings extends ZoneNaming {
  * such a literal's properties in a dictionary of their own, with a closure and its context beside
  * it, and a service makes a few of these on every change.
  */
-class AddressSpec implements NameSpec {
+export class AddressSpec implements NameSpec {
   readonly addresses: AddressRecipe;
   private made?: Map<number, RR[]>;
 

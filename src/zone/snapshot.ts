@@ -210,22 +210,47 @@ function missing(set: RR[], other: RR[] | undefined, out: RR[]): void {
     for (const r of set) out.push(r);
     return;
   }
-  if (set.length === other.length && set.every((r, i) => sameRecord(r, other[i]))) return;
-  if (other.length > 8) {
-    // Found by their data (SRV data is an object: by its text), so that a big set (a headless
+  // Sets are made in one order each time: where both agree at their ends (an endpoint came or
+  // went in the middle of a big one), only what lies between is looked at.
+  let start = 0;
+  while (start < set.length && start < other.length && sameRecord(set[start], other[start])) start++;
+  let end = set.length;
+  let otherEnd = other.length;
+  while (end > start && otherEnd > start && sameRecord(set[end - 1], other[otherEnd - 1])) {
+    end--;
+    otherEnd--;
+  }
+  if (start === end) return;
+  // What is passed over holds none of what lies between (a set has no record twice).
+  if (otherEnd - start > 8) {
+    // Found by their data (SRV data is an object: by its fields), so that a big set (a headless
     // service's SRV records) is compared in linear time, not each record against all.
-    const key = (r: RR): unknown => (typeof r.data === 'string' ? r.data : JSON.stringify(r.data));
+    const key = (r: RR): unknown => {
+      const d = r.data;
+      if (typeof d === 'string') return d;
+      if (r.type === RRType.SRV) {
+        const v = d as { priority: number; weight: number; port: number; target: string };
+        return `${v.priority} ${v.weight} ${v.port} ${v.target}`;
+      }
+      return JSON.stringify(d);
+    };
     const have = new Map<unknown, RR[]>();
-    for (const o of other) {
+    for (let i = start; i < otherEnd; i++) {
+      const o = other[i];
       const k = key(o);
       const list = have.get(k);
       if (list) list.push(o);
       else have.set(k, [o]);
     }
-    for (const r of set) if (!have.get(key(r))?.some((o) => sameRecord(o, r))) out.push(r);
+    for (let i = start; i < end; i++) if (!have.get(key(set[i]))?.some((o) => sameRecord(o, set[i]))) out.push(set[i]);
     return;
   }
-  for (const r of set) if (!other.some((o) => sameRecord(o, r))) out.push(r);
+  for (let i = start; i < end; i++) {
+    const r = set[i];
+    let found = false;
+    for (let j = start; j < otherEnd && !found; j++) found = sameRecord(other[j], r);
+    if (!found) out.push(r);
+  }
 }
 
 export class ZoneBuilder {
@@ -326,7 +351,8 @@ export class ZoneBuilder {
       let spec = specs.find((s) => s.name === name);
       if (!spec) specs.push((spec = { name, rrsets: new Map() }));
       const set = spec.rrsets.get(RRType.TXT) ?? [];
-      set.push({ name, type: RRType.TXT, ttl: apex.nsTtl, data: [t.text] });
+      // A set holds no record twice (RFC 2181 5; missing() counts on it).
+      if (!set.some((r) => (r.data as string[])[0] === t.text)) set.push({ name, type: RRType.TXT, ttl: apex.nsTtl, data: [t.text] });
       spec.rrsets.set(RRType.TXT, set);
     }
     this.setOwner('@', specs);
