@@ -392,8 +392,12 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     } catch (e) {
       this.rebuildErrors++;
       this.failures?.error('rebuild', { err: e, service: key }, 'cannot build the names of a service; they answer as before, marked stale, until its next change');
-      this.builder.markStale(key);
-      cs?.builder.markStale(key);
+      try {
+        this.builder.markStale(key, this.settings.policy.staleTtl);
+        cs?.builder.markStale(key, this.settings.policy.staleTtl);
+      } catch (again) {
+        this.failures?.error('rebuild', { err: again, service: key }, 'cannot mark the names of a service stale either; they answer as before');
+      }
     }
   }
 

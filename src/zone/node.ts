@@ -37,7 +37,7 @@ export abstract class ZoneNode {
      * The names held as addresses and the empty non-terminals, nine in ten of a big zone's, keep
      * no string of their own beside the key: 4 MiB of 100,000 services' (benchmarks/scale-memory.ts).
      */
-    protected readonly given: string | undefined,
+    private readonly given: string | undefined,
     /** Federated service ("ns/name") that owns this name; "@" for apex data; "" for an empty non-terminal. */
     readonly owner: string,
     /** Built from stale cluster data (adds EDE 3 to answers). */
@@ -65,9 +65,6 @@ export abstract class ZoneNode {
 
   /** The answer for a query type; undefined is NODATA. */
   abstract answerFor(qtype: number): Answer | undefined;
-
-  /** The same name and records, its answers marked as built from stale data (EDE 3). */
-  abstract asStale(): ZoneNode;
 
   /** Whether `spec` (as a builder produced it) holds exactly this node's records. */
   sameAs(spec: NameSpec): boolean {
@@ -127,10 +124,6 @@ export class RecordsNode extends ZoneNode {
     return this.local;
   }
 
-  override asStale(): ZoneNode {
-    return new RecordsNode(this.key, this.given, this.sets, this.byType, this.owner, true, this.local);
-  }
-
   override answerFor(qtype: number): Answer | undefined {
     return this.byType.get(qtype) ?? (this.sets.has(RRType.CNAME) && qtype !== RRType.CNAME ? this.byType.get(0) : undefined);
   }
@@ -182,10 +175,6 @@ export class AddressNode extends ZoneNode {
     this.v4 = recipe.v4.length ? recipe.v4 : NO_ADDRESSES;
     this.v6 = recipe.v6.length ? recipe.v6 : NO_ADDRESSES;
     this.ttl = recipe.ttl;
-  }
-
-  override asStale(): ZoneNode {
-    return new AddressNode(this.key, this, this.owner, true);
   }
 
   private set(type: number): RR[] | undefined {

@@ -447,20 +447,24 @@ export class ZoneBuilder {
   }
 
   /**
-   * Marks the names `owner` holds as built from stale data (EDE 3), records unchanged: for an
-   * owner whose new data could not be made into names, so that what it served before is not
-   * served as current.
+   * Marks the names `owner` holds as built from stale data (EDE 3): for an owner whose new data
+   * could not be made into names, so that what it served before is not served as current.
    */
-  markStale(owner: string): void {
+  markStale(owner: string, maxTtl: number): void {
     const keys = this.owned.get(owner);
     if (!keys) return;
-    const m = this.map;
+    // Its names as they are, set again as stale, their TTLs at most a stale answer's (as
+    // federate() makes stale data): a resolver keeps them no longer than any stale answer.
+    const clamp = (rr: RR): RR => (rr.ttl > maxTtl ? { ...rr, ttl: maxTtl } : rr);
+    const specs: NameSpec[] = [];
     for (const key of keys) {
-      const node = m.get(key);
-      if (node && node.owner === owner && !node.stale) m.set(node.asStale());
+      const node = this.map.get(key);
+      if (!node || node.owner !== owner) continue;
+      const rrsets = new Map([...node.rrsets].map(([type, set]) => [type, set.map(clamp)] as [number, RR[]]));
+      if (node instanceof AddressNode) specs.push({ name: node.name, rrsets, addresses: { v4: node.v4, v6: node.v6, ttl: Math.min(node.ttl, maxTtl) } });
+      else specs.push({ name: node.name, rrsets, locality: node.locality });
     }
-    // Its placed nodes are replaced: looked up again on its next change.
-    this.placed.delete(owner);
+    this.setOwner(owner, specs, true);
   }
 
   private ancestorsOf(keys: string[]): Set<string> {

@@ -464,6 +464,9 @@ describe('a service whose names cannot be built', () => {
     const bad = ask('bad.ns.fed.example.com.');
     expect(addrs(bad)).toEqual(['10.0.0.1']);
     expect(bad.edns?.options).toEqual([{ code: EdnsOption.EDE, data: Buffer.from([0, 3]) }]);
+    // As any stale answer: its TTL at most ttl.stale, so resolvers keep it no longer.
+    expect(bad.answers[0].ttl).toBe(fed.policy.staleTtl);
+    expect(fed.policy.staleTtl).toBeLessThan(30);
     const good = ask('good.ns.fed.example.com.');
     expect(addrs(good)).toEqual(['10.0.1.2']);
     expect(good.edns?.options ?? []).toEqual([]);
