@@ -74,9 +74,9 @@ function changedRecords(c: NodeChange): number {
 }
 
 /**
- * The values of `a` not in `b` (lists of distinct values). Address lists of one name before and after a change mostly agree
- * at both ends (they are sorted, and one endpoint comes or goes): those ends are passed over, and
- * only what lies between them is looked up.
+ * The values of `a` not in `b` (lists of distinct values). Address lists of one name before and
+ * after a change mostly agree at both ends (they are sorted, and one endpoint comes or goes):
+ * those ends are passed over, and only what lies between them is looked up.
  */
 function notInList(a: readonly string[], b: readonly string[]): string[] {
   let start = 0;
@@ -520,12 +520,12 @@ export class ZoneBuilder {
     let size = 0;
     for (const c of this.changed.values()) {
       if (c.before === c.after) continue;
-      const held = (c.before?.recordCount ?? 0) + (c.after?.recordCount ?? 0);
+      const holds = (c.before?.recordCount ?? 0) + (c.after?.recordCount ?? 0);
       // A big name is listed to be counted; kept as listed when that holds far less than its nodes.
-      const listed = held > LAZY_SLACK ? listedNow(c) : undefined;
+      const listed = holds > LAZY_SLACK ? listedNow(c) : undefined;
       const n = listed ? listed.removed.length + listed.added.length : changedRecords(c);
       if (n === 0) continue;
-      nodes.push(listed && held > n + LAZY_SLACK ? listed : c);
+      nodes.push(listed && holds > n + LAZY_SLACK ? listed : c);
       size += n;
     }
     this.changed.clear();
