@@ -68,10 +68,9 @@ describe('kube source: client certificate and exec plugin credentials', () => {
     expect(requests.every((q) => q.token === 'from-exec-plugin')).toBe(true);
   });
 
-  it('a token file the kubeconfig names (token-file): a token rotated in it is used once the old one is rejected', async () => {
-    // The library reads a kubeconfig's token-file once, as it loads the kubeconfig; projected
-    // service-account tokens are rewritten in place, and the kubeconfig itself does not change.
-    const tokenFile = join(dir(), 'reader.token');
+  /** A fedns whose kubeconfig user reads its token ("token-one") from the file `name`, synced. */
+  const runWithTokenFile = async (name: string): Promise<{ r: Running; tokenFile: string }> => {
+    const tokenFile = join(dir(), name);
     writeFileSync(tokenFile, 'token-one');
     const withTokenFile = (s: FakeApiServer) => {
       const kc = parse(s.kubeconfig()) as { users: { user: Record<string, unknown> }[] };
@@ -80,6 +79,13 @@ describe('kube source: client certificate and exec plugin credentials', () => {
     };
     const r = await run(withTokenFile, ['token-one']);
     await eventually(() => r.answer(web), same(['192.0.2.1']), 'synced with the token file');
+    return { r, tokenFile };
+  };
+
+  it('a token file the kubeconfig names (token-file): a token rotated in it is used once the old one is rejected', async () => {
+    // The library reads a kubeconfig's token-file once, as it loads the kubeconfig; projected
+    // service-account tokens are rewritten in place, and the kubeconfig itself does not change.
+    const { r, tokenFile } = await runWithTokenFile('reader.token');
     expect(server.requestLog.filter((q) => q.verb === 'list').every((q) => q.token === 'token-one')).toBe(true);
     // Rotation: the file holds a new token, and the server takes only that one from now on.
     writeFileSync(tokenFile, 'token-two');
@@ -94,15 +100,7 @@ describe('kube source: client certificate and exec plugin credentials', () => {
   });
 
   it('a token file replaced by a FIFO while serving: the log says why, and fedns keeps answering', async () => {
-    const tokenFile = join(dir(), 'fifo.token');
-    writeFileSync(tokenFile, 'token-one');
-    const withTokenFile = (s: FakeApiServer) => {
-      const kc = parse(s.kubeconfig()) as { users: { user: Record<string, unknown> }[] };
-      for (const u of kc.users) u.user = { 'token-file': tokenFile };
-      return stringify(kc);
-    };
-    const r = await run(withTokenFile, ['token-one']);
-    await eventually(() => r.answer(web), same(['192.0.2.1']), 'synced with the token file');
+    const { r, tokenFile } = await runWithTokenFile('fifo.token');
     // A read of a FIFO waits for a writer: the check for a rotated token must not read it.
     rmSync(tokenFile);
     execFileSync('mkfifo', [tokenFile]);
