@@ -7,7 +7,7 @@
  *   seed(c, [service, endpointSlice]);
  *   fed.rebuild();
  */
-import { packSlice, type EndpointSliceParts, type SlimEndpointSlice, type SlimService, type SlimServiceExport } from '../../src/cluster/objects.js';
+import { packSlice, type EndpointSliceParts, type SlimEndpointSlice, type SlimPort, type SlimService, type SlimServiceExport } from '../../src/cluster/objects.js';
 import type { ClusterState } from '../../src/cluster/state.js';
 import type { FederationSettings } from '../../src/federation/federation.js';
 import type { FederationPolicy } from '../../src/federation/model.js';
@@ -66,4 +66,26 @@ export const slice = (service: string, eps: { addr: string; ready?: boolean; zon
     addressType: eps[0]?.addr.includes(':') ? 'IPv6' : 'IPv4',
     ports: [{ name: 'http', port: 8080, protocol: 'tcp' }],
     endpoints: eps.map((e) => ({ addresses: [e.addr], ready: e.ready ?? true, zone: e.zone, hostname: e.hostname })),
+  });
+
+/**
+ * EndpointSlice `${service}-${k}` of namespace "ns": 1,000 IPv4 endpoints 10.(k+1).x.y (1,000 a
+ * slice, as the API server allows), ready and without hostname unless `over` says; no ports unless given.
+ */
+export const thousandSlice = (
+  service: string,
+  k: number,
+  over: { ports?: SlimPort[]; ready?: (i: number) => boolean; hostname?: (i: number) => string } = {},
+): SlimEndpointSlice =>
+  packSlice({
+    namespace: 'ns',
+    name: `${service}-${k}`,
+    service,
+    addressType: 'IPv4',
+    ports: over.ports ?? [],
+    endpoints: Array.from({ length: 1000 }, (_, i) => ({
+      addresses: [`10.${k + 1}.${Math.floor(i / 250)}.${(i % 250) + 1}`],
+      ready: over.ready?.(i) ?? true,
+      hostname: over.hostname?.(i),
+    })),
   });

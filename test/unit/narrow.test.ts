@@ -2,7 +2,6 @@
 // the indexed narrowing gives what filtering the whole answer gives, for random answers and
 // windows, and a capped service of 40,000 endpoints answers in time that follows the window.
 import { describe, expect, it } from 'vitest';
-import { packSlice } from '../../src/cluster/objects.js';
 import { Federation } from '../../src/federation/federation.js';
 import { Responder } from '../../src/server/responder.js';
 import { narrowed } from '../../src/server/narrow.js';
@@ -10,7 +9,7 @@ import { RRType } from '../../src/wire/constants.js';
 import { decodeMessage, encodeQuery } from '../../src/wire/message.js';
 import type { RR } from '../../src/wire/records.js';
 import type { Answer } from '../../src/zone/node.js';
-import { seed, svc, testFederationSettings } from '../support/federation.js';
+import { seed, svc, testFederationSettings, thousandSlice } from '../support/federation.js';
 
 /** The definition: every address record outside the windows goes, SRV records whose target keeps none go, empty sets go. */
 function byFilter(ans: Answer, windows: ReadonlySet<string>[]): Answer {
@@ -57,16 +56,7 @@ describe('an answer narrowed to a window of addresses', () => {
   it('of a capped service of 40,000 endpoints costs what the window holds, query after query', () => {
     const fed = new Federation(testFederationSettings());
     const a = fed.addCluster({ name: 'a', region: 'r1', zones: [], addressMode: 'endpoints', gracePeriod: 300 });
-    const slices = Array.from({ length: 40 }, (_, k) =>
-      packSlice({
-        namespace: 'ns',
-        name: `big-${k}`,
-        service: 'big',
-        addressType: 'IPv4',
-        ports: [{ name: 'p', port: 80, protocol: 'tcp' }],
-        endpoints: Array.from({ length: 1000 }, (_, i) => ({ addresses: [`10.${k + 1}.${Math.floor(i / 250)}.${(i % 250) + 1}`], ready: true })),
-      }),
-    );
+    const slices = Array.from({ length: 40 }, (_, k) => thousandSlice('big', k, { ports: [{ name: 'p', port: 80, protocol: 'tcp' }] }));
     seed(a, [svc('big', [], { headless: true, ports: [], traffic: { maxAddresses: 1 } }), ...slices]);
     fed.rebuild();
     const responder = new Responder(() => fed.snapshot);

@@ -14,7 +14,7 @@ import type { FederationPolicy } from '../../src/federation/model.js';
 import type { ZoneChange } from '../../src/zone/snapshot.js';
 import { captureLogs } from '../transfer/harness.js';
 import { zoneRecords } from '../../src/zone/masterfile.js';
-import { seed, svc, testFederationSettings } from '../support/federation.js';
+import { seed, svc, testFederationSettings, thousandSlice } from '../support/federation.js';
 
 function federation(policy: Partial<FederationPolicy> = {}) {
   const logs = captureLogs('debug');
@@ -266,18 +266,9 @@ describe('SRV records a tenant can multiply', () => {
   it('a service of 150,000 endpoints is built, transferred and explained (no list is passed as 150,000 arguments)', () => {
     const { fed, ask, responder } = federation();
     const a = fed.addCluster(settings('a', { addressMode: 'endpoints' }));
-    const many = (service: string, k: number): SlimEndpointSlice =>
-      packSlice({
-        namespace: 'ns',
-        name: `${service}-${k}`,
-        service,
-        addressType: 'IPv4',
-        ports: [],
-        endpoints: Array.from({ length: 1000 }, (_, i) => ({ addresses: [`10.${k + 1}.${Math.floor(i / 250)}.${(i % 250) + 1}`], ready: true })),
-      });
     seed(a, [svc('wide', []), svc('deep', [], { headless: true, ports: [] })]);
-    for (let k = 0; k < 150; k++) a.upsert('EndpointSlice', many('wide', k));
-    for (let k = 0; k < 150; k++) a.upsert('EndpointSlice', many('deep', k));
+    for (let k = 0; k < 150; k++) a.upsert('EndpointSlice', thousandSlice('wide', k));
+    for (let k = 0; k < 150; k++) a.upsert('EndpointSlice', thousandSlice('deep', k));
     a.flush();
     fed.rebuild();
     expect(fed.federated('ns/deep')!.endpoints.length).toBe(150_000);
@@ -294,14 +285,7 @@ describe('SRV records a tenant can multiply', () => {
     const { fed } = federation();
     const a = fed.addCluster(settings('a', { addressMode: 'endpoints' }));
     const wide = (k: number, readyFirst = true): SlimEndpointSlice =>
-      packSlice({
-        namespace: 'ns',
-        name: `wide-${k}`,
-        service: 'wide',
-        addressType: 'IPv4',
-        ports: [{ name: 'http', port: 80, protocol: 'tcp' }],
-        endpoints: Array.from({ length: 1000 }, (_, i) => ({ addresses: [`10.${k + 1}.${Math.floor(i / 250)}.${(i % 250) + 1}`], ready: i > 0 || readyFirst })),
-      });
+      thousandSlice('wide', k, { ports: [{ name: 'http', port: 80, protocol: 'tcp' }], ready: (i) => i > 0 || readyFirst });
     seed(a, [svc('wide', [], { headless: true, ports: [] }), ...Array.from({ length: 10 }, (_, k) => wide(k))]);
     fed.rebuild();
     const changes: ZoneChange[] = [];
@@ -321,16 +305,7 @@ describe('SRV records a tenant can multiply', () => {
   it('many endpoints under one hostname are merged in linear time', () => {
     const { fed, ask } = federation();
     const a = fed.addCluster(settings('a', { addressMode: 'endpoints' }));
-    const crowd = (k: number): SlimEndpointSlice =>
-      packSlice({
-        namespace: 'ns',
-        name: `crowd-${k}`,
-        service: 'crowd',
-        addressType: 'IPv4',
-        ports: [],
-        endpoints: Array.from({ length: 1000 }, (_, i) => ({ addresses: [`10.${k + 1}.${Math.floor(i / 250)}.${(i % 250) + 1}`], ready: true, hostname: 'x' })),
-      });
-    seed(a, [svc('crowd', [], { headless: true, ports: [] }), ...Array.from({ length: 40 }, (_, k) => crowd(k))]);
+    seed(a, [svc('crowd', [], { headless: true, ports: [] }), ...Array.from({ length: 40 }, (_, k) => thousandSlice('crowd', k, { hostname: () => 'x' }))]);
     expect(timedRebuild(fed)).toBeLessThan(REBUILD_MS);
     // One name of 40,000 addresses (too many for any message: its answer is truncated).
     const [x] = fed.federated('ns/crowd')!.endpoints;
@@ -345,14 +320,7 @@ describe('SRV records a tenant can multiply', () => {
     // Slices each of 1,000 endpoints and 40 ports of their own (the API server allows 100):
     // 80,000 SRV records per slice in the zone (two owners), 240,000 for three.
     const bomb = (k: number): SlimEndpointSlice =>
-      packSlice({
-        namespace: 'ns',
-        name: `big-${k}`,
-        service: 'big',
-        addressType: 'IPv4',
-        ports: Array.from({ length: 40 }, (_, j) => ({ name: `p${k}-${j}`, port: 1000 + j, protocol: 'tcp' })),
-        endpoints: Array.from({ length: 1000 }, (_, i) => ({ addresses: [`10.${k + 1}.${Math.floor(i / 250)}.${(i % 250) + 1}`], ready: true, hostname: `h${k}-${i}` })),
-      });
+      thousandSlice('big', k, { ports: Array.from({ length: 40 }, (_, j) => ({ name: `p${k}-${j}`, port: 1000 + j, protocol: 'tcp' })), hostname: (i) => `h${k}-${i}` });
     seed(a, [svc('big', [], { headless: true, ports: [] }), svc('web', ['192.0.2.1']), slice('web', undefined, '10.9.0.1')]);
     for (let k = 0; k < 3; k++) a.upsert('EndpointSlice', bomb(k));
     a.flush();
