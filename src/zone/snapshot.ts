@@ -7,7 +7,7 @@ import { RRType } from '../wire/constants.js';
 import { canonicalName, keyToName, nameKey, parentKey } from '../wire/name.js';
 import { sameRecord, type RR, type SoaData } from '../wire/records.js';
 import { AddressNode, heldAsAddresses, prepareAnswers, RecordsNode, ZoneNode, type NameSpec } from './node.js';
-import { pushAll, sameList } from '../lists.js';
+import { pushAll } from '../lists.js';
 import { sameLocality } from './locality.js';
 import { SmallMap } from './small-map.js';
 import { ShardedMap } from '../sharded-map.js';
@@ -65,48 +65,13 @@ function changedRecords(c: NodeChange): number {
   if (was === 0 || now === 0) return was + now;
   if (before instanceof AddressNode && after instanceof AddressNode) {
     if (before.ttl !== after.ttl) return was + now;
-    return notIn(before.v4, after.v4) + notIn(after.v4, before.v4) + notIn(before.v6, after.v6) + notIn(after.v6, before.v6);
+    const count = (a: readonly string[], b: readonly string[]) => absent(a, b, same, itself).length;
+    return count(before.v4, after.v4) + count(after.v4, before.v4) + count(before.v6, after.v6) + count(after.v6, before.v6);
   }
   const removed: RR[] = [];
   const added: RR[] = [];
   listChange(c, removed, added);
   return removed.length + added.length;
-}
-
-/**
- * The values of `a` not in `b` (lists of distinct values). Address lists of one name before and
- * after a change mostly agree at both ends (they are sorted, and one endpoint comes or goes):
- * those ends are passed over, and only what lies between them is looked up.
- */
-function notInList(a: readonly string[], b: readonly string[]): string[] {
-  let start = 0;
-  while (start < a.length && start < b.length && a[start] === b[start]) start++;
-  let endA = a.length;
-  let endB = b.length;
-  while (endA > start && endB > start && a[endA - 1] === b[endB - 1]) {
-    endA--;
-    endB--;
-  }
-  if (start === endA) return [];
-  if (endB - start <= 8) {
-    const out: string[] = [];
-    for (let i = start; i < endA; i++) {
-      let found = false;
-      for (let j = start; j < endB && !found; j++) found = a[i] === b[j];
-      if (!found) out.push(a[i]);
-    }
-    return out;
-  }
-  const have = new Set(b.slice(start, endB));
-  return a.slice(start, endA).filter((x) => !have.has(x));
-}
-
-/** How many of `a` are not in `b` (as missing() counts records of one type and TTL). */
-function notIn(a: readonly string[], b: readonly string[]): number {
-  if (sameList(a, b)) return 0;
-  if (b.length <= 8) return a.filter((x) => !b.includes(x)).length;
-  const have = new Set(b);
-  return a.filter((x) => !have.has(x)).length;
 }
 
 /** One name's change as listed records. */
@@ -129,7 +94,7 @@ function listedNow(c: NodeChange): ListedChange {
     const name = after.name;
     const { ttl } = after;
     const push = (out: RR[], type: number, from: readonly string[], other: readonly string[]) => {
-      for (const data of notInList(from, other)) out.push({ name, type, ttl, data });
+      for (const data of absent(from, other, same, itself)) out.push({ name, type, ttl, data });
     };
     push(removed, RRType.A, before.v4, after.v4);
     push(removed, RRType.AAAA, before.v6, after.v6);
@@ -201,56 +166,62 @@ export function nextSerial(prev: number, nowSeconds = Math.floor(Date.now() / 10
 }
 
 /**
- * Pushes the records of `set` that `other` lacks (same data and TTL) onto `out`. Small sets are
- * scanned; a big one (a global name gathers every cluster's addresses) is looked up by its string
- * data, so a changed set costs its size, not its size squared.
+ * The values of `a` that `b` lacks, in `a`'s order; `same` tells two values apart, and `key`
+ * files a value where an equal one would be found. Each list holds no value twice (RFC 2181 5:
+ * no record twice in a set). Lists are made in one order each time, so where both agree at their
+ * ends (an endpoint came or went in the middle of a big one) they are passed over, and what lies
+ * between is scanned when small, or looked up by key: a changed set costs its size, not its
+ * size squared.
  */
-function missing(set: RR[], other: RR[] | undefined, out: RR[]): void {
-  if (!other) {
-    for (const r of set) out.push(r);
-    return;
-  }
-  // Sets are made in one order each time: where both agree at their ends (an endpoint came or
-  // went in the middle of a big one), only what lies between is looked at.
+function absent<T>(a: readonly T[], b: readonly T[], same: (x: T, y: T) => boolean, key: (x: T) => unknown): T[] {
+  if (a === b) return [];
   let start = 0;
-  while (start < set.length && start < other.length && sameRecord(set[start], other[start])) start++;
-  let end = set.length;
-  let otherEnd = other.length;
-  while (end > start && otherEnd > start && sameRecord(set[end - 1], other[otherEnd - 1])) {
-    end--;
-    otherEnd--;
+  while (start < a.length && start < b.length && same(a[start], b[start])) start++;
+  let endA = a.length;
+  let endB = b.length;
+  while (endA > start && endB > start && same(a[endA - 1], b[endB - 1])) {
+    endA--;
+    endB--;
   }
-  if (start === end) return;
-  // What is passed over holds none of what lies between (a set has no record twice).
-  if (otherEnd - start > 8) {
-    // Found by their data (SRV data is an object: by its fields), so that a big set (a headless
-    // service's SRV records) is compared in linear time, not each record against all.
-    const key = (r: RR): unknown => {
-      const d = r.data;
-      if (typeof d === 'string') return d;
-      if (r.type === RRType.SRV) {
-        const v = d as { priority: number; weight: number; port: number; target: string };
-        return `${v.priority} ${v.weight} ${v.port} ${v.target}`;
-      }
-      return JSON.stringify(d);
-    };
-    const have = new Map<unknown, RR[]>();
-    for (let i = start; i < otherEnd; i++) {
-      const o = other[i];
-      const k = key(o);
-      const list = have.get(k);
-      if (list) list.push(o);
-      else have.set(k, [o]);
+  const out: T[] = [];
+  if (start === endA) return out;
+  // What is passed over holds none of what lies between (no value twice).
+  if (endB - start <= 8) {
+    for (let i = start; i < endA; i++) {
+      let found = false;
+      for (let j = start; j < endB && !found; j++) found = same(a[i], b[j]);
+      if (!found) out.push(a[i]);
     }
-    for (let i = start; i < end; i++) if (!have.get(key(set[i]))?.some((o) => sameRecord(o, set[i]))) out.push(set[i]);
-    return;
+    return out;
   }
-  for (let i = start; i < end; i++) {
-    const r = set[i];
-    let found = false;
-    for (let j = start; j < otherEnd && !found; j++) found = sameRecord(other[j], r);
-    if (!found) out.push(r);
+  const have = new Map<unknown, T[]>();
+  for (let j = start; j < endB; j++) {
+    const k = key(b[j]);
+    const list = have.get(k);
+    if (list) list.push(b[j]);
+    else have.set(k, [b[j]]);
   }
+  for (let i = start; i < endA; i++) if (!have.get(key(a[i]))?.some((x) => same(x, a[i]))) out.push(a[i]);
+  return out;
+}
+
+const same = <T>(x: T, y: T): boolean => x === y;
+const itself = <T>(x: T): T => x;
+
+/** Where a record is filed for absent(): by its data (SRV data, an object, by its fields). */
+function recordKey(r: RR): unknown {
+  const d = r.data;
+  if (typeof d === 'string') return d;
+  if (r.type === RRType.SRV) {
+    const v = d as { priority: number; weight: number; port: number; target: string };
+    return `${v.priority} ${v.weight} ${v.port} ${v.target}`;
+  }
+  return JSON.stringify(d);
+}
+
+/** Pushes the records of `set` that `other` lacks (same data and TTL) onto `out`. */
+function missing(set: RR[], other: RR[] | undefined, out: RR[]): void {
+  pushAll(out, other ? absent(set, other, sameRecord, recordKey) : set);
 }
 
 export class ZoneBuilder {
