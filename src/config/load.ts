@@ -1,6 +1,6 @@
 // Loading the configuration: YAML in, a validated Config out, or errors that name the file,
 // the field and what is wrong. Nothing starts on a half-valid file.
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants, statSync, type Stats } from 'node:fs';
 import { readRegularFile, UnreadableFile } from '../regular-file.js';
 import { dirname, resolve } from 'node:path';
 import { parseDocument, type Document } from 'yaml';
@@ -141,29 +141,25 @@ function serialFileProblem(path: string): string | undefined {
   return undefined;
 }
 
-function exists(p: string): boolean {
+/** What is at `p` (symlinks followed), or undefined when nothing is. */
+function stat(p: string): Stats | undefined {
   try {
-    statSync(p);
-    return true;
+    return statSync(p);
   } catch {
-    return false;
+    return undefined;
   }
+}
+
+function exists(p: string): boolean {
+  return stat(p) !== undefined;
 }
 
 function isDir(p: string): boolean {
-  try {
-    return statSync(p).isDirectory();
-  } catch {
-    return false;
-  }
+  return stat(p)?.isDirectory() ?? false;
 }
 
 function isFile(p: string): boolean {
-  try {
-    return statSync(p).isFile();
-  } catch {
-    return false;
-  }
+  return stat(p)?.isFile() ?? false;
 }
 
 /** Largest configuration file read (one with every cluster written out is a few KiB). */

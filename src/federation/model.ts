@@ -263,7 +263,7 @@ function contribution(c: ClusterState, svc: SlimService, key: string, verdict: C
     if (slice.addressType === 'FQDN') return;
     if (portSeen) {
       for (const p of slice.ports) {
-        const id = `${p.name}/${p.protocol}/${p.port}`;
+        const id = portKey(p);
         if (p.name && !portSeen.has(id)) {
           portSeen.add(id);
           out.ports.push(p);
@@ -418,7 +418,7 @@ export function federate(key: string, clusters: Iterable<ClusterState>, policy: 
     if (x.service.ttl !== undefined) annotated = Math.min(annotated ?? x.service.ttl, x.service.ttl);
     headless ||= x.service.headless;
     // Copies of a service in many clusters mostly share one port list (src/cluster/objects.ts).
-    if (x.ports !== lastPorts) for (const p of x.ports) ports.set(`${p.name}/${p.protocol}/${p.port}`, p);
+    if (x.ports !== lastPorts) for (const p of x.ports) ports.set(portKey(p), p);
     lastPorts = x.ports;
     pushAll(endpoints, x.endpoints);
     srvPairs += x.srvPairs;
