@@ -263,11 +263,16 @@ function addresses(v: unknown): string[] {
   return out.length ? out : NO_STRINGS;
 }
 
+/** The addresses of `addrs` that `ok` takes; each other one is handed to `ignore` (which notes it). */
+function kept(addrs: string[], ok: (a: string) => boolean, ignore: (a: string) => undefined): string[] {
+  if (addrs.every(ok)) return addrs;
+  const out = addrs.filter((a) => ok(a) || ignore(a));
+  return out.length ? out : NO_STRINGS;
+}
+
 /** The addresses of `addrs` an endpoint of a slice of `addressType` answers with; the others are noted as ignored. */
 function answerable(addrs: string[], addressType: 'IPv4' | 'IPv6' | undefined, ignored: Ignored): string[] {
-  if (addrs.every((a) => answerableEndpoint(a, addressType))) return addrs;
-  const kept = addrs.filter((a) => answerableEndpoint(a, addressType) || ignored.add('endpoint address', `${a} (${addressType ?? 'no addressType'} slice)`));
-  return kept.length ? kept : NO_STRINGS;
+  return kept(addrs, (a) => answerableEndpoint(a, addressType), (a) => ignored.add('endpoint address', `${a} (${addressType ?? 'no addressType'} slice)`));
 }
 
 /**
@@ -276,9 +281,7 @@ function answerable(addrs: string[], addressType: 'IPv4' | 'IPv6' | undefined, i
  * as ignored for `reason`.
  */
 function reachable(addrs: string[], reason: 'lb address' | 'clusterset ip', ignored: Ignored): string[] {
-  if (addrs.every((a) => answerableEndpoint(a, undefined))) return addrs;
-  const kept = addrs.filter((a) => answerableEndpoint(a, undefined) || ignored.add(reason, a));
-  return kept.length ? kept : NO_STRINGS;
+  return kept(addrs, (a) => answerableEndpoint(a, undefined), (a) => ignored.add(reason, a));
 }
 
 function arr(v: unknown): Obj[] {
