@@ -10,8 +10,8 @@ export function isAddress(addr: string): 4 | 6 | 0 {
 /**
  * Whether an endpoint address of a slice of `addressType` can answer: an IP address of the
  * slice's family (either, for a slice that names none) that no client could be sent to is not one:
- * unspecified, loopback, link-local, multicast, the IPv4 broadcast address, and those inside an
- * IPv4-mapped or IPv4-compatible IPv6 address. The API server refuses most of them in
+ * unspecified, loopback, link-local, multicast, the IPv4 broadcast address, and those an IPv6
+ * address carries an IPv4 address for (embeddedV4). The API server refuses most of them in
  * EndpointSlices; a manifest file may hold them. `addr` is in canonicalAddress() form.
  */
 export function answerableEndpoint(addr: string, addressType: 'IPv4' | 'IPv6' | undefined): boolean {
@@ -19,11 +19,25 @@ export function answerableEndpoint(addr: string, addressType: 'IPv4' | 'IPv6' | 
   if (family === 0 || (addressType !== undefined && addressType !== `IPv${family}`)) return false;
   if (family === 4) return reachableV4(addr.split('.').map(Number));
   const g = ipv6Groups(addr)!;
-  if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && (g[5] === 0xffff || g[5] === 0)) {
-    // ::ffff:a.b.c.d (mapped) and ::a.b.c.d (compatible; :: and ::1 among them): the IPv4 address decides.
-    return reachableV4([g[6] >> 8, g[6] & 0xff, g[7] >> 8, g[7] & 0xff]);
-  }
+  const v4 = embeddedV4(g);
+  if (v4) return reachableV4(v4);
   return (g[0] & 0xffc0) !== 0xfe80 && (g[0] & 0xff00) !== 0xff00; // link-local, multicast
+}
+
+/**
+ * The IPv4 address an IPv6 address (as its eight groups) stands for, whose reachability is
+ * therefore its own: IPv4-mapped ::ffff:a.b.c.d and IPv4-compatible ::a.b.c.d (:: and ::1 among
+ * them), IPv4-translated ::ffff:0:a.b.c.d (RFC 2765), the NAT64 well-known prefix
+ * 64:ff9b::a.b.c.d (RFC 6052) and 6to4's 2002:aabb:ccdd::/48 (RFC 3056), which a translator or
+ * relay sends on to that IPv4 address.
+ */
+function embeddedV4(g: number[]): number[] | undefined {
+  const bytes = (hi: number, lo: number) => [hi >> 8, hi & 0xff, lo >> 8, lo & 0xff];
+  if (g[0] === 0x2002) return bytes(g[1], g[2]);
+  if (g[2] !== 0 || g[3] !== 0) return undefined;
+  const low = g[4] === 0 ? g[5] === 0xffff || g[5] === 0 : g[4] === 0xffff && g[5] === 0;
+  const nat64 = g[0] === 0x64 && g[1] === 0xff9b && g[4] === 0 && g[5] === 0;
+  return (g[0] === 0 && g[1] === 0 && low) || nat64 ? bytes(g[6], g[7]) : undefined;
 }
 
 /** Not this network (0/8), loopback, link-local, multicast, nor the broadcast address. */
