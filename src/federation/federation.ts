@@ -7,6 +7,7 @@ import { serviceNames, withoutLongNames, type LeftOut, type RecordSettings, type
 import { nameKey } from '../wire/name.js';
 import { pushAll } from '../lists.js';
 import { nextSlice, SLICE_MS, sliceSpent } from '../slices.js';
+import { Pacer } from './pacer.js';
 import { DirtyServices } from './dirty.js';
 import { nextSerial, ZoneBuilder, type ApexSettings, type ZoneChange, type ZoneSnapshot } from '../zone/snapshot.js';
 import type { Logger } from 'pino';
@@ -62,6 +63,11 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
   private readonly dirty = new DirtyServices();
   /** A slice of rebuilding is waiting for its turn (src/slices.ts). */
   private scheduled = false;
+  /** Services too big to rebuild within a slice, rebuilt at most at their pace (pacer.ts). */
+  private readonly pacer = new Pacer((keys) => {
+    for (const key of keys) this.dirty.add(key, true);
+    this.schedule();
+  });
   private topology: Topology = { regions: new Map() };
   private topologyText = '';
   private readonly seenHealth = new Map<string, string>();
@@ -290,13 +296,15 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     this.scheduled = true;
     void nextSlice().then(() => {
       // rebuild() or close() since: nothing left to do here.
-      if (this.scheduled) this.rebuildFor(sliceSpent);
+      if (this.scheduled) this.rebuildFor(sliceSpent, true);
     });
   }
 
   /** Rebuilds every dirty service and publishes, in one go; callable directly (tests, CLI). */
   rebuild(): ZoneSnapshot {
-    return this.rebuildFor(() => false);
+    // Services waiting for their pace too: this is everything, now.
+    for (const key of this.pacer.takeHeld()) this.dirty.add(key, true);
+    return this.rebuildFor(() => false, false);
   }
 
   /**
@@ -306,21 +314,22 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
    */
   rebuildSoon(): ZoneSnapshot {
     const end = performance.now() + SLICE_MS;
-    return this.rebuildFor(() => performance.now() >= end);
+    return this.rebuildFor(() => performance.now() >= end, true);
   }
 
   /**
    * Rebuilds dirty services (those of a watch event first, then as DirtyServices.take gives them)
    * until `spent()`, and publishes what it rebuilt; the rest goes on in later slices. Every service is published whole, so a snapshot between two slices is as
    * consistent as any other; a re-list or a reload that touches every service never holds up
-   * queries for longer than a slice.
+   * queries for longer than a slice. `paced`: a service too big to rebuild within a slice waits
+   * for its pace (pacer.ts).
    */
-  private rebuildFor(spent: () => boolean): ZoneSnapshot {
+  private rebuildFor(spent: () => boolean, paced: boolean): ZoneSnapshot {
     this.scheduled = false;
     let services = 0;
     const cs = this.clusterSetZone;
     for (const key of this.dirty.take()) {
-      if (key !== null) {
+      if (key !== null && !(paced && this.pacer.hold(key, performance.now()))) {
         services++;
         this.rebuildGuarded(key, cs);
       }
@@ -387,8 +396,13 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
    * it is counted and logged, and every other service is built and published as usual.
    */
   private rebuildGuarded(key: string, cs: ClusterSetZone | undefined): void {
+    const start = performance.now();
     try {
       this.rebuildService(key, cs);
+      const end = performance.now();
+      const wait = this.pacer.rebuilt(key, end - start, end);
+      if (wait)
+        this.failures?.warn('paced', { service: key, rebuildMs: Math.round(end - start), waitMs: Math.round(wait) }, 'a service takes longer than a slice to rebuild (thousands of endpoints); its changes are applied at most once per wait, merged');
     } catch (e) {
       this.rebuildErrors++;
       this.failures?.error('rebuild', { err: e, service: key }, 'cannot build the names of a service; they answer as before, marked stale, until its next change');
@@ -549,9 +563,25 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     return this.topology;
   }
 
+  /** Services paced now (their last two rebuilds took longer than a slice: pacer.ts). */
+  get pacedCount(): number {
+    return this.pacer.pacedCount;
+  }
+
+  /** Rebuilds put off for a service's pace so far. */
+  get pacedHolds(): number {
+    return this.pacer.holds;
+  }
+
+  /** Paced services with a change waiting for their time (sorted). */
+  get heldServices(): string[] {
+    return this.pacer.heldNow;
+  }
+
   /** Stops timers of every cluster. */
   close(): void {
     this.scheduled = false;
+    this.pacer.close();
     this.hostnames?.stop();
     for (const c of this.clusters.values()) c.dispose();
   }

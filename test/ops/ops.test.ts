@@ -91,6 +91,8 @@ describe('ops listener', () => {
     expect(metric(m.body, 'fedns_cluster_health', 'cluster="charlie",state="syncing"')).toBe(0);
     expect(metric(m.body, 'fedns_answer_cache_misses_total')).toBeGreaterThan(0);
     expect(metric(m.body, 'fedns_answer_errors_total')).toBe(0);
+    expect(metric(m.body, 'fedns_paced_services')).toBe(0);
+    expect(metric(m.body, 'fedns_paced_rebuilds_total')).toBe(0);
     expect(m.body).toContain('fedns_nodejs_eventloop_lag_seconds');
     expect(metric(m.body, 'fedns_response_seconds_count', 'transport="udp"')).toBe(3);
   });

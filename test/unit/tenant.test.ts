@@ -1,6 +1,7 @@
 // What tenants write (Services, EndpointSlices, their annotations and topology) is hostile input:
 // it is validated, ignored with a counted warning when it cannot be used, and it can never make
 // the zone hold a name or a TTL the wire format does not allow. Deletions always apply.
+import { performance } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
 import { packSlice, slimEndpointSlice, slimService, slimServiceImport, type SlimEndpointSlice, type SlimService } from '../../src/cluster/objects.js';
 import { MAX_DISCOVERED_ZONES, type ClusterSettings } from '../../src/cluster/state.js';
@@ -15,6 +16,7 @@ import type { ZoneChange } from '../../src/zone/snapshot.js';
 import { captureLogs } from '../transfer/harness.js';
 import { zoneRecords } from '../../src/zone/masterfile.js';
 import { seed, svc, testFederationSettings, thousandSlice } from '../support/federation.js';
+import { eventually, sleep } from '../support/kube-harness.js';
 
 function federation(policy: Partial<FederationPolicy> = {}) {
   const logs = captureLogs('debug');
@@ -345,6 +347,50 @@ describe('SRV records a tenant can multiply', () => {
     expect(srv.answers.length).toBe(1000);
     fed.close();
   });
+});
+
+describe('a service too big to rebuild within a slice', () => {
+  it('changed without pause, takes a bounded share of the event loop; other services change as fast; its last change arrives', async () => {
+    const { fed, ask } = federation();
+    const a = fed.addCluster(settings('a', { addressMode: 'endpoints' }));
+    // 20,000 endpoints: each rebuild of the service takes tens of milliseconds.
+    const wide = (k: number, readyFirst: boolean) => thousandSlice('wide', k, { ready: (i) => i > 0 || readyFirst });
+    seed(a, [svc('wide', [], { headless: true, ports: [] }), ...Array.from({ length: 20 }, (_, k) => wide(k, true)), svc('small', []), slice('small', undefined)]);
+    fed.rebuild();
+    // The endpoint whose readiness flips, by its name.
+    const first = '10-1-0-1.a.wide.ns.fed.svc.example.com.';
+    expect(addrs(ask(first))).toEqual(['10.1.0.1']);
+    // A tenant's controller flips one endpoint's readiness every 5 ms for 3 s.
+    let ready = true;
+    const churn = setInterval(() => {
+      ready = !ready;
+      a.upsert('EndpointSlice', wide(0, ready));
+      a.flush();
+    }, 5);
+    const before = performance.eventLoopUtilization();
+    try {
+      await sleep(1500);
+      // Another service's change is answered as it would be without the churn.
+      const t0 = performance.now();
+      a.upsert('EndpointSlice', slice('small', undefined, '10.0.0.2'));
+      a.flush();
+      await eventually(() => addrs(ask('small.ns.fed.example.com.')), (v) => v[0] === '10.0.0.2', 'the small service\'s change', 5000, 1);
+      expect(performance.now() - t0).toBeLessThan(1000);
+      await sleep(1500);
+    } finally {
+      clearInterval(churn);
+    }
+    // Unpaced, its rebuilds kept the event loop busy all along (utilization 0.95-1.0).
+    expect(performance.eventLoopUtilization(before).utilization).toBeLessThan(0.5);
+    // Its last change, one that no earlier state had, is not lost: it arrives within its pace.
+    a.upsert('EndpointSlice', thousandSlice('wide', 0, { ready: (i) => i !== 5 }));
+    a.flush();
+    const sixth = '10-1-0-6.a.wide.ns.fed.svc.example.com.';
+    await eventually(() => [addrs(ask(first)).length, addrs(ask(sixth)).length], ([one, six]) => one === 1 && six === 0, 'the last change of the paced service', 20_000, 20);
+    expect(fed.heldServices).toEqual([]);
+    expect(fed.pacedHolds).toBeGreaterThan(0);
+    fed.close();
+  }, 60_000);
 });
 
 describe('slim objects keep only what answers need', () => {

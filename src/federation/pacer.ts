@@ -1,0 +1,117 @@
+// Pacing of services too big to rebuild within a slice. A service is rebuilt whole on every
+// change, and one rebuild cannot be split: a headless service of 20,000 endpoints takes about
+// 100 ms. A tenant whose controller rewrites one of its EndpointSlices without pause would have
+// fedns rebuild it back to back and keep the event loop (every query, every other change) waiting.
+//
+// A service whose last two rebuilds each took PACE_FROM_MS or more waits, before its next, PACE
+// times the shorter of them (at most PACE_MAX_MS): such a service takes at most 1/(PACE+1) of the
+// event loop however fast it changes. Its changes meanwhile are merged into that next rebuild;
+// none is lost, and every other service is rebuilt as fast as before. One slow rebuild (a
+// collection landing in it) paces nothing: it takes two in a row.
+
+/** A rebuild this long (ms), twice in a row, paces the service: a slice's worth (src/slices.ts). */
+export const PACE_FROM_MS = 5;
+/** A paced service waits this many times its rebuild's cost. */
+export const PACE = 10;
+/** The longest a paced service's change waits (ms). */
+export const PACE_MAX_MS = 10_000;
+
+export class Pacer {
+  /** Service -> the cost (ms) of its last rebuild, for those whose last took PACE_FROM_MS or more. */
+  private readonly slow = new Map<string, number>();
+  /** Service -> when (performance.now()) it may be rebuilt again, for paced services. */
+  private readonly notBefore = new Map<string, number>();
+  /** Paced services with a change waiting for their time. */
+  private readonly held = new Set<string>();
+  private timer?: NodeJS.Timeout;
+  private timerAt = Infinity;
+  /** Rebuilds put off so far (a service held again while it waits counts once). */
+  holds = 0;
+
+  /** `release` gets the held services whose time has come. */
+  constructor(private readonly release: (keys: string[]) => void) {}
+
+  /** Whether `key` must wait for its time; it is then held, and released when that comes. */
+  hold(key: string, now: number): boolean {
+    if (this.notBefore.size === 0) return false;
+    const at = this.notBefore.get(key);
+    if (at === undefined || at <= now) return false;
+    if (!this.held.has(key)) {
+      this.held.add(key);
+      this.holds++;
+    }
+    this.arm(at);
+    return true;
+  }
+
+  /**
+   * Notes that `key`'s rebuild took `ms`, ending at `end` (performance.now()). Returns the wait
+   * (ms) before its next when this rebuild made it paced, else 0.
+   */
+  rebuilt(key: string, ms: number, end: number): number {
+    if (ms < PACE_FROM_MS) {
+      if (this.slow.size && this.slow.delete(key)) this.notBefore.delete(key);
+      return 0;
+    }
+    const previous = this.slow.get(key);
+    this.slow.set(key, ms);
+    if (previous === undefined) return 0;
+    const wait = Math.min(PACE_MAX_MS, PACE * Math.min(previous, ms));
+    const was = this.notBefore.has(key);
+    this.notBefore.set(key, end + wait);
+    return was ? 0 : wait;
+  }
+
+  /** Services paced now: their last two rebuilds were slow. */
+  get pacedCount(): number {
+    return this.notBefore.size;
+  }
+
+  /** Services held now (sorted). */
+  get heldNow(): string[] {
+    return [...this.held].sort();
+  }
+
+  /** Every held service, released now, whatever its time (a rebuild of everything in one go). */
+  takeHeld(): string[] {
+    const keys = [...this.held];
+    this.held.clear();
+    this.disarm();
+    return keys;
+  }
+
+  close(): void {
+    this.disarm();
+  }
+
+  private arm(at: number): void {
+    if (at >= this.timerAt) return;
+    this.disarm();
+    this.timerAt = at;
+    this.timer = setTimeout(() => this.due(), Math.max(1, Math.ceil(at - performance.now())));
+    // A paced service's change is not a reason to keep a process alive.
+    this.timer.unref();
+  }
+
+  private disarm(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = Infinity;
+  }
+
+  private due(): void {
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    const now = performance.now();
+    const ready: string[] = [];
+    let next = Infinity;
+    for (const key of this.held) {
+      const at = this.notBefore.get(key) ?? 0;
+      if (at <= now) ready.push(key);
+      else next = Math.min(next, at);
+    }
+    for (const key of ready) this.held.delete(key);
+    if (next < Infinity) this.arm(next);
+    if (ready.length) this.release(ready);
+  }
+}

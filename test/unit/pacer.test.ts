@@ -1,0 +1,69 @@
+// The pace of services too big to rebuild within a slice (src/federation/pacer.ts).
+import { describe, expect, it } from 'vitest';
+import { PACE, PACE_FROM_MS, PACE_MAX_MS, Pacer } from '../../src/federation/pacer.js';
+import { eventually } from '../support/kube-harness.js';
+
+const pacer = () => {
+  const released: string[][] = [];
+  const p = new Pacer((keys) => released.push(keys));
+  return { p, released };
+};
+
+describe('Pacer', () => {
+  it('paces a service after two slow rebuilds in a row, not after one (a collection landing in it)', () => {
+    const { p } = pacer();
+    const now = 1000;
+    expect(p.rebuilt('ns/big', 40, now)).toBe(0);
+    expect(p.hold('ns/big', now + 1)).toBe(false);
+    // A fast rebuild in between starts the count again.
+    expect(p.rebuilt('ns/big', PACE_FROM_MS - 1, now)).toBe(0);
+    expect(p.rebuilt('ns/big', 40, now)).toBe(0);
+    expect(p.pacedCount).toBe(0);
+    // Twice in a row: it waits PACE times the shorter of the two.
+    expect(p.rebuilt('ns/big', 30, now)).toBe(PACE * 30);
+    expect(p.pacedCount).toBe(1);
+    expect(p.hold('ns/big', now + PACE * 30 - 1)).toBe(true);
+    expect(p.hold('ns/big', now + PACE * 30)).toBe(false);
+    // Other services are never held.
+    expect(p.hold('ns/small', now + 1)).toBe(false);
+    // Fast again: no longer paced.
+    p.rebuilt('ns/big', 1, now);
+    expect(p.pacedCount).toBe(0);
+    expect(p.hold('ns/big', now + 1)).toBe(false);
+    p.close();
+  });
+
+  it('waits at most PACE_MAX_MS', () => {
+    const { p } = pacer();
+    p.rebuilt('ns/huge', 5000, 0);
+    expect(p.rebuilt('ns/huge', 4000, 0)).toBe(PACE_MAX_MS);
+    expect(p.hold('ns/huge', PACE_MAX_MS - 1)).toBe(true);
+    expect(p.hold('ns/huge', PACE_MAX_MS)).toBe(false);
+    p.close();
+  });
+
+  it('releases a held service once its time has come, once however often it was held, and all at once on demand', async () => {
+    const { p, released } = pacer();
+    const end = performance.now();
+    p.rebuilt('ns/a', 6, end);
+    p.rebuilt('ns/a', 6, end);
+    p.rebuilt('ns/b', 8, end);
+    p.rebuilt('ns/b', 8, end);
+    expect(p.hold('ns/a', performance.now())).toBe(true);
+    expect(p.hold('ns/a', performance.now())).toBe(true);
+    expect(p.hold('ns/b', performance.now())).toBe(true);
+    expect(p.holds).toBe(2);
+    expect(p.heldNow).toEqual(['ns/a', 'ns/b']);
+    // a after 60 ms, b after 80 ms: each released when its own time comes.
+    await eventually(() => released.flat(), (r) => r.length === 2, 'both released', 5000, 5);
+    expect(released).toEqual([['ns/a'], ['ns/b']]);
+    expect(p.heldNow).toEqual([]);
+    // Held again, then taken at once (a rebuild of everything): nothing is released later.
+    p.rebuilt('ns/a', 6, performance.now());
+    expect(p.hold('ns/a', performance.now())).toBe(true);
+    expect(p.takeHeld()).toEqual(['ns/a']);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(released.length).toBe(2);
+    p.close();
+  });
+});
