@@ -7,7 +7,7 @@ import { serviceNames, withoutLongNames, type LeftOut, type RecordSettings, type
 import { nameKey } from '../wire/name.js';
 import { pushAll } from '../lists.js';
 import { nextSlice, SLICE_MS, sliceSpent } from '../slices.js';
-import { Pacer } from './pacer.js';
+import { Pacer, type Pace } from './pacer.js';
 import { DirtyServices } from './dirty.js';
 import { nextSerial, ZoneBuilder, type ApexSettings, type ZoneChange, type ZoneSnapshot } from '../zone/snapshot.js';
 import type { Logger } from 'pino';
@@ -571,6 +571,11 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
   /** Rebuilds put off for a service's pace so far. */
   get pacedHolds(): number {
     return this.pacer.holds;
+  }
+
+  /** The service's pace, when it is paced (its rebuilds take longer than a slice). */
+  paceOf(key: string): Pace | undefined {
+    return this.pacer.paceOf(key);
   }
 
   /** Paced services with a change waiting for their time (sorted). */

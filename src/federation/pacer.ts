@@ -16,11 +16,21 @@ export const PACE = 10;
 /** The longest a paced service's change waits (ms). */
 export const PACE_MAX_MS = 10_000;
 
+/** A paced service, as explanations show it. */
+export interface Pace {
+  /** Its last rebuild's cost (ms, rounded). */
+  rebuildMs: number;
+  /** The wait before its next rebuild after one (ms, rounded). */
+  waitMs: number;
+  /** A change to it is waiting now. */
+  waiting: boolean;
+}
+
 export class Pacer {
   /** Service -> the cost (ms) of its last rebuild, for those whose last took PACE_FROM_MS or more. */
   private readonly slow = new Map<string, number>();
-  /** Service -> when (performance.now()) it may be rebuilt again, for paced services. */
-  private readonly notBefore = new Map<string, number>();
+  /** Paced service -> when (performance.now()) it may be rebuilt again, and the wait that gave. */
+  private readonly paced = new Map<string, { at: number; wait: number }>();
   /** Paced services with a change waiting for their time. */
   private readonly held = new Set<string>();
   private timer?: NodeJS.Timeout;
@@ -33,8 +43,8 @@ export class Pacer {
 
   /** Whether `key` must wait for its time; it is then held, and released when that comes. */
   hold(key: string, now: number): boolean {
-    if (this.notBefore.size === 0) return false;
-    const at = this.notBefore.get(key);
+    if (this.paced.size === 0) return false;
+    const at = this.paced.get(key)?.at;
     if (at === undefined || at <= now) return false;
     if (!this.held.has(key)) {
       this.held.add(key);
@@ -50,21 +60,28 @@ export class Pacer {
    */
   rebuilt(key: string, ms: number, end: number): number {
     if (ms < PACE_FROM_MS) {
-      if (this.slow.size && this.slow.delete(key)) this.notBefore.delete(key);
+      if (this.slow.size && this.slow.delete(key)) this.paced.delete(key);
       return 0;
     }
     const previous = this.slow.get(key);
     this.slow.set(key, ms);
     if (previous === undefined) return 0;
     const wait = Math.min(PACE_MAX_MS, PACE * Math.min(previous, ms));
-    const was = this.notBefore.has(key);
-    this.notBefore.set(key, end + wait);
+    const was = this.paced.has(key);
+    this.paced.set(key, { at: end + wait, wait });
     return was ? 0 : wait;
+  }
+
+  /** `key`'s pace; undefined when it is not paced. */
+  paceOf(key: string): Pace | undefined {
+    const pace = this.paced.get(key);
+    if (pace === undefined) return undefined;
+    return { rebuildMs: Math.round(this.slow.get(key)!), waitMs: Math.round(pace.wait), waiting: this.held.has(key) };
   }
 
   /** Services paced now: their last two rebuilds were slow. */
   get pacedCount(): number {
-    return this.notBefore.size;
+    return this.paced.size;
   }
 
   /** Services held now (sorted). */
@@ -106,7 +123,7 @@ export class Pacer {
     const ready: string[] = [];
     let next = Infinity;
     for (const key of this.held) {
-      const at = this.notBefore.get(key) ?? 0;
+      const at = this.paced.get(key)?.at ?? 0;
       if (at <= now) ready.push(key);
       else next = Math.min(next, at);
     }

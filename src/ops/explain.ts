@@ -5,6 +5,7 @@ import { decodeMessage, encodeQuery } from '../wire/message.js';
 import { canonicalName, MAX_NAME_LENGTH, nameKey, nameToWire, wireLength } from '../wire/name.js';
 import { rrText } from '../wire/records.js';
 import type { Responder } from '../server/responder.js';
+import type { Pace } from '../federation/pacer.js';
 import type { Federation } from '../federation/federation.js';
 import { notSyncedReason, type ClusterVerdict, type FederatedService } from '../federation/model.js';
 import type { IgnoredValue } from '../cluster/objects.js';
@@ -38,6 +39,8 @@ export interface Explanation {
     clusters: ClusterVerdict[];
     /** Names of the service left out: longer than 255 bytes. */
     omittedNames?: string[];
+    /** Its rebuilds take longer than a slice, so its changes wait (src/federation/pacer.ts). */
+    pace?: Pace;
     /** Values of the service's objects not used ("cluster: reason "value""). */
     ignored?: string[];
     /** Clusterset zone: where the service name's addresses come from (ClusterSetIP or not). */
@@ -116,7 +119,7 @@ export function explain(fed: Federation, responder: Responder, name: string, typ
     const key = `${parsed.namespace}/${parsed.service}`;
     const fs = fed.federated(key);
     ex.service = serviceOf(fed, key, fs);
-    noteOmitted(fed, key, ex.service, notes);
+    noteBuild(fed, key, ex.service, notes);
     const ignored = ignoredValues(fed, key);
     if (ignored.length) ex.service.ignored = ignored;
     // Labels can make two owners give one name: the holder's records answer (README, "What names answer").
@@ -304,7 +307,7 @@ function explainClusterSet(
     const key = `${parsed.namespace}/${parsed.service}`;
     const fs = fed.clusterSetService(key);
     ex.service = serviceOf(fed, key, fs);
-    noteOmitted(fed, key, ex.service, notes);
+    noteBuild(fed, key, ex.service, notes);
     if (!fs) notes.push(`service ${key} is not in the clusterset zone: no live or stale member cluster exports it (ServiceExport)`);
     else {
       if (fs.panic) notes.push('panic mode: every cluster with addresses for this service has expired; serving their last known addresses');
@@ -319,12 +322,21 @@ function explainClusterSet(
   return ex;
 }
 
-/** The service's names (in either zone) left out for being longer than 255 bytes. */
-function noteOmitted(fed: Federation, key: string, service: NonNullable<Explanation['service']>, notes: string[]): void {
+/** How the service's names (in either zone) are built: those left out for being longer than 255 bytes, its pace. */
+function noteBuild(fed: Federation, key: string, service: NonNullable<Explanation['service']>, notes: string[]): void {
   const omitted = fed.omittedNames(key);
-  if (!omitted.length) return;
-  service.omittedNames = omitted;
-  notes.push(`${omitted.length} name${omitted.length > 1 ? 's' : ''} of ${key} would be longer than ${MAX_NAME_LENGTH} bytes and ${omitted.length > 1 ? 'are' : 'is'} left out; its other names answer`);
+  if (omitted.length) {
+    service.omittedNames = omitted;
+    notes.push(`${omitted.length} name${omitted.length > 1 ? 's' : ''} of ${key} would be longer than ${MAX_NAME_LENGTH} bytes and ${omitted.length > 1 ? 'are' : 'is'} left out; its other names answer`);
+  }
+  const pace = fed.paceOf(key);
+  if (pace) {
+    service.pace = pace;
+    notes.push(
+      `paced: rebuilding ${key} took ${pace.rebuildMs} ms, longer than a slice; a change to it waits up to ${pace.waitMs} ms, merged with those after it` +
+        (pace.waiting ? ' (one is waiting now)' : ''),
+    );
+  }
 }
 
 /** What the service's objects (Service, EndpointSlices, ServiceImport) hold that fedns does not use. */

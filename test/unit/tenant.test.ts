@@ -351,7 +351,7 @@ describe('SRV records a tenant can multiply', () => {
 
 describe('a service too big to rebuild within a slice', () => {
   it('changed without pause, takes a bounded share of the event loop; other services change as fast; its last change arrives', async () => {
-    const { fed, ask } = federation();
+    const { fed, ask, responder, logs } = federation();
     const a = fed.addCluster(settings('a', { addressMode: 'endpoints' }));
     // 20,000 endpoints: each rebuild of the service takes tens of milliseconds.
     const wide = (k: number, readyFirst: boolean) => thousandSlice('wide', k, { ready: (i) => i > 0 || readyFirst });
@@ -389,6 +389,13 @@ describe('a service too big to rebuild within a slice', () => {
     await eventually(() => [addrs(ask(first)).length, addrs(ask(sixth)).length], ([one, six]) => one === 1 && six === 0, 'the last change of the paced service', 20_000, 20);
     expect(fed.heldServices).toEqual([]);
     expect(fed.pacedHolds).toBeGreaterThan(0);
+    // Explained: how long it takes, how long its changes wait; logged once as it became paced.
+    const ex = explain(fed, responder, 'wide.ns.fed.example.com.');
+    expect(ex.service?.pace?.rebuildMs).toBeGreaterThanOrEqual(5);
+    expect(ex.service?.pace?.waitMs).toBeGreaterThanOrEqual(50);
+    expect(ex.notes.join('\n')).toMatch(/paced: rebuilding ns\/wide took \d+ ms, longer than a slice; a change to it waits up to \d+ ms/);
+    expect(explain(fed, responder, 'small.ns.fed.example.com.').service?.pace).toBeUndefined();
+    expect(logs.records.filter((r) => r.service === 'ns/wide' && String(r.msg).includes('longer than a slice')).length).toBe(1);
     fed.close();
   }, 60_000);
 });
