@@ -5,23 +5,14 @@
 // clientNetworks: auto (as a node watch does for a kube source).
 import { readdirSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
-import { parseAllDocuments } from 'yaml';
 import type { Logger } from 'pino';
-import {
-  ObjectError,
-  slimEndpointSlice,
-  slimNode,
-  slimService,
-  slimServiceExport,
-  type Kind,
-  type SlimNode,
-  slimServiceImport,
-  slimClusterProperty,
-} from './objects.js';
+import type { SlimNode } from './objects.js';
+import { emptyInventory, ManifestError, parseManifestText, type ManifestInventory } from './manifest.js';
 import { NodeNetworks } from './nodes.js';
+import { pageReader, type PageReader } from './page-reader.js';
 import { checkRegularFile, readRegularFile, UnreadableFile } from '../regular-file.js';
 import { pushAll } from '../lists.js';
-import type { ClusterInventory, ClusterState } from './state.js';
+import type { ClusterState } from './state.js';
 import type { ClusterSource } from './source.js';
 
 const MANIFEST = /\.(ya?ml|json)$/i;
@@ -44,25 +35,21 @@ function unreadableManifest(e: unknown, file: string): unknown {
   return new ManifestError(file, `${e.detail}; split it into several files`);
 }
 
-/** What a manifest directory holds: the cluster's objects, and its Nodes. */
-export interface ManifestInventory extends ClusterInventory {
-  nodes: SlimNode[];
-  /**
-   * Objects skipped because fedns cannot read them (a name that is not a DNS label, a Service
-   * without metadata): their kind, and "file: what is wrong". The kube source skips such objects
-   * too; the rest of the file, and the cluster, are read as usual.
-   */
-  unreadable: { kind: Kind | 'Node'; what: string }[];
+
+
+export { ManifestError, type ManifestInventory } from './manifest.js';
+
+/** One manifest file, read and parsed. */
+function parseManifestFile(file: string): ManifestInventory {
+  return parseManifestText(file, readManifest(file));
 }
 
-const emptyInventory = (): ManifestInventory => ({ services: [], slices: [], exports: [], imports: [], properties: [], nodes: [], unreadable: [] });
-
-export class ManifestError extends Error {
-  constructor(
-    readonly file: string,
-    message: string,
-  ) {
-    super(`${file}: ${message}`);
+/** One manifest file's text. Throws ManifestError when it is not read (unreadableManifest). */
+function readManifest(file: string): string {
+  try {
+    return readRegularFile(file, MAX_MANIFEST, 'manifest');
+  } catch (e) {
+    throw unreadableManifest(e, file);
   }
 }
 
@@ -77,10 +64,33 @@ export class ManifestReader {
   print = '';
   newestMtimeMs = 0;
 
+  /** The directory's manifests, each changed file parsed here. */
   read(dir: string): ManifestInventory {
-    const inv = emptyInventory();
-    const next = new Map<string, { stamp: string; inv: ManifestInventory }>();
-    let files: ReturnType<typeof scan>;
+    const files = this.scan(dir);
+    return this.assemble(files, (file) => parseManifestFile(file));
+  }
+
+  /** Whether a file of `dir` of at least `bytes` changed since the last read (one that cannot be scanned: no). */
+  bigChange(dir: string, bytes: number): boolean {
+    let files: ScannedFile[];
+    try {
+      files = scan(dir);
+    } catch {
+      return false;
+    }
+    return files.some((f) => f.size >= bytes && this.parsed.get(f.file)?.stamp !== f.stamp);
+  }
+
+  /** The directory's manifests, each changed file's text parsed by `parse` (a worker thread's), in turn. */
+  async readAsync(dir: string, parse: (file: string, text: string) => Promise<ManifestInventory>): Promise<ManifestInventory> {
+    const files = this.scan(dir);
+    const fresh = new Map<string, ManifestInventory>();
+    for (const { file, stamp } of files) if (this.parsed.get(file)?.stamp !== stamp) fresh.set(file, await parse(file, readManifest(file)));
+    return this.assemble(files, (file) => fresh.get(file)!);
+  }
+
+  private scan(dir: string): ScannedFile[] {
+    let files: ScannedFile[];
     try {
       files = scan(dir);
     } catch (e) {
@@ -89,9 +99,16 @@ export class ManifestReader {
     }
     this.print = fingerprintOf(files);
     this.newestMtimeMs = files.reduce((t, f) => Math.max(t, f.mtimeMs), 0);
+    return files;
+  }
+
+  /** The inventory of `files`: those unchanged since the last read as they were, the others from `parse`. */
+  private assemble(files: ScannedFile[], parse: (file: string) => ManifestInventory): ManifestInventory {
+    const inv = emptyInventory();
+    const next = new Map<string, { stamp: string; inv: ManifestInventory }>();
     for (const { file, stamp } of files) {
       let p = this.parsed.get(file);
-      if (p?.stamp !== stamp) p = { stamp, inv: parseManifestFile(file) };
+      if (p?.stamp !== stamp) p = { stamp, inv: parse(file) };
       next.set(file, p);
       pushAll(inv.services, p.inv.services);
       pushAll(inv.slices, p.inv.slices);
@@ -111,42 +128,6 @@ export function readManifestDir(dir: string): ManifestInventory {
   return new ManifestReader().read(dir);
 }
 
-/** One manifest file: JSON (parsed as JSON, much faster) or YAML, one or more documents. */
-function parseManifestFile(file: string): ManifestInventory {
-  const inv = emptyInventory();
-  let text: string;
-  try {
-    text = readRegularFile(file, MAX_MANIFEST, 'manifest');
-  } catch (e) {
-    throw unreadableManifest(e, file);
-  }
-  if (/\.json$/i.test(file)) {
-    if (text.trim() === '') return inv;
-    let obj: unknown;
-    try {
-      obj = JSON.parse(text);
-    } catch (e) {
-      throw new ManifestError(file, `JSON: ${(e as Error).message}`);
-    }
-    if (obj != null) collect(obj, file, inv);
-    return inv;
-  }
-  const docs = parseAllDocuments(text);
-  for (const doc of Array.isArray(docs) ? docs : [docs]) {
-    if (doc.errors.length) throw new ManifestError(file, `YAML: ${doc.errors[0].message.split('\n')[0].replace(/:$/, '')}`);
-    let obj: unknown;
-    try {
-      obj = doc.toJS();
-    } catch (e) {
-      // The reader refuses aliases that expand without bound ("billion laughs").
-      throw new ManifestError(file, `YAML: ${(e as Error).message}`);
-    }
-    if (obj == null) continue;
-    collect(obj, file, inv);
-  }
-  return inv;
-}
-
 function listManifests(dir: string): string[] {
   const out: string[] = [];
   for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
@@ -160,34 +141,19 @@ function listManifests(dir: string): string[] {
   return out;
 }
 
-function collect(obj: unknown, file: string, inv: ManifestInventory): void {
-  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new ManifestError(file, 'expected a Kubernetes object or List');
-  const o = obj as Record<string, any>;
-  const kind = o.kind;
-  try {
-    if (typeof kind === 'string' && kind.endsWith('List') && Array.isArray(o.items)) {
-      const itemKind = kind === 'List' ? undefined : kind.slice(0, -4);
-      for (const item of o.items) collect(itemKind && item && !item.kind ? { ...item, kind: itemKind } : item, file, inv);
-    } else if (kind === 'Service') inv.services.push(slimService(o));
-    else if (kind === 'EndpointSlice') inv.slices.push(slimEndpointSlice(o));
-    else if (kind === 'ServiceExport') inv.exports.push(slimServiceExport(o));
-    else if (kind === 'Node') inv.nodes.push(slimNode(o));
-    else if (kind === 'ServiceImport') inv.imports!.push(slimServiceImport(o));
-    else if (kind === 'ClusterProperty') inv.properties!.push(slimClusterProperty(o));
-    else if (typeof kind !== 'string') throw new ManifestError(file, 'object without a kind');
-    // Other kinds (Deployments, ...) are ignored.
-  } catch (e) {
-    if (!(e instanceof ObjectError)) throw e;
-    inv.unreadable.push({ kind: kind as Kind | 'Node', what: `${file}: ${e.message}` });
-  }
-}
-
 /**
  * Every manifest file with a stamp that a rewrite in place or a rename over it changes. Throws
  * ManifestError for one that is not a regular file of at most MAX_MANIFEST bytes (symlinks are
  * followed: a mounted ConfigMap's files are symlinks).
  */
-function scan(dir: string): { file: string; stamp: string; mtimeMs: number }[] {
+interface ScannedFile {
+  file: string;
+  stamp: string;
+  mtimeMs: number;
+  size: number;
+}
+
+function scan(dir: string): ScannedFile[] {
   return listManifests(dir).map((file) => {
     let st;
     try {
@@ -195,7 +161,7 @@ function scan(dir: string): { file: string; stamp: string; mtimeMs: number }[] {
     } catch (e) {
       throw unreadableManifest(e, file);
     }
-    return { file, stamp: `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`, mtimeMs: st.mtimeMs };
+    return { file, stamp: `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`, mtimeMs: st.mtimeMs, size: st.size };
   });
 }
 
@@ -237,6 +203,10 @@ export class FileClusterSource implements ClusterSource {
   private readonly nodeNetworks: NodeNetworks;
   /** The Nodes of the last good read. */
   private nodes: SlimNode[] = [];
+  /** A read on the worker is under way (refresh); another was asked for meanwhile. */
+  private reading = false;
+  private readAgain = false;
+  private readonly pages: PageReader;
 
   constructor(
     private readonly state: ClusterState,
@@ -247,8 +217,11 @@ export class FileClusterSource implements ClusterSource {
       pollMs?: number;
       /** clientNetworks: auto: the Nodes' pod CIDRs and InternalIPs become the cluster's learnedNetworks. */
       learnNetworks?: boolean;
+      /** Parses big files off the main thread (tests); default the process's. */
+      pageReader?: PageReader;
     } = {},
   ) {
+    this.pages = options.pageReader ?? pageReader;
     this.pollMs = options.pollMs ?? 500;
     this.learnNetworks = options.learnNetworks ?? false;
     this.nodeNetworks = new NodeNetworks(state);
@@ -268,7 +241,7 @@ export class FileClusterSource implements ClusterSource {
     // Networks a source before this one learned (its settings changed) are not this one's.
     if (!this.learnNetworks) this.nodeNetworks.clear();
     this.state.nodeWatchProblem = undefined;
-    this.reload();
+    this.refresh();
     this.poll = setInterval(() => {
       if (fingerprint(this.dir) !== this.lastPrint) this.soon();
     }, this.pollMs);
@@ -278,7 +251,7 @@ export class FileClusterSource implements ClusterSource {
   private soon(): void {
     if (this.debounce) clearTimeout(this.debounce);
     // Editors write files in several steps; read once they are done.
-    this.debounce = setTimeout(() => this.reload(), 50);
+    this.debounce = setTimeout(() => this.refresh(), 50);
   }
 
   /** Watches every directory of the tree (new ones included), and no longer-existing ones. */
@@ -310,7 +283,45 @@ export class FileClusterSource implements ClusterSource {
     }
   }
 
-  /** Re-reads the directory and applies the difference. */
+  /**
+   * Re-reads the directory (started, a file changed): a big file that changed is parsed on the
+   * page reader's worker thread while queries are answered, and applied a slice at a time; small
+   * ones are read at once, here. One read at a time: one asked for meanwhile follows it.
+   */
+  private refresh(): void {
+    if (this.reading) {
+      this.readAgain = true;
+      return;
+    }
+    if (!this.reader.bigChange(this.dir, this.pages.minWorkerBytes)) return this.reload();
+    this.reading = true;
+    void this.readOnWorker().finally(() => {
+      this.reading = false;
+      if (this.readAgain && this.watching) {
+        this.readAgain = false;
+        // The poll asked for one when the read began: it has seen that change since.
+        if (fingerprint(this.dir) !== this.lastPrint) this.refresh();
+      }
+    });
+  }
+
+  private async readOnWorker(): Promise<void> {
+    if (this.watching) this.syncWatchers();
+    let inv: ManifestInventory;
+    try {
+      inv = await this.reader.readAsync(this.dir, (file, text) => this.pages.readManifest(file, text));
+    } catch (e) {
+      if (this.watching) this.failed(e);
+      return;
+    }
+    // Stopped meanwhile: a source that replaced this one reads the directory anew.
+    if (!this.watching) return;
+    const before = this.adopting(inv);
+    await this.state.replaceAllSliced(inv);
+    if (this.watching) this.adopted(inv, before);
+  }
+
+  /** Re-reads the directory and applies the difference, at once. */
   reload(): void {
     // Watchers before reading: a file written meanwhile is either read now or seen by a watcher.
     if (this.watching) this.syncWatchers();
@@ -318,17 +329,28 @@ export class FileClusterSource implements ClusterSource {
     try {
       inv = this.reader.read(this.dir);
     } catch (e) {
-      this.lastPrint = this.reader.print;
-      const msg = (e as Error).message;
-      if (msg !== this.lastError) {
-        this.log.error({ error: msg }, 'cannot read cluster manifests; keeping the last good state');
-        this.lastError = msg;
-      }
-      // What the cluster holds now is unknown: its last data is served as stale, then expires.
-      this.state.markBroken(msg);
-      this.state.flush();
-      return;
+      return this.failed(e);
     }
+    const before = this.adopting(inv);
+    this.state.replaceAll(inv);
+    this.adopted(inv, before);
+  }
+
+  /** A read that failed: the cluster keeps its last data, stale. */
+  private failed(e: unknown): void {
+    this.lastPrint = this.reader.print;
+    const msg = (e as Error).message;
+    if (msg !== this.lastError) {
+      this.log.error({ error: msg }, 'cannot read cluster manifests; keeping the last good state');
+      this.lastError = msg;
+    }
+    // What the cluster holds now is unknown: its last data is served as stale, then expires.
+    this.state.markBroken(msg);
+    this.state.flush();
+  }
+
+  /** What comes before a read's objects replace the cluster's; returns the cluster's health before. */
+  private adopting(inv: ManifestInventory): ClusterState['health'] {
     this.lastPrint = this.reader.print;
     this.lastError = '';
     const unreadable = new Set<string>();
@@ -340,7 +362,11 @@ export class FileClusterSource implements ClusterSource {
     const before = this.state.health;
     // A file's modification is when its change began.
     if (before !== 'syncing') this.state.noteChange(this.reader.newestMtimeMs || Date.now());
-    this.state.replaceAll(inv);
+    return before;
+  }
+
+  /** What comes after a read's objects replaced the cluster's. */
+  private adopted(inv: ManifestInventory, before: ClusterState['health']): void {
     this.nodes = inv.nodes;
     if (this.learnNetworks) {
       this.nodeNetworks.replace(inv.nodes);

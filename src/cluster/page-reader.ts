@@ -22,17 +22,17 @@ import { nextSlice, sliceSpent } from '../slices.js';
 import { convertPage, type ConvertedPage, type ListPosition, type PageKind } from './list-page.js';
 import { adoptService, adoptSlice, type SlimEndpointSlice, type SlimService } from './objects.js';
 import { ApiError } from './supervisor.js';
+import { ManifestError, parseManifestText, type ManifestInventory } from './manifest.js';
 import { trimAllocator } from '../native.js';
 
-export interface PageRequest {
-  id: number;
-  kind: PageKind;
-  body: Uint8Array;
-}
+/** A page of a list, as JSON bytes; or a manifest file's text (files.ts), by the file's name. */
+export type PageRequest = { id: number; kind: PageKind; body: Uint8Array } | { id: number; kind: 'manifest'; file: string; text: string };
 
 export type PageReply =
   | { id: number; page: ConvertedPage }
+  | { id: number; inventory: ManifestInventory }
   | { id: number; problem: 'not JSON' | 'not a list' }
+  | { id: number; manifestError: string }
   | { id: number; defect: string }
   | { ready: true };
 
@@ -67,6 +67,19 @@ function defaultWorkerFile(): string {
   return fileURLToPath(new URL('../../dist/src/cluster/page-worker.js', import.meta.url));
 }
 
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/**
+ * `items` made, in place, objects this thread holds (`adopt`: objects.ts), after a structured
+ * clone from the worker; in slices, since many pages arrive at once.
+ */
+async function adopted<T>(items: T[], adopt: (item: T) => T): Promise<void> {
+  for (let i = 0; i < items.length; i++) {
+    items[i] = adopt(items[i]);
+    if ((i & 127) === 127 && sliceSpent()) await nextSlice();
+  }
+}
+
 /** A page that is not a list, read here or on the worker: the same error either way. */
 function pageProblem(what: string, problem: 'not JSON' | 'not a list'): ApiError {
   return new ApiError(`${what}: the answer is ${problem}`, 'protocol');
@@ -74,7 +87,7 @@ function pageProblem(what: string, problem: 'not JSON' | 'not a list'): ApiError
 
 interface Pending {
   what: string;
-  resolve: (page: ConvertedPage) => void;
+  resolve: (result: ConvertedPage | ManifestInventory) => void;
   reject: (e: Error) => void;
 }
 
@@ -88,7 +101,8 @@ interface Pending {
 const MAX_POSTED = 2;
 
 export class PageReader {
-  private readonly minWorkerBytes: number;
+  /** Pages (and manifest texts) of fewer bytes are read on the calling thread. */
+  readonly minWorkerBytes: number;
   private readonly idleMs: number;
   private readonly workerFile: string;
   private worker?: Worker;
@@ -127,15 +141,28 @@ export class PageReader {
       if (sliceSpent()) await nextSlice();
       return this.checked(convertPage(kind, body.toString('utf8')), what);
     }
-    const page = await this.onWorker(worker, kind, body, what);
-    // A structured clone: made the objects this thread holds, in slices (many pages arrive at once).
+    const view = new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+    // A buffer of its own moves to the worker without a copy; a slice of a shared one is copied.
+    const own = body.byteOffset === 0 && body.byteLength === body.buffer.byteLength && body.buffer instanceof ArrayBuffer;
+    const page = (await this.onWorker(worker, { kind, body: view }, own ? [body.buffer as ArrayBuffer] : [], what)) as ConvertedPage;
     const seen = new Map<object, unknown>();
-    const items = page.items;
-    for (let i = 0; i < items.length; i++) {
-      items[i] = kind === 'Service' ? adoptService(items[i] as SlimService, seen) : adoptSlice(items[i] as SlimEndpointSlice, seen);
-      if ((i & 127) === 127 && sliceSpent()) await nextSlice();
-    }
+    await adopted(page.items, (item) => (kind === 'Service' ? adoptService(item as SlimService, seen) : adoptSlice(item as SlimEndpointSlice, seen)));
     return page;
+  }
+
+  /**
+   * A manifest file's objects (files.ts), parsed and converted on the worker when it has one:
+   * YAML takes about a second per MiB. Throws ManifestError when the file does not parse, an
+   * ApiError when the worker failed on it.
+   */
+  async readManifest(file: string, text: string): Promise<ManifestInventory> {
+    const worker = text.length < this.minWorkerBytes ? undefined : this.workerToUse();
+    if (!worker) return parseManifestText(file, text);
+    const inv = (await this.onWorker(worker, { kind: 'manifest', file, text }, [], file)) as ManifestInventory;
+    const seen = new Map<object, unknown>();
+    await adopted(inv.services, (s) => adoptService(s, seen));
+    await adopted(inv.slices, (s) => adoptSlice(s, seen));
+    return inv;
   }
 
   private checked(page: ConvertedPage | 'not JSON' | 'not a list', what: string): ReadPage {
@@ -156,16 +183,13 @@ export class PageReader {
     }
   }
 
-  private onWorker(worker: Worker, kind: PageKind, body: Buffer, what: string): Promise<ConvertedPage> {
+  private onWorker(worker: Worker, request: DistributiveOmit<PageRequest, 'id'>, transfer: ArrayBuffer[], what: string): Promise<ConvertedPage | ManifestInventory> {
     clearTimeout(this.idleTimer);
     const id = this.nextId++;
     if (this.pending.size === 0) this.watch(worker);
-    return new Promise<ConvertedPage>((resolve, reject) => {
+    return new Promise((resolve, reject) => {
       this.pending.set(id, { what, resolve, reject });
-      const view = new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
-      // A buffer of its own moves to the worker without a copy; a slice of a shared one is copied.
-      const own = body.byteOffset === 0 && body.byteLength === body.buffer.byteLength && body.buffer instanceof ArrayBuffer;
-      this.waiting.push({ request: { id, kind, body: view }, transfer: own ? [body.buffer as ArrayBuffer] : [] });
+      this.waiting.push({ request: { ...request, id }, transfer });
       this.post(worker);
     });
   }
@@ -198,10 +222,11 @@ export class PageReader {
       this.pending.delete(m.id);
       this.posted--;
       this.post(worker);
-      if ('page' in m) {
+      if ('page' in m || 'inventory' in m) {
         this.pagesOnWorker++;
-        p.resolve(m.page);
+        p.resolve('page' in m ? m.page : m.inventory);
       } else if ('problem' in m) p.reject(pageProblem(p.what, m.problem));
+      else if ('manifestError' in m) p.reject(new ManifestError(p.what, m.manifestError));
       else p.reject(new Error(`${p.what}: reading the page failed: ${m.defect}`));
       if (this.pending.size > 0) this.watch(worker);
       else {

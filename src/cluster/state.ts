@@ -63,6 +63,18 @@ export interface ClusterSettings {
   gracePeriod: number;
 }
 
+/** An inventory's objects, kind by kind, in the order they are replaced. */
+function inventoryKinds(inv: ClusterInventory): Array<[Kind, Slim[]]> {
+  return [
+    ['Service', inv.services],
+    ['EndpointSlice', inv.slices],
+    ['ServiceExport', inv.exports],
+    ['ServiceImport', inv.imports ?? []],
+    ['ClusterProperty', inv.properties ?? []],
+  ];
+}
+
+
 export class ClusterState {
   readonly services = new Map<string, SlimService>();
   readonly slices = new Map<string, SlimEndpointSlice>();
@@ -368,11 +380,12 @@ export class ClusterState {
 
   /** A complete, consistent view of the cluster (a full re-list or a re-read of files). */
   replaceAll(inv: ClusterInventory): void {
-    this.replaceKind('Service', inv.services);
-    this.replaceKind('EndpointSlice', inv.slices);
-    this.replaceKind('ServiceExport', inv.exports);
-    this.replaceKind('ServiceImport', inv.imports ?? []);
-    this.replaceKind('ClusterProperty', inv.properties ?? []);
+    for (const [kind, items] of inventoryKinds(inv)) this.replaceKind(kind, items);
+  }
+
+  /** replaceAll() a slice at a time (replaceKindSliced). */
+  async replaceAllSliced(inv: ClusterInventory): Promise<void> {
+    for (const [kind, items] of inventoryKinds(inv)) await this.replaceKindSliced(kind, items);
   }
 
   /** Records when a change began in the member cluster (for the programming-latency metric). */

@@ -9,6 +9,8 @@ import { FileClusterSource, ManifestReader, MAX_MANIFEST } from '../../src/clust
 import { Federation } from '../../src/federation/federation.js';
 import { createLogger } from '../../src/ops/log.js';
 import { testFederationSettings } from '../support/federation.js';
+import { PageReader } from '../../src/cluster/page-reader.js';
+import { eventually } from '../support/kube-harness.js';
 
 const svc = (name: string, ip: string) => ({
   apiVersion: 'v1',
@@ -17,6 +19,9 @@ const svc = (name: string, ip: string) => ({
   spec: { type: 'LoadBalancer', ports: [{ name: 'http', port: 80, protocol: 'TCP' }] },
   status: { loadBalancer: { ingress: [{ ip }] } },
 });
+
+/** `s` as a regular expression that matches it literally. */
+const escaped = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
 describe('ManifestReader', () => {
   let dir: string;
@@ -114,7 +119,6 @@ describe('ManifestReader: what is not a manifest file', () => {
     writeFileSync(join(dir, 'good.yaml'), `apiVersion: v1\nkind: Service\nmetadata: { name: good, namespace: shop }\n`);
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
-  const escaped = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
   it('refuses a FIFO named like a manifest, naming it, and reads again once it is gone', () => {
     execFileSync('mkfifo', [join(dir, 'pipe.yaml')]);
@@ -188,6 +192,55 @@ describe('FileClusterSource watching', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe('FileClusterSource with big files', () => {
+  it('parses a big YAML file on the worker thread, the event loop free meanwhile; one that does not parse is reported as on the main thread', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedns-big-'));
+    const pages = new PageReader();
+    const fed = new Federation(testFederationSettings());
+    const state = fed.addCluster({ name: 'one', region: 'r1', zones: [], addressMode: 'loadBalancer', gracePeriod: 300 });
+    writeFileSync(join(dir, 'a.json'), JSON.stringify(svc('a', '192.0.2.1')));
+    const source = new FileClusterSource(state, dir, createLogger('silent'), { pollMs: 100, pageReader: pages });
+    // 6,000 Services as kubectl prints them: 1.5 MB of YAML, a second or more to parse.
+    const big = (n: number, last: string) =>
+      [...Array.from({ length: n - 1 }, (_, i) => `svc${i}`), last]
+        .map((name, i) => `apiVersion: v1\nkind: Service\nmetadata:\n  name: ${name}\n  namespace: shop\n  labels:\n    app: ${name}\n    tier: web\nspec:\n  type: LoadBalancer\n  ports:\n  - name: http\n    port: 80\n    protocol: TCP\nstatus:\n  loadBalancer:\n    ingress:\n    - ip: 10.${i >> 8}.${i & 255}.1\n`)
+        .join('---\n');
+    // The longest the event loop went without running a 1 ms timer.
+    let longest = 0;
+    let last = performance.now();
+    const lag = setInterval(() => {
+      const now = performance.now();
+      longest = Math.max(longest, now - last);
+      last = now;
+    }, 1);
+    try {
+      source.start();
+      expect(state.health).toBe('live');
+      const text = big(6000, 'final');
+      expect(text.length).toBeGreaterThan(1_400_000);
+      writeFileSync(join(dir, 'big.yaml'), text);
+      await eventually(() => state.services.has('shop/final'), (v) => v, 'the big file read', 60_000, 10);
+      expect(state.services.size).toBe(6001);
+      expect(pages.pagesOnWorker).toBe(1);
+      // Parsed here, it held the event loop 1-3 s; on the worker, the longest wait is a slice's,
+      // and the collections of the copy the worker hands over.
+      expect(longest).toBeLessThan(400);
+      // Broken: the cluster keeps its data, stale, and says which file and why, as for a small file.
+      writeFileSync(join(dir, 'big.yaml'), `${text}---\nkind: [unclosed\n`);
+      await eventually(() => state.health, (h) => h === 'stale', 'the broken big file reported', 60_000, 10);
+      expect(state.reason).toMatch(new RegExp(`^${escaped(join(dir, 'big.yaml'))}: YAML: `));
+      expect(state.services.has('shop/final')).toBe(true);
+      expect(pages.pagesOnWorker).toBe(1);
+    } finally {
+      clearInterval(lag);
+      source.stop();
+      pages.close();
+      fed.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
 
 describe('FileClusterSource health', () => {
