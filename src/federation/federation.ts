@@ -186,6 +186,9 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     } else {
       this.builder.setApex(settings.apex);
     }
+    // A new zone of either domain is built whole before it is ready, paced services among them
+    // (rebuildFor): those waiting for their pace are rebuilt with it, not once more after.
+    if (this.building || this.clusterSetZone?.building) for (const key of this.pacer.takeHeld()) this.dirty.add(key);
     // Every service, not only those with names now: a new selection may bring some back.
     this.markPresent();
     for (const c of this.clusters.values()) this.dirty.addAll(c, () => c.serviceKeys());
@@ -328,8 +331,11 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     this.scheduled = false;
     let services = 0;
     const cs = this.clusterSetZone;
+    // A zone not ready yet (a new domain, no cluster synced before) is ready once every service
+    // is built in it: none waits for its pace then, or the zone would be ready (NXDOMAIN) without it.
+    const pace = paced && this.wasReady && !this.building && !cs?.building;
     for (const key of this.dirty.take()) {
-      if (key !== null && !(paced && this.pacer.hold(key, performance.now()))) {
+      if (key !== null && !(pace && this.pacer.hold(key, performance.now()))) {
         services++;
         this.rebuildGuarded(key, cs);
       }

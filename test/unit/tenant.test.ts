@@ -398,6 +398,35 @@ describe('a service too big to rebuild within a slice', () => {
     expect(logs.records.filter((r) => r.service === 'ns/wide' && String(r.msg).includes('longer than a slice')).length).toBe(1);
     fed.close();
   }, 60_000);
+
+  it('held when the zone moves to a new domain, is built into the new zone before it is ready (never NXDOMAIN there)', () => {
+    const { fed, ask } = federation();
+    const a = fed.addCluster(settings('a', { addressMode: 'endpoints' }));
+    const wide = (ready: boolean) => thousandSlice('wide', 0, { ready: (i) => i > 0 || ready });
+    seed(a, [svc('wide', [], { headless: true, ports: [] }), wide(true), ...Array.from({ length: 19 }, (_, k) => thousandSlice('wide', k + 1)), svc('small', []), slice('small', undefined)]);
+    fed.rebuild();
+    // A second slow rebuild: paced.
+    a.upsert('EndpointSlice', wide(false));
+    a.flush();
+    fed.rebuild();
+    expect(fed.pacedCount).toBe(1);
+    // Its next change waits for its pace.
+    a.upsert('EndpointSlice', wide(true));
+    a.flush();
+    fed.rebuildSoon();
+    expect(fed.heldServices).toEqual(['ns/wide']);
+    // A reload moves the zone to a new domain.
+    const s = testFederationSettings();
+    const apex = { ...s.apex, domain: 'example.org.', nameservers: [{ name: 'ns1.example.org.', addresses: ['192.0.2.53'] }] };
+    fed.reconfigure({ ...s, apex, naming: { ...s.naming, domain: 'example.org.' } });
+    const newZoneReady = () => fed.snapshot.ready && fed.snapshot.domain === 'example.org.';
+    for (let i = 0; i < 100 && !newZoneReady(); i++) fed.rebuildSoon();
+    expect(newZoneReady()).toBe(true);
+    // Ready: every service answers in it, the paced one too (unpaced, it was NXDOMAIN until its pace came).
+    expect(addrs(ask('small.ns.fed.example.org.'))).toEqual(['10.0.0.1']);
+    expect(addrs(ask('10-1-0-1.a.wide.ns.fed.svc.example.org.'))).toEqual(['10.1.0.1']);
+    fed.close();
+  }, 60_000);
 });
 
 describe('slim objects keep only what answers need', () => {
