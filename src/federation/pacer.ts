@@ -8,6 +8,10 @@
 // event loop however fast it changes. Its changes meanwhile are merged into that next rebuild;
 // none is lost, and every other service is rebuilt as fast as before. One slow rebuild (a
 // collection landing in it) paces nothing: it takes two in a row.
+//
+// A service is forgotten FORGET_MS after its last slow rebuild (a service deleted, one that
+// stopped changing): the maps hold only services rebuilt slowly in the last FORGET_MS, each such
+// rebuild having taken PACE_FROM_MS, so at most a few thousand whatever tenants create and delete.
 
 /** A rebuild this long (ms), twice in a row, paces the service: a slice's worth (src/slices.ts). */
 export const PACE_FROM_MS = 5;
@@ -15,22 +19,29 @@ export const PACE_FROM_MS = 5;
 export const PACE = 10;
 /** The longest a paced service's change waits (ms). */
 export const PACE_MAX_MS = 10_000;
+/**
+ * A service's slow rebuilds are forgotten this long (ms) after the last one: longer than its
+ * longest wait, so that one changed without pause stays paced from one rebuild to the next.
+ */
+export const FORGET_MS = 2 * PACE_MAX_MS;
 
 /** A paced service, as explanations show it. */
 export interface Pace {
   /** Its last rebuild's cost (ms, rounded). */
   rebuildMs: number;
-  /** The wait before its next rebuild after one (ms, rounded). */
+  /** Its own wait before its next rebuild after one (ms, rounded); longer while other paced services take their turns. */
   waitMs: number;
   /** A change to it is waiting now. */
   waiting: boolean;
 }
 
 export class Pacer {
-  /** Service -> the cost (ms) of its last rebuild, for those whose last took PACE_FROM_MS or more. */
-  private readonly slow = new Map<string, number>();
-  /** Paced service -> when (performance.now()) it may be rebuilt again, and the wait that gave. */
-  private readonly paced = new Map<string, { at: number; wait: number }>();
+  /** Service -> the cost (ms) of its last rebuild and when it ended, for those whose last took PACE_FROM_MS or more. */
+  private readonly slow = new Map<string, { ms: number; end: number }>();
+  /** When (performance.now()) services slow long ago are next looked for. */
+  private nextSweep = 0;
+  /** Service -> when (performance.now()) it may be rebuilt again, for paced services. */
+  private readonly notBefore = new Map<string, { at: number; wait: number }>();
   /** Paced services with a change waiting for their time. */
   private readonly held = new Set<string>();
   private timer?: NodeJS.Timeout;
@@ -43,8 +54,8 @@ export class Pacer {
 
   /** Whether `key` must wait for its time; it is then held, and released when that comes. */
   hold(key: string, now: number): boolean {
-    if (this.paced.size === 0) return false;
-    const at = this.paced.get(key)?.at;
+    if (this.notBefore.size === 0) return false;
+    const at = this.notBefore.get(key)?.at;
     if (at === undefined || at <= now) return false;
     if (!this.held.has(key)) {
       this.held.add(key);
@@ -59,29 +70,44 @@ export class Pacer {
    * (ms) before its next when this rebuild made it paced, else 0.
    */
   rebuilt(key: string, ms: number, end: number): number {
+    if (this.slow.size && end >= this.nextSweep) this.sweep(end);
     if (ms < PACE_FROM_MS) {
-      if (this.slow.size && this.slow.delete(key)) this.paced.delete(key);
+      if (this.slow.size && this.slow.delete(key)) this.notBefore.delete(key);
       return 0;
     }
     const previous = this.slow.get(key);
-    this.slow.set(key, ms);
+    this.slow.set(key, { ms, end });
     if (previous === undefined) return 0;
-    const wait = Math.min(PACE_MAX_MS, PACE * Math.min(previous, ms));
-    const was = this.paced.has(key);
-    this.paced.set(key, { at: end + wait, wait });
+    const wait = Math.min(PACE_MAX_MS, PACE * Math.min(previous.ms, ms));
+    const was = this.notBefore.has(key);
+    this.notBefore.set(key, { at: end + wait, wait });
     return was ? 0 : wait;
+  }
+
+  /**
+   * Forgets services whose last slow rebuild ended FORGET_MS before `now`: deleted, or no longer
+   * changing (their time has come long since; one still held is released by the timer at once).
+   */
+  private sweep(now: number): void {
+    this.nextSweep = now + PACE_MAX_MS;
+    for (const [key, { end }] of this.slow) {
+      if (end + FORGET_MS >= now) continue;
+      this.slow.delete(key);
+      this.notBefore.delete(key);
+    }
   }
 
   /** `key`'s pace; undefined when it is not paced. */
   paceOf(key: string): Pace | undefined {
-    const pace = this.paced.get(key);
-    if (pace === undefined) return undefined;
-    return { rebuildMs: Math.round(this.slow.get(key)!), waitMs: Math.round(pace.wait), waiting: this.held.has(key) };
+    const pace = this.notBefore.get(key);
+    const slow = this.slow.get(key);
+    if (pace === undefined || slow === undefined) return undefined;
+    return { rebuildMs: Math.round(slow.ms), waitMs: Math.round(pace.wait), waiting: this.held.has(key) };
   }
 
   /** Services paced now: their last two rebuilds were slow. */
   get pacedCount(): number {
-    return this.paced.size;
+    return this.notBefore.size;
   }
 
   /** Services held now (sorted). */
@@ -123,7 +149,7 @@ export class Pacer {
     const ready: string[] = [];
     let next = Infinity;
     for (const key of this.held) {
-      const at = this.paced.get(key)?.at ?? 0;
+      const at = this.notBefore.get(key)?.at ?? 0;
       if (at <= now) ready.push(key);
       else next = Math.min(next, at);
     }

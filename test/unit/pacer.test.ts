@@ -1,6 +1,6 @@
 // The pace of services too big to rebuild within a slice (src/federation/pacer.ts).
 import { describe, expect, it } from 'vitest';
-import { PACE, PACE_FROM_MS, PACE_MAX_MS, Pacer } from '../../src/federation/pacer.js';
+import { FORGET_MS, PACE, PACE_FROM_MS, PACE_MAX_MS, Pacer } from '../../src/federation/pacer.js';
 import { eventually } from '../support/kube-harness.js';
 
 const pacer = () => {
@@ -30,6 +30,29 @@ describe('Pacer', () => {
     p.rebuilt('ns/big', 1, now);
     expect(p.pacedCount).toBe(0);
     expect(p.hold('ns/big', now + 1)).toBe(false);
+    p.close();
+  });
+
+  it('forgets services no longer rebuilt (deleted ones among them): its maps do not grow with every service ever slow', () => {
+    const { p } = pacer();
+    // A tenant creating and deleting big services under ever new names: each deletion is slow too.
+    for (let i = 0; i < 1000; i++) {
+      p.rebuilt(`ns/big-${i}`, 40, i);
+      p.rebuilt(`ns/big-${i}`, 40, i + 1);
+    }
+    expect(p.pacedCount).toBe(1000);
+    // One changed without pause at the longest wait stays paced from one rebuild to the next.
+    p.rebuilt('ns/huge', 2000, 0);
+    let end = 2000;
+    expect(p.rebuilt('ns/huge', 2000, end)).toBe(PACE_MAX_MS);
+    for (; end < FORGET_MS * 3; ) {
+      end += PACE_MAX_MS + 2000;
+      p.rebuilt('ns/huge', 2000, end);
+      expect(p.hold('ns/huge', end + 1)).toBe(true);
+    }
+    // Long after their last rebuild, the deleted ones are no longer counted, nor held in memory.
+    expect(p.pacedCount).toBe(1);
+    expect((p as unknown as { slow: Map<string, unknown> }).slow.size).toBe(1);
     p.close();
   });
 
