@@ -4,10 +4,13 @@
 // fedns rebuild it back to back and keep the event loop (every query, every other change) waiting.
 //
 // A service whose last two rebuilds each took PACE_FROM_MS or more waits, before its next, PACE
-// times the shorter of them (at most PACE_MAX_MS): such a service takes at most 1/(PACE+1) of the
-// event loop however fast it changes. Its changes meanwhile are merged into that next rebuild;
-// none is lost, and every other service is rebuilt as fast as before. One slow rebuild (a
-// collection landing in it) paces nothing: it takes two in a row.
+// times the shorter of them (at most PACE_MAX_MS), and every other paced service waits as long
+// too: paced services together take at most 1/(PACE+1) of the event loop however fast they
+// change and however many a tenant makes (each on its own would take as much, eleven of them
+// all of it). Their changes meanwhile are merged into their next rebuild; none is lost, and every
+// other service is rebuilt as fast as before. Held services are released in the order they were
+// held, so each gets its turn. One slow rebuild (a collection landing in it) paces nothing: it
+// takes two in a row.
 //
 // A service is forgotten FORGET_MS after its last slow rebuild (a service deleted, one that
 // stopped changing): the maps hold only services rebuilt slowly in the last FORGET_MS, each such
@@ -17,7 +20,7 @@
 export const PACE_FROM_MS = 5;
 /** A paced service waits this many times its rebuild's cost. */
 export const PACE = 10;
-/** The longest a paced service's change waits (ms). */
+/** The longest a paced service's change waits after its rebuild, or any paced one's (ms). */
 export const PACE_MAX_MS = 10_000;
 /**
  * A service's slow rebuilds are forgotten this long (ms) after the last one: longer than its
@@ -42,7 +45,9 @@ export class Pacer {
   private nextSweep = 0;
   /** Service -> when (performance.now()) it may be rebuilt again, for paced services. */
   private readonly notBefore = new Map<string, { at: number; wait: number }>();
-  /** Paced services with a change waiting for their time. */
+  /** When (performance.now()) any paced service may be rebuilt again: after the last one's wait. */
+  private shared = 0;
+  /** Paced services with a change waiting for their time, in the order they were held. */
   private readonly held = new Set<string>();
   private timer?: NodeJS.Timeout;
   private timerAt = Infinity;
@@ -55,7 +60,7 @@ export class Pacer {
   /** Whether `key` must wait for its time; it is then held, and released when that comes. */
   hold(key: string, now: number): boolean {
     if (this.notBefore.size === 0) return false;
-    const at = this.notBefore.get(key)?.at;
+    const at = this.timeOf(key);
     if (at === undefined || at <= now) return false;
     if (!this.held.has(key)) {
       this.held.add(key);
@@ -81,7 +86,14 @@ export class Pacer {
     const wait = Math.min(PACE_MAX_MS, PACE * Math.min(previous.ms, ms));
     const was = this.notBefore.has(key);
     this.notBefore.set(key, { at: end + wait, wait });
+    this.shared = Math.max(this.shared, end + wait);
     return was ? 0 : wait;
+  }
+
+  /** When a paced service may be rebuilt: after its own wait and the last paced one's; undefined: not paced. */
+  private timeOf(key: string): number | undefined {
+    const at = this.notBefore.get(key)?.at;
+    return at === undefined ? undefined : Math.max(at, this.shared);
   }
 
   /**
@@ -91,7 +103,8 @@ export class Pacer {
   private sweep(now: number): void {
     this.nextSweep = now + PACE_MAX_MS;
     for (const [key, { end }] of this.slow) {
-      if (end + FORGET_MS >= now) continue;
+      // One held waits for its turn among many paced services: still changing.
+      if (end + FORGET_MS >= now || this.held.has(key)) continue;
       this.slow.delete(key);
       this.notBefore.delete(key);
     }
@@ -149,7 +162,7 @@ export class Pacer {
     const ready: string[] = [];
     let next = Infinity;
     for (const key of this.held) {
-      const at = this.notBefore.get(key)?.at ?? 0;
+      const at = this.timeOf(key) ?? 0;
       if (at <= now) ready.push(key);
       else next = Math.min(next, at);
     }

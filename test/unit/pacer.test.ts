@@ -56,6 +56,25 @@ describe('Pacer', () => {
     p.close();
   });
 
+  it('paces every paced service by the last one rebuilt: however many, together a bounded share', () => {
+    const { p } = pacer();
+    for (const key of ['ns/a', 'ns/b', 'ns/c']) {
+      p.rebuilt(key, 20, 0);
+      p.rebuilt(key, 20, 0);
+    }
+    // a rebuilt at 200 (its time), taking 30 ms: every paced service waits as a does after it,
+    // PACE times the shorter of its last two (200 ms).
+    expect(p.hold('ns/a', 200)).toBe(false);
+    p.rebuilt('ns/a', 30, 230);
+    expect(p.hold('ns/b', 231)).toBe(true);
+    expect(p.hold('ns/c', 231)).toBe(true);
+    expect(p.hold('ns/b', 429)).toBe(true);
+    expect(p.hold('ns/b', 430)).toBe(false);
+    // Other services are never held.
+    expect(p.hold('ns/small', 300)).toBe(false);
+    p.close();
+  });
+
   it('waits at most PACE_MAX_MS', () => {
     const { p } = pacer();
     p.rebuilt('ns/huge', 5000, 0);
@@ -77,16 +96,17 @@ describe('Pacer', () => {
     expect(p.hold('ns/b', performance.now())).toBe(true);
     expect(p.holds).toBe(2);
     expect(p.heldNow).toEqual(['ns/a', 'ns/b']);
-    // a after 60 ms, b after 80 ms: each released when its own time comes.
+    // a's own time comes after 60 ms, b's after 80 ms, and every paced service waits for the last
+    // one's (b's): released together, in the order they were held.
     await eventually(() => released.flat(), (r) => r.length === 2, 'both released', 5000, 5);
-    expect(released).toEqual([['ns/a'], ['ns/b']]);
+    expect(released).toEqual([['ns/a', 'ns/b']]);
     expect(p.heldNow).toEqual([]);
     // Held again, then taken at once (a rebuild of everything): nothing is released later.
     p.rebuilt('ns/a', 6, performance.now());
     expect(p.hold('ns/a', performance.now())).toBe(true);
     expect(p.takeHeld()).toEqual(['ns/a']);
     await new Promise((r) => setTimeout(r, 100));
-    expect(released.length).toBe(2);
+    expect(released.length).toBe(1);
     p.close();
   });
 });

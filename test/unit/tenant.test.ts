@@ -399,6 +399,41 @@ describe('a service too big to rebuild within a slice', () => {
     fed.close();
   }, 60_000);
 
+  it('many of them changed without pause take a bounded share of the event loop together, each change arriving', async () => {
+    const { fed, ask } = federation();
+    const a = fed.addCluster(settings('a', { addressMode: 'endpoints' }));
+    // Eight services of 5,000 endpoints: each rebuild takes a few slices' time, each alone paced.
+    const N = 8;
+    const part = (n: number, k: number, readyFirst: boolean) => thousandSlice(`wide${n}`, k, { ready: (i) => i > 0 || readyFirst });
+    const objects = [];
+    for (let n = 0; n < N; n++) objects.push(svc(`wide${n}`, [], { headless: true, ports: [] }), ...Array.from({ length: 5 }, (_, k) => part(n, k, true)));
+    seed(a, objects);
+    fed.rebuild();
+    // A tenant's controller flips one endpoint of one of them every 5 ms, each in turn.
+    let tick = 0;
+    const churn = setInterval(() => {
+      const n = tick++ % N;
+      a.upsert('EndpointSlice', part(n, 0, Math.floor(tick / N) % 2 === 0));
+      a.flush();
+    }, 5);
+    await sleep(500);
+    const before = performance.eventLoopUtilization();
+    try {
+      await sleep(2500);
+    } finally {
+      clearInterval(churn);
+    }
+    // Each alone takes a tenth of the loop at most; together, unbounded, they took most of it.
+    expect(performance.eventLoopUtilization(before).utilization).toBeLessThan(0.5);
+    expect(fed.pacedCount).toBe(N);
+    // Every one's last change arrives.
+    for (let n = 0; n < N; n++) a.upsert('EndpointSlice', part(n, 0, n % 2 === 0));
+    a.flush();
+    const firsts = () => Array.from({ length: N }, (_, n) => addrs(ask(`10-1-0-1.a.wide${n}.ns.fed.svc.example.com.`)).length);
+    await eventually(firsts, (v) => v.every((len, n) => len === (n % 2 === 0 ? 1 : 0)), 'the last change of every paced service', 30_000, 20);
+    fed.close();
+  }, 60_000);
+
   it('held when the zone moves to a new domain, is built into the new zone before it is ready (never NXDOMAIN there)', () => {
     const { fed, ask } = federation();
     const a = fed.addCluster(settings('a', { addressMode: 'endpoints' }));
