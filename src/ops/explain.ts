@@ -333,7 +333,7 @@ function noteBuild(fed: Federation, key: string, service: NonNullable<Explanatio
   if (pace) {
     service.pace = pace;
     notes.push(
-      `paced: rebuilding ${key} took ${pace.rebuildMs} ms, longer than a slice; a change to it waits up to ${pace.waitMs} ms, merged with those after it` +
+      `paced: rebuilding ${key} took ${pace.rebuildMs} ms, longer than a slice; a change to it waits ${pace.waitMs} ms after each rebuild (longer while other paced services take their turns), merged with those after it` +
         (pace.waiting ? ' (one is waiting now)' : ''),
     );
   }
