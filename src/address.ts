@@ -28,12 +28,14 @@ export function answerableEndpoint(addr: string, addressType: 'IPv4' | 'IPv6' | 
  * The IPv4 address an IPv6 address (as its eight groups) stands for, whose reachability is
  * therefore its own: IPv4-mapped ::ffff:a.b.c.d and IPv4-compatible ::a.b.c.d (:: and ::1 among
  * them), IPv4-translated ::ffff:0:a.b.c.d (RFC 2765), the NAT64 well-known prefix
- * 64:ff9b::a.b.c.d (RFC 6052) and 6to4's 2002:aabb:ccdd::/48 (RFC 3056), which a translator or
+ * 64:ff9b::a.b.c.d (RFC 6052), 6to4's 2002:aabb:ccdd::/48 (RFC 3056) and a Teredo client's
+ * 2001:0:...:~a.~b.~c.~d (RFC 4380: its address with every bit flipped), which a translator or
  * relay sends on to that IPv4 address.
  */
 function embeddedV4(g: number[]): number[] | undefined {
   const bytes = (hi: number, lo: number) => [hi >> 8, hi & 0xff, lo >> 8, lo & 0xff];
   if (g[0] === 0x2002) return bytes(g[1], g[2]);
+  if (g[0] === 0x2001 && g[1] === 0) return bytes(g[6] ^ 0xffff, g[7] ^ 0xffff);
   if (g[2] !== 0 || g[3] !== 0) return undefined;
   const low = g[4] === 0 ? g[5] === 0xffff || g[5] === 0 : g[4] === 0xffff && g[5] === 0;
   const nat64 = g[0] === 0x64 && g[1] === 0xff9b && g[4] === 0 && g[5] === 0;

@@ -694,16 +694,18 @@ describe('what Services and EndpointSlices say, as sources hand them over', () =
       // The IPv4 address inside an IPv4-mapped or IPv4-compatible one decides.
       ['::ffff:127.0.0.1', '::ffff:0.0.0.0', '::127.0.0.1', '::ffff:10.0.0.2'],
       // So does the one inside an IPv4-translated address (RFC 2765), a NAT64 well-known-prefix
-      // one (RFC 6052) and a 6to4 prefix (RFC 3056): a translator or relay sends it on to that address.
+      // one (RFC 6052), a 6to4 prefix (RFC 3056) and a Teredo client's (RFC 4380, bits flipped):
+      // a translator or relay sends it on to that address.
       ['::ffff:0:127.0.0.1', '64:ff9b::127.0.0.1', '64:ff9b::224.0.0.1', '2002:7f00:1::1', '2002:a9fe:101::5', '::ffff:0:10.0.0.4', '64:ff9b::10.0.0.5', '2002:a00:6::1'],
+      ['2001:0:4136:e378:8000:63bf:80ff:fffe', '2001:0:4136:e378:8000:63bf:f5ff:fff8'],
     ]);
     // No addressType (a manifest file may leave it out): either family, the same checks.
     const untyped = webSlice('web-any', undefined, [['10.0.0.3', '2001:db8::3', '127.0.0.2']]);
     seed(a, [svc('web', []), v4, v6, untyped]);
     fed.rebuild();
     expect(addrs(ask('web.ns.fed.example.com.'))).toEqual(['10.0.0.1', '10.0.0.3', '100.64.0.1', '240.0.0.7']);
-    expect(addrs(ask('web.ns.fed.example.com.', RRType.AAAA))).toEqual(['2001:db8::1', '2001:db8::3', '2002:a00:6::1', '64:ff9b::a00:5', '::ffff:0:a00:4', '::ffff:a00:2']);
-    expect(fed.ignored.count('endpoint address')).toBe(20);
+    expect(addrs(ask('web.ns.fed.example.com.', RRType.AAAA))).toEqual(['2001:0:4136:e378:8000:63bf:f5ff:fff8', '2001:db8::1', '2001:db8::3', '2002:a00:6::1', '64:ff9b::a00:5', '::ffff:0:a00:4', '::ffff:a00:2']);
+    expect(fed.ignored.count('endpoint address')).toBe(21);
   });
 
   it('load-balancer addresses and ClusterSetIPs no client could use are ignored with a count', () => {
