@@ -314,10 +314,11 @@ export class FileClusterSource implements ClusterSource {
       if (this.watching) this.failed(e);
       return;
     }
-    // Stopped meanwhile: a source that replaced this one reads the directory anew.
+    // Stopped meanwhile: a source that replaced this one reads the directory anew, and its
+    // objects must not be mixed with this read's (src/app.ts starts it once this one stopped).
     if (!this.watching) return;
     const before = this.adopting(inv);
-    await this.state.replaceAllSliced(inv);
+    await this.state.replaceAllSliced(inv, () => !this.watching);
     if (this.watching) this.adopted(inv, before);
   }
 

@@ -75,6 +75,15 @@ function inventoryKinds(inv: ClusterInventory): Array<[Kind, Slim[]]> {
 }
 
 
+/** `steps` until `stopped()` says so: checked before each step, since others run between slices. */
+function* until<T>(steps: Generator<T>, stopped: () => boolean): Generator<T> {
+  while (!stopped()) {
+    const r = steps.next();
+    if (r.done) return;
+    yield r.value;
+  }
+}
+
 export class ClusterState {
   readonly services = new Map<string, SlimService>();
   readonly slices = new Map<string, SlimEndpointSlice>();
@@ -383,9 +392,12 @@ export class ClusterState {
     for (const [kind, items] of inventoryKinds(inv)) this.replaceKind(kind, items);
   }
 
-  /** replaceAll() a slice at a time (replaceKindSliced). */
-  async replaceAllSliced(inv: ClusterInventory): Promise<void> {
-    for (const [kind, items] of inventoryKinds(inv)) await this.replaceKindSliced(kind, items);
+  /**
+   * replaceAll() a slice at a time (replaceKindSliced). Once `stopped()` says so (its source was
+   * stopped: a source that replaced it reads the cluster anew), no further object is applied.
+   */
+  async replaceAllSliced(inv: ClusterInventory, stopped: () => boolean = () => false): Promise<void> {
+    for (const [kind, items] of inventoryKinds(inv)) await sliced(until(this.replacing(kind, items), stopped));
   }
 
   /** Records when a change began in the member cluster (for the programming-latency metric). */

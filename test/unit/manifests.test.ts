@@ -243,6 +243,55 @@ describe('FileClusterSource with big files', () => {
   }, 120_000);
 });
 
+describe('FileClusterSource with big files: what happens during a read', () => {
+  let dir: string;
+  let fed: Federation;
+  let state: ReturnType<Federation['addCluster']>;
+  const closing: Array<() => void> = [];
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'fedns-big-'));
+    fed = new Federation(testFederationSettings());
+    state = fed.addCluster({ name: 'one', region: 'r1', zones: [], addressMode: 'loadBalancer', gracePeriod: 300 });
+  });
+  afterEach(() => {
+    for (const c of closing.splice(0)) c();
+    fed.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const source = (pages: PageReader, at = dir) => {
+    const s = new FileClusterSource(state, at, createLogger('silent'), { pollMs: 100, pageReader: pages });
+    closing.push(() => s.stop());
+    return s;
+  };
+  const reader = (options: ConstructorParameters<typeof PageReader>[0] = {}) => {
+    const pages = new PageReader(options);
+    closing.push(() => pages.close());
+    return pages;
+  };
+
+  it('a source stopped while it applies a big file applies no more of it: the source that replaced it (a reload) keeps what it read', async () => {
+    const other = mkdtempSync(join(tmpdir(), 'fedns-other-'));
+    closing.push(() => rmSync(other, { recursive: true, force: true }));
+    // 20,000 Services: parsed on the worker in a moment, applied over many slices.
+    writeFileSync(join(dir, 'big.json'), JSON.stringify({ apiVersion: 'v1', kind: 'List', items: Array.from({ length: 20_000 }, (_, i) => svc(`s${i}`, `10.${(i >> 8) & 255}.${i & 255}.1`)) }));
+    writeFileSync(join(other, 'small.json'), JSON.stringify(svc('other', '192.0.2.9')));
+    const pages = reader();
+    const first = source(pages);
+    const second = source(pages, other);
+    first.start();
+    await eventually(() => state.services.size, (n) => n > 0, 'the big file being applied', 60_000, 0);
+    expect(state.services.size).toBeLessThan(20_000);
+    // As src/app.ts replaces a source whose settings changed: the old one stops, the new one starts.
+    first.stop();
+    second.start();
+    expect([...state.services.keys()]).toEqual(['shop/other']);
+    await new Promise((r) => setTimeout(r, 500));
+    expect([...state.services.keys()]).toEqual(['shop/other']);
+    expect(state.health).toBe('live');
+  }, 60_000);
+
+});
+
 describe('FileClusterSource health', () => {
   it('a directory that cannot be read makes the cluster stale (its last data kept), and live again once it reads', () => {
     const root = mkdtempSync(join(tmpdir(), 'fedns-manifests-'));
