@@ -10,6 +10,7 @@ import type { SlimNode } from './objects.js';
 import { emptyInventory, ManifestError, parseManifestText, type ManifestInventory } from './manifest.js';
 import { NodeNetworks } from './nodes.js';
 import { pageReader, type PageReader } from './page-reader.js';
+import { ApiError } from './supervisor.js';
 import { checkRegularFile, readRegularFile, UnreadableFile } from '../regular-file.js';
 import { pushAll } from '../lists.js';
 import type { ClusterState } from './state.js';
@@ -38,6 +39,13 @@ function unreadableManifest(e: unknown, file: string): unknown {
 
 
 export { ManifestError, type ManifestInventory } from './manifest.js';
+
+/**
+ * After the worker failed on a read (it died, or stopped answering), not the files: the read is
+ * tried again after this long, doubling up to RETRY_MAX_MS while it keeps failing.
+ */
+const RETRY_MIN_MS = 1000;
+const RETRY_MAX_MS = 60_000;
 
 /** One manifest file, read and parsed. */
 function parseManifestFile(file: string): ManifestInventory {
@@ -207,6 +215,9 @@ export class FileClusterSource implements ClusterSource {
   private reading = false;
   private readAgain = false;
   private readonly pages: PageReader;
+  /** A read tried again after the worker failed on it, and the wait before the next one. */
+  private retry?: NodeJS.Timeout;
+  private retryMs = RETRY_MIN_MS;
 
   constructor(
     private readonly state: ClusterState,
@@ -311,7 +322,10 @@ export class FileClusterSource implements ClusterSource {
     try {
       inv = await this.reader.readAsync(this.dir, (file, text) => this.pages.readManifest(file, text));
     } catch (e) {
-      if (this.watching) this.failed(e);
+      if (!this.watching) return;
+      this.failed(e);
+      // The worker failed, not the files: nothing changes in the directory to read it again.
+      if (e instanceof ApiError) this.retryLater();
       return;
     }
     // Stopped meanwhile: a source that replaced this one reads the directory anew, and its
@@ -335,6 +349,16 @@ export class FileClusterSource implements ClusterSource {
     const before = this.adopting(inv);
     this.state.replaceAll(inv);
     this.adopted(inv, before);
+  }
+
+  private retryLater(): void {
+    clearTimeout(this.retry);
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      this.refresh();
+    }, this.retryMs);
+    this.retry.unref();
+    this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
   }
 
   /** A read that failed: the cluster keeps its last data, stale. */
@@ -368,6 +392,7 @@ export class FileClusterSource implements ClusterSource {
 
   /** What comes after a read's objects replaced the cluster's. */
   private adopted(inv: ManifestInventory, before: ClusterState['health']): void {
+    this.retryMs = RETRY_MIN_MS;
     this.nodes = inv.nodes;
     if (this.learnNetworks) {
       this.nodeNetworks.replace(inv.nodes);
@@ -387,5 +412,6 @@ export class FileClusterSource implements ClusterSource {
     this.watchers.clear();
     if (this.poll) clearInterval(this.poll);
     if (this.debounce) clearTimeout(this.debounce);
+    clearTimeout(this.retry);
   }
 }

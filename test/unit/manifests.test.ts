@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, renameSync, mkdirSync, symlinkSync, ftruncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Worker } from 'node:worker_threads';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FileClusterSource, ManifestReader, MAX_MANIFEST } from '../../src/cluster/files.js';
 import { Federation } from '../../src/federation/federation.js';
@@ -243,6 +244,12 @@ describe('FileClusterSource with big files', () => {
   }, 120_000);
 });
 
+/** `n` Services as kubectl prints them in YAML (6,000: 1.5 MB, a second or more to parse), the last named `last`. */
+const kubectlYaml = (n: number, last: string) =>
+  [...Array.from({ length: n - 1 }, (_, i) => `svc${i}`), last]
+    .map((name, i) => `apiVersion: v1\nkind: Service\nmetadata:\n  name: ${name}\n  namespace: shop\nspec:\n  type: LoadBalancer\n  ports:\n  - name: http\n    port: 80\n    protocol: TCP\nstatus:\n  loadBalancer:\n    ingress:\n    - ip: 10.${i >> 8}.${i & 255}.1\n`)
+    .join('---\n');
+
 describe('FileClusterSource with big files: what happens during a read', () => {
   let dir: string;
   let fed: Federation;
@@ -288,6 +295,34 @@ describe('FileClusterSource with big files: what happens during a read', () => {
     await new Promise((r) => setTimeout(r, 500));
     expect([...state.services.keys()]).toEqual(['shop/other']);
     expect(state.health).toBe('live');
+  }, 60_000);
+
+  it('a worker that dies while it parses a big file: the cluster reads it again and becomes live', async () => {
+    writeFileSync(join(dir, 'a.json'), JSON.stringify(svc('a', '192.0.2.1')));
+    let loaded: Promise<unknown> | undefined;
+    const pages = new (class extends PageReader {
+      override readManifest(file: string, text: string) {
+        const read = super.readManifest(file, text);
+        const worker = (this as unknown as { worker: Worker }).worker;
+        loaded = new Promise<void>((ready) => worker.on('message', (m: { ready?: true }) => m.ready && ready()));
+        return read;
+      }
+    })();
+    closing.push(() => pages.close());
+    source(pages).start();
+    expect(state.health).toBe('live');
+    // Three seconds or more to parse.
+    writeFileSync(join(dir, 'big.yaml'), kubectlYaml(12_000, 'final'));
+    await eventually(() => loaded !== undefined, (v) => v, 'the big file on the worker', 10_000, 1);
+    await loaded;
+    // The poll has seen the change by now.
+    await new Promise((r) => setTimeout(r, 400));
+    // As a worker out of memory, or one that crashed.
+    void (pages as unknown as { worker: Worker }).worker.terminate();
+    await eventually(() => state.reason, (r) => r.includes('the list page worker stopped'), 'the failure reported', 10_000, 5);
+    expect(state.health).toBe('stale');
+    await eventually(() => state.health, (h) => h === 'live', 'the file read again', 30_000, 20);
+    expect(state.services.size).toBe(12_001);
   }, 60_000);
 
 });
