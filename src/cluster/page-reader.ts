@@ -15,7 +15,8 @@
 // worker that dies while reading (out of memory on a giant page, a defect) fails the pages it
 // held and those waiting for it, as a failed request would: their lists start again, paced as
 // after any failure, and the next page starts a new worker. So does one that holds pages without
-// answering for stuckMs: every cluster's pages wait for it.
+// answering for stuckMs (longer while it parses a big manifest file: MANIFEST_MS_PER_MIB): every
+// cluster's pages wait for it.
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { nextSlice, sliceSpent } from '../slices.js';
@@ -48,7 +49,10 @@ export interface PageReaderOptions {
   minWorkerBytes?: number;
   /** A worker without a page for this long stops. Default 1 s. */
   idleMs?: number;
-  /** A worker that holds pages and answers none for this long is stopped. Default 60 s. */
+  /**
+   * A worker that holds pages and answers none for this long is stopped. Default 60 s; more while
+   * it holds a manifest file (MANIFEST_MS_PER_MIB).
+   */
   stuckMs?: number;
   /** The worker's script (tests). Default page-worker.js of this build. */
   workerFile?: string;
@@ -87,6 +91,8 @@ function pageProblem(what: string, problem: 'not JSON' | 'not a list'): ApiError
 
 interface Pending {
   what: string;
+  /** Time the worker may take over stuckMs while it holds this request (a big manifest's). */
+  allowMs: number;
   resolve: (result: ConvertedPage | ManifestInventory) => void;
   reject: (e: Error) => void;
 }
@@ -99,6 +105,14 @@ interface Pending {
  * 206 ms during a re-list; with 4 held, up to 112 and 111 ms; with 2, up to 59 and 74 ms.
  */
 const MAX_POSTED = 2;
+
+/**
+ * Time a manifest's text adds to stuckMs while the worker holds it, per MiB: YAML takes about a
+ * second per MiB here, several on a loaded machine, and the largest file read (64 MiB) longer
+ * than stuckMs. A worker stopped for it would fail the file every time it is read, and every
+ * cluster's list pages it held.
+ */
+const MANIFEST_MS_PER_MIB = 10_000;
 
 export class PageReader {
   /** Pages (and manifest texts) of fewer bytes are read on the calling thread. */
@@ -158,7 +172,8 @@ export class PageReader {
   async readManifest(file: string, text: string): Promise<ManifestInventory> {
     const worker = text.length < this.minWorkerBytes ? undefined : this.workerToUse();
     if (!worker) return parseManifestText(file, text);
-    const inv = (await this.onWorker(worker, { kind: 'manifest', file, text }, [], file)) as ManifestInventory;
+    const allowMs = Math.ceil((text.length / 2 ** 20) * MANIFEST_MS_PER_MIB);
+    const inv = (await this.onWorker(worker, { kind: 'manifest', file, text }, [], file, allowMs)) as ManifestInventory;
     const seen = new Map<object, unknown>();
     await adopted(inv.services, (s) => adoptService(s, seen));
     await adopted(inv.slices, (s) => adoptSlice(s, seen));
@@ -183,14 +198,15 @@ export class PageReader {
     }
   }
 
-  private onWorker(worker: Worker, request: DistributiveOmit<PageRequest, 'id'>, transfer: ArrayBuffer[], what: string): Promise<ConvertedPage | ManifestInventory> {
+  private onWorker(worker: Worker, request: DistributiveOmit<PageRequest, 'id'>, transfer: ArrayBuffer[], what: string, allowMs = 0): Promise<ConvertedPage | ManifestInventory> {
     clearTimeout(this.idleTimer);
     const id = this.nextId++;
-    if (this.pending.size === 0) this.watch(worker);
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { what, resolve, reject });
+      this.pending.set(id, { what, allowMs, resolve, reject });
       this.waiting.push({ request: { ...request, id }, transfer });
       this.post(worker);
+      // The first request held: the wait for its answer begins (with its allowance, posted now).
+      if (this.pending.size === 1) this.watch(worker);
     });
   }
 
@@ -253,17 +269,23 @@ export class PageReader {
     return worker;
   }
 
-  /** (Re)starts the wait for the worker's next answer: one that does not come fails its pages. */
+  /**
+   * (Re)starts the wait for the worker's next answer: one that does not come fails its pages.
+   * The manifests it holds (posted, not waiting) lengthen the wait.
+   */
   private watch(worker: Worker): void {
     clearTimeout(this.stuckTimer);
+    const waiting = new Set(this.waiting.map((w) => w.request.id));
+    let ms = this.stuckMs;
+    for (const [id, p] of this.pending) if (!waiting.has(id)) ms += p.allowMs;
     this.stuckTimer = setTimeout(() => {
       if (this.worker !== worker) return;
       this.worker = undefined;
       void worker.terminate();
-      const why = `the list page worker stopped (no answer for ${this.stuckMs / 1000} s)`;
+      const why = `the list page worker stopped (no answer for ${ms / 1000} s)`;
       for (const p of this.pending.values()) p.reject(new ApiError(`${p.what}: ${why}`, 'protocol'));
       this.forget();
-    }, this.stuckMs).unref();
+    }, ms).unref();
   }
 
   private stopWorker(worker: Worker): void {

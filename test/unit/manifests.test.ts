@@ -325,6 +325,17 @@ describe('FileClusterSource with big files: what happens during a read', () => {
     expect(state.services.size).toBe(12_001);
   }, 60_000);
 
+  it('a big file that takes the worker longer than stuckMs to parse is read all the same, as are the list pages behind it', async () => {
+    const pages = reader({ stuckMs: 300 });
+    // A second or more to parse.
+    const text = kubectlYaml(6000, 'final');
+    const page = Buffer.from(JSON.stringify({ apiVersion: 'v1', kind: 'ServiceList', metadata: { resourceVersion: '7' }, items: Array.from({ length: 500 }, (_, i) => svc(`p${i}`, '192.0.2.1')) }));
+    expect(page.length).toBeGreaterThan(pages.minWorkerBytes);
+    const [inv, read] = await Promise.all([pages.readManifest(join(dir, 'big.yaml'), text), pages.read('Service', page, 'list services')]);
+    expect(inv.services.length).toBe(6000);
+    expect(read.items.length).toBe(500);
+  }, 60_000);
+
 });
 
 describe('FileClusterSource health', () => {
