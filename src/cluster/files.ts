@@ -68,6 +68,8 @@ function readManifest(file: string): string {
  */
 export class ManifestReader {
   private parsed = new Map<string, { stamp: string; inv: ManifestInventory }>();
+  /** The files the last read listed, and their stamps. */
+  private scanned = new Map<string, string>();
   /** Of the last read (also a failed one): the directory's fingerprint and newest file time. */
   print = '';
   newestMtimeMs = 0;
@@ -97,14 +99,25 @@ export class ManifestReader {
     return this.assemble(files, (file) => fresh.get(file)!);
   }
 
+  /** Whether `file` is gone, or no longer as the last read listed it. */
+  changedSinceScan(file: string): boolean {
+    try {
+      return stampOf(file) !== this.scanned.get(file);
+    } catch {
+      return true;
+    }
+  }
+
   private scan(dir: string): ScannedFile[] {
     let files: ScannedFile[];
     try {
       files = scan(dir);
     } catch (e) {
       this.print = `error:${(e as Error).message}`;
+      this.scanned.clear();
       throw e;
     }
+    this.scanned = new Map(files.map((f) => [f.file, f.stamp]));
     this.print = fingerprintOf(files);
     this.newestMtimeMs = files.reduce((t, f) => Math.max(t, f.mtimeMs), 0);
     return files;
@@ -169,8 +182,17 @@ function scan(dir: string): ScannedFile[] {
     } catch (e) {
       throw unreadableManifest(e, file);
     }
-    return { file, stamp: `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`, mtimeMs: st.mtimeMs, size: st.size };
+    return { file, stamp: stamp(st), mtimeMs: st.mtimeMs, size: st.size };
   });
+}
+
+function stamp(st: { ino: number; size: number; mtimeMs: number; ctimeMs: number }): string {
+  return `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+}
+
+/** A manifest file's stamp now (as scan() takes it). Throws when it is gone or not one to read. */
+function stampOf(file: string): string {
+  return stamp(checkRegularFile(file, MAX_MANIFEST, 'manifest'));
 }
 
 function fingerprintOf(files: { file: string; stamp: string }[]): string {
@@ -323,6 +345,12 @@ export class FileClusterSource implements ClusterSource {
       inv = await this.reader.readAsync(this.dir, (file, text) => this.pages.readManifest(file, text));
     } catch (e) {
       if (!this.watching) return;
+      // The file changed since the read began (deleted or renamed while an earlier one parsed):
+      // not an error of the files. The read is done again.
+      if (e instanceof ManifestError && this.reader.changedSinceScan(e.file)) {
+        this.readAgain = true;
+        return;
+      }
       this.failed(e);
       // The worker failed, not the files: nothing changes in the directory to read it again.
       if (e instanceof ApiError) this.retryLater();

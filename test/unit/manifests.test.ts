@@ -336,6 +336,31 @@ describe('FileClusterSource with big files: what happens during a read', () => {
     expect(read.items.length).toBe(500);
   }, 60_000);
 
+  it('a file deleted while a big file is parsed is no error: the cluster stays live and reads the directory again', async () => {
+    writeFileSync(join(dir, 'a.yaml'), kubectlYaml(6000, 'first'));
+    writeFileSync(join(dir, 'b.json'), JSON.stringify(svc('b', '192.0.2.2')));
+    const asked: string[] = [];
+    const pages = new (class extends PageReader {
+      override readManifest(file: string, text: string) {
+        asked.push(file);
+        return super.readManifest(file, text);
+      }
+    })();
+    closing.push(() => pages.close());
+    source(pages).start();
+    await eventually(() => state.health, (h) => h === 'live', 'the first read', 60_000, 20);
+    const healths = new Set<string>();
+    const watching = setInterval(() => healths.add(state.health), 2);
+    closing.push(() => clearInterval(watching));
+    asked.length = 0;
+    writeFileSync(join(dir, 'a.yaml'), kubectlYaml(6000, 'second'));
+    writeFileSync(join(dir, 'b.json'), JSON.stringify(svc('b', '192.0.2.3')));
+    await eventually(() => asked.includes(join(dir, 'a.yaml')), (v) => v, 'a.yaml on the worker', 10_000, 1);
+    rmSync(join(dir, 'b.json'));
+    await eventually(() => state.services.has('shop/second') && !state.services.has('shop/b'), (v) => v, 'the change read', 60_000, 20);
+    expect([...healths]).toEqual(['live']);
+    expect(state.reason).toBe('');
+  }, 60_000);
 });
 
 describe('FileClusterSource health', () => {
