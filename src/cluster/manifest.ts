@@ -26,6 +26,12 @@ export interface ManifestInventory extends ClusterInventory {
   unreadable: { kind: Kind | 'Node'; what: string }[];
 }
 
+/**
+ * Lists nested deeper are refused: kubectl writes one List of objects, and each level is a frame
+ * of the stack, which ran out (a RangeError without the file's name) past some thousands.
+ */
+const MAX_LIST_DEPTH = 32;
+
 export const emptyInventory = (): ManifestInventory => ({ services: [], slices: [], exports: [], imports: [], properties: [], nodes: [], unreadable: [] });
 
 /** A manifest file that cannot be read or parsed, by name. */
@@ -72,14 +78,15 @@ export function parseManifestText(file: string, text: string): ManifestInventory
   return inv;
 }
 
-function collect(obj: unknown, file: string, inv: ManifestInventory): void {
+function collect(obj: unknown, file: string, inv: ManifestInventory, depth = 0): void {
   if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new ManifestError(file, 'expected a Kubernetes object or List');
   const o = obj as Record<string, any>;
   const kind = o.kind;
   try {
     if (typeof kind === 'string' && kind.endsWith('List') && Array.isArray(o.items)) {
+      if (depth >= MAX_LIST_DEPTH) throw new ManifestError(file, `Lists nested more than ${MAX_LIST_DEPTH} deep`);
       const itemKind = kind === 'List' ? undefined : kind.slice(0, -4);
-      for (const item of o.items) collect(itemKind && item && !item.kind ? { ...item, kind: itemKind } : item, file, inv);
+      for (const item of o.items) collect(itemKind && item && !item.kind ? { ...item, kind: itemKind } : item, file, inv, depth + 1);
     } else if (kind === 'Service') inv.services.push(slimService(o));
     else if (kind === 'EndpointSlice') inv.slices.push(slimEndpointSlice(o));
     else if (kind === 'ServiceExport') inv.exports.push(slimServiceExport(o));

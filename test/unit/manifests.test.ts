@@ -336,6 +336,20 @@ describe('FileClusterSource with big files: what happens during a read', () => {
     expect(read.items.length).toBe(500);
   }, 60_000);
 
+  it('Lists nested without bound fail the read with the file named, the same on the worker as on the main thread', async () => {
+    const file = join(dir, 'deep.json');
+    const text = '{"kind":"List","items":['.repeat(20_000) + ']}'.repeat(20_000);
+    writeFileSync(file, text);
+    let message = '';
+    try {
+      new ManifestReader().read(dir);
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toMatch(new RegExp(`^${escaped(file)}: `));
+    await expect(reader().readManifest(file, text)).rejects.toMatchObject({ message });
+  }, 60_000);
+
   it('a file deleted while a big file is parsed is no error: the cluster stays live and reads the directory again', async () => {
     writeFileSync(join(dir, 'a.yaml'), kubectlYaml(6000, 'first'));
     writeFileSync(join(dir, 'b.json'), JSON.stringify(svc('b', '192.0.2.2')));
