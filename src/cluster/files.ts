@@ -420,6 +420,9 @@ export class FileClusterSource implements ClusterSource {
 
   /** What comes after a read's objects replaced the cluster's. */
   private adopted(inv: ManifestInventory, before: ClusterState['health']): void {
+    // Read: a retry still waiting has nothing left to do.
+    clearTimeout(this.retry);
+    this.retry = undefined;
     this.retryMs = RETRY_MIN_MS;
     this.nodes = inv.nodes;
     if (this.learnNetworks) {

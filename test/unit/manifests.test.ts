@@ -12,6 +12,8 @@ import { createLogger } from '../../src/ops/log.js';
 import { testFederationSettings } from '../support/federation.js';
 import { PageReader } from '../../src/cluster/page-reader.js';
 import { eventually } from '../support/kube-harness.js';
+import { ApiError } from '../../src/cluster/supervisor.js';
+import { captureLogs } from '../transfer/harness.js';
 
 const svc = (name: string, ip: string) => ({
   apiVersion: 'v1',
@@ -323,6 +325,33 @@ describe('FileClusterSource with big files: what happens during a read', () => {
     expect(state.health).toBe('stale');
     await eventually(() => state.health, (h) => h === 'live', 'the file read again', 30_000, 20);
     expect(state.services.size).toBe(12_001);
+  }, 60_000);
+
+  it('a retry that waits after the worker failed is dropped once a read succeeds: no read follows for nothing', async () => {
+    writeFileSync(join(dir, 'a.json'), JSON.stringify(svc('a', '192.0.2.1')));
+    const logs = captureLogs('info');
+    // A worker that fails its first file, as one that died would.
+    let failures = 0;
+    const pages = new (class extends PageReader {
+      override readManifest(file: string, text: string) {
+        if (failures++ === 0) return Promise.reject(new ApiError(`${file}: the list page worker stopped (exit code 1)`, 'protocol'));
+        return super.readManifest(file, text);
+      }
+    })();
+    closing.push(() => pages.close());
+    const s = new FileClusterSource(state, dir, logs.log, { pollMs: 100, pageReader: pages });
+    closing.push(() => s.stop());
+    s.start();
+    writeFileSync(join(dir, 'big.yaml'), kubectlYaml(1000, 'final'));
+    await eventually(() => state.health, (h) => h === 'stale', 'the failure reported', 10_000, 5);
+    // The big file goes before the retry's time (1 s): the directory reads at once, and well.
+    rmSync(join(dir, 'big.yaml'));
+    await eventually(() => state.health, (h) => h === 'live', 'the directory read again', 10_000, 5);
+    const reads = () => logs.find('cluster manifests changed').length;
+    const after = reads();
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(reads()).toBe(after);
+    expect(failures).toBe(1);
   }, 60_000);
 
   it('a big file that takes the worker longer than stuckMs to parse is read all the same, as are the list pages behind it', async () => {
