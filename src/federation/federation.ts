@@ -188,7 +188,7 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     }
     // A new zone of either domain is built whole before it is ready, paced services among them
     // (rebuildFor): those waiting for their pace are rebuilt with it, not once more after.
-    if (this.building || this.clusterSetZone?.building) for (const key of this.pacer.takeHeld()) this.dirty.add(key);
+    if (this.building || this.clusterSetZone?.building) this.unhold();
     // Every service, not only those with names now: a new selection may bring some back.
     this.markPresent();
     for (const c of this.clusters.values()) this.dirty.addAll(c, () => c.serviceKeys());
@@ -306,8 +306,13 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
   /** Rebuilds every dirty service and publishes, in one go; callable directly (tests, CLI). */
   rebuild(): ZoneSnapshot {
     // Services waiting for their pace too: this is everything, now.
-    for (const key of this.pacer.takeHeld()) this.dirty.add(key, true);
+    this.unhold();
     return this.rebuildFor(() => false, false);
+  }
+
+  /** Every service waiting for its pace, marked to be rebuilt with the rest, its time or not. */
+  private unhold(): void {
+    for (const key of this.pacer.takeHeld()) this.dirty.add(key, true);
   }
 
   /**
@@ -335,7 +340,7 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     // is built in it: none waits for its pace then, or the zone would be ready (NXDOMAIN) without it.
     const pace = paced && this.wasReady && !this.building && !cs?.building;
     for (const key of this.dirty.take()) {
-      if (key !== null && !(pace && this.pacer.hold(key, performance.now()))) {
+      if (key !== null && !(pace && this.pacer.hold(key))) {
         services++;
         this.rebuildGuarded(key, cs);
       }

@@ -57,11 +57,14 @@ export class Pacer {
   /** `release` gets the held services whose time has come. */
   constructor(private readonly release: (keys: string[]) => void) {}
 
-  /** Whether `key` must wait for its time; it is then held, and released when that comes. */
-  hold(key: string, now: number): boolean {
+  /**
+   * Whether `key` must wait for its time (as of `now`, performance.now() when not given); it is
+   * then held, and released when that comes. Nothing paced: no clock read.
+   */
+  hold(key: string, now?: number): boolean {
     if (this.notBefore.size === 0) return false;
     const at = this.timeOf(key);
-    if (at === undefined || at <= now) return false;
+    if (at === undefined || at <= (now ?? performance.now())) return false;
     if (!this.held.has(key)) {
       this.held.add(key);
       this.holds++;
