@@ -93,6 +93,8 @@ interface Pending {
   what: string;
   /** Time the worker may take over stuckMs while it holds this request (a big manifest's). */
   allowMs: number;
+  /** Handed to the worker (post). */
+  posted?: true;
   resolve: (result: ConvertedPage | ManifestInventory) => void;
   reject: (e: Error) => void;
 }
@@ -215,6 +217,7 @@ export class PageReader {
     while (this.posted < MAX_POSTED && this.waiting.length > 0) {
       const { request, transfer } = this.waiting.shift()!;
       worker.postMessage(request, transfer);
+      this.pending.get(request.id)!.posted = true;
       this.posted++;
     }
   }
@@ -275,9 +278,12 @@ export class PageReader {
    */
   private watch(worker: Worker): void {
     clearTimeout(this.stuckTimer);
-    const waiting = new Set(this.waiting.map((w) => w.request.id));
     let ms = this.stuckMs;
-    for (const [id, p] of this.pending) if (!waiting.has(id)) ms += p.allowMs;
+    // Requests are posted in the order they came: those posted come first.
+    for (const p of this.pending.values()) {
+      if (!p.posted) break;
+      ms += p.allowMs;
+    }
     this.stuckTimer = setTimeout(() => {
       if (this.worker !== worker) return;
       this.worker = undefined;
