@@ -77,7 +77,7 @@ export class ManifestReader {
   /** The directory's manifests, each changed file parsed here. */
   read(dir: string): ManifestInventory {
     const files = this.scan(dir);
-    return this.assemble(files, (file) => parseManifestFile(file));
+    return this.assemble(files, parseManifestFile);
   }
 
   /** Whether a file of `dir` of at least `bytes` changed since the last read (one that cannot be scanned: no). */
@@ -88,15 +88,20 @@ export class ManifestReader {
     } catch {
       return false;
     }
-    return files.some((f) => f.size >= bytes && this.parsed.get(f.file)?.stamp !== f.stamp);
+    return files.some((f) => f.size >= bytes && this.changed(f));
   }
 
   /** The directory's manifests, each changed file's text parsed by `parse` (a worker thread's), in turn. */
   async readAsync(dir: string, parse: (file: string, text: string) => Promise<ManifestInventory>): Promise<ManifestInventory> {
     const files = this.scan(dir);
     const fresh = new Map<string, ManifestInventory>();
-    for (const { file, stamp } of files) if (this.parsed.get(file)?.stamp !== stamp) fresh.set(file, await parse(file, readManifest(file)));
+    for (const f of files) if (this.changed(f)) fresh.set(f.file, await parse(f.file, readManifest(f.file)));
     return this.assemble(files, (file) => fresh.get(file)!);
+  }
+
+  /** Whether `f` is new or changed since the last read that succeeded. */
+  private changed(f: ScannedFile): boolean {
+    return this.parsed.get(f.file)?.stamp !== f.stamp;
   }
 
   /** Whether `file` is gone, or no longer as the last read listed it. */

@@ -74,7 +74,6 @@ function inventoryKinds(inv: ClusterInventory): Array<[Kind, Slim[]]> {
   ];
 }
 
-
 /** `steps` until `stopped()` says so: checked before each step, since others run between slices. */
 function* until<T>(steps: Generator<T>, stopped: () => boolean): Generator<T> {
   while (!stopped()) {
