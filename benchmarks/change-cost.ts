@@ -5,9 +5,19 @@
 //
 // Each size runs in a node process of its own, as a fedns of that size would: sharing one process
 // put the small federation's changes in the big one's heap and had the two evict each other from
-// the CPU's caches turn by turn. The sizes take turns, process by process, for a few rounds, so
-// that on a busy machine the drift of its conditions shows as a spread across rounds, and each
-// round's ratio compares neighbours in time.
+// the CPU's caches turn by turn. The processes stay up for the whole run and take turns (the
+// order turning every round), each waiting idle for its turn, and a ratio is taken between the
+// turns of one round, a second or two apart: on a busy machine, whose speed drifts by half from
+// one minute to the next, neighbours in time share its conditions. The run reports the median of
+// those ratios and the middle half of them.
+//
+// Two kinds of change are timed in each turn:
+// - back to back (BURST changes, the first fifth not counted: the caches are still the other
+//   process's): a storm of changes, where the small zone keeps all of its data in the CPU's
+//   caches and the big zone only the top of its tables;
+// - on cold caches (COLD_CHANGES changes, each after a sweep of 64 MiB of memory): a lone change
+//   reaching a server whose caches hold other work, as most changes do; its code and V8's are
+//   read from memory too, at every size alike.
 //
 // Each run also prints the bytes a change allocates (V8's sampling heap profiler, counting what
 // the collector has freed since): a figure that machine noise does not move, and whose ratio tells
@@ -21,9 +31,10 @@
 // The anchor from outside: Knot DNS given the same zone (the master file fedns makes of it) and
 // the same change as a dynamic update (RFC 2136): the endpoint's address deleted from, or added
 // back to, every name of the service that holds it. Timed from the update sent to Knot's answer,
-// one at a time, each size in the same round as fedns's (KNOT_CHANGES updates per size).
-// usage: node dist/benchmarks/change-cost.js [changes=5000] [rounds=3] [sizes=1000,1000+100000,100000]
-import { spawnSync } from 'node:child_process';
+// one at a time (KNOT_CHANGES updates per size and round, KNOT_ROUNDS rounds), after fedns's turns.
+// usage: node dist/benchmarks/change-cost.js [changes=20000] [rounds=20] [sizes=1000,1000+100000,100000]
+// (CHANGE_COST_ROUNDS=1 prints each round's medians)
+import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { Session } from 'node:inspector/promises';
 import { fileURLToPath } from 'node:url';
@@ -36,29 +47,44 @@ import { masterFile, zoneRecords } from '../src/zone/masterfile.js';
 import { seed, testFederationSettings } from '../test/support/federation.js';
 import { requirePeer, startKnot } from '../test/support/peers.js';
 
-const CHANGES = Number(process.argv[2] ?? 5000);
-const WARM_UP = 3000;
-const ROUNDS = Number(process.argv[3] ?? 3);
+/** Changes timed back to back per size, over all its turns. */
+const CHANGES = Number(process.argv[2] ?? 20000);
+const ROUNDS = Number(process.argv[3] ?? 20);
 /** "n" or "n+ballast": n services changed, beside a federation of `ballast` services never touched. */
 const SIZES = (process.argv[4] ?? '1000,1000+100000,100000').split(',');
+const BURST = Math.max(20, Math.round(CHANGES / ROUNDS));
+/** Changes at the start of a back-to-back burst not counted: the caches are still the other process's. */
+const SETTLING = Math.ceil(BURST / 5);
+/** Changes timed on cold caches per size and turn: each costs a sweep of FLUSH_BYTES first. */
+const COLD_BURST = Number(process.env.COLD_CHANGES ?? 100);
+/** Memory swept before a cold change: more than the last-level cache (32 MiB of L3 on the machines measured). */
+const FLUSH_BYTES = 64 << 20;
+const WARM_UP = 3000;
+/** Changes of the allocation count, per size. */
+const SAMPLED = 2000;
 /** Knot's updates per size and round (after KNOT_WARM_UP): each costs milliseconds, not microseconds. */
 const KNOT_CHANGES = Number(process.env.KNOT_CHANGES ?? 40);
+const KNOT_ROUNDS = Number(process.env.KNOT_ROUNDS ?? 3);
 const KNOT_WARM_UP = 5;
 /** Sizes Knot runs: those without a ballast. */
 const KNOT_SIZES = SIZES.filter((s) => !s.includes('+'));
 
-interface Figures {
+/** What a size's process says once it is built and warm. */
+interface Built {
   services: number;
   /** Services of the untouched federation beside it (0: none). */
   ballast: number;
   records: number;
   buildMs: number;
-  median: number;
-  p99: number;
-  mean: number;
-  /** Bytes allocated per change (sampled). */
-  allocated: number;
 }
+
+/**
+ * Parent to child: time a burst of changes (`cold`: each after a sweep of memory that leaves the
+ * CPU's caches holding none of the zone), or count the bytes of `allocated` changes and end.
+ */
+type Request = { burst: number; cold: boolean } | { allocated: number };
+/** Child to parent, in turn: Built once, then the burst's times (us), then the bytes per change. */
+type Reply = Built | { times: number[] } | { allocated: number };
 
 /** Bytes allocated per call of `fn`, over `calls` calls, by V8's sampling heap profiler. */
 async function allocatedPerCall(fn: (k: number) => void, calls: number): Promise<number> {
@@ -82,10 +108,11 @@ async function allocatedPerCall(fn: (k: number) => void, calls: number): Promise
 }
 
 /**
- * Builds a federation of `services` services (after one of `ballast` services that stays
- * untouched, if any) and times CHANGES changes to it (one size, this process).
+ * One size's process: builds a federation of `services` services (after one of `ballast`
+ * services that stays untouched, if any), warms the change's path up, says so, then times the
+ * bursts of changes its parent asks for, until it asks for the allocation count.
  */
-async function measure(size: string): Promise<Figures> {
+function serve(size: string): void {
   const [services, ballast = 0] = size.split('+').map(Number);
   const untouched = ballast ? build(ballast) : undefined;
   const t0 = performance.now();
@@ -101,19 +128,32 @@ async function measure(size: string): Promise<Figures> {
   };
   // Warm-up: until the JIT has compiled the change's path (a process of its own starts cold).
   for (let i = 0; i < WARM_UP; i++) flip((i * 31) % services);
-  const times: number[] = [];
-  for (let k = 0; k < CHANGES; k++) {
-    const s = performance.now();
-    flip((k * 7919) % services);
-    times.push((performance.now() - s) * 1000);
-  }
-  const records = fed.snapshot.recordCount;
-  const allocated = await allocatedPerCall((k) => flip((k * 4099) % services), CHANGES);
-  fed.close();
-  untouched?.fed.close();
-  const mean = times.reduce((a, b) => a + b, 0) / times.length;
-  times.sort((x, y) => x - y);
-  return { services, ballast, records, buildMs, median: times[Math.floor(times.length / 2)], p99: times[Math.floor(times.length * 0.99)], mean, allocated };
+  const sweep = new Uint32Array(FLUSH_BYTES / 4);
+  let sink = 0;
+  let next = 0;
+  const send = (reply: Reply) => process.send!(reply);
+  process.on('message', (m: Request) => {
+    if ('burst' in m) {
+      const times = new Array<number>(m.burst);
+      for (let k = 0; k < m.burst; k++) {
+        // One read per 64-byte line, and a write so that no line is kept as it was.
+        if (m.cold) for (let w = 0; w < sweep.length; w += 16) sink = (sink + sweep[w]++) | 0;
+        const s = performance.now();
+        flip((next++ * 7919) % services);
+        times[k] = (performance.now() - s) * 1000;
+      }
+      send({ times });
+      if (sink === 0.5) console.log('unreachable: keeps the sweep from being optimised away');
+      return;
+    }
+    void allocatedPerCall(() => flip((next++ * 4099) % services), m.allocated).then((allocated) => {
+      fed.close();
+      untouched?.fed.close();
+      send({ allocated });
+      process.disconnect();
+    });
+  });
+  send({ services, ballast, records: fed.snapshot.recordCount, buildMs });
 }
 
 /** The address of service i's endpoint k. */
@@ -230,57 +270,123 @@ async function measureKnot(services: number): Promise<KnotFigures> {
   }
 }
 
+/**
+ * The flags of a size's process. Its collector works in its own turn, on its own thread: none
+ * of it runs while another size is timed, sharing the machine's two cores and its caches. The
+ * build's garbage is collected before the first turn, and no memory reducer shrinks the heap of
+ * a process that waits for its turn (each would be collected in a later turn, an old-generation
+ * sweep that one size pays and not the others).
+ */
+const CHILD_FLAGS = ['--single-threaded-gc', '--expose-gc', '--no-memory-reducer'];
+
+/** A size's process, asked one thing at a time. */
+class Sizer {
+  private readonly proc: ChildProcess;
+  private waiting?: { resolve: (r: Reply) => void; reject: (e: Error) => void };
+
+  constructor(readonly size: string, self: string) {
+    this.proc = fork(self, [], { execArgv: [...process.execArgv, ...CHILD_FLAGS], env: { ...process.env, CHANGE_COST_CHILD: size }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.proc.on('message', (m: Reply) => {
+      const w = this.waiting;
+      this.waiting = undefined;
+      w?.resolve(m);
+    });
+    this.proc.on('exit', (code, signal) => {
+      const w = this.waiting;
+      this.waiting = undefined;
+      w?.reject(new Error(`the ${size}-service run ended (${code ?? signal}) before it answered`));
+    });
+  }
+
+  /** The next reply (`request` sent first, if any). */
+  next<T extends Reply>(request?: Request): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.waiting = { resolve: resolve as (r: Reply) => void, reject };
+      if (request) this.proc.send(request);
+    });
+  }
+}
+
+const sorted = (xs: number[]) => [...xs].sort((x, y) => x - y);
+/** The value at fraction q of `xs` sorted (0.5: the median). */
+const quantile = (xs: number[], q: number) => sorted(xs)[Math.min(xs.length - 1, Math.floor(xs.length * q))];
+const meanOf = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
 if (process.env.CHANGE_COST_KNOT) {
   process.stdout.write(JSON.stringify(await measureKnot(Number(process.env.CHANGE_COST_KNOT))));
 } else if (process.env.CHANGE_COST_CHILD) {
-  process.stdout.write(JSON.stringify(await measure(process.env.CHANGE_COST_CHILD)));
+  serve(process.env.CHANGE_COST_CHILD);
 } else {
   const self = fileURLToPath(import.meta.url);
-  /** Runs this file again with `env` set: one measurement in a process of its own. */
-  const child = <T>(what: string, env: Record<string, string>): T => {
-    const r = spawnSync(process.execPath, [...process.execArgv, self, String(CHANGES)], {
-      env: { ...process.env, ...env },
-      encoding: 'utf8',
-      maxBuffer: 1 << 20,
-    });
-    if (r.status !== 0) throw new Error(`the ${what} run failed (${r.status ?? r.signal}): ${r.stderr}`);
-    return JSON.parse(r.stdout) as T;
-  };
-  const run = (size: string) => child<Figures>(`${size}-service`, { CHANGE_COST_CHILD: size });
-  const withKnot = KNOT_SIZES.length > 0 && requirePeer('knotd');
-  const runKnot = (size: string) => child<KnotFigures>(`Knot ${size}-service`, { CHANGE_COST_KNOT: size });
   const fmt = (n: number) => n.toFixed(1);
   const count = (n: number) => n.toLocaleString('en');
-  const label = (f: Figures) => `${count(f.services)} services${f.ballast ? ` beside ${count(f.ballast)} untouched` : ''}`;
-  const rounds: Figures[][] = [];
-  const knotRounds: KnotFigures[][] = [];
-  console.log(`one endpoint change (upsert -> published snapshot), ${CHANGES} changes per run, each size in a process of its own, ${ROUNDS} round${ROUNDS === 1 ? '' : 's'}:`);
-  for (let r = 0; r < ROUNDS; r++) {
-    const round = SIZES.map(run);
-    rounds.push(round);
-    for (const f of round)
-      console.log(`  round ${r + 1}: ${label(f)} (${f.records} records, built in ${fmt(f.buildMs)} ms): median ${fmt(f.median)} us, mean ${fmt(f.mean)} us, p99 ${fmt(f.p99)} us; ${(f.allocated / 1024).toFixed(1)} KiB allocated per change`);
-    if (!withKnot) continue;
-    const knot = KNOT_SIZES.map(runKnot);
-    knotRounds.push(knot);
-    for (const k of knot)
-      console.log(`  round ${r + 1}: Knot DNS, the same change as a dynamic update, ${count(k.services)} services (${k.records} records): median ${k.median.toFixed(2)} ms, p90 ${k.p90.toFixed(2)} ms over ${KNOT_CHANGES} updates`);
+  const label = (b: Built) => `${count(b.services)} services${b.ballast ? ` beside ${count(b.ballast)} untouched` : ''}`;
+  // One process per size, built one after another so that each build has the machine to itself.
+  const sizers: Sizer[] = [];
+  const built: Built[] = [];
+  for (const size of SIZES) {
+    const sizer = new Sizer(size, self);
+    sizers.push(sizer);
+    built.push(await sizer.next<Built>());
   }
-  const span = (xs: number[]) => (Math.min(...xs) === Math.max(...xs) ? xs[0].toFixed(2) : `${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)}`);
-  // Every later size against every earlier one: with the default sizes, the heap's share
-  // (beside/alone), the whole growth (100,000/1,000) and the zone's own share (100,000/beside).
-  for (let i = 1; i < SIZES.length; i++)
-    for (let j = 0; j < i; j++) {
-      const ratio = (k: keyof Figures) => span(rounds.map((round) => round[i][k] / round[j][k]));
-      console.log(`ratio ${label(rounds[0][i])} / ${label(rounds[0][j])}, per round: median ${ratio('median')}, mean ${ratio('mean')}, p99 ${ratio('p99')} (near 1 = the same cost); bytes allocated ${ratio('allocated')} (near 1 = the same work)`);
+  console.log(
+    `one endpoint change (upsert -> published snapshot), each size in a process of its own, taking turns for ${ROUNDS} rounds; in its turn, ${BURST} changes back to back (the first ${SETTLING} not counted), then ${COLD_BURST} changes each on cold caches (after a ${FLUSH_BYTES >> 20} MiB sweep of memory):`,
+  );
+  // hot[i][r], cold[i][r]: size i's counted times in round r.
+  const hot: number[][][] = SIZES.map(() => []);
+  const cold: number[][][] = SIZES.map(() => []);
+  for (let r = 0; r < ROUNDS; r++)
+    for (let k = 0; k < SIZES.length; k++) {
+      const i = (r + k) % SIZES.length;
+      hot[i].push((await sizers[i].next<{ times: number[] }>({ burst: BURST, cold: false })).times.slice(SETTLING));
+      if (COLD_BURST > 0) cold[i].push((await sizers[i].next<{ times: number[] }>({ burst: COLD_BURST, cold: true })).times);
     }
+  const allocated: number[] = [];
+  for (const sizer of sizers) allocated.push((await sizer.next<{ allocated: number }>({ allocated: SAMPLED })).allocated);
+  const spread = (xs: number[]) => `${quantile(xs, 0.5).toFixed(2)} (middle half ${quantile(xs, 0.25).toFixed(2)}-${quantile(xs, 0.75).toFixed(2)})`;
+  for (const [mode, times] of [
+    ['back to back', hot],
+    ['on cold caches', cold],
+  ] as const) {
+    if (times[0].length === 0) continue;
+    console.log(`changes ${mode}:`);
+    for (const [i, b] of built.entries()) {
+      const all = times[i].flat();
+      console.log(`  ${label(b)} (${b.records} records, built in ${fmt(b.buildMs)} ms): median ${fmt(quantile(all, 0.5))} us, mean ${fmt(meanOf(all))} us, p99 ${fmt(quantile(all, 0.99))} us over ${all.length} changes`);
+      if (process.env.CHANGE_COST_ROUNDS) console.log(`    round by round: median ${times[i].map((t) => fmt(quantile(t, 0.5))).join(' ')}`);
+    }
+    // Every later size against every earlier one, round by round: with the default sizes, the
+    // heap's share (beside/alone), the whole growth (100,000/1,000) and the zone's own share
+    // (100,000/beside).
+    for (let i = 1; i < SIZES.length; i++)
+      for (let j = 0; j < i; j++) {
+        const ratios = (f: (xs: number[]) => number) => times[i].map((t, r) => f(t) / f(times[j][r]));
+        console.log(`  ratio ${label(built[i])} / ${label(built[j])}, over ${ROUNDS} rounds: median ${spread(ratios((xs) => quantile(xs, 0.5)))}, mean ${spread(ratios(meanOf))} (near 1 = the same cost)`);
+      }
+  }
+  for (const [i, b] of built.entries()) console.log(`bytes allocated per change, ${label(b)}: ${(allocated[i] / 1024).toFixed(1)} KiB (${(allocated[i] / allocated[0]).toFixed(2)} x the first size's: near 1 = the same work)`);
   // The anchor: Knot's growth over the same sizes, and its cost as a multiple of fedns's.
-  for (let i = 1; i < knotRounds[0]?.length; i++)
-    for (let j = 0; j < i; j++)
-      console.log(`ratio Knot DNS ${count(knotRounds[0][i].services)} / ${count(knotRounds[0][j].services)} services, per round: median ${span(knotRounds.map((round) => round[i].median / round[j].median))}`);
-  for (const [k, size] of KNOT_SIZES.entries()) {
-    const i = SIZES.indexOf(size);
-    if (knotRounds.length)
-      console.log(`Knot DNS / fedns, ${count(Number(size))} services, per round: median ${span(rounds.map((round, r) => (knotRounds[r][k].median * 1000) / round[i].median))} (Knot's update over loopback UDP against fedns's change in process)`);
+  if (KNOT_ROUNDS > 0 && KNOT_SIZES.length > 0 && requirePeer('knotd')) {
+    /** Runs this file again to time Knot at one size: a process of its own. */
+    const runKnot = (size: string): KnotFigures => {
+      const r = spawnSync(process.execPath, [...process.execArgv, self], { env: { ...process.env, CHANGE_COST_KNOT: size }, encoding: 'utf8', maxBuffer: 1 << 20 });
+      if (r.status !== 0) throw new Error(`the Knot ${size}-service run failed (${r.status ?? r.signal}): ${r.stderr}`);
+      return JSON.parse(r.stdout) as KnotFigures;
+    };
+    const knotRounds: KnotFigures[][] = [];
+    for (let r = 0; r < KNOT_ROUNDS; r++) {
+      const knot = KNOT_SIZES.map(runKnot);
+      knotRounds.push(knot);
+      for (const k of knot)
+        console.log(`  round ${r + 1}: Knot DNS, the same change as a dynamic update, ${count(k.services)} services (${k.records} records): median ${k.median.toFixed(2)} ms, p90 ${k.p90.toFixed(2)} ms over ${KNOT_CHANGES} updates`);
+    }
+    const span = (xs: number[]) => `${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)}`;
+    for (let i = 1; i < KNOT_SIZES.length; i++)
+      for (let j = 0; j < i; j++)
+        console.log(`ratio Knot DNS ${count(knotRounds[0][i].services)} / ${count(knotRounds[0][j].services)} services, per round: median ${span(knotRounds.map((round) => round[i].median / round[j].median))}`);
+    for (const [k, size] of KNOT_SIZES.entries()) {
+      const all = hot[SIZES.indexOf(size)].flat();
+      console.log(`Knot DNS / fedns, ${count(Number(size))} services, per round: median ${span(knotRounds.map((round) => (round[k].median * 1000) / quantile(all, 0.5)))} (Knot's update over loopback UDP against fedns's change in process)`);
+    }
   }
 }
