@@ -388,7 +388,7 @@ export class KubeClusterSource implements ClusterSource {
         if (kind === 'Service') {
           const key = serviceKey(s.namespace, s.name);
           const changed = type === 'DELETED' ? state.services.has(key) : !isSame(state.services.get(key), s as SlimService);
-          if (changed) state.noteChange(Date.now());
+          if (changed) state.noteChange(Date.now(), key);
         }
         if (type === 'DELETED') state.remove(kind, s.namespace, s.name);
         else state.upsert(kind, s);

@@ -54,6 +54,15 @@ export interface ClusterListener {
  */
 export const MAX_DISCOVERED_ZONES = 32;
 
+/** When a change began in the member cluster (ms since epoch), and the service it changes, if one. */
+export interface ChangeTime {
+  at: number;
+  service: string | undefined;
+}
+
+/** Change times a cluster keeps until they are handed over; more in one batch are not timed. */
+export const MAX_CHANGE_TIMES = 10_000;
+
 export interface ClusterSettings {
   name: string;
   region?: string;
@@ -125,8 +134,8 @@ export class ClusterState {
   private expiry?: NodeJS.Timeout;
   /** Region or zones changed since the last flush: every service of the cluster is affected. */
   private topologyChanged = false;
-  /** When the changes waiting to be published began (ms since epoch), for programming latency. */
-  private changeTimes: number[] = [];
+  /** When the changes waiting to be published began, for programming latency. */
+  private changeTimes: ChangeTime[] = [];
   /** Batched dirty keys, flushed by flush() (sources call it at the end of a batch). */
   private pending = new Set<string>();
 
@@ -185,7 +194,7 @@ export class ClusterState {
       if (old !== undefined && sameSlice(old, s)) return;
       if (old && old.service !== s.service) this.unlinkSlice(old, key);
       this.slices.set(key, s);
-      if (s.triggerTime) this.noteChange(s.triggerTime);
+      if (s.triggerTime) this.noteChange(s.triggerTime, s.service ? serviceKey(s.namespace, s.service) : undefined);
       if (s.ignored) this.listener.valuesIgnored(this, kind, key, s.ignored);
       if (s.service) {
         const svc = serviceKey(s.namespace, s.service);
@@ -399,13 +408,16 @@ export class ClusterState {
     for (const [kind, items] of inventoryKinds(inv)) await sliced(until(this.replacing(kind, items), stopped));
   }
 
-  /** Records when a change began in the member cluster (for the programming-latency metric). */
-  noteChange(atMs: number): void {
-    if (this.changeTimes.length < 10_000) this.changeTimes.push(atMs);
+  /**
+   * Records when a change began in the member cluster (for the programming-latency metric), and
+   * the service it changes (undefined: any, such as a manifest file's).
+   */
+  noteChange(atMs: number, service?: string): void {
+    if (this.changeTimes.length < MAX_CHANGE_TIMES) this.changeTimes.push({ at: atMs, service });
   }
 
   /** Change start times handed over since the last call. */
-  takeChangeTimes(): number[] {
+  takeChangeTimes(): ChangeTime[] {
     const t = this.changeTimes;
     this.changeTimes = [];
     return t;

@@ -1,7 +1,7 @@
 // The federation: member clusters in, zone snapshots out. A change in one cluster rebuilds
 // only the federated services it touches; publishing is batched per event-loop turn.
 import { EventEmitter } from 'node:events';
-import { ClusterState, type ClusterListener, type ClusterSettings } from '../cluster/state.js';
+import { ClusterState, MAX_CHANGE_TIMES, type ChangeTime, type ClusterListener, type ClusterSettings } from '../cluster/state.js';
 import { sameService, type IgnoredValue, type Kind, type SlimService } from '../cluster/objects.js';
 import { serviceNames, withoutLongNames, type LeftOut, type RecordSettings, type Topology } from './service-records.js';
 import { nameKey } from '../wire/name.js';
@@ -71,7 +71,8 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
   private topology: Topology = { regions: new Map() };
   private topologyText = '';
   private readonly seenHealth = new Map<string, string>();
-  private readonly changeTimes = new Map<string, number[]>();
+  /** Cluster -> its changes not answered yet (a paced service's stay until it is rebuilt). */
+  private readonly changeTimes = new Map<string, ChangeTime[]>();
   private current: ZoneSnapshot;
   private hostnames?: HostnameAddresses;
   /** Tenant-written values not used, counted per reason and logged rate-limited. */
@@ -164,6 +165,8 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     c.dispose();
     this.clusters.delete(name);
     this.seenHealth.delete(name);
+    // Its changes are no longer this cluster's to answer.
+    this.changeTimes.delete(name);
     // Its keys now, so that the queue does not hold the whole cluster until its turn.
     const keys = c.serviceKeys();
     this.dirty.addAll(c, () => keys);
@@ -200,8 +203,9 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     const times = c.takeChangeTimes();
     if (!times.length) return;
     const list = this.changeTimes.get(c.name);
-    if (list) pushAll(list, times);
-    else this.changeTimes.set(c.name, times);
+    if (!list) this.changeTimes.set(c.name, times);
+    // Held back for a paced service, they add up over batches: bounded like a batch's.
+    else if (list.length < MAX_CHANGE_TIMES) pushAll(list, times.slice(0, MAX_CHANGE_TIMES - list.length));
   }
 
   servicesChanged(c: ClusterState | undefined, keys: Set<string>): void {
@@ -392,11 +396,17 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
       this.schedule();
       return this.current;
     }
-    // Changes count as programmed once every service they dirtied answers.
+    // Changes count as programmed once every service they dirtied answers: a change to a service
+    // waiting for its pace, once that is rebuilt.
     if (this.changeTimes.size) {
       const now = Date.now();
-      for (const [cluster, times] of this.changeTimes) this.emit('programmed', cluster, times.map((t) => Math.max(0, (now - t) / 1000)));
-      this.changeTimes.clear();
+      for (const [cluster, times] of this.changeTimes) {
+        const waiting = this.pacer.holding ? times.filter((t) => t.service !== undefined && this.pacer.isHeld(t.service)) : [];
+        const answered = waiting.length ? times.filter((t) => t.service === undefined || !this.pacer.isHeld(t.service)) : times;
+        if (answered.length) this.emit('programmed', cluster, answered.map((t) => Math.max(0, (now - t.at) / 1000)));
+        if (waiting.length) this.changeTimes.set(cluster, waiting);
+        else this.changeTimes.delete(cluster);
+      }
     }
     return this.current;
   }

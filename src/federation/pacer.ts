@@ -126,6 +126,16 @@ export class Pacer {
     return this.notBefore.size;
   }
 
+  /** Whether any service is held now. */
+  get holding(): boolean {
+    return this.held.size > 0;
+  }
+
+  /** Whether `key` is held now: its change waits for its time. */
+  isHeld(key: string): boolean {
+    return this.held.has(key);
+  }
+
   /** Services held now (sorted). */
   get heldNow(): string[] {
     return [...this.held].sort();

@@ -438,6 +438,47 @@ describe('a service too big to rebuild within a slice', () => {
     fed.close();
   }, 60_000);
 
+  it('a change held for its pace counts as programmed once it answers, its wait included; others at once', async () => {
+    const { fed, ask } = federation();
+    const a = fed.addCluster(settings('a', { addressMode: 'endpoints' }));
+    const wide = (ready: boolean) => thousandSlice('wide', 0, { ready: (i) => i > 0 || ready });
+    seed(a, [svc('wide', [], { headless: true, ports: [] }), wide(true), ...Array.from({ length: 19 }, (_, k) => thousandSlice('wide', k + 1)), svc('small', []), slice('small', undefined)]);
+    fed.rebuild();
+    // A second slow rebuild: paced.
+    a.upsert('EndpointSlice', wide(false));
+    a.flush();
+    fed.rebuild();
+    expect(fed.pacedCount).toBe(1);
+    const programmed: number[] = [];
+    fed.on('programmed', (_c, s) => programmed.push(...s));
+    // Two changes begun in the member cluster now: the paced service's waits for its pace.
+    const began = Date.now();
+    a.upsert('EndpointSlice', { ...wide(true), triggerTime: began });
+    a.upsert('EndpointSlice', { ...slice('small', undefined, '10.0.0.2'), triggerTime: began });
+    a.flush();
+    fed.rebuildSoon();
+    expect(fed.heldServices).toEqual(['ns/wide']);
+    expect(addrs(ask('small.ns.fed.example.com.'))).toEqual(['10.0.0.2']);
+    // The small service's change answers: counted. The held one does not answer yet: not counted.
+    expect(programmed.length).toBe(1);
+    let heldUntil = Date.now();
+    await eventually(
+      () => {
+        if (fed.heldServices.length) heldUntil = Date.now();
+        return programmed.length;
+      },
+      (n) => n === 2,
+      'the paced change counted',
+      20_000,
+      5,
+    );
+    expect(addrs(ask('10-1-0-1.a.wide.ns.fed.svc.example.com.'))).toEqual(['10.1.0.1']);
+    // Counted from when it began to when it answered: at least as long as it was held.
+    expect(programmed[1] * 1000).toBeGreaterThanOrEqual(heldUntil - began - 1);
+    expect(heldUntil - began).toBeGreaterThan(50);
+    fed.close();
+  }, 60_000);
+
   it('held when the zone moves to a new domain, is built into the new zone before it is ready (never NXDOMAIN there)', () => {
     const { fed, ask } = federation();
     const a = fed.addCluster(settings('a', { addressMode: 'endpoints' }));
