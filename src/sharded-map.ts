@@ -19,6 +19,11 @@ function shardOf(key: string): number {
 export class ShardedMap<V> {
   private readonly shards = Array.from({ length: SHARDS }, () => new Map<string, V>());
 
+  /** The Map that holds `key`, or would: a read and a write of one key for one hash of it. */
+  holder(key: string): Map<string, V> {
+    return this.shards[shardOf(key)];
+  }
+
   get(key: string): V | undefined {
     return this.shards[shardOf(key)].get(key);
   }

@@ -88,12 +88,13 @@ function* orderSteps(z: ZoneSnapshot): Generator<boolean | void, ZoneNode[]> {
     for (;;) {
       const key = keyOf(child);
       const parent = parentKey(key);
-      const siblings = children.get(parent);
+      const holder = children.holder(parent);
+      const siblings = holder.get(parent);
       if (siblings) {
         siblings.push(child);
         break;
       }
-      children.set(parent, [child]);
+      holder.set(parent, [child]);
       // A parent seen for the first time is filed in turn, unless the walk reaches it as a name.
       if (parent === '' || z.names.has(parent)) break;
       child = parent;

@@ -452,18 +452,20 @@ export class ZoneBuilder {
   }
 
   private needEnt(key: string): void {
-    const n = this.entRefs.get(key) ?? 0;
-    this.entRefs.set(key, n + 1);
+    const refs = this.entRefs.holder(key);
+    const n = refs.get(key) ?? 0;
+    refs.set(key, n + 1);
     if (n === 0 && !this.map.has(key)) this.map.set(RecordsNode.empty(key));
   }
 
   private releaseEnt(key: string): void {
-    const n = (this.entRefs.get(key) ?? 1) - 1;
+    const refs = this.entRefs.holder(key);
+    const n = (refs.get(key) ?? 1) - 1;
     if (n > 0) {
-      this.entRefs.set(key, n);
+      refs.set(key, n);
       return;
     }
-    this.entRefs.delete(key);
+    refs.delete(key);
     // Only a name no owner placed: an owner's name without records (NODATA) stays while it is there.
     const node = this.map.get(key);
     if (node?.owner === '' && node.isEmptyNonTerminal) this.map.delete(key);

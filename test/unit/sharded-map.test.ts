@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ShardedMap } from '../../src/sharded-map.js';
 
 describe('ShardedMap', () => {
-  it('gets, sets, deletes and counts as a Map does, over keys like the zone keys it holds', () => {
+  it('gets, sets, deletes and counts as a Map does, over keys like the zone keys it holds, its holder() too', () => {
     const sharded = new ShardedMap<number>();
     const plain = new Map<string, number>();
     // A deterministic sequence (xorshift), so a failure can be replayed.
@@ -17,7 +17,7 @@ describe('ShardedMap', () => {
     const key = (i: number) => `\x04svc${i}\x03ns${i % 7}\x03fed\x07example\x03com\x00`;
     for (let step = 0; step < 50_000; step++) {
       const k = key(rand(5000));
-      switch (rand(4)) {
+      switch (rand(5)) {
         case 0:
         case 1:
           expect(sharded.set(k, step)).toBe(sharded);
@@ -25,6 +25,11 @@ describe('ShardedMap', () => {
           break;
         case 2:
           expect(sharded.delete(k)).toBe(plain.delete(k));
+          break;
+        case 3:
+          // Through the Map that holds the key: what get() reads.
+          sharded.holder(k).set(k, -step);
+          plain.set(k, -step);
           break;
         default:
           expect(sharded.has(k)).toBe(plain.has(k));
