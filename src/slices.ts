@@ -35,6 +35,11 @@ function turn(): void {
   schedule();
 }
 
+/** Pieces of work waiting for a slice (tests). */
+export function waitingSlices(): number {
+  return waiting.length;
+}
+
 /** Whether the slice of the work running now is spent (it then awaits nextSlice()). */
 export function sliceSpent(): boolean {
   return performance.now() >= turnEnds;

@@ -61,8 +61,14 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
   private readonly present = new Set<string>();
   /** Services to rebuild. */
   private readonly dirty = new DirtyServices();
-  /** A slice of rebuilding is waiting for its turn (src/slices.ts). */
+  /** Dirty services are to be rebuilt in the next slice (src/slices.ts). */
   private scheduled = false;
+  /**
+   * A slice asked for has not come yet. rebuild() does the work at once and leaves it waiting;
+   * changes after that wait for it, rather than each asking for another (a caller rebuilding
+   * change by change without the event loop turning queued one per change).
+   */
+  private sliceAsked = false;
   /** Services too big to rebuild within a slice, rebuilt at most at their pace (pacer.ts). */
   private readonly pacer = new Pacer((keys) => {
     for (const key of keys) this.dirty.add(key, true);
@@ -301,8 +307,11 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
+    if (this.sliceAsked) return;
+    this.sliceAsked = true;
     void nextSlice().then(() => {
-      // rebuild() or close() since: nothing left to do here.
+      this.sliceAsked = false;
+      // rebuild() or close() since, and no change after: nothing left to do here.
       if (this.scheduled) this.rebuildFor(sliceSpent, true);
     });
   }

@@ -13,6 +13,7 @@ import { explain } from '../../src/ops/explain.js';
 import { ZoneBuilder, type ZoneChange, type ZoneSnapshot } from '../../src/zone/snapshot.js';
 import { rrText } from '../../src/wire/records.js';
 import { seed, slice, svc, testFederationSettings } from '../support/federation.js';
+import { waitingSlices } from '../../src/slices.js';
 import { serviceNames } from '../../src/federation/service-records.js';
 import { captureLogs } from '../transfer/harness.js';
 
@@ -308,6 +309,29 @@ describe('rebuilding many services', () => {
     expect(published.reduce((a, b) => a + b, 0)).toBe(N);
     fed.close();
   }, 60_000);
+
+  it('changes rebuilt at once, many before the event loop turns, leave one slice waiting, not one each; the next change still waits for it', async () => {
+    const { fed, ask } = federation();
+    const c = fed.addCluster(settings('one'));
+    seed(c, [svc('web', ['192.0.2.1']), slice('web', [{ addr: '10.0.0.1' }])]);
+    fed.rebuild();
+    expect(addrs(ask('web.ns.fed.example.com.', RRType.A))).toEqual(['192.0.2.1']);
+    const before = waitingSlices();
+    // Each change asks for a slice; each rebuild() does the work at once.
+    for (let i = 0; i < 1000; i++) {
+      c.upsert('Service', svc('web', [`192.0.2.${(i % 200) + 1}`]));
+      c.flush();
+      fed.rebuild();
+    }
+    // One slice asked for, kept until its turn: the changes held one each (a promise and a closure).
+    expect(waitingSlices() - before).toBeLessThanOrEqual(1);
+    // A change the caller does not rebuild is rebuilt in that slice.
+    c.upsert('Service', svc('web', ['192.0.2.250']));
+    c.flush();
+    await new Promise<void>((resolve) => fed.once('published', () => resolve()));
+    expect(addrs(ask('web.ns.fed.example.com.', RRType.A))).toEqual(['192.0.2.250']);
+    fed.close();
+  });
 
   it('an initial sync rebuilt in slices makes the zone ready only once every service of it answers: no NXDOMAIN for a name not built yet', async () => {
     const { fed, ask } = federation();
