@@ -342,8 +342,11 @@ export class ZoneBuilder {
   setOwner(owner: string, specs: NameSpec[], stale = false): void {
     const prev = this.owned.get(owner);
     const m = this.map;
-    const keys = specs.map((s) => nameKey(s.name));
-    const sameNames = prev !== undefined && prev.length === keys.length && prev.every((k, i) => k === keys[i]);
+    const made = specs.map((s) => nameKey(s.name));
+    const sameNames = prev !== undefined && prev.length === made.length && prev.every((k, i) => k === made[i]);
+    // The same names: the keys held already, for the nodes made now too, so that the ones just
+    // made are garbage while young instead of outliving them in every new node.
+    const keys = sameNames ? prev : made;
     // The nodes this owner placed at the same names are still the map's (only their owner
     // replaces them): a zone of a million names spends a few cache misses on each lookup.
     const placed = sameNames ? this.placed.get(owner) : undefined;
