@@ -58,6 +58,8 @@ export const MAX_DISCOVERED_ZONES = 32;
 export interface ChangeTime {
   at: number;
   service: string | undefined;
+  /** When (performance.now()) the federation took it over: a rebuild of its service after this answers it. */
+  seen?: number;
 }
 
 /** Change times a cluster keeps until they are handed over; more in one batch are not timed. */

@@ -208,6 +208,8 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
   private collectChangeTimes(c: ClusterState): void {
     const times = c.takeChangeTimes();
     if (!times.length) return;
+    const seen = performance.now();
+    for (const t of times) t.seen = seen;
     const list = this.changeTimes.get(c.name);
     if (!list) this.changeTimes.set(c.name, times);
     // Held back for a paced service, they add up over batches: bounded like a batch's.
@@ -409,9 +411,16 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     // waiting for its pace, once that is rebuilt.
     if (this.changeTimes.size) {
       const now = Date.now();
+      // A held service answers the changes taken over before its last rebuild, not those after.
+      // A change of no service in particular (a manifest file's) may be any held service's: it
+      // waits for each one not rebuilt since it was taken over.
+      const rebuiltSince = (key: string, t: ChangeTime) => (this.pacer.lastRebuilt(key) ?? -Infinity) > (t.seen ?? Infinity);
+      let oldestHeld = Infinity;
+      if (this.pacer.holding) for (const key of this.pacer.heldNow) oldestHeld = Math.min(oldestHeld, this.pacer.lastRebuilt(key) ?? -Infinity);
+      const waits = (t: ChangeTime) => (t.service === undefined ? oldestHeld <= (t.seen ?? Infinity) : this.pacer.isHeld(t.service) && !rebuiltSince(t.service, t));
       for (const [cluster, times] of this.changeTimes) {
-        const waiting = this.pacer.holding ? times.filter((t) => t.service !== undefined && this.pacer.isHeld(t.service)) : [];
-        const answered = waiting.length ? times.filter((t) => t.service === undefined || !this.pacer.isHeld(t.service)) : times;
+        const waiting = this.pacer.holding ? times.filter(waits) : [];
+        const answered = waiting.length ? times.filter((t) => !waits(t)) : times;
         if (answered.length) this.emit('programmed', cluster, answered.map((t) => Math.max(0, (now - t.at) / 1000)));
         if (waiting.length) this.changeTimes.set(cluster, waiting);
         else this.changeTimes.delete(cluster);

@@ -136,6 +136,11 @@ export class Pacer {
     return this.held.has(key);
   }
 
+  /** When (performance.now()) `key`'s last slow rebuild ended; undefined: not known (not paced). */
+  lastRebuilt(key: string): number | undefined {
+    return this.slow.get(key)?.end;
+  }
+
   /** Services held now (sorted). */
   get heldNow(): string[] {
     return [...this.held].sort();
