@@ -37,7 +37,7 @@ export abstract class ZoneNode {
      * The names held as addresses and the empty non-terminals, nine in ten of a big zone's, keep
      * no string of their own beside the key: 4 MiB of 100,000 services' (benchmarks/scale-memory.ts).
      */
-    private readonly given: string | undefined,
+    protected readonly given: string | undefined,
     /** Federated service ("ns/name") that owns this name; "@" for apex data; "" for an empty non-terminal. */
     readonly owner: string,
     /** Built from stale cluster data (adds EDE 3 to answers). */
@@ -122,6 +122,15 @@ export class RecordsNode extends ZoneNode {
 
   override get locality(): ServiceLocality | undefined {
     return this.local;
+  }
+
+  /**
+   * This name with the same records, owner, staleness and locality, answering with `byType`: a
+   * name whose records stay while answers it takes from its owner's other names change (an SRV
+   * name's additional section, when an endpoint of its target changes) shares what it holds.
+   */
+  withAnswers(byType: ReadonlyMap<number, Answer>): RecordsNode {
+    return new RecordsNode(this.key, this.given, this.sets, byType, this.owner, this.stale, this.local);
   }
 
   override answerFor(qtype: number): Answer | undefined {

@@ -6,7 +6,7 @@ import { PersistentMap, type MapDraft } from './pmap.js';
 import { RRType } from '../wire/constants.js';
 import { canonicalName, keyToName, nameKey, parentKey } from '../wire/name.js';
 import { sameRecord, type RR, type SoaData } from '../wire/records.js';
-import { AddressNode, heldAsAddresses, prepareAnswers, RecordsNode, ZoneNode, type NameSpec } from './node.js';
+import { AddressNode, heldAsAddresses, prepareAnswers, RecordsNode, ZoneNode, type Answer, type NameSpec } from './node.js';
 import { pushAll } from '../lists.js';
 import { sameLocality } from './locality.js';
 import { SmallMap } from './small-map.js';
@@ -388,10 +388,14 @@ export class ZoneBuilder {
           nodes[i] = old;
           return;
         }
-        const node =
-          heldAsAddresses(spec)
-            ? new AddressNode(key, spec.addresses, owner, stale)
-            : new RecordsNode(key, spec.name, sortByType(spec.rrsets), SmallMap.of(answers.get(spec.name) ?? new Map()), owner, stale, spec.locality);
+        let node: ZoneNode;
+        if (heldAsAddresses(spec)) node = new AddressNode(key, spec.addresses, owner, stale);
+        else {
+          const byType = SmallMap.of(answers.get(spec.name) ?? new Map<number, Answer>());
+          // The same records (an SRV name whose target's addresses changed): only its answers are new.
+          const sameRecords = old instanceof RecordsNode && old.owner === owner && old.stale === stale && sameLocality(old.locality, spec.locality) && old.sameAs(spec);
+          node = sameRecords ? old.withAnswers(byType) : new RecordsNode(key, spec.name, sortByType(spec.rrsets), byType, owner, stale, spec.locality);
+        }
         if (old && old.owner !== owner && old.owner !== '') {
           // Another owner's name: the one that comes first in owner order holds it, whatever
           // order they came in (replicas and restarts see them in any), the other waits.
@@ -495,7 +499,8 @@ export class ZoneBuilder {
     const nodes: (NodeChange | ListedChange)[] = [];
     let size = 0;
     for (const c of this.changed.values()) {
-      if (c.before === c.after) continue;
+      // The same node, or a node sharing its records with the one before (withAnswers).
+      if (c.before === c.after || (c.before instanceof RecordsNode && c.before.rrsets === c.after?.rrsets)) continue;
       const holds = (c.before?.recordCount ?? 0) + (c.after?.recordCount ?? 0);
       // A big name is listed to be counted; kept as listed when that holds far less than its nodes.
       const listed = holds > LAZY_SLACK ? listedNow(c) : undefined;

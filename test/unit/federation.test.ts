@@ -591,6 +591,9 @@ describe('names held as their addresses', () => {
     expect(after.names.get(zoneOne)).toBe(untouched);
     for (const key of [zonal, regional, short, global, srv]) expect(after.names.get(key)).not.toBe(first.names.get(key));
     expect(after.names.get(srv)).not.toBe(srvBefore);
+    // Its records stay as they were, held once for both nodes, and no change lists them.
+    expect(after.names.get(srv)!.rrsets).toBe(srvBefore!.rrsets);
+    expect(changes.flatMap((ch) => [...ch.added, ...ch.removed]).filter((r) => r.type === RRType.SRV)).toEqual([]);
     expect(addrs(ask('s.ns.fed.svc.z2.r1.example.com.', RRType.A))).toEqual(['10.0.0.2']);
     expect(srvExtra('s.ns.fed.example.com.')).toEqual(['s.ns.fed.example.com. 10.0.0.1', 's.ns.fed.example.com. 10.0.0.2']);
     const removed = changes.flatMap((ch) => ch.removed).filter((r) => r.data === '10.0.0.3').map((r) => r.name).sort();
