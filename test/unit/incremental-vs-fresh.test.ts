@@ -1,4 +1,9 @@
-// Review: incremental federation vs a fresh Federation of the same cluster data, after every publish.
+// A federation changed step by step (random services in two clusters: headless or not, ports, TTL
+// and traffic-policy annotations, readiness, zones, hostnames, removals, stale clusters) against a
+// fresh one built from the same cluster data after every step: the same zone, the same answers
+// through a responder that kept its cache all along, each published change taking the zone before
+// to the zone after, and a record count that matches the records.
+// FRESH_SEEDS=1,2,... and FRESH_STEPS=n run more.
 import { describe, expect, it } from 'vitest';
 import { packSlice, type SlimService } from '../../src/cluster/objects.js';
 import type { ClusterState } from '../../src/cluster/state.js';
@@ -132,7 +137,7 @@ function run(seedValue: number, steps: number): void {
   }
 }
 
-describe('review: incremental vs fresh federation', () => {
+describe('a federation changed step by step answers as one built afresh', () => {
   const seeds = (process.env.FRESH_SEEDS ?? '1,2,3').split(',').map(Number);
   it.each(seeds)('seed %i', (s) => run(s, Number(process.env.FRESH_STEPS ?? 150)));
 });
