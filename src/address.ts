@@ -61,11 +61,11 @@ export function answerableEndpoint(addr: string, addressType: 'IPv4' | 'IPv6' | 
 
 /**
  * The IPv4 address (its 32-bit value; -1: none) an IPv6 address (as its eight groups) stands
- * for, whose reachability is therefore its own: IPv4-mapped ::ffff:a.b.c.d and IPv4-compatible ::a.b.c.d (:: and ::1 among
- * them), IPv4-translated ::ffff:0:a.b.c.d (RFC 2765), the NAT64 well-known prefix
- * 64:ff9b::a.b.c.d (RFC 6052), 6to4's 2002:aabb:ccdd::/48 (RFC 3056) and a Teredo client's
- * 2001:0:...:~a.~b.~c.~d (RFC 4380: its address with every bit flipped), which a translator or
- * relay sends on to that IPv4 address.
+ * for, whose reachability is therefore its own: IPv4-mapped ::ffff:a.b.c.d and IPv4-compatible
+ * ::a.b.c.d (:: and ::1 among them), IPv4-translated ::ffff:0:a.b.c.d (RFC 2765), the NAT64
+ * well-known prefix 64:ff9b::a.b.c.d (RFC 6052), 6to4's 2002:aabb:ccdd::/48 (RFC 3056) and a
+ * Teredo client's 2001:0:...:~a.~b.~c.~d (RFC 4380: its address with every bit flipped), which a
+ * translator or relay sends on to that IPv4 address.
  */
 function embeddedV4(g: number[]): number {
   const value = (hi: number, lo: number) => hi * 0x10000 + lo;
@@ -77,7 +77,7 @@ function embeddedV4(g: number[]): number {
   return (g[0] === 0 && g[1] === 0 && low) || nat64 ? value(g[6], g[7]) : -1;
 }
 
-/** Not this network (0/8), loopback, link-local, multicast, nor the broadcast address (`v`: the address's 32-bit value). */
+/** Not this network (0/8), loopback, link-local, multicast, nor the broadcast address (`v`: its 32-bit value). */
 function reachableV4(v: number): boolean {
   const a = v >>> 24;
   if (a === 0 || a === 127 || (a >= 224 && a <= 239)) return false;
