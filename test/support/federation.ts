@@ -9,7 +9,7 @@
  */
 import { packSlice, type EndpointSliceParts, type SlimEndpointSlice, type SlimPort, type SlimService, type SlimServiceExport } from '../../src/cluster/objects.js';
 import type { ClusterState } from '../../src/cluster/state.js';
-import type { FederationSettings } from '../../src/federation/federation.js';
+import type { Federation, FederationSettings } from '../../src/federation/federation.js';
 import type { FederationPolicy } from '../../src/federation/model.js';
 
 /** Federation settings for tests and benchmarks; `policy` overrides the default policy's fields. */
@@ -89,3 +89,23 @@ export const thousandSlice = (
       hostname: over.hostname?.(i),
     })),
   });
+
+/** A slice of the headless service 'ns/wide' whose first endpoint is `ready` or not (paceWide). */
+export const wideSlice = (ready: boolean): SlimEndpointSlice => thousandSlice('wide', 0, { ready: (i) => i > 0 || ready });
+
+/** Seeds `cluster` with 'ns/wide' (20,000 endpoints: a headless service too big to rebuild within a slice) and `others`. */
+export function seedWide(cluster: ClusterState, others: SeedObject[] = []): void {
+  seed(cluster, [svc('wide', [], { headless: true, ports: [] }), wideSlice(true), ...Array.from({ length: 19 }, (_, k) => thousandSlice('wide', k + 1)), ...others]);
+}
+
+/**
+ * seedWide, a rebuild, and a flip of wide's first endpoint: its second slow rebuild makes it
+ * paced (pacer.ts). Its first endpoint is then not ready.
+ */
+export function paceWide(fed: Pick<Federation, 'rebuild'>, cluster: ClusterState, others: SeedObject[] = []): void {
+  seedWide(cluster, others);
+  fed.rebuild();
+  cluster.upsert('EndpointSlice', wideSlice(false));
+  cluster.flush();
+  fed.rebuild();
+}

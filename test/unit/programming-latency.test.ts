@@ -4,20 +4,19 @@ import { describe, expect, it } from 'vitest';
 import { packSlice, type SlimEndpointSlice } from '../../src/cluster/objects.js';
 import type { ClusterSettings } from '../../src/cluster/state.js';
 import { Federation } from '../../src/federation/federation.js';
-import { seed, svc, testFederationSettings, thousandSlice } from '../support/federation.js';
+import { seedWide, svc, testFederationSettings, wideSlice } from '../support/federation.js';
 import { eventually } from '../support/kube-harness.js';
 
 const settings = (name: string): ClusterSettings => ({ name, region: 'r1', zones: [], addressMode: 'endpoints', gracePeriod: 300 });
 const slice = (service: string, addr = '10.0.0.1'): SlimEndpointSlice =>
   packSlice({ namespace: 'ns', name: `${service}-x`, service, addressType: 'IPv4', ports: [], endpoints: [{ addresses: [addr], ready: true }] });
-const wide = (ready: boolean) => thousandSlice('wide', 0, { ready: (i) => i > 0 || ready });
 
 /** A federation whose 'ns/wide' (20,000 endpoints) is paced, and 100 small services. */
 function pacedFederation() {
   const fed = new Federation(testFederationSettings());
   const a = fed.addCluster(settings('a'));
   const small = Array.from({ length: 100 }, (_, i) => [svc(`s${i}`, []), slice(`s${i}`)]).flat();
-  seed(a, [svc('wide', [], { headless: true, ports: [] }), wide(true), ...Array.from({ length: 19 }, (_, k) => thousandSlice('wide', k + 1)), ...small]);
+  seedWide(a, small);
   fed.rebuild();
   return { fed, a };
 }
@@ -25,7 +24,7 @@ function pacedFederation() {
 describe('programming latency of a paced service', () => {
   it('a change with no service (a manifest file re-read) that changes a held service is not counted before that service answers', async () => {
     const { fed, a } = pacedFederation();
-    a.upsert('EndpointSlice', wide(false));
+    a.upsert('EndpointSlice', wideSlice(false));
     a.flush();
     fed.rebuild();
     expect(fed.pacedCount).toBe(1);
@@ -33,7 +32,7 @@ describe('programming latency of a paced service', () => {
     fed.on('programmed', (_c, s) => programmed.push(...s));
     // What FilesClusterSource.adopting does: the file's change, for no service in particular.
     a.noteChange(Date.now());
-    a.upsert('EndpointSlice', wide(true));
+    a.upsert('EndpointSlice', wideSlice(true));
     a.flush();
     fed.rebuildSoon();
     expect(fed.heldServices).toEqual(['ns/wide']);
@@ -52,14 +51,14 @@ describe('programming latency of a paced service', () => {
     // c1: the wide service's second slow rebuild answers it (and paces the service). 100 other
     // services changed in the same turn are left for later slices: the slice is spent.
     const began = Date.now();
-    a.upsert('EndpointSlice', { ...wide(false), triggerTime: began });
+    a.upsert('EndpointSlice', { ...wideSlice(false), triggerTime: began });
     a.flush();
     for (let i = 0; i < 100; i++) a.upsert('EndpointSlice', slice(`s${i}`, '10.0.0.2'));
     a.flush();
     fed.rebuildSoon();
     expect(fed.pacedCount).toBe(1);
     // c2 to the same service, before the rest of the work is done: it is held.
-    a.upsert('EndpointSlice', { ...wide(true), triggerTime: Date.now() });
+    a.upsert('EndpointSlice', { ...wideSlice(true), triggerTime: Date.now() });
     a.flush();
     for (let n = 0; n < 1000 && programmed.length === 0; n++) fed.rebuildSoon();
     expect(fed.heldServices).toEqual(['ns/wide']);

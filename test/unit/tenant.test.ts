@@ -15,7 +15,7 @@ import type { FederationPolicy } from '../../src/federation/model.js';
 import type { ZoneChange } from '../../src/zone/snapshot.js';
 import { captureLogs } from '../transfer/harness.js';
 import { zoneRecords } from '../../src/zone/masterfile.js';
-import { seed, svc, testFederationSettings, thousandSlice } from '../support/federation.js';
+import { paceWide, seed, svc, testFederationSettings, thousandSlice, wideSlice } from '../support/federation.js';
 import { eventually, sleep } from '../support/kube-harness.js';
 
 function federation(policy: Partial<FederationPolicy> = {}) {
@@ -441,19 +441,13 @@ describe('a service too big to rebuild within a slice', () => {
   it('a change held for its pace counts as programmed once it answers, its wait included; others at once', async () => {
     const { fed, ask } = federation();
     const a = fed.addCluster(settings('a', { addressMode: 'endpoints' }));
-    const wide = (ready: boolean) => thousandSlice('wide', 0, { ready: (i) => i > 0 || ready });
-    seed(a, [svc('wide', [], { headless: true, ports: [] }), wide(true), ...Array.from({ length: 19 }, (_, k) => thousandSlice('wide', k + 1)), svc('small', []), slice('small', undefined)]);
-    fed.rebuild();
-    // A second slow rebuild: paced.
-    a.upsert('EndpointSlice', wide(false));
-    a.flush();
-    fed.rebuild();
+    paceWide(fed, a, [svc('small', []), slice('small', undefined)]);
     expect(fed.pacedCount).toBe(1);
     const programmed: number[] = [];
     fed.on('programmed', (_c, s) => programmed.push(...s));
     // Two changes begun in the member cluster now: the paced service's waits for its pace.
     const began = Date.now();
-    a.upsert('EndpointSlice', { ...wide(true), triggerTime: began });
+    a.upsert('EndpointSlice', { ...wideSlice(true), triggerTime: began });
     a.upsert('EndpointSlice', { ...slice('small', undefined, '10.0.0.2'), triggerTime: began });
     a.flush();
     fed.rebuildSoon();
@@ -482,16 +476,10 @@ describe('a service too big to rebuild within a slice', () => {
   it('held when the zone moves to a new domain, is built into the new zone before it is ready (never NXDOMAIN there)', () => {
     const { fed, ask } = federation();
     const a = fed.addCluster(settings('a', { addressMode: 'endpoints' }));
-    const wide = (ready: boolean) => thousandSlice('wide', 0, { ready: (i) => i > 0 || ready });
-    seed(a, [svc('wide', [], { headless: true, ports: [] }), wide(true), ...Array.from({ length: 19 }, (_, k) => thousandSlice('wide', k + 1)), svc('small', []), slice('small', undefined)]);
-    fed.rebuild();
-    // A second slow rebuild: paced.
-    a.upsert('EndpointSlice', wide(false));
-    a.flush();
-    fed.rebuild();
+    paceWide(fed, a, [svc('small', []), slice('small', undefined)]);
     expect(fed.pacedCount).toBe(1);
     // Its next change waits for its pace.
-    a.upsert('EndpointSlice', wide(true));
+    a.upsert('EndpointSlice', wideSlice(true));
     a.flush();
     fed.rebuildSoon();
     expect(fed.heldServices).toEqual(['ns/wide']);
