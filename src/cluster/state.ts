@@ -58,6 +58,8 @@ export const MAX_DISCOVERED_ZONES = 32;
 export interface ChangeTime {
   at: number;
   service: string | undefined;
+  /** The service a slice left for `service`: the change is answered once both are rebuilt. */
+  left?: string;
   /** When (performance.now()) the federation took it over: a rebuild of its service after this answers it. */
   seen?: number;
 }
@@ -194,9 +196,13 @@ export class ClusterState {
       const key = sliceKey(s);
       const old = this.slices.get(key);
       if (old !== undefined && sameSlice(old, s)) return;
-      if (old && old.service !== s.service) this.unlinkSlice(old, key);
+      const moved = old !== undefined && old.service !== s.service;
+      if (moved) this.unlinkSlice(old, key);
       this.slices.set(key, s);
-      if (s.triggerTime) this.noteChange(s.triggerTime, s.service ? serviceKey(s.namespace, s.service) : undefined);
+      if (s.triggerTime) {
+        const left = moved && old.service ? serviceKey(old.namespace, old.service) : undefined;
+        this.noteChange(s.triggerTime, s.service ? serviceKey(s.namespace, s.service) : undefined, left);
+      }
       if (s.ignored) this.listener.valuesIgnored(this, kind, key, s.ignored);
       if (s.service) {
         const svc = serviceKey(s.namespace, s.service);
@@ -412,10 +418,11 @@ export class ClusterState {
 
   /**
    * Records when a change began in the member cluster (for the programming-latency metric), and
-   * the service it changes (undefined: any, such as a manifest file's).
+   * the service it changes (undefined: any, such as a manifest file's), and the one a slice left.
    */
-  noteChange(atMs: number, service?: string): void {
-    if (this.changeTimes.length < MAX_CHANGE_TIMES) this.changeTimes.push({ at: atMs, service });
+  noteChange(atMs: number, service?: string, left?: string): void {
+    if (this.changeTimes.length >= MAX_CHANGE_TIMES) return;
+    this.changeTimes.push(left === undefined ? { at: atMs, service } : { at: atMs, service, left });
   }
 
   /** Change start times handed over since the last call. */

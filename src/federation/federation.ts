@@ -417,7 +417,8 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
       const rebuiltSince = (key: string, t: ChangeTime) => (this.pacer.lastRebuilt(key) ?? -Infinity) > (t.seen ?? Infinity);
       let oldestHeld = Infinity;
       if (this.pacer.holding) for (const key of this.pacer.heldNow) oldestHeld = Math.min(oldestHeld, this.pacer.lastRebuilt(key) ?? -Infinity);
-      const waits = (t: ChangeTime) => (t.service === undefined ? oldestHeld <= (t.seen ?? Infinity) : this.pacer.isHeld(t.service) && !rebuiltSince(t.service, t));
+      const holds = (key: string | undefined, t: ChangeTime) => key !== undefined && this.pacer.isHeld(key) && !rebuiltSince(key, t);
+      const waits = (t: ChangeTime) => (t.service === undefined ? oldestHeld <= (t.seen ?? Infinity) : holds(t.service, t) || holds(t.left, t));
       for (const [cluster, times] of this.changeTimes) {
         const waiting = this.pacer.holding ? times.filter(waits) : [];
         const answered = waiting.length ? times.filter((t) => !waits(t)) : times;

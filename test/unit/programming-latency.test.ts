@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { packSlice, type SlimEndpointSlice } from '../../src/cluster/objects.js';
 import type { ClusterSettings } from '../../src/cluster/state.js';
 import { Federation } from '../../src/federation/federation.js';
-import { seedWide, svc, testFederationSettings, wideSlice } from '../support/federation.js';
+import { seedWide, svc, testFederationSettings, thousandSlice, wideSlice } from '../support/federation.js';
 import { eventually } from '../support/kube-harness.js';
 
 const settings = (name: string): ClusterSettings => ({ name, region: 'r1', zones: [], addressMode: 'endpoints', gracePeriod: 300 });
@@ -64,6 +64,24 @@ describe('programming latency of a paced service', () => {
     expect(fed.heldServices).toEqual(['ns/wide']);
     // c1 was answered by the rebuild before: counted now, without c2's wait for the pace.
     expect(programmed.length).toBe(1);
+    fed.close();
+  }, 30_000);
+  it('a slice that moves from a held service to another is not counted before the held one answers', async () => {
+    const { fed, a } = pacedFederation();
+    a.upsert('EndpointSlice', wideSlice(false));
+    a.flush();
+    fed.rebuild();
+    expect(fed.pacedCount).toBe(1);
+    const programmed: number[] = [];
+    fed.on('programmed', (_c, s) => programmed.push(...s));
+    // 'wide-19' now says it is s0's: s0 gains its endpoints at once, wide loses them at its pace.
+    a.upsert('EndpointSlice', { ...thousandSlice('wide', 19), service: 's0', triggerTime: Date.now() });
+    a.flush();
+    fed.rebuildSoon();
+    expect(fed.heldServices).toEqual(['ns/wide']);
+    expect(programmed).toEqual([]);
+    await eventually(() => programmed.length, (n) => n === 1, 'the move counted', 20_000, 5);
+    expect(fed.heldServices).toEqual([]);
     fed.close();
   }, 30_000);
 });
