@@ -31,16 +31,26 @@ class Collision<V extends MapEntry> {
   ) {}
 }
 
-class Branch<V extends MapEntry> {
-  constructor(
-    public edit: object | null,
-    public bitmap: number,
-    public slots: Slot<V>[],
-  ) {}
-}
+/**
+ * A branch: one array of its bitmap, the edit that may change it in place (null: none), then
+ * its slots. One object, not a branch object beside an array of slots: in a zone of a million
+ * names most branches a change or a lookup passes through are in no CPU cache, and each object
+ * read is a trip to memory. Entries and collisions are never arrays.
+ */
+type Branch<V extends MapEntry> = (number | object | null | Slot<V>)[];
 
 /** A branch, a collision, or an entry (anything else). */
 type Slot<V extends MapEntry> = V | Collision<V> | Branch<V>;
+
+const BITMAP = 0;
+const EDIT = 1;
+/** Where a branch's slots start. */
+const HEAD = 2;
+
+const isBranch = <V extends MapEntry>(s: Slot<V>): s is Branch<V> => Array.isArray(s);
+const bitmapOf = <V extends MapEntry>(b: Branch<V>) => b[BITMAP] as number;
+/** The index in `b` of the slot for `bit`, set or not. */
+const indexOf = <V extends MapEntry>(b: Branch<V>, bit: number) => HEAD + popcount(bitmapOf(b) & (bit - 1));
 
 /** First shift taken from deepHash(): the entry's own hash has given its 32 bits by then. */
 const DEEP = 35;
@@ -86,10 +96,10 @@ function lookup<V extends MapEntry>(root: Branch<V>, key: string, hash: number):
   let node: Slot<V> = root;
   let shift = 0;
   for (;;) {
-    if (node instanceof Branch) {
+    if (isBranch(node)) {
       const bit = 1 << slotOf(hash, key, shift);
-      if ((node.bitmap & bit) === 0) return undefined;
-      node = node.slots[popcount(node.bitmap & (bit - 1))];
+      if ((bitmapOf(node) & bit) === 0) return undefined;
+      node = node[indexOf(node, bit)] as Slot<V>;
       shift += 5;
     } else if (node instanceof Collision) {
       for (const l of node.leaves) if (l.key === key) return l;
@@ -114,27 +124,32 @@ function branchOf<V extends MapEntry>(edit: object, shift: number, a: V | Collis
   }
   const ia = slotOf(aEntry.hash, aEntry.key, shift);
   const ib = slotOf(b.hash, b.key, shift);
-  if (ia === ib) return new Branch<V>(edit, 1 << ia, [branchOf(edit, shift + 5, a, b)]);
-  return new Branch<V>(edit, (1 << ia) | (1 << ib), ia < ib ? [a, b] : [b, a]);
+  if (ia === ib) return [1 << ia, edit, branchOf(edit, shift + 5, a, b)];
+  return ia < ib ? [(1 << ia) | (1 << ib), edit, a, b] : [(1 << ia) | (1 << ib), edit, b, a];
+}
+
+/** `node`, owned by `edit`: itself when the edit owns it already, else a copy (the version before keeps its own). */
+function owned<V extends MapEntry>(node: Branch<V>, edit: object): Branch<V> {
+  if (node[EDIT] === edit) return node;
+  const copy = node.slice();
+  copy[EDIT] = edit;
+  return copy;
 }
 
 function insert<V extends MapEntry>(node: Branch<V>, shift: number, leaf: V, edit: object, ch: Change): Branch<V> {
   const bit = 1 << slotOf(leaf.hash, leaf.key, shift);
-  const idx = popcount(node.bitmap & (bit - 1));
-  const own = node.edit === edit;
-  if ((node.bitmap & bit) === 0) {
+  const at = indexOf(node, bit);
+  const bitmap = bitmapOf(node);
+  if ((bitmap & bit) === 0) {
     ch.added = true;
-    const slots = own ? node.slots : node.slots.slice();
-    slots.splice(idx, 0, leaf);
-    if (own) {
-      node.bitmap |= bit;
-      return node;
-    }
-    return new Branch(edit, node.bitmap | bit, slots);
+    const b = owned(node, edit);
+    b.splice(at, 0, leaf);
+    b[BITMAP] = bitmap | bit;
+    return b;
   }
-  const cur = node.slots[idx];
+  const cur = node[at] as Slot<V>;
   let next: Slot<V>;
-  if (cur instanceof Branch) {
+  if (isBranch(cur)) {
     next = insert(cur, shift + 5, leaf, edit, ch);
   } else if (cur instanceof Collision) {
     if (sameHashes(cur.leaves[0], leaf)) {
@@ -161,27 +176,19 @@ function insert<V extends MapEntry>(node: Branch<V>, shift: number, leaf: V, edi
     next = branchOf(edit, shift + 5, cur, leaf);
   }
   if (next === cur) return node;
-  return replaceSlot(node, idx, next, edit);
-}
-
-/** `node` with slot `idx` holding `next`: changed in place when this edit owns it, else copied. */
-function replaceSlot<V extends MapEntry>(node: Branch<V>, idx: number, next: Slot<V>, edit: object): Branch<V> {
-  if (node.edit === edit) {
-    node.slots[idx] = next;
-    return node;
-  }
-  const slots = node.slots.slice();
-  slots[idx] = next;
-  return new Branch(edit, node.bitmap, slots);
+  const b = owned(node, edit);
+  b[at] = next;
+  return b;
 }
 
 function remove<V extends MapEntry>(node: Branch<V>, shift: number, key: string, hash: number, edit: object, ch: Change): Branch<V> | null {
   const bit = 1 << slotOf(hash, key, shift);
-  if ((node.bitmap & bit) === 0) return node;
-  const idx = popcount(node.bitmap & (bit - 1));
-  const cur = node.slots[idx];
+  const bitmap = bitmapOf(node);
+  if ((bitmap & bit) === 0) return node;
+  const at = indexOf(node, bit);
+  const cur = node[at] as Slot<V>;
   let next: Slot<V> | null;
-  if (cur instanceof Branch) {
+  if (isBranch(cur)) {
     next = remove(cur, shift + 5, key, hash, edit, ch);
     if (next === cur) return node;
   } else if (cur instanceof Collision) {
@@ -194,38 +201,33 @@ function remove<V extends MapEntry>(node: Branch<V>, shift: number, key: string,
     ch.removed = true;
     next = null;
   }
-  const own = node.edit === edit;
+  if (next === null && bitmap === bit) return null;
+  const b = owned(node, edit);
   if (next === null) {
-    if (node.bitmap === bit) return null;
-    const slots = own ? node.slots : node.slots.slice();
-    slots.splice(idx, 1);
-    if (own) {
-      node.bitmap &= ~bit;
-      return node;
-    }
-    return new Branch(edit, node.bitmap & ~bit, slots);
-  }
-  return replaceSlot(node, idx, next, edit);
+    b.splice(at, 1);
+    b[BITMAP] = bitmap & ~bit;
+  } else b[at] = next;
+  return b;
 }
 
 /** Every entry below `root`, depth first in slot order; one generator, not one per level. */
 function* walk<V extends MapEntry>(root: Branch<V>): Generator<V> {
   const branches: Branch<V>[] = [root];
-  const next: number[] = [0];
+  const next: number[] = [HEAD];
   while (branches.length) {
     const top = branches.length - 1;
     const branch = branches[top];
     const i = next[top];
-    if (i === branch.slots.length) {
+    if (i === branch.length) {
       branches.pop();
       next.pop();
       continue;
     }
     next[top] = i + 1;
-    const slot = branch.slots[i];
-    if (slot instanceof Branch) {
+    const slot = branch[i] as Slot<V>;
+    if (isBranch(slot)) {
       branches.push(slot);
-      next.push(0);
+      next.push(HEAD);
     } else if (slot instanceof Collision) {
       for (const leaf of slot.leaves) yield leaf;
     } else {
@@ -234,7 +236,7 @@ function* walk<V extends MapEntry>(root: Branch<V>): Generator<V> {
   }
 }
 
-const EMPTY_ROOT = new Branch<never>(null, 0, []);
+const EMPTY_ROOT: Branch<never> = [0, null];
 
 /** An immutable map version. */
 export class PersistentMap<V extends MapEntry> {
