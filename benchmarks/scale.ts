@@ -6,12 +6,14 @@
 // the initial sync, a re-list of every cluster and a reload that rebuilds every service; and the
 // CPU time fedns (its main thread apart) and this process used by the end of the sync. The fake
 // API servers serve list pages rendered before fedns starts (FakeApiServerOptions.renderListPages):
-// a real API server serves lists from its watch cache, on machines of its own.
+// a real API server serves lists from its watch cache, on machines of its own. Last, dnsperf asks
+// fedns and then Knot (one UDP worker) for names drawn at random from the whole zone: queries/s
+// where most lookups reach memory no CPU cache holds, and the ratio to Knot's.
 // The cost of one endpoint change at 1,000 vs 100,000 services is benchmarks/change-cost.ts.
 // usage: node dist/benchmarks/scale.js [clusters=20] [services=5000]
 // FEDNS_NODE_ARGS: extra node flags for fedns (e.g. --trace-gc); FEDNS_STDOUT: a file for fedns's
 // standard output (its logs, and what such flags print); FEDNS_LOG_LEVEL: its log level (warn).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -80,6 +82,40 @@ function endpointAddress(c: number, i: number, k: number): string {
   const n = (c * SERVICES + i) * 4 + k;
   return `10.${n >>> 16}.${(n >>> 8) & 255}.${n & 255}`;
 }
+
+/** Seconds of each dnsperf run over the whole zone. */
+const THROUGHPUT_S = 10;
+/** Queries in the file dnsperf reads (over and over). */
+const QUERY_NAMES = 200_000;
+
+interface Throughput {
+  qps: number;
+  lost: number;
+}
+
+/** "name A" lines for QUERY_NAMES owners of A records of `zoneText` (a master file), drawn at random (seeded). */
+function randomQueries(zoneText: string): string {
+  const owners: string[] = [];
+  let last = '';
+  for (const line of zoneText.split('\n')) {
+    const f = line.split(/\s+/);
+    if (f[3] === 'A' && f[0] !== last) owners.push((last = f[0]));
+  }
+  if (owners.length === 0) throw new Error('the zone has no A records to ask for');
+  let x = 1;
+  const next = () => (x = (Math.imul(x, 1103515245) + 12345) >>> 0);
+  return Array.from({ length: QUERY_NAMES }, () => `${owners[next() % owners.length]} A`).join('\n') + '\n';
+}
+
+/** dnsperf against 127.0.0.1:`port` with `queries` (EDNS: an answer holds up to clusters x 3 addresses). */
+function dnsperf(port: number, queries: string): Throughput {
+  const r = spawnSync('dnsperf', ['-s', '127.0.0.1', '-p', String(port), '-d', queries, '-l', String(THROUGHPUT_S), '-c', '10', '-q', '100', '-e'], { encoding: 'utf8', timeout: (THROUGHPUT_S + 30) * 1000 });
+  const qps = Number(/Queries per second:\s+([\d.]+)/.exec(r.stdout ?? '')?.[1]);
+  if (!(qps > 0)) throw new Error(`dnsperf gave no figure (exit ${r.status ?? r.signal}):\n${r.stdout}${r.stderr}`);
+  return { qps, lost: Number(/Queries lost:\s+(\d+)/.exec(r.stdout)?.[1] ?? 0) };
+}
+
+const lostText = (t: Throughput) => (t.lost ? `, ${t.lost} lost` : '');
 
 async function main(): Promise<void> {
   if (CLUSTERS * SERVICES * 4 > 2 ** 24) throw new Error(`${CLUSTERS} clusters x ${SERVICES} services need more addresses than 10.0.0.0/8 holds (at most 4,194,304 services in all)`);
@@ -235,11 +271,18 @@ async function main(): Promise<void> {
     const zoneMs = performance.now() - zoneStart;
     const zoneStall = { ...(await stall.stop()), lag: await lagMs(), peak: rssMiB(fedns.pid!, 'VmHWM') };
 
+    // Queries over the whole zone, each to a name drawn at random: most reach parts of the
+    // zone no CPU cache holds, where the throughput benchmark's 1,000 services stay in cache.
+    const haveDnsperf = requirePeer('dnsperf');
+    const queries = join(dir, 'queries.txt');
+    if (haveDnsperf) writeFileSync(queries, randomQueries(zoneText));
+    const fednsQps = haveDnsperf ? dnsperf(port, queries) : undefined;
+
     await stopped(fedns);
     fedns = undefined;
 
     // Knot DNS with the same zone.
-    let knot: { loadMs: number; rss: number } | undefined;
+    let knot: { loadMs: number; rss: number; qps?: Throughput } | undefined;
     if (requirePeer('knotd')) {
       const zoneFile = join(dir, 'zone.db');
       writeFileSync(zoneFile, zoneText);
@@ -249,7 +292,7 @@ async function main(): Promise<void> {
       const answered = await ask(peer.port, probe);
       if (answered !== want) throw new Error(`Knot answers ${answered} records for ${probe}, not ${want}`);
       await new Promise((r) => setTimeout(r, 2000));
-      knot = { loadMs, rss: rssMiB(peer.pid) };
+      knot = { loadMs, rss: rssMiB(peer.pid), qps: haveDnsperf ? dnsperf(peer.port, queries) : undefined };
       await peer.stop();
     }
 
@@ -264,6 +307,10 @@ async function main(): Promise<void> {
     console.log(`  resident memory at its peak (VmHWM) by the end of: sync ${syncStall.peak.toFixed(0)} MiB, re-list ${relistStall.peak.toFixed(0)}, reload ${reloadStall.peak.toFixed(0)}, /zone ${zoneStall.peak.toFixed(0)}`);
     if (knot) console.log(`  Knot DNS, same zone: loaded in ${(knot.loadMs / 1000).toFixed(1)} s (start to answering), ${knot.rss.toFixed(0)} MiB resident`);
     else console.log('  Knot DNS not installed: no anchor');
+    if (fednsQps) {
+      const vsKnot = knot?.qps ? ` (${(fednsQps.qps / knot.qps.qps).toFixed(2)} x Knot's ${knot.qps.qps.toFixed(0)} q/s, one UDP worker${lostText(knot.qps)})` : '';
+      console.log(`  A queries to names drawn at random from the whole zone (dnsperf, ${THROUGHPUT_S} s, 10 clients, 100 outstanding): ${fednsQps.qps.toFixed(0)} q/s${lostText(fednsQps)}${vsKnot}`);
+    } else console.log('  dnsperf not installed: no throughput over the whole zone');
     console.log(`  a client asking without pause:\n    initial sync ${waits(syncStall)};\n    re-list of every cluster ${waits(relistStall)};\n    reload rebuilding every service (${Number.isNaN(reloadMs) ? 'new TTL not seen within 120 s: clusters stale?' : `${(reloadMs / 1000).toFixed(1)} s`}) ${waits(reloadStall)};\n    /zone (${(zoneMs / 1000).toFixed(1)} s) ${waits(zoneStall)}`);
   } finally {
     if (fedns) await stopped(fedns);
