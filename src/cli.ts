@@ -98,8 +98,11 @@ program
       });
     };
     process.on('SIGHUP', () => reload('SIGHUP'));
+    // Not the modification time alone: a file removed and put back (renamed back, a backup
+    // restored with its times) has the time it had, and Node compares it with the stat before the
+    // removal. Its change time moves, and the text check above skips what is already in force.
     watchFile(config.file, { interval: 500 }, (cur, prev) => {
-      if (cur.mtimeMs !== prev.mtimeMs) reload('file changed');
+      if (cur.mtimeMs !== prev.mtimeMs || cur.ctimeMs !== prev.ctimeMs || cur.ino !== prev.ino) reload('file changed');
     });
     let stopping = false;
     const stop = async (signal: string) => {

@@ -1,4 +1,4 @@
-import { readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, utimesSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -176,6 +176,28 @@ describe('one edit, one reload', () => {
     await new Promise((r) => setTimeout(r, 2000));
     expect(await applied()).toBe(1);
     expect(f.logs().filter((r) => r.msg === 'configuration reloaded')).toHaveLength(1);
+  });
+});
+
+describe('a config file removed and put back', () => {
+  it('is read again when it comes back with the modification time it had (renamed back): applied, and the reload gauge is 1 again', async () => {
+    f = await startFedns({ edit: (y) => y.replace('ops: { listen: null }', 'ops: { listen: 127.0.0.1:0 }') });
+    const up = await f.waitForLog((r) => typeof r.msg === 'string' && r.msg.startsWith('ops listener up'));
+    const opsPort = Number(/:(\d+)$/.exec(String(up.address))![1]);
+    const metric = async (line: string) => {
+      const body = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
+      return Number(body.split('\n').find((l) => l.startsWith(`${line} `))?.split(' ')[1]);
+    };
+    const away = `${f.config}.away`;
+    renameSync(f.config, away);
+    await f.waitForLog((r) => r.msg === 'configuration rejected; keeping the running one' && /no such file/.test(String(r.error)));
+    expect(await metric('fedns_config_last_reload_successful')).toBe(0);
+    // Its modification time is the one it had before it went away.
+    renameSync(away, f.config);
+    await f.waitForLog((r) => r.msg === 'configuration reloaded');
+    expect(await metric('fedns_config_last_reload_successful')).toBe(1);
+    expect(await metric('fedns_config_reloads_total{result="applied"}')).toBe(1);
+    expect(ttlOf(await udpAsk(f.port, 'nginx.default.fed.example.com.'))).toBe(30);
   });
 });
 
