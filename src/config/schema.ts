@@ -166,10 +166,19 @@ const clusterSchema = z.strictObject({
   zones: z.array(dnsLabel).default([]),
   addressMode: AddressMode.optional(),
   source: z.discriminatedUnion('type', [filesSource, kubeSource], {
-    error: (issue) =>
-      issue.input === undefined || issue.input === null || typeof issue.input !== 'object'
-        ? 'every cluster needs a source: { type: files, path: DIR } or { type: kube, kubeconfig: FILE } (or inCluster: true)'
-        : undefined,
+    error: (issue) => {
+      if (issue.input === undefined || issue.input === null || typeof issue.input !== 'object')
+        return 'every cluster needs a source: { type: files, path: DIR } or { type: kube, kubeconfig: FILE } (or inCluster: true)';
+      // A type missing or not one fedns knows (zod's own words: "Invalid discriminator value").
+      if (issue.code === 'invalid_union') {
+        const type = (issue.input as { type?: unknown }).type;
+        const shapes = 'files (with path: DIR) or kube (with kubeconfig: FILE, or inCluster: true)';
+        if (type === undefined || type === null) return `missing: give ${shapes}`;
+        const shown = typeof type === 'string' && type.length <= 24 ? JSON.stringify(type) : `a ${Array.isArray(type) ? 'list' : typeof type}`;
+        return `${shown} is not a source type: give ${shapes}`;
+      }
+      return undefined;
+    },
   }),
   /**
    * Where this member's cluster DNS queries come from (traffic policies, README "Traffic
