@@ -78,7 +78,7 @@ program
         lastText = undefined;
         let next: Config;
         try {
-          next = loadConfig(config.file);
+          next = loadConfig(config.file, { reload: true });
         } catch (e) {
           log.error({ reason: why, error: (e as Error).message }, 'configuration rejected; keeping the running one');
           server.metrics.configReload('rejected');

@@ -166,7 +166,12 @@ function isFile(p: string): boolean {
 export const MAX_CONFIG_FILE = 16 * 1024 * 1024;
 
 /** Reads and validates a YAML configuration file. Throws ConfigError. */
-export function loadConfig(path: string): Config {
+/**
+ * The configuration in `path`. `reload`: it replaces a running one, and a file with nothing in
+ * it (empty, or only comments: one caught while it is rewritten in place) is refused rather than
+ * read as the defaults, which have no clusters and would drop every one.
+ */
+export function loadConfig(path: string, { reload = false } = {}): Config {
   const file = resolve(path);
   let text: string;
   try {
@@ -180,6 +185,10 @@ export function loadConfig(path: string): Config {
   }
   const doc = parseDocument(text, { prettyErrors: true });
   if (doc.errors.length) throw new ConfigError(file, doc.errors.map((e) => `YAML syntax: ${e.message.split('\n')[0].replace(/:$/, '')}`));
+  if (reload && doc.contents === null) {
+    const what = text.trim() === '' ? 'the file is empty' : 'the file holds only comments';
+    throw new ConfigError(file, [`${what}: a reload needs the whole configuration (write the new file beside it, then rename it over this one)`]);
+  }
   return buildConfig(documentValue(doc, file), file, dirname(file));
 }
 

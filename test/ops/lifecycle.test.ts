@@ -62,6 +62,19 @@ describe('change without restart', () => {
     f.process.kill('SIGHUP');
     const bomb = await f.waitForLog((r) => r.msg === 'configuration rejected; keeping the running one' && /alias/.test(String(r.error)));
     expect(String(bomb.error).startsWith(`${f.config}: YAML: `)).toBe(true);
+    // Empty, or comments only (a file caught mid-write): no configuration at all, not one of
+    // no clusters that would drop every cluster.
+    for (const [text, said] of [
+      ['', /is empty/],
+      ['# being rewritten\n', /only comments/],
+    ] as const) {
+      writeFileSync(f.config, text);
+      f.process.kill('SIGHUP');
+      const empty = await f.waitForLog((r) => r.msg === 'configuration rejected; keeping the running one' && said.test(String(r.error)));
+      expect(String(empty.error)).toContain(f.config);
+      expect(String(empty.error)).toMatch(/rename/);
+      expect(ttlOf(await udpAsk(f.port, 'nginx.default.fed.example.com.'))).toBe(30);
+    }
     expect(f.exited()).toBe(false);
     expect(ttlOf(await udpAsk(f.port, 'nginx.default.fed.example.com.'))).toBe(30);
     // Valid: TTL 60, a new identity, and cluster charlie removed (its db endpoints leave the answer).

@@ -49,6 +49,22 @@ describe('configuration', () => {
     expect(c.udp).toEqual({ batch: 'auto' });
   });
 
+  it('refuses an empty file, or one of comments only, as a reload (it would drop every cluster), naming the file and the fix', () => {
+    const dir = tempDir();
+    const file = join(dir, 'f.yaml');
+    for (const [text, said] of [
+      ['', 'the file is empty'],
+      ['\n  \n', 'the file is empty'],
+      ['# rewritten\n\n# in place\n', 'the file holds only comments'],
+    ]) {
+      writeFileSync(file, text);
+      expect(() => loadConfig(file, { reload: true })).toThrow(`${file}: ${said}: a reload needs the whole configuration (write the new file beside it, then rename it over this one)`);
+      expect(loadConfig(file).clusters).toEqual([]);
+    }
+    writeFileSync(file, 'ttl: { default: 40 }\n');
+    expect(loadConfig(file, { reload: true }).ttl.default).toBe(40);
+  });
+
   const cases: [string, string, RegExp][] = [
     ['unknown field', 'domian: example.com.', /^\(top level\): unknown field "domian"/],
     ['bad domain', 'domain: "exa mple.com"', /^domain: not a valid domain name/],
