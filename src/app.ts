@@ -295,7 +295,7 @@ export class Fedns {
     const observe: QueryObserver = (transport, qtype, rcode, q) => {
       metrics.query(transport, qtype, rcode);
       observer?.(transport, qtype, rcode, q);
-      this.queryLog?.info({ transport, qname: q?.key ? keyToName(q.key) : undefined, qtype: typeName(qtype), rcode: rcodeName(rcode) }, 'query');
+      this.queryLog?.info({ client: this.responder.queryClient, transport, qname: q?.key ? keyToName(q.key) : undefined, qtype: typeName(qtype), rcode: rcodeName(rcode) }, 'query');
     };
     const answerLog = log.child({ component: 'responder' });
     this.responder = new Responder(() => this.federation.snapshot, { observer: observe, log: answerLog });

@@ -190,6 +190,8 @@ export class Responder {
   rrl?: ResponseRateLimiter;
   /** The source address of the query being answered (answer()'s `remote`), for rate limiting. */
   private client?: string;
+  /** The TCP connection of the query being answered, if it came over one. */
+  private conn?: ConnectionWriter;
   /** The signer of the verified TSIG query being answered: every response to it is signed. */
   private signer?: ResponseSigner;
   /** NSID option bytes (code, length, identity), when NSID is answered. */
@@ -226,6 +228,11 @@ export class Responder {
     }
   }
 
+  /** The source address of the query being answered, for the observer (the query log). */
+  get queryClient(): string | undefined {
+    return this.client ?? this.conn?.remoteAddress;
+  }
+
   /**
    * The response to `msg`, or null when the packet deserves no answer. Never throws: an exception
    * while answering is a bug, counted (answerErrors), logged a few times a minute, and answered
@@ -235,6 +242,7 @@ export class Responder {
     this.parsed = -1;
     this.ecsEcho = undefined;
     this.client = remote;
+    this.conn = conn;
     try {
       return this.respond(msg, transport, conn, remote);
     } catch (e) {
@@ -254,6 +262,7 @@ export class Responder {
       }
     } finally {
       this.ecsEcho = undefined;
+      this.conn = undefined;
     }
   }
 

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { RRType } from '../../src/wire/constants.js';
 import { encodeQuery } from '../../src/wire/message.js';
-import { startPrimary, udpExchange } from '../transfer/harness.js';
+import { startPrimary, tcpExchange, udpExchange } from '../transfer/harness.js';
 
 describe('reloading log settings', () => {
   it('log.queries turns query lines on and off; a new log.level is logged as applying at the next restart', async () => {
@@ -15,9 +15,15 @@ describe('reloading log settings', () => {
       await p.fedns.reload({ ...p.fedns.config, log: { level: 'info', queries: true } });
       await ask();
       expect(p.logs.find('query').length).toBe(1);
+      // Who asked, over either transport: answers differ by client (traffic policies, ACLs).
+      await tcpExchange(p.port, encodeQuery('example.com.', RRType.NS));
+      expect(p.logs.find('query').map((l) => [l.transport, l.qtype, l.client])).toEqual([
+        ['udp', 'SOA', '127.0.0.1'],
+        ['tcp', 'NS', '127.0.0.1'],
+      ]);
       await p.fedns.reload({ ...p.fedns.config, log: { level: 'debug', queries: false } });
       await ask();
-      expect(p.logs.find('query').length).toBe(1);
+      expect(p.logs.find('query').length).toBe(2);
       expect(p.logs.find('log.level changed: it takes effect at the next restart').length).toBe(1);
     } finally {
       await p.stop();
