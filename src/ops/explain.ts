@@ -219,7 +219,8 @@ function explainTraffic(ex: Explanation, fs: FederatedService, responder: Respon
   const sub = client.subnet;
   const match = sub ? (ecsOn ? responder.traffic?.clients.lookupSubnet(sub.family, sub.bytes, sub.prefix) : undefined) : responder.traffic?.clients.lookup(client.address!);
   const place = match?.place;
-  if (sub && !ecsOn) notes.push(`locality.ecs is off: the EDNS Client Subnet ${client.text} is ignored, and the source address of the query decides`);
+  const ignored = sub !== undefined && !ecsOn;
+  if (ignored) notes.push(`locality.ecs is off: the EDNS Client Subnet ${client.text} is ignored, and the source address of the query decides; give the resolver's address (--client IP, &client=IP) to see what its queries get`);
   const choices: NonNullable<NonNullable<Explanation['traffic']>['client']>['choices'] = [];
   for (const family of [4, 6] as const) {
     const p = plan(loc, place, family);
@@ -237,12 +238,13 @@ function explainTraffic(ex: Explanation, fs: FederatedService, responder: Respon
   ex.traffic.client = {
     address: client.text,
     by: sub ? (ecsOn ? 'EDNS Client Subnet' : 'EDNS Client Subnet, ignored: locality.ecs is off') : 'source address',
-    identified: match ? `${place!.via}, network ${match.network}` : 'unknown: in no client network',
+    identified: match ? `${place!.via}, network ${match.network}` : ignored ? 'not identified: the subnet is ignored' : 'unknown: in no client network',
     ...(place ? { cluster: place.cluster, region: place.region, zones: [...place.zones] } : {}),
     choices,
   };
   const tiers = [...new Set(choices.map((c) => c.tier))].join(', ');
-  notes.push(`traffic policy ${t.policy} (${t.source.policy}): client ${client.text} is ${match ? place!.via : 'unknown'}; answered by tier ${tiers || 'none'}`);
+  const who = match ? `client ${client.text} is ${place!.via}` : ignored ? 'with the subnet ignored, a client in no client network' : `client ${client.text} is unknown`;
+  notes.push(`traffic policy ${t.policy} (${t.source.policy}): ${who}; answered by tier ${tiers || 'none'}`);
   const scope = ex.ecsScope;
   if (scope !== undefined) notes.push(`the answer carries ECS scope /${scope}: resolvers may give it to every client of ${sub ? `that /${scope}` : 'the subnet'}${scope === 0 ? ' (everyone)' : ''}`);
 }

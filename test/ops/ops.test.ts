@@ -346,7 +346,11 @@ describe('ops listener', () => {
     await until(() => get('/readyz'), (r) => r.status === 200);
     const ex = JSON.parse((await get('/explain?name=nginx.default.fed.example.com&client=127.0.0.2/32', 'application/json')).body);
     expect(ex.ecsScope).toBeUndefined();
-    expect(ex.traffic.client).toMatchObject({ by: 'EDNS Client Subnet, ignored: locality.ecs is off', identified: 'unknown: in no client network' });
-    expect(ex.notes.join('\n')).toContain('locality.ecs is off: the EDNS Client Subnet 127.0.0.2/32 is ignored');
+    expect(ex.traffic.client).toMatchObject({ by: 'EDNS Client Subnet, ignored: locality.ecs is off', identified: 'not identified: the subnet is ignored' });
+    const notes = ex.notes.join('\n');
+    expect(notes).toContain('locality.ecs is off: the EDNS Client Subnet 127.0.0.2/32 is ignored');
+    // Not said to be an unknown client: what it is was never looked at.
+    expect(notes).not.toContain('127.0.0.2/32 is unknown');
+    expect(notes).toMatch(/with the subnet ignored, a client in no client network; answered by tier/);
   });
 });
