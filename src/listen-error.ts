@@ -1,5 +1,6 @@
-// A socket that cannot listen, said so that an operator can act on it: which listener, which
-// address, why in words, and the configuration field that sets it.
+// A socket that cannot listen (or a UDP path that cannot be had: udp.batch on without its
+// addon), said so that an operator can act on it: which listener, which address, why in words,
+// and the configuration field that sets it.
 
 export class ListenError extends Error {
   constructor(

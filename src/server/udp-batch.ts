@@ -1,6 +1,7 @@
 // Batched UDP through the native addon (native/fedns_udp.c): recvmmsg/sendmmsg of up to 64
 // datagrams and one JavaScript call per batch, instead of node:dgram's system calls and callback
 // per datagram. The answers come from the same code as on the dgram path (DnsServer.answerUdp).
+import { ListenError } from '../listen-error.js';
 import { addonPath, loadAddon, type Addon, type Handle } from '../native.js';
 
 export type UdpBatchMode = 'auto' | 'on' | 'off';
@@ -45,8 +46,11 @@ export function chooseUdpPath(mode: UdpBatchMode): UdpChoice {
   const { addon, error } = loadUdpBatch();
   if (addon) return { path: 'batched', reason: `udp.batch is ${mode} and the native addon loaded`, addon };
   if (mode === 'on')
-    throw new Error(
+    throw new ListenError(
       `udp.batch is on but the native UDP addon cannot be loaded (${error}); build it with "npm run build" (needs python3, make and a C compiler), or set udp.batch to auto or off`,
+      'udp.batch',
+      undefined,
+      { cause: error },
     );
   return { path: 'dgram', reason: `udp.batch is auto and the native addon did not load (${error})` };
 }

@@ -61,6 +61,10 @@ describe('udp.batch without the native addon', () => {
     expect(plain).toHaveLength(1);
     expect(plain[0]).toMatch(/^fedns: cannot start: udp\.batch is on but the native UDP addon cannot be loaded \(.*fedns_udp\.node: .*\); build it with "npm run build"/);
     expect(plain[0]).toContain('set udp.batch to auto or off');
+    // The log line names the field, and carries no stack trace: the setting is the operator's to fix.
+    const fatal = r.err.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'cannot start');
+    expect(fatal).toMatchObject({ field: 'udp.batch', error: expect.stringContaining('native UDP addon cannot be loaded') });
+    expect(fatal).not.toHaveProperty('err');
   });
 
   it('fedns check names the path: dgram for auto, an error (exit 1) for on', async () => {
