@@ -10,6 +10,7 @@ import { nextSlice, SLICE_MS, sliceSpent } from '../slices.js';
 import { Pacer, type Pace } from './pacer.js';
 import { DirtyServices } from './dirty.js';
 import { nextSerial, ZoneBuilder, type ApexSettings, type ZoneChange, type ZoneSnapshot } from '../zone/snapshot.js';
+import type { NameSpec } from '../zone/node.js';
 import type { Logger } from 'pino';
 import { HostnameAddresses, type ResolveHostname } from './hostnames.js';
 import { IgnoredInputs } from './ignored.js';
@@ -355,16 +356,16 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     // is built in it: none waits for its pace then, or the zone would be ready (NXDOMAIN) without it.
     const pace = paced && this.wasReady && !this.building && !cs?.building;
     for (const key of this.dirty.take()) {
-      if (key !== null && !(pace && this.pacer.hold(key))) {
-        services++;
-        this.rebuildGuarded(key, cs);
-      }
+      if (key !== null && !(pace && this.pacer.hold(key)) && this.rebuildGuarded(key, cs, pace)) services++;
       if (spent()) break;
     }
     // A service that gained or lost a name to another (crafted labels) has answers made from
     // names it no longer holds, or without one it now holds: set again before anything is
     // published. Set again from the same cluster data, a service gives the same names, so this
-    // settles in a round or two; past a few, the rest waits for the next slice.
+    // settles in a round or two; past a few, the rest waits for the next slice. A paced service
+    // is set again here only in its time: a change that would give it a name or take one from it
+    // waits for that (rebuildGuarded), or a cheap service changed without pause would have it
+    // rebuilt on every change.
     for (let round = 0; ; round++) {
       const again = this.disturbed(cs);
       if (again.size === 0) break;
@@ -374,7 +375,7 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
       }
       for (const key of again) {
         services++;
-        this.rebuildGuarded(key, cs);
+        this.rebuildGuarded(key, cs, pace, true);
       }
     }
     // Ready (NXDOMAIN for what is not there) once a cluster has synced and everything its sync
@@ -431,14 +432,27 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
   }
 
   /**
-   * rebuildService, for one service: should it throw (a defect fedns has, met by some tenant's
-   * data), the service keeps the names it had, marked stale (EDE 3) until a change rebuilds it,
-   * it is counted and logged, and every other service is built and published as usual.
+   * Rebuilds one service: should that throw (a defect fedns has, met by some tenant's data), the
+   * service keeps the names it had, marked stale (EDE 3) until a change rebuilds it, it is
+   * counted and logged, and every other service is built and published as usual.
+   *
+   * `pace`: a change that would give a name to a paced service waiting for its time, or take one
+   * from it, waits for that time too (pacer.holdBehind), merged with the service's later changes:
+   * the paced service's answers would have to be made again with it (rebuildFor). Returns false
+   * then. A service `disturbed` (its answers to be made again now) whose change so waits, or
+   * that is itself paced and waits for its time (a name server's glue took one of its names), is
+   * set again from the names it has (ZoneBuilder.setAgain), its change left for then.
    */
-  private rebuildGuarded(key: string, cs: ClusterSetZone | undefined): void {
+  private rebuildGuarded(key: string, cs: ClusterSetZone | undefined, pace: boolean, disturbed = false): boolean {
     const start = performance.now();
     try {
-      this.rebuildService(key, cs);
+      if ((disturbed && pace && this.pacer.waits(key)) || !this.rebuildService(key, cs, pace)) {
+        if (disturbed) {
+          this.builder.setAgain(key);
+          cs?.builder.setAgain(key);
+        }
+        return false;
+      }
       const end = performance.now();
       const wait = this.pacer.rebuilt(key, end - start, end);
       if (wait)
@@ -453,28 +467,74 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
         this.failures?.error('rebuild', { err: again, service: key }, 'cannot mark the names of a service stale either; they answer as before');
       }
     }
+    return true;
   }
 
-  /** Builds one service's names in both zones (none: it has none any more). */
-  private rebuildService(key: string, cs: ClusterSetZone | undefined): void {
+  /**
+   * Builds one service's names in both zones (none: it has none any more); with `pace`, unless
+   * they would give a name to a paced service waiting for its time or take one from it: false
+   * then, nothing set, the service held until that time.
+   */
+  private rebuildService(key: string, cs: ClusterSetZone | undefined, pace: boolean): boolean {
+    const made = this.makeService(key, cs);
+    if (pace && this.waitsForPaced(key, made, cs)) return false;
+    this.setService(key, cs, made);
+    return true;
+  }
+
+  /**
+   * Whether `made` would give a name to a paced service waiting for its time, or take one from
+   * it, in either zone; `key` is then held until that time (pacer.holdBehind). Nothing paced
+   * waiting (almost always): nothing looked at.
+   */
+  private waitsForPaced(key: string, made: MadeService, cs: ClusterSetZone | undefined): boolean {
+    if (!this.pacer.pacing()) return false;
+    const owners = this.builder.wouldDisturb(key, made.federation?.specs ?? []);
+    if (cs) pushAll(owners, cs.builder.wouldDisturb(key, made.clusterSet?.specs ?? []));
+    return owners.length > 0 && this.pacer.holdBehind(key, owners);
+  }
+
+  /** One service's names in both zones, made from the cluster data as it is now; nothing set yet. */
+  private makeService(key: string, cs: ClusterSetZone | undefined): MadeService {
     const both = this.federatedBoth(key, cs !== undefined);
-    const fs = both.federation;
     // Names left out for their length, and SRV records past their bound, in either zone, are
     // noted together per service.
     const leftOut: LeftOut = { srv: 0 };
-    const csOmitted = cs ? this.setClusterSetService(cs, key, both.clusterSet, leftOut) : [];
-    if (fs) {
+    let clusterSet: MadeService['clusterSet'];
+    const csFs = both.clusterSet;
+    if (cs && csFs) {
+      const ip = this.clusterSetIpOf(key, csFs);
+      clusterSet = { ...withoutLongNames(clusterSetNames(csFs, ip.set, this.ids, this.settings.clusterSet!.naming, leftOut)), stale: csFs.stale || ip.stale };
+    }
+    const fs = both.federation;
+    const federation = fs && { fs, ...withoutLongNames(serviceNames(fs, this.topology, this.settings.naming, leftOut)) };
+    return { federation, clusterSet, srvLeftOut: leftOut.srv };
+  }
+
+  /** Sets one service's names (makeService) in both zones (none: it has none any more). */
+  private setService(key: string, cs: ClusterSetZone | undefined, made: MadeService): void {
+    if (cs) {
+      if (made.clusterSet) {
+        cs.present.add(key);
+        cs.builder.setOwner(key, made.clusterSet.specs, made.clusterSet.stale);
+      } else {
+        cs.present.delete(key);
+        cs.builder.setOwner(key, []);
+      }
+    }
+    const csOmitted = made.clusterSet?.omitted ?? [];
+    const f = made.federation;
+    if (f) {
       this.present.add(key);
-      const { specs, omitted } = withoutLongNames(serviceNames(fs, this.topology, this.settings.naming, leftOut));
-      this.noteOmitted(key, [...omitted, ...csOmitted]);
-      this.noteSrvLeftOut(key, leftOut.srv);
-      if (fs.traffic.disagreements.length) this.disagreeing.set(key, fs.traffic.disagreements.map((d) => d.annotation));
+      this.noteOmitted(key, [...f.omitted, ...csOmitted]);
+      this.noteSrvLeftOut(key, made.srvLeftOut);
+      if (f.fs.traffic.disagreements.length) this.disagreeing.set(key, f.fs.traffic.disagreements.map((d) => d.annotation));
       else this.disagreeing.delete(key);
-      this.builder.setOwner(key, specs, fs.stale);
+      this.builder.setOwner(key, f.specs, f.fs.stale);
     } else {
       this.present.delete(key);
       this.noteOmitted(key, csOmitted);
-      this.noteSrvLeftOut(key, leftOut.srv);
+      this.noteSrvLeftOut(key, made.srvLeftOut);
       this.disagreeing.delete(key);
       this.builder.setOwner(key, []);
     }
@@ -525,21 +585,6 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
   /** Every service with names left out for their length. */
   get servicesWithOmittedNames(): ReadonlyMap<string, string[]> {
     return this.omitted;
-  }
-
-  /** Sets the service's names in the clusterset zone; returns those left out for their length. */
-  private setClusterSetService(cs: ClusterSetZone, key: string, fs: FederatedService | undefined, leftOut: LeftOut): string[] {
-    const naming = this.settings.clusterSet!.naming;
-    if (!fs) {
-      cs.present.delete(key);
-      cs.builder.setOwner(key, []);
-      return [];
-    }
-    cs.present.add(key);
-    const ip = this.clusterSetIpOf(key, fs);
-    const { specs, omitted } = withoutLongNames(clusterSetNames(fs, ip.set, this.ids, naming, leftOut));
-    cs.builder.setOwner(key, specs, fs.stale || ip.stale);
-    return omitted;
   }
 
   /** The ClusterSetIP that answers for an exported service, and why (explain). */
@@ -618,7 +663,12 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     return this.pacer.paceOf(key);
   }
 
-  /** Paced services with a change waiting for their time (sorted). */
+  /** The paced services whose time a change to `key` waits for (it would give them a name or take one); undefined: none. */
+  waitsFor(key: string): readonly string[] | undefined {
+    return this.pacer.heldBehind(key);
+  }
+
+  /** Services with a change waiting for a paced service's time, its own or one it would give a name or take one from (sorted). */
   get heldServices(): string[] {
     return this.pacer.heldNow;
   }
@@ -630,6 +680,16 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     this.hostnames?.stop();
     for (const c of this.clusters.values()) c.dispose();
   }
+}
+
+/** A service's names in both zones as the cluster data makes them (Federation.makeService), not set yet. */
+interface MadeService {
+  /** Its names in the federation zone, those left out for their length; none: it has none there. */
+  federation?: { fs: FederatedService; specs: NameSpec[]; omitted: string[] };
+  /** Its names in the clusterset zone (when served); none: it has none there. */
+  clusterSet?: { specs: NameSpec[]; omitted: string[]; stale: boolean };
+  /** SRV records it would have had past MAX_SRV_RECORDS in either zone (0: none left out). */
+  srvLeftOut: number;
 }
 
 /** Rounds of services set again for names gained or lost (rebuildFor) before the rest waits for the next slice. */

@@ -12,6 +12,12 @@
 // held, so each gets its turn. One slow rebuild (a collection landing in it) paces nothing: it
 // takes two in a row.
 //
+// A change of another service that would give a paced service a name or take one from it (crafted
+// labels can make two services give one name: snapshot.ts) makes that service's answers be made
+// again before anything is published, whole: such a change waits too, behind the paced services
+// it touches (holdBehind), and is released with them, so that a cheap service changed without
+// pause cannot have a paced one rebuilt on every change.
+//
 // A service is forgotten FORGET_MS after its last slow rebuild (a service deleted, one that
 // stopped changing): the maps hold only services rebuilt slowly in the last FORGET_MS, each such
 // rebuild having taken PACE_FROM_MS, so at most a few thousand whatever tenants create and delete.
@@ -47,8 +53,10 @@ export class Pacer {
   private readonly notBefore = new Map<string, { at: number; wait: number }>();
   /** When (performance.now()) any paced service may be rebuilt again: after the last one's wait. */
   private shared = 0;
-  /** Paced services with a change waiting for their time, in the order they were held. */
+  /** Services with a change waiting for their time, in the order they were held. */
   private readonly held = new Set<string>();
+  /** Held service -> the paced services whose time its change waits for too (holdBehind). */
+  private readonly behind = new Map<string, string[]>();
   private timer?: NodeJS.Timeout;
   private timerAt = Infinity;
   /** Rebuilds put off so far (a service held again while it waits counts once). */
@@ -58,19 +66,61 @@ export class Pacer {
   constructor(private readonly release: (keys: string[]) => void) {}
 
   /**
-   * Whether `key` must wait for its time (as of `now`, performance.now() when not given); it is
-   * then held, and released when that comes. Nothing paced: no clock read.
+   * Whether `key` must wait for its time, or for that of the paced services its change waits for
+   * (holdBehind), as of `now` (performance.now() when not given); it is then held, and released
+   * when that comes. Nothing paced: no clock read.
    */
   hold(key: string, now?: number): boolean {
     if (this.notBefore.size === 0) return false;
-    const at = this.timeOf(key);
+    const at = this.readyAt(key);
     if (at === undefined || at <= (now ?? performance.now())) return false;
+    this.keep(key, at);
+    return true;
+  }
+
+  /**
+   * Whether some paced service waits for its time now (as of `now`): every one does then, or
+   * none (each waits for the last one's wait too). Nothing paced: no clock read.
+   */
+  pacing(now?: number): boolean {
+    return this.notBefore.size > 0 && this.shared > (now ?? performance.now());
+  }
+
+  /** Whether `key` is paced and waits for its time now (as of `now`). */
+  waits(key: string, now?: number): boolean {
+    if (this.notBefore.size === 0) return false;
+    const at = this.timeOf(key);
+    return at !== undefined && at > (now ?? performance.now());
+  }
+
+  /**
+   * Holds `key`, a service whose change would give a name to `owners` or take one from them,
+   * until the time of those of them that are paced, when it is released to be rebuilt with them;
+   * false, holding nothing, when none of them waits for its time. Its later changes wait with it
+   * (hold), merged.
+   */
+  holdBehind(key: string, owners: readonly string[], now?: number): boolean {
+    if (this.notBefore.size === 0) return false;
+    const t = now ?? performance.now();
+    const waiting = owners.filter((o) => o !== key && (this.timeOf(o) ?? -Infinity) > t);
+    if (waiting.length === 0) return false;
+    const had = this.behind.get(key);
+    this.behind.set(key, had ? [...new Set([...had, ...waiting])] : [...new Set(waiting)]);
+    this.keep(key, this.readyAt(key)!);
+    return true;
+  }
+
+  /** The paced services `key`'s change waits for (holdBehind); undefined: none. */
+  heldBehind(key: string): readonly string[] | undefined {
+    return this.behind.get(key);
+  }
+
+  private keep(key: string, at: number): void {
     if (!this.held.has(key)) {
       this.held.add(key);
       this.holds++;
     }
     this.arm(at);
-    return true;
   }
 
   /**
@@ -78,6 +128,8 @@ export class Pacer {
    * (ms) before its next when this rebuild made it paced, else 0.
    */
   rebuilt(key: string, ms: number, end: number): number {
+    // Rebuilt from the cluster data as it is now: a change held for it is answered.
+    if (this.held.size && this.held.delete(key)) this.behind.delete(key);
     if (this.slow.size && end >= this.nextSweep) this.sweep(end);
     if (ms < PACE_FROM_MS) {
       if (this.slow.size && this.slow.delete(key)) this.notBefore.delete(key);
@@ -97,6 +149,14 @@ export class Pacer {
   private timeOf(key: string): number | undefined {
     const at = this.notBefore.get(key)?.at;
     return at === undefined ? undefined : Math.max(at, this.shared);
+  }
+
+  /** When `key`'s change may be applied: its own time and that of the paced services it waits for; undefined: now. */
+  private readyAt(key: string): number | undefined {
+    let at = this.timeOf(key);
+    const behind = this.behind.get(key);
+    if (behind) for (const o of behind) at = Math.max(at ?? -Infinity, this.timeOf(o) ?? -Infinity);
+    return at;
   }
 
   /**
@@ -150,6 +210,7 @@ export class Pacer {
   takeHeld(): string[] {
     const keys = [...this.held];
     this.held.clear();
+    this.behind.clear();
     this.disarm();
     return keys;
   }
@@ -180,11 +241,14 @@ export class Pacer {
     const ready: string[] = [];
     let next = Infinity;
     for (const key of this.held) {
-      const at = this.timeOf(key) ?? 0;
+      const at = this.readyAt(key) ?? 0;
       if (at <= now) ready.push(key);
       else next = Math.min(next, at);
     }
-    for (const key of ready) this.held.delete(key);
+    for (const key of ready) {
+      this.held.delete(key);
+      this.behind.delete(key);
+    }
     if (next < Infinity) this.arm(next);
     if (ready.length) this.release(ready);
   }

@@ -41,6 +41,8 @@ export interface Explanation {
     omittedNames?: string[];
     /** Its rebuilds take longer than a slice, so its changes wait (src/federation/pacer.ts). */
     pace?: Pace;
+    /** Paced services its change waits for: it would give them a name or take one from them (src/federation/pacer.ts). */
+    waitsFor?: string[];
     /** Values of the service's objects not used ("cluster: reason "value""). */
     ignored?: string[];
     /** Clusterset zone: where the service name's addresses come from (ClusterSetIP or not). */
@@ -337,6 +339,13 @@ function noteBuild(fed: Federation, key: string, service: NonNullable<Explanatio
     notes.push(
       `paced: rebuilding ${key} took ${pace.rebuildMs} ms, longer than a slice; a change to it waits ${pace.waitMs} ms after each rebuild (longer while other paced services take their turns), merged with those after it` +
         (pace.waiting ? ' (one is waiting now)' : ''),
+    );
+  }
+  const behind = fed.waitsFor(key);
+  if (behind) {
+    service.waitsFor = [...behind];
+    notes.push(
+      `a change to ${key} waits for the pace of ${behind.join(', ')}: it would give ${behind.length > 1 ? 'them' : 'it'} a name or take one (the same name from other labels), and such a name's answers are made again with the paced service's rebuild`,
     );
   }
 }

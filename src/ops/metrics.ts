@@ -143,7 +143,7 @@ export class Metrics {
     mirror('fedns_answer_cache_misses_total', 'Answers that had to be encoded', () => responder().misses);
     mirror('fedns_answer_errors_total', 'Exceptions while answering a query (a bug; each was answered SERVFAIL)', () => responder().errors);
     mirror('fedns_rebuild_errors_total', 'Exceptions while building a service\'s names (a bug; the service answered as before, marked stale)', () => federation().rebuildErrors);
-    mirror('fedns_paced_rebuilds_total', 'Rebuilds of a service put off for its pace (its rebuilds take longer than a slice; its changes wait, merged)', () => federation().pacedHolds);
+    mirror('fedns_paced_rebuilds_total', 'Rebuilds of a service put off for its pace (its rebuilds take longer than a slice; its changes wait, merged), or for that of a paced service it would give a name or take one from', () => federation().pacedHolds);
     new Gauge({
       name: 'fedns_paced_services',
       help: 'Services rebuilt at most at their pace: their last two rebuilds each took longer than a slice (see the log line naming them)',

@@ -6,7 +6,7 @@ import { PersistentMap, type MapDraft } from './pmap.js';
 import { RRType } from '../wire/constants.js';
 import { canonicalName, keyToName, nameKey, parentKey } from '../wire/name.js';
 import { sameRecord, type RR, type SoaData } from '../wire/records.js';
-import { AddressNode, heldAsAddresses, prepareAnswers, RecordsNode, ZoneNode, type Answer, type NameSpec } from './node.js';
+import { addressRRsets, AddressNode, heldAsAddresses, prepareAnswers, RecordsNode, ZoneNode, type AddressRecipe, type Answer, type NameSpec } from './node.js';
 import { pushAll } from '../lists.js';
 import { sameLocality } from './locality.js';
 import { SmallMap } from './small-map.js';
@@ -251,6 +251,8 @@ export class ZoneBuilder {
    * (disturbedOwners), and setOwner makes them even when nothing else changed.
    */
   private readonly disturbed = new Set<string>();
+  /** The specs wouldDisturb was last asked about, with their names' keys: setOwner takes them as they are. */
+  private checked?: { owner: string; specs: readonly NameSpec[]; keys: string[] };
   private recordCount = 0;
   private serial: number;
   private current: ZoneSnapshot;
@@ -342,7 +344,9 @@ export class ZoneBuilder {
   setOwner(owner: string, specs: NameSpec[], stale = false): void {
     const prev = this.owned.get(owner);
     const m = this.map;
-    const made = specs.map((s) => nameKey(s.name));
+    const checked = this.checked;
+    this.checked = undefined;
+    const made = checked?.owner === owner && checked.specs === specs ? checked.keys : specs.map((s) => nameKey(s.name));
     const sameNames = prev !== undefined && prev.length === made.length && prev.every((k, i) => k === made[i]);
     // The same names: the keys held already, for the nodes made now too, so that the ones just
     // made are garbage while young instead of outliving them in every new node.
@@ -422,6 +426,62 @@ export class ZoneBuilder {
     for (const a of before) if (!after.has(a)) this.releaseEnt(a);
     if (keys.length) this.owned.set(owner, keys);
     else this.owned.delete(owner);
+  }
+
+  /**
+   * The other owners that setOwner(owner, specs) would make gain or lose a name (as
+   * disturbedOwners would then list them), told without changing anything: a change that would
+   * have a paced service's answers made again can wait for that service's time (federation.ts).
+   * The same names as now: none (a name it waits for stays the holder's, one it holds its own).
+   */
+  wouldDisturb(owner: string, specs: readonly NameSpec[]): string[] {
+    const prev = this.owned.get(owner);
+    const keys = specs.map((s) => nameKey(s.name));
+    this.checked = { owner, specs, keys };
+    if (prev !== undefined && prev.length === keys.length && prev.every((k, i) => k === keys[i])) return [];
+    const m = this.draft ?? this.names;
+    const out = new Set<string>();
+    const made = new Set(keys);
+    // A name another owner holds, taken from it by an owner before it in owner order.
+    for (const key of made) {
+      const node = m.get(key);
+      if (node && node.owner !== owner && node.owner !== '' && precedes(owner, node.owner)) out.add(node.owner);
+    }
+    // A name it holds and lets go, given to the first owner waiting for it.
+    if (prev && this.waiting.size)
+      for (const key of prev) {
+        if (made.has(key) || m.get(key)?.owner !== owner) continue;
+        const next = this.firstWaiting(key, owner);
+        if (next) out.add(next.owner);
+      }
+    out.delete('@');
+    return [...out];
+  }
+
+  /**
+   * Sets `owner` again from the names it has now, those it holds and those it waits for, as they
+   * are: its answers are made again (a name gained or lost: disturbedOwners) and nothing else
+   * changes, none of its names or records, and so no other owner's. For an owner whose new data
+   * must wait (federation.ts).
+   */
+  setAgain(owner: string): void {
+    const keys = this.owned.get(owner);
+    if (!keys) {
+      this.disturbed.delete(owner);
+      return;
+    }
+    const m = this.map;
+    const specs: NameSpec[] = [];
+    let stale = false;
+    for (const key of keys) {
+      const node = m.get(key);
+      const own = node?.owner === owner ? node : this.waiting.get(key)?.get(owner);
+      // Every name an owner has is held or waited for; one not found would be let go (a defect).
+      if (!own) throw new Error(`${owner} has ${keyToName(key)} and neither holds it nor waits for it`);
+      stale ||= own.stale;
+      specs.push(specOf(own));
+    }
+    this.setOwner(owner, specs, stale);
   }
 
   /**
@@ -567,11 +627,12 @@ export class ZoneBuilder {
     if (w?.delete(owner) && w.size === 0) this.waiting.delete(key);
   }
 
-  private firstWaiting(key: string): ZoneNode | undefined {
+  /** The node of the first owner in owner order waiting for `key`, `except` one. */
+  private firstWaiting(key: string, except?: string): ZoneNode | undefined {
     const w = this.waiting.get(key);
     if (!w) return undefined;
     let first: ZoneNode | undefined;
-    for (const node of w.values()) if (!first || precedes(node.owner, first.owner)) first = node;
+    for (const node of w.values()) if (node.owner !== except && (!first || precedes(node.owner, first.owner))) first = node;
     return first;
   }
 
@@ -610,6 +671,28 @@ export class ZoneBuilder {
       recordCount: this.recordCount + 1,
       ready: this.ready,
     };
+  }
+}
+
+/** A node's name and records as a spec that makes the same node again. */
+function specOf(node: ZoneNode): NameSpec {
+  if (node instanceof AddressNode) return new HeldAddresses(node);
+  return { name: node.name, rrsets: new Map(node.rrsets), locality: node.locality };
+}
+
+/** The spec of a name held as addresses: its records made only when asked for (an owner's answers made again rarely need them). */
+class HeldAddresses implements NameSpec {
+  readonly name: string;
+  readonly addresses: AddressRecipe;
+  private made?: Map<number, RR[]>;
+
+  constructor(node: AddressNode) {
+    this.name = node.name;
+    this.addresses = { v4: node.v4, v6: node.v6, ttl: node.ttl };
+  }
+
+  get rrsets(): Map<number, RR[]> {
+    return (this.made ??= addressRRsets(this.name, this.addresses));
   }
 }
 

@@ -474,12 +474,12 @@ describe('a service whose names cannot be built', () => {
     seed(c, [svc('bad', []), slice('bad', [{ addr: '10.0.0.1' }]), svc('good', []), slice('good', [{ addr: '10.0.1.1' }])]);
     fed.rebuild();
     // A defect met by some tenant's data, stood in for by a rebuild that throws for one service.
-    const builder = fed as unknown as { rebuildService: (key: string, cs: unknown) => void };
+    const builder = fed as unknown as { rebuildService: (key: string, cs: unknown, pace: boolean) => boolean };
     const inner = builder.rebuildService.bind(fed);
     let failing = true;
-    builder.rebuildService = (key, cs) => {
+    builder.rebuildService = (key, cs, pace) => {
       if (failing && key === 'ns/bad') throw new Error('injected');
-      inner(key, cs);
+      return inner(key, cs, pace);
     };
     c.upsert('EndpointSlice', slice('bad', [{ addr: '10.0.0.2' }]));
     c.upsert('EndpointSlice', slice('good', [{ addr: '10.0.1.2' }]));

@@ -109,4 +109,41 @@ describe('Pacer', () => {
     expect(released.length).toBe(1);
     p.close();
   });
+
+  it('holds a change that would give a paced service a name, or take one, until that service\'s time; its later changes with it', async () => {
+    const { p, released } = pacer();
+    const end = performance.now();
+    // Nothing paced: nothing waits, nothing is held.
+    expect(p.pacing(end)).toBe(false);
+    expect(p.holdBehind('prod/a', ['svc/fed'], end)).toBe(false);
+    p.rebuilt('svc/fed', 6, end);
+    p.rebuilt('svc/fed', 6, end);
+    expect(p.pacing(end + 1)).toBe(true);
+    expect(p.waits('svc/fed', end + 1)).toBe(true);
+    expect(p.waits('prod/a', end + 1)).toBe(false);
+    // Only the paced services among those it would touch count.
+    expect(p.holdBehind('prod/a', ['ns/small'], end + 1)).toBe(false);
+    expect(p.holdBehind('prod/a', ['ns/small', 'svc/fed'], end + 1)).toBe(true);
+    expect(p.heldBehind('prod/a')).toEqual(['svc/fed']);
+    expect(p.heldNow).toEqual(['prod/a']);
+    expect(p.holds).toBe(1);
+    // A later change of prod/a waits with it, whatever it would touch.
+    expect(p.hold('prod/a', end + 30)).toBe(true);
+    expect(p.hold('prod/a', end + PACE * 6)).toBe(false);
+    // Released when svc/fed's time comes (60 ms).
+    await eventually(() => released.flat(), (r) => r.length === 1, 'prod/a released', 5000, 5);
+    expect(released).toEqual([['prod/a']]);
+    expect(p.heldBehind('prod/a')).toBeUndefined();
+    expect(p.pacing()).toBe(false);
+    // Held again, then rebuilt otherwise (from the cluster data as it is then): no longer held.
+    const again = performance.now();
+    p.rebuilt('svc/fed', 6, again);
+    expect(p.holdBehind('prod/a', ['svc/fed'], again + 1)).toBe(true);
+    p.rebuilt('prod/a', 1, again + 2);
+    expect(p.heldNow).toEqual([]);
+    expect(p.heldBehind('prod/a')).toBeUndefined();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(released.length).toBe(1);
+    p.close();
+  });
 });
