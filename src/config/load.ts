@@ -165,11 +165,11 @@ function isFile(p: string): boolean {
 /** Largest configuration file read (one with every cluster written out is a few KiB). */
 export const MAX_CONFIG_FILE = 16 * 1024 * 1024;
 
-/** Reads and validates a YAML configuration file. Throws ConfigError. */
 /**
- * The configuration in `path`. `reload`: it replaces a running one, and a file with nothing in
- * it (empty, or only comments: one caught while it is rewritten in place) is refused rather than
- * read as the defaults, which have no clusters and would drop every one.
+ * Reads and validates the YAML configuration file `path`; throws ConfigError. `reload`: it
+ * replaces a running one, and a file with nothing in it (empty, or only comments: one caught
+ * while it is rewritten in place) is refused rather than read as the defaults, which have no
+ * clusters and would drop every one.
  */
 export function loadConfig(path: string, { reload = false } = {}): Config {
   const file = resolve(path);
