@@ -446,7 +446,14 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
   private rebuildGuarded(key: string, cs: ClusterSetZone | undefined, pace: boolean, disturbed = false): boolean {
     const start = performance.now();
     try {
-      if ((disturbed && pace && this.pacer.waits(key)) || !this.rebuildService(key, cs, pace)) {
+      const waits = disturbed && pace && this.pacer.waits(key);
+      if (waits || !this.rebuildService(key, cs, pace)) {
+        // Its names were made, and wait with its change (pacer.spent): the work counts towards
+        // its own pace all the same.
+        if (!waits) {
+          const end = performance.now();
+          this.notePaced(key, end - start, this.pacer.spent(key, end - start, end));
+        }
         if (disturbed) {
           this.builder.setAgain(key);
           cs?.builder.setAgain(key);
@@ -454,9 +461,7 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
         return false;
       }
       const end = performance.now();
-      const wait = this.pacer.rebuilt(key, end - start, end);
-      if (wait)
-        this.failures?.warn('paced', { service: key, rebuildMs: Math.round(end - start), waitMs: Math.round(wait) }, 'a service takes longer than a slice to rebuild (thousands of endpoints); its changes are applied at most once per wait, merged');
+      this.notePaced(key, end - start, this.pacer.rebuilt(key, end - start, end));
     } catch (e) {
       this.rebuildErrors++;
       this.failures?.error('rebuild', { err: e, service: key }, 'cannot build the names of a service; they answer as before, marked stale, until its next change');
@@ -468,6 +473,12 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
       }
     }
     return true;
+  }
+
+  /** Logs a service that a rebuild of `ms` (or its names made, to wait) made paced, with its `wait` (0: not made paced now). */
+  private notePaced(key: string, ms: number, wait: number): void {
+    if (wait)
+      this.failures?.warn('paced', { service: key, rebuildMs: Math.round(ms), waitMs: Math.round(wait) }, 'a service takes longer than a slice to rebuild (thousands of endpoints); its changes are applied at most once per wait, merged');
   }
 
   /**

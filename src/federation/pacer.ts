@@ -16,7 +16,10 @@
 // labels can make two services give one name: snapshot.ts) makes that service's answers be made
 // again before anything is published, whole: such a change waits too, behind the paced services
 // it touches (holdBehind), and is released with them, so that a cheap service changed without
-// pause cannot have a paced one rebuilt on every change.
+// pause cannot have a paced one rebuilt on every change. Its names are made before it is known
+// to wait, and made again when it is released: that work counts as a rebuild (spent), so a big
+// service so held is paced too, and held before its names are made, rather than made again on
+// every turn while only one service a turn is rebuilt.
 //
 // A service is forgotten FORGET_MS after its last slow rebuild (a service deleted, one that
 // stopped changing): the maps hold only services rebuilt slowly in the last FORGET_MS, each such
@@ -46,7 +49,7 @@ export interface Pace {
 
 export class Pacer {
   /** Service -> the cost (ms) of its last rebuild and when it ended, for those whose last took PACE_FROM_MS or more. */
-  private readonly slow = new Map<string, { ms: number; end: number }>();
+  private readonly slow = new Map<string, { ms: number; end: number; rebuilt: number | undefined }>();
   /** When (performance.now()) services slow long ago are next looked for. */
   private nextSweep = 0;
   /** Service -> when (performance.now()) it may be rebuilt again, for paced services. */
@@ -130,13 +133,30 @@ export class Pacer {
   rebuilt(key: string, ms: number, end: number): number {
     // Rebuilt from the cluster data as it is now: a change held for it is answered.
     if (this.held.size && this.held.delete(key)) this.behind.delete(key);
+    return this.took(key, ms, end, true);
+  }
+
+  /**
+   * Notes that making `key`'s names took `ms`, ending at `end`, whether or not they were set: a
+   * change held behind a paced service (holdBehind) has them made, and made again when it is
+   * released, and is held once more when another paced service's rebuild came first. Counted as
+   * a rebuild is, such work paces a service whose names take longer than a slice to make: it is
+   * then held before they are made (hold), not made again on every turn of the service it
+   * waits for. A held change stays held, and no change counts as answered by it (lastRebuilt).
+   * Returns what rebuilt() does.
+   */
+  spent(key: string, ms: number, end: number): number {
+    return this.took(key, ms, end, false);
+  }
+
+  private took(key: string, ms: number, end: number, rebuilt: boolean): number {
     if (this.slow.size && end >= this.nextSweep) this.sweep(end);
     if (ms < PACE_FROM_MS) {
       if (this.slow.size && this.slow.delete(key)) this.notBefore.delete(key);
       return 0;
     }
     const previous = this.slow.get(key);
-    this.slow.set(key, { ms, end });
+    this.slow.set(key, { ms, end, rebuilt: rebuilt ? end : previous?.rebuilt });
     if (previous === undefined) return 0;
     const wait = Math.min(PACE_MAX_MS, PACE * Math.min(previous.ms, ms));
     const was = this.notBefore.has(key);
@@ -196,9 +216,12 @@ export class Pacer {
     return this.held.has(key);
   }
 
-  /** When (performance.now()) `key`'s last slow rebuild ended; undefined: not known (not paced). */
+  /**
+   * When (performance.now()) `key`'s last slow rebuild ended, its names set (not only made for a
+   * change that then waited: spent); undefined: not known (not paced).
+   */
   lastRebuilt(key: string): number | undefined {
-    return this.slow.get(key)?.end;
+    return this.slow.get(key)?.rebuilt;
   }
 
   /** Services held now (sorted). */

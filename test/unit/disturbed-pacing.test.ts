@@ -199,6 +199,76 @@ describe('a paced service sharing a name with another service', () => {
     w.fed.close();
   }, 60_000);
 
+  it('big services whose changes wait for a paced one have their names made once or twice for them, not again on every turn of the paced service', async () => {
+    // prod/x0..x7: headless, 8,000 endpoints each in zone "other" and one more, in zone "fed" or
+    // not: their zonal names in zone fed come and go with it, and are svc/fed's endpoints
+    // x0..x7 of cluster prod. Making their names takes longer than a slice.
+    const N = 8;
+    const hosts = Array.from({ length: N }, (_, i) => `x${i}`);
+    const zonal = (h: string) => `${h}.prod.fed.svc.fed.svc.example.com.`;
+    const head = packSlice({
+      namespace: 'svc',
+      name: 'fed-head-prod',
+      service: 'fed',
+      addressType: 'IPv4',
+      ports: [],
+      endpoints: hosts.map((hostname, i) => ({ addresses: [`10.0.9.${i + 1}`], ready: true, hostname })),
+    });
+    const body = (i: number) =>
+      Array.from({ length: 8 }, (_, k) =>
+        packSlice({
+          namespace: 'prod',
+          name: `x${i}-${k}`,
+          service: `x${i}`,
+          addressType: 'IPv4',
+          ports: [],
+          endpoints: Array.from({ length: 1000 }, (_, j) => ({ addresses: [`10.${100 + i}.${k * 4 + Math.floor(j / 250)}.${(j % 250) + 1}`], ready: true, zone: 'other' })),
+        }),
+      );
+    const flip = (i: number, inFed: boolean) =>
+      packSlice({ namespace: 'prod', name: `x${i}-flip`, service: `x${i}`, addressType: 'IPv4', ports: [], endpoints: [{ addresses: [`10.99.${i}.1`], ready: true, zone: inFed ? 'fed' : 'other' }] });
+    const w = world();
+    seed(w.c, [fedService(), head, ...fedBody(), ...hosts.flatMap((h, i) => [svc(h, [], { namespace: 'prod', headless: true, ports: [] }), ...body(i), flip(i, true)])]);
+    w.fed.rebuild();
+    for (const h of hosts) expect(w.fed.snapshot.names.get(nameKey(zonal(h)))?.owner).toBe(`prod/${h}`);
+    // svc/fed paced: a second slow rebuild.
+    w.c.upsert('EndpointSlice', { ...thousandSlice('fed', 1, { ready: (j) => j > 0 }), namespace: 'svc' });
+    w.c.flush();
+    w.fed.rebuild();
+    expect(w.fed.paceOf(BIG)).toBeDefined();
+    w.rebuilds.clear();
+    // A change counts as programmed once it is answered (fedns_programming_latency_seconds):
+    // none of these before its service's zonal name is svc/fed's.
+    const moved = () => hosts.filter((h) => w.fed.snapshot.names.get(nameKey(zonal(h)))?.owner === BIG).length;
+    let programmed = 0;
+    let early = 0;
+    w.fed.on('programmed', (_cluster, seconds) => {
+      programmed += seconds.length;
+      if (programmed > moved()) early++;
+    });
+    // Every prod/x<i> leaves zone fed at once: each change would give svc/fed a name, and waits.
+    for (let i = 0; i < N; i++) {
+      w.c.upsert('EndpointSlice', flip(i, false));
+      w.c.noteChange(Date.now(), `prod/x${i}`);
+    }
+    w.c.flush();
+    await eventually(
+      () => moved() === N && w.fed.heldServices.length === 0 && programmed === N,
+      (done) => done,
+      'every zonal name svc/fed\'s, nothing held, every change programmed',
+      40_000,
+      20,
+    );
+    // Each one's names made when its change is taken, and at most twice more. Made again on
+    // every turn of svc/fed while it waits (only one of them applied a turn), they were made
+    // 40-50 times, a slice-long piece of work each, none counted by the pacer.
+    const made = hosts.reduce((n, h) => n + (w.rebuilds.get(`prod/${h}`) ?? 0), 0);
+    expect(made, `names of prod/x0..x7 made ${made} times for ${N} changes`).toBeLessThanOrEqual(3 * N);
+    expect(early, 'changes counted as programmed before they were answered').toBe(0);
+    checkAnswers(w, 'all moved', [BIG_SRV, ...hosts.map(zonal)]);
+    w.fed.close();
+  }, 60_000);
+
   it('a service whose answers must be made again (a name server took one of its names) while its own change waits for a paced one is set again from the names it has', () => {
     const w = pacedWorld();
     const glue = 'a.prod.fed.example.com.';

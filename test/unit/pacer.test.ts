@@ -146,4 +146,28 @@ describe('Pacer', () => {
     expect(released.length).toBe(1);
     p.close();
   });
+  it('counts names made for a change held behind a paced service towards its own pace, without answering the change', () => {
+    const { p } = pacer();
+    const end = performance.now();
+    p.rebuilt('svc/fed', 60, end);
+    p.rebuilt('svc/fed', 60, end);
+    // ns/big's names take 40 ms to make, and its change would give svc/fed a name: held behind it.
+    expect(p.holdBehind('ns/big', ['svc/fed'], end + 1)).toBe(true);
+    expect(p.spent('ns/big', 40, end + 41)).toBe(0);
+    expect(p.heldNow).toEqual(['ns/big']);
+    // Made again when released, and held again: now paced, it waits before its names are made.
+    expect(p.spent('ns/big', 40, end + 100)).toBe(PACE * 40);
+    expect(p.heldNow).toEqual(['ns/big']);
+    expect(p.heldBehind('ns/big')).toEqual(['svc/fed']);
+    expect(p.paceOf('ns/big')).toEqual({ rebuildMs: 40, waitMs: PACE * 40, waiting: true });
+    expect(p.hold('ns/big', end + 101)).toBe(true);
+    // No change of it is answered by names made and not set.
+    expect(p.lastRebuilt('ns/big')).toBeUndefined();
+    p.rebuilt('ns/big', 40, end + 2000);
+    expect(p.lastRebuilt('ns/big')).toBe(end + 2000);
+    expect(p.spent('ns/big', 40, end + 3000)).toBe(0);
+    expect(p.lastRebuilt('ns/big')).toBe(end + 2000);
+    expect(p.heldNow).toEqual([]);
+    p.close();
+  });
 });
