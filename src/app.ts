@@ -298,7 +298,12 @@ export class Fedns {
       this.queryLog?.info({ client: this.responder.queryClient, transport, qname: q?.key ? keyToName(q.key) : undefined, qtype: typeName(qtype), rcode: rcodeName(rcode) }, 'query');
     };
     const answerLog = log.child({ component: 'responder' });
-    this.responder = new Responder(() => this.federation.snapshot, { observer: observe, log: answerLog });
+    this.responder = new Responder(() => this.federation.snapshot, {
+      observer: observe,
+      log: answerLog,
+      cacheSize: config.answerCache.entries,
+      cacheBytes: config.answerCache.memory * 1024 * 1024,
+    });
     this.dns = new DnsServer(this.responder, config.tcp, log);
     this.dns.onLatency = (transport, seconds) => metrics.latency.observe(transport === 'udp' ? 0 : 1, seconds);
     this.configureRateLimit(config);
@@ -571,6 +576,8 @@ export class Fedns {
     }
     // Every listener uses one UDP path, chosen at start.
     if (next.udp.batch !== prev.udp.batch) this.log.warn({ udp: this.dns.udpPath.path }, 'udp.batch changed: it takes effect at the next restart');
+    if (next.answerCache.memory !== prev.answerCache.memory || next.answerCache.entries !== prev.answerCache.entries)
+      this.log.warn({ running: prev.answerCache, configured: next.answerCache }, 'answerCache changed: it takes effect at the next restart');
     if (next.log.level !== prev.log.level) this.log.warn({ running: prev.log.level, configured: next.log.level }, 'log.level changed: it takes effect at the next restart');
     const policyChanged = force || prev.selection.policy !== next.selection.policy;
     const toExported = prev.selection.policy !== next.selection.policy && next.selection.policy === 'exported';

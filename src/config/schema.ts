@@ -41,6 +41,9 @@ const duration = () =>
 /** log.level and serve --log-level. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
+/** Most MiB and names of the answer cache (answerCache): bounds against a typo, far above any zone's answers. */
+export const MAX_ANSWER_CACHE_MIB = 16_384;
+export const MAX_ANSWER_CACHE_ENTRIES = 10_000_000;
 /** Most prefixes the rate limiter tracks (rateLimit.tableSize). */
 export const MAX_RRL_TABLE = 1_000_000;
 
@@ -308,6 +311,17 @@ export const configSchema = z
       .strictObject({
         /** Batched UDP through the native addon: auto (when it loads), on (required), off (node:dgram). */
         batch: z.enum(['auto', 'on', 'off'], { error: 'expected auto, on or off' }).default('auto'),
+      })
+      .prefault({}),
+    /**
+     * Encoded answers kept for names asked again (least recently asked go first): at most
+     * `memory` MiB and `entries` names. A name not kept is encoded anew on each query, about three
+     * times the cost of a kept one. Applies at the next restart.
+     */
+    answerCache: z
+      .strictObject({
+        memory: z.number().int().min(1).max(MAX_ANSWER_CACHE_MIB, `must be at most ${MAX_ANSWER_CACHE_MIB} (MiB)`).default(64),
+        entries: z.number().int().min(1).max(MAX_ANSWER_CACHE_ENTRIES, `must be at most ${MAX_ANSWER_CACHE_ENTRIES}`).default(100_000),
       })
       .prefault({}),
     tcp: z
