@@ -130,6 +130,9 @@ describe('configuration', () => {
     ['a hostname refresh past what a timer holds', 'hostnames: { refresh: 1000h }', /^hostnames\.refresh: must be at most 2147483\.647 seconds/],
     // lru-cache sizes its arrays by the bound: 1e12 threw a RangeError at start, 2e9 took 1.3 GB.
     ['a rate-limit table past a million prefixes', 'rateLimit: { tableSize: 1000000000000 }', /^rateLimit\.tableSize: must be at most 1000000 \(/],
+    ['an answer cache past 16 GiB', 'answerCache: { memory: 100000 }', /^answerCache\.memory: must be at most 16384 \(MiB\)/],
+    ['an answer cache of no memory', 'answerCache: { memory: 0 }', /^answerCache\.memory: /],
+    ['an answer cache of a fraction of a name', 'answerCache: { entries: 1.5 }', /^answerCache\.entries: /],
     // The root would make fedns authoritative for every name, and leaves no room for hostmaster.<domain>.
     ['the root as the domain', 'domain: "."', /^domain: the root "\." cannot be the federation domain: give the zone fedns serves, e\.g\. example\.com\.$/],
     ['a wildcard label in the domain', 'domain: "*.example.com."', /^domain: label "\*" is not a hostname label \(letters, digits, "-", "_"\); give the zone fedns serves, e\.g\. example\.com\.$/],
