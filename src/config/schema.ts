@@ -41,9 +41,12 @@ const duration = () =>
 /** log.level and serve --log-level. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
-/** Most MiB and names of the answer cache (answerCache): bounds against a typo, far above any zone's answers. */
+/**
+ * Most MiB and names of the answer cache (answerCache): bounds against a typo. lru-cache sizes
+ * its tables by the number of names when it is made (a few dozen bytes each), memory or not.
+ */
 export const MAX_ANSWER_CACHE_MIB = 16_384;
-export const MAX_ANSWER_CACHE_ENTRIES = 10_000_000;
+export const MAX_ANSWER_CACHE_ENTRIES = 1_000_000;
 /** Most prefixes the rate limiter tracks (rateLimit.tableSize). */
 export const MAX_RRL_TABLE = 1_000_000;
 

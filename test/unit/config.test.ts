@@ -133,6 +133,7 @@ describe('configuration', () => {
     ['an answer cache past 16 GiB', 'answerCache: { memory: 100000 }', /^answerCache\.memory: must be at most 16384 \(MiB\)/],
     ['an answer cache of no memory', 'answerCache: { memory: 0 }', /^answerCache\.memory: /],
     ['an answer cache of a fraction of a name', 'answerCache: { entries: 1.5 }', /^answerCache\.entries: /],
+    ['an answer cache of more names than its tables should be made for', 'answerCache: { entries: 1000001 }', /^answerCache\.entries: must be at most 1000000/],
     // The root would make fedns authoritative for every name, and leaves no room for hostmaster.<domain>.
     ['the root as the domain', 'domain: "."', /^domain: the root "\." cannot be the federation domain: give the zone fedns serves, e\.g\. example\.com\.$/],
     ['a wildcard label in the domain', 'domain: "*.example.com."', /^domain: label "\*" is not a hostname label \(letters, digits, "-", "_"\); give the zone fedns serves, e\.g\. example\.com\.$/],
