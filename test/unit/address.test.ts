@@ -3,20 +3,11 @@
 import { isIPv4 } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { answerableEndpoint, ipv4Value, isAddress } from '../../src/address.js';
-
-/** A small seeded generator (mulberry32): the same strings on every run. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+import { prng } from '../support/corpus.js';
 
 describe('ipv4Value', () => {
   it('takes exactly what node:net isIPv4 takes, and reads the value its four bytes say', () => {
-    const next = random(7);
+    const next = prng(7);
     const pick = <T>(xs: readonly T[]) => xs[Math.floor(next() * xs.length)];
     // Bytes near every boundary isIPv4 draws, joined mostly by dots: many strings are addresses
     // or nearly.

@@ -4,23 +4,13 @@
 import { describe, expect, it } from 'vitest';
 import { eachEndpoint, endpointsOf, packSlice, slimEndpointSlice, slimService, type SlimEndpoint } from '../../src/cluster/objects.js';
 import { collector, settledHeap } from '../support/heap.js';
+import { prng } from '../support/corpus.js';
 
 const parts = (endpoints: SlimEndpoint[]) => ({ namespace: 'ns', name: 's-1', service: 's', addressType: 'IPv4' as const, ports: [], endpoints });
 
-/** Seeded generator (mulberry32): the same endpoints on every run. */
-function random(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe('packed endpoints', () => {
   it('read back as the endpoints they were made of, in order', () => {
-    const rand = random(7);
+    const rand = prng(7);
     for (let round = 0; round < 300; round++) {
       const eps: SlimEndpoint[] = Array.from({ length: Math.floor(rand() * 6) }, (_, i) => {
         const e: SlimEndpoint = { addresses: Array.from({ length: Math.floor(rand() * 3.5) }, (_, k) => `10.0.${i}.${k}`), ready: rand() < 0.7 };

@@ -4,6 +4,7 @@
 // Versions are kept and checked after later edits; several drafts edit from one version at once,
 // drafts go on editing after done(), and maps are emptied (the shared empty root) and filled again.
 import { describe, expect, it, vi } from 'vitest';
+import { prng } from '../support/corpus.js';
 
 vi.mock('../../src/zone/name-hash.js', async (original) => {
   const real = await original<typeof import('../../src/zone/name-hash.js')>();
@@ -30,15 +31,6 @@ interface Entry {
 }
 const entry = (key: string, value: number): Entry => ({ key, hash: hashKey(key), value });
 
-function rng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** The map holds exactly the model: every key of the universe looked up, size, and a walk giving each entry once. */
 function same(what: string, m: Map_ | Draft, model: ReadonlyMap<string, number>, universe: readonly string[]): void {
   expect(m.size, `${what}: size`).toBe(model.size);
@@ -56,7 +48,7 @@ function same(what: string, m: Map_ | Draft, model: ReadonlyMap<string, number>,
 
 describe('PersistentMap, differential against a Map', () => {
   it.each([1, 2, 3, 4, 5, 6])('keeps every version as it was sealed through branching drafts, deletes down to empty and collisions (seed %i)', (seed) => {
-    const rand = rng(seed);
+    const rand = prng(seed);
     const universe = Array.from({ length: 400 }, (_, i) => `k${i}.example.com.`);
     const pick = <T>(l: readonly T[]) => l[Math.floor(rand() * l.length)];
     const versions: { map: Map_; model: Map<string, number> }[] = [{ map: PersistentMap.empty<Entry>(), model: new Map() }];
@@ -105,7 +97,7 @@ describe('PersistentMap, differential against a Map', () => {
   });
 
   it('walks a set of keys in one order whatever the history, but for keys equal in both hashes', () => {
-    const rand = rng(9);
+    const rand = prng(9);
     const keys = Array.from({ length: 300 }, (_, i) => `w${i}.example.com.`);
     const order = (m: Map_) => [...m.keys()];
     const build = (ks: string[]) => {

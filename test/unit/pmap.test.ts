@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { deepHash, hashKey } from '../../src/zone/name-hash.js';
 import { PersistentMap, type MapEntry } from '../../src/zone/pmap.js';
 import { nameKey } from '../../src/wire/name.js';
+import { prng } from '../support/corpus.js';
 
 /** A value filed under its key, as the zone's names are. */
 interface Entry<T> extends MapEntry {
@@ -10,15 +11,6 @@ interface Entry<T> extends MapEntry {
 const entry = <T>(key: string, value: T): Entry<T> => ({ key, hash: hashKey(key), value });
 /** The value filed under `key` in a map or draft. */
 const at = <T>(m: { get(key: string): Entry<T> | undefined }, key: string): T | undefined => m.get(key)?.value;
-
-function rng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Two different keys with the same hash, found by the birthday bound. */
 function collidingPair(): [string, string] {
@@ -34,7 +26,7 @@ function collidingPair(): [string, string] {
 
 describe('PersistentMap', () => {
   it('matches a native Map through random sets and deletes, and keeps every sealed version intact', () => {
-    const rand = rng(7);
+    const rand = prng(7);
     const model = new Map<string, number>();
     let map = PersistentMap.empty<Entry<number>>();
     const versions: [PersistentMap<Entry<number>>, Map<string, number>][] = [];
@@ -96,7 +88,7 @@ describe('PersistentMap', () => {
   it("finds every name when thousands share a service's hash bits and part only on deepHash", () => {
     // 30,000 names under one service's labels: their 32-bit hashes share 15 bits, so many agree
     // on all 32 and the map parts them on deepHash. A native Map is the model.
-    const rand = rng(3);
+    const rand = prng(3);
     const model = new Map<string, number>();
     let map = PersistentMap.empty<Entry<number>>();
     let deep = 0;
