@@ -331,6 +331,25 @@ const NAMESERVERS: FederationSettings['apex']['nameservers'][] = [
 ];
 const CLUSTERS = ['prod', 'svc'];
 
+/** Draws under this (rand()) are a tenant's change (tenantChange) in the walks. */
+const TENANT_CHANGES = 0.75;
+
+/**
+ * A tenant's change to cluster `c` for a draw `r` under TENANT_CHANGES: a small service comes or
+ * goes, its endpoint moves, or svc/fed's endpoints change readiness; `rand` draws the details.
+ */
+function tenantChange(c: ClusterState, r: number, rand: () => number): void {
+  const pick = <T,>(l: readonly T[]) => l[Math.floor(rand() * l.length)];
+  if (r < 0.35) {
+    const [ns, name] = pick(SMALLS);
+    if (rand() < 0.5) c.upsert('Service', smallService(ns, name));
+    else c.remove('Service', ns, name);
+  } else if (r < 0.55) {
+    const [ns, name] = pick(SMALLS);
+    c.upsert('EndpointSlice', smallSlice(ns, name, pick(['10.0.8.1', '10.0.8.2'])));
+  } else c.upsert('EndpointSlice', fedHead(rand() < 0.5, rand() < 0.7, c.name));
+}
+
 function normalized(m: Message): unknown {
   const text = (r: RR) => (r.type === RRType.SOA ? rrText({ ...r, data: { ...(r.data as SoaData), serial: 0 } }) : rrText(r));
   return {
@@ -378,16 +397,8 @@ function walk(seedValue: number, steps: number) {
       const at = `seed ${seedValue} step ${i}`;
       const c = clusters.get(pick(CLUSTERS))!;
       const r = rand();
-      if (r < 0.35) {
-        const [ns, name] = pick(SMALLS);
-        if (rand() < 0.5) c.upsert('Service', smallService(ns, name));
-        else c.remove('Service', ns, name);
-      } else if (r < 0.55) {
-        const [ns, name] = pick(SMALLS);
-        c.upsert('EndpointSlice', smallSlice(ns, name, pick(['10.0.8.1', '10.0.8.2'])));
-      } else if (r < 0.75) {
-        c.upsert('EndpointSlice', fedHead(rand() < 0.5, rand() < 0.7, c.name));
-      } else if (r < 0.9) {
+      if (r < TENANT_CHANGES) tenantChange(c, r, rand);
+      else if (r < 0.9) {
         const held = new Set(fed.heldServices);
         const free = [BIG, ...SMALLS.map(([ns, name]) => `${ns}/${name}`)].filter((k) => !held.has(k));
         if (free.length) {
@@ -658,16 +669,8 @@ async function timedWalk(seedValue: number, steps: number) {
     for (let i = 0; i < steps && problems.length === 0; i++) {
       const c = clusters.get(pick(CLUSTERS))!;
       const r = rand();
-      if (r < 0.35) {
-        const [ns, name] = pick(SMALLS);
-        if (rand() < 0.5) c.upsert('Service', smallService(ns, name));
-        else c.remove('Service', ns, name);
-      } else if (r < 0.55) {
-        const [ns, name] = pick(SMALLS);
-        c.upsert('EndpointSlice', smallSlice(ns, name, pick(['10.0.8.1', '10.0.8.2'])));
-      } else if (r < 0.75) {
-        c.upsert('EndpointSlice', fedHead(rand() < 0.5, rand() < 0.7, c.name));
-      } else if (r < 0.93) {
+      if (r < TENANT_CHANGES) tenantChange(c, r, rand);
+      else if (r < 0.93) {
         // Paced as two slow rebuilds would make it (a wait of 50-150 ms); one held is not rebuilt.
         const key = pick([BIG, BIG, ...SMALLS.map(([ns, name]) => `${ns}/${name}`)]);
         if (!fed.heldServices.includes(key)) {
