@@ -45,6 +45,25 @@ async function until<T>(f: () => Promise<T>, ok: (v: T) => boolean, ms = 5000): 
 
 const ttlOf = (m?: Message) => m?.answers[0]?.ttl;
 
+/**
+ * Starts fedns with an ops listener on a port of its choosing, and a reader of one metric's value
+ * from /metrics (`absent` when no line has it).
+ */
+async function startWithOps(): Promise<{ fedns: FednsProcess; metric: (line: string, absent?: number) => Promise<number> }> {
+  const fedns = await startFedns({ edit: (y) => y.replace('ops: { listen: null }', 'ops: { listen: 127.0.0.1:0 }') });
+  const up = await fedns.waitForLog((r) => typeof r.msg === 'string' && r.msg.startsWith('ops listener up')).catch(async (e: unknown) => {
+    await fedns.stop();
+    throw e;
+  });
+  const opsPort = Number(/:(\d+)$/.exec(String(up.address))![1]);
+  const metric = async (line: string, absent = NaN) => {
+    const body = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
+    const found = body.split('\n').find((l) => l.startsWith(`${line} `));
+    return found === undefined ? absent : Number(found.split(' ')[1]);
+  };
+  return { fedns, metric };
+}
+
 describe('change without restart', () => {
   it('applies a valid config on SIGHUP and keeps the running one when the new one is invalid', async () => {
     f = await startFedns();
@@ -174,13 +193,10 @@ describe('reload of the ops listener', () => {
 
 describe('one edit, one reload', () => {
   it('an edit announced by SIGHUP and by the file watcher is applied once', async () => {
-    f = await startFedns({ edit: (y) => y.replace('ops: { listen: null }', 'ops: { listen: 127.0.0.1:0 }') });
-    const up = await f.waitForLog((r) => typeof r.msg === 'string' && r.msg.startsWith('ops listener up'));
-    const opsPort = Number(/:(\d+)$/.exec(String(up.address))![1]);
-    const applied = async () => {
-      const body = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
-      return Number(body.split('\n').find((l) => l.startsWith('fedns_config_reloads_total{result="applied"} '))?.split(' ')[1] ?? 0);
-    };
+    const ops = await startWithOps();
+    f = ops.fedns;
+    const metric = ops.metric;
+    const applied = () => metric('fedns_config_reloads_total{result="applied"}', 0);
     writeFileSync(f.config, readFileSync(f.config, 'utf8').replace('default: 30', 'default: 45'));
     f.process.kill('SIGHUP');
     await until(applied, (n) => n >= 1);
@@ -194,13 +210,9 @@ describe('one edit, one reload', () => {
 
 describe('a config file removed and put back', () => {
   it('is read again when it comes back with the modification time it had (renamed back): applied, and the reload gauge is 1 again', async () => {
-    f = await startFedns({ edit: (y) => y.replace('ops: { listen: null }', 'ops: { listen: 127.0.0.1:0 }') });
-    const up = await f.waitForLog((r) => typeof r.msg === 'string' && r.msg.startsWith('ops listener up'));
-    const opsPort = Number(/:(\d+)$/.exec(String(up.address))![1]);
-    const metric = async (line: string) => {
-      const body = await (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
-      return Number(body.split('\n').find((l) => l.startsWith(`${line} `))?.split(' ')[1]);
-    };
+    const ops = await startWithOps();
+    f = ops.fedns;
+    const metric = ops.metric;
     const away = `${f.config}.away`;
     renameSync(f.config, away);
     await f.waitForLog((r) => r.msg === 'configuration rejected; keeping the running one' && /no such file/.test(String(r.error)));
