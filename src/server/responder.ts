@@ -228,7 +228,7 @@ export class Responder {
     }
   }
 
-  /** The source address of the query being answered, for the observer (the query log). */
+  /** The source address of the query being answered (UDP: its sender; TCP: its connection's peer). */
   get queryClient(): string | undefined {
     return this.client ?? this.conn?.remoteAddress;
   }
@@ -249,7 +249,7 @@ export class Responder {
       this.ecsEcho = undefined;
       this.answerErrors++;
       this.signer = undefined;
-      this.errorLog?.error('answer-failed', { err: e, client: remote ?? conn?.remoteAddress }, 'answering a query failed (a bug): answered SERVFAIL');
+      this.errorLog?.error('answer-failed', { err: e, client: this.queryClient }, 'answering a query failed (a bug): answered SERVFAIL');
       if (this.parsed === ParseFailure.Drop) return null;
       // Question and OPT only from a parse that completed (the parsed query is reused across packets).
       const ok = this.parsed === 0 && this.q.questionEnd <= msg.length;
@@ -271,7 +271,7 @@ export class Responder {
     const fail = parseQuery(msg, q);
     this.parsed = fail;
     if (fail === ParseFailure.Drop) return null;
-    if (this.queryAcl !== undefined && !this.queryAcl.allows(remote ?? conn?.remoteAddress)) {
+    if (this.queryAcl !== undefined && !this.queryAcl.allows(this.queryClient)) {
       return this.finish(msg, q, transport, Rcode.REFUSED, false, undefined, fail === 0);
     }
     if (fail === ParseFailure.FormErr) return this.finish(msg, q, transport, Rcode.FORMERR, false, undefined, q.questionEnd > 12);
