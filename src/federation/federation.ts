@@ -373,10 +373,8 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
         for (const key of again) this.dirty.add(key);
         break;
       }
-      for (const key of again) {
-        services++;
-        this.rebuildGuarded(key, cs, pace, true);
-      }
+      // Counted only when rebuilt: one only set again from the names it has (its change waits) is not.
+      for (const key of again) if (this.rebuildGuarded(key, cs, pace, true)) services++;
     }
     // Ready (NXDOMAIN for what is not there) once a cluster has synced and everything its sync
     // dirtied is built: between the slices of an initial sync a name not built yet is SERVFAIL.

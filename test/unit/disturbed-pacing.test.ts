@@ -303,6 +303,35 @@ describe('a paced service sharing a name with another service', () => {
     expect(additionalAt(w.ask(BIG_SRV, RRType.SRV), SHARED)).toEqual(['10.0.9.1']);
     w.fed.close();
   }, 30_000);
+
+  it('a service only set again from the names it has, its change waiting for a paced one, is not counted as rebuilt when the zone is published', () => {
+    const w = pacedWorld();
+    const glue = 'a.prod.fed.example.com.';
+    // How many services each publish says it rebuilt (the "services" of the "zone published" log line).
+    const counted: number[] = [];
+    w.fed.on('published', (_s, _c, services) => counted.push(services));
+    w.rebuilds.clear();
+    // As above: prod/a's deletion waits for svc/fed's time, and the glue takes prod/a's short
+    // name, so prod/a is set again from the names it has; the slice ends after prod/a's change.
+    w.c.remove('Service', 'prod', 'a');
+    w.c.flush();
+    w.fed.reconfigure(settingsWith([{ name: 'ns1.example.com.', addresses: ['192.0.2.53'] }, { name: glue, addresses: ['192.0.2.54'] }]));
+    (w.fed as unknown as { rebuildFor(spent: () => boolean, paced: boolean): ZoneSnapshot }).rebuildFor(() => true, true);
+    expect(w.fed.heldServices).toContain(SMALL);
+    expect(w.fed.snapshot.names.get(nameKey(glue))?.owner).toBe('@');
+    // The glue's change is published, and no service was rebuilt for it: prod/a's names were
+    // made only to be held, and svc/fed's not at all.
+    expect(w.rebuilds.get(BIG) ?? 0).toBe(0);
+    expect(counted).toEqual([0]);
+    // Everything taken now, nothing held: every service whose names are made is set, and counted
+    // (svc/fed again if prod/a's deletion gave it the shared name after it was rebuilt).
+    w.rebuilds.clear();
+    w.fed.rebuild();
+    expect(w.fed.snapshot.names.get(nameKey(SHARED))?.owner).toBe(BIG);
+    expect(counted.length).toBe(2);
+    expect(counted[1]).toBe([...w.rebuilds.values()].reduce((a, b) => a + b, 0));
+    w.fed.close();
+  }, 30_000);
 });
 
 // A walk: services whose names meet (svc/fed's endpoints in clusters prod and svc, the zonal names
