@@ -452,9 +452,12 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
           const end = performance.now();
           this.notePaced(key, end - start, this.pacer.spent(key, end - start, end));
         }
+        // Set again only in the zone where it gained or lost a name: in the other, its answers
+        // stand as they were made, and setting it again there is work for nothing (its nodes made
+        // again if it waits for a name there, their encoded answers lost).
         if (disturbed) {
-          this.builder.setAgain(key);
-          cs?.builder.setAgain(key);
+          if (this.builder.isDisturbed(key)) this.builder.setAgain(key);
+          if (cs?.builder.isDisturbed(key)) cs.builder.setAgain(key);
         }
         return false;
       }

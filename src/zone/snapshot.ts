@@ -613,6 +613,11 @@ export class ZoneBuilder {
     return [...this.disturbed];
   }
 
+  /** Whether `owner` is one of disturbedOwners: it gained or lost a name to another owner since its answers were made. */
+  isDisturbed(owner: string): boolean {
+    return this.disturbed.has(owner);
+  }
+
   /** Keeps `node` to place once the owner holding its name lets it go. */
   private wait(key: string, node: ZoneNode): void {
     let w = this.waiting.get(key);

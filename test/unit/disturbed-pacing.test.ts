@@ -22,7 +22,7 @@ import { zoneRecords } from '../../src/zone/masterfile.js';
 import { ZoneBuilder, type ApexSettings, type ZoneSnapshot } from '../../src/zone/snapshot.js';
 import { addressRRsets, AddressNode, type NameSpec, type ZoneNode } from '../../src/zone/node.js';
 import { prng } from '../support/corpus.js';
-import { seed, svc, testFederationSettings, thousandSlice } from '../support/federation.js';
+import { seed, svc, testFederationSettings, thousandSlice, type SeedObject } from '../support/federation.js';
 import { eventually, sleep } from '../support/kube-harness.js';
 
 const BIG = 'svc/fed';
@@ -88,10 +88,10 @@ function world(settings = settingsWith()) {
   return { fed, c, responder, ask: (n: string, t: number = RRType.A) => ask(responder, n, t), rebuilds };
 }
 
-/** svc/fed (20,000 endpoints) and prod/a seeded, and svc/fed paced: two slow rebuilds in a row. */
-function pacedWorld(settings?: FederationSettings) {
+/** svc/fed (20,000 endpoints), prod/a and `others` seeded, and svc/fed paced: two slow rebuilds in a row. */
+function pacedWorld(settings?: FederationSettings, others: SeedObject[] = []) {
   const w = world(settings);
-  seed(w.c, [fedService(), fedHead(true), ...fedBody(), smallService(), smallSlice()]);
+  seed(w.c, [fedService(), fedHead(true), ...fedBody(), smallService(), smallSlice(), ...others]);
   w.fed.rebuild();
   w.c.upsert('EndpointSlice', fedHead(false));
   w.c.flush();
@@ -332,6 +332,68 @@ describe('a paced service sharing a name with another service', () => {
     expect(counted[1]).toBe([...w.rebuilds.values()].reduce((a, b) => a + b, 0));
     w.fed.close();
   }, 30_000);
+
+  it.each(['federation', 'clusterset'] as const)(
+    'a service whose answers must be made again in the %s zone only, its change waiting for a paced one, is set again in that zone and leaves the other as it is',
+    (zone) => {
+      // The clusterset zone too, prod/a exported: it has names in both zones.
+      const base = testFederationSettings();
+      const withZones = (fedGlue: boolean, csGlue: boolean): FederationSettings => {
+        const ns1 = { name: 'ns1.example.com.', addresses: ['192.0.2.53'] };
+        return {
+          ...base,
+          apex: { ...base.apex, nameservers: fedGlue ? [ns1, { name: 'a.prod.fed.example.com.', addresses: ['192.0.2.54'] }] : [ns1] },
+          clusterSet: {
+            apex: { ...base.apex, domain: 'clusterset.local.', nameservers: csGlue ? [ns1, { name: 'a.prod.svc.clusterset.local.', addresses: ['192.0.2.55'] }] : [ns1] },
+            naming: { domain: 'clusterset.local.' },
+          },
+        };
+      };
+      const w = pacedWorld(withZones(false, false), [{ namespace: 'prod', name: 'a' }]);
+      const inner = w.fed as unknown as { builder: ZoneBuilder; clusterSetZone: { builder: ZoneBuilder } };
+      const glue = zone === 'federation' ? 'a.prod.fed.example.com.' : 'a.prod.svc.clusterset.local.';
+      const snapshotOf = (z: 'federation' | 'clusterset') => (z === 'federation' ? w.fed.snapshot : w.fed.clusterSetSnapshot!);
+      expect(snapshotOf(zone).names.get(nameKey(glue))?.owner).toBe(SMALL);
+      // Services set again, per zone.
+      const setAgain = { federation: [] as string[], clusterset: [] as string[] };
+      for (const [z, b] of [
+        ['federation', inner.builder],
+        ['clusterset', inner.clusterSetZone.builder],
+      ] as const) {
+        const original = b.setAgain.bind(b);
+        b.setAgain = (owner) => {
+          setAgain[z].push(owner);
+          original(owner);
+        };
+      }
+      const other = zone === 'federation' ? 'clusterset' : 'federation';
+      // prod/a's nodes in the other zone.
+      const nodesOf = (snap: ZoneSnapshot) => [...snap.names.values()].filter((n) => n.owner === SMALL);
+      const before = nodesOf(snapshotOf(other));
+      expect(before.length).toBeGreaterThan(0);
+      // As above: prod/a's deletion waits for svc/fed's time, and a name server's glue takes
+      // prod/a's name in one zone only, so prod/a is set again there from the names it has. (A
+      // reload publishes both zones, their apex set again: the call is what tells them apart.)
+      w.c.remove('Service', 'prod', 'a');
+      w.c.flush();
+      w.fed.reconfigure(withZones(zone === 'federation', zone === 'clusterset'));
+      (w.fed as unknown as { rebuildFor(spent: () => boolean, paced: boolean): ZoneSnapshot }).rebuildFor(() => true, true);
+      expect(w.fed.heldServices).toContain(SMALL);
+      expect(snapshotOf(zone).names.get(nameKey(glue))?.owner).toBe('@');
+      expect(setAgain[zone]).toEqual([SMALL]);
+      // The other zone, where prod/a gained or lost no name: not set again, its names as they were.
+      expect(setAgain[other]).toEqual([]);
+      expect(nodesOf(snapshotOf(other)).length).toBe(before.length);
+      for (const [i, n] of nodesOf(snapshotOf(other)).entries()) expect(n).toBe(before[i]);
+      // Everything taken now: prod/a gone from both zones.
+      w.fed.rebuild();
+      expect(w.fed.heldServices).toEqual([]);
+      expect(w.fed.snapshot.names.get(nameKey(SHARED))?.owner).toBe(BIG);
+      expect(w.fed.clusterSetSnapshot!.names.get(nameKey('a.prod.svc.clusterset.local.'))?.owner).toBe(zone === 'clusterset' ? '@' : undefined);
+      w.fed.close();
+    },
+    30_000,
+  );
 });
 
 // A walk: services whose names meet (svc/fed's endpoints in clusters prod and svc, the zonal names
