@@ -579,6 +579,9 @@ export class Fedns {
     if (next.answerCache.memory !== prev.answerCache.memory || next.answerCache.entries !== prev.answerCache.entries)
       this.log.warn({ running: prev.answerCache, configured: next.answerCache }, 'answerCache changed: it takes effect at the next restart');
     if (next.log.level !== prev.log.level) this.log.warn({ running: prev.log.level, configured: next.log.level }, 'log.level changed: it takes effect at the next restart');
+    // The configuration in force says what runs: the next reload compares with that, and says
+    // so again while the file still asks for another value, and nothing once it asks for this one.
+    next = { ...next, udp: { ...next.udp, batch: prev.udp.batch }, answerCache: prev.answerCache, log: { ...next.log, level: prev.log.level } };
     const policyChanged = force || prev.selection.policy !== next.selection.policy;
     const toExported = prev.selection.policy !== next.selection.policy && next.selection.policy === 'exported';
     // The clusters' part applies settings built above; from here the reload is in force.

@@ -55,6 +55,15 @@ describe('answerCache', () => {
       expect(said[0]).toMatchObject({ level: 40, running, configured });
       // The cache in force is the one sized at start: 3 names asked in turn are all kept.
       expect(await roundMisses(p)).toBe(0);
+      // The configuration in force says what runs; a reload that still asks for another cache
+      // says so again, and one that asks for the running cache says nothing.
+      expect(p.fedns.config.answerCache).toEqual(running);
+      await p.fedns.reload({ ...p.fedns.config, answerCache: configured, log: { ...p.fedns.config.log, queries: false } });
+      expect(p.logs.find(CHANGED).length).toBe(2);
+      expect(p.logs.find(CHANGED)[1]).toMatchObject({ running, configured });
+      await p.fedns.reload({ ...p.fedns.config, answerCache: { ...running } });
+      expect(p.logs.find('configuration reloaded').length).toBe(4);
+      expect(p.logs.find(CHANGED).length).toBe(2);
     } finally {
       await p.stop();
     }

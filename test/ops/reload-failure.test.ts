@@ -82,7 +82,7 @@ describe('a reload that fails', () => {
     const failed = await p.fedns.reload(next).catch((e: unknown) => e);
     expect(failed).toBeInstanceOf(ReloadIncomplete);
     expect(String((failed as Error).message)).toMatch(/in force.*injected failure/);
-    expect(p.fedns.config).toBe(next);
+    expect(p.fedns.config).toEqual(next);
     expect(await idServer(p.port)).toBe('changed');
     vi.restoreAllMocks();
     // The same file again: what did not apply (the TTL, a zone-wide setting) applies now.

@@ -25,6 +25,11 @@ describe('reloading log settings', () => {
       await ask();
       expect(p.logs.find('query').length).toBe(2);
       expect(p.logs.find('log.level changed: it takes effect at the next restart').length).toBe(1);
+      // What runs is still info: going back to it is no change, and the configuration in force says so.
+      expect(p.fedns.config.log.level).toBe('info');
+      await p.fedns.reload({ ...p.fedns.config, log: { level: 'info', queries: false } });
+      expect(p.logs.find('configuration reloaded').length).toBe(3);
+      expect(p.logs.find('log.level changed: it takes effect at the next restart').length).toBe(1);
     } finally {
       await p.stop();
     }
