@@ -297,6 +297,15 @@ export class ZoneBuilder {
     return this.draft;
   }
 
+  /**
+   * The node at `key` as the zone stands now, without opening a draft: only a write opens one, so
+   * an owner set again as it is (every service on a reload that changes nothing) leaves nothing
+   * to publish.
+   */
+  private nameAt(key: string): ZoneNode | undefined {
+    return (this.draft ?? this.names).get(key);
+  }
+
   /** Apex data: SOA (serial set at publish), NS and in-zone glue. */
   setApex(apex: ApexSettings): void {
     if (nameKey(apex.domain) !== this.apexKey) throw new Error(`the apex is ${keyToName(this.apexKey)}; a new domain needs a new zone`);
@@ -343,7 +352,6 @@ export class ZoneBuilder {
    */
   setOwner(owner: string, specs: NameSpec[], stale = false): void {
     const prev = this.owned.get(owner);
-    const m = this.map;
     const checked = this.checked;
     this.checked = undefined;
     const made = checked?.owner === owner && checked.specs === specs ? checked.keys : specs.map((s) => nameKey(s.name));
@@ -354,7 +362,7 @@ export class ZoneBuilder {
     // The nodes this owner placed at the same names are still the map's (only their owner
     // replaces them): a zone of a million names spends a few cache misses on each lookup.
     const placed = sameNames ? this.placed.get(owner) : undefined;
-    const olds = keys.map((k, i) => placed?.[i] ?? m.get(k));
+    const olds = keys.map((k, i) => placed?.[i] ?? this.nameAt(k));
     const disturbed = this.disturbed.delete(owner);
     // Answers chase CNAMEs and SRV targets across the owner's names: if any name changed, all are
     // rebuilt but those held as the same addresses (whose answers take nothing from the others).
@@ -377,14 +385,14 @@ export class ZoneBuilder {
       // Names another owner holds and keeps: this owner's answers take no records from them.
       let lent: Set<string> | undefined;
       specs.forEach((spec, i) => {
-        const old = unique ? olds[i] : m.get(keys[i]);
+        const old = unique ? olds[i] : this.nameAt(keys[i]);
         if (old && old.owner !== owner && old.owner !== '' && !precedes(owner, old.owner)) (lent ??= new Set()).add(spec.name);
       });
       const answers = prepareAnswers(specs, lent);
       nodes = new Array<ZoneNode | undefined>(keys.length);
       specs.forEach((spec, i) => {
         const key = keys[i];
-        const old = unique ? olds[i] : m.get(key);
+        const old = unique ? olds[i] : this.nameAt(key);
         // A name held as the same addresses keeps its node: its answers take nothing from the
         // owner's other names, and its encoded answers stay cached (an endpoint's change moves
         // the few names that hold it, not the service's every name).
@@ -408,7 +416,7 @@ export class ZoneBuilder {
           this.disturb(old.owner);
         }
         this.diffRecords(key, old, node);
-        m.set(node);
+        this.map.set(node);
         nodes[i] = node;
       });
     }

@@ -5,7 +5,7 @@ import { RRType } from '../../src/wire/constants.js';
 import { rrText } from '../../src/wire/records.js';
 import { nameKey } from '../../src/wire/name.js';
 import type { NameSpec } from '../../src/zone/node.js';
-import { ZoneBuilder, type ZoneChange } from '../../src/zone/snapshot.js';
+import { ZoneBuilder, type ZoneChange, type ZoneSnapshot } from '../../src/zone/snapshot.js';
 import { testFederationSettings } from '../support/federation.js';
 import { collector } from '../support/heap.js';
 
@@ -24,10 +24,10 @@ function readyBuilder(): ZoneBuilder {
   return b;
 }
 
-function publish(b: ZoneBuilder, specs: NameSpec[], stale = false): { serial: number; change: ZoneChange } {
+function publish(b: ZoneBuilder, specs: NameSpec[], stale = false): { serial: number; change: ZoneChange; snapshot: ZoneSnapshot } {
   b.setOwner('ns/s', specs, stale);
   const r = b.publish()!;
-  return { serial: r.snapshot.serial, change: r.change };
+  return { serial: r.snapshot.serial, change: r.change, snapshot: r.snapshot };
 }
 
 const texts = (rrs: { name: string; type: number; ttl: number; data: unknown }[]) => rrs.map((r) => rrText(r as never)).sort();
@@ -61,6 +61,15 @@ describe('a published change', () => {
     const changed = publish(b, [addresses(['10.0.0.2', '10.0.0.9'])], true);
     expect(changed.serial).not.toBe(base.serial);
     expect(changed.change.size).toBe(2);
+  });
+
+  it('is nothing to publish when an owner and the apex are set again as they are (a reload that changes nothing)', () => {
+    const b = readyBuilder();
+    const base = publish(b, [addresses(['10.0.0.1', '10.0.0.2'])]);
+    b.setApex(testFederationSettings().apex);
+    b.setOwner('ns/s', [addresses(['10.0.0.1', '10.0.0.2'])]);
+    expect(b.publish()).toBeUndefined();
+    expect(b.snapshotNow).toBe(base.snapshot);
   });
 
   it('counts exactly the records a name held as addresses lost and gained, among many', () => {
