@@ -32,18 +32,29 @@
 // the same change as a dynamic update (RFC 2136): the endpoint's address deleted from, or added
 // back to, every name of the service that holds it. Timed from the update sent to Knot's answer,
 // one at a time (KNOT_CHANGES updates per size and round, KNOT_ROUNDS rounds), after fedns's turns.
+// The floor: a size written "floor:1000" does not run fedns, but the least that any zone model
+// has to do for the same change in V8: the service's key made from the event's strings and looked
+// up in one persistent map (src/zone/pmap.ts) holding one entry per service, its answers (every
+// name of the service as encoded wire bytes, in one buffer) read and written anew with the
+// endpoint's readiness flipped, the new entry set in a new version of the map, and the old and new
+// entries kept for a transfer's delta. Its growth from 1,000 to 100,000 services is what the
+// memory of a bigger zone costs a change whatever the model: fedns's own growth can come down to
+// it, and not below.
 // usage: node dist/benchmarks/change-cost.js [changes=20000] [rounds=20] [sizes=1000,1000+100000,100000]
+// (floor: node dist/benchmarks/change-cost.js 20000 20 1000,100000,floor:1000,floor:100000)
 // (CHANGE_COST_ROUNDS=1 prints each round's medians)
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { Session } from 'node:inspector/promises';
 import { fileURLToPath } from 'node:url';
-import { packSlice, type SlimEndpointSlice, type SlimService } from '../src/cluster/objects.js';
+import { objectKey, packSlice, type SlimEndpointSlice, type SlimService } from '../src/cluster/objects.js';
 import { Federation } from '../src/federation/federation.js';
 import { RRClass, RRType } from '../src/wire/constants.js';
 import { decodeMessage, encodeMessage } from '../src/wire/message.js';
 import type { RR } from '../src/wire/records.js';
 import { masterFile, zoneRecords } from '../src/zone/masterfile.js';
+import { hashKey } from '../src/zone/name-hash.js';
+import { PersistentMap } from '../src/zone/pmap.js';
 import { seed, testFederationSettings } from '../test/support/federation.js';
 import { requirePeer, startKnot } from '../test/support/peers.js';
 
@@ -66,12 +77,14 @@ const SAMPLED = 2000;
 const KNOT_CHANGES = Number(process.env.KNOT_CHANGES ?? 40);
 const KNOT_ROUNDS = Number(process.env.KNOT_ROUNDS ?? 3);
 const KNOT_WARM_UP = 5;
-/** Sizes Knot runs: those without a ballast. */
-const KNOT_SIZES = SIZES.filter((s) => !s.includes('+'));
+/** Sizes Knot runs: those without a ballast, and not the floor. */
+const KNOT_SIZES = SIZES.filter((s) => !s.includes('+') && !s.startsWith('floor:'));
 
 /** What a size's process says once it is built and warm. */
 interface Built {
   services: number;
+  /** The floor model, not fedns. */
+  floor: boolean;
   /** Services of the untouched federation beside it (0: none). */
   ballast: number;
   records: number;
@@ -113,19 +126,12 @@ async function allocatedPerCall(fn: (k: number) => void, calls: number): Promise
  * bursts of changes its parent asks for, until it asks for the allocation count.
  */
 function serve(size: string): void {
-  const [services, ballast = 0] = size.split('+').map(Number);
+  const floor = size.startsWith('floor:');
+  const [services, ballast = 0] = size.replace('floor:', '').split('+').map(Number);
   const untouched = ballast ? build(ballast) : undefined;
   const t0 = performance.now();
-  const { fed, c, slice } = build(services);
+  const { fed, flip, records } = floor ? buildFloor(services) : buildChanging(services);
   const buildMs = performance.now() - t0;
-  // Each service's own readiness flag, so every flip really changes that service.
-  const ready = new Uint8Array(services).fill(1);
-  const flip = (i: number) => {
-    ready[i] ^= 1;
-    c.upsert('EndpointSlice', slice(i, ready[i] === 1));
-    c.flush();
-    fed.rebuild();
-  };
   // Warm-up: until the JIT has compiled the change's path (a process of its own starts cold).
   for (let i = 0; i < WARM_UP; i++) flip((i * 31) % services);
   const sweep = new Uint32Array(FLUSH_BYTES / 4);
@@ -152,13 +158,71 @@ function serve(size: string): void {
       return;
     }
     void allocatedPerCall(() => flip((next++ * 4099) % services), m.allocated).then((allocated) => {
-      fed.close();
+      fed?.close();
       untouched?.fed.close();
       send({ allocated });
       process.disconnect();
     });
   });
-  send({ services, ballast, records: fed.snapshot.recordCount, buildMs });
+  send({ services, floor, ballast, records, buildMs });
+}
+
+/** A federation of `services` services, and the change: one service's first endpoint's readiness flipped. */
+function buildChanging(services: number) {
+  const { fed, c, slice } = build(services);
+  // Each service's own readiness flag, so every flip really changes that service.
+  const ready = new Uint8Array(services).fill(1);
+  const flip = (i: number) => {
+    ready[i] ^= 1;
+    c.upsert('EndpointSlice', slice(i, ready[i] === 1));
+    c.flush();
+    fed.rebuild();
+  };
+  return { fed, flip, records: fed.snapshot.recordCount };
+}
+
+/** The names a 3-endpoint service of build() answers A queries at, each with its addresses. */
+const FLOOR_NAMES = 14;
+/** Bytes of one name's answer: its owner name, then three A records (compressed owner, type, class, TTL, length, address). */
+const FLOOR_NAME_BYTES = 48 + 3 * 16;
+
+/** A service of the floor model: its key and hash (pmap.ts), its endpoints' readiness, its answers' wire bytes. */
+interface FloorService {
+  readonly key: string;
+  readonly hash: number;
+  readonly ready: number;
+  readonly wire: Uint8Array;
+}
+
+/** The floor model (see the top of this file) of `services` services, and the same change. */
+function buildFloor(services: number) {
+  const keyOf = (i: number) => objectKey(`ns${i % 50}`, `svc${i}`);
+  const make = (key: string, ready: number, wire: Uint8Array): FloorService => ({ key, hash: hashKey(key), ready, wire });
+  let draft = PersistentMap.empty<FloorService>().edit();
+  for (let i = 0; i < services; i++) {
+    const wire = new Uint8Array(FLOOR_NAMES * FLOOR_NAME_BYTES);
+    for (let b = 0; b < wire.length; b++) wire[b] = (i + b) & 0xff;
+    draft.set(make(keyOf(i), 0b111, wire));
+  }
+  let map = draft.done();
+  // The transfer's delta: the entries each change replaced, and their successors.
+  const journal: FloorService[] = new Array(2 * 1024);
+  let at = 0;
+  const flip = (i: number) => {
+    // The event's strings, as a watch event brings them: a key made anew, hashed anew.
+    const old = map.get(keyOf(i))!;
+    const ready = old.ready ^ 1;
+    // Every name's answer written anew from the old one, the first endpoint's address in or out.
+    const wire = new Uint8Array(old.wire.length);
+    wire.set(old.wire);
+    for (let n = 0; n < FLOOR_NAMES; n++) wire[n * FLOOR_NAME_BYTES + 48 + 15] ^= ready;
+    const next = make(old.key, ready, wire);
+    map = map.edit().set(next).done();
+    journal[at] = old;
+    journal[at + 1] = next;
+    at = (at + 2) % journal.length;
+  };
+  return { fed: undefined, flip, records: services * FLOOR_NAMES * 3 };
 }
 
 /** The address of service i's endpoint k. */
@@ -345,7 +409,7 @@ if (process.env.CHANGE_COST_KNOT) {
   const self = fileURLToPath(import.meta.url);
   const fmt = (n: number) => n.toFixed(1);
   const count = (n: number) => n.toLocaleString('en');
-  const label = (b: Built) => `${count(b.services)} services${b.ballast ? ` beside ${count(b.ballast)} untouched` : ''}`;
+  const label = (b: Built) => `${b.floor ? 'the floor, ' : ''}${count(b.services)} services${b.ballast ? ` beside ${count(b.ballast)} untouched` : ''}`;
   // One process per size, built one after another so that each build has the machine to itself.
   const sizers: Sizer[] = [];
   const built: Built[] = [];
@@ -383,13 +447,22 @@ if (process.env.CHANGE_COST_KNOT) {
     // Every later size against every earlier one, round by round: with the default sizes, the
     // heap's share (beside/alone), the whole growth (100,000/1,000) and the zone's own share
     // (100,000/beside).
+    // The floor's sizes only against each other: its extra in microseconds is what a bigger zone
+    // costs any model, to hold against fedns's.
     for (let i = 1; i < SIZES.length; i++)
       for (let j = 0; j < i; j++) {
+        if (built[i].floor !== built[j].floor) continue;
         const ratios = (f: (xs: number[]) => number) => times[i].map((t, r) => f(t) / f(times[j][r]));
-        console.log(`  ratio ${label(built[i])} / ${label(built[j])}, over ${ROUNDS} rounds: median ${spread(ratios((xs) => quantile(xs, 0.5)))}, mean ${spread(ratios(meanOf))} (near 1 = the same cost)`);
+        const extra = times[i].map((t, r) => quantile(t, 0.5) - quantile(times[j][r], 0.5));
+        console.log(
+          `  ratio ${label(built[i])} / ${label(built[j])}, over ${ROUNDS} rounds: median ${spread(ratios((xs) => quantile(xs, 0.5)))}, mean ${spread(ratios(meanOf))} (near 1 = the same cost); the median's extra ${fmt(quantile(extra, 0.5))} us (middle half ${fmt(quantile(extra, 0.25))}-${fmt(quantile(extra, 0.75))})`,
+        );
       }
   }
-  for (const [i, b] of built.entries()) console.log(`bytes allocated per change, ${label(b)}: ${(allocated[i] / 1024).toFixed(1)} KiB (${(allocated[i] / allocated[0]).toFixed(2)} x the first size's: near 1 = the same work)`);
+  for (const [i, b] of built.entries()) {
+    const first = built.findIndex((a) => a.floor === b.floor);
+    console.log(`bytes allocated per change, ${label(b)}: ${(allocated[i] / 1024).toFixed(1)} KiB (${(allocated[i] / allocated[first]).toFixed(2)} x the first size's of its model: near 1 = the same work)`);
+  }
   // The anchor: Knot's growth over the same sizes, and its cost as a multiple of fedns's.
   if (KNOT_ROUNDS > 0 && KNOT_SIZES.length > 0 && requirePeer('knotd')) {
     /** Runs this file again to time Knot at one size: a process of its own. */
