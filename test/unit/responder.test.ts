@@ -173,6 +173,21 @@ describe('protocol rules', () => {
     expect(ask('example.com.', RRType.SOA, { opcode: 5 }).rcode).toBe(Rcode.NOTIMP);
   });
 
+  it('answers a DSO message (opcode 6, no question, RFC 8490) with NOTIMP, not FORMERR, as Knot does', () => {
+    // RFC 8490 3 and 5.1.1: a DSO request has QDCOUNT 0, and a server that does not implement DSO
+    // answers it NOTIMP. The "no question" check must not fire first.
+    const dso = Buffer.alloc(12);
+    dso.writeUInt16BE(0x0606, 0);
+    dso.writeUInt16BE(6 << 11, 2);
+    for (const transport of ['udp', 'tcp'] as const) {
+      const out = responder.answer(dso, transport);
+      expect(out).not.toBeNull();
+      const m = decodeMessage(out!);
+      expect(m.opcode).toBe(6);
+      expect(m.rcode).toBe(Rcode.NOTIMP);
+    }
+  });
+
   it('refuses class CH', () => {
     expect(ask('version.bind.', RRType.TXT, { class: 3 }).rcode).toBe(Rcode.REFUSED);
   });
