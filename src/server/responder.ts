@@ -274,6 +274,8 @@ export class Responder {
     if (this.queryAcl !== undefined && !this.queryAcl.allows(this.queryClient)) {
       return this.finish(msg, q, transport, Rcode.REFUSED, false, undefined, fail === 0);
     }
+    // A DSO message (opcode 6) has no question (RFC 8490 3): unimplemented, not malformed (5.1.1).
+    if (fail === ParseFailure.FormErr && q.opcode === Opcode.DSO && msg.readUInt16BE(4) === 0) return this.finish(msg, q, transport, Rcode.NOTIMP, false, undefined, false);
     if (fail === ParseFailure.FormErr) return this.finish(msg, q, transport, Rcode.FORMERR, false, undefined, q.questionEnd > 12);
     const badVersion = q.edns && q.ednsVersion > 0;
     const qt = q.qtype;

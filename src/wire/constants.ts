@@ -26,7 +26,7 @@ export const RRType = {
 
 export const RRClass = { IN: 1, CH: 3, NONE: 254, ANY: 255 } as const;
 
-export const Opcode = { QUERY: 0, IQUERY: 1, STATUS: 2, NOTIFY: 4, UPDATE: 5 } as const;
+export const Opcode = { QUERY: 0, IQUERY: 1, STATUS: 2, NOTIFY: 4, UPDATE: 5, DSO: 6 } as const;
 
 export const Rcode = {
   NOERROR: 0,
