@@ -437,6 +437,7 @@ export class Fedns {
       startedAt: this.startedAt,
       zoneRefusal: (client) => this.transfers.zoneRefusal(client),
       traffic: () => this.responder.traffic,
+      drainTimeout: () => this.config.tcp.idleTimeout,
     });
     await ops.listen();
     return ops;

@@ -1,5 +1,6 @@
 // The operations listener: /metrics, /healthz, /readyz, /explain, /zone.
 import { createServer, type Server } from 'node:http';
+import type { Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { Responder, type TrafficSettings } from '../server/responder.js';
 import type { Federation } from '../federation/federation.js';
@@ -21,6 +22,38 @@ export interface OpsOptions {
   zoneRefusal: (client: string | undefined) => string | undefined;
   /** Who the clients are (the serving responder's), so /explain&client=IP answers as they get it. */
   traffic?: () => TrafficSettings | undefined;
+  /** Seconds a client may go without reading a streamed answer (/zone) before it is closed: tcp.idleTimeout, as for AXFR. */
+  drainTimeout: () => number;
+}
+
+/**
+ * Writes a body in pieces (the whole zone) as it is made, as fast as the client reads, and ends
+ * it. A client that reads nothing for `drainMs` is closed, as a TCP transfer is: it would hold
+ * its connection and the zone version it reads for as long as it liked. True when it was closed
+ * so; a client that went away (or was closed) stops the writing too.
+ */
+export async function writePieces(res: Writable, body: AsyncIterable<string>, drainMs: number): Promise<boolean> {
+  for await (const piece of body) {
+    if (res.destroyed) return false;
+    if (res.write(piece)) continue;
+    const drained = await new Promise<boolean>((resolve) => {
+      const done = (ok: boolean) => () => {
+        clearTimeout(timer);
+        res.off('drain', onDrain).off('close', onClose);
+        resolve(ok);
+      };
+      const onDrain = done(true);
+      const onClose = done(true);
+      const timer = setTimeout(done(false), drainMs);
+      res.on('drain', onDrain).on('close', onClose);
+    });
+    if (!drained) {
+      res.destroy();
+      return true;
+    }
+  }
+  if (!res.destroyed) res.end();
+  return false;
 }
 
 export class OpsServer {
@@ -61,19 +94,8 @@ export class OpsServer {
         .then(async ({ status, type, body }) => {
           res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
           if (typeof body === 'string') return void res.end(body);
-          // A body in pieces (the whole zone): written as it is made, as fast as the client reads.
-          for await (const piece of body) {
-            if (res.destroyed) return;
-            if (!res.write(piece))
-              await new Promise<void>((r) => {
-                const done = () => {
-                  res.off('drain', done).off('close', done);
-                  r();
-                };
-                res.on('drain', done).on('close', done);
-              });
-          }
-          res.end();
+          const stalled = await writePieces(res, body, this.opts.drainTimeout() * 1000);
+          if (stalled) this.failures.warn('ops client stalled', { url: req.url?.slice(0, 200), client: req.socket.remoteAddress }, 'an ops client stopped reading a streamed answer (/zone); closed after tcp.idleTimeout');
         })
         .catch((e: unknown) => {
           this.failures.error('ops request failed', { err: e, url: req.url?.slice(0, 200) }, 'ops request failed');
