@@ -23,7 +23,8 @@ export function parseLabelSelector(text: string): LabelSelector {
     text,
     matches(labels) {
       return terms.every((t) => {
-        const v = labels[t.key];
+        // Its own labels only: every object answers toString, constructor and __proto__.
+        const v = Object.hasOwn(labels, t.key) ? labels[t.key] : undefined;
         switch (t.op) {
           case '=':
             return v === t.value;
