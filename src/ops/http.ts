@@ -56,6 +56,12 @@ export async function writePieces(res: Writable, body: AsyncIterable<string>, dr
   return false;
 }
 
+/** Connections the ops listener keeps open at once, from all clients and from one address. */
+export const OPS_MAX_CONNECTIONS = 256;
+export const OPS_MAX_CONNECTIONS_PER_CLIENT = 32;
+/** How long a client has to send a whole request (headers included), in ms. */
+const OPS_REQUEST_TIMEOUT_MS = 10_000;
+
 export class OpsServer {
   private server?: Server;
   /** Where the listener is bound, once listening. */
@@ -84,7 +90,10 @@ export class OpsServer {
   }
 
   async listen(): Promise<{ host: string; port: number }> {
-    const server = createServer((req, res) => {
+    // Bounded like the DNS TCP listener: a client that opens connections without end, sends a
+    // request a byte at a time, or sends nothing at all would otherwise hold file descriptors
+    // the DNS listeners and the member clusters' watches need.
+    const server = createServer({ headersTimeout: OPS_REQUEST_TIMEOUT_MS, requestTimeout: OPS_REQUEST_TIMEOUT_MS, connectionsCheckingInterval: 1000 }, (req, res) => {
       // Every endpoint reads; none takes a body or changes anything.
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         res.writeHead(405, { 'content-type': 'text/plain; charset=utf-8', allow: 'GET, HEAD' });
@@ -103,6 +112,24 @@ export class OpsServer {
           res.writeHead(500, { 'content-type': 'text/plain' });
           res.end('internal error\n');
         });
+    });
+    server.maxConnections = OPS_MAX_CONNECTIONS;
+    const perClient = new Map<string, number>();
+    server.on('connection', (socket) => {
+      const client = socket.remoteAddress ?? '';
+      const open = perClient.get(client) ?? 0;
+      if (open >= OPS_MAX_CONNECTIONS_PER_CLIENT) {
+        this.failures.warn('ops connections', { client, open }, `an ops client has ${OPS_MAX_CONNECTIONS_PER_CLIENT} connections open; further ones are closed`);
+        return void socket.destroy();
+      }
+      perClient.set(client, open + 1);
+      socket.once('close', () => {
+        const left = (perClient.get(client) ?? 1) - 1;
+        if (left > 0) perClient.set(client, left);
+        else perClient.delete(client);
+      });
+      // Idle for tcp.idleTimeout (nothing read or written): closed, as on the DNS listener.
+      socket.setTimeout(this.opts.drainTimeout() * 1000, () => socket.destroy());
     });
     this.server = server;
     await new Promise<void>((resolve, reject) => {

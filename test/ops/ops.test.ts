@@ -277,6 +277,31 @@ describe('ops listener', () => {
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
   });
 
+  it('keeps at most 32 connections from one client, closes those that stay idle for tcp.idleTimeout, and answers the others meanwhile', async () => {
+    const { server } = await start((y) => `${y}\ntcp: { idleTimeout: 1 }\n`);
+    const port = server.ops!.address!.port;
+    // 40 connections from one address that send nothing.
+    const sockets = await Promise.all(
+      Array.from({ length: 40 }, () => new Promise<ReturnType<typeof connect>>((resolve) => {
+        const c = connect({ port, host: '127.0.0.1', localAddress: '127.0.0.2' }, () => resolve(c));
+        c.on('error', () => {});
+      })),
+    );
+    const closedAt = sockets.map((c) => new Promise<number>((resolve) => c.on('close', () => resolve(performance.now()))));
+    const begun = performance.now();
+    const open = () => new Promise<number>((r) => (server.ops as unknown as { server: { getConnections(cb: (e: unknown, n: number) => void): void } }).server.getConnections((_e, n) => r(n)));
+    // The ones past 32 are closed at once.
+    expect(await until(open, (n) => n === 32, 2000)).toBe(32);
+    // Another client is answered meanwhile.
+    expect((await getFrom('127.0.0.3', port, '/healthz')).status).toBe(200);
+    // The idle ones go after a second.
+    const times = await Promise.all(closedAt);
+    expect(Math.max(...times) - begun).toBeGreaterThanOrEqual(800);
+    expect(Math.max(...times) - begun).toBeLessThan(8000);
+    // And the other client's, kept alive after its answer, within the keep-alive timeout (5 s).
+    expect(await until(open, (n) => n === 0, 8000)).toBe(0);
+  }, 20_000);
+
   it('answers a request target it cannot read with 400, not an internal error', async () => {
     const { server } = await start();
     const port = server.ops!.address!.port;
