@@ -55,6 +55,9 @@ function clusterSetApex(cs: NonNullable<FederationSettings['clusterSet']>): Apex
   return { ...cs.apex, txt: [{ name: dnsVersionName(cs.naming), text: MCS_DNS_SCHEMA_VERSION }] };
 }
 
+/** The change of a first snapshot published as it was made. */
+const NO_CHANGE: ZoneChange = { removed: [], added: [], size: 0, unlisted: 0 };
+
 export class Federation extends EventEmitter<FederationEvents> implements ClusterListener {
   readonly clusters = new Map<string, ClusterState>();
   private builder: ZoneBuilder;
@@ -389,7 +392,10 @@ export class Federation extends EventEmitter<FederationEvents> implements Cluste
     }
     const ready = this.wasReady;
     this.builder.setReady(ready && !this.building);
-    const result = this.builder.publish();
+    // A zone moved to a new domain (reconfigure) is current from its first publish, made when
+    // its builder was: with nothing set in it since (no cluster synced yet), publish has nothing new.
+    const fresh = this.builder.snapshotNow;
+    const result = this.builder.publish() ?? (fresh !== this.current ? { snapshot: fresh, change: NO_CHANGE } : undefined);
     if (result) {
       this.current = result.snapshot;
       this.emit('published', result.snapshot, result.change, services);
