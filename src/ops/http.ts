@@ -33,27 +33,43 @@ export interface OpsOptions {
  * so; a client that went away (or was closed) stops the writing too.
  */
 export async function writePieces(res: Writable, body: AsyncIterable<string>, drainMs: number): Promise<boolean> {
-  for await (const piece of body) {
-    if (res.destroyed) return false;
-    if (res.write(piece)) continue;
-    const drained = await new Promise<boolean>((resolve) => {
-      const done = (ok: boolean) => () => {
-        clearTimeout(timer);
-        res.off('drain', onDrain).off('close', onClose);
-        resolve(ok);
-      };
-      const onDrain = done(true);
-      const onClose = done(true);
-      const timer = setTimeout(done(false), drainMs);
-      res.on('drain', onDrain).on('close', onClose);
-    });
-    if (!drained) {
-      res.destroy();
-      return true;
+  for await (const whole of body) {
+    for (const piece of slices(whole)) {
+      if (res.destroyed) return false;
+      if (res.write(piece)) continue;
+      const drained = await new Promise<boolean>((resolve) => {
+        const done = (ok: boolean) => () => {
+          clearTimeout(timer);
+          res.off('drain', onDrain).off('close', onClose);
+          resolve(ok);
+        };
+        const onDrain = done(true);
+        const onClose = done(true);
+        const timer = setTimeout(done(false), drainMs);
+        res.on('drain', onDrain).on('close', onClose);
+      });
+      if (!drained) {
+        res.destroy();
+        return true;
+      }
     }
   }
   if (!res.destroyed) res.end();
   return false;
+}
+
+/** Most characters written at once: the drain waited for is what a client reads of one write, not a big service's every name. */
+const WRITE_SLICE = 64 * 1024;
+
+/** `text` in slices of WRITE_SLICE characters, no surrogate pair split. */
+function* slices(text: string): Generator<string> {
+  for (let start = 0; start < text.length; ) {
+    let end = Math.min(start + WRITE_SLICE, text.length);
+    const last = text.charCodeAt(end - 1);
+    if (end < text.length && last >= 0xd800 && last <= 0xdbff) end--;
+    yield text.slice(start, end);
+    start = end;
+  }
 }
 
 /** Connections the ops listener keeps open at once, from all clients and from one address. */
