@@ -1,5 +1,6 @@
 // The operations listener: /metrics, /healthz, /readyz, /explain, /zone.
 import { createServer, type Server } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import { Responder, type TrafficSettings } from '../server/responder.js';
@@ -129,21 +130,53 @@ export class OpsServer {
           res.end('internal error\n');
         });
     });
-    server.maxConnections = OPS_MAX_CONNECTIONS;
-    const perClient = new Map<string, number>();
-    server.on('connection', (socket) => {
+    // At the bounds, a new connection takes the place of the oldest one with no request under
+    // way (idle, or still sending its request), as on the DNS listener: connections held open by
+    // one client, or a few, cannot keep the kubelet's probes and the scrapes out.
+    const all = new Set<Socket>();
+    const perClient = new Map<string, Set<Socket>>();
+    const busy = new Set<Socket>();
+    server.on('request', (req, res) => {
+      busy.add(req.socket);
+      res.once('close', () => busy.delete(req.socket)).once('finish', () => busy.delete(req.socket));
+    });
+    const makeRoom = (set: Set<Socket> | undefined, cap: number): boolean => {
+      while (set && set.size >= cap) {
+        let victim: Socket | undefined;
+        for (const s of set)
+          if (!busy.has(s)) {
+            victim = s;
+            break;
+          }
+        if (!victim) return false;
+        forget(victim);
+        victim.destroy();
+      }
+      return true;
+    };
+    const clientOf = new Map<Socket, string>();
+    const forget = (socket: Socket) => {
+      all.delete(socket);
+      busy.delete(socket);
+      const client = clientOf.get(socket);
+      clientOf.delete(socket);
+      if (client === undefined) return;
+      const mine = perClient.get(client);
+      mine?.delete(socket);
+      if (mine?.size === 0) perClient.delete(client);
+    };
+    server.on('connection', (socket: Socket) => {
       const client = socket.remoteAddress ?? '';
-      const open = perClient.get(client) ?? 0;
-      if (open >= OPS_MAX_CONNECTIONS_PER_CLIENT) {
-        this.failures.warn('ops connections', { client, open }, `an ops client has ${OPS_MAX_CONNECTIONS_PER_CLIENT} connections open; further ones are closed`);
+      const mine = perClient.get(client);
+      if (!makeRoom(mine, OPS_MAX_CONNECTIONS_PER_CLIENT) || !makeRoom(all, OPS_MAX_CONNECTIONS)) {
+        this.failures.warn('ops connections', { client, open: mine?.size ?? 0, all: all.size }, `the ops listener has ${OPS_MAX_CONNECTIONS} connections open, or a client ${OPS_MAX_CONNECTIONS_PER_CLIENT}, each with a request under way; further ones are closed`);
         return void socket.destroy();
       }
-      perClient.set(client, open + 1);
-      socket.once('close', () => {
-        const left = (perClient.get(client) ?? 1) - 1;
-        if (left > 0) perClient.set(client, left);
-        else perClient.delete(client);
-      });
+      all.add(socket);
+      clientOf.set(socket, client);
+      if (mine) mine.add(socket);
+      else perClient.set(client, new Set([socket]));
+      socket.once('close', () => forget(socket));
       // Idle for tcp.idleTimeout (nothing read or written): closed, as on the DNS listener.
       socket.setTimeout(this.opts.drainTimeout() * 1000, () => socket.destroy());
     });
