@@ -274,8 +274,10 @@ export class Responder {
     if (this.queryAcl !== undefined && !this.queryAcl.allows(this.queryClient)) {
       return this.finish(msg, q, transport, Rcode.REFUSED, false, undefined, fail === 0);
     }
-    // A DSO message (opcode 6) has no question (RFC 8490 3): unimplemented, not malformed (5.1.1).
-    if (fail === ParseFailure.FormErr && q.opcode === Opcode.DSO && msg.readUInt16BE(4) === 0) return this.finish(msg, q, transport, Rcode.NOTIMP, false, undefined, false);
+    // A DSO message (opcode 6) has no question (RFC 8490 3): unimplemented, not malformed (5.1.1),
+    // when nothing else in it is; an EDNS version fedns lacks is BADVERS, as with a question.
+    if (fail === ParseFailure.FormErr && q.opcode === Opcode.DSO && q.noQuestion)
+      return this.finish(msg, q, transport, q.edns && q.ednsVersion > 0 ? Rcode.BADVERS : Rcode.NOTIMP, false, undefined, false);
     if (fail === ParseFailure.FormErr) return this.finish(msg, q, transport, Rcode.FORMERR, false, undefined, q.questionEnd > 12);
     const badVersion = q.edns && q.ednsVersion > 0;
     const qt = q.qtype;

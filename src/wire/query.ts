@@ -26,6 +26,8 @@ export interface ParsedQuery {
   nsid: boolean;
   /** Offset of a well-formed EDNS Client Subnet option's data (RFC 7871 6), or -1. */
   ecsOffset: number;
+  /** A FormErr only for having no question: QDCOUNT 0, every record after the header well formed (a DSO message, RFC 8490 5.4). */
+  noQuestion: boolean;
 }
 
 export const enum ParseFailure {
@@ -109,6 +111,7 @@ export function parseQuery(buf: Buffer, out: ParsedQuery): number {
   out.tsigOffset = -1;
   out.nsid = false;
   out.ecsOffset = -1;
+  out.noQuestion = false;
   const qd = buf.readUInt16BE(4);
   const an = buf.readUInt16BE(6);
   const ns = buf.readUInt16BE(8);
@@ -122,7 +125,8 @@ export function parseQuery(buf: Buffer, out: ParsedQuery): number {
       if (off < 0 || off + 4 > buf.length) return ParseFailure.FormErr;
       off += 4;
     }
-    readRecords(buf, off, an, ns, ar, out);
+    const rest = readRecords(buf, off, an, ns, ar, out);
+    out.noQuestion = qd === 0 && rest === 0;
     return ParseFailure.FormErr;
   }
   // Question name: plain labels only (no compression), at most 255 bytes. A longer one is FORMERR,
@@ -217,5 +221,6 @@ export function newParsedQuery(): ParsedQuery {
     tsigOffset: -1,
     nsid: false,
     ecsOffset: -1,
+    noQuestion: false,
   };
 }
