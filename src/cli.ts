@@ -45,8 +45,11 @@ program
   .action(async (opts: { config: string; logLevel?: string }) => {
     // Before anything grows the heap (src/heap-growth.ts).
     const heapGrowth = applyHeapGrowth();
-    const config = load(opts.config);
-    const log = createLogger(opts.logLevel ?? config.log.level);
+    // --log-level stands for log.level at every start: the configuration in force says so, and a
+    // reload's file is read with it too (its own log.level is no change while the flag stands).
+    const withFlags = (c: Config): Config => (opts.logLevel ? { ...c, log: { ...c.log, level: opts.logLevel as Config['log']['level'] } } : c);
+    const config = withFlags(load(opts.config));
+    const log = createLogger(config.log.level);
     // A promise nobody awaited that failed is a bug somewhere off the query path: log it and go
     // on answering rather than take the DNS down with it (Node's default is to exit).
     process.on('unhandledRejection', (e) => log.error({ err: e }, 'unhandled promise rejection; serving on'));
@@ -78,7 +81,7 @@ program
         lastText = undefined;
         let next: Config;
         try {
-          next = loadConfig(config.file, { reload: true });
+          next = withFlags(loadConfig(config.file, { reload: true }));
         } catch (e) {
           log.error({ reason: why, error: (e as Error).message }, 'configuration rejected; keeping the running one');
           server.metrics.configReload('rejected');

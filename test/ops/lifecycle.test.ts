@@ -65,6 +65,22 @@ async function startWithOps(): Promise<{ fedns: FednsProcess; metric: (line: str
 }
 
 describe('change without restart', () => {
+  it('keeps --log-level in force across reloads: the file\'s log.level is not a change while the flag stands', async () => {
+    f = await startFedns({ args: ['--log-level', 'debug'] });
+    const yaml = readFileSync(f.config, 'utf8');
+    expect(yaml).not.toMatch(/level: debug/);
+    // A file whose log.level is the flag's, then one that says warn: neither is said to change
+    // the level, which the flag sets at every start.
+    writeFileSync(f.config, `${yaml.replace('default: 30', 'default: 31')}\nlog: { level: debug }\n`);
+    f.process.kill('SIGHUP');
+    await f.waitForLog((r) => r.msg === 'configuration reloaded');
+    writeFileSync(f.config, yaml.replace('default: 30', 'default: 32'));
+    f.process.kill('SIGHUP');
+    await f.waitForLog((r) => r.msg === 'configuration reloaded' && f!.logs().filter((l) => l.msg === 'configuration reloaded').length === 2);
+    expect(ttlOf(await udpAsk(f.port, 'nginx.default.fed.example.com.'))).toBe(32);
+    expect(f.logs().filter((l) => l.msg === 'log.level changed: it takes effect at the next restart')).toEqual([]);
+  });
+
   it('applies a valid config on SIGHUP and keeps the running one when the new one is invalid', async () => {
     f = await startFedns();
     expect(ttlOf(await udpAsk(f.port, 'nginx.default.fed.example.com.'))).toBe(30);

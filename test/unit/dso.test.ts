@@ -1,4 +1,4 @@
-// Review: only a DSO message malformed in nothing but its missing question is NOTIMP (RFC 8490
+// Only a DSO message malformed in nothing but its missing question is NOTIMP (RFC 8490
 // 5.1.1); one malformed otherwise stays FORMERR, and one with an EDNS version fedns lacks is BADVERS
 // (RFC 6891 6.1.3), as Knot answers both and as fedns answers them with a question.
 import { describe, expect, it } from 'vitest';

@@ -1,4 +1,4 @@
-// Review: a /zone client that reads steadily, never idle for the drain timeout, but slower than
+// A /zone client that reads steadily, never idle for the drain timeout, but slower than
 // one piece (one big service's names: 40,000 endpoints are ~3 MB of lines) per timeout.
 import { createServer, type Server } from 'node:http';
 import { connect } from 'node:net';

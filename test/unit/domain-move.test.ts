@@ -1,4 +1,4 @@
-/** Review: publishes that an owner set again as it is (no draft) must not lose. */
+/** Publishes that an owner set again as it is (no draft) must not lose. */
 import { describe, expect, it } from 'vitest';
 import { Rcode, RRType } from '../../src/wire/constants.js';
 import { decodeMessage, encodeQuery } from '../../src/wire/message.js';

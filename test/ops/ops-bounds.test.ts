@@ -1,4 +1,4 @@
-// Review: the ops listener's connection bounds against kubelet's probes.
+// The ops listener's connection bounds against kubelet's probes.
 import { connect, type Socket } from 'node:net';
 import { get as httpGet } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
