@@ -1,4 +1,4 @@
-/** Publishes that an owner set again as it is (no draft) must not lose. */
+// A zone moved to a new domain is served from its first snapshot, even before anything is set in it.
 import { describe, expect, it } from 'vitest';
 import { Rcode, RRType } from '../../src/wire/constants.js';
 import { decodeMessage, encodeQuery } from '../../src/wire/message.js';
