@@ -275,8 +275,10 @@ export class Responder {
       return this.finish(msg, q, transport, Rcode.REFUSED, false, undefined, fail === 0);
     }
     // A DSO message (opcode 6) has no question (RFC 8490 3): unimplemented, not malformed (5.1.1),
-    // when nothing else in it is; an EDNS version fedns lacks is BADVERS, as with a question.
-    if (fail === ParseFailure.FormErr && q.opcode === Opcode.DSO && q.noQuestion)
+    // when nothing else in it is; an EDNS version fedns lacks is BADVERS, as with a question. So
+    // is any opcode fedns implements in no form (IQUERY, STATUS, the unassigned ones), whose
+    // messages need not carry one; QUERY, NOTIFY and UPDATE without one are malformed.
+    if (fail === ParseFailure.FormErr && q.noQuestion && q.opcode !== Opcode.QUERY && q.opcode !== Opcode.NOTIFY && q.opcode !== Opcode.UPDATE)
       return this.finish(msg, q, transport, q.edns && q.ednsVersion > 0 ? Rcode.BADVERS : Rcode.NOTIMP, false, undefined, false);
     if (fail === ParseFailure.FormErr) return this.finish(msg, q, transport, Rcode.FORMERR, false, undefined, q.questionEnd > 12);
     const badVersion = q.edns && q.ednsVersion > 0;

@@ -251,8 +251,8 @@ export interface ResponseContext {
 }
 
 const TRANSFER_TYPES: number[] = [RRType.AXFR, RRType.IXFR];
-/** DNS Stateful Operations' opcode (RFC 8490). */
-const DSO = 6;
+/** Opcodes whose messages carry a question: QUERY, NOTIFY (RFC 1996), UPDATE (RFC 2136). */
+const CARRY_QUESTION = [0, 4, 5];
 
 /** The first problem with `out` as the answer to `query`, or undefined when it is acceptable. */
 export function checkResponse(q: QueryFacts, query: Buffer, out: Buffer, transport: 'udp' | 'tcp', limitations: Map<string, number>, ctx: ResponseContext = {}): string | undefined {
@@ -275,8 +275,9 @@ export function checkResponse(q: QueryFacts, query: Buffer, out: Buffer, transpo
     const end = d.walk.questionEnd;
     if (end < 0) return 'question is not plain labels';
     if (end > query.length || !out.subarray(12, end).equals(query.subarray(12, end))) return 'question not echoed byte for byte';
-  } else if (!ctx.continuation && d.rcode !== Rcode.FORMERR && !(q.opcode === DSO && query.readUInt16BE(4) === 0 && (d.rcode === Rcode.NOTIMP || d.rcode === Rcode.BADVERS)))
-    // A DSO message (opcode 6) has no question (RFC 8490 3): NOTIMP answers it without one (5.1.1), or BADVERS its EDNS version.
+  } else if (!ctx.continuation && d.rcode !== Rcode.FORMERR && !(!CARRY_QUESTION.includes(q.opcode) && query.readUInt16BE(4) === 0 && (d.rcode === Rcode.NOTIMP || d.rcode === Rcode.BADVERS)))
+    // A DSO message (opcode 6) has no question (RFC 8490 3): NOTIMP answers it without one
+    // (5.1.1), or BADVERS its EDNS version; so is any opcode that need not carry one.
     return `no question in a response with RCODE ${d.rcode}`;
   const allowed: number[] = [Rcode.NOERROR, Rcode.FORMERR, Rcode.SERVFAIL, Rcode.NXDOMAIN, Rcode.NOTIMP, Rcode.REFUSED];
   // NOTAUTH: a TSIG that does not verify (RFC 8945 5.2), or a transfer of a zone not served here

@@ -8,10 +8,10 @@ import { Responder } from '../../src/server/responder.js';
 import { Federation } from '../../src/federation/federation.js';
 import { testFederationSettings } from '../support/federation.js';
 
-const header = (ar: number) => {
+const header = (ar: number, opcode = 6) => {
   const b = Buffer.alloc(12);
   b.writeUInt16BE(0x0606, 0);
-  b.writeUInt16BE(6 << 11, 2);
+  b.writeUInt16BE(opcode << 11, 2);
   b.writeUInt16BE(ar, 10);
   return b;
 };
@@ -32,5 +32,19 @@ describe('a DSO message without a question', () => {
 
   it('with an OPT of EDNS version 1 is BADVERS (RFC 6891 6.1.3), as Knot answers', () => {
     expect(rcode(Buffer.concat([header(1), opt(1)]))).toBe(Rcode.BADVERS);
+  });
+});
+
+describe('a message of another opcode without a question', () => {
+  const fed = new Federation(testFederationSettings());
+  const responder = new Responder(() => fed.snapshot);
+  const rcode = (msg: Buffer) => decodeMessage(responder.answer(msg, 'udp')!).rcode;
+
+  it('is NOTIMP for an opcode fedns implements in no form (IQUERY, STATUS, unassigned), as Knot answers opcode 7', () => {
+    for (const opcode of [1, 2, 3, 7, 15]) expect(rcode(Buffer.concat([header(1, opcode), opt()])), `opcode ${opcode}`).toBe(Rcode.NOTIMP);
+  });
+
+  it('is FORMERR for QUERY, NOTIFY (RFC 1996 3.7) and UPDATE (RFC 2136 3.1.1), whose messages carry one', () => {
+    for (const opcode of [0, 4, 5]) expect(rcode(Buffer.concat([header(1, opcode), opt()])), `opcode ${opcode}`).toBe(Rcode.FORMERR);
   });
 });
