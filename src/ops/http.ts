@@ -8,6 +8,7 @@ import type { Federation } from '../federation/federation.js';
 import { masterFileChunks } from '../zone/masterfile.js';
 import { canonicalName } from '../wire/name.js';
 import { listenError } from '../listen-error.js';
+import { ConnectionBounds } from '../server/connection-bounds.js';
 import { ThrottledLog } from '../throttled-log.js';
 import { explain, ExplainError, explanationText } from './explain.js';
 import type { Metrics } from './metrics.js';
@@ -133,50 +134,26 @@ export class OpsServer {
     // At the bounds, a new connection takes the place of the oldest one with no request under
     // way (idle, or still sending its request), as on the DNS listener: connections held open by
     // one client, or a few, cannot keep the kubelet's probes and the scrapes out.
-    const all = new Set<Socket>();
-    const perClient = new Map<string, Set<Socket>>();
     const busy = new Set<Socket>();
     server.on('request', (req, res) => {
       busy.add(req.socket);
       res.once('close', () => busy.delete(req.socket)).once('finish', () => busy.delete(req.socket));
     });
-    const makeRoom = (set: Set<Socket> | undefined, cap: number): boolean => {
-      while (set && set.size >= cap) {
-        let victim: Socket | undefined;
-        for (const s of set)
-          if (!busy.has(s)) {
-            victim = s;
-            break;
-          }
-        if (!victim) return false;
-        forget(victim);
-        victim.destroy();
-      }
-      return true;
-    };
-    const clientOf = new Map<Socket, string>();
-    const forget = (socket: Socket) => {
-      all.delete(socket);
-      busy.delete(socket);
-      const client = clientOf.get(socket);
-      clientOf.delete(socket);
-      if (client === undefined) return;
-      const mine = perClient.get(client);
-      mine?.delete(socket);
-      if (mine?.size === 0) perClient.delete(client);
-    };
+    const connections = new ConnectionBounds<Socket>((set) => {
+      for (const s of set) if (!busy.has(s)) return s;
+      return undefined;
+    });
     server.on('connection', (socket: Socket) => {
       const client = socket.remoteAddress ?? '';
-      const mine = perClient.get(client);
-      if (!makeRoom(mine, OPS_MAX_CONNECTIONS_PER_CLIENT) || !makeRoom(all, OPS_MAX_CONNECTIONS)) {
-        this.failures.warn('ops connections', { client, open: mine?.size ?? 0, all: all.size }, `the ops listener has ${OPS_MAX_CONNECTIONS} connections open, or a client ${OPS_MAX_CONNECTIONS_PER_CLIENT}, each with a request under way; further ones are closed`);
+      if (!connections.makeRoom(client, OPS_MAX_CONNECTIONS, OPS_MAX_CONNECTIONS_PER_CLIENT)) {
+        this.failures.warn('ops connections', { client, all: connections.size }, `the ops listener has ${OPS_MAX_CONNECTIONS} connections open, or a client ${OPS_MAX_CONNECTIONS_PER_CLIENT}, each with a request under way; further ones are closed`);
         return void socket.destroy();
       }
-      all.add(socket);
-      clientOf.set(socket, client);
-      if (mine) mine.add(socket);
-      else perClient.set(client, new Set([socket]));
-      socket.once('close', () => forget(socket));
+      connections.add(socket, client);
+      socket.once('close', () => {
+        busy.delete(socket);
+        connections.forget(socket);
+      });
       // Idle for tcp.idleTimeout (nothing read or written): closed, as on the DNS listener.
       socket.setTimeout(this.opts.drainTimeout() * 1000, () => socket.destroy());
     });

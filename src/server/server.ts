@@ -5,6 +5,7 @@ import { lookup as dnsLookupAsync } from 'node:dns/promises';
 import { createServer, isIP, isIPv6, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { ConnectionWriter, UNSENT_BOUND } from './connection.js';
+import { ConnectionBounds } from './connection-bounds.js';
 import type { Responder } from './responder.js';
 import { BatchSocket, UDP_STATS, type UdpChoice, type UdpStats } from './udp-batch.js';
 import { listenError } from '../listen-error.js';
@@ -39,10 +40,19 @@ const addrText = (a: ListenAddr) => (isIPv6(a.host) ? `[${a.host}]:${a.port}` : 
 
 export class DnsServer {
   private readonly listeners = new Map<string, Listener>();
-  /** Open TCP connections, least recently active first (the order eviction reads). */
-  private readonly connections = new Set<ConnectionWriter>();
-  /** The same, per source address. */
-  private readonly perClient = new Map<string, Set<ConnectionWriter>>();
+  /**
+   * Open TCP connections, least recently active first, in all and per source address. At a
+   * bound, idle ones go first, then stalled ones (their clients do not read what they asked
+   * for); a connection still working through its queries is never closed.
+   */
+  private readonly connections = new ConnectionBounds<ConnectionWriter>((set) => {
+    let victim: ConnectionWriter | undefined;
+    for (const c of set) {
+      if (c.idle) return c;
+      if (!victim && c.stalled) victim = c;
+    }
+    return victim;
+  });
   /** Removed addresses whose UDP socket still answers for a moment: key -> close it now. */
   private readonly lingering = new Map<string, () => Promise<void>>();
   private closing = false;
@@ -104,12 +114,11 @@ export class DnsServer {
   setLimits(limits: ServerLimits): void {
     this.limits = limits;
     const ms = limits.idleTimeout * 1000;
-    for (const c of this.connections) {
+    for (const c of this.connections.all) {
       c.socket.setTimeout(ms);
       c.setDrainTimeout(ms);
     }
-    this.makeRoom(this.connections, limits.maxConnections + 1);
-    for (const mine of [...this.perClient.values()]) this.makeRoom(mine, limits.maxConnectionsPerClient + 1);
+    this.connections.limit(limits.maxConnections, limits.maxConnectionsPerClient);
   }
 
   /** Makes the set of listen addresses exactly `addrs`: opens new ones first, then closes the rest. */
@@ -227,16 +236,12 @@ export class DnsServer {
     }
     // Over a cap, an idle connection makes room (the client's own first, then anyone's): idle
     // connections cannot lock others out, and a busy one is never cut short.
-    if (!this.makeRoom(this.perClient.get(client), this.limits.maxConnectionsPerClient) || !this.makeRoom(this.connections, this.limits.maxConnections)) {
+    if (!this.connections.makeRoom(client, this.limits.maxConnections, this.limits.maxConnectionsPerClient)) {
       s.destroy();
       return;
     }
-    // Looked up after making room, which may have emptied and dropped the client's set.
-    let mine = this.perClient.get(client);
-    if (!mine) this.perClient.set(client, (mine = new Set()));
     const c = new ConnectionWriter(s, this.limits.idleTimeout * 1000);
-    this.connections.add(c);
-    mine.add(c);
+    const mine = this.connections.add(c, client);
     s.setNoDelay(true);
     s.setTimeout(this.limits.idleTimeout * 1000);
     s.on('timeout', () => (this.closing ? s.end() : s.destroy()));
@@ -296,7 +301,7 @@ export class DnsServer {
       // A transfer answers by streaming.
       if (answered || (consumed && c.streaming)) {
         lastUseful = Date.now();
-        this.touch(c, mine);
+        this.connections.touch(c, mine);
         if (partial) clearTimeout(partial);
         partial = undefined;
       } else if (consumed && Date.now() - lastUseful >= this.limits.idleTimeout * 1000) {
@@ -328,47 +333,8 @@ export class DnsServer {
     s.on('error', () => s.destroy());
     s.on('close', () => {
       if (partial) clearTimeout(partial);
-      this.forget(c);
+      this.connections.forget(c);
     });
-  }
-
-  /** Moves `c` to the most recently active end of the orders eviction reads. */
-  private touch(c: ConnectionWriter, mine: Set<ConnectionWriter>): void {
-    this.connections.delete(c);
-    this.connections.add(c);
-    mine.delete(c);
-    mine.add(c);
-  }
-
-  private forget(c: ConnectionWriter): void {
-    if (!this.connections.delete(c)) return;
-    const key = c.remoteAddress!;
-    const mine = this.perClient.get(key);
-    mine?.delete(c);
-    if (mine?.size === 0) this.perClient.delete(key);
-  }
-
-  /**
-   * Closes connections of `set` until it holds fewer than `cap`: idle ones first, then stalled ones
-   * (their clients do not read what they asked for), least recently active first; false when too
-   * few are either. A connection still working through its queries is never closed.
-   */
-  private makeRoom(set: Set<ConnectionWriter> | undefined, cap: number): boolean {
-    if (!set) return true;
-    while (set.size >= cap) {
-      let victim: ConnectionWriter | undefined;
-      for (const c of set) {
-        if (c.idle) {
-          victim = c;
-          break;
-        }
-        if (!victim && c.stalled) victim = c;
-      }
-      if (!victim) return false;
-      this.forget(victim);
-      victim.destroy();
-    }
-    return true;
   }
 
   get openConnections(): number {
@@ -384,10 +350,10 @@ export class DnsServer {
     // A query may already sit in a connection's receive buffer, unread: keep each connection
     // open until it has been quiet for a moment, answer what arrives, then close our side.
     const quietMs = Math.min(250, graceMs);
-    for (const c of this.connections) c.socket.setTimeout(quietMs);
+    for (const c of this.connections.all) c.socket.setTimeout(quietMs);
     const deadline = Date.now() + graceMs;
     while (this.connections.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    for (const c of [...this.connections]) c.destroy();
+    for (const c of [...this.connections.all]) c.destroy();
   }
 }
 

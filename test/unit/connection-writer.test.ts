@@ -1,5 +1,5 @@
 // When a TCP connection counts as stalled, so that it may be closed to make room for others
-// (server.ts makeRoom): its client has stopped reading what it asked for. A client can stop
+// (server.ts, through ConnectionBounds): its client has stopped reading what it asked for. A client can stop
 // reading while fedns holds less than the unsent bound (the rest sits in the kernel's buffers),
 // and keep the connection alive with frames that need no answer: it must still count.
 import { EventEmitter } from 'node:events';
