@@ -40,8 +40,12 @@
 // entries kept for a transfer's delta. Its growth from 1,000 to 100,000 services is what the
 // memory of a bigger zone costs a change whatever the model: fedns's own growth can come down to
 // it, and not below.
+// The per-name floor: a size written "names:1000" is the floor's least work for a zone held as
+// fedns holds it, one map entry per name: NAMES_PER_SERVICE entries for each service, of which a
+// change writes CHANGED_NAMES anew (each entry's answer its own buffer), in one new version of
+// the map. Its growth is what a change costs in that model before any of fedns's bookkeeping.
 // usage: node dist/benchmarks/change-cost.js [changes=20000] [rounds=20] [sizes=1000,1000+100000,100000]
-// (floor: node dist/benchmarks/change-cost.js 20000 20 1000,100000,floor:1000,floor:100000)
+// (floor: node dist/benchmarks/change-cost.js 20000 20 1000,100000,floor:1000,floor:100000,names:1000,names:100000)
 // (CHANGE_COST_ROUNDS=1 prints each round's medians)
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
@@ -77,14 +81,18 @@ const SAMPLED = 2000;
 const KNOT_CHANGES = Number(process.env.KNOT_CHANGES ?? 40);
 const KNOT_ROUNDS = Number(process.env.KNOT_ROUNDS ?? 3);
 const KNOT_WARM_UP = 5;
-/** Sizes Knot runs: those without a ballast, and not the floor. */
-const KNOT_SIZES = SIZES.filter((s) => !s.includes('+') && !s.startsWith('floor:'));
+/** The floors (see the top of this file), by the prefix of their sizes. */
+const FLOORS = { 'floor:': 'the floor', 'names:': 'the per-name floor' } as const;
+/** The floor a size is written for ('floor:1000', 'names:1000'), if any. */
+const floorOf = (size: string) => (Object.keys(FLOORS) as (keyof typeof FLOORS)[]).find((p) => size.startsWith(p));
+/** Sizes Knot runs: those without a ballast, and not the floors. */
+const KNOT_SIZES = SIZES.filter((s) => !s.includes('+') && !floorOf(s));
 
 /** What a size's process says once it is built and warm. */
 interface Built {
   services: number;
-  /** The floor model, not fedns. */
-  floor: boolean;
+  /** The floor model this size runs instead of fedns ('': fedns). */
+  floor: string;
   /** Services of the untouched federation beside it (0: none). */
   ballast: number;
   records: number;
@@ -126,11 +134,12 @@ async function allocatedPerCall(fn: (k: number) => void, calls: number): Promise
  * bursts of changes its parent asks for, until it asks for the allocation count.
  */
 function serve(size: string): void {
-  const floor = size.startsWith('floor:');
-  const [services, ballast = 0] = size.replace('floor:', '').split('+').map(Number);
+  const prefix = floorOf(size);
+  const floor = prefix ? FLOORS[prefix] : '';
+  const [services, ballast = 0] = size.slice(prefix?.length ?? 0).split('+').map(Number);
   const untouched = ballast ? build(ballast) : undefined;
   const t0 = performance.now();
-  const { fed, flip, records } = floor ? buildFloor(services) : buildChanging(services);
+  const { fed, flip, records } = prefix ? buildFloor(services, prefix === 'names:') : buildChanging(services);
   const buildMs = performance.now() - t0;
   // Warm-up: until the JIT has compiled the change's path (a process of its own starts cold).
   for (let i = 0; i < WARM_UP; i++) flip((i * 31) % services);
@@ -194,35 +203,56 @@ interface FloorService {
   readonly wire: Uint8Array;
 }
 
-/** The floor model (see the top of this file) of `services` services, and the same change. */
-function buildFloor(services: number) {
-  const keyOf = (i: number) => objectKey(`ns${i % 50}`, `svc${i}`);
+/**
+ * Entries of a service in the per-name floor: the names of a service of build() in fedns's zone
+ * (9.3 per service with the empty non-terminals), and those one change writes anew (fedns's zone
+ * map takes 3 writes for the flip of buildChanging).
+ */
+const NAMES_PER_SERVICE = 9;
+const CHANGED_NAMES = 3;
+
+/**
+ * The floor model (see the top of this file) of `services` services, and the same change; with
+ * `perName`, the per-name floor: NAMES_PER_SERVICE entries per service, CHANGED_NAMES written per change.
+ */
+function buildFloor(services: number, perName: boolean) {
+  const entries = perName ? NAMES_PER_SERVICE : 1;
+  const written = perName ? CHANGED_NAMES : 1;
+  /** Bytes of an entry's answers: one name's, or every name's of the service. */
+  const bytes = perName ? FLOOR_NAME_BYTES : FLOOR_NAMES * FLOOR_NAME_BYTES;
+  // Entry n of service i: its service's key, and a label of its own past the first.
+  const keyOf = (i: number, n: number) => (n === 0 ? objectKey(`ns${i % 50}`, `svc${i}`) : objectKey(`ns${i % 50}`, `svc${i}.${n}`));
   const make = (key: string, ready: number, wire: Uint8Array): FloorService => ({ key, hash: hashKey(key), ready, wire });
-  let draft = PersistentMap.empty<FloorService>().edit();
-  for (let i = 0; i < services; i++) {
-    const wire = new Uint8Array(FLOOR_NAMES * FLOOR_NAME_BYTES);
-    for (let b = 0; b < wire.length; b++) wire[b] = (i + b) & 0xff;
-    draft.set(make(keyOf(i), 0b111, wire));
-  }
+  const draft = PersistentMap.empty<FloorService>().edit();
+  for (let i = 0; i < services; i++)
+    for (let n = 0; n < entries; n++) {
+      const wire = new Uint8Array(bytes);
+      for (let b = 0; b < wire.length; b++) wire[b] = (i + n + b) & 0xff;
+      draft.set(make(keyOf(i, n), 0b111, wire));
+    }
   let map = draft.done();
   // The transfer's delta: the entries each change replaced, and their successors.
   const journal: FloorService[] = new Array(2 * 1024);
   let at = 0;
   const flip = (i: number) => {
-    // The event's strings, as a watch event brings them: a key made anew, hashed anew.
-    const old = map.get(keyOf(i))!;
-    const ready = old.ready ^ 1;
-    // Every name's answer written anew from the old one, the first endpoint's address in or out.
-    const wire = new Uint8Array(old.wire.length);
-    wire.set(old.wire);
-    for (let n = 0; n < FLOOR_NAMES; n++) wire[n * FLOOR_NAME_BYTES + 48 + 15] ^= ready;
-    const next = make(old.key, ready, wire);
-    map = map.edit().set(next).done();
-    journal[at] = old;
-    journal[at + 1] = next;
-    at = (at + 2) % journal.length;
+    const next = map.edit();
+    for (let n = 0; n < written; n++) {
+      // The event's strings, as a watch event brings them: a key made anew, hashed anew.
+      const old = map.get(keyOf(i, n))!;
+      const ready = old.ready ^ 1;
+      // The entry's answers written anew from the old ones, the first endpoint's address in or out of each name's.
+      const wire = new Uint8Array(old.wire.length);
+      wire.set(old.wire);
+      for (let b = 48 + 15; b < wire.length; b += FLOOR_NAME_BYTES) wire[b] ^= ready;
+      const made = make(old.key, ready, wire);
+      next.set(made);
+      journal[at] = old;
+      journal[at + 1] = made;
+      at = (at + 2) % journal.length;
+    }
+    map = next.done();
   };
-  return { fed: undefined, flip, records: services * FLOOR_NAMES * 3 };
+  return { fed: undefined, flip, records: services * entries * (bytes / FLOOR_NAME_BYTES) * 3 };
 }
 
 /** The address of service i's endpoint k. */
@@ -409,7 +439,7 @@ if (process.env.CHANGE_COST_KNOT) {
   const self = fileURLToPath(import.meta.url);
   const fmt = (n: number) => n.toFixed(1);
   const count = (n: number) => n.toLocaleString('en');
-  const label = (b: Built) => `${b.floor ? 'the floor, ' : ''}${count(b.services)} services${b.ballast ? ` beside ${count(b.ballast)} untouched` : ''}`;
+  const label = (b: Built) => `${b.floor ? `${b.floor}, ` : ''}${count(b.services)} services${b.ballast ? ` beside ${count(b.ballast)} untouched` : ''}`;
   // One process per size, built one after another so that each build has the machine to itself.
   const sizers: Sizer[] = [];
   const built: Built[] = [];
