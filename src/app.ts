@@ -1,6 +1,7 @@
 // The running server: configuration -> federation, cluster sources, DNS listeners.
 import type { Logger } from 'pino';
-import type { Config } from './config/load.js';
+import { ConfigError, type Config } from './config/load.js';
+import { isWithin } from './config/schema.js';
 import type { ClusterConfig as ClusterConfigResolved } from './config/schema.js';
 import { keyIsInZone, keyToName } from './wire/name.js';
 import { FileClusterSource } from './cluster/files.js';
@@ -494,6 +495,16 @@ export class Fedns {
     if (mcsNeedsRestart(prev, next)) {
       this.log.warn({ running: prev.mcs, configured: next.mcs }, 'mcs changed: it takes effect at the next restart');
       next = { ...next, mcs: { ...prev.mcs, notify: next.mcs.notify } };
+    }
+    // The file was validated with its own mcs; with the running one, its domain must still be
+    // neither the clusterset zone nor inside it or around it (two zones with one apex: the
+    // clusterset zone would answer every federation name NXDOMAIN).
+    if (next.mcs.enabled) {
+      const [a, b] = [next.mcs.domain, next.domain];
+      if (isWithin(a, b) || isWithin(b, a))
+        throw new ConfigError(next.file, [
+          `domain: ${b} and the running mcs.domain ${a} must not be the same zone or one inside the other (mcs changes take effect at the next restart)`,
+        ]);
     }
     // Everything that can fail is built first, without touching what runs (a rate-limit table
     // that cannot be allocated, an access list): a failure here leaves the server as it was.

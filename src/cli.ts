@@ -93,6 +93,12 @@ program
           server.metrics.configReload('applied');
           warnIfNoClusters(next);
         } catch (e) {
+          // A file valid on its own that does not go with what only a restart changes.
+          if (e instanceof ConfigError) {
+            log.error({ reason: why, error: e.message }, 'configuration rejected; keeping the running one');
+            server.metrics.configReload('rejected');
+            return;
+          }
           if (e instanceof ReloadIncomplete)
             log.error({ err: e.cause, reason: why }, 'reload applied in part: the new configuration is in force, but not yet to every cluster; restart fedns to apply it whole');
           else log.error({ ...(e instanceof ListenError ? listenFields(e) : { err: e }), reason: why }, 'reload failed; keeping the running configuration');
