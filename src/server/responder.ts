@@ -278,7 +278,10 @@ export class Responder {
     // when nothing else in it is; an EDNS version fedns lacks is BADVERS, as with a question. So
     // is any opcode fedns implements in no form (IQUERY, STATUS, the unassigned ones), whose
     // messages need not carry one; QUERY, NOTIFY and UPDATE without one are malformed.
-    if (fail === ParseFailure.FormErr && q.noQuestion && q.opcode !== Opcode.QUERY && q.opcode !== Opcode.NOTIFY && q.opcode !== Opcode.UPDATE)
+    const unimplemented = fail === ParseFailure.FormErr && q.noQuestion && q.opcode !== Opcode.QUERY && q.opcode !== Opcode.NOTIFY && q.opcode !== Opcode.UPDATE;
+    // Its signature is verified first, as any query's is: the NOTIMP (or BADVERS) to a valid one is signed.
+    if (unimplemented && q.tsigOffset >= 0 && !this.signer) return this.answerSigned(msg, q, transport, conn, remote);
+    if (unimplemented)
       return this.finish(msg, q, transport, q.edns && q.ednsVersion > 0 ? Rcode.BADVERS : Rcode.NOTIMP, false, undefined, false);
     if (fail === ParseFailure.FormErr) return this.finish(msg, q, transport, Rcode.FORMERR, false, undefined, q.questionEnd > 12);
     const badVersion = q.edns && q.ednsVersion > 0;
@@ -448,8 +451,10 @@ export class Responder {
     if (!v.ok) {
       // A TSIG record that cannot even be read, or a MAC size no signer may send, is a malformed
       // query (RFC 8945 5.2, 5.2.2.1).
-      if (!v.tsig || v.formerr) return this.finish(msg, q, transport, Rcode.FORMERR, false, undefined, true);
-      return this.finish(msg, q, transport, Rcode.NOTAUTH, false, undefined, true, false, 0, tsigErrorTail(v.tsig, v.error, v.key));
+      // A message without a question (DSO) gets none back.
+      const withQuestion = q.questionEnd > 12;
+      if (!v.tsig || v.formerr) return this.finish(msg, q, transport, Rcode.FORMERR, false, undefined, withQuestion);
+      return this.finish(msg, q, transport, Rcode.NOTAUTH, false, undefined, withQuestion, false, 0, tsigErrorTail(v.tsig, v.error, v.key));
     }
     this.signer = new ResponseSigner(v.key, v.tsig);
     try {
