@@ -79,6 +79,13 @@ export const OPS_MAX_CONNECTIONS = 256;
 export const OPS_MAX_CONNECTIONS_PER_CLIENT = 32;
 /** How long a client has to send a whole request (headers included), in ms. */
 const OPS_REQUEST_TIMEOUT_MS = 10_000;
+/**
+ * Requests one connection may have under way at once (pipelined: asked before the answers to the
+ * ones before were read). Node hands over every request of what it reads at once, and each answer
+ * is made when asked for: a client sending 64 KiB of `GET /metrics` lines and reading nothing
+ * would have some 1,800 metrics pages made and held. A connection asking for more is closed.
+ */
+export const OPS_MAX_PIPELINED = 8;
 
 export class OpsServer {
   private server?: Server;
@@ -111,7 +118,29 @@ export class OpsServer {
     // Bounded like the DNS TCP listener: a client that opens connections without end, sends a
     // request a byte at a time, or sends nothing at all would otherwise hold file descriptors
     // the DNS listeners and the member clusters' watches need.
+    // Requests under way per connection (asked, their answer not all handed to the kernel): a
+    // connection with none may make room for a new one.
+    const inFlight = new Map<Socket, number>();
     const server = createServer({ headersTimeout: OPS_REQUEST_TIMEOUT_MS, requestTimeout: OPS_REQUEST_TIMEOUT_MS, connectionsCheckingInterval: 1000 }, (req, res) => {
+      const socket = req.socket;
+      // Requests read with others the connection was closed for: not answered.
+      if (socket.destroyed) return;
+      const under = (inFlight.get(socket) ?? 0) + 1;
+      if (under > OPS_MAX_PIPELINED) {
+        this.failures.warn('ops pipelining', { client: socket.remoteAddress }, `an ops client asked for more than ${OPS_MAX_PIPELINED} answers at once on one connection, reading none; closed`);
+        return void socket.destroy();
+      }
+      inFlight.set(socket, under);
+      res.once('close', () => {
+        const n = inFlight.get(socket);
+        if (n === undefined) return;
+        if (n > 1) inFlight.set(socket, n - 1);
+        else inFlight.delete(socket);
+      });
+      // Node takes a keep-alive connection's timeout away (server.timeout: none) as its next request
+      // begins: put the idle timeout back, or a client asking twice and then reading nothing would
+      // hold its connection, busy, for as long as it liked.
+      socket.setTimeout(this.opts.drainTimeout() * 1000);
       // Every endpoint reads; none takes a body or changes anything.
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         res.writeHead(405, { 'content-type': 'text/plain; charset=utf-8', allow: 'GET, HEAD' });
@@ -134,13 +163,8 @@ export class OpsServer {
     // At the bounds, a new connection takes the place of the oldest one with no request under
     // way (idle, or still sending its request), as on the DNS listener: connections held open by
     // one client, or a few, cannot keep the kubelet's probes and the scrapes out.
-    const busy = new Set<Socket>();
-    server.on('request', (req, res) => {
-      busy.add(req.socket);
-      res.once('close', () => busy.delete(req.socket)).once('finish', () => busy.delete(req.socket));
-    });
     const connections = new ConnectionBounds<Socket>((set) => {
-      for (const s of set) if (!busy.has(s)) return s;
+      for (const s of set) if (!inFlight.has(s)) return s;
       return undefined;
     });
     server.on('connection', (socket: Socket) => {
@@ -151,7 +175,7 @@ export class OpsServer {
       }
       connections.add(socket, client);
       socket.once('close', () => {
-        busy.delete(socket);
+        inFlight.delete(socket);
         connections.forget(socket);
       });
       // Idle for tcp.idleTimeout (nothing read or written): closed, as on the DNS listener.
