@@ -120,8 +120,17 @@ function* orderSteps(z: ZoneSnapshot): Generator<boolean | void, ZoneNode[]> {
  * long. The snapshot is persistent: walking it across turns is safe.
  */
 export function canonicalOrder(z: ZoneSnapshot): Promise<ZoneNode[]> {
-  return sliced(orderSteps(z));
+  let order = orders.get(z);
+  if (!order) orders.set(z, (order = sliced(orderSteps(z))));
+  return order;
 }
+
+/**
+ * Each snapshot's order, worked out once however many ask for it at once (every /zone reader and
+ * AXFR of one version): the snapshot does not change, and an ordering per reader would cost each
+ * of them the whole zone's names in memory and the sorting of them.
+ */
+const orders = new WeakMap<ZoneSnapshot, Promise<ZoneNode[]>>();
 
 /** The records of `nodes` after the SOA, in order (the SOA lives in the snapshot, not a node). */
 export function* recordsOf(nodes: Iterable<ZoneNode>): Generator<RR> {
