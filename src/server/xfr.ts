@@ -46,7 +46,6 @@ export interface TransferStats {
 
 export class ZoneTransfers {
   private allow: AddressAcl;
-  private readonly sorted = new WeakMap<ZoneSnapshot, Promise<ZoneNode[]>>();
   /** The last transfer queued on each connection. */
   private readonly busy = new WeakMap<ConnectionWriter, Promise<void>>();
   /** Transfers streaming or queued, by client address, and in all (MAX_TRANSFERS_*). */
@@ -161,7 +160,7 @@ export class ZoneTransfers {
     const counted = { records: 0 };
     // One snapshot's records, chosen now: changes published while they stream are not in them.
     const stream = async () => {
-      const rs = records ?? fullRecords(zone, await this.order(zone));
+      const rs = records ?? fullRecords(zone, await canonicalOrder(zone));
       return send(conn, messagesOf(req, zone.domain, rs, counted));
     };
     // Transfers asked for on one connection go out one after the other, never interleaved.
@@ -187,16 +186,6 @@ export class ZoneTransfers {
       },
     );
     return null;
-  }
-
-  /** The snapshot's names in transfer order, computed once per snapshot. */
-  private order(zone: ZoneSnapshot): Promise<ZoneNode[]> {
-    let p = this.sorted.get(zone);
-    if (!p) {
-      p = canonicalOrder(zone);
-      this.sorted.set(zone, p);
-    }
-    return p;
   }
 
   /** RFC 1995 4: SOA(new), then per delta SOA(old) removed SOA(next) added, then SOA(new). */

@@ -117,7 +117,8 @@ function* orderSteps(z: ZoneSnapshot): Generator<boolean | void, ZoneNode[]> {
 /**
  * The snapshot's names that have records, in canonical order, as zoneRecords() orders them, but
  * worked out a slice at a time (src/slices.ts) so that a big zone never holds up queries for
- * long. The snapshot is persistent: walking it across turns is safe.
+ * long. The snapshot is persistent: walking it across turns is safe. Worked out once per
+ * snapshot, shared by every AXFR and `/zone` reader of it.
  */
 export function canonicalOrder(z: ZoneSnapshot): Promise<ZoneNode[]> {
   let order = orders.get(z);
