@@ -140,7 +140,11 @@ export class OpsServer {
       // Node takes a keep-alive connection's timeout away (server.timeout: none) as its next request
       // begins: put the idle timeout back, or a client asking twice and then reading nothing would
       // hold its connection, busy, for as long as it liked.
-      socket.setTimeout(this.opts.drainTimeout() * 1000);
+      const idleMs = this.opts.drainTimeout() * 1000;
+      socket.setTimeout(idleMs);
+      // Between a keep-alive connection's requests, Node's own timer stands for it (keepAliveTimeout,
+      // 5 s by default): tcp.idleTimeout there too, as the README says.
+      server.keepAliveTimeout = idleMs;
       // Every endpoint reads; none takes a body or changes anything.
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         res.writeHead(405, { 'content-type': 'text/plain; charset=utf-8', allow: 'GET, HEAD' });

@@ -14,6 +14,20 @@ import type { Metrics } from '../../src/ops/metrics.js';
 const PAGE = 'x'.repeat(4 << 20);
 
 let ops: OpsServer | undefined;
+
+/** An ops listener whose idle timeout (tcp.idleTimeout) is 1 s and whose /metrics page is `page`. */
+async function listen(page: string): Promise<number> {
+  const metrics = { registry: { contentType: 'text/plain' }, text: async () => page } as unknown as Metrics;
+  ops = new OpsServer(() => ({}) as Federation, metrics, createLogger('silent'), {
+    host: '127.0.0.1',
+    port: 0,
+    readyDeadline: 0,
+    startedAt: Date.now(),
+    zoneRefusal: () => 'no',
+    drainTimeout: () => 1,
+  });
+  return (await ops.listen()).port;
+}
 afterEach(async () => {
   await ops?.close();
   ops = undefined;
@@ -21,16 +35,7 @@ afterEach(async () => {
 
 describe('the ops listener, a keep-alive client that stops reading', () => {
   it('closes the connection once it has read nothing for tcp.idleTimeout, on its second request as on its first', async () => {
-    const metrics = { registry: { contentType: 'text/plain' }, text: async () => PAGE } as unknown as Metrics;
-    ops = new OpsServer(() => ({}) as Federation, metrics, createLogger('silent'), {
-      host: '127.0.0.1',
-      port: 0,
-      readyDeadline: 0,
-      startedAt: Date.now(),
-      zoneRefusal: () => 'no',
-      drainTimeout: () => 1,
-    });
-    const { port } = await ops.listen();
+    const port = await listen(PAGE);
     const socket = connect(port, '127.0.0.1');
     socket.on('error', () => {});
     let closed = false;
@@ -53,5 +58,21 @@ describe('the ops listener, a keep-alive client that stops reading', () => {
     while (!closed && bytes < pages * PAGE.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     socket.destroy();
     expect(bytes).toBeLessThan(pages * PAGE.length);
+  }, 15_000);
+
+  it('closes a keep-alive connection idle between requests after tcp.idleTimeout, not Node\'s own 5 s', async () => {
+    const port = await listen('ok');
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => {});
+    const closed = new Promise<number>((r) => socket.once('close', () => r(performance.now())));
+    await new Promise<void>((r) => socket.once('connect', () => r()));
+    socket.write('GET /healthz HTTP/1.1\r\nHost: fedns\r\n\r\n');
+    await new Promise<void>((r) => socket.once('data', () => r()));
+    const answered = performance.now();
+    // Nothing more asked: closed about 1 s later (wide of it on a busy machine, short of 5 s).
+    const after = (await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(Infinity), 6000))])) - answered;
+    socket.destroy();
+    expect(after).toBeGreaterThan(500);
+    expect(after).toBeLessThan(4000);
   }, 15_000);
 });
