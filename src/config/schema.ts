@@ -126,6 +126,9 @@ const listenAddress = z.string().transform((s, ctx) => {
   return r;
 });
 
+/** A secondary to NOTIFY: HOST:PORT with a port from 1 (Node's dgram send() throws on port 0). */
+const notifyTarget = listenAddress.refine((a) => a.port !== 0, 'port 0 is no secondary: give the port it listens on (1-65535)');
+
 const ipAddress = z.string().refine((s) => isAddress(s) !== 0, 'must be an IPv4 or IPv6 address');
 
 /**
@@ -249,7 +252,7 @@ const transferSchema = z
     /** Require a valid TSIG; defaults to true when keys are configured. */
     requireTsig: z.boolean().optional(),
     /** Secondaries to NOTIFY when the serial changes. */
-    notify: z.array(listenAddress).default([]),
+    notify: z.array(notifyTarget).default([]),
     /** Name of the key that signs NOTIFY messages. */
     notifyKey: dnsName.optional(),
     notifyDelay: duration().default(0.2),
@@ -417,7 +420,7 @@ export const configSchema = z
         /** The clusterset zone; the specification fixes it to clusterset.local. */
         domain: zoneName('clusterset zone', 'clusterset.local.').default('clusterset.local.'),
         /** Secondaries told of the clusterset zone's serials; unset: transfer.notify. */
-        notify: z.array(listenAddress).optional(),
+        notify: z.array(notifyTarget).optional(),
       })
       .prefault({}),
     /** Traffic policy of services without a `fedns.io/policy` annotation. */
