@@ -52,6 +52,30 @@ interface Pending {
   macs: Buffer[];
 }
 
+/**
+ * An address as replies report their source, so that a target matches the replies it sends
+ * however the configuration wrote it: an IPv4-mapped IPv6 address as the IPv4 one it maps
+ * (a reply to the IPv6 socket from an IPv4 sender comes from ::ffff:a.b.c.d), any other IPv6
+ * address in its one canonical form (lowercase, zeros compressed: RFC 5952).
+ */
+function canonicalHost(host: string): string {
+  if (!isIPv6(host)) return host;
+  // A scope (fe80::1%eth0) is no part of a URL: kept as written, after the canonical address.
+  const at = host.indexOf('%');
+  if (at >= 0) return `${canonicalHost(host.slice(0, at))}${host.slice(at)}`;
+  let canonical: string;
+  try {
+    canonical = new URL(`http://[${host}]/`).hostname.slice(1, -1);
+  } catch {
+    return host.toLowerCase();
+  }
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
+  if (!mapped) return canonical;
+  const hi = parseInt(mapped[1], 16);
+  const lo = parseInt(mapped[2], 16);
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+}
+
 export class Notifier {
   private socket4?: UdpSocket;
   private socket6?: UdpSocket;
@@ -110,7 +134,7 @@ export class Notifier {
   }
 
   private key(t: NotifyTarget): string {
-    return `${t.host}#${t.port}`;
+    return `${canonicalHost(t.host)}#${t.port}`;
   }
 
   private start(t: NotifyTarget): void {
@@ -155,7 +179,7 @@ export class Notifier {
 
   private reply(m: Buffer, host: string, port: number): void {
     if (m.length < 12) return;
-    const k = this.key({ host: host.startsWith('::ffff:') ? host.slice(7) : host, port });
+    const k = this.key({ host, port });
     const p = this.pending.get(k);
     const flags = m.readUInt16BE(2);
     if (!p || m.readUInt16BE(0) !== p.id || !(flags & 0x8000) || ((flags >> 11) & 0xf) !== Opcode.NOTIFY) return;
