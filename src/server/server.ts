@@ -194,7 +194,9 @@ export class DnsServer {
   private async openOnce(a: ListenAddr): Promise<Listener> {
     const udp = this.udpPath.addon ? await this.openBatched(a) : await this.openDgram(a);
     const bound = udp.address().port;
-    const tcp = createServer((s) => this.accept(s));
+    // Half-open: a client may close its side after its last query (a FIN after it) and still read
+    // every answer, a whole transfer included; fedns ends its side once they are out (accept()).
+    const tcp = createServer({ allowHalfOpen: true }, (s) => this.accept(s));
     try {
       await new Promise<void>((resolve, reject) => {
         tcp.once('error', reject);
@@ -258,6 +260,9 @@ export class DnsServer {
     // (empty messages, responses) are not activity: sent every few seconds, they would reset the
     // socket's idle timer and hold the connection, and a slot of the caps, for nothing.
     let lastUseful = Date.now();
+    // The client has closed its side: no more queries come; the connection ends once everything
+    // received is answered (a transfer streamed to its end, every answer handed to the socket).
+    let ended = false;
     const read = () => {
       scheduled = false;
       if (s.destroyed) return;
@@ -316,6 +321,13 @@ export class DnsServer {
         return;
       }
       if (scheduled) return;
+      if (ended) {
+        // What is left is no whole message, and no more bytes come.
+        if (partial) clearTimeout(partial);
+        partial = undefined;
+        s.end();
+        return;
+      }
       if (have <= UNSENT_BOUND) s.resume();
       if (have > 0) partial ??= setTimeout(() => s.destroy(), this.limits.idleTimeout * 1000);
       else if (this.closing) s.end();
@@ -328,6 +340,10 @@ export class DnsServer {
       have += chunk.length;
       // Received queries not yet answered are bounded too.
       if (have > UNSENT_BOUND) s.pause();
+      if (!scheduled) read();
+    });
+    s.on('end', () => {
+      ended = true;
       if (!scheduled) read();
     });
     s.on('error', () => s.destroy());
