@@ -7,6 +7,16 @@ export function isAddress(addr: string): 4 | 6 | 0 {
   return ipv4Value(addr) >= 0 ? 4 : isIPv6(addr) && !addr.includes('%') ? 6 : 0;
 }
 
+/**
+ * One spelling per address: IPv6 in its RFC 5952 form ("2001:DB8:0::1" is "2001:db8::1"), so an
+ * address written two ways is one record and one endpoint name, and a spelling that goes away
+ * does not take the address out of a transfer's delta. Anything else is kept as written (and
+ * skipped where addresses are used).
+ */
+export function canonicalAddress(a: string): string {
+  return isAddress(a) === 6 ? new URL(`http://[${a}]/`).hostname.slice(1, -1) : a;
+}
+
 const DOT = 0x2e;
 const ZERO = 0x30;
 const NINE = 0x39;

@@ -4,7 +4,7 @@
 // write these objects: a value that cannot become part of a DNS name or record is dropped here
 // and listed in `ignored`, so the cluster state can count and report it.
 import { isDeepStrictEqual } from 'node:util';
-import { answerableEndpoint, canonicalNetwork, isAddress } from '../address.js';
+import { answerableEndpoint, canonicalAddress, canonicalNetwork, isAddress } from '../address.js';
 import { sameList, sameOptionalList } from '../lists.js';
 import { asDnsLabel, MAX_LABEL_LENGTH, nameProblem } from '../wire/name.js';
 import { MAX_TTL } from '../wire/writer.js';
@@ -243,16 +243,6 @@ function str(v: unknown): string | undefined {
 function scalarText(v: unknown): string {
   if (v && typeof v === 'object') return Array.isArray(v) ? '(a list)' : '(an object)';
   return String(v);
-}
-
-/**
- * One spelling per address: IPv6 in its RFC 5952 form ("2001:DB8:0::1" is "2001:db8::1"), so an
- * address written two ways is one record and one endpoint name, and a spelling that goes away
- * does not take the address out of a transfer's delta. Anything else is kept as written (and
- * skipped where addresses are used).
- */
-export function canonicalAddress(a: string): string {
-  return isAddress(a) === 6 ? new URL(`http://[${a}]/`).hostname.slice(1, -1) : a;
 }
 
 function addresses(v: unknown): string[] {

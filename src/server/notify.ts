@@ -6,6 +6,8 @@
 import { randomInt } from 'node:crypto';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
+import { ipv6Groups } from '../acl.js';
+import { canonicalAddress } from '../address.js';
 import type { Logger } from 'pino';
 import { ThrottledLog } from '../throttled-log.js';
 import { Opcode, Rcode, RRClass, RRType } from '../wire/constants.js';
@@ -54,26 +56,16 @@ interface Pending {
 
 /**
  * An address as replies report their source, so that a target matches the replies it sends
- * however the configuration wrote it: an IPv4-mapped IPv6 address as the IPv4 one it maps
- * (a reply to the IPv6 socket from an IPv4 sender comes from ::ffff:a.b.c.d), any other IPv6
- * address in its one canonical form (lowercase, zeros compressed: RFC 5952).
+ * however the configuration wrote it: an IPv4-mapped IPv6 address as the IPv4 one it maps (a
+ * reply to the IPv6 socket from an IPv4 sender comes from ::ffff:a.b.c.d), any other IPv6 address
+ * in its one spelling (canonicalAddress), a scope (fe80::1%eth0) kept as written after it.
  */
 function canonicalHost(host: string): string {
-  if (!isIPv6(host)) return host;
-  // A scope (fe80::1%eth0) is no part of a URL: kept as written, after the canonical address.
   const at = host.indexOf('%');
   if (at >= 0) return `${canonicalHost(host.slice(0, at))}${host.slice(at)}`;
-  let canonical: string;
-  try {
-    canonical = new URL(`http://[${host}]/`).hostname.slice(1, -1);
-  } catch {
-    return host.toLowerCase();
-  }
-  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
-  if (!mapped) return canonical;
-  const hi = parseInt(mapped[1], 16);
-  const lo = parseInt(mapped[2], 16);
-  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+  const g = ipv6Groups(host);
+  if (g && g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) return `${g[6] >> 8}.${g[6] & 255}.${g[7] >> 8}.${g[7] & 255}`;
+  return canonicalAddress(host);
 }
 
 export class Notifier {
