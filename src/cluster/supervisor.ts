@@ -31,6 +31,7 @@
 // that end at once, a server that accepts and never answers).
 //
 // Nothing here knows HTTP or Kubernetes credentials: a Transport opens requests.
+import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import { nextSlice, sliceSpent } from '../slices.js';
@@ -477,6 +478,12 @@ export class Reflector {
     let pages = 0;
     const appending = this.sink.addPage !== undefined && this.sink.appendsPages?.() === true;
     let count = 0;
+    /**
+     * Continue tokens given so far (their digests: a token is the server's to make as long as it
+     * likes). One given again loops: the list could never complete, and while it runs no watch
+     * does, so the data would be frozen while every page kept the resource counted as working.
+     */
+    const tokens = new Set<string>();
     do {
       const query: Record<string, string> = { limit: String(this.timing.pageSize) };
       if (cont) query.continue = cont;
@@ -492,6 +499,11 @@ export class Reflector {
       }
       rv ??= page.resourceVersion;
       cont = page.continue;
+      if (cont !== undefined) {
+        const digest = createHash('sha256').update(cont).digest('base64');
+        if (tokens.has(digest)) throw new ApiError(`list ${this.spec.plural}: the API server gave a continue token it gave before (page ${pages + 1}); the list would never end`, 'protocol');
+        tokens.add(digest);
+      }
       if (++pages > 100_000) throw new ApiError(`list ${this.spec.plural}: more than 100000 pages`, 'protocol');
       if (this.stopped) return true;
       if (!rv) throw new ApiError(`list ${this.spec.plural}: no resourceVersion in the answer`, 'protocol');
