@@ -1,0 +1,67 @@
+// A watch line that arrives in many chunks (a hostile or broken API server sends an enormous
+// event, or one that never ends, up to the 64 MiB line limit) must cost the main thread time in
+// proportion to its size. Appending each chunk to one string and searching it whole for a
+// newline copies and scans the line again at every chunk: a 40 MiB line held the event loop
+// for seconds (about 20 s for 60 MiB), and the server can send the next one as soon as fedns
+// watches again.
+import { PassThrough } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
+import { describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { DEFAULT_TIMING, Reflector, type ReflectorSink, type Transport } from '../../src/cluster/supervisor.js';
+
+const until = async (ok: () => boolean, ms = 3000) => {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+};
+
+describe('Reflector: a long watch line', () => {
+  it('40 MiB of one line in 64 KiB chunks is read in time linear in its size, and the event after it is applied', async () => {
+    const streams: PassThrough[] = [];
+    const transport: Transport = {
+      async getJson() {
+        return { items: [], metadata: { resourceVersion: '7' } };
+      },
+      async openStream() {
+        const s = new PassThrough();
+        streams.push(s);
+        return { response: s as unknown as IncomingMessage, abort: () => s.destroy() };
+      },
+    };
+    const events: string[] = [];
+    const sink: ReflectorSink = {
+      replace: () => {},
+      event: (type, o) => void events.push(`${type} ${(o.metadata as { name: string }).name}`),
+      flush: () => {},
+      synced: () => {},
+      failed: () => {},
+      restarted: () => {},
+    };
+    const r = new Reflector({ kind: 'Service', path: '/api/v1/services', plural: 'services' }, transport, sink, { ...DEFAULT_TIMING, restartIntervalMs: 20 }, pino({ level: 'silent' }));
+    r.start();
+    try {
+      await until(() => streams.length > 0);
+      const s = streams[0];
+      const big = `${JSON.stringify({ type: 'MODIFIED', object: { metadata: { namespace: 'ns', name: 'big', resourceVersion: '8', annotations: { x: 'y'.repeat(40 * 2 ** 20) } } } })}\n`;
+      const small = `${JSON.stringify({ type: 'ADDED', object: { metadata: { namespace: 'ns', name: 'after', resourceVersion: '9' } } })}\n`;
+      const bytes = Buffer.from(big + small);
+      const chunk = 64 * 1024;
+      const started = performance.now();
+      for (let i = 0; i < bytes.length; i += chunk) {
+        s.write(bytes.subarray(i, i + chunk));
+        // Each chunk handled before the next, as chunks come off a socket.
+        await new Promise((res) => setImmediate(res));
+      }
+      await until(() => events.length >= 2, 20_000);
+      const ms = performance.now() - started;
+      expect(events).toEqual(['MODIFIED big', 'ADDED after']);
+      expect(ms, `reading the line took ${Math.round(ms)} ms`).toBeLessThan(3000);
+    } finally {
+      await r.stop();
+      for (const s of streams) s.destroy();
+    }
+  }, 60_000);
+});
