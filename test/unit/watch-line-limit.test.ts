@@ -1,0 +1,58 @@
+// The watch line limit (64 MiB) must hold whatever the line starts with. A line past the limit was
+// judged by its first 200 characters: a line that starts as a whole watch event ('{"type":
+// "BOOKMARK",...}') followed by spaces and no newline passed, so the buffer grew without bound
+// until the string outgrew V8's limit (512 MiB) and `buf += chunk` threw a RangeError inside the
+// stream's 'data' handler: an uncaught exception that ends the fedns process (seen: the main
+// thread busy for 30 s, 2.3 GiB resident, then "RangeError: Invalid string length").
+import { PassThrough } from 'node:stream';
+import type { IncomingMessage } from 'node:http';
+import { describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { DEFAULT_TIMING, Reflector, type ReflectorSink, type Transport } from '../../src/cluster/supervisor.js';
+
+const until = async (ok: () => boolean, ms = 3000) => {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+};
+
+describe('Reflector: the watch line limit', () => {
+  it('a line past 64 MiB that starts as a whole event ends the watch as malformed (re-list), and is not held', async () => {
+    const streams: PassThrough[] = [];
+    let lists = 0;
+    const transport: Transport = {
+      async getJson() {
+        lists++;
+        return { items: [], metadata: { resourceVersion: '7' } };
+      },
+      async openStream() {
+        const s = new PassThrough();
+        streams.push(s);
+        return { response: s as unknown as IncomingMessage, abort: () => s.destroy() };
+      },
+    };
+    const restarts: string[] = [];
+    const sink: ReflectorSink = { replace: () => {}, event: () => {}, flush: () => {}, synced: () => {}, failed: () => {}, restarted: (why) => void restarts.push(why) };
+    const r = new Reflector({ kind: 'Service', path: '/api/v1/services', plural: 'services' }, transport, sink, { ...DEFAULT_TIMING, restartIntervalMs: 20 }, pino({ level: 'silent' }));
+    r.start();
+    try {
+      await until(() => streams.length > 0);
+      const s = streams[0];
+      s.write('{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"8"}}}');
+      const spaces = Buffer.alloc(4 * 2 ** 20, 0x20);
+      // 80 MiB of spaces, no newline: past the limit by 16 MiB.
+      for (let i = 0; i < 20 && !s.destroyed; i++) {
+        s.write(spaces);
+        await new Promise((res) => setImmediate(res));
+      }
+      expect(s.destroyed, 'the watch still reads a line of 80 MiB').toBe(true);
+      await until(() => lists >= 2, 5000);
+      expect(restarts).toContain('malformed watch event; re-listing');
+    } finally {
+      await r.stop();
+      for (const s of streams) s.destroy();
+    }
+  }, 60_000);
+});
