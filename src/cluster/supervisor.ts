@@ -600,7 +600,6 @@ export class Reflector {
     const opened = Date.now();
     const { response, abort } = stream;
     return new Promise<WatchEnd>((resolve, reject) => {
-      let buf = '';
       let settled = false;
       let streamError: unknown;
       // The watch works once it delivers a line or stays open a moment: one that ends at once
@@ -655,38 +654,67 @@ export class Reflector {
         }
       };
 
-      const drain = (final: boolean): WatchEnd | ApiError | undefined => {
+      /**
+       * The line under way: its parts as they came and their length. Joined once, when its end
+       * comes (appending each chunk to one string and searching it whole would copy and scan a
+       * long line again at every chunk: quadratic in its length).
+       */
+      let parts: string[] = [];
+      let partsLength = 0;
+      const takeLine = (tail: string): string => {
+        if (parts.length === 0) return tail;
+        parts.push(tail);
+        const line = parts.join('');
+        parts = [];
+        partsLength = 0;
+        return line;
+      };
+
+      /** Reads a chunk's complete lines (the rest waits for its end); `final`: the stream ended. */
+      const drain = (chunk: string, final: boolean): WatchEnd | ApiError | undefined => {
         let end: WatchEnd | ApiError | undefined;
         let from = 0;
         let nl: number;
-        while (!end && (nl = buf.indexOf('\n', from)) >= 0) {
-          end = handle(buf.slice(from, nl));
+        while (!end && (nl = chunk.indexOf('\n', from)) >= 0) {
+          end = handle(takeLine(chunk.slice(from, nl)));
           from = nl + 1;
         }
-        buf = from ? buf.slice(from) : buf;
-        if (!end && final && buf.trim() !== '') {
-          const line = buf;
-          buf = '';
-          end = handle(line);
+        if (!end && from < chunk.length) {
+          parts.push(from ? chunk.slice(from) : chunk);
+          partsLength += chunk.length - from;
         }
-        // A line that never ends: treat it as malformed rather than buffer without bound.
-        if (!end && buf.length > MAX_LINE) end = handle(buf.slice(0, 200));
+        if (!end && final && parts.length) end = handle(takeLine(''));
+        // A line that never ends is malformed, whatever it starts with, rather than buffered without bound.
+        if (!end && partsLength > MAX_LINE) {
+          const head = takeLine('').slice(0, 120);
+          this.quiet.warn({ kind: this.spec.kind }, 'malformed watch line; re-listing', { line: head, error: `a line longer than ${MAX_LINE} characters` });
+          end = { how: 'malformed' };
+        }
         this.sink.flush();
         return end;
+      };
+
+      /** drain(), but a throw (a defect under the sink) ends this watch as a failure instead of escaping from a stream handler, which would end the process. */
+      const drained = (chunk: string, final: boolean): WatchEnd | ApiError | undefined => {
+        try {
+          return drain(chunk, final);
+        } catch (e) {
+          this.log.error({ err: e, kind: this.spec.kind }, 'applying watch events failed');
+          return new ApiError(`watch ${this.spec.plural}: internal error: ${errorText(e)}`, 'protocol');
+        }
       };
 
       response.setEncoding('utf8');
       response.on('data', (chunk: string) => {
         if (settled) return;
         watchdog.refresh();
-        buf += chunk;
-        const end = drain(false);
+        const end = drained(chunk, false);
         if (end) finish(end, true);
         else this.working();
       });
       response.on('end', () => {
         if (settled) return;
-        const end = drain(true);
+        const end = drained('', true);
         if (end) return finish(end, false);
         // The server ended the stream: routine when it ran for about the asked timeout.
         const routine = Date.now() - opened >= timeoutSeconds * 1000 * 0.5;
