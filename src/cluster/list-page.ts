@@ -41,6 +41,15 @@ export function listPosition(list: ListAnswer): ListPosition {
 /** The kinds whose pages the page reader converts: the ones big clusters have many of. */
 export type PageKind = 'Service' | 'EndpointSlice';
 
+/**
+ * Objects of a converted page the worker sends back in one message. The main thread reads each
+ * message back whole, about 2 us an object: an API server may ignore `limit` and send a page of
+ * any size up to the body cap (400,000 Services held the main thread 0.5-0.8 s in one message),
+ * so a bigger page comes back in batches, the next sent when the main thread asks for it (its
+ * turns go between). Pages of `limit` objects (timing.pageSize) come back in one.
+ */
+export const PAGE_BATCH = 10_000;
+
 export interface ConvertedPage extends ListPosition {
   items: Array<SlimService | SlimEndpointSlice>;
   /** Why objects were left out (ObjectError messages), one per object. */

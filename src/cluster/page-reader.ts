@@ -25,12 +25,17 @@ import { adoptService, adoptSlice, type SlimEndpointSlice, type SlimService } fr
 import { ApiError } from './supervisor.js';
 import { ManifestError, parseManifestText, type ManifestInventory } from './manifest.js';
 import { trimAllocator } from '../native.js';
+import { pushAll } from '../lists.js';
 
 /** A page of a list, as JSON bytes; or a manifest file's text (files.ts), by the file's name. */
 export type PageRequest = { id: number; kind: PageKind; body: Uint8Array } | { id: number; kind: 'manifest'; file: string; text: string };
 
+/** What the main thread asks the worker: a page (or manifest) read, or the next batch of page `id`'s objects. */
+export type WorkerRequest = PageRequest | { id: number; kind: 'next' };
+
 export type PageReply =
-  | { id: number; page: ConvertedPage }
+  /** `more`: the page's objects come in batches (PAGE_BATCH), and more follow once asked for (WorkerRequest 'next'). */
+  | { id: number; page: ConvertedPage; more?: true }
   | { id: number; inventory: ManifestInventory }
   | { id: number; problem: 'not JSON' | 'not a list' }
   | { id: number; manifestError: string }
@@ -91,6 +96,8 @@ function pageProblem(what: string, problem: 'not JSON' | 'not a list'): ApiError
 
 interface Pending {
   what: string;
+  /** The batches of a big page come so far (PAGE_BATCH). */
+  batches?: ConvertedPage;
   /** Time the worker may take over stuckMs while it holds this request (a big manifest's). */
   allowMs: number;
   /** Handed to the worker (post). */
@@ -216,7 +223,7 @@ export class PageReader {
   private post(worker: Worker): void {
     while (this.posted < MAX_POSTED && this.waiting.length > 0) {
       const { request, transfer } = this.waiting.shift()!;
-      worker.postMessage(request, transfer);
+      worker.postMessage(request satisfies WorkerRequest, transfer);
       this.pending.get(request.id)!.posted = true;
       this.posted++;
     }
@@ -238,6 +245,19 @@ export class PageReader {
       }
       const p = this.pending.get(m.id);
       if (!p) return;
+      if ('page' in m && (m.more || p.batches)) {
+        // A batch of a big page: its objects kept, the next asked for (read in a turn of its own).
+        if (p.batches) {
+          pushAll(p.batches.items, m.page.items);
+          pushAll(p.batches.skipped, m.page.skipped);
+        } else p.batches = m.page;
+        if (m.more) {
+          worker.postMessage({ id: m.id, kind: 'next' } satisfies WorkerRequest);
+          this.watch(worker);
+          return;
+        }
+        m.page = p.batches;
+      }
       this.pending.delete(m.id);
       this.posted--;
       this.post(worker);

@@ -5,7 +5,7 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { convertPage, type ConvertedPage } from '../../src/cluster/list-page.js';
+import { convertPage, PAGE_BATCH, type ConvertedPage } from '../../src/cluster/list-page.js';
 import { adoptSlice, slimEndpointSlice, type SlimEndpointSlice } from '../../src/cluster/objects.js';
 import { PageReader } from '../../src/cluster/page-reader.js';
 import { ApiError } from '../../src/cluster/supervisor.js';
@@ -60,6 +60,28 @@ describe('objects read on the page worker', () => {
 });
 
 describe('the page reader', () => {
+  it('gives a page bigger than one batch (PAGE_BATCH) whole and in order, its skipped objects too', async () => {
+    const reader = new PageReader({ minWorkerBytes: 0, idleMs: 50 });
+    try {
+      // 2.5 batches of objects, one in three unreadable: items and skipped both span batches.
+      const n = Math.round(PAGE_BATCH * 2.5);
+      const items = Array.from({ length: n }, (_, i) => (i % 3 === 2 ? { metadata: { namespace: `ns${i}` } } : { metadata: { namespace: 'ns', name: `svc${i}` }, spec: { ports: [{ name: 'http', port: 80 }] } }));
+      const here = convertPage('Service', page(items).toString()) as ConvertedPage;
+      expect(here.skipped.length).toBeGreaterThan(PAGE_BATCH / 2);
+      const read = await reader.read('Service', page(items), 'list services');
+      expect(read.items).toHaveLength(here.items.length);
+      expect(read.items.map((s) => s.name)).toEqual(here.items.map((s) => s.name));
+      expect(read.skipped).toEqual(here.skipped);
+      expect(read.resourceVersion).toBe('42');
+      expect(read.continue).toBe('next');
+      // And the next page, read after it on the same worker, is its own.
+      const small = await reader.read('Service', page(services), 'list services');
+      expect(small.items).toHaveLength(3);
+    } finally {
+      reader.close();
+    }
+  });
+
   it('gives what the main thread makes from the same page, read on a worker', async () => {
     const reader = new PageReader({ minWorkerBytes: 0, idleMs: 50 });
     try {

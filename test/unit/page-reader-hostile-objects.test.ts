@@ -183,7 +183,7 @@ describe('pages read on the page worker (differential)', () => {
 });
 
 describe('the page reader, when its worker goes wrong', () => {
-  const script = workerScripts('fedns-page-reader-review-');
+  const script = workerScripts('fedns-page-reader-hostile-');
   const page = Buffer.from(JSON.stringify({ metadata: { resourceVersion: '1' }, items: [{ metadata: { namespace: 'ns', name: 'a' } }] }));
 
   it('stops a worker that holds a page without answering, failing the pages it held', async () => {
