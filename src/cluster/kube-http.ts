@@ -8,7 +8,7 @@ import * as https from 'node:https';
 import { createHash } from 'node:crypto';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { nextSlice, sliceSpent } from '../slices.js';
-import { ApiError, type OpenStream, type Transport } from './supervisor.js';
+import { aheadOfServer, ApiError, type OpenStream, type Transport } from './supervisor.js';
 
 const MAX_BODY = 256 * 1024 * 1024;
 
@@ -48,12 +48,13 @@ export function describeNetworkError(e: unknown): ApiError {
   return new ApiError(`request failed: ${code ? `${code}: ` : ''}${message}`, 'network');
 }
 
-function statusMessage(body: string): { message?: string; reason?: string } {
+function statusMessage(body: string): { message?: string; reason?: string; ahead?: boolean } {
   try {
     const s = JSON.parse(body) as Record<string, unknown>;
     return {
       message: typeof s.message === 'string' ? s.message : undefined,
       reason: typeof s.reason === 'string' ? s.reason : undefined,
+      ahead: aheadOfServer(s),
     };
   } catch {
     const text = body.trim().slice(0, 200);
@@ -63,7 +64,7 @@ function statusMessage(body: string): { message?: string; reason?: string } {
 
 /** An HTTP error status as a health reason. */
 export function describeStatus(status: number, body: string): ApiError {
-  const { message } = statusMessage(body);
+  const { message, ahead } = statusMessage(body);
   const tail = message ? `: ${message}` : '';
   let text: string;
   if (status === 401) text = 'credentials rejected (401)';
@@ -73,7 +74,7 @@ export function describeStatus(status: number, body: string): ApiError {
   else if (status === 429) text = `throttled by the API server (429)${tail}`;
   else if (status >= 500) text = `API server error (${status})${tail}`;
   else text = `HTTP ${status}${tail}`;
-  return new ApiError(text, 'http', status);
+  return new ApiError(text, 'http', status, undefined, ahead);
 }
 
 /** Retry-After as milliseconds: delay-seconds or an HTTP date (RFC 9110 10.2.3); else undefined. */
@@ -90,7 +91,7 @@ export function retryAfterMs(value: string | undefined, now = Date.now()): numbe
 function statusError(what: string, res: http.IncomingMessage, body: string): ApiError {
   const err = describeStatus(res.statusCode ?? 0, body);
   const after = res.headers['retry-after'];
-  return new ApiError(`${what}: ${err.message}`, 'http', err.status, retryAfterMs(Array.isArray(after) ? after[0] : after));
+  return new ApiError(`${what}: ${err.message}`, 'http', err.status, retryAfterMs(Array.isArray(after) ? after[0] : after), err.aheadOfServer);
 }
 
 function readBody(res: http.IncomingMessage, limit: number): Promise<Buffer> {

@@ -47,6 +47,11 @@ export class ApiError extends Error {
     readonly status?: number,
     /** The server's Retry-After (429, 503), in milliseconds. */
     readonly retryAfterMs?: number,
+    /**
+     * The Status's cause is ResourceVersionTooLarge: the server has not reached the
+     * resourceVersion asked for (a cluster restored from a backup), and never will from there.
+     */
+    readonly aheadOfServer = false,
   ) {
     super(message);
     this.name = 'ApiError';
@@ -160,6 +165,8 @@ export interface ResourceSpec {
 type WatchEnd =
   | { how: 'clean'; routine: boolean }
   | { how: 'expired' }
+  /** An ERROR event saying the resourceVersion watched from is ahead of the server's (aheadOfServer). */
+  | { how: 'ahead' }
   | { how: 'malformed' }
   | { how: 'idle' }
   | { how: 'missing' };
@@ -174,8 +181,19 @@ function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/** The position a watch resumes from is of no use: gone (410), or ahead of the server. */
 function isExpired(e: unknown): boolean {
-  return e instanceof ApiError && e.status === 410;
+  return e instanceof ApiError && (e.status === 410 || e.aheadOfServer);
+}
+
+/**
+ * Whether a Kubernetes Status says the resourceVersion asked for is ahead of the server's
+ * (details.causes[].reason ResourceVersionTooLarge, with code 504): a cluster restored from a
+ * backup, whose resourceVersions went back. A watch from there gets the same answer each time.
+ */
+export function aheadOfServer(status: unknown): boolean {
+  const causes = (status as { details?: { causes?: unknown } } | null)?.details?.causes;
+  return Array.isArray(causes) && causes.some((c) => (c as { reason?: unknown } | null)?.reason === 'ResourceVersionTooLarge');
 }
 
 /** Repeated identical messages are logged once, then summarised. */
@@ -331,6 +349,10 @@ export class Reflector {
             needList = true;
             this.restarted('resourceVersion expired (410); re-listing');
             break;
+          case 'ahead':
+            needList = true;
+            this.restarted('resourceVersion ahead of the API server (a restored cluster?); re-listing');
+            break;
           case 'malformed':
             needList = true;
             this.restarted('malformed watch event; re-listing');
@@ -347,9 +369,10 @@ export class Reflector {
       } catch (e) {
         if (this.stopped) return;
         if (isExpired(e)) {
-          // 410 on the watch request itself, or a list continue token that expired.
+          // 410 on the watch request itself, or a list continue token that expired; or a watch
+          // from a resourceVersion the server has not reached.
           needList = true;
-          this.restarted('resourceVersion expired (410); re-listing');
+          this.restarted(e instanceof ApiError && e.aheadOfServer ? 'resourceVersion ahead of the API server (a restored cluster?); re-listing' : 'resourceVersion expired (410); re-listing');
           continue;
         }
         // A watch that failed resumes from where it was: the server either replays every
@@ -645,6 +668,7 @@ export class Reflector {
           case 'ERROR': {
             const code = Number(obj.code);
             if (code === 410) return { how: 'expired' };
+            if (aheadOfServer(obj)) return { how: 'ahead' };
             const message = typeof obj.message === 'string' ? obj.message : 'no message';
             return new ApiError(`watch ${this.spec.plural}: error event ${Number.isFinite(code) ? code : '?'}: ${message}`, 'http', Number.isFinite(code) ? code : undefined);
           }
