@@ -2,20 +2,11 @@
 import { connect, type Socket } from 'node:net';
 import { get as httpGet } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Fedns } from '../../src/app.js';
-import { loadConfig } from '../../src/config/load.js';
-import { createLogger } from '../../src/ops/log.js';
-import { demoCopy } from '../support/demo.js';
+import { DemoServers } from '../support/demo.js';
 import { OPS_MAX_CONNECTIONS, OPS_MAX_CONNECTIONS_PER_CLIENT } from '../../src/ops/http.js';
 
-const running: { server: Fedns; cleanup(): void; sockets: Socket[] }[] = [];
-afterEach(async () => {
-  for (const r of running.splice(0)) {
-    for (const s of r.sockets) s.destroy();
-    await r.server.stop(100);
-    r.cleanup();
-  }
-});
+const demos = new DemoServers();
+afterEach(() => demos.stopAll());
 
 function getFrom(localAddress: string, port: number, path: string): Promise<{ status: number } | { error: string }> {
   return new Promise((resolve) => {
@@ -28,11 +19,7 @@ function getFrom(localAddress: string, port: number, path: string): Promise<{ st
 
 describe('the ops listener full of idle connections', () => {
   it("still answers kubelet's /healthz probe from another address (an idle connection makes room, as on the DNS listener)", async () => {
-    const copy = demoCopy((y) => y.replace('127.0.0.1:1053', '127.0.0.1:0').replace('listen: 127.0.0.1:9153', 'listen: 127.0.0.1:0'));
-    const server = new Fedns(loadConfig(copy.config), createLogger('silent'));
-    const sockets: Socket[] = [];
-    running.push({ server, cleanup: copy.cleanup, sockets });
-    await server.start();
+    const { server, sockets } = await demos.start();
     const port = server.ops!.address!.port;
     // 8 addresses, 32 connections each, that send nothing: well within tcp.idleTimeout (10 s).
     const hosts = OPS_MAX_CONNECTIONS / OPS_MAX_CONNECTIONS_PER_CLIENT;

@@ -4,23 +4,14 @@
 // 1,800 renders of the metrics page (a millisecond each, on the one event loop the DNS listeners
 // answer on) and 1,800 pages held in memory. A few such connections kept DNS queries waiting for
 // seconds, and a minute and more of them took gigabytes.
-import { connect, type Socket } from 'node:net';
+import { connect } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Fedns } from '../../src/app.js';
-import { loadConfig } from '../../src/config/load.js';
-import { createLogger } from '../../src/ops/log.js';
-import { demoCopy } from '../support/demo.js';
+import { DemoServers } from '../support/demo.js';
 
-const running: { server: Fedns; cleanup(): void; sockets: Socket[] }[] = [];
-afterEach(async () => {
-  for (const r of running.splice(0)) {
-    for (const s of r.sockets) s.destroy();
-    await r.server.stop(100);
-    r.cleanup();
-  }
-});
+const demos = new DemoServers();
+afterEach(() => demos.stopAll());
 
 /** A query for www.example.com. A; the milliseconds the answer took. */
 function askUdp(port: number): Promise<number> {
@@ -38,11 +29,7 @@ function askUdp(port: number): Promise<number> {
 
 describe('the ops listener, pipelined requests from clients that read nothing', () => {
   it('makes a bounded number of answers per connection, and DNS queries are answered meanwhile', async () => {
-    const copy = demoCopy((y) => y.replace('127.0.0.1:1053', '127.0.0.1:0').replace('listen: 127.0.0.1:9153', 'listen: 127.0.0.1:0'));
-    const server = new Fedns(loadConfig(copy.config), createLogger('silent'));
-    const sockets: Socket[] = [];
-    running.push({ server, cleanup: copy.cleanup, sockets });
-    await server.start();
+    const { server, sockets } = await demos.start();
     const port = server.ops!.address!.port;
     const dnsPort = server.dns.addresses()[0].port;
     let renders = 0;
@@ -76,11 +63,7 @@ describe('the ops listener, pipelined requests from clients that read nothing', 
   }, 60_000);
 
   it('answers a client that pipelines a few requests, and one that asks many in turn on one connection', async () => {
-    const copy = demoCopy((y) => y.replace('127.0.0.1:1053', '127.0.0.1:0').replace('listen: 127.0.0.1:9153', 'listen: 127.0.0.1:0'));
-    const server = new Fedns(loadConfig(copy.config), createLogger('silent'));
-    const sockets: Socket[] = [];
-    running.push({ server, cleanup: copy.cleanup, sockets });
-    await server.start();
+    const { server, sockets } = await demos.start();
     const port = server.ops!.address!.port;
     const s = connect({ port, host: '127.0.0.1' });
     sockets.push(s);

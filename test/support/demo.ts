@@ -3,6 +3,7 @@ import { execFile } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
+import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Fedns } from '../../src/app.js';
 import { loadConfig } from '../../src/config/load.js';
@@ -50,4 +51,27 @@ export async function startDemo(edit: (yaml: string) => string = (y) => y): Prom
       copy.cleanup();
     },
   };
+}
+
+/**
+ * Demos served as startDemo serves them, with the ops listener on a port of its own too, and the
+ * client sockets a test opens against them: stopAll() (a test file's afterEach) destroys the
+ * sockets and stops each demo started.
+ */
+export class DemoServers {
+  private readonly running: { stop(): Promise<void>; sockets: Socket[] }[] = [];
+
+  async start(): Promise<{ server: Fedns; sockets: Socket[] }> {
+    const demo = await startDemo((y) => y.replace('listen: null', 'listen: 127.0.0.1:0'));
+    const sockets: Socket[] = [];
+    this.running.push({ stop: demo.stop, sockets });
+    return { server: demo.server, sockets };
+  }
+
+  async stopAll(): Promise<void> {
+    for (const r of this.running.splice(0)) {
+      for (const s of r.sockets) s.destroy();
+      await r.stop();
+    }
+  }
 }
