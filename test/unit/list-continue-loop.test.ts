@@ -2,28 +2,17 @@
 // gave): the list can never complete, and while it runs no watch does, so the cluster's data is
 // frozen. It must not count as a working list: the resource turns unhealthy (the cluster stale)
 // and the list fails, instead of asking the same page up to 100,000 times while answering as live.
-import { PassThrough } from 'node:stream';
-import type { IncomingMessage } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { pino } from 'pino';
-import { DEFAULT_TIMING, Reflector, type ReflectorSink, type Transport } from '../../src/cluster/supervisor.js';
-
-const until = async (ok: () => boolean, ms = 3000) => {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-};
+import { scriptedTransport, sinkOf, startReflector, until } from '../support/reflector.js';
 
 describe('Reflector: a continue token that loops', () => {
   for (const cycle of [['loop'], ['a', 'b']]) {
     it(`a re-list whose continue tokens repeat (${cycle.join(' -> ')} -> ...) fails and the resource turns unhealthy`, async () => {
       let lists = 0;
       let pagesAsked = 0;
-      const streams: PassThrough[] = [];
-      const transport: Transport = {
-        async getJson(_path, query) {
+      let watches = 0;
+      const { transport, streams } = scriptedTransport(
+        async (_path, query) => {
           if (!query.continue) lists++;
           // The first list is complete; every later one loops through `cycle` for ever.
           if (lists === 1) return { items: [{ metadata: { namespace: 'ns', name: 'a' } }], metadata: { resourceVersion: '7' } };
@@ -32,18 +21,13 @@ describe('Reflector: a continue token that loops', () => {
           const at = query.continue ? cycle.indexOf(query.continue) : -1;
           return { items: [{ metadata: { namespace: 'ns', name: 'a' } }], metadata: { resourceVersion: '9', continue: cycle[(at + 1) % cycle.length] } };
         },
-        async openStream() {
-          const s = new PassThrough();
-          streams.push(s);
+        (_query, s) => {
           // The first watch is told its resourceVersion expired: re-list.
-          if (streams.length === 1) setTimeout(() => s.write(`${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', code: 410, message: 'too old resource version' } })}\n`), 20);
-          return { response: s as unknown as IncomingMessage, abort: () => s.destroy() };
+          if (++watches === 1) setTimeout(() => s.write(`${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', code: 410, message: 'too old resource version' } })}\n`), 20);
         },
-      };
+      );
       const failed: string[] = [];
-      const sink: ReflectorSink = { replace: () => {}, event: () => {}, flush: () => {}, synced: () => {}, failed: (r) => failed.push(r), restarted: () => {} };
-      const r = new Reflector({ kind: 'Service', path: '/api/v1/services', plural: 'services' }, transport, sink, { ...DEFAULT_TIMING, restartIntervalMs: 20, staleAfterMs: 500 }, pino({ level: 'silent' }));
-      r.start();
+      const r = startReflector(transport, sinkOf({ failed: (why) => void failed.push(why) }), { staleAfterMs: 500 });
       try {
         await until(() => lists >= 2);
         // Within a few seconds: the looping list is given up and reported, not followed for ever.

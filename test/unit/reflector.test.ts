@@ -7,14 +7,7 @@ import { pino } from 'pino';
 import { slimService, type SlimService } from '../../src/cluster/objects.js';
 import { Federation } from '../../src/federation/federation.js';
 import { testFederationSettings } from '../support/federation.js';
-
-const until = async (ok: () => boolean, ms = 3000) => {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-};
+import { until } from '../support/reflector.js';
 
 describe('Reflector supervision', () => {
   it('a loop that throws (here: the sink, while reporting a failure) is restarted and lists again', async () => {

@@ -4,39 +4,18 @@
 // until the string outgrew V8's limit (512 MiB) and `buf += chunk` threw a RangeError inside the
 // stream's 'data' handler: an uncaught exception that ends the fedns process (seen: the main
 // thread busy for 30 s, 2.3 GiB resident, then "RangeError: Invalid string length").
-import { PassThrough } from 'node:stream';
-import type { IncomingMessage } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { pino } from 'pino';
-import { DEFAULT_TIMING, Reflector, type ReflectorSink, type Transport } from '../../src/cluster/supervisor.js';
-
-const until = async (ok: () => boolean, ms = 3000) => {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-};
+import { scriptedTransport, sinkOf, startReflector, until } from '../support/reflector.js';
 
 describe('Reflector: the watch line limit', () => {
   it('a line past 64 MiB that starts as a whole event ends the watch as malformed (re-list), and is not held', async () => {
-    const streams: PassThrough[] = [];
     let lists = 0;
-    const transport: Transport = {
-      async getJson() {
-        lists++;
-        return { items: [], metadata: { resourceVersion: '7' } };
-      },
-      async openStream() {
-        const s = new PassThrough();
-        streams.push(s);
-        return { response: s as unknown as IncomingMessage, abort: () => s.destroy() };
-      },
-    };
+    const { transport, streams } = scriptedTransport(async () => {
+      lists++;
+      return { items: [], metadata: { resourceVersion: '7' } };
+    });
     const restarts: string[] = [];
-    const sink: ReflectorSink = { replace: () => {}, event: () => {}, flush: () => {}, synced: () => {}, failed: () => {}, restarted: (why) => void restarts.push(why) };
-    const r = new Reflector({ kind: 'Service', path: '/api/v1/services', plural: 'services' }, transport, sink, { ...DEFAULT_TIMING, restartIntervalMs: 20 }, pino({ level: 'silent' }));
-    r.start();
+    const r = startReflector(transport, sinkOf({ restarted: (why) => void restarts.push(why) }));
     try {
       await until(() => streams.length > 0);
       const s = streams[0];

@@ -4,44 +4,14 @@
 // newline copies and scans the line again at every chunk: a 40 MiB line held the event loop
 // for seconds (about 20 s for 60 MiB), and the server can send the next one as soon as fedns
 // watches again.
-import { PassThrough } from 'node:stream';
-import type { IncomingMessage } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { pino } from 'pino';
-import { DEFAULT_TIMING, Reflector, type ReflectorSink, type Transport } from '../../src/cluster/supervisor.js';
-
-const until = async (ok: () => boolean, ms = 3000) => {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-};
+import { scriptedTransport, sinkOf, startReflector, until } from '../support/reflector.js';
 
 describe('Reflector: a long watch line', () => {
   it('40 MiB of one line in 64 KiB chunks is read in time linear in its size, and the event after it is applied', async () => {
-    const streams: PassThrough[] = [];
-    const transport: Transport = {
-      async getJson() {
-        return { items: [], metadata: { resourceVersion: '7' } };
-      },
-      async openStream() {
-        const s = new PassThrough();
-        streams.push(s);
-        return { response: s as unknown as IncomingMessage, abort: () => s.destroy() };
-      },
-    };
+    const { transport, streams } = scriptedTransport(async () => ({ items: [], metadata: { resourceVersion: '7' } }));
     const events: string[] = [];
-    const sink: ReflectorSink = {
-      replace: () => {},
-      event: (type, o) => void events.push(`${type} ${(o.metadata as { name: string }).name}`),
-      flush: () => {},
-      synced: () => {},
-      failed: () => {},
-      restarted: () => {},
-    };
-    const r = new Reflector({ kind: 'Service', path: '/api/v1/services', plural: 'services' }, transport, sink, { ...DEFAULT_TIMING, restartIntervalMs: 20 }, pino({ level: 'silent' }));
-    r.start();
+    const r = startReflector(transport, sinkOf({ event: (type, o) => void events.push(`${type} ${(o.metadata as { name: string }).name}`) }));
     try {
       await until(() => streams.length > 0);
       const s = streams[0];

@@ -4,12 +4,9 @@
 // as an ERROR event in the stream). Resuming the watch from the same resourceVersion gets the
 // same answer for ever: the cluster stays stale, and the restored cluster's services are never
 // read. fedns lists again instead (a consistent list), as for 410 Gone.
-import type { IncomingMessage } from 'node:http';
-import { PassThrough } from 'node:stream';
-import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { describeStatus } from '../../src/cluster/kube-http.js';
-import { DEFAULT_TIMING, Reflector, type ReflectorSink, type Transport } from '../../src/cluster/supervisor.js';
+import { scriptedTransport, sinkOf, startReflector } from '../support/reflector.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -32,24 +29,19 @@ const TOO_LARGE = {
 async function restored(answer: 'status' | 'event') {
   let lists = 0;
   const watchedFrom: string[] = [];
-  const streams: PassThrough[] = [];
-  const transport: Transport = {
-    async getJson() {
+  const { transport, streams } = scriptedTransport(
+    async () => {
       lists++;
       return { items: [], metadata: { resourceVersion: lists === 1 ? '900' : '120' } };
     },
-    async openStream(_path, query) {
+    (query, s) => {
       watchedFrom.push(query.resourceVersion);
-      if (query.resourceVersion === '900' && answer === 'status') throw describeStatus(504, JSON.stringify(TOO_LARGE));
-      const s = new PassThrough();
-      streams.push(s);
-      if (query.resourceVersion === '900') setImmediate(() => s.end(`${JSON.stringify({ type: 'ERROR', object: TOO_LARGE })}\n`));
-      return { response: s as unknown as IncomingMessage, abort: () => s.destroy() };
+      if (query.resourceVersion !== '900') return;
+      if (answer === 'status') throw describeStatus(504, JSON.stringify(TOO_LARGE));
+      setImmediate(() => s.end(`${JSON.stringify({ type: 'ERROR', object: TOO_LARGE })}\n`));
     },
-  };
-  const sink: ReflectorSink = { replace: () => {}, event: () => {}, flush: () => {}, synced: () => {}, failed: () => {}, restarted: () => {} };
-  const r = new Reflector({ kind: 'Service', path: '/api/v1/services', plural: 'services' }, transport, sink, { ...DEFAULT_TIMING, restartIntervalMs: 20 }, pino({ level: 'silent' }));
-  r.start();
+  );
+  const r = startReflector(transport, sinkOf());
   try {
     for (const end = Date.now() + 3000; Date.now() < end && !watchedFrom.includes('120'); ) await sleep(10);
     return { lists, watchedFrom: [...watchedFrom] };
