@@ -181,6 +181,9 @@ function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/** Why a watch from a resourceVersion ahead of the server's lists again (aheadOfServer). */
+const AHEAD_RELIST = 'resourceVersion ahead of the API server (a restored cluster?); re-listing';
+
 /** The position a watch resumes from is of no use: gone (410), or ahead of the server. */
 function isExpired(e: unknown): boolean {
   return e instanceof ApiError && (e.status === 410 || e.aheadOfServer);
@@ -351,7 +354,7 @@ export class Reflector {
             break;
           case 'ahead':
             needList = true;
-            this.restarted('resourceVersion ahead of the API server (a restored cluster?); re-listing');
+            this.restarted(AHEAD_RELIST);
             break;
           case 'malformed':
             needList = true;
@@ -372,7 +375,7 @@ export class Reflector {
           // 410 on the watch request itself, or a list continue token that expired; or a watch
           // from a resourceVersion the server has not reached.
           needList = true;
-          this.restarted(e instanceof ApiError && e.aheadOfServer ? 'resourceVersion ahead of the API server (a restored cluster?); re-listing' : 'resourceVersion expired (410); re-listing');
+          this.restarted(e instanceof ApiError && e.aheadOfServer ? AHEAD_RELIST : 'resourceVersion expired (410); re-listing');
           continue;
         }
         // A watch that failed resumes from where it was: the server either replays every
